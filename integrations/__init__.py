@@ -1,0 +1,1 @@
+"""Integrations: the transformers KV cache and the lm-eval adapter."""
