@@ -45,7 +45,7 @@ class FaultModel:
             ``page_fraction`` of pages is faulty and their bits flip with probability
             ``min(1, ber / page_fraction)``, the same expected flips as ``bsc``.
         ber: bit error rate in [0, 1].
-        seed: any non-negative integer below 2**64.
+        seed: any non-negative integer below 2**63.
         site: where faults strike: ``write`` (stored, persistent), ``read`` (transient, a new
             draw per read) or ``both``. ``apply`` itself is site-agnostic; caches consult
             :attr:`at_write` / :attr:`at_read`.
@@ -72,8 +72,9 @@ class FaultModel:
         if not (0.0 <= ber <= 1.0):  # also rejects NaN
             raise ValueError(f"bit error rate must lie in [0, 1], got {self.ber!r}")
         self.ber = ber
-        if not isinstance(self.seed, int) or not (0 <= self.seed < 1 << 64):
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
+        # int64 range: the seed travels through torch.library op schemas as an int.
+        if not isinstance(self.seed, int) or not (0 <= self.seed < 1 << 63):
+            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         if self.burst_len < 1:
             raise ValueError(f"burst_len must be >= 1, got {self.burst_len}")
         if self.msb_bits < 1:
@@ -90,6 +91,12 @@ class FaultModel:
     @property
     def at_read(self) -> bool:
         return self.site in ("read", "both")
+
+    def next_step(self) -> int:
+        """The automatic event counter's current value, advancing it."""
+        step = self._step
+        self._step += 1
+        return step
 
     def reset(self) -> None:
         """Restart the automatic event counter, so the next ``apply`` calls repeat the first ones."""
@@ -121,8 +128,7 @@ class FaultModel:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         if step is None:
-            step = self._step
-            self._step += 1
+            step = self.next_step()
         if self.ber == 0.0 or words.numel() == 0:
             return words.clone(), torch.zeros((), dtype=torch.int64, device=words.device)
 
@@ -132,23 +138,32 @@ class FaultModel:
         flipped = (words.to(torch.int64) ^ xor).to(words.dtype)
         return flipped, flips.sum(dtype=torch.int64)
 
+    def bit_probability(self, bits_per_word: int) -> float:
+        """Flip probability of one eligible bit (a bit of a faulty page, for ``page``)."""
+        if self.kind == "msb":
+            return min(1.0, self.ber * bits_per_word / self.eligible_bits(bits_per_word))
+        if self.kind == "page":
+            return min(1.0, self.ber / self.page_fraction)
+        return self.ber
+
+    def eligible_bits(self, bits_per_word: int) -> int:
+        """How many of a word's top exposed bits can flip (all but for ``msb``)."""
+        return min(self.msb_bits, bits_per_word) if self.kind == "msb" else bits_per_word
+
     def flip_mask(self, n_words: int, bits: int, *, offset: int, step: int, device=None) -> torch.Tensor:
         """``[n_words, bits]`` bool: which stored bits of the words at ``offset..`` flip."""
-        if self.kind == "bsc":
-            return self._uniform_bits(n_words, bits, offset, step, device) < probability_threshold(self.ber)
+        if self.kind == "burst":
+            return self._burst_mask(n_words, bits, offset, step, device)
+        hit = self._uniform_bits(n_words, bits, offset, step, device) < probability_threshold(self.bit_probability(bits))
         if self.kind == "msb":
-            p = min(1.0, self.ber * bits / min(self.msb_bits, bits))
-            lanes = torch.arange(bits, device=device) >= bits - self.msb_bits
-            return (self._uniform_bits(n_words, bits, offset, step, device) < probability_threshold(p)) & lanes
+            return hit & (torch.arange(bits, device=device) >= bits - self.eligible_bits(bits))
         if self.kind == "page":
-            p = min(1.0, self.ber / self.page_fraction)
             addresses = offset + torch.arange(n_words, dtype=torch.int64, device=device)
             pages = addresses // self.page_words
             draw = philox4x32(pages & MASK32, pages >> 32, _PAGE_STREAM, step, self.seed)[0]
             faulty_page = draw < probability_threshold(self.page_fraction)
-            hit = self._uniform_bits(n_words, bits, offset, step, device) < probability_threshold(p)
             return hit & faulty_page.unsqueeze(-1)
-        return self._burst_mask(n_words, bits, offset, step, device)
+        return hit
 
     def _burst_mask(self, n_words: int, bits: int, offset: int, step: int, device) -> torch.Tensor:
         length = self.burst_len

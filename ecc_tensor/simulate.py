@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 
 from . import counters as C
-from .codecs import STATUS_DETECTED, get_codec
 from .faults import FaultModel
 from .interp import interpolate_erasures
 from .modes import CacheMode, get_mode
 from .quant import dequantize_int4, quantize_int4
+from .storage import StorageLayout
 
 
 
@@ -29,8 +29,9 @@ def roundtrip(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Store ``x`` (``[..., seq, head_dim]``) in ``mode`` and read it back once.
 
-    Faults are injected once at write and/or read per ``fault.site`` (both draws use the
-    model's event counter). Returns ``(x read back in x.dtype, counters [5])``.
+    Faults strike the stored bytes (:mod:`ecc_tensor.storage`) once at write and/or once at
+    read per ``fault.site``, each a new event of the model's counter. Returns
+    ``(x read back in x.dtype, counters [5])``.
     """
     mode = get_mode(mode) if isinstance(mode, str) else mode
     counters = C.new_counters(x.device)
@@ -49,18 +50,12 @@ def roundtrip(
         counters[C.SILENT] += (read != words).sum()
         return read.view(torch.float16).to(x.dtype), counters
 
-    codec = get_codec(mode.codec)
+    layout = StorageLayout(mode.codec, x.shape[-1])
     q, scale, zero = quantize_int4(x, group_size, symmetric)
-    pad = (-q.shape[-1]) % codec.values_per_codeword
-    padded = torch.nn.functional.pad(q, (0, pad))
-    stored = codec.encode(padded)
-    values, status = codec.decode(write_then_read(stored, codec.n))
+    values, status = layout.load(write_then_read(layout.store(q), layout.exposed_bits_per_byte))
     counters += C.decode_counts(status)
-
-    erased = (status == STATUS_DETECTED).repeat_interleave(codec.values_per_codeword, dim=-1)
-    unflagged_wrong = (values != padded) & ~erased
-    counters[C.SILENT] += unflagged_wrong.sum()
-    values, erased = values[..., : q.shape[-1]], erased[..., : q.shape[-1]]
+    erased = layout.erased_values(status)
+    counters[C.SILENT] += ((values != q) & ~erased).sum()
 
     out = dequantize_int4(values, scale, zero)
     if mode.interpolate:

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from .golay import GOLAY_B, golay24
 from .hamming import HAMMING74_PARITY, hamming74, hamming84, with_overall_parity
 from .linear import (
@@ -25,14 +23,16 @@ Codec = LinearBlockCode
 
 _FACTORIES = {"hamming74": hamming74, "hamming84": hamming84, "golay24": golay24, "int4": int4}
 CODEC_NAMES = tuple(_FACTORIES)
+# Built at import (tens of milliseconds), so that a lookup is a plain dict read that
+# torch.compile folds to a constant instead of tracing into table construction.
+_CODECS = {name: factory() for name, factory in _FACTORIES.items()}
 
 
-@functools.cache
 def get_codec(name: str) -> LinearBlockCode:
-    """The codec registered under ``name``; built once, then shared."""
-    if not isinstance(name, str) or name not in _FACTORIES:
+    """The codec registered under ``name`` (one shared instance per name)."""
+    if not isinstance(name, str) or name not in _CODECS:
         raise ValueError(f"unknown codec {name!r}; choose one of {', '.join(CODEC_NAMES)}")
-    return _FACTORIES[name]()
+    return _CODECS[name]
 
 
 __all__ = [

@@ -52,8 +52,8 @@ def int_to_bits(words: torch.Tensor, width: int) -> torch.Tensor:
 class CodecTables:
     """The lookup tables of one codec on one device."""
 
-    encode_table: torch.Tensor  # [2^k] int64: codeword of each data word
-    syndrome_table: torch.Tensor  # [2^(n-k)] int64: coset leader, or -1 if uncorrectable
+    encode_table: torch.Tensor  # [2^k] int32: codeword of each data word
+    syndrome_table: torch.Tensor  # [2^(n-k)] int32: coset leader, or -1 if uncorrectable
 
 
 class LinearBlockCode:
@@ -106,7 +106,8 @@ class LinearBlockCode:
             if taken.any() or syndromes.unique().numel() != syndromes.numel():
                 raise ValueError(f"{self.name}: error patterns of weight {weight} share a syndrome")
             syndrome_table[syndromes] = patterns_t
-        return CodecTables(encode_table, syndrome_table)
+        # int32 (codewords have at most 24 bits): what the GPU kernels gather from.
+        return CodecTables(encode_table.to(torch.int32), syndrome_table.to(torch.int32))
 
     def tables(self, device: torch.device | str | None = None) -> CodecTables:
         """The codec's tables on ``device``, built once per device and cached."""
@@ -120,12 +121,20 @@ class LinearBlockCode:
         return self._tables[device]
 
     # -- public API -----------------------------------------------------------------------
-    def encode(self, values: torch.Tensor | int | Sequence[int], *, validate: bool = True) -> torch.Tensor:
+    def encode(
+        self,
+        values: torch.Tensor | int | Sequence[int],
+        *,
+        validate: bool = True,
+        tables: CodecTables | None = None,
+    ) -> torch.Tensor:
         """Encode INT4 values ``[..., m]`` (uint8 in [0, 15]) into codewords ``[..., m / values_per_codeword]``."""
         values = self._as_values(values) if validate else values
-        return self.encode_words(self.pack_values(values))
+        return self.encode_words(self.pack_values(values), tables)
 
-    def decode(self, codewords: torch.Tensor, *, validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self, codewords: torch.Tensor, *, validate: bool = True, tables: CodecTables | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode codewords into ``(values uint8 [..., m], status uint8 [...])``.
 
         Status per codeword: 0 clean, 1 corrected, 2 detected-uncorrectable. A detected
@@ -133,22 +142,28 @@ class LinearBlockCode:
         """
         if validate:
             self._check_codewords(codewords)
-        data, status = self.decode_words(codewords)
+        data, status = self.decode_words(codewords, tables)
         return self.unpack_values(data), status
 
     # -- word-level primitives (no validation; used by the ops) ---------------------------
-    def encode_words(self, data: torch.Tensor) -> torch.Tensor:
-        """Data words (``k``-bit integers) -> codewords of ``word_dtype``."""
-        table = self.tables(data.device).encode_table
+    def encode_words(self, data: torch.Tensor, tables: CodecTables | None = None) -> torch.Tensor:
+        """Data words (``k``-bit integers) -> codewords of ``word_dtype``.
+
+        ``tables`` (default: this codec's, on the data's device) may be passed in by callers
+        that hold them as tensors of their own, e.g. under ``torch.compile``.
+        """
+        table = (tables or self.tables(data.device)).encode_table
         return table[data.to(torch.int64)].to(self.word_dtype)
 
-    def decode_words(self, codewords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_words(
+        self, codewords: torch.Tensor, tables: CodecTables | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Codewords -> (corrected data words as int64, status uint8)."""
-        tables = self.tables(codewords.device)
+        tables = tables or self.tables(codewords.device)
         received = codewords.to(torch.int64)
         data_mask = (1 << self.k) - 1
-        syndrome = (tables.encode_table[received & data_mask] ^ received) >> self.k
-        leader = tables.syndrome_table[syndrome]
+        syndrome = (tables.encode_table[received & data_mask].to(torch.int64) ^ received) >> self.k
+        leader = tables.syndrome_table[syndrome].to(torch.int64)
         correctable = leader >= 0
         status = torch.where(
             syndrome == 0,
@@ -223,7 +238,7 @@ class LinearBlockCode:
     @property
     def minimum_distance(self) -> int:
         """Minimum Hamming weight of a nonzero codeword, by enumeration of all 2^k codewords."""
-        nonzero = self._cpu_tables.encode_table[1:]
+        nonzero = self._cpu_tables.encode_table[1:].to(torch.int64)
         return int(int_to_bits(nonzero, self.n).sum(-1).min())
 
     def __repr__(self) -> str:

@@ -1,0 +1,98 @@
+"""How one row of ``head_dim`` INT4 values is laid out in stored bytes, per codec.
+
+Everything a cache stores is uint8, and faults strike those bytes:
+
+| codec     | storage unit                         | bytes per row   | exposed bits per byte |
+|-----------|--------------------------------------|-----------------|-----------------------|
+| int4      | one byte = two values (low nibble first) | ceil(D / 2)  | 8                     |
+| hamming74 | one byte = one codeword (bit 7 unused)   | D            | 7                     |
+| hamming84 | one byte = one codeword                  | D            | 8                     |
+| golay24   | three bytes = one codeword of 3 values, little endian | 3 ceil(D / 3) | 8         |
+
+so Hamming(8,4) and Golay cost exactly 8 bits per value (Golay pads the row to a multiple of
+3 values only). A row's values are padded with zeros up to a whole number of units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .codecs import STATUS_DETECTED, CodecTables, LinearBlockCode, get_codec
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    codec_name: str
+    head_dim: int
+
+    def __post_init__(self) -> None:
+        get_codec(self.codec_name)  # validates the name
+        if self.head_dim < 1:
+            raise ValueError(f"head_dim must be >= 1, got {self.head_dim}")
+
+    @property
+    def codec(self) -> LinearBlockCode:
+        return get_codec(self.codec_name)
+
+    @property
+    def unit_values(self) -> int:
+        """INT4 values per storage unit."""
+        return 2 if self.codec_name == "int4" else self.codec.values_per_codeword
+
+    @property
+    def unit_bytes(self) -> int:
+        return 1 if self.codec_name == "int4" else math.ceil(self.codec.n / 8)
+
+    @property
+    def units(self) -> int:
+        return math.ceil(self.head_dim / self.unit_values)
+
+    @property
+    def row_bytes(self) -> int:
+        return self.units * self.unit_bytes
+
+    @property
+    def codewords_per_row(self) -> int:
+        """Codewords decoded per row; for int4, one per value (nothing to decode)."""
+        return self.head_dim if self.codec_name == "int4" else self.units
+
+    @property
+    def exposed_bits_per_byte(self) -> int:
+        return min(8, self.codec.n) if self.unit_bytes == 1 and self.codec_name != "int4" else 8
+
+    def store(self, values: torch.Tensor, tables: CodecTables | None = None) -> torch.Tensor:
+        """``[..., head_dim]`` uint8 INT4 values -> ``[..., row_bytes]`` uint8 storage."""
+        padded = F.pad(values, (0, self.units * self.unit_values - self.head_dim))
+        if self.codec_name == "int4":
+            pairs = padded.reshape(*padded.shape[:-1], -1, 2)
+            return pairs[..., 0] | (pairs[..., 1] << 4)
+        words = self.codec.encode(padded, validate=False, tables=tables).to(torch.int64)
+        if self.unit_bytes == 1:
+            return words.to(torch.uint8)
+        shifts = torch.arange(self.unit_bytes, device=words.device) * 8
+        return ((words.unsqueeze(-1) >> shifts) & 0xFF).to(torch.uint8).flatten(-2)
+
+    def codewords(self, stored: torch.Tensor) -> torch.Tensor:
+        """``[..., row_bytes]`` storage -> ``[..., codewords_per_row]`` codewords (codec word dtype)."""
+        if self.codec_name == "int4":
+            low, high = stored & 0xF, stored >> 4
+            return torch.stack([low, high], -1).flatten(-2)[..., : self.head_dim]
+        if self.unit_bytes == 1:
+            return stored
+        shifts = torch.arange(self.unit_bytes, device=stored.device) * 8
+        units = stored.reshape(*stored.shape[:-1], self.units, self.unit_bytes).to(torch.int64)
+        return (units << shifts).sum(-1).to(self.codec.word_dtype)
+
+    def load(self, stored: torch.Tensor, tables: CodecTables | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode storage: ``(values uint8 [..., head_dim], status uint8 [..., codewords_per_row])``."""
+        values, status = self.codec.decode(self.codewords(stored), validate=False, tables=tables)
+        return values[..., : self.head_dim], status
+
+    def erased_values(self, status: torch.Tensor) -> torch.Tensor:
+        """Per-value bool mask of detected-uncorrectable codewords, ``[..., head_dim]``."""
+        per_value = (status == STATUS_DETECTED).repeat_interleave(self.codec.values_per_codeword, dim=-1)
+        return per_value[..., : self.head_dim]

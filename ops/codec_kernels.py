@@ -1,0 +1,348 @@
+"""Triton kernels for the codec op family: store (quantize + encode + pack) and load
+(unpack + syndrome-decode + dequantize), with thin launchers beside them.
+
+Both kernels work on a ``[rows, head_dim]`` view (rows = every leading dim flattened) and on
+storage units (:mod:`ecc_tensor.storage`): a program takes ``BLOCK_R`` rows and all units of
+each row. Encode and syndrome decoding are table gathers (the codec's ``encode_table`` and
+``syndrome_table``, passed in as tensors), exactly the reference's arithmetic, so results
+agree bit for bit: quantization rounds half to even with an exact floor-based rint, and
+scales use IEEE division as PyTorch does.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+from ecc_tensor.interp import interpolate_erasures
+from ecc_tensor.storage import StorageLayout
+
+
+@triton.jit
+def _rint(x):
+    """Round half to even, exactly (x - floor(x) is exact in fp32 for our magnitudes)."""
+    r = tl.floor(x)
+    frac = x - r
+    odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
+    up = (frac > 0.5) | ((frac == 0.5) & odd)
+    return tl.where(up, r + 1.0, r)
+
+
+@triton.jit
+def _to_bf16_rne(x):
+    """float32 -> bfloat16 rounding to nearest even, as PyTorch's cast (and the GPU's cvt.rn)
+    does; spelled out in bits because Triton's interpreter truncates instead. Finite x only."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = bits + 0x7FFF + ((bits >> 16) & 1)
+    return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
+def _store_kernel(
+    x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values
+    out_ptr,  # [R, ROW_BYTES] uint8
+    scale_ptr,  # [R, GROUPS] float32, written when QUANTIZE
+    zero_ptr,  # [R, GROUPS] float32, written when QUANTIZE and not SYMMETRIC
+    encode_table_ptr,  # int32 [2^k]
+    R,
+    D: tl.constexpr,
+    GROUP: tl.constexpr,
+    GROUPS: tl.constexpr,
+    UNITS: tl.constexpr,
+    UNIT_VALUES: tl.constexpr,
+    UNIT_BYTES: tl.constexpr,
+    ENCODE: tl.constexpr,
+    QUANTIZE: tl.constexpr,
+    SYMMETRIC: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    BLOCK_GS: tl.constexpr,
+    BLOCK_U: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_ok = rows < R
+    rows64 = rows.to(tl.int64)
+    if QUANTIZE:
+        # Phase 1: per-group scale (and zero point) from the whole group.
+        g = tl.arange(0, BLOCK_G)
+        e = tl.arange(0, BLOCK_GS)
+        cols = g[:, None] * GROUP + e[None, :]
+        m = row_ok[:, None, None] & ((g[:, None] < GROUPS) & (e[None, :] < GROUP))[None, :, :]
+        xg = tl.load(x_ptr + rows64[:, None, None] * D + cols[None, :, :], mask=m, other=0.0).to(tl.float32)
+        gm = row_ok[:, None] & (g < GROUPS)[None, :]
+        s_ptrs = rows64[:, None] * GROUPS + g[None, :]
+        if SYMMETRIC:
+            amax = tl.max(tl.abs(xg), axis=2)
+            scale = tl.where(amax > 0, amax / 7.0, 1.0)
+        else:
+            lo = tl.min(tl.where(m, xg, float("inf")), axis=2)
+            hi = tl.max(tl.where(m, xg, float("-inf")), axis=2)
+            scale = tl.where(hi > lo, (hi - lo) / 15.0, 1.0)
+            tl.store(zero_ptr + s_ptrs, -lo / scale, mask=gm)
+        tl.store(scale_ptr + s_ptrs, scale, mask=gm)
+        tl.debug_barrier()  # phase 2 gathers scales by group from memory
+
+    # Phase 2: pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
+    u = tl.arange(0, BLOCK_U)
+    unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
+    data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+    for i in tl.static_range(UNIT_VALUES):
+        col = u * UNIT_VALUES + i
+        ok = unit_ok & (col < D)[None, :]
+        if QUANTIZE:
+            xv = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0.0).to(tl.float32)
+            s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
+            s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
+            if SYMMETRIC:
+                q = tl.minimum(tl.maximum(_rint(xv / s), -8.0), 7.0) + 8.0
+            else:
+                z = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
+                q = tl.minimum(tl.maximum(_rint(xv / s + z), 0.0), 15.0)
+            q = tl.where(ok, q, 0.0).to(tl.int32)
+        else:
+            q = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0).to(tl.int32)
+        data = data | (q << (4 * i))
+    if ENCODE:
+        word = tl.load(encode_table_ptr + data, mask=unit_ok, other=0)
+    else:
+        word = data
+    out_row = out_ptr + rows64[:, None] * (UNITS * UNIT_BYTES) + u[None, :] * UNIT_BYTES
+    for b in tl.static_range(UNIT_BYTES):
+        tl.store(out_row + b, ((word >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
+
+
+@triton.jit
+def _load_kernel(
+    stored_ptr,  # [R, ROW_BYTES] uint8
+    out_ptr,  # [R, D]: OUT dtype (DEQUANT) or uint8 values
+    status_ptr,  # [R, STATUS_COLS] uint8
+    scale_ptr,
+    zero_ptr,
+    encode_table_ptr,
+    syndrome_table_ptr,
+    counters_ptr,  # int64 [5]: read, corrected, detected, injected, silent
+    R,
+    D: tl.constexpr,
+    K: tl.constexpr,
+    GROUP: tl.constexpr,
+    GROUPS: tl.constexpr,
+    UNITS: tl.constexpr,
+    UNIT_VALUES: tl.constexpr,
+    UNIT_BYTES: tl.constexpr,
+    DECODE: tl.constexpr,
+    DEQUANT: tl.constexpr,
+    HAS_ZERO: tl.constexpr,
+    COUNT: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_U: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_ok = rows < R
+    rows64 = rows.to(tl.int64)
+    u = tl.arange(0, BLOCK_U)
+    unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
+    in_row = stored_ptr + rows64[:, None] * (UNITS * UNIT_BYTES) + u[None, :] * UNIT_BYTES
+    word = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+    for b in tl.static_range(UNIT_BYTES):
+        word = word | (tl.load(in_row + b, mask=unit_ok, other=0).to(tl.int32) << (8 * b))
+
+    if DECODE:
+        data_mask: tl.constexpr = (1 << K) - 1
+        syndrome = (tl.load(encode_table_ptr + (word & data_mask), mask=unit_ok, other=0) ^ word) >> K
+        leader = tl.load(syndrome_table_ptr + syndrome, mask=unit_ok, other=0)
+        correctable = leader >= 0
+        status = tl.where(syndrome == 0, 0, tl.where(correctable, 1, 2))
+        data = tl.where(correctable, word ^ leader, word) & data_mask
+        tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
+        if COUNT:
+            n_units = tl.sum(tl.sum(unit_ok.to(tl.int64), axis=1), axis=0)
+            n_corrected = tl.sum(tl.sum((unit_ok & (status == 1)).to(tl.int64), axis=1), axis=0)
+            n_detected = tl.sum(tl.sum((unit_ok & (status == 2)).to(tl.int64), axis=1), axis=0)
+            tl.atomic_add(counters_ptr + 0, n_units)
+            tl.atomic_add(counters_ptr + 1, n_corrected)
+            tl.atomic_add(counters_ptr + 2, n_detected)
+    else:
+        data = word
+
+    for i in tl.static_range(UNIT_VALUES):
+        col = u * UNIT_VALUES + i
+        ok = unit_ok & (col < D)[None, :]
+        v = (data >> (4 * i)) & 15
+        if not DECODE:  # int4: one "codeword" per value, never corrected
+            tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
+            if COUNT:
+                tl.atomic_add(counters_ptr + 0, tl.sum(tl.sum(ok.to(tl.int64), axis=1), axis=0))
+        if DEQUANT:
+            s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
+            s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
+            if HAS_ZERO:
+                offset = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
+            else:
+                offset = 8.0
+            x = (v.to(tl.float32) - offset) * s
+            if out_ptr.dtype.element_ty == tl.bfloat16:
+                x = _to_bf16_rne(x)
+            tl.store(out_ptr + rows64[:, None] * D + col[None, :], x.to(out_ptr.dtype.element_ty), mask=ok)
+        else:
+            tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
+
+
+def _pow2(n: int) -> int:
+    return triton.next_power_of_2(max(1, n))
+
+
+def _rows_per_program(layout: StorageLayout) -> int:
+    # About 4K values per program keeps registers in check for head_dim up to 256.
+    return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values)))
+
+
+def launch_store(
+    x: torch.Tensor,
+    layout: StorageLayout,
+    encode_table: torch.Tensor,
+    *,
+    quantize: bool,
+    group_size: int,
+    symmetric: bool,
+    out: torch.Tensor,
+    scale: torch.Tensor | None,
+    zero: torch.Tensor | None,
+) -> None:
+    """Fill ``out`` (and ``scale``/``zero``) from ``x`` ``[..., head_dim]`` (contiguous)."""
+    rows = x.numel() // layout.head_dim
+    block_r = _rows_per_program(layout)
+    groups = layout.head_dim // group_size
+    dummy = out  # never dereferenced where a pointer is not needed
+    wrap_triton(_store_kernel)[(triton.cdiv(rows, block_r),)](
+        x,
+        out,
+        scale if scale is not None else dummy,
+        zero if zero is not None else dummy,
+        encode_table,
+        rows,
+        D=layout.head_dim,
+        GROUP=group_size,
+        GROUPS=groups,
+        UNITS=layout.units,
+        UNIT_VALUES=layout.unit_values,
+        UNIT_BYTES=layout.unit_bytes,
+        ENCODE=layout.codec_name != "int4",
+        QUANTIZE=quantize,
+        SYMMETRIC=symmetric,
+        BLOCK_R=block_r,
+        BLOCK_G=_pow2(groups),
+        BLOCK_GS=_pow2(group_size),
+        BLOCK_U=_pow2(layout.units),
+    )
+
+
+def launch_load(
+    stored: torch.Tensor,
+    layout: StorageLayout,
+    encode_table: torch.Tensor,
+    syndrome_table: torch.Tensor,
+    *,
+    out: torch.Tensor,
+    status: torch.Tensor,
+    scale: torch.Tensor | None,
+    zero: torch.Tensor | None,
+    counters: torch.Tensor | None,
+) -> None:
+    """Decode ``stored`` into ``out`` (values, or floats when ``scale`` is given) and ``status``."""
+    rows = stored.numel() // layout.row_bytes
+    block_r = _rows_per_program(layout)
+    groups = scale.shape[-1] if scale is not None else 1
+    wrap_triton(_load_kernel)[(triton.cdiv(rows, block_r),)](
+        stored,
+        out,
+        status,
+        scale if scale is not None else out,
+        zero if zero is not None else out,
+        encode_table,
+        syndrome_table,
+        counters if counters is not None else status,
+        rows,
+        D=layout.head_dim,
+        K=layout.codec.k,
+        GROUP=layout.head_dim // groups,
+        GROUPS=groups,
+        UNITS=layout.units,
+        UNIT_VALUES=layout.unit_values,
+        UNIT_BYTES=layout.unit_bytes,
+        DECODE=layout.codec_name != "int4",
+        DEQUANT=scale is not None,
+        HAS_ZERO=zero is not None,
+        COUNT=counters is not None,
+        BLOCK_R=block_r,
+        BLOCK_U=_pow2(layout.units),
+    )
+
+
+def triton_encode(values: torch.Tensor, encode_table: torch.Tensor, codec: str) -> torch.Tensor:
+    layout = StorageLayout(codec, values.shape[-1])
+    out = values.new_empty(*values.shape[:-1], layout.row_bytes)
+    launch_store(
+        values.contiguous(), layout, encode_table, quantize=False, group_size=layout.head_dim,
+        symmetric=True, out=out, scale=None, zero=None,
+    )
+    return out
+
+
+def triton_decode(
+    stored: torch.Tensor, encode_table: torch.Tensor, syndrome_table: torch.Tensor, codec: str, head_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    layout = StorageLayout(codec, head_dim)
+    values = stored.new_empty(*stored.shape[:-1], head_dim)
+    status = stored.new_empty(*stored.shape[:-1], layout.codewords_per_row)
+    launch_load(
+        stored.contiguous(), layout, encode_table, syndrome_table,
+        out=values, status=status, scale=None, zero=None, counters=None,
+    )
+    return values, status
+
+
+def triton_quantize_encode(
+    x: torch.Tensor, encode_table: torch.Tensor, codec: str, group_size: int | None, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    layout = StorageLayout(codec, x.shape[-1])
+    group = layout.head_dim if group_size is None else group_size
+    if group < 1 or layout.head_dim % group:
+        raise ValueError(f"group_size must be a positive divisor of the last dimension {layout.head_dim}, got {group_size!r}")
+    lead = x.shape[:-1]
+    stored = torch.empty(*lead, layout.row_bytes, dtype=torch.uint8, device=x.device)
+    scale = torch.empty(*lead, layout.head_dim // group, dtype=torch.float32, device=x.device)
+    zero = scale.new_empty(0) if symmetric else torch.empty_like(scale)
+    launch_store(
+        x.contiguous(), layout, encode_table, quantize=True, group_size=group, symmetric=symmetric,
+        out=stored, scale=scale, zero=None if symmetric else zero,
+    )
+    return stored, scale, zero
+
+
+def triton_decode_dequantize(
+    stored: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor | None,
+    encode_table: torch.Tensor,
+    syndrome_table: torch.Tensor,
+    codec: str,
+    head_dim: int,
+    interpolate: bool,
+    counters: torch.Tensor,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The kernel decodes and dequantizes; interpolation (a scan along the sequence) then runs
+    as the reference's tensor code on the float32 result, as the reference does."""
+    layout = StorageLayout(codec, head_dim)
+    lead = stored.shape[:-1]
+    out = torch.empty(*lead, head_dim, dtype=torch.float32 if interpolate else dtype, device=stored.device)
+    status = stored.new_empty(*lead, layout.codewords_per_row)
+    launch_load(
+        stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status,
+        scale=scale.contiguous(), zero=None if zero is None else zero.contiguous(), counters=counters,
+    )
+    if interpolate:
+        out = interpolate_erasures(out, layout.erased_values(status), dim=-2).to(dtype)
+    return out

@@ -1,0 +1,143 @@
+"""Triton kernel for fault injection (``ecc::inject``): the reference's Philox draws, on the GPU.
+
+For the word at flat address ``a`` and stored bit ``b`` the draw is lane ``b % 4`` of
+``tl.philox(seed, a_lo, a_hi, b // 4, step)``, the counter layout of
+:mod:`ecc_tensor.faults`, so every flip equals the CPU reference's. Kinds ``bsc``, ``msb``
+and ``page`` are per-bit independent and run here; ``burst`` needs the draws of earlier words
+and runs as the reference's tensor code on the same device.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+from ecc_tensor.faults import FaultModel
+from ecc_tensor.philox import probability_threshold
+
+PAGE_STREAM = 0x8000_0000
+_KERNEL_KINDS = {"bsc": 0, "msb": 1, "page": 2}
+
+
+@triton.jit
+def _lane_flips(r, lane, thr_minus_1, BITS: tl.constexpr, LOW_LANE: tl.constexpr):
+    """1 where lane's draw falls under the threshold and the lane is exposed and eligible."""
+    ok = (lane < BITS) & (lane >= LOW_LANE)
+    return (ok & (r <= thr_minus_1)).to(tl.int32) << lane
+
+
+@triton.jit
+def _inject_kernel(
+    words_ptr,
+    out_ptr,
+    count_ptr,  # int64 [1]
+    N,
+    offset,
+    step,
+    seed,
+    thr_minus_1,  # uint32 threshold - 1 for a bit flip (p > 0 here)
+    page_thr_minus_1,
+    page_words,
+    BITS: tl.constexpr,
+    KIND: tl.constexpr,
+    LOW_LANE: tl.constexpr,  # first eligible lane: BITS - msb_bits for msb, else 0
+    BLOCK: tl.constexpr,
+):
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = idx < N
+    addr = idx + offset
+    a_lo = (addr & 0xFFFFFFFF).to(tl.uint32)
+    a_hi = (addr >> 32).to(tl.uint32)
+    c3 = tl.full([BLOCK], step, tl.uint32)
+    mask = tl.zeros([BLOCK], dtype=tl.int32)
+    for g in tl.static_range((BITS + 3) // 4):
+        c2 = tl.full([BLOCK], g, tl.uint32)
+        r0, r1, r2, r3 = tl.philox(seed, a_lo, a_hi, c2, c3)
+        mask |= _lane_flips(r0, 4 * g + 0, thr_minus_1, BITS, LOW_LANE)
+        mask |= _lane_flips(r1, 4 * g + 1, thr_minus_1, BITS, LOW_LANE)
+        mask |= _lane_flips(r2, 4 * g + 2, thr_minus_1, BITS, LOW_LANE)
+        mask |= _lane_flips(r3, 4 * g + 3, thr_minus_1, BITS, LOW_LANE)
+    if KIND == 2:  # page
+        page = addr // page_words
+        p0, _, _, _ = tl.philox(
+            seed,
+            (page & 0xFFFFFFFF).to(tl.uint32),
+            (page >> 32).to(tl.uint32),
+            tl.full([BLOCK], 0x80000000, tl.uint32),
+            c3,
+        )
+        mask = tl.where(p0 <= page_thr_minus_1, mask, 0)
+    mask = tl.where(ok, mask, 0)
+    w = tl.load(words_ptr + idx, mask=ok, other=0)
+    tl.store(out_ptr + idx, w ^ mask.to(w.dtype), mask=ok)
+    # popcount of the flip masks
+    bits = tl.zeros([BLOCK], dtype=tl.int32)
+    for b in tl.static_range(BITS):
+        bits += (mask >> b) & 1
+    tl.atomic_add(count_ptr, tl.sum(bits.to(tl.int64), axis=0))
+
+
+def launch_inject(
+    words: torch.Tensor,
+    out: torch.Tensor,
+    count: torch.Tensor,
+    *,
+    bits: int,
+    kind: int,
+    low_lane: int,
+    offset: int,
+    step: int,
+    seed: int,
+    threshold: int,
+    page_threshold: int,
+    page_words: int,
+) -> None:
+    """Flip bits of contiguous ``words`` into ``out``, adding the number flipped to ``count``.
+
+    Thresholds are integers in [1, 2^32] (callers skip p = 0); ``u < t`` is ``u <= t - 1``
+    so that t = 2^32 fits in uint32.
+    """
+    n = words.numel()
+    block = 1024
+    wrap_triton(_inject_kernel)[(triton.cdiv(n, block),)](
+        words,
+        out,
+        count,
+        n,
+        offset,
+        step,
+        seed,
+        threshold - 1,
+        max(page_threshold, 1) - 1,
+        page_words,
+        BITS=bits,
+        KIND=kind,
+        LOW_LANE=low_lane,
+        BLOCK=block,
+    )
+
+
+def supports(model: FaultModel, bits_per_word: int) -> bool:
+    """Whether the kernel draws this model's flips (burst, p = 0 and empty pages go to the reference)."""
+    return (
+        model.kind in _KERNEL_KINDS
+        and probability_threshold(model.bit_probability(bits_per_word)) > 0
+        and (model.kind != "page" or probability_threshold(model.page_fraction) > 0)
+    )
+
+
+def triton_inject(
+    words: torch.Tensor, bits_per_word: int, model: FaultModel, offset: int, step: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out = torch.empty_like(words)
+    count = torch.zeros(1, dtype=torch.int64, device=words.device)
+    if words.numel():
+        launch_inject(
+            words.contiguous(), out, count, bits=bits_per_word, kind=_KERNEL_KINDS[model.kind],
+            low_lane=bits_per_word - model.eligible_bits(bits_per_word), offset=offset, step=step,
+            seed=model.seed, threshold=probability_threshold(model.bit_probability(bits_per_word)),
+            page_threshold=probability_threshold(model.page_fraction), page_words=model.page_words,
+        )
+    return out, count.reshape(())
