@@ -1,0 +1,317 @@
+"""``ECCInt4Tensor``: INT4 values stored inside error-correcting codewords, as a tensor subclass."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import return_and_correct_aliasing
+from torchao.utils import TorchAOBaseTensor
+
+from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
+from .codecs import get_codec
+from .counters import new_counters
+from .storage import StorageLayout
+
+__all__ = ["ECCInt4Tensor"]
+
+aten = torch.ops.aten
+
+
+class ECCInt4Tensor(TorchAOBaseTensor):
+    """INT4 quantized values (per row of the last dim, optionally grouped) kept in codewords.
+
+    The logical tensor is ``[*lead, D]`` in a float ``dtype``; a KV cache uses
+    ``[batch, kv_heads, seq, head_dim]`` and dim -2 is the sequence axis along which
+    :meth:`dequantize` interpolates erasures. Only the last dim is packed, so views, slices,
+    transposes and in-place writes along any other dim act on the packed data directly.
+
+    Tensor Data Attributes:
+        stored: uint8 ``[*lead, row_bytes]``, the codewords of each row
+            (:class:`ecc_tensor.storage.StorageLayout`: int4 two values a byte, Hamming one
+            codeword a byte, Golay three bytes per codeword of 3 values).
+        scale: float32 ``[*lead, D // group_size]``.
+        encode_table: int32 ``[2^k]``, the codec's codeword of each data word (shared).
+        syndrome_table: int32 ``[2^(n-k)]``, coset leader per syndrome or -1 (shared).
+
+    Optional Tensor Data Attributes:
+        zero: float32 like ``scale``, for asymmetric quantization (None when symmetric).
+        counters: int64 ``[5]`` (read, corrected, detected, injected, silent) that every
+            decode of this tensor adds to; None to not count.
+
+    Non-Tensor Attributes:
+        codec: ``"int4" | "hamming74" | "hamming84" | "golay24"``.
+        shape: the logical shape.
+        dtype: the logical (dequantized) dtype.
+    """
+
+    tensor_data_names = ["stored", "scale", "encode_table", "syndrome_table"]
+    tensor_attribute_names = ["codec", "shape", "dtype"]
+    optional_tensor_data_names = ["zero", "counters"]
+
+    def __new__(cls, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None):
+        return torch.Tensor._make_wrapper_subclass(cls, shape, dtype=dtype, device=stored.device, requires_grad=False)
+
+    def __init__(self, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None):
+        super().__init__()
+        self.stored = stored
+        self.scale = scale
+        self.encode_table = encode_table
+        self.syndrome_table = syndrome_table
+        self.codec = codec
+        self.zero = zero
+        self.counters = counters
+
+    def _quantization_type(self):
+        return f"codec={self.codec}, shape={tuple(self.shape)}, groups={self.scale.shape[-1]}, symmetric={self.zero is None}, device={self.device}"
+
+    def __repr__(self) -> str:
+        return f"ECCInt4Tensor({self._quantization_type()}, dtype={self.dtype})"
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_hp(
+        cls,
+        x: torch.Tensor,
+        codec: str = "hamming84",
+        group_size: int | None = None,
+        symmetric: bool = True,
+        counters: torch.Tensor | None = None,
+    ) -> "ECCInt4Tensor":
+        """Quantize ``x`` ``[..., D]`` to INT4 per row (groups of ``group_size`` along D) and encode."""
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() == 0:
+            raise ValueError("ECCInt4Tensor.from_float needs a floating-point tensor with at least one dimension")
+        tables = get_codec(codec).tables(x.device)
+        stored, scale, zero = torch.ops.ecc.quantize_encode(
+            x, tables.encode_table, tables.syndrome_table, codec, group_size, symmetric
+        )
+        return cls(
+            stored, scale, tables.encode_table, tables.syndrome_table, codec, x.shape, x.dtype,
+            zero=None if symmetric else zero, counters=counters,
+        )
+
+    from_float = from_hp
+
+    @property
+    def layout_info(self) -> StorageLayout:
+        return StorageLayout(self.codec, self.shape[-1])
+
+    # -- reading --------------------------------------------------------------------------
+    def dequantize(
+        self, interpolate: bool = False, dtype: torch.dtype | None = None, counters: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Decode (correcting what the code can), dequantize and, with ``interpolate``,
+        replace detected values by their neighbours along dim -2. Decode counts go to
+        ``counters`` if given, else to this tensor's own counters if it has them."""
+        counters = counters if counters is not None else self.counters
+        if counters is None:
+            counters = new_counters(self.device)
+        return torch.ops.ecc.decode_dequantize(
+            self.stored, self.scale, self.zero, self.encode_table, self.syndrome_table,
+            self.codec, self.shape[-1], interpolate, counters, dtype or self.dtype,
+        )
+
+    def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(INT4 values uint8 [..., D], status uint8 [..., codewords per row])``."""
+        return torch.ops.ecc.decode(self.stored, self.encode_table, self.syndrome_table, self.codec, self.shape[-1])
+
+    # -- helpers for the op implementations ----------------------------------------------
+    def _with_rows(self, fn, shape=None, dtype=None) -> "ECCInt4Tensor":
+        """A new tensor whose row data (stored, scale, zero) is ``fn`` of this one's; the
+        tables and counters are shared."""
+        return ECCInt4Tensor(
+            fn(self.stored), fn(self.scale), self.encode_table, self.syndrome_table, self.codec,
+            self.shape if shape is None else torch.Size(shape), dtype or self.dtype,
+            zero=None if self.zero is None else fn(self.zero), counters=self.counters,
+        )
+
+    def _row_dim(self, dim: int, ndim: int | None = None) -> int:
+        ndim = self.dim() if ndim is None else ndim
+        d = dim % ndim if -ndim <= dim < ndim else None
+        if d is None:
+            raise IndexError(f"dim {dim} out of range for a {ndim}-d tensor")
+        if d == ndim - 1:
+            raise NotImplementedError(
+                f"ECCInt4Tensor packs its last dim ({self.shape[-1]} values per row); ops along it "
+                f"are not supported: call .dequantize() first"
+            )
+        return d
+
+    def _as_ecc(self, src: torch.Tensor) -> "ECCInt4Tensor":
+        """``src`` in this tensor's codec and grouping (quantizing a dense source)."""
+        if isinstance(src, ECCInt4Tensor):
+            if src.codec != self.codec or src.scale.shape[-1] != self.scale.shape[-1] or (src.zero is None) != (self.zero is None):
+                raise ValueError(f"cannot copy an ECCInt4Tensor({src.codec}) into an ECCInt4Tensor({self.codec}) of another layout")
+            return src
+        groups = self.scale.shape[-1]
+        return ECCInt4Tensor.from_hp(src.to(self.dtype), self.codec, self.shape[-1] // groups, self.zero is None)
+
+
+implements = ECCInt4Tensor.implements
+implements_torch_function = ECCInt4Tensor.implements_torch_function
+
+
+@implements([aten.detach.default, aten.alias.default])
+def _(func, types, args, kwargs):
+    """Views of the whole tensor: the same view of each row tensor."""
+    return return_and_correct_aliasing(func, args, kwargs, args[0]._with_rows(func))
+
+
+@implements([aten.clone.default, aten.contiguous.default])
+def _(func, types, args, kwargs):
+    """Copies of the row data; tables stay shared (they are constants)."""
+    return args[0]._with_rows(lambda t: t.clone())
+
+
+@implements(aten._to_copy.default)
+def _(func, types, args, kwargs):
+    """``.to(device)`` moves everything; ``.to(dtype)`` only changes the dequantized dtype."""
+    self = args[0]
+    device = kwargs.get("device") or self.device
+    dtype = kwargs.get("dtype") or self.dtype
+    if not dtype.is_floating_point:
+        raise ValueError(f"ECCInt4Tensor dequantizes to floating dtypes only, not {dtype}")
+    moved = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return ECCInt4Tensor(
+        moved(self.stored), moved(self.scale), moved(self.encode_table), moved(self.syndrome_table),
+        self.codec, self.shape, dtype, zero=moved(self.zero), counters=moved(self.counters),
+    )
+
+
+@implements([aten.view.default, aten._unsafe_view.default, aten.reshape.default])
+def _(func, types, args, kwargs):
+    """Reshape the leading dims; the last (packed) dim must stay ``D``."""
+    self, shape = args[0], list(args[1])
+    if -1 in shape:
+        known = 1
+        for s in shape:
+            known *= s if s != -1 else 1
+        shape[shape.index(-1)] = self.numel() // known
+    if shape[-1] != self.shape[-1]:
+        raise NotImplementedError(f"ECCInt4Tensor can only be reshaped with its last dim ({self.shape[-1]}) kept")
+    out = self._with_rows(lambda t: func(t, [*shape[:-1], t.shape[-1]]), shape)
+    return return_and_correct_aliasing(func, args, kwargs, out)
+
+
+@implements(aten.transpose.int)
+def _(func, types, args, kwargs):
+    """Swap two leading dims."""
+    self, d0, d1 = args
+    d0, d1 = self._row_dim(d0), self._row_dim(d1)
+    shape = list(self.shape)
+    shape[d0], shape[d1] = shape[d1], shape[d0]
+    return return_and_correct_aliasing(func, args, kwargs, self._with_rows(lambda t: func(t, d0, d1), shape))
+
+
+@implements(aten.permute.default)
+def _(func, types, args, kwargs):
+    """Permute the leading dims; the packed dim stays last."""
+    self, dims = args
+    dims = [d % self.dim() for d in dims]
+    if dims[-1] != self.dim() - 1:
+        raise NotImplementedError("ECCInt4Tensor.permute must keep the last (packed) dim last")
+    shape = [self.shape[d] for d in dims]
+    return return_and_correct_aliasing(func, args, kwargs, self._with_rows(lambda t: func(t, dims), shape))
+
+
+@implements(aten.slice.Tensor)
+def _(func, types, args, kwargs):
+    """Slice a leading dim (e.g. the sequence): the same slice of the row data."""
+    self, dim, start, end, step = (list(args) + [0, None, None, 1][len(args) - 1 :])[:5]
+    dim = self._row_dim(dim)
+    sliced = self._with_rows(lambda t: func(t, dim, start, end, step))
+    sliced = ECCInt4Tensor(
+        sliced.stored, sliced.scale, self.encode_table, self.syndrome_table, self.codec,
+        (*sliced.stored.shape[:-1], self.shape[-1]), self.dtype, zero=sliced.zero, counters=self.counters,
+    )
+    return return_and_correct_aliasing(func, args, kwargs, sliced)
+
+
+@implements(aten.select.int)
+def _(func, types, args, kwargs):
+    """Select one index of a leading dim."""
+    self, dim, index = args
+    dim = self._row_dim(dim)
+    shape = [s for i, s in enumerate(self.shape) if i != dim]
+    return return_and_correct_aliasing(func, args, kwargs, self._with_rows(lambda t: func(t, dim, index), shape))
+
+
+@implements(aten.unsqueeze.default)
+def _(func, types, args, kwargs):
+    self, dim = args
+    dim = self._row_dim(dim, self.dim() + 1)
+    shape = list(self.shape)
+    shape.insert(dim, 1)
+    return return_and_correct_aliasing(func, args, kwargs, self._with_rows(lambda t: func(t, dim), shape))
+
+
+@implements(aten.copy_.default)
+def _(func, types, args, kwargs):
+    """In-place write: a dense float source is quantized and encoded first."""
+    self, src = args[0], args[1]
+    if src.shape != self.shape:
+        src = src.expand(self.shape) if not isinstance(src, ECCInt4Tensor) else src
+    src = self._as_ecc(src)
+    self.stored.copy_(src.stored)
+    self.scale.copy_(src.scale)
+    if self.zero is not None:
+        self.zero.copy_(src.zero)
+    return self
+
+
+@implements(aten.index_copy_.default)
+def _(func, types, args, kwargs):
+    """Write rows at ``index`` along a leading dim (a cache writing new tokens)."""
+    self, dim, index, source = args
+    dim = self._row_dim(dim)
+    src = self._as_ecc(source)
+    self.stored.index_copy_(dim, index, src.stored)
+    self.scale.index_copy_(dim, index, src.scale)
+    if self.zero is not None:
+        self.zero.index_copy_(dim, index, src.zero)
+    return self
+
+
+@implements([aten.cat.default, aten.stack.default])
+def _(func, types, args, kwargs):
+    """Concatenate or stack along a leading dim (the row data, no decoding)."""
+    tensors, dim = args[0], (args[1] if len(args) > 1 else 0)
+    first = tensors[0]
+    tensors = [first._as_ecc(t) for t in tensors]
+    is_stack = func is aten.stack.default
+    dim = first._row_dim(dim, first.dim() + is_stack)
+    stored = func([t.stored for t in tensors], dim)
+    scale = func([t.scale for t in tensors], dim)
+    zero = None if first.zero is None else func([t.zero for t in tensors], dim)
+    shape = (*stored.shape[:-1], first.shape[-1])
+    return ECCInt4Tensor(stored, scale, first.encode_table, first.syndrome_table, first.codec, shape, first.dtype, zero=zero, counters=first.counters)
+
+
+def _dense(t):
+    return t.dequantize() if isinstance(t, ECCInt4Tensor) else t
+
+
+@implements_torch_function([torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm])
+def _(func, types, args, kwargs):
+    """Dequantize (decode + correct) the ECC operands, then the dense product."""
+    return func(*(_dense(a) for a in args), **(kwargs or {}))
+
+
+@implements_torch_function(torch.Tensor.__rmatmul__)
+def _(func, types, args, kwargs):
+    return torch.matmul(_dense(args[1]), _dense(args[0]))
+
+
+@implements_torch_function(F.linear)
+def _(func, types, args, kwargs):
+    """``F.linear(x, w, b)`` with an ECC weight (or input): dequantize, then the dense op."""
+    return F.linear(*(_dense(a) for a in args), **(kwargs or {}))
+
+
+@implements_torch_function(F.scaled_dot_product_attention)
+def _(func, types, args, kwargs):
+    """Attention over ECC keys/values: decode, correct, dequantize, then dense SDPA.
+    Detected values are kept as read here; the cache decides about interpolation."""
+    return F.scaled_dot_product_attention(*(_dense(a) for a in args), **{k: _dense(v) for k, v in (kwargs or {}).items()})
+
+
+torch.serialization.add_safe_globals([ECCInt4Tensor])

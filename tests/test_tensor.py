@@ -1,0 +1,175 @@
+"""ECCInt4Tensor: construction, the aten ops a KV cache needs, dense ops, save/load, compile."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ecc_tensor import ECCInt4Tensor
+import ecc_tensor.ops as ops
+from ecc_tensor.codecs import CODEC_NAMES
+from ecc_tensor.counters import counters_to_dict, new_counters
+from ecc_tensor.faults import FaultModel
+from ecc_tensor.simulate import roundtrip
+
+MODE_OF = {"int4": "int4", "hamming74": "int4-hamming", "hamming84": "int4-hamming84", "golay24": "int12-golay"}
+X = torch.randn(2, 4, 9, 12, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(params=CODEC_NAMES)
+def codec(request):
+    return request.param
+
+
+def test_dequantize_equals_the_reference(codec):
+    t = ECCInt4Tensor.from_float(X, codec)
+    assert isinstance(t, ECCInt4Tensor) and t.shape == X.shape and t.dtype == X.dtype
+    assert torch.equal(t.dequantize(), roundtrip(X, MODE_OF[codec])[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_keeps_the_model_dtype(dtype):
+    t = ECCInt4Tensor.from_float(X.to(dtype), "hamming84", group_size=4, symmetric=False)
+    assert t.dtype == dtype and t.dequantize().dtype == dtype and t.zero is not None
+
+
+@pytest.mark.parametrize("head_dim,bytes_per_row", [(12, 12), (128, 129), (16, 18)])
+def test_golay_packs_24_bits_per_3_values(head_dim, bytes_per_row):
+    t = ECCInt4Tensor.from_float(torch.randn(3, head_dim), "golay24")
+    assert t.stored.dtype == torch.uint8 and t.stored.shape == (3, bytes_per_row)
+
+
+def test_int4_packs_two_values_per_byte():
+    t = ECCInt4Tensor.from_float(torch.randn(3, 16), "int4")
+    assert t.stored.shape == (3, 8)
+
+
+def dense_equal(t, dense):
+    return isinstance(t, ECCInt4Tensor) and t.shape == dense.shape and torch.equal(t.dequantize(), dense)
+
+
+def test_view_like_ops_act_on_the_packed_rows(codec):
+    t = ECCInt4Tensor.from_float(X, codec)
+    d = t.dequantize()
+    assert dense_equal(t.detach(), d)
+    assert dense_equal(t.clone(), d)
+    assert dense_equal(t[:, :, 2:7], d[:, :, 2:7])
+    assert dense_equal(t[:, :, 1:8:3], d[:, :, 1:8:3])
+    assert dense_equal(t[1], d[1])
+    assert dense_equal(t.transpose(1, 2), d.transpose(1, 2))
+    assert dense_equal(t.permute(2, 0, 1, 3), d.permute(2, 0, 1, 3))
+    assert dense_equal(t.reshape(8, 9, 12), d.reshape(8, 9, 12))
+    assert dense_equal(t.view(-1, 12), d.view(-1, 12))
+    assert dense_equal(t.unsqueeze(0), d.unsqueeze(0))
+    assert dense_equal(torch.cat([t, t[:, :, :2]], dim=2), torch.cat([d, d[:, :, :2]], dim=2))
+    assert dense_equal(torch.stack([t, t], dim=0), torch.stack([d, d], dim=0))
+    assert dense_equal(t.to(torch.float16), d.half())
+    # a view, not a copy: the slice shares the packed storage
+    assert t[:, :, 2:7].stored.untyped_storage().data_ptr() == t.stored.untyped_storage().data_ptr()
+
+
+def test_in_place_cache_writes(codec):
+    cache = ECCInt4Tensor.from_float(torch.zeros(2, 4, 9, 12), codec)
+    new = torch.randn(2, 4, 3, 12)
+    expected = ECCInt4Tensor.from_float(new, codec).dequantize()
+    cache.index_copy_(2, torch.tensor([1, 4, 8]), new)
+    assert torch.equal(cache.dequantize()[:, :, [1, 4, 8]], expected)
+    cache[:, :, 5:6] = new[:, :, :1]  # __setitem__: slice view + copy_
+    assert torch.equal(cache.dequantize()[:, :, 5], expected[:, :, 0])
+    assert not cache.dequantize()[:, :, [0, 2, 3, 6, 7]].any()
+    other = ECCInt4Tensor.from_float(torch.randn(2, 4, 9, 12), codec)
+    cache.copy_(other)
+    assert torch.equal(cache.dequantize(), other.dequantize())
+
+
+def test_packed_dim_ops_are_refused_clearly():
+    t = ECCInt4Tensor.from_float(X, "hamming84")
+    with pytest.raises(NotImplementedError, match="last dim"):
+        t[..., :4]
+    with pytest.raises(NotImplementedError, match="last dim"):
+        t.transpose(-1, -2)
+    with pytest.raises(NotImplementedError, match="last dim"):
+        t.view(2, 4, 108)
+
+
+def test_mixed_codecs_are_refused():
+    cache = ECCInt4Tensor.from_float(X, "hamming84")
+    with pytest.raises(ValueError, match="another layout"):
+        cache.copy_(ECCInt4Tensor.from_float(X, "golay24"))
+
+
+def test_dense_ops_dispatch_through_dequantize(codec):
+    k = ECCInt4Tensor.from_float(X, codec)
+    v = ECCInt4Tensor.from_float(X.flip(2), codec)
+    kd, vd = k.dequantize(), v.dequantize()
+    q = torch.randn(2, 4, 3, 12)
+    assert torch.equal(torch.matmul(q, kd.mT), q @ kd.mT)
+    assert torch.equal(torch.matmul(k, q.mT), kd @ q.mT)
+    assert torch.equal(k @ q.mT, kd @ q.mT)
+    assert torch.equal(torch.bmm(k[0], q[0].mT), torch.bmm(kd[0], q[0].mT))
+    assert torch.equal(F.linear(q, k[0, 0]), F.linear(q, kd[0, 0]))
+    assert torch.equal(F.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, kd, vd))
+    assert torch.equal(
+        F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.3),
+        F.scaled_dot_product_attention(q, kd, vd, is_causal=True, scale=0.3),
+    )
+
+
+def test_faults_in_the_stored_bytes_are_corrected_and_counted():
+    counters = new_counters()
+    t = ECCInt4Tensor.from_float(X, "golay24", counters=counters)
+    clean = t.dequantize()
+    counters.zero_()
+    t.stored.copy_(ops.inject(t.stored, 8, FaultModel("bsc", 1e-2, seed=1))[0])
+    assert torch.equal(t.dequantize(), clean)  # ~0.24 flips per codeword: all within t = 3 here
+    c = counters_to_dict(counters)
+    assert c["read"] == X[..., 0].numel() * 4 and c["corrected"] > 0
+
+
+def test_interpolating_dequantize():
+    t = ECCInt4Tensor.from_float(X, "hamming84")
+    t.stored.copy_(ops.inject(t.stored, 8, FaultModel("bsc", 0.05, seed=2))[0])
+    want, _ = roundtrip(X, "int4-hamming84-interp", FaultModel("bsc", 0.05, seed=2))
+    assert torch.equal(t.dequantize(interpolate=True), want)
+
+
+def test_save_load_weights_only(codec):
+    t = ECCInt4Tensor.from_float(X, codec, group_size=6, symmetric=False)
+    buf = io.BytesIO()
+    torch.save({"k": t}, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=True)["k"]
+    assert isinstance(loaded, ECCInt4Tensor) and loaded.codec == codec
+    assert torch.equal(loaded.dequantize(), t.dequantize())
+
+
+def test_bad_construction():
+    with pytest.raises(ValueError, match="floating-point"):
+        ECCInt4Tensor.from_float(torch.ones(3, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="unknown codec"):
+        ECCInt4Tensor.from_float(X, "reed-solomon")
+    with pytest.raises(ValueError, match="group_size"):
+        ECCInt4Tensor.from_float(X, "hamming84", group_size=5)
+
+
+@pytest.mark.parametrize("codec", ["hamming84", "golay24"])
+def test_compile_from_float_dequantize_fullgraph(codec):
+    torch._dynamo.reset()
+    fn = lambda x: ECCInt4Tensor.from_float(x, codec).dequantize()  # noqa: E731
+    assert torch.equal(torch.compile(fn, fullgraph=True)(X), fn(X))
+
+
+def test_compile_attention_over_ecc_keys_values_fullgraph():
+    torch._dynamo.reset()
+    k = ECCInt4Tensor.from_float(X, "hamming84")
+    v = ECCInt4Tensor.from_float(X.flip(2), "hamming84")
+    q = torch.randn(2, 4, 1, 12)
+
+    def attend(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v)
+
+    compiled = torch.compile(attend, fullgraph=True)
+    assert torch.allclose(compiled(q, k, v), attend(q, k, v), atol=1e-6)
