@@ -1,0 +1,95 @@
+"""Throughput of the ecc codec ops against a device-to-device copy measured in the same run.
+
+GB/s counts bytes read + written by each op (codewords, scales, values); the copy moves the
+same kind of traffic, so "% of copy" says how close an op is to the memory roofline.
+
+    python benchmarks/bench_codecs.py                 # CUDA, 256 MiB of codewords per codec
+    python benchmarks/bench_codecs.py --write         # ... and append the table to RESULTS.md
+    python benchmarks/bench_codecs.py --device cpu --mib 1   # a smoke run (reference path)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import ecc_tensor.ops as ops
+from ecc_tensor.codecs import CODEC_NAMES
+from ecc_tensor.counters import new_counters
+from ecc_tensor.faults import FaultModel
+from ecc_tensor.storage import StorageLayout
+
+try:
+    from .common import append_results, time_call
+except ImportError:  # run as a script
+    from common import append_results, time_call
+
+
+def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -> list[dict]:
+    itemsize = torch.finfo(dtype).bits // 8
+    rows_full = max(1, int(mib * 2**20) // head_dim)  # ~mib MiB of 1-byte codewords (H(8,4))
+    copy_src = torch.empty(rows_full * head_dim * itemsize, dtype=torch.uint8, device=device)
+    copy_dst = torch.empty_like(copy_src)
+    copy_s = time_call(lambda: copy_dst.copy_(copy_src))
+    copy_gbs = 2 * copy_src.numel() / copy_s / 1e9
+    rows_out = [{"codec": "-", "op": "device copy", "MiB": copy_src.numel() / 2**20, "us": copy_s * 1e6, "GB/s": copy_gbs, "% of copy": 100.0}]
+    del copy_src, copy_dst
+
+    for codec in CODEC_NAMES:
+        layout = StorageLayout(codec, head_dim)
+        rows = rows_full
+        x = torch.randn(rows, head_dim, device=device, dtype=dtype)
+        stored, scale, zero = ops.quantize_encode(x, codec)
+        values, _ = ops.decode(stored, codec, head_dim)
+        counters = new_counters(device)
+        fault = FaultModel("bsc", 1e-3, seed=0)
+        value_bytes = x.numel() * itemsize
+        meta = scale.numel() * 4
+        cases = {
+            "quantize_encode": (lambda: ops.quantize_encode(x, codec), value_bytes + stored.numel() + meta),
+            "decode_dequantize": (
+                lambda: ops.decode_dequantize(stored, scale, zero, codec, head_dim, counters=counters, dtype=dtype),
+                stored.numel() + meta + value_bytes,
+            ),
+            "encode": (lambda: ops.encode(values, codec), values.numel() + stored.numel()),
+            "decode": (lambda: ops.decode(stored, codec, head_dim), stored.numel() + values.numel() + stored.numel() // layout.unit_bytes),
+            "inject (bsc 1e-3)": (lambda: ops.inject(stored, layout.exposed_bits_per_byte, fault, step=0), 2 * stored.numel()),
+        }
+        for name, (fn, nbytes) in cases.items():
+            s = time_call(fn)
+            gbs = nbytes / s / 1e9
+            rows_out.append(
+                {"codec": codec, "op": name, "MiB": stored.numel() / 2**20, "us": s * 1e6, "GB/s": gbs, "% of copy": 100 * gbs / copy_gbs}
+            )
+        del x, stored, scale, zero, values
+    return rows_out
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| codec | op | codeword MiB | time (us) | GB/s (read+write) | % of copy |", "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['codec']} | {r['op']} | {r['MiB']:.0f} | {r['us']:.1f} | {r['GB/s']:.0f} | {r['% of copy']:.0f}% |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--mib", type=float, default=256, help="MiB of (1-byte) codewords per codec")
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    rows = bench(device, args.mib, args.head_dim, getattr(torch, args.dtype))
+    table = to_markdown(rows)
+    print(table)
+    if args.write:
+        append_results(
+            f"Codec ops throughput (head_dim {args.head_dim}, {args.dtype} values, {args.mib:g} MiB)", device, table
+        )
+
+
+if __name__ == "__main__":
+    main()
