@@ -19,9 +19,15 @@ def new_counters(device=None) -> torch.Tensor:
     return torch.zeros(len(COUNTER_NAMES), dtype=torch.int64, device=device)
 
 
-def decode_counts(status: torch.Tensor) -> torch.Tensor:
-    """``[read, corrected, detected, 0, 0]`` for one batch of decode statuses."""
-    read = torch.tensor(status.numel(), dtype=torch.int64, device=status.device)
+def decode_counts(status: torch.Tensor, read_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``[read, corrected, detected, 0, 0]`` for one batch of decode statuses; only the
+    codewords where ``read_mask`` (broadcastable to ``status``) is True count."""
+    if read_mask is None:
+        read = torch.tensor(status.numel(), dtype=torch.int64, device=status.device)
+    else:
+        read_mask = read_mask.expand_as(status)
+        read = read_mask.sum(dtype=torch.int64)
+        status = torch.where(read_mask, status, 0)
     corrected = (status == STATUS_CORRECTED).sum(dtype=torch.int64)
     detected = (status == STATUS_DETECTED).sum(dtype=torch.int64)
     zero = torch.zeros((), dtype=torch.int64, device=status.device)

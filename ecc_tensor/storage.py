@@ -92,7 +92,17 @@ class StorageLayout:
         values, status = self.codec.decode(self.codewords(stored), validate=False, tables=tables)
         return values[..., : self.head_dim], status
 
-    def erased_values(self, status: torch.Tensor) -> torch.Tensor:
-        """Per-value bool mask of detected-uncorrectable codewords, ``[..., head_dim]``."""
+    def erased_values(self, status: torch.Tensor, written_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-value bool mask, ``[..., head_dim]``, of values interpolation must not trust:
+        those of detected-uncorrectable codewords and, given ``written_rows`` (bool
+        broadcastable to ``[..., seq, 1]``), every value of a row not written yet."""
         per_value = (status == STATUS_DETECTED).repeat_interleave(self.codec.values_per_codeword, dim=-1)
-        return per_value[..., : self.head_dim]
+        per_value = per_value[..., : self.head_dim]
+        return per_value if written_rows is None else per_value | ~written_rows
+
+
+def written_rows(stored: torch.Tensor, seq_len: torch.Tensor | None) -> torch.Tensor | None:
+    """``[seq, 1]`` bool: which rows along dim -2 of ``stored`` hold written tokens."""
+    if seq_len is None:
+        return None
+    return (torch.arange(stored.shape[-2], device=stored.device) < seq_len).unsqueeze(-1)

@@ -49,11 +49,13 @@ def decode_dequantize(
     interpolate: bool = False,
     counters: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
+    seq_len: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Decode, correct, dequantize (and interpolate erasures along dim -2); see the op."""
     t = _tables(codec, stored.device)
     counters = new_counters(stored.device) if counters is None else counters
     return torch.ops.ecc.decode_dequantize(
-        stored, scale, zero, t.encode_table, t.syndrome_table, codec, head_dim, interpolate, counters, dtype
+        stored, scale, zero, t.encode_table, t.syndrome_table, codec, head_dim, interpolate, counters, dtype, seq_len
     )
 
 

@@ -17,7 +17,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ecc_tensor.interp import interpolate_erasures
-from ecc_tensor.storage import StorageLayout
+from ecc_tensor.storage import StorageLayout, written_rows
 
 
 @triton.jit
@@ -123,7 +123,9 @@ def _load_kernel(
     encode_table_ptr,
     syndrome_table_ptr,
     counters_ptr,  # int64 [5]: read, corrected, detected, injected, silent
+    seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
     R,
+    SEQ,
     D: tl.constexpr,
     K: tl.constexpr,
     GROUP: tl.constexpr,
@@ -135,6 +137,7 @@ def _load_kernel(
     DEQUANT: tl.constexpr,
     HAS_ZERO: tl.constexpr,
     COUNT: tl.constexpr,
+    HAS_LEN: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
 ):
@@ -143,6 +146,9 @@ def _load_kernel(
     rows64 = rows.to(tl.int64)
     u = tl.arange(0, BLOCK_U)
     unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
+    counted = unit_ok
+    if HAS_LEN:
+        counted = counted & ((rows % SEQ) < tl.load(seq_len_ptr))[:, None]
     in_row = stored_ptr + rows64[:, None] * (UNITS * UNIT_BYTES) + u[None, :] * UNIT_BYTES
     word = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
     for b in tl.static_range(UNIT_BYTES):
@@ -157,9 +163,9 @@ def _load_kernel(
         data = tl.where(correctable, word ^ leader, word) & data_mask
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
-            n_units = tl.sum(tl.sum(unit_ok.to(tl.int64), axis=1), axis=0)
-            n_corrected = tl.sum(tl.sum((unit_ok & (status == 1)).to(tl.int64), axis=1), axis=0)
-            n_detected = tl.sum(tl.sum((unit_ok & (status == 2)).to(tl.int64), axis=1), axis=0)
+            n_units = tl.sum(tl.sum(counted.to(tl.int64), axis=1), axis=0)
+            n_corrected = tl.sum(tl.sum((counted & (status == 1)).to(tl.int64), axis=1), axis=0)
+            n_detected = tl.sum(tl.sum((counted & (status == 2)).to(tl.int64), axis=1), axis=0)
             tl.atomic_add(counters_ptr + 0, n_units)
             tl.atomic_add(counters_ptr + 1, n_corrected)
             tl.atomic_add(counters_ptr + 2, n_detected)
@@ -173,7 +179,8 @@ def _load_kernel(
         if not DECODE:  # int4: one "codeword" per value, never corrected
             tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
             if COUNT:
-                tl.atomic_add(counters_ptr + 0, tl.sum(tl.sum(ok.to(tl.int64), axis=1), axis=0))
+                n_values = tl.sum(tl.sum((ok & counted).to(tl.int64), axis=1), axis=0)
+                tl.atomic_add(counters_ptr + 0, n_values)
         if DEQUANT:
             s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
             s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
@@ -249,6 +256,7 @@ def launch_load(
     scale: torch.Tensor | None,
     zero: torch.Tensor | None,
     counters: torch.Tensor | None,
+    seq_len: torch.Tensor | None = None,
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``scale`` is given) and ``status``."""
     rows = stored.numel() // layout.row_bytes
@@ -263,7 +271,9 @@ def launch_load(
         encode_table,
         syndrome_table,
         counters if counters is not None else status,
+        seq_len if seq_len is not None else status,
         rows,
+        stored.shape[-2] if stored.dim() >= 2 else 1,
         D=layout.head_dim,
         K=layout.codec.k,
         GROUP=layout.head_dim // groups,
@@ -275,6 +285,7 @@ def launch_load(
         DEQUANT=scale is not None,
         HAS_ZERO=zero is not None,
         COUNT=counters is not None,
+        HAS_LEN=seq_len is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
     )
@@ -332,6 +343,7 @@ def triton_decode_dequantize(
     interpolate: bool,
     counters: torch.Tensor,
     dtype: torch.dtype,
+    seq_len: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The kernel decodes and dequantizes; interpolation (a scan along the sequence) then runs
     as the reference's tensor code on the float32 result, as the reference does."""
@@ -342,7 +354,9 @@ def triton_decode_dequantize(
     launch_load(
         stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status,
         scale=scale.contiguous(), zero=None if zero is None else zero.contiguous(), counters=counters,
+        seq_len=seq_len,
     )
     if interpolate:
-        out = interpolate_erasures(out, layout.erased_values(status), dim=-2).to(dtype)
+        erased = layout.erased_values(status, written_rows(stored, seq_len))
+        out = interpolate_erasures(out, erased, dim=-2).to(dtype)
     return out

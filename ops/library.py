@@ -21,7 +21,7 @@ from ecc_tensor.codecs import CodecTables
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.interp import interpolate_erasures
 from ecc_tensor.quant import dequantize_int4, quantize_int4
-from ecc_tensor.storage import StorageLayout
+from ecc_tensor.storage import StorageLayout, written_rows
 
 from . import codec_kernels, fault_kernels
 
@@ -70,24 +70,28 @@ def decode_dequantize(
     interpolate: bool,
     counters: Tensor,
     dtype: torch.dtype,
+    seq_len: Tensor | None = None,
 ) -> Tensor:
     """Storage + scales -> values ``[..., D]`` in ``dtype``; decode counts are added to ``counters``.
 
     ``zero`` is None or empty for symmetric quantization. With ``interpolate``, values of
     detected codewords are replaced by their temporal neighbours' mean along dim -2 (the
-    sequence axis), computed in float32 before the cast.
+    sequence axis), computed in float32 before the cast. ``seq_len`` (int64 scalar tensor),
+    for a preallocated cache: only rows ``< seq_len`` along dim -2 are counted and used as
+    interpolation neighbours.
     """
     zero = zero if zero is not None and zero.numel() else None
     if _on_gpu(stored):
         return codec_kernels.triton_decode_dequantize(
-            stored, scale, zero, encode_table, syndrome_table, codec, head_dim, interpolate, counters, dtype
+            stored, scale, zero, encode_table, syndrome_table, codec, head_dim, interpolate, counters, dtype, seq_len
         )
     layout = StorageLayout(codec, head_dim)
     values, status = layout.load(stored, CodecTables(encode_table, syndrome_table))
-    counters.add_(C.decode_counts(status))
+    written = written_rows(stored, seq_len)
+    counters.add_(C.decode_counts(status, written))
     out = dequantize_int4(values, scale, zero)
     if interpolate:
-        out = interpolate_erasures(out, layout.erased_values(status), dim=-2)
+        out = interpolate_erasures(out, layout.erased_values(status, written), dim=-2)
     return out.to(dtype)
 
 

@@ -74,18 +74,22 @@ def test_quantize_encode_kernel_is_bit_exact(codec, rows, head_dim, groups, symm
 @pytest.mark.parametrize("interpolate", [False, True])
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dtype, kernel_device):
+@pytest.mark.parametrize("seq_len", [None, 5])
+def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dtype, seq_len, kernel_device):
     head_dim, group_size = 12, 6
     x = torch.randn(2, 3, 9, head_dim, generator=torch.Generator().manual_seed(1))
     stored, scale, zero = reference_store(x, codec, group_size, symmetric)
     noisy, _ = FaultModel("bsc", 0.08, seed=3).apply(stored, StorageLayout(codec, head_dim).exposed_bits_per_byte)
     t_cpu, t_dev = tables(codec, "cpu"), tables(codec, kernel_device)
     c_ref, c_ker = new_counters(), new_counters(kernel_device)
-    want = torch.ops.ecc.decode_dequantize(noisy, scale, zero, t_cpu.encode_table, t_cpu.syndrome_table, codec, head_dim, interpolate, c_ref, dtype)
+    length = None if seq_len is None else torch.tensor(seq_len)
+    want = torch.ops.ecc.decode_dequantize(
+        noisy, scale, zero, t_cpu.encode_table, t_cpu.syndrome_table, codec, head_dim, interpolate, c_ref, dtype, length
+    )
     zero_dev = zero.to(kernel_device) if zero.numel() else None
     got = codec_kernels.triton_decode_dequantize(
         noisy.to(kernel_device), scale.to(kernel_device), zero_dev, t_dev.encode_table, t_dev.syndrome_table,
-        codec, head_dim, interpolate, c_ker, dtype,
+        codec, head_dim, interpolate, c_ker, dtype, None if length is None else length.to(kernel_device),
     )
     assert got.dtype == dtype and torch.equal(got.cpu(), want)
     assert torch.equal(c_ker.cpu(), c_ref)

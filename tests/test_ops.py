@@ -31,10 +31,10 @@ def test_opcheck_every_op(codec):
     for symmetric in (True, False):
         opcheck(torch.ops.ecc.quantize_encode, (X, tb.encode_table, tb.syndrome_table, codec, 6, symmetric))
         s, scale, zero = torch.ops.ecc.quantize_encode(X, tb.encode_table, tb.syndrome_table, codec, 6, symmetric)
-        for interpolate in (False, True):
+        for interpolate, seq_len in ((False, None), (True, None), (True, torch.tensor(4))):
             opcheck(
                 torch.ops.ecc.decode_dequantize,
-                (s, scale, zero, tb.encode_table, tb.syndrome_table, codec, 12, interpolate, new_counters(), torch.float16),
+                (s, scale, zero, tb.encode_table, tb.syndrome_table, codec, 12, interpolate, new_counters(), torch.float16, seq_len),
             )
     opcheck(torch.ops.ecc.inject, (stored, 8, "bsc", 0.05, 3, 0, 1, 8, 1, 4096, 1 / 16))
 
@@ -69,6 +69,16 @@ def test_ops_roundtrip_with_faults_matches_simulate():
         counters[COUNTER_NAMES.index("injected")] += n
         assert torch.equal(got, want), mode
         assert torch.equal(counters[:4], want_counters[:4]), mode
+
+
+def test_seq_len_limits_counting_and_interpolation_to_written_rows():
+    """Rows at or beyond seq_len are neither counted nor used as interpolation neighbours."""
+    stored, scale, zero = ops.quantize_encode(X, "hamming84")
+    stored[..., 5:, :] = 0x03  # unwritten rows: every codeword would decode as detected
+    counters = new_counters()
+    out = ops.decode_dequantize(stored, scale, zero, "hamming84", 12, interpolate=True, counters=counters, seq_len=torch.tensor(5))
+    assert int(counters[0]) == 2 * 3 * 5 * 12 and int(counters[2]) == 0
+    assert torch.equal(out[..., :5, :], ops.decode_dequantize(stored[..., :5, :], scale[..., :5, :], zero, "hamming84", 12, interpolate=True))
 
 
 def test_quantize_encode_bad_group():
