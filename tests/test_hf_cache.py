@@ -1,0 +1,207 @@
+"""ECCCache on tiny random-weight GPT-2, Llama, Mistral and Qwen2 models (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    StaticCache,
+)
+
+from ecc_tensor.faults import FaultModel
+from ecc_tensor.integrations.hf import ECCCache
+from ecc_tensor.modes import MODE_NAMES
+from ecc_tensor.storage import StorageLayout
+
+VOCAB = 96
+# Random weights at the usual 0.02 scale give nearly uniform attention, so the output hardly
+# depends on the cache; a larger scale makes these tiny models sensitive to what they read.
+INIT = 0.3
+COMMON = dict(
+    vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    max_position_embeddings=128, initializer_range=INIT, bos_token_id=1, eos_token_id=None,
+)
+CONFIGS = {
+    "gpt2": lambda: GPT2LMHeadModel(
+        GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128, initializer_range=INIT, bos_token_id=1, eos_token_id=None)
+    ),
+    "llama": lambda: LlamaForCausalLM(LlamaConfig(**COMMON, num_key_value_heads=2)),
+    "mistral": lambda: MistralForCausalLM(MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=64)),
+    "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**COMMON, num_key_value_heads=2)),
+}
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def model(request):
+    torch.manual_seed(0)
+    return CONFIGS[request.param]().eval()
+
+
+def prompt(batch=2, length=12, seed=0):
+    return torch.randint(0, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def prefill_and_decode(model, cache, ids, steps=3):
+    """Logits of a prefill and of ``steps`` greedy decode steps, all through ``cache``."""
+    out = model(ids, past_key_values=cache, use_cache=True)
+    logits = [out.logits]
+    token = out.logits[:, -1:].argmax(-1)
+    for i in range(steps):
+        position = torch.full((ids.shape[0], 1), ids.shape[1] + i)
+        out = model(token, past_key_values=cache, use_cache=True, position_ids=position)
+        logits.append(out.logits)
+        token = out.logits[:, -1:].argmax(-1)
+    return torch.cat(logits, dim=1)
+
+
+def ecc(model, mode, fault=None, batch=2, length=32, **kw):
+    return ECCCache(model.config, batch, length, mode=mode, fault=fault, **kw)
+
+
+def test_fp16_mode_reproduces_the_stock_static_cache_exactly(model):
+    ids = prompt()
+    stock = prefill_and_decode(model, StaticCache(model.config, max_cache_len=32), ids)
+    assert torch.equal(prefill_and_decode(model, ecc(model, "fp16"), ids), stock)
+
+
+def test_codes_add_no_error_of_their_own(model):
+    ids = prompt()
+    int4 = prefill_and_decode(model, ecc(model, "int4"), ids)
+    stock = prefill_and_decode(model, StaticCache(model.config, max_cache_len=32), ids)
+    assert not torch.equal(int4, stock)  # quantization does change something
+    for mode in MODE_NAMES[2:]:
+        assert torch.equal(prefill_and_decode(model, ecc(model, mode, FaultModel("bsc", 0.0)), ids), int4), mode
+
+
+@torch.no_grad()
+def greedy(model, cache, ids, new=8):
+    return model.generate(ids, attention_mask=torch.ones_like(ids), past_key_values=cache, max_new_tokens=new, do_sample=False, pad_token_id=0)
+
+
+def test_golay_at_1e_3_keeps_greedy_tokens_and_int4_at_5e_2_loses_them(model):
+    ids = prompt(batch=2, length=16, seed=1)
+    clean = greedy(model, ecc(model, "int4"), ids)
+    golay_cache = ecc(model, "int12-golay", FaultModel("bsc", 1e-3, seed=42))
+    assert torch.equal(greedy(model, golay_cache, ids), clean)
+    assert golay_cache.stats()["injected"] > 0
+    assert not torch.equal(greedy(model, ecc(model, "int4", FaultModel("bsc", 5e-2, seed=42)), ids), clean)
+
+
+def test_hamming84_interp_detects_at_1e_2(model):
+    cache = ecc(model, "int4-hamming84-interp", FaultModel("bsc", 1e-2, seed=3))
+    greedy(model, cache, prompt())
+    stats = cache.stats()
+    assert stats["detected"] > 0 and stats["corrected"] > 0 and len(stats["layers"]) == len(cache.layers)
+
+
+@pytest.mark.parametrize("mode", ["int4-hamming", "int4-hamming84", "int12-golay"])
+def test_counters_equal_an_independent_count_from_the_reference_codec(model, mode):
+    cache = ecc(model, mode, FaultModel("bsc", 2e-2, seed=5), track_silent=True)
+    ids = prompt(length=20)
+    with torch.no_grad():
+        model(ids, past_key_values=cache, use_cache=True)  # one write and one read per layer
+    for layer, stats in zip(cache.layers, cache.stats()["layers"]):
+        read = corrected = detected = silent = 0
+        for store in (layer._k, layer._v):
+            words = store.stored[:, :, :20]
+            layout = StorageLayout(store.layout.codec_name, store.layout.head_dim)
+            values, status = layout.codec.decode(layout.codewords(words))
+            clean, _ = layout.codec.decode(layout.codewords(store.shadow[:, :, :20]))
+            read += status.numel()
+            corrected += int((status == 1).sum())
+            detected += int((status == 2).sum())
+            erased = (status == 2).repeat_interleave(layout.codec.values_per_codeword, -1)
+            silent += int(((values != clean) & ~erased)[..., : layout.head_dim].sum())
+        assert (stats["read"], stats["corrected"], stats["detected"], stats["silent"]) == (read, corrected, detected, silent)
+        assert stats["corrected"] > 0
+
+
+def test_generate_sampling_and_left_padded_batches(model):
+    ids = prompt(batch=3, length=10, seed=4)
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # left padding
+    ids = ids.masked_fill(mask == 0, 0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        sampled = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "int4-hamming84-interp", batch=3), max_new_tokens=6, do_sample=True, top_k=20, pad_token_id=0)
+        stock = model.generate(ids, attention_mask=mask, past_key_values=StaticCache(model.config, max_cache_len=32), max_new_tokens=6, do_sample=False, pad_token_id=0)
+        ours = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "fp16", batch=3), max_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert sampled.shape == (3, 16)
+    assert torch.equal(ours, stock)
+
+
+def test_reset_clears_codewords_and_draws_fresh_faults(model):
+    cache = ecc(model, "int4-hamming84", FaultModel("bsc", 1e-2, seed=9))
+    with torch.no_grad():
+        model(prompt(), past_key_values=cache, use_cache=True)
+    first = cache.layers[0]._k.stored.clone()
+    cache.reset()
+    assert not any(t.any() for layer in cache.layers for s in (layer._k, layer._v) for t in s.buffers)
+    assert int(cache.get_seq_length()) == 0
+    with torch.no_grad():
+        model(prompt(), past_key_values=cache, use_cache=True)
+    assert not torch.equal(cache.layers[0]._k.stored, first)  # same tokens, new fault draw
+
+
+def test_keys_are_ecc_tensors(model):
+    from ecc_tensor import ECCInt4Tensor
+
+    cache = ecc(model, "int12-golay")
+    with torch.no_grad():
+        model(prompt(), past_key_values=cache, use_cache=True)
+    keys = cache.layers[0].keys
+    assert isinstance(keys, ECCInt4Tensor) and keys.shape[2] == 32
+    assert keys[:, :, :12].dequantize().abs().sum() > 0
+
+
+def test_clear_errors():
+    model = CONFIGS["llama"]().eval()
+    with pytest.raises(ValueError, match="unknown cache mode"):
+        ECCCache(model.config, 1, 16, mode="int8")
+    with pytest.raises(ValueError, match="max_cache_len"):
+        ECCCache(model.config, 1, 0)
+    cache = ECCCache(model.config, 1, 8)
+    with pytest.raises(ValueError, match="max_cache_len=8"):
+        with torch.no_grad():
+            model(prompt(batch=1, length=9), past_key_values=cache)
+    from transformers import BertConfig, T5Config
+
+    with pytest.raises(ValueError, match="encoder-decoder"):
+        ECCCache(T5Config(), 1, 8)
+    with pytest.raises(NotImplementedError, match="window"):
+        ECCCache(MistralConfig(**COMMON, sliding_window=16), 1, 32)
+    with pytest.raises(ValueError, match="FaultModel"):
+        ECCCache(model.config, 1, 8, fault="bsc")
+    assert BertConfig  # an encoder has attention but no causal cache: see test below
+
+
+def test_compiled_decode_loop_has_no_graph_breaks_or_recompiles():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = CONFIGS["llama"]().eval()
+    ids = prompt(batch=1, length=8)
+    eager_cache = ECCCache(model.config, 1, 16, mode="int4-hamming84-interp")
+    cache = ECCCache(model.config, 1, 16, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32)
+    compiled = torch.compile(model.forward, fullgraph=True)
+    with torch.no_grad():
+        model(ids, past_key_values=cache, use_cache=True)  # prefill in eager
+        model(ids, past_key_values=eager_cache, use_cache=True)
+        token = torch.tensor([[5]])
+        with torch._dynamo.config.patch(error_on_recompile=False):
+            counts = []
+            for step in range(4):
+                position = torch.tensor([[8 + step]])
+                got = compiled(token, past_key_values=cache, use_cache=True, position_ids=position).logits
+                want = model(token, past_key_values=eager_cache, use_cache=True, position_ids=position).logits
+                assert torch.allclose(got, want, atol=1e-5)
+                counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+    assert counts[-1] == counts[1]  # no recompiles after the first steps
