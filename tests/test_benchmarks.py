@@ -9,3 +9,11 @@ def test_bench_codecs_smoke():
     rows = bench(torch.device("cpu"), mib=0.01, head_dim=16, dtype=torch.float16)
     assert {r["codec"] for r in rows} == {"-", "int4", "hamming74", "hamming84", "golay24"}
     assert "decode_dequantize" in to_markdown(rows)
+
+
+def test_bench_e2e_smoke(capsys):
+    from benchmarks.bench_e2e import main
+
+    main(["--shape", "tiny", "--device", "cpu", "--batch", "2", "--context", "40", "--steps", "2", "--no-compile", "--modes", "static", "int4-hamming84-interp"])
+    out = capsys.readouterr().out
+    assert "int4-hamming84-interp" in out and "tokens/s" in out

@@ -1,0 +1,129 @@
+"""End-to-end decode throughput: a Llama-3-8B-shaped model (random weights; no hub is
+needed) decoding with the stock static cache vs ECCCache modes, all compiled.
+
+The cache is first filled to ``--context`` tokens through the real write path (random K/V
+states written layer by layer in chunks, no model prefill), then ``--steps`` single-token
+decode steps of the compiled ``model.forward`` are timed.
+
+    python benchmarks/bench_e2e.py --write                      # H100: batch 8, 32k context
+    python benchmarks/bench_e2e.py --shape tiny --device cpu --context 64 --steps 4 --no-compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
+
+from ecc_tensor.integrations.hf import ECCCache
+
+try:
+    from .common import append_results
+except ImportError:  # run as a script
+    from common import append_results
+
+SHAPES = {
+    "llama3-8b": dict(
+        vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0, max_position_embeddings=131072,
+    ),
+    "tiny": dict(
+        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+    ),
+}
+
+
+def build_model(shape: str, device: torch.device, dtype: torch.dtype):
+    config = LlamaConfig(**SHAPES[shape])
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(config, torch_dtype=dtype)
+    return model.eval()
+
+
+@torch.no_grad()
+def fill(cache, config, batch: int, context: int, device, dtype, chunk: int = 2048) -> None:
+    """Write ``context`` random tokens' K/V into every layer through ``update``."""
+    heads = config.num_key_value_heads
+    head_dim = config.hidden_size // config.num_attention_heads
+    g = torch.Generator(device=device).manual_seed(0)
+    for layer_idx in range(config.num_hidden_layers):
+        for start in range(0, context, chunk):
+            n = min(chunk, context - start)
+            k = torch.randn(batch, heads, n, head_dim, device=device, dtype=dtype, generator=g)
+            v = torch.randn(batch, heads, n, head_dim, device=device, dtype=dtype, generator=g)
+            cache.layers[layer_idx].update(k, v)
+
+
+def make_cache(mode: str, config, batch, max_len, device, dtype):
+    if mode == "static":
+        cache = StaticCache(config, max_cache_len=max_len)
+        cache.early_initialization(batch, config.num_key_value_heads, config.hidden_size // config.num_attention_heads, dtype, device)
+        return cache
+    return ECCCache(config, batch, max_len, mode=mode, device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def decode_tokens_per_second(model, cache, batch, context, steps, compile_model, device) -> float:
+    forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead") if compile_model else model.forward
+    token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+
+    def step(i):
+        position = torch.full((batch, 1), context + i, device=device)
+        return forward(token, past_key_values=cache, use_cache=True, position_ids=position).logits
+
+    warmup = 3
+    for i in range(warmup):
+        step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shape", choices=list(SHAPES), default="llama3-8b")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--context", type=int, default=32768)
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--modes", nargs="+", default=["static", "fp16", "int4", "int4-hamming84-interp", "int12-golay"])
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    device, dtype = torch.device(args.device), torch.bfloat16
+    model = build_model(args.shape, device, dtype)
+    rows = []
+    for mode in args.modes:
+        torch._dynamo.reset()
+        cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype)
+        fill(cache, model.config, args.batch, args.context, device, dtype)
+        tps = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
+        rows.append((mode, tps))
+        print(f"{mode:24} {tps:10.1f} tokens/s", flush=True)
+        del cache
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    base = dict(rows).get("static")
+    lines = ["| cache | decode tokens/s | vs stock static |", "|---|---:|---:|"]
+    for mode, tps in rows:
+        lines.append(f"| {mode} | {tps:.1f} | {tps / base:.2f}x |" if base else f"| {mode} | {tps:.1f} | - |")
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        append_results(
+            f"End-to-end decode, {args.shape} random weights, batch {args.batch}, context {args.context}, "
+            f"{'eager' if args.no_compile else 'compiled'}",
+            device, table,
+        )
+
+
+if __name__ == "__main__":
+    main()
