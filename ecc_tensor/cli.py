@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--group-size", type=int, default=None)
     p.set_defaults(func=demo)
+
+    from .evaluation.sweep import add_arguments, run_from_args
+
+    s = sub.add_parser("sweep", help="the Monte Carlo sweep: cache modes x BERs x seeds on a model and a text")
+    add_arguments(s)
+    s.set_defaults(func=run_from_args)
     return parser
 
 

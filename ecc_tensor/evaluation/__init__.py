@@ -1,0 +1,1 @@
+"""Evaluation: model loading, windowed scoring through an ECC cache, the Monte Carlo sweep."""

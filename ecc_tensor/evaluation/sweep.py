@@ -1,0 +1,291 @@
+"""The Monte Carlo sweep: cache modes x bit error rates x seeds on a model and a text.
+
+    ecc-tensor sweep --model PATH --text FILE --output-dir results/sweep
+    python -m ecc_tensor.sweep ...
+
+Each trial (mode, BER, seed) scores the same sliding windows of the text through an
+``ECCCache`` with faults from ``FaultModel(fault_model, ber, seed, site)``. Per trial:
+perplexity, KL divergence from the clean fp16 run, top-5 accuracy, catastrophic-failure rate
+(see :data:`ecc_tensor.evaluation.windows.CATASTROPHIC_FACTOR`), the cache counters and the
+wall time. Finished trials are appended to ``trials.jsonl`` as they end, so a killed sweep
+started again with the same settings skips them and loses none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..faults import FAULT_KINDS, FAULT_SITES, FaultModel
+from ..modes import MODE_NAMES, get_mode
+from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs
+
+DEFAULT_BERS = (0.0, 1e-4, 1e-3, 1e-2)
+DEFAULT_SEEDS = (42, 101, 997)
+TRIALS_FILE = "trials.jsonl"
+SETTINGS_FILE = "sweep_settings.json"
+
+
+@dataclass
+class SweepSettings:
+    model: str
+    text: str | None = None
+    cache_modes: list[str] = field(default_factory=lambda: list(MODE_NAMES))
+    ber_levels: list[float] = field(default_factory=lambda: list(DEFAULT_BERS))
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
+    fault_model: str = "bsc"
+    fault_site: str = "write"
+    max_samples: int | None = 8
+    window: int = 256
+    stride: int = 128
+    output_dir: str = "results/sweep"
+    device: str = "cpu"
+    dtype: str = "float32"
+    group_size: int | None = None
+
+    def validate(self) -> None:
+        for mode in self.cache_modes:
+            get_mode(mode)
+        for ber in self.ber_levels:
+            if not (0.0 <= ber <= 1.0):
+                raise ValueError(f"bit error rate must lie in [0, 1], got {ber}")
+        FaultModel(self.fault_model, 0.0, 0, site=self.fault_site)
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"--max-samples must be >= 1, got {self.max_samples}")
+        make_windows(self.window, self.window, self.stride)  # checks window/stride
+
+    def identity(self) -> dict:
+        """The settings a resumed sweep must share with the first run (the grid may grow)."""
+        keep = ("model", "text", "fault_model", "fault_site", "max_samples", "window", "stride", "dtype", "group_size")
+        return {k: getattr(self, k) for k in keep}
+
+
+def trial_key(mode: str, ber: float, seed: int) -> str:
+    return f"{mode}|{ber:.6g}|{seed}"
+
+
+def _prepare_output_dir(settings: SweepSettings) -> Path:
+    out = Path(settings.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"output dir {out} is not writable: {err}") from None
+    settings_path = out / SETTINGS_FILE
+    if settings_path.exists():
+        previous = json.loads(settings_path.read_text())
+        if previous != settings.identity():
+            changed = {k: (previous.get(k), v) for k, v in settings.identity().items() if previous.get(k) != v}
+            raise ValueError(
+                f"{out} holds a sweep with other settings {changed}; resume it with the same settings or use another --output-dir"
+            )
+    else:
+        _atomic_write(settings_path, json.dumps(settings.identity(), indent=2))
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_finished(out: Path) -> dict[str, dict]:
+    """Trials already in ``trials.jsonl`` (a torn last line from a kill is ignored)."""
+    finished = {}
+    path = out / TRIALS_FILE
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            finished[trial_key(record["mode"], record["ber"], record["seed"])] = record
+    return finished
+
+
+def _append_trial(out: Path, record: dict) -> None:
+    path = out / TRIALS_FILE
+    # Start on a fresh line if a killed run left a torn one.
+    needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with path.open("a") as fh:
+        fh.write(("\n" if needs_newline else "") + json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_text_tokens(settings: SweepSettings, tokenizer) -> torch.Tensor:
+    from .models import REFERENCE_DIR
+
+    text_path = settings.text
+    if text_path is None:
+        candidate = REFERENCE_DIR / "heldout.txt"
+        if not candidate.exists():
+            raise ValueError("no evaluation text: pass --text FILE (the reference held-out text is not built here)")
+        text_path = str(candidate)
+    path = Path(text_path)
+    if not path.is_file():
+        raise ValueError(f"text file {path} does not exist")
+    ids = tokenizer(path.read_text(), return_tensors="pt", add_special_tokens=False).input_ids[0]
+    return ids
+
+
+def run_trial(model, tokens, windows, mode, ber, seed, settings, clean) -> dict:
+    from ..integrations.hf import ECCCache
+
+    fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site) if ber > 0 else None
+    cache = ECCCache(
+        model.config, 1, settings.window, mode=mode, fault=fault, group_size=settings.group_size,
+        track_silent=get_mode(mode).quantized and ber > 0,
+    )
+    started = time.perf_counter()
+    nll = kl = 0.0
+    n_tokens = top5 = catastrophic = 0
+    per_window_logprobs = []
+    for i, w in enumerate(windows):
+        ids = tokens[w.start : w.start + settings.window].to(model.device)
+        logprobs = window_logprobs(model, ids, cache)
+        reference = None if clean is None else clean["logprobs"][i].to(logprobs.device)
+        s = score(logprobs, ids, w.scored_from, reference)
+        if clean is None:
+            per_window_logprobs.append(logprobs[w.scored_from - 1 :].cpu())
+        nll += s.nll_sum
+        kl += s.kl_sum
+        n_tokens += s.tokens
+        top5 += s.top5_hits
+        clean_ppl = math.inf if clean is None else clean["window_ppl"][i]
+        catastrophic += (not s.finite) or s.perplexity > CATASTROPHIC_FACTOR * clean_ppl
+    stats = cache.stats()
+    record = {
+        "mode": mode,
+        "ber": ber,
+        "seed": seed,
+        "perplexity": math.exp(nll / n_tokens) if math.isfinite(nll) else math.inf,
+        "kl_divergence": kl / n_tokens,
+        "top5_accuracy": top5 / n_tokens,
+        "catastrophic_rate": catastrophic / len(windows),
+        "tokens": n_tokens,
+        "windows": len(windows),
+        **{k: stats[k] for k in ("read", "corrected", "detected", "injected", "silent")},
+        "wall_time_s": time.perf_counter() - started,
+    }
+    return record, per_window_logprobs
+
+
+def clean_reference(model, tokens, windows, settings) -> dict:
+    """The fp16 (model dtype), fault-free run every trial is compared with."""
+    from ..integrations.hf import ECCCache
+
+    cache = ECCCache(model.config, 1, settings.window, mode="fp16")
+    logprobs, window_ppl = [], []
+    for w in windows:
+        ids = tokens[w.start : w.start + settings.window].to(model.device)
+        lp = window_logprobs(model, ids, cache)
+        window_ppl.append(score(lp, ids, w.scored_from, None).perplexity)
+        logprobs.append(lp[w.scored_from - 1 :].cpu())
+    return {"logprobs": logprobs, "window_ppl": window_ppl}
+
+
+def environment(settings: SweepSettings, model) -> dict:
+    import transformers
+
+    from .. import __version__
+
+    return {
+        "ecc_tensor": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "device": torch.cuda.get_device_name() if settings.device.startswith("cuda") else platform.processor() or platform.machine(),
+        "model_class": type(model).__name__,
+        "command": " ".join(sys.argv),
+    }
+
+
+def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    from .models import load_model_and_tokenizer
+    from .report import write_reports
+
+    settings.validate()
+    out = _prepare_output_dir(settings)
+    model, tokenizer = load_model_and_tokenizer(settings.model, settings.device, getattr(torch, settings.dtype))
+    tokens = read_text_tokens(settings, tokenizer)
+    windows = make_windows(tokens.numel(), settings.window, settings.stride, settings.max_samples)
+    finished = load_finished(out)
+    grid = [(m, b, s) for m in settings.cache_modes for b in settings.ber_levels for s in settings.seeds]
+    todo = [t for t in grid if trial_key(*t) not in finished]
+    clean = clean_reference(model, tokens, windows, settings) if todo else None
+    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="sweep", unit="trial", disable=not progress)
+    for mode, ber, seed in todo:
+        bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed}")
+        record, _ = run_trial(model, tokens, windows, mode, ber, seed, settings, clean)
+        _append_trial(out, record)
+        finished[trial_key(mode, ber, seed)] = record
+        bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed} ppl={record['perplexity']:.3g}")
+        bar.update()
+    bar.close()
+    records = [finished[trial_key(*t)] for t in grid]
+    write_reports(out, records, settings, environment(settings, model))
+    return records
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecc-tensor sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = SweepSettings(model="")
+    p.add_argument("--model", default="ref-gpt2", help="reference short name (ref-gpt2, ref-llama), local HF dir, or hub id")
+    p.add_argument("--text", default=None, help="evaluation text file (default: the reference held-out text)")
+    p.add_argument("--cache-modes", nargs="+", default=d.cache_modes, metavar="MODE", help=f"of {', '.join(MODE_NAMES)}")
+    p.add_argument("--ber-levels", nargs="+", type=float, default=d.ber_levels)
+    p.add_argument("--seeds", nargs="+", type=int, default=d.seeds)
+    p.add_argument("--fault-model", choices=FAULT_KINDS + ("random",), default=d.fault_model)
+    p.add_argument("--fault-site", choices=FAULT_SITES, default=d.fault_site)
+    p.add_argument("--max-samples", type=int, default=d.max_samples, help="windows per trial (default 8; 0 = all)")
+    p.add_argument("--window", type=int, default=d.window)
+    p.add_argument("--stride", type=int, default=d.stride)
+    p.add_argument("--output-dir", default=d.output_dir)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=d.dtype)
+    p.add_argument("--group-size", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def settings_from_args(args: argparse.Namespace) -> SweepSettings:
+    fields = {f.name for f in dataclasses.fields(SweepSettings)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    if values.get("max_samples") == 0:
+        values["max_samples"] = None
+    return SweepSettings(**values)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    records = run_sweep(settings_from_args(args), progress=not args.quiet)
+    print(f"{len(records)} trials; results in {args.output_dir} (results.json, summary.csv, tables.md, plots/)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except ValueError as err:
+        parser.exit(2, f"ecc-tensor sweep: error: {err}\n")

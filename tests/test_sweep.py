@@ -1,0 +1,161 @@
+"""The sweep CLI on a tiny model and a few windows: real numbers, resume, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import pytest
+import torch
+
+from ecc_tensor.evaluation import sweep as S
+from ecc_tensor.evaluation.models import ModelNotFound, load_model_and_tokenizer
+from ecc_tensor.evaluation.windows import make_windows
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny random Llama with a byte-level BPE tokenizer, and a real English text."""
+    from pydoc_data.topics import topics
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny")
+    text = "\n\n".join(topics[k] for k in sorted(topics))[:60_000]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<eos>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3,
+    )
+    LlamaForCausalLM(config).save_pretrained(root / "model")
+    fast.save_pretrained(root / "model")
+    (root / "text.txt").write_text(text)
+    return root
+
+
+def settings(tiny, out, **kw):
+    base = dict(
+        model=str(tiny / "model"), text=str(tiny / "text.txt"), output_dir=str(out), max_samples=3, window=48, stride=24,
+        cache_modes=["fp16", "int4", "int4-hamming84-interp", "int12-golay"], ber_levels=[0.0, 1e-2], seeds=[1, 2],
+    )
+    base.update(kw)
+    return S.SweepSettings(**base)
+
+
+def strip_time(records):
+    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in records]
+
+
+def test_fp16_perplexity_equals_a_direct_computation_with_the_stock_model(tiny, tmp_path):
+    records = S.run_sweep(settings(tiny, tmp_path, cache_modes=["fp16"], ber_levels=[0.0], seeds=[1]), progress=False)
+    model, tokenizer = load_model_and_tokenizer(str(tiny / "model"))
+    ids = tokenizer((tiny / "text.txt").read_text(), return_tensors="pt", add_special_tokens=False).input_ids[0]
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for w in make_windows(ids.numel(), 48, 24, 3):
+            chunk = ids[w.start : w.start + 48]
+            logp = torch.log_softmax(model(chunk.unsqueeze(0)).logits[0, :-1].float(), -1)  # no cache at all
+            targets = chunk[w.scored_from :]
+            nll -= float(logp[w.scored_from - 1 :].gather(-1, targets.unsqueeze(-1)).sum())
+            n += targets.numel()
+    assert records[0]["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-6)
+    assert records[0]["kl_divergence"] == 0.0 and records[0]["tokens"] == n
+
+
+def test_outputs_and_the_shape_of_the_results(tiny, tmp_path):
+    records = S.run_sweep(settings(tiny, tmp_path), progress=False)
+    assert len(records) == 4 * 2 * 2
+    by = {(r["mode"], r["ber"], r["seed"]): r for r in records}
+    clean_int4 = by[("int4", 0.0, 1)]["perplexity"]
+    # Codes add no error: every INT4 mode at BER 0 scores exactly like int4.
+    for mode in ("int4-hamming84-interp", "int12-golay"):
+        assert by[(mode, 0.0, 1)]["perplexity"] == clean_int4
+    assert by[("int4-hamming84-interp", 1e-2, 1)]["detected"] > 0
+    assert by[("int12-golay", 1e-2, 2)]["corrected"] > 0 and by[("int4", 1e-2, 2)]["injected"] > 0
+    for name in ("results.json", "summary.csv", "tables.md", "trials.jsonl", "plots/perplexity.png", "plots/kl_divergence.png"):
+        assert (tmp_path / name).exists(), name
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["environment"]["torch"] == torch.__version__ and len(results["trials"]) == 16
+    tables = (tmp_path / "tables.md").read_text()
+    assert "### Perplexity" in tables and "| int12-golay |" in tables and "±" in tables
+
+
+def test_a_killed_sweep_resumes_and_equals_an_uninterrupted_one(tiny, tmp_path, monkeypatch):
+    uninterrupted = S.run_sweep(settings(tiny, tmp_path / "a"), progress=False)
+
+    real_run_trial, calls = S.run_trial, []
+
+    def dying_run_trial(*args, **kwargs):
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the sweep is killed during its sixth trial
+        calls.append(1)
+        return real_run_trial(*args, **kwargs)
+
+    monkeypatch.setattr(S, "run_trial", dying_run_trial)
+    with pytest.raises(KeyboardInterrupt):
+        S.run_sweep(settings(tiny, tmp_path / "b"), progress=False)
+    assert len((tmp_path / "b" / S.TRIALS_FILE).read_text().splitlines()) == 5
+    with (tmp_path / "b" / S.TRIALS_FILE).open("a") as fh:
+        fh.write('{"mode": "int4", "ber"')  # a torn line, as a kill mid-write leaves
+    monkeypatch.setattr(S, "run_trial", real_run_trial)
+    resumed_calls = []
+    monkeypatch.setattr(S, "run_trial", lambda *a, **k: resumed_calls.append(1) or real_run_trial(*a, **k))
+    resumed = S.run_sweep(settings(tiny, tmp_path / "b"), progress=False)
+    assert len(resumed_calls) == 16 - 5
+    assert strip_time(resumed) == strip_time(uninterrupted)
+
+
+def test_resuming_with_other_settings_is_refused(tiny, tmp_path):
+    S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1], window=32, stride=16), progress=False)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ecc_tensor.sweep", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--cache-modes", "int8"], "unknown cache mode"),
+        (["--ber-levels", "0", "1.5"], r"\[0, 1\]"),
+        (["--model", "/nonexistent/model"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_message(tiny, tmp_path, args, message):
+    base = ["--model", str(tiny / "model"), "--text", str(tiny / "text.txt"), "--output-dir", str(tmp_path / "o"), "--quiet"]
+    result = run_cli(*base, *args)
+    assert result.returncode == 2 and __import__("re").search(message, result.stderr), result.stderr
+
+
+def test_unwritable_output_dir_loses_nothing(tiny, tmp_path):
+    S.run_sweep(settings(tiny, tmp_path / "kept", cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
+    before = (tmp_path / "kept" / S.TRIALS_FILE).read_text()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = run_cli("--model", str(tiny / "model"), "--text", str(tiny / "text.txt"), "--output-dir", str(blocker / "out"), "--quiet")
+    assert result.returncode == 2 and "not writable" in result.stderr
+    assert (tmp_path / "kept" / S.TRIALS_FILE).read_text() == before
+
+
+def test_an_unbuilt_reference_model_says_what_to_do(monkeypatch, tmp_path):
+    from ecc_tensor.evaluation import models
+
+    monkeypatch.setattr(models, "REFERENCE_DIR", tmp_path)
+    with pytest.raises(ModelNotFound, match="--model PATH"):
+        models.resolve_model_path("ref-gpt2")
+
+
+def test_cli_subcommand(tiny, tmp_path):
+    from ecc_tensor.cli import main
+
+    assert main(["sweep", "--model", str(tiny / "model"), "--text", str(tiny / "text.txt"), "--output-dir", str(tmp_path),
+                 "--cache-modes", "int4", "--ber-levels", "0", "--seeds", "1", "--max-samples", "1", "--window", "32", "--stride", "16", "--quiet"]) == 0
+    assert (tmp_path / "results.json").exists()
