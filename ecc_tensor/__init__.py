@@ -1,17 +1,23 @@
 """ecc_tensor: error-correcting codes for INT4-quantized transformer KV caches."""
 
-from .codecs import CODEC_NAMES, get_codec
-
 __version__ = "0.1.0"
+
+# Public names are imported lazily: `import ecc_tensor` stays free of torch, because the
+# lm-eval plugin hook (ecc_tensor/_lm_eval_plugin.py) runs at every interpreter start, and
+# importing the tensor subclass registers the Triton ops, which reads TRITON_INTERPRET.
+_LAZY = {
+    "CODEC_NAMES": ("codecs", "CODEC_NAMES"),
+    "get_codec": ("codecs", "get_codec"),
+    "ECCInt4Tensor": ("tensor", "ECCInt4Tensor"),
+}
 
 
 def __getattr__(name):
-    # Lazy: importing the tensor subclass registers the Triton ops, which reads
-    # TRITON_INTERPRET; `import ecc_tensor` alone stays light.
-    if name == "ECCInt4Tensor":
-        from .tensor import ECCInt4Tensor
+    if name in _LAZY:
+        import importlib
 
-        return ECCInt4Tensor
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'ecc_tensor' has no attribute {name!r}")
 
 

@@ -81,7 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="the Monte Carlo sweep: cache modes x BERs x seeds on a model and a text")
     add_arguments(s)
     s.set_defaults(func=run_from_args)
+
+    t = sub.add_parser("tasks-path", help="print the directory of the local lm-eval tasks (for --include_path)")
+    t.set_defaults(func=_print_tasks_path)
     return parser
+
+
+def _print_tasks_path(args: argparse.Namespace) -> int:
+    from .evaluation.lm_eval_tasks import PATH
+
+    print(PATH)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
