@@ -40,6 +40,13 @@ def _to_bf16_rne(x):
 
 
 @triton.jit
+def _row_block(R, BLOCK_R: tl.constexpr):
+    """This program's BLOCK_R rows: indices, in-range mask, and int64 indices for addressing."""
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    return rows, rows < R, rows.to(tl.int64)
+
+
+@triton.jit
 def _store_kernel(
     x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values
     out_ptr,  # [R, ROW_BYTES] uint8
@@ -61,9 +68,7 @@ def _store_kernel(
     BLOCK_GS: tl.constexpr,
     BLOCK_U: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    row_ok = rows < R
-    rows64 = rows.to(tl.int64)
+    rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     if QUANTIZE:
         # Phase 1: per-group scale (and zero point) from the whole group.
         g = tl.arange(0, BLOCK_G)
@@ -141,9 +146,7 @@ def _load_kernel(
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    row_ok = rows < R
-    rows64 = rows.to(tl.int64)
+    rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     u = tl.arange(0, BLOCK_U)
     unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
     counted = unit_ok
