@@ -82,9 +82,74 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(s)
     s.set_defaults(func=run_from_args)
 
+    g = sub.add_parser("generation", help="greedy-generation reliability: golden vs faulted runs per mode and fault model")
+    _model_arguments(g)
+    g.add_argument("--modes", nargs="+", choices=MODE_NAMES, default=["int4", "int4-hamming", "int4-hamming84-interp", "int12-golay"])
+    g.add_argument("--fault-models", nargs="+", choices=FAULT_KINDS + ("random",), default=list(FAULT_KINDS))
+    g.add_argument("--bers", nargs="+", type=_ber, default=[1e-3, 1e-2])
+    g.add_argument("--sites", nargs="+", choices=FAULT_SITES, default=["write", "read"])
+    g.add_argument("--prompts", type=int, default=8, help="prompts taken from the evaluation text")
+    g.add_argument("--new-tokens", type=int, default=50)
+    g.add_argument("--output-dir", default="results/generation")
+    g.set_defaults(func=_generation)
+
+    n = sub.add_parser("needle", help='"math needle": retrieval and reasoning over var_a/var_b planted in filler text')
+    _model_arguments(n)
+    n.add_argument("--modes", nargs="+", choices=MODE_NAMES, default=["fp16", "int4", "int4-hamming84-interp", "int12-golay"])
+    n.add_argument("--bers", nargs="+", type=_ber, default=[0.0, 1e-3, 1e-2])
+    n.add_argument("--contexts", nargs="+", type=int, default=[2048, 4096, 8192])
+    n.add_argument("--fault-model", choices=FAULT_KINDS + ("random",), default="bsc")
+    n.add_argument("--fault-site", choices=FAULT_SITES, default="write")
+    n.add_argument("--output-dir", default="results/needle")
+    n.set_defaults(func=_needle)
+
     t = sub.add_parser("tasks-path", help="print the directory of the local lm-eval tasks (for --include_path)")
     t.set_defaults(func=_print_tasks_path)
     return parser
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="ref-gpt2", help="reference short name, local HF dir, or hub id")
+    p.add_argument("--text", default=None, help="text for prompts / filler (default: the reference held-out text)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _load(args):
+    from pathlib import Path
+
+    from .evaluation.models import REFERENCE_DIR, load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device)
+    text_path = Path(args.text) if args.text else REFERENCE_DIR / "heldout.txt"
+    if not text_path.is_file():
+        raise ValueError(f"text file {text_path} does not exist (pass --text FILE)")
+    return model, tokenizer, text_path.read_text()
+
+
+def _generation(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluation import reliability as R
+
+    model, tokenizer, text = _load(args)
+    rows = R.generation_reliability(
+        model, tokenizer, R.default_prompts(text, args.prompts), args.modes, args.fault_models, args.bers, args.sites,
+        new_tokens=args.new_tokens, seed=args.seed,
+    )
+    print(R.write(rows, Path(args.output_dir), "generation", ["mode", "fault_model", "ber", "site", "exact_match", "mean_char_drift"]))
+    return 0
+
+
+def _needle(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluation import reliability as R
+
+    model, tokenizer, text = _load(args)
+    rows = R.needle(model, tokenizer, text, args.modes, args.bers, args.contexts, fault_model=args.fault_model, site=args.fault_site)
+    print(R.write(rows, Path(args.output_dir), "needle", ["mode", "ber", "context", "task", "accuracy"]))
+    return 0
 
 
 def _print_tasks_path(args: argparse.Namespace) -> int:
@@ -99,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
-        parser.exit(2, f"ecc-tensor: error: {err}\n")
+    except ValueError as err:  # bad input: a message and exit status 2, no traceback
+        parser.exit(2, f"ecc-tensor {args.command}: error: {err}\n")
 
 
 if __name__ == "__main__":

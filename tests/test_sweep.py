@@ -159,3 +159,37 @@ def test_cli_subcommand(tiny, tmp_path):
     assert main(["sweep", "--model", str(tiny / "model"), "--text", str(tiny / "text.txt"), "--output-dir", str(tmp_path),
                  "--cache-modes", "int4", "--ber-levels", "0", "--seeds", "1", "--max-samples", "1", "--window", "32", "--stride", "16", "--quiet"]) == 0
     assert (tmp_path / "results.json").exists()
+
+
+def test_generation_reliability_on_the_tiny_model(tiny, tmp_path):
+    from ecc_tensor.evaluation import reliability as R
+
+    model, tokenizer = load_model_and_tokenizer(str(tiny / "model"))
+    prompts = R.default_prompts((tiny / "text.txt").read_text(), count=3, words=6)
+    rows = R.generation_reliability(
+        model, tokenizer, prompts, ["int4", "int12-golay"], ["bsc"], [1e-3, 5e-2], ["write"], new_tokens=12, progress=False
+    )
+    by = {(r.mode, r.ber): r for r in rows}
+    assert by[("int12-golay", 1e-3)].exact_match == 1.0 and by[("int12-golay", 1e-3)].mean_char_drift == 0
+    assert by[("int4", 5e-2)].exact_match < 1.0 and by[("int4", 5e-2)].mean_char_drift > 0
+    table = R.write(rows, tmp_path, "generation", ["mode", "fault_model", "ber", "site", "exact_match", "mean_char_drift"])
+    assert "int12-golay" in table and (tmp_path / "generation.json").exists()
+
+
+def test_levenshtein():
+    from ecc_tensor.evaluation.reliability import levenshtein
+
+    assert levenshtein("kitten", "sitting") == 3 and levenshtein("", "abc") == 3 and levenshtein("same", "same") == 0
+
+
+def test_needle_prompt_and_run(tiny):
+    from ecc_tensor.evaluation import reliability as R
+
+    model, tokenizer = load_model_and_tokenizer(str(tiny / "model"))
+    filler = (tiny / "text.txt").read_text()[:5000]
+    prompt = R.needle_prompt(tokenizer, filler, 120)
+    assert prompt.index("var_a = 50") < prompt.index("var_b = 25")
+    rows = R.needle(model, tokenizer, filler, ["int4"], [0.0], [120], seeds=(0,), progress=False)
+    assert {r.task for r in rows} == {"retrieval", "reasoning"} and all(0 <= r.accuracy <= 1 for r in rows)
+    with pytest.raises(ValueError, match="positions"):
+        R.needle(model, tokenizer, filler, ["int4"], [0.0], [4096], progress=False)

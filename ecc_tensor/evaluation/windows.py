@@ -73,3 +73,15 @@ def score(logprobs: torch.Tensor, ids: torch.Tensor, scored_from: int, clean_log
         # KL(clean || faulty) per token, in nats
         kl = float(F.kl_div(rows, clean_logprobs, log_target=True, reduction="sum")) if finite else math.inf
     return WindowScore(float(nll.sum()) if finite else math.inf, int(targets.numel()), int(top5.sum()), kl, finite)
+
+
+@torch.no_grad()
+def text_perplexity(model, tokens: torch.Tensor, window: int = 256, stride: int = 128, max_windows: int | None = None, cache=None) -> float:
+    """Perplexity of ``tokens`` (1-D) under the windows protocol above (through ``cache`` if given)."""
+    nll, n = 0.0, 0
+    for w in make_windows(tokens.numel(), window, stride, max_windows):
+        ids = tokens[w.start : w.start + window].to(model.device)
+        s = score(window_logprobs(model, ids, cache), ids, w.scored_from, None)
+        nll += s.nll_sum
+        n += s.tokens
+    return math.exp(nll / n)
