@@ -232,7 +232,8 @@ class ECCLayer(StaticLayer):
     def _read(self, store: _Store, kv: int) -> torch.Tensor:
         words = self._read_words(store, kv)
         if not self.mode.quantized:
-            self.counters[C.READ] += store.dense[:, :, : self._written].numel() if not is_torchdynamo_compiling() else 0
+            batch, heads, _, head_dim = store.dense.shape
+            self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
             if store.shadow is not None:
                 shadow = store.shadow.view(words.dtype)[:, :, : self._written]
                 self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()

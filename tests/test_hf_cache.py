@@ -205,3 +205,15 @@ def test_compiled_decode_loop_has_no_graph_breaks_or_recompiles():
                 assert torch.allclose(got, want, atol=1e-5)
                 counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
     assert counts[-1] == counts[1]  # no recompiles after the first steps
+
+
+@pytest.mark.parametrize("mode", ["fp16", "int4", "int12-golay"])
+def test_read_counts_only_written_tokens(model, mode):
+    cache = ecc(model, mode)
+    with torch.no_grad():
+        model(prompt(batch=2, length=12), past_key_values=cache, use_cache=True)
+    config = cache.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = config.hidden_size // config.num_attention_heads
+    per_row = {"fp16": head_dim, "int4": head_dim, "int12-golay": -(-head_dim // 3)}[mode]  # values or codewords
+    assert cache.stats()["read"] == len(cache.layers) * 2 * 2 * heads * 12 * per_row
