@@ -1,4 +1,4 @@
-"""``ecc-tensor`` command line."""
+"""``ecc-tensor``: error-correcting codes for INT4 KV caches: a demo, the Monte Carlo sweep, reliability benchmarks."""
 
 from __future__ import annotations
 

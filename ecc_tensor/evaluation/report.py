@@ -59,7 +59,7 @@ def _fmt(mean: float, ci: float, metric: str) -> str:
         return "inf"
     if metric in ("corrected", "detected", "silent"):
         return f"{mean:.0f} ± {ci:.0f}"
-    digits = 4 if metric in ("kl_divergence", "top5_accuracy", "catastrophic_rate") else 3
+    digits = 5 if metric == "perplexity" else 4
     return f"{mean:.{digits}g} ± {ci:.2g}"
 
 

@@ -148,7 +148,7 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean) -> dict:
     fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site) if ber > 0 else None
     cache = ECCCache(
         model.config, 1, settings.window, mode=mode, fault=fault, group_size=settings.group_size,
-        track_silent=get_mode(mode).quantized and ber > 0,
+        track_silent=ber > 0,
     )
     started = time.perf_counter()
     nll = kl = 0.0

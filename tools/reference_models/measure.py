@@ -71,7 +71,7 @@ context is {512} positions.
 - **Tokenizer**: byte-level BPE, vocabulary {f['vocab_size']}, trained on the training split
   (`tools/reference_models/train_tokenizer.py`).
 - **Size**: {f['parameters']:,} parameters, fp16 safetensors.
-- **Training**: {f['steps']} steps x {f['batch']} sequences x {f['seq']} tokens = {f['train_tokens_seen']:,} tokens
+- **Training**: {f['steps']} steps x {f['batch']} sequences x {f['seq']} tokens = {f['steps'] * f['batch'] * f['seq']:,} tokens{_total(f)}
   (the training split has {f['train_split_tokens']:,}); AdamW lr {f['lr']}, warmup {f['warmup']}, cosine decay, seed
   {f['seed']}; final training loss {f['final_train_loss']}; {f['train_seconds']} s on {f['device']}.
 - **Command**: `{f['command']}`{_earlier_phase(f)}
@@ -85,6 +85,10 @@ Perplexity: {f['eval_protocol']}. Measured by `tools/reference_models/measure.py
 shipped weights; `tests/test_reference_models.py` recomputes the first {SLICE_WINDOWS} test windows
 (card: {f[f'test_perplexity_first_{SLICE_WINDOWS}_windows']}).
 """
+
+
+def _total(f: dict) -> str:
+    return f", {f['train_tokens_seen']:,} with the first phase" if f.get("continued_from") else ""
 
 
 def _earlier_phase(f: dict) -> str:
