@@ -142,7 +142,8 @@ def read_text_tokens(settings: SweepSettings, tokenizer) -> torch.Tensor:
     return ids
 
 
-def run_trial(model, tokens, windows, mode, ber, seed, settings, clean) -> dict:
+def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) -> dict:
+    """One (mode, BER, seed) trial over ``windows``, against the ``clean`` reference run."""
     from ..integrations.hf import ECCCache
 
     fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site) if ber > 0 else None
@@ -153,20 +154,15 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean) -> dict:
     started = time.perf_counter()
     nll = kl = 0.0
     n_tokens = top5 = catastrophic = 0
-    per_window_logprobs = []
     for i, w in enumerate(windows):
         ids = tokens[w.start : w.start + settings.window].to(model.device)
         logprobs = window_logprobs(model, ids, cache)
-        reference = None if clean is None else clean["logprobs"][i].to(logprobs.device)
-        s = score(logprobs, ids, w.scored_from, reference)
-        if clean is None:
-            per_window_logprobs.append(logprobs[w.scored_from - 1 :].cpu())
+        s = score(logprobs, ids, w.scored_from, clean["logprobs"][i].to(logprobs.device))
         nll += s.nll_sum
         kl += s.kl_sum
         n_tokens += s.tokens
         top5 += s.top5_hits
-        clean_ppl = math.inf if clean is None else clean["window_ppl"][i]
-        catastrophic += (not s.finite) or s.perplexity > CATASTROPHIC_FACTOR * clean_ppl
+        catastrophic += (not s.finite) or s.perplexity > CATASTROPHIC_FACTOR * clean["window_ppl"][i]
     stats = cache.stats()
     record = {
         "mode": mode,
@@ -181,7 +177,7 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean) -> dict:
         **{k: stats[k] for k in ("read", "corrected", "detected", "injected", "silent")},
         "wall_time_s": time.perf_counter() - started,
     }
-    return record, per_window_logprobs
+    return record
 
 
 def clean_reference(model, tokens, windows, settings) -> dict:
@@ -237,7 +233,7 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
         if twin is not None:
             record = {**twin, "seed": seed, "reused_from_seed": twin.get("reused_from_seed", twin["seed"]), "wall_time_s": 0.0}
         else:
-            record, _ = run_trial(model, tokens, windows, mode, ber, seed, settings, clean)
+            record = run_trial(model, tokens, windows, mode, ber, seed, settings, clean)
         _append_trial(out, record)
         finished[trial_key(mode, ber, seed)] = record
         bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed} ppl={record['perplexity']:.3g}")

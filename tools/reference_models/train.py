@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from measure import measure, tokens_of  # noqa: E402  (tools/reference_models/measure.py)
 
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     previous = None
     if args.init_from is not None:
         previous = json.loads((args.init_from / "training.json").read_text())
-        model = type(ARCHS[args.arch](8, 0)).from_pretrained(args.init_from, dtype=torch.float32).to(device)
+        model = AutoModelForCausalLM.from_pretrained(args.init_from, dtype=torch.float32).to(device)
     else:
         model = ARCHS[args.arch](len(tokenizer), tokenizer.eos_token_id).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
