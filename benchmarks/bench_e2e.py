@@ -1,7 +1,9 @@
 """End-to-end decode throughput: a Llama-3-8B-shaped model (random weights; no hub is
 needed) decoding with the stock static cache vs ECCCache modes, all compiled.
 
-The cache is first filled to ``--context`` tokens through the real write path (random K/V
+ECC modes attend with the ``"ecc"`` attention implementation (``--attention fused``, the
+default: ``ecc::decode_attention`` reads the codewords) or decode K/V first and run SDPA
+(``--attention dense``). The cache is first filled to ``--context`` tokens through the real write path (random K/V
 states written layer by layer in chunks, no model prefill), then ``--steps`` single-token
 decode steps of the compiled ``model.forward`` are timed.
 
@@ -95,19 +97,24 @@ def main(argv=None) -> None:
     p.add_argument("--context", type=int, default=32768)
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--modes", nargs="+", default=["static", "fp16", "int4", "int4-hamming84-interp", "int12-golay"])
+    p.add_argument("--attention", choices=["fused", "dense", "both"], default="fused", help="how ECC modes attend")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     device, dtype = torch.device(args.device), torch.bfloat16
     model = build_model(args.shape, device, dtype)
     rows = []
-    for mode in args.modes:
+    attentions = ["fused", "dense"] if args.attention == "both" else [args.attention]
+    runs = [(mode, None) if mode in ("static", "fp16") else (mode, a) for mode in args.modes for a in attentions]
+    for mode, attention in dict.fromkeys(runs):
         torch._dynamo.reset()
+        model.set_attn_implementation("ecc" if attention == "fused" else "sdpa")
         cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype)
         fill(cache, model.config, args.batch, args.context, device, dtype)
         tps = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
-        rows.append((mode, tps))
-        print(f"{mode:24} {tps:10.1f} tokens/s", flush=True)
+        label = mode if attention is None else f"{mode} ({attention})"
+        rows.append((label, tps))
+        print(f"{label:32} {tps:10.1f} tokens/s", flush=True)
         del cache
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -12,7 +12,7 @@ from .codecs import get_codec
 from .counters import new_counters
 from .storage import StorageLayout
 
-__all__ = ["ECCInt4Tensor"]
+__all__ = ["ECCInt4Tensor", "ecc_decode_attention", "fused_attention_applies"]
 
 aten = torch.ops.aten
 
@@ -37,21 +37,34 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         zero: float32 like ``scale``, for asymmetric quantization (None when symmetric).
         counters: int64 ``[5]`` (read, corrected, detected, injected, silent) that every
             decode of this tensor adds to; None to not count.
+        seq_len: int64 scalar, for a preallocated cache view ``[batch, heads, seq, D]``: only
+            rows ``< seq_len`` along dim -2 are written (decoded, counted, used as
+            interpolation neighbours and attended). Kept by whole-tensor views and copies,
+            dropped by ops that reshape or index.
 
     Non-Tensor Attributes:
         codec: ``"int4" | "hamming74" | "hamming84" | "golay24"``.
         shape: the logical shape.
         dtype: the logical (dequantized) dtype.
+
+    Optional Non-Tensor Attributes:
+        interpolate: whether reads replace detected values by their temporal neighbours
+            (the default of :meth:`dequantize` and of attention over this tensor).
     """
 
     tensor_data_names = ["stored", "scale", "encode_table", "syndrome_table"]
     tensor_attribute_names = ["codec", "shape", "dtype"]
-    optional_tensor_data_names = ["zero", "counters"]
+    optional_tensor_data_names = ["zero", "counters", "seq_len"]
+    optional_tensor_attribute_names = ["interpolate"]
 
-    def __new__(cls, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None):
+    def __new__(
+        cls, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None, seq_len=None, interpolate=None
+    ):
         return torch.Tensor._make_wrapper_subclass(cls, shape, dtype=dtype, device=stored.device, requires_grad=False)
 
-    def __init__(self, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None):
+    def __init__(
+        self, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None, seq_len=None, interpolate=None
+    ):
         super().__init__()
         self.stored = stored
         self.scale = scale
@@ -60,6 +73,8 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         self.codec = codec
         self.zero = zero
         self.counters = counters
+        self.seq_len = seq_len
+        self.interpolate = bool(interpolate)
 
     def _quantization_type(self):
         return f"codec={self.codec}, shape={tuple(self.shape)}, groups={self.scale.shape[-1]}, symmetric={self.zero is None}, device={self.device}"
@@ -97,17 +112,18 @@ class ECCInt4Tensor(TorchAOBaseTensor):
 
     # -- reading --------------------------------------------------------------------------
     def dequantize(
-        self, interpolate: bool = False, dtype: torch.dtype | None = None, counters: torch.Tensor | None = None
+        self, interpolate: bool | None = None, dtype: torch.dtype | None = None, counters: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Decode (correcting what the code can), dequantize and, with ``interpolate``,
-        replace detected values by their neighbours along dim -2. Decode counts go to
-        ``counters`` if given, else to this tensor's own counters if it has them."""
+        """Decode (correcting what the code can), dequantize and, with ``interpolate``
+        (default: this tensor's ``interpolate``), replace detected values by their neighbours
+        along dim -2. Decode counts go to ``counters`` if given, else to this tensor's own
+        counters if it has them."""
         counters = counters if counters is not None else self.counters
         if counters is None:
             counters = new_counters(self.device)
         return torch.ops.ecc.decode_dequantize(
-            self.stored, self.scale, self.zero, self.encode_table, self.syndrome_table,
-            self.codec, self.shape[-1], interpolate, counters, dtype or self.dtype,
+            self.stored, self.scale, self.zero, self.encode_table, self.syndrome_table, self.codec, self.shape[-1],
+            self.interpolate if interpolate is None else interpolate, counters, dtype or self.dtype, self.seq_len,
         )
 
     def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,13 +131,14 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         return torch.ops.ecc.decode(self.stored, self.encode_table, self.syndrome_table, self.codec, self.shape[-1])
 
     # -- helpers for the op implementations ----------------------------------------------
-    def _with_rows(self, fn, shape=None, dtype=None) -> "ECCInt4Tensor":
+    def _with_rows(self, fn, shape=None, dtype=None, keep_seq_len=False) -> "ECCInt4Tensor":
         """A new tensor whose row data (stored, scale, zero) is ``fn`` of this one's; the
-        tables and counters are shared."""
+        tables and counters are shared; ``seq_len`` only where the rows keep their places."""
         return ECCInt4Tensor(
             fn(self.stored), fn(self.scale), self.encode_table, self.syndrome_table, self.codec,
             self.shape if shape is None else torch.Size(shape), dtype or self.dtype,
             zero=None if self.zero is None else fn(self.zero), counters=self.counters,
+            seq_len=self.seq_len if keep_seq_len else None, interpolate=self.interpolate,
         )
 
     def _row_dim(self, dim: int, ndim: int | None = None) -> int:
@@ -153,13 +170,13 @@ implements_torch_function = ECCInt4Tensor.implements_torch_function
 @implements([aten.detach.default, aten.alias.default])
 def _(func, types, args, kwargs):
     """Views of the whole tensor: the same view of each row tensor."""
-    return return_and_correct_aliasing(func, args, kwargs, args[0]._with_rows(func))
+    return return_and_correct_aliasing(func, args, kwargs, args[0]._with_rows(func, keep_seq_len=True))
 
 
 @implements([aten.clone.default, aten.contiguous.default])
 def _(func, types, args, kwargs):
     """Copies of the row data; tables stay shared (they are constants)."""
-    return args[0]._with_rows(lambda t: t.clone())
+    return args[0]._with_rows(lambda t: t.clone(), keep_seq_len=True)
 
 
 @implements(aten._to_copy.default)
@@ -174,6 +191,7 @@ def _(func, types, args, kwargs):
     return ECCInt4Tensor(
         moved(self.stored), moved(self.scale), moved(self.encode_table), moved(self.syndrome_table),
         self.codec, self.shape, dtype, zero=moved(self.zero), counters=moved(self.counters),
+        seq_len=moved(self.seq_len), interpolate=self.interpolate,
     )
 
 
@@ -222,6 +240,7 @@ def _(func, types, args, kwargs):
     sliced = ECCInt4Tensor(
         sliced.stored, sliced.scale, self.encode_table, self.syndrome_table, self.codec,
         (*sliced.stored.shape[:-1], self.shape[-1]), self.dtype, zero=sliced.zero, counters=self.counters,
+        interpolate=self.interpolate,
     )
     return return_and_correct_aliasing(func, args, kwargs, sliced)
 
@@ -283,7 +302,10 @@ def _(func, types, args, kwargs):
     scale = func([t.scale for t in tensors], dim)
     zero = None if first.zero is None else func([t.zero for t in tensors], dim)
     shape = (*stored.shape[:-1], first.shape[-1])
-    return ECCInt4Tensor(stored, scale, first.encode_table, first.syndrome_table, first.codec, shape, first.dtype, zero=zero, counters=first.counters)
+    return ECCInt4Tensor(
+        stored, scale, first.encode_table, first.syndrome_table, first.codec, shape, first.dtype, zero=zero,
+        counters=first.counters, interpolate=first.interpolate,
+    )
 
 
 def _dense(t):
@@ -307,11 +329,76 @@ def _(func, types, args, kwargs):
     return F.linear(*(_dense(a) for a in args), **(kwargs or {}))
 
 
+MAX_FUSED_QUERIES = 16  # decode and speculative verification; longer queries (prefill) dequantize first
+
+
+def _sdpa_arguments(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    return query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+
+
+def fused_attention_applies(query, key, value, dropout_p=0.0, is_causal=False, enable_gqa=False) -> bool:
+    """Whether ``ecc::decode_attention`` computes this SDPA call: a few dense query tokens over
+    ECC keys/values of one layout, no dropout, and SDPA's top-left causal mask only where
+    it is no mask at all."""
+    if isinstance(query, ECCInt4Tensor) or not (isinstance(key, ECCInt4Tensor) and isinstance(value, ECCInt4Tensor)):
+        return False
+    if query.dim() != 4 or key.dim() != 4 or value.shape != key.shape or query.shape[-1] != key.shape[-1]:
+        return False
+    same_layout = (
+        key.codec == value.codec and key.scale.shape == value.scale.shape and (key.zero is None) == (value.zero is None)
+        and key.interpolate == value.interpolate
+    )
+    heads_ok = query.shape[1] == key.shape[1] or (enable_gqa and query.shape[1] % key.shape[1] == 0)
+    return (
+        same_layout and heads_ok and query.shape[0] == key.shape[0] and query.shape[2] <= MAX_FUSED_QUERIES
+        and dropout_p == 0.0 and not is_causal and query.dtype.is_floating_point
+    )
+
+
+def ecc_decode_attention(
+    query: torch.Tensor,
+    key: "ECCInt4Tensor",
+    value: "ECCInt4Tensor",
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    is_causal: bool = False,
+    counters: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``ecc::decode_attention`` of ``query`` ``[B, Hq, Lq, D]`` over ECC ``key``/``value``
+    ``[B, Hkv, S, D]`` (``Hq`` a multiple of ``Hkv``). ``is_causal`` aligns the queries with
+    the last written positions (decoding); the key's ``seq_len`` bounds the written rows, its
+    ``interpolate`` says whether detected values are interpolated, and the decode counts of
+    K and V go to ``counters`` (default: the key's, else the value's, else nowhere)."""
+    batch, seq = key.shape[0], key.shape[-2]
+    if key.seq_len is not None:
+        seq_lens = key.seq_len.to(torch.int64).reshape(-1).expand(batch)
+    else:
+        seq_lens = torch.full((batch,), seq, dtype=torch.int64, device=query.device)
+    for c in (counters, key.counters, value.counters):
+        if c is not None:
+            counters = c
+            break
+    else:
+        counters = new_counters(query.device)
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    return torch.ops.ecc.decode_attention(
+        query, key.stored, key.scale, key.zero, value.stored, value.scale, value.zero, key.encode_table,
+        key.syndrome_table, key.codec, key.shape[-1], key.interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+    )
+
+
 @implements_torch_function(F.scaled_dot_product_attention)
 def _(func, types, args, kwargs):
-    """Attention over ECC keys/values: decode, correct, dequantize, then dense SDPA.
-    Detected values are kept as read here; the cache decides about interpolation."""
-    return F.scaled_dot_product_attention(*(_dense(a) for a in args), **{k: _dense(v) for k, v in (kwargs or {}).items()})
+    """Attention over ECC keys/values. A few query tokens (decoding) run the fused
+    ``ecc::decode_attention`` kernel on the codewords; anything else decodes, corrects and
+    dequantizes K/V (with the tensors' own interpolation) and runs dense SDPA."""
+    query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa = _sdpa_arguments(*args, **(kwargs or {}))
+    if fused_attention_applies(query, key, value, dropout_p, is_causal, enable_gqa):
+        return ecc_decode_attention(query, key, value, attn_mask=attn_mask, scale=scale)
+    return F.scaled_dot_product_attention(
+        _dense(query), _dense(key), _dense(value), attn_mask=_dense(attn_mask), dropout_p=dropout_p,
+        is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+    )
 
 
 torch.serialization.add_safe_globals([ECCInt4Tensor])

@@ -18,12 +18,24 @@ flips a token receives do not depend on how the sequence was chunked into writes
 faults are drawn once per sequence (event ``sequence << 20``), read-site faults anew on every
 read (event ``(sequence << 20) + read``). Fault injection is a simulation feature of eager
 mode; ``torch.compile`` is supported for fault-free decoding.
+
+Fused attention: with the model's attention implementation set to ``"ecc"`` (registered by
+this module), the cache returns :class:`ECCInt4Tensor` views of its codewords instead of
+decoded tensors, and decoding steps run ``ecc::decode_attention``, which decodes, corrects,
+dequantizes and interpolates K/V in registers inside the attention kernel. Prefill (more than
+``MAX_FUSED_QUERIES`` query tokens) decodes one layer's K/V and runs SDPA.
+
+    model.set_attn_implementation("ecc")
+    cache = ECCCache(model.config, max_batch_size=8, max_cache_len=32768, device="cuda", dtype=torch.bfloat16)
 """
 
 from __future__ import annotations
 
 import torch
 from transformers.cache_utils import Cache, StaticLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_utils import AttentionInterface
 
 try:
     from transformers.utils import is_torchdynamo_compiling
@@ -36,9 +48,11 @@ from ecc_tensor.codecs import get_codec
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
-from ecc_tensor.tensor import ECCInt4Tensor
+from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
 
-__all__ = ["ECCCache", "ECCLayer"]
+__all__ = ["ATTENTION_NAME", "ECCCache", "ECCLayer", "ecc_attention_forward"]
+
+ATTENTION_NAME = "ecc"  # model.set_attn_implementation("ecc"), or from_pretrained(..., attn_implementation="ecc")
 
 _ADDRESS_BITS_PER_STORE = 40  # each (layer, K/V) store gets 2^40 byte addresses
 _READ_EVENTS_PER_SEQUENCE = 1 << 20
@@ -92,8 +106,10 @@ class ECCLayer(StaticLayer):
         symmetric: bool = True,
         track_silent: bool = False,
         is_sliding: bool = False,
+        fused_attention: bool = False,
     ):
         super().__init__(max_cache_len=max_cache_len)
+        self.fused_attention = fused_attention and mode.quantized
         self.mode = mode
         self.layer_idx = layer_idx
         self.fault = fault if fault is not None and fault.ber > 0 else None
@@ -127,12 +143,15 @@ class ECCLayer(StaticLayer):
                 torch._dynamo.mark_static_address(t)
         self.is_initialized = True
 
-    def _public_view(self, store: _Store) -> torch.Tensor:
+    def _public_view(self, store: _Store, words: torch.Tensor | None = None) -> torch.Tensor:
+        """The stored (or given, e.g. read-faulted) words as an ECCInt4Tensor that knows how
+        many rows are written, whether to interpolate and where to count its decodes."""
         if not self.mode.quantized:
             return store.dense
         return ECCInt4Tensor(
-            store.stored, store.scale, store.tables.encode_table, store.tables.syndrome_table, self.mode.codec,
-            (*store.stored.shape[:-1], store.layout.head_dim), self.dtype, zero=store.zero,
+            store.stored if words is None else words, store.scale, store.tables.encode_table,
+            store.tables.syndrome_table, self.mode.codec, (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
+            zero=store.zero, counters=self.counters, seq_len=self.cumulative_length, interpolate=self.mode.interpolate,
         )
 
     # -- the cache protocol ---------------------------------------------------------------
@@ -231,6 +250,13 @@ class ECCLayer(StaticLayer):
 
     def _read(self, store: _Store, kv: int) -> torch.Tensor:
         words = self._read_words(store, kv)
+        if self.fused_attention:
+            # Attention decodes (and counts) the codewords itself: hand it the words.
+            if store.shadow is not None:
+                self.counters[C.SILENT] += self._silent(words, store)
+            if words is store.words:
+                return self.keys if kv == 0 else self.values  # built once: nothing to construct per step
+            return self._public_view(store, words)
         if not self.mode.quantized:
             batch, heads, _, head_dim = store.dense.shape
             self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
@@ -270,6 +296,10 @@ class ECCCache(Cache):
         group_size: quantization group along head_dim (None: one scale per token and head).
         symmetric: symmetric (the paper's) or asymmetric INT4.
         track_silent: keep a clean shadow copy to count silent corruptions (simulation).
+        attention: ``"fused"`` returns ECCInt4Tensor K/V for the ``"ecc"`` attention function
+            (decode fused into attention); ``"dense"`` returns decoded K/V for any attention
+            implementation; ``"auto"`` (default) is ``"fused"`` when the model's config uses
+            ``"ecc"`` attention, else ``"dense"``.
     """
 
     def __init__(
@@ -284,9 +314,12 @@ class ECCCache(Cache):
         group_size: int | None = None,
         symmetric: bool = True,
         track_silent: bool = False,
+        attention: str = "auto",
         **kwargs,
     ):
         self.mode = get_mode(mode)
+        if attention not in ("auto", "fused", "dense"):
+            raise ValueError(f"attention must be 'auto', 'fused' or 'dense', got {attention!r}")
         if fault is not None and not isinstance(fault, FaultModel):
             raise ValueError(f"fault must be an ecc_tensor.faults.FaultModel or None, got {type(fault).__name__}")
         if not isinstance(max_cache_len, int) or max_cache_len < 1:
@@ -300,10 +333,16 @@ class ECCCache(Cache):
                 f"so max_cache_len ({max_cache_len}) must not exceed the window"
             )
         self.config = text
-        self.max_cache_len = max_cache_len
-        self.max_batch_size = max_batch_size
+        if attention == "auto":
+            attention = "fused" if getattr(config, "_attn_implementation", None) == ATTENTION_NAME else "dense"
+        self.attention = attention
+        self._max_cache_len = max_cache_len
+        self._max_batch_size = max_batch_size
         layers = [
-            ECCLayer(max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention")
+            ECCLayer(
+                max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention",
+                fused_attention=attention == "fused",
+            )
             for i, layer_type in enumerate(layer_types)
         ]
         super().__init__(layers=layers)
@@ -311,6 +350,16 @@ class ECCCache(Cache):
             heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
             head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
             self.early_initialization(max_batch_size, heads, head_dim, dtype, torch.device(device))
+
+    # Properties, not attributes: some transformers releases (5.17) define read-only
+    # properties of these names on Cache, which an assignment in __init__ would hit.
+    @property
+    def max_cache_len(self) -> int:
+        return self._max_cache_len
+
+    @property
+    def max_batch_size(self) -> int | None:
+        return self._max_batch_size
 
     def stats(self) -> dict:
         """Counters summed over layers, plus ``layers``: the same per layer."""
@@ -339,3 +388,38 @@ def _attention_layer_types(config) -> list[str]:
     if unsupported:
         raise ValueError(f"ECCCache supports full and sliding-window attention layers, not {unsupported}")
     return list(layer_types)
+
+
+def ecc_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """The ``"ecc"`` attention implementation. Over an :class:`ECCCache` in fused mode, a
+    decoding step (at most ``MAX_FUSED_QUERIES`` query tokens) runs ``ecc::decode_attention``
+    on the codewords; a prefill decodes this layer's K/V and runs SDPA. Dense K/V (any other
+    cache) go to transformers' SDPA attention unchanged."""
+    if not isinstance(key, ECCInt4Tensor):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
+    if query.shape[2] > MAX_FUSED_QUERIES or dropout > 0.0:
+        return sdpa_attention_forward(
+            module, query, key.dequantize(), value.dequantize(), attention_mask, dropout=dropout, scaling=scaling,
+            is_causal=is_causal, **kwargs,
+        )
+    if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
+        attention_mask = attention_mask[..., : key.shape[-2]]
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    # Without a mask, the queries are the last positions written (decoding, speculative verification).
+    causal = bool(causal) and attention_mask is None and query.shape[2] > 1
+    out = ecc_decode_attention(query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ATTENTION_NAME, ecc_attention_forward)
+AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)

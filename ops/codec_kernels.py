@@ -80,12 +80,12 @@ def _store_kernel(
         s_ptrs = rows64[:, None] * GROUPS + g[None, :]
         if SYMMETRIC:
             amax = tl.max(tl.abs(xg), axis=2)
-            scale = tl.where(amax > 0, amax / 7.0, 1.0)
+            scale = tl.where(amax > 0, tl.math.div_rn(amax, tl.zeros_like(amax) + 7.0), 1.0)
         else:
             lo = tl.min(tl.where(m, xg, float("inf")), axis=2)
             hi = tl.max(tl.where(m, xg, float("-inf")), axis=2)
-            scale = tl.where(hi > lo, (hi - lo) / 15.0, 1.0)
-            tl.store(zero_ptr + s_ptrs, -lo / scale, mask=gm)
+            scale = tl.where(hi > lo, tl.math.div_rn(hi - lo, tl.zeros_like(hi) + 15.0), 1.0)
+            tl.store(zero_ptr + s_ptrs, tl.math.div_rn(-lo, scale), mask=gm)
         tl.store(scale_ptr + s_ptrs, scale, mask=gm)
         tl.debug_barrier()  # phase 2 gathers scales by group from memory
 
@@ -101,10 +101,10 @@ def _store_kernel(
             s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
             s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
             if SYMMETRIC:
-                q = tl.minimum(tl.maximum(_rint(xv / s), -8.0), 7.0) + 8.0
+                q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s)), -8.0), 7.0) + 8.0
             else:
                 z = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
-                q = tl.minimum(tl.maximum(_rint(xv / s + z), 0.0), 15.0)
+                q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s) + z), 0.0), 15.0)
             q = tl.where(ok, q, 0.0).to(tl.int32)
         else:
             q = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0).to(tl.int32)

@@ -17,13 +17,14 @@ from torch import Tensor
 from torch.library import triton_op
 
 from ecc_tensor import counters as C
+from ecc_tensor.attention import attention_reference, dequantize_cache
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.interp import interpolate_erasures
 from ecc_tensor.quant import dequantize_int4, quantize_int4
 from ecc_tensor.storage import StorageLayout, written_rows
 
-from . import codec_kernels, fault_kernels
+from . import attention_kernels, codec_kernels, fault_kernels
 
 
 def _on_gpu(t: Tensor) -> bool:
@@ -115,3 +116,69 @@ def inject(
     if _on_gpu(words) and fault_kernels.supports(model, bits_per_word):
         return fault_kernels.triton_inject(words, bits_per_word, model, offset, step)
     return model.apply(words, bits_per_word, offset=offset, step=step)
+
+
+def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, attn_mask):
+    if query.dim() != 4 or k_stored.dim() != 4 or v_stored.dim() != 4:
+        raise ValueError("decode_attention takes query [B, Hq, Lq, D] and K/V storage [B, Hkv, S, row_bytes]")
+    batch, q_heads, _, dim = query.shape
+    if dim != head_dim:
+        raise ValueError(f"query head_dim {dim} != the cache's head_dim {head_dim}")
+    if k_stored.shape != v_stored.shape or k_stored.shape[0] != batch:
+        raise ValueError(f"K/V storage {tuple(k_stored.shape)} / {tuple(v_stored.shape)} do not match the query batch {batch}")
+    kv_heads, seq, row_bytes = k_stored.shape[1:]
+    if q_heads % kv_heads:
+        raise ValueError(f"query heads ({q_heads}) must be a multiple of KV heads ({kv_heads})")
+    if row_bytes != StorageLayout(codec, head_dim).row_bytes:
+        raise ValueError(f"{codec} rows of head_dim {head_dim} take {StorageLayout(codec, head_dim).row_bytes} bytes, storage has {row_bytes}")
+    if k_scale.shape[:-1] != k_stored.shape[:-1] or v_scale.shape != k_scale.shape or head_dim % k_scale.shape[-1]:
+        raise ValueError(f"scales {tuple(k_scale.shape)} / {tuple(v_scale.shape)} do not match storage {tuple(k_stored.shape)}")
+    if seq_lens.shape != (batch,) or seq_lens.dtype != torch.int64:
+        raise ValueError(f"seq_lens must be int64 [batch={batch}], got {seq_lens.dtype} {tuple(seq_lens.shape)}")
+    if attn_mask is not None:
+        try:
+            torch.broadcast_shapes(attn_mask.shape, (batch, q_heads, query.shape[2], seq))
+        except RuntimeError:
+            raise ValueError(f"attn_mask {tuple(attn_mask.shape)} does not broadcast to {(batch, q_heads, query.shape[2], seq)}") from None
+
+
+@triton_op("ecc::decode_attention", mutates_args=("counters",))
+def decode_attention(
+    query: Tensor,
+    k_stored: Tensor,
+    k_scale: Tensor,
+    k_zero: Tensor | None,
+    v_stored: Tensor,
+    v_scale: Tensor,
+    v_zero: Tensor | None,
+    encode_table: Tensor,
+    syndrome_table: Tensor,
+    codec: str,
+    head_dim: int,
+    interpolate: bool,
+    seq_lens: Tensor,
+    counters: Tensor,
+    attn_mask: Tensor | None,
+    is_causal: bool,
+    scale: float,
+) -> Tensor:
+    """Attention of a few query tokens over K/V kept as codewords (``ecc_tensor.attention``
+    gives the semantics). On CUDA one fused kernel decodes, corrects, dequantizes (and
+    interpolates) K/V in registers and attends, FlashDecoding style; elsewhere the reference
+    dequantizes and attends in float32. Decode counts of K and V are added to ``counters``."""
+    _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, attn_mask)
+    k_zero = k_zero if k_zero is not None and k_zero.numel() else None
+    v_zero = v_zero if v_zero is not None and v_zero.numel() else None
+    if _on_gpu(query):
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            attn_mask = torch.where(attn_mask, 0.0, float("-inf"))
+        elif attn_mask is not None:
+            attn_mask = attn_mask.float()
+        return attention_kernels.triton_decode_attention(
+            query, k_stored.contiguous(), k_scale.contiguous(), k_zero, v_stored.contiguous(), v_scale.contiguous(), v_zero,
+            encode_table, syndrome_table, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+        )
+    tables = CodecTables(encode_table, syndrome_table)
+    k = dequantize_cache(k_stored, k_scale, k_zero, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
+    v = dequantize_cache(v_stored, v_scale, v_zero, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
+    return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)

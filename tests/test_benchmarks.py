@@ -14,6 +14,16 @@ def test_bench_codecs_smoke():
 def test_bench_e2e_smoke(capsys):
     from benchmarks.bench_e2e import main
 
-    main(["--shape", "tiny", "--device", "cpu", "--batch", "2", "--context", "40", "--steps", "2", "--no-compile", "--modes", "static", "int4-hamming84-interp"])
+    main(["--shape", "tiny", "--device", "cpu", "--batch", "2", "--context", "40", "--steps", "2", "--no-compile", "--modes", "static", "int4-hamming84-interp",
+          "--attention", "both"])
     out = capsys.readouterr().out
-    assert "int4-hamming84-interp" in out and "tokens/s" in out
+    assert "int4-hamming84-interp (fused)" in out and "int4-hamming84-interp (dense)" in out and "tokens/s" in out
+
+
+def test_bench_attention_smoke(capsys):
+    from benchmarks.bench_attention import main
+
+    main(["--device", "cpu", "--batch", "1", "--context", "40", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16", "--iters", "1"])
+    out = capsys.readouterr().out
+    for path in ("SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24"):
+        assert path in out

@@ -61,3 +61,38 @@ def test_compiled_tensor_roundtrip_on_gpu():
     x = torch.randn(4, 8, 256, 128, device="cuda", dtype=torch.float16)
     fn = lambda x: ECCInt4Tensor.from_float(x, "golay24").dequantize()  # noqa: E731
     assert torch.equal(torch.compile(fn, fullgraph=True)(x), fn(x))
+
+
+@pytest.mark.parametrize("codec,interpolate", [("int4", False), ("hamming74", False), ("hamming84", True), ("golay24", True)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("lq,causal,masked", [(1, False, False), (4, True, True)])
+def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, masked):
+    """32 query / 8 KV heads, head_dim 128, 5000 keys (not a multiple of the block), uneven
+    lengths, faults: within 1e-3 of dequantize + float64 attention, counters exact."""
+    from ecc_tensor.attention import attention_reference, dequantize_cache
+    from ecc_tensor.codecs import get_codec
+
+    batch, q_heads, kv_heads, head_dim, seq = 4, 32, 8, 128, 5000
+    g = torch.Generator(device="cuda").manual_seed(0)
+    t = get_codec(codec).tables("cuda")
+    bits = StorageLayout(codec, head_dim).exposed_bits_per_byte
+    cache = []
+    for i in range(2):
+        x = torch.randn(batch, kv_heads, seq, head_dim, device="cuda", dtype=dtype, generator=g)
+        stored, scale, zero = ops.quantize_encode(x, codec)
+        stored, _ = ops.inject(stored, bits, FaultModel("bsc", 2e-3, seed=11 + i), step=0)
+        cache.append((stored, scale, zero))
+    query = torch.randn(batch, q_heads, lq, head_dim, device="cuda", dtype=dtype, generator=g)
+    seq_lens = torch.tensor([seq, 4097, 1, 3000], device="cuda")
+    mask = (torch.rand(batch, 1, lq, seq, device="cuda", generator=g) < 0.9) if masked else None
+    counters = new_counters("cuda")
+    out = torch.ops.ecc.decode_attention(
+        query, *cache[0], *cache[1], t.encode_table, t.syndrome_table, codec, head_dim, interpolate, seq_lens, counters,
+        mask, causal, head_dim**-0.5,
+    )
+    ref_counters = new_counters("cuda")
+    kd, vd = (dequantize_cache(*c, t, codec, head_dim, interpolate, seq_lens, ref_counters, dtype) for c in cache)
+    ref = attention_reference(query.double(), kd, vd, seq_lens, mask, causal, head_dim**-0.5, torch.float64).to(dtype)
+    err = float((out.double() - ref.double()).norm() / ref.double().norm())
+    assert err < 1e-3, err
+    assert torch.equal(counters, ref_counters)

@@ -207,6 +207,60 @@ def test_compiled_decode_loop_has_no_graph_breaks_or_recompiles():
     assert counts[-1] == counts[1]  # no recompiles after the first steps
 
 
+@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay"])
+@pytest.mark.parametrize("fault", [None, FaultModel("bsc", 1e-2, seed=3), FaultModel("bsc", 1e-2, seed=4, site="read")])
+def test_fused_attention_decodes_what_the_dense_path_decodes(model, mode, fault):
+    """``"ecc"`` attention over ECCInt4Tensor K/V (prefill dequantizes, decode steps run
+    ecc::decode_attention) gives the dense path's logits and exactly its counters, with left
+    padding and faults at either site."""
+    ids = prompt(batch=2, length=12)
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0
+    results = {}
+    for attention in ("sdpa", "ecc"):
+        model.set_attn_implementation(attention)
+        try:
+            cache = ECCCache(model.config, 2, 24, mode=mode, fault=fault, track_silent=True)
+            assert cache.attention == ("fused" if attention == "ecc" else "dense")
+            with torch.no_grad():
+                out = model.generate(ids, attention_mask=mask, past_key_values=cache, max_new_tokens=5, do_sample=False,
+                                     output_logits=True, return_dict_in_generate=True)
+        finally:
+            model.set_attn_implementation("sdpa")
+        results[attention] = (torch.stack(out.logits), cache.stats())
+    (dense_logits, dense_stats), (fused_logits, fused_stats) = results["sdpa"], results["ecc"]
+    torch.testing.assert_close(fused_logits, dense_logits, rtol=1e-4, atol=1e-4)
+    assert fused_stats == dense_stats
+    if fault is not None and mode != "int4":
+        assert dense_stats["corrected"] > 0
+
+
+def test_compiled_fused_decode_loop_has_no_graph_breaks():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = CONFIGS["llama"]().eval()
+    model.set_attn_implementation("ecc")
+    ids = prompt(batch=1, length=8)
+    eager_cache = ECCCache(model.config, 1, 16, mode="int12-golay", device="cpu", dtype=torch.float32)
+    cache = ECCCache(model.config, 1, 16, mode="int12-golay", device="cpu", dtype=torch.float32)
+    compiled = torch.compile(model.forward, fullgraph=True)
+    with torch.no_grad():
+        model(ids, past_key_values=cache, use_cache=True)
+        model(ids, past_key_values=eager_cache, use_cache=True)
+        token = torch.tensor([[5]])
+        for step in range(3):
+            position = torch.tensor([[8 + step]])
+            got = compiled(token, past_key_values=cache, use_cache=True, position_ids=position).logits
+            want = model(token, past_key_values=eager_cache, use_cache=True, position_ids=position).logits
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert cache.stats()["read"] == eager_cache.stats()["read"] > 0
+
+
+def test_attention_argument_is_checked(model):
+    with pytest.raises(ValueError, match="attention"):
+        ECCCache(model.config, 1, 8, attention="flash")
+
+
 @pytest.mark.parametrize("mode", ["fp16", "int4", "int12-golay"])
 def test_read_counts_only_written_tokens(model, mode):
     cache = ecc(model, mode)

@@ -111,7 +111,9 @@ def test_dense_ops_dispatch_through_dequantize(codec):
     assert torch.equal(k @ q.mT, kd @ q.mT)
     assert torch.equal(torch.bmm(k[0], q[0].mT), torch.bmm(kd[0], q[0].mT))
     assert torch.equal(F.linear(q, k[0, 0]), F.linear(q, kd[0, 0]))
-    assert torch.equal(F.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, kd, vd))
+    # A few query tokens: the fused ecc::decode_attention (here its float32 reference).
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, kd, vd))
+    # SDPA's top-left causal mask is not a decoding pattern: dequantize, then dense SDPA.
     assert torch.equal(
         F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.3),
         F.scaled_dot_product_attention(q, kd, vd, is_causal=True, scale=0.3),

@@ -1,0 +1,163 @@
+"""Decode attention over an ECC cache: the fused ``ecc::decode_attention`` kernel per codec,
+next to FP16 SDPA on the same shapes and to the unfused path (decode + dequantize K/V into a
+dense tensor, then SDPA), in one run.
+
+GB/s counts the bytes the fused kernel must read: the K and V codewords and their scales
+(the queries and output are negligible). "% of copy" compares that rate with a
+device-to-device copy measured in the same run (bytes read + written per second). Inputs
+rotate over enough copies to keep the working set well above the L2 cache.
+
+    python benchmarks/bench_attention.py --write        # H100: batch 1/8/32 x 4k/32k/128k
+    python benchmarks/bench_attention.py --device cpu --batch 1 --context 256 --iters 2   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+import torch.nn.functional as F
+
+import ecc_tensor.ops as ops
+from ecc_tensor.codecs import get_codec
+from ecc_tensor.counters import new_counters
+
+try:
+    from .common import append_results, time_call
+except ImportError:  # run as a script
+    from common import append_results, time_call
+
+PATHS = {  # label: (codec, interpolate)
+    "int4": ("int4", False),
+    "hamming74": ("hamming74", False),
+    "hamming84": ("hamming84", False),
+    "hamming84-interp": ("hamming84", True),
+    "golay24": ("golay24", False),
+}
+ROTATE_BYTES = 256 * 2**20
+
+
+def copy_bandwidth(device) -> float:
+    if device.type != "cuda":
+        return float("nan")
+    src = torch.empty(512 * 2**20, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() / time_call(lambda: dst.copy_(src), iters=20)
+
+
+def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes):
+    g = torch.Generator(device=device).manual_seed(0)
+    rows = []
+    fp16_bytes = 2 * batch * kv_heads * context * head_dim * 2
+    copies = max(1, min(8, math.ceil(ROTATE_BYTES / fp16_bytes)))
+    queries = [torch.randn(batch, q_heads, 1, head_dim, device=device, dtype=dtype, generator=g) for _ in range(copies)]
+    mask_free = None
+
+    # FP16 (model dtype) SDPA over a dense cache: the baseline.
+    dense = [
+        (torch.randn(batch, kv_heads, context, head_dim, device=device, dtype=dtype, generator=g),
+         torch.randn(batch, kv_heads, context, head_dim, device=device, dtype=dtype, generator=g))
+        for _ in range(copies)
+    ]
+    it = iter(range(10**9))
+
+    def sdpa():
+        i = next(it) % copies
+        return F.scaled_dot_product_attention(queries[i], dense[i][0], dense[i][1], attn_mask=mask_free, enable_gqa=True)
+
+    base = time_call(sdpa, iters=iters)
+    rows.append(dict(batch=batch, context=context, path=f"{str(dtype).split('.')[-1]} SDPA", us=base * 1e6, bytes=fp16_bytes))
+    source = dense[0]
+    del dense
+
+    for label, (codec, interpolate) in PATHS.items():
+        tables = get_codec(codec).tables(device)
+        k = ops.quantize_encode(source[0], codec)
+        v = ops.quantize_encode(source[1], codec)
+        case_bytes = sum(t.numel() * t.element_size() for t in (*k[:2], *v[:2]))
+        n = max(1, min(copies, math.ceil(ROTATE_BYTES / case_bytes)))
+        caches = [(k, v)] + [(tuple(t.clone() if t is not None else None for t in k), tuple(t.clone() if t is not None else None for t in v)) for _ in range(n - 1)]
+        seq_lens = torch.full((batch,), context, dtype=torch.int64, device=device)
+        counters = new_counters(device)
+        scale = head_dim**-0.5
+
+        def fused():
+            i = next(it) % n
+            (ks, kscale, kzero), (vs, vscale, vzero) = caches[i]
+            return torch.ops.ecc.decode_attention(
+                queries[i % copies], ks, kscale, kzero, vs, vscale, vzero, tables.encode_table, tables.syndrome_table,
+                codec, head_dim, interpolate, seq_lens, counters, None, False, scale,
+            )
+
+        t = time_call(fused, iters=iters)
+        rows.append(dict(batch=batch, context=context, path=f"fused {label}", us=t * 1e6, bytes=case_bytes))
+
+        if 2 * fp16_bytes <= dense_limit_bytes:  # room for the dense K/V the unfused path writes
+            def unfused():
+                i = next(it) % n
+                (ks, kscale, kzero), (vs, vscale, vzero) = caches[i]
+                kd = ops.decode_dequantize(ks, kscale, kzero, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                vd = ops.decode_dequantize(vs, vscale, vzero, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
+
+            t = time_call(unfused, iters=max(3, iters // 4))
+            rows.append(dict(batch=batch, context=context, path=f"unfused {label}", us=t * 1e6, bytes=case_bytes))
+        del caches, k, v
+    for r in rows:
+        r["GB/s"] = r["bytes"] / (r["us"] * 1e-6) / 1e9
+        r["% of copy"] = 100 * r["GB/s"] * 1e9 / copy_bw
+        r["speedup"] = base * 1e6 / r["us"]
+    del source
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def to_markdown(rows) -> str:
+    lines = [
+        "| batch | context | path | time (us) | bytes read (MiB) | GB/s | % of copy | vs SDPA |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['batch']} | {r['context']} | {r['path']} | {r['us']:.1f} | {r['bytes'] / 2**20:.1f} | "
+            f"{r['GB/s']:.0f} | {r['% of copy']:.0f}% | {r['speedup']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--context", type=int, nargs="+", default=[4096, 32768, 131072])
+    p.add_argument("--q-heads", type=int, default=32)
+    p.add_argument("--kv-heads", type=int, default=8)
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--dense-limit-gib", type=float, default=24, help="skip the unfused path above this much dense K/V")
+    p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    copy_bw = copy_bandwidth(device)
+    rows = []
+    for batch in args.batch:
+        for context in args.context:
+            case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw, args.dense_limit_gib * 2**30)
+            rows += case
+            print(to_markdown(case).split("\n", 2)[2], flush=True)
+    table = to_markdown(rows)
+    print(table)
+    if args.write:
+        append_results(
+            f"Decode attention, {args.q_heads} query / {args.kv_heads} KV heads, head_dim {args.head_dim}, {args.dtype}",
+            device, table,
+            f"\nDevice copy: {copy_bw / 1e9:.0f} GB/s (read + write). GB/s: codeword + scale bytes of K and V "
+            f"(the FP16 row: its K and V bytes) per second.\n",
+        )
+
+
+if __name__ == "__main__":
+    main()

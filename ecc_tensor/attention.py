@@ -1,0 +1,83 @@
+"""Attention over an ECC-protected KV cache: the PyTorch reference of ``ecc::decode_attention``.
+
+Semantics (shared by the fused Triton kernel): queries ``[B, Hq, Lq, D]``; keys and values
+stored as codewords ``[B, Hkv, S, row_bytes]`` with ``Hq`` a multiple of ``Hkv`` (grouped-query
+attention: query head ``h`` reads KV head ``h // (Hq // Hkv)``). Sequence ``b`` holds
+``seq_lens[b]`` written keys; the rest of the storage is neither read, counted nor attended.
+With ``is_causal`` the queries are the *last* ``Lq`` positions (bottom-right alignment, as in
+decoding and speculative verification): query ``i`` sees keys ``<= seq_lens[b] - Lq + i``.
+``attn_mask`` (bool, True = attend, or additive float) broadcasts to ``[B, Hq, Lq, S]``. A
+query row that sees no key at all gets zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .codecs import CodecTables
+from .counters import decode_counts
+from .interp import interpolate_erasures
+from .quant import dequantize_int4
+from .storage import StorageLayout
+
+
+def written_mask(seq_lens: torch.Tensor, seq: int) -> torch.Tensor:
+    """``[B, 1, S, 1]`` bool: which rows of each sequence's storage hold written tokens."""
+    return (torch.arange(seq, device=seq_lens.device) < seq_lens.view(-1, 1)).view(-1, 1, seq, 1)
+
+
+def dequantize_cache(
+    stored: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor | None,
+    tables: CodecTables,
+    codec: str,
+    head_dim: int,
+    interpolate: bool,
+    seq_lens: torch.Tensor,
+    counters: torch.Tensor,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Decode, count, dequantize and interpolate ``[B, H, S, row_bytes]`` storage whose
+    sequence ``b`` has ``seq_lens[b]`` written rows, as the unfused cache read does."""
+    layout = StorageLayout(codec, head_dim)
+    values, status = layout.load(stored, tables)
+    written = written_mask(seq_lens, stored.shape[-2])
+    counters.add_(decode_counts(status, written))
+    out = dequantize_int4(values, scale, zero)
+    if interpolate:
+        out = interpolate_erasures(out, layout.erased_values(status, written), dim=-2)
+    return out.to(dtype)
+
+
+def attention_reference(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    seq_lens: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    compute_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Dense attention with the semantics above, computed in ``compute_dtype``."""
+    batch, q_heads, lq, head_dim = query.shape
+    seq = key.shape[-2]
+    group = q_heads // key.shape[1]
+    k = key.to(compute_dtype).repeat_interleave(group, dim=1)
+    v = value.to(compute_dtype).repeat_interleave(group, dim=1)
+    scale = head_dim**-0.5 if scale is None else scale
+    scores = (query.to(compute_dtype) @ k.transpose(-1, -2)) * scale
+    positions = torch.arange(seq, device=query.device)
+    lens = seq_lens.view(-1, 1, 1, 1)
+    visible = positions < lens
+    if is_causal:
+        visible = visible & (positions <= lens - lq + torch.arange(lq, device=query.device).view(-1, 1))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            visible = visible & attn_mask
+        else:
+            scores = scores + attn_mask.to(compute_dtype)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows that see nothing: zeros
+    return (weights @ v).to(query.dtype)

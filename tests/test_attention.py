@@ -1,0 +1,249 @@
+"""``ecc::decode_attention``: the fused Triton kernel (interpreter on CPU, compiled on the
+GPU) against dequantize + float64 attention, counters against the unfused decode, the op's
+registration, SDPA dispatch on ECCInt4Tensor, and torch.compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ecc_tensor.ops as ops
+from ecc_tensor import ECCInt4Tensor
+from ecc_tensor.attention import attention_reference, dequantize_cache
+from ecc_tensor.codecs import CODEC_NAMES, get_codec
+from ecc_tensor.counters import counters_to_dict, new_counters
+from ecc_tensor.ops import attention_kernels
+from ecc_tensor.storage import StorageLayout
+
+TOLERANCE = 1e-3  # the acceptance bound: relative error (norm) vs dequantize + float64 attention
+
+
+def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmetric=True, flip_rate=0.0, seed=0):
+    """Random K/V quantized and encoded, then ``flip_rate`` of the stored bytes corrupted."""
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for _ in range(2):
+        x = torch.randn(batch, kv_heads, seq, head_dim, generator=g)
+        stored, scale, zero = ops.quantize_encode(x, codec, group_size, symmetric)
+        if flip_rate:
+            flips = (torch.rand(stored.shape, generator=g) < flip_rate).to(torch.uint8)
+            flips *= torch.randint(1, 256, stored.shape, dtype=torch.uint8, generator=g)
+            stored = stored ^ (flips & (0x7F if codec == "hamming74" else 0xFF))
+        parts.append((stored, scale, zero))
+    return parts
+
+
+def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=None, is_causal=False, scale=None):
+    """(output rounded to the query's dtype, counters) of the unfused path in float64."""
+    tables = get_codec(codec).tables("cpu")
+    counters = new_counters()
+    kd = dequantize_cache(*k, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
+    vd = dequantize_cache(*v, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
+    scale = head_dim**-0.5 if scale is None else scale
+    out = attention_reference(query.double(), kd, vd, seq_lens, attn_mask, is_causal, scale, torch.float64)
+    return out, counters
+
+
+def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask=None, is_causal=False, scale=None):
+    tables = get_codec(codec).tables(device)
+    counters = new_counters(device)
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    scale = head_dim**-0.5 if scale is None else scale
+    out = torch.ops.ecc.decode_attention(
+        to(query), *map(to, k), *map(to, v), tables.encode_table, tables.syndrome_table, codec, head_dim,
+        interpolate, to(seq_lens), counters, to(attn_mask), is_causal, scale,
+    ) if device == "cuda" else _interpreted(query, k, v, tables, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale)
+    return out.cpu(), counters.cpu()
+
+
+def _interpreted(query, k, v, tables, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale):
+    """The Triton kernel itself on CPU tensors (TRITON_INTERPRET=1): the op's CUDA branch."""
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        attn_mask = torch.where(attn_mask, 0.0, float("-inf"))
+    return attention_kernels.triton_decode_attention(
+        query, *k, *v, tables.encode_table, tables.syndrome_table, codec, head_dim, interpolate, seq_lens, counters,
+        attn_mask, is_causal, scale,
+    )
+
+
+def relative_error(out, ref):
+    return float((out.double() - ref.to(out.dtype).double()).norm() / ref.norm().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("codec", CODEC_NAMES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_kernel_matches_reference_with_faults(codec, dtype, kernel_device):
+    batch, q_heads, kv_heads, lq, head_dim, seq = 2, 4, 2, 1, 20, 150  # 150: not a multiple of BLOCK_N
+    interpolate = codec in ("hamming84", "golay24")
+    k, v = make_cache(codec, batch, kv_heads, seq, head_dim, flip_rate=0.05, seed=1)
+    query = torch.randn(batch, q_heads, lq, head_dim, generator=torch.Generator().manual_seed(2)).to(dtype)
+    seq_lens = torch.tensor([seq - 7, 77])
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens)
+    assert relative_error(out, ref) < TOLERANCE
+    assert torch.equal(counters, ref_counters)
+    c = counters_to_dict(counters)
+    if codec != "int4":
+        assert c["corrected"] > 0
+    if codec in ("hamming84", "golay24"):
+        assert c["detected"] > 0
+
+
+@pytest.mark.parametrize("codec", ["hamming84", "golay24"])
+def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
+    """With many detected codewords (runs of erasures, at sequence ends too), the output
+    follows the interpolated K/V and not the values as read."""
+    batch, heads, head_dim, seq = 1, 2, 12, 70
+    k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.25, seed=3)
+    query = torch.randn(batch, heads, 2, head_dim, generator=torch.Generator().manual_seed(4))
+    seq_lens = torch.tensor([seq])
+    out, counters = fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, True, seq_lens)
+    as_read, _ = reference(query, k, v, codec, head_dim, False, seq_lens)
+    assert torch.equal(counters, ref_counters) and counters_to_dict(counters)["detected"] > 20
+    assert relative_error(out, ref) < 1e-5  # float32 queries: ieee dots
+    assert relative_error(out, as_read) > 1e-2
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    codec=st.sampled_from(CODEC_NAMES),
+    batch=st.integers(1, 3),
+    kv_heads=st.integers(1, 2),
+    group=st.sampled_from([1, 2, 4]),
+    lq=st.integers(1, 3),
+    head_dim=st.sampled_from([8, 12, 32]),
+    seq=st.integers(1, 140),
+    groups=st.sampled_from([1, 2]),
+    symmetric=st.booleans(),
+    interpolate=st.booleans(),
+    causal=st.booleans(),
+    mask_kind=st.sampled_from([None, "bool", "float"]),
+    flip_rate=st.sampled_from([0.0, 0.02, 0.1]),
+    seed=st.integers(0, 2**20),
+)
+def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, groups, symmetric, interpolate, causal, mask_kind, flip_rate, seed):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(seed)
+    k, v = make_cache(codec, batch, kv_heads, seq, head_dim, group_size=head_dim // groups, symmetric=symmetric, flip_rate=flip_rate, seed=seed)
+    query = torch.randn(batch, kv_heads * group, lq, head_dim, generator=g)
+    seq_lens = torch.randint(1, seq + 1, (batch,), generator=g)
+    mask = None
+    if mask_kind == "bool":
+        mask = torch.rand(batch, 1, lq, seq, generator=g) < 0.8
+    elif mask_kind == "float":
+        mask = torch.randn(batch, kv_heads * group, lq, seq, generator=g)
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, mask, causal)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal)
+    assert torch.equal(counters, ref_counters)
+    assert relative_error(out, ref) < 1e-5 or (ref.norm() == 0 and out.norm() == 0)
+
+
+def test_rows_that_see_no_key_are_zero(kernel_device):
+    k, v = make_cache("hamming84", 2, 1, 40, 16)
+    query = torch.randn(2, 2, 1, 16)
+    mask = torch.ones(2, 1, 1, 40, dtype=torch.bool)
+    mask[1] = False
+    out, _ = fused(query, k, v, "hamming84", 16, False, torch.tensor([40, 40]), kernel_device, mask)
+    assert torch.all(out[1] == 0) and torch.all(torch.isfinite(out)) and out[0].abs().sum() > 0
+
+
+def test_op_registration_and_reference_path():
+    k, v = make_cache("golay24", 2, 2, 33, 12, flip_rate=0.02)
+    t = get_codec("golay24").tables("cpu")
+    query = torch.randn(2, 4, 2, 12)
+    for mask in (None, torch.rand(2, 1, 2, 33) < 0.7):
+        torch.library.opcheck(
+            torch.ops.ecc.decode_attention.default,
+            (query, *k, *v, t.encode_table, t.syndrome_table, "golay24", 12, True, torch.tensor([33, 20]), new_counters(), mask, True, 0.25),
+        )
+
+
+def test_bad_arguments_are_refused():
+    k, v = make_cache("hamming84", 1, 2, 8, 16)
+    t = get_codec("hamming84").tables("cpu")
+
+    def call(query, seq_lens=torch.tensor([8]), mask=None, head_dim=16):
+        return torch.ops.ecc.decode_attention(
+            query, *k, *v, t.encode_table, t.syndrome_table, "hamming84", head_dim, False, seq_lens, new_counters(), mask, False, 1.0
+        )
+
+    with pytest.raises(ValueError, match="multiple of KV heads"):
+        call(torch.randn(1, 3, 1, 16))
+    with pytest.raises(ValueError, match="head_dim"):
+        call(torch.randn(1, 2, 1, 8))
+    with pytest.raises(ValueError, match="seq_lens"):
+        call(torch.randn(1, 2, 1, 16), seq_lens=torch.tensor([8, 8]))
+    with pytest.raises(ValueError, match="attn_mask"):
+        call(torch.randn(1, 2, 1, 16), mask=torch.ones(1, 1, 1, 9, dtype=torch.bool))
+
+
+def _ecc_pair(codec="hamming84", seq=24, interpolate=True, seq_len=None):
+    g = torch.Generator().manual_seed(5)
+    counters = new_counters()
+    k = ECCInt4Tensor.from_float(torch.randn(2, 2, seq, 16, generator=g), codec, counters=counters)
+    v = ECCInt4Tensor.from_float(torch.randn(2, 2, seq, 16, generator=g), codec, counters=counters)
+    for t in (k, v):
+        t.interpolate = interpolate
+        t.seq_len = None if seq_len is None else torch.tensor(seq_len)
+    return k, v, counters
+
+
+def test_sdpa_on_ecc_tensors_routes_decoding_to_the_fused_op(monkeypatch):
+    k, v, counters = _ecc_pair(seq_len=19)
+    calls = []
+    real = torch.ops.ecc.decode_attention
+    monkeypatch.setattr(torch.ops.ecc, "decode_attention", lambda *a: calls.append(a) or real(*a))
+    query = torch.randn(2, 4, 1, 16)
+    out = F.scaled_dot_product_attention(query, k, v, enable_gqa=True)
+    assert len(calls) == 1 and calls[0][11] is True  # interpolate, from the tensors
+    assert counters_to_dict(counters)["read"] == 2 * 2 * 2 * 19 * 16  # K and V, written rows only
+    kd, vd = k.dequantize(counters=new_counters()), v.dequantize(counters=new_counters())
+    want = F.scaled_dot_product_attention(query, kd[:, :, :19], vd[:, :, :19], enable_gqa=True)
+    torch.testing.assert_close(out, want)
+    # Prefill-sized queries, dropout and SDPA's causal flag take the dense path.
+    F.scaled_dot_product_attention(torch.randn(2, 4, 20, 16), k, v, enable_gqa=True)
+    F.scaled_dot_product_attention(query, k, v, is_causal=True, enable_gqa=True)
+    assert len(calls) == 1
+
+
+def test_compiled_fused_attention_has_no_graph_break():
+    from ecc_tensor.tensor import ecc_decode_attention
+
+    k, v, counters = _ecc_pair(seq_len=21)
+    query = torch.randn(2, 4, 1, 16)
+    eager = ecc_decode_attention(query, k, v)
+    torch._dynamo.reset()
+    compiled = torch.compile(ecc_decode_attention, fullgraph=True, backend="aot_eager")(query, k, v)
+    torch.testing.assert_close(compiled, eager)
+    assert counters_to_dict(counters)["read"] == 2 * (2 * 2 * 2 * 21 * 16)
+
+
+def test_compiled_sdpa_on_ecc_tensors_has_no_graph_break():
+    k, v, _ = _ecc_pair(seq_len=21)
+    query = torch.randn(2, 4, 1, 16)
+    fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)  # noqa: E731
+    torch._dynamo.reset()
+    torch.testing.assert_close(torch.compile(fn, fullgraph=True, backend="aot_eager")(query, k, v), fn(query, k, v))
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: under torch.compile, the counts of a call routed through "
+                   "F.scaled_dot_product_attention's __torch_function__ are not written back to the key's counters "
+                   "(ecc_decode_attention, which the HF integration calls, counts)")
+def test_compiled_sdpa_on_ecc_tensors_counts():
+    k, v, counters = _ecc_pair(seq_len=21)
+    query = torch.randn(2, 4, 1, 16)
+    fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)  # noqa: E731
+    torch._dynamo.reset()
+    torch.compile(fn, fullgraph=True, backend="aot_eager")(query, k, v)
+    assert counters_to_dict(counters)["read"] == 2 * 2 * 2 * 21 * 16
+
+
+def test_storage_layout_units_are_what_the_kernel_reads():
+    # The kernel walks storage units; a row must hold exactly units * unit_bytes bytes.
+    for codec in CODEC_NAMES:
+        layout = StorageLayout(codec, 20)
+        assert layout.row_bytes == layout.units * layout.unit_bytes
