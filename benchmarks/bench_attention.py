@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ def copy_bandwidth(device) -> float:
     return 2 * src.numel() / time_call(lambda: dst.copy_(src), iters=20)
 
 
-def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes):
+def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes, paths=tuple(PATHS)):
     g = torch.Generator(device=device).manual_seed(0)
     rows = []
     fp16_bytes = 2 * batch * kv_heads * context * head_dim * 2
@@ -72,6 +73,8 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
     del dense
 
     for label, (codec, interpolate) in PATHS.items():
+        if label not in paths:
+            continue
         tables = get_codec(codec).tables(device)
         k = ops.quantize_encode(source[0], codec)
         v = ops.quantize_encode(source[1], codec)
@@ -137,6 +140,7 @@ def main(argv=None) -> None:
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
     p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     p.add_argument("--dense-limit-gib", type=float, default=24, help="skip the unfused path above this much dense K/V")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
@@ -145,17 +149,19 @@ def main(argv=None) -> None:
     rows = []
     for batch in args.batch:
         for context in args.context:
-            case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw, args.dense_limit_gib * 2**30)
+            case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw, args.dense_limit_gib * 2**30, args.paths)
             rows += case
             print(to_markdown(case).split("\n", 2)[2], flush=True)
     table = to_markdown(rows)
     print(table)
+    config = os.environ.get("ECC_ATTENTION_CONFIG")
     if args.write:
         append_results(
             f"Decode attention, {args.q_heads} query / {args.kv_heads} KV heads, head_dim {args.head_dim}, {args.dtype}",
             device, table,
             f"\nDevice copy: {copy_bw / 1e9:.0f} GB/s (read + write). GB/s: codeword + scale bytes of K and V "
-            f"(the FP16 row: its K and V bytes) per second.\n",
+            f"(the FP16 row: its K and V bytes) per second."
+            + (f" Kernel config (ECC_ATTENTION_CONFIG): {config}.\n" if config else "\n"),
         )
 
 

@@ -10,11 +10,12 @@ kernel combines the splits by their log-sum-exp. No dense K/V ever reaches memor
 
 Values are handled per storage *unit* (:mod:`ecc_tensor.storage`): a unit holds
 ``UNIT_VALUES`` values (1 for Hamming, 2 for int4, 3 for Golay). A tile of units
-``[BLOCK_N, BLOCK_U]`` is decoded once and expanded to ``[BLOCK_N, BLOCK_U * UVP]`` values
-(``UVP``: ``UNIT_VALUES`` padded to a power of two), column ``c`` holding value
-``(c // UVP) * UNIT_VALUES + c % UVP`` of the row. The queries are gathered into the same
-column order once per program, so the dot products need no interleaving of Golay's
-3-value units; padding columns are zero in Q and never written to the output.
+``[BLOCK_N, BLOCK_U]`` is decoded once; value ``i`` of every unit (a *slot*) is a
+``[BLOCK_N, BLOCK_U]`` tile of its own, and ``Q K^T`` is the sum over slots of
+``Q_i K_i^T`` with ``Q_i`` the query columns ``u * UNIT_VALUES + i`` (gathered once per
+program), while ``P V`` keeps one accumulator per slot. So neither int4's two nibbles nor
+Golay's 3-value codewords are ever interleaved in registers. The one-byte Hamming codes decode
+with in-register constants instead of table gathers (see ``_decode_units``).
 
 Detected-uncorrectable codewords (``INTERP``) are replaced in the dequantized domain by the
 mean of their nearest non-erased neighbours along the sequence, found by an on-demand search
@@ -24,11 +25,14 @@ same arithmetic and precedence as :func:`ecc_tensor.interp.interpolate_erasures`
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.storage import StorageLayout
 
 from .codec_kernels import _to_bf16_rne
@@ -47,66 +51,63 @@ def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: 
 
 
 @triton.jit
-def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.constexpr):
-    """(corrected data word, corrected flag, detected flag) of each unit, as the reference."""
+def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.constexpr,
+                  NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
+    """(corrected data word, corrected flag, detected flag) of each unit, as the reference.
+
+    One-byte codes (``NIBBLE``: 4 data bits, at most 4 parity bits) decode in registers:
+    the codec's encode and syndrome tables are folded into 32-bit constants holding one
+    nibble per entry (parity of each data nibble, data flips of each syndrome) and a
+    detected-syndrome bit mask, so no table is gathered from memory. Other codes (Golay)
+    gather from the tables, once per 3-value codeword."""
     if DECODE:
-        data_mask: tl.constexpr = (1 << K) - 1
-        syndrome = (tl.load(enc_ptr + (word & data_mask), mask=mask, other=0) ^ word) >> K
-        leader = tl.load(syn_ptr + syndrome, mask=mask, other=0)
-        correctable = leader >= 0
-        data = tl.where(correctable, word ^ leader, word) & data_mask
-        return data, (syndrome != 0) & correctable, ~correctable
+        if NIBBLE:
+            d = word & 15
+            sh = (d & 7) * 4
+            parity = tl.where(d < 8, tl.full(d.shape, PAR_LO, tl.int32) >> sh, tl.full(d.shape, PAR_HI, tl.int32) >> sh) & 15
+            syndrome = ((word >> 4) & ((1 << PBITS) - 1)) ^ parity
+            sh = (syndrome & 7) * 4
+            flip = tl.where(syndrome < 8, tl.full(d.shape, FLIP_LO, tl.int32) >> sh, tl.full(d.shape, FLIP_HI, tl.int32) >> sh) & 15
+            detected = ((tl.full(d.shape, DET, tl.int32) >> syndrome) & 1) != 0
+            return d ^ flip, (syndrome != 0) & ~detected, detected
+        else:
+            data_mask: tl.constexpr = (1 << K) - 1
+            syndrome = (tl.load(enc_ptr + (word & data_mask), mask=mask, other=0) ^ word) >> K
+            leader = tl.load(syn_ptr + syndrome, mask=mask, other=0)
+            correctable = leader >= 0
+            data = tl.where(correctable, word ^ leader, word) & data_mask
+            return data, (syndrome != 0) & correctable, ~correctable
     else:
         return word, word < 0, word < 0  # int4: nothing to correct (words are >= 0)
 
 
 @triton.jit
-def _unit_values(data, UNIT_VALUES: tl.constexpr, UVP: tl.constexpr):
-    """Data words ``[N, U]`` -> INT4 values ``[N, U * UVP]`` in the unit column order."""
-    if UVP == 1:
-        return data & 15
-    i = tl.arange(0, UVP)
-    vals = (data[:, :, None] >> (4 * i)[None, None, :]) & 15
-    vals = tl.where((i < UNIT_VALUES)[None, None, :], vals, 8)  # padding columns: any value
-    return tl.reshape(vals, [data.shape[0], data.shape[1] * UVP])
-
-
-@triton.jit
-def _expand(x, UVP: tl.constexpr):
-    """A per-unit tile ``[N, U]`` repeated for each of the unit's value columns."""
-    if UVP == 1:
-        return x
-    return tl.reshape(tl.broadcast_to(x[:, :, None], [x.shape[0], x.shape[1], UVP]), [x.shape[0], x.shape[1] * UVP])
-
-
-@triton.jit
-def _dequantize(vals, rows, cols, row_ok, scale_ptr, zero_ptr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr):
-    """``(v - offset) * scale`` in float32 for values ``[N, C]`` of ``rows`` at value ``cols``."""
+def _slot_values(data, rows, row_ok, u, scale_ptr, zero_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
+                 GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr):
+    """Value ``SLOT`` of each unit, dequantized in float32: ``(v - offset) * scale`` of
+    value ``u * UNIT_VALUES + SLOT`` of each row. ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
+    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
     rows64 = rows.to(tl.int64)
     if GROUPS == 1:
-        s = tl.load(scale_ptr + rows64, mask=row_ok, other=1.0)[:, None]
-        if HAS_ZERO:
-            off = tl.load(zero_ptr + rows64, mask=row_ok, other=0.0)[:, None]
-        else:
-            off = 8.0
+        idx = rows64
     else:
-        idx = rows64[:, None] * GROUPS + tl.minimum(cols // GROUP, GROUPS - 1)[None, :]
-        s = tl.load(scale_ptr + idx, mask=row_ok[:, None], other=1.0)
-        if HAS_ZERO:
-            off = tl.load(zero_ptr + idx, mask=row_ok[:, None], other=0.0)
-        else:
-            off = 8.0
-    return (vals.to(tl.float32) - off) * s
+        idx = rows64 * GROUPS + tl.minimum((u * UNIT_VALUES + SLOT) // GROUP, GROUPS - 1)[None, :]
+    s = tl.load(scale_ptr + idx, mask=row_ok, other=1.0)
+    if HAS_ZERO:
+        off = tl.load(zero_ptr + idx, mask=row_ok, other=0.0)
+    else:
+        off = 8.0
+    return (v - off) * s
 
 
 @triton.jit
-def _neighbour_values(stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, rows, u, cols, erased, seq_len,
-                      ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
-                      UNIT_VALUES: tl.constexpr, UVP: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr,
-                      HAS_ZERO: tl.constexpr):
-    """Interpolated values ``[N, U * UVP]`` (float32) for the erased units ``[N, U]``: the
-    mean of the nearest non-erased unit at the same position before and after (rows below
-    ``seq_len``), the one that exists, or NaN where neither does (keep the value as read)."""
+def _neighbour_rows(stored_ptr, enc_ptr, syn_ptr, rows, u, erased, seq_len,
+                    ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
+                    NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                    FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
+    """For each erased unit ``[N, U]``: the nearest row before and after it (below
+    ``seq_len``) whose unit at the same position is not erased, or -1."""
     prev_row = tl.full(erased.shape, -1, tl.int32)
     next_row = tl.full(erased.shape, -1, tl.int32)
     pend_prev = erased
@@ -115,48 +116,72 @@ def _neighbour_values(stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, rows, u
     while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
         r = rows[:, None] - t
         ok = pend_prev & (r >= 0)
-        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, ok, K, True)
+        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, ok, K, True,
+                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
         prev_row = tl.where(ok & ~det, r, prev_row)
         pend_prev = ok & det
         r = rows[:, None] + t
         ok = pend_next & (r < seq_len)
-        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, ok, K, True)
+        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, ok, K, True,
+                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
         next_row = tl.where(ok & ~det, r, next_row)
         pend_next = ok & det
         t += 1
-    has_prev = prev_row >= 0
-    has_next = next_row >= 0
-    prev_vals = _gathered_values(stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, prev_row, u, cols, has_prev,
-                                 ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, UVP, GROUPS, GROUP, HAS_ZERO)
-    next_vals = _gathered_values(stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, next_row, u, cols, has_next,
-                                 ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, UVP, GROUPS, GROUP, HAS_ZERO)
-    hp = _expand(has_prev, UVP)
-    hn = _expand(has_next, UVP)
-    both = (prev_vals + next_vals) * 0.5
-    return tl.where(hp & hn, both, tl.where(hp, prev_vals, tl.where(hn, next_vals, float("nan"))))
+    return prev_row, next_row
 
 
 @triton.jit
-def _gathered_values(stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, row, u, cols, ok,
-                     ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
-                     UNIT_VALUES: tl.constexpr, UVP: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr,
-                     HAS_ZERO: tl.constexpr):
-    """Dequantized values ``[N, U * UVP]`` of unit ``u`` at a per-unit ``row`` ``[N, U]``."""
-    word = _load_units(stored_ptr, row, u, ok, ROW_BYTES, UNIT_BYTES)
-    data, _, _ = _decode_units(word, enc_ptr, syn_ptr, ok, K, True)
-    vals = _unit_values(data, UNIT_VALUES, UVP).to(tl.float32)
-    row_v = _expand(tl.maximum(row, 0), UVP).to(tl.int64)
-    ok_v = _expand(ok, UVP)
-    if GROUPS == 1:
-        idx = row_v
-    else:
-        idx = row_v * GROUPS + tl.minimum(cols // GROUP, GROUPS - 1)[None, :]
-    s = tl.load(scale_ptr + idx, mask=ok_v, other=1.0)
-    if HAS_ZERO:
-        off = tl.load(zero_ptr + idx, mask=ok_v, other=0.0)
-    else:
-        off = 8.0
-    return (vals - off) * s
+def _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u,
+                  SLOT: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
+                  UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                  NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
+    """``x`` (slot ``SLOT`` values, float32) with erased entries replaced as
+    :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one
+    neighbour there is, or the value as read when there is none."""
+    has_prev = prev_row >= 0
+    has_next = next_row >= 0
+    pr = tl.maximum(prev_row, 0)
+    nr = tl.maximum(next_row, 0)
+    pd, _, _ = _decode_units(_load_units(stored_ptr, pr, u, has_prev, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, has_prev, K, True,
+                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+    nd, _, _ = _decode_units(_load_units(stored_ptr, nr, u, has_next, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, has_next, K, True,
+                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+    pv = _slot_values(pd, pr, has_prev, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
+    nv = _slot_values(nd, nr, has_next, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
+    filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+    return tl.where(erased, filled, x)
+
+
+@triton.jit
+def _kv_slot(data, erased, any_erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr,
+             rows, row_ok, u, col_ok, SLOT: tl.constexpr, dtype: tl.constexpr, EMULATE_BF16: tl.constexpr,
+             INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
+             UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+             NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
+    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized (and interpolated), in the dot dtype."""
+    x = _slot_values(data, rows[:, None], row_ok[:, None], u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
+    if INTERP:
+        if any_erased:
+            x = _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u, SLOT,
+                              ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+    x = tl.where(col_ok[None, :], x, 0.0)
+    if EMULATE_BF16:
+        x = _to_bf16_rne(x).to(tl.float32)
+    return x.to(dtype)
+
+
+@triton.jit
+def _pv(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """``acc + p @ v``; with ``SPLIT_P`` (bfloat16), p as the sum of two bfloat16 parts so
+    that the weights keep ~16 bits instead of 8."""
+    hi = p.to(dtype)
+    acc = tl.dot(hi, v, acc, input_precision=DOT_PRECISION)
+    if SPLIT_P:
+        acc = tl.dot((p - hi.to(tl.float32)).to(dtype), v, acc, input_precision=DOT_PRECISION)
+    return acc
 
 
 @triton.jit
@@ -169,10 +194,13 @@ def _decode_attention_kernel(
     stride_mb, stride_mh, stride_mq, stride_ms,
     S,  # keys per sequence in storage (max length)
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
-    ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr, UVP: tl.constexpr,
+    ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr,
     GROUPS: tl.constexpr, GROUP: tl.constexpr,
     DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, COUNT: tl.constexpr,
     HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
+    SPLIT_P: tl.constexpr,
+    NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
+    DET: tl.constexpr, PBITS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr,
 ):
     bh = tl.program_id(0)
@@ -182,24 +210,30 @@ def _decode_attention_kernel(
     start = split * split_len
     end = tl.minimum(start + split_len, seq_len)
 
-    BLOCK_C: tl.constexpr = BLOCK_U * UVP
     m = tl.arange(0, BLOCK_M)
     m_ok = m < GQA * LQ
     head = (bh % HKV) * GQA + m // LQ
     qi = m % LQ
-    c = tl.arange(0, BLOCK_C)
-    col = (c // UVP) * UNIT_VALUES + c % UVP  # the value each column holds
-    col_ok = ((c % UVP) < UNIT_VALUES) & (col < D)
     u = tl.arange(0, BLOCK_U)
     u_ok = u < UNITS
 
-    q_ptrs = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm + col[None, :] * stride_qd
-    q = tl.load(q_ptrs, mask=m_ok[:, None] & col_ok[None, :], other=0.0)
+    # The queries, one [BLOCK_M, BLOCK_U] tile per slot (value u * UNIT_VALUES + slot).
+    q_row = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm
+    col0_ok = u_ok & (u * UNIT_VALUES < D)
+    q0 = tl.load(q_row + (u * UNIT_VALUES)[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
     if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
-        dtype = tl.float32
-        q = q.to(tl.float32)
+        dtype: tl.constexpr = tl.float32
     else:
-        dtype = q.dtype
+        dtype: tl.constexpr = q0.dtype
+    q0 = q0.to(dtype)
+    q1 = q0
+    q2 = q0
+    col1_ok = u_ok & (u * UNIT_VALUES + 1 < D)
+    col2_ok = u_ok & (u * UNIT_VALUES + 2 < D)
+    if UNIT_VALUES > 1:
+        q1 = tl.load(q_row + (u * UNIT_VALUES + 1)[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
+    if UNIT_VALUES > 2:
+        q2 = tl.load(q_row + (u * UNIT_VALUES + 2)[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
 
     store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
     k_base = k_ptr + store_off * ROW_BYTES
@@ -211,7 +245,9 @@ def _decode_attention_kernel(
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
-    acc = tl.zeros([BLOCK_M, BLOCK_C], tl.float32)
+    acc0 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     counts = tl.zeros([BLOCK_N, BLOCK_U], tl.int32)  # corrected + (detected << 16), per tile slot
     last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
 
@@ -220,18 +256,34 @@ def _decode_attention_kernel(
         row_ok = rows < end
         unit_mask = row_ok[:, None] & u_ok[None, :]
 
-        # K: decode, dequantize (and interpolate) the block, then the scores.
-        k_data, k_corr, k_det = _decode_units(_load_units(k_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, unit_mask, K, DECODE)
-        kf = _dequantize(_unit_values(k_data, UNIT_VALUES, UVP), rows, col, row_ok, ks_base, kz_base, GROUPS, GROUP, HAS_ZERO)
+        # K: decode the block's units once, then each slot's values and their scores.
+        k_data, k_corr, k_det = _decode_units(_load_units(k_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
+                                              unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+        k_erased = k_det & unit_mask
+        k_any = False
+        k_prev = rows[:, None] + tl.zeros([BLOCK_N, BLOCK_U], tl.int32)
+        k_next = k_prev
         if INTERP:
-            k_erased = k_det & unit_mask
-            if tl.max(k_erased.to(tl.int32)) > 0:
-                repl = _neighbour_values(k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, u, col, k_erased, seq_len,
-                                         ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, UVP, GROUPS, GROUP, HAS_ZERO)
-                kf = tl.where(_expand(k_erased, UVP) & (repl == repl), repl, kf)
-        if EMULATE_BF16:
-            kf = _to_bf16_rne(kf).to(tl.float32)
-        s = tl.dot(q, tl.trans(kf.to(dtype)), input_precision=DOT_PRECISION) * qk_scale
+            k_any = tl.max(k_erased.to(tl.int32)) > 0
+            if k_any:
+                k_prev, k_next = _neighbour_rows(k_base, enc_ptr, syn_ptr, rows, u, k_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
+                                                 NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+        kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
+                      dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                      NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+        s = tl.dot(q0, tl.trans(kx), input_precision=DOT_PRECISION)
+        if UNIT_VALUES > 1:
+            kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
+                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+            s = tl.dot(q1, tl.trans(kx), s, input_precision=DOT_PRECISION)
+        if UNIT_VALUES > 2:
+            kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
+                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+            s = tl.dot(q2, tl.trans(kx), s, input_precision=DOT_PRECISION)
+        # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
+        s = (s * qk_scale).to(tl.float32)
 
         visible = m_ok[:, None] & row_ok[None, :]
         if CAUSAL:
@@ -248,26 +300,45 @@ def _decode_attention_kernel(
         l_i = l_i * alpha + tl.sum(p, axis=1)
         m_i = m_new
 
-        # V: the same, then the weighted sum.
-        v_data, v_corr, v_det = _decode_units(_load_units(v_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, unit_mask, K, DECODE)
-        vf = _dequantize(_unit_values(v_data, UNIT_VALUES, UVP), rows, col, row_ok, vs_base, vz_base, GROUPS, GROUP, HAS_ZERO)
+        # V: the same decode, then the weighted sums, one accumulator per slot.
+        v_data, v_corr, v_det = _decode_units(_load_units(v_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
+                                              unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+        v_erased = v_det & unit_mask
+        v_any = False
+        v_prev = k_prev
+        v_next = k_next
         if INTERP:
-            v_erased = v_det & unit_mask
-            if tl.max(v_erased.to(tl.int32)) > 0:
-                repl = _neighbour_values(v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, u, col, v_erased, seq_len,
-                                         ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, UVP, GROUPS, GROUP, HAS_ZERO)
-                vf = tl.where(_expand(v_erased, UVP) & (repl == repl), repl, vf)
-        vf = tl.where(col_ok[None, :], vf, 0.0)
-        if EMULATE_BF16:
-            vf = _to_bf16_rne(vf).to(tl.float32)
-        acc = acc * alpha[:, None] + tl.dot(p.to(dtype), vf.to(dtype), input_precision=DOT_PRECISION)
+            v_any = tl.max(v_erased.to(tl.int32)) > 0
+            if v_any:
+                v_prev, v_next = _neighbour_rows(v_base, enc_ptr, syn_ptr, rows, u, v_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
+                                                 NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+        vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
+                      dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                      NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+        acc0 = _pv(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+        if UNIT_VALUES > 1:
+            vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
+                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+            acc1 = _pv(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+        if UNIT_VALUES > 2:
+            vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
+                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+            acc2 = _pv(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
-        if COUNT:
+        if COUNT and DECODE:
             counts += (k_corr & unit_mask).to(tl.int32) + (v_corr & unit_mask).to(tl.int32)
-            counts += ((k_det & unit_mask).to(tl.int32) + (v_det & unit_mask).to(tl.int32)) << 16
+            counts += (k_erased.to(tl.int32) + v_erased.to(tl.int32)) << 16
 
+    # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U).
     part = bh.to(tl.int64) * SPLITS + split
-    tl.store(o_part_ptr + (part * BLOCK_M + m[:, None]) * BLOCK_C + c[None, :], acc)
+    o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + u[None, :]
+    tl.store(o_row, acc0)
+    if UNIT_VALUES > 1:
+        tl.store(o_row + BLOCK_U, acc1)
+    if UNIT_VALUES > 2:
+        tl.store(o_row + 2 * BLOCK_U, acc2)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
     if COUNT:
@@ -282,8 +353,8 @@ def _decode_attention_kernel(
 def _combine_splits_kernel(
     o_part_ptr, ml_part_ptr, out_ptr,
     stride_ob, stride_oh, stride_om, stride_od,
-    HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNIT_VALUES: tl.constexpr, UVP: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr,
+    HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
+    UNIT_VALUES: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s, for one query row; rows that
     saw no key at all (every key masked) are written as zeros."""
@@ -291,21 +362,24 @@ def _combine_splits_kernel(
     m = tl.program_id(1)
     sp = tl.arange(0, BLOCK_S)
     sp_ok = sp < SPLITS
-    c = tl.arange(0, BLOCK_C)
+    c = tl.arange(0, 4 * BLOCK_U)
+    slot = c // BLOCK_U
+    u = c % BLOCK_U
+    col = u * UNIT_VALUES + slot
+    col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
     part = bh.to(tl.int64) * SPLITS + sp
     m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=sp_ok, other=float("-inf"))
     l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=sp_ok, other=0.0)
     m_max = tl.max(m_s, axis=0)
     m_max = tl.where(m_max == float("-inf"), 0.0, m_max)
     w = tl.exp2(m_s - m_max)
-    acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * BLOCK_C + c[None, :], mask=sp_ok[:, None], other=0.0)
+    acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * (3 * BLOCK_U) + c[None, :],
+                  mask=sp_ok[:, None] & col_ok[None, :], other=0.0)
     num = tl.sum(acc * w[:, None], axis=0)
     den = tl.sum(l_s * w, axis=0)
     out = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
     if out_ptr.dtype.element_ty == tl.bfloat16:
         out = _to_bf16_rne(out)
-    col = (c // UVP) * UNIT_VALUES + c % UVP
-    col_ok = ((c % UVP) < UNIT_VALUES) & (col < D)
     b = bh // HKV
     head = (bh % HKV) * GQA + m // LQ
     qi = m % LQ
@@ -333,6 +407,40 @@ def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device) 
     return split_len, triton.cdiv(max(seq, 1), split_len)
 
 
+def _build_nibble_constants(codec: str) -> dict:
+    """The codec's tables folded into the kernel's in-register decoder constants (one-byte
+    codes with 4 data bits); ``NIBBLE=False`` for the others."""
+    code = get_codec(codec)
+    if codec == "int4" or code.k != 4 or code.n > 8:
+        return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1)
+    tables = code.tables(torch.device("cpu"))
+    pbits = code.n - code.k
+    parity = [(int(tables.encode_table[d]) >> 4) & ((1 << pbits) - 1) for d in range(16)]
+    leaders = [int(x) for x in tables.syndrome_table]
+    flips = [(x & 15) if x >= 0 else 0 for x in leaders] + [0] * (16 - len(leaders))
+    as_int32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731
+    pack = lambda nibbles: as_int32(sum(v << (4 * i) for i, v in enumerate(nibbles)))  # noqa: E731
+    return dict(
+        NIBBLE=True, PAR_LO=pack(parity[:8]), PAR_HI=pack(parity[8:]), FLIP_LO=pack(flips[:8]), FLIP_HI=pack(flips[8:]),
+        DET=sum(1 << s for s, x in enumerate(leaders) if x < 0), PBITS=pbits,
+    )
+
+
+# Built at import: the launcher runs inside torch.compile's trace, where reading tensor
+# values (the tables) would be data-dependent.
+_NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
+
+
+def kernel_config(device: torch.device) -> dict:
+    """Block size and launch parameters. ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages"``
+    overrides them (for tuning runs such as benchmarks/bench_attention.py --configs)."""
+    override = os.environ.get("ECC_ATTENTION_CONFIG")
+    if override:
+        block_n, warps, stages = (int(x) for x in override.split(","))
+        return dict(block_n=block_n, num_warps=warps, num_stages=stages)
+    return dict(block_n=64, num_warps=4, num_stages=2)
+
+
 def triton_decode_attention(
     query: torch.Tensor,
     k_stored: torch.Tensor,
@@ -351,22 +459,21 @@ def triton_decode_attention(
     attn_mask: torch.Tensor | None,
     is_causal: bool,
     scale: float,
-    block_n: int = 64,
 ) -> torch.Tensor:
     """See ``ecc::decode_attention``; arguments are validated there."""
     batch, q_heads, lq, _ = query.shape
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
     groups = k_scale.shape[-1]
-    uvp = _pow2(layout.unit_values)
-    block_u = max(_pow2(layout.units), 16 // uvp if 16 % uvp == 0 else 16)
+    config = kernel_config(query.device)
+    block_n = config["block_n"]
+    block_u = max(16, _pow2(layout.units))
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
-    block_c = block_u * uvp
     split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device)
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
 
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
-    o_part = torch.empty(batch * kv_heads * splits * block_m * block_c, dtype=torch.float32, device=query.device)
+    o_part = torch.empty(batch * kv_heads * splits * block_m * 3 * block_u, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(batch * kv_heads * splits * block_m * 2, dtype=torch.float32, device=query.device)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
@@ -382,15 +489,18 @@ def triton_decode_attention(
         seq,
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
-        UVP=uvp, GROUPS=groups, GROUP=head_dim // groups,
+        GROUPS=groups, GROUP=head_dim // groups,
         DECODE=codec != "int4", HAS_ZERO=k_zero is not None, INTERP=interpolate and codec != "int4", COUNT=True,
         HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
+        SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
+        **_NIBBLE_CONSTANTS[codec],
         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_U=block_u, SPLITS=splits,
+        num_warps=config["num_warps"], num_stages=config["num_stages"],
     )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, out, *out.stride(),
-        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, UNIT_VALUES=layout.unit_values, UVP=uvp,
-        BLOCK_M=block_m, BLOCK_C=block_c, SPLITS=splits, BLOCK_S=_pow2(splits),
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
+        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, BLOCK_S=_pow2(splits),
     )
     return out
