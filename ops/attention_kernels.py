@@ -187,7 +187,7 @@ def _pv(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PRECISION: tl
 @triton.jit
 def _decode_attention_kernel(
     q_ptr, k_ptr, ks_ptr, kz_ptr, v_ptr, vs_ptr, vz_ptr, enc_ptr, syn_ptr,
-    seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr,
+    seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -248,88 +248,106 @@ def _decode_attention_kernel(
     acc0 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
-    counts = tl.zeros([BLOCK_N, BLOCK_U], tl.int32)  # corrected + (detected << 16), per tile slot
+    n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
+    n_detected = tl.zeros([BLOCK_U], tl.int32)
     last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
 
-    for n0 in range(start, end, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < end
-        unit_mask = row_ok[:, None] & u_ok[None, :]
+    # Pass 0 attends every block; with INTERP it defers the (rare) blocks that hold an erased
+    # unit, and pass 1 attends just those, with the neighbour search and interpolation. The
+    # online softmax does not care about block order, and the main loop stays free of the
+    # search's registers.
+    defer_base = (bh.to(tl.int64) * SPLITS + split) * (split_len // BLOCK_N)
+    for REPAIR in tl.static_range(2 if INTERP else 1):  # 0: attend (and defer), 1: repair
+        for n0 in range(start, end, BLOCK_N):
+            active = True
+            if REPAIR:
+                active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
+            if active:
+                rows = n0 + tl.arange(0, BLOCK_N)
+                row_ok = rows < end
+                unit_mask = row_ok[:, None] & u_ok[None, :]
 
-        # K: decode the block's units once, then each slot's values and their scores.
-        k_data, k_corr, k_det = _decode_units(_load_units(k_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
-                                              unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        k_erased = k_det & unit_mask
-        k_any = False
-        k_prev = rows[:, None] + tl.zeros([BLOCK_N, BLOCK_U], tl.int32)
-        k_next = k_prev
-        if INTERP:
-            k_any = tl.max(k_erased.to(tl.int32)) > 0
-            if k_any:
-                k_prev, k_next = _neighbour_rows(k_base, enc_ptr, syn_ptr, rows, u, k_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
-                                                 NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                      dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                      NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        s = tl.dot(q0, tl.trans(kx), input_precision=DOT_PRECISION)
-        if UNIT_VALUES > 1:
-            kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-            s = tl.dot(q1, tl.trans(kx), s, input_precision=DOT_PRECISION)
-        if UNIT_VALUES > 2:
-            kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-            s = tl.dot(q2, tl.trans(kx), s, input_precision=DOT_PRECISION)
-        # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
-        s = (s * qk_scale).to(tl.float32)
+                # K: decode the block's units once, then each slot's values and their scores.
+                k_data, k_corr, k_det = _decode_units(_load_units(k_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
+                                                      unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                k_erased = k_det & unit_mask
+                k_any = False
+                k_prev = rows[:, None] + tl.zeros([BLOCK_N, BLOCK_U], tl.int32)
+                k_next = k_prev
+                if REPAIR:
+                    k_any = tl.max(k_erased.to(tl.int32)) > 0
+                    if k_any:
+                        k_prev, k_next = _neighbour_rows(k_base, enc_ptr, syn_ptr, rows, u, k_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
+                                                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
+                              dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                s = tl.dot(q0, tl.trans(kx), input_precision=DOT_PRECISION)
+                if UNIT_VALUES > 1:
+                    kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
+                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    s = tl.dot(q1, tl.trans(kx), s, input_precision=DOT_PRECISION)
+                if UNIT_VALUES > 2:
+                    kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
+                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    s = tl.dot(q2, tl.trans(kx), s, input_precision=DOT_PRECISION)
+                # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
+                s = (s * qk_scale).to(tl.float32)
 
-        visible = m_ok[:, None] & row_ok[None, :]
-        if CAUSAL:
-            visible = visible & (rows[None, :] <= last_visible[:, None])
-        if HAS_MASK:
-            mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
-            s += tl.load(mask_ptrs, mask=visible, other=0.0) * 1.4426950408889634
-        s = tl.where(visible, s, float("-inf"))
+                v_data, v_corr, v_det = _decode_units(_load_units(v_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
+                                                      unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                v_erased = v_det & unit_mask
+                visible = m_ok[:, None] & row_ok[None, :]
+                if INTERP and not REPAIR:
+                    # A block holding an erased K or V unit is left to the repair pass.
+                    deferred = tl.max((k_erased | v_erased).to(tl.int32))  # 0 or 1
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                    visible = visible & ((rows * 0 + deferred) == 0)[None, :]
+                if CAUSAL:
+                    visible = visible & (rows[None, :] <= last_visible[:, None])
+                if HAS_MASK:
+                    mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
+                    s += tl.load(mask_ptrs, mask=visible, other=0.0) * 1.4426950408889634
+                s = tl.where(visible, s, float("-inf"))
 
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        m_i = m_new
+                m_new = tl.maximum(m_i, tl.max(s, axis=1))
+                m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+                alpha = tl.exp2(m_i - m_safe)
+                p = tl.exp2(s - m_safe[:, None])
+                l_i = l_i * alpha + tl.sum(p, axis=1)
+                m_i = m_new
 
-        # V: the same decode, then the weighted sums, one accumulator per slot.
-        v_data, v_corr, v_det = _decode_units(_load_units(v_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
-                                              unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        v_erased = v_det & unit_mask
-        v_any = False
-        v_prev = k_prev
-        v_next = k_next
-        if INTERP:
-            v_any = tl.max(v_erased.to(tl.int32)) > 0
-            if v_any:
-                v_prev, v_next = _neighbour_rows(v_base, enc_ptr, syn_ptr, rows, u, v_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
-                                                 NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                      dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                      NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        acc0 = _pv(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
-        if UNIT_VALUES > 1:
-            vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-            acc1 = _pv(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
-        if UNIT_VALUES > 2:
-            vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                          dtype, EMULATE_BF16, INTERP, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                          NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-            acc2 = _pv(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                # V: the weighted sums, one accumulator per slot.
+                v_any = False
+                v_prev = k_prev
+                v_next = k_next
+                if REPAIR:
+                    v_any = tl.max(v_erased.to(tl.int32)) > 0
+                    if v_any:
+                        v_prev, v_next = _neighbour_rows(v_base, enc_ptr, syn_ptr, rows, u, v_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
+                                                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
+                              dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                acc0 = _pv(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                if UNIT_VALUES > 1:
+                    vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
+                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    acc1 = _pv(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                if UNIT_VALUES > 2:
+                    vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
+                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    acc2 = _pv(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
-        if COUNT and DECODE:
-            counts += (k_corr & unit_mask).to(tl.int32) + (v_corr & unit_mask).to(tl.int32)
-            counts += (k_erased.to(tl.int32) + v_erased.to(tl.int32)) << 16
+                if COUNT and DECODE and not REPAIR:
+                    # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
+                    # hold a tile's worth of registers through the whole loop.
+                    n_corrected += tl.sum((k_corr & unit_mask).to(tl.int32) + (v_corr & unit_mask).to(tl.int32), axis=0)
+                    n_detected += tl.sum(k_erased.to(tl.int32) + v_erased.to(tl.int32), axis=0)
 
     # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U).
     part = bh.to(tl.int64) * SPLITS + split
@@ -345,8 +363,8 @@ def _decode_attention_kernel(
         n_rows = tl.maximum(end - start, 0).to(tl.int64)
         tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
         if DECODE:
-            tl.atomic_add(counters_ptr + 1, tl.sum(tl.sum(counts & 0xFFFF, axis=1).to(tl.int64), axis=0))
-            tl.atomic_add(counters_ptr + 2, tl.sum(tl.sum(counts >> 16, axis=1).to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
 
 
 @triton.jit
@@ -431,14 +449,23 @@ def _build_nibble_constants(codec: str) -> dict:
 _NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
 
 
-def kernel_config(device: torch.device) -> dict:
+# (block_n, num_warps, num_stages) per codec. int4, Hamming and Golay: the fastest of the
+# configurations timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k). Interpolating
+# variants: the configuration whose compiled kernel has no register spills (ptxas -v for
+# sm_90a; 64,4,2 spilled 7.5 KB), not yet timed.
+_CONFIGS = {"int4": (128, 8, 2), "hamming74": (32, 4, 2), "hamming84": (32, 4, 2), "golay24": (64, 4, 1)}
+_INTERP_CONFIG = (32, 8, 2)
+
+
+def kernel_config(codec: str, interpolate: bool) -> dict:
     """Block size and launch parameters. ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages"``
-    overrides them (for tuning runs such as benchmarks/bench_attention.py --configs)."""
+    overrides them (for tuning runs such as the sweep in benchmarks/RESULTS.md)."""
     override = os.environ.get("ECC_ATTENTION_CONFIG")
     if override:
         block_n, warps, stages = (int(x) for x in override.split(","))
-        return dict(block_n=block_n, num_warps=warps, num_stages=stages)
-    return dict(block_n=64, num_warps=4, num_stages=2)
+    else:
+        block_n, warps, stages = _INTERP_CONFIG if interpolate else _CONFIGS[codec]
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages)
 
 
 def triton_decode_attention(
@@ -465,7 +492,7 @@ def triton_decode_attention(
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
     groups = k_scale.shape[-1]
-    config = kernel_config(query.device)
+    config = kernel_config(codec, interpolate and codec != "int4")
     block_n = config["block_n"]
     block_u = max(16, _pow2(layout.units))
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
@@ -475,6 +502,8 @@ def triton_decode_attention(
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
     o_part = torch.empty(batch * kv_heads * splits * block_m * 3 * block_u, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(batch * kv_heads * splits * block_m * 2, dtype=torch.float32, device=query.device)
+    interp = interpolate and codec != "int4"
+    defer = torch.empty(batch * kv_heads * splits * (split_len // block_n) if interp else 1, dtype=torch.uint8, device=query.device)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
         mask_strides = mask.stride()
@@ -483,14 +512,14 @@ def triton_decode_attention(
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
         query, k_stored, k_scale, k_zero if k_zero is not None else k_scale,
         v_stored, v_scale, v_zero if v_zero is not None else v_scale,
-        encode_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part,
+        encode_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, defer,
         scale * LOG2E, split_len,
         *query.stride(), *mask_strides,
         seq,
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         GROUPS=groups, GROUP=head_dim // groups,
-        DECODE=codec != "int4", HAS_ZERO=k_zero is not None, INTERP=interpolate and codec != "int4", COUNT=True,
+        DECODE=codec != "int4", HAS_ZERO=k_zero is not None, INTERP=interp, COUNT=True,
         HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,

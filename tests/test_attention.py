@@ -247,3 +247,23 @@ def test_storage_layout_units_are_what_the_kernel_reads():
     for codec in CODEC_NAMES:
         layout = StorageLayout(codec, 20)
         assert layout.row_bytes == layout.units * layout.unit_bytes
+
+
+def test_kernel_compiles_for_hopper_as_torch_compile_calls_it():
+    """The interpreter accepts code the GPU compiler rejects: compile every variant for sm_90a
+    (no GPU needed; a subprocess, since this session runs Triton's interpreter), with a mask and
+    the softmax scale typed float64 as inductor passes it, and check ptxas's resource report."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "tools" / "kernel_resources.py"), "--codecs", "int4", "hamming84", "golay24", "--dtypes", "bf16"],
+        capture_output=True, text=True, env=env, cwd=root, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if "registers" in line]
+    assert len(lines) == 5, result.stdout  # int4, hamming84 (+interp), golay24 (+interp)

@@ -1,0 +1,90 @@
+"""Registers and spills of the fused attention kernel on Hopper, without a GPU.
+
+Compiles ``_decode_attention_kernel`` for sm_90a with Triton (no device needed) for every
+codec / dtype / interpolation variant at its launch configuration, with the argument types
+torch.compile passes (the softmax scale as float64), then runs the ptxas bundled with Triton
+in verbose mode. A kernel that fails to compile for the GPU fails here first; a stack frame or
+spill bytes mean the configuration is too large for the register file.
+
+    python tools/kernel_resources.py                       # every variant, default configs
+    python tools/kernel_resources.py --config 64,4,2 --codecs hamming84
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from ecc_tensor.ops import attention_kernels as A
+from ecc_tensor.storage import StorageLayout
+
+POINTERS = {
+    "k_ptr": "*u8", "ks_ptr": "*fp32", "kz_ptr": "*fp32", "v_ptr": "*u8", "vs_ptr": "*fp32", "vz_ptr": "*fp32",
+    "enc_ptr": "*i32", "syn_ptr": "*i32", "seq_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
+    "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8",
+}
+
+
+def compile_variant(codec, dtype, interpolate, masked, config, q_heads=32, kv_heads=8, head_dim=128):
+    fn = A._decode_attention_kernel
+    layout = StorageLayout(codec, head_dim)
+    signature = {}
+    for name in fn.arg_names:
+        if name == "q_ptr":
+            signature[name] = f"*{dtype}"
+        elif name in POINTERS:
+            signature[name] = POINTERS[name]
+        elif name == "qk_scale":
+            signature[name] = "fp64"
+        elif name in ("split_len", "S") or name.startswith("stride"):
+            signature[name] = "i32"
+        else:
+            signature[name] = "constexpr"
+    constants = dict(
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes,
+        UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes, GROUPS=1, GROUP=head_dim,
+        DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, COUNT=True, HAS_MASK=masked, CAUSAL=False,
+        DOT_PRECISION="tf32", EMULATE_BF16=False, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
+        BLOCK_M=16, BLOCK_N=config["block_n"], BLOCK_U=max(16, triton.next_power_of_2(layout.units)), SPLITS=8,
+    )
+    options = {"num_warps": config["num_warps"], "num_stages": config["num_stages"]}
+    return triton.compile(ASTSource(fn, signature, constants), target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def ptxas_report(kernel) -> str:
+    bin_dir = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+    ptxas = next(p for p in (os.path.join(bin_dir, "ptxas-blackwell"), os.path.join(bin_dir, "ptxas")) if os.path.exists(p))
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(kernel.asm["ptx"])
+    result = subprocess.run([ptxas, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
+    os.unlink(f.name)
+    lines = [line.split("info    :")[-1].strip() for line in result.stderr.splitlines() if "registers" in line or "spill" in line]
+    return " | ".join(lines) or result.stderr.strip()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24"])
+    p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
+    p.add_argument("--config", help="block_n,num_warps,num_stages (default: the kernel's own per variant)")
+    args = p.parse_args(argv)
+    for codec in args.codecs:
+        for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
+            config = A.kernel_config(codec, interpolate)
+            if args.config:
+                block_n, warps, stages = (int(x) for x in args.config.split(","))
+                config = dict(block_n=block_n, num_warps=warps, num_stages=stages)
+            for dtype in args.dtypes:
+                report = ptxas_report(compile_variant(codec, dtype, interpolate, True, config))
+                label = f"{codec}{'-interp' if interpolate else ''} {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
+                print(f"{label:32} {report}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
