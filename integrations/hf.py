@@ -333,8 +333,14 @@ class ECCCache(Cache):
                 f"so max_cache_len ({max_cache_len}) must not exceed the window"
             )
         self.config = text
+        implementation = getattr(config, "_attn_implementation", None)
         if attention == "auto":
-            attention = "fused" if getattr(config, "_attn_implementation", None) == ATTENTION_NAME else "dense"
+            attention = "fused" if implementation == ATTENTION_NAME else "dense"
+        elif attention == "fused" and implementation not in (None, ATTENTION_NAME):
+            raise ValueError(
+                f"attention='fused' hands ECCInt4Tensor K/V to the model's attention, which is {implementation!r}: "
+                f"call model.set_attn_implementation({ATTENTION_NAME!r}) before creating the cache"
+            )
         self.attention = attention
         self._max_cache_len = max_cache_len
         self._max_batch_size = max_batch_size

@@ -259,6 +259,8 @@ def test_compiled_fused_decode_loop_has_no_graph_breaks():
 def test_attention_argument_is_checked(model):
     with pytest.raises(ValueError, match="attention"):
         ECCCache(model.config, 1, 8, attention="flash")
+    with pytest.raises(ValueError, match="set_attn_implementation"):
+        ECCCache(model.config, 1, 8, attention="fused")  # the model still uses sdpa
 
 
 @pytest.mark.parametrize("mode", ["fp16", "int4", "int12-golay"])
