@@ -9,6 +9,7 @@ _LAZY = {
     "CODEC_NAMES": ("codecs", "CODEC_NAMES"),
     "get_codec": ("codecs", "get_codec"),
     "ECCInt4Tensor": ("tensor", "ECCInt4Tensor"),
+    "ecc_decode_attention": ("tensor", "ecc_decode_attention"),
 }
 
 
@@ -21,4 +22,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'ecc_tensor' has no attribute {name!r}")
 
 
-__all__ = ["CODEC_NAMES", "ECCInt4Tensor", "get_codec", "__version__"]
+__all__ = ["CODEC_NAMES", "ECCInt4Tensor", "ecc_decode_attention", "get_codec", "__version__"]
