@@ -34,15 +34,16 @@ def dequantize_cache(
     codec: str,
     head_dim: int,
     interpolate: bool,
-    seq_lens: torch.Tensor,
+    written: torch.Tensor | None,
     counters: torch.Tensor,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    """Decode, count, dequantize and interpolate ``[B, H, S, row_bytes]`` storage whose
-    sequence ``b`` has ``seq_lens[b]`` written rows, as the unfused cache read does."""
+    """The reference cache read (``ecc::decode_dequantize``, and K/V of the attention
+    reference): decode ``[..., S, row_bytes]`` storage, add the counts of the rows where
+    ``written`` (bool, broadcastable to ``[..., S, 1]``; None: all) holds, dequantize, and
+    interpolate erasures along the sequence with unwritten rows as no neighbours."""
     layout = StorageLayout(codec, head_dim)
     values, status = layout.load(stored, tables)
-    written = written_mask(seq_lens, stored.shape[-2])
     counters.add_(decode_counts(status, written))
     out = dequantize_int4(values, scale, zero)
     if interpolate:

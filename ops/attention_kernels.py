@@ -35,19 +35,9 @@ from torch.library import wrap_triton
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.storage import StorageLayout
 
-from .codec_kernels import _to_bf16_rne
+from .codec_kernels import _load_units, _pow2, _syndrome_decode, _to_bf16_rne
 
 LOG2E = 1.4426950408889634
-
-
-@triton.jit
-def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr):
-    """Units ``u`` of ``rows`` (``[N, 1]`` or ``[N, U]``) as little-endian int32 words ``[N, U]``."""
-    ptrs = stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES
-    word = tl.load(ptrs, mask=mask, other=0).to(tl.int32)
-    for b in tl.static_range(1, UNIT_BYTES):
-        word = word | (tl.load(ptrs + b, mask=mask, other=0).to(tl.int32) << (8 * b))
-    return word
 
 
 @triton.jit
@@ -72,12 +62,7 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
             detected = ((tl.full(d.shape, DET, tl.int32) >> syndrome) & 1) != 0
             return d ^ flip, (syndrome != 0) & ~detected, detected
         else:
-            data_mask: tl.constexpr = (1 << K) - 1
-            syndrome = (tl.load(enc_ptr + (word & data_mask), mask=mask, other=0) ^ word) >> K
-            leader = tl.load(syn_ptr + syndrome, mask=mask, other=0)
-            correctable = leader >= 0
-            data = tl.where(correctable, word ^ leader, word) & data_mask
-            return data, (syndrome != 0) & correctable, ~correctable
+            return _syndrome_decode(word, enc_ptr, syn_ptr, mask, K)
     else:
         return word, word < 0, word < 0  # int4: nothing to correct (words are >= 0)
 
@@ -174,6 +159,28 @@ def _kv_slot(data, erased, any_erased, prev_row, next_row, stored_ptr, scale_ptr
 
 
 @triton.jit
+def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR: tl.constexpr,
+                  ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
+                  NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
+    """One K or V block: (data, corrected, erased, any erased, previous and next clean rows).
+    The neighbour search runs only in the repair pass, and only if the block has an erasure."""
+    unit_mask = row_ok[:, None] & u_ok[None, :]
+    data, corrected, detected = _decode_units(_load_units(base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
+                                              unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+    erased = detected & unit_mask
+    any_erased = False
+    prev_row = rows[:, None] + tl.zeros(erased.shape, tl.int32)
+    next_row = prev_row
+    if REPAIR:
+        any_erased = tl.max(erased.to(tl.int32)) > 0
+        if any_erased:
+            prev_row, next_row = _neighbour_rows(base, enc_ptr, syn_ptr, rows, u, erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
+                                                 NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+    return data, corrected & unit_mask, erased, any_erased, prev_row, next_row
+
+
+@triton.jit
 def _pv(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """``acc + p @ v``; with ``SPLIT_P`` (bfloat16), p as the sum of two bfloat16 parts so
     that the weights keep ~16 bits instead of 8."""
@@ -265,20 +272,11 @@ def _decode_attention_kernel(
             if active:
                 rows = n0 + tl.arange(0, BLOCK_N)
                 row_ok = rows < end
-                unit_mask = row_ok[:, None] & u_ok[None, :]
 
                 # K: decode the block's units once, then each slot's values and their scores.
-                k_data, k_corr, k_det = _decode_units(_load_units(k_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
-                                                      unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                k_erased = k_det & unit_mask
-                k_any = False
-                k_prev = rows[:, None] + tl.zeros([BLOCK_N, BLOCK_U], tl.int32)
-                k_next = k_prev
-                if REPAIR:
-                    k_any = tl.max(k_erased.to(tl.int32)) > 0
-                    if k_any:
-                        k_prev, k_next = _neighbour_rows(k_base, enc_ptr, syn_ptr, rows, u, k_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
-                                                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                k_data, k_corr, k_erased, k_any, k_prev, k_next = _decode_block(
+                    k_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR, ROW_BYTES, UNIT_BYTES, K, DECODE,
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
                               dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
@@ -296,9 +294,9 @@ def _decode_attention_kernel(
                 # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
                 s = (s * qk_scale).to(tl.float32)
 
-                v_data, v_corr, v_det = _decode_units(_load_units(v_base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
-                                                      unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                v_erased = v_det & unit_mask
+                v_data, v_corr, v_erased, v_any, v_prev, v_next = _decode_block(
+                    v_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR, ROW_BYTES, UNIT_BYTES, K, DECODE,
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 visible = m_ok[:, None] & row_ok[None, :]
                 if INTERP and not REPAIR:
                     # A block holding an erased K or V unit is left to the repair pass.
@@ -320,14 +318,6 @@ def _decode_attention_kernel(
                 m_i = m_new
 
                 # V: the weighted sums, one accumulator per slot.
-                v_any = False
-                v_prev = k_prev
-                v_next = k_next
-                if REPAIR:
-                    v_any = tl.max(v_erased.to(tl.int32)) > 0
-                    if v_any:
-                        v_prev, v_next = _neighbour_rows(v_base, enc_ptr, syn_ptr, rows, u, v_erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
-                                                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
                               dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
@@ -346,7 +336,7 @@ def _decode_attention_kernel(
                 if COUNT and DECODE and not REPAIR:
                     # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
                     # hold a tile's worth of registers through the whole loop.
-                    n_corrected += tl.sum((k_corr & unit_mask).to(tl.int32) + (v_corr & unit_mask).to(tl.int32), axis=0)
+                    n_corrected += tl.sum(k_corr.to(tl.int32) + v_corr.to(tl.int32), axis=0)
                     n_detected += tl.sum(k_erased.to(tl.int32) + v_erased.to(tl.int32), axis=0)
 
     # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U).
@@ -403,10 +393,6 @@ def _combine_splits_kernel(
     qi = m % LQ
     ptrs = out_ptr + b.to(tl.int64) * stride_ob + head * stride_oh + qi * stride_om + col * stride_od
     tl.store(ptrs, out.to(out_ptr.dtype.element_ty), mask=col_ok)
-
-
-def _pow2(n: int) -> int:
-    return triton.next_power_of_2(max(1, n))
 
 
 def _multiprocessors(device: torch.device) -> int:

@@ -47,6 +47,28 @@ def _row_block(R, BLOCK_R: tl.constexpr):
 
 
 @triton.jit
+def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr):
+    """Units ``u`` of ``rows`` (``[N, 1]`` or ``[N, U]``) as little-endian int32 words ``[N, U]``."""
+    ptrs = stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES
+    word = tl.load(ptrs, mask=mask, other=0).to(tl.int32)
+    for b in tl.static_range(1, UNIT_BYTES):
+        word = word | (tl.load(ptrs + b, mask=mask, other=0).to(tl.int32) << (8 * b))
+    return word
+
+
+@triton.jit
+def _syndrome_decode(word, encode_table_ptr, syndrome_table_ptr, mask, K: tl.constexpr):
+    """(corrected data word, corrected flag, detected flag) of each codeword, by the
+    reference's table gathers: syndrome = parity received ^ parity of the data received."""
+    data_mask: tl.constexpr = (1 << K) - 1
+    syndrome = (tl.load(encode_table_ptr + (word & data_mask), mask=mask, other=0) ^ word) >> K
+    leader = tl.load(syndrome_table_ptr + syndrome, mask=mask, other=0)
+    correctable = leader >= 0
+    data = tl.where(correctable, word ^ leader, word) & data_mask
+    return data, (syndrome != 0) & correctable, ~correctable
+
+
+@triton.jit
 def _store_kernel(
     x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values
     out_ptr,  # [R, ROW_BYTES] uint8
@@ -152,23 +174,16 @@ def _load_kernel(
     counted = unit_ok
     if HAS_LEN:
         counted = counted & ((rows % SEQ) < tl.load(seq_len_ptr))[:, None]
-    in_row = stored_ptr + rows64[:, None] * (UNITS * UNIT_BYTES) + u[None, :] * UNIT_BYTES
-    word = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
-    for b in tl.static_range(UNIT_BYTES):
-        word = word | (tl.load(in_row + b, mask=unit_ok, other=0).to(tl.int32) << (8 * b))
+    word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, UNITS * UNIT_BYTES, UNIT_BYTES)
 
     if DECODE:
-        data_mask: tl.constexpr = (1 << K) - 1
-        syndrome = (tl.load(encode_table_ptr + (word & data_mask), mask=unit_ok, other=0) ^ word) >> K
-        leader = tl.load(syndrome_table_ptr + syndrome, mask=unit_ok, other=0)
-        correctable = leader >= 0
-        status = tl.where(syndrome == 0, 0, tl.where(correctable, 1, 2))
-        data = tl.where(correctable, word ^ leader, word) & data_mask
+        data, corrected, detected = _syndrome_decode(word, encode_table_ptr, syndrome_table_ptr, unit_ok, K)
+        status = tl.where(corrected, 1, tl.where(detected, 2, 0))
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             n_units = tl.sum(tl.sum(counted.to(tl.int64), axis=1), axis=0)
-            n_corrected = tl.sum(tl.sum((counted & (status == 1)).to(tl.int64), axis=1), axis=0)
-            n_detected = tl.sum(tl.sum((counted & (status == 2)).to(tl.int64), axis=1), axis=0)
+            n_corrected = tl.sum(tl.sum((counted & corrected).to(tl.int64), axis=1), axis=0)
+            n_detected = tl.sum(tl.sum((counted & detected).to(tl.int64), axis=1), axis=0)
             tl.atomic_add(counters_ptr + 0, n_units)
             tl.atomic_add(counters_ptr + 1, n_corrected)
             tl.atomic_add(counters_ptr + 2, n_detected)

@@ -16,12 +16,10 @@ import torch
 from torch import Tensor
 from torch.library import triton_op
 
-from ecc_tensor import counters as C
-from ecc_tensor.attention import attention_reference, dequantize_cache
+from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.faults import FaultModel
-from ecc_tensor.interp import interpolate_erasures
-from ecc_tensor.quant import dequantize_int4, quantize_int4
+from ecc_tensor.quant import quantize_int4
 from ecc_tensor.storage import StorageLayout, written_rows
 
 from . import attention_kernels, codec_kernels, fault_kernels
@@ -86,14 +84,10 @@ def decode_dequantize(
         return codec_kernels.triton_decode_dequantize(
             stored, scale, zero, encode_table, syndrome_table, codec, head_dim, interpolate, counters, dtype, seq_len
         )
-    layout = StorageLayout(codec, head_dim)
-    values, status = layout.load(stored, CodecTables(encode_table, syndrome_table))
-    written = written_rows(stored, seq_len)
-    counters.add_(C.decode_counts(status, written))
-    out = dequantize_int4(values, scale, zero)
-    if interpolate:
-        out = interpolate_erasures(out, layout.erased_values(status, written), dim=-2)
-    return out.to(dtype)
+    return dequantize_cache(
+        stored, scale, zero, CodecTables(encode_table, syndrome_table), codec, head_dim, interpolate,
+        written_rows(stored, seq_len), counters, dtype,
+    )
 
 
 @triton_op("ecc::inject", mutates_args=())
@@ -179,6 +173,7 @@ def decode_attention(
             encode_table, syndrome_table, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
         )
     tables = CodecTables(encode_table, syndrome_table)
-    k = dequantize_cache(k_stored, k_scale, k_zero, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
-    v = dequantize_cache(v_stored, v_scale, v_zero, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
+    written = written_mask(seq_lens, k_stored.shape[-2])
+    k = dequantize_cache(k_stored, k_scale, k_zero, tables, codec, head_dim, interpolate, written, counters, query.dtype)
+    v = dequantize_cache(v_stored, v_scale, v_zero, tables, codec, head_dim, interpolate, written, counters, query.dtype)
     return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)

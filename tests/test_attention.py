@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import ecc_tensor.ops as ops
 from ecc_tensor import ECCInt4Tensor
-from ecc_tensor.attention import attention_reference, dequantize_cache
+from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.ops import attention_kernels
@@ -40,8 +40,9 @@ def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=Non
     """(output rounded to the query's dtype, counters) of the unfused path in float64."""
     tables = get_codec(codec).tables("cpu")
     counters = new_counters()
-    kd = dequantize_cache(*k, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
-    vd = dequantize_cache(*v, tables, codec, head_dim, interpolate, seq_lens, counters, query.dtype)
+    written = written_mask(seq_lens, k[0].shape[-2])
+    kd = dequantize_cache(*k, tables, codec, head_dim, interpolate, written, counters, query.dtype)
+    vd = dequantize_cache(*v, tables, codec, head_dim, interpolate, written, counters, query.dtype)
     scale = head_dim**-0.5 if scale is None else scale
     out = attention_reference(query.double(), kd, vd, seq_lens, attn_mask, is_causal, scale, torch.float64)
     return out, counters

@@ -69,7 +69,7 @@ def test_compiled_tensor_roundtrip_on_gpu():
 def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, masked):
     """32 query / 8 KV heads, head_dim 128, 5000 keys (not a multiple of the block), uneven
     lengths, faults: within 1e-3 of dequantize + float64 attention, counters exact."""
-    from ecc_tensor.attention import attention_reference, dequantize_cache
+    from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
     from ecc_tensor.codecs import get_codec
 
     batch, q_heads, kv_heads, head_dim, seq = 4, 32, 8, 128, 5000
@@ -91,7 +91,8 @@ def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, 
         mask, causal, head_dim**-0.5,
     )
     ref_counters = new_counters("cuda")
-    kd, vd = (dequantize_cache(*c, t, codec, head_dim, interpolate, seq_lens, ref_counters, dtype) for c in cache)
+    written = written_mask(seq_lens, seq)
+    kd, vd = (dequantize_cache(*c, t, codec, head_dim, interpolate, written, ref_counters, dtype) for c in cache)
     ref = attention_reference(query.double(), kd, vd, seq_lens, mask, causal, head_dim**-0.5, torch.float64).to(dtype)
     err = float((out.double() - ref.double()).norm() / ref.double().norm())
     assert err < 1e-3, err
