@@ -3,24 +3,40 @@
 One program takes one (sequence, KV head) pair and one split of the key axis. It holds the
 queries of every query head of that KV head's group (grouped-query attention) and of every
 query token (``LQ``, a few for speculative decoding) as the ``BLOCK_M`` rows of one tile, walks
-its keys ``BLOCK_N`` at a time, and for each block: loads the codeword bytes of K, decodes
-and corrects them (syndrome table gathers, the reference's arithmetic), dequantizes, computes
-``Q K^T`` on the tensor cores, does the same for V, and updates an online softmax. A second
-kernel combines the splits by their log-sum-exp. No dense K/V ever reaches memory.
+its keys ``BLOCK_N`` at a time, computes ``Q K^T`` and ``P V`` on the tensor cores with an online
+softmax, and a last kernel combines the splits by their log-sum-exp. No dense K/V ever
+reaches memory.
 
-Values are handled per storage *unit* (:mod:`ecc_tensor.storage`): a unit holds
-``UNIT_VALUES`` values (1 for Hamming, 2 for int4, 3 for Golay). A tile of units
-``[BLOCK_N, BLOCK_U]`` is decoded once; value ``i`` of every unit (a *slot*) is a
-``[BLOCK_N, BLOCK_U]`` tile of its own, and ``Q K^T`` is the sum over slots of
-``Q_i K_i^T`` with ``Q_i`` the query columns ``u * UNIT_VALUES + i`` (gathered once per
-program), while ``P V`` keeps one accumulator per slot. So neither int4's two nibbles nor
-Golay's 3-value codewords are ever interleaved in registers. The one-byte Hamming codes decode
-with in-register constants instead of table gathers (see ``_decode_units``).
+Two ways to read a block:
 
-Detected-uncorrectable codewords (``INTERP``) are replaced in the dequantized domain by the
-mean of their nearest non-erased neighbours along the sequence, found by an on-demand search
-outward from the erased units (rare: only blocks that contain an erasure pay for it), with the
-same arithmetic and precedence as :func:`ecc_tensor.interp.interpolate_erasures`.
+- The **word path** (``PACKED``: one-byte codes -- int4, Hamming(7,4), Hamming(8,4) -- with one
+  scale per row and rows of whole 32-bit words), the common case. A block is loaded as words
+  of four codewords (eight int4 values). The Hamming syndromes of a whole word take four
+  multiplies (``_word_syndromes``). A block whose syndromes are all zero, which is nearly every
+  block, is attended directly from the words. Its nibbles become float16/bfloat16 with no
+  int-to-float conversion (``_word_values``), and the per-row scale (and zero point) is folded
+  into the scores and the softmax weights instead of into every value. A block with any
+  non-zero syndrome is *deferred*.
+- The **unit path**, for the other layouts (Golay's 3-byte codewords, grouped scales) and
+  for deferred blocks. It reads storage *units* (:mod:`ecc_tensor.storage`): ``UNIT_VALUES``
+  values per unit (1 for Hamming, 2 for int4, 3 for Golay). It decodes each unit as the
+  reference does (in-register constants for the one-byte codes, table gathers for Golay) and
+  dequantizes value ``i`` of every unit (a *slot*) as a ``[BLOCK_N, BLOCK_U]`` tile of its own.
+  ``Q K^T`` is the sum over slots of ``Q_i K_i^T``, and ``P V`` keeps one accumulator per
+  slot, so Golay's 3-value codewords are never interleaved in registers.
+
+Deferred blocks (the word path's dirty blocks, and with ``INTERP`` the unit path's blocks that
+hold an erased unit) are attended by a second launch (``DEFERRED``). It decodes codeword by
+codeword, counts, and replaces detected-uncorrectable values in the dequantized domain by the
+mean of their nearest non-erased neighbours along the sequence, using the same arithmetic and
+precedence as :func:`ecc_tensor.interp.interpolate_erasures`. It writes partials of its own,
+which the combine kernel merges: the online softmax does not care about block order, and the
+main loop stays free of the rare path's registers.
+
+Precision: the word path's K/V are exact (INT4 values are exact in float16 and bfloat16; the
+scale multiplies float32 scores). The unit path splits bfloat16 operands into two parts, so K/V
+keep ~16 bits there too. Either way the output matches dequantize (float32) + float64
+attention well within 1e-3.
 """
 
 from __future__ import annotations
@@ -140,22 +156,19 @@ def _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr
 
 @triton.jit
 def _kv_slot(data, erased, any_erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr,
-             rows, row_ok, u, col_ok, SLOT: tl.constexpr, dtype: tl.constexpr, EMULATE_BF16: tl.constexpr,
+             rows, row_ok, u, col_ok, SLOT: tl.constexpr,
              INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
              UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
              FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
-    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized (and interpolated), in the dot dtype."""
+    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized (and interpolated), in float32."""
     x = _slot_values(data, rows[:, None], row_ok[:, None], u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
     if INTERP:
         if any_erased:
             x = _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u, SLOT,
                               ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    x = tl.where(col_ok[None, :], x, 0.0)
-    if EMULATE_BF16:
-        x = _to_bf16_rne(x).to(tl.float32)
-    return x.to(dtype)
+    return tl.where(col_ok[None, :], x, 0.0)
 
 
 @triton.jit
@@ -180,15 +193,101 @@ def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR
     return data, corrected & unit_mask, erased, any_erased, prev_row, next_row
 
 
+
+@triton.jit
+def _word_syndromes(words, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr):
+    """Four one-byte Hamming codewords per uint32 word -> their syndromes (parity bits
+    received ^ parity of the data received), in the high nibble of each byte; zero words
+    are clean. The code is linear, so the parity of the data is the XOR of ``C_i`` (the parity
+    nibble of data bit ``i``) over the set data bits, and one multiply per data bit places
+    ``C_i`` in every byte whose bit ``i`` is set, without carries between bytes."""
+    s = words & PMASK
+    s ^= (words & 0x01010101) * (C0 << 4)
+    s ^= (words & 0x02020202) * (C1 << 3)
+    s ^= (words & 0x04040404) * (C2 << 2)
+    s ^= (words & 0x08080808) * (C3 << 1)
+    return s
+
+
+@triton.jit
+def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+    """``[N, W]`` uint32 words holding ``32 // SLOT_BITS`` INT4 values each (value ``j`` in bits
+    ``[SLOT_BITS * j, SLOT_BITS * j + 4)``) -> ``[N, W * 32 // SLOT_BITS]`` values ``v - OFFSET`` in
+    ``dtype``, in row order. No int-to-float conversion: ``v`` goes into the mantissa of a float
+    whose exponent makes its last place 1 (1024 in float16, 128 in bfloat16, 2^23 in float32),
+    and one exact subtraction removes that bias and the offset."""
+    if SLOT_BITS == 8:  # Hamming: one codeword per byte, data in its low nibble
+        x = tl.interleave(tl.interleave(words & 15, (words >> 16) & 15),
+                          tl.interleave((words >> 8) & 15, (words >> 24) & 15))
+    else:  # int4: eight nibbles per word, low nibble first
+        x = tl.interleave(
+            tl.interleave(tl.interleave(words & 15, (words >> 16) & 15), tl.interleave((words >> 8) & 15, (words >> 24) & 15)),
+            tl.interleave(tl.interleave((words >> 4) & 15, (words >> 20) & 15), tl.interleave((words >> 12) & 15, (words >> 28) & 15)),
+        )
+    if dtype == tl.float16:
+        return (x | 0x6400).to(tl.int16).to(tl.float16, bitcast=True) - (1024.0 + OFFSET)
+    elif dtype == tl.bfloat16:
+        return (x | 0x4300).to(tl.int16).to(tl.bfloat16, bitcast=True) - (128.0 + OFFSET)
+    else:
+        return (x | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + OFFSET)
+
+
 @triton.jit
 def _pv(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """``acc + p @ v``; with ``SPLIT_P`` (bfloat16), p as the sum of two bfloat16 parts so
-    that the weights keep ~16 bits instead of 8."""
+    """``acc + p @ v`` for ``v`` exact in ``dtype``; with ``SPLIT_P`` (bfloat16), p as the sum of
+    two bfloat16 parts so that the weights keep ~16 bits instead of 8."""
     hi = p.to(dtype)
     acc = tl.dot(hi, v, acc, input_precision=DOT_PRECISION)
     if SPLIT_P:
         acc = tl.dot((p - hi.to(tl.float32)).to(dtype), v, acc, input_precision=DOT_PRECISION)
     return acc
+
+
+@triton.jit
+def _qk_float(q, k, s, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """``s + q @ k^T`` for float32 ``k``; with ``SPLIT`` (bfloat16), k as the sum of two
+    bfloat16 parts, so that dequantized values are not rounded to 8 bits."""
+    hi = k.to(dtype)
+    s = tl.dot(q, tl.trans(hi), s, input_precision=DOT_PRECISION)
+    if SPLIT:
+        s = tl.dot(q, tl.trans((k - hi.to(tl.float32)).to(dtype)), s, input_precision=DOT_PRECISION)
+    return s
+
+
+@triton.jit
+def _pv_float(acc, p, v, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """``acc + p @ v`` for float32 ``v``; with ``SPLIT`` (bfloat16), both as two bfloat16 parts
+    (the product of the two small parts is left out)."""
+    hi = v.to(dtype)
+    acc = _pv(acc, p, hi, dtype, SPLIT, DOT_PRECISION)
+    if SPLIT:
+        acc = tl.dot(p.to(dtype), (v - hi.to(tl.float32)).to(dtype), acc, input_precision=DOT_PRECISION)
+    return acc
+
+
+@triton.jit
+def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                    stride_mb, stride_mh, stride_mq, stride_ms,
+                    HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+    """Scores (log2 domain) with the float mask added and everything a query row may not see
+    (rows past the end, a deferred block, the causal future, masked keys) at -inf."""
+    visible = m_ok[:, None] & row_ok[None, :] & ((rows * 0 + deferred) == 0)[None, :]
+    if CAUSAL:
+        visible = visible & (rows[None, :] <= last_visible[:, None])
+    if HAS_MASK:
+        mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
+        s += tl.load(mask_ptrs, mask=visible, other=0.0) * 1.4426950408889634
+    return tl.where(visible, s, float("-inf"))
+
+
+@triton.jit
+def _online_softmax(s, m_i, l_i):
+    """One block of the online softmax: (weights p, rescale factor of the old state, m, l)."""
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = tl.exp2(m_i - m_safe)
+    p = tl.exp2(s - m_safe[:, None])
+    return p, alpha, m_new, l_i * alpha + tl.sum(p, axis=1)
 
 
 @triton.jit
@@ -203,11 +302,14 @@ def _decode_attention_kernel(
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
     ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr,
     GROUPS: tl.constexpr, GROUP: tl.constexpr,
-    DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, COUNT: tl.constexpr,
+    DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
+    DEFERRED: tl.constexpr, COUNT_DEFERRED: tl.constexpr,
     HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
     SPLIT_P: tl.constexpr,
     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
-    DET: tl.constexpr, PBITS: tl.constexpr,
+    DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
+    PMASK: tl.constexpr,
+    PACKED: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr,
 ):
     bh = tl.program_id(0)
@@ -221,13 +323,19 @@ def _decode_attention_kernel(
     m_ok = m < GQA * LQ
     head = (bh % HKV) * GQA + m // LQ
     qi = m % LQ
+    # Unit tiles: unit u holds values u * UNIT_VALUES + slot. The packed path (and the repair
+    # pass of the one-byte codes, whose unit is one value) sees values in row order instead.
     u = tl.arange(0, BLOCK_U)
     u_ok = u < UNITS
+    w = tl.arange(0, BLOCK_W)
+    w_ok = w < WORDS
 
     # The queries, one [BLOCK_M, BLOCK_U] tile per slot (value u * UNIT_VALUES + slot).
     q_row = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm
     col0_ok = u_ok & (u * UNIT_VALUES < D)
-    q0 = tl.load(q_row + (u * UNIT_VALUES)[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
+    if PACKED:
+        col0_ok = u < D
+    q0 = tl.load(q_row + (u * (1 if PACKED else UNIT_VALUES))[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
     if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
         dtype: tl.constexpr = tl.float32
     else:
@@ -237,14 +345,17 @@ def _decode_attention_kernel(
     q2 = q0
     col1_ok = u_ok & (u * UNIT_VALUES + 1 < D)
     col2_ok = u_ok & (u * UNIT_VALUES + 2 < D)
-    if UNIT_VALUES > 1:
+    if UNIT_VALUES > 1 and not PACKED:
         q1 = tl.load(q_row + (u * UNIT_VALUES + 1)[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
-    if UNIT_VALUES > 2:
+    if UNIT_VALUES > 2 and not PACKED:
         q2 = tl.load(q_row + (u * UNIT_VALUES + 2)[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
+    q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the packed path's zero-point term
 
     store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
     k_base = k_ptr + store_off * ROW_BYTES
     v_base = v_ptr + store_off * ROW_BYTES
+    k_words = k_base.to(tl.pointer_type(tl.uint32))
+    v_words = v_base.to(tl.pointer_type(tl.uint32))
     ks_base = ks_ptr + store_off * GROUPS
     vs_base = vs_ptr + store_off * GROUPS
     kz_base = kz_ptr + store_off * GROUPS
@@ -255,106 +366,135 @@ def _decode_attention_kernel(
     acc0 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    # The packed path keeps acc0 in units of v_unit (the largest V scale of the last block),
+    # so that its float16 weights p * scale / v_unit stay in [0, 1] whatever the scales are.
+    v_unit = tl.full([], 1.0, tl.float32)
     n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
     n_detected = tl.zeros([BLOCK_U], tl.int32)
     last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
 
-    # Pass 0 attends every block; with INTERP it defers the (rare) blocks that hold an erased
-    # unit, and pass 1 attends just those, with the neighbour search and interpolation. The
-    # online softmax does not care about block order, and the main loop stays free of the
-    # search's registers.
+    # The main launch attends every block but those it defers (DEFER): the packed path defers
+    # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
+    # erased unit. A second launch (DEFERRED) attends just those, codeword by codeword, with
+    # the neighbour search and interpolation (INTERP), into partials of its own that the
+    # combine kernel merges: the online softmax does not care about block order, and the main
+    # loop stays free of the rare path's registers.
     defer_base = (bh.to(tl.int64) * SPLITS + split) * (split_len // BLOCK_N)
-    for REPAIR in tl.static_range(2 if INTERP else 1):  # 0: attend (and defer), 1: repair
-        for n0 in range(start, end, BLOCK_N):
-            active = True
-            if REPAIR:
-                active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
-            if active:
-                rows = n0 + tl.arange(0, BLOCK_N)
-                row_ok = rows < end
-
+    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not PACKED)
+    for n0 in range(start, end, BLOCK_N):
+        active = True
+        if DEFERRED:
+            active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
+        if active:
+            rows = n0 + tl.arange(0, BLOCK_N)
+            row_ok = rows < end
+            if PACKED and not DEFERRED:
+                # Words of four codewords (or eight int4 values), clean blocks only: a block
+                # with any non-zero syndrome is left to the deferred launch.
+                word_mask = row_ok[:, None] & w_ok[None, :]
+                word_offs = rows[:, None].to(tl.int64) * (ROW_BYTES // 4) + w[None, :]
+                kw = tl.load(k_words + word_offs, mask=word_mask, other=0)
+                vw = tl.load(v_words + word_offs, mask=word_mask, other=0)
+                deferred = 0
+                if DECODE:
+                    syndromes = _word_syndromes(kw, C0, C1, C2, C3, PMASK) | _word_syndromes(vw, C0, C1, C2, C3, PMASK)
+                    deferred = (tl.max(tl.max(syndromes, axis=1), axis=0) != 0).to(tl.int32)
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                # Dequantization folded into the dots: K = (v - z) * s per row, so
+                # q . K = s * (q . v - z * sum(q)), and sum_n p_n s_n (v_n - z_n) likewise.
+                offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
+                s = tl.dot(q0, tl.trans(_word_values(kw, SLOT_BITS, offset, dtype)), input_precision=DOT_PRECISION)
+                if HAS_ZERO:
+                    s -= q_sum[:, None] * tl.load(kz_base + rows, mask=row_ok, other=0.0)[None, :]
+                # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
+                s = s * (tl.load(ks_base + rows, mask=row_ok, other=1.0) * qk_scale).to(tl.float32)[None, :]
+                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
+                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+                v_scale = tl.load(vs_base + rows, mask=row_ok, other=0.0)
+                new_unit = tl.max(v_scale, axis=0)
+                new_unit = tl.where(new_unit > 0, new_unit, 1.0)
+                pw = p * (v_scale / new_unit)[None, :]
+                acc0 = acc0 * (alpha * (v_unit / new_unit))[:, None]
+                v_unit = new_unit
+                acc0 = _pv(acc0, pw, _word_values(vw, SLOT_BITS, offset, dtype), dtype, SPLIT_P, DOT_PRECISION)
+                if HAS_ZERO:
+                    acc0 -= tl.sum(pw * tl.load(vz_base + rows, mask=row_ok, other=0.0)[None, :], axis=1)[:, None]
+            else:
+                repair: tl.constexpr = DEFERRED and INTERP
                 # K: decode the block's units once, then each slot's values and their scores.
                 k_data, k_corr, k_erased, k_any, k_prev, k_next = _decode_block(
-                    k_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR, ROW_BYTES, UNIT_BYTES, K, DECODE,
+                    k_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, K, DECODE,
                     NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                              dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                s = tl.dot(q0, tl.trans(kx), input_precision=DOT_PRECISION)
+                s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                    s = tl.dot(q1, tl.trans(kx), s, input_precision=DOT_PRECISION)
+                    s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                    s = tl.dot(q2, tl.trans(kx), s, input_precision=DOT_PRECISION)
-                # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
+                    s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 s = (s * qk_scale).to(tl.float32)
 
                 v_data, v_corr, v_erased, v_any, v_prev, v_next = _decode_block(
-                    v_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR, ROW_BYTES, UNIT_BYTES, K, DECODE,
+                    v_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, K, DECODE,
                     NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                visible = m_ok[:, None] & row_ok[None, :]
-                if INTERP and not REPAIR:
-                    # A block holding an erased K or V unit is left to the repair pass.
+                deferred = 0
+                if DEFER and not DEFERRED:
+                    # A block holding an erased K or V unit is left to the deferred launch.
                     deferred = tl.max((k_erased | v_erased).to(tl.int32))  # 0 or 1
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                    visible = visible & ((rows * 0 + deferred) == 0)[None, :]
-                if CAUSAL:
-                    visible = visible & (rows[None, :] <= last_visible[:, None])
-                if HAS_MASK:
-                    mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
-                    s += tl.load(mask_ptrs, mask=visible, other=0.0) * 1.4426950408889634
-                s = tl.where(visible, s, float("-inf"))
-
-                m_new = tl.maximum(m_i, tl.max(s, axis=1))
-                m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-                alpha = tl.exp2(m_i - m_safe)
-                p = tl.exp2(s - m_safe[:, None])
-                l_i = l_i * alpha + tl.sum(p, axis=1)
-                m_i = m_new
+                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
+                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
 
                 # V: the weighted sums, one accumulator per slot.
                 vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                              dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                acc0 = _pv(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                    acc1 = _pv(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                    acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                                  dtype, EMULATE_BF16, REPAIR, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                    acc2 = _pv(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                    acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
-                if COUNT and DECODE and not REPAIR:
+                if count_units:
                     # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
                     # hold a tile's worth of registers through the whole loop.
                     n_corrected += tl.sum(k_corr.to(tl.int32) + v_corr.to(tl.int32), axis=0)
                     n_detected += tl.sum(k_erased.to(tl.int32) + v_erased.to(tl.int32), axis=0)
+    if PACKED and not DEFERRED:
+        acc0 = acc0 * v_unit
 
-    # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U).
-    part = bh.to(tl.int64) * SPLITS + split
+    # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
+    # launch's partials follow the main launch's.
+    part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + split
     o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + u[None, :]
     tl.store(o_row, acc0)
-    if UNIT_VALUES > 1:
+    if UNIT_VALUES > 1 and not PACKED:
         tl.store(o_row + BLOCK_U, acc1)
-    if UNIT_VALUES > 2:
+    if UNIT_VALUES > 2 and not PACKED:
         tl.store(o_row + 2 * BLOCK_U, acc2)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
-    if COUNT:
+    if not DEFERRED:
         n_rows = tl.maximum(end - start, 0).to(tl.int64)
         tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
-        if DECODE:
-            tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
-            tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
+    if count_units:
+        tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
+        tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
 
 
 @triton.jit
@@ -362,20 +502,22 @@ def _combine_splits_kernel(
     o_part_ptr, ml_part_ptr, out_ptr,
     stride_ob, stride_oh, stride_om, stride_od,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
-    UNIT_VALUES: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr,
+    UNIT_VALUES: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PARTS: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):
-    """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s, for one query row; rows that
-    saw no key at all (every key masked) are written as zeros."""
+    """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
+    one query row (the main launch's splits, then the deferred launch's, if it ran); rows
+    that saw no key at all (every key masked) are written as zeros."""
     bh = tl.program_id(0)
     m = tl.program_id(1)
     sp = tl.arange(0, BLOCK_S)
-    sp_ok = sp < SPLITS
+    sp_ok = sp < PARTS
     c = tl.arange(0, 4 * BLOCK_U)
     slot = c // BLOCK_U
     u = c % BLOCK_U
     col = u * UNIT_VALUES + slot
     col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
-    part = bh.to(tl.int64) * SPLITS + sp
+    part = bh.to(tl.int64) * (2 * SPLITS) + sp
     m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=sp_ok, other=float("-inf"))
     l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=sp_ok, other=0.0)
     m_max = tl.max(m_s, axis=0)
@@ -401,11 +543,11 @@ def _multiprocessors(device: torch.device) -> int:
     return 4
 
 
-def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device) -> tuple[int, int]:
-    """(keys per split, number of splits): enough programs to fill the GPU about four times
-    over, each with a whole number of key blocks."""
+def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
+    """(keys per split, number of splits): about ``waves`` programs per multiprocessor, each
+    with a whole number of key blocks."""
     blocks = triton.cdiv(max(seq, 1), block_n)
-    want = max(1, triton.cdiv(4 * _multiprocessors(device), batch_heads))
+    want = max(1, triton.cdiv(waves * _multiprocessors(device), batch_heads))
     splits = min(blocks, want, 256)
     split_len = triton.cdiv(blocks, splits) * block_n
     return split_len, triton.cdiv(max(seq, 1), split_len)
@@ -416,10 +558,12 @@ def _build_nibble_constants(codec: str) -> dict:
     codes with 4 data bits); ``NIBBLE=False`` for the others."""
     code = get_codec(codec)
     if codec == "int4" or code.k != 4 or code.n > 8:
-        return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1)
+        return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1, C0=0, C1=0, C2=0, C3=0, PMASK=0)
     tables = code.tables(torch.device("cpu"))
     pbits = code.n - code.k
     parity = [(int(tables.encode_table[d]) >> 4) & ((1 << pbits) - 1) for d in range(16)]
+    if any(parity[a ^ b] != parity[a] ^ parity[b] for a in range(16) for b in range(16)):
+        raise ValueError(f"{codec}: the packed decoder needs a linear code")
     leaders = [int(x) for x in tables.syndrome_table]
     flips = [(x & 15) if x >= 0 else 0 for x in leaders] + [0] * (16 - len(leaders))
     as_int32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731
@@ -427,6 +571,9 @@ def _build_nibble_constants(codec: str) -> dict:
     return dict(
         NIBBLE=True, PAR_LO=pack(parity[:8]), PAR_HI=pack(parity[8:]), FLIP_LO=pack(flips[:8]), FLIP_HI=pack(flips[8:]),
         DET=sum(1 << s for s, x in enumerate(leaders) if x < 0), PBITS=pbits,
+        # The packed decoder's syndromes: the parity nibble of each data bit, and where the
+        # parity bits sit in each byte of a word.
+        C0=parity[1], C1=parity[2], C2=parity[4], C3=parity[8], PMASK=(((1 << pbits) - 1) << 4) * 0x01010101,
     )
 
 
@@ -435,23 +582,40 @@ def _build_nibble_constants(codec: str) -> dict:
 _NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
 
 
-# (block_n, num_warps, num_stages) per codec. int4, Hamming and Golay: the fastest of the
-# configurations timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k). Interpolating
-# variants: the configuration whose compiled kernel has no register spills (ptxas -v for
-# sm_90a; 64,4,2 spilled 7.5 KB), not yet timed.
+# (block_n, num_warps, num_stages) per codec, for the unit path: the fastest timed on an H100
+# (benchmarks/RESULTS.md, batch 8, 32k); interpolating variants: the configuration whose
+# compiled kernel has no register spills (ptxas -v for sm_90a). The deferred launch takes its
+# warps and stages from these, its block size from the main launch. Word path: Hamming 64,4,2
+# (164 registers, no spills; the best of the eager sweep in benchmarks/RESULTS.md); int4
+# 128,4,2 (in that sweep 64,4,3 with 16 programs per SM was 18% faster per eager call; not yet
+# confirmed on kernel time).
 _CONFIGS = {"int4": (128, 8, 2), "hamming74": (32, 4, 2), "hamming84": (32, 4, 2), "golay24": (64, 4, 1)}
 _INTERP_CONFIG = (32, 8, 2)
+_PACKED_CONFIGS = {"int4": (128, 4, 2), "hamming74": (64, 4, 2), "hamming84": (64, 4, 2)}
 
 
-def kernel_config(codec: str, interpolate: bool) -> dict:
-    """Block size and launch parameters. ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages"``
-    overrides them (for tuning runs such as the sweep in benchmarks/RESULTS.md)."""
+def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
+    """Whether the kernel's main pass reads whole 32-bit words (four Hamming codewords, eight
+    int4 values) with the dequantization folded into the dots: one-byte codes, one scale per
+    row, rows of whole aligned words. Other layouts take the per-unit path."""
+    return (
+        codec in ("int4", "hamming74", "hamming84") and groups == 1 and row_bytes % 4 == 0
+        and all(t.storage_offset() % 4 == 0 for t in stored)  # allocations themselves are aligned
+    )
+
+
+def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
+    """Block size, launch parameters and programs per multiprocessor (``waves``).
+    ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages[,waves]"`` overrides them (for tuning
+    runs such as the sweeps in benchmarks/RESULTS.md)."""
     override = os.environ.get("ECC_ATTENTION_CONFIG")
     if override:
-        block_n, warps, stages = (int(x) for x in override.split(","))
+        block_n, warps, stages, *waves = (int(x) for x in override.split(","))
+        waves = waves[0] if waves else 4
     else:
-        block_n, warps, stages = _INTERP_CONFIG if interpolate else _CONFIGS[codec]
-    return dict(block_n=block_n, num_warps=warps, num_stages=stages)
+        block_n, warps, stages = _PACKED_CONFIGS[codec] if packed else _INTERP_CONFIG if interpolate else _CONFIGS[codec]
+        waves = 4
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves)
 
 
 def triton_decode_attention(
@@ -478,44 +642,64 @@ def triton_decode_attention(
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
     groups = k_scale.shape[-1]
-    config = kernel_config(codec, interpolate and codec != "int4")
+    packed = packed_path_applies(codec, layout.row_bytes, groups, k_stored, v_stored)
+    config = kernel_config(codec, interpolate and codec != "int4", packed)
     block_n = config["block_n"]
     block_u = max(16, _pow2(layout.units))
+    words = layout.row_bytes // 4
+    block_w = _pow2(words)
+    if packed:  # one tile of values in row order
+        block_u = max(16, block_w * (8 if codec == "int4" else 4))
+        block_w = block_u // (8 if codec == "int4" else 4)
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
-    split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device)
+    split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, config["waves"])
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
 
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
-    o_part = torch.empty(batch * kv_heads * splits * block_m * 3 * block_u, dtype=torch.float32, device=query.device)
-    ml_part = torch.empty(batch * kv_heads * splits * block_m * 2, dtype=torch.float32, device=query.device)
-    interp = interpolate and codec != "int4"
-    defer = torch.empty(batch * kv_heads * splits * (split_len // block_n) if interp else 1, dtype=torch.uint8, device=query.device)
+    parts = 2 * batch * kv_heads * splits  # the main launch's, then the deferred launch's
+    o_part = torch.empty(parts * block_m * 3 * block_u, dtype=torch.float32, device=query.device)
+    ml_part = torch.empty(parts * block_m * 2, dtype=torch.float32, device=query.device)
+    decode = codec != "int4"
+    interp = interpolate and decode
+    defer = decode and (packed or interp)
+    flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
         mask_strides = mask.stride()
     else:
         mask, mask_strides = o_part, (0, 0, 0, 0)
-    wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
+    args = (
         query, k_stored, k_scale, k_zero if k_zero is not None else k_scale,
         v_stored, v_scale, v_zero if v_zero is not None else v_scale,
-        encode_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, defer,
+        encode_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
         scale * LOG2E, split_len,
         *query.stride(), *mask_strides,
         seq,
+    )
+    constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         GROUPS=groups, GROUP=head_dim // groups,
-        DECODE=codec != "int4", HAS_ZERO=k_zero is not None, INTERP=interp, COUNT=True,
+        DECODE=decode, HAS_ZERO=k_zero is not None, INTERP=interp, DEFER=defer, COUNT_DEFERRED=packed,
         HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         **_NIBBLE_CONSTANTS[codec],
+        PACKED=packed, SLOT_BITS=4 if codec == "int4" else 8, WORDS=words, BLOCK_W=block_w,
         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_U=block_u, SPLITS=splits,
-        num_warps=config["num_warps"], num_stages=config["num_stages"],
     )
+    wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
+        *args, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
+    )
+    if defer:
+        deferred_config = kernel_config(codec, interp)
+        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
+            *args, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
+        )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, out, *out.stride(),
-        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
-        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, BLOCK_S=_pow2(splits),
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
+        UNITS=head_dim if packed else layout.units, UNIT_VALUES=1 if packed else layout.unit_values,
+        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=2 * splits if defer else splits, BLOCK_S=_pow2(2 * splits),
     )
     return out

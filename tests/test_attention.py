@@ -37,12 +37,13 @@ def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmet
 
 
 def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=None, is_causal=False, scale=None):
-    """(output rounded to the query's dtype, counters) of the unfused path in float64."""
+    """(output, counters) of the unfused path: K/V decoded and dequantized in float32 (not
+    rounded to the query's dtype: the kernel keeps them exact), attention in float64."""
     tables = get_codec(codec).tables("cpu")
     counters = new_counters()
     written = written_mask(seq_lens, k[0].shape[-2])
-    kd = dequantize_cache(*k, tables, codec, head_dim, interpolate, written, counters, query.dtype)
-    vd = dequantize_cache(*v, tables, codec, head_dim, interpolate, written, counters, query.dtype)
+    kd = dequantize_cache(*k, tables, codec, head_dim, interpolate, written, counters, torch.float32)
+    vd = dequantize_cache(*v, tables, codec, head_dim, interpolate, written, counters, torch.float32)
     scale = head_dim**-0.5 if scale is None else scale
     out = attention_reference(query.double(), kd, vd, seq_lens, attn_mask, is_causal, scale, torch.float64)
     return out, counters
@@ -141,6 +142,52 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
     ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal)
     assert torch.equal(counters, ref_counters)
     assert relative_error(out, ref) < 1e-5 or (ref.norm() == 0 and out.norm() == 0)
+
+
+@pytest.mark.parametrize("codec", ["int4", "hamming74", "hamming84"])
+def test_packed_path_is_taken_where_it_applies(codec):
+    """One scale per row and rows of whole words: the word path. Groups, odd rows, an
+    unaligned view or Golay: the unit path (both are checked against the reference above)."""
+    layout = StorageLayout(codec, 32)
+    stored = torch.zeros(1, 1, 4, layout.row_bytes, dtype=torch.uint8)
+    assert attention_kernels.packed_path_applies(codec, layout.row_bytes, 1, stored, stored)
+    assert not attention_kernels.packed_path_applies(codec, layout.row_bytes, 2, stored, stored)
+    assert not attention_kernels.packed_path_applies(codec, StorageLayout(codec, 12 if codec == "int4" else 10).row_bytes, 1, stored)
+    assert not attention_kernels.packed_path_applies(codec, layout.row_bytes, 1, stored.flatten()[1:])
+    assert not attention_kernels.packed_path_applies("golay24", 132, 1, stored)
+
+
+@pytest.mark.parametrize("codec,interpolate", [("hamming74", False), ("hamming84", False), ("hamming84", True)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_word_path_with_clean_and_dirty_blocks(codec, interpolate, dtype, kernel_device):
+    """Sparse faults: most blocks are clean (attended from whole words), some are not (deferred
+    and decoded codeword by codeword); one output and exact counters either way."""
+    batch, heads, head_dim, seq = 1, 2, 32, 700
+    k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.0003, seed=5)
+    query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(6)).to(dtype)
+    seq_lens = torch.tensor([seq - 3])
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens)
+    assert torch.equal(counters, ref_counters) and counters_to_dict(counters)["corrected"] > 0
+    assert relative_error(out, ref) < (1e-5 if dtype == torch.float32 else TOLERANCE)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_word_path_keeps_precision_whatever_the_scales(symmetric, kernel_device):
+    """Scales folded into the dots: keys whose scales span four orders of magnitude, and tiny
+    values (float16 weights p * scale would underflow without the per-block normalization)."""
+    g = torch.Generator().manual_seed(7)
+    batch, heads, head_dim, seq = 1, 1, 16, 300
+    parts = []
+    for magnitude in (torch.logspace(-3, 1, seq), torch.full((seq,), 2e-4)):
+        x = torch.randn(batch, heads, seq, head_dim, generator=g) * magnitude.view(1, 1, seq, 1)
+        parts.append(ops.quantize_encode(x, "hamming84", None, symmetric))
+    query = torch.randn(batch, 2, 1, head_dim, generator=g).half()
+    seq_lens = torch.tensor([seq])
+    out, counters = fused(query, *parts, "hamming84", head_dim, False, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, *parts, "hamming84", head_dim, False, seq_lens)
+    assert torch.equal(counters, ref_counters)
+    assert relative_error(out, ref) < TOLERANCE
 
 
 def test_rows_that_see_no_key_are_zero(kernel_device):
@@ -267,4 +314,5 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
-    assert len(lines) == 5, result.stdout  # int4, hamming84 (+interp), golay24 (+interp)
+    # int4; hamming84 and hamming84-interp, main and deferred launches; golay24; golay24-interp, both launches
+    assert len(lines) == 8, result.stdout
