@@ -618,6 +618,29 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves)
 
 
+def tile_sizes(layout: StorageLayout, packed: bool) -> dict:
+    """The value-tile width ``BLOCK_U``, the word-tile width ``BLOCK_W`` and the bits between
+    values in a word (``SLOT_BITS``). The word path's tile holds every value of a row in row
+    order; the unit path's holds one slot of every unit."""
+    slot_bits = 4 if layout.codec_name == "int4" else 8
+    if packed:
+        block_u = max(16, _pow2(layout.row_bytes // 4) * (32 // slot_bits))
+        return dict(BLOCK_U=block_u, BLOCK_W=block_u * slot_bits // 32, SLOT_BITS=slot_bits)
+    return dict(BLOCK_U=max(16, _pow2(layout.units)), BLOCK_W=_pow2(layout.row_bytes // 4), SLOT_BITS=slot_bits)
+
+
+def launch_configs(codec: str, interpolate: bool, packed: bool) -> tuple[dict, dict | None]:
+    """The main launch's configuration, and the deferred launch's (None when nothing can be
+    deferred): its warps and stages are the unit path's, its block size the main launch's,
+    since the deferral flags are per main-launch block."""
+    decode = codec != "int4"
+    interp = interpolate and decode
+    main = kernel_config(codec, interp, packed)
+    if not (decode and (packed or interp)):
+        return main, None
+    return main, dict(kernel_config(codec, interp), block_n=main["block_n"])
+
+
 def triton_decode_attention(
     query: torch.Tensor,
     k_stored: torch.Tensor,
@@ -643,14 +666,10 @@ def triton_decode_attention(
     layout = StorageLayout(codec, head_dim)
     groups = k_scale.shape[-1]
     packed = packed_path_applies(codec, layout.row_bytes, groups, k_stored, v_stored)
-    config = kernel_config(codec, interpolate and codec != "int4", packed)
+    config, deferred_config = launch_configs(codec, interpolate, packed)
     block_n = config["block_n"]
-    block_u = max(16, _pow2(layout.units))
-    words = layout.row_bytes // 4
-    block_w = _pow2(words)
-    if packed:  # one tile of values in row order
-        block_u = max(16, block_w * (8 if codec == "int4" else 4))
-        block_w = block_u // (8 if codec == "int4" else 4)
+    tiles = tile_sizes(layout, packed)
+    block_u = tiles["BLOCK_U"]
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
     split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, config["waves"])
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
@@ -661,7 +680,7 @@ def triton_decode_attention(
     ml_part = torch.empty(parts * block_m * 2, dtype=torch.float32, device=query.device)
     decode = codec != "int4"
     interp = interpolate and decode
-    defer = decode and (packed or interp)
+    defer = deferred_config is not None
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
@@ -685,14 +704,13 @@ def triton_decode_attention(
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         **_NIBBLE_CONSTANTS[codec],
-        PACKED=packed, SLOT_BITS=4 if codec == "int4" else 8, WORDS=words, BLOCK_W=block_w,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_U=block_u, SPLITS=splits,
+        PACKED=packed, WORDS=layout.row_bytes // 4, **tiles,
+        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits,
     )
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
         *args, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
     )
     if defer:
-        deferred_config = kernel_config(codec, interp)
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
             *args, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
         )

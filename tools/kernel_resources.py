@@ -36,8 +36,7 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     fn = A._decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
     packed = A.packed_path_applies(codec, layout.row_bytes, 1)
-    slots = 8 if codec == "int4" else 4
-    block_u = max(16, triton.next_power_of_2(head_dim)) if packed else max(16, triton.next_power_of_2(layout.units))
+    _, deferred_config = A.launch_configs(codec, interpolate, packed)
     signature = {}
     for name in fn.arg_names:
         if name == "q_ptr":
@@ -53,11 +52,11 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes,
         UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes, GROUPS=1, GROUP=head_dim,
-        DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=codec != "int4" and (packed or interpolate),
+        DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=deferred_config is not None,
         DEFERRED=deferred, COUNT_DEFERRED=packed, HAS_MASK=masked, CAUSAL=False,
         DOT_PRECISION="tf32", EMULATE_BF16=False, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
-        PACKED=packed, SLOT_BITS=4 if codec == "int4" else 8, WORDS=layout.row_bytes // 4, BLOCK_W=block_u // slots,
-        BLOCK_M=16, BLOCK_N=config["block_n"], BLOCK_U=block_u, SPLITS=8,
+        PACKED=packed, WORDS=layout.row_bytes // 4, **A.tile_sizes(layout, packed),
+        BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8,
     )
     options = {"num_warps": config["num_warps"], "num_stages": config["num_stages"]}
     return triton.compile(ASTSource(fn, signature, constants), target=GPUTarget("cuda", 90, 32), options=options)
@@ -83,9 +82,8 @@ def main(argv=None) -> None:
     for codec in args.codecs:
         for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
             packed = A.packed_path_applies(codec, StorageLayout(codec, 128).row_bytes, 1)
-            launches = [("main", A.kernel_config(codec, interpolate, packed))]
-            if codec != "int4" and (packed or interpolate):  # the launch over deferred blocks
-                launches.append(("deferred", dict(A.kernel_config(codec, interpolate), block_n=launches[0][1]["block_n"])))
+            main_config, deferred_config = A.launch_configs(codec, interpolate, packed)
+            launches = [("main", main_config)] + ([("deferred", deferred_config)] if deferred_config else [])
             for launch, config in launches:
                 if args.config:
                     block_n, warps, stages = (int(x) for x in args.config.split(","))
