@@ -195,6 +195,11 @@ def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR
 
 
 @triton.jit
+def _bit_or(a, b):
+    return a | b
+
+
+@triton.jit
 def _word_syndromes(words, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr):
     """Four one-byte Hamming codewords per uint32 word -> their syndromes (parity bits
     received ^ parity of the data received), in the high nibble of each byte; zero words
@@ -210,26 +215,50 @@ def _word_syndromes(words, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr,
 
 
 @triton.jit
+def _word_column(c, SLOT_BITS: tl.constexpr):
+    """The value (position in the row) that column ``c`` of the word path's tiles holds. Each
+    word's values come in pairs ``(j, j + P/2)`` (``P`` values per word): the pair that
+    ``(word >> shift) & 0x000F000F`` isolates, which thus becomes one float16x2 register with
+    one mask and no shuffles. The queries are loaded, and the output stored, in this order."""
+    P: tl.constexpr = 32 // SLOT_BITS
+    return (c // P) * P + (c % P) // 2 + (c % 2) * (P // 2)
+
+
+@triton.jit
 def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
     """``[N, W]`` uint32 words holding ``32 // SLOT_BITS`` INT4 values each (value ``j`` in bits
     ``[SLOT_BITS * j, SLOT_BITS * j + 4)``) -> ``[N, W * 32 // SLOT_BITS]`` values ``v - OFFSET`` in
-    ``dtype``, in row order. No int-to-float conversion: ``v`` goes into the mantissa of a float
-    whose exponent makes its last place 1 (1024 in float16, 128 in bfloat16, 2^23 in float32),
-    and one exact subtraction removes that bias and the offset."""
-    if SLOT_BITS == 8:  # Hamming: one codeword per byte, data in its low nibble
-        x = tl.interleave(tl.interleave(words & 15, (words >> 16) & 15),
-                          tl.interleave((words >> 8) & 15, (words >> 24) & 15))
-    else:  # int4: eight nibbles per word, low nibble first
-        x = tl.interleave(
-            tl.interleave(tl.interleave(words & 15, (words >> 16) & 15), tl.interleave((words >> 8) & 15, (words >> 24) & 15)),
-            tl.interleave(tl.interleave((words >> 4) & 15, (words >> 20) & 15), tl.interleave((words >> 12) & 15, (words >> 28) & 15)),
-        )
+    ``dtype``, column ``c`` holding value ``_word_column(c)``. No int-to-float conversion: ``v``
+    goes into the mantissa of a float whose exponent makes its last place 1 (1024 in float16,
+    128 in bfloat16, 2^23 in float32), and one exact subtraction removes that bias and the
+    offset. Value ``j`` and ``j + P/2`` sit 16 bits apart, so one mask and one OR make the
+    16-bit halves of a word, which the join puts side by side in a thread's registers."""
     if dtype == tl.float16:
-        return (x | 0x6400).to(tl.int16).to(tl.float16, bitcast=True) - (1024.0 + OFFSET)
+        BIAS: tl.constexpr = 0x64006400
+        ONE: tl.constexpr = 1024.0
     elif dtype == tl.bfloat16:
-        return (x | 0x4300).to(tl.int16).to(tl.bfloat16, bitcast=True) - (128.0 + OFFSET)
+        BIAS: tl.constexpr = 0x43004300
+        ONE: tl.constexpr = 128.0
     else:
-        return (x | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + OFFSET)
+        BIAS: tl.constexpr = 0
+        ONE: tl.constexpr = 0.0
+    t0 = (words & 0x000F000F) | BIAS
+    t1 = ((words >> SLOT_BITS) & 0x000F000F) | BIAS
+    if SLOT_BITS == 8:  # Hamming: one codeword per byte, data in its low nibble
+        lo = tl.join(t0 & 0xFFFF, t1 & 0xFFFF)
+        hi = tl.join(t0 >> 16, t1 >> 16)
+    else:  # int4: eight nibbles per word, low nibble first
+        t2 = ((words >> 8) & 0x000F000F) | BIAS
+        t3 = ((words >> 12) & 0x000F000F) | BIAS
+        lo = tl.join(tl.join(t0 & 0xFFFF, t2 & 0xFFFF), tl.join(t1 & 0xFFFF, t3 & 0xFFFF))
+        hi = tl.join(tl.join(t0 >> 16, t2 >> 16), tl.join(t1 >> 16, t3 >> 16))
+    # Last axis: the 16-bit halves of one word, side by side.
+    x = tl.reshape(tl.join(lo, hi), [words.shape[0], words.shape[1] * (32 // SLOT_BITS)])
+    if dtype == tl.float32:
+        values = (x | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + OFFSET)
+    else:
+        values = x.to(tl.int16).to(dtype, bitcast=True) - (ONE + OFFSET)
+    return values
 
 
 @triton.jit
@@ -335,7 +364,10 @@ def _decode_attention_kernel(
     col0_ok = u_ok & (u * UNIT_VALUES < D)
     if PACKED:
         col0_ok = u < D
-    q0 = tl.load(q_row + (u * (1 if PACKED else UNIT_VALUES))[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
+    q_col = u * UNIT_VALUES
+    if PACKED and not DEFERRED:  # the deferred launch attends values in row order
+        q_col = _word_column(u, SLOT_BITS)
+    q0 = tl.load(q_row + q_col[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
     if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
         dtype: tl.constexpr = tl.float32
     else:
@@ -381,7 +413,20 @@ def _decode_attention_kernel(
     # loop stays free of the rare path's registers.
     defer_base = (bh.to(tl.int64) * SPLITS + split) * (split_len // BLOCK_N)
     count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not PACKED)
-    for n0 in range(start, end, BLOCK_N):
+    loop_end = end
+    written = end > start
+    if DEFERRED:
+        # Most programs of the deferred launch find nothing to do: read all their flags at
+        # once (not one dependent load per block), and then skip the loop and the stores.
+        n_blocks = tl.cdiv(end - start, BLOCK_N)
+        flag_ids = tl.arange(0, 128)
+        pending = 0
+        for f0 in range(0, n_blocks, 128):
+            flags = tl.load(defer_ptr + defer_base + f0 + flag_ids, mask=f0 + flag_ids < n_blocks, other=0)
+            pending += tl.sum(flags.to(tl.int32), axis=0)
+        written = pending > 0
+        loop_end = tl.where(written, end, start)
+    for n0 in range(start, loop_end, BLOCK_N):
         active = True
         if DEFERRED:
             active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
@@ -391,14 +436,23 @@ def _decode_attention_kernel(
             if PACKED and not DEFERRED:
                 # Words of four codewords (or eight int4 values), clean blocks only: a block
                 # with any non-zero syndrome is left to the deferred launch.
-                word_mask = row_ok[:, None] & w_ok[None, :]
-                word_offs = rows[:, None].to(tl.int64) * (ROW_BYTES // 4) + w[None, :]
-                kw = tl.load(k_words + word_offs, mask=word_mask, other=0)
-                vw = tl.load(v_words + word_offs, mask=word_mask, other=0)
+                # Rows past the split's end are read, from the storage's rows (clamped to its
+                # last), rather than masked: a mask costs instructions on every word, while
+                # those rows' scores are masked anyway and their syndromes cleared below.
+                # Offsets within one (sequence, head) slab fit in 32 bits.
+                word_offs = tl.minimum(rows, S - 1)[:, None] * (ROW_BYTES // 4) + w[None, :]
+                if BLOCK_W == WORDS:
+                    kw = tl.load(k_words + word_offs)
+                    vw = tl.load(v_words + word_offs)
+                else:
+                    kw = tl.load(k_words + word_offs, mask=w_ok[None, :], other=0)
+                    vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
                 deferred = 0
                 if DECODE:
                     syndromes = _word_syndromes(kw, C0, C1, C2, C3, PMASK) | _word_syndromes(vw, C0, C1, C2, C3, PMASK)
-                    deferred = (tl.max(tl.max(syndromes, axis=1), axis=0) != 0).to(tl.int32)
+                    syndromes &= tl.where(row_ok, -1, 0).to(tl.uint32)[:, None]
+                    # One reduction over the whole tile: each thread's words first, then the CTA.
+                    deferred = (tl.reduce(syndromes, None, _bit_or) != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 # Dequantization folded into the dots: K = (v - z) * s per row, so
                 # q . K = s * (q . v - z * sum(q)), and sum_n p_n s_n (v_n - z_n) likewise.
@@ -481,12 +535,20 @@ def _decode_attention_kernel(
     # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
     # launch's partials follow the main launch's.
     part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + split
-    o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + u[None, :]
-    tl.store(o_row, acc0)
+    o_col = u
+    if PACKED and not DEFERRED:
+        o_col = _word_column(u, SLOT_BITS)
+    o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + o_col[None, :]
+    # A partial with m = -inf (no key seen) carries no accumulator: the combine kernel does
+    # not read it.
+    # Only the real query rows (GQA * LQ of the BLOCK_M the dots pad to) are written; the
+    # mask has the tile's full shape, as the interpreter wants.
+    store_acc = (m[:, None] + u[None, :] * 0) < tl.where(written, GQA * LQ, 0)
+    tl.store(o_row, acc0, mask=store_acc)
     if UNIT_VALUES > 1 and not PACKED:
-        tl.store(o_row + BLOCK_U, acc1)
+        tl.store(o_row + BLOCK_U, acc1, mask=store_acc)
     if UNIT_VALUES > 2 and not PACKED:
-        tl.store(o_row + 2 * BLOCK_U, acc2)
+        tl.store(o_row + 2 * BLOCK_U, acc2, mask=store_acc)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
     if not DEFERRED:
@@ -502,31 +564,41 @@ def _combine_splits_kernel(
     o_part_ptr, ml_part_ptr, out_ptr,
     stride_ob, stride_oh, stride_om, stride_od,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
-    UNIT_VALUES: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PARTS: tl.constexpr,
-    BLOCK_S: tl.constexpr,
+    UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
+    SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
-    one query row (the main launch's splits, then the deferred launch's, if it ran); rows
-    that saw no key at all (every key masked) are written as zeros."""
+    one query row (the main launch's splits, then the deferred launch's, if it ran), in
+    chunks of ``BLOCK_S`` partials so that hundreds of splits fit in registers; partials that
+    saw no key (m = -inf) are not read, and rows that saw no key at all are written as zeros."""
     bh = tl.program_id(0)
     m = tl.program_id(1)
     sp = tl.arange(0, BLOCK_S)
-    sp_ok = sp < PARTS
-    c = tl.arange(0, 4 * BLOCK_U)
+    c = tl.arange(0, SLOTS * BLOCK_U)
     slot = c // BLOCK_U
     u = c % BLOCK_U
     col = u * UNIT_VALUES + slot
     col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
-    part = bh.to(tl.int64) * (2 * SPLITS) + sp
-    m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=sp_ok, other=float("-inf"))
-    l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=sp_ok, other=0.0)
-    m_max = tl.max(m_s, axis=0)
+    first = bh.to(tl.int64) * (2 * SPLITS)
+    m_max = tl.full([], float("-inf"), tl.float32)
+    for s0 in range(0, PARTS, BLOCK_S):
+        part = first + s0 + sp
+        m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=s0 + sp < PARTS, other=float("-inf"))
+        m_max = tl.maximum(m_max, tl.max(m_s, axis=0))
     m_max = tl.where(m_max == float("-inf"), 0.0, m_max)
-    w = tl.exp2(m_s - m_max)
-    acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * (3 * BLOCK_U) + c[None, :],
-                  mask=sp_ok[:, None] & col_ok[None, :], other=0.0)
-    num = tl.sum(acc * w[:, None], axis=0)
-    den = tl.sum(l_s * w, axis=0)
+    num = tl.zeros([SLOTS * BLOCK_U], tl.float32)
+    den = tl.zeros([], tl.float32)
+    for s0 in range(0, PARTS, BLOCK_S):
+        part = first + s0 + sp
+        seen = (s0 + sp < PARTS)
+        m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=seen, other=float("-inf"))
+        l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=seen, other=0.0)
+        seen = seen & (m_s > float("-inf"))
+        w = tl.exp2(m_s - m_max)
+        acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * (3 * BLOCK_U) + c[None, :],
+                      mask=seen[:, None] & col_ok[None, :], other=0.0)
+        num += tl.sum(acc * w[:, None], axis=0)
+        den += tl.sum(tl.where(seen, l_s * w, 0.0), axis=0)
     out = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
     if out_ptr.dtype.element_ty == tl.bfloat16:
         out = _to_bf16_rne(out)
@@ -543,12 +615,22 @@ def _multiprocessors(device: torch.device) -> int:
     return 4
 
 
+# Fewest keys per split: a split's partial result (written, then read by the combine kernel)
+# should stay small next to the codewords it reads. Short sequences go below it where that
+# keeps at least two programs per multiprocessor (benchmarks/RESULTS.md: at batch 1, 4k keys,
+# 512 keys per split left most of the GPU idle; at 32k it beat 128).
+MIN_SPLIT_KEYS = 512
+
+
 def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
     """(keys per split, number of splits): about ``waves`` programs per multiprocessor, each
-    with a whole number of key blocks."""
+    with a whole number of key blocks and at least ``MIN_SPLIT_KEYS`` keys, unless that would
+    leave fewer than two programs per multiprocessor."""
     blocks = triton.cdiv(max(seq, 1), block_n)
-    want = max(1, triton.cdiv(waves * _multiprocessors(device), batch_heads))
-    splits = min(blocks, want, 256)
+    sms = _multiprocessors(device)
+    want = max(1, triton.cdiv(waves * sms, batch_heads))
+    fill = triton.cdiv(2 * sms, batch_heads)
+    splits = max(1, min(blocks, 256, max(min(want, seq // MIN_SPLIT_KEYS), fill)))
     split_len = triton.cdiv(blocks, splits) * block_n
     return split_len, triton.cdiv(max(seq, 1), split_len)
 
@@ -585,13 +667,14 @@ _NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES
 # (block_n, num_warps, num_stages) per codec, for the unit path: the fastest timed on an H100
 # (benchmarks/RESULTS.md, batch 8, 32k); interpolating variants: the configuration whose
 # compiled kernel has no register spills (ptxas -v for sm_90a). The deferred launch takes its
-# warps and stages from these, its block size from the main launch. Word path: Hamming 64,4,2
-# (164 registers, no spills; the best of the eager sweep in benchmarks/RESULTS.md); int4
-# 128,4,2 (in that sweep 64,4,3 with 16 programs per SM was 18% faster per eager call; not yet
-# confirmed on kernel time).
+# warps and stages from these, its block size from the main launch.
 _CONFIGS = {"int4": (128, 8, 2), "hamming74": (32, 4, 2), "hamming84": (32, 4, 2), "golay24": (64, 4, 1)}
 _INTERP_CONFIG = (32, 8, 2)
-_PACKED_CONFIGS = {"int4": (128, 4, 2), "hamming74": (64, 4, 2), "hamming84": (64, 4, 2)}
+# Word path: (block_n, num_warps, num_stages, programs per multiprocessor), the fastest on
+# kernel time in the sweep of benchmarks/RESULTS.md (tools/sweep_attention.py). One warp per
+# program: the softmax and the deferral flag then reduce within a warp, and no program waits
+# at a barrier for its other warps; 16 programs per SM keep enough of them in flight.
+_PACKED_CONFIGS = {"int4": (64, 1, 3, 16), "hamming74": (32, 1, 2, 16), "hamming84": (32, 1, 2, 16)}
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
@@ -613,8 +696,7 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
         block_n, warps, stages, *waves = (int(x) for x in override.split(","))
         waves = waves[0] if waves else 4
     else:
-        block_n, warps, stages = _PACKED_CONFIGS[codec] if packed else _INTERP_CONFIG if interpolate else _CONFIGS[codec]
-        waves = 4
+        block_n, warps, stages, waves = _PACKED_CONFIGS[codec] if packed else (*(_INTERP_CONFIG if interpolate else _CONFIGS[codec]), 4)
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves)
 
 
@@ -718,6 +800,7 @@ def triton_decode_attention(
         o_part, ml_part, out, *out.stride(),
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if packed else layout.units, UNIT_VALUES=1 if packed else layout.unit_values,
-        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=2 * splits if defer else splits, BLOCK_S=_pow2(2 * splits),
+        SLOTS=1 if packed else _pow2(layout.unit_values),
+        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=2 * splits if defer else splits, BLOCK_S=16,
     )
     return out

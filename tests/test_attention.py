@@ -71,6 +71,28 @@ def _interpreted(query, k, v, tables, codec, head_dim, interpolate, seq_lens, co
     )
 
 
+@pytest.fixture(autouse=True)
+def many_splits(monkeypatch):
+    """The short sequences of these tests split across programs too, so that the combine
+    kernel merges many partials (by default a split holds at least MIN_SPLIT_KEYS keys)."""
+    monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 1)
+
+
+def test_splits_hold_enough_keys(monkeypatch):
+    """Splits of at least MIN_SPLIT_KEYS keys, fewer keys only to keep two programs per SM."""
+    monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 512)
+    monkeypatch.setattr(attention_kernels, "_multiprocessors", lambda device: 132)  # an H100
+    cpu = torch.device("cpu")
+    for batch_heads, seq, block_n, waves in [(8, 4096, 64, 16), (8, 32768, 64, 16), (64, 4096, 32, 16), (64, 32768, 32, 16), (2, 300, 32, 4)]:
+        split_len, splits = attention_kernels.plan_splits(batch_heads, seq, block_n, cpu, waves)
+        assert split_len % block_n == 0 and splits * split_len >= seq > (splits - 1) * split_len
+        assert split_len >= min(seq, 512) or batch_heads * splits <= 2 * 132 + batch_heads
+    # The plans timed in benchmarks/RESULTS.md (batch 1 / 8 of 8 KV heads, 4k / 32k keys).
+    assert attention_kernels.plan_splits(8, 4096, 64, cpu, 16) == (128, 32)
+    assert attention_kernels.plan_splits(8, 32768, 64, cpu, 16) == (512, 64)
+    assert attention_kernels.plan_splits(64, 4096, 64, cpu, 16) == (512, 8)
+
+
 def relative_error(out, ref):
     return float((out.double() - ref.to(out.dtype).double()).norm() / ref.norm().clamp_min(1e-30))
 
