@@ -193,12 +193,6 @@ def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR
     return data, corrected & unit_mask, erased, any_erased, prev_row, next_row
 
 
-
-@triton.jit
-def _bit_or(a, b):
-    return a | b
-
-
 @triton.jit
 def _word_syndromes(words, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr):
     """Four one-byte Hamming codewords per uint32 word -> their syndromes (parity bits
@@ -452,7 +446,7 @@ def _decode_attention_kernel(
                     syndromes = _word_syndromes(kw, C0, C1, C2, C3, PMASK) | _word_syndromes(vw, C0, C1, C2, C3, PMASK)
                     syndromes &= tl.where(row_ok, -1, 0).to(tl.uint32)[:, None]
                     # One reduction over the whole tile: each thread's words first, then the CTA.
-                    deferred = (tl.reduce(syndromes, None, _bit_or) != 0).to(tl.int32)
+                    deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 # Dequantization folded into the dots: K = (v - z) * s per row, so
                 # q . K = s * (q . v - z * sum(q)), and sum_n p_n s_n (v_n - z_n) likewise.
@@ -539,10 +533,9 @@ def _decode_attention_kernel(
     if PACKED and not DEFERRED:
         o_col = _word_column(u, SLOT_BITS)
     o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + o_col[None, :]
-    # A partial with m = -inf (no key seen) carries no accumulator: the combine kernel does
-    # not read it.
-    # Only the real query rows (GQA * LQ of the BLOCK_M the dots pad to) are written; the
-    # mask has the tile's full shape, as the interpreter wants.
+    # Accumulators are written for the real query rows only (GQA * LQ of the BLOCK_M the dots
+    # pad to), and not at all by a program that saw no key (m = -inf): the combine kernel
+    # reads neither. The mask has the tile's full shape, as the interpreter wants.
     store_acc = (m[:, None] + u[None, :] * 0) < tl.where(written, GQA * LQ, 0)
     tl.store(o_row, acc0, mask=store_acc)
     if UNIT_VALUES > 1 and not PACKED:

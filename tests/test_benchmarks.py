@@ -27,3 +27,21 @@ def test_bench_attention_smoke(capsys):
     out = capsys.readouterr().out
     for path in ("SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24"):
         assert path in out
+
+
+def test_tuning_tools_case_runs(monkeypatch):
+    """The case tools/sweep_attention.py and tools/profile_attention.py time, on the CPU
+    reference path: one call per input copy, each the op's output shape."""
+    import argparse
+    import pathlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    from attention_case import add_case_arguments, decode_calls
+
+    p = argparse.ArgumentParser()
+    add_case_arguments(p, ["hamming84"])
+    args = p.parse_args(["--batch", "2", "--context", "24", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16"])
+    calls = decode_calls(args, args.codecs[0], copies=2, device="cpu")
+    assert len(calls) == 2 and all(c().shape == (2, 4, 1, 16) for c in calls)
+    assert "attention_case" in sys.modules

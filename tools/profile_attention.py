@@ -12,38 +12,15 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-import ecc_tensor.ops as ops
-from ecc_tensor.codecs import get_codec
-from ecc_tensor.counters import new_counters
+from attention_case import add_case_arguments, decode_calls
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codecs", nargs="+", default=["int4", "hamming84", "golay24"])
-    p.add_argument("--interpolate", action="store_true")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--context", type=int, default=32768)
-    p.add_argument("--q-heads", type=int, default=32)
-    p.add_argument("--kv-heads", type=int, default=8)
-    p.add_argument("--head-dim", type=int, default=128)
-    p.add_argument("--iters", type=int, default=10)
+    add_case_arguments(p, ["int4", "hamming84", "golay24"])
     args = p.parse_args(argv)
-    device = torch.device("cuda")
-    g = torch.Generator(device=device).manual_seed(0)
-    shape = (args.batch, args.kv_heads, args.context, args.head_dim)
-    query = torch.randn(args.batch, args.q_heads, 1, args.head_dim, device=device, dtype=torch.float16, generator=g)
     for codec in args.codecs:
-        k = ops.quantize_encode(torch.randn(shape, device=device, dtype=torch.float16, generator=g), codec)
-        v = ops.quantize_encode(torch.randn(shape, device=device, dtype=torch.float16, generator=g), codec)
-        tables = get_codec(codec).tables(device)
-        seq_lens = torch.full((args.batch,), args.context, dtype=torch.int64, device=device)
-        counters = new_counters(device)
-
-        def call():
-            return torch.ops.ecc.decode_attention(
-                query, *k, *v, tables.encode_table, tables.syndrome_table, codec, args.head_dim, args.interpolate,
-                seq_lens, counters, None, False, args.head_dim**-0.5)
-
+        (call,) = decode_calls(args, codec)
         for _ in range(3):
             call()
         torch.cuda.synchronize()
