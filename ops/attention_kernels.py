@@ -14,19 +14,25 @@ Two ways to read a block:
   of four codewords (eight int4 values). The Hamming syndromes of a whole word take four
   multiplies (``_word_syndromes``). A block whose syndromes are all zero, which is nearly every
   block, is attended directly from the words. Its nibbles become float16/bfloat16 with no
-  int-to-float conversion (``_word_values``), and the per-row scale (and zero point) is folded
-  into the scores and the softmax weights instead of into every value. A block with any
-  non-zero syndrome is *deferred*.
+  int-to-float conversion (``_word_values``), in the column orders in which the dots' operands
+  sit in registers (``_k_operand``, ``_v_operand_values``), so that no unpacked value crosses
+  threads through shared memory. The per-row scale (and zero point) is folded into the scores
+  and the softmax weights instead of into every value. A block with any non-zero syndrome is
+  *deferred*.
 - The **unit path**, for the other layouts (Golay's 3-byte codewords, grouped scales) and
   for deferred blocks. It reads storage *units* (:mod:`ecc_tensor.storage`): ``UNIT_VALUES``
-  values per unit (1 for Hamming, 2 for int4, 3 for Golay). It decodes each unit as the
-  reference does (in-register constants for the one-byte codes, table gathers for Golay) and
-  dequantizes value ``i`` of every unit (a *slot*) as a ``[BLOCK_N, BLOCK_U]`` tile of its own.
-  ``Q K^T`` is the sum over slots of ``Q_i K_i^T``, and ``P V`` keeps one accumulator per
-  slot, so Golay's 3-value codewords are never interleaved in registers.
+  values per unit (1 for Hamming, 2 for int4, 3 for Golay), and treats value ``i`` of every
+  unit (a *slot*) as a ``[BLOCK_N, BLOCK_U]`` tile of its own. ``Q K^T`` is the sum over slots
+  of ``Q_i K_i^T``, and ``P V`` keeps one accumulator per slot, so Golay's 3-value codewords
+  are never interleaved in registers. With one scale per row (``CLEAN_UNITS``), the main
+  launch does as the word path: syndromes only (one small table per data nibble), scales
+  folded into the dots, dirty blocks deferred. Otherwise (grouped scales) it decodes each unit
+  as the reference does (in-register constants for the one-byte codes, table gathers for
+  Golay) and dequantizes in float32.
 
-Deferred blocks (the word path's dirty blocks, and with ``INTERP`` the unit path's blocks that
-hold an erased unit) are attended by a second launch (``DEFERRED``). It decodes codeword by
+Deferred blocks (dirty blocks of the clean-blocks-only main launches, and with ``INTERP`` the
+grouped-scale unit path's blocks that hold an erased unit) are attended by a second launch
+(``DEFERRED``). It decodes codeword by
 codeword, counts, and replaces detected-uncorrectable values in the dequantized domain by the
 mean of their nearest non-erased neighbours along the sequence, using the same arithmetic and
 precedence as :func:`ecc_tensor.interp.interpolate_erasures`. It writes partials of its own,
@@ -51,7 +57,7 @@ from torch.library import wrap_triton
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.storage import StorageLayout
 
-from .codec_kernels import _load_units, _pow2, _syndrome_decode, _to_bf16_rne
+from .codec_kernels import _load_units, _pow2, _syndrome_decode, _syndromes, _to_bf16_rne, nibble_parity_table
 
 LOG2E = 1.4426950408889634
 
@@ -66,7 +72,7 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
     the codec's encode and syndrome tables are folded into 32-bit constants holding one
     nibble per entry (parity of each data nibble, data flips of each syndrome) and a
     detected-syndrome bit mask, so no table is gathered from memory. Other codes (Golay)
-    gather from the tables, once per 3-value codeword."""
+    gather from the tables (``enc_ptr``: ``nibble_parity_table``), once per 3-value codeword."""
     if DECODE:
         if NIBBLE:
             d = word & 15
@@ -210,49 +216,139 @@ def _word_syndromes(words, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr,
 
 @triton.jit
 def _word_column(c, SLOT_BITS: tl.constexpr):
-    """The value (position in the row) that column ``c`` of the word path's tiles holds. Each
-    word's values come in pairs ``(j, j + P/2)`` (``P`` values per word): the pair that
+    """The value (position in the row) at column ``c`` of ``_word_values``' tiles. Each word's
+    values come in pairs ``(j, j + P/2)`` (``P`` values per word): the pair that
     ``(word >> shift) & 0x000F000F`` isolates, which thus becomes one float16x2 register with
-    one mask and no shuffles. The queries are loaded, and the output stored, in this order."""
+    one mask and no shuffles."""
     P: tl.constexpr = 32 // SLOT_BITS
     return (c // P) * P + (c % P) // 2 + (c % 2) * (P // 2)
 
 
 @triton.jit
-def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
-    """``[N, W]`` uint32 words holding ``32 // SLOT_BITS`` INT4 values each (value ``j`` in bits
-    ``[SLOT_BITS * j, SLOT_BITS * j + 4)``) -> ``[N, W * 32 // SLOT_BITS]`` values ``v - OFFSET`` in
-    ``dtype``, column ``c`` holding value ``_word_column(c)``. No int-to-float conversion: ``v``
-    goes into the mantissa of a float whose exponent makes its last place 1 (1024 in float16,
-    128 in bfloat16, 2^23 in float32), and one exact subtraction removes that bias and the
-    offset. Value ``j`` and ``j + P/2`` sit 16 bits apart, so one mask and one OR make the
-    16-bit halves of a word, which the join puts side by side in a thread's registers."""
+def _from_biased(x, OFFSET: tl.constexpr, dtype: tl.constexpr):
+    """int32 lanes holding ``v`` in their low 16 bits, with the exponent bias of ``dtype`` above
+    it for 16-bit floats -> ``v - OFFSET`` in ``dtype``. No int-to-float conversion: ``v`` sits
+    in the mantissa of a float whose exponent makes its last place 1 (1024 in float16, 128 in
+    bfloat16, 2^23 in float32), and one exact subtraction removes that bias and the offset."""
+    if dtype == tl.float32:
+        return (x | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + OFFSET)
+    elif dtype == tl.float16:
+        return x.to(tl.int16).to(dtype, bitcast=True) - (1024.0 + OFFSET)
+    else:
+        return x.to(tl.int16).to(dtype, bitcast=True) - (128.0 + OFFSET)
+
+
+@triton.jit
+def _pairs(words, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr):
+    """Values ``k`` and ``k + P/2`` of each word, 16 bits apart, each under ``dtype``'s
+    exponent bias (``_from_biased``): one shift and one mask."""
     if dtype == tl.float16:
         BIAS: tl.constexpr = 0x64006400
-        ONE: tl.constexpr = 1024.0
     elif dtype == tl.bfloat16:
         BIAS: tl.constexpr = 0x43004300
-        ONE: tl.constexpr = 128.0
     else:
         BIAS: tl.constexpr = 0
-        ONE: tl.constexpr = 0.0
-    t0 = (words & 0x000F000F) | BIAS
-    t1 = ((words >> SLOT_BITS) & 0x000F000F) | BIAS
+    return ((words >> (SLOT_BITS * k)) & 0x000F000F) | BIAS
+
+
+@triton.jit
+def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+    """``[N, W]`` uint32 words holding ``P = 32 // SLOT_BITS`` INT4 values each (value ``j`` in
+    bits ``[SLOT_BITS * j, SLOT_BITS * j + 4)``) -> ``[N, W * P]`` values ``v - OFFSET`` in
+    ``dtype``, column ``c`` holding value ``_word_column(c)``: a word's pairs (``_pairs``), their
+    16-bit halves side by side in a thread's registers."""
+    t0 = _pairs(words, 0, SLOT_BITS, dtype)
+    t1 = _pairs(words, 1, SLOT_BITS, dtype)
     if SLOT_BITS == 8:  # Hamming: one codeword per byte, data in its low nibble
         lo = tl.join(t0 & 0xFFFF, t1 & 0xFFFF)
         hi = tl.join(t0 >> 16, t1 >> 16)
     else:  # int4: eight nibbles per word, low nibble first
-        t2 = ((words >> 8) & 0x000F000F) | BIAS
-        t3 = ((words >> 12) & 0x000F000F) | BIAS
+        t2 = _pairs(words, 2, SLOT_BITS, dtype)
+        t3 = _pairs(words, 3, SLOT_BITS, dtype)
         lo = tl.join(tl.join(t0 & 0xFFFF, t2 & 0xFFFF), tl.join(t1 & 0xFFFF, t3 & 0xFFFF))
         hi = tl.join(tl.join(t0 >> 16, t2 >> 16), tl.join(t1 >> 16, t3 >> 16))
-    # Last axis: the 16-bit halves of one word, side by side.
     x = tl.reshape(tl.join(lo, hi), [words.shape[0], words.shape[1] * (32 // SLOT_BITS)])
-    if dtype == tl.float32:
-        values = (x | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + OFFSET)
-    else:
-        values = x.to(tl.int16).to(dtype, bitcast=True) - (ONE + OFFSET)
-    return values
+    return _from_biased(x, OFFSET, dtype)
+
+
+# Operand order. tl.dot's B operand (mma.sync m16n8k16, one warp, kWidth 4) gives lane
+# (g, t) = (lane // 4, lane % 4), along the reduced axis, the 4 consecutive positions from 4t
+# of every 16, and along the other axis the positions g + 8i. Tiles whose columns are permuted
+# to match come to that layout without moving values between threads (the words are read from
+# shared memory straight into it), where tiles in row order cross threads through shared
+# memory as float16. The queries are loaded, and the output stored, in these orders.
+
+@triton.jit
+def _k_operand(values, BLOCK_U: tl.constexpr):
+    """``_word_values`` tile of K (``[N, BLOCK_U]``) -> its columns in K operand order (the
+    reduced axis): lane ``t`` holds the ``BLOCK_U / 4`` values of words ``t * W/4 ..``, at
+    columns ``16 c + 4 t + i``."""
+    N: tl.constexpr = values.shape[0]
+    x = tl.reshape(values, [N, 4, BLOCK_U // 16, 4])  # (t, c, i) at column t * BLOCK_U / 4 + 4 c + i
+    return tl.reshape(tl.permute(x, [0, 2, 1, 3]), [N, BLOCK_U])
+
+
+@triton.jit
+def _k_operand_column(c, SLOT_BITS: tl.constexpr, BLOCK_U: tl.constexpr):
+    """The value at column ``c`` of ``_k_operand``."""
+    t = (c // 4) % 4
+    natural = t * (BLOCK_U // 4) + (c // 16) * 4 + c % 4
+    return _word_column(natural, SLOT_BITS)
+
+
+@triton.jit
+def _key_pairs(wa, wb, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr):
+    """Value ``k`` (low) and ``k + P/2`` (high) of the words of two keys ``a``, ``b`` -> ``[.., 2]``
+    registers holding (a, b) of value ``k``, then of value ``k + P/2``."""
+    xa = _pairs(wa, k, SLOT_BITS, dtype)
+    xb = _pairs(wb, k, SLOT_BITS, dtype)
+    return tl.join((xa & 0xFFFF) | (xb << 16), ((xa >> 16) & 0xFFFF) | (xb & 0xFFFF0000))
+
+
+@triton.jit
+def _v_operand_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+    """``[N, W]`` words of V -> ``[N, W * P]`` values in V operand order, the keys being the
+    reduced axis: each float16x2 register pairs keys ``2r, 2r + 1`` (one value of two words, the
+    way the softmax weights pair them), and column ``n`` holds value ``_v_operand_column(n)``:
+    lane ``g`` the values of words ``g * W/8 ..``, at columns ``g + 8 i``."""
+    N: tl.constexpr = words.shape[0]
+    W: tl.constexpr = words.shape[1]
+    P: tl.constexpr = 32 // SLOT_BITS
+    wa, wb = tl.split(tl.permute(tl.reshape(words, [N // 2, 2, W]), [0, 2, 1]))
+    if SLOT_BITS == 8:
+        y = tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype), _key_pairs(wa, wb, 1, SLOT_BITS, dtype))
+    else:  # joined so that the flattened order of (high, k) is the value's position in its word
+        y = tl.join(tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype), _key_pairs(wa, wb, 2, SLOT_BITS, dtype)),
+                    tl.join(_key_pairs(wa, wb, 1, SLOT_BITS, dtype), _key_pairs(wa, wb, 3, SLOT_BITS, dtype)))
+    x = tl.join(y & 0xFFFF, (y >> 16) & 0xFFFF)  # [N/2, W, ..., 2]: keys 2r, 2r + 1
+    x = tl.permute(tl.reshape(x, [N // 2, W * P, 2]), [0, 2, 1])
+    x = tl.permute(tl.reshape(x, [N, 8, W * P // 8]), [0, 2, 1])
+    return _from_biased(tl.reshape(x, [N, W * P]), OFFSET, dtype)
+
+
+@triton.jit
+def _v_operand_column(n, BLOCK_U: tl.constexpr):
+    """The value at column ``n`` of ``_v_operand_values`` (and of the accumulator it feeds)."""
+    return (n % 8) * (BLOCK_U // 8) + n // 8
+
+
+@triton.jit
+def _slot_tile(data, SLOT: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+    """Value ``SLOT`` of each unit's data word, ``v - OFFSET`` in ``dtype``, by the exponent
+    bias (``_from_biased``)."""
+    return _from_biased(_pairs((data >> (4 * SLOT)) & 15, 0, 16, dtype), OFFSET, dtype)
+
+
+@triton.jit
+def _unit_words(base, rows, u, S, ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_BYTES: tl.constexpr):
+    """``[N, U]`` little-endian unit words of one (sequence, head) slab, unmasked: rows and units
+    past the end read the slab's last (their scores are masked, their syndromes cleared).
+    Offsets within one slab fit in 32 bits."""
+    offs = (tl.minimum(rows, S - 1) * ROW_BYTES)[:, None] + (tl.minimum(u, UNITS - 1) * UNIT_BYTES)[None, :]
+    word = tl.load(base + offs).to(tl.int32)
+    for i in tl.static_range(1, UNIT_BYTES):
+        word = word | (tl.load(base + offs + i).to(tl.int32) << (8 * i))
+    return word
 
 
 @triton.jit
@@ -304,6 +400,32 @@ def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mas
 
 
 @triton.jit
+def _folded_scales_softmax(s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
+                           m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                           HAS_ZERO: tl.constexpr, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+    """One block of the online softmax where dequantization is folded into the dots: K = (v - z)
+    * s per row, so q . K = s (q . v - z sum(q)) from ``s`` = q . v, and sum_n p_n s_n (v_n - z_n)
+    likewise. Returns the weights p * s / v_unit for the values v, the factor that rescales the
+    accumulators, the new v_unit (the block's largest V scale: float16 weights stay in [0, 1]
+    whatever the scales), m, l, and the zero-point term to subtract (0 without zero points)."""
+    if HAS_ZERO:
+        s -= q_sum[:, None] * tl.load(kz_base + rows, mask=row_ok, other=0.0)[None, :]
+    # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
+    s = s * (tl.load(ks_base + rows, mask=row_ok, other=1.0) * qk_scale).to(tl.float32)[None, :]
+    s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                        stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
+    p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+    v_scale = tl.load(vs_base + rows, mask=row_ok, other=0.0)
+    new_unit = tl.max(v_scale, axis=0)
+    new_unit = tl.where(new_unit > 0, new_unit, 1.0)
+    pw = p * (v_scale / new_unit)[None, :]
+    zero_term = tl.zeros([s.shape[0], 1], tl.float32)
+    if HAS_ZERO:
+        zero_term = tl.sum(pw * tl.load(vz_base + rows, mask=row_ok, other=0.0)[None, :], axis=1)[:, None]
+    return pw, (alpha * (v_unit / new_unit))[:, None], new_unit, m_i, l_i, zero_term
+
+
+@triton.jit
 def _online_softmax(s, m_i, l_i):
     """One block of the online softmax: (weights p, rescale factor of the old state, m, l)."""
     m_new = tl.maximum(m_i, tl.max(s, axis=1))
@@ -332,7 +454,7 @@ def _decode_attention_kernel(
     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
     DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
     PMASK: tl.constexpr,
-    PACKED: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
+    PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr,
 ):
     bh = tl.program_id(0)
@@ -355,12 +477,12 @@ def _decode_attention_kernel(
 
     # The queries, one [BLOCK_M, BLOCK_U] tile per slot (value u * UNIT_VALUES + slot).
     q_row = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm
-    col0_ok = u_ok & (u * UNIT_VALUES < D)
-    if PACKED:
-        col0_ok = u < D
     q_col = u * UNIT_VALUES
     if PACKED and not DEFERRED:  # the deferred launch attends values in row order
-        q_col = _word_column(u, SLOT_BITS)
+        q_col = _k_operand_column(u, SLOT_BITS, BLOCK_U)
+    col0_ok = u_ok & (q_col < D)
+    if PACKED:
+        col0_ok = q_col < D
     q0 = tl.load(q_row + q_col[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
     if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
         dtype: tl.constexpr = tl.float32
@@ -375,7 +497,11 @@ def _decode_attention_kernel(
         q1 = tl.load(q_row + (u * UNIT_VALUES + 1)[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
     if UNIT_VALUES > 2 and not PACKED:
         q2 = tl.load(q_row + (u * UNIT_VALUES + 2)[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
-    q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the packed path's zero-point term
+    q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the zero-point term where scales fold into the dots
+    if UNIT_VALUES > 1 and not PACKED:
+        q_sum += tl.sum(q1.to(tl.float32), axis=1)
+    if UNIT_VALUES > 2 and not PACKED:
+        q_sum += tl.sum(q2.to(tl.float32), axis=1)
 
     store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
     k_base = k_ptr + store_off * ROW_BYTES
@@ -392,8 +518,9 @@ def _decode_attention_kernel(
     acc0 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
-    # The packed path keeps acc0 in units of v_unit (the largest V scale of the last block),
-    # so that its float16 weights p * scale / v_unit stay in [0, 1] whatever the scales are.
+    # Where the scales fold into the dots (PACKED, CLEAN_UNITS), the accumulators are kept in
+    # units of v_unit (the largest V scale of the last block), so that the float16 weights
+    # p * scale / v_unit stay in [0, 1] whatever the scales are.
     v_unit = tl.full([], 1.0, tl.float32)
     n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
     n_detected = tl.zeros([BLOCK_U], tl.int32)
@@ -406,7 +533,7 @@ def _decode_attention_kernel(
     # combine kernel merges: the online softmax does not care about block order, and the main
     # loop stays free of the rare path's registers.
     defer_base = (bh.to(tl.int64) * SPLITS + split) * (split_len // BLOCK_N)
-    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not PACKED)
+    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or CLEAN_UNITS))
     loop_end = end
     written = end > start
     if DEFERRED:
@@ -443,31 +570,45 @@ def _decode_attention_kernel(
                     vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
                 deferred = 0
                 if DECODE:
-                    syndromes = _word_syndromes(kw, C0, C1, C2, C3, PMASK) | _word_syndromes(vw, C0, C1, C2, C3, PMASK)
-                    syndromes &= tl.where(row_ok, -1, 0).to(tl.uint32)[:, None]
-                    # One reduction over the whole tile: each thread's words first, then the CTA.
-                    deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
+                    # One reduction per tile (each thread's words first, then the warp); K and
+                    # V tiles are read in different layouts (operand orders), so not OR-ed first.
+                    live = tl.where(row_ok, -1, 0).to(tl.uint32)[:, None]
+                    dirty = tl.reduce_or(_word_syndromes(kw, C0, C1, C2, C3, PMASK) & live, None)
+                    dirty |= tl.reduce_or(_word_syndromes(vw, C0, C1, C2, C3, PMASK) & live, None)
+                    deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                # Dequantization folded into the dots: K = (v - z) * s per row, so
-                # q . K = s * (q . v - z * sum(q)), and sum_n p_n s_n (v_n - z_n) likewise.
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                s = tl.dot(q0, tl.trans(_word_values(kw, SLOT_BITS, offset, dtype)), input_precision=DOT_PRECISION)
-                if HAS_ZERO:
-                    s -= q_sum[:, None] * tl.load(kz_base + rows, mask=row_ok, other=0.0)[None, :]
-                # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
-                s = s * (tl.load(ks_base + rows, mask=row_ok, other=1.0) * qk_scale).to(tl.float32)[None, :]
-                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
-                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
-                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
-                v_scale = tl.load(vs_base + rows, mask=row_ok, other=0.0)
-                new_unit = tl.max(v_scale, axis=0)
-                new_unit = tl.where(new_unit > 0, new_unit, 1.0)
-                pw = p * (v_scale / new_unit)[None, :]
-                acc0 = acc0 * (alpha * (v_unit / new_unit))[:, None]
-                v_unit = new_unit
-                acc0 = _pv(acc0, pw, _word_values(vw, SLOT_BITS, offset, dtype), dtype, SPLIT_P, DOT_PRECISION)
-                if HAS_ZERO:
-                    acc0 -= tl.sum(pw * tl.load(vz_base + rows, mask=row_ok, other=0.0)[None, :], axis=1)[:, None]
+                s = tl.dot(q0, tl.trans(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype), BLOCK_U)), input_precision=DOT_PRECISION)
+                pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                    s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
+                    m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                    HAS_ZERO, HAS_MASK, CAUSAL)
+                acc0 = _pv(acc0 * rescale, pw, _v_operand_values(vw, SLOT_BITS, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+            elif CLEAN_UNITS and not DEFERRED:
+                # Codes decoded by table (Golay), one scale per row: clean blocks only, as the
+                # packed path, with the scales folded into the dots. The syndromes are the only
+                # decoding here; a block with any non-zero one is left to the deferred launch.
+                kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
+                vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
+                syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
+                syndromes &= tl.where(row_ok, -1, 0)[:, None]
+                deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
+                tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
+                s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype)), input_precision=DOT_PRECISION)
+                if UNIT_VALUES > 1:
+                    s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype)), s, input_precision=DOT_PRECISION)
+                if UNIT_VALUES > 2:
+                    s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype)), s, input_precision=DOT_PRECISION)
+                pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                    s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
+                    m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                    HAS_ZERO, HAS_MASK, CAUSAL)
+                acc0 = _pv(acc0 * rescale, pw, _slot_tile(vd, 0, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                if UNIT_VALUES > 1:
+                    acc1 = _pv(acc1 * rescale, pw, _slot_tile(vd, 1, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                if UNIT_VALUES > 2:
+                    acc2 = _pv(acc2 * rescale, pw, _slot_tile(vd, 2, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
             else:
                 repair: tl.constexpr = DEFERRED and INTERP
                 # K: decode the block's units once, then each slot's values and their scores.
@@ -523,15 +664,17 @@ def _decode_attention_kernel(
                     # hold a tile's worth of registers through the whole loop.
                     n_corrected += tl.sum(k_corr.to(tl.int32) + v_corr.to(tl.int32), axis=0)
                     n_detected += tl.sum(k_erased.to(tl.int32) + v_erased.to(tl.int32), axis=0)
-    if PACKED and not DEFERRED:
+    if (PACKED or CLEAN_UNITS) and not DEFERRED:
         acc0 = acc0 * v_unit
+        acc1 = acc1 * v_unit
+        acc2 = acc2 * v_unit
 
     # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
     # launch's partials follow the main launch's.
     part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + split
     o_col = u
     if PACKED and not DEFERRED:
-        o_col = _word_column(u, SLOT_BITS)
+        o_col = _v_operand_column(u, BLOCK_U)
     o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + o_col[None, :]
     # Accumulators are written for the real query rows only (GQA * LQ of the BLOCK_M the dots
     # pad to), and not at all by a program that saw no key (m = -inf): the combine kernel
@@ -657,17 +800,19 @@ def _build_nibble_constants(codec: str) -> dict:
 _NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
 
 
-# (block_n, num_warps, num_stages) per codec, for the unit path: the fastest timed on an H100
-# (benchmarks/RESULTS.md, batch 8, 32k); interpolating variants: the configuration whose
-# compiled kernel has no register spills (ptxas -v for sm_90a). The deferred launch takes its
-# warps and stages from these, its block size from the main launch.
-_CONFIGS = {"int4": (128, 8, 2), "hamming74": (32, 4, 2), "hamming84": (32, 4, 2), "golay24": (64, 4, 1)}
-_INTERP_CONFIG = (32, 8, 2)
-# Word path: (block_n, num_warps, num_stages, programs per multiprocessor), the fastest on
-# kernel time in the sweep of benchmarks/RESULTS.md (tools/sweep_attention.py). One warp per
-# program: the softmax and the deferral flag then reduce within a warp, and no program waits
-# at a barrier for its other warps; 16 programs per SM keep enough of them in flight.
-_PACKED_CONFIGS = {"int4": (64, 1, 3, 16), "hamming74": (32, 1, 2, 16), "hamming84": (32, 1, 2, 16)}
+# (block_n, num_warps, num_stages, programs per multiprocessor) per codec, for the unit path:
+# the fastest timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k; Golay's main launch is
+# the clean-blocks variant); interpolating variants: the configuration whose compiled kernel
+# has no register spills (ptxas -v for sm_90a). The deferred launch takes its warps and
+# stages from these, its block size from the main launch.
+_CONFIGS = {"int4": (128, 8, 2, 4), "hamming74": (32, 4, 2, 4), "hamming84": (32, 4, 2, 4), "golay24": (32, 2, 1, 8)}
+_INTERP_CONFIG = (32, 8, 2, 4)
+# Word path: the fastest on kernel time in the sweep of benchmarks/RESULTS.md
+# (tools/sweep_attention.py). One warp per program: the softmax and the deferral flag then
+# reduce within a warp, no program waits at a barrier for its other warps, and the operand
+# orders keep the values in the threads that unpacked them; 16 programs per SM keep enough of
+# them in flight.
+_PACKED_CONFIGS = {"int4": (32, 1, 3, 16), "hamming74": (32, 1, 3, 16), "hamming84": (32, 1, 3, 16)}
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
@@ -680,6 +825,22 @@ def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.
     )
 
 
+def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
+    """Whether the main launch takes the unit path's clean-blocks-only variant: codes that
+    decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row. Like
+    the packed path it computes only syndromes, folds the scales into the dots and defers
+    every block with a non-zero syndrome to the second launch."""
+    return codec != "int4" and groups == 1 and not packed
+
+
+def path_constants(codec: str, groups: int, packed: bool) -> dict:
+    """The kernel's path switches: the word path (PACKED), the unit path's clean-blocks-only
+    variant (CLEAN_UNITS), and whether the deferred launch counts the corrections (it then
+    sees every block with a non-zero syndrome)."""
+    clean_units = clean_units_path_applies(codec, groups, packed)
+    return dict(PACKED=packed, CLEAN_UNITS=clean_units, COUNT_DEFERRED=packed or clean_units)
+
+
 def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
     """Block size, launch parameters and programs per multiprocessor (``waves``).
     ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages[,waves]"`` overrides them (for tuning
@@ -689,29 +850,31 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
         block_n, warps, stages, *waves = (int(x) for x in override.split(","))
         waves = waves[0] if waves else 4
     else:
-        block_n, warps, stages, waves = _PACKED_CONFIGS[codec] if packed else (*(_INTERP_CONFIG if interpolate else _CONFIGS[codec]), 4)
+        block_n, warps, stages, waves = _PACKED_CONFIGS[codec] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[codec])
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves)
 
 
 def tile_sizes(layout: StorageLayout, packed: bool) -> dict:
     """The value-tile width ``BLOCK_U``, the word-tile width ``BLOCK_W`` and the bits between
-    values in a word (``SLOT_BITS``). The word path's tile holds every value of a row in row
-    order; the unit path's holds one slot of every unit."""
+    values in a word (``SLOT_BITS``). The word path's tiles hold every value of a row (in the
+    operand orders); the unit path's hold one slot of every unit."""
     slot_bits = 4 if layout.codec_name == "int4" else 8
     if packed:
-        block_u = max(16, _pow2(layout.row_bytes // 4) * (32 // slot_bits))
-        return dict(BLOCK_U=block_u, BLOCK_W=block_u * slot_bits // 32, SLOT_BITS=slot_bits)
+        # At least 8 words: the operand orders give each of 4 (K) or 8 (V) lanes whole words.
+        block_w = max(8, _pow2(layout.row_bytes // 4))
+        return dict(BLOCK_U=block_w * (32 // slot_bits), BLOCK_W=block_w, SLOT_BITS=slot_bits)
     return dict(BLOCK_U=max(16, _pow2(layout.units)), BLOCK_W=_pow2(layout.row_bytes // 4), SLOT_BITS=slot_bits)
 
 
-def launch_configs(codec: str, interpolate: bool, packed: bool) -> tuple[dict, dict | None]:
+def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1) -> tuple[dict, dict | None]:
     """The main launch's configuration, and the deferred launch's (None when nothing can be
     deferred): its warps and stages are the unit path's, its block size the main launch's,
     since the deferral flags are per main-launch block."""
     decode = codec != "int4"
     interp = interpolate and decode
-    main = kernel_config(codec, interp, packed)
-    if not (decode and (packed or interp)):
+    clean = packed or clean_units_path_applies(codec, groups, packed)  # main launch: clean blocks only
+    main = kernel_config(codec, interp and not clean, packed)
+    if not (decode and (clean or interp)):
         return main, None
     return main, dict(kernel_config(codec, interp), block_n=main["block_n"])
 
@@ -741,7 +904,7 @@ def triton_decode_attention(
     layout = StorageLayout(codec, head_dim)
     groups = k_scale.shape[-1]
     packed = packed_path_applies(codec, layout.row_bytes, groups, k_stored, v_stored)
-    config, deferred_config = launch_configs(codec, interpolate, packed)
+    config, deferred_config = launch_configs(codec, interpolate, packed, groups)
     block_n = config["block_n"]
     tiles = tile_sizes(layout, packed)
     block_u = tiles["BLOCK_U"]
@@ -757,6 +920,10 @@ def triton_decode_attention(
     interp = interpolate and decode
     defer = deferred_config is not None
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
+    # Codes decoded by table (Golay) read one small table per data nibble; the one-byte codes
+    # decode from constants and do not read it.
+    table_decode = decode and not _NIBBLE_CONSTANTS[codec]["NIBBLE"]
+    parity_table = nibble_parity_table(encode_table, layout.codec.k) if table_decode else encode_table
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
         mask_strides = mask.stride()
@@ -765,7 +932,7 @@ def triton_decode_attention(
     args = (
         query, k_stored, k_scale, k_zero if k_zero is not None else k_scale,
         v_stored, v_scale, v_zero if v_zero is not None else v_scale,
-        encode_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
+        parity_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
         scale * LOG2E, split_len,
         *query.stride(), *mask_strides,
         seq,
@@ -774,12 +941,12 @@ def triton_decode_attention(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         GROUPS=groups, GROUP=head_dim // groups,
-        DECODE=decode, HAS_ZERO=k_zero is not None, INTERP=interp, DEFER=defer, COUNT_DEFERRED=packed,
+        DECODE=decode, HAS_ZERO=k_zero is not None, INTERP=interp, DEFER=defer,
         HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         **_NIBBLE_CONSTANTS[codec],
-        PACKED=packed, WORDS=layout.row_bytes // 4, **tiles,
+        **path_constants(codec, groups, packed), WORDS=layout.row_bytes // 4, **tiles,
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits,
     )
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](

@@ -56,13 +56,41 @@ def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: 
     return word
 
 
+def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
+    """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
+    (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
+    encode table. Made with tensor ops on the table's device, so that it traces."""
+    nibbles = torch.arange(16, device=encode_table.device)
+    shifts = 4 * torch.arange(k // 4, device=encode_table.device)
+    return encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
+
+
 @triton.jit
-def _syndrome_decode(word, encode_table_ptr, syndrome_table_ptr, mask, K: tl.constexpr):
-    """(corrected data word, corrected flag, detected flag) of each codeword, by the
-    reference's table gathers: syndrome = parity received ^ parity of the data received."""
+def _syndromes(word, parity_table_ptr, mask, K: tl.constexpr):
+    """Syndrome of each codeword: parity received ^ parity of the data received.
+
+    The code is linear, so the codeword of the data is the XOR of the codewords of its nibbles
+    (``parity_table_ptr``: ``nibble_parity_table``). Those tables fit in one or two cache lines,
+    where a gather into Golay's 4096-entry encode table scatters a warp over 16 KiB. ``mask``
+    may be None (every lane reads; the indices are in range whatever the word)."""
+    parity = tl.zeros_like(word)
+    for j in tl.static_range(K // 4):
+        index = 16 * j + ((word >> (4 * j)) & 15)
+        if mask is None:
+            parity ^= tl.load(parity_table_ptr + index)
+        else:
+            parity ^= tl.load(parity_table_ptr + index, mask=mask, other=0)
+    return (parity ^ word) >> K
+
+
+@triton.jit
+def _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K: tl.constexpr):
+    """(corrected data word, corrected flag, detected flag) of each codeword, as the reference:
+    the syndrome (``_syndromes``) and its coset leader, gathered only for non-zero syndromes
+    (entry 0 is the zero pattern)."""
     data_mask: tl.constexpr = (1 << K) - 1
-    syndrome = (tl.load(encode_table_ptr + (word & data_mask), mask=mask, other=0) ^ word) >> K
-    leader = tl.load(syndrome_table_ptr + syndrome, mask=mask, other=0)
+    syndrome = _syndromes(word, parity_table_ptr, mask, K)
+    leader = tl.load(syndrome_table_ptr + syndrome, mask=mask & (syndrome != 0), other=0)
     correctable = leader >= 0
     data = tl.where(correctable, word ^ leader, word) & data_mask
     return data, (syndrome != 0) & correctable, ~correctable
@@ -147,7 +175,7 @@ def _load_kernel(
     status_ptr,  # [R, STATUS_COLS] uint8
     scale_ptr,
     zero_ptr,
-    encode_table_ptr,
+    parity_table_ptr,  # int32 [K // 4 * 16]: nibble_parity_table
     syndrome_table_ptr,
     counters_ptr,  # int64 [5]: read, corrected, detected, injected, silent
     seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
@@ -177,7 +205,7 @@ def _load_kernel(
     word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, UNITS * UNIT_BYTES, UNIT_BYTES)
 
     if DECODE:
-        data, corrected, detected = _syndrome_decode(word, encode_table_ptr, syndrome_table_ptr, unit_ok, K)
+        data, corrected, detected = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K)
         status = tl.where(corrected, 1, tl.where(detected, 2, 0))
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
@@ -286,7 +314,7 @@ def launch_load(
         status,
         scale if scale is not None else out,
         zero if zero is not None else out,
-        encode_table,
+        nibble_parity_table(encode_table, layout.codec.k),
         syndrome_table,
         counters if counters is not None else status,
         seq_len if seq_len is not None else status,

@@ -139,7 +139,7 @@ def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
     kv_heads=st.integers(1, 2),
     group=st.sampled_from([1, 2, 4]),
     lq=st.integers(1, 3),
-    head_dim=st.sampled_from([8, 12, 32]),
+    head_dim=st.sampled_from([8, 10, 12, 32]),
     seq=st.integers(1, 140),
     groups=st.sampled_from([1, 2]),
     symmetric=st.booleans(),
@@ -179,12 +179,17 @@ def test_packed_path_is_taken_where_it_applies(codec):
     assert not attention_kernels.packed_path_applies("golay24", 132, 1, stored)
 
 
-@pytest.mark.parametrize("codec,interpolate", [("hamming74", False), ("hamming84", False), ("hamming84", True)])
+@pytest.mark.parametrize("codec,interpolate,head_dim", [
+    ("hamming74", False, 32), ("hamming84", False, 32), ("hamming84", True, 32),  # word path
+    ("hamming84", True, 30), ("golay24", False, 32), ("golay24", True, 32),  # unit path, clean blocks only
+])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
-def test_word_path_with_clean_and_dirty_blocks(codec, interpolate, dtype, kernel_device):
-    """Sparse faults: most blocks are clean (attended from whole words), some are not (deferred
-    and decoded codeword by codeword); one output and exact counters either way."""
-    batch, heads, head_dim, seq = 1, 2, 32, 700
+def test_clean_block_paths_with_clean_and_dirty_blocks(codec, interpolate, head_dim, dtype, kernel_device):
+    """Sparse faults: most blocks are clean (attended from syndromes alone, by the word path or
+    the unit path's clean-blocks variant), some are not (deferred and decoded codeword by
+    codeword); one output and exact counters either way."""
+    assert attention_kernels.packed_path_applies(codec, StorageLayout(codec, head_dim).row_bytes, 1) == (codec != "golay24" and head_dim == 32)
+    batch, heads, seq = 1, 2, 700
     k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.0003, seed=5)
     query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(6)).to(dtype)
     seq_lens = torch.tensor([seq - 3])
@@ -336,5 +341,5 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
-    # int4; hamming84 and hamming84-interp, main and deferred launches; golay24; golay24-interp, both launches
-    assert len(lines) == 8, result.stdout
+    # int4; hamming84, hamming84-interp, golay24 and golay24-interp, main and deferred launches
+    assert len(lines) == 9, result.stdout

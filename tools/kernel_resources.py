@@ -53,13 +53,22 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes,
         UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes, GROUPS=1, GROUP=head_dim,
         DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=deferred_config is not None,
-        DEFERRED=deferred, COUNT_DEFERRED=packed, HAS_MASK=masked, CAUSAL=False,
+        DEFERRED=deferred, HAS_MASK=masked, CAUSAL=False,
         DOT_PRECISION="tf32", EMULATE_BF16=False, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
-        PACKED=packed, WORDS=layout.row_bytes // 4, **A.tile_sizes(layout, packed),
+        **A.path_constants(codec, 1, packed), WORDS=layout.row_bytes // 4, **A.tile_sizes(layout, packed),
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8,
     )
+    # What Triton's launcher specializes on at run time: 16-byte aligned tensors, the storage
+    # length and split length (multiples of the block) and the contiguous query's strides
+    # divisible by 16, its last stride equal to 1. Without these the compiler cannot prove
+    # the word loads aligned and emits 4-byte copies where the real kernel has 16-byte ones.
+    aligned = [name for name in fn.arg_names if name in POINTERS or name == "q_ptr"]
+    aligned += ["split_len", "S", "stride_qb", "stride_qh", "stride_qm"]
+    attrs = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
+    signature["stride_qd"] = "constexpr"
+    constants["stride_qd"] = 1
     options = {"num_warps": config["num_warps"], "num_stages": config["num_stages"]}
-    return triton.compile(ASTSource(fn, signature, constants), target=GPUTarget("cuda", 90, 32), options=options)
+    return triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=options)
 
 
 def ptxas_report(kernel) -> str:
