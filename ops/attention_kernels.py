@@ -341,9 +341,10 @@ def _slot_tile(data, SLOT: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constex
 
 @triton.jit
 def _unit_words(base, rows, u, S, ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_BYTES: tl.constexpr):
-    """``[N, U]`` little-endian unit words of one (sequence, head) slab, unmasked: rows and units
-    past the end read the slab's last (their scores are masked, their syndromes cleared).
-    Offsets within one slab fit in 32 bits."""
+    """``[N, U]`` little-endian unit words of one (sequence, head) slab, unmasked: rows past the
+    end read the slab's last row (their scores are masked, their syndromes cleared), units past
+    a row's end its last unit (a real codeword; the queries there are zero, the outputs there
+    are not read). Offsets within one slab fit in 32 bits."""
     offs = (tl.minimum(rows, S - 1) * ROW_BYTES)[:, None] + (tl.minimum(u, UNITS - 1) * UNIT_BYTES)[None, :]
     word = tl.load(base + offs).to(tl.int32)
     for i in tl.static_range(1, UNIT_BYTES):
@@ -585,9 +586,10 @@ def _decode_attention_kernel(
                     HAS_ZERO, HAS_MASK, CAUSAL)
                 acc0 = _pv(acc0 * rescale, pw, _v_operand_values(vw, SLOT_BITS, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
             elif CLEAN_UNITS and not DEFERRED:
-                # Codes decoded by table (Golay), one scale per row: clean blocks only, as the
-                # packed path, with the scales folded into the dots. The syndromes are the only
-                # decoding here; a block with any non-zero one is left to the deferred launch.
+                # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
+                # whole words): clean blocks only, as the word path, with the scales folded into
+                # the dots. The syndromes are the only decoding here; a block with any non-zero
+                # one is left to the deferred launch.
                 kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
                 vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
                 syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
