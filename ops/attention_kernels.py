@@ -57,7 +57,7 @@ from torch.library import wrap_triton
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.storage import StorageLayout
 
-from .codec_kernels import _load_units, _pow2, _syndrome_decode, _syndromes, _to_bf16_rne, nibble_parity_table
+from .codec_kernels import _load_units, _pow2, _syndrome_decode, _syndromes, _to_bf16_rne, _unit_word, nibble_parity_table
 
 LOG2E = 1.4426950408889634
 
@@ -346,10 +346,7 @@ def _unit_words(base, rows, u, S, ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, 
     a row's end its last unit (a real codeword; the queries there are zero, the outputs there
     are not read). Offsets within one slab fit in 32 bits."""
     offs = (tl.minimum(rows, S - 1) * ROW_BYTES)[:, None] + (tl.minimum(u, UNITS - 1) * UNIT_BYTES)[None, :]
-    word = tl.load(base + offs).to(tl.int32)
-    for i in tl.static_range(1, UNIT_BYTES):
-        word = word | (tl.load(base + offs + i).to(tl.int32) << (8 * i))
-    return word
+    return _unit_word(base + offs, None, UNIT_BYTES)
 
 
 @triton.jit
@@ -922,10 +919,9 @@ def triton_decode_attention(
     interp = interpolate and decode
     defer = deferred_config is not None
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
-    # Codes decoded by table (Golay) read one small table per data nibble; the one-byte codes
-    # decode from constants and do not read it.
-    table_decode = decode and not _NIBBLE_CONSTANTS[codec]["NIBBLE"]
-    parity_table = nibble_parity_table(encode_table, layout.codec.k) if table_decode else encode_table
+    # Syndromes by table (Golay, and the clean-units branch of any code) read one small table
+    # per data nibble.
+    parity_table = nibble_parity_table(encode_table, layout.codec.k)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
         mask_strides = mask.stride()

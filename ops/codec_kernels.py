@@ -47,19 +47,32 @@ def _row_block(R, BLOCK_R: tl.constexpr):
 
 
 @triton.jit
+def _unit_word(ptrs, mask, UNIT_BYTES: tl.constexpr):
+    """The ``UNIT_BYTES`` bytes at each of ``ptrs`` as a little-endian int32 word; ``mask`` may
+    be None (every lane reads)."""
+    word = tl.zeros(ptrs.shape, tl.int32)
+    for b in tl.static_range(UNIT_BYTES):
+        if mask is None:
+            byte = tl.load(ptrs + b)
+        else:
+            byte = tl.load(ptrs + b, mask=mask, other=0)
+        word = word | (byte.to(tl.int32) << (8 * b))
+    return word
+
+
+@triton.jit
 def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr):
     """Units ``u`` of ``rows`` (``[N, 1]`` or ``[N, U]``) as little-endian int32 words ``[N, U]``."""
-    ptrs = stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES
-    word = tl.load(ptrs, mask=mask, other=0).to(tl.int32)
-    for b in tl.static_range(1, UNIT_BYTES):
-        word = word | (tl.load(ptrs + b, mask=mask, other=0).to(tl.int32) << (8 * b))
-    return word
+    return _unit_word(stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES, mask, UNIT_BYTES)
 
 
 def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
-    encode table. Made with tensor ops on the table's device, so that it traces."""
+    encode table. Made with tensor ops on the table's device, so that it traces. A 4-bit code's
+    encode table is its own nibble table."""
+    if k <= 4:
+        return encode_table
     nibbles = torch.arange(16, device=encode_table.device)
     shifts = 4 * torch.arange(k // 4, device=encode_table.device)
     return encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
