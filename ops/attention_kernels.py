@@ -239,32 +239,40 @@ def _from_biased(x, OFFSET: tl.constexpr, dtype: tl.constexpr):
 
 
 @triton.jit
-def _pairs(words, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr):
+def _pairs(words, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """Values ``k`` and ``k + P/2`` of each word, 16 bits apart, each under ``dtype``'s
-    exponent bias (``_from_biased``): one shift and one mask."""
+    exponent bias (``_from_biased``): one shift and, with ``PTX`` (CUDA), one LOP3 for the mask
+    and the bias. Written as Triton ops, the two constants take two instructions (a LOP3 has one
+    immediate), and a bias passed in a register instead disturbs Triton's layouts."""
+    x = words >> (SLOT_BITS * k)
     if dtype == tl.float16:
-        BIAS: tl.constexpr = 0x64006400
+        if PTX:
+            return tl.inline_asm_elementwise("lop3.b32 $0, $1, 0x000F000F, 0x64006400, 0xEA;", "=r,r", [x],
+                                             dtype=words.dtype, is_pure=True, pack=1)
+        return (x & 0x000F000F) | 0x64006400
     elif dtype == tl.bfloat16:
-        BIAS: tl.constexpr = 0x43004300
+        if PTX:
+            return tl.inline_asm_elementwise("lop3.b32 $0, $1, 0x000F000F, 0x43004300, 0xEA;", "=r,r", [x],
+                                             dtype=words.dtype, is_pure=True, pack=1)
+        return (x & 0x000F000F) | 0x43004300
     else:
-        BIAS: tl.constexpr = 0
-    return ((words >> (SLOT_BITS * k)) & 0x000F000F) | BIAS
+        return x & 0x000F000F
 
 
 @triton.jit
-def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """``[N, W]`` uint32 words holding ``P = 32 // SLOT_BITS`` INT4 values each (value ``j`` in
     bits ``[SLOT_BITS * j, SLOT_BITS * j + 4)``) -> ``[N, W * P]`` values ``v - OFFSET`` in
     ``dtype``, column ``c`` holding value ``_word_column(c)``: a word's pairs (``_pairs``), their
     16-bit halves side by side in a thread's registers."""
-    t0 = _pairs(words, 0, SLOT_BITS, dtype)
-    t1 = _pairs(words, 1, SLOT_BITS, dtype)
+    t0 = _pairs(words, 0, SLOT_BITS, dtype, PTX)
+    t1 = _pairs(words, 1, SLOT_BITS, dtype, PTX)
     if SLOT_BITS == 8:  # Hamming: one codeword per byte, data in its low nibble
         lo = tl.join(t0 & 0xFFFF, t1 & 0xFFFF)
         hi = tl.join(t0 >> 16, t1 >> 16)
     else:  # int4: eight nibbles per word, low nibble first
-        t2 = _pairs(words, 2, SLOT_BITS, dtype)
-        t3 = _pairs(words, 3, SLOT_BITS, dtype)
+        t2 = _pairs(words, 2, SLOT_BITS, dtype, PTX)
+        t3 = _pairs(words, 3, SLOT_BITS, dtype, PTX)
         lo = tl.join(tl.join(t0 & 0xFFFF, t2 & 0xFFFF), tl.join(t1 & 0xFFFF, t3 & 0xFFFF))
         hi = tl.join(tl.join(t0 >> 16, t2 >> 16), tl.join(t1 >> 16, t3 >> 16))
     x = tl.reshape(tl.join(lo, hi), [words.shape[0], words.shape[1] * (32 // SLOT_BITS)])
@@ -289,24 +297,29 @@ def _k_operand(values, BLOCK_U: tl.constexpr):
 
 
 @triton.jit
-def _k_operand_column(c, SLOT_BITS: tl.constexpr, BLOCK_U: tl.constexpr):
-    """The value at column ``c`` of ``_k_operand``."""
-    t = (c // 4) % 4
-    natural = t * (BLOCK_U // 4) + (c // 16) * 4 + c % 4
-    return _word_column(natural, SLOT_BITS)
+def _k_operand_order(x, SLOT_BITS: tl.constexpr):
+    """``[M, BLOCK_U]`` tile in row order (the queries) -> its columns in the order of
+    ``_k_operand(_word_values(..))``. Permuted in registers, not gathered from memory: a load
+    along permuted columns is not contiguous, so Triton would lay the tile out column-major and
+    read it into the dot transposed, with register moves around every mma."""
+    M: tl.constexpr = x.shape[0]
+    U: tl.constexpr = x.shape[1]
+    P: tl.constexpr = 32 // SLOT_BITS
+    x = tl.reshape(tl.permute(tl.reshape(x, [M, U // P, 2, P // 2]), [0, 1, 3, 2]), [M, U])  # _word_column
+    return _k_operand(x, U)
 
 
 @triton.jit
-def _key_pairs(wa, wb, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr):
+def _key_pairs(wa, wb, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """Value ``k`` (low) and ``k + P/2`` (high) of the words of two keys ``a``, ``b`` -> ``[.., 2]``
     registers holding (a, b) of value ``k``, then of value ``k + P/2``."""
-    xa = _pairs(wa, k, SLOT_BITS, dtype)
-    xb = _pairs(wb, k, SLOT_BITS, dtype)
+    xa = _pairs(wa, k, SLOT_BITS, dtype, PTX)
+    xb = _pairs(wb, k, SLOT_BITS, dtype, PTX)
     return tl.join((xa & 0xFFFF) | (xb << 16), ((xa >> 16) & 0xFFFF) | (xb & 0xFFFF0000))
 
 
 @triton.jit
-def _v_operand_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+def _v_operand_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """``[N, W]`` words of V -> ``[N, W * P]`` values in V operand order, the keys being the
     reduced axis: each float16x2 register pairs keys ``2r, 2r + 1`` (one value of two words, the
     way the softmax weights pair them), and column ``n`` holds value ``_v_operand_column(n)``:
@@ -316,10 +329,10 @@ def _v_operand_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtyp
     P: tl.constexpr = 32 // SLOT_BITS
     wa, wb = tl.split(tl.permute(tl.reshape(words, [N // 2, 2, W]), [0, 2, 1]))
     if SLOT_BITS == 8:
-        y = tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype), _key_pairs(wa, wb, 1, SLOT_BITS, dtype))
+        y = tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype, PTX), _key_pairs(wa, wb, 1, SLOT_BITS, dtype, PTX))
     else:  # joined so that the flattened order of (high, k) is the value's position in its word
-        y = tl.join(tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype), _key_pairs(wa, wb, 2, SLOT_BITS, dtype)),
-                    tl.join(_key_pairs(wa, wb, 1, SLOT_BITS, dtype), _key_pairs(wa, wb, 3, SLOT_BITS, dtype)))
+        y = tl.join(tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype, PTX), _key_pairs(wa, wb, 2, SLOT_BITS, dtype, PTX)),
+                    tl.join(_key_pairs(wa, wb, 1, SLOT_BITS, dtype, PTX), _key_pairs(wa, wb, 3, SLOT_BITS, dtype, PTX)))
     x = tl.join(y & 0xFFFF, (y >> 16) & 0xFFFF)  # [N/2, W, ..., 2]: keys 2r, 2r + 1
     x = tl.permute(tl.reshape(x, [N // 2, W * P, 2]), [0, 2, 1])
     x = tl.permute(tl.reshape(x, [N, 8, W * P // 8]), [0, 2, 1])
@@ -333,10 +346,10 @@ def _v_operand_column(n, BLOCK_U: tl.constexpr):
 
 
 @triton.jit
-def _slot_tile(data, SLOT: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr):
+def _slot_tile(data, SLOT: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """Value ``SLOT`` of each unit's data word, ``v - OFFSET`` in ``dtype``, by the exponent
     bias (``_from_biased``)."""
-    return _from_biased(_pairs((data >> (4 * SLOT)) & 15, 0, 16, dtype), OFFSET, dtype)
+    return _from_biased(_pairs((data >> (4 * SLOT)) & 15, 0, 16, dtype, PTX), OFFSET, dtype)
 
 
 @triton.jit
@@ -404,8 +417,9 @@ def _folded_scales_softmax(s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz
     """One block of the online softmax where dequantization is folded into the dots: K = (v - z)
     * s per row, so q . K = s (q . v - z sum(q)) from ``s`` = q . v, and sum_n p_n s_n (v_n - z_n)
     likewise. Returns the weights p * s / v_unit for the values v, the factor that rescales the
-    accumulators, the new v_unit (the block's largest V scale: float16 weights stay in [0, 1]
-    whatever the scales), m, l, and the zero-point term to subtract (0 without zero points)."""
+    accumulators, the new v_unit (the largest V scale so far: float16 weights stay in [0, 1]
+    whatever the scales, and the factor is exactly 1 once neither it nor m moves), m, l, and the
+    zero-point term to subtract (0 without zero points)."""
     if HAS_ZERO:
         s -= q_sum[:, None] * tl.load(kz_base + rows, mask=row_ok, other=0.0)[None, :]
     # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
@@ -414,13 +428,22 @@ def _folded_scales_softmax(s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz
                         stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
     p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
     v_scale = tl.load(vs_base + rows, mask=row_ok, other=0.0)
-    new_unit = tl.max(v_scale, axis=0)
-    new_unit = tl.where(new_unit > 0, new_unit, 1.0)
-    pw = p * (v_scale / new_unit)[None, :]
+    new_unit = tl.maximum(v_unit, tl.max(v_scale, axis=0))
+    divisor = tl.where(new_unit > 0, new_unit, 1.0)  # 0 until a block has a non-zero V scale
+    pw = p * (v_scale / divisor)[None, :]
     zero_term = tl.zeros([s.shape[0], 1], tl.float32)
     if HAS_ZERO:
         zero_term = tl.sum(pw * tl.load(vz_base + rows, mask=row_ok, other=0.0)[None, :], axis=1)[:, None]
-    return pw, (alpha * (v_unit / new_unit))[:, None], new_unit, m_i, l_i, zero_term
+    return pw, (alpha * (v_unit / divisor))[:, None], new_unit, m_i, l_i, zero_term
+
+
+@triton.jit
+def _rescaled(acc, rescale):
+    """``acc * rescale``, skipped (a branch the whole program takes) where every factor is
+    exactly 1, as it is for most blocks once the running max and the V unit have settled."""
+    if tl.max((rescale != 1.0).to(tl.int32)) != 0:
+        acc = acc * rescale
+    return acc
 
 
 @triton.jit
@@ -428,7 +451,9 @@ def _online_softmax(s, m_i, l_i):
     """One block of the online softmax: (weights p, rescale factor of the old state, m, l)."""
     m_new = tl.maximum(m_i, tl.max(s, axis=1))
     m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-    alpha = tl.exp2(m_i - m_safe)
+    # Exactly 1 where m did not move, rows that saw no key yet included (not exp2(-inf) = 0),
+    # so that _rescaled can skip the accumulators.
+    alpha = tl.where(m_new == m_i, 1.0, tl.exp2(m_i - m_safe))
     p = tl.exp2(s - m_safe[:, None])
     return p, alpha, m_new, l_i * alpha + tl.sum(p, axis=1)
 
@@ -448,6 +473,7 @@ def _decode_attention_kernel(
     DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
     DEFERRED: tl.constexpr, COUNT_DEFERRED: tl.constexpr,
     HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
+    PTX: tl.constexpr,  # inline PTX where it saves instructions (CUDA; the interpreter runs Triton ops)
     SPLIT_P: tl.constexpr,
     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
     DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
@@ -476,12 +502,13 @@ def _decode_attention_kernel(
     # The queries, one [BLOCK_M, BLOCK_U] tile per slot (value u * UNIT_VALUES + slot).
     q_row = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm
     q_col = u * UNIT_VALUES
-    if PACKED and not DEFERRED:  # the deferred launch attends values in row order
-        q_col = _k_operand_column(u, SLOT_BITS, BLOCK_U)
     col0_ok = u_ok & (q_col < D)
-    if PACKED:
-        col0_ok = q_col < D
+    if PACKED:  # the word path's tiles hold values, in row order until permuted below
+        q_col = u
+        col0_ok = u < D
     q0 = tl.load(q_row + q_col[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
+    if PACKED and not DEFERRED:  # the deferred launch attends values in row order
+        q0 = _k_operand_order(q0, SLOT_BITS)
     if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
         dtype: tl.constexpr = tl.float32
     else:
@@ -517,9 +544,9 @@ def _decode_attention_kernel(
     acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     # Where the scales fold into the dots (PACKED, CLEAN_UNITS), the accumulators are kept in
-    # units of v_unit (the largest V scale of the last block), so that the float16 weights
+    # units of v_unit (the largest V scale so far), so that the float16 weights
     # p * scale / v_unit stay in [0, 1] whatever the scales are.
-    v_unit = tl.full([], 1.0, tl.float32)
+    v_unit = tl.zeros([], tl.float32)
     n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
     n_detected = tl.zeros([BLOCK_U], tl.int32)
     last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
@@ -557,7 +584,7 @@ def _decode_attention_kernel(
                 # with any non-zero syndrome is left to the deferred launch.
                 # Rows past the split's end are read, from the storage's rows (clamped to its
                 # last), rather than masked: a mask costs instructions on every word, while
-                # those rows' scores are masked anyway and their syndromes cleared below.
+                # those rows' scores are masked anyway.
                 # Offsets within one (sequence, head) slab fit in 32 bits.
                 word_offs = tl.minimum(rows, S - 1)[:, None] * (ROW_BYTES // 4) + w[None, :]
                 if BLOCK_W == WORDS:
@@ -570,18 +597,20 @@ def _decode_attention_kernel(
                 if DECODE:
                     # One reduction per tile (each thread's words first, then the warp); K and
                     # V tiles are read in different layouts (operand orders), so not OR-ed first.
-                    live = tl.where(row_ok, -1, 0).to(tl.uint32)[:, None]
-                    dirty = tl.reduce_or(_word_syndromes(kw, C0, C1, C2, C3, PMASK) & live, None)
-                    dirty |= tl.reduce_or(_word_syndromes(vw, C0, C1, C2, C3, PMASK) & live, None)
+                    # The rows past the split's end count too, unmasked: a non-zero syndrome
+                    # there only defers the block (the deferred launch masks them), and they
+                    # are rare (the last block of a sequence; a split ends on a block).
+                    dirty = tl.reduce_or(_word_syndromes(kw, C0, C1, C2, C3, PMASK), None)
+                    dirty |= tl.reduce_or(_word_syndromes(vw, C0, C1, C2, C3, PMASK), None)
                     deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                s = tl.dot(q0, tl.trans(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype), BLOCK_U)), input_precision=DOT_PRECISION)
+                s = tl.dot(q0, tl.trans(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)), input_precision=DOT_PRECISION)
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                     s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                     HAS_ZERO, HAS_MASK, CAUSAL)
-                acc0 = _pv(acc0 * rescale, pw, _v_operand_values(vw, SLOT_BITS, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
             elif CLEAN_UNITS and not DEFERRED:
                 # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
                 # whole words): clean blocks only, as the word path, with the scales folded into
@@ -594,20 +623,20 @@ def _decode_attention_kernel(
                 deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
                 tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype)), input_precision=DOT_PRECISION)
+                s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype, PTX)), input_precision=DOT_PRECISION)
                 if UNIT_VALUES > 1:
-                    s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype)), s, input_precision=DOT_PRECISION)
+                    s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
                 if UNIT_VALUES > 2:
-                    s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype)), s, input_precision=DOT_PRECISION)
+                    s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                     s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                     HAS_ZERO, HAS_MASK, CAUSAL)
-                acc0 = _pv(acc0 * rescale, pw, _slot_tile(vd, 0, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
                 if UNIT_VALUES > 1:
-                    acc1 = _pv(acc1 * rescale, pw, _slot_tile(vd, 1, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                    acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
                 if UNIT_VALUES > 2:
-                    acc2 = _pv(acc2 * rescale, pw, _slot_tile(vd, 2, offset, dtype), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                    acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
             else:
                 repair: tl.constexpr = DEFERRED and INTERP
                 # K: decode the block's units once, then each slot's values and their scores.
@@ -842,15 +871,17 @@ def path_constants(codec: str, groups: int, packed: bool) -> dict:
 
 def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
     """Block size, launch parameters and programs per multiprocessor (``waves``).
-    ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages[,waves]"`` overrides them (for tuning
-    runs such as the sweeps in benchmarks/RESULTS.md)."""
+    ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages[,waves[,maxnreg]]"`` overrides them
+    (for tuning runs such as the sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main
+    launch's registers per thread, 0 leaves them to the compiler)."""
     override = os.environ.get("ECC_ATTENTION_CONFIG")
     if override:
-        block_n, warps, stages, *waves = (int(x) for x in override.split(","))
-        waves = waves[0] if waves else 4
+        block_n, warps, stages, *rest = (int(x) for x in override.split(","))
+        waves, maxnreg = (rest + [4, 0][len(rest):])[:2]
     else:
         block_n, warps, stages, waves = _PACKED_CONFIGS[codec] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[codec])
-    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves)
+        maxnreg = 0
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
 def tile_sizes(layout: StorageLayout, packed: bool) -> dict:
@@ -943,12 +974,14 @@ def triton_decode_attention(
         HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
+        PTX=query.device.type == "cuda" and torch.version.hip is None,
         **_NIBBLE_CONSTANTS[codec],
         **path_constants(codec, groups, packed), WORDS=layout.row_bytes // 4, **tiles,
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits,
     )
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
         *args, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
+        **({"maxnreg": config["maxnreg"]} if config["maxnreg"] else {}),
     )
     if defer:
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](

@@ -54,7 +54,7 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes, GROUPS=1, GROUP=head_dim,
         DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=deferred_config is not None,
         DEFERRED=deferred, HAS_MASK=masked, CAUSAL=False,
-        DOT_PRECISION="tf32", EMULATE_BF16=False, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
+        DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
         **A.path_constants(codec, 1, packed), WORDS=layout.row_bytes // 4, **A.tile_sizes(layout, packed),
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8,
     )
