@@ -279,7 +279,7 @@ def _word_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl
     return _from_biased(x, OFFSET, dtype)
 
 
-# Operand order. tl.dot's B operand (mma.sync m16n8k16, one warp, kWidth 4) gives lane
+# Operand order. tl.dot's operands (mma.sync m16n8k16, one warp, kWidth 4) give lane
 # (g, t) = (lane // 4, lane % 4), along the reduced axis, the 4 consecutive positions from 4t
 # of every 16, and along the other axis the positions g + 8i. Tiles whose columns are permuted
 # to match come to that layout without moving values between threads (the words are read from
@@ -299,9 +299,8 @@ def _k_operand(values, BLOCK_U: tl.constexpr):
 @triton.jit
 def _k_operand_order(x, SLOT_BITS: tl.constexpr):
     """``[M, BLOCK_U]`` tile in row order (the queries) -> its columns in the order of
-    ``_k_operand(_word_values(..))``. Permuted in registers, not gathered from memory: a load
-    along permuted columns is not contiguous, so Triton would lay the tile out column-major and
-    read it into the dot transposed, with register moves around every mma."""
+    ``_k_operand(_word_values(..))``. Permuted in registers after a contiguous load: a load
+    along permuted columns is not contiguous, and Triton then lays the tile out column-major."""
     M: tl.constexpr = x.shape[0]
     U: tl.constexpr = x.shape[1]
     P: tl.constexpr = 32 // SLOT_BITS
@@ -309,30 +308,72 @@ def _k_operand_order(x, SLOT_BITS: tl.constexpr):
     return _k_operand(x, U)
 
 
+@triton.constexpr_function
+def _key_value_ptx(byte, nibbles, bias):
+    """PTX for ``_key_values``: one PRMT gathers byte ``byte`` of key a (``$n``) and of key b
+    into the two 16-bit halves, one LOP3 per nibble masks it under the bias."""
+    sel = hex(byte | byte << 4 | (4 + byte) << 8 | (4 + byte) << 12)
+    n = int(nibbles)
+    body = f"prmt.b32 t, ${n}, ${n + 1}, {sel}; lop3.b32 $0, t, 0x000F000F, {hex(bias)}, 0xEA;"
+    if n == 2:
+        body += f" shr.b32 t, t, 4; lop3.b32 $1, t, 0x000F000F, {hex(bias)}, 0xEA;"
+    return "{ .reg .b32 t; " + body + " }"
+
+
+@triton.constexpr_function
+def _exponent_bias(dtype):
+    """``dtype``'s exponent bias in both 16-bit halves of a word (``_from_biased``)."""
+    return {tl.float16: 0x64006400, tl.bfloat16: 0x43004300}.get(dtype, 0)
+
+
 @triton.jit
-def _key_pairs(wa, wb, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
-    """Value ``k`` (low) and ``k + P/2`` (high) of the words of two keys ``a``, ``b`` -> ``[.., 2]``
-    registers holding (a, b) of value ``k``, then of value ``k + P/2``."""
-    xa = _pairs(wa, k, SLOT_BITS, dtype, PTX)
-    xb = _pairs(wb, k, SLOT_BITS, dtype, PTX)
-    return tl.join((xa & 0xFFFF) | (xb << 16), ((xa >> 16) & 0xFFFF) | (xb & 0xFFFF0000))
+def _key_values(wa, wb, byte: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
+    """One-byte codes: the value in byte ``byte`` of the words of two keys ``a``, ``b`` ->
+    registers holding (a, b) of that value under ``dtype``'s exponent bias."""
+    BIAS: tl.constexpr = _exponent_bias(dtype)
+    if PTX:
+        return tl.inline_asm_elementwise(_key_value_ptx(byte, 1, BIAS), "=r,r,r", [wa, wb],
+                                         dtype=wa.dtype, is_pure=True, pack=1)
+    return ((wa >> (8 * byte)) & 0xF) | (((wb >> (8 * byte)) & 0xF) << 16) | BIAS
+
+
+@triton.jit
+def _key_nibbles(wa, wb, byte: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
+    """int4: ``_key_values`` of the low and of the high nibble of byte ``byte``."""
+    BIAS: tl.constexpr = _exponent_bias(dtype)
+    if PTX:
+        return tl.inline_asm_elementwise(_key_value_ptx(byte, 2, BIAS), "=r,=r,r,r", [wa, wb],
+                                         dtype=(wa.dtype, wa.dtype), is_pure=True, pack=1)
+    lo = ((wa >> (8 * byte)) & 0xF) | (((wb >> (8 * byte)) & 0xF) << 16) | BIAS
+    hi = ((wa >> (8 * byte + 4)) & 0xF) | (((wb >> (8 * byte + 4)) & 0xF) << 16) | BIAS
+    return lo, hi
 
 
 @triton.jit
 def _v_operand_values(words, SLOT_BITS: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """``[N, W]`` words of V -> ``[N, W * P]`` values in V operand order, the keys being the
     reduced axis: each float16x2 register pairs keys ``2r, 2r + 1`` (one value of two words, the
-    way the softmax weights pair them), and column ``n`` holds value ``_v_operand_column(n)``:
-    lane ``g`` the values of words ``g * W/8 ..``, at columns ``g + 8 i``."""
+    way the softmax weights pair them, ``_key_values``), and column ``n`` holds value
+    ``_v_operand_column(n)``: lane ``g`` the values of words ``g * W/8 ..``, at columns
+    ``g + 8 i``."""
     N: tl.constexpr = words.shape[0]
     W: tl.constexpr = words.shape[1]
     P: tl.constexpr = 32 // SLOT_BITS
     wa, wb = tl.split(tl.permute(tl.reshape(words, [N // 2, 2, W]), [0, 2, 1]))
+    # Joined as [.., high, k] (value k + high * P/2), so that the flattened order is the value's
+    # position in its word.
     if SLOT_BITS == 8:
-        y = tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype, PTX), _key_pairs(wa, wb, 1, SLOT_BITS, dtype, PTX))
-    else:  # joined so that the flattened order of (high, k) is the value's position in its word
-        y = tl.join(tl.join(_key_pairs(wa, wb, 0, SLOT_BITS, dtype, PTX), _key_pairs(wa, wb, 2, SLOT_BITS, dtype, PTX)),
-                    tl.join(_key_pairs(wa, wb, 1, SLOT_BITS, dtype, PTX), _key_pairs(wa, wb, 3, SLOT_BITS, dtype, PTX)))
+        r0 = _key_values(wa, wb, 0, dtype, PTX)
+        r1 = _key_values(wa, wb, 1, dtype, PTX)
+        r2 = _key_values(wa, wb, 2, dtype, PTX)
+        r3 = _key_values(wa, wb, 3, dtype, PTX)
+        y = tl.join(tl.join(r0, r2), tl.join(r1, r3))
+    else:
+        r0, r1 = _key_nibbles(wa, wb, 0, dtype, PTX)
+        r2, r3 = _key_nibbles(wa, wb, 1, dtype, PTX)
+        r4, r5 = _key_nibbles(wa, wb, 2, dtype, PTX)
+        r6, r7 = _key_nibbles(wa, wb, 3, dtype, PTX)
+        y = tl.join(tl.join(tl.join(r0, r4), tl.join(r2, r6)), tl.join(tl.join(r1, r5), tl.join(r3, r7)))
     x = tl.join(y & 0xFFFF, (y >> 16) & 0xFFFF)  # [N/2, W, ..., 2]: keys 2r, 2r + 1
     x = tl.permute(tl.reshape(x, [N // 2, W * P, 2]), [0, 2, 1])
     x = tl.permute(tl.reshape(x, [N, 8, W * P // 8]), [0, 2, 1])
@@ -605,7 +646,12 @@ def _decode_attention_kernel(
                     deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                s = tl.dot(q0, tl.trans(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)), input_precision=DOT_PRECISION)
+                # Scores as (K q^T)^T: K is the dot's first operand, whose registers the unpacking
+                # writes in place, where as the second operand the queries would be (read from
+                # shared memory, then moved into each mma's operand registers: ~100 moves per
+                # block). The weights then cross to the PV dot through shared memory (1 KiB).
+                s = tl.trans(tl.dot(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U), tl.trans(q0),
+                                    input_precision=DOT_PRECISION))
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                     s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
