@@ -238,25 +238,30 @@ def _from_biased(x, OFFSET: tl.constexpr, dtype: tl.constexpr):
         return x.to(tl.int16).to(dtype, bitcast=True) - (128.0 + OFFSET)
 
 
+@triton.constexpr_function
+def _exponent_bias(dtype):
+    """``dtype``'s exponent bias in both 16-bit halves of a word (``_from_biased``)."""
+    return {tl.float16: 0x64006400, tl.bfloat16: 0x43004300}.get(dtype, 0)
+
+
+@triton.constexpr_function
+def _mask_bias_ptx(dst, src, bias):
+    """PTX: ``dst = src & 0x000F000F | bias`` in one LOP3. As Triton ops the two constants take
+    two instructions (a LOP3 has one immediate), and a bias passed in a register instead
+    disturbs Triton's layouts."""
+    return f"lop3.b32 {dst}, {src}, 0x000F000F, {hex(bias)}, 0xEA;"
+
+
 @triton.jit
 def _pairs(words, k: tl.constexpr, SLOT_BITS: tl.constexpr, dtype: tl.constexpr, PTX: tl.constexpr):
     """Values ``k`` and ``k + P/2`` of each word, 16 bits apart, each under ``dtype``'s
-    exponent bias (``_from_biased``): one shift and, with ``PTX`` (CUDA), one LOP3 for the mask
-    and the bias. Written as Triton ops, the two constants take two instructions (a LOP3 has one
-    immediate), and a bias passed in a register instead disturbs Triton's layouts."""
+    exponent bias (``_from_biased``): one shift and, with ``PTX`` (CUDA), one LOP3
+    (``_mask_bias_ptx``)."""
+    BIAS: tl.constexpr = _exponent_bias(dtype)
     x = words >> (SLOT_BITS * k)
-    if dtype == tl.float16:
-        if PTX:
-            return tl.inline_asm_elementwise("lop3.b32 $0, $1, 0x000F000F, 0x64006400, 0xEA;", "=r,r", [x],
-                                             dtype=words.dtype, is_pure=True, pack=1)
-        return (x & 0x000F000F) | 0x64006400
-    elif dtype == tl.bfloat16:
-        if PTX:
-            return tl.inline_asm_elementwise("lop3.b32 $0, $1, 0x000F000F, 0x43004300, 0xEA;", "=r,r", [x],
-                                             dtype=words.dtype, is_pure=True, pack=1)
-        return (x & 0x000F000F) | 0x43004300
-    else:
-        return x & 0x000F000F
+    if PTX:
+        return tl.inline_asm_elementwise(_mask_bias_ptx("$0", "$1", BIAS), "=r,r", [x], dtype=words.dtype, is_pure=True, pack=1)
+    return (x & 0x000F000F) | BIAS
 
 
 @triton.jit
@@ -314,16 +319,17 @@ def _key_value_ptx(byte, nibbles, bias):
     into the two 16-bit halves, one LOP3 per nibble masks it under the bias."""
     sel = hex(byte | byte << 4 | (4 + byte) << 8 | (4 + byte) << 12)
     n = int(nibbles)
-    body = f"prmt.b32 t, ${n}, ${n + 1}, {sel}; lop3.b32 $0, t, 0x000F000F, {hex(bias)}, 0xEA;"
+    body = f"prmt.b32 t, ${n}, ${n + 1}, {sel}; " + _mask_bias_ptx("$0", "t", bias)
     if n == 2:
-        body += f" shr.b32 t, t, 4; lop3.b32 $1, t, 0x000F000F, {hex(bias)}, 0xEA;"
+        body += " shr.b32 t, t, 4; " + _mask_bias_ptx("$1", "t", bias)
     return "{ .reg .b32 t; " + body + " }"
 
 
-@triton.constexpr_function
-def _exponent_bias(dtype):
-    """``dtype``'s exponent bias in both 16-bit halves of a word (``_from_biased``)."""
-    return {tl.float16: 0x64006400, tl.bfloat16: 0x43004300}.get(dtype, 0)
+@triton.jit
+def _key_value(wa, wb, shift: tl.constexpr, BIAS: tl.constexpr):
+    """The nibble at bit ``shift`` of keys a and b, in the low and the high 16 bits, under
+    ``BIAS`` (the Triton-op spelling of ``_key_value_ptx``)."""
+    return ((wa >> shift) & 0xF) | (((wb >> shift) & 0xF) << 16) | BIAS
 
 
 @triton.jit
@@ -334,7 +340,7 @@ def _key_values(wa, wb, byte: tl.constexpr, dtype: tl.constexpr, PTX: tl.constex
     if PTX:
         return tl.inline_asm_elementwise(_key_value_ptx(byte, 1, BIAS), "=r,r,r", [wa, wb],
                                          dtype=wa.dtype, is_pure=True, pack=1)
-    return ((wa >> (8 * byte)) & 0xF) | (((wb >> (8 * byte)) & 0xF) << 16) | BIAS
+    return _key_value(wa, wb, 8 * byte, BIAS)
 
 
 @triton.jit
@@ -344,9 +350,7 @@ def _key_nibbles(wa, wb, byte: tl.constexpr, dtype: tl.constexpr, PTX: tl.conste
     if PTX:
         return tl.inline_asm_elementwise(_key_value_ptx(byte, 2, BIAS), "=r,=r,r,r", [wa, wb],
                                          dtype=(wa.dtype, wa.dtype), is_pure=True, pack=1)
-    lo = ((wa >> (8 * byte)) & 0xF) | (((wb >> (8 * byte)) & 0xF) << 16) | BIAS
-    hi = ((wa >> (8 * byte + 4)) & 0xF) | (((wb >> (8 * byte + 4)) & 0xF) << 16) | BIAS
-    return lo, hi
+    return _key_value(wa, wb, 8 * byte, BIAS), _key_value(wa, wb, 8 * byte + 4, BIAS)
 
 
 @triton.jit
