@@ -11,14 +11,15 @@ Two ways to read a block:
 
 - The **word path** (``PACKED``: one-byte codes -- int4, Hamming(7,4), Hamming(8,4) -- with one
   scale per row and rows of whole 32-bit words), the common case. A block is loaded as words
-  of four codewords (eight int4 values). The Hamming syndromes of a whole word take four
-  multiplies (``_word_syndromes``). A block whose syndromes are all zero, which is nearly every
-  block, is attended directly from the words. Its nibbles become float16/bfloat16 with no
-  int-to-float conversion (``_word_values``), in the column orders in which the dots' operands
-  sit in registers (``_k_operand``, ``_v_operand_values``), so that no unpacked value crosses
-  threads through shared memory. The per-row scale (and zero point) is folded into the scores
-  and the softmax weights instead of into every value. A block with any non-zero syndrome is
-  *deferred*.
+  of four codewords (eight int4 values). The Hamming syndromes of a K word and of the V word
+  at the same place are computed together, both words' data nibbles packed into one word, one
+  multiply per data bit covering eight codewords (``_word_syndromes``). A block whose
+  syndromes are all zero, which is nearly every block, is attended directly from the words.
+  Its nibbles become float16/bfloat16 with no int-to-float conversion (``_word_values``), in
+  the column orders in which the dots' operands sit in registers (``_k_operand``,
+  ``_v_operand_values``), so that no unpacked value crosses threads through shared memory.
+  The per-row scale (and zero point) is folded into the scores and the softmax weights
+  instead of into every value. A block with any non-zero syndrome is *deferred*.
 - The **unit path**, for the other layouts (Golay's 3-byte codewords, grouped scales) and
   for deferred blocks. It reads storage *units* (:mod:`ecc_tensor.storage`): ``UNIT_VALUES``
   values per unit (1 for Hamming, 2 for int4, 3 for Golay), and treats value ``i`` of every

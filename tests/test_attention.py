@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -164,6 +166,45 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
     ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal)
     assert torch.equal(counters, ref_counters)
     assert relative_error(out, ref) < 1e-5 or (ref.norm() == 0 and out.norm() == 0)
+
+
+
+@triton.jit
+def _word_syndromes_kernel(x_ptr, y_ptr, out_ptr, N: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr,
+                           C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr, PTX: tl.constexpr):
+    i = tl.arange(0, N)
+    x = tl.load(x_ptr.to(tl.pointer_type(tl.uint32)) + i)  # as the kernel reads words
+    y = tl.load(y_ptr.to(tl.pointer_type(tl.uint32)) + i)
+    s = attention_kernels._word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX)
+    tl.store(out_ptr.to(tl.pointer_type(tl.uint32)) + i, s)
+
+
+@pytest.mark.parametrize("codec", ["hamming74", "hamming84"])
+def test_word_syndromes_are_the_syndromes_of_every_codeword(codec, kernel_device):
+    """The word path's clean-block check, exhaustively: every byte value in every one of the
+    eight codeword places of a (K word, V word) pair, the other seven valid codewords. Nibble
+    ``2b`` of the result must be the syndrome of byte ``b`` of the K word, nibble ``2b + 1`` that
+    of the V word (zero exactly for codewords), bit 7 ignored for Hamming(7,4)."""
+    code = get_codec(codec)
+    constants = {k: v for k, v in attention_kernels._NIBBLE_CONSTANTS[codec].items() if k in ("C0", "C1", "C2", "C3", "PMASK")}
+    encode = code.tables("cpu").encode_table.long()
+    pbits = code.n - code.k
+    g = torch.Generator().manual_seed(0)
+    n = 8 * 256
+    cw = encode[torch.randint(0, 16, (n, 8), generator=g)]  # [case, place]: valid codewords
+    place = torch.arange(n) // 256
+    cw[torch.arange(n), place] = torch.arange(n) % 256  # place p of case i holds byte value i % 256
+    to_word = lambda b: (b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16 | b[:, 3] << 24).to(torch.int64)  # noqa: E731
+    as_int32 = lambda w: torch.where(w >= 1 << 31, w - (1 << 32), w).to(torch.int32)  # noqa: E731
+    x, y = as_int32(to_word(cw[:, 0::2])), as_int32(to_word(cw[:, 1::2]))  # places 2b: K byte b, 2b + 1: V byte b
+    out = torch.empty(n, dtype=torch.int32)
+    dev = kernel_device
+    out = out.to(dev)
+    _word_syndromes_kernel[(1,)](x.to(dev), y.to(dev), out, N=n, **constants, PTX=dev == "cuda")
+    got = torch.stack([(out.cpu().long() >> (4 * p)) & 15 for p in range(8)], -1)
+    want = ((cw >> 4) ^ (encode[cw & 15] >> 4)) & ((1 << pbits) - 1)
+    assert torch.equal(got, want)
+    assert torch.equal(got.ne(0).any(-1), (cw & (0xFF if pbits == 4 else 0x7F)).ne(encode[cw & 15]).any(-1))
 
 
 @pytest.mark.parametrize("codec", ["int4", "hamming74", "hamming84"])
