@@ -679,11 +679,11 @@ def _decode_attention_kernel(
                 # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
                 # whole words): clean blocks only, as the word path, with the scales folded into
                 # the dots. The syndromes are the only decoding here; a block with any non-zero
-                # one is left to the deferred launch.
+                # one is left to the deferred launch. As on the word path, rows past the split's
+                # end are checked unmasked: a non-zero syndrome there only defers the block.
                 kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
                 vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
                 syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
-                syndromes &= tl.where(row_ok, -1, 0)[:, None]
                 deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
                 tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
