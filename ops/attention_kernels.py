@@ -203,7 +203,7 @@ def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR
 @triton.jit
 def _low_nibbles_from(a, b, PTX: tl.constexpr):
     """The low nibble of each byte from ``a``, the high nibble from ``b``: one LOP3 with
-    ``PTX`` (CUDA), where the compiler makes two masks and an OR of it."""
+    ``PTX`` (CUDA), where the compiler makes two masks and an OR of them."""
     if PTX:
         return tl.inline_asm_elementwise("lop3.b32 $0, $1, $2, 0x0F0F0F0F, 0xE4;", "=r,r,r", [a, b],
                                          dtype=a.dtype, is_pure=True, pack=1)

@@ -168,7 +168,6 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
     assert relative_error(out, ref) < 1e-5 or (ref.norm() == 0 and out.norm() == 0)
 
 
-
 @triton.jit
 def _word_syndromes_kernel(x_ptr, y_ptr, out_ptr, N: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr,
                            C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr, PTX: tl.constexpr):
@@ -194,13 +193,13 @@ def test_word_syndromes_are_the_syndromes_of_every_codeword(codec, kernel_device
     cw = encode[torch.randint(0, 16, (n, 8), generator=g)]  # [case, place]: valid codewords
     place = torch.arange(n) // 256
     cw[torch.arange(n), place] = torch.arange(n) % 256  # place p of case i holds byte value i % 256
-    to_word = lambda b: (b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16 | b[:, 3] << 24).to(torch.int64)  # noqa: E731
-    as_int32 = lambda w: torch.where(w >= 1 << 31, w - (1 << 32), w).to(torch.int32)  # noqa: E731
-    x, y = as_int32(to_word(cw[:, 0::2])), as_int32(to_word(cw[:, 1::2]))  # places 2b: K byte b, 2b + 1: V byte b
-    out = torch.empty(n, dtype=torch.int32)
-    dev = kernel_device
-    out = out.to(dev)
-    _word_syndromes_kernel[(1,)](x.to(dev), y.to(dev), out, N=n, **constants, PTX=dev == "cuda")
+    def words(places):  # int64 -> int32 keeps the low 32 bits, which the kernel reads as uint32
+        b = cw[:, places]
+        return (b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16 | b[:, 3] << 24).to(torch.int32).to(kernel_device)
+
+    x, y = words(slice(0, None, 2)), words(slice(1, None, 2))  # places 2b: K byte b, 2b + 1: V byte b
+    out = torch.empty(n, dtype=torch.int32, device=kernel_device)
+    _word_syndromes_kernel[(1,)](x, y, out, N=n, **constants, PTX=kernel_device == "cuda")
     got = torch.stack([(out.cpu().long() >> (4 * p)) & 15 for p in range(8)], -1)
     want = ((cw >> 4) ^ (encode[cw & 15] >> 4)) & ((1 << pbits) - 1)
     assert torch.equal(got, want)
