@@ -527,6 +527,7 @@ def _decode_attention_kernel(
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_mb, stride_mh, stride_mq, stride_ms,
     S,  # keys per sequence in storage (max length)
+    program_splits,  # consecutive splits one program attends: 1 in the main launch
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
     ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr,
     GROUPS: tl.constexpr, GROUP: tl.constexpr,
@@ -542,11 +543,11 @@ def _decode_attention_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr,
 ):
     bh = tl.program_id(0)
-    split = tl.program_id(1)
+    program = tl.program_id(1)
     b = bh // HKV
     seq_len = tl.load(seq_lens_ptr + b).to(tl.int32)
-    start = split * split_len
-    end = tl.minimum(start + split_len, seq_len)
+    start = program * program_splits * split_len
+    end = tl.minimum(start + program_splits * split_len, seq_len)
 
     m = tl.arange(0, BLOCK_M)
     m_ok = m < GQA * LQ
@@ -617,13 +618,15 @@ def _decode_attention_kernel(
     # the neighbour search and interpolation (INTERP), into partials of its own that the
     # combine kernel merges: the online softmax does not care about block order, and the main
     # loop stays free of the rare path's registers.
-    defer_base = (bh.to(tl.int64) * SPLITS + split) * (split_len // BLOCK_N)
+    defer_base = bh.to(tl.int64) * SPLITS * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
     count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or CLEAN_UNITS))
     loop_end = end
     written = end > start
     if DEFERRED:
         # Most programs of the deferred launch find nothing to do: read all their flags at
         # once (not one dependent load per block), and then skip the loop and the stores.
+        # Each takes several splits (``plan_deferred``): a launch of one program per split
+        # took 20 us to find nothing (H100, batch 8, 32k), its programs running a few per SM.
         n_blocks = tl.cdiv(end - start, BLOCK_N)
         flag_ids = tl.arange(0, 128)
         pending = 0
@@ -763,7 +766,7 @@ def _decode_attention_kernel(
 
     # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
     # launch's partials follow the main launch's.
-    part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + split
+    part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + program
     o_col = u
     if PACKED and not DEFERRED:
         o_col = _v_operand_column(u, BLOCK_U)
@@ -779,12 +782,15 @@ def _decode_attention_kernel(
         tl.store(o_row + 2 * BLOCK_U, acc2, mask=store_acc)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
-    if not DEFERRED:
-        n_rows = tl.maximum(end - start, 0).to(tl.int64)
+    if not DEFERRED and program == 0:
+        # The codewords read: every key of the sequence, K and V, counted once per (sequence,
+        # KV head) rather than once per split (thousands of atomics on one address).
+        n_rows = tl.minimum(tl.maximum(seq_len, 0), S).to(tl.int64)
         tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
     if count_units:
-        tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
-        tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
+        if written:  # hundreds of deferred programs with nothing to add would queue on one address
+            tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
 
 
 @triton.jit
@@ -861,6 +867,15 @@ def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, 
     splits = max(1, min(blocks, 256, max(min(want, seq // MIN_SPLIT_KEYS), fill)))
     split_len = triton.cdiv(blocks, splits) * block_n
     return split_len, triton.cdiv(max(seq, 1), split_len)
+
+
+def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
+    """(splits per program, programs per (sequence, KV head)) of the deferred launch: about
+    ``waves`` programs per multiprocessor, as many as run at once. Its programs mostly only
+    read their flags, and where every block is dirty the work is the same either way."""
+    programs = max(1, min(splits, triton.cdiv(waves * _multiprocessors(device), batch_heads)))
+    program_splits = triton.cdiv(splits, programs)
+    return program_splits, triton.cdiv(splits, program_splits)
 
 
 def _build_nibble_constants(codec: str) -> dict:
@@ -1014,6 +1029,7 @@ def triton_decode_attention(
     interp = interpolate and decode
     defer = deferred_config is not None
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
+    program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, query.device, deferred_config["waves"]) if defer else (1, 0)
     # Syndromes by table (Golay, and the clean-units branch of any code) read one small table
     # per data nibble.
     parity_table = nibble_parity_table(encode_table, layout.codec.k)
@@ -1044,18 +1060,18 @@ def triton_decode_attention(
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits,
     )
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
-        *args, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
+        *args, program_splits=1, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
         **({"maxnreg": config["maxnreg"]} if config["maxnreg"] else {}),
     )
     if defer:
-        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
-            *args, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
+        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, deferred_programs)](
+            *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
         )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, out, *out.stride(),
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if packed else layout.units, UNIT_VALUES=1 if packed else layout.unit_values,
         SLOTS=1 if packed else _pow2(layout.unit_values),
-        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=2 * splits if defer else splits, BLOCK_S=16,
+        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=splits + deferred_programs, BLOCK_S=16,
     )
     return out

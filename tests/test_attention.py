@@ -95,6 +95,33 @@ def test_splits_hold_enough_keys(monkeypatch):
     assert attention_kernels.plan_splits(64, 4096, 64, cpu, 16) == (512, 8)
 
 
+def test_deferred_programs_take_whole_splits(monkeypatch):
+    """The deferred launch runs about ``waves`` programs per SM, each over consecutive whole
+    splits, together covering every split."""
+    monkeypatch.setattr(attention_kernels, "_multiprocessors", lambda device: 132)
+    cpu = torch.device("cpu")
+    for batch_heads, splits in [(64, 33), (8, 64), (8, 256), (256, 3), (1, 1)]:
+        program_splits, programs = attention_kernels.plan_deferred(batch_heads, splits, cpu, 4)
+        assert program_splits * (programs - 1) < splits <= program_splits * programs and programs <= splits
+        assert batch_heads * (programs - 1) < 4 * 132 or program_splits == 1
+    assert attention_kernels.plan_deferred(64, 33, cpu, 4) == (4, 9)  # batch 8, 32k (benchmarks/RESULTS.md)
+
+
+@pytest.mark.parametrize("codec,interpolate", [("hamming84", True), ("golay24", False)])
+def test_one_deferred_program_over_every_split(codec, interpolate, monkeypatch, kernel_device):
+    """Dirty blocks in many splits, all attended by one deferred program per (sequence, KV
+    head): the same output and counts as the reference."""
+    monkeypatch.setattr(attention_kernels, "plan_deferred", lambda batch_heads, splits, device, waves: (splits, 1))
+    batch, heads, head_dim, seq = 2, 2, 32, 400
+    k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.002, seed=11)
+    query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(12))
+    seq_lens = torch.tensor([seq - 5, 161])
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens)
+    assert torch.equal(counters, ref_counters) and counters_to_dict(counters)["corrected"] > 0
+    assert relative_error(out, ref) < TOLERANCE
+
+
 def relative_error(out, ref):
     return float((out.double() - ref.to(out.dtype).double()).norm() / ref.norm().clamp_min(1e-30))
 

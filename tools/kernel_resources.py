@@ -45,7 +45,7 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
             signature[name] = POINTERS[name]
         elif name == "qk_scale":
             signature[name] = "fp64"
-        elif name in ("split_len", "S") or name.startswith("stride"):
+        elif name in ("split_len", "S", "program_splits") or name.startswith("stride"):
             signature[name] = "i32"
         else:
             signature[name] = "constexpr"
@@ -58,6 +58,9 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         **A.path_constants(codec, 1, packed), WORDS=layout.row_bytes // 4, **A.tile_sizes(layout, packed),
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8,
     )
+    if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
+        signature["program_splits"] = "constexpr"
+        constants["program_splits"] = 1
     # What Triton's launcher specializes on at run time: 16-byte aligned tensors, the storage
     # length and split length (multiples of the block) and the contiguous query's strides
     # divisible by 16, its last stride equal to 1. Without these the compiler cannot prove
