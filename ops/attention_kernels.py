@@ -803,8 +803,10 @@ def _combine_splits_kernel(
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
     one query row (the main launch's splits, then the deferred launch's, if it ran), in
-    chunks of ``BLOCK_S`` partials so that hundreds of splits fit in registers; partials that
-    saw no key (m = -inf) are not read, and rows that saw no key at all are written as zeros."""
+    chunks of ``BLOCK_S`` partials with an online rescaling, so that hundreds of splits fit in
+    registers and each chunk costs one round of loads (most calls have one chunk); partials
+    that saw no key (m = -inf) count for nothing, and rows that saw no key at all are written
+    as zeros."""
     bh = tl.program_id(0)
     m = tl.program_id(1)
     sp = tl.arange(0, BLOCK_S)
@@ -814,25 +816,26 @@ def _combine_splits_kernel(
     col = u * UNIT_VALUES + slot
     col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
     first = bh.to(tl.int64) * (2 * SPLITS)
-    m_max = tl.full([], float("-inf"), tl.float32)
-    for s0 in range(0, PARTS, BLOCK_S):
-        part = first + s0 + sp
-        m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=s0 + sp < PARTS, other=float("-inf"))
-        m_max = tl.maximum(m_max, tl.max(m_s, axis=0))
-    m_max = tl.where(m_max == float("-inf"), 0.0, m_max)
+    m_run = tl.full([], float("-inf"), tl.float32)
     num = tl.zeros([SLOTS * BLOCK_U], tl.float32)
     den = tl.zeros([], tl.float32)
     for s0 in range(0, PARTS, BLOCK_S):
         part = first + s0 + sp
-        seen = (s0 + sp < PARTS)
+        seen = s0 + sp < PARTS
         m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=seen, other=float("-inf"))
         l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=seen, other=0.0)
-        seen = seen & (m_s > float("-inf"))
-        w = tl.exp2(m_s - m_max)
+        # Read whatever a partial that saw no key holds (it was never written) and drop it
+        # below, rather than wait for m before loading.
         acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * (3 * BLOCK_U) + c[None, :],
                       mask=seen[:, None] & col_ok[None, :], other=0.0)
-        num += tl.sum(acc * w[:, None], axis=0)
-        den += tl.sum(tl.where(seen, l_s * w, 0.0), axis=0)
+        seen = seen & (m_s > float("-inf"))
+        m_new = tl.maximum(m_run, tl.max(m_s, axis=0))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        rescale = tl.exp2(m_run - m_safe)  # 0 while m_run = -inf (num, den are 0 then)
+        w = tl.where(seen, tl.exp2(m_s - m_safe), 0.0)
+        num = num * rescale + tl.sum(tl.where(seen[:, None], acc, 0.0) * w[:, None], axis=0)
+        den = den * rescale + tl.sum(l_s * w, axis=0)
+        m_run = m_new
     out = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
     if out_ptr.dtype.element_ty == tl.bfloat16:
         out = _to_bf16_rne(out)
@@ -1067,11 +1070,14 @@ def triton_decode_attention(
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, deferred_programs)](
             *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
         )
+    combine_slots = 1 if packed else _pow2(layout.unit_values)
+    combine_parts = splits + deferred_programs
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, out, *out.stride(),
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if packed else layout.units, UNIT_VALUES=1 if packed else layout.unit_values,
-        SLOTS=1 if packed else _pow2(layout.unit_values),
-        BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=splits + deferred_programs, BLOCK_S=16,
+        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=combine_parts,
+        # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
+        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * block_u))),
     )
     return out
