@@ -53,7 +53,7 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
                 stored.numel() + meta + value_bytes,
             ),
             "encode": (lambda: ops.encode(values, codec), values.numel() + stored.numel()),
-            "decode": (lambda: ops.decode(stored, codec, head_dim), stored.numel() + values.numel() + stored.numel() // layout.unit_bytes),
+            "decode": (lambda: ops.decode(stored, codec, head_dim), stored.numel() + values.numel() + stored.numel() // layout.row_bytes * layout.codewords_per_row),
             "inject (bsc 1e-3)": (lambda: ops.inject(stored, layout.exposed_bits_per_byte, fault, step=0), 2 * stored.numel()),
         }
         for name, (fn, nbytes) in cases.items():

@@ -7,10 +7,12 @@ Everything a cache stores is uint8, and faults strike those bytes:
 | int4      | one byte = two values (low nibble first) | ceil(D / 2)  | 8                     |
 | hamming74 | one byte = one codeword (bit 7 unused)   | D            | 7                     |
 | hamming84 | one byte = one codeword                  | D            | 8                     |
-| golay24   | three bytes = one codeword of 3 values, little endian | 3 ceil(D / 3) | 8         |
+| golay24   | lanes: INT4 data words, then parity words (:mod:`ecc_tensor.lanes`) | 4 words | 8 |
 
-so Hamming(8,4) and Golay cost exactly 8 bits per value (Golay pads the row to a multiple of
-3 values only). A row's values are padded with zeros up to a whole number of units.
+so Hamming(8,4) costs exactly 8 bits per value and Golay a little more (136 bytes for 128
+values: 128 values need 43 codewords, and its rows are whole 8-byte units, which the fused
+attention kernel copies 8 bytes at a time). A row's values
+are padded with zeros up to a whole number of units; Golay's padding is not stored.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import lanes
 from .codecs import STATUS_DETECTED, CodecTables, LinearBlockCode, get_codec
 
 
@@ -44,15 +47,27 @@ class StorageLayout:
         return 2 if self.codec_name == "int4" else self.codec.values_per_codeword
 
     @property
+    def lanes(self) -> bool:
+        """Golay's lane layout (:mod:`ecc_tensor.lanes`) rather than one unit after another."""
+        return self.codec_name == "golay24"
+
+    @property
     def unit_bytes(self) -> int:
+        """Bytes per unit, units one after another; 0 for the lane layout."""
+        if self.lanes:
+            return 0
         return 1 if self.codec_name == "int4" else math.ceil(self.codec.n / 8)
 
     @property
     def units(self) -> int:
+        if self.lanes:
+            return lanes.lane_layout(self.head_dim).units
         return math.ceil(self.head_dim / self.unit_values)
 
     @property
     def row_bytes(self) -> int:
+        if self.lanes:
+            return 4 * lanes.lane_layout(self.head_dim).row_words
         return self.units * self.unit_bytes
 
     @property
@@ -64,8 +79,20 @@ class StorageLayout:
     def exposed_bits_per_byte(self) -> int:
         return min(8, self.codec.n) if self.unit_bytes == 1 and self.codec_name != "int4" else 8
 
+    def unit_values_index(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """``[units, unit_values]`` int64: the value each unit holds in each slot, -1 for padding."""
+        if self.lanes:
+            return lanes.unit_values(self.head_dim, device)
+        index = torch.arange(self.units * self.unit_values, device=device).reshape(self.units, self.unit_values)
+        return torch.where(index < self.head_dim, index, -1)
+
     def store(self, values: torch.Tensor, tables: CodecTables | None = None) -> torch.Tensor:
         """``[..., head_dim]`` uint8 INT4 values -> ``[..., row_bytes]`` uint8 storage."""
+        if self.lanes:
+            index = self.unit_values_index(values.device)
+            slots = torch.where(index >= 0, values[..., index.clamp(min=0)], 0)
+            words = self.codec.encode(slots.flatten(-2), validate=False, tables=tables)
+            return lanes.store(words, values, self.head_dim)
         padded = F.pad(values, (0, self.units * self.unit_values - self.head_dim))
         if self.codec_name == "int4":
             pairs = padded.reshape(*padded.shape[:-1], -1, 2)
@@ -81,6 +108,8 @@ class StorageLayout:
         if self.codec_name == "int4":
             low, high = stored & 0xF, stored >> 4
             return torch.stack([low, high], -1).flatten(-2)[..., : self.head_dim]
+        if self.lanes:
+            return lanes.codewords(stored, self.head_dim)
         if self.unit_bytes == 1:
             return stored
         shifts = torch.arange(self.unit_bytes, device=stored.device) * 8
@@ -90,14 +119,19 @@ class StorageLayout:
     def load(self, stored: torch.Tensor, tables: CodecTables | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode storage: ``(values uint8 [..., head_dim], status uint8 [..., codewords_per_row])``."""
         values, status = self.codec.decode(self.codewords(stored), validate=False, tables=tables)
+        if self.lanes:  # slot order -> value order
+            return values[..., lanes.value_slots(self.head_dim, values.device)], status
         return values[..., : self.head_dim], status
 
     def erased_values(self, status: torch.Tensor, written_rows: torch.Tensor | None = None) -> torch.Tensor:
         """Per-value bool mask, ``[..., head_dim]``, of values interpolation must not trust:
         those of detected-uncorrectable codewords and, given ``written_rows`` (bool
         broadcastable to ``[..., seq, 1]``), every value of a row not written yet."""
-        per_value = (status == STATUS_DETECTED).repeat_interleave(self.codec.values_per_codeword, dim=-1)
-        per_value = per_value[..., : self.head_dim]
+        if self.lanes:
+            per_value = (status == STATUS_DETECTED)[..., lanes.value_units(self.head_dim, status.device)]
+        else:
+            per_value = (status == STATUS_DETECTED).repeat_interleave(self.codec.values_per_codeword, dim=-1)
+            per_value = per_value[..., : self.head_dim]
         return per_value if written_rows is None else per_value | ~written_rows
 
 

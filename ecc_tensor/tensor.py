@@ -28,7 +28,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     Tensor Data Attributes:
         stored: uint8 ``[*lead, row_bytes]``, the codewords of each row
             (:class:`ecc_tensor.storage.StorageLayout`: int4 two values a byte, Hamming one
-            codeword a byte, Golay three bytes per codeword of 3 values).
+            codeword a byte, Golay the lane layout of :mod:`ecc_tensor.lanes`).
         scale: float32 ``[*lead, D // group_size]``.
         encode_table: int32 ``[2^k]``, the codec's codeword of each data word (shared).
         syndrome_table: int32 ``[2^(n-k)]``, coset leader per syndrome or -1 (shared).

@@ -20,10 +20,16 @@ Two ways to read a block:
   ``_v_operand_values``), so that no unpacked value crosses threads through shared memory.
   The per-row scale (and zero point) is folded into the scores and the softmax weights
   instead of into every value. A block with any non-zero syndrome is *deferred*.
-- The **unit path**, for the other layouts (Golay's 3-byte codewords, grouped scales) and
+- The **lane path** (``LANES``): Golay's lane layout (:mod:`ecc_tensor.lanes`) at head_dim 128,
+  one scale per row. A row is 16 INT4 data words and 17 parity words; each parity word holds,
+  nibble lane for nibble lane, the parity of the codewords in the same lane of three data
+  words, so eight codewords are checked with word operations (``_lane_row_syndromes``). A
+  clean block's data words are attended as the int4 word path attends its words; a block with
+  any non-zero syndrome is deferred.
+- The **unit path**, for the other layouts (Golay at other head_dims, grouped scales) and
   for deferred blocks. It reads storage *units* (:mod:`ecc_tensor.storage`): ``UNIT_VALUES``
-  values per unit (1 for Hamming, 2 for int4, 3 for Golay), and treats value ``i`` of every
-  unit (a *slot*) as a ``[BLOCK_N, BLOCK_U]`` tile of its own. ``Q K^T`` is the sum over slots
+  values per unit (1 for Hamming, 2 for int4, 3 for Golay: a codeword, wherever the lane
+  layout puts its nibbles, ``_lane_words``), and treats value ``i`` of every unit (a *slot*) as a ``[BLOCK_N, BLOCK_U]`` tile of its own. ``Q K^T`` is the sum over slots
   of ``Q_i K_i^T``, and ``P V`` keeps one accumulator per slot, so Golay's 3-value codewords
   are never interleaved in registers. With one scale per row (``CLEAN_UNITS``), the main
   launch does as the word path: syndromes only (one small table per data nibble), scales
@@ -56,9 +62,12 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
+from ecc_tensor.codecs.golay import GOLAY_B
 from ecc_tensor.storage import StorageLayout
 
-from .codec_kernels import _load_units, _pow2, _syndrome_decode, _syndromes, _to_bf16_rne, _unit_word, nibble_parity_table
+from .codec_kernels import (
+    _lane_words, _load_units, _pow2, _syndrome_decode, _syndromes, _to_bf16_rne, _unit_value, _unit_word, nibble_parity_table,
+)
 
 LOG2E = 1.4426950408889634
 
@@ -91,16 +100,16 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
 
 
 @triton.jit
-def _slot_values(data, rows, row_ok, u, scale_ptr, zero_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
+def _slot_values(data, rows, row_ok, u, scale_ptr, zero_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
                  GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr):
     """Value ``SLOT`` of each unit, dequantized in float32: ``(v - offset) * scale`` of
-    value ``u * UNIT_VALUES + SLOT`` of each row. ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
+    value ``_unit_value(u, SLOT)`` of each row. ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
     v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
     rows64 = rows.to(tl.int64)
     if GROUPS == 1:
         idx = rows64
     else:
-        idx = rows64 * GROUPS + tl.minimum((u * UNIT_VALUES + SLOT) // GROUP, GROUPS - 1)[None, :]
+        idx = rows64 * GROUPS + tl.minimum(_unit_value(u, SLOT, UNIT_VALUES, LANES_D) // GROUP, GROUPS - 1)[None, :]
     s = tl.load(scale_ptr + idx, mask=row_ok, other=1.0)
     if HAS_ZERO:
         off = tl.load(zero_ptr + idx, mask=row_ok, other=0.0)
@@ -111,7 +120,7 @@ def _slot_values(data, rows, row_ok, u, scale_ptr, zero_ptr, SLOT: tl.constexpr,
 
 @triton.jit
 def _neighbour_rows(stored_ptr, enc_ptr, syn_ptr, rows, u, erased, seq_len,
-                    ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
+                    ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr,
                     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                     FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
     """For each erased unit ``[N, U]``: the nearest row before and after it (below
@@ -124,13 +133,13 @@ def _neighbour_rows(stored_ptr, enc_ptr, syn_ptr, rows, u, erased, seq_len,
     while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
         r = rows[:, None] - t
         ok = pend_prev & (r >= 0)
-        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, ok, K, True,
+        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K, True,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
         prev_row = tl.where(ok & ~det, r, prev_row)
         pend_prev = ok & det
         r = rows[:, None] + t
         ok = pend_next & (r < seq_len)
-        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, ok, K, True,
+        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K, True,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
         next_row = tl.where(ok & ~det, r, next_row)
         pend_next = ok & det
@@ -140,7 +149,7 @@ def _neighbour_rows(stored_ptr, enc_ptr, syn_ptr, rows, u, erased, seq_len,
 
 @triton.jit
 def _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u,
-                  SLOT: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
+                  SLOT: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr,
                   UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                   NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                   FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
@@ -151,12 +160,12 @@ def _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr
     has_next = next_row >= 0
     pr = tl.maximum(prev_row, 0)
     nr = tl.maximum(next_row, 0)
-    pd, _, _ = _decode_units(_load_units(stored_ptr, pr, u, has_prev, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, has_prev, K, True,
+    pd, _, _ = _decode_units(_load_units(stored_ptr, pr, u, has_prev, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has_prev, K, True,
                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    nd, _, _ = _decode_units(_load_units(stored_ptr, nr, u, has_next, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr, has_next, K, True,
+    nd, _, _ = _decode_units(_load_units(stored_ptr, nr, u, has_next, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has_next, K, True,
                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    pv = _slot_values(pd, pr, has_prev, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
-    nv = _slot_values(nd, nr, has_next, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
+    pv = _slot_values(pd, pr, has_prev, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, LANES_D, GROUPS, GROUP, HAS_ZERO)
+    nv = _slot_values(nd, nr, has_next, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, LANES_D, GROUPS, GROUP, HAS_ZERO)
     filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
     return tl.where(erased, filled, x)
 
@@ -164,29 +173,29 @@ def _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr
 @triton.jit
 def _kv_slot(data, erased, any_erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr,
              rows, row_ok, u, col_ok, SLOT: tl.constexpr,
-             INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr,
+             INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr,
              UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
              FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
     """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized (and interpolated), in float32."""
-    x = _slot_values(data, rows[:, None], row_ok[:, None], u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO)
+    x = _slot_values(data, rows[:, None], row_ok[:, None], u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, LANES_D, GROUPS, GROUP, HAS_ZERO)
     if INTERP:
         if any_erased:
             x = _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u, SLOT,
-                              ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
     return tl.where(col_ok[None, :], x, 0.0)
 
 
 @triton.jit
 def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR: tl.constexpr,
-                  ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
+                  ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
                   NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                   FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
     """One K or V block: (data, corrected, erased, any erased, previous and next clean rows).
     The neighbour search runs only in the repair pass, and only if the block has an erasure."""
     unit_mask = row_ok[:, None] & u_ok[None, :]
-    data, corrected, detected = _decode_units(_load_units(base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES), enc_ptr, syn_ptr,
+    data, corrected, detected = _decode_units(_load_units(base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
                                               unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
     erased = detected & unit_mask
     any_erased = False
@@ -195,7 +204,7 @@ def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR
     if REPAIR:
         any_erased = tl.max(erased.to(tl.int32)) > 0
         if any_erased:
-            prev_row, next_row = _neighbour_rows(base, enc_ptr, syn_ptr, rows, u, erased, seq_len, ROW_BYTES, UNIT_BYTES, K,
+            prev_row, next_row = _neighbour_rows(base, enc_ptr, syn_ptr, rows, u, erased, seq_len, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
     return data, corrected & unit_mask, erased, any_erased, prev_row, next_row
 
@@ -227,6 +236,85 @@ def _word_syndromes(x, y, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, 
     s ^= ((data >> 2) & 0x11111111) * C2
     s ^= ((data >> 3) & 0x11111111) * C3
     return s & (PMASK | (PMASK >> 4))  # Hamming(7,4): bit 7 of a byte is no codeword bit
+
+
+@triton.constexpr_function
+def _lane_mask(u, shift, t):
+    """Golay's lane layout (:mod:`ecc_tensor.lanes`): the bits of parity word ``t`` that data word
+    ``u`` shifted left by ``shift`` (right if negative) feeds, in every nibble lane. Bit ``b'``
+    of a parity nibble holds parity bit ``4t + 3 - b'`` (reversed); data bit ``b`` of value ``u``
+    is bit ``4u + b`` of the data word d."""
+    u, shift, t = int(u), int(shift), int(t)
+    nibble = 0
+    for dst in range(4):
+        src = dst - shift
+        if 0 <= src < 4 and GOLAY_B[4 * u + src][4 * t + 3 - dst]:
+            nibble |= 1 << dst
+    return nibble * 0x11111111
+
+
+@triton.jit
+def _lane_syndromes(x0, x1, x2, p0, p1, p2):
+    """Three data words and three parity words of Golay's lane layout (uint32) -> a word that is
+    zero where all eight codewords, one per nibble lane, are clean, and whose lane ``l`` is
+    non-zero where codeword ``l`` is not. The parity of the data is linear: each data word,
+    shifted by -3..3 bits, feeds each parity word through a mask (``_lane_mask``), 58 shifts
+    and masked XORs in all (each masked XOR one LOP3)."""
+    s0 = p0
+    s1 = p1
+    s2 = p2
+    for u in tl.static_range(3):
+        if u == 0:
+            x = x0
+        elif u == 1:
+            x = x1
+        else:
+            x = x2
+        for shift in tl.static_range(-3, 4):
+            if _lane_mask(u, shift, 0) | _lane_mask(u, shift, 1) | _lane_mask(u, shift, 2):
+                if shift >= 0:
+                    y = x << shift
+                else:
+                    y = x >> -shift
+                if _lane_mask(u, shift, 0):
+                    s0 ^= y & _lane_mask(u, shift, 0)
+                if _lane_mask(u, shift, 1):
+                    s1 ^= y & _lane_mask(u, shift, 1)
+                if _lane_mask(u, shift, 2):
+                    s2 ^= y & _lane_mask(u, shift, 2)
+    return s0 | s1 | s2
+
+
+@triton.jit
+def _quarters(x):
+    """``[N, 4Q]`` -> its columns ``4q``, ``4q + 1``, ``4q + 2``, ``4q + 3``, each ``[N, Q]``
+    (``[N]`` for Q = 1), split in registers."""
+    N: tl.constexpr = x.shape[0]
+    Q: tl.constexpr = x.shape[1] // 4
+    even, odd = tl.split(tl.reshape(x, [N, Q, 2, 2]))
+    c0, c2 = tl.split(even)
+    c1, c3 = tl.split(odd)
+    if Q == 1:
+        c0, c1, c2, c3 = tl.reshape(c0, [N]), tl.reshape(c1, [N]), tl.reshape(c2, [N]), tl.reshape(c3, [N])
+    return c0, c1, c2, c3
+
+
+@triton.jit
+def _lane_row_syndromes(data, parity, last):
+    """Rows of Golay's lane layout at head_dim 128 (``data``, ``parity``: ``[N, 16]`` uint32,
+    ``last``: ``[N]``, the row's last parity word) -> ``[N]``, zero where all 43 codewords of the
+    row are clean. The chunk groups (data words ``4a .. 4a + 2``, parity words ``4a .. 4a + 2``,
+    32 codewords), the tail group (data words 3, 7, 11; parity words 3, 7, 11; 8 codewords)
+    and the three left-over codewords (the values of data word 15 at nibbles ``c, c + 3,
+    c + 6``; parity nibble ``t`` at bits ``12t + 4c`` of parity words 15 and 16)."""
+    d0, d1, d2, tails = _quarters(data)
+    p0, p1, p2, extra = _quarters(parity)
+    chunks = tl.reduce_or(_lane_syndromes(d0, d1, d2, p0, p1, p2), 1)
+    t0, t1, t2, t3 = _quarters(tails)
+    q0, q1, q2, q3 = _quarters(extra)
+    tail = _lane_syndromes(t0, t1, t2, q0, q1, q2)
+    left = _lane_syndromes(t3, t3 >> 12, t3 >> 24, q3, q3 >> 12, (q3 >> 24) | (last << 8)) & 0xFFF
+    return chunks | tail | left
 
 
 @triton.jit
@@ -413,13 +501,16 @@ def _slot_tile(data, SLOT: tl.constexpr, OFFSET: tl.constexpr, dtype: tl.constex
 
 
 @triton.jit
-def _unit_words(base, rows, u, S, ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_BYTES: tl.constexpr):
+def _unit_words(base, rows, u, S, ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr):
     """``[N, U]`` little-endian unit words of one (sequence, head) slab, unmasked: rows past the
     end read the slab's last row (their scores are masked, their syndromes cleared), units past
     a row's end its last unit (a real codeword; the queries there are zero, the outputs there
     are not read). Offsets within one slab fit in 32 bits."""
-    offs = (tl.minimum(rows, S - 1) * ROW_BYTES)[:, None] + (tl.minimum(u, UNITS - 1) * UNIT_BYTES)[None, :]
-    return _unit_word(base + offs, None, UNIT_BYTES)
+    rows = tl.minimum(rows, S - 1)
+    u = tl.minimum(u, UNITS - 1)
+    if LANES_D:
+        return _lane_words(base + (rows * ROW_BYTES)[:, None], u[None, :], None, LANES_D)
+    return _unit_word(base + (rows * ROW_BYTES)[:, None] + (u * UNIT_BYTES)[None, :], None, UNIT_BYTES)
 
 
 @triton.jit
@@ -529,7 +620,7 @@ def _decode_attention_kernel(
     S,  # keys per sequence in storage (max length)
     program_splits,  # consecutive splits one program attends: 1 in the main launch
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
-    ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr,
+    ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr,
     GROUPS: tl.constexpr, GROUP: tl.constexpr,
     DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
     DEFERRED: tl.constexpr, COUNT_DEFERRED: tl.constexpr,
@@ -540,7 +631,8 @@ def _decode_attention_kernel(
     DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
     PMASK: tl.constexpr,
     PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PART_COLS: tl.constexpr,
+    LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
 ):
     bh = tl.program_id(0)
     program = tl.program_id(1)
@@ -550,6 +642,24 @@ def _decode_attention_kernel(
     end = tl.minimum(start + program_splits * split_len, seq_len)
 
     m = tl.arange(0, BLOCK_M)
+    defer_base = bh.to(tl.int64) * SPLITS * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
+    pending = 0
+    if DEFERRED:
+        # Most programs of the deferred launch find nothing to do: read all their flags at
+        # once (not one dependent load per block) and, if none is set, write an empty partial
+        # and stop before the queries are loaded. Each takes several splits
+        # (``plan_deferred``): a launch of one program per split took 20 us to find nothing
+        # (H100, batch 8, 32k), its programs running a few per SM.
+        n_blocks = tl.cdiv(end - start, BLOCK_N)
+        flag_ids = tl.arange(0, 128)
+        for f0 in range(0, n_blocks, 128):
+            flags = tl.load(defer_ptr + defer_base + f0 + flag_ids, mask=f0 + flag_ids < n_blocks, other=0)
+            pending += tl.sum(flags.to(tl.int32), axis=0)
+        if pending == 0:
+            empty = bh.to(tl.int64) * (2 * SPLITS) + SPLITS + program
+            tl.store(ml_part_ptr + (empty * BLOCK_M + m) * 2, tl.full([BLOCK_M], float("-inf"), tl.float32))
+            tl.store(ml_part_ptr + (empty * BLOCK_M + m) * 2 + 1, tl.zeros([BLOCK_M], tl.float32))
+            return
     m_ok = m < GQA * LQ
     head = (bh % HKV) * GQA + m // LQ
     qi = m % LQ
@@ -562,13 +672,16 @@ def _decode_attention_kernel(
 
     # The queries, one [BLOCK_M, BLOCK_U] tile per slot (value u * UNIT_VALUES + slot).
     q_row = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm
-    q_col = u * UNIT_VALUES
+    q_col = _unit_value(u, 0, UNIT_VALUES, LANES_D)
     col0_ok = u_ok & (q_col < D)
-    if PACKED:  # the word path's tiles hold values, in row order until permuted below
+    # The word paths' tiles hold values, in row order until permuted below (the one-byte codes'
+    # deferred launch too: their unit is one value).
+    VALUE_TILES: tl.constexpr = PACKED or (LANES and not DEFERRED)
+    if VALUE_TILES:
         q_col = u
         col0_ok = u < D
     q0 = tl.load(q_row + q_col[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
-    if PACKED and not DEFERRED:  # the deferred launch attends values in row order
+    if VALUE_TILES and not DEFERRED:  # the deferred launch attends values in row order
         q0 = _k_operand_order(q0, SLOT_BITS)
     if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
         dtype: tl.constexpr = tl.float32
@@ -577,16 +690,18 @@ def _decode_attention_kernel(
     q0 = q0.to(dtype)
     q1 = q0
     q2 = q0
-    col1_ok = u_ok & (u * UNIT_VALUES + 1 < D)
-    col2_ok = u_ok & (u * UNIT_VALUES + 2 < D)
-    if UNIT_VALUES > 1 and not PACKED:
-        q1 = tl.load(q_row + (u * UNIT_VALUES + 1)[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
-    if UNIT_VALUES > 2 and not PACKED:
-        q2 = tl.load(q_row + (u * UNIT_VALUES + 2)[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
+    q_col1 = _unit_value(u, 1, UNIT_VALUES, LANES_D)
+    q_col2 = _unit_value(u, 2, UNIT_VALUES, LANES_D)
+    col1_ok = u_ok & (q_col1 < D)
+    col2_ok = u_ok & (q_col2 < D)
+    if UNIT_VALUES > 1 and not VALUE_TILES:
+        q1 = tl.load(q_row + q_col1[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
+    if UNIT_VALUES > 2 and not VALUE_TILES:
+        q2 = tl.load(q_row + q_col2[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
     q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the zero-point term where scales fold into the dots
-    if UNIT_VALUES > 1 and not PACKED:
+    if UNIT_VALUES > 1 and not VALUE_TILES:
         q_sum += tl.sum(q1.to(tl.float32), axis=1)
-    if UNIT_VALUES > 2 and not PACKED:
+    if UNIT_VALUES > 2 and not VALUE_TILES:
         q_sum += tl.sum(q2.to(tl.float32), axis=1)
 
     store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
@@ -618,21 +733,10 @@ def _decode_attention_kernel(
     # the neighbour search and interpolation (INTERP), into partials of its own that the
     # combine kernel merges: the online softmax does not care about block order, and the main
     # loop stays free of the rare path's registers.
-    defer_base = bh.to(tl.int64) * SPLITS * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
-    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or CLEAN_UNITS))
+    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or LANES or CLEAN_UNITS))
     loop_end = end
     written = end > start
     if DEFERRED:
-        # Most programs of the deferred launch find nothing to do: read all their flags at
-        # once (not one dependent load per block), and then skip the loop and the stores.
-        # Each takes several splits (``plan_deferred``): a launch of one program per split
-        # took 20 us to find nothing (H100, batch 8, 32k), its programs running a few per SM.
-        n_blocks = tl.cdiv(end - start, BLOCK_N)
-        flag_ids = tl.arange(0, 128)
-        pending = 0
-        for f0 in range(0, n_blocks, 128):
-            flags = tl.load(defer_ptr + defer_base + f0 + flag_ids, mask=f0 + flag_ids < n_blocks, other=0)
-            pending += tl.sum(flags.to(tl.int32), axis=0)
         written = pending > 0
         loop_end = tl.where(written, end, start)
     for n0 in range(start, loop_end, BLOCK_N):
@@ -642,14 +746,16 @@ def _decode_attention_kernel(
         if active:
             rows = n0 + tl.arange(0, BLOCK_N)
             row_ok = rows < end
-            if PACKED and not DEFERRED:
+            if VALUE_TILES and not DEFERRED:
                 # Words of four codewords (or eight int4 values), clean blocks only: a block
-                # with any non-zero syndrome is left to the deferred launch.
+                # with any non-zero syndrome is left to the deferred launch. With LANES, the
+                # data words of Golay's lane layout, which read as an int4 row.
                 # Rows past the split's end are read, from the storage's rows (clamped to its
                 # last), rather than masked: a mask costs instructions on every word, while
                 # those rows' scores are masked anyway.
                 # Offsets within one (sequence, head) slab fit in 32 bits.
-                word_offs = tl.minimum(rows, S - 1)[:, None] * (ROW_BYTES // 4) + w[None, :]
+                row_words = tl.minimum(rows, S - 1) * (ROW_BYTES // 4)
+                word_offs = row_words[:, None] + w[None, :]
                 if BLOCK_W == WORDS:
                     kw = tl.load(k_words + word_offs)
                     vw = tl.load(v_words + word_offs)
@@ -657,7 +763,14 @@ def _decode_attention_kernel(
                     kw = tl.load(k_words + word_offs, mask=w_ok[None, :], other=0)
                     vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
                 deferred = 0
-                if DECODE:
+                if LANES:
+                    # The parity words: 16 after the data, and the row's last. As on the
+                    # one-byte codes' path, rows past the split's end count unmasked.
+                    dirty = _lane_row_syndromes(kw, tl.load(k_words + word_offs + WORDS), tl.load(k_words + row_words + 2 * WORDS))
+                    dirty |= _lane_row_syndromes(vw, tl.load(v_words + word_offs + WORDS), tl.load(v_words + row_words + 2 * WORDS))
+                    deferred = (tl.reduce_or(dirty, None) != 0).to(tl.int32)
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                elif DECODE:
                     # Each K word's syndromes with those of the V word at the same place, then
                     # one reduction (each thread's words first, then the warp). The rows past
                     # the split's end count too, unmasked: a non-zero syndrome there only
@@ -684,8 +797,8 @@ def _decode_attention_kernel(
                 # the dots. The syndromes are the only decoding here; a block with any non-zero
                 # one is left to the deferred launch. As on the word path, rows past the split's
                 # end are checked unmasked: a non-zero syndrome there only defers the block.
-                kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
-                vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES)
+                kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
+                vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
                 syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
                 deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
                 tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
@@ -708,26 +821,26 @@ def _decode_attention_kernel(
                 repair: tl.constexpr = DEFERRED and INTERP
                 # K: decode the block's units once, then each slot's values and their scores.
                 k_data, k_corr, k_erased, k_any, k_prev, k_next = _decode_block(
-                    k_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, K, DECODE,
+                    k_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, DECODE,
                     NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                              repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                     s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                     s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 s = (s * qk_scale).to(tl.float32)
 
                 v_data, v_corr, v_erased, v_any, v_prev, v_next = _decode_block(
-                    v_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, K, DECODE,
+                    v_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, DECODE,
                     NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 deferred = 0
                 if DEFER and not DEFERRED:
@@ -740,17 +853,17 @@ def _decode_attention_kernel(
 
                 # V: the weighted sums, one accumulator per slot.
                 vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                              repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                              repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                               NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                     acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                                  repair, ROW_BYTES, UNIT_BYTES, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
+                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
                                   NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                     acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
@@ -759,7 +872,7 @@ def _decode_attention_kernel(
                     # hold a tile's worth of registers through the whole loop.
                     n_corrected += tl.sum(k_corr.to(tl.int32) + v_corr.to(tl.int32), axis=0)
                     n_detected += tl.sum(k_erased.to(tl.int32) + v_erased.to(tl.int32), axis=0)
-    if (PACKED or CLEAN_UNITS) and not DEFERRED:
+    if (PACKED or LANES or CLEAN_UNITS) and not DEFERRED:
         acc0 = acc0 * v_unit
         acc1 = acc1 * v_unit
         acc2 = acc2 * v_unit
@@ -768,18 +881,27 @@ def _decode_attention_kernel(
     # launch's partials follow the main launch's.
     part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + program
     o_col = u
-    if PACKED and not DEFERRED:
+    if VALUE_TILES and not DEFERRED:
         o_col = _v_operand_column(u, BLOCK_U)
-    o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * (3 * BLOCK_U) + o_col[None, :]
+    o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * PART_COLS
     # Accumulators are written for the real query rows only (GQA * LQ of the BLOCK_M the dots
     # pad to), and not at all by a program that saw no key (m = -inf): the combine kernel
     # reads neither. The mask has the tile's full shape, as the interpreter wants.
     store_acc = (m[:, None] + u[None, :] * 0) < tl.where(written, GQA * LQ, 0)
-    tl.store(o_row, acc0, mask=store_acc)
-    if UNIT_VALUES > 1 and not PACKED:
-        tl.store(o_row + BLOCK_U, acc1, mask=store_acc)
-    if UNIT_VALUES > 2 and not PACKED:
-        tl.store(o_row + 2 * BLOCK_U, acc2, mask=store_acc)
+    if (PACKED or LANES) and not DEFERRED:
+        tl.store(o_row + o_col[None, :], acc0, mask=store_acc)
+    elif LANES_D:
+        # Golay's lane layout: every launch writes its partials in value order, the order of
+        # the lane path's accumulator.
+        tl.store(o_row + q_col[None, :], acc0, mask=store_acc & col0_ok[None, :])
+        tl.store(o_row + q_col1[None, :], acc1, mask=store_acc & col1_ok[None, :])
+        tl.store(o_row + q_col2[None, :], acc2, mask=store_acc & col2_ok[None, :])
+    else:
+        tl.store(o_row + o_col[None, :], acc0, mask=store_acc)
+        if UNIT_VALUES > 1 and not PACKED:
+            tl.store(o_row + BLOCK_U + o_col[None, :], acc1, mask=store_acc)
+        if UNIT_VALUES > 2 and not PACKED:
+            tl.store(o_row + 2 * BLOCK_U + o_col[None, :], acc2, mask=store_acc)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
     if not DEFERRED and program == 0:
@@ -799,7 +921,7 @@ def _combine_splits_kernel(
     stride_ob, stride_oh, stride_om, stride_od,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
-    SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr,
+    SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
     one query row (the main launch's splits, then the deferred launch's, if it ran), in
@@ -826,7 +948,7 @@ def _combine_splits_kernel(
         l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=seen, other=0.0)
         # Read whatever a partial that saw no key holds (it was never written) and drop it
         # below, rather than wait for m before loading.
-        acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * (3 * BLOCK_U) + c[None, :],
+        acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * PART_COLS + c[None, :],
                       mask=seen[:, None] & col_ok[None, :], other=0.0)
         seen = seen & (m_s > float("-inf"))
         m_new = tl.maximum(m_run, tl.max(m_s, axis=0))
@@ -915,14 +1037,14 @@ _NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES
 # the clean-blocks variant); interpolating variants: the configuration whose compiled kernel
 # has no register spills (ptxas -v for sm_90a). The deferred launch takes its warps and
 # stages from these, its block size from the main launch.
-_CONFIGS = {"int4": (128, 8, 2, 4), "hamming74": (32, 4, 2, 4), "hamming84": (32, 4, 2, 4), "golay24": (32, 2, 1, 8)}
+_CONFIGS = {"int4": (128, 8, 2, 4), "hamming74": (32, 4, 2, 4), "hamming84": (32, 4, 2, 4), "golay24": (32, 2, 1, 4)}
 _INTERP_CONFIG = (32, 8, 2, 4)
 # Word path: the fastest on kernel time in the sweep of benchmarks/RESULTS.md
 # (tools/sweep_attention.py). One warp per program: the softmax and the deferral flag then
 # reduce within a warp, no program waits at a barrier for its other warps, and the operand
 # orders keep the values in the threads that unpacked them; 16 programs per SM keep enough of
 # them in flight.
-_PACKED_CONFIGS = {"int4": (32, 1, 3, 16), "hamming74": (32, 1, 3, 16), "hamming84": (32, 1, 3, 16)}
+_PACKED_CONFIGS = {"int4": (32, 1, 3, 16), "hamming74": (32, 1, 3, 16), "hamming84": (32, 1, 3, 16), "golay24": (32, 1, 3, 16)}
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
@@ -935,6 +1057,16 @@ def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.
     )
 
 
+def lanes_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tensor) -> bool:
+    """Whether the main launch takes the lane path: Golay's lane layout at head_dim 128 (the
+    structure ``_lane_row_syndromes`` checks), one scale per row, aligned storage. Its data
+    words are then attended as the int4 word path attends its words."""
+    return (
+        layout.lanes and layout.head_dim == 128 and groups == 1
+        and all(t.storage_offset() % 4 == 0 for t in stored)
+    )
+
+
 def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
     """Whether the main launch takes the unit path's clean-blocks-only variant: codes that
     decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row. Like
@@ -943,12 +1075,12 @@ def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
     return codec != "int4" and groups == 1 and not packed
 
 
-def path_constants(codec: str, groups: int, packed: bool) -> dict:
-    """The kernel's path switches: the word path (PACKED), the unit path's clean-blocks-only
-    variant (CLEAN_UNITS), and whether the deferred launch counts the corrections (it then
-    sees every block with a non-zero syndrome)."""
-    clean_units = clean_units_path_applies(codec, groups, packed)
-    return dict(PACKED=packed, CLEAN_UNITS=clean_units, COUNT_DEFERRED=packed or clean_units)
+def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False) -> dict:
+    """The kernel's path switches: the word path (PACKED), the lane path (LANES), the unit
+    path's clean-blocks-only variant (CLEAN_UNITS), and whether the deferred launch counts
+    the corrections (it then sees every block with a non-zero syndrome)."""
+    clean_units = clean_units_path_applies(codec, groups, packed) and not lanes
+    return dict(PACKED=packed, LANES=lanes, CLEAN_UNITS=clean_units, COUNT_DEFERRED=packed or lanes or clean_units)
 
 
 def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
@@ -966,10 +1098,12 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
-def tile_sizes(layout: StorageLayout, packed: bool) -> dict:
+def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False) -> dict:
     """The value-tile width ``BLOCK_U``, the word-tile width ``BLOCK_W`` and the bits between
     values in a word (``SLOT_BITS``). The word path's tiles hold every value of a row (in the
     operand orders); the unit path's hold one slot of every unit."""
+    if lanes:  # the data words: an int4 row
+        return dict(BLOCK_U=128, BLOCK_W=16, SLOT_BITS=4)
     slot_bits = 4 if layout.codec_name == "int4" else 8
     if packed:
         # At least 8 words: the operand orders give each of 4 (K) or 8 (V) lanes whole words.
@@ -1016,17 +1150,22 @@ def triton_decode_attention(
     layout = StorageLayout(codec, head_dim)
     groups = k_scale.shape[-1]
     packed = packed_path_applies(codec, layout.row_bytes, groups, k_stored, v_stored)
-    config, deferred_config = launch_configs(codec, interpolate, packed, groups)
+    lanes = lanes_path_applies(layout, groups, k_stored, v_stored)
+    config, deferred_config = launch_configs(codec, interpolate, packed or lanes, groups)
     block_n = config["block_n"]
-    tiles = tile_sizes(layout, packed)
+    tiles = tile_sizes(layout, packed, lanes)
     block_u = tiles["BLOCK_U"]
+    # Partials in value order for Golay's lane layout (every launch), as on the word path.
+    value_order = packed or layout.lanes
+    combine_u = _pow2(head_dim) if value_order else block_u
+    part_cols = max(3 * block_u, combine_u)
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
     split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, config["waves"])
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
 
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
     parts = 2 * batch * kv_heads * splits  # the main launch's, then the deferred launch's
-    o_part = torch.empty(parts * block_m * 3 * block_u, dtype=torch.float32, device=query.device)
+    o_part = torch.empty(parts * block_m * part_cols, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(parts * block_m * 2, dtype=torch.float32, device=query.device)
     decode = codec != "int4"
     interp = interpolate and decode
@@ -1052,32 +1191,34 @@ def triton_decode_attention(
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
-        GROUPS=groups, GROUP=head_dim // groups,
+        LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
         DECODE=decode, HAS_ZERO=k_zero is not None, INTERP=interp, DEFER=defer,
         HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None,
         **_NIBBLE_CONSTANTS[codec],
-        **path_constants(codec, groups, packed), WORDS=layout.row_bytes // 4, **tiles,
-        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits,
+        **path_constants(codec, groups, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
+        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=part_cols,
     )
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
         *args, program_splits=1, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
         **({"maxnreg": config["maxnreg"]} if config["maxnreg"] else {}),
     )
     if defer:
+        if lanes:  # the deferred launch walks codewords, not values
+            constants.update(BLOCK_U=max(16, _pow2(layout.units)))
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, deferred_programs)](
             *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
         )
-    combine_slots = 1 if packed else _pow2(layout.unit_values)
+    combine_slots = 1 if value_order else _pow2(layout.unit_values)
     combine_parts = splits + deferred_programs
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, out, *out.stride(),
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
-        UNITS=head_dim if packed else layout.units, UNIT_VALUES=1 if packed else layout.unit_values,
-        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=block_u, SPLITS=splits, PARTS=combine_parts,
+        UNITS=head_dim if value_order else layout.units, UNIT_VALUES=1 if value_order else layout.unit_values,
+        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
-        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * block_u))),
+        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))),
     )
     return out

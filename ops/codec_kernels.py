@@ -60,9 +60,172 @@ def _unit_word(ptrs, mask, UNIT_BYTES: tl.constexpr):
     return word
 
 
+# Golay's lane layout (ecc_tensor.lanes), computed from head_dim alone: the kernels derive
+# each codeword's places from its index, as ecc_tensor.lanes.LaneLayout.unit does, rather
+# than read a map that would have to be passed in (and built per call under torch.compile).
+# The layout's parameters are recomputed here in plain arithmetic (Triton compiles calls to
+# JIT and constexpr functions only); tests/test_lanes.py checks them against lane_layout.
+
+@triton.constexpr_function
+def _lanes_data_words(D):
+    return (int(D) + 7) // 8
+
+
+@triton.constexpr_function
+def _lanes_chunks(D):
+    return _lanes_data_words(D) // 4
+
+
+@triton.constexpr_function
+def _lanes_tails(D):
+    """How many tail words: each chunk's fourth, and a last chunk of one or two words."""
+    r = _lanes_data_words(D) % 4
+    return _lanes_chunks(D) + (r if r < 3 else 0)
+
+
+@triton.constexpr_function
+def _lanes_last_chunk_group(D):
+    """1 if a last chunk of three words is the first of the other groups, else 0."""
+    return int(_lanes_data_words(D) % 4 == 3)
+
+
+@triton.constexpr_function
+def _lanes_groups(D):
+    """The groups beyond the chunk groups: a last chunk of three words, then the tail groups."""
+    return _lanes_last_chunk_group(D) + _lanes_tails(D) // 3
+
+
+@triton.constexpr_function
+def _lanes_leftover_word(D, i):
+    """Data word of the ``i``-th tail word left over (0 if there is none)."""
+    k, tails = _lanes_chunks(D), _lanes_tails(D)
+    j = 3 * (tails // 3) + int(i)
+    if j >= tails:
+        return 0
+    return 4 * j + 3 if j < k else 4 * k + j - k
+
+
+@triton.constexpr_function
+def _lanes_leftover_values(D):
+    left = _lanes_tails(D) % 3
+    return sum(min(8, int(D) - 8 * _lanes_leftover_word(D, i)) for i in range(left))
+
+
+@triton.constexpr_function
+def _lanes_leftover_codewords(D):
+    return (_lanes_leftover_values(D) + 2) // 3
+
+
+@triton.constexpr_function
+def _lanes_parity_words(D):
+    k = _lanes_chunks(D)
+    extra = 3 * _lanes_groups(D) + (12 * _lanes_leftover_codewords(D) + 31) // 32
+    return max(3 * k + extra, 4 * k - 1) if k else extra
+
+
 @triton.jit
-def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr):
-    """Units ``u`` of ``rows`` (``[N, 1]`` or ``[N, U]``) as little-endian int32 words ``[N, U]``."""
+def _lanes_slot(e, k: tl.constexpr):
+    """``LaneLayout.parity_slot``."""
+    return tl.where(e < k, 4 * e + 3, 4 * k + e - k)
+
+
+@triton.jit
+def _lane_value(u, SLOT: tl.constexpr, D: tl.constexpr):
+    """The value index in slot ``SLOT`` of codeword ``u`` of the lane layout; ``D`` (out of
+    range, as every value past the row) for padding. ``LaneLayout.unit``, in tensor ops."""
+    k: tl.constexpr = _lanes_chunks(D)
+    G: tl.constexpr = _lanes_groups(D)
+    R3: tl.constexpr = _lanes_last_chunk_group(D)
+    K: tl.constexpr = _lanes_leftover_codewords(D)
+    lane = u % 8
+    g = u // 8 - k
+    j = 3 * (g - R3) + SLOT  # tail index
+    word = tl.where(g < R3, 4 * k + SLOT, tl.where(j < k, 4 * j + 3, 4 * k + j - k))
+    left = u - 8 * (k + G) + SLOT * K
+    v_left = tl.where(left < 8, 8 * _lanes_leftover_word(D, 0) + left, 8 * _lanes_leftover_word(D, 1) + left - 8)
+    v_left = tl.where(left < _lanes_leftover_values(D), v_left, D)
+    v = tl.where(u < 8 * k, 32 * (u // 8) + 8 * SLOT + lane, tl.where(u < 8 * (k + G), 8 * word + lane, v_left))
+    return tl.minimum(v, D)
+
+
+@triton.jit
+def _lane_parity_nibble(u, T: tl.constexpr, D: tl.constexpr):
+    """The row nibble holding parity nibble ``T`` (reversed) of codeword ``u``."""
+    M: tl.constexpr = _lanes_data_words(D)
+    k: tl.constexpr = _lanes_chunks(D)
+    G: tl.constexpr = _lanes_groups(D)
+    K: tl.constexpr = _lanes_leftover_codewords(D)
+    lane = u % 8
+    chunk = 8 * (M + 4 * (u // 8) + T) + lane
+    group = 8 * (M + _lanes_slot(3 * (u // 8 - k) + T, k)) + lane
+    s = K * T + u - 8 * (k + G)
+    left = 8 * (M + _lanes_slot(3 * G + s // 8, k)) + s % 8
+    return tl.where(u < 8 * k, chunk, tl.where(u < 8 * (k + G), group, left))
+
+
+@triton.jit
+def _lane_parity_owner(n, D: tl.constexpr):
+    """Row nibble ``n`` of the parity region -> (codeword, parity nibble, whether it holds one):
+    the inverse of ``_lane_parity_nibble``."""
+    M: tl.constexpr = _lanes_data_words(D)
+    k: tl.constexpr = _lanes_chunks(D)
+    G: tl.constexpr = _lanes_groups(D)
+    K: tl.constexpr = _lanes_leftover_codewords(D)
+    s = n // 8 - M
+    lane = n % 8
+    is_chunk = (s < 4 * k) & (s % 4 < 3)
+    e = tl.where(s < 4 * k, s // 4, k + s - 4 * k)
+    is_group = e < 3 * G
+    stream = 8 * (e - 3 * G) + lane
+    t_left = stream // tl.maximum(K, 1)
+    u = tl.where(is_chunk, 8 * (s // 4) + lane, tl.where(is_group, 8 * (k + e // 3) + lane, 8 * (k + G) + stream % tl.maximum(K, 1)))
+    t = tl.where(is_chunk, s % 4, tl.where(is_group, e % 3, t_left))
+    ok = (s >= 0) & (s < _lanes_parity_words(D)) & (is_chunk | is_group | ((K > 0) & (t_left < 3)))
+    return u, t, ok
+
+
+@triton.jit
+def _reverse_nibble(x):
+    """The 4 low bits of ``x`` in reverse order (the lane layout stores parity nibbles so)."""
+    return ((x & 1) << 3) | ((x & 2) << 1) | ((x >> 1) & 2) | ((x >> 3) & 1)
+
+
+@triton.jit
+def _row_nibble(row_ptrs, n, mask):
+    if mask is None:
+        byte = tl.load(row_ptrs + n // 2).to(tl.int32)
+    else:
+        byte = tl.load(row_ptrs + n // 2, mask=mask, other=0).to(tl.int32)
+    return (byte >> (4 * (n % 2))) & 15
+
+
+@triton.jit
+def _lane_words(row_ptrs, u, mask, D: tl.constexpr):
+    """Codewords ``u`` of the lane layout at ``row_ptrs`` (each row's first byte), as int32."""
+    word = tl.zeros(u.shape, tl.int32) if mask is None else tl.zeros(mask.shape, tl.int32)
+    for i in tl.static_range(3):
+        v = _lane_value(u, i, D)
+        ok = v < D if mask is None else mask & (v < D)
+        word = word | (_row_nibble(row_ptrs, tl.minimum(v, D - 1), ok) << (4 * i))
+    for t in tl.static_range(3):
+        word = word | (_reverse_nibble(_row_nibble(row_ptrs, _lane_parity_nibble(u, t, D), mask)) << (12 + 4 * t))
+    return word
+
+
+@triton.jit
+def _unit_value(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr):
+    """The value index in slot ``SLOT`` of unit ``u``; past the row (>= head_dim) for padding."""
+    if LANES_D:
+        return _lane_value(u, SLOT, LANES_D)
+    return u * UNIT_VALUES + SLOT
+
+
+@triton.jit
+def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr):
+    """Units ``u`` of ``rows`` (``[N, 1]`` or ``[N, U]``) as little-endian int32 words ``[N, U]``;
+    ``LANES_D``: Golay's lane layout, of that head_dim."""
+    if LANES_D:
+        return _lane_words(stored_ptr + rows.to(tl.int64) * ROW_BYTES, u[None, :], mask, LANES_D)
     return _unit_word(stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES, mask, UNIT_BYTES)
 
 
@@ -110,6 +273,24 @@ def _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K: tl.con
 
 
 @triton.jit
+def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, GROUP: tl.constexpr, GROUPS: tl.constexpr,
+                  QUANTIZE: tl.constexpr, SYMMETRIC: tl.constexpr):
+    """The INT4 value (int32, 0 where not ``ok``) of columns ``col`` of ``rows64``: read, or
+    quantized with the scales phase 1 wrote."""
+    if QUANTIZE:
+        xv = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0.0).to(tl.float32)
+        s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
+        s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
+        if SYMMETRIC:
+            q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s)), -8.0), 7.0) + 8.0
+        else:
+            z = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
+            q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s) + z), 0.0), 15.0)
+        return tl.where(ok, q, 0.0).to(tl.int32)
+    return tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0).to(tl.int32)
+
+
+@triton.jit
 def _store_kernel(
     x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values
     out_ptr,  # [R, ROW_BYTES] uint8
@@ -123,6 +304,8 @@ def _store_kernel(
     UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr,
     UNIT_BYTES: tl.constexpr,
+    ROW_BYTES: tl.constexpr,
+    LANES_D: tl.constexpr,  # Golay's lane layout, of this head_dim; 0 for units one after another
     ENCODE: tl.constexpr,
     QUANTIZE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
@@ -152,33 +335,42 @@ def _store_kernel(
         tl.store(scale_ptr + s_ptrs, scale, mask=gm)
         tl.debug_barrier()  # phase 2 gathers scales by group from memory
 
-    # Phase 2: pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
-    u = tl.arange(0, BLOCK_U)
-    unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-    data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
-    for i in tl.static_range(UNIT_VALUES):
-        col = u * UNIT_VALUES + i
-        ok = unit_ok & (col < D)[None, :]
-        if QUANTIZE:
-            xv = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0.0).to(tl.float32)
-            s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
-            s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
-            if SYMMETRIC:
-                q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s)), -8.0), 7.0) + 8.0
-            else:
-                z = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
-                q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s) + z), 0.0), 15.0)
-            q = tl.where(ok, q, 0.0).to(tl.int32)
-        else:
-            q = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0).to(tl.int32)
-        data = data | (q << (4 * i))
-    if ENCODE:
-        word = tl.load(encode_table_ptr + data, mask=unit_ok, other=0)
+    if LANES_D:
+        # Golay's lane layout: the data region is the values' INT4 packing; each parity
+        # nibble is made from its codeword's values (ecc_tensor.lanes).
+        b = tl.arange(0, BLOCK_U)
+        ok = row_ok[:, None] & (b < ROW_BYTES)[None, :]
+        lo = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b, ok & (2 * b < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
+        hi = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b + 1, ok & (2 * b + 1 < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
+        byte = lo | (hi << 4)
+        for h in tl.static_range(2):
+            unit, t, owned = _lane_parity_owner(2 * b + h, LANES_D)
+            unit_ok = ok & owned[None, :]
+            data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+            for i in tl.static_range(3):
+                col = _lane_value(unit, i, LANES_D)
+                data = data | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP,
+                                             GROUPS, QUANTIZE, SYMMETRIC) << (4 * i))
+            word = tl.load(encode_table_ptr + data, mask=unit_ok, other=0)
+            nibble = _reverse_nibble((word >> (12 + 4 * t)[None, :]) & 15)
+            byte = byte | tl.where(unit_ok, nibble << (4 * h), 0)
+        tl.store(out_ptr + rows64[:, None] * ROW_BYTES + b[None, :], byte.to(tl.uint8), mask=ok)
     else:
-        word = data
-    out_row = out_ptr + rows64[:, None] * (UNITS * UNIT_BYTES) + u[None, :] * UNIT_BYTES
-    for b in tl.static_range(UNIT_BYTES):
-        tl.store(out_row + b, ((word >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
+        # Pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
+        u = tl.arange(0, BLOCK_U)
+        unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
+        data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+        for i in tl.static_range(UNIT_VALUES):
+            col = u * UNIT_VALUES + i
+            data = data | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
+                                         QUANTIZE, SYMMETRIC) << (4 * i))
+        if ENCODE:
+            word = tl.load(encode_table_ptr + data, mask=unit_ok, other=0)
+        else:
+            word = data
+        out_row = out_ptr + rows64[:, None] * ROW_BYTES + u[None, :] * UNIT_BYTES
+        for b in tl.static_range(UNIT_BYTES):
+            tl.store(out_row + b, ((word >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
 
 
 @triton.jit
@@ -201,6 +393,8 @@ def _load_kernel(
     UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr,
     UNIT_BYTES: tl.constexpr,
+    ROW_BYTES: tl.constexpr,
+    LANES_D: tl.constexpr,
     DECODE: tl.constexpr,
     DEQUANT: tl.constexpr,
     HAS_ZERO: tl.constexpr,
@@ -215,7 +409,7 @@ def _load_kernel(
     counted = unit_ok
     if HAS_LEN:
         counted = counted & ((rows % SEQ) < tl.load(seq_len_ptr))[:, None]
-    word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, UNITS * UNIT_BYTES, UNIT_BYTES)
+    word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
 
     if DECODE:
         data, corrected, detected = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K)
@@ -232,7 +426,7 @@ def _load_kernel(
         data = word
 
     for i in tl.static_range(UNIT_VALUES):
-        col = u * UNIT_VALUES + i
+        col = _unit_value(u, i, UNIT_VALUES, LANES_D)
         ok = unit_ok & (col < D)[None, :]
         v = (data >> (4 * i)) & 15
         if not DECODE:  # int4: one "codeword" per value, never corrected
@@ -294,13 +488,15 @@ def launch_store(
         UNITS=layout.units,
         UNIT_VALUES=layout.unit_values,
         UNIT_BYTES=layout.unit_bytes,
+        ROW_BYTES=layout.row_bytes,
+        LANES_D=layout.head_dim if layout.lanes else 0,
         ENCODE=layout.codec_name != "int4",
         QUANTIZE=quantize,
         SYMMETRIC=symmetric,
         BLOCK_R=block_r,
         BLOCK_G=_pow2(groups),
         BLOCK_GS=_pow2(group_size),
-        BLOCK_U=_pow2(layout.units),
+        BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
     )
 
 
@@ -340,6 +536,8 @@ def launch_load(
         UNITS=layout.units,
         UNIT_VALUES=layout.unit_values,
         UNIT_BYTES=layout.unit_bytes,
+        ROW_BYTES=layout.row_bytes,
+        LANES_D=layout.head_dim if layout.lanes else 0,
         DECODE=layout.codec_name != "int4",
         DEQUANT=scale is not None,
         HAS_ZERO=zero is not None,

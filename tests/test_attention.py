@@ -233,6 +233,39 @@ def test_word_syndromes_are_the_syndromes_of_every_codeword(codec, kernel_device
     assert torch.equal(got.ne(0).any(-1), (cw & (0xFF if pbits == 4 else 0x7F)).ne(encode[cw & 15]).any(-1))
 
 
+@triton.jit
+def _lane_row_syndromes_kernel(words_ptr, out_ptr, N: tl.constexpr, ROW_WORDS: tl.constexpr):
+    r = tl.arange(0, N)
+    w = tl.arange(0, 16)
+    words = words_ptr.to(tl.pointer_type(tl.uint32)) + (r * ROW_WORDS)[:, None]  # as the kernel reads them
+    data = tl.load(words + w[None, :])
+    parity = tl.load(words + 16 + w[None, :])
+    last = tl.load(words_ptr.to(tl.pointer_type(tl.uint32)) + r * ROW_WORDS + 32)
+    tl.store(out_ptr + r, (attention_kernels._lane_row_syndromes(data, parity, last) != 0).to(tl.int32))
+
+
+def test_lane_syndromes_flag_exactly_the_rows_with_a_dirty_codeword(kernel_device):
+    """The lane path's clean-row check at head_dim 128: a clean row, the row with each one of
+    its 1088 stored bits flipped (1028 codeword bits, 60 unused), and rows of random flips.
+    A row must be flagged exactly when one of its 43 codewords differs from the encoding of
+    its own data bits."""
+    layout = StorageLayout("golay24", 128)
+    g = torch.Generator().manual_seed(0)
+    clean = layout.store(torch.randint(0, 16, (1, 128), dtype=torch.uint8, generator=g))
+    bits = 8 * layout.row_bytes
+    single = clean.repeat(bits, 1)
+    single[torch.arange(bits), torch.arange(bits) // 8] ^= (1 << (torch.arange(bits) % 8)).to(torch.uint8)
+    noisy = layout.store(torch.randint(0, 16, (2048 - bits - 1, 128), dtype=torch.uint8, generator=g))
+    noisy ^= (torch.rand(noisy.shape, generator=g) < 0.003).to(torch.uint8) << torch.randint(0, 8, noisy.shape, generator=g).to(torch.uint8)
+    rows = torch.cat([clean, single, noisy])
+    out = torch.empty(rows.shape[0], dtype=torch.int32, device=kernel_device)
+    _lane_row_syndromes_kernel[(1,)](rows.to(kernel_device), out, N=rows.shape[0], ROW_WORDS=layout.row_bytes // 4)
+    words = layout.codewords(rows).long()
+    dirty = (layout.codec.tables("cpu").encode_table[words & 0xFFF].long() != words).any(-1)
+    assert torch.equal(out.cpu().bool(), dirty)
+    assert int(dirty[1: bits + 1].sum()) == 4 * 128 + 12 * 43  # every stored codeword bit
+
+
 @pytest.mark.parametrize("codec", ["int4", "hamming74", "hamming84"])
 def test_packed_path_is_taken_where_it_applies(codec):
     """One scale per row and rows of whole words: the word path. Groups, odd rows, an
@@ -243,19 +276,22 @@ def test_packed_path_is_taken_where_it_applies(codec):
     assert not attention_kernels.packed_path_applies(codec, layout.row_bytes, 2, stored, stored)
     assert not attention_kernels.packed_path_applies(codec, StorageLayout(codec, 12 if codec == "int4" else 10).row_bytes, 1, stored)
     assert not attention_kernels.packed_path_applies(codec, layout.row_bytes, 1, stored.flatten()[1:])
-    assert not attention_kernels.packed_path_applies("golay24", 132, 1, stored)
+    assert not attention_kernels.packed_path_applies("golay24", 136, 1, stored)
 
 
 @pytest.mark.parametrize("codec,interpolate,head_dim", [
     ("hamming74", False, 32), ("hamming84", False, 32), ("hamming84", True, 32),  # word path
     ("hamming84", True, 30), ("golay24", False, 32), ("golay24", True, 32),  # unit path, clean blocks only
+    ("golay24", False, 128), ("golay24", True, 128),  # lane path
 ])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 def test_clean_block_paths_with_clean_and_dirty_blocks(codec, interpolate, head_dim, dtype, kernel_device):
     """Sparse faults: most blocks are clean (attended from syndromes alone, by the word path or
     the unit path's clean-blocks variant), some are not (deferred and decoded codeword by
     codeword); one output and exact counters either way."""
-    assert attention_kernels.packed_path_applies(codec, StorageLayout(codec, head_dim).row_bytes, 1) == (codec != "golay24" and head_dim == 32)
+    layout = StorageLayout(codec, head_dim)
+    assert attention_kernels.packed_path_applies(codec, layout.row_bytes, 1) == (codec != "golay24" and head_dim == 32)
+    assert attention_kernels.lanes_path_applies(layout, 1) == (codec == "golay24" and head_dim == 128)
     batch, heads, seq = 1, 2, 700
     k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.0003, seed=5)
     query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(6)).to(dtype)
@@ -385,10 +421,14 @@ def test_compiled_sdpa_on_ecc_tensors_counts():
 
 
 def test_storage_layout_units_are_what_the_kernel_reads():
-    # The kernel walks storage units; a row must hold exactly units * unit_bytes bytes.
+    # The kernel walks storage units; a row must hold exactly units * unit_bytes bytes, or be
+    # Golay's lane layout, of whole words.
     for codec in CODEC_NAMES:
         layout = StorageLayout(codec, 20)
-        assert layout.row_bytes == layout.units * layout.unit_bytes
+        if layout.lanes:
+            assert layout.unit_bytes == 0 and layout.row_bytes % 4 == 0
+        else:
+            assert layout.row_bytes == layout.units * layout.unit_bytes
 
 
 def test_kernel_compiles_for_hopper_as_torch_compile_calls_it():

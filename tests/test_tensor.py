@@ -36,8 +36,8 @@ def test_keeps_the_model_dtype(dtype):
     assert t.dtype == dtype and t.dequantize().dtype == dtype and t.zero is not None
 
 
-@pytest.mark.parametrize("head_dim,bytes_per_row", [(12, 12), (128, 129), (16, 18)])
-def test_golay_packs_24_bits_per_3_values(head_dim, bytes_per_row):
+@pytest.mark.parametrize("head_dim,bytes_per_row", [(12, 16), (128, 136), (16, 24)])
+def test_golay_rows_are_whole_words_of_the_lane_layout(head_dim, bytes_per_row):
     t = ECCInt4Tensor.from_float(torch.randn(3, head_dim), "golay24")
     assert t.stored.dtype == torch.uint8 and t.stored.shape == (3, bytes_per_row)
 

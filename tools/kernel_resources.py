@@ -36,7 +36,12 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     fn = A._decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
     packed = A.packed_path_applies(codec, layout.row_bytes, 1)
-    _, deferred_config = A.launch_configs(codec, interpolate, packed)
+    lanes = A.lanes_path_applies(layout, 1)
+    _, deferred_config = A.launch_configs(codec, interpolate, packed or lanes)
+    tiles = A.tile_sizes(layout, packed, lanes)
+    part_cols = max(3 * tiles["BLOCK_U"], triton.next_power_of_2(head_dim))
+    if deferred and lanes:  # the deferred launch walks codewords, not values
+        tiles["BLOCK_U"] = max(16, triton.next_power_of_2(layout.units))
     signature = {}
     for name in fn.arg_names:
         if name == "q_ptr":
@@ -51,12 +56,13 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
             signature[name] = "constexpr"
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes,
-        UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes, GROUPS=1, GROUP=head_dim,
+        UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
+        LANES_D=head_dim if layout.lanes else 0, GROUPS=1, GROUP=head_dim,
         DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=deferred_config is not None,
         DEFERRED=deferred, HAS_MASK=masked, CAUSAL=False,
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
-        **A.path_constants(codec, 1, packed), WORDS=layout.row_bytes // 4, **A.tile_sizes(layout, packed),
-        BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8,
+        **A.path_constants(codec, 1, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
+        BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8, PART_COLS=part_cols,
     )
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
         signature["program_splits"] = "constexpr"
@@ -93,7 +99,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     for codec in args.codecs:
         for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
-            packed = A.packed_path_applies(codec, StorageLayout(codec, 128).row_bytes, 1)
+            layout = StorageLayout(codec, 128)
+            packed = A.packed_path_applies(codec, layout.row_bytes, 1) or A.lanes_path_applies(layout, 1)
             main_config, deferred_config = A.launch_configs(codec, interpolate, packed)
             launches = [("main", main_config)] + ([("deferred", deferred_config)] if deferred_config else [])
             for launch, config in launches:
