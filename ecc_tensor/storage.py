@@ -79,17 +79,10 @@ class StorageLayout:
     def exposed_bits_per_byte(self) -> int:
         return min(8, self.codec.n) if self.unit_bytes == 1 and self.codec_name != "int4" else 8
 
-    def unit_values_index(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """``[units, unit_values]`` int64: the value each unit holds in each slot, -1 for padding."""
-        if self.lanes:
-            return lanes.unit_values(self.head_dim, device)
-        index = torch.arange(self.units * self.unit_values, device=device).reshape(self.units, self.unit_values)
-        return torch.where(index < self.head_dim, index, -1)
-
     def store(self, values: torch.Tensor, tables: CodecTables | None = None) -> torch.Tensor:
         """``[..., head_dim]`` uint8 INT4 values -> ``[..., row_bytes]`` uint8 storage."""
         if self.lanes:
-            index = self.unit_values_index(values.device)
+            index = lanes.unit_values(self.head_dim, values.device)
             slots = torch.where(index >= 0, values[..., index.clamp(min=0)], 0)
             words = self.codec.encode(slots.flatten(-2), validate=False, tables=tables)
             return lanes.store(words, values, self.head_dim)

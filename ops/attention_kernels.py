@@ -643,7 +643,6 @@ def _decode_attention_kernel(
 
     m = tl.arange(0, BLOCK_M)
     defer_base = bh.to(tl.int64) * SPLITS * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
-    pending = 0
     if DEFERRED:
         # Most programs of the deferred launch find nothing to do: read all their flags at
         # once (not one dependent load per block) and, if none is set, write an empty partial
@@ -652,6 +651,7 @@ def _decode_attention_kernel(
         # (H100, batch 8, 32k), its programs running a few per SM.
         n_blocks = tl.cdiv(end - start, BLOCK_N)
         flag_ids = tl.arange(0, 128)
+        pending = 0
         for f0 in range(0, n_blocks, 128):
             flags = tl.load(defer_ptr + defer_base + f0 + flag_ids, mask=f0 + flag_ids < n_blocks, other=0)
             pending += tl.sum(flags.to(tl.int32), axis=0)
@@ -734,12 +734,8 @@ def _decode_attention_kernel(
     # combine kernel merges: the online softmax does not care about block order, and the main
     # loop stays free of the rare path's registers.
     count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or LANES or CLEAN_UNITS))
-    loop_end = end
-    written = end > start
-    if DEFERRED:
-        written = pending > 0
-        loop_end = tl.where(written, end, start)
-    for n0 in range(start, loop_end, BLOCK_N):
+    written = end > start  # in the deferred launch, too: a program with no flag set returned above
+    for n0 in range(start, end, BLOCK_N):
         active = True
         if DEFERRED:
             active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
@@ -888,19 +884,17 @@ def _decode_attention_kernel(
     # pad to), and not at all by a program that saw no key (m = -inf): the combine kernel
     # reads neither. The mask has the tile's full shape, as the interpreter wants.
     store_acc = (m[:, None] + u[None, :] * 0) < tl.where(written, GQA * LQ, 0)
-    if (PACKED or LANES) and not DEFERRED:
-        tl.store(o_row + o_col[None, :], acc0, mask=store_acc)
-    elif LANES_D:
+    if LANES_D and not VALUE_TILES:
         # Golay's lane layout: every launch writes its partials in value order, the order of
-        # the lane path's accumulator.
+        # the lane path's accumulator, so the unit path scatters its slots to their values.
         tl.store(o_row + q_col[None, :], acc0, mask=store_acc & col0_ok[None, :])
         tl.store(o_row + q_col1[None, :], acc1, mask=store_acc & col1_ok[None, :])
         tl.store(o_row + q_col2[None, :], acc2, mask=store_acc & col2_ok[None, :])
     else:
         tl.store(o_row + o_col[None, :], acc0, mask=store_acc)
-        if UNIT_VALUES > 1 and not PACKED:
+        if UNIT_VALUES > 1 and not VALUE_TILES:
             tl.store(o_row + BLOCK_U + o_col[None, :], acc1, mask=store_acc)
-        if UNIT_VALUES > 2 and not PACKED:
+        if UNIT_VALUES > 2 and not VALUE_TILES:
             tl.store(o_row + 2 * BLOCK_U + o_col[None, :], acc2, mask=store_acc)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
@@ -910,7 +904,7 @@ def _decode_attention_kernel(
         n_rows = tl.minimum(tl.maximum(seq_len, 0), S).to(tl.int64)
         tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
     if count_units:
-        if written:  # hundreds of deferred programs with nothing to add would queue on one address
+        if written:  # programs past their sequence's end have nothing to add to the one address
             tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
             tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
 
@@ -1112,6 +1106,15 @@ def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False) -> dict
     return dict(BLOCK_U=max(16, _pow2(layout.units)), BLOCK_W=_pow2(layout.row_bytes // 4), SLOT_BITS=slot_bits)
 
 
+def partials_layout(layout: StorageLayout, packed: bool, block_u: int) -> tuple[bool, int, int]:
+    """(whether partials are in value order, the combine kernel's tile width, floats per
+    partial row). Value order on the word path and, in every launch, for Golay's lane layout,
+    whose lane path accumulates values; slot after slot (``3 * BLOCK_U``) otherwise."""
+    value_order = packed or layout.lanes
+    combine_u = _pow2(layout.head_dim) if value_order else block_u
+    return value_order, combine_u, max(3 * block_u, combine_u)
+
+
 def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1) -> tuple[dict, dict | None]:
     """The main launch's configuration, and the deferred launch's (None when nothing can be
     deferred): its warps and stages are the unit path's, its block size the main launch's,
@@ -1155,10 +1158,7 @@ def triton_decode_attention(
     block_n = config["block_n"]
     tiles = tile_sizes(layout, packed, lanes)
     block_u = tiles["BLOCK_U"]
-    # Partials in value order for Golay's lane layout (every launch), as on the word path.
-    value_order = packed or layout.lanes
-    combine_u = _pow2(head_dim) if value_order else block_u
-    part_cols = max(3 * block_u, combine_u)
+    value_order, combine_u, part_cols = partials_layout(layout, packed, block_u)
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
     split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, config["waves"])
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter

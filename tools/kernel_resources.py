@@ -39,7 +39,7 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     lanes = A.lanes_path_applies(layout, 1)
     _, deferred_config = A.launch_configs(codec, interpolate, packed or lanes)
     tiles = A.tile_sizes(layout, packed, lanes)
-    part_cols = max(3 * tiles["BLOCK_U"], triton.next_power_of_2(head_dim))
+    _, _, part_cols = A.partials_layout(layout, packed, tiles["BLOCK_U"])
     if deferred and lanes:  # the deferred launch walks codewords, not values
         tiles["BLOCK_U"] = max(16, triton.next_power_of_2(layout.units))
     signature = {}
