@@ -549,13 +549,18 @@ def _pv_float(acc, p, v, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION
 @triton.jit
 def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
                     stride_mb, stride_mh, stride_mq, stride_ms,
-                    HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+                    HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
     """Scores (log2 domain) with the float mask added and everything a query row may not see
-    (rows past the end, a deferred block, the causal future, masked keys) at -inf."""
+    (rows past the end, a deferred block, the causal future, masked keys) at -inf. With
+    ``MASK_ROWS`` the mask is the same for every head and query of a sequence (a decoding
+    step's mask, as transformers builds it: ``[B, 1, 1, S]``): one load per key row, where a
+    load per (query row, key row) cost 40% of the call (H100, batch 8, 32k)."""
     visible = m_ok[:, None] & row_ok[None, :] & ((rows * 0 + deferred) == 0)[None, :]
     if CAUSAL:
         visible = visible & (rows[None, :] <= last_visible[:, None])
-    if HAS_MASK:
+    if HAS_MASK and MASK_ROWS:
+        s += tl.load(mask_ptr + b.to(tl.int64) * stride_mb + rows * stride_ms, mask=row_ok, other=0.0)[None, :] * 1.4426950408889634
+    elif HAS_MASK:
         mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
         s += tl.load(mask_ptrs, mask=visible, other=0.0) * 1.4426950408889634
     return tl.where(visible, s, float("-inf"))
@@ -564,7 +569,7 @@ def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mas
 @triton.jit
 def _folded_scales_softmax(s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
                            m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
-                           HAS_ZERO: tl.constexpr, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+                           HAS_ZERO: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
     """One block of the online softmax where dequantization is folded into the dots: K = (v - z)
     * s per row, so q . K = s (q . v - z sum(q)) from ``s`` = q . v, and sum_n p_n s_n (v_n - z_n)
     likewise. Returns the weights p * s / v_unit for the values v, the factor that rescales the
@@ -576,7 +581,7 @@ def _folded_scales_softmax(s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz
     # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
     s = s * (tl.load(ks_base + rows, mask=row_ok, other=1.0) * qk_scale).to(tl.float32)[None, :]
     s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
-                        stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
+                        stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
     p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
     v_scale = tl.load(vs_base + rows, mask=row_ok, other=0.0)
     new_unit = tl.maximum(v_unit, tl.max(v_scale, axis=0))
@@ -624,7 +629,7 @@ def _decode_attention_kernel(
     GROUPS: tl.constexpr, GROUP: tl.constexpr,
     DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
     DEFERRED: tl.constexpr, COUNT_DEFERRED: tl.constexpr,
-    HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
+    HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
     PTX: tl.constexpr,  # inline PTX where it saves instructions (CUDA; the interpreter runs Triton ops)
     SPLIT_P: tl.constexpr,
     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
@@ -785,7 +790,7 @@ def _decode_attention_kernel(
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                     s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
-                    HAS_ZERO, HAS_MASK, CAUSAL)
+                    HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                 acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
             elif CLEAN_UNITS and not DEFERRED:
                 # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
@@ -807,7 +812,7 @@ def _decode_attention_kernel(
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                     s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
-                    HAS_ZERO, HAS_MASK, CAUSAL)
+                    HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                 acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
                 if UNIT_VALUES > 1:
                     acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
@@ -844,7 +849,7 @@ def _decode_attention_kernel(
                     deferred = tl.max((k_erased | v_erased).to(tl.int32))  # 0 or 1
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
-                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, CAUSAL)
+                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
                 p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
 
                 # V: the weighted sums, one accumulator per slot.
@@ -1147,7 +1152,16 @@ def triton_decode_attention(
     is_causal: bool,
     scale: float,
 ) -> torch.Tensor:
-    """See ``ecc::decode_attention``; arguments are validated there."""
+    """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
+    (a cache passes its one length expanded over the batch); ``attn_mask`` boolean or
+    additive."""
+    # The kernel addresses storage, scales and lengths as dense rows; the query and the mask
+    # it reads through their strides.
+    k_stored, k_scale, v_stored, v_scale, seq_lens = (
+        t.contiguous() for t in (k_stored, k_scale, v_stored, v_scale, seq_lens))
+    k_zero, v_zero = (None if t is None else t.contiguous() for t in (k_zero, v_zero))
+    if attn_mask is not None:
+        attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
     batch, q_heads, lq, _ = query.shape
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
@@ -1180,6 +1194,7 @@ def triton_decode_attention(
         mask_strides = mask.stride()
     else:
         mask, mask_strides = o_part, (0, 0, 0, 0)
+    mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
     args = (
         query, k_stored, k_scale, k_zero if k_zero is not None else k_scale,
         v_stored, v_scale, v_zero if v_zero is not None else v_scale,
@@ -1193,7 +1208,7 @@ def triton_decode_attention(
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
         DECODE=decode, HAS_ZERO=k_zero is not None, INTERP=interp, DEFER=defer,
-        HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
+        HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None,

@@ -18,6 +18,7 @@ from torch.library import triton_op
 
 from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
 from ecc_tensor.codecs import CodecTables
+from ecc_tensor.counters import COUNTER_NAMES
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.quant import quantize_int4
 from ecc_tensor.storage import StorageLayout, written_rows
@@ -79,6 +80,7 @@ def decode_dequantize(
     for a preallocated cache: only rows ``< seq_len`` along dim -2 are counted and used as
     interpolation neighbours.
     """
+    _check_counters(counters)
     zero = zero if zero is not None and zero.numel() else None
     if _on_gpu(stored):
         return codec_kernels.triton_decode_dequantize(
@@ -112,7 +114,14 @@ def inject(
     return model.apply(words, bits_per_word, offset=offset, step=step)
 
 
-def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, attn_mask):
+def _check_counters(counters: Tensor) -> None:
+    if counters.shape != (len(COUNTER_NAMES),) or counters.dtype != torch.int64 or not counters.is_contiguous():
+        # The kernels add to them in place: a copy would swallow the counts.
+        raise ValueError(f"counters must be a contiguous int64 [{len(COUNTER_NAMES)}] tensor (ecc_tensor.counters.new_counters), "
+                         f"got {counters.dtype} {tuple(counters.shape)} strides {counters.stride()}")
+
+
+def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, counters, attn_mask):
     if query.dim() != 4 or k_stored.dim() != 4 or v_stored.dim() != 4:
         raise ValueError("decode_attention takes query [B, Hq, Lq, D] and K/V storage [B, Hkv, S, row_bytes]")
     batch, q_heads, _, dim = query.shape
@@ -129,6 +138,7 @@ def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, he
         raise ValueError(f"scales {tuple(k_scale.shape)} / {tuple(v_scale.shape)} do not match storage {tuple(k_stored.shape)}")
     if seq_lens.shape != (batch,) or seq_lens.dtype != torch.int64:
         raise ValueError(f"seq_lens must be int64 [batch={batch}], got {seq_lens.dtype} {tuple(seq_lens.shape)}")
+    _check_counters(counters)
     if attn_mask is not None:
         try:
             torch.broadcast_shapes(attn_mask.shape, (batch, q_heads, query.shape[2], seq))
@@ -160,16 +170,12 @@ def decode_attention(
     gives the semantics). On CUDA one fused kernel decodes, corrects, dequantizes (and
     interpolates) K/V in registers and attends, FlashDecoding style; elsewhere the reference
     dequantizes and attends in float32. Decode counts of K and V are added to ``counters``."""
-    _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, attn_mask)
+    _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, counters, attn_mask)
     k_zero = k_zero if k_zero is not None and k_zero.numel() else None
     v_zero = v_zero if v_zero is not None and v_zero.numel() else None
     if _on_gpu(query):
-        if attn_mask is not None and attn_mask.dtype == torch.bool:
-            attn_mask = torch.where(attn_mask, 0.0, float("-inf"))
-        elif attn_mask is not None:
-            attn_mask = attn_mask.float()
         return attention_kernels.triton_decode_attention(
-            query, k_stored.contiguous(), k_scale.contiguous(), k_zero, v_stored.contiguous(), v_scale.contiguous(), v_zero,
+            query, k_stored, k_scale, k_zero, v_stored, v_scale, v_zero,
             encode_table, syndrome_table, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
         )
     tables = CodecTables(encode_table, syndrome_table)

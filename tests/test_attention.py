@@ -65,8 +65,6 @@ def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask
 
 def _interpreted(query, k, v, tables, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale):
     """The Triton kernel itself on CPU tensors (TRITON_INTERPRET=1): the op's CUDA branch."""
-    if attn_mask is not None and attn_mask.dtype == torch.bool:
-        attn_mask = torch.where(attn_mask, 0.0, float("-inf"))
     return attention_kernels.triton_decode_attention(
         query, *k, *v, tables.encode_table, tables.syndrome_table, codec, head_dim, interpolate, seq_lens, counters,
         attn_mask, is_causal, scale,
@@ -174,7 +172,7 @@ def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
     symmetric=st.booleans(),
     interpolate=st.booleans(),
     causal=st.booleans(),
-    mask_kind=st.sampled_from([None, "bool", "float"]),
+    mask_kind=st.sampled_from([None, "bool", "float", "rows"]),
     flip_rate=st.sampled_from([0.0, 0.02, 0.1]),
     seed=st.integers(0, 2**20),
 )
@@ -189,6 +187,8 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
         mask = torch.rand(batch, 1, lq, seq, generator=g) < 0.8
     elif mask_kind == "float":
         mask = torch.randn(batch, kv_heads * group, lq, seq, generator=g)
+    elif mask_kind == "rows":  # one mask row per sequence, for every head and query (the kernel's MASK_ROWS)
+        mask = torch.randn(batch, 1, 1, seq, generator=g)
     out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, mask, causal)
     ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal)
     assert torch.equal(counters, ref_counters)
@@ -327,6 +327,40 @@ def test_rows_that_see_no_key_are_zero(kernel_device):
     mask[1] = False
     out, _ = fused(query, k, v, "hamming84", 16, False, torch.tensor([40, 40]), kernel_device, mask)
     assert torch.all(out[1] == 0) and torch.all(torch.isfinite(out)) and out[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("codec", ["hamming84", "golay24"])
+def test_inputs_of_any_strides(codec, kernel_device):
+    """Lengths, storage, scales and zero points that are views, not dense tensors: a cache
+    passes its one length expanded over the batch (stride 0), and a caller may pass a slice
+    of a larger buffer. The kernel once read lengths at ``ptr + b``: every sequence but the
+    first then attended whatever lay past the length's allocation."""
+    batch, kv_heads, seq, head_dim = 3, 2, 50, 16
+    k, v = make_cache(codec, batch, kv_heads, seq + 14, head_dim, symmetric=False, flip_rate=0.02, seed=4)
+    k, v = ([t[:, :, :seq] for t in part] for part in (k, v))  # rows of a larger buffer
+    assert not k[0].is_contiguous() and not k[2].is_contiguous()
+    query = torch.randn(batch, 2 * kv_heads, 1, head_dim, generator=torch.Generator().manual_seed(6))
+    cases = {
+        "expanded": torch.tensor(41).reshape(-1).expand(batch),
+        "column": torch.tensor([[seq - 3, -1], [9, -1], [seq, -1]])[:, 0],  # stride 2
+    }
+    for name, seq_lens in cases.items():
+        assert not seq_lens.is_contiguous()
+        out, counters = fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device)
+        ref, ref_counters = reference(query, [t.contiguous() for t in k], [t.contiguous() for t in v], codec, head_dim,
+                                      True, seq_lens.contiguous())
+        for b in range(batch):
+            assert relative_error(out[b], ref[b]) < TOLERANCE, (name, b)
+        assert torch.equal(counters, ref_counters), name
+
+
+def test_counters_that_cannot_take_the_counts_are_refused():
+    k, v = make_cache("hamming84", 1, 2, 8, 16)
+    t = get_codec("hamming84").tables("cpu")
+    for counters in (new_counters()[::1].expand(2, 5)[0, :4], torch.zeros(10, dtype=torch.int64)[::2], torch.zeros(5)):
+        with pytest.raises(ValueError, match="counters"):
+            torch.ops.ecc.decode_attention(torch.randn(1, 2, 1, 16), *k, *v, t.encode_table, t.syndrome_table,
+                                           "hamming84", 16, False, torch.tensor([8]), counters, None, False, 1.0)
 
 
 def test_op_registration_and_reference_path():

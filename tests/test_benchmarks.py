@@ -44,4 +44,10 @@ def test_tuning_tools_case_runs(monkeypatch):
     args = p.parse_args(["--batch", "2", "--context", "24", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16"])
     calls = decode_calls(args, args.codecs[0], copies=2, device="cpu")
     assert len(calls) == 2 and all(c().shape == (2, 4, 1, 16) for c in calls)
+    # The call a cache makes while decoding: rows past the written ones, a mask over all of them.
+    args = p.parse_args(["--batch", "2", "--context", "24", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16",
+                         "--dtype", "bfloat16", "--spare", "8", "--masked"])
+    (call,) = decode_calls(args, args.codecs[0], device="cpu")
+    out = call()
+    assert out.shape == (2, 4, 1, 16) and out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     assert "attention_case" in sys.modules

@@ -1,5 +1,8 @@
-"""The decode-attention case that the tuning tools time: random float16 queries and K/V of a
-given shape, quantized and encoded per codec, every sequence at full length.
+"""The decode-attention case that the tuning tools time: random queries and K/V of a given
+shape, quantized and encoded per codec, every sequence at full length. ``--spare`` and
+``--masked`` make it the call a cache makes while decoding: storage rows past the written
+ones (a static cache's ``max_cache_len``) and a boolean mask over every stored row, as
+transformers builds it.
 
 ``add_case_arguments`` adds the shape options to a parser; ``decode_calls`` gives one call of
 ``ecc::decode_attention`` per input copy (copies keep a CUDA-graph replay's working set out of
@@ -25,23 +28,31 @@ def add_case_arguments(p: argparse.ArgumentParser, codecs: list[str]) -> None:
     p.add_argument("--kv-heads", type=int, default=8)
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
+    p.add_argument("--spare", type=int, default=0, help="storage rows past the written ones")
+    p.add_argument("--masked", action="store_true", help="pass a boolean mask over every stored row")
 
 
 def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: str = "cuda") -> list:
     g = torch.Generator(device=device).manual_seed(0)
-    shape = (args.batch, args.kv_heads, args.context, args.head_dim)
-    query = torch.randn(args.batch, args.q_heads, 1, args.head_dim, device=device, dtype=torch.float16, generator=g)
+    dtype = getattr(torch, args.dtype)
+    rows = args.context + args.spare
+    shape = (args.batch, args.kv_heads, rows, args.head_dim)
+    query = torch.randn(args.batch, args.q_heads, 1, args.head_dim, device=device, dtype=dtype, generator=g)
     seq_lens = torch.full((args.batch,), args.context, dtype=torch.int64, device=device)
+    mask = None
+    if args.masked:
+        mask = (torch.arange(rows, device=device) < args.context).expand(args.batch, 1, 1, rows)
     counters = new_counters(device)
     tables = get_codec(codec).tables(device)
 
     def call_on(k, v):
         return lambda: torch.ops.ecc.decode_attention(
             query, *k, *v, tables.encode_table, tables.syndrome_table, codec, args.head_dim, args.interpolate,
-            seq_lens, counters, None, False, args.head_dim**-0.5)
+            seq_lens, counters, mask, False, args.head_dim**-0.5)
 
     return [
-        call_on(ops.quantize_encode(torch.randn(shape, device=device, dtype=torch.float16, generator=g), codec),
-                ops.quantize_encode(torch.randn(shape, device=device, dtype=torch.float16, generator=g), codec))
+        call_on(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec),
+                ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec))
         for _ in range(copies)
     ]

@@ -59,7 +59,7 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         LANES_D=head_dim if layout.lanes else 0, GROUPS=1, GROUP=head_dim,
         DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=deferred_config is not None,
-        DEFERRED=deferred, HAS_MASK=masked, CAUSAL=False,
+        DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
         **A.path_constants(codec, 1, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8, PART_COLS=part_cols,
