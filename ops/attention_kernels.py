@@ -1111,6 +1111,12 @@ def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False) -> dict
     return dict(BLOCK_U=max(16, _pow2(layout.units)), BLOCK_W=_pow2(layout.row_bytes // 4), SLOT_BITS=slot_bits)
 
 
+def deferred_block_u(layout: StorageLayout, block_u: int) -> int:
+    """The deferred launch's value-tile width: over Golay's lane layout it walks codewords
+    with the unit path's tiles, not the lane path's values; elsewhere the main launch's."""
+    return max(16, _pow2(layout.units)) if layout.lanes else block_u
+
+
 def partials_layout(layout: StorageLayout, packed: bool, block_u: int) -> tuple[bool, int, int]:
     """(whether partials are in value order, the combine kernel's tile width, floats per
     partial row). Value order on the word path and, in every launch, for Golay's lane layout,
@@ -1221,8 +1227,7 @@ def triton_decode_attention(
         **({"maxnreg": config["maxnreg"]} if config["maxnreg"] else {}),
     )
     if defer:
-        if lanes:  # the deferred launch walks codewords, not values
-            constants.update(BLOCK_U=max(16, _pow2(layout.units)))
+        constants.update(BLOCK_U=deferred_block_u(layout, block_u))
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, deferred_programs)](
             *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
         )

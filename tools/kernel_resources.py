@@ -40,8 +40,8 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     _, deferred_config = A.launch_configs(codec, interpolate, packed or lanes)
     tiles = A.tile_sizes(layout, packed, lanes)
     _, _, part_cols = A.partials_layout(layout, packed, tiles["BLOCK_U"])
-    if deferred and lanes:  # the deferred launch walks codewords, not values
-        tiles["BLOCK_U"] = max(16, triton.next_power_of_2(layout.units))
+    if deferred:
+        tiles["BLOCK_U"] = A.deferred_block_u(layout, tiles["BLOCK_U"])
     signature = {}
     for name in fn.arg_names:
         if name == "q_ptr":
