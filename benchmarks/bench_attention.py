@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 import ecc_tensor.ops as ops
-from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
 
 try:
@@ -100,23 +99,20 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
     for label, (codec, interpolate) in PATHS.items():
         if label not in paths:
             continue
-        tables = get_codec(codec).tables(device)
         k = ops.quantize_encode(source[0], codec)
         v = ops.quantize_encode(source[1], codec)
-        case_bytes = sum(t.numel() * t.element_size() for t in (*k[:2], *v[:2]))
+        case_bytes = sum(t.numel() * t.element_size() for t in (*k, *v))
         n = max(1, min(copies, math.ceil(ROTATE_BYTES / case_bytes)))
-        caches = [(k, v)] + [(tuple(t.clone() if t is not None else None for t in k), tuple(t.clone() if t is not None else None for t in v)) for _ in range(n - 1)]
+        caches = [(k, v)] + [(tuple(t.clone() for t in k), tuple(t.clone() for t in v)) for _ in range(n - 1)]
         seq_lens = torch.full((batch,), context, dtype=torch.int64, device=device)
         counters = new_counters(device)
         scale = head_dim**-0.5
 
         def fused(i=None):
             i = next(it) % n if i is None else i
-            (ks, kscale, kzero), (vs, vscale, vzero) = caches[i]
-            return torch.ops.ecc.decode_attention(
-                queries[i % copies], ks, kscale, kzero, vs, vscale, vzero, tables.encode_table, tables.syndrome_table,
-                codec, head_dim, interpolate, seq_lens, counters, None, False, scale,
-            )
+            kc, vc = caches[i]
+            return ops.decode_attention(queries[i % copies], kc, vc, codec, interpolate=interpolate, seq_lens=seq_lens,
+                                        counters=counters, scale=scale)
 
         t = kernel_time([lambda i=i: fused(i) for i in range(n)], iters)
         rows.append(dict(batch=batch, context=context, path=f"fused {label}", us=t * 1e6, bytes=case_bytes,
@@ -125,9 +121,9 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
         if 2 * fp16_bytes <= dense_limit_bytes:  # room for the dense K/V the unfused path writes
             def unfused():
                 i = next(it) % n
-                (ks, kscale, kzero), (vs, vscale, vzero) = caches[i]
-                kd = ops.decode_dequantize(ks, kscale, kzero, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
-                vd = ops.decode_dequantize(vs, vscale, vzero, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                (ks, km), (vs, vm) = caches[i]
+                kd = ops.decode_dequantize(ks, km, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                vd = ops.decode_dequantize(vs, vm, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
                 return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
 
             t = time_call(unfused, iters=max(3, iters // 4))

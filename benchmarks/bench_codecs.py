@@ -40,16 +40,16 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
         layout = StorageLayout(codec, head_dim)
         rows = rows_full
         x = torch.randn(rows, head_dim, device=device, dtype=dtype)
-        stored, scale, zero = ops.quantize_encode(x, codec)
+        stored, meta_stored = ops.quantize_encode(x, codec)
         values, _ = ops.decode(stored, codec, head_dim)
         counters = new_counters(device)
         fault = FaultModel("bsc", 1e-3, seed=0)
         value_bytes = x.numel() * itemsize
-        meta = scale.numel() * 4
+        meta = meta_stored.numel()
         cases = {
             "quantize_encode": (lambda: ops.quantize_encode(x, codec), value_bytes + stored.numel() + meta),
             "decode_dequantize": (
-                lambda: ops.decode_dequantize(stored, scale, zero, codec, head_dim, counters=counters, dtype=dtype),
+                lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, counters=counters, dtype=dtype),
                 stored.numel() + meta + value_bytes,
             ),
             "encode": (lambda: ops.encode(values, codec), values.numel() + stored.numel()),
@@ -62,7 +62,7 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
             rows_out.append(
                 {"codec": codec, "op": name, "MiB": stored.numel() / 2**20, "us": s * 1e6, "GB/s": gbs, "% of copy": 100 * gbs / copy_gbs}
             )
-        del x, stored, scale, zero, values
+        del x, stored, meta_stored, values
     return rows_out
 
 

@@ -1,7 +1,8 @@
 """Attention over an ECC-protected KV cache: the PyTorch reference of ``ecc::decode_attention``.
 
 Semantics (shared by the fused Triton kernel): queries ``[B, Hq, Lq, D]``; keys and values
-stored as codewords ``[B, Hkv, S, row_bytes]`` with ``Hq`` a multiple of ``Hkv`` (grouped-query
+stored as codewords ``[B, Hkv, S, row_bytes]``, their scales as codewords ``[B, Hkv, S,
+meta_bytes]`` (:mod:`ecc_tensor.metadata`), with ``Hq`` a multiple of ``Hkv`` (grouped-query
 attention: query head ``h`` reads KV head ``h // (Hq // Hkv)``). Sequence ``b`` holds
 ``seq_lens[b]`` written keys; the rest of the storage is neither read, counted nor attended.
 With ``is_causal`` the queries are the *last* ``Lq`` positions (bottom-right alignment, as in
@@ -15,8 +16,9 @@ from __future__ import annotations
 import torch
 
 from .codecs import CodecTables
-from .counters import decode_counts
+from .counters import add_decode_counts
 from .interp import interpolate_erasures
+from .metadata import MetadataLayout, value_groups
 from .quant import dequantize_int4
 from .storage import StorageLayout
 
@@ -28,26 +30,34 @@ def written_mask(seq_lens: torch.Tensor, seq: int) -> torch.Tensor:
 
 def dequantize_cache(
     stored: torch.Tensor,
-    scale: torch.Tensor,
-    zero: torch.Tensor | None,
+    meta: torch.Tensor,
     tables: CodecTables,
     codec: str,
     head_dim: int,
+    groups: int,
+    symmetric: bool,
     interpolate: bool,
     written: torch.Tensor | None,
     counters: torch.Tensor,
     dtype: torch.dtype,
 ) -> torch.Tensor:
     """The reference cache read (``ecc::decode_dequantize``, and K/V of the attention
-    reference): decode ``[..., S, row_bytes]`` storage, add the counts of the rows where
-    ``written`` (bool, broadcastable to ``[..., S, 1]``; None: all) holds, dequantize, and
-    interpolate erasures along the sequence with unwritten rows as no neighbours."""
+    reference): decode ``[..., S, row_bytes]`` storage and its ``[..., S, meta_bytes]``
+    metadata, add the counts of the rows where ``written`` (bool, broadcastable to
+    ``[..., S, 1]``; None: all) holds, dequantize, and interpolate erasures (values of detected
+    codewords, and every value of a group whose scale or zero point is detected) along the
+    sequence with unwritten rows as no neighbours."""
     layout = StorageLayout(codec, head_dim)
+    meta_layout = MetadataLayout(codec, groups, symmetric)
     values, status = layout.load(stored, tables)
-    counters.add_(decode_counts(status, written))
+    words, meta_status, meta_erased = meta_layout.load(meta, tables)
+    add_decode_counts(counters, status, written)
+    add_decode_counts(counters, meta_status, written, metadata=True)
+    scale, zero = meta_layout.split(words)
     out = dequantize_int4(values, scale, zero)
     if interpolate:
-        out = interpolate_erasures(out, layout.erased_values(status, written), dim=-2)
+        erased = layout.erased_values(status, written) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
+        out = interpolate_erasures(out, erased, dim=-2)
     return out.to(dtype)
 
 

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from . import counters as C
-from .faults import FAULT_KINDS, FAULT_SITES, FaultModel
+from .faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
 from .modes import MODE_NAMES, MODES
 from .simulate import roundtrip
 
@@ -38,25 +38,31 @@ def demo(args: argparse.Namespace) -> int:
         f"KV-like tensor {tuple(x.shape)}, fault model {args.fault_model} at BER {args.ber:g} "
         f"({args.fault_site} site), seed {args.seed}\n"
     )
-    header = f"{'mode':24} {'bits/val':>8} {'injected':>9} {'read':>9} {'corrected':>9} {'detected':>9} {'silent':>7} {'rmse':>9} {'rmse vs int4':>12}"
+    header = (
+        f"{'mode':22} {'bits/val':>8} {'meta bits':>9} {'injected':>9} {'read':>8} {'corrected':>9} {'parity':>6} "
+        f"{'detected':>8} {'silent':>6} {'scales c/d/s':>13} {'rmse':>9} {'rmse vs int4':>12}"
+    )
     print(header)
     print("-" * len(header))
     for name in args.modes:
         mode = MODES[name]
-        fault = FaultModel(args.fault_model, args.ber, args.seed, site=args.fault_site)
+        fault = FaultModel(args.fault_model, args.ber, args.seed, site=args.fault_site, targets=args.fault_targets)
         out, counters = roundtrip(x, mode, fault, group_size=args.group_size)
         c = C.counters_to_dict(counters)
-        bits = f"{mode.stored_bits_per_value:g}"
+        values_bits, meta_bits = mode.storage_bits(args.head_dim, args.group_size)
         rmse = (out - x).pow(2).mean().sqrt().item()
         vs_int4 = (out - clean_int4).pow(2).mean().sqrt().item()
+        scales = f"{c['meta_corrected']}/{c['meta_detected']}/{c['meta_silent']}"
         print(
-            f"{name:24} {bits:>8} {c['injected']:>9} {c['read']:>9} {c['corrected']:>9} "
-            f"{c['detected']:>9} {c['silent']:>7} {rmse:>9.4f} {vs_int4:>12.4f}"
+            f"{name:22} {values_bits:>8.3g} {meta_bits:>9.3g} {c['injected'] + c['meta_injected']:>9} {c['read']:>8} "
+            f"{c['corrected']:>9} {c['parity_only']:>6} {c['detected']:>8} {c['silent']:>6} {scales:>13} {rmse:>9.4f} {vs_int4:>12.4f}"
         )
     print(
-        "\nsilent = decoded values that differ from what was written and were not flagged;"
-        "\nrmse vs int4 = error against the fault-free INT4 read (0: the code undid every fault);"
-        "\nfp16 rmse is nan when a flip hits an exponent bit and makes an inf or a NaN."
+        "\nbits/val, meta bits = stored bits per value for the values and for their (protected) scales;"
+        "\nparity = codewords whose overall parity bit alone flipped (data valid); scales c/d/s = scale codewords"
+        "\ncorrected / detected, and scale words silently wrong; silent = decoded values that differ from what"
+        "\nwas written and were not flagged; rmse vs int4 = error against the fault-free INT4 read (0: the code"
+        "\nundid every fault); fp16 is the oracle (never faulted); rmse is nan where a flip made an inf or a NaN."
     )
     return 0
 
@@ -68,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ber", type=_ber, default=1e-2, help="bit error rate (default 1e-2)")
     p.add_argument("--fault-model", choices=FAULT_KINDS + ("random",), default="bsc")
     p.add_argument("--fault-site", choices=FAULT_SITES, default="write")
+    p.add_argument("--fault-targets", choices=FAULT_TARGETS, default="all",
+                   help="stored bytes faults strike: all (values, scales, zero points) or values")
     p.add_argument("--modes", nargs="+", choices=MODE_NAMES, default=list(MODE_NAMES))
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--heads", type=int, default=8)
@@ -88,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fault-models", nargs="+", choices=FAULT_KINDS + ("random",), default=list(FAULT_KINDS))
     g.add_argument("--bers", nargs="+", type=_ber, default=[1e-3, 1e-2])
     g.add_argument("--sites", nargs="+", choices=FAULT_SITES, default=["write", "read"])
+    g.add_argument("--fault-targets", choices=FAULT_TARGETS, default="all")
     g.add_argument("--prompts", type=int, default=8, help="prompts taken from the evaluation text")
     g.add_argument("--new-tokens", type=int, default=50)
     g.add_argument("--output-dir", default="results/generation")
@@ -100,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--contexts", nargs="+", type=int, default=[2048, 4096, 8192])
     n.add_argument("--fault-model", choices=FAULT_KINDS + ("random",), default="bsc")
     n.add_argument("--fault-site", choices=FAULT_SITES, default="write")
+    n.add_argument("--fault-targets", choices=FAULT_TARGETS, default="all")
     n.add_argument("--output-dir", default="results/needle")
     n.set_defaults(func=_needle)
 
@@ -135,7 +145,7 @@ def _generation(args: argparse.Namespace) -> int:
     model, tokenizer, text = _load(args)
     rows = R.generation_reliability(
         model, tokenizer, R.default_prompts(text, args.prompts), args.modes, args.fault_models, args.bers, args.sites,
-        new_tokens=args.new_tokens, seed=args.seed,
+        new_tokens=args.new_tokens, seed=args.seed, targets=args.fault_targets,
     )
     print(R.write(rows, Path(args.output_dir), "generation", ["mode", "fault_model", "ber", "site", "exact_match", "mean_char_drift"]))
     return 0
@@ -147,7 +157,8 @@ def _needle(args: argparse.Namespace) -> int:
     from .evaluation import reliability as R
 
     model, tokenizer, text = _load(args)
-    rows = R.needle(model, tokenizer, text, args.modes, args.bers, args.contexts, fault_model=args.fault_model, site=args.fault_site)
+    rows = R.needle(model, tokenizer, text, args.modes, args.bers, args.contexts, fault_model=args.fault_model, site=args.fault_site,
+                    targets=args.fault_targets)
     print(R.write(rows, Path(args.output_dir), "needle", ["mode", "ber", "context", "task", "accuracy"]))
     return 0
 

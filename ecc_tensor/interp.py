@@ -1,4 +1,4 @@
-"""Erasure recovery ("manifold interpolation", DESIGN.md section 4).
+"""Erasure recovery (the paper's "manifold interpolation").
 
 A value whose codeword was detected but not correctable is replaced, in the dequantized
 domain, by the mean of its nearest non-erased neighbours along the sequence axis (same

@@ -1,39 +1,78 @@
-"""The cache modes (DESIGN.md section 6), shared by the cache, the CLI and lm-eval."""
+"""The cache modes, shared by the cache, the CLI and lm-eval.
+
+| mode | storage per value | protection |
+|---|---|---|
+| ``fp16`` | 16-bit words | the paper's oracle: no quantization, never faulted |
+| ``fp16-unprotected`` | 16-bit words | none, faulted like every other mode |
+| ``int4`` | 4 bits + float32 scales | none, its scales neither |
+| ``int4-hamming`` | Hamming(7,4) | corrects one flip per value |
+| ``int4-hamming84`` | Hamming(8,4) | corrects one, detects two; detected values kept as read |
+| ``int4-hamming84-interp`` | Hamming(8,4) | as above, detected values interpolated |
+| ``int12-golay`` | Golay(24,12) over 3 values | corrects three flips per codeword |
+
+In every mode with a code the scales and zero points are stored in the same code
+(:mod:`ecc_tensor.metadata`). The 16-bit modes store the model's dtype when it is 16 bits
+wide (bfloat16 stays bfloat16) and float16 otherwise.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .codecs import get_codec
+import torch
 
-_FP16_BITS = 16
+from .metadata import MetadataLayout
+from .storage import StorageLayout
+
+_WORD_BITS = 16
+REFERENCE_HEAD_DIM = 128  # the head_dim the bit figures below are given for
 
 
 @dataclass(frozen=True)
 class CacheMode:
     name: str
-    codec: str | None  # None: the model's own dtype, unprotected (the oracle)
+    codec: str | None  # None: 16-bit words, not quantized
     interpolate: bool = False
+    faulted: bool = True  # False for the oracle: no fault model ever reaches it
     description: str = ""
 
     @property
     def quantized(self) -> bool:
         return self.codec is not None
 
+    def storage_bits(self, head_dim: int = REFERENCE_HEAD_DIM, group_size: int | None = None,
+                     symmetric: bool = True) -> tuple[float, float]:
+        """(value bits, metadata bits) stored per value for rows of ``head_dim``, padding and
+        unused bits included (a Hamming(7,4) codeword takes a byte; Golay's rows are whole
+        8-byte units)."""
+        if not self.quantized:
+            return float(_WORD_BITS), 0.0
+        groups = 1 if group_size is None else head_dim // group_size
+        values = StorageLayout(self.codec, head_dim).row_bytes * 8 / head_dim
+        meta = MetadataLayout(self.codec, groups, symmetric).row_bytes * 8 / head_dim
+        return values, meta
+
     @property
     def stored_bits_per_value(self) -> float:
-        """Stored bits per cached value (excluding the per-group scales)."""
-        if self.codec is None:
-            return _FP16_BITS
-        codec = get_codec(self.codec)
-        return codec.n / codec.values_per_codeword
+        """Bits stored per value at head_dim 128, padding included (Golay: 8.5); scales apart."""
+        return self.storage_bits()[0]
+
+    @property
+    def metadata_bits_per_value(self) -> float:
+        """Bits of (protected) scales per value at head_dim 128, one symmetric scale per row."""
+        return self.storage_bits()[1]
+
+    def word_dtype(self, model_dtype: torch.dtype) -> torch.dtype:
+        """The 16-bit modes' stored dtype: the model's if 16 bits wide, else float16."""
+        return model_dtype if model_dtype.itemsize == 2 else torch.float16
 
 
 MODES = {
     m.name: m
     for m in (
-        CacheMode("fp16", None, description="model dtype, no protection (oracle)"),
-        CacheMode("int4", "int4", description="4 bits, no protection"),
+        CacheMode("fp16", None, faulted=False, description="16-bit words, never faulted (the paper's oracle)"),
+        CacheMode("fp16-unprotected", None, description="16-bit words, faulted, no protection"),
+        CacheMode("int4", "int4", description="4 bits, no protection (scales neither)"),
         CacheMode("int4-hamming", "hamming74", description="Hamming(7,4), SEC"),
         CacheMode("int4-hamming84", "hamming84", description="Hamming(8,4) SECDED, detected values kept as read"),
         CacheMode("int4-hamming84-interp", "hamming84", True, description="Hamming(8,4) SECDED + interpolation"),
@@ -41,6 +80,8 @@ MODES = {
     )
 }
 MODE_NAMES = tuple(MODES)
+# The paper's six (the sweep's default grid).
+PAPER_MODES = ("fp16", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay")
 
 
 def get_mode(name: str) -> CacheMode:

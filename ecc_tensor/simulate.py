@@ -1,8 +1,9 @@
 """Reference simulation of one write and one read of a tensor through a cache mode.
 
 This is the plain-PyTorch model of what the cache does to each stored value: quantize,
-encode, inject faults into the stored bits, decode, dequantize, interpolate erasures, and
-count. Faster paths (the ``ecc`` ops, ``ECCInt4Tensor``, the cache) are tested against it.
+encode the values and their scales, inject faults into the stored bits, decode, dequantize,
+interpolate erasures, and count. Faster paths (the ``ecc`` ops, ``ECCInt4Tensor``, the cache)
+are tested against it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import torch
 
 from . import counters as C
-from .faults import FaultModel
+from .faults import FLOAT16_MSB, METADATA_ADDRESS, FaultModel
 from .interp import interpolate_erasures
+from .metadata import MetadataLayout, value_groups
 from .modes import CacheMode, get_mode
 from .quant import dequantize_int4, quantize_int4
 from .storage import StorageLayout
-
 
 
 def roundtrip(
@@ -29,35 +30,50 @@ def roundtrip(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Store ``x`` (``[..., seq, head_dim]``) in ``mode`` and read it back once.
 
-    Faults strike the stored bytes (:mod:`ecc_tensor.storage`) once at write and/or once at
-    read per ``fault.site``, each a new event of the model's counter. Returns
-    ``(x read back in x.dtype, counters [5])``.
+    Faults strike the stored bytes (:mod:`ecc_tensor.storage`; with ``fault.targets == "all"``
+    the stored scales too, :mod:`ecc_tensor.metadata`) once at write and/or once at read per
+    ``fault.site``, each a new event of the model's counter. The ``fp16`` oracle is never
+    faulted. Returns ``(x read back in x.dtype, counters)``.
     """
     mode = get_mode(mode) if isinstance(mode, str) else mode
     counters = C.new_counters(x.device)
+    if fault is not None and not mode.faulted:
+        fault = None
+    # One event per site; the metadata bytes take the same event at their own addresses.
+    steps = [] if fault is None else [fault.next_step() for strikes in (fault.at_write, fault.at_read) if strikes]
 
-    def write_then_read(words: torch.Tensor, bits: int) -> torch.Tensor:
-        for strikes in (fault is not None and fault.at_write, fault is not None and fault.at_read):
-            if strikes:
-                words, n = fault.apply(words, bits)
-                counters[C.INJECTED] += n
+    def strike(words: torch.Tensor, bits: int, offset: int, msb: torch.Tensor | int, injected: int) -> torch.Tensor:
+        for step in steps:
+            words, n = fault.apply(words, bits, offset=offset, step=step, eligible=torch.as_tensor(msb))
+            counters[injected] += n
         return words
 
     if not mode.quantized:
-        words = x.to(torch.float16).view(torch.int16)
-        read = write_then_read(words, int(mode.stored_bits_per_value))
+        words = x.to(mode.word_dtype(x.dtype)).view(torch.int16)
+        read = strike(words, 16, 0, FLOAT16_MSB, C.INJECTED)
         counters[C.READ] += words.numel()
         counters[C.SILENT] += (read != words).sum()
-        return read.view(torch.float16).to(x.dtype), counters
+        return read.view(mode.word_dtype(x.dtype)).to(x.dtype), counters
 
-    layout = StorageLayout(mode.codec, x.shape[-1])
+    head_dim = x.shape[-1]
+    layout = StorageLayout(mode.codec, head_dim)
     q, scale, zero = quantize_int4(x, group_size, symmetric)
-    values, status = layout.load(write_then_read(layout.store(q), layout.exposed_bits_per_byte))
-    counters += C.decode_counts(status)
-    erased = layout.erased_values(status)
-    counters[C.SILENT] += ((values != q) & ~erased).sum()
+    meta_layout = MetadataLayout(mode.codec, scale.shape[-1], symmetric)
+    meta = meta_layout.store(scale, zero)
+    values, status = layout.load(strike(layout.store(q), layout.exposed_bits_per_byte, 0, layout.value_msb_bits(x.device), C.INJECTED))
+    meta_read = meta
+    if fault is not None and fault.strikes_metadata:
+        meta_read = strike(meta, meta_layout.exposed_bits_per_byte, METADATA_ADDRESS,
+                           meta_layout.storage.value_msb_bits(x.device), C.META_INJECTED)
+    words, meta_status, meta_erased = meta_layout.load(meta_read)
+    C.add_decode_counts(counters, status)
+    C.add_decode_counts(counters, meta_status, metadata=True)
+    counters[C.META_SILENT] += meta_layout.silent(meta_read, meta)
 
-    out = dequantize_int4(values, scale, zero)
+    erased = layout.erased_values(status) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
+    counters[C.SILENT] += ((values != q) & ~erased).sum()
+    read_scale, read_zero = meta_layout.split(words)
+    out = dequantize_int4(values, read_scale, read_zero)
     if mode.interpolate:
         out = interpolate_erasures(out, erased, dim=seq_dim)
     return out.to(x.dtype), counters

@@ -13,6 +13,10 @@ so Hamming(8,4) costs exactly 8 bits per value and Golay a little more (136 byte
 values: 128 values need 43 codewords, and its rows are whole 8-byte units, which the fused
 attention kernel copies 8 bytes at a time). A row's values
 are padded with zeros up to a whole number of units; Golay's padding is not stored.
+
+``sequential=True`` lays every codec's units one after another, Golay's as 3-byte
+little-endian codewords: the layout of the protected scales (:mod:`ecc_tensor.metadata`),
+whose rows are a few nibbles.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .codecs import STATUS_DETECTED, CodecTables, LinearBlockCode, get_codec
 class StorageLayout:
     codec_name: str
     head_dim: int
+    sequential: bool = False  # units one after another, even for Golay (no lanes)
 
     def __post_init__(self) -> None:
         get_codec(self.codec_name)  # validates the name
@@ -49,7 +54,7 @@ class StorageLayout:
     @property
     def lanes(self) -> bool:
         """Golay's lane layout (:mod:`ecc_tensor.lanes`) rather than one unit after another."""
-        return self.codec_name == "golay24"
+        return self.codec_name == "golay24" and not self.sequential
 
     @property
     def unit_bytes(self) -> int:
@@ -78,6 +83,21 @@ class StorageLayout:
     @property
     def exposed_bits_per_byte(self) -> int:
         return min(8, self.codec.n) if self.unit_bytes == 1 and self.codec_name != "int4" else 8
+
+    def value_msb_bits(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """``[row_bytes]`` int64: the bits of each stored byte that hold a value's most
+        significant bit (data bit 3 of a value; never a parity bit or a padding value), where
+        the ``msb`` fault model strikes."""
+        bits = [0] * self.row_bytes
+        if self.lanes or self.codec_name == "int4":  # values in INT4 order, two a byte
+            for v in range(self.head_dim):
+                bits[v // 2] |= 0x8 << (4 * (v % 2))
+        else:  # a unit's data nibbles in its low bits, value i at bit 4i
+            for v in range(self.head_dim):
+                u, i = divmod(v, self.unit_values)
+                bit = u * self.unit_bytes * 8 + 4 * i + 3
+                bits[bit // 8] |= 1 << (bit % 8)
+        return torch.tensor(bits, dtype=torch.int64, device=device)
 
     def store(self, values: torch.Tensor, tables: CodecTables | None = None) -> torch.Tensor:
         """``[..., head_dim]`` uint8 INT4 values -> ``[..., row_bytes]`` uint8 storage."""
@@ -110,8 +130,10 @@ class StorageLayout:
         return (units << shifts).sum(-1).to(self.codec.word_dtype)
 
     def load(self, stored: torch.Tensor, tables: CodecTables | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode storage: ``(values uint8 [..., head_dim], status uint8 [..., codewords_per_row])``."""
-        values, status = self.codec.decode(self.codewords(stored), validate=False, tables=tables)
+        """Decode storage: ``(values uint8 [..., head_dim], status uint8 [..., codewords_per_row])``,
+        the status as :meth:`LinearBlockCode.decode_words` gives it (parity-only apart)."""
+        data, status = self.codec.decode_words(self.codewords(stored), tables)
+        values = self.codec.unpack_values(data)
         if self.lanes:  # slot order -> value order
             return values[..., lanes.value_slots(self.head_dim, values.device)], status
         return values[..., : self.head_dim], status

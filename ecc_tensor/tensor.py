@@ -8,9 +8,9 @@ from torch.utils._python_dispatch import return_and_correct_aliasing
 from torchao.utils import TorchAOBaseTensor
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
-from .codecs import get_codec
+from .codecs import CodecTables, get_codec
 from .counters import new_counters
-from .storage import StorageLayout
+from .metadata import MetadataLayout
 
 __all__ = ["ECCInt4Tensor", "ecc_decode_attention", "fused_attention_applies"]
 
@@ -18,7 +18,8 @@ aten = torch.ops.aten
 
 
 class ECCInt4Tensor(TorchAOBaseTensor):
-    """INT4 quantized values (per row of the last dim, optionally grouped) kept in codewords.
+    """INT4 quantized values (per row of the last dim, optionally grouped) kept in codewords,
+    their scales too.
 
     The logical tensor is ``[*lead, D]`` in a float ``dtype``; a KV cache uses
     ``[batch, kv_heads, seq, head_dim]`` and dim -2 is the sequence axis along which
@@ -29,14 +30,14 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         stored: uint8 ``[*lead, row_bytes]``, the codewords of each row
             (:class:`ecc_tensor.storage.StorageLayout`: int4 two values a byte, Hamming one
             codeword a byte, Golay the lane layout of :mod:`ecc_tensor.lanes`).
-        scale: float32 ``[*lead, D // group_size]``.
+        meta: uint8 ``[*lead, meta_bytes]``, each row's float32 scales (and zero points), in
+            codewords of the same codec (:class:`ecc_tensor.metadata.MetadataLayout`).
         encode_table: int32 ``[2^k]``, the codec's codeword of each data word (shared).
         syndrome_table: int32 ``[2^(n-k)]``, coset leader per syndrome or -1 (shared).
 
     Optional Tensor Data Attributes:
-        zero: float32 like ``scale``, for asymmetric quantization (None when symmetric).
-        counters: int64 ``[5]`` (read, corrected, detected, injected, silent) that every
-            decode of this tensor adds to; None to not count.
+        counters: int64 ``[12]`` (:mod:`ecc_tensor.counters`) that every decode of this tensor
+            adds to; None to not count.
         seq_len: int64 scalar, for a preallocated cache view ``[batch, heads, seq, D]``: only
             rows ``< seq_len`` along dim -2 are written (decoded, counted, used as
             interpolation neighbours and attended). Kept by whole-tensor views and copies,
@@ -46,38 +47,43 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         codec: ``"int4" | "hamming74" | "hamming84" | "golay24"``.
         shape: the logical shape.
         dtype: the logical (dequantized) dtype.
+        groups: scales per row (``D // group_size``).
+        symmetric: symmetric quantization (no zero points).
 
     Optional Non-Tensor Attributes:
         interpolate: whether reads replace detected values by their temporal neighbours
             (the default of :meth:`dequantize` and of attention over this tensor).
     """
 
-    tensor_data_names = ["stored", "scale", "encode_table", "syndrome_table"]
-    tensor_attribute_names = ["codec", "shape", "dtype"]
-    optional_tensor_data_names = ["zero", "counters", "seq_len"]
+    tensor_data_names = ["stored", "meta", "encode_table", "syndrome_table"]
+    tensor_attribute_names = ["codec", "shape", "dtype", "groups", "symmetric"]
+    optional_tensor_data_names = ["counters", "seq_len"]
     optional_tensor_attribute_names = ["interpolate"]
 
     def __new__(
-        cls, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None, seq_len=None, interpolate=None
+        cls, stored, meta, encode_table, syndrome_table, codec, shape, dtype, groups=1, symmetric=True, counters=None,
+        seq_len=None, interpolate=None,
     ):
         return torch.Tensor._make_wrapper_subclass(cls, shape, dtype=dtype, device=stored.device, requires_grad=False)
 
     def __init__(
-        self, stored, scale, encode_table, syndrome_table, codec, shape, dtype, zero=None, counters=None, seq_len=None, interpolate=None
+        self, stored, meta, encode_table, syndrome_table, codec, shape, dtype, groups=1, symmetric=True, counters=None,
+        seq_len=None, interpolate=None,
     ):
         super().__init__()
         self.stored = stored
-        self.scale = scale
+        self.meta = meta
         self.encode_table = encode_table
         self.syndrome_table = syndrome_table
         self.codec = codec
-        self.zero = zero
+        self.groups = int(groups)
+        self.symmetric = bool(symmetric)
         self.counters = counters
         self.seq_len = seq_len
         self.interpolate = bool(interpolate)
 
     def _quantization_type(self):
-        return f"codec={self.codec}, shape={tuple(self.shape)}, groups={self.scale.shape[-1]}, symmetric={self.zero is None}, device={self.device}"
+        return f"codec={self.codec}, shape={tuple(self.shape)}, groups={self.groups}, symmetric={self.symmetric}, device={self.device}"
 
     def __repr__(self) -> str:
         return f"ECCInt4Tensor({self._quantization_type()}, dtype={self.dtype})"
@@ -96,19 +102,18 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() == 0:
             raise ValueError("ECCInt4Tensor.from_float needs a floating-point tensor with at least one dimension")
         tables = get_codec(codec).tables(x.device)
-        stored, scale, zero = torch.ops.ecc.quantize_encode(
-            x, tables.encode_table, tables.syndrome_table, codec, group_size, symmetric
-        )
+        stored, meta = torch.ops.ecc.quantize_encode(x, tables.encode_table, tables.syndrome_table, codec, group_size, symmetric)
+        groups = 1 if group_size is None else x.shape[-1] // group_size
         return cls(
-            stored, scale, tables.encode_table, tables.syndrome_table, codec, x.shape, x.dtype,
-            zero=None if symmetric else zero, counters=counters,
+            stored, meta, tables.encode_table, tables.syndrome_table, codec, x.shape, x.dtype, groups, symmetric,
+            counters=counters,
         )
 
     from_float = from_hp
 
     @property
-    def layout_info(self) -> StorageLayout:
-        return StorageLayout(self.codec, self.shape[-1])
+    def metadata_layout(self) -> MetadataLayout:
+        return MetadataLayout(self.codec, self.groups, self.symmetric)
 
     # -- reading --------------------------------------------------------------------------
     def dequantize(
@@ -122,23 +127,28 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         if counters is None:
             counters = new_counters(self.device)
         return torch.ops.ecc.decode_dequantize(
-            self.stored, self.scale, self.zero, self.encode_table, self.syndrome_table, self.codec, self.shape[-1],
-            self.interpolate if interpolate is None else interpolate, counters, dtype or self.dtype, self.seq_len,
+            self.stored, self.meta, self.encode_table, self.syndrome_table, self.codec, self.shape[-1], self.groups,
+            self.symmetric, self.interpolate if interpolate is None else interpolate, counters, dtype or self.dtype, self.seq_len,
         )
 
     def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(INT4 values uint8 [..., D], status uint8 [..., codewords per row])``."""
         return torch.ops.ecc.decode(self.stored, self.encode_table, self.syndrome_table, self.codec, self.shape[-1])
 
+    def scales(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The decoded (corrected) ``(scale, zero or None)``, float32 ``[..., groups]``."""
+        layout = self.metadata_layout
+        words, _, _ = layout.load(self.meta, CodecTables(self.encode_table, self.syndrome_table))
+        return layout.split(words)
+
     # -- helpers for the op implementations ----------------------------------------------
     def _with_rows(self, fn, shape=None, dtype=None, keep_seq_len=False) -> "ECCInt4Tensor":
-        """A new tensor whose row data (stored, scale, zero) is ``fn`` of this one's; the
-        tables and counters are shared; ``seq_len`` only where the rows keep their places."""
+        """A new tensor whose row data (stored, meta) is ``fn`` of this one's; the tables and
+        counters are shared; ``seq_len`` only where the rows keep their places."""
         return ECCInt4Tensor(
-            fn(self.stored), fn(self.scale), self.encode_table, self.syndrome_table, self.codec,
-            self.shape if shape is None else torch.Size(shape), dtype or self.dtype,
-            zero=None if self.zero is None else fn(self.zero), counters=self.counters,
-            seq_len=self.seq_len if keep_seq_len else None, interpolate=self.interpolate,
+            fn(self.stored), fn(self.meta), self.encode_table, self.syndrome_table, self.codec,
+            self.shape if shape is None else torch.Size(shape), dtype or self.dtype, self.groups, self.symmetric,
+            counters=self.counters, seq_len=self.seq_len if keep_seq_len else None, interpolate=self.interpolate,
         )
 
     def _row_dim(self, dim: int, ndim: int | None = None) -> int:
@@ -156,11 +166,10 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     def _as_ecc(self, src: torch.Tensor) -> "ECCInt4Tensor":
         """``src`` in this tensor's codec and grouping (quantizing a dense source)."""
         if isinstance(src, ECCInt4Tensor):
-            if src.codec != self.codec or src.scale.shape[-1] != self.scale.shape[-1] or (src.zero is None) != (self.zero is None):
+            if (src.codec, src.groups, src.symmetric) != (self.codec, self.groups, self.symmetric):
                 raise ValueError(f"cannot copy an ECCInt4Tensor({src.codec}) into an ECCInt4Tensor({self.codec}) of another layout")
             return src
-        groups = self.scale.shape[-1]
-        return ECCInt4Tensor.from_hp(src.to(self.dtype), self.codec, self.shape[-1] // groups, self.zero is None)
+        return ECCInt4Tensor.from_hp(src.to(self.dtype), self.codec, self.shape[-1] // self.groups, self.symmetric)
 
 
 implements = ECCInt4Tensor.implements
@@ -189,8 +198,8 @@ def _(func, types, args, kwargs):
         raise ValueError(f"ECCInt4Tensor dequantizes to floating dtypes only, not {dtype}")
     moved = lambda t: None if t is None else t.to(device)  # noqa: E731
     return ECCInt4Tensor(
-        moved(self.stored), moved(self.scale), moved(self.encode_table), moved(self.syndrome_table),
-        self.codec, self.shape, dtype, zero=moved(self.zero), counters=moved(self.counters),
+        moved(self.stored), moved(self.meta), moved(self.encode_table), moved(self.syndrome_table),
+        self.codec, self.shape, dtype, self.groups, self.symmetric, counters=moved(self.counters),
         seq_len=moved(self.seq_len), interpolate=self.interpolate,
     )
 
@@ -238,8 +247,8 @@ def _(func, types, args, kwargs):
     dim = self._row_dim(dim)
     sliced = self._with_rows(lambda t: func(t, dim, start, end, step))
     sliced = ECCInt4Tensor(
-        sliced.stored, sliced.scale, self.encode_table, self.syndrome_table, self.codec,
-        (*sliced.stored.shape[:-1], self.shape[-1]), self.dtype, zero=sliced.zero, counters=self.counters,
+        sliced.stored, sliced.meta, self.encode_table, self.syndrome_table, self.codec,
+        (*sliced.stored.shape[:-1], self.shape[-1]), self.dtype, self.groups, self.symmetric, counters=self.counters,
         interpolate=self.interpolate,
     )
     return return_and_correct_aliasing(func, args, kwargs, sliced)
@@ -271,9 +280,7 @@ def _(func, types, args, kwargs):
         src = src.expand(self.shape) if not isinstance(src, ECCInt4Tensor) else src
     src = self._as_ecc(src)
     self.stored.copy_(src.stored)
-    self.scale.copy_(src.scale)
-    if self.zero is not None:
-        self.zero.copy_(src.zero)
+    self.meta.copy_(src.meta)
     return self
 
 
@@ -284,9 +291,7 @@ def _(func, types, args, kwargs):
     dim = self._row_dim(dim)
     src = self._as_ecc(source)
     self.stored.index_copy_(dim, index, src.stored)
-    self.scale.index_copy_(dim, index, src.scale)
-    if self.zero is not None:
-        self.zero.index_copy_(dim, index, src.zero)
+    self.meta.index_copy_(dim, index, src.meta)
     return self
 
 
@@ -299,12 +304,11 @@ def _(func, types, args, kwargs):
     is_stack = func is aten.stack.default
     dim = first._row_dim(dim, first.dim() + is_stack)
     stored = func([t.stored for t in tensors], dim)
-    scale = func([t.scale for t in tensors], dim)
-    zero = None if first.zero is None else func([t.zero for t in tensors], dim)
+    meta = func([t.meta for t in tensors], dim)
     shape = (*stored.shape[:-1], first.shape[-1])
     return ECCInt4Tensor(
-        stored, scale, first.encode_table, first.syndrome_table, first.codec, shape, first.dtype, zero=zero,
-        counters=first.counters, interpolate=first.interpolate,
+        stored, meta, first.encode_table, first.syndrome_table, first.codec, shape, first.dtype, first.groups,
+        first.symmetric, counters=first.counters, interpolate=first.interpolate,
     )
 
 
@@ -345,8 +349,7 @@ def fused_attention_applies(query, key, value, dropout_p=0.0, is_causal=False, e
     if query.dim() != 4 or key.dim() != 4 or value.shape != key.shape or query.shape[-1] != key.shape[-1]:
         return False
     same_layout = (
-        key.codec == value.codec and key.scale.shape == value.scale.shape and (key.zero is None) == (value.zero is None)
-        and key.interpolate == value.interpolate
+        (key.codec, key.groups, key.symmetric, key.interpolate) == (value.codec, value.groups, value.symmetric, value.interpolate)
     )
     heads_ok = query.shape[1] == key.shape[1] or (enable_gqa and query.shape[1] % key.shape[1] == 0)
     return (
@@ -382,8 +385,8 @@ def ecc_decode_attention(
         counters = new_counters(query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     return torch.ops.ecc.decode_attention(
-        query, key.stored, key.scale, key.zero, value.stored, value.scale, value.zero, key.encode_table,
-        key.syndrome_table, key.codec, key.shape[-1], key.interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+        query, key.stored, key.meta, value.stored, value.meta, key.encode_table, key.syndrome_table, key.codec,
+        key.shape[-1], key.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale,
     )
 
 

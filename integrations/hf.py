@@ -4,7 +4,8 @@
     cache = ECCCache(model.config, max_batch_size=1, max_cache_len=512, mode="int4-hamming84-interp",
                      fault=FaultModel("bsc", 1e-3, seed=0))
     out = model.generate(**inputs, past_key_values=cache, max_new_tokens=50)
-    cache.stats()   # {'read': ..., 'corrected': ..., 'detected': ..., 'injected': ..., 'silent': ..., 'layers': [...]}
+    cache.stats()   # {'read': ..., 'corrected': ..., 'parity_only': ..., 'detected': ..., 'injected': ..., 'silent': ...,
+                    #  'metadata': {the same for the scales}, 'layers': [...]}
 
 The cache is a transformers ``Cache`` whose layers (:class:`ECCLayer`) follow ``StaticLayer``:
 preallocated ``[batch, kv_heads, max_cache_len, ...]`` storage, ``update`` writes the new
@@ -12,9 +13,12 @@ tokens in place (quantize + encode only those) and returns what attention needs:
 cache decoded, corrected, dequantized (and interpolated) from the stored codewords, so every
 attention read, prefill included, goes through the codes and any corruption reaches the model.
 
-Faults (a :class:`~ecc_tensor.faults.FaultModel`) strike the stored bytes. Each stored byte has
-the address ``(layer, K/V, position, batch, head, byte)`` laid out position-major, so the
-flips a token receives do not depend on how the sequence was chunked into writes. Write-site
+Faults (a :class:`~ecc_tensor.faults.FaultModel`) strike the stored bytes: the codewords and,
+with ``targets="all"`` (the default), the stored scales and zero points, which every mode with
+a code protects with that code (:mod:`ecc_tensor.metadata`). Each stored byte has the address
+``(layer, K/V, position, batch, head, byte)`` laid out position-major (the metadata bytes in a
+range of their own), so the flips a token receives do not depend on how the sequence was
+chunked into writes. Write-site
 faults are drawn once per sequence (event ``sequence << 20``), read-site faults anew on every
 read (event ``(sequence << 20) + read``). Fault injection is a simulation feature of eager
 mode; ``torch.compile`` is supported for fault-free decoding.
@@ -45,7 +49,8 @@ except ImportError:  # pragma: no cover
 import ecc_tensor.ops as ops
 from ecc_tensor import counters as C
 from ecc_tensor.codecs import get_codec
-from ecc_tensor.faults import FaultModel
+from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, FaultModel
+from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
@@ -56,7 +61,6 @@ ATTENTION_NAME = "ecc"  # model.set_attn_implementation("ecc"), or from_pretrain
 
 _ADDRESS_BITS_PER_STORE = 40  # each (layer, K/V) store gets 2^40 byte addresses
 _READ_EVENTS_PER_SEQUENCE = 1 << 20
-_INT_OF_WIDTH = {8: torch.int8, 16: torch.int16, 32: torch.int32, 64: torch.int64}
 
 
 class _Store:
@@ -65,33 +69,40 @@ class _Store:
     def __init__(self, mode: CacheMode, shape, dtype, device, group_size, symmetric, track_silent):
         batch, heads, length, head_dim = shape
         self.mode = mode
+        self.meta = self.meta_shadow = None
         if not mode.quantized:
-            self.dense = torch.zeros(shape, dtype=dtype, device=device)
-            self.bits = dtype.itemsize * 8
+            self.dense = torch.zeros(shape, dtype=mode.word_dtype(dtype), device=device)
+            self.bits = 16
+            self.msb = torch.tensor(FLOAT16_MSB, device=device)
             self.buffers = [self.dense]
         else:
             self.layout = StorageLayout(mode.codec, head_dim)
             groups = 1 if group_size is None else head_dim // group_size
+            self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
             self.tables = get_codec(mode.codec).tables(device)
             self.stored = torch.zeros(batch, heads, length, self.layout.row_bytes, dtype=torch.uint8, device=device)
-            self.scale = torch.zeros(batch, heads, length, groups, dtype=torch.float32, device=device)
-            self.zero = None if symmetric else torch.zeros_like(self.scale)
+            self.meta = torch.zeros(batch, heads, length, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
             self.bits = self.layout.exposed_bits_per_byte
-            self.buffers = [t for t in (self.stored, self.scale, self.zero) if t is not None]
+            self.msb = self.layout.value_msb_bits(device)
+            self.meta_msb = self.meta_layout.storage.value_msb_bits(device)
+            self.buffers = [self.stored, self.meta]
+            if track_silent:
+                self.meta_shadow = torch.zeros_like(self.meta)
         # A clean copy of what was written, for counting silent corruptions in simulation.
         self.shadow = torch.zeros_like(self.buffers[0]) if track_silent else None
 
     @property
     def words(self) -> torch.Tensor:
-        """The stored words faults strike: codeword bytes, or the dense values as integers."""
-        return self.stored if self.mode.quantized else self.dense.view(_INT_OF_WIDTH[self.bits])
+        """The stored words faults strike: codeword bytes, or the 16-bit values as integers."""
+        return self.stored if self.mode.quantized else self.dense.view(torch.int16)
 
 
 class ECCLayer(StaticLayer):
-    """One decoder layer's K/V storage in a cache mode (DESIGN.md section 6).
+    """One decoder layer's K/V storage in a cache mode (:mod:`ecc_tensor.modes`).
 
-    ``keys``/``values`` are :class:`ECCInt4Tensor` views of the stored codewords (model-dtype
-    tensors in mode ``fp16``); ``counters`` is this layer's int64 ``[5]`` counter tensor.
+    ``keys``/``values`` are :class:`ECCInt4Tensor` views of the stored codewords and their
+    protected scales (16-bit tensors in modes ``fp16`` and ``fp16-unprotected``); ``counters``
+    is this layer's int64 counter tensor (:mod:`ecc_tensor.counters`).
     """
 
     is_compileable = True
@@ -112,7 +123,8 @@ class ECCLayer(StaticLayer):
         self.fused_attention = fused_attention and mode.quantized
         self.mode = mode
         self.layer_idx = layer_idx
-        self.fault = fault if fault is not None and fault.ber > 0 else None
+        # The fp16 oracle is never faulted.
+        self.fault = fault if fault is not None and fault.ber > 0 and mode.faulted else None
         self.group_size = group_size
         self.symmetric = symmetric
         self.track_silent = track_silent
@@ -122,6 +134,10 @@ class ECCLayer(StaticLayer):
         self._reads = 0
         self._written = 0  # Python mirror of cumulative_length, for eager-mode checks and fault addresses
         self._mirror_stale = False
+
+    @property
+    def faults_metadata(self) -> bool:
+        return self.fault is not None and self.fault.strikes_metadata and self.mode.quantized
 
     # -- allocation -----------------------------------------------------------------------
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -143,15 +159,17 @@ class ECCLayer(StaticLayer):
                 torch._dynamo.mark_static_address(t)
         self.is_initialized = True
 
-    def _public_view(self, store: _Store, words: torch.Tensor | None = None) -> torch.Tensor:
+    def _public_view(self, store: _Store, words: torch.Tensor | None = None, meta: torch.Tensor | None = None) -> torch.Tensor:
         """The stored (or given, e.g. read-faulted) words as an ECCInt4Tensor that knows how
         many rows are written, whether to interpolate and where to count its decodes."""
         if not self.mode.quantized:
             return store.dense
+        meta_layout = store.meta_layout
         return ECCInt4Tensor(
-            store.stored if words is None else words, store.scale, store.tables.encode_table,
+            store.stored if words is None else words, store.meta if meta is None else meta, store.tables.encode_table,
             store.tables.syndrome_table, self.mode.codec, (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
-            zero=store.zero, counters=self.counters, seq_len=self.cumulative_length, interpolate=self.mode.interpolate,
+            meta_layout.groups, meta_layout.symmetric, counters=self.counters, seq_len=self.cumulative_length,
+            interpolate=self.mode.interpolate,
         )
 
     # -- the cache protocol ---------------------------------------------------------------
@@ -189,10 +207,9 @@ class ECCLayer(StaticLayer):
         and draw fresh faults for the next one. Counters keep accumulating (see reset_stats)."""
         if self.is_initialized:
             for store in (self._k, self._v):
-                for t in store.buffers:
-                    t.zero_()
-                if store.shadow is not None:
-                    store.shadow.zero_()
+                for t in (*store.buffers, store.shadow, store.meta_shadow):
+                    if t is not None:
+                        t.zero_()
         self.cumulative_length.zero_()
         self._written, self._mirror_stale, self._reads = 0, False, 0
         self.sequence += 1
@@ -201,85 +218,100 @@ class ECCLayer(StaticLayer):
         raise NotImplementedError("ECCCache does not support beam search")
 
     # -- writes and reads -----------------------------------------------------------------
-    def _fault_address(self, kv: int, first_position: int, store: _Store) -> int:
-        batch, heads = self.batch_size, self.num_heads
-        per_position = batch * heads * store.words.shape[-1]
-        return ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + first_position * per_position
+    def _fault_address(self, kv: int, first_position: int, width: int, metadata: bool) -> int:
+        """Position-major byte addresses: a token's flips do not depend on how the sequence was
+        written; a store's metadata bytes start at ``METADATA_ADDRESS``."""
+        per_position = self.batch_size * self.num_heads * width
+        base = ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + (METADATA_ADDRESS if metadata else 0)
+        return base + first_position * per_position
 
-    def _inject(self, words: torch.Tensor, store: _Store, kv: int, first_position: int, event: int) -> torch.Tensor:
+    def _inject(self, words: torch.Tensor, store: _Store, kv: int, first_position: int, event: int,
+                metadata: bool = False) -> torch.Tensor:
         """Faults on ``words`` ``[batch, heads, positions, width]`` at their position-major addresses."""
         position_major = words.permute(2, 0, 1, 3).contiguous()
         step = (self.sequence * _READ_EVENTS_PER_SEQUENCE + event) & 0xFFFFFFFF
-        flipped, n = ops.inject(position_major, store.bits, self.fault, offset=self._fault_address(kv, first_position, store), step=step)
-        self.counters[C.INJECTED] += n
+        bits = store.meta_layout.exposed_bits_per_byte if metadata else store.bits
+        flipped, n = ops.inject(
+            position_major, bits, self.fault, offset=self._fault_address(kv, first_position, words.shape[-1], metadata), step=step,
+            eligible=store.meta_msb if metadata else store.msb,
+        )
+        self.counters[C.META_INJECTED if metadata else C.INJECTED] += n
         return flipped.permute(1, 2, 0, 3)
 
     def _write(self, store: _Store, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
         if not self.mode.quantized:
-            new = states.to(self.dtype)
+            new = states.to(store.dense.dtype)
             if store.shadow is not None:
                 store.shadow.index_copy_(2, position, new)
             if self.fault is not None and self.fault.at_write:
-                words = self._inject(new.view(_INT_OF_WIDTH[store.bits]), store, kv, first, event=0)
-                new = words.view(self.dtype)
+                new = self._inject(new.view(torch.int16), store, kv, first, event=0).view(new.dtype)
             store.dense.index_copy_(2, position, new)
             return
         t = store.tables
-        stored, scale, zero = torch.ops.ecc.quantize_encode(
+        stored, meta = torch.ops.ecc.quantize_encode(
             states, t.encode_table, t.syndrome_table, self.mode.codec, self.group_size, self.symmetric
         )
         if store.shadow is not None:
             store.shadow.index_copy_(2, position, stored)
+            store.meta_shadow.index_copy_(2, position, meta)
         if self.fault is not None and self.fault.at_write:
             stored = self._inject(stored, store, kv, first, event=0)
+            if self.faults_metadata:
+                meta = self._inject(meta, store, kv, first, event=0, metadata=True)
         store.stored.index_copy_(2, position, stored)
-        store.scale.index_copy_(2, position, scale)
-        if store.zero is not None:
-            store.zero.index_copy_(2, position, zero)
+        store.meta.index_copy_(2, position, meta)
 
-    def _read_words(self, store: _Store, kv: int) -> torch.Tensor:
-        """The stored words as this read sees them (read-site faults are transient)."""
-        words = store.words
+    def _read_words(self, store: _Store, kv: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stored words and metadata as this read sees them (read-site faults are transient)."""
+        words, meta = store.words, store.meta
         if self.fault is None or not self.fault.at_read:
-            return words
+            return words, meta
         self._reads += 1
-        words = words.clone()
-        written = words[:, :, : self._written]
-        written.copy_(self._inject(written, store, kv, 0, event=self._reads))
-        return words
+
+        def struck(t: torch.Tensor, metadata: bool) -> torch.Tensor:
+            t = t.clone()
+            written = t[:, :, : self._written]
+            written.copy_(self._inject(written, store, kv, 0, event=self._reads, metadata=metadata))
+            return t
+
+        return struck(words, False), struck(meta, True) if self.faults_metadata else meta
 
     def _read(self, store: _Store, kv: int) -> torch.Tensor:
-        words = self._read_words(store, kv)
+        words, meta = self._read_words(store, kv)
         if self.fused_attention:
             # Attention decodes (and counts) the codewords itself: hand it the words.
             if store.shadow is not None:
-                self.counters[C.SILENT] += self._silent(words, store)
-            if words is store.words:
+                self._count_silent(words, meta, store)
+            if words is store.words and meta is store.meta:
                 return self.keys if kv == 0 else self.values  # built once: nothing to construct per step
-            return self._public_view(store, words)
+            return self._public_view(store, words, meta)
         if not self.mode.quantized:
             batch, heads, _, head_dim = store.dense.shape
             self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
             if store.shadow is not None:
                 shadow = store.shadow.view(words.dtype)[:, :, : self._written]
                 self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
-            return words.view(self.dtype)
-        t = store.tables
+            return words.view(store.dense.dtype).to(self.dtype)
+        t, meta_layout = store.tables, store.meta_layout
         out = torch.ops.ecc.decode_dequantize(
-            words, store.scale, store.zero, t.encode_table, t.syndrome_table, self.mode.codec,
-            store.layout.head_dim, self.mode.interpolate, self.counters, self.dtype, self.cumulative_length,
+            words, meta, t.encode_table, t.syndrome_table, self.mode.codec, store.layout.head_dim, meta_layout.groups,
+            meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype, self.cumulative_length,
         )
         if store.shadow is not None:
-            self.counters[C.SILENT] += self._silent(words, store)
+            self._count_silent(words, meta, store)
         return out
 
-    def _silent(self, words: torch.Tensor, store: _Store) -> torch.Tensor:
-        """Values that decode differently from what was written, in codewords not flagged."""
-        t, head_dim = store.tables, store.layout.head_dim
+    def _count_silent(self, words: torch.Tensor, meta: torch.Tensor, store: _Store) -> None:
+        """Values that decode differently from what was written, in codewords not flagged and
+        with scales not flagged; metadata words likewise."""
+        t, head_dim, meta_layout = store.tables, store.layout.head_dim, store.meta_layout
         written = slice(0, self._written)
         got, status = torch.ops.ecc.decode(words[:, :, written], t.encode_table, t.syndrome_table, self.mode.codec, head_dim)
         want, _ = torch.ops.ecc.decode(store.shadow[:, :, written], t.encode_table, t.syndrome_table, self.mode.codec, head_dim)
-        return ((got != want) & ~store.layout.erased_values(status)).sum()
+        _, _, meta_erased = meta_layout.load(meta[:, :, written], t)
+        erased = store.layout.erased_values(status) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
+        self.counters[C.SILENT] += ((got != want) & ~erased).sum()
+        self.counters[C.META_SILENT] += meta_layout.silent(meta[:, :, written], store.meta_shadow[:, :, written], t)
 
 
 class ECCCache(Cache):
@@ -290,12 +322,16 @@ class ECCCache(Cache):
         max_batch_size: batch size; with ``device`` and ``dtype`` the storage is allocated
             now (needed to compile a graph that includes the first write), else on first use.
         max_cache_len: most tokens the cache holds (prompt + generated).
-        mode: one of ``fp16``, ``int4``, ``int4-hamming``, ``int4-hamming84``,
-            ``int4-hamming84-interp``, ``int12-golay``.
-        fault: a :class:`FaultModel` (site write/read/both), or None.
+        mode: one of ``fp16`` (the oracle: 16-bit words, never faulted), ``fp16-unprotected``,
+            ``int4``, ``int4-hamming``, ``int4-hamming84``, ``int4-hamming84-interp``,
+            ``int12-golay`` (:mod:`ecc_tensor.modes`).
+        fault: a :class:`FaultModel` (site write/read/both; ``targets="all"`` strikes the
+            stored scales too), or None.
         group_size: quantization group along head_dim (None: one scale per token and head).
         symmetric: symmetric (the paper's) or asymmetric INT4.
         track_silent: keep a clean shadow copy to count silent corruptions (simulation).
+            Default: whenever faults are injected. With faults and ``track_silent=False``,
+            :meth:`stats` reports the silent counts as None (not measured), never 0.
         attention: ``"fused"`` returns ECCInt4Tensor K/V for the ``"ecc"`` attention function
             (decode fused into attention); ``"dense"`` returns decoded K/V for any attention
             implementation; ``"auto"`` (default) is ``"fused"`` when the model's config uses
@@ -313,7 +349,7 @@ class ECCCache(Cache):
         dtype: torch.dtype | None = None,
         group_size: int | None = None,
         symmetric: bool = True,
-        track_silent: bool = False,
+        track_silent: bool | None = None,
         attention: str = "auto",
         **kwargs,
     ):
@@ -342,6 +378,10 @@ class ECCCache(Cache):
                 f"call model.set_attn_implementation({ATTENTION_NAME!r}) before creating the cache"
             )
         self.attention = attention
+        injects = fault is not None and fault.ber > 0 and self.mode.faulted
+        track_silent = injects if track_silent is None else bool(track_silent)
+        # A silent count is a measurement only where a clean copy was kept or nothing was injected.
+        self.silent_tracked = track_silent or not injects
         self._max_cache_len = max_cache_len
         self._max_batch_size = max_batch_size
         layers = [
@@ -368,10 +408,16 @@ class ECCCache(Cache):
         return self._max_batch_size
 
     def stats(self) -> dict:
-        """Counters summed over layers, plus ``layers``: the same per layer."""
-        per_layer = [C.counters_to_dict(layer.counters) for layer in self.layers]
-        total = {name: sum(d[name] for d in per_layer) for name in C.COUNTER_NAMES}
-        return {**total, "layers": per_layer}
+        """Counters summed over layers (:mod:`ecc_tensor.counters`: the values' ``read``,
+        ``corrected``, ``parity_only``, ``detected``, ``injected``, ``silent``), ``metadata``:
+        the same six for the stored scales and zero points, and ``layers``: all twelve per layer.
+        ``silent`` and the metadata's ``silent`` are None where they were not measured (faults
+        injected with ``track_silent=False``)."""
+        per_layer = [C.counters_to_dict(layer.counters, self.silent_tracked) for layer in self.layers]
+        total = {name: None if per_layer and per_layer[0][name] is None else sum(d[name] for d in per_layer)
+                 for name in C.COUNTER_NAMES}
+        values = {name: total[name] for name in C.VALUE_COUNTERS}
+        return {**values, "metadata": C.metadata_view(total), "layers": per_layer}
 
     def reset_stats(self) -> None:
         for layer in self.layers:

@@ -1,7 +1,7 @@
 """``hf-ecc``: lm-evaluation-harness's HFLM with every forward reading an ECC KV cache.
 
     lm_eval --model hf-ecc \\
-        --model_args pretrained=PATH,cache_mode=int4-hamming84-interp,ber=1e-3,seed=0,fault_model=bsc \\
+        --model_args pretrained=PATH,cache_mode=int4-hamming84-interp,ber=1e-3,seed=0,fault_model=bsc,fault_targets=all \\
         --tasks TASK --device cpu
 
 Every ``_model_call`` (loglikelihood, rolling perplexity) and ``_model_generate`` runs the
@@ -19,7 +19,7 @@ import logging
 import torch
 from lm_eval.models.huggingface import HFLM
 
-from ecc_tensor.counters import COUNTER_NAMES
+from ecc_tensor.counters import COUNTER_NAMES, VALUE_COUNTERS
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.integrations.hf import ECCCache
 from ecc_tensor.modes import get_mode
@@ -38,15 +38,17 @@ class ECCHFLM(HFLM):
         seed: int = 0,
         fault_model: str = "bsc",
         fault_site: str = "write",
+        fault_targets: str = "all",
         group_size: int | None = None,
         **kwargs,
     ) -> None:
         self.cache_mode = get_mode(str(cache_mode)).name
-        FaultModel(fault_model, float(ber), int(seed), site=fault_site)  # validate before loading the model
+        FaultModel(fault_model, float(ber), int(seed), site=fault_site, targets=fault_targets)  # validate before loading the model
         super().__init__(pretrained=pretrained, **kwargs)
         if self.backend != "causal":
             raise ValueError("hf-ecc supports decoder-only causal LMs (ECCCache protects their self-attention KV cache)")
         self.ber, self.seed, self.fault_model, self.fault_site = float(ber), int(seed), fault_model, fault_site
+        self.fault_targets = fault_targets
         self.group_size = None if group_size in (None, "", "None") else int(group_size)
         self.ecc_stats = dict.fromkeys(COUNTER_NAMES, 0)
         self._calls = 0
@@ -56,19 +58,21 @@ class ECCHFLM(HFLM):
         fault = None
         if self.ber > 0:
             seed = (self.seed * 1_000_003 + self._calls) % (1 << 63)
-            fault = FaultModel(self.fault_model, self.ber, seed, site=self.fault_site)
+            fault = FaultModel(self.fault_model, self.ber, seed, site=self.fault_site, targets=self.fault_targets)
         self._calls += 1
         return ECCCache(self.model.config, batch, length, mode=self.cache_mode, fault=fault, group_size=self.group_size)
 
     def _record(self, cache: ECCCache) -> None:
         stats = cache.stats()
+        flat = {**{k: stats[k] for k in VALUE_COUNTERS}, **{f"meta_{k}": v for k, v in stats["metadata"].items()}}
         for name in COUNTER_NAMES:
-            self.ecc_stats[name] += stats[name]
+            self.ecc_stats[name] += flat[name]
         if self._calls % _LOG_EVERY == 0:
             self._log_stats()
 
     def _log_stats(self) -> None:
-        logger.info("hf-ecc %s at BER %g (%s, %s site): %s", self.cache_mode, self.ber, self.fault_model, self.fault_site, self.ecc_stats)
+        logger.info("hf-ecc %s at BER %g (%s, %s site, %s targets): %s", self.cache_mode, self.ber, self.fault_model, self.fault_site,
+                    self.fault_targets, self.ecc_stats)
 
     def _model_call(self, inps: torch.Tensor, attn_mask=None, labels=None) -> torch.Tensor:
         cache = self._cache(inps.shape[0], inps.shape[1])

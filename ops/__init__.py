@@ -32,20 +32,20 @@ def decode(stored: torch.Tensor, codec: str, head_dim: int) -> tuple[torch.Tenso
 
 def quantize_encode(
     x: torch.Tensor, codec: str, group_size: int | None = None, symmetric: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Float ``[..., D]`` -> ``(storage, scale, zero or None)`` in one pass."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float ``[..., D]`` -> ``(storage, metadata)`` in one pass (``ecc_tensor.metadata``)."""
     t = _tables(codec, x.device)
-    stored, scale, zero = torch.ops.ecc.quantize_encode(x, t.encode_table, t.syndrome_table, codec, group_size, symmetric)
-    return stored, scale, None if symmetric else zero
+    return torch.ops.ecc.quantize_encode(x, t.encode_table, t.syndrome_table, codec, group_size, symmetric)
 
 
 def decode_dequantize(
     stored: torch.Tensor,
-    scale: torch.Tensor,
-    zero: torch.Tensor | None,
+    meta: torch.Tensor,
     codec: str,
     head_dim: int,
     *,
+    groups: int = 1,
+    symmetric: bool = True,
     interpolate: bool = False,
     counters: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
@@ -55,19 +55,50 @@ def decode_dequantize(
     t = _tables(codec, stored.device)
     counters = new_counters(stored.device) if counters is None else counters
     return torch.ops.ecc.decode_dequantize(
-        stored, scale, zero, t.encode_table, t.syndrome_table, codec, head_dim, interpolate, counters, dtype, seq_len
+        stored, meta, t.encode_table, t.syndrome_table, codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
     )
 
 
 def inject(
-    words: torch.Tensor, bits_per_word: int, fault: FaultModel, *, offset: int = 0, step: int | None = None
+    words: torch.Tensor, bits_per_word: int, fault: FaultModel, *, offset: int = 0, step: int | None = None,
+    eligible: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``fault.apply`` as an op (Triton on CUDA); ``step=None`` advances the model's counter."""
+    """``fault.apply`` as an op (Triton on CUDA); ``step=None`` advances the model's counter;
+    ``eligible``: the ``msb`` model's bits per word position along the last dim."""
     step = fault.next_step() if step is None else step
     return torch.ops.ecc.inject(
         words, bits_per_word, fault.kind, fault.ber, fault.seed, offset, step,
-        fault.burst_len, fault.msb_bits, fault.page_words, fault.page_fraction,
+        fault.burst_len, fault.msb_bits, fault.page_words, fault.page_fraction, eligible,
     )
 
 
-__all__ = ["decode", "decode_dequantize", "encode", "inject", "quantize_encode"]
+def decode_attention(
+    query: torch.Tensor,
+    k: tuple[torch.Tensor, torch.Tensor],
+    v: tuple[torch.Tensor, torch.Tensor],
+    codec: str,
+    *,
+    groups: int = 1,
+    symmetric: bool = True,
+    interpolate: bool = False,
+    seq_lens: torch.Tensor | None = None,
+    counters: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """``ecc::decode_attention`` of ``query`` ``[B, Hq, Lq, D]`` over ``k`` and ``v``, each the
+    ``(storage, metadata)`` pair :func:`quantize_encode` returns (``[B, Hkv, S, ...]``);
+    ``seq_lens`` defaults to every stored row."""
+    head_dim = query.shape[-1]
+    t = _tables(codec, query.device)
+    if seq_lens is None:
+        seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)
+    counters = new_counters(query.device) if counters is None else counters
+    return torch.ops.ecc.decode_attention(
+        query, *k, *v, t.encode_table, t.syndrome_table, codec, head_dim, groups, symmetric, interpolate, seq_lens, counters,
+        attn_mask, is_causal, head_dim**-0.5 if scale is None else scale,
+    )
+
+
+__all__ = ["decode", "decode_attention", "decode_dequantize", "encode", "inject", "quantize_encode"]

@@ -63,10 +63,12 @@ from torch.library import wrap_triton
 
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.codecs.golay import GOLAY_B
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .codec_kernels import (
-    _lane_words, _load_units, _pow2, _syndrome_decode, _syndromes, _to_bf16_rne, _unit_value, _unit_word, nibble_parity_table,
+    _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status, _syndrome_decode, _syndromes, _to_bf16_rne, _unit_value, _unit_word,
+    nibble_parity_table,
 )
 
 LOG2E = 1.4426950408889634
@@ -75,8 +77,9 @@ LOG2E = 1.4426950408889634
 @triton.jit
 def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.constexpr,
                   NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
-    """(corrected data word, corrected flag, detected flag) of each unit, as the reference.
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """(corrected data word, status) of each unit, as the reference (status 0 clean,
+    1 corrected, 2 detected, 3 parity-only).
 
     One-byte codes (``NIBBLE``: 4 data bits, at most 4 parity bits) decode in registers:
     the codec's encode and syndrome tables are folded into 32-bit constants holding one
@@ -92,121 +95,394 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
             sh = (syndrome & 7) * 4
             flip = tl.where(syndrome < 8, tl.full(d.shape, FLIP_LO, tl.int32) >> sh, tl.full(d.shape, FLIP_HI, tl.int32) >> sh) & 15
             detected = ((tl.full(d.shape, DET, tl.int32) >> syndrome) & 1) != 0
-            return d ^ flip, (syndrome != 0) & ~detected, detected
+            return d ^ flip, _status(syndrome, ~detected, PO_SYN)
         else:
-            return _syndrome_decode(word, enc_ptr, syn_ptr, mask, K)
+            return _syndrome_decode(word, enc_ptr, syn_ptr, mask, K, PO_SYN)
     else:
-        return word, word < 0, word < 0  # int4: nothing to correct (words are >= 0)
+        return word, tl.zeros(word.shape, tl.int32)  # int4: nothing to correct
 
 
 @triton.jit
-def _slot_values(data, rows, row_ok, u, scale_ptr, zero_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
-                 GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr):
-    """Value ``SLOT`` of each unit, dequantized in float32: ``(v - offset) * scale`` of
-    value ``_unit_value(u, SLOT)`` of each row. ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
-    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
-    rows64 = rows.to(tl.int64)
+def _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K: tl.constexpr, PO_SYN: tl.constexpr, DECODE: tl.constexpr,
+                 GROUPS: tl.constexpr, HAS_ZERO: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
+                 META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
+    """The scale and offset (zero point, or 8 when symmetric) of group ``w`` of ``rows`` (the
+    constant 0 with one group), decoded and corrected from their metadata codewords, and
+    whether either holds a detected one."""
+    row_ptrs = meta_base + rows.to(tl.int64) * MRB
     if GROUPS == 1:
-        idx = rows64
+        s_bits, detected = _meta_word_at(row_ptrs, 0, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB, META_LANES, META_UNITS)
     else:
-        idx = rows64 * GROUPS + tl.minimum(_unit_value(u, SLOT, UNIT_VALUES, LANES_D) // GROUP, GROUPS - 1)[None, :]
-    s = tl.load(scale_ptr + idx, mask=row_ok, other=1.0)
+        s_bits, detected = _meta_word(row_ptrs, w, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB)
     if HAS_ZERO:
-        off = tl.load(zero_ptr + idx, mask=row_ok, other=0.0)
+        if GROUPS == 1:
+            z_bits, z_detected = _meta_word_at(row_ptrs, 1, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB, META_LANES,
+                                               META_UNITS)
+        else:
+            z_bits, z_detected = _meta_word(row_ptrs, GROUPS + w, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB)
+        offset = z_bits.to(tl.float32, bitcast=True)
+        detected = detected | z_detected
     else:
-        off = 8.0
-    return (v - off) * s
+        offset = 8.0
+    # One return statement: Triton compiles every return of a function, even one under a
+    # compile-time branch, and a zero point and the constant 8 are not the same type.
+    return s_bits.to(tl.float32, bitcast=True), offset, detected
 
 
 @triton.jit
-def _neighbour_rows(stored_ptr, enc_ptr, syn_ptr, rows, u, erased, seq_len,
-                    ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr,
+def _slot_group(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr):
+    """The scale group of value ``SLOT`` of each unit, ``[1, U]`` (callers with one group use
+    the constant 0 instead)."""
+    return (tl.minimum(_unit_value(u, SLOT, UNIT_VALUES, LANES_D), D - 1) // GROUP)[None, :]
+
+
+@triton.jit
+def _slot_values(data, rows, row_ok, u, meta_base, enc_ptr, syn_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
+                 LANES_D: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                 K: tl.constexpr, PO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
+    """Value ``SLOT`` of each unit, dequantized in float32 with its group's scale decoded from the
+    metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
+    ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
+    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
+    if GROUPS == 1:  # one scale per row: decoded once per row
+        w = 0
+        mask = row_ok
+    else:  # a group per column: the mask takes the tile's shape
+        w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
+        mask = row_ok & (w >= 0)
+    s, off, detected = _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K, PO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+    return (v - off) * s, detected
+
+
+@triton.jit
+def _meta_rows_detected(meta_base, rows, mask, enc_ptr, syn_ptr, K: tl.constexpr, PO_SYN: tl.constexpr,
+                        META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """Whether any metadata codeword of ``rows`` (any shape) is detected-uncorrectable: with one
+    scale group, whether the row's values are erased."""
+    row_ptrs = meta_base + rows.to(tl.int64) * MRB
+    detected = tl.zeros(mask.shape, tl.int1)
+    for mu in tl.static_range(META_UNITS):
+        _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, mask, MUB, META_LANES), enc_ptr, syn_ptr, mask, K, PO_SYN)
+        detected = detected | (status == 2)
+    return detected & mask
+
+
+@triton.jit
+def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, SLOT: tl.constexpr,
+                    ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
+                    D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                    META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-                    FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
-    """For each erased unit ``[N, U]``: the nearest row before and after it (below
-    ``seq_len``) whose unit at the same position is not erased, or -1."""
+                    FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """For each erased unit (one scale group: every value of the unit) or value ``SLOT`` of a
+    unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
+    where it is not erased (neither its codeword nor its group's scale detected), or -1."""
     prev_row = tl.full(erased.shape, -1, tl.int32)
     next_row = tl.full(erased.shape, -1, tl.int32)
     pend_prev = erased
     pend_next = erased
     t = 1
     while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
-        r = rows[:, None] - t
-        ok = pend_prev & (r >= 0)
-        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K, True,
-                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        prev_row = tl.where(ok & ~det, r, prev_row)
-        pend_prev = ok & det
-        r = rows[:, None] + t
-        ok = pend_next & (r < seq_len)
-        _, _, det = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K, True,
-                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-        next_row = tl.where(ok & ~det, r, next_row)
-        pend_next = ok & det
+        for direction in tl.static_range(2):
+            if direction == 0:
+                r = rows[:, None] - t
+                ok = pend_prev & (r >= 0)
+            else:
+                r = rows[:, None] + t
+                ok = pend_next & (r < seq_len)
+            _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K,
+                                      True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+            if GROUPS == 1:
+                meta_det = _meta_rows_detected(meta_base, r, ok, enc_ptr, syn_ptr, K, PO_SYN, META_UNITS, MUB, MRB, META_LANES)
+            else:
+                w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
+                _, _, meta_det = _group_scale(meta_base, r, ok, w, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+            det = (status == 2) | meta_det
+            if direction == 0:
+                prev_row = tl.where(ok & ~det, r, prev_row)
+                pend_prev = ok & det
+            else:
+                next_row = tl.where(ok & ~det, r, next_row)
+                pend_next = ok & det
         t += 1
     return prev_row, next_row
 
 
 @triton.jit
-def _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u,
-                  SLOT: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr,
-                  UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
-                  NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
-    """``x`` (slot ``SLOT`` values, float32) with erased entries replaced as
-    :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one
-    neighbour there is, or the value as read when there is none."""
-    has_prev = prev_row >= 0
-    has_next = next_row >= 0
-    pr = tl.maximum(prev_row, 0)
-    nr = tl.maximum(next_row, 0)
-    pd, _, _ = _decode_units(_load_units(stored_ptr, pr, u, has_prev, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has_prev, K, True,
-                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    nd, _, _ = _decode_units(_load_units(stored_ptr, nr, u, has_next, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has_next, K, True,
-                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    pv = _slot_values(pd, pr, has_prev, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, LANES_D, GROUPS, GROUP, HAS_ZERO)
-    nv = _slot_values(nd, nr, has_next, u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, LANES_D, GROUPS, GROUP, HAS_ZERO)
-    filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
-    return tl.where(erased, filled, x)
+def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT: tl.constexpr, META_UNITS: tl.constexpr,
+                      ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
+                      D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                      MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
+                      NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                      FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """Value ``SLOT`` of each unit at rows ``row`` (where ``has``), decoded and dequantized."""
+    r = tl.maximum(row, 0)
+    data, _ = _decode_units(_load_units(stored_ptr, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
+                            NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+    x, _ = _slot_values(data, r, has, u, meta_base, enc_ptr, syn_ptr, SLOT, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
+                        K, PO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS)
+    return x
 
 
 @triton.jit
-def _kv_slot(data, erased, any_erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr,
-             rows, row_ok, u, col_ok, SLOT: tl.constexpr,
-             INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr,
-             UNIT_VALUES: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_base, enc_ptr,
+             syn_ptr, SLOT: tl.constexpr, INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr,
+             UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
+             GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
+             MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
-    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized (and interpolated), in float32."""
-    x = _slot_values(data, rows[:, None], row_ok[:, None], u, scale_ptr, zero_ptr, SLOT, UNIT_VALUES, LANES_D, GROUPS, GROUP, HAS_ZERO)
-    if INTERP:
-        if any_erased:
-            x = _interpolated(x, erased, prev_row, next_row, stored_ptr, scale_ptr, zero_ptr, enc_ptr, syn_ptr, u, SLOT,
-                              ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
+    erased values (of a detected codeword, or of a group whose scale is detected) replaced as
+    :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one neighbour
+    there is, or the value as read when there is none. ``block`` is ``_block_state``'s: with one
+    scale group, the rows' scales, erasures, neighbour rows and their decoded data and scales,
+    shared by every slot; with several, each slot finds its own, since a unit's values may
+    belong to different groups."""
+    erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset = block
+    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
+    if GROUPS == 1:
+        x = (v - offset) * scale
+        if INTERP:
+            if any_erased:
+                pv = (((prev_data >> (4 * SLOT)) & 15).to(tl.float32) - prev_offset) * prev_scale
+                nv = (((next_data >> (4 * SLOT)) & 15).to(tl.float32) - next_offset) * next_scale
+                has_prev = prev_row >= 0
+                has_next = next_row >= 0
+                filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+                x = tl.where(erased, filled, x)
+    else:
+        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, enc_ptr, syn_ptr, SLOT, UNIT_VALUES, LANES_D,
+                                   D, GROUPS, GROUP, HAS_ZERO, K, PO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS)
+        if INTERP:
+            erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
+            if tl.max(erased.to(tl.int32)) > 0:
+                prev_row, next_row = _neighbour_rows(
+                    stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, SLOT, ROW_BYTES, UNIT_BYTES, UNIT_VALUES,
+                    LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                    DET, PBITS, PO_SYN)
+                has_prev = prev_row >= 0
+                has_next = next_row >= 0
+                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES, UNIT_BYTES,
+                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI,
+                                       FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES, UNIT_BYTES,
+                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI,
+                                       FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+                x = tl.where(erased, filled, x)
     return tl.where(col_ok[None, :], x, 0.0)
 
 
 @triton.jit
-def _decode_block(base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, REPAIR: tl.constexpr,
+def _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr,
                   ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
                   NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr):
-    """One K or V block: (data, corrected, erased, any erased, previous and next clean rows).
-    The neighbour search runs only in the repair pass, and only if the block has an erasure."""
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """One K or V block's units: (data, status), status 0 outside the block."""
     unit_mask = row_ok[:, None] & u_ok[None, :]
-    data, corrected, detected = _decode_units(_load_units(base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
-                                              unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    erased = detected & unit_mask
-    any_erased = False
+    data, status = _decode_units(_load_units(base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
+                                 unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+    return data, tl.where(unit_mask, status, 0)
+
+
+@triton.jit
+def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detected, seq_len, enc_ptr, syn_ptr,
+                 REPAIR: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr,
+                 LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr, GROUPS: tl.constexpr,
+                 GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                 FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
+    (detected codewords; with one scale group, every unit of a row whose scale is detected
+    too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
+    the repair pass, the erased units' neighbour rows with their decoded data, scales and
+    offsets, found and decoded once for all of a unit's values."""
+    unit_mask = row_ok[:, None] & u_ok[None, :]
+    erased = status == 2
+    zeros = tl.zeros(erased.shape, tl.float32)
     prev_row = rows[:, None] + tl.zeros(erased.shape, tl.int32)
     next_row = prev_row
-    if REPAIR:
-        any_erased = tl.max(erased.to(tl.int32)) > 0
-        if any_erased:
-            prev_row, next_row = _neighbour_rows(base, enc_ptr, syn_ptr, rows, u, erased, seq_len, ROW_BYTES, UNIT_BYTES, LANES_D, K,
-                                                 NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-    return data, corrected & unit_mask, erased, any_erased, prev_row, next_row
+    prev_data = tl.zeros(erased.shape, tl.int32)
+    next_data = prev_data
+    prev_scale = zeros
+    next_scale = zeros
+    scale = tl.zeros([rows.shape[0], 1], tl.float32)
+    if HAS_ZERO:
+        prev_offset = zeros
+        next_offset = zeros
+        offset = scale
+    else:  # symmetric: the offset is the constant 8 everywhere
+        prev_offset = 8.0
+        next_offset = 8.0
+        offset = 8.0
+    any_erased = False
+    if GROUPS == 1:
+        erased = (erased | meta_rows_detected[:, None]) & unit_mask
+        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, enc_ptr, syn_ptr, K, PO_SYN, DECODE, GROUPS,
+                                        HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+        if REPAIR:
+            any_erased = tl.max(erased.to(tl.int32)) > 0
+            if any_erased:
+                prev_row, next_row = _neighbour_rows(
+                    base, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D,
+                    D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS,
+                    PO_SYN)
+                has_prev = prev_row >= 0
+                has_next = next_row >= 0
+                r = tl.maximum(prev_row, 0)
+                prev_data, prev_status = _decode_units(_load_units(base, r, u, has_prev, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
+                                             has_prev, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                prev_scale, prev_offset, prev_detected = _group_scale(meta_base, r, has_prev, 0, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS,
+                                                          HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+                r = tl.maximum(next_row, 0)
+                next_data, next_status = _decode_units(_load_units(base, r, u, has_next, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
+                                             has_next, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                next_scale, next_offset, next_detected = _group_scale(meta_base, r, has_next, 0, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS,
+                                                          HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+    return erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset
+
+
+@triton.jit
+def _meta_block(meta_base, rows, row_ok, enc_ptr, syn_ptr, K: tl.constexpr, PO_SYN: tl.constexpr, DECODE: tl.constexpr,
+                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, and
+    per row whether any is detected)."""
+    corrected = tl.zeros([], tl.int32)
+    parity_only = tl.zeros([], tl.int32)
+    detected = tl.zeros([], tl.int32)
+    any_detected = tl.zeros(row_ok.shape, tl.int1)
+    if DECODE:
+        row_ptrs = meta_base + rows.to(tl.int64) * MRB
+        for mu in tl.static_range(META_UNITS):
+            _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), enc_ptr, syn_ptr, row_ok, K, PO_SYN)
+            status = tl.where(row_ok, status, 0)
+            corrected += tl.sum((status == 1).to(tl.int32), axis=0)
+            parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
+            detected += tl.sum((status == 2).to(tl.int32), axis=0)
+            any_detected = any_detected | (status == 2)
+    return corrected, parity_only, detected, any_detected
+
+
+@triton.jit
+def _compact_nibbles(x):
+    """The low nibble of each byte of ``x``, packed into its low 16 bits (byte ``j`` -> nibble ``j``)."""
+    return (x & 0xF) | ((x >> 4) & 0xF0) | ((x >> 8) & 0xF00) | ((x >> 12) & 0xF000)
+
+
+@triton.jit
+def _shifted(x, SHIFT: tl.constexpr):
+    if SHIFT >= 0:
+        return x << SHIFT
+    return x >> -SHIFT
+
+
+@triton.jit
+def _clean_row_meta(meta_base, rows, enc_ptr, K: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+                    META_WORDS: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
+                    C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr, PTX: tl.constexpr):
+    """The clean-blocks paths' metadata of one scale group per row: (scale, zero point (0 when
+    symmetric), dirty: non-zero where a metadata codeword of the row has a non-zero syndrome),
+    with the data bits taken as read (a dirty row defers its block). ``META_WORDS``: rows of
+    whole aligned 32-bit words of one-byte codewords (int4, Hamming), whose syndromes are
+    checked eight codewords at a time as the values' are; otherwise unit by unit (Golay)."""
+    zero_bits = tl.zeros(rows.shape, tl.int32)
+    dirty = tl.zeros(rows.shape, tl.int32)
+    if META_WORDS:
+        words = meta_base.to(tl.pointer_type(tl.uint32)) + rows * META_WORDS
+        w0 = tl.load(words)
+        if DECODE:  # Hamming: the eight codewords of a word in two words
+            w1 = tl.load(words + 1)
+            dirty = _word_syndromes(w0, w1, C0, C1, C2, C3, PMASK, PTX).to(tl.int32, bitcast=True)
+            scale_bits = (_compact_nibbles(w0) | (_compact_nibbles(w1) << 16)).to(tl.int32, bitcast=True)
+            if HAS_ZERO:
+                w2 = tl.load(words + 2)
+                w3 = tl.load(words + 3)
+                dirty |= _word_syndromes(w2, w3, C0, C1, C2, C3, PMASK, PTX).to(tl.int32, bitcast=True)
+                zero_bits = (_compact_nibbles(w2) | (_compact_nibbles(w3) << 16)).to(tl.int32, bitcast=True)
+        else:  # int4: the float32 words themselves
+            scale_bits = w0.to(tl.int32, bitcast=True)
+            if HAS_ZERO:
+                zero_bits = tl.load(words + 1).to(tl.int32, bitcast=True)
+    else:
+        DATA_BITS: tl.constexpr = 4 * MUV
+        scale_bits = tl.zeros(rows.shape, tl.int32)
+        row_ptrs = meta_base + rows * MRB
+        for mu in tl.static_range(META_UNITS):
+            word = _unit_word(row_ptrs + mu * MUB, None, MUB)
+            if DECODE:
+                dirty |= _syndromes(word, enc_ptr, None, K)
+            data = word & ((1 << DATA_BITS) - 1)
+            if DATA_BITS * mu < 32:
+                scale_bits |= _shifted(data, DATA_BITS * mu)
+            if HAS_ZERO:
+                if (DATA_BITS * mu + DATA_BITS > 32) and (DATA_BITS * mu < 64):
+                    zero_bits |= _shifted(data, DATA_BITS * mu - 32)
+    return scale_bits.to(tl.float32, bitcast=True), zero_bits.to(tl.float32, bitcast=True), dirty
+
+
+@triton.jit
+def _lane_meta_syndromes(k_words, v_words, rows, HAS_ZERO: tl.constexpr):
+    """Golay metadata in the lane layout (one scale group): a row of 8 nibbles is one data
+    word (the float32 itself) and two parity words, 3 codewords in nibble lanes 0..2
+    (``ecc_tensor.lanes``: codeword c holds values c, c + 3, c + 6, its parity nibble t at
+    parity nibble 3t + c); with zero points, 16 nibbles in two data words and three parity
+    words, 6 codewords. Returns (K scale bits, K zero bits, V scale bits, V zero bits, dirty),
+    dirty non-zero where a codeword of the row's K or V metadata has a non-zero syndrome."""
+    k0 = tl.load(k_words + rows * (6 if HAS_ZERO else 4))
+    v0 = tl.load(v_words + rows * (6 if HAS_ZERO else 4))
+    if HAS_ZERO:
+        k_base = k_words + rows * 6
+        v_base = v_words + rows * 6
+        k1 = tl.load(k_base + 1)
+        v1 = tl.load(v_base + 1)
+        dirty = tl.zeros(rows.shape, tl.uint32)
+        for which in tl.static_range(2):
+            if which == 0:
+                d0, d1, base = k0, k1, k_base
+            else:
+                d0, d1, base = v0, v1, v_base
+            q0 = tl.load(base + 2)
+            q1 = tl.load(base + 3)
+            q2 = tl.load(base + 4)
+            # Six lanes: values c, c + 6, c + 12; parity nibbles 6t + c.
+            dirty |= _lane_syndromes(d0, (d0 >> 24) | (d1 << 8), d1 >> 16, q0, (q0 >> 24) | (q1 << 8), (q1 >> 16) | (q2 << 16)) & 0xFFFFFF
+        return k0, k1, v0, v1, dirty.to(tl.int32, bitcast=True)
+    kq0 = tl.load(k_words + rows * 4 + 1)
+    kq1 = tl.load(k_words + rows * 4 + 2)
+    vq0 = tl.load(v_words + rows * 4 + 1)
+    vq1 = tl.load(v_words + rows * 4 + 2)
+    # K's three lanes and V's three beside them (lanes 3..5): one check for both.
+    x0 = (k0 & 0xFFF) | ((v0 & 0xFFF) << 12)
+    x1 = ((k0 >> 12) & 0xFFF) | (((v0 >> 12) & 0xFFF) << 12)
+    x2 = (k0 >> 24) | ((v0 >> 24) << 12)
+    p0 = (kq0 & 0xFFF) | ((vq0 & 0xFFF) << 12)
+    p1 = ((kq0 >> 12) & 0xFFF) | (((vq0 >> 12) & 0xFFF) << 12)
+    p2 = (((kq0 >> 24) | (kq1 << 8)) & 0xFFF) | ((((vq0 >> 24) | (vq1 << 8)) & 0xFFF) << 12)
+    dirty = _lane_syndromes(x0, x1, x2, p0, p1, p2) & 0xFFFFFF
+    zero = tl.zeros(rows.shape, tl.uint32)
+    return k0, zero, v0, zero, dirty.to(tl.int32, bitcast=True)
+
+
+@triton.jit
+def _clean_rows_meta(km_base, vm_base, rows, enc_ptr, K: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+                     META_WORDS: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
+                     MUB: tl.constexpr, MRB: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
+                     PMASK: tl.constexpr, PTX: tl.constexpr):
+    """The clean-blocks paths' K and V metadata of one scale group per row: (K scale, K zero,
+    V scale, V zero, dirty), zero points 0 when symmetric, data bits as read (a dirty row defers
+    its block). ``META_LANES``: Golay's lane layout (``_lane_meta_syndromes``)."""
+    if META_LANES:
+        ks, kz, vs, vz, dirty = _lane_meta_syndromes(km_base.to(tl.pointer_type(tl.uint32)), vm_base.to(tl.pointer_type(tl.uint32)),
+                                                     rows, HAS_ZERO)
+        return (ks.to(tl.float32, bitcast=True), kz.to(tl.float32, bitcast=True), vs.to(tl.float32, bitcast=True),
+                vz.to(tl.float32, bitcast=True), dirty)
+    ks, kz, k_dirty = _clean_row_meta(km_base, rows, enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB,
+                                      C0, C1, C2, C3, PMASK, PTX)
+    vs, vz, v_dirty = _clean_row_meta(vm_base, rows, enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB,
+                                      C0, C1, C2, C3, PMASK, PTX)
+    return ks, kz, vs, vz, k_dirty | v_dirty
 
 
 @triton.jit
@@ -567,29 +843,33 @@ def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mas
 
 
 @triton.jit
-def _folded_scales_softmax(s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
+def _folded_scales_softmax(s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                            m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                            HAS_ZERO: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
     """One block of the online softmax where dequantization is folded into the dots: K = (v - z)
     * s per row, so q . K = s (q . v - z sum(q)) from ``s`` = q . v, and sum_n p_n s_n (v_n - z_n)
-    likewise. Returns the weights p * s / v_unit for the values v, the factor that rescales the
-    accumulators, the new v_unit (the largest V scale so far: float16 weights stay in [0, 1]
-    whatever the scales, and the factor is exactly 1 once neither it nor m moves), m, l, and the
-    zero-point term to subtract (0 without zero points)."""
+    likewise. ``k_scale`` .. ``v_zero`` are the rows' scales and zero points (``[BLOCK_N]``,
+    decoded from their metadata). Returns the weights p * s / v_unit for the values v, the factor
+    that rescales the accumulators, the new v_unit (the largest V scale so far: float16 weights
+    stay in [0, 1] whatever the scales, and the factor is exactly 1 once neither it nor m moves),
+    m, l, and the zero-point term to subtract (0 without zero points)."""
     if HAS_ZERO:
-        s -= q_sum[:, None] * tl.load(kz_base + rows, mask=row_ok, other=0.0)[None, :]
+        s -= q_sum[:, None] * tl.where(row_ok, k_zero, 0.0)[None, :]
     # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
-    s = s * (tl.load(ks_base + rows, mask=row_ok, other=1.0) * qk_scale).to(tl.float32)[None, :]
+    s = s * (tl.where(row_ok, k_scale, 1.0) * qk_scale).to(tl.float32)[None, :]
     s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
                         stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
     p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
-    v_scale = tl.load(vs_base + rows, mask=row_ok, other=0.0)
+    # A deferred block's scales are as read, maybe corrupted (even NaN): they must not reach
+    # the weights or the V unit, whose rows its zero weights would not mask.
+    attended = row_ok & ((rows * 0 + deferred) == 0)
+    v_scale = tl.where(attended, v_scale, 0.0)
     new_unit = tl.maximum(v_unit, tl.max(v_scale, axis=0))
     divisor = tl.where(new_unit > 0, new_unit, 1.0)  # 0 until a block has a non-zero V scale
     pw = p * (v_scale / divisor)[None, :]
     zero_term = tl.zeros([s.shape[0], 1], tl.float32)
     if HAS_ZERO:
-        zero_term = tl.sum(pw * tl.load(vz_base + rows, mask=row_ok, other=0.0)[None, :], axis=1)[:, None]
+        zero_term = tl.sum(pw * tl.where(attended, v_zero, 0.0)[None, :], axis=1)[:, None]
     return pw, (alpha * (v_unit / divisor))[:, None], new_unit, m_i, l_i, zero_term
 
 
@@ -616,7 +896,7 @@ def _online_softmax(s, m_i, l_i):
 
 @triton.jit
 def _decode_attention_kernel(
-    q_ptr, k_ptr, ks_ptr, kz_ptr, v_ptr, vs_ptr, vz_ptr, enc_ptr, syn_ptr,
+    q_ptr, k_ptr, km_ptr, v_ptr, vm_ptr, enc_ptr, syn_ptr,
     seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
@@ -634,7 +914,11 @@ def _decode_attention_kernel(
     SPLIT_P: tl.constexpr,
     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
     DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
-    PMASK: tl.constexpr,
+    PMASK: tl.constexpr, PO_SYN: tl.constexpr,
+    # The metadata (ecc_tensor.metadata): row bytes, units of MUV values and MUB bytes, codewords
+    # counted per row; META_WORDS: 32-bit words per row where the clean paths load words.
+    MRB: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, META_STATUS_COLS: tl.constexpr,
+    META_WORDS: tl.constexpr, META_LANES: tl.constexpr,
     PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PART_COLS: tl.constexpr,
     LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
@@ -714,10 +998,8 @@ def _decode_attention_kernel(
     v_base = v_ptr + store_off * ROW_BYTES
     k_words = k_base.to(tl.pointer_type(tl.uint32))
     v_words = v_base.to(tl.pointer_type(tl.uint32))
-    ks_base = ks_ptr + store_off * GROUPS
-    vs_base = vs_ptr + store_off * GROUPS
-    kz_base = kz_ptr + store_off * GROUPS
-    vz_base = vz_ptr + store_off * GROUPS
+    km_base = km_ptr + store_off * MRB
+    vm_base = vm_ptr + store_off * MRB
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -729,7 +1011,11 @@ def _decode_attention_kernel(
     # p * scale / v_unit stay in [0, 1] whatever the scales are.
     v_unit = tl.zeros([], tl.float32)
     n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
+    n_parity_only = tl.zeros([BLOCK_U], tl.int32)
     n_detected = tl.zeros([BLOCK_U], tl.int32)
+    n_meta_corrected = tl.zeros([], tl.int32)  # metadata codewords, over the split's rows
+    n_meta_parity_only = tl.zeros([], tl.int32)
+    n_meta_detected = tl.zeros([], tl.int32)
     last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
 
     # The main launch attends every block but those it defers (DEFER): the packed path defers
@@ -763,12 +1049,18 @@ def _decode_attention_kernel(
                 else:
                     kw = tl.load(k_words + word_offs, mask=w_ok[None, :], other=0)
                     vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
+                # The rows' scales (and zero points), their codewords' syndromes checked as the
+                # values' are: a dirty one defers the block too.
+                k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                    km_base, vm_base, tl.minimum(rows, S - 1), enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                    MUB, MRB, C0, C1, C2, C3, PMASK, PTX)
                 deferred = 0
                 if LANES:
                     # The parity words: 16 after the data, and the row's last. As on the
                     # one-byte codes' path, rows past the split's end count unmasked.
                     dirty = _lane_row_syndromes(kw, tl.load(k_words + word_offs + WORDS), tl.load(k_words + row_words + 2 * WORDS))
                     dirty |= _lane_row_syndromes(vw, tl.load(v_words + word_offs + WORDS), tl.load(v_words + row_words + 2 * WORDS))
+                    dirty = dirty.to(tl.int32, bitcast=True) | meta_dirty
                     deferred = (tl.reduce_or(dirty, None) != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 elif DECODE:
@@ -778,6 +1070,7 @@ def _decode_attention_kernel(
                     # defers the block (the deferred launch masks them), and they are rare
                     # (the last block of a sequence; a split ends on a block).
                     dirty = tl.reduce_or(_word_syndromes(kw, vw, C0, C1, C2, C3, PMASK, PTX), None)
+                    dirty = dirty.to(tl.int32, bitcast=True) | tl.reduce_or(meta_dirty, None)
                     deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
@@ -788,7 +1081,7 @@ def _decode_attention_kernel(
                 s = tl.trans(tl.dot(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U), tl.trans(q0),
                                     input_precision=DOT_PRECISION))
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
-                    s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
+                    s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                     HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                 acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
@@ -801,7 +1094,11 @@ def _decode_attention_kernel(
                 kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
                 vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
                 syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
-                deferred = (tl.reduce_or(syndromes, None) != 0).to(tl.int32)
+                k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                    km_base, vm_base, tl.minimum(rows, S - 1), enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                    MUB, MRB, C0, C1, C2, C3, PMASK, PTX)
+                dirty = tl.reduce_or(syndromes, None) | tl.reduce_or(meta_dirty, None)
+                deferred = (dirty != 0).to(tl.int32)
                 tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
                 s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype, PTX)), input_precision=DOT_PRECISION)
@@ -810,7 +1107,7 @@ def _decode_attention_kernel(
                 if UNIT_VALUES > 2:
                     s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
-                    s, rows, row_ok, q_sum, ks_base, kz_base, vs_base, vz_base, qk_scale, v_unit, m_i, l_i,
+                    s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                     HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                 acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
@@ -820,59 +1117,77 @@ def _decode_attention_kernel(
                     acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
             else:
                 repair: tl.constexpr = DEFERRED and INTERP
-                # K: decode the block's units once, then each slot's values and their scores.
-                k_data, k_corr, k_erased, k_any, k_prev, k_next = _decode_block(
-                    k_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, DECODE,
-                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
-                kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                              repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                # Decode the block's units (K and V) and their rows' metadata once, then each
+                # slot's values, their scales decoded from the metadata, erasures interpolated in
+                # the repair pass.
+                k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                 DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                 DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, enc_ptr, syn_ptr, K, PO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, enc_ptr, syn_ptr, K, PO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                k_block = _block_state(
+                    k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
+                              syn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO,
+                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
-                    kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
+                                  syn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
-                    kx = _kv_slot(k_data, k_erased, k_any, k_prev, k_next, k_base, ks_base, kz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
+                                  syn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 s = (s * qk_scale).to(tl.float32)
 
-                v_data, v_corr, v_erased, v_any, v_prev, v_next = _decode_block(
-                    v_base, rows, row_ok, u, u_ok, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, DECODE,
-                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
                 deferred = 0
                 if DEFER and not DEFERRED:
-                    # A block holding an erased K or V unit is left to the deferred launch.
-                    deferred = tl.max((k_erased | v_erased).to(tl.int32))  # 0 or 1
+                    # A block holding an erased K or V unit, or a row whose scale holds a detected
+                    # codeword, is left to the deferred launch.
+                    deferred = tl.maximum(tl.max(((k_status == 2) | (v_status == 2)).to(tl.int32)),
+                                          tl.max((km_rows | vm_rows).to(tl.int32)))
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
                                     stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
                 p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
 
                 # V: the weighted sums, one accumulator per slot.
-                vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col0_ok, 0,
-                              repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                              NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                v_block = _block_state(
+                    v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
+                              syn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO,
+                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
-                    vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col1_ok, 1,
-                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,
+                                  syn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
-                    vx = _kv_slot(v_data, v_erased, v_any, v_prev, v_next, v_base, vs_base, vz_base, enc_ptr, syn_ptr, rows, row_ok, u, col2_ok, 2,
-                                  repair, ROW_BYTES, UNIT_BYTES, LANES_D, K, UNIT_VALUES, GROUPS, GROUP, HAS_ZERO,
-                                  NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS)
+                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col2_ok, seq_len, v_base, vm_base, enc_ptr,
+                                  syn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
                 if count_units:
                     # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
                     # hold a tile's worth of registers through the whole loop.
-                    n_corrected += tl.sum(k_corr.to(tl.int32) + v_corr.to(tl.int32), axis=0)
-                    n_detected += tl.sum(k_erased.to(tl.int32) + v_erased.to(tl.int32), axis=0)
+                    n_corrected += tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), axis=0)
+                    n_parity_only += tl.sum((k_status == 3).to(tl.int32) + (v_status == 3).to(tl.int32), axis=0)
+                    n_detected += tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), axis=0)
+                    n_meta_corrected += km_corr + vm_corr
+                    n_meta_parity_only += km_po + vm_po
+                    n_meta_detected += km_det + vm_det
     if (PACKED or LANES or CLEAN_UNITS) and not DEFERRED:
         acc0 = acc0 * v_unit
         acc1 = acc1 * v_unit
@@ -908,10 +1223,17 @@ def _decode_attention_kernel(
         # KV head) rather than once per split (thousands of atomics on one address).
         n_rows = tl.minimum(tl.maximum(seq_len, 0), S).to(tl.int64)
         tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
+        tl.atomic_add(counters_ptr + 6, 2 * n_rows * META_STATUS_COLS)
     if count_units:
         if written:  # programs past their sequence's end have nothing to add to the one address
+            # ecc_tensor.counters: corrected, parity-only, detected of the values (1-3) and of
+            # the metadata (7-9).
             tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
-            tl.atomic_add(counters_ptr + 2, tl.sum(n_detected.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 2, tl.sum(n_parity_only.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 3, tl.sum(n_detected.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 7, n_meta_corrected.to(tl.int64))
+            tl.atomic_add(counters_ptr + 8, n_meta_parity_only.to(tl.int64))
+            tl.atomic_add(counters_ptr + 9, n_meta_detected.to(tl.int64))
 
 
 @triton.jit
@@ -1046,6 +1368,21 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 _PACKED_CONFIGS = {"int4": (32, 1, 3, 16), "hamming74": (32, 1, 3, 16), "hamming84": (32, 1, 3, 16), "golay24": (32, 1, 3, 16)}
 
 
+def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
+    """The metadata's layout constants. ``META_WORDS``: 32-bit words per row where the clean
+    paths load whole words of one-byte codewords (int4, Hamming; aligned rows), else 0;
+    ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
+    storage = meta_layout.storage
+    po = storage.codec.parity_only_syndrome
+    aligned = storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in meta)
+    lanes = storage.head_dim if storage.lanes and aligned else 0
+    words = storage.row_bytes // 4 if aligned and storage.unit_bytes == 1 and meta_layout.groups == 1 else 0
+    return dict(
+        PO_SYN=-1 if po is None else po, MRB=storage.row_bytes, META_UNITS=storage.units, MUV=storage.unit_values,
+        MUB=storage.unit_bytes, META_STATUS_COLS=meta_layout.codewords_per_row, META_WORDS=words, META_LANES=lanes,
+    )
+
+
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
     """Whether the kernel's main pass reads whole 32-bit words (four Hamming codewords, eight
     int4 values) with the dequantization folded into the dots: one-byte codes, one scale per
@@ -1142,15 +1479,15 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1)
 def triton_decode_attention(
     query: torch.Tensor,
     k_stored: torch.Tensor,
-    k_scale: torch.Tensor,
-    k_zero: torch.Tensor | None,
+    k_meta: torch.Tensor,
     v_stored: torch.Tensor,
-    v_scale: torch.Tensor,
-    v_zero: torch.Tensor | None,
+    v_meta: torch.Tensor,
     encode_table: torch.Tensor,
     syndrome_table: torch.Tensor,
     codec: str,
     head_dim: int,
+    groups: int,
+    symmetric: bool,
     interpolate: bool,
     seq_lens: torch.Tensor,
     counters: torch.Tensor,
@@ -1161,17 +1498,16 @@ def triton_decode_attention(
     """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
     (a cache passes its one length expanded over the batch); ``attn_mask`` boolean or
     additive."""
-    # The kernel addresses storage, scales and lengths as dense rows; the query and the mask
+    # The kernel addresses storage, metadata and lengths as dense rows; the query and the mask
     # it reads through their strides.
-    k_stored, k_scale, v_stored, v_scale, seq_lens = (
-        t.contiguous() for t in (k_stored, k_scale, v_stored, v_scale, seq_lens))
-    k_zero, v_zero = (None if t is None else t.contiguous() for t in (k_zero, v_zero))
+    k_stored, k_meta, v_stored, v_meta, seq_lens = (
+        t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens))
     if attn_mask is not None:
         attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
     batch, q_heads, lq, _ = query.shape
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
-    groups = k_scale.shape[-1]
+    meta_layout = MetadataLayout(codec, groups, symmetric)
     packed = packed_path_applies(codec, layout.row_bytes, groups, k_stored, v_stored)
     lanes = lanes_path_applies(layout, groups, k_stored, v_stored)
     config, deferred_config = launch_configs(codec, interpolate, packed or lanes, groups)
@@ -1202,8 +1538,7 @@ def triton_decode_attention(
         mask, mask_strides = o_part, (0, 0, 0, 0)
     mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
     args = (
-        query, k_stored, k_scale, k_zero if k_zero is not None else k_scale,
-        v_stored, v_scale, v_zero if v_zero is not None else v_scale,
+        query, k_stored, k_meta, v_stored, v_meta,
         parity_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
         scale * LOG2E, split_len,
         *query.stride(), *mask_strides,
@@ -1213,12 +1548,12 @@ def triton_decode_attention(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
         ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
-        DECODE=decode, HAS_ZERO=k_zero is not None, INTERP=interp, DEFER=defer,
+        DECODE=decode, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
         HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None,
-        **_NIBBLE_CONSTANTS[codec],
+        **_NIBBLE_CONSTANTS[codec], **meta_constants(meta_layout, k_meta, v_meta),
         **path_constants(codec, groups, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=part_cols,
     )

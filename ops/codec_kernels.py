@@ -1,5 +1,6 @@
-"""Triton kernels for the codec op family: store (quantize + encode + pack) and load
-(unpack + syndrome-decode + dequantize), with thin launchers beside them.
+"""Triton kernels for the codec op family: store (quantize + encode + pack, the scales encoded
+too) and load (unpack + syndrome-decode the values and their scales + dequantize), with thin
+launchers beside them.
 
 Both kernels work on a ``[rows, head_dim]`` view (rows = every leading dim flattened) and on
 storage units (:mod:`ecc_tensor.storage`): a program takes ``BLOCK_R`` rows and all units of
@@ -17,6 +18,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ecc_tensor.interp import interpolate_erasures
+from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.storage import StorageLayout, written_rows
 
 
@@ -33,10 +35,12 @@ def _rint(x):
 @triton.jit
 def _to_bf16_rne(x):
     """float32 -> bfloat16 rounding to nearest even, as PyTorch's cast (and the GPU's cvt.rn)
-    does; spelled out in bits because Triton's interpreter truncates instead. Finite x only."""
+    does; spelled out in bits because Triton's interpreter truncates instead. A NaN (a
+    corrupted scale can make one) becomes PyTorch's 0x7FC0: rounded as bits, some NaNs would
+    carry into the sign and read as -0."""
     bits = x.to(tl.uint32, bitcast=True)
-    bits = bits + 0x7FFF + ((bits >> 16) & 1)
-    return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return tl.where(x != x, 0x7FC0, rounded).to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
 @triton.jit
@@ -260,16 +264,112 @@ def _syndromes(word, parity_table_ptr, mask, K: tl.constexpr):
 
 
 @triton.jit
-def _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K: tl.constexpr):
-    """(corrected data word, corrected flag, detected flag) of each codeword, as the reference:
-    the syndrome (``_syndromes``) and its coset leader, gathered only for non-zero syndromes
-    (entry 0 is the zero pattern)."""
+def _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K: tl.constexpr, PO_SYN: tl.constexpr):
+    """(corrected data word, status) of each codeword, as the reference: the syndrome
+    (``_syndromes``) and its coset leader, gathered only for non-zero syndromes (entry 0 is the
+    zero pattern). Status 0 clean, 1 corrected, 2 detected, 3 parity-only (the syndrome
+    ``PO_SYN`` of the overall parity bit alone; -1 for codes without one)."""
     data_mask: tl.constexpr = (1 << K) - 1
     syndrome = _syndromes(word, parity_table_ptr, mask, K)
     leader = tl.load(syndrome_table_ptr + syndrome, mask=mask & (syndrome != 0), other=0)
     correctable = leader >= 0
     data = tl.where(correctable, word ^ leader, word) & data_mask
-    return data, (syndrome != 0) & correctable, ~correctable
+    return data, _status(syndrome, correctable, PO_SYN)
+
+
+@triton.jit
+def _status(syndrome, correctable, PO_SYN: tl.constexpr):
+    """The decode status from a syndrome and whether its coset leader is correctable."""
+    fixed = tl.where(syndrome == PO_SYN, 3, 1)
+    return tl.where(syndrome == 0, 0, tl.where(correctable, fixed, 2))
+
+
+@triton.constexpr_function
+def _lane_unit_value(D, u, i):
+    """The value index in slot ``i`` of codeword ``u`` of the lane layout of ``D <= 16`` values
+    (-1: padding), for codewords known at compile time: a metadata row's one or two data words
+    are all left over, codeword ``u`` holding values ``u, u + K, u + 2K`` (``K = ceil(D / 3)``).
+    ``LaneLayout.unit`` in arithmetic (tests/test_lanes.py checks that they agree)."""
+    D, u, i = int(D), int(u), int(i)
+    if D > 16:
+        raise ValueError("lane metadata rows hold at most 16 nibbles")
+    v = u + i * ((D + 2) // 3)
+    return v if v < D else -1
+
+
+@triton.constexpr_function
+def _lane_unit_parity(D, u, t):
+    """The row nibble holding parity nibble ``t`` (reversed) of codeword ``u`` of such a row:
+    nibble ``K t + u`` of the parity stream after the data words."""
+    D, u, t = int(D), int(u), int(t)
+    return 8 * ((D + 7) // 8) + ((D + 2) // 3) * t + u
+
+
+@triton.jit
+def _meta_unit(row_ptrs, U: tl.constexpr, mask, MUB: tl.constexpr, LANES_D: tl.constexpr):
+    """Unit ``U`` of the metadata rows at ``row_ptrs`` as an int32 word: ``MUB`` bytes at
+    ``U * MUB``, or with ``LANES_D`` codeword ``U`` of Golay's lane layout of that many values."""
+    row_ptrs = row_ptrs + tl.zeros(mask.shape, tl.int32)  # the mask's shape (rows may be [N, 1], the mask [N, U])
+    if LANES_D:
+        word = tl.zeros(mask.shape, tl.int32)
+        for i in tl.static_range(3):
+            if _lane_unit_value(LANES_D, U, i) >= 0:
+                word = word | (_row_nibble(row_ptrs, _lane_unit_value(LANES_D, U, i), mask) << (4 * i))
+        for t in tl.static_range(3):
+            word = word | (_reverse_nibble(_row_nibble(row_ptrs, _lane_unit_parity(LANES_D, U, t), mask)) << (12 + 4 * t))
+    else:
+        word = _unit_word(row_ptrs + U * MUB, mask, MUB)
+    return word
+
+
+@triton.jit
+def _meta_word_at(row_ptrs, W: tl.constexpr, mask, parity_table_ptr, syndrome_table_ptr, K: tl.constexpr, PO_SYN: tl.constexpr,
+                  DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, LANES_D: tl.constexpr, META_UNITS: tl.constexpr):
+    """``_meta_word`` of a word known at compile time (one scale group): each unit holding one
+    of its nibbles is loaded and decoded once (Golay: three codewords, not eight); ``LANES_D``:
+    Golay's lane layout (``MetadataLayout``), whose every codeword is visited."""
+    bits = tl.zeros(mask.shape, tl.int32)
+    detected = tl.zeros(mask.shape, tl.int1)
+    if LANES_D:
+        for u in tl.static_range(META_UNITS):
+            word = _meta_unit(row_ptrs, u, mask, MUB, LANES_D)
+            if DECODE:
+                word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K, PO_SYN)
+            for i in tl.static_range(3):
+                if (_lane_unit_value(LANES_D, u, i) >= 8 * W) and (_lane_unit_value(LANES_D, u, i) < 8 * W + 8):
+                    bits = bits | (((word >> (4 * i)) & 15) << (4 * (_lane_unit_value(LANES_D, u, i) - 8 * W)))
+                    if DECODE:
+                        detected = detected | (status == 2)
+        return bits, detected
+    for u in tl.static_range((8 * W) // MUV, (8 * W + 7) // MUV + 1):
+        word = _unit_word(row_ptrs + u * MUB, mask, MUB)
+        if DECODE:
+            word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K, PO_SYN)
+            detected = detected | (status == 2)
+        for i in tl.static_range(MUV):
+            if (u * MUV + i >= 8 * W) and (u * MUV + i < 8 * W + 8):
+                bits = bits | (((word >> (4 * i)) & 15) << (4 * (u * MUV + i - 8 * W)))
+    return bits, detected
+
+
+@triton.jit
+def _meta_word(row_ptrs, w, mask, parity_table_ptr, syndrome_table_ptr, K: tl.constexpr, PO_SYN: tl.constexpr,
+               DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr):
+    """Metadata word ``w`` (a scale or zero point, :mod:`ecc_tensor.metadata`) of the rows at
+    ``row_ptrs``: (its float32 bits as int32, whether a codeword holding it is detected). Its
+    eight nibbles are values ``8 w .. 8 w + 7`` of units of ``MUV`` values and ``MUB`` bytes,
+    each decoded and corrected (``DECODE``) as the reference does. ``w`` is a constant (one
+    group) or a tensor broadcastable with ``row_ptrs`` (a group per column)."""
+    bits = tl.zeros(mask.shape, tl.int32)
+    detected = tl.zeros(mask.shape, tl.int1)
+    for j in tl.static_range(8):
+        m = 8 * w + j
+        word = _unit_word(row_ptrs + (m // MUV) * MUB, mask, MUB)
+        if DECODE:
+            word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K, PO_SYN)
+            detected = detected | (status == 2)
+        bits = bits | (((word >> (4 * (m % MUV))) & 15) << (4 * j))
+    return bits, detected
 
 
 @triton.jit
@@ -335,6 +435,7 @@ def _store_kernel(
         tl.store(scale_ptr + s_ptrs, scale, mask=gm)
         tl.debug_barrier()  # phase 2 gathers scales by group from memory
 
+
     if LANES_D:
         # Golay's lane layout: the data region is the values' INT4 packing; each parity
         # nibble is made from its codeword's values (ecc_tensor.lanes).
@@ -378,16 +479,17 @@ def _load_kernel(
     stored_ptr,  # [R, ROW_BYTES] uint8
     out_ptr,  # [R, D]: OUT dtype (DEQUANT) or uint8 values
     status_ptr,  # [R, STATUS_COLS] uint8
-    scale_ptr,
-    zero_ptr,
+    meta_ptr,  # [R, META_ROW_BYTES] uint8 (DEQUANT)
+    meta_status_ptr,  # [R, META_STATUS_COLS] uint8 (DEQUANT)
     parity_table_ptr,  # int32 [K // 4 * 16]: nibble_parity_table
     syndrome_table_ptr,
-    counters_ptr,  # int64 [5]: read, corrected, detected, injected, silent
+    counters_ptr,  # int64 [12]: ecc_tensor.counters
     seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
     R,
     SEQ,
     D: tl.constexpr,
     K: tl.constexpr,
+    PO_SYN: tl.constexpr,
     GROUP: tl.constexpr,
     GROUPS: tl.constexpr,
     UNITS: tl.constexpr,
@@ -395,6 +497,12 @@ def _load_kernel(
     UNIT_BYTES: tl.constexpr,
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,
+    META_UNITS: tl.constexpr,
+    META_UNIT_VALUES: tl.constexpr,
+    META_UNIT_BYTES: tl.constexpr,
+    META_ROW_BYTES: tl.constexpr,
+    META_LANES_D: tl.constexpr,  # Golay metadata in the lane layout of that many nibbles, else 0
+    META_STATUS_COLS: tl.constexpr,
     DECODE: tl.constexpr,
     DEQUANT: tl.constexpr,
     HAS_ZERO: tl.constexpr,
@@ -402,28 +510,46 @@ def _load_kernel(
     HAS_LEN: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
+    BLOCK_MU: tl.constexpr,
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     u = tl.arange(0, BLOCK_U)
     unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-    counted = unit_ok
+    row_counted = row_ok
     if HAS_LEN:
-        counted = counted & ((rows % SEQ) < tl.load(seq_len_ptr))[:, None]
+        row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
+    counted = unit_ok & row_counted[:, None]
     word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
 
     if DECODE:
-        data, corrected, detected = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K)
-        status = tl.where(corrected, 1, tl.where(detected, 2, 0))
+        data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
-            n_units = tl.sum(tl.sum(counted.to(tl.int64), axis=1), axis=0)
-            n_corrected = tl.sum(tl.sum((counted & corrected).to(tl.int64), axis=1), axis=0)
-            n_detected = tl.sum(tl.sum((counted & detected).to(tl.int64), axis=1), axis=0)
-            tl.atomic_add(counters_ptr + 0, n_units)
-            tl.atomic_add(counters_ptr + 1, n_corrected)
-            tl.atomic_add(counters_ptr + 2, n_detected)
+            _count_statuses(counters_ptr, status, counted, 0)
     else:
         data = word
+
+    meta_rows = meta_ptr + rows64 * META_ROW_BYTES
+    if DEQUANT:
+        # The metadata codewords: their statuses and counts (each once), the scales below.
+        mu = tl.arange(0, BLOCK_MU)
+        mu_ok = row_ok[:, None] & (mu < META_STATUS_COLS)[None, :]
+        if DECODE:
+            meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
+            _, meta_status = _syndrome_decode(meta_word, parity_table_ptr, syndrome_table_ptr, mu_ok, K, PO_SYN)
+        else:
+            meta_status = tl.zeros([BLOCK_R, BLOCK_MU], tl.int32)
+        tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
+        if COUNT:
+            _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
+        if GROUPS == 1:  # one scale per row: decoded once per row
+            s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, parity_table_ptr, syndrome_table_ptr, K, PO_SYN, DECODE,
+                                      META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+            row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
+            if HAS_ZERO:
+                z_bits, _ = _meta_word_at(meta_rows, 1, row_ok, parity_table_ptr, syndrome_table_ptr, K, PO_SYN, DECODE,
+                                          META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+                row_zero = z_bits.to(tl.float32, bitcast=True)[:, None]
 
     for i in tl.static_range(UNIT_VALUES):
         col = _unit_value(u, i, UNIT_VALUES, LANES_D)
@@ -435,18 +561,39 @@ def _load_kernel(
                 n_values = tl.sum(tl.sum((ok & counted).to(tl.int64), axis=1), axis=0)
                 tl.atomic_add(counters_ptr + 0, n_values)
         if DEQUANT:
-            s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
-            s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
-            if HAS_ZERO:
-                offset = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
+            if GROUPS == 1:
+                s = row_scale
+                if HAS_ZERO:
+                    offset = row_zero
+                else:
+                    offset = 8.0
             else:
-                offset = 8.0
+                group = (tl.minimum(col, D - 1) // GROUP)[None, :]
+                s_bits, _ = _meta_word(meta_rows[:, None], group, ok, parity_table_ptr, syndrome_table_ptr, K, PO_SYN,
+                                       DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                s = s_bits.to(tl.float32, bitcast=True)
+                if HAS_ZERO:
+                    z_bits, _ = _meta_word(meta_rows[:, None], GROUPS + group, ok, parity_table_ptr, syndrome_table_ptr, K,
+                                           PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                    offset = z_bits.to(tl.float32, bitcast=True)
+                else:
+                    offset = 8.0
             x = (v.to(tl.float32) - offset) * s
             if out_ptr.dtype.element_ty == tl.bfloat16:
                 x = _to_bf16_rne(x)
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], x.to(out_ptr.dtype.element_ty), mask=ok)
         else:
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
+
+
+@triton.jit
+def _count_statuses(counters_ptr, status, counted, FIRST: tl.constexpr):
+    """Add the counted codewords and their corrected, parity-only and detected ones to the
+    counters from ``FIRST`` (0: the values', 6: the metadata's)."""
+    tl.atomic_add(counters_ptr + FIRST, tl.sum(tl.sum(counted.to(tl.int64), axis=1), axis=0))
+    tl.atomic_add(counters_ptr + FIRST + 1, tl.sum(tl.sum((counted & (status == 1)).to(tl.int64), axis=1), axis=0))
+    tl.atomic_add(counters_ptr + FIRST + 2, tl.sum(tl.sum((counted & (status == 3)).to(tl.int64), axis=1), axis=0))
+    tl.atomic_add(counters_ptr + FIRST + 3, tl.sum(tl.sum((counted & (status == 2)).to(tl.int64), axis=1), axis=0))
 
 
 def _pow2(n: int) -> int:
@@ -458,6 +605,18 @@ def _rows_per_program(layout: StorageLayout) -> int:
     return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values)))
 
 
+def _parity_only_syndrome(layout: StorageLayout) -> int:
+    po = layout.codec.parity_only_syndrome
+    return -1 if po is None else po
+
+
+def meta_constants(meta: MetadataLayout) -> dict:
+    """The metadata layout's constants, as the load and attention kernels take them."""
+    storage = meta.storage
+    return dict(META_UNITS=storage.units, META_UNIT_VALUES=storage.unit_values, META_UNIT_BYTES=storage.unit_bytes,
+                META_ROW_BYTES=storage.row_bytes, META_LANES_D=storage.head_dim if storage.lanes else 0)
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -467,19 +626,21 @@ def launch_store(
     group_size: int,
     symmetric: bool,
     out: torch.Tensor,
-    scale: torch.Tensor | None,
-    zero: torch.Tensor | None,
+    meta: torch.Tensor | None = None,
 ) -> None:
-    """Fill ``out`` (and ``scale``/``zero``) from ``x`` ``[..., head_dim]`` (contiguous)."""
+    """Fill ``out`` from ``x`` ``[..., head_dim]`` (contiguous) and, when quantizing, ``meta``:
+    the scales (and zero points) the kernel computes, whose nibbles a second launch encodes as
+    a row of values of the metadata layout."""
     rows = x.numel() // layout.head_dim
     block_r = _rows_per_program(layout)
     groups = layout.head_dim // group_size
-    dummy = out  # never dereferenced where a pointer is not needed
+    scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
+    zero = scale if symmetric or not quantize else torch.empty_like(scale)
     wrap_triton(_store_kernel)[(triton.cdiv(rows, block_r),)](
         x,
         out,
-        scale if scale is not None else dummy,
-        zero if zero is not None else dummy,
+        scale,
+        zero,
         encode_table,
         rows,
         D=layout.head_dim,
@@ -498,6 +659,11 @@ def launch_store(
         BLOCK_GS=_pow2(group_size),
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
     )
+    if quantize:
+        meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
+        nibbles = meta_layout.nibbles(scale, None if symmetric else zero)
+        launch_store(nibbles, meta_layout.storage, encode_table, quantize=False, group_size=nibbles.shape[-1], symmetric=True,
+                     out=meta)
 
 
 def launch_load(
@@ -508,21 +674,23 @@ def launch_load(
     *,
     out: torch.Tensor,
     status: torch.Tensor,
-    scale: torch.Tensor | None,
-    zero: torch.Tensor | None,
-    counters: torch.Tensor | None,
+    meta: torch.Tensor | None = None,
+    meta_layout: MetadataLayout | None = None,
+    meta_status: torch.Tensor | None = None,
+    counters: torch.Tensor | None = None,
     seq_len: torch.Tensor | None = None,
 ) -> None:
-    """Decode ``stored`` into ``out`` (values, or floats when ``scale`` is given) and ``status``."""
+    """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given) and ``status``
+    (and ``meta_status``)."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
-    groups = scale.shape[-1] if scale is not None else 1
+    meta_layout = meta_layout or MetadataLayout(layout.codec_name)
     wrap_triton(_load_kernel)[(triton.cdiv(rows, block_r),)](
         stored,
         out,
         status,
-        scale if scale is not None else out,
-        zero if zero is not None else out,
+        meta if meta is not None else status,
+        meta_status if meta_status is not None else status,
         nibble_parity_table(encode_table, layout.codec.k),
         syndrome_table,
         counters if counters is not None else status,
@@ -531,30 +699,31 @@ def launch_load(
         stored.shape[-2] if stored.dim() >= 2 else 1,
         D=layout.head_dim,
         K=layout.codec.k,
-        GROUP=layout.head_dim // groups,
-        GROUPS=groups,
+        PO_SYN=_parity_only_syndrome(layout),
+        GROUP=layout.head_dim // meta_layout.groups,
+        GROUPS=meta_layout.groups,
         UNITS=layout.units,
         UNIT_VALUES=layout.unit_values,
         UNIT_BYTES=layout.unit_bytes,
         ROW_BYTES=layout.row_bytes,
         LANES_D=layout.head_dim if layout.lanes else 0,
+        **meta_constants(meta_layout),
+        META_STATUS_COLS=meta_layout.codewords_per_row,
         DECODE=layout.codec_name != "int4",
-        DEQUANT=scale is not None,
-        HAS_ZERO=zero is not None,
+        DEQUANT=meta is not None,
+        HAS_ZERO=not meta_layout.symmetric,
         COUNT=counters is not None,
         HAS_LEN=seq_len is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
+        BLOCK_MU=_pow2(meta_layout.codewords_per_row),
     )
 
 
 def triton_encode(values: torch.Tensor, encode_table: torch.Tensor, codec: str) -> torch.Tensor:
     layout = StorageLayout(codec, values.shape[-1])
     out = values.new_empty(*values.shape[:-1], layout.row_bytes)
-    launch_store(
-        values.contiguous(), layout, encode_table, quantize=False, group_size=layout.head_dim,
-        symmetric=True, out=out, scale=None, zero=None,
-    )
+    launch_store(values.contiguous(), layout, encode_table, quantize=False, group_size=layout.head_dim, symmetric=True, out=out)
     return out
 
 
@@ -564,56 +733,53 @@ def triton_decode(
     layout = StorageLayout(codec, head_dim)
     values = stored.new_empty(*stored.shape[:-1], head_dim)
     status = stored.new_empty(*stored.shape[:-1], layout.codewords_per_row)
-    launch_load(
-        stored.contiguous(), layout, encode_table, syndrome_table,
-        out=values, status=status, scale=None, zero=None, counters=None,
-    )
+    launch_load(stored.contiguous(), layout, encode_table, syndrome_table, out=values, status=status)
     return values, status
 
 
 def triton_quantize_encode(
     x: torch.Tensor, encode_table: torch.Tensor, codec: str, group_size: int | None, symmetric: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     layout = StorageLayout(codec, x.shape[-1])
     group = layout.head_dim if group_size is None else group_size
-    if group < 1 or layout.head_dim % group:
+    if not isinstance(group, int) or group < 1 or layout.head_dim % group:
         raise ValueError(f"group_size must be a positive divisor of the last dimension {layout.head_dim}, got {group_size!r}")
     lead = x.shape[:-1]
+    meta_layout = MetadataLayout(codec, layout.head_dim // group, symmetric)
     stored = torch.empty(*lead, layout.row_bytes, dtype=torch.uint8, device=x.device)
-    scale = torch.empty(*lead, layout.head_dim // group, dtype=torch.float32, device=x.device)
-    zero = scale.new_empty(0) if symmetric else torch.empty_like(scale)
-    launch_store(
-        x.contiguous(), layout, encode_table, quantize=True, group_size=group, symmetric=symmetric,
-        out=stored, scale=scale, zero=None if symmetric else zero,
-    )
-    return stored, scale, zero
+    meta = torch.empty(*lead, meta_layout.row_bytes, dtype=torch.uint8, device=x.device)
+    launch_store(x.contiguous(), layout, encode_table, quantize=True, group_size=group, symmetric=symmetric, out=stored, meta=meta)
+    return stored, meta
 
 
 def triton_decode_dequantize(
     stored: torch.Tensor,
-    scale: torch.Tensor,
-    zero: torch.Tensor | None,
+    meta: torch.Tensor,
     encode_table: torch.Tensor,
     syndrome_table: torch.Tensor,
     codec: str,
     head_dim: int,
+    groups: int,
+    symmetric: bool,
     interpolate: bool,
     counters: torch.Tensor,
     dtype: torch.dtype,
     seq_len: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The kernel decodes and dequantizes; interpolation (a scan along the sequence) then runs
-    as the reference's tensor code on the float32 result, as the reference does."""
+    """The kernel decodes the values and their scales and dequantizes; interpolation (a scan
+    along the sequence) then runs as the reference's tensor code on the float32 result."""
     layout = StorageLayout(codec, head_dim)
+    meta_layout = MetadataLayout(codec, groups, symmetric)
     lead = stored.shape[:-1]
     out = torch.empty(*lead, head_dim, dtype=torch.float32 if interpolate else dtype, device=stored.device)
     status = stored.new_empty(*lead, layout.codewords_per_row)
+    meta_status = stored.new_empty(*lead, meta_layout.codewords_per_row)
     launch_load(
-        stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status,
-        scale=scale.contiguous(), zero=None if zero is None else zero.contiguous(), counters=counters,
-        seq_len=seq_len,
+        stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
+        meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
     )
     if interpolate:
-        erased = layout.erased_values(status, written_rows(stored, seq_len))
-        out = interpolate_erasures(out, erased, dim=-2).to(dtype)
+        written = written_rows(stored, seq_len)
+        meta_erased = value_groups(meta_layout.group_flags(meta_layout.erased_words(meta_status)), head_dim)
+        out = interpolate_erasures(out, layout.erased_values(status, written) | meta_erased, dim=-2).to(dtype)
     return out

@@ -4,7 +4,8 @@ For the word at flat address ``a`` and stored bit ``b`` the draw is lane ``b % 4
 ``tl.philox(seed, a_lo, a_hi, b // 4, step)``, the counter layout of
 :mod:`ecc_tensor.faults`, so every flip equals the CPU reference's. Kinds ``bsc``, ``msb``
 and ``page`` are per-bit independent and run here; ``burst`` needs the draws of earlier words
-and runs as the reference's tensor code on the same device.
+and runs as the reference's tensor code on the same device. ``msb`` takes the bits it may
+strike per word position along the last dim (``eligible``), or the top bits of each word.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from torch.library import wrap_triton
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.philox import probability_threshold
 
-PAGE_STREAM = 0x8000_0000
 _KERNEL_KINDS = {"bsc": 0, "msb": 1, "page": 2}
 
 
@@ -40,9 +40,12 @@ def _inject_kernel(
     thr_minus_1,  # uint32 threshold - 1 for a bit flip (p > 0 here)
     page_thr_minus_1,
     page_words,
+    eligible_ptr,  # int64 [width]: msb's bits per position along the last dim (HAS_ELIGIBLE)
+    width,
     BITS: tl.constexpr,
     KIND: tl.constexpr,
-    LOW_LANE: tl.constexpr,  # first eligible lane: BITS - msb_bits for msb, else 0
+    LOW_LANE: tl.constexpr,  # first eligible lane: BITS - msb_bits for msb on bare words, else 0
+    HAS_ELIGIBLE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -69,6 +72,8 @@ def _inject_kernel(
             c3,
         )
         mask = tl.where(p0 <= page_thr_minus_1, mask, 0)
+    if HAS_ELIGIBLE:
+        mask &= tl.load(eligible_ptr + idx % width, mask=ok, other=0).to(tl.int32)
     mask = tl.where(ok, mask, 0)
     w = tl.load(words_ptr + idx, mask=ok, other=0)
     tl.store(out_ptr + idx, w ^ mask.to(w.dtype), mask=ok)
@@ -93,6 +98,7 @@ def launch_inject(
     threshold: int,
     page_threshold: int,
     page_words: int,
+    eligible: torch.Tensor | None = None,
 ) -> None:
     """Flip bits of contiguous ``words`` into ``out``, adding the number flipped to ``count``.
 
@@ -112,9 +118,12 @@ def launch_inject(
         threshold - 1,
         max(page_threshold, 1) - 1,
         page_words,
+        eligible if eligible is not None else count,
+        eligible.numel() if eligible is not None else 1,
         BITS=bits,
         KIND=kind,
         LOW_LANE=low_lane,
+        HAS_ELIGIBLE=eligible is not None,
         BLOCK=block,
     )
 
@@ -129,15 +138,19 @@ def supports(model: FaultModel, bits_per_word: int) -> bool:
 
 
 def triton_inject(
-    words: torch.Tensor, bits_per_word: int, model: FaultModel, offset: int, step: int
+    words: torch.Tensor, bits_per_word: int, model: FaultModel, offset: int, step: int, eligible: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     out = torch.empty_like(words)
     count = torch.zeros(1, dtype=torch.int64, device=words.device)
+    narrowed = model.kind == "msb" and eligible is not None
+    if narrowed:
+        eligible = eligible.to(device=words.device, dtype=torch.int64).reshape(-1).expand(words.shape[-1]).contiguous()
     if words.numel():
         launch_inject(
             words.contiguous(), out, count, bits=bits_per_word, kind=_KERNEL_KINDS[model.kind],
-            low_lane=bits_per_word - model.eligible_bits(bits_per_word), offset=offset, step=step,
+            low_lane=0 if narrowed else bits_per_word - model.eligible_bits(bits_per_word), offset=offset, step=step,
             seed=model.seed, threshold=probability_threshold(model.bit_probability(bits_per_word)),
             page_threshold=probability_threshold(model.page_fraction), page_words=model.page_words,
+            eligible=eligible if narrowed else None,
         )
     return out, count.reshape(())

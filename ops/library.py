@@ -20,6 +20,7 @@ from ecc_tensor.attention import attention_reference, dequantize_cache, written_
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import COUNTER_NAMES
 from ecc_tensor.faults import FaultModel
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.quant import quantize_int4
 from ecc_tensor.storage import StorageLayout, written_rows
 
@@ -40,7 +41,8 @@ def encode(values: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: 
 
 @triton_op("ecc::decode", mutates_args=())
 def decode(stored: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str, head_dim: int) -> tuple[Tensor, Tensor]:
-    """Storage -> ``(values uint8 [..., D], status uint8 [..., codewords_per_row])``."""
+    """Storage -> ``(values uint8 [..., D], status uint8 [..., codewords_per_row])``; status 0
+    clean, 1 corrected, 2 detected, 3 parity-only (``ecc_tensor.codecs.STATUS_PARITY_ONLY``)."""
     if _on_gpu(stored):
         return codec_kernels.triton_decode(stored, encode_table, syndrome_table, codec, head_dim)
     return StorageLayout(codec, head_dim).load(stored, CodecTables(encode_table, syndrome_table))
@@ -49,45 +51,51 @@ def decode(stored: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: 
 @triton_op("ecc::quantize_encode", mutates_args=())
 def quantize_encode(
     x: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str, group_size: int | None, symmetric: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Float ``[..., D]`` -> ``(storage uint8, scale f32 [..., G], zero f32 [..., G] or [0] if symmetric)``."""
+) -> tuple[Tensor, Tensor]:
+    """Float ``[..., D]`` -> ``(storage uint8 [..., row_bytes], metadata uint8 [..., meta_bytes])``:
+    the INT4 values in codewords and their scales (and zero points unless ``symmetric``) in
+    codewords of the same codec (``ecc_tensor.metadata``)."""
     if _on_gpu(x):
         return codec_kernels.triton_quantize_encode(x, encode_table, codec, group_size, symmetric)
+    tables = CodecTables(encode_table, syndrome_table)
     q, scale, zero = quantize_int4(x, group_size, symmetric)
-    stored = StorageLayout(codec, x.shape[-1]).store(q, CodecTables(encode_table, syndrome_table))
-    return stored, scale, zero if zero is not None else scale.new_empty(0)
+    stored = StorageLayout(codec, x.shape[-1]).store(q, tables)
+    return stored, MetadataLayout(codec, scale.shape[-1], symmetric).store(scale, zero, tables)
 
 
 @triton_op("ecc::decode_dequantize", mutates_args=("counters",))
 def decode_dequantize(
     stored: Tensor,
-    scale: Tensor,
-    zero: Tensor | None,
+    meta: Tensor,
     encode_table: Tensor,
     syndrome_table: Tensor,
     codec: str,
     head_dim: int,
+    groups: int,
+    symmetric: bool,
     interpolate: bool,
     counters: Tensor,
     dtype: torch.dtype,
     seq_len: Tensor | None = None,
 ) -> Tensor:
-    """Storage + scales -> values ``[..., D]`` in ``dtype``; decode counts are added to ``counters``.
+    """Storage + metadata -> values ``[..., D]`` in ``dtype``; value and metadata decode counts
+    are added to ``counters``.
 
-    ``zero`` is None or empty for symmetric quantization. With ``interpolate``, values of
-    detected codewords are replaced by their temporal neighbours' mean along dim -2 (the
-    sequence axis), computed in float32 before the cast. ``seq_len`` (int64 scalar tensor),
-    for a preallocated cache: only rows ``< seq_len`` along dim -2 are counted and used as
-    interpolation neighbours.
+    ``groups`` scales per row (and as many zero points unless ``symmetric``) are decoded from
+    ``meta``. With ``interpolate``, values of detected codewords, and every value of a group
+    whose scale or zero point is detected, are replaced by their temporal neighbours' mean along
+    dim -2 (the sequence axis), computed in float32 before the cast. ``seq_len`` (int64 scalar
+    tensor), for a preallocated cache: only rows ``< seq_len`` along dim -2 are counted and used
+    as interpolation neighbours.
     """
     _check_counters(counters)
-    zero = zero if zero is not None and zero.numel() else None
+    _check_metadata(stored, meta, codec, groups, symmetric)
     if _on_gpu(stored):
         return codec_kernels.triton_decode_dequantize(
-            stored, scale, zero, encode_table, syndrome_table, codec, head_dim, interpolate, counters, dtype, seq_len
+            stored, meta, encode_table, syndrome_table, codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
         )
     return dequantize_cache(
-        stored, scale, zero, CodecTables(encode_table, syndrome_table), codec, head_dim, interpolate,
+        stored, meta, CodecTables(encode_table, syndrome_table), codec, head_dim, groups, symmetric, interpolate,
         written_rows(stored, seq_len), counters, dtype,
     )
 
@@ -105,13 +113,16 @@ def inject(
     msb_bits: int,
     page_words: int,
     page_fraction: float,
+    eligible: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Flip bits of stored ``words`` as ``FaultModel(kind, ber, seed, ...)`` would at
-    (``offset``, ``step``); returns ``(flipped words, flipped bit count int64 [])``."""
+    """Flip bits of stored ``words`` as ``FaultModel(kind, ber, seed, ...).apply(...)`` would at
+    (``offset``, ``step``, ``eligible``: for ``msb``, the value-MSB bits of each word position
+    along the last dim, ``[words.shape[-1]]``); returns ``(flipped words, flipped bit count
+    int64 [])``."""
     model = FaultModel(kind, ber, seed, burst_len=burst_len, msb_bits=msb_bits, page_words=page_words, page_fraction=page_fraction)
     if _on_gpu(words) and fault_kernels.supports(model, bits_per_word):
-        return fault_kernels.triton_inject(words, bits_per_word, model, offset, step)
-    return model.apply(words, bits_per_word, offset=offset, step=step)
+        return fault_kernels.triton_inject(words, bits_per_word, model, offset, step, eligible)
+    return model.apply(words, bits_per_word, offset=offset, step=step, eligible=eligible)
 
 
 def _check_counters(counters: Tensor) -> None:
@@ -121,7 +132,16 @@ def _check_counters(counters: Tensor) -> None:
                          f"got {counters.dtype} {tuple(counters.shape)} strides {counters.stride()}")
 
 
-def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, counters, attn_mask):
+def _check_metadata(stored: Tensor, meta: Tensor, codec: str, groups: int, symmetric: bool) -> None:
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    want = MetadataLayout(codec, groups, symmetric).row_bytes
+    if meta.dtype != torch.uint8 or meta.shape[:-1] != stored.shape[:-1] or meta.shape[-1] != want:
+        raise ValueError(f"metadata of {groups} group(s), {'symmetric' if symmetric else 'asymmetric'}, in {codec} takes uint8 "
+                         f"[..., {want}] rows matching storage {tuple(stored.shape)}; got {meta.dtype} {tuple(meta.shape)}")
+
+
+def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask):
     if query.dim() != 4 or k_stored.dim() != 4 or v_stored.dim() != 4:
         raise ValueError("decode_attention takes query [B, Hq, Lq, D] and K/V storage [B, Hkv, S, row_bytes]")
     batch, q_heads, _, dim = query.shape
@@ -134,8 +154,10 @@ def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, he
         raise ValueError(f"query heads ({q_heads}) must be a multiple of KV heads ({kv_heads})")
     if row_bytes != StorageLayout(codec, head_dim).row_bytes:
         raise ValueError(f"{codec} rows of head_dim {head_dim} take {StorageLayout(codec, head_dim).row_bytes} bytes, storage has {row_bytes}")
-    if k_scale.shape[:-1] != k_stored.shape[:-1] or v_scale.shape != k_scale.shape or head_dim % k_scale.shape[-1]:
-        raise ValueError(f"scales {tuple(k_scale.shape)} / {tuple(v_scale.shape)} do not match storage {tuple(k_stored.shape)}")
+    if head_dim % groups:
+        raise ValueError(f"{groups} scale groups do not divide head_dim {head_dim}")
+    _check_metadata(k_stored, k_meta, codec, groups, symmetric)
+    _check_metadata(v_stored, v_meta, codec, groups, symmetric)
     if seq_lens.shape != (batch,) or seq_lens.dtype != torch.int64:
         raise ValueError(f"seq_lens must be int64 [batch={batch}], got {seq_lens.dtype} {tuple(seq_lens.shape)}")
     _check_counters(counters)
@@ -150,15 +172,15 @@ def _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, he
 def decode_attention(
     query: Tensor,
     k_stored: Tensor,
-    k_scale: Tensor,
-    k_zero: Tensor | None,
+    k_meta: Tensor,
     v_stored: Tensor,
-    v_scale: Tensor,
-    v_zero: Tensor | None,
+    v_meta: Tensor,
     encode_table: Tensor,
     syndrome_table: Tensor,
     codec: str,
     head_dim: int,
+    groups: int,
+    symmetric: bool,
     interpolate: bool,
     seq_lens: Tensor,
     counters: Tensor,
@@ -166,20 +188,19 @@ def decode_attention(
     is_causal: bool,
     scale: float,
 ) -> Tensor:
-    """Attention of a few query tokens over K/V kept as codewords (``ecc_tensor.attention``
-    gives the semantics). On CUDA one fused kernel decodes, corrects, dequantizes (and
-    interpolates) K/V in registers and attends, FlashDecoding style; elsewhere the reference
-    dequantizes and attends in float32. Decode counts of K and V are added to ``counters``."""
-    _check_attention_args(query, k_stored, k_scale, v_stored, v_scale, codec, head_dim, seq_lens, counters, attn_mask)
-    k_zero = k_zero if k_zero is not None and k_zero.numel() else None
-    v_zero = v_zero if v_zero is not None and v_zero.numel() else None
+    """Attention of a few query tokens over K/V kept as codewords, their scales too
+    (``ecc_tensor.attention`` gives the semantics). On CUDA one fused kernel decodes, corrects,
+    dequantizes (and interpolates) K/V and their scales in registers and attends,
+    FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
+    counts of K and V are added to ``counters``."""
+    _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
     if _on_gpu(query):
         return attention_kernels.triton_decode_attention(
-            query, k_stored, k_scale, k_zero, v_stored, v_scale, v_zero,
-            encode_table, syndrome_table, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+            query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, codec, head_dim, groups, symmetric,
+            interpolate, seq_lens, counters, attn_mask, is_causal, scale,
         )
     tables = CodecTables(encode_table, syndrome_table)
     written = written_mask(seq_lens, k_stored.shape[-2])
-    k = dequantize_cache(k_stored, k_scale, k_zero, tables, codec, head_dim, interpolate, written, counters, query.dtype)
-    v = dequantize_cache(v_stored, v_scale, v_zero, tables, codec, head_dim, interpolate, written, counters, query.dtype)
+    k, v = (dequantize_cache(stored, meta, tables, codec, head_dim, groups, symmetric, interpolate, written, counters, query.dtype)
+            for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))
     return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)

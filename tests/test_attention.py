@@ -23,52 +23,56 @@ from ecc_tensor.storage import StorageLayout
 TOLERANCE = 1e-3  # the acceptance bound: relative error (norm) vs dequantize + float64 attention
 
 
-def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmetric=True, flip_rate=0.0, seed=0):
-    """Random K/V quantized and encoded, then ``flip_rate`` of the stored bytes corrupted."""
+def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmetric=True, flip_rate=0.0, meta_flips=0.0,
+               meta_bits=1, seed=0):
+    """Random K/V quantized and encoded, ``(storage, metadata)`` each; then ``flip_rate`` of the
+    stored value bytes corrupted (random bytes) and ``meta_flips`` of the metadata bytes given
+    ``meta_bits`` flipped bits (1: corrected by every code; 2: detected by Hamming(8,4))."""
     g = torch.Generator().manual_seed(seed)
     parts = []
     for _ in range(2):
         x = torch.randn(batch, kv_heads, seq, head_dim, generator=g)
-        stored, scale, zero = ops.quantize_encode(x, codec, group_size, symmetric)
+        stored, meta = ops.quantize_encode(x, codec, group_size, symmetric)
+        keep = 0x7F if codec == "hamming74" else 0xFF
         if flip_rate:
             flips = (torch.rand(stored.shape, generator=g) < flip_rate).to(torch.uint8)
             flips *= torch.randint(1, 256, stored.shape, dtype=torch.uint8, generator=g)
-            stored = stored ^ (flips & (0x7F if codec == "hamming74" else 0xFF))
-        parts.append((stored, scale, zero))
+            stored = stored ^ (flips & keep)
+        if meta_flips:
+            bits = torch.randperm(7 if codec == "hamming74" else 8, generator=g)[:meta_bits]
+            pattern = sum(1 << int(b) for b in bits)
+            hit = (torch.rand(meta.shape, generator=g) < meta_flips).to(torch.uint8)
+            meta = meta ^ (hit * pattern).to(torch.uint8)
+        parts.append((stored, meta))
     return parts
 
 
-def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=None, is_causal=False, scale=None):
+def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=None, is_causal=False, scale=None, groups=1,
+              symmetric=True):
     """(output, counters) of the unfused path: K/V decoded and dequantized in float32 (not
     rounded to the query's dtype: the kernel keeps them exact), attention in float64."""
     tables = get_codec(codec).tables("cpu")
     counters = new_counters()
     written = written_mask(seq_lens, k[0].shape[-2])
-    kd = dequantize_cache(*k, tables, codec, head_dim, interpolate, written, counters, torch.float32)
-    vd = dequantize_cache(*v, tables, codec, head_dim, interpolate, written, counters, torch.float32)
+    kd, vd = (dequantize_cache(*part, tables, codec, head_dim, groups, symmetric, interpolate, written, counters, torch.float32)
+              for part in (k, v))
     scale = head_dim**-0.5 if scale is None else scale
     out = attention_reference(query.double(), kd, vd, seq_lens, attn_mask, is_causal, scale, torch.float64)
     return out, counters
 
 
-def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask=None, is_causal=False, scale=None):
+def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask=None, is_causal=False, scale=None, groups=1,
+          symmetric=True):
     tables = get_codec(codec).tables(device)
     counters = new_counters(device)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
     scale = head_dim**-0.5 if scale is None else scale
-    out = torch.ops.ecc.decode_attention(
-        to(query), *map(to, k), *map(to, v), tables.encode_table, tables.syndrome_table, codec, head_dim,
-        interpolate, to(seq_lens), counters, to(attn_mask), is_causal, scale,
-    ) if device == "cuda" else _interpreted(query, k, v, tables, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale)
+    args = (to(query), *map(to, k), *map(to, v), tables.encode_table, tables.syndrome_table, codec, head_dim, groups, symmetric,
+            interpolate, to(seq_lens), counters, to(attn_mask), is_causal, scale)
+    # On CPU tensors the op would run its reference: call the Triton kernel itself, which runs
+    # under TRITON_INTERPRET=1 there (the op's CUDA branch).
+    out = (torch.ops.ecc.decode_attention if device == "cuda" else attention_kernels.triton_decode_attention)(*args)
     return out.cpu(), counters.cpu()
-
-
-def _interpreted(query, k, v, tables, codec, head_dim, interpolate, seq_lens, counters, attn_mask, is_causal, scale):
-    """The Triton kernel itself on CPU tensors (TRITON_INTERPRET=1): the op's CUDA branch."""
-    return attention_kernels.triton_decode_attention(
-        query, *k, *v, tables.encode_table, tables.syndrome_table, codec, head_dim, interpolate, seq_lens, counters,
-        attn_mask, is_causal, scale,
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +183,10 @@ def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
 def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, groups, symmetric, interpolate, causal, mask_kind, flip_rate, seed):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     g = torch.Generator().manual_seed(seed)
-    k, v = make_cache(codec, batch, kv_heads, seq, head_dim, group_size=head_dim // groups, symmetric=symmetric, flip_rate=flip_rate, seed=seed)
+    # Single-bit metadata flips (corrected by every code; int4's scales are never protected,
+    # and a scale wrong by orders of magnitude is no test of the kernel's arithmetic).
+    k, v = make_cache(codec, batch, kv_heads, seq, head_dim, group_size=head_dim // groups, symmetric=symmetric, flip_rate=flip_rate,
+                      meta_flips=flip_rate if codec != "int4" else 0.0, seed=seed)
     query = torch.randn(batch, kv_heads * group, lq, head_dim, generator=g)
     seq_lens = torch.randint(1, seq + 1, (batch,), generator=g)
     mask = None
@@ -189,8 +196,8 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
         mask = torch.randn(batch, kv_heads * group, lq, seq, generator=g)
     elif mask_kind == "rows":  # one mask row per sequence, for every head and query (the kernel's MASK_ROWS)
         mask = torch.randn(batch, 1, 1, seq, generator=g)
-    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, mask, causal)
-    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal)
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, mask, causal, groups=groups, symmetric=symmetric)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal, groups=groups, symmetric=symmetric)
     assert torch.equal(counters, ref_counters)
     assert relative_error(out, ref) < 1e-5 or (ref.norm() == 0 and out.norm() == 0)
 
@@ -302,6 +309,29 @@ def test_clean_block_paths_with_clean_and_dirty_blocks(codec, interpolate, head_
     assert relative_error(out, ref) < (1e-5 if dtype == torch.float32 else TOLERANCE)
 
 
+@pytest.mark.parametrize("codec,interpolate,head_dim,meta_bits,symmetric", [
+    ("hamming84", True, 32, 2, True), ("hamming84", False, 32, 1, False), ("hamming74", False, 32, 1, True),  # word path
+    ("hamming84", True, 30, 2, False), ("golay24", True, 32, 2, True),  # unit path, clean blocks only
+    ("golay24", True, 128, 2, True), ("golay24", False, 128, 1, False),  # lane path (lane metadata of 8 and 16 nibbles)
+])
+def test_kernel_decodes_protected_scales(codec, interpolate, head_dim, meta_bits, symmetric, kernel_device):
+    """Faults in the stored scales alone: a row with a flipped scale bit defers its block, where
+    the scale is corrected; two flips in one Hamming(8,4) codeword erase the row's values,
+    which interpolation recovers from the neighbours. Output and counts as the reference's."""
+    batch, heads, seq = 1, 2, 320
+    k, v = make_cache(codec, batch, heads, seq, head_dim, symmetric=symmetric, meta_flips=0.004, meta_bits=meta_bits, seed=9)
+    query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(10))
+    seq_lens = torch.tensor([seq - 5])
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, kernel_device, symmetric=symmetric)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, symmetric=symmetric)
+    c = counters_to_dict(counters)
+    assert torch.equal(counters, ref_counters) and c["meta_corrected"] + c["meta_parity_only"] + c["meta_detected"] > 0
+    assert c["corrected"] == c["detected"] == 0  # the values are clean
+    if meta_bits == 2 and codec == "hamming84":
+        assert c["meta_detected"] > 0
+    assert relative_error(out, ref) < 1e-5
+
+
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_word_path_keeps_precision_whatever_the_scales(symmetric, kernel_device):
     """Scales folded into the dots: keys whose scales span four orders of magnitude, and tiny
@@ -314,8 +344,8 @@ def test_word_path_keeps_precision_whatever_the_scales(symmetric, kernel_device)
         parts.append(ops.quantize_encode(x, "hamming84", None, symmetric))
     query = torch.randn(batch, 2, 1, head_dim, generator=g).half()
     seq_lens = torch.tensor([seq])
-    out, counters = fused(query, *parts, "hamming84", head_dim, False, seq_lens, kernel_device)
-    ref, ref_counters = reference(query, *parts, "hamming84", head_dim, False, seq_lens)
+    out, counters = fused(query, *parts, "hamming84", head_dim, False, seq_lens, kernel_device, symmetric=symmetric)
+    ref, ref_counters = reference(query, *parts, "hamming84", head_dim, False, seq_lens, symmetric=symmetric)
     assert torch.equal(counters, ref_counters)
     assert relative_error(out, ref) < TOLERANCE
 
@@ -336,9 +366,9 @@ def test_inputs_of_any_strides(codec, kernel_device):
     of a larger buffer. The kernel once read lengths at ``ptr + b``: every sequence but the
     first then attended whatever lay past the length's allocation."""
     batch, kv_heads, seq, head_dim = 3, 2, 50, 16
-    k, v = make_cache(codec, batch, kv_heads, seq + 14, head_dim, symmetric=False, flip_rate=0.02, seed=4)
+    k, v = make_cache(codec, batch, kv_heads, seq + 14, head_dim, symmetric=False, flip_rate=0.02, meta_flips=0.02, seed=4)
     k, v = ([t[:, :, :seq] for t in part] for part in (k, v))  # rows of a larger buffer
-    assert not k[0].is_contiguous() and not k[2].is_contiguous()
+    assert not k[0].is_contiguous() and not k[1].is_contiguous()
     query = torch.randn(batch, 2 * kv_heads, 1, head_dim, generator=torch.Generator().manual_seed(6))
     cases = {
         "expanded": torch.tensor(41).reshape(-1).expand(batch),
@@ -346,9 +376,9 @@ def test_inputs_of_any_strides(codec, kernel_device):
     }
     for name, seq_lens in cases.items():
         assert not seq_lens.is_contiguous()
-        out, counters = fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device)
+        out, counters = fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device, symmetric=False)
         ref, ref_counters = reference(query, [t.contiguous() for t in k], [t.contiguous() for t in v], codec, head_dim,
-                                      True, seq_lens.contiguous())
+                                      True, seq_lens.contiguous(), symmetric=False)
         for b in range(batch):
             assert relative_error(out[b], ref[b]) < TOLERANCE, (name, b)
         assert torch.equal(counters, ref_counters), name
@@ -357,10 +387,10 @@ def test_inputs_of_any_strides(codec, kernel_device):
 def test_counters_that_cannot_take_the_counts_are_refused():
     k, v = make_cache("hamming84", 1, 2, 8, 16)
     t = get_codec("hamming84").tables("cpu")
-    for counters in (new_counters()[::1].expand(2, 5)[0, :4], torch.zeros(10, dtype=torch.int64)[::2], torch.zeros(5)):
+    for counters in (new_counters()[::1].expand(2, 12)[0, :4], torch.zeros(24, dtype=torch.int64)[::2], torch.zeros(12)):
         with pytest.raises(ValueError, match="counters"):
             torch.ops.ecc.decode_attention(torch.randn(1, 2, 1, 16), *k, *v, t.encode_table, t.syndrome_table,
-                                           "hamming84", 16, False, torch.tensor([8]), counters, None, False, 1.0)
+                                           "hamming84", 16, 1, True, False, torch.tensor([8]), counters, None, False, 1.0)
 
 
 def test_op_registration_and_reference_path():
@@ -370,7 +400,8 @@ def test_op_registration_and_reference_path():
     for mask in (None, torch.rand(2, 1, 2, 33) < 0.7):
         torch.library.opcheck(
             torch.ops.ecc.decode_attention.default,
-            (query, *k, *v, t.encode_table, t.syndrome_table, "golay24", 12, True, torch.tensor([33, 20]), new_counters(), mask, True, 0.25),
+            (query, *k, *v, t.encode_table, t.syndrome_table, "golay24", 12, 1, True, True, torch.tensor([33, 20]), new_counters(), mask,
+             True, 0.25),
         )
 
 
@@ -380,7 +411,8 @@ def test_bad_arguments_are_refused():
 
     def call(query, seq_lens=torch.tensor([8]), mask=None, head_dim=16):
         return torch.ops.ecc.decode_attention(
-            query, *k, *v, t.encode_table, t.syndrome_table, "hamming84", head_dim, False, seq_lens, new_counters(), mask, False, 1.0
+            query, *k, *v, t.encode_table, t.syndrome_table, "hamming84", head_dim, 1, True, False, seq_lens, new_counters(), mask, False,
+            1.0,
         )
 
     with pytest.raises(ValueError, match="multiple of KV heads"):

@@ -43,13 +43,14 @@ def test_probability_threshold_edges():
 @pytest.mark.parametrize("bits", [4, 8, 24])
 def test_flip_count_is_binomial(kind, ber, bits):
     """Within 5 sigma of Binomial(N, p) over the N bits that may flip: all exposed bits at
-    p = ber (bsc); the top bit at p = min(1, ber * bits) (msb: the same expected flips)."""
+    p = ber (bsc); the top bit of each bare word at p = min(1, 4 ber) (msb: the flips bsc puts
+    into an INT4 value, all on its most significant bit)."""
     n_words = 40_000
     dtype = torch.int32 if bits > 8 else torch.uint8
     fm = FaultModel(kind, ber, seed=1234)
     words = torch.zeros(n_words, dtype=dtype)
     flipped, n = fm.apply(words, bits)
-    trials, p = (n_words * bits, ber) if kind == "bsc" else (n_words, min(1.0, ber * bits))
+    trials, p = (n_words * bits, ber) if kind == "bsc" else (n_words, min(1.0, ber * 4))
     sigma = math.sqrt(trials * p * (1 - p))
     assert abs(int(n) - trials * p) <= 5 * sigma
     assert int(n) == int(bits_of(flipped, 32).sum())  # the count is what was flipped
@@ -61,6 +62,34 @@ def test_msb_flips_only_the_top_bits():
     flipped, n = fm.apply(torch.zeros(10_000, dtype=torch.uint8), 8)
     per_bit = bits_of(flipped, 8).sum(0)
     assert int(n) > 0 and per_bit[:6].sum() == 0 and (per_bit[6:] > 0).all()
+
+
+def test_msb_flips_only_the_eligible_bits_at_the_same_draws():
+    """Given the bits that hold a value's MSB per word position, msb strikes those alone, and
+    a bit eligible in both calls flips in both (the same Philox draw)."""
+    words = torch.zeros(20_000, 4, dtype=torch.uint8)
+    fm = FaultModel("msb", 0.02, seed=8)
+    eligible = torch.tensor([0x88, 0x08, 0x80, 0x00])
+    flipped, n = fm.apply(words, 8, step=1, eligible=eligible)
+    hit = flipped.to(torch.int64)
+    assert not (hit & ~eligible).any() and int(n) == int(bits_of(flipped, 8).sum())
+    per_position = bits_of(flipped, 8).reshape(-1, 4, 8).sum(0)
+    for position, mask in enumerate(eligible.tolist()):
+        for bit in range(8):
+            count = int(per_position[position, bit])
+            if mask >> bit & 1:  # Binomial(20000, 0.08), 5 sigma
+                assert abs(count - 20_000 * 0.08) <= 5 * math.sqrt(20_000 * 0.08 * 0.92)
+            else:
+                assert count == 0
+    wider, _ = fm.apply(words, 8, step=1, eligible=torch.tensor([0xFF, 0xFF, 0xFF, 0xFF]))
+    assert torch.equal(wider & eligible.to(torch.uint8), flipped)
+
+
+def test_targets():
+    assert FaultModel().targets == "all" and FaultModel().strikes_metadata
+    assert not FaultModel(targets="values").strikes_metadata
+    with pytest.raises(ValueError, match="unknown fault targets"):
+        FaultModel(targets="scales")
 
 
 def test_burst_rate_and_run_length():

@@ -11,8 +11,10 @@ import torch
 import ecc_tensor.ops as ops
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
-from ecc_tensor.faults import FaultModel
+from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
+from test_kernels import same_bits
 
 pytestmark = pytest.mark.cuda
 
@@ -25,21 +27,28 @@ def test_large_random_inputs_bit_exact(codec, symmetric):
     cpu = ops.quantize_encode(x, codec, 32, symmetric)
     gpu = ops.quantize_encode(x.cuda(), codec, 32, symmetric)
     for a, b in zip(cpu, gpu):
-        assert (a is None and b is None) or torch.equal(a, b.cpu())
-    stored, scale, zero = cpu
+        assert torch.equal(a, b.cpu())
+    stored, meta = cpu
     fault = FaultModel("bsc", 2e-2, seed=5)
     bits = StorageLayout(codec, head_dim).exposed_bits_per_byte
+    meta_bits = MetadataLayout(codec, 4, symmetric).exposed_bits_per_byte
     noisy_cpu, n_cpu = ops.inject(stored, bits, fault, step=1)
     noisy_gpu, n_gpu = ops.inject(stored.cuda(), bits, fault, step=1)
     assert torch.equal(noisy_cpu, noisy_gpu.cpu()) and int(n_cpu) == int(n_gpu)
+    # The protected scales faulted too; protected codes keep them sane at this rate, int4 not.
+    meta_fault = FaultModel("bsc", 2e-3 if codec == "int4" else 2e-2, seed=6)
+    meta_cpu, _ = ops.inject(meta, meta_bits, meta_fault, offset=METADATA_ADDRESS, step=1)
+    meta_gpu, _ = ops.inject(meta.cuda(), meta_bits, meta_fault, offset=METADATA_ADDRESS, step=1)
+    assert torch.equal(meta_cpu, meta_gpu.cpu())
     for interpolate in (False, True):
         c_cpu, c_gpu = new_counters(), new_counters("cuda")
-        want = ops.decode_dequantize(noisy_cpu, scale, zero, codec, head_dim, interpolate=interpolate, counters=c_cpu, dtype=torch.bfloat16)
-        got = ops.decode_dequantize(
-            noisy_gpu, scale.cuda(), None if zero is None else zero.cuda(), codec, head_dim,
-            interpolate=interpolate, counters=c_gpu, dtype=torch.bfloat16,
-        )
-        assert torch.equal(want, got.cpu()) and torch.equal(c_cpu, c_gpu.cpu())
+        want = ops.decode_dequantize(noisy_cpu, meta_cpu, codec, head_dim, groups=4, symmetric=symmetric, interpolate=interpolate,
+                                     counters=c_cpu, dtype=torch.bfloat16)
+        got = ops.decode_dequantize(noisy_gpu, meta_gpu, codec, head_dim, groups=4, symmetric=symmetric, interpolate=interpolate,
+                                    counters=c_gpu, dtype=torch.bfloat16)
+        # Bit for bit, NaN for NaN (a corrupted int4 scale can make one; PyTorch's casts give
+        # NaNs other payloads on the CPU than on the GPU).
+        assert same_bits(got.cpu(), want) and torch.equal(c_cpu, c_gpu.cpu())
     v_cpu, s_cpu = ops.decode(noisy_cpu, codec, head_dim)
     v_gpu, s_gpu = ops.decode(noisy_gpu, codec, head_dim)
     assert torch.equal(v_cpu, v_gpu.cpu()) and torch.equal(s_cpu, s_gpu.cpu())
@@ -47,11 +56,12 @@ def test_large_random_inputs_bit_exact(codec, symmetric):
 
 @pytest.mark.parametrize("kind", ["bsc", "msb", "page", "burst"])
 def test_inject_kinds_match_on_gpu(kind):
-    words = torch.randint(0, 256, (1 << 20,), dtype=torch.uint8)
+    words = torch.randint(0, 256, (1 << 18, 4), dtype=torch.uint8)
     fault = FaultModel(kind, 1e-3, seed=77, page_words=512)
-    a, na = ops.inject(words, 8, fault, offset=1000, step=3)
-    b, nb = ops.inject(words.cuda(), 8, fault, offset=1000, step=3)
-    assert torch.equal(a, b.cpu()) and int(na) == int(nb)
+    for eligible in (None, torch.tensor([0x88, 0x08, 0x80, 0x00])):
+        a, na = ops.inject(words, 8, fault, offset=1000, step=3, eligible=eligible)
+        b, nb = ops.inject(words.cuda(), 8, fault, offset=1000, step=3, eligible=None if eligible is None else eligible.cuda())
+        assert torch.equal(a, b.cpu()) and int(na) == int(nb)
 
 
 def test_compiled_tensor_roundtrip_on_gpu():
@@ -79,20 +89,22 @@ def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, 
     cache = []
     for i in range(2):
         x = torch.randn(batch, kv_heads, seq, head_dim, device="cuda", dtype=dtype, generator=g)
-        stored, scale, zero = ops.quantize_encode(x, codec)
+        stored, meta = ops.quantize_encode(x, codec)
         stored, _ = ops.inject(stored, bits, FaultModel("bsc", 2e-3, seed=11 + i), step=0)
-        cache.append((stored, scale, zero))
+        if codec not in ("int4", "hamming74"):  # the scales too, where the code keeps them right (int4's are
+            # unprotected and Hamming(7,4) miscorrects two flips: a scale off by orders of magnitude tests no arithmetic)
+            meta, _ = ops.inject(meta, MetadataLayout(codec).exposed_bits_per_byte, FaultModel("bsc", 2e-3, seed=11 + i),
+                                 offset=METADATA_ADDRESS, step=0)
+        cache.append((stored, meta))
     query = torch.randn(batch, q_heads, lq, head_dim, device="cuda", dtype=dtype, generator=g)
     seq_lens = torch.tensor([seq, 4097, 1, 3000], device="cuda")
     mask = (torch.rand(batch, 1, lq, seq, device="cuda", generator=g) < 0.9) if masked else None
     counters = new_counters("cuda")
-    out = torch.ops.ecc.decode_attention(
-        query, *cache[0], *cache[1], t.encode_table, t.syndrome_table, codec, head_dim, interpolate, seq_lens, counters,
-        mask, causal, head_dim**-0.5,
-    )
+    out = ops.decode_attention(query, *cache, codec, interpolate=interpolate, seq_lens=seq_lens, counters=counters,
+                               attn_mask=mask, is_causal=causal)
     ref_counters = new_counters("cuda")
     written = written_mask(seq_lens, seq)
-    kd, vd = (dequantize_cache(*c, t, codec, head_dim, interpolate, written, ref_counters, dtype) for c in cache)
+    kd, vd = (dequantize_cache(*c, t, codec, head_dim, 1, True, interpolate, written, ref_counters, dtype) for c in cache)
     ref = attention_reference(query.double(), kd, vd, seq_lens, mask, causal, head_dim**-0.5, torch.float64).to(dtype)
     err = float((out.double() - ref.double()).norm() / ref.double().norm())
     assert err < 1e-3, err
@@ -118,7 +130,9 @@ def test_cache_decodes_every_sequence_of_a_batch_as_the_dense_path(mode, dtype):
     results = {}
     for attention in ("sdpa", "ecc"):
         model.set_attn_implementation(attention)
-        cache = ECCCache(model.config, 3, 224, mode=mode, fault=FaultModel("bsc", 1e-3, seed=5))
+        # int4's scales are unprotected: faulted, they make the logits inf/NaN in both paths alike.
+        targets = "values" if mode == "int4" else "all"
+        cache = ECCCache(model.config, 3, 224, mode=mode, fault=FaultModel("bsc", 1e-3, seed=5, targets=targets))
         logits = []
         with torch.no_grad():
             model(ids[:, :200], past_key_values=cache, use_cache=True)  # the prefill: dense in both

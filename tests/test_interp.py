@@ -10,7 +10,7 @@ from ecc_tensor.interp import interpolate_erasures
 
 
 def reference(x: torch.Tensor, erased: torch.Tensor) -> torch.Tensor:
-    """Per-element loops over a [seq, channels] tensor, straight from DESIGN.md section 4."""
+    """Per-element loops over a [seq, channels] tensor, straight from the definition in ecc_tensor.interp."""
     out = x.clone()
     seq, channels = x.shape
     for c in range(channels):

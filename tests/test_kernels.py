@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ecc_tensor.ops  # noqa: F401  (registers torch.ops.ecc)
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
-from ecc_tensor.counters import new_counters
-from ecc_tensor.faults import FaultModel
+from ecc_tensor.counters import COUNTER_NAMES, new_counters
+from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.ops import codec_kernels, fault_kernels
 
@@ -76,40 +79,78 @@ def test_quantize_encode_kernel_is_bit_exact(codec, rows, head_dim, groups, symm
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("seq_len", [None, 5])
 def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dtype, seq_len, kernel_device):
+    """Faults in the values and in the stored scales, decoded by the kernel and the reference."""
     head_dim, group_size = 12, 6
     x = torch.randn(2, 3, 9, head_dim, generator=torch.Generator().manual_seed(1))
-    stored, scale, zero = reference_store(x, codec, group_size, symmetric)
-    noisy, _ = FaultModel("bsc", 0.08, seed=3).apply(stored, StorageLayout(codec, head_dim).exposed_bits_per_byte)
+    stored, meta = reference_store(x, codec, group_size, symmetric)
+    meta_layout = MetadataLayout(codec, head_dim // group_size, symmetric)
+    fault = FaultModel("bsc", 0.08, seed=3)
+    noisy, _ = fault.apply(stored, StorageLayout(codec, head_dim).exposed_bits_per_byte, step=0)
+    noisy_meta, _ = fault.apply(meta, meta_layout.exposed_bits_per_byte, offset=METADATA_ADDRESS, step=0)
     t_cpu, t_dev = tables(codec, "cpu"), tables(codec, kernel_device)
     c_ref, c_ker = new_counters(), new_counters(kernel_device)
     length = None if seq_len is None else torch.tensor(seq_len)
+    groups = meta_layout.groups
     want = torch.ops.ecc.decode_dequantize(
-        noisy, scale, zero, t_cpu.encode_table, t_cpu.syndrome_table, codec, head_dim, interpolate, c_ref, dtype, length
+        noisy, noisy_meta, t_cpu.encode_table, t_cpu.syndrome_table, codec, head_dim, groups, symmetric, interpolate, c_ref,
+        dtype, length,
     )
-    zero_dev = zero.to(kernel_device) if zero.numel() else None
     got = codec_kernels.triton_decode_dequantize(
-        noisy.to(kernel_device), scale.to(kernel_device), zero_dev, t_dev.encode_table, t_dev.syndrome_table,
-        codec, head_dim, interpolate, c_ker, dtype, None if length is None else length.to(kernel_device),
+        noisy.to(kernel_device), noisy_meta.to(kernel_device), t_dev.encode_table, t_dev.syndrome_table,
+        codec, head_dim, groups, symmetric, interpolate, c_ker, dtype, None if length is None else length.to(kernel_device),
     )
-    assert got.dtype == dtype and torch.equal(got.cpu(), want)
+    # Compared as bits: unprotected (int4) scales can decode to NaN (any NaN matches any NaN).
+    assert got.dtype == dtype and same_bits(got.cpu(), want)
     assert torch.equal(c_ker.cpu(), c_ref)
     if codec != "int4":
-        assert int(c_ref[1]) > 0  # faults were actually corrected
+        assert int(c_ref[COUNTER_NAMES.index("corrected")]) > 0  # faults were actually corrected
+        assert int(c_ref[COUNTER_NAMES.index("meta_corrected")]) > 0  # in the scales too
 
 
 @pytest.mark.parametrize("kind", ["bsc", "msb", "page"])
 @pytest.mark.parametrize("bits,dtype", [(7, torch.uint8), (8, torch.uint8), (16, torch.int16)])
-def test_inject_kernel_draws_the_reference_flips(kind, bits, dtype, kernel_device):
-    words = torch.randint(0, 1 << min(bits, 15), (3000,)).to(dtype)
+@pytest.mark.parametrize("narrowed", [False, True])
+def test_inject_kernel_draws_the_reference_flips(kind, bits, dtype, narrowed, kernel_device):
+    words = torch.randint(0, 1 << min(bits, 15), (1000, 3)).to(dtype)
     model = FaultModel(kind, 0.02, seed=2**40 + 17, page_words=64, page_fraction=0.25, msb_bits=2)
+    eligible = torch.tensor([0x88, 0x08, 0x4001]) if narrowed else None  # msb's bits per word position
     assert fault_kernels.supports(model, bits)
-    got, n_got = fault_kernels.triton_inject(words.to(kernel_device), bits, model, offset=123_456, step=7)
-    want, n_want = model.apply(words, bits, offset=123_456, step=7)
+    got, n_got = fault_kernels.triton_inject(words.to(kernel_device), bits, model, offset=123_456, step=7, eligible=eligible)
+    want, n_want = model.apply(words, bits, offset=123_456, step=7, eligible=eligible)
     assert torch.equal(got.cpu(), want) and int(n_got) == int(n_want) > 0
 
 
-def test_inject_kernel_probability_one():
+def test_inject_kernel_probability_one(kernel_device):
     model = FaultModel("bsc", 1.0, seed=1)
     words = torch.randint(0, 256, (100,), dtype=torch.uint8)
-    got, n = fault_kernels.triton_inject(words, 8, model, 0, 0)
-    assert torch.equal(got, ~words) and int(n) == 800
+    got, n = fault_kernels.triton_inject(words.to(kernel_device), 8, model, 0, 0)
+    assert torch.equal(got.cpu(), ~words) and int(n) == 800
+
+
+@triton.jit
+def _bf16_kernel(x_ptr, out_ptr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    tl.store(out_ptr + i, codec_kernels._to_bf16_rne(tl.load(x_ptr + i)))
+
+
+def test_bfloat16_rounding_is_pytorchs_for_every_float_class(kernel_device):
+    """Ties, overflow to inf, subnormals and NaNs of every payload (a corrupted scale can
+    make one): rounded by bits, 0x7FFFFFFF would carry into the sign bit and read as -0."""
+    bits = torch.tensor([0x7FFFFFFF, 0xFFFFFFFF, 0x7F800001, 0x7FC00000, 0x7F800000, 0x7F7FFFFF, 0x3F808000, 0x3F818000,
+                         0x00000001, 0x80000000, 0x3EAAAAAB], dtype=torch.int64)
+    x = torch.where(bits >= 1 << 31, bits - (1 << 32), bits).to(torch.int32).view(torch.float32)
+    x = torch.cat([x, torch.randn(5, generator=torch.Generator().manual_seed(0)) * 1e30]).contiguous()
+    n = triton.next_power_of_2(x.numel())
+    padded = torch.cat([x, torch.zeros(n - x.numel())]).to(kernel_device)
+    out = torch.empty(n, dtype=torch.bfloat16, device=kernel_device)
+    _bf16_kernel[(1,)](padded, out, N=n)
+    assert same_bits(out.cpu()[: x.numel()], x.to(torch.bfloat16))
+    assert out.cpu()[:4].isnan().all()  # NaNs of every payload stay NaN (PyTorch's own payload varies by device)
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit for bit, a NaN matching any NaN: PyTorch's casts give NaNs different payloads on
+    different devices, and a corrupted (unprotected) scale can make NaNs."""
+    ints = {2: torch.int16, 4: torch.int32}[a.dtype.itemsize]
+    nan = a.isnan()
+    return torch.equal(nan, b.isnan()) and torch.equal(a.view(ints)[~nan], b.view(ints)[~nan])

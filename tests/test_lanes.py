@@ -83,3 +83,16 @@ def test_kernel_arithmetic_is_the_reference_layout(head_dim, kernel_device):
     want_owner = torch.full((owner.numel(),), -1, dtype=torch.int64)
     want_owner[want_parity.flatten()] = torch.arange(units * 3)
     assert torch.equal(owner.cpu().long(), want_owner)
+
+
+@pytest.mark.parametrize("head_dim", [8, 16])
+def test_metadata_rows_compile_time_places_are_the_reference_layout(head_dim):
+    """A metadata row (one scale group: 8 or 16 nibbles) in the lane layout: the kernels'
+    compile-time value and parity places of each codeword are LaneLayout.unit's."""
+    from ecc_tensor.ops.codec_kernels import _lane_unit_parity, _lane_unit_value
+
+    layout = lanes.lane_layout(head_dim)
+    for u in range(layout.units):
+        values, parity = layout.unit(u)
+        assert [_lane_unit_value.fn(head_dim, u, i) for i in range(3)] == values
+        assert [_lane_unit_parity.fn(head_dim, u, t) for t in range(3)] == parity

@@ -18,8 +18,10 @@ X = torch.randn(2, 64, 30, generator=torch.Generator().manual_seed(0))
 
 
 def test_modes_table():
-    assert MODE_NAMES == ("fp16", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay")
-    assert [get_mode(m).stored_bits_per_value for m in MODE_NAMES] == [16, 4, 7, 8, 8, 8]
+    assert MODE_NAMES == (
+        "fp16", "fp16-unprotected", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay",
+    )
+    assert [get_mode(m).stored_bits_per_value for m in MODE_NAMES] == [16, 16, 4, 8, 8, 8, 8.5]
     with pytest.raises(ValueError, match="unknown cache mode"):
         get_mode("int8")
 
@@ -27,7 +29,7 @@ def test_modes_table():
 def test_fault_free_modes_agree():
     """Codes add no error of their own: every INT4 mode reads back the same at BER 0."""
     int4, _ = roundtrip(X, "int4")
-    for mode in MODE_NAMES[2:]:
+    for mode in MODE_NAMES[3:]:
         out, counters = roundtrip(X, mode, FaultModel("bsc", 0.0))
         assert torch.equal(out, int4), mode
         assert C.counters_to_dict(counters)["corrected"] == 0
@@ -39,16 +41,17 @@ def test_counters_match_an_independent_count():
     from ecc_tensor.codecs import get_codec
     from ecc_tensor.quant import quantize_int4
 
-    fault = FaultModel("bsc", 2e-2, seed=5)
+    fault = FaultModel("bsc", 2e-2, seed=5, targets="values")
     _, counters = roundtrip(X, "int4-hamming84", fault)
     # Redo the same write with the same draw (step 0) and count statuses directly.
     codec = get_codec("hamming84")
     stored = codec.encode(quantize_int4(X).q)
     corrupted, n = FaultModel("bsc", 2e-2, seed=5).apply(stored, 8)
-    _, status = codec.decode(corrupted)
+    _, status = codec.decode_words(corrupted)
     c = C.counters_to_dict(counters)
     assert c["read"] == stored.numel() and c["injected"] == int(n)
     assert c["corrected"] == int((status == 1).sum()) and c["detected"] == int((status == 2).sum())
+    assert c["parity_only"] == int((status == 3).sum()) > 0  # the overall parity bit alone: not "corrected"
     assert c["detected"] > 0
 
 
@@ -56,10 +59,14 @@ def test_protection_ordering_at_high_ber():
     int4_clean, _ = roundtrip(X, "int4")
     errors = {}
     for mode in ("int4", "int4-hamming84", "int4-hamming84-interp", "int12-golay"):
-        out, _ = roundtrip(X, mode, FaultModel("bsc", 1e-2, seed=1))
+        out, _ = roundtrip(X, mode, FaultModel("bsc", 1e-2, seed=1, targets="values"))
         errors[mode] = float((out - int4_clean).abs().mean())
     assert errors["int4"] > 5 * errors["int4-hamming84"]
     assert errors["int4-hamming84-interp"] <= errors["int4-hamming84"]
+    # Faults in the scales too: unprotected INT4 reads inf or NaN; the codes keep it finite.
+    whole = {mode: roundtrip(X, mode, FaultModel("bsc", 1e-2, seed=1))[0] for mode in ("int4", "int4-hamming84-interp", "int12-golay")}
+    assert not whole["int4"].isfinite().all()
+    assert whole["int4-hamming84-interp"].isfinite().all() and whole["int12-golay"].isfinite().all()
 
 
 def test_golay_pads_a_head_dim_not_divisible_by_3():

@@ -53,8 +53,9 @@ def strip_time(records):
 
 
 def test_fp16_perplexity_equals_a_direct_computation_with_the_stock_model(tiny, tmp_path):
-    records = S.run_sweep(settings(tiny, tmp_path, cache_modes=["fp16"], ber_levels=[0.0], seeds=[1]), progress=False)
-    model, tokenizer = load_model_and_tokenizer(str(tiny / "model"))
+    """The fp16 oracle stores 16-bit K/V: in a bfloat16 model, exactly the model's own."""
+    records = S.run_sweep(settings(tiny, tmp_path, cache_modes=["fp16"], ber_levels=[0.0], seeds=[1], dtype="bfloat16"), progress=False)
+    model, tokenizer = load_model_and_tokenizer(str(tiny / "model"), dtype=torch.bfloat16)
     ids = tokenizer((tiny / "text.txt").read_text(), return_tensors="pt", add_special_tokens=False).input_ids[0]
     nll, n = 0.0, 0
     with torch.no_grad():

@@ -12,7 +12,7 @@ from ecc_tensor import ECCInt4Tensor
 import ecc_tensor.ops as ops
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import counters_to_dict, new_counters
-from ecc_tensor.faults import FaultModel
+from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
 from ecc_tensor.simulate import roundtrip
 
 MODE_OF = {"int4": "int4", "hamming74": "int4-hamming", "hamming84": "int4-hamming84", "golay24": "int12-golay"}
@@ -33,7 +33,9 @@ def test_dequantize_equals_the_reference(codec):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_keeps_the_model_dtype(dtype):
     t = ECCInt4Tensor.from_float(X.to(dtype), "hamming84", group_size=4, symmetric=False)
-    assert t.dtype == dtype and t.dequantize().dtype == dtype and t.zero is not None
+    assert t.dtype == dtype and t.dequantize().dtype == dtype and not t.symmetric and t.groups == 3
+    scale, zero = t.scales()
+    assert scale.shape == zero.shape == (*X.shape[:-1], 3)
 
 
 @pytest.mark.parametrize("head_dim,bytes_per_row", [(12, 16), (128, 136), (16, 24)])
@@ -132,8 +134,11 @@ def test_faults_in_the_stored_bytes_are_corrected_and_counted():
 
 
 def test_interpolating_dequantize():
+    """Faults in the values and the scales, as simulate.roundtrip draws them."""
     t = ECCInt4Tensor.from_float(X, "hamming84")
-    t.stored.copy_(ops.inject(t.stored, 8, FaultModel("bsc", 0.05, seed=2))[0])
+    fault = FaultModel("bsc", 0.05, seed=2)
+    t.stored.copy_(ops.inject(t.stored, 8, fault, step=0)[0])
+    t.meta.copy_(ops.inject(t.meta, 8, fault, offset=METADATA_ADDRESS, step=0)[0])
     want, _ = roundtrip(X, "int4-hamming84-interp", FaultModel("bsc", 0.05, seed=2))
     assert torch.equal(t.dequantize(interpolate=True), want)
 

@@ -15,7 +15,6 @@ import argparse
 import torch
 
 import ecc_tensor.ops as ops
-from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
 
 
@@ -44,12 +43,10 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
     if args.masked:
         mask = (torch.arange(rows, device=device) < args.context).expand(args.batch, 1, 1, rows)
     counters = new_counters(device)
-    tables = get_codec(codec).tables(device)
 
     def call_on(k, v):
-        return lambda: torch.ops.ecc.decode_attention(
-            query, *k, *v, tables.encode_table, tables.syndrome_table, codec, args.head_dim, args.interpolate,
-            seq_lens, counters, mask, False, args.head_dim**-0.5)
+        return lambda: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens, counters=counters,
+                                            attn_mask=mask)
 
     return [
         call_on(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec),

@@ -21,17 +21,20 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+import torch
+
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.ops import attention_kernels as A
 from ecc_tensor.storage import StorageLayout
 
 POINTERS = {
-    "k_ptr": "*u8", "ks_ptr": "*fp32", "kz_ptr": "*fp32", "v_ptr": "*u8", "vs_ptr": "*fp32", "vz_ptr": "*fp32",
+    "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
     "enc_ptr": "*i32", "syn_ptr": "*i32", "seq_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
     "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8",
 }
 
 
-def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q_heads=32, kv_heads=8, head_dim=128):
+def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q_heads=32, kv_heads=8, head_dim=128, symmetric=True):
     """The main launch, or with ``deferred`` the launch over the blocks the main one deferred."""
     fn = A._decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
@@ -58,9 +61,10 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes,
         UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
         LANES_D=head_dim if layout.lanes else 0, GROUPS=1, GROUP=head_dim,
-        DECODE=codec != "int4", HAS_ZERO=False, INTERP=interpolate, DEFER=deferred_config is not None,
+        DECODE=codec != "int4", HAS_ZERO=not symmetric, INTERP=interpolate, DEFER=deferred_config is not None,
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
+        **A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8)),
         **A.path_constants(codec, 1, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8, PART_COLS=part_cols,
     )
@@ -96,6 +100,7 @@ def main(argv=None) -> None:
     p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24"])
     p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
     p.add_argument("--config", help="block_n,num_warps,num_stages (default: the kernel's own per variant)")
+    p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
     args = p.parse_args(argv)
     for codec in args.codecs:
         for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
@@ -108,7 +113,8 @@ def main(argv=None) -> None:
                     block_n, warps, stages = (int(x) for x in args.config.split(","))
                     config = dict(block_n=block_n, num_warps=warps, num_stages=stages)
                 for dtype in args.dtypes:
-                    kernel = compile_variant(codec, dtype, interpolate, True, config, deferred=launch == "deferred")
+                    kernel = compile_variant(codec, dtype, interpolate, True, config, deferred=launch == "deferred",
+                                             symmetric=not args.asymmetric)
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
                     print(f"{label:40} {ptxas_report(kernel)}", flush=True)
 

@@ -38,10 +38,12 @@ def hamming84() -> LinearBlockCode:
     """Extended Hamming(8,4) SECDED: corrects single errors, flags double errors as detected.
 
     The paper decodes with (syndrome s of bits 0..6, overall parity q): (0,0) clean, (!=0,1)
-    correct, (!=0,0) detected, (0,1) only the parity bit flipped, counted as corrected. The
-    syndrome of ``H = [P^T | I4]`` is an invertible linear image of (s, q), so its table of
-    weight-<=1 coset leaders gives that same decoder (tested against the paper's table).
+    correct, (!=0,0) detected, (0,1) only the parity bit flipped ("Ignore (Data valid)"),
+    counted as ``parity_only``. The syndrome of ``H = [P^T | I4]`` is an invertible linear
+    image of (s, q), so its table of weight-<=1 coset leaders gives that same decoder (tested
+    against the paper's table).
     """
     return LinearBlockCode(
-        "hamming84", with_overall_parity(HAMMING74_PARITY), correctable_weight=1, word_dtype=torch.uint8
+        "hamming84", with_overall_parity(HAMMING74_PARITY), correctable_weight=1, word_dtype=torch.uint8,
+        overall_parity_bit=7,
     )

@@ -26,6 +26,10 @@ import torch
 STATUS_CLEAN = 0
 STATUS_CORRECTED = 1
 STATUS_DETECTED = 2
+# Below the codec API: the error was the overall parity bit alone (the paper's H(8,4) table,
+# "Ignore (Data valid)"). ``decode`` reports it as corrected; the storage layer and the ops
+# keep it apart so that the counters can report it as the paper does.
+STATUS_PARITY_ONLY = 3
 
 _VALUE_BITS = 4  # every codec stores INT4 values
 _VALUE_MAX = (1 << _VALUE_BITS) - 1
@@ -65,6 +69,9 @@ class LinearBlockCode:
         correctable_weight: ``t``; every error pattern of weight ``<= t`` is corrected, every
             other syndrome is reported as detected-uncorrectable.
         word_dtype: the integer dtype of one codeword.
+        overall_parity_bit: the codeword bit holding the overall parity, for extended codes
+            (SECDED); an error in that bit alone leaves the data valid and is told apart as
+            :data:`STATUS_PARITY_ONLY` by :meth:`decode_words`.
     """
 
     def __init__(
@@ -73,6 +80,7 @@ class LinearBlockCode:
         parity: Sequence[Sequence[int]],
         correctable_weight: int,
         word_dtype: torch.dtype,
+        overall_parity_bit: int | None = None,
     ) -> None:
         p = torch.tensor(parity, dtype=torch.int64).reshape(len(parity), -1)
         k, r = p.shape
@@ -84,6 +92,9 @@ class LinearBlockCode:
         self.values_per_codeword = k // _VALUE_BITS
         self.correctable_weight = correctable_weight
         self.word_dtype = word_dtype
+        if overall_parity_bit is not None and not (self.k <= overall_parity_bit < self.n):
+            raise ValueError(f"overall_parity_bit {overall_parity_bit} is not a parity bit of an ({self.n}, {self.k}) code")
+        self.overall_parity_bit = overall_parity_bit
         self.generator = torch.cat([torch.eye(k, dtype=torch.int64), p], dim=1)
         self.parity_check = torch.cat([p.T, torch.eye(r, dtype=torch.int64)], dim=1)
         self._tables: dict[torch.device, CodecTables] = {}
@@ -138,11 +149,14 @@ class LinearBlockCode:
         """Decode codewords into ``(values uint8 [..., m], status uint8 [...])``.
 
         Status per codeword: 0 clean, 1 corrected, 2 detected-uncorrectable. A detected
-        codeword's values are its data bits as read (the code is systematic).
+        codeword's values are its data bits as read (the code is systematic). An error in the
+        overall parity bit alone is reported as corrected here (:meth:`decode_words` tells it
+        apart).
         """
         if validate:
             self._check_codewords(codewords)
         data, status = self.decode_words(codewords, tables)
+        status = torch.where(status == STATUS_PARITY_ONLY, STATUS_CORRECTED, status).to(torch.uint8)
         return self.unpack_values(data), status
 
     # -- word-level primitives (no validation; used by the ops) ---------------------------
@@ -158,17 +172,21 @@ class LinearBlockCode:
     def decode_words(
         self, codewords: torch.Tensor, tables: CodecTables | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Codewords -> (corrected data words as int64, status uint8)."""
+        """Codewords -> (corrected data words as int64, status uint8): 0 clean, 1 corrected,
+        2 detected, 3 (:data:`STATUS_PARITY_ONLY`) the overall parity bit alone flipped."""
         tables = tables or self.tables(codewords.device)
         received = codewords.to(torch.int64)
         data_mask = (1 << self.k) - 1
         syndrome = (tables.encode_table[received & data_mask].to(torch.int64) ^ received) >> self.k
         leader = tables.syndrome_table[syndrome].to(torch.int64)
         correctable = leader >= 0
+        corrected = STATUS_CORRECTED
+        if self.overall_parity_bit is not None:
+            corrected = torch.where(leader == 1 << self.overall_parity_bit, STATUS_PARITY_ONLY, STATUS_CORRECTED)
         status = torch.where(
             syndrome == 0,
             STATUS_CLEAN,
-            torch.where(correctable, STATUS_CORRECTED, STATUS_DETECTED),
+            torch.where(correctable, corrected, STATUS_DETECTED),
         ).to(torch.uint8)
         corrected = torch.where(correctable, received ^ leader, received)
         return corrected & data_mask, status
@@ -234,6 +252,13 @@ class LinearBlockCode:
                     f"{self.name}.decode: codewords have bits set above bit {self.n - 1}; "
                     f"were they produced by another codec?"
                 )
+
+    @property
+    def parity_only_syndrome(self) -> int | None:
+        """The syndrome of an error in the overall parity bit alone (None without one)."""
+        if self.overall_parity_bit is None:
+            return None
+        return 1 << (self.overall_parity_bit - self.k)
 
     @property
     def minimum_distance(self) -> int:

@@ -65,7 +65,8 @@ class GenerationRow:
 
 
 def generation_reliability(
-    model, tokenizer, prompts: list[str], modes, fault_models, bers, sites, *, new_tokens: int = 50, seed: int = 0, progress=True
+    model, tokenizer, prompts: list[str], modes, fault_models, bers, sites, *, new_tokens: int = 50, seed: int = 0, progress=True,
+    targets: str = "all",
 ) -> list[GenerationRow]:
     from tqdm.auto import tqdm
 
@@ -74,7 +75,8 @@ def generation_reliability(
     golden = {mode: [generate(model, tokenizer, p, mode, None, new_tokens) for p in prompts] for mode in modes}
     for mode, kind, ber, site in tqdm(grid, desc="generation", disable=not progress):
         outputs = [
-            generate(model, tokenizer, p, mode, FaultModel(kind, ber, seed + i, site=site), new_tokens) for i, p in enumerate(prompts)
+            generate(model, tokenizer, p, mode, FaultModel(kind, ber, seed + i, site=site, targets=targets), new_tokens)
+            for i, p in enumerate(prompts)
         ]
         exact = sum(o == g for o, g in zip(outputs, golden[mode])) / len(prompts)
         drift = sum(levenshtein(o, g) for o, g in zip(outputs, golden[mode])) / len(prompts)
@@ -106,7 +108,8 @@ class NeedleRow:
     accuracy: float
 
 
-def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model="bsc", site="write", seeds=(0, 1, 2), progress=True) -> list[NeedleRow]:
+def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model="bsc", site="write", seeds=(0, 1, 2), progress=True,
+           targets: str = "all") -> list[NeedleRow]:
     from tqdm.auto import tqdm
 
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -119,7 +122,7 @@ def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model=
         for task, question, answer in QUESTIONS:
             hits = 0
             for seed in seeds:
-                fault = FaultModel(fault_model, ber, seed, site=site) if ber > 0 else None
+                fault = FaultModel(fault_model, ber, seed, site=site, targets=targets) if ber > 0 else None
                 hits += answer in generate(model, tokenizer, prompt + question, mode, fault, 6).split("\n")[0]
             rows.append(NeedleRow(mode, ber, context, task, hits / len(seeds)))
     return rows

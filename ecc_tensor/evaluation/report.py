@@ -15,9 +15,14 @@ METRICS = {
     "top5_accuracy": "Top-5 accuracy",
     "catastrophic_rate": "Catastrophic-failure rate (windows)",
     "corrected": "Corrected codewords (per trial)",
+    "parity_only": "Parity-only codewords: the overall parity bit alone flipped, data valid (per trial)",
     "detected": "Detected-uncorrectable codewords (per trial)",
     "silent": "Silent corruptions (values, per trial)",
+    "meta_corrected": "Corrected scale codewords (per trial)",
+    "meta_detected": "Detected-uncorrectable scale codewords (per trial)",
+    "meta_silent": "Silent corruptions of scales and zero points (words, per trial)",
 }
+COUNTS = ("corrected", "parity_only", "detected", "silent", "meta_corrected", "meta_detected", "meta_silent")
 
 # Two-sided 95% Student-t quantiles by degrees of freedom (scipy.stats.t.ppf(0.975, dof)).
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -49,7 +54,8 @@ def summarize(records: list[dict]) -> list[dict]:
     for (mode, ber), rs in groups.items():
         row = {"mode": mode, "ber": ber, "seeds": len(rs)}
         for metric in METRICS:
-            row[metric], row[f"{metric}_ci95"] = mean_ci([r[metric] for r in rs])
+            # Trials written before a counter existed count as 0 of it.
+            row[metric], row[f"{metric}_ci95"] = mean_ci([r.get(metric, 0) for r in rs])
         rows.append(row)
     return rows
 
@@ -57,7 +63,7 @@ def summarize(records: list[dict]) -> list[dict]:
 def _fmt(mean: float, ci: float, metric: str) -> str:
     if not math.isfinite(mean):
         return "inf"
-    if metric in ("corrected", "detected", "silent"):
+    if metric in COUNTS:
         return f"{mean:.0f} ± {ci:.0f}"
     digits = 5 if metric == "perplexity" else 4
     return f"{mean:.{digits}g} ± {ci:.2g}"
@@ -103,7 +109,10 @@ def plot(summary: list[dict], directory: Path) -> list[Path]:
         ax.set_xscale("symlog", linthresh=linthresh)  # log scale that still shows BER 0
         if metric == "perplexity":
             ax.set_yscale("log")
+        elif metric in COUNTS:  # the codes cut counts by orders of magnitude; 0 stays on the axis
+            ax.set_yscale("symlog", linthresh=1)
         ax.set_xlabel("bit error rate")
+        ax.set_ylabel(title.split(" (")[0])
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -131,7 +140,8 @@ def write_reports(out: Path, records: list[dict], settings, environment: dict) -
         writer.writerows(summary)
     tmp.replace(out / "summary.csv")
     header = (
-        f"# Sweep: {settings.model}\n\nFault model {settings.fault_model} at the {settings.fault_site} site; "
+        f"# Sweep: {settings.model}\n\nFault model {settings.fault_model} at the {settings.fault_site} site, striking "
+        f"{'every stored byte (values, scales, zero points)' if settings.fault_targets == 'all' else 'the value bytes only'}; "
         f"windows of {settings.window} tokens, stride {settings.stride}, {records[0]['windows'] if records else 0} windows per trial; "
         f"mean ± 95% CI across seeds {settings.seeds}.\n\n"
     )

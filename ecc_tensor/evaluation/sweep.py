@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from ..faults import FAULT_KINDS, FAULT_SITES, FaultModel
-from ..modes import MODE_NAMES, get_mode
+from ..counters import COUNTER_NAMES
+from ..faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
+from ..modes import MODE_NAMES, PAPER_MODES, get_mode
 from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs
 
 DEFAULT_BERS = (0.0, 1e-4, 1e-3, 1e-2)
@@ -40,11 +41,12 @@ SETTINGS_FILE = "sweep_settings.json"
 class SweepSettings:
     model: str
     text: str | None = None
-    cache_modes: list[str] = field(default_factory=lambda: list(MODE_NAMES))
+    cache_modes: list[str] = field(default_factory=lambda: list(PAPER_MODES))
     ber_levels: list[float] = field(default_factory=lambda: list(DEFAULT_BERS))
     seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     fault_model: str = "bsc"
     fault_site: str = "write"
+    fault_targets: str = "all"
     max_samples: int | None = 8
     window: int = 256
     stride: int = 128
@@ -59,14 +61,15 @@ class SweepSettings:
         for ber in self.ber_levels:
             if not (0.0 <= ber <= 1.0):
                 raise ValueError(f"bit error rate must lie in [0, 1], got {ber}")
-        FaultModel(self.fault_model, 0.0, 0, site=self.fault_site)
+        FaultModel(self.fault_model, 0.0, 0, site=self.fault_site, targets=self.fault_targets)
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"--max-samples must be >= 1, got {self.max_samples}")
         make_windows(self.window, self.window, self.stride)  # checks window/stride
 
     def identity(self) -> dict:
         """The settings a resumed sweep must share with the first run (the grid may grow)."""
-        keep = ("model", "text", "fault_model", "fault_site", "max_samples", "window", "stride", "dtype", "group_size")
+        keep = ("model", "text", "fault_model", "fault_site", "fault_targets", "max_samples", "window", "stride", "dtype",
+                "group_size")
         return {k: getattr(self, k) for k in keep}
 
 
@@ -146,11 +149,8 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) ->
     """One (mode, BER, seed) trial over ``windows``, against the ``clean`` reference run."""
     from ..integrations.hf import ECCCache
 
-    fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site) if ber > 0 else None
-    cache = ECCCache(
-        model.config, 1, settings.window, mode=mode, fault=fault, group_size=settings.group_size,
-        track_silent=ber > 0,
-    )
+    fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site, targets=settings.fault_targets) if ber > 0 else None
+    cache = ECCCache(model.config, 1, settings.window, mode=mode, fault=fault, group_size=settings.group_size, track_silent=True)
     started = time.perf_counter()
     nll = kl = 0.0
     n_tokens = top5 = catastrophic = 0
@@ -164,6 +164,8 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) ->
         top5 += s.top5_hits
         catastrophic += (not s.finite) or s.perplexity > CATASTROPHIC_FACTOR * clean["window_ppl"][i]
     stats = cache.stats()
+    counts = {**{k: stats[k] for k in COUNTER_NAMES if not k.startswith("meta_")},
+              **{f"meta_{k}": v for k, v in stats["metadata"].items()}}
     record = {
         "mode": mode,
         "ber": ber,
@@ -174,14 +176,14 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) ->
         "catastrophic_rate": catastrophic / len(windows),
         "tokens": n_tokens,
         "windows": len(windows),
-        **{k: stats[k] for k in ("read", "corrected", "detected", "injected", "silent")},
+        **counts,
         "wall_time_s": time.perf_counter() - started,
     }
     return record
 
 
 def clean_reference(model, tokens, windows, settings) -> dict:
-    """The fp16 (model dtype), fault-free run every trial is compared with."""
+    """The fp16 oracle's run (16-bit K/V, never faulted) every trial is compared with."""
     from ..integrations.hf import ECCCache
 
     cache = ECCCache(model.config, 1, settings.window, mode="fp16")
@@ -254,11 +256,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SweepSettings(model="")
     p.add_argument("--model", default="ref-gpt2", help="reference short name (ref-gpt2, ref-llama), local HF dir, or hub id")
     p.add_argument("--text", default=None, help="evaluation text file (default: the reference held-out text)")
-    p.add_argument("--cache-modes", nargs="+", default=d.cache_modes, metavar="MODE", help=f"of {', '.join(MODE_NAMES)}")
+    p.add_argument("--cache-modes", nargs="+", default=d.cache_modes, metavar="MODE",
+                   help=f"of {', '.join(MODE_NAMES)} (default: the paper's six)")
     p.add_argument("--ber-levels", nargs="+", type=float, default=d.ber_levels)
     p.add_argument("--seeds", nargs="+", type=int, default=d.seeds)
     p.add_argument("--fault-model", choices=FAULT_KINDS + ("random",), default=d.fault_model)
     p.add_argument("--fault-site", choices=FAULT_SITES, default=d.fault_site)
+    p.add_argument("--fault-targets", choices=FAULT_TARGETS, default=d.fault_targets,
+                   help="stored bytes faults strike: all (codewords, scales, zero points; default) or values (the paper's model)")
     p.add_argument("--max-samples", type=int, default=d.max_samples, help="windows per trial (default 8; 0 = all)")
     p.add_argument("--window", type=int, default=d.window)
     p.add_argument("--stride", type=int, default=d.stride)

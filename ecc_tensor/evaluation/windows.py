@@ -1,4 +1,4 @@
-"""Sliding-window scoring of a text through an ECC cache (DESIGN.md section 8).
+"""Sliding-window scoring of a text through an ECC cache (the paper's section 6 protocol).
 
 Windows of ``window`` tokens start every ``stride`` tokens; the first window scores all of
 its predictions, every later one only its last ``stride`` (the tokens no earlier window
