@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-import torch
+# Before torch starts OpenMP: its threads then wait passively instead of spinning, so a run
+# beside other CPU-bound work slows down in proportion instead of collapsing (issue 21's 1 h
+# 24 min default sweep on a shared 2-core machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import counters as C
-from .faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
-from .modes import MODE_NAMES, MODES
-from .simulate import roundtrip
+import torch  # noqa: E402
+
+from . import counters as C  # noqa: E402
+from .faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel  # noqa: E402
+from .modes import MODE_NAMES, MODES  # noqa: E402
+from .simulate import roundtrip  # noqa: E402
 
 
 def _ber(text: str) -> float:
@@ -77,11 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-targets", choices=FAULT_TARGETS, default="all",
                    help="stored bytes faults strike: all (values, scales, zero points) or values")
     p.add_argument("--modes", nargs="+", choices=MODE_NAMES, default=list(MODE_NAMES))
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--seq", type=int, default=1024)
-    p.add_argument("--head-dim", type=int, default=128)
-    p.add_argument("--group-size", type=int, default=None)
+    p.add_argument("--seed", type=_non_negative, default=42)
+    p.add_argument("--heads", type=_positive, default=8)
+    p.add_argument("--seq", type=_positive, default=1024)
+    p.add_argument("--head-dim", type=_positive, default=128)
+    p.add_argument("--group-size", type=_positive, default=None)
     p.set_defaults(func=demo)
 
     from .evaluation.sweep import add_arguments, run_from_args
@@ -97,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bers", nargs="+", type=_ber, default=[1e-3, 1e-2])
     g.add_argument("--sites", nargs="+", choices=FAULT_SITES, default=["write", "read"])
     g.add_argument("--fault-targets", choices=FAULT_TARGETS, default="all")
-    g.add_argument("--prompts", type=int, default=8, help="prompts taken from the evaluation text")
-    g.add_argument("--new-tokens", type=int, default=50)
+    g.add_argument("--prompts", type=_positive, default=8, help="prompts taken from the evaluation text")
+    g.add_argument("--new-tokens", type=_positive, default=50)
     g.add_argument("--output-dir", default="results/generation")
     g.set_defaults(func=_generation)
 
@@ -106,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(n)
     n.add_argument("--modes", nargs="+", choices=MODE_NAMES, default=["fp16", "int4", "int4-hamming84-interp", "int12-golay"])
     n.add_argument("--bers", nargs="+", type=_ber, default=[0.0, 1e-3, 1e-2])
-    n.add_argument("--contexts", nargs="+", type=int, default=[2048, 4096, 8192])
+    n.add_argument("--contexts", nargs="+", type=_positive, default=None,
+                   help="context lengths in tokens (default: a quarter, half and nearly all of the model's positions)")
+    n.add_argument("--seeds", nargs="+", type=_non_negative, default=None, help="fault seeds per case (default: --seed, +1, +2)")
     n.add_argument("--fault-model", choices=FAULT_KINDS + ("random",), default="bsc")
     n.add_argument("--fault-site", choices=FAULT_SITES, default="write")
     n.add_argument("--fault-targets", choices=FAULT_TARGETS, default="all")
@@ -122,19 +130,40 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="ref-gpt2", help="reference short name, local HF dir, or hub id")
     p.add_argument("--text", default=None, help="text for prompts / filler (default: the reference held-out text)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 1 << 63:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 2**63), got {value}")
+    return value
 
 
 def _load(args):
+    """The model, its tokenizer and the text, every argument checked before the model loads."""
     from pathlib import Path
 
     from .evaluation.models import REFERENCE_DIR, load_model_and_tokenizer
+    from .evaluation.sweep import check_device, read_text
 
+    check_device(args.device)
+    text = read_text(Path(args.text) if args.text else REFERENCE_DIR / "heldout.txt")
     model, tokenizer = load_model_and_tokenizer(args.model, args.device)
-    text_path = Path(args.text) if args.text else REFERENCE_DIR / "heldout.txt"
-    if not text_path.is_file():
-        raise ValueError(f"text file {text_path} does not exist (pass --text FILE)")
-    return model, tokenizer, text_path.read_text()
+    return model, tokenizer, text
 
 
 def _generation(args: argparse.Namespace) -> int:
@@ -157,8 +186,10 @@ def _needle(args: argparse.Namespace) -> int:
     from .evaluation import reliability as R
 
     model, tokenizer, text = _load(args)
-    rows = R.needle(model, tokenizer, text, args.modes, args.bers, args.contexts, fault_model=args.fault_model, site=args.fault_site,
-                    targets=args.fault_targets)
+    contexts = args.contexts or R.default_contexts(model.config)
+    seeds = tuple(args.seeds) if args.seeds else (args.seed, args.seed + 1, args.seed + 2)
+    rows = R.needle(model, tokenizer, text, args.modes, args.bers, contexts, fault_model=args.fault_model, site=args.fault_site,
+                    seeds=seeds, targets=args.fault_targets)
     print(R.write(rows, Path(args.output_dir), "needle", ["mode", "ber", "context", "task", "accuracy"]))
     return 0
 

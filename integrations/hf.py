@@ -118,8 +118,10 @@ class ECCLayer(StaticLayer):
         track_silent: bool = False,
         is_sliding: bool = False,
         fused_attention: bool = False,
+        max_batch_size: int | None = None,
     ):
         super().__init__(max_cache_len=max_cache_len)
+        self.max_batch_size = max_batch_size
         self.fused_attention = fused_attention and mode.quantized
         self.mode = mode
         self.layer_idx = layer_idx
@@ -143,6 +145,8 @@ class ECCLayer(StaticLayer):
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.dtype, self.device = key_states.dtype, key_states.device
         self.batch_size, self.num_heads = key_states.shape[:2]
+        if self.max_batch_size is not None and self.batch_size > self.max_batch_size:
+            raise ValueError(f"ECCCache was created for max_batch_size={self.max_batch_size} and given a batch of {self.batch_size}")
         self.k_head_dim, self.v_head_dim = key_states.shape[-1], value_states.shape[-1]
         if self.group_size is not None and (self.k_head_dim % self.group_size or self.v_head_dim % self.group_size):
             raise ValueError(f"group_size {self.group_size} does not divide head_dim {self.k_head_dim}")
@@ -178,6 +182,11 @@ class ECCLayer(StaticLayer):
             self.lazy_initialization(key_states, value_states)
         new_tokens = key_states.shape[-2]
         compiling = is_torchdynamo_compiling()
+        if not compiling and key_states.shape[0] != self.batch_size:
+            raise ValueError(
+                f"ECCCache holds batches of {self.batch_size} sequences (its storage is allocated for them) and was given "
+                f"{key_states.shape[0]}; create a cache for this batch size"
+            )
         if compiling:
             if self.fault is not None or self.track_silent:
                 raise RuntimeError("ECCCache: fault injection and silent-corruption tracking run in eager mode only")
@@ -293,10 +302,20 @@ class ECCLayer(StaticLayer):
                 self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
             return words.view(store.dense.dtype).to(self.dtype)
         t, meta_layout = store.tables, store.meta_layout
-        out = torch.ops.ecc.decode_dequantize(
-            words, meta, t.encode_table, t.syndrome_table, self.mode.codec, store.layout.head_dim, meta_layout.groups,
-            meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype, self.cumulative_length,
-        )
+        if is_torchdynamo_compiling() or self._mirror_stale:
+            out = torch.ops.ecc.decode_dequantize(
+                words, meta, t.encode_table, t.syndrome_table, self.mode.codec, store.layout.head_dim, meta_layout.groups,
+                meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype, self.cumulative_length,
+            )
+        else:
+            # Eager: decode the written rows only, so that a step costs what was written, not the
+            # buffer; the rows past them read as the zeros their empty storage decodes to.
+            written = slice(0, self._written)
+            out = words.new_zeros(*words.shape[:-1], store.layout.head_dim, dtype=self.dtype)
+            out[:, :, written] = torch.ops.ecc.decode_dequantize(
+                words[:, :, written], meta[:, :, written], t.encode_table, t.syndrome_table, self.mode.codec,
+                store.layout.head_dim, meta_layout.groups, meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype,
+            )
         if store.shadow is not None:
             self._count_silent(words, meta, store)
         return out
@@ -358,8 +377,12 @@ class ECCCache(Cache):
             raise ValueError(f"attention must be 'auto', 'fused' or 'dense', got {attention!r}")
         if fault is not None and not isinstance(fault, FaultModel):
             raise ValueError(f"fault must be an ecc_tensor.faults.FaultModel or None, got {type(fault).__name__}")
-        if not isinstance(max_cache_len, int) or max_cache_len < 1:
+        if not isinstance(max_cache_len, int) or isinstance(max_cache_len, bool) or max_cache_len < 1:
             raise ValueError(f"max_cache_len must be a positive int, got {max_cache_len!r}")
+        if max_batch_size is not None and (not isinstance(max_batch_size, int) or isinstance(max_batch_size, bool) or max_batch_size < 1):
+            raise ValueError(f"max_batch_size must be a positive int (or None: the first batch's size), got {max_batch_size!r}")
+        if group_size is not None and (not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1):
+            raise ValueError(f"group_size must be a positive divisor of head_dim (or None: one scale per row), got {group_size!r}")
         text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
         layer_types = _attention_layer_types(text)
         window = getattr(text, "sliding_window", None)
@@ -368,6 +391,9 @@ class ECCCache(Cache):
                 f"{type(text).__name__} has sliding-window layers (window {window}); ECCCache keeps every token, "
                 f"so max_cache_len ({max_cache_len}) must not exceed the window"
             )
+        positions = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+        if positions is not None and max_cache_len > positions:
+            raise ValueError(f"max_cache_len={max_cache_len} exceeds the model's {positions} positions")
         self.config = text
         implementation = getattr(config, "_attn_implementation", None)
         if attention == "auto":
@@ -387,7 +413,7 @@ class ECCCache(Cache):
         layers = [
             ECCLayer(
                 max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention",
-                fused_attention=attention == "fused",
+                fused_attention=attention == "fused", max_batch_size=max_batch_size,
             )
             for i, layer_type in enumerate(layer_types)
         ]

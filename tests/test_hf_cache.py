@@ -318,3 +318,23 @@ def test_read_counts_only_written_tokens(model, mode):
     head_dim = config.hidden_size // config.num_attention_heads
     per_row = {"fp16": head_dim, "int4": head_dim, "int12-golay": -(-head_dim // 3)}[mode]  # values or codewords
     assert cache.stats()["read"] == len(cache.layers) * 2 * 2 * heads * 12 * per_row
+
+
+def test_sizes_are_checked_before_they_can_go_wrong():
+    model = CONFIGS["llama"]().eval()
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="max_batch_size"):
+            ECCCache(model.config, bad, 16)
+    for bad in (0, -4):
+        with pytest.raises(ValueError, match="group_size"):
+            ECCCache(model.config, 1, 16, group_size=bad)
+    with pytest.raises(ValueError, match="exceeds the model's 128 positions"):
+        ECCCache(model.config, 1, 129)
+    cache = ECCCache(model.config, 1, 16)
+    with pytest.raises(ValueError, match="max_batch_size=1 and given a batch of 3"):
+        with torch.no_grad():
+            model(prompt(batch=3, length=4), past_key_values=cache)
+    early = ECCCache(model.config, 2, 16, device="cpu", dtype=torch.float32)
+    with pytest.raises(ValueError, match="batches of 2 sequences"):
+        with torch.no_grad():
+            model(prompt(batch=1, length=4), past_key_values=early)

@@ -196,3 +196,81 @@ def test_needle_prompt_and_run(tiny):
     assert {r.task for r in rows} == {"retrieval", "reasoning"} and all(0 <= r.accuracy <= 1 for r in rows)
     with pytest.raises(ValueError, match="positions"):
         R.needle(model, tokenizer, filler, ["int4"], [0.0], [4096], progress=False)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--device", "gpu"], "unknown device"),
+        (["--window", "512", "--stride", "256"], "exceeds the model's 256 positions"),
+        (["--seeds", "-1"], r"seed must be an integer in \[0, 2\*\*63\)"),
+        (["--group-size", "0"], "positive divisor"),
+        (["--group-size", "7"], "does not divide the model's head_dim 16"),
+        (["--model", "ref-gpt3"], "did you mean 'ref-gpt2'"),
+    ],
+)
+def test_every_mistake_is_one_line_before_any_work_and_writes_nothing(tiny, tmp_path, args, message):
+    out = tmp_path / "never"
+    base = ["--model", str(tiny / "model"), "--text", str(tiny / "text.txt"), "--output-dir", str(out), "--quiet"]
+    result = run_cli(*base, *args)
+    assert result.returncode == 2 and __import__("re").search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_a_text_that_is_not_utf8_is_named(tiny, tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 ".encode("latin-1") * 50)
+    result = run_cli("--model", str(tiny / "model"), "--text", str(bad), "--output-dir", str(tmp_path / "o"), "--quiet")
+    assert result.returncode == 2 and "latin1.txt is not UTF-8" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_cuda_without_a_gpu_is_a_message(tiny, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_cli("--model", str(tiny / "model"), "--device", "cuda", "--output-dir", str(tmp_path / "o"), "--quiet")
+    assert result.returncode == 2 and "no CUDA GPU" in result.stderr
+
+
+def test_a_failed_run_blocks_no_later_one(tiny, tmp_path, monkeypatch):
+    """A run that fails after the checks (here: loading the model) records no settings, so the
+    corrected rerun into the same directory is not refused as 'other settings'; and the model
+    named by another path to the same directory is the same sweep."""
+    from ecc_tensor.evaluation import models
+
+    def broken(*args, **kwargs):
+        raise models.ModelNotFound("could not load it")
+
+    monkeypatch.setattr(models, "load_model_and_tokenizer", broken)
+    with pytest.raises(ValueError, match="could not load"):
+        S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1], window=32, stride=16), progress=False)
+    assert not (tmp_path / S.SETTINGS_FILE).exists()
+    monkeypatch.undo()
+    S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
+    other_name = str(tiny / "model" / ".." / "model")
+    S.run_sweep(settings(tiny, tmp_path, model=other_name, cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
+
+
+def test_a_smaller_grid_rerun_reports_every_trial_of_the_directory(tiny, tmp_path):
+    S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4", "int12-golay"], ber_levels=[0.0, 1e-2], seeds=[1]), progress=False)
+    S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["trials"]) == 4
+    assert "int12-golay" in (tmp_path / "tables.md").read_text()
+
+
+def test_needle_defaults_fit_the_model():
+    from types import SimpleNamespace
+
+    from ecc_tensor.evaluation.reliability import default_contexts
+
+    assert default_contexts(SimpleNamespace(max_position_embeddings=512)) == [128, 256, 448]
+    assert default_contexts(SimpleNamespace(n_positions=1024)) == [256, 512, 960]
+    assert default_contexts(SimpleNamespace(max_position_embeddings=131072)) == [2048, 4096, 8192]
+
+
+@pytest.mark.parametrize("args,message", [(["generation", "--prompts", "0"], "--prompts: must be >= 1"),
+                                          (["needle", "--seed", "-3"], "--seed: must lie in"),
+                                          (["needle", "--contexts", "0"], "--contexts: must be >= 1")])
+def test_reliability_commands_check_their_arguments(args, message):
+    result = subprocess.run([sys.executable, "-m", "ecc_tensor", *args], capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
@@ -33,7 +34,24 @@ def resolve_model_path(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotFound(f"model path {name!r} does not exist")
+    close = difflib.get_close_matches(name, REFERENCE_MODELS, n=1, cutoff=0.7)
+    if close:  # a typo of a shipped name, not a hub id: no minute of hub retries
+        raise ModelNotFound(f"unknown model {name!r}; did you mean {close[0]!r}? (shipped: {', '.join(REFERENCE_MODELS)})")
     return name  # a hub id: from_pretrained tries the hub (or its local cache)
+
+
+def load_config(name: str):
+    """The model's config alone (no weights), for checks before the model loads."""
+    from transformers import AutoConfig
+
+    source = resolve_model_path(name)
+    try:
+        return AutoConfig.from_pretrained(source)
+    except OSError as err:
+        raise ModelNotFound(
+            f"could not load {name!r}: it is not a local directory and the hub did not provide it "
+            f"(offline? check the name, or download it and pass --model PATH; shipped: {', '.join(REFERENCE_MODELS)}). {err}"
+        ) from err
 
 
 def load_model_and_tokenizer(name: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):

@@ -70,17 +70,25 @@ def generation_reliability(
 ) -> list[GenerationRow]:
     from tqdm.auto import tqdm
 
+    if not prompts:
+        raise ValueError("no prompts: pass at least one (--prompts >= 1)")
     rows = []
     grid = list(itertools.product(modes, fault_models, bers, sites))
-    golden = {mode: [generate(model, tokenizer, p, mode, None, new_tokens) for p in prompts] for mode in modes}
-    for mode, kind, ber, site in tqdm(grid, desc="generation", disable=not progress):
-        outputs = [
-            generate(model, tokenizer, p, mode, FaultModel(kind, ber, seed + i, site=site, targets=targets), new_tokens)
-            for i, p in enumerate(prompts)
-        ]
+    # One bar over every generation (golden runs included), so its ETA is the whole run's.
+    bar = tqdm(total=len(prompts) * (len(modes) + len(grid)), desc="generation", unit="gen", disable=not progress)
+
+    def run(prompt, mode, fault):
+        out = generate(model, tokenizer, prompt, mode, fault, new_tokens)
+        bar.update()
+        return out
+
+    golden = {mode: [run(p, mode, None) for p in prompts] for mode in modes}
+    for mode, kind, ber, site in grid:
+        outputs = [run(p, mode, FaultModel(kind, ber, seed + i, site=site, targets=targets)) for i, p in enumerate(prompts)]
         exact = sum(o == g for o, g in zip(outputs, golden[mode])) / len(prompts)
         drift = sum(levenshtein(o, g) for o, g in zip(outputs, golden[mode])) / len(prompts)
         rows.append(GenerationRow(mode, kind, ber, site, exact, drift))
+    bar.close()
     return rows
 
 
@@ -112,7 +120,7 @@ def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model=
            targets: str = "all") -> list[NeedleRow]:
     from tqdm.auto import tqdm
 
-    limit = getattr(model.config, "max_position_embeddings", None)
+    limit = model_positions(model.config)
     too_long = [c for c in contexts if limit is not None and c + 16 > limit]
     if too_long:
         raise ValueError(f"contexts {too_long} exceed the model's {limit} positions; choose shorter --contexts or a longer-context model")
@@ -126,6 +134,19 @@ def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model=
                 hits += answer in generate(model, tokenizer, prompt + question, mode, fault, 6).split("\n")[0]
             rows.append(NeedleRow(mode, ber, context, task, hits / len(seeds)))
     return rows
+
+
+def model_positions(config) -> int | None:
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
+def default_contexts(config) -> list[int]:
+    """Needle contexts that fit the model: a quarter, half and nearly all of its positions
+    (room left for the question and the answer), or 2k / 4k / 8k tokens for long-context models."""
+    limit = model_positions(config)
+    if limit is None or limit >= 8192 + 64:
+        return [2048, 4096, 8192]
+    return sorted({limit // 4, limit // 2, limit - 64})
 
 
 def to_markdown(rows, columns) -> str:

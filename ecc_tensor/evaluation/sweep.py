@@ -24,12 +24,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch's OpenMP starts: see ecc_tensor.cli
 
-from ..counters import COUNTER_NAMES
-from ..faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
-from ..modes import MODE_NAMES, PAPER_MODES, get_mode
-from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs
+import torch  # noqa: E402
+
+from ..counters import COUNTER_NAMES  # noqa: E402
+from ..faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel  # noqa: E402
+from ..modes import MODE_NAMES, PAPER_MODES, get_mode  # noqa: E402
+from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs  # noqa: E402
 
 DEFAULT_BERS = (0.0, 1e-4, 1e-3, 1e-2)
 DEFAULT_SEEDS = (42, 101, 997)
@@ -56,21 +58,63 @@ class SweepSettings:
     group_size: int | None = None
 
     def validate(self) -> None:
+        """Every check that needs neither the model nor the text: run before either loads."""
         for mode in self.cache_modes:
             get_mode(mode)
         for ber in self.ber_levels:
             if not (0.0 <= ber <= 1.0):
                 raise ValueError(f"bit error rate must lie in [0, 1], got {ber}")
-        FaultModel(self.fault_model, 0.0, 0, site=self.fault_site, targets=self.fault_targets)
+        for seed in self.seeds:
+            FaultModel(self.fault_model, 0.0, seed, site=self.fault_site, targets=self.fault_targets)  # checks the seed too
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"--max-samples must be >= 1, got {self.max_samples}")
+        if self.group_size is not None and self.group_size < 1:
+            raise ValueError(f"--group-size must be a positive divisor of the model's head_dim, got {self.group_size}")
         make_windows(self.window, self.window, self.stride)  # checks window/stride
+        check_device(self.device)
+        if self.text is not None:
+            read_text(Path(self.text))
+        from .models import resolve_model_path
+
+        resolve_model_path(self.model)  # a missing path or a misspelt shipped name, before anything loads
+
+    def validate_model(self, config) -> None:
+        """The checks that need the model's config (loaded before its weights)."""
+        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        if positions is not None and self.window > positions:
+            raise ValueError(f"--window {self.window} exceeds the model's {positions} positions; choose --window <= {positions}")
+        heads = getattr(config, "num_attention_heads", None)
+        head_dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
+        if self.group_size is not None and head_dim and head_dim % self.group_size:
+            raise ValueError(f"--group-size {self.group_size} does not divide the model's head_dim {head_dim}")
 
     def identity(self) -> dict:
-        """The settings a resumed sweep must share with the first run (the grid may grow)."""
+        """The settings a resumed sweep must share with the first run (the grid may grow); the
+        model and the text by where they resolve to, so ``ref-gpt2`` and its directory agree."""
+        from .models import resolve_model_path
+
         keep = ("model", "text", "fault_model", "fault_site", "fault_targets", "max_samples", "window", "stride", "dtype",
                 "group_size")
-        return {k: getattr(self, k) for k in keep}
+        out = {k: getattr(self, k) for k in keep}
+        source = resolve_model_path(self.model)
+        out["model"] = str(Path(source).resolve()) if Path(source).exists() else source
+        out["text"] = str(Path(self.text).resolve()) if self.text is not None else None
+        return out
+
+
+def check_device(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; a message otherwise."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA GPU is available here (this PyTorch build: {torch.__version__}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
 
 
 def trial_key(mode: str, ber: float, seed: int) -> str:
@@ -78,25 +122,33 @@ def trial_key(mode: str, ber: float, seed: int) -> str:
 
 
 def _prepare_output_dir(settings: SweepSettings) -> Path:
+    """Check that the output dir is writable and holds no sweep of other settings. Nothing is
+    written there yet: a run that fails before its first trial leaves the directory as it was."""
     out = Path(settings.output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"output dir {out} is not writable: {err}") from None
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output dir {out} is not writable ({existing} is {'not a directory' if existing.exists() else 'missing'}"
+                         f"{'' if not existing.is_dir() else ' and not writable'})")
     settings_path = out / SETTINGS_FILE
     if settings_path.exists():
         previous = json.loads(settings_path.read_text())
-        if previous != settings.identity():
-            changed = {k: (previous.get(k), v) for k, v in settings.identity().items() if previous.get(k) != v}
+        identity = settings.identity()
+        if previous != identity and (out / TRIALS_FILE).exists():
+            changed = {k: (previous.get(k), v) for k, v in identity.items() if previous.get(k) != v}
             raise ValueError(
                 f"{out} holds a sweep with other settings {changed}; resume it with the same settings or use another --output-dir"
             )
-    else:
-        _atomic_write(settings_path, json.dumps(settings.identity(), indent=2))
     return out
+
+
+def _record_settings(out: Path, settings: SweepSettings) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"output dir {out} is not writable: {err}") from None
+    _atomic_write(out / SETTINGS_FILE, json.dumps(settings.identity(), indent=2))
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -138,11 +190,20 @@ def read_text_tokens(settings: SweepSettings, tokenizer) -> torch.Tensor:
         if not candidate.exists():
             raise ValueError("no evaluation text: pass --text FILE (the reference held-out text is not built here)")
         text_path = str(candidate)
-    path = Path(text_path)
+    text = read_text(Path(text_path))
+    # The whole text at once, windows cut from it later: its length is no model input.
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False, verbose=False).input_ids[0]
+    return ids
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``; a message naming the file otherwise."""
     if not path.is_file():
         raise ValueError(f"text file {path} does not exist")
-    ids = tokenizer(path.read_text(), return_tensors="pt", add_special_tokens=False).input_ids[0]
-    return ids
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"text file {path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it to UTF-8") from None
 
 
 def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) -> dict:
@@ -215,17 +276,22 @@ def environment(settings: SweepSettings, model) -> dict:
 def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
     from tqdm.auto import tqdm
 
-    from .models import load_model_and_tokenizer
+    from .models import load_config, load_model_and_tokenizer
     from .report import write_reports
 
     settings.validate()
     out = _prepare_output_dir(settings)
+    settings.validate_model(load_config(settings.model))
     model, tokenizer = load_model_and_tokenizer(settings.model, settings.device, getattr(torch, settings.dtype))
     tokens = read_text_tokens(settings, tokenizer)
     windows = make_windows(tokens.numel(), settings.window, settings.stride, settings.max_samples)
+    _record_settings(out, settings)  # only once the model and the text have loaded
     finished = load_finished(out)
     grid = [(m, b, s) for m in settings.cache_modes for b in settings.ber_levels for s in settings.seeds]
     todo = [t for t in grid if trial_key(*t) not in finished]
+    # Faulted float K/V make denormals, which a CPU computes on slowly (fp16 at BER 1e-4: 10.2 s
+    # against 4.3 s for two windows); they change no result worth keeping here.
+    flush_denormal = torch.set_flush_denormal(True) if settings.device == "cpu" else False
     clean = clean_reference(model, tokens, windows, settings) if todo else None
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="sweep", unit="trial", disable=not progress)
     for mode, ber, seed in todo:
@@ -241,8 +307,14 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
         bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed} ppl={record['perplexity']:.3g}")
         bar.update()
     bar.close()
+    if flush_denormal:
+        torch.set_flush_denormal(False)
     records = [finished[trial_key(*t)] for t in grid]
-    write_reports(out, records, settings, environment(settings, model))
+    # The reports cover every trial in the directory: a smaller grid rerun into it reports the
+    # earlier trials too, rather than overwriting the reports with its own few.
+    in_grid = {trial_key(*t) for t in grid}
+    everything = records + [r for key, r in finished.items() if key not in in_grid]
+    write_reports(out, everything, settings, environment(settings, model))
     return records
 
 

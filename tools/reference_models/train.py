@@ -98,6 +98,7 @@ def main(argv=None) -> None:
     model = model.half().eval()
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out, safe_serialization=True)
+    tokenizer.model_max_length = model.config.max_position_embeddings  # the model's positions, not the BPE's default
     tokenizer.save_pretrained(args.out)
     training = {
         "parameters": sum(p.numel() for p in model.parameters()),
