@@ -52,7 +52,7 @@ def quantize_int4(x: torch.Tensor, group_size: int | None = None, symmetric: boo
     else:
         lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
         scale = torch.where(hi > lo, (hi - lo) / _LEVELS, torch.ones_like(hi))
-        zero = -lo / scale
+        zero = (0.0 - lo) / scale  # 0 - lo, not -lo: +0.0 where lo is 0, as Triton's negation (0 - x) gives
         q = torch.clamp(torch.round(g / scale + zero), 0.0, _LEVELS)
         zero = zero.squeeze(-1)
     return QuantizedInt4(q.reshape(x.shape).to(torch.uint8), scale.squeeze(-1), zero)

@@ -431,7 +431,7 @@ def _store_kernel(
             lo = tl.min(tl.where(m, xg, float("inf")), axis=2)
             hi = tl.max(tl.where(m, xg, float("-inf")), axis=2)
             scale = tl.where(hi > lo, tl.math.div_rn(hi - lo, tl.zeros_like(hi) + 15.0), 1.0)
-            tl.store(zero_ptr + s_ptrs, tl.math.div_rn(-lo, scale), mask=gm)
+            tl.store(zero_ptr + s_ptrs, tl.math.div_rn(0.0 - lo, scale), mask=gm)  # +0.0 for lo = 0, as the reference
         tl.store(scale_ptr + s_ptrs, scale, mask=gm)
         tl.debug_barrier()  # phase 2 gathers scales by group from memory
 

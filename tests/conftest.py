@@ -26,3 +26,12 @@ def pytest_collection_modifyitems(config, items):
 def kernel_device():
     """Where Triton kernels run in this session: the GPU, or CPU tensors under the interpreter."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pytest_runtest_logreport(report):
+    """``ECC_FAILURE_LOG=FILE``: append each failure's traceback to FILE as it happens, so a run
+    cut short by a time limit (a lent GPU machine's) still says why its failures failed."""
+    path = os.environ.get("ECC_FAILURE_LOG")
+    if path and report.failed:
+        with open(path, "a") as f:
+            f.write(f"=== {report.nodeid} ({report.when})\n{report.longreprtext}\n")

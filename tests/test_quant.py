@@ -76,3 +76,9 @@ def test_bad_inputs():
     q, s, _ = quantize_int4(torch.randn(2, 8), 4)
     with pytest.raises(ValueError, match="does not match"):
         dequantize_int4(q, s[:1])
+
+
+def test_zero_point_of_a_group_starting_at_zero_is_positive_zero():
+    """Its stored bits are those of +0.0, as the compiled kernel writes them (Triton negates as 0 - x)."""
+    q = quantize_int4(torch.tensor([[0.0, 1.0, 2.0], [0.0, 0.0, 0.0]]), symmetric=False)
+    assert q.zero.view(torch.int32).flatten().tolist() == [0, 0]
