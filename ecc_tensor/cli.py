@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-# Before torch starts OpenMP: its threads then wait passively instead of spinning, so a run
-# beside other CPU-bound work slows down in proportion instead of collapsing (issue 21's 1 h
-# 24 min default sweep on a shared 2-core machine).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import torch  # noqa: E402
-
-from . import counters as C  # noqa: E402
-from .faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel  # noqa: E402
-from .modes import MODE_NAMES, MODES  # noqa: E402
-from .simulate import roundtrip  # noqa: E402
+from . import counters as C
+from .faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
+from .modes import MODE_NAMES, MODES
+from .simulate import roundtrip
 
 
 def _ber(text: str) -> float:

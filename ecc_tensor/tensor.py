@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import return_and_correct_aliasing
-from torchao.utils import TorchAOBaseTensor
+
+
+def _torchao_base_tensor():
+    """torchao's base class, imported without its import-time messages: its optional C++
+    kernels (unused here) fail to load against other torch builds, and it registers enums in a
+    way torch now calls deprecated; neither concerns a user of this package."""
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        from torchao.utils import TorchAOBaseTensor
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+    return TorchAOBaseTensor
+
+
+TorchAOBaseTensor = _torchao_base_tensor()
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
 from .codecs import CodecTables, get_codec

@@ -208,7 +208,16 @@ class ECCLayer(StaticLayer):
             self._written += new_tokens
         return self._read(self._k, 0), self._read(self._v, 1)
 
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+    def get_mask_sizes(self, query_length) -> tuple[int, int]:
+        # transformers asks before any layer runs; an empty query here means generate() sliced a
+        # new prompt to nothing because the cache still holds an earlier one.
+        queries = query_length.numel() if isinstance(query_length, torch.Tensor) else query_length
+        if queries == 0 and self._written and not is_torchdynamo_compiling():
+            raise ValueError(
+                f"this ECCCache already holds {self._written} tokens of an earlier sequence, and generate() treats "
+                "a prompt no longer than that as nothing new: call cache.reset() before a new prompt (to continue "
+                "a sequence, pass the whole sequence so far)"
+            )
         return self.max_cache_len, 0
 
     def reset(self) -> None:

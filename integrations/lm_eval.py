@@ -44,6 +44,10 @@ class ECCHFLM(HFLM):
     ) -> None:
         self.cache_mode = get_mode(str(cache_mode)).name
         FaultModel(fault_model, float(ber), int(seed), site=fault_site, targets=fault_targets)  # validate before loading the model
+        if isinstance(pretrained, str):  # the shipped names (ref-gpt2, ref-llama) as every ecc-tensor command takes them
+            from ecc_tensor.evaluation.models import resolve_model_path
+
+            pretrained = resolve_model_path(pretrained)
         super().__init__(pretrained=pretrained, **kwargs)
         if self.backend != "causal":
             raise ValueError("hf-ecc supports decoder-only causal LMs (ECCCache protects their self-attention KV cache)")

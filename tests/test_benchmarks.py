@@ -51,3 +51,10 @@ def test_tuning_tools_case_runs(monkeypatch):
     out = call()
     assert out.shape == (2, 4, 1, 16) and out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     assert "attention_case" in sys.modules
+
+
+def test_bench_cache_cpu_smoke(capsys):
+    from benchmarks.bench_cache_cpu import main
+
+    main(["--lengths", "48", "64", "--modes", "int4-hamming84-interp", "--steps", "2"])
+    assert "| 64 |" in capsys.readouterr().out

@@ -338,3 +338,18 @@ def test_sizes_are_checked_before_they_can_go_wrong():
     with pytest.raises(ValueError, match="batches of 2 sequences"):
         with torch.no_grad():
             model(prompt(batch=1, length=4), past_key_values=early)
+
+
+def test_a_new_prompt_on_a_used_cache_asks_for_reset(model):
+    """generate() keeps only the prompt's tokens past what the cache holds: with 16 held and
+    a prompt of 8, none (input_ids[:, 8 - 16:]); a message that names reset(), not a reshape
+    error from inside the model. (Other lengths are indistinguishable from a continuation, for
+    transformers' own static cache too: the docs say to reset before every new prompt.)"""
+    cache = ecc(model, "int4-hamming84", batch=1, length=64)
+    greedy(model, cache, prompt(batch=1, length=12), new=5)
+    assert int(cache.get_seq_length()) == 16
+    with pytest.raises(ValueError, match=r"reset\(\)"):
+        greedy(model, cache, prompt(batch=1, length=8, seed=1), new=4)
+    cache.reset()
+    fresh = greedy(model, ecc(model, "int4-hamming84", batch=1, length=64), prompt(batch=1, length=8, seed=1), new=4)
+    assert torch.equal(greedy(model, cache, prompt(batch=1, length=8, seed=1), new=4), fresh)

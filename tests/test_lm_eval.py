@@ -71,3 +71,10 @@ def test_generation_goes_through_the_cache(tiny):
     context = torch.tensor([[5, 6, 7, 8]])
     out = lm._model_generate(context, max_length=10, stop=["\n\n\n"], do_sample=False)
     assert out.shape[1] <= 10 and lm.ecc_stats["read"] > 0
+
+
+def test_shipped_models_resolve_by_name_and_a_typo_gets_a_suggestion():
+    lm = ECCHFLM(pretrained="ref-gpt2", device="cpu", batch_size=1, cache_mode="int4")
+    assert lm.model.config.model_type == "gpt2"
+    with pytest.raises(ValueError, match="did you mean 'ref-gpt2'"):
+        ECCHFLM(pretrained="ref-gpt3", device="cpu", batch_size=1)

@@ -1,4 +1,4 @@
-"""The design card's layout: ops/ and integrations/ ship inside ecc_tensor."""
+"""ops/ and integrations/ at the top of the repository ship inside ecc_tensor."""
 
 import importlib
 

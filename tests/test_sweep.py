@@ -274,3 +274,20 @@ def test_needle_defaults_fit_the_model():
 def test_reliability_commands_check_their_arguments(args, message):
     result = subprocess.run([sys.executable, "-m", "ecc_tensor", *args], capture_output=True, text=True)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_several_models_each_get_a_directory_and_a_typo_in_any_stops_all(tiny, tmp_path):
+    import shutil
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny / "model", other)
+    out = tmp_path / "out"
+    grid = ["--text", str(tiny / "text.txt"), "--cache-modes", "int4", "--ber-levels", "0", "--seeds", "1", "--window", "32",
+            "--stride", "16", "--max-samples", "1", "--output-dir", str(out), "--quiet"]
+    bad = run_cli("--model", str(tiny / "model"), "ref-gpt3", *grid)
+    assert bad.returncode == 2 and "did you mean 'ref-gpt2'" in bad.stderr and not out.exists()
+    good = run_cli("--model", str(tiny / "model"), str(other), *grid)
+    assert good.returncode == 0, good.stderr
+    for name in ("model", "other-model"):
+        assert len(json.loads((out / name / "results.json").read_text())["trials"]) == 1
+    assert S.DEFAULT_MODELS == ("ref-gpt2", "ref-llama")

@@ -24,17 +24,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch's OpenMP starts: see ecc_tensor.cli
+import torch
 
-import torch  # noqa: E402
-
-from ..counters import COUNTER_NAMES  # noqa: E402
-from ..faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel  # noqa: E402
-from ..modes import MODE_NAMES, PAPER_MODES, get_mode  # noqa: E402
-from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs  # noqa: E402
+from ..counters import COUNTER_NAMES
+from ..faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
+from ..modes import MODE_NAMES, PAPER_MODES, get_mode
+from .cpu_threads import CpuThreads
+from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs
 
 DEFAULT_BERS = (0.0, 1e-4, 1e-3, 1e-2)
 DEFAULT_SEEDS = (42, 101, 997)
+DEFAULT_MODELS = ("ref-gpt2", "ref-llama")
 TRIALS_FILE = "trials.jsonl"
 SETTINGS_FILE = "sweep_settings.json"
 
@@ -292,9 +292,12 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
     # Faulted float K/V make denormals, which a CPU computes on slowly (fp16 at BER 1e-4: 10.2 s
     # against 4.3 s for two windows); they change no result worth keeping here.
     flush_denormal = torch.set_flush_denormal(True) if settings.device == "cpu" else False
+    threads = CpuThreads() if settings.device == "cpu" else None  # fewer threads when others share the cores
     clean = clean_reference(model, tokens, windows, settings) if todo else None
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="sweep", unit="trial", disable=not progress)
     for mode, ber, seed in todo:
+        if threads is not None:
+            threads.adjust()
         bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed}")
         # Without faults the seed changes nothing: reuse the first fault-free trial of a mode.
         twin = next((r for r in finished.values() if r["mode"] == mode and r["ber"] == 0.0), None) if ber == 0.0 else None
@@ -309,6 +312,8 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
     bar.close()
     if flush_denormal:
         torch.set_flush_denormal(False)
+    if threads is not None:
+        threads.restore()
     records = [finished[trial_key(*t)] for t in grid]
     # The reports cover every trial in the directory: a smaller grid rerun into it reports the
     # earlier trials too, rather than overwriting the reports with its own few.
@@ -326,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SweepSettings(model="")
-    p.add_argument("--model", default="ref-gpt2", help="reference short name (ref-gpt2, ref-llama), local HF dir, or hub id")
+    p.add_argument("--model", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
+                   help="reference short name (ref-gpt2, ref-llama), local HF dir, or hub id; with several, each model's "
+                        "results go to OUTPUT_DIR/<model name> (default: ref-gpt2 ref-llama)")
     p.add_argument("--text", default=None, help="evaluation text file (default: the reference held-out text)")
     p.add_argument("--cache-modes", nargs="+", default=d.cache_modes, metavar="MODE",
                    help=f"of {', '.join(MODE_NAMES)} (default: the paper's six)")
@@ -346,17 +353,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def settings_from_args(args: argparse.Namespace) -> SweepSettings:
+def model_dir_name(model: str) -> str:
+    """The subdirectory of ``--output-dir`` for one of several models."""
+    path = Path(model)
+    return path.resolve().name if path.exists() else model.strip("/").replace("/", "--")
+
+
+def settings_from_args(args: argparse.Namespace) -> list[SweepSettings]:
+    """One sweep per ``--model``: its own output dir when there are several."""
     fields = {f.name for f in dataclasses.fields(SweepSettings)}
     values = {k: v for k, v in vars(args).items() if k in fields}
     if values.get("max_samples") == 0:
         values["max_samples"] = None
-    return SweepSettings(**values)
+    models = values.pop("model")
+    models = [models] if isinstance(models, str) else list(dict.fromkeys(models))
+    out = Path(values.pop("output_dir"))
+    dirs = [out] if len(models) == 1 else [out / model_dir_name(m) for m in models]
+    if len(set(dirs)) != len(dirs):
+        raise ValueError(f"two of the models {models} would share an output dir; run them one at a time")
+    return [SweepSettings(model=m, output_dir=str(d), **values) for m, d in zip(models, dirs)]
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    records = run_sweep(settings_from_args(args), progress=not args.quiet)
-    print(f"{len(records)} trials; results in {args.output_dir} (results.json, summary.csv, tables.md, plots/)")
+    all_settings = settings_from_args(args)
+    for settings in all_settings:  # every argument of every model checked before any model loads
+        settings.validate()
+    for settings in all_settings:
+        if len(all_settings) > 1 and not args.quiet:
+            print(f"== {settings.model}", file=sys.stderr)
+        records = run_sweep(settings, progress=not args.quiet)
+        print(f"{settings.model}: {len(records)} trials; results in {settings.output_dir} (results.json, summary.csv, tables.md, plots/)")
     return 0
 
 
