@@ -19,18 +19,18 @@ import torch
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
 
-from ecc_tensor.integrations.hf import ECCCache
+from ecc_tensor.integrations.hf import ECCCache, cache_argument
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def decode_seconds(model, cache, prompt, steps):
     with torch.no_grad():
-        out = model(prompt, past_key_values=cache, use_cache=True)
+        out = model(prompt, **cache_argument(model, cache), use_cache=True)
         token = out.logits[:, -1:].argmax(-1)
         start = time.perf_counter()
         for i in range(steps):
-            out = model(token, past_key_values=cache, use_cache=True, position_ids=torch.tensor([[prompt.shape[1] + i]]))
+            out = model(token, **cache_argument(model, cache), use_cache=True, position_ids=torch.tensor([[prompt.shape[1] + i]]))
             token = out.logits[:, -1:].argmax(-1)
         return time.perf_counter() - start
 

@@ -19,7 +19,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
 
-from ecc_tensor.integrations.hf import ECCCache
+from ecc_tensor.integrations.hf import ECCCache, cache_argument
 
 try:
     from .common import append_results
@@ -74,7 +74,7 @@ def decode_tokens_per_second(model, cache, batch, context, steps, compile_model,
 
     def step(i):
         position = torch.full((batch, 1), context + i, device=device)
-        return forward(token, past_key_values=cache, use_cache=True, position_ids=position).logits
+        return forward(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits
 
     warmup = 3
     for i in range(warmup):

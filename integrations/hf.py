@@ -3,7 +3,7 @@
     from ecc_tensor.integrations.hf import ECCCache
     cache = ECCCache(model.config, max_batch_size=1, max_cache_len=512, mode="int4-hamming84-interp",
                      fault=FaultModel("bsc", 1e-3, seed=0))
-    out = model.generate(**inputs, past_key_values=cache, max_new_tokens=50)
+    out = model.generate(**inputs, cache=cache, max_new_tokens=50)   # past_key_values= before transformers 5.23
     cache.stats()   # {'read': ..., 'corrected': ..., 'parity_only': ..., 'detected': ..., 'injected': ..., 'silent': ...,
                     #  'metadata': {the same for the scales}, 'layers': [...]}
 
@@ -35,6 +35,9 @@ dequantizes and interpolates K/V in registers inside the attention kernel. Prefi
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from transformers.cache_utils import Cache, StaticLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -55,12 +58,24 @@ from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
 
-__all__ = ["ATTENTION_NAME", "ECCCache", "ECCLayer", "ecc_attention_forward"]
+__all__ = ["ATTENTION_NAME", "ECCCache", "ECCLayer", "cache_argument", "ecc_attention_forward"]
 
 ATTENTION_NAME = "ecc"  # model.set_attn_implementation("ecc"), or from_pretrained(..., attn_implementation="ecc")
 
 _ADDRESS_BITS_PER_STORE = 40  # each (layer, K/V) store gets 2^40 byte addresses
 _READ_EVENTS_PER_SEQUENCE = 1 << 20
+
+
+@functools.cache
+def _forward_takes_cache(model_class: type) -> bool:
+    return "cache" in inspect.signature(model_class.forward).parameters
+
+
+def cache_argument(model, cache) -> dict:
+    """The keyword a model's ``forward`` and ``generate`` take a cache by: ``{"cache": cache}``
+    from transformers 5.23 on (where ``past_key_values=`` is deprecated), else
+    ``{"past_key_values": cache}`` (5.17-5.22)."""
+    return {"cache" if _forward_takes_cache(type(model)) else "past_key_values": cache}
 
 
 class _Store:

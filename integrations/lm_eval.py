@@ -21,7 +21,7 @@ from lm_eval.models.huggingface import HFLM
 
 from ecc_tensor.counters import COUNTER_NAMES, VALUE_COUNTERS
 from ecc_tensor.faults import FaultModel
-from ecc_tensor.integrations.hf import ECCCache
+from ecc_tensor.integrations.hf import ECCCache, cache_argument
 from ecc_tensor.modes import get_mode
 
 # a child of lm-eval's logger, so that its CLI shows these lines
@@ -84,12 +84,12 @@ class ECCHFLM(HFLM):
             torch.no_grad(),
             torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None),
         ):
-            logits = self.model(inps, past_key_values=cache, use_cache=True).logits
+            logits = self.model(inps, **cache_argument(self.model, cache), use_cache=True).logits
         self._record(cache)
         return logits
 
     def _model_generate(self, context, max_length: int, stop, **generation_kwargs):
         cache = self._cache(context.shape[0], max_length)
-        out = super()._model_generate(context, max_length, stop, past_key_values=cache, **generation_kwargs)
+        out = super()._model_generate(context, max_length, stop, **cache_argument(self.model, cache), **generation_kwargs)
         self._record(cache)
         return out

@@ -353,3 +353,16 @@ def test_a_new_prompt_on_a_used_cache_asks_for_reset(model):
     cache.reset()
     fresh = greedy(model, ecc(model, "int4-hamming84", batch=1, length=64), prompt(batch=1, length=8, seed=1), new=4)
     assert torch.equal(greedy(model, cache, prompt(batch=1, length=8, seed=1), new=4), fresh)
+
+
+def test_cache_argument_is_the_keyword_this_transformers_takes(model):
+    import inspect
+
+    from ecc_tensor.integrations.hf import cache_argument
+
+    (keyword,) = cache_argument(model, None)
+    assert keyword in inspect.signature(type(model).forward).parameters
+    cache = ecc(model, "int4", batch=1)
+    with torch.no_grad():
+        model(prompt(batch=1), **cache_argument(model, cache), use_cache=True)
+    assert int(cache.get_seq_length()) == 12

@@ -43,12 +43,12 @@ def default_prompts(text: str, count: int = 8, words: int = 12) -> list[str]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompt: str, mode: str, fault: FaultModel | None, new_tokens: int) -> str:
-    from ..integrations.hf import ECCCache
+    from ..integrations.hf import ECCCache, cache_argument
 
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
     cache = ECCCache(model.config, 1, ids.shape[1] + new_tokens, mode=mode, fault=fault)
     out = model.generate(
-        ids, attention_mask=torch.ones_like(ids), past_key_values=cache, max_new_tokens=new_tokens,
+        ids, attention_mask=torch.ones_like(ids), **cache_argument(model, cache), max_new_tokens=new_tokens,
         min_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id,
     )
     return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)

@@ -57,7 +57,9 @@ def window_logprobs(model, ids: torch.Tensor, cache) -> torch.Tensor:
     """float32 log-probabilities ``[window - 1, vocab]`` predicting tokens 1.. of ``ids`` (1-D)."""
     if cache is not None:
         cache.reset()
-    out = model(ids.unsqueeze(0), past_key_values=cache, use_cache=cache is not None)
+    from ..integrations.hf import cache_argument
+
+    out = model(ids.unsqueeze(0), **cache_argument(model, cache), use_cache=cache is not None)
     return F.log_softmax(out.logits[0, :-1].float(), dim=-1)
 
 
