@@ -1,137 +1,123 @@
-"""Rebuild the reference corpus from Debian packages, deterministically, with checksums.
+"""Rebuild the reference corpus from pinned Debian packages, deterministically, with checksums.
 
-Text that no one here wrote, installed by package name from the registries we reach:
+Text that no one here wrote, from the packages of Debian 12 (main) that the registries serve
+(`tools/reference_models/sources.py` lists them and how each file becomes a document):
+English documentation (the Python 3.11 docs, the Linux kernel's, the man pages, Perl's,
+PostgreSQL's, SQLite's, the Rust books, Django's) and source code (the Python standard library
+and its tests, Go's standard library).
 
-* train / test: the Python 3.11 documentation (Debian ``python3.11-doc``): tutorial, library
-  and language reference, HOWTOs, "What's New": modern, varied technical prose. Pages are
-  split by a hash of their path: 1 in 20 pages is held out as the test text, never trained on.
-* out-of-domain test: the Debian Reference (``debian-reference-en``), system-administration
-  prose from other authors.
+* Every document is cleaned (HTML, POD and troff rendered to text, code kept as written),
+  documents shorter than 200 characters dropped, exact duplicates dropped (first kept).
+* 1 document in 20 is held out by a hash of its path, never trained on: the Python docs' held
+  out pages are ``test.txt`` (the same pages, byte for byte, as the first corpus's: old and
+  new models compare on it), the other sources' are ``test_mix.txt``.
+* ``ood_test.txt``: the Debian Reference (``debian-reference-en``), held out entirely.
 
-    python tools/reference_models/build_corpus.py --out build/corpus
+    python tools/reference_models/build_corpus.py --out build/corpus-full --check tools/reference_models/corpus-full.sha256
+    python tools/reference_models/build_corpus.py --sources python-docs --out build/corpus --check tools/reference_models/corpus.sha256
 
-writes train.txt, test.txt, ood_test.txt and SHA256SUMS (and checks it against the pinned
-sums below with --check). Package versions are pinned; apt-get download fetches them.
+(the second: the first corpus, on which ref-gpt2 and ref-llama were trained). Writes the texts,
+``manifest.json`` (documents and characters per source and split) and ``SHA256SUMS``.
+``--debs DIR`` takes the .deb files from DIR (``apt-get download`` fills it when missing).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import html.parser
-import re
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-PACKAGES = {
-    "python3.11-doc": "3.11.2-6+deb12u8",
-    "debian-reference-en": "2.100",
-}
-PYDOC_ROOT = "usr/share/doc/python3.11/html"
-DEBREF_ROOT = "usr/share/debian-reference"
-PYDOC_SECTIONS = ("tutorial", "library", "reference", "howto", "whatsnew", "faq", "using", "extending", "c-api", "install", "installing", "distributing", "distutils")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sources import MIN_CHARS, OOD, SOURCES, Source  # noqa: E402  (tools/reference_models/sources.py)
+
 TEST_EVERY = 20
+HELD_OUT_AS_TEST = "python-docs"  # its held-out pages are test.txt, as in the first corpus
 
 
-class _MainText(html.parser.HTMLParser):
-    """Text of an HTML page's main content, one paragraph-like block per line group."""
-
-    BLOCK = {"p", "div", "li", "dt", "dd", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section", "blockquote"}
-    SKIP = {"script", "style", "head", "nav"}
-
-    def __init__(self, main_marker):
-        super().__init__(convert_charrefs=True)
-        self.main_marker = main_marker  # (tag, attr, value) opening the main content, or None
-        self.depth_in_main = 0 if main_marker is None else None
-        self.skip = 0
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self.skip += 1
-        if self.depth_in_main is None:
-            t, a, v = self.main_marker
-            if tag == t and dict(attrs).get(a) == v:
-                self.depth_in_main = 1
-            return
-        if tag == "div":
-            self.depth_in_main += 1
-        if tag in self.BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-        if self.depth_in_main is not None and tag == "div" and self.main_marker is not None:
-            self.depth_in_main -= 1
-            if self.depth_in_main == 0:
-                self.depth_in_main = -(10**9)  # main content closed: ignore the rest
-        if tag in self.BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data):
-        if self.skip or self.depth_in_main is None or self.depth_in_main <= 0 and self.main_marker is not None:
-            return
-        self.parts.append(data.replace("\u00b6", ""))  # Sphinx permalink pilcrows
-
-
-def html_to_text(source: str, main_marker=None) -> str:
-    parser = _MainText(main_marker)
-    parser.feed(source)
-    text = "".join(parser.parts)
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-
-
-def fetch(packages: dict[str, str], workdir: Path) -> dict[str, Path]:
-    """apt-get download + dpkg-deb -x each pinned package; returns name -> extracted root."""
+def fetch(sources: list[Source], debs: Path) -> dict[str, Path]:
+    """Each source's package, pinned, extracted (``apt-get download`` into ``debs`` unless the
+    .deb is there); returns package -> extracted root under ``debs/x``."""
     roots = {}
-    for name, version in packages.items():
-        subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=workdir, check=True, capture_output=True)
-        deb = next(workdir.glob(f"{name}_*.deb"))
-        root = workdir / name
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-        roots[name] = root
+    for source in sources:
+        if source.package in roots:
+            continue
+        version = source.version.replace(":", "%3a")  # as apt-get download names the file
+        matches = sorted(debs.glob(f"{source.package}_{version}_*.deb"))
+        if not matches:
+            subprocess.run(["apt-get", "download", f"{source.package}={source.version}"], cwd=debs, check=True, capture_output=True)
+            matches = sorted(debs.glob(f"{source.package}_{version}_*.deb"))
+        deb = matches[0]
+        root = debs / "x" / source.package
+        if not root.exists():
+            root.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+        roots[source.package] = root
     return roots
 
 
-def is_test_page(relative: str) -> bool:
-    return int(hashlib.sha256(relative.encode()).hexdigest(), 16) % TEST_EVERY == 0
+def is_held_out(document_id: str) -> bool:
+    return int(hashlib.sha256(document_id.encode()).hexdigest(), 16) % TEST_EVERY == 0
 
 
-def build(out: Path, roots: dict[str, Path]) -> dict[str, str]:
+def build(out: Path, sources: list[Source], roots: dict[str, Path], progress=print) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
-    pydoc = roots["python3.11-doc"] / PYDOC_ROOT
-    train, test = [], []
-    for page in sorted(pydoc.rglob("*.html")):
-        relative = page.relative_to(pydoc).as_posix()
-        if relative.split("/")[0] not in PYDOC_SECTIONS:
-            continue
-        text = html_to_text(page.read_text(encoding="utf-8"), ("div", "role", "main"))
-        if len(text) < 200:
-            continue
-        (test if is_test_page(relative) else train).append(text)
-    debref = roots["debian-reference-en"] / DEBREF_ROOT
-    ood = [html_to_text(p.read_text(encoding="utf-8")) for p in sorted(debref.glob("*.en.html"))]
-    files = {"train.txt": "\n\n".join(train), "test.txt": "\n\n".join(test), "ood_test.txt": "\n\n".join(ood)}
+    splits = {"train.txt": [], "test.txt": [], "test_mix.txt": []}
+    seen: set[str] = set()
+    manifest = {}
+    for source in sources:
+        counts = {"train_documents": 0, "held_out_documents": 0, "train_chars": 0, "held_out_chars": 0, "duplicates": 0}
+        for relative, text in source.documents(roots[source.package]):
+            if len(text) < MIN_CHARS:
+                continue
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            if digest in seen:
+                counts["duplicates"] += 1
+                continue
+            seen.add(digest)
+            # The Python docs keep the first corpus's split (a hash of the page path alone).
+            document_id = relative if source.name == HELD_OUT_AS_TEST else f"{source.name}/{relative}"
+            if is_held_out(document_id):
+                splits["test.txt" if source.name == HELD_OUT_AS_TEST else "test_mix.txt"].append(text)
+                counts["held_out_documents"] += 1
+                counts["held_out_chars"] += len(text)
+            else:
+                splits["train.txt"].append(text)
+                counts["train_documents"] += 1
+                counts["train_chars"] += len(text)
+        manifest[source.name] = {"package": source.package, "version": source.version, "kind": source.kind, **counts}
+        progress(f"{source.name:20s} {counts['train_documents']:6d} train / {counts['held_out_documents']:4d} held-out documents, "
+                 f"{counts['train_chars'] / 1e6:7.1f} MB train, {counts['duplicates']} duplicates")
+    ood = [text for _, text in OOD.documents(roots[OOD.package])]
+    files = {name: "\n\n".join(texts) for name, texts in splits.items() if texts}
+    files["ood_test.txt"] = "\n\n".join(ood)
     sums = {}
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
         sums[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    (out / "manifest.json").write_text(json.dumps({"sources": manifest, "ood": {"package": OOD.package, "version": OOD.version}},
+                                                  indent=2) + "\n")
     (out / "SHA256SUMS").write_text("".join(f"{h}  {n}\n" for n, h in sorted(sums.items())))
     return sums
 
 
 def main(argv=None) -> int:
+    names = [s.name for s in SOURCES]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("build/corpus"))
+    p.add_argument("--out", type=Path, default=Path("build/corpus-full"))
+    p.add_argument("--sources", nargs="+", choices=names, default=names, help="default: all")
+    p.add_argument("--debs", type=Path, default=None, help="directory of downloaded .deb files (default: a temporary one)")
     p.add_argument("--check", type=Path, help="a SHA256SUMS file the rebuilt corpus must match")
     args = p.parse_args(argv)
+    sources = [s for s in SOURCES if s.name in args.sources]
     with tempfile.TemporaryDirectory() as tmp:
-        sums = build(args.out, fetch(PACKAGES, Path(tmp)))
+        debs = args.debs or Path(tmp)
+        debs.mkdir(parents=True, exist_ok=True)
+        sums = build(args.out, sources, fetch([*sources, OOD], debs))
     for name, digest in sorted(sums.items()):
         size = (args.out / name).stat().st_size
         print(f"{digest}  {name}  ({size / 1e6:.1f} MB)")

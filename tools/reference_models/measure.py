@@ -4,6 +4,9 @@
 
 Reads ``training.json`` (written by train.py) and writes ``figures.json`` and ``README.md``.
 Perplexity follows the sweep's protocol: windows of 256 tokens, stride 128, float32 compute.
+With ``--evidence`` (the default for a corpus with a ``manifest.json``, the full corpus) the
+card also carries ``evidence.py``'s figures: the Kneser-Ney 4-gram baseline, induction,
+context use, attention sinks and outlier channels.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,11 +23,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ecc_tensor.evaluation.windows import text_perplexity
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 SLICE_WINDOWS = 40  # the test suite recomputes this slice on CPU
 
 
 def tokens_of(tokenizer, path: Path) -> torch.Tensor:
-    return torch.tensor(tokenizer(path.read_text(), add_special_tokens=False).input_ids, dtype=torch.long)
+    from tokens import cached_tokens
+
+    return cached_tokens(tokenizer, path)
 
 
 def unigram_perplexity(train: torch.Tensor, test: torch.Tensor, vocab: int) -> float:
@@ -34,7 +42,7 @@ def unigram_perplexity(train: torch.Tensor, test: torch.Tensor, vocab: int) -> f
     return math.exp(nll / test.numel())
 
 
-def measure(model_dir: Path, corpus: Path) -> dict:
+def measure(model_dir: Path, corpus: Path, with_evidence: bool | None = None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     train, test, ood = (tokens_of(tokenizer, corpus / f) for f in ("train.txt", "test.txt", "ood_test.txt"))
@@ -50,9 +58,76 @@ def measure(model_dir: Path, corpus: Path) -> dict:
         "vocab_size": len(tokenizer),
         "eval_protocol": "sliding windows of 256 tokens, stride 128, float32 compute on the shipped fp16 weights",
     }
+    if (corpus / "test_mix.txt").exists():
+        figures["test_mix_perplexity"] = round(text_perplexity(model, tokens_of(tokenizer, corpus / "test_mix.txt")), 3)
+    if with_evidence is None:
+        with_evidence = (corpus / "manifest.json").exists()
+    if with_evidence:
+        from evidence import evidence
+
+        figures["evidence"] = evidence(model_dir, corpus)
+        figures["corpus"] = json.loads((corpus / "manifest.json").read_text())
     (model_dir / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (model_dir / "README.md").write_text(model_card(model_dir.name, figures))
+    (model_dir / "README.md").write_text(model_card(model_dir.name, figures) if "corpus" not in figures else full_card(model_dir.name, figures))
     return figures
+
+
+def full_card(name: str, f: dict) -> str:
+    """The card of a model trained on the full corpus (build_corpus.py's default)."""
+    e, sources = f["evidence"], f["corpus"]["sources"]
+    rows = "\n".join(f"| {n} | `{s['package']}` {s['version']} | {s['kind']} | {s['train_documents']:,} | {s['train_chars'] / 1e6:.1f} |"
+                     for n, s in sources.items())
+    ctx = e["context"]["perplexity"]
+    layers = "\n".join(f"| {r['layer']} | {r['sink_attention']:.3f} | {r['key_outlier_ratio']:.1f} | {r['value_outlier_ratio']:.1f} |"
+                       for r in e["layers"])
+    shape = f"{f['layers']} layers, d_model {f['d_model']}, {f['heads']} query heads, {f['kv_heads']} KV heads, context {f['context']}"
+    return f"""# {name}: a {f['parameters'] / 1e6:.1f}M-parameter {f['architecture']} trained on documentation and source code
+
+A reference model for `ecc_tensor`'s evaluations, made here because no model hub is reachable
+({shape}).
+
+- **Data**: the full reference corpus (`tools/reference_models/build_corpus.py`, checksums in
+  `tools/reference_models/corpus-full.sha256`), {f['train_split_tokens']:,} training tokens; 1
+  document in 20 held out. Held-out texts: the Python docs' held-out pages (`../heldout.txt`,
+  the same text the first reference models were scored on) and the other sources' held-out
+  documents (`test_mix.txt`); out of domain: the Debian Reference (`../ood_test.txt`).
+
+| source | package | kind | documents | MB of text |
+|---|---|---|---:|---:|
+{rows}
+
+- **Tokenizer**: byte-level BPE, vocabulary {f['vocab_size']}, trained on the training split.
+- **Training**: {f['steps']:,} steps x {f['batch']} sequences x {f['seq']} tokens = {f['train_tokens_seen']:,} tokens;
+  AdamW lr {f['lr']}, warmup {f['warmup']}, cosine decay to a tenth, seed {f['seed']}, bf16 autocast; final training
+  loss {f['final_train_loss']}; {f['train_seconds']} s on {f['device']}.
+- **Command**: `{f['command']}`
+
+| text | perplexity | unigram baseline |
+|---|---:|---:|
+| Python docs, held out | {f['test_perplexity']} | {f['unigram_test_perplexity']} |
+| other sources, held out | {f.get('test_mix_perplexity', '')} | |
+| Debian Reference (out of domain) | {f['ood_test_perplexity']} | {f['unigram_ood_test_perplexity']} |
+
+Perplexity: {f['eval_protocol']}. `tests/test_reference_models.py` recomputes the first
+{SLICE_WINDOWS} windows of the Python docs text (card: {f[f'test_perplexity_first_{SLICE_WINDOWS}_windows']}).
+
+## Evidence that it is a language model (`tools/reference_models/evidence.py`)
+
+- **Against a Kneser-Ney 4-gram** fitted on the same {e['ngram']['train_tokens']:,} training tokens, on the
+  Python docs text: model {e['ngram']['model_perplexity']:.2f}, 4-gram {e['ngram']['kneser_ney_perplexity']:.2f}
+  (ratio {e['ngram']['ratio']:.3f}).
+- **Induction**: a random sequence of {e['induction']['length']} tokens repeated once: loss
+  {e['induction']['first_copy_loss']:.2f} nats/token on the first copy, {e['induction']['second_copy_loss']:.2f} on the
+  second (a drop of {e['induction']['drop_nats']:.2f}).
+- **Context use** (windows of {e['context']['window']}, positions with at least {e['context']['min_context']} tokens of
+  context): perplexity with attention limited to the last 16 / 32 / 64 / 256 tokens
+  {ctx['16']:.2f} / {ctx['32']:.2f} / {ctx['64']:.2f} / {ctx['256']:.2f}, full context {ctx['full']:.2f}
+  (32 tokens: {ctx['32'] / ctx['full']:.3f}x full).
+
+| layer | attention on position 0 | K outlier channel ratio | V outlier channel ratio |
+|---:|---:|---:|---:|
+{layers}
+"""
 
 
 def model_card(name: str, f: dict) -> str:
@@ -105,8 +180,10 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--corpus", type=Path, default=Path("build/corpus"))
+    p.add_argument("--evidence", action=argparse.BooleanOptionalAction, default=None,
+                   help="add evidence.py's figures (default: for a full corpus, one with manifest.json)")
     args = p.parse_args(argv)
-    print(json.dumps(measure(args.model_dir, args.corpus), indent=2))
+    print(json.dumps(measure(args.model_dir, args.corpus, args.evidence), indent=2))
 
 
 if __name__ == "__main__":
