@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from . import counters as C
-from .faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
-from .modes import MODE_NAMES, MODES
-from .simulate import roundtrip
+# Only torch-free names here: --help and usage errors answer before torch is imported.
+from .names import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, MODE_NAMES
 
 
 def _ber(text: str) -> float:
@@ -23,15 +19,22 @@ def _ber(text: str) -> float:
     return value
 
 
-def _smooth_kv(heads: int, seq: int, dim: int, seed: int) -> torch.Tensor:
+def _smooth_kv(heads: int, seq: int, dim: int, seed: int):
     """A KV-like tensor: per-channel random walks along the sequence (temporally smooth, as
     real caches are, which is what interpolation exploits) plus a little noise."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     steps = torch.randn(heads, seq, dim, generator=g) * 0.1
     return steps.cumsum(1) + torch.randn(heads, 1, dim, generator=g) + 0.05 * torch.randn(heads, seq, dim, generator=g)
 
 
 def demo(args: argparse.Namespace) -> int:
+    from . import counters as C
+    from .faults import FaultModel
+    from .modes import MODES
+    from .simulate import roundtrip
+
     x = _smooth_kv(args.heads, args.seq, args.head_dim, args.seed)
     clean_int4, _ = roundtrip(x, "int4", group_size=args.group_size)
     print(

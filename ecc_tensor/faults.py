@@ -25,10 +25,8 @@ import torch
 
 from .philox import MASK32, philox4x32, probability_threshold
 
-FAULT_KINDS = ("bsc", "burst", "msb", "page")
-_KIND_ALIASES = {"random": "bsc"}
-FAULT_SITES = ("write", "read", "both")
-FAULT_TARGETS = ("all", "values")
+from .names import FAULT_KIND_ALIASES as _KIND_ALIASES
+from .names import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS  # noqa: F401  (re-exported)
 # Where a store's metadata bytes start in its address space (its value bytes start at 0).
 METADATA_ADDRESS = 1 << 39
 # msb: the flips bsc would spread over an unprotected INT4 value's four bits, all on its MSB.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .metadata import MetadataLayout
+from .names import MODE_NAMES, PAPER_MODES  # noqa: F401  (re-exported)
 from .storage import StorageLayout
 
 _WORD_BITS = 16
@@ -79,9 +80,8 @@ MODES = {
         CacheMode("int12-golay", "golay24", description="Golay(24,12) over 3 values, corrects 3"),
     )
 }
-MODE_NAMES = tuple(MODES)
-# The paper's six (the sweep's default grid).
-PAPER_MODES = ("fp16", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay")
+if tuple(MODES) != MODE_NAMES:  # names.py lists them for the command line, which must not import torch
+    raise ImportError(f"ecc_tensor.names.MODE_NAMES {MODE_NAMES} disagrees with the modes defined here {tuple(MODES)}")
 
 
 def get_mode(name: str) -> CacheMode:

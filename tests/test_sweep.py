@@ -291,3 +291,14 @@ def test_several_models_each_get_a_directory_and_a_typo_in_any_stops_all(tiny, t
     for name in ("model", "other-model"):
         assert len(json.loads((out / name / "results.json").read_text())["trials"]) == 1
     assert S.DEFAULT_MODELS == ("ref-gpt2", "ref-llama")
+
+
+def test_the_command_line_parses_without_importing_torch():
+    """--help and every usage error answer before the heavy imports (torch, transformers)."""
+    code = ("import sys; from ecc_tensor.cli import build_parser; p = build_parser(); "
+            "p.parse_args(['sweep', '--ber-levels', '1e-3']); p.parse_args(['demo']); "
+            "heavy = [m for m in ('torch', 'transformers', 'torchao') if m in sys.modules]; print(heavy); assert not heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    usage = subprocess.run([sys.executable, "-m", "ecc_tensor", "sweep", "--ber-levels", "abc"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "invalid float value: 'abc'" in usage.stderr

@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
-from ..counters import COUNTER_NAMES
-from ..faults import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, FaultModel
-from ..modes import MODE_NAMES, PAPER_MODES, get_mode
-from .cpu_threads import CpuThreads
-from .windows import CATASTROPHIC_FACTOR, make_windows, score, window_logprobs
+# torch-free at import: the command line parses and checks its arguments before torch loads
+# (the heavy modules are imported by the functions that use them).
+from ..names import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, MODE_NAMES, PAPER_MODES
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BERS = (0.0, 1e-4, 1e-3, 1e-2)
 DEFAULT_SEEDS = (42, 101, 997)
@@ -59,6 +60,10 @@ class SweepSettings:
 
     def validate(self) -> None:
         """Every check that needs neither the model nor the text: run before either loads."""
+        from ..faults import FaultModel
+        from ..modes import get_mode
+        from .windows import make_windows
+
         for mode in self.cache_modes:
             get_mode(mode)
         for ber in self.ber_levels:
@@ -104,6 +109,8 @@ class SweepSettings:
 
 def check_device(device: str) -> None:
     """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; a message otherwise."""
+    import torch
+
     try:
         dev = torch.device(device)
     except RuntimeError:
@@ -208,7 +215,10 @@ def read_text(path: Path) -> str:
 
 def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) -> dict:
     """One (mode, BER, seed) trial over ``windows``, against the ``clean`` reference run."""
+    from ..counters import COUNTER_NAMES
+    from ..faults import FaultModel
     from ..integrations.hf import ECCCache
+    from .windows import CATASTROPHIC_FACTOR, score, window_logprobs
 
     fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site, targets=settings.fault_targets) if ber > 0 else None
     cache = ECCCache(model.config, 1, settings.window, mode=mode, fault=fault, group_size=settings.group_size, track_silent=True)
@@ -246,6 +256,7 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) ->
 def clean_reference(model, tokens, windows, settings) -> dict:
     """The fp16 oracle's run (16-bit K/V, never faulted) every trial is compared with."""
     from ..integrations.hf import ECCCache
+    from .windows import score, window_logprobs
 
     cache = ECCCache(model.config, 1, settings.window, mode="fp16")
     logprobs, window_ppl = [], []
@@ -258,6 +269,7 @@ def clean_reference(model, tokens, windows, settings) -> dict:
 
 
 def environment(settings: SweepSettings, model) -> dict:
+    import torch
     import transformers
 
     from .. import __version__
@@ -274,10 +286,13 @@ def environment(settings: SweepSettings, model) -> dict:
 
 
 def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
+    import torch
     from tqdm.auto import tqdm
 
+    from .cpu_threads import CpuThreads
     from .models import load_config, load_model_and_tokenizer
     from .report import write_reports
+    from .windows import make_windows
 
     settings.validate()
     out = _prepare_output_dir(settings)
