@@ -47,21 +47,33 @@ class StorageLayout:
         return get_codec(self.codec_name)
 
     @property
+    def kind(self) -> str:
+        """The codec's layout (:data:`ecc_tensor.codecs.linear.LAYOUTS`); ``"units"`` for a lane
+        code stored ``sequential``."""
+        layout = self.codec.layout
+        return "units" if layout == "lanes" and self.sequential else layout
+
+    @property
+    def nibbles(self) -> bool:
+        """Two values a byte, no code (int4)."""
+        return self.kind == "nibbles"
+
+    @property
     def unit_values(self) -> int:
         """INT4 values per storage unit."""
-        return 2 if self.codec_name == "int4" else self.codec.values_per_codeword
+        return 2 if self.nibbles else self.codec.values_per_codeword
 
     @property
     def lanes(self) -> bool:
         """Golay's lane layout (:mod:`ecc_tensor.lanes`) rather than one unit after another."""
-        return self.codec_name == "golay24" and not self.sequential
+        return self.kind == "lanes"
 
     @property
     def unit_bytes(self) -> int:
         """Bytes per unit, units one after another; 0 for the lane layout."""
         if self.lanes:
             return 0
-        return 1 if self.codec_name == "int4" else math.ceil(self.codec.n / 8)
+        return 1 if self.nibbles else math.ceil(self.codec.n / 8)
 
     @property
     def units(self) -> int:
@@ -78,18 +90,18 @@ class StorageLayout:
     @property
     def codewords_per_row(self) -> int:
         """Codewords decoded per row; for int4, one per value (nothing to decode)."""
-        return self.head_dim if self.codec_name == "int4" else self.units
+        return self.head_dim if self.nibbles else self.units
 
     @property
     def exposed_bits_per_byte(self) -> int:
-        return min(8, self.codec.n) if self.unit_bytes == 1 and self.codec_name != "int4" else 8
+        return min(8, self.codec.n) if self.unit_bytes == 1 and not self.nibbles else 8
 
     def value_msb_bits(self, device: torch.device | str | None = None) -> torch.Tensor:
         """``[row_bytes]`` int64: the bits of each stored byte that hold a value's most
         significant bit (data bit 3 of a value; never a parity bit or a padding value), where
         the ``msb`` fault model strikes."""
         bits = [0] * self.row_bytes
-        if self.lanes or self.codec_name == "int4":  # values in INT4 order, two a byte
+        if self.lanes or self.nibbles:  # values in INT4 order, two a byte
             for v in range(self.head_dim):
                 bits[v // 2] |= 0x8 << (4 * (v % 2))
         else:  # a unit's data nibbles in its low bits, value i at bit 4i
@@ -107,7 +119,7 @@ class StorageLayout:
             words = self.codec.encode(slots.flatten(-2), validate=False, tables=tables)
             return lanes.store(words, values, self.head_dim)
         padded = F.pad(values, (0, self.units * self.unit_values - self.head_dim))
-        if self.codec_name == "int4":
+        if self.nibbles:
             pairs = padded.reshape(*padded.shape[:-1], -1, 2)
             return pairs[..., 0] | (pairs[..., 1] << 4)
         words = self.codec.encode(padded, validate=False, tables=tables).to(torch.int64)
@@ -118,7 +130,7 @@ class StorageLayout:
 
     def codewords(self, stored: torch.Tensor) -> torch.Tensor:
         """``[..., row_bytes]`` storage -> ``[..., codewords_per_row]`` codewords (codec word dtype)."""
-        if self.codec_name == "int4":
+        if self.nibbles:
             low, high = stored & 0xF, stored >> 4
             return torch.stack([low, high], -1).flatten(-2)[..., : self.head_dim]
         if self.lanes:

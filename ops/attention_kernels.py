@@ -1328,7 +1328,7 @@ def _build_nibble_constants(codec: str) -> dict:
     """The codec's tables folded into the kernel's in-register decoder constants (one-byte
     codes with 4 data bits); ``NIBBLE=False`` for the others."""
     code = get_codec(codec)
-    if codec == "int4" or code.k != 4 or code.n > 8:
+    if code.layout != "bytes":
         return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1, C0=0, C1=0, C2=0, C3=0, PMASK=0)
     tables = code.tables(torch.device("cpu"))
     pbits = code.n - code.k
@@ -1353,19 +1353,27 @@ def _build_nibble_constants(codec: str) -> dict:
 _NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
 
 
-# (block_n, num_warps, num_stages, programs per multiprocessor) per codec, for the unit path:
+def nibble_constants(codec: str) -> dict:
+    """``_NIBBLE_CONSTANTS`` of ``codec``, built on first use for a codec registered at run time."""
+    if codec not in _NIBBLE_CONSTANTS:
+        _NIBBLE_CONSTANTS[codec] = _build_nibble_constants(codec)
+    return _NIBBLE_CONSTANTS[codec]
+
+
+# (block_n, num_warps, num_stages, programs per multiprocessor) per storage layout (a codec's
+# ``layout``: int4 "nibbles", Hamming "bytes", Golay "lanes"), for the unit path:
 # the fastest timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k; Golay's main launch is
 # the clean-blocks variant); interpolating variants: the configuration whose compiled kernel
 # has no register spills (ptxas -v for sm_90a). The deferred launch takes its warps and
 # stages from these, its block size from the main launch.
-_CONFIGS = {"int4": (128, 8, 2, 4), "hamming74": (32, 4, 2, 4), "hamming84": (32, 4, 2, 4), "golay24": (32, 2, 1, 4)}
+_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4)}
 _INTERP_CONFIG = (32, 8, 2, 4)
 # Word path: the fastest on kernel time in the sweep of benchmarks/RESULTS.md
 # (tools/sweep_attention.py). One warp per program: the softmax and the deferral flag then
 # reduce within a warp, no program waits at a barrier for its other warps, and the operand
 # orders keep the values in the threads that unpacked them; 16 programs per SM keep enough of
 # them in flight.
-_PACKED_CONFIGS = {"int4": (32, 1, 3, 16), "hamming74": (32, 1, 3, 16), "hamming84": (32, 1, 3, 16), "golay24": (32, 1, 3, 16)}
+_PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16)}
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
@@ -1388,7 +1396,7 @@ def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.
     int4 values) with the dequantization folded into the dots: one-byte codes, one scale per
     row, rows of whole aligned words. Other layouts take the per-unit path."""
     return (
-        codec in ("int4", "hamming74", "hamming84") and groups == 1 and row_bytes % 4 == 0
+        get_codec(codec).layout in ("nibbles", "bytes") and groups == 1 and row_bytes % 4 == 0
         and all(t.storage_offset() % 4 == 0 for t in stored)  # allocations themselves are aligned
     )
 
@@ -1408,7 +1416,7 @@ def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
     decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row. Like
     the packed path it computes only syndromes, folds the scales into the dots and defers
     every block with a non-zero syndrome to the second launch."""
-    return codec != "int4" and groups == 1 and not packed
+    return get_codec(codec).decodes and groups == 1 and not packed
 
 
 def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False) -> dict:
@@ -1429,7 +1437,8 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
         block_n, warps, stages, *rest = (int(x) for x in override.split(","))
         waves, maxnreg = (rest + [4, 0][len(rest):])[:2]
     else:
-        block_n, warps, stages, waves = _PACKED_CONFIGS[codec] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[codec])
+        layout = get_codec(codec).layout
+        block_n, warps, stages, waves = _PACKED_CONFIGS[layout] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[layout])
         maxnreg = 0
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
@@ -1440,7 +1449,7 @@ def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False) -> dict
     operand orders); the unit path's hold one slot of every unit."""
     if lanes:  # the data words: an int4 row
         return dict(BLOCK_U=128, BLOCK_W=16, SLOT_BITS=4)
-    slot_bits = 4 if layout.codec_name == "int4" else 8
+    slot_bits = 4 if layout.nibbles else 8
     if packed:
         # At least 8 words: the operand orders give each of 4 (K) or 8 (V) lanes whole words.
         block_w = max(8, _pow2(layout.row_bytes // 4))
@@ -1467,7 +1476,7 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1)
     """The main launch's configuration, and the deferred launch's (None when nothing can be
     deferred): its warps and stages are the unit path's, its block size the main launch's,
     since the deferral flags are per main-launch block."""
-    decode = codec != "int4"
+    decode = get_codec(codec).decodes
     interp = interpolate and decode
     clean = packed or clean_units_path_applies(codec, groups, packed)  # main launch: clean blocks only
     main = kernel_config(codec, interp and not clean, packed)
@@ -1523,7 +1532,7 @@ def triton_decode_attention(
     parts = 2 * batch * kv_heads * splits  # the main launch's, then the deferred launch's
     o_part = torch.empty(parts * block_m * part_cols, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(parts * block_m * 2, dtype=torch.float32, device=query.device)
-    decode = codec != "int4"
+    decode = get_codec(codec).decodes
     interp = interpolate and decode
     defer = deferred_config is not None
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
@@ -1553,7 +1562,7 @@ def triton_decode_attention(
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None,
-        **_NIBBLE_CONSTANTS[codec], **meta_constants(meta_layout, k_meta, v_meta),
+        **nibble_constants(codec), **meta_constants(meta_layout, k_meta, v_meta),
         **path_constants(codec, groups, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=part_cols,
     )

@@ -33,13 +33,14 @@ def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmet
     for _ in range(2):
         x = torch.randn(batch, kv_heads, seq, head_dim, generator=g)
         stored, meta = ops.quantize_encode(x, codec, group_size, symmetric)
-        keep = 0x7F if codec == "hamming74" else 0xFF
+        exposed = StorageLayout(codec, head_dim).exposed_bits_per_byte  # the bits a stored byte holds
+        keep = (1 << exposed) - 1
         if flip_rate:
             flips = (torch.rand(stored.shape, generator=g) < flip_rate).to(torch.uint8)
             flips *= torch.randint(1, 256, stored.shape, dtype=torch.uint8, generator=g)
             stored = stored ^ (flips & keep)
         if meta_flips:
-            bits = torch.randperm(7 if codec == "hamming74" else 8, generator=g)[:meta_bits]
+            bits = torch.randperm(exposed, generator=g)[:meta_bits]
             pattern = sum(1 << int(b) for b in bits)
             hit = (torch.rand(meta.shape, generator=g) < meta_flips).to(torch.uint8)
             meta = meta ^ (hit * pattern).to(torch.uint8)

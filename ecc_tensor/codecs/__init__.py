@@ -32,8 +32,20 @@ _CODECS = {name: factory() for name, factory in _FACTORIES.items()}
 def get_codec(name: str) -> LinearBlockCode:
     """The codec registered under ``name`` (one shared instance per name)."""
     if not isinstance(name, str) or name not in _CODECS:
-        raise ValueError(f"unknown codec {name!r}; choose one of {', '.join(CODEC_NAMES)}")
+        raise ValueError(f"unknown codec {name!r}; choose one of {', '.join(_CODECS)}")
     return _CODECS[name]
+
+
+def register_codec(codec: LinearBlockCode) -> LinearBlockCode:
+    """Make ``codec`` available by its name to every layer (storage, ops, kernels, tensor,
+    cache). A built-in codec is registered in ``_FACTORIES`` above; this adds one at run time
+    (before anything compiles with it: the kernels read its tables once, eagerly)."""
+    if not isinstance(codec, LinearBlockCode):
+        raise ValueError(f"expected a LinearBlockCode, got {type(codec).__name__}")
+    if codec.name in _CODECS:
+        raise ValueError(f"a codec named {codec.name!r} is registered already")
+    _CODECS[codec.name] = codec
+    return codec
 
 
 __all__ = [
@@ -51,5 +63,6 @@ __all__ = [
     "get_codec",
     "gf2_matmul",
     "int_to_bits",
+    "register_codec",
     "with_overall_parity",
 ]

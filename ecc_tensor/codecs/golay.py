@@ -30,4 +30,4 @@ GOLAY_B = (
 
 
 def golay24() -> LinearBlockCode:
-    return LinearBlockCode("golay24", GOLAY_B, correctable_weight=3, word_dtype=torch.int32)
+    return LinearBlockCode("golay24", GOLAY_B, correctable_weight=3, word_dtype=torch.int32, layout="lanes")

@@ -60,6 +60,13 @@ class CodecTables:
     syndrome_table: torch.Tensor  # [2^(n-k)] int32: coset leader, or -1 if uncorrectable
 
 
+# How a cache row of a codec's codewords is laid out in bytes (ecc_tensor.storage): "nibbles"
+# two values a byte, no code (int4); "bytes" one codeword a byte (codes of one value, n <= 8);
+# "units" codewords of ceil(n / 8) bytes one after another; "lanes" Golay's lane layout of
+# data words then parity words (ecc_tensor.lanes), which the fused attention checks by words.
+LAYOUTS = ("nibbles", "bytes", "units", "lanes")
+
+
 class LinearBlockCode:
     """A systematic ``(n, k)`` binary code storing ``values_per_codeword`` INT4 values.
 
@@ -81,6 +88,7 @@ class LinearBlockCode:
         correctable_weight: int,
         word_dtype: torch.dtype,
         overall_parity_bit: int | None = None,
+        layout: str | None = None,
     ) -> None:
         p = torch.tensor(parity, dtype=torch.int64).reshape(len(parity), -1)
         k, r = p.shape
@@ -95,10 +103,33 @@ class LinearBlockCode:
         if overall_parity_bit is not None and not (self.k <= overall_parity_bit < self.n):
             raise ValueError(f"overall_parity_bit {overall_parity_bit} is not a parity bit of an ({self.n}, {self.k}) code")
         self.overall_parity_bit = overall_parity_bit
+        self.layout = layout or self._default_layout()
+        if self.layout not in LAYOUTS or not self._layout_fits(self.layout):
+            raise ValueError(f"layout {self.layout!r} does not fit an ({self.n}, {self.k}) code; choose one of {LAYOUTS}")
         self.generator = torch.cat([torch.eye(k, dtype=torch.int64), p], dim=1)
         self.parity_check = torch.cat([p.T, torch.eye(r, dtype=torch.int64)], dim=1)
         self._tables: dict[torch.device, CodecTables] = {}
         self._cpu_tables = self._build_tables()
+
+    # -- how the cache stores it ----------------------------------------------------------
+    def _default_layout(self) -> str:
+        if self.n == self.k == _VALUE_BITS:
+            return "nibbles"
+        return "bytes" if self.k == _VALUE_BITS and self.n <= 8 else "units"
+
+    def _layout_fits(self, layout: str) -> bool:
+        if layout == "nibbles":
+            return self.n == self.k == _VALUE_BITS
+        if layout == "bytes":
+            return self.k == _VALUE_BITS and self.k < self.n <= 8
+        if layout == "lanes":
+            return self.k == 12 and self.n == 24  # ecc_tensor.lanes: 3 values, 12 parity bits a codeword
+        return self.n > self.k
+
+    @property
+    def decodes(self) -> bool:
+        """Whether reads decode (there are parity bits); False for the unprotected int4."""
+        return self.n > self.k
 
     # -- tables ---------------------------------------------------------------------------
     def _build_tables(self) -> CodecTables:

@@ -1,0 +1,77 @@
+"""A new code is one codec object and one registration: nothing else names it.
+
+A (5,4) single-parity code (detects one flip, corrects none), registered at run time, goes
+through the storage layout, the Triton kernels (bit for bit with the reference), the fused
+attention and the tensor subclass, which know it only by its layout ("bytes")."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ecc_tensor.codecs as codecs
+from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode, get_codec, register_codec
+from ecc_tensor.ops import attention_kernels, codec_kernels
+from ecc_tensor.storage import StorageLayout
+
+NAME = "parity5"
+
+
+@pytest.fixture(scope="module")
+def parity5():
+    code = register_codec(LinearBlockCode(NAME, [[1], [1], [1], [1]], correctable_weight=0, word_dtype=torch.uint8))
+    yield code
+    codecs._CODECS.pop(NAME)
+    attention_kernels._NIBBLE_CONSTANTS.pop(NAME, None)
+
+
+def test_registration_is_checked():
+    with pytest.raises(ValueError, match="registered already"):
+        register_codec(get_codec("hamming84"))
+    with pytest.raises(ValueError, match="layout 'lanes' does not fit"):
+        LinearBlockCode("bad", [[1], [1], [1], [1]], correctable_weight=0, word_dtype=torch.uint8, layout="lanes")
+
+
+def test_storage_knows_it_by_its_layout(parity5):
+    assert parity5.layout == "bytes" and parity5.decodes
+    layout = StorageLayout(NAME, 12)
+    values = torch.randint(0, 16, (3, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    stored = layout.store(values)
+    assert stored.shape == (3, 12) and layout.exposed_bits_per_byte == 5
+    got, status = layout.load(stored)
+    assert torch.equal(got, values) and not status.any()
+    flipped = stored.clone()
+    flipped[1, 4] ^= 1 << 2
+    _, status = layout.load(flipped)
+    assert status[1, 4] == STATUS_DETECTED and int((status != 0).sum()) == 1
+
+
+def test_kernels_match_the_reference(parity5, kernel_device):
+    from test_kernels import reference_store
+
+    x = torch.randn(5, 2, 12, generator=torch.Generator().manual_seed(1))
+    t = parity5.tables(kernel_device)
+    got = codec_kernels.triton_quantize_encode(x.to(kernel_device), t.encode_table, NAME, None, True)
+    for a, b in zip(got, reference_store(x, NAME)):
+        assert torch.equal(a.cpu(), b)
+
+
+def test_fused_attention_matches_the_reference(parity5, kernel_device):
+    from test_attention import TOLERANCE, fused, make_cache, reference, relative_error
+
+    k, v = make_cache(NAME, 2, 2, 70, 16, flip_rate=0.05, seed=1)
+    query = torch.randn(2, 4, 1, 16, generator=torch.Generator().manual_seed(2))
+    seq_lens = torch.tensor([70, 33])
+    for interpolate in (False, True):
+        out, counters = fused(query, k, v, NAME, 16, interpolate, seq_lens, kernel_device)
+        ref, ref_counters = reference(query, k, v, NAME, 16, interpolate, seq_lens)
+        assert relative_error(out, ref) < TOLERANCE and torch.equal(counters, ref_counters)
+        assert counters[3] > 0  # detected codewords
+
+
+def test_tensor_subclass(parity5):
+    from ecc_tensor import ECCInt4Tensor
+
+    x = torch.randn(1, 2, 8, 16)
+    t = ECCInt4Tensor.from_float(x, codec=NAME)
+    assert (t.dequantize() - x).abs().max() <= x.abs().amax(-1, keepdim=True).max() / 7
