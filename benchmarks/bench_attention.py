@@ -122,8 +122,10 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             def unfused():
                 i = next(it) % n
                 (ks, km), (vs, vm) = caches[i]
-                kd = ops.decode_dequantize(ks, km, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
-                vd = ops.decode_dequantize(vs, vm, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                kd = ops.decode_dequantize(ks, km, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype,
+                                           seq_len=seq_lens[0])
+                vd = ops.decode_dequantize(vs, vm, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype,
+                                           seq_len=seq_lens[0])
                 return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
 
             t = time_call(unfused, iters=max(3, iters // 4))
@@ -171,7 +173,8 @@ def main(argv=None) -> None:
     rows = []
     for batch in args.batch:
         for context in args.context:
-            case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw, args.dense_limit_gib * 2**30, args.paths)
+            case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw,
+                              args.dense_limit_gib * 2**30, args.paths)
             rows += case
             print(to_markdown(case).split("\n", 2)[2], flush=True)
     table = to_markdown(rows)

@@ -65,9 +65,11 @@ def main(argv=None):
         with RESULTS.open("a") as f:
             f.write(
                 f"\n## ECCCache decoding steps on CPU against max_cache_len ({datetime.date.today()})\n\n"
-                f"- device: CPU ({platform.machine()}, {args.threads} thread(s)), torch {torch.__version__}, transformers {transformers.__version__}\n"
+                f"- device: CPU ({platform.machine()}, {args.threads} thread(s)), torch {torch.__version__}, "
+                f"transformers {transformers.__version__}\n"
                 f"- model: random Llama, ref-llama's shape, 32-token prompt, {args.steps} greedy steps; seconds for the steps\n"
-                f"- command: `python benchmarks/bench_cache_cpu.py --threads {args.threads} --lengths {' '.join(map(str, args.lengths))}`\n\n"
+                f"- command: `python benchmarks/bench_cache_cpu.py --threads {args.threads} "
+                f"--lengths {' '.join(map(str, args.lengths))}`\n\n"
                 + text + "\n"
             )
 

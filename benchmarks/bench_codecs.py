@@ -33,7 +33,8 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
     copy_dst = torch.empty_like(copy_src)
     copy_s = time_call(lambda: copy_dst.copy_(copy_src))
     copy_gbs = 2 * copy_src.numel() / copy_s / 1e9
-    rows_out = [{"codec": "-", "op": "device copy", "MiB": copy_src.numel() / 2**20, "us": copy_s * 1e6, "GB/s": copy_gbs, "% of copy": 100.0}]
+    rows_out = [{"codec": "-", "op": "device copy", "MiB": copy_src.numel() / 2**20, "us": copy_s * 1e6, "GB/s": copy_gbs,
+                 "% of copy": 100.0}]
     del copy_src, copy_dst
 
     for codec in CODEC_NAMES:
@@ -53,7 +54,8 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
                 stored.numel() + meta + value_bytes,
             ),
             "encode": (lambda: ops.encode(values, codec), values.numel() + stored.numel()),
-            "decode": (lambda: ops.decode(stored, codec, head_dim), stored.numel() + values.numel() + stored.numel() // layout.row_bytes * layout.codewords_per_row),
+            "decode": (lambda: ops.decode(stored, codec, head_dim),
+                       stored.numel() + values.numel() + stored.numel() // layout.row_bytes * layout.codewords_per_row),
             "inject (bsc 1e-3)": (lambda: ops.inject(stored, layout.exposed_bits_per_byte, fault, step=0), 2 * stored.numel()),
         }
         for name, (fn, nbytes) in cases.items():

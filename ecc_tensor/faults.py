@@ -209,7 +209,8 @@ class FaultModel:
         starts = (starts < probability_threshold(start_p)).reshape(-1).to(torch.int32)
         # Bit b is covered if a run starts within the previous `length` positions.
         running = torch.cumsum(starts, 0)
-        before = torch.cat([running.new_zeros(length), running[:-length]]) if running.numel() > length else running.new_zeros(running.numel())
+        before = torch.cat([running.new_zeros(length),
+                            running[:-length]]) if running.numel() > length else running.new_zeros(running.numel())
         covered = (running - before[: running.numel()]) > 0
         return covered[lead_words * bits :].reshape(n_words, bits)
 

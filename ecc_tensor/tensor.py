@@ -8,6 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import return_and_correct_aliasing
 
+from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
+from .codecs import CodecTables, get_codec
+from .counters import new_counters
+from .metadata import MetadataLayout
+
 
 def _torchao_base_tensor():
     """torchao's base class, imported without its import-time messages: its optional C++
@@ -27,10 +32,6 @@ def _torchao_base_tensor():
 
 TorchAOBaseTensor = _torchao_base_tensor()
 
-from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
-from .codecs import CodecTables, get_codec
-from .counters import new_counters
-from .metadata import MetadataLayout
 
 __all__ = ["ECCInt4Tensor", "ecc_decode_attention", "fused_attention_applies"]
 

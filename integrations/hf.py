@@ -508,7 +508,8 @@ def ecc_attention_forward(
     on the codewords; a prefill decodes this layer's K/V and runs SDPA. Dense K/V (any other
     cache) go to transformers' SDPA attention unchanged."""
     if not isinstance(key, ECCInt4Tensor):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
     if query.shape[2] > MAX_FUSED_QUERIES or dropout > 0.0:
         return sdpa_attention_forward(
             module, query, key.dequantize(), value.dequantize(), attention_mask, dropout=dropout, scaling=scaling,

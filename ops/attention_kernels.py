@@ -29,7 +29,8 @@ Two ways to read a block:
 - The **unit path**, for the other layouts (Golay at other head_dims, grouped scales) and
   for deferred blocks. It reads storage *units* (:mod:`ecc_tensor.storage`): ``UNIT_VALUES``
   values per unit (1 for Hamming, 2 for int4, 3 for Golay: a codeword, wherever the lane
-  layout puts its nibbles, ``_lane_words``), and treats value ``i`` of every unit (a *slot*) as a ``[BLOCK_N, BLOCK_U]`` tile of its own. ``Q K^T`` is the sum over slots
+  layout puts its nibbles, ``_lane_words``), and treats value ``i`` of every unit (a *slot*)
+  as a ``[BLOCK_N, BLOCK_U]`` tile of its own. ``Q K^T`` is the sum over slots
   of ``Q_i K_i^T``, and ``P V`` keeps one accumulator per slot, so Golay's 3-value codewords
   are never interleaved in registers. With one scale per row (``CLEAN_UNITS``), the main
   launch does as the word path: syndromes only (one small table per data nibble), scales
@@ -67,7 +68,8 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .codec_kernels import (
-    _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status, _syndrome_decode, _syndromes, _to_bf16_rne, _unit_value, _unit_word,
+    _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status, _syndrome_decode, _syndromes, _to_bf16_rne,
+    _unit_value, _unit_word,
     nibble_parity_table,
 )
 
@@ -151,7 +153,8 @@ def _slot_values(data, rows, row_ok, u, meta_base, enc_ptr, syn_ptr, SLOT: tl.co
     else:  # a group per column: the mask takes the tile's shape
         w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
-    s, off, detected = _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K, PO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+    s, off, detected = _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K, PO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB,
+                                    META_LANES, META_UNITS)
     return (v - off) * s, detected
 
 
@@ -197,7 +200,8 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, se
                 meta_det = _meta_rows_detected(meta_base, r, ok, enc_ptr, syn_ptr, K, PO_SYN, META_UNITS, MUB, MRB, META_LANES)
             else:
                 w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
-                _, _, meta_det = _group_scale(meta_base, r, ok, w, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+                _, _, meta_det = _group_scale(meta_base, r, ok, w, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
+                                              MRB, META_LANES, META_UNITS)
             det = (status == 2) | meta_det
             if direction == 0:
                 prev_row = tl.where(ok & ~det, r, prev_row)
@@ -264,11 +268,15 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                     DET, PBITS, PO_SYN)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
-                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES, UNIT_BYTES,
-                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI,
+                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES,
+                                       UNIT_BYTES,
+                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
+                                       PAR_LO, PAR_HI,
                                        FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES, UNIT_BYTES,
-                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI,
+                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES,
+                                       UNIT_BYTES,
+                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
+                                       PAR_LO, PAR_HI,
                                        FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
@@ -292,7 +300,8 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
                  REPAIR: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr, GROUPS: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
-                 MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
+                 FLIP_LO: tl.constexpr,
                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
     """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
     (detected codewords; with one scale group, every unit of a row whose scale is detected
@@ -320,14 +329,16 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
     any_erased = False
     if GROUPS == 1:
         erased = (erased | meta_rows_detected[:, None]) & unit_mask
-        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, enc_ptr, syn_ptr, K, PO_SYN, DECODE, GROUPS,
+        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, enc_ptr, syn_ptr, K, PO_SYN,
+                                                   DECODE, GROUPS,
                                         HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
         if REPAIR:
             any_erased = tl.max(erased.to(tl.int32)) > 0
             if any_erased:
                 prev_row, next_row = _neighbour_rows(
                     base, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D,
-                    D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS,
+                    D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                    DET, PBITS,
                     PO_SYN)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
@@ -1084,7 +1095,8 @@ def _decode_attention_kernel(
                     s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                     HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
-                acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
+                           DOT_PRECISION) - zero_term
             elif CLEAN_UNITS and not DEFERRED:
                 # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
                 # whole words): clean blocks only, as the word path, with the scales folded into
@@ -1112,9 +1124,11 @@ def _decode_attention_kernel(
                     HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                 acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
                 if UNIT_VALUES > 1:
-                    acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                    acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION) - zero_term
                 if UNIT_VALUES > 2:
-                    acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                    acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION) - zero_term
             else:
                 repair: tl.constexpr = DEFERRED and INTERP
                 # Decode the block's units (K and V) and their rows' metadata once, then each
@@ -1139,12 +1153,14 @@ def _decode_attention_kernel(
                 if UNIT_VALUES > 1:
                     kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
                                   syn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN)
                     s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
                                   syn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN)
                     s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 s = (s * qk_scale).to(tl.float32)
 
@@ -1171,12 +1187,14 @@ def _decode_attention_kernel(
                 if UNIT_VALUES > 1:
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,
                                   syn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN)
                     acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col2_ok, seq_len, v_base, vm_base, enc_ptr,
                                   syn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN)
                     acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
                 if count_units:
@@ -1573,7 +1591,8 @@ def triton_decode_attention(
     if defer:
         constants.update(BLOCK_U=deferred_block_u(layout, block_u))
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, deferred_programs)](
-            *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"], num_stages=deferred_config["num_stages"],
+            *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"],
+            num_stages=deferred_config["num_stages"],
         )
     combine_slots = 1 if value_order else _pow2(layout.unit_values)
     combine_parts = splits + deferred_programs

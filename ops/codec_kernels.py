@@ -442,7 +442,8 @@ def _store_kernel(
         b = tl.arange(0, BLOCK_U)
         ok = row_ok[:, None] & (b < ROW_BYTES)[None, :]
         lo = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b, ok & (2 * b < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
-        hi = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b + 1, ok & (2 * b + 1 < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
+        hi = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b + 1, ok & (2 * b + 1 < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
+                           SYMMETRIC)
         byte = lo | (hi << 4)
         for h in tl.static_range(2):
             unit, t, owned = _lane_parity_owner(2 * b + h, LANES_D)

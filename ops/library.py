@@ -153,7 +153,8 @@ def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head
     if q_heads % kv_heads:
         raise ValueError(f"query heads ({q_heads}) must be a multiple of KV heads ({kv_heads})")
     if row_bytes != StorageLayout(codec, head_dim).row_bytes:
-        raise ValueError(f"{codec} rows of head_dim {head_dim} take {StorageLayout(codec, head_dim).row_bytes} bytes, storage has {row_bytes}")
+        want = StorageLayout(codec, head_dim).row_bytes
+        raise ValueError(f"{codec} rows of head_dim {head_dim} take {want} bytes, storage has {row_bytes}")
     if head_dim % groups:
         raise ValueError(f"{groups} scale groups do not divide head_dim {head_dim}")
     _check_metadata(k_stored, k_meta, codec, groups, symmetric)

@@ -88,7 +88,8 @@ def test_splits_hold_enough_keys(monkeypatch):
     monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 512)
     monkeypatch.setattr(attention_kernels, "_multiprocessors", lambda device: 132)  # an H100
     cpu = torch.device("cpu")
-    for batch_heads, seq, block_n, waves in [(8, 4096, 64, 16), (8, 32768, 64, 16), (64, 4096, 32, 16), (64, 32768, 32, 16), (2, 300, 32, 4)]:
+    for batch_heads, seq, block_n, waves in [(8, 4096, 64, 16), (8, 32768, 64, 16), (64, 4096, 32, 16), (64, 32768, 32, 16), (2,
+                                                                                                                              300, 32, 4)]:
         split_len, splits = attention_kernels.plan_splits(batch_heads, seq, block_n, cpu, waves)
         assert split_len % block_n == 0 and splits * split_len >= seq > (splits - 1) * split_len
         assert split_len >= min(seq, 512) or batch_heads * splits <= 2 * 132 + batch_heads
@@ -181,7 +182,8 @@ def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
     flip_rate=st.sampled_from([0.0, 0.02, 0.1]),
     seed=st.integers(0, 2**20),
 )
-def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, groups, symmetric, interpolate, causal, mask_kind, flip_rate, seed):
+def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, groups, symmetric, interpolate, causal, mask_kind,
+                         flip_rate, seed):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     g = torch.Generator().manual_seed(seed)
     # Single-bit metadata flips (corrected by every code; int4's scales are never protected,

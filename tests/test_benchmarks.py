@@ -14,7 +14,8 @@ def test_bench_codecs_smoke():
 def test_bench_e2e_smoke(capsys):
     from benchmarks.bench_e2e import main
 
-    main(["--shape", "tiny", "--device", "cpu", "--batch", "2", "--context", "40", "--steps", "2", "--no-compile", "--modes", "static", "int4-hamming84-interp",
+    main(["--shape", "tiny", "--device", "cpu", "--batch", "2", "--context", "40", "--steps", "2", "--no-compile", "--modes",
+          "static", "int4-hamming84-interp",
           "--attention", "both"])
     out = capsys.readouterr().out
     assert "int4-hamming84-interp (fused)" in out and "int4-hamming84-interp (dense)" in out and "tokens/s" in out

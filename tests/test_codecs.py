@@ -241,7 +241,8 @@ def test_roundtrip_any_shape_and_values(name, shape, seed):
 def test_any_error_within_capacity_is_corrected(name, data):
     codec = get_codec(name)
     count = data.draw(st.integers(1, 12))
-    values = torch.tensor(data.draw(st.lists(st.integers(0, 15), min_size=count * codec.values_per_codeword, max_size=count * codec.values_per_codeword)), dtype=torch.uint8)
+    values = torch.tensor(data.draw(st.lists(st.integers(0, 15), min_size=count * codec.values_per_codeword,
+                                             max_size=count * codec.values_per_codeword)), dtype=torch.uint8)
     errors = torch.tensor(
         [
             sum(1 << b for b in data.draw(st.sets(st.integers(0, codec.n - 1), max_size=codec.correctable_weight)))

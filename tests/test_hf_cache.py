@@ -37,7 +37,8 @@ COMMON = dict(
 )
 CONFIGS = {
     "gpt2": lambda: GPT2LMHeadModel(
-        GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128, initializer_range=INIT, bos_token_id=1, eos_token_id=None)
+        GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128, initializer_range=INIT, bos_token_id=1,
+                   eos_token_id=None)
     ),
     "llama": lambda: LlamaForCausalLM(LlamaConfig(**COMMON, num_key_value_heads=2)),
     "mistral": lambda: MistralForCausalLM(MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=64)),
@@ -97,7 +98,8 @@ def test_codes_add_no_error_of_their_own(model):
 
 @torch.no_grad()
 def greedy(model, cache, ids, new=8):
-    return model.generate(ids, attention_mask=torch.ones_like(ids), past_key_values=cache, max_new_tokens=new, do_sample=False, pad_token_id=0)
+    return model.generate(ids, attention_mask=torch.ones_like(ids), past_key_values=cache, max_new_tokens=new, do_sample=False,
+                          pad_token_id=0)
 
 
 def test_golay_at_1e_3_keeps_greedy_tokens_and_int4_at_5e_2_loses_them(model):
@@ -174,9 +176,12 @@ def test_generate_sampling_and_left_padded_batches(model):
     ids = ids.masked_fill(mask == 0, 0)
     torch.manual_seed(0)
     with torch.no_grad():
-        sampled = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "int4-hamming84-interp", batch=3), max_new_tokens=6, do_sample=True, top_k=20, pad_token_id=0)
-        stock = model.generate(ids, attention_mask=mask, past_key_values=StaticCache(model.config, max_cache_len=32), max_new_tokens=6, do_sample=False, pad_token_id=0)
-        ours = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "fp16", batch=3), max_new_tokens=6, do_sample=False, pad_token_id=0)
+        sampled = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "int4-hamming84-interp", batch=3),
+                                 max_new_tokens=6, do_sample=True, top_k=20, pad_token_id=0)
+        stock = model.generate(ids, attention_mask=mask, past_key_values=StaticCache(model.config, max_cache_len=32),
+                               max_new_tokens=6, do_sample=False, pad_token_id=0)
+        ours = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "fp16", batch=3), max_new_tokens=6,
+                              do_sample=False, pad_token_id=0)
     assert sampled.shape == (3, 16)
     assert torch.equal(ours, stock)
 

@@ -43,7 +43,8 @@ def test_encode_decode_kernels(codec, head_dim, kernel_device):
     ref = StorageLayout(codec, head_dim).store(values)
     assert torch.equal(stored.cpu(), ref)
     # Corrupt some bytes and decode both ways.
-    noisy = ref ^ (torch.rand(ref.shape, generator=g) < 0.3).to(torch.uint8) * torch.randint(1, 128, ref.shape, dtype=torch.uint8, generator=g)
+    noisy = ref ^ (torch.rand(ref.shape, generator=g) < 0.3).to(torch.uint8) * torch.randint(1, 128, ref.shape, dtype=torch.uint8,
+                                                                                             generator=g)
     if codec == "hamming74":
         noisy &= 0x7F
     v_k, s_k = codec_kernels.triton_decode(noisy.to(kernel_device), t.encode_table, t.syndrome_table, codec, head_dim)

@@ -26,7 +26,8 @@ def tiny(tmp_path_factory):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<eos>"]))
+    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                        special_tokens=["<eos>"]))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -160,7 +161,8 @@ def test_cli_subcommand(tiny, tmp_path):
     from ecc_tensor.cli import main
 
     assert main(["sweep", "--model", str(tiny / "model"), "--text", str(tiny / "text.txt"), "--output-dir", str(tmp_path),
-                 "--cache-modes", "int4", "--ber-levels", "0", "--seeds", "1", "--max-samples", "1", "--window", "32", "--stride", "16", "--quiet"]) == 0
+                 "--cache-modes", "int4", "--ber-levels", "0", "--seeds", "1", "--max-samples", "1", "--window", "32", "--stride",
+                 "16", "--quiet"]) == 0
     assert (tmp_path / "results.json").exists()
 
 

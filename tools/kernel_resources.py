@@ -115,7 +115,8 @@ def main(argv=None) -> None:
                 for dtype in args.dtypes:
                     kernel = compile_variant(codec, dtype, interpolate, True, config, deferred=launch == "deferred",
                                              symmetric=not args.asymmetric)
-                    label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
+                    shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}"
+                    label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
                     print(f"{label:40} {ptxas_report(kernel)}", flush=True)
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ only two tables, both derived from the matrices when the codec is built:
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Sequence
 

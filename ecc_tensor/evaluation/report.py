@@ -6,8 +6,17 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import statistics
 from pathlib import Path
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a kill mid-write leaves the previous file whole."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
 
 METRICS = {
     "perplexity": "Perplexity",
@@ -125,10 +134,8 @@ def plot(summary: list[dict], directory: Path) -> list[Path]:
 
 
 def write_reports(out: Path, records: list[dict], settings, environment: dict) -> None:
-    from .sweep import _atomic_write
-
     summary = summarize(records)
-    _atomic_write(
+    atomic_write(
         out / "results.json",
         json.dumps({"settings": dataclasses.asdict(settings), "environment": environment, "trials": records}, indent=2),
     )
@@ -145,5 +152,5 @@ def write_reports(out: Path, records: list[dict], settings, environment: dict) -
         f"windows of {settings.window} tokens, stride {settings.stride}, {records[0]['windows'] if records else 0} windows per trial; "
         f"mean ± 95% CI across seeds {settings.seeds}.\n\n"
     )
-    _atomic_write(out / "tables.md", header + tables_markdown(summary))
+    atomic_write(out / "tables.md", header + tables_markdown(summary))
     plot(summary, out / "plots")

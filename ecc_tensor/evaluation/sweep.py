@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 # torch-free at import: the command line parses and checks its arguments before torch loads
 # (the heavy modules are imported by the functions that use them).
 from ..names import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS, MODE_NAMES, PAPER_MODES
+from .report import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +120,9 @@ def check_device(device: str) -> None:
         raise ValueError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA GPU is available here (this PyTorch build: {torch.__version__}); use --device cpu")
+            raise ValueError(
+                f"--device {device}: no CUDA GPU is available here (this PyTorch build: {torch.__version__}); use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
 
@@ -155,13 +158,7 @@ def _record_settings(out: Path, settings: SweepSettings) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"output dir {out} is not writable: {err}") from None
-    _atomic_write(out / SETTINGS_FILE, json.dumps(settings.identity(), indent=2))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(out / SETTINGS_FILE, json.dumps(settings.identity(), indent=2))
 
 
 def load_finished(out: Path) -> dict[str, dict]:

@@ -68,7 +68,8 @@ def measure(model_dir: Path, corpus: Path, with_evidence: bool | None = None) ->
         figures["evidence"] = evidence(model_dir, corpus)
         figures["corpus"] = json.loads((corpus / "manifest.json").read_text())
     (model_dir / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (model_dir / "README.md").write_text(model_card(model_dir.name, figures) if "corpus" not in figures else full_card(model_dir.name, figures))
+    (model_dir / "README.md").write_text(model_card(model_dir.name,
+                                                    figures) if "corpus" not in figures else full_card(model_dir.name, figures))
     return figures
 
 

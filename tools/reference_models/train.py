@@ -183,7 +183,8 @@ def finish(args, model, tokenizer, split_tokens: int, loss: float, seconds: floa
         "train_split_tokens": split_tokens,
         "final_train_loss": round(loss, 4),
         "train_seconds": round(seconds),
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": (torch.cuda.get_device_name() if device.type == "cuda"
+                   else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"),
         "command": "python " + " ".join(shlex.quote(a) for a in argv),
         "torch": torch.__version__,
         "continued_from": None,
