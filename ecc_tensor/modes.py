@@ -86,5 +86,19 @@ if tuple(MODES) != MODE_NAMES:  # names.py lists them for the command line, whic
 
 def get_mode(name: str) -> CacheMode:
     if name not in MODES:
-        raise ValueError(f"unknown cache mode {name!r}; choose one of {', '.join(MODE_NAMES)}")
+        raise ValueError(f"unknown cache mode {name!r}; choose one of {', '.join(MODES)}")
     return MODES[name]
+
+
+def register_mode(mode: CacheMode) -> CacheMode:
+    """Make a cache mode (e.g. over a codec added with ``ecc_tensor.codecs.register_codec``)
+    available by name to the cache, the sweep and lm-eval; the built-in modes are in ``MODES``
+    above and in ``ecc_tensor.names`` (the command line's choices)."""
+    if mode.name in MODES:
+        raise ValueError(f"a cache mode named {mode.name!r} exists already")
+    if mode.codec is not None:
+        from .codecs import get_codec
+
+        get_codec(mode.codec)  # the codec must be registered
+    MODES[mode.name] = mode
+    return mode

@@ -1,8 +1,8 @@
-"""A new code is one codec object and one registration: nothing else names it.
+"""A new code is one codec object and one registration (and a cache mode one more): nothing else names it.
 
 A (5,4) single-parity code (detects one flip, corrects none), registered at run time, goes
 through the storage layout, the Triton kernels (bit for bit with the reference), the fused
-attention and the tensor subclass, which know it only by its layout ("bytes")."""
+attention, the tensor subclass, the cache and the sweep, which know it only by its layout ("bytes")."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import ecc_tensor.codecs as codecs
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode, get_codec, register_codec
 from ecc_tensor.ops import attention_kernels, codec_kernels
 from ecc_tensor.storage import StorageLayout
+from test_sweep import tiny  # noqa: F401  (the session fixture: tiny model + text)
 
 NAME = "parity5"
 
@@ -75,3 +76,33 @@ def test_tensor_subclass(parity5):
     x = torch.randn(1, 2, 8, 16)
     t = ECCInt4Tensor.from_float(x, codec=NAME)
     assert (t.dequantize() - x).abs().max() <= x.abs().amax(-1, keepdim=True).max() / 7
+
+
+@pytest.fixture(scope="module")
+def parity5_mode(parity5):
+    from ecc_tensor import modes
+
+    mode = modes.register_mode(modes.CacheMode("int4-parity5", NAME, interpolate=True, description="toy: one parity bit"))
+    yield mode
+    modes.MODES.pop(mode.name)
+
+
+def test_the_cache_and_the_sweep_run_it(parity5_mode, tiny, tmp_path):
+    from test_sweep import settings
+
+    from ecc_tensor.evaluation import sweep as S
+    from ecc_tensor.faults import FaultModel
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.evaluation.models import load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(str(tiny / "model"))
+    cache = ECCCache(model.config, 1, 40, mode=parity5_mode.name, fault=FaultModel("bsc", 1e-2, seed=1))
+    with torch.no_grad():
+        model(torch.randint(0, 50, (1, 40)), **cache_argument(model, cache), use_cache=True)
+    stats = cache.stats()
+    assert stats["detected"] > 0 and stats["corrected"] == 0 and stats["injected"] > 0
+    records = S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4", parity5_mode.name], ber_levels=[0.0, 1e-2], seeds=[1]),
+                          progress=False)
+    by_mode = {(r["mode"], r["ber"]): r for r in records}
+    assert by_mode[(parity5_mode.name, 0.0)]["perplexity"] == by_mode[("int4", 0.0)]["perplexity"]
+    assert by_mode[(parity5_mode.name, 1e-2)]["detected"] > 0

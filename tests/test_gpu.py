@@ -120,7 +120,7 @@ def test_cache_decodes_every_sequence_of_a_batch_as_the_dense_path(mode, dtype):
     a dense vector attended only the first sequence correctly."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ecc_tensor.integrations.hf import ECCCache
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
@@ -135,10 +135,10 @@ def test_cache_decodes_every_sequence_of_a_batch_as_the_dense_path(mode, dtype):
         cache = ECCCache(model.config, 3, 224, mode=mode, fault=FaultModel("bsc", 1e-3, seed=5, targets=targets))
         logits = []
         with torch.no_grad():
-            model(ids[:, :200], past_key_values=cache, use_cache=True)  # the prefill: dense in both
+            model(ids[:, :200], **cache_argument(model, cache), use_cache=True)  # the prefill: dense in both
             for i in range(200, 206):  # decode steps on the same tokens, whatever either path predicts
                 position = torch.full((3, 1), i, device="cuda")
-                logits.append(model(ids[:, i:i + 1], past_key_values=cache, use_cache=True, position_ids=position).logits)
+                logits.append(model(ids[:, i:i + 1], **cache_argument(model, cache), use_cache=True, position_ids=position).logits)
         results[attention] = (torch.cat(logits, 1).float(), cache.stats())
     (dense, dense_stats), (fused, fused_stats) = results["sdpa"], results["ecc"]
     # bfloat16: the dense path rounds K/V to bfloat16 before SDPA, the kernel attends them exact;

@@ -21,7 +21,7 @@ from transformers import (
 
 from ecc_tensor import counters as C
 from ecc_tensor.faults import FaultModel
-from ecc_tensor.integrations.hf import ECCCache
+from ecc_tensor.integrations.hf import ECCCache, cache_argument
 from ecc_tensor.metadata import value_groups
 from ecc_tensor.modes import MODES
 
@@ -59,12 +59,12 @@ def prompt(batch=2, length=12, seed=0):
 @torch.no_grad()
 def prefill_and_decode(model, cache, ids, steps=3):
     """Logits of a prefill and of ``steps`` greedy decode steps, all through ``cache``."""
-    out = model(ids, past_key_values=cache, use_cache=True)
+    out = model(ids, **cache_argument(model, cache), use_cache=True)
     logits = [out.logits]
     token = out.logits[:, -1:].argmax(-1)
     for i in range(steps):
         position = torch.full((ids.shape[0], 1), ids.shape[1] + i)
-        out = model(token, past_key_values=cache, use_cache=True, position_ids=position)
+        out = model(token, **cache_argument(model, cache), use_cache=True, position_ids=position)
         logits.append(out.logits)
         token = out.logits[:, -1:].argmax(-1)
     return torch.cat(logits, dim=1)
@@ -98,7 +98,7 @@ def test_codes_add_no_error_of_their_own(model):
 
 @torch.no_grad()
 def greedy(model, cache, ids, new=8):
-    return model.generate(ids, attention_mask=torch.ones_like(ids), past_key_values=cache, max_new_tokens=new, do_sample=False,
+    return model.generate(ids, attention_mask=torch.ones_like(ids), **cache_argument(model, cache), max_new_tokens=new, do_sample=False,
                           pad_token_id=0)
 
 
@@ -125,7 +125,7 @@ def test_counters_equal_an_independent_count_from_the_reference_codec(model, mod
     cache = ecc(model, mode, FaultModel("bsc", 2e-2, seed=5))
     ids = prompt(length=20)
     with torch.no_grad():
-        model(ids, past_key_values=cache, use_cache=True)  # one write and one read per layer
+        model(ids, **cache_argument(model, cache), use_cache=True)  # one write and one read per layer
     for layer, stats in zip(cache.layers, cache.stats()["layers"]):
         want = dict.fromkeys(C.COUNTER_NAMES, 0)
         for store in (layer._k, layer._v):
@@ -157,7 +157,7 @@ def test_silent_is_counted_whenever_faults_are_injected_or_reported_as_unmeasure
     for track, expect_none in ((None, False), (True, False), (False, True)):
         cache = ecc(model, "int4", FaultModel("bsc", 2e-2, seed=5), track_silent=track)
         with torch.no_grad():
-            model(ids, past_key_values=cache, use_cache=True)
+            model(ids, **cache_argument(model, cache), use_cache=True)
         stats = cache.stats()
         if expect_none:
             assert stats["silent"] is None and stats["metadata"]["silent"] is None
@@ -165,7 +165,7 @@ def test_silent_is_counted_whenever_faults_are_injected_or_reported_as_unmeasure
             assert stats["silent"] > 0 and stats["metadata"]["silent"] > 0
     clean = ecc(model, "int4", track_silent=False)  # no faults: nothing can be silently wrong
     with torch.no_grad():
-        model(ids, past_key_values=clean, use_cache=True)
+        model(ids, **cache_argument(model, clean), use_cache=True)
     assert clean.stats()["silent"] == 0
 
 
@@ -176,11 +176,11 @@ def test_generate_sampling_and_left_padded_batches(model):
     ids = ids.masked_fill(mask == 0, 0)
     torch.manual_seed(0)
     with torch.no_grad():
-        sampled = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "int4-hamming84-interp", batch=3),
+        sampled = model.generate(ids, attention_mask=mask, **cache_argument(model, ecc(model, "int4-hamming84-interp", batch=3)),
                                  max_new_tokens=6, do_sample=True, top_k=20, pad_token_id=0)
-        stock = model.generate(ids, attention_mask=mask, past_key_values=StaticCache(model.config, max_cache_len=32),
+        stock = model.generate(ids, attention_mask=mask, **cache_argument(model, StaticCache(model.config, max_cache_len=32)),
                                max_new_tokens=6, do_sample=False, pad_token_id=0)
-        ours = model.generate(ids, attention_mask=mask, past_key_values=ecc(model, "fp16", batch=3), max_new_tokens=6,
+        ours = model.generate(ids, attention_mask=mask, **cache_argument(model, ecc(model, "fp16", batch=3)), max_new_tokens=6,
                               do_sample=False, pad_token_id=0)
     assert sampled.shape == (3, 16)
     assert torch.equal(ours, stock)
@@ -189,13 +189,13 @@ def test_generate_sampling_and_left_padded_batches(model):
 def test_reset_clears_codewords_and_draws_fresh_faults(model):
     cache = ecc(model, "int4-hamming84", FaultModel("bsc", 1e-2, seed=9))
     with torch.no_grad():
-        model(prompt(), past_key_values=cache, use_cache=True)
+        model(prompt(), **cache_argument(model, cache), use_cache=True)
     first = cache.layers[0]._k.stored.clone()
     cache.reset()
     assert not any(t.any() for layer in cache.layers for s in (layer._k, layer._v) for t in s.buffers)
     assert int(cache.get_seq_length()) == 0
     with torch.no_grad():
-        model(prompt(), past_key_values=cache, use_cache=True)
+        model(prompt(), **cache_argument(model, cache), use_cache=True)
     assert not torch.equal(cache.layers[0]._k.stored, first)  # same tokens, new fault draw
 
 
@@ -204,7 +204,7 @@ def test_keys_are_ecc_tensors(model):
 
     cache = ecc(model, "int12-golay")
     with torch.no_grad():
-        model(prompt(), past_key_values=cache, use_cache=True)
+        model(prompt(), **cache_argument(model, cache), use_cache=True)
     keys = cache.layers[0].keys
     assert isinstance(keys, ECCInt4Tensor) and keys.shape[2] == 32
     assert keys[:, :, :12].dequantize().abs().sum() > 0
@@ -219,7 +219,7 @@ def test_clear_errors():
     cache = ECCCache(model.config, 1, 8)
     with pytest.raises(ValueError, match="max_cache_len=8"):
         with torch.no_grad():
-            model(prompt(batch=1, length=9), past_key_values=cache)
+            model(prompt(batch=1, length=9), **cache_argument(model, cache))
     from transformers import BertConfig, T5Config
 
     with pytest.raises(ValueError, match="encoder-decoder"):
@@ -240,15 +240,15 @@ def test_compiled_decode_loop_has_no_graph_breaks_or_recompiles():
     cache = ECCCache(model.config, 1, 16, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32)
     compiled = torch.compile(model.forward, fullgraph=True)
     with torch.no_grad():
-        model(ids, past_key_values=cache, use_cache=True)  # prefill in eager
-        model(ids, past_key_values=eager_cache, use_cache=True)
+        model(ids, **cache_argument(model, cache), use_cache=True)  # prefill in eager
+        model(ids, **cache_argument(model, eager_cache), use_cache=True)
         token = torch.tensor([[5]])
         with torch._dynamo.config.patch(error_on_recompile=False):
             counts = []
             for step in range(4):
                 position = torch.tensor([[8 + step]])
-                got = compiled(token, past_key_values=cache, use_cache=True, position_ids=position).logits
-                want = model(token, past_key_values=eager_cache, use_cache=True, position_ids=position).logits
+                got = compiled(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits
+                want = model(token, **cache_argument(model, eager_cache), use_cache=True, position_ids=position).logits
                 assert torch.allclose(got, want, atol=1e-5)
                 counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
     assert counts[-1] == counts[1]  # no recompiles after the first steps
@@ -273,7 +273,7 @@ def test_fused_attention_decodes_what_the_dense_path_decodes(model, mode, fault)
             cache = ECCCache(model.config, 2, 24, mode=mode, fault=fault, track_silent=True)
             assert cache.attention == ("fused" if attention == "ecc" else "dense")
             with torch.no_grad():
-                out = model.generate(ids, attention_mask=mask, past_key_values=cache, max_new_tokens=5, do_sample=False,
+                out = model.generate(ids, attention_mask=mask, **cache_argument(model, cache), max_new_tokens=5, do_sample=False,
                                      output_logits=True, return_dict_in_generate=True)
         finally:
             model.set_attn_implementation("sdpa")
@@ -295,13 +295,13 @@ def test_compiled_fused_decode_loop_has_no_graph_breaks():
     cache = ECCCache(model.config, 1, 16, mode="int12-golay", device="cpu", dtype=torch.float32)
     compiled = torch.compile(model.forward, fullgraph=True)
     with torch.no_grad():
-        model(ids, past_key_values=cache, use_cache=True)
-        model(ids, past_key_values=eager_cache, use_cache=True)
+        model(ids, **cache_argument(model, cache), use_cache=True)
+        model(ids, **cache_argument(model, eager_cache), use_cache=True)
         token = torch.tensor([[5]])
         for step in range(3):
             position = torch.tensor([[8 + step]])
-            got = compiled(token, past_key_values=cache, use_cache=True, position_ids=position).logits
-            want = model(token, past_key_values=eager_cache, use_cache=True, position_ids=position).logits
+            got = compiled(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits
+            want = model(token, **cache_argument(model, eager_cache), use_cache=True, position_ids=position).logits
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert cache.stats()["read"] == eager_cache.stats()["read"] > 0
 
@@ -317,7 +317,7 @@ def test_attention_argument_is_checked(model):
 def test_read_counts_only_written_tokens(model, mode):
     cache = ecc(model, mode)
     with torch.no_grad():
-        model(prompt(batch=2, length=12), past_key_values=cache, use_cache=True)
+        model(prompt(batch=2, length=12), **cache_argument(model, cache), use_cache=True)
     config = cache.config
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = config.hidden_size // config.num_attention_heads
@@ -338,11 +338,11 @@ def test_sizes_are_checked_before_they_can_go_wrong():
     cache = ECCCache(model.config, 1, 16)
     with pytest.raises(ValueError, match="max_batch_size=1 and given a batch of 3"):
         with torch.no_grad():
-            model(prompt(batch=3, length=4), past_key_values=cache)
+            model(prompt(batch=3, length=4), **cache_argument(model, cache))
     early = ECCCache(model.config, 2, 16, device="cpu", dtype=torch.float32)
     with pytest.raises(ValueError, match="batches of 2 sequences"):
         with torch.no_grad():
-            model(prompt(batch=1, length=4), past_key_values=early)
+            model(prompt(batch=1, length=4), **cache_argument(model, early))
 
 
 def test_a_new_prompt_on_a_used_cache_asks_for_reset(model):

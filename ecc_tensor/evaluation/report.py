@@ -99,6 +99,7 @@ def plot(summary: list[dict], directory: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     directory.mkdir(exist_ok=True)
     paths = []
@@ -118,6 +119,11 @@ def plot(summary: list[dict], directory: Path) -> list[Path]:
         ax.set_xscale("symlog", linthresh=linthresh)  # log scale that still shows BER 0
         if metric == "perplexity":
             ax.set_yscale("log")
+            # plain numbers (86.7, 130), not 6 x 10^1; minor ticks labelled too, since a
+            # perplexity axis often spans less than a decade
+            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
         elif metric in COUNTS:  # the codes cut counts by orders of magnitude; 0 stays on the axis
             ax.set_yscale("symlog", linthresh=1)
         ax.set_xlabel("bit error rate")
