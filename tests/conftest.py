@@ -2,6 +2,7 @@
 
 ``TRITON_INTERPRET`` is read when ``@triton.jit`` decorates a kernel, so it is set here,
 before any test imports ``ecc_tensor.ops``. On a CUDA machine the kernels compile for real.
+Shared fixtures: ``kernel_device`` and ``tiny`` (a tiny model, its tokenizer and a text).
 """
 
 import os
@@ -35,3 +36,29 @@ def pytest_runtest_logreport(report):
     if path and report.failed:
         with open(path, "a") as f:
             f.write(f"=== {report.nodeid} ({report.when})\n{report.longreprtext}\n")
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny random Llama with a byte-level BPE tokenizer, and a real English text."""
+    from pydoc_data.topics import topics
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny")
+    text = "\n\n".join(topics[k] for k in sorted(topics))[:60_000]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                        special_tokens=["<eos>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3,
+    )
+    LlamaForCausalLM(config).save_pretrained(root / "model")
+    fast.save_pretrained(root / "model")
+    (root / "text.txt").write_text(text)
+    return root

@@ -13,7 +13,6 @@ import ecc_tensor.codecs as codecs
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode, get_codec, register_codec
 from ecc_tensor.ops import attention_kernels, codec_kernels
 from ecc_tensor.storage import StorageLayout
-from test_sweep import tiny  # noqa: F401  (the session fixture: tiny model + text)
 
 NAME = "parity5"
 

@@ -18,7 +18,6 @@ from lm_eval.tasks import TaskManager  # noqa: E402
 
 from ecc_tensor.evaluation.lm_eval_tasks import PATH as TASKS_PATH  # noqa: E402
 from ecc_tensor.integrations.lm_eval import ECCHFLM  # noqa: E402
-from test_sweep import tiny  # noqa: E402,F401  (the session fixture: tiny model + text)
 
 
 def test_plain_lm_eval_finds_hf_ecc_through_the_installed_hook():
