@@ -58,7 +58,7 @@ from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
 
-__all__ = ["ATTENTION_NAME", "ECCCache", "ECCLayer", "cache_argument", "ecc_attention_forward"]
+__all__ = ["ATTENTION_NAME", "DenseLayer", "ECCCache", "ECCLayer", "cache_argument", "ecc_attention_forward"]
 
 ATTENTION_NAME = "ecc"  # model.set_attn_implementation("ecc"), or from_pretrained(..., attn_implementation="ecc")
 
@@ -78,47 +78,55 @@ def cache_argument(model, cache) -> dict:
     return {"cache" if _forward_takes_cache(type(model)) else "past_key_values": cache}
 
 
-class _Store:
-    """The buffers of one of a layer's K or V tensors."""
+class _DenseStore:
+    """The buffer of one of a layer's K or V tensors as 16-bit words (the ``fp16`` modes)."""
 
-    def __init__(self, mode: CacheMode, shape, dtype, device, group_size, symmetric, track_silent):
-        batch, heads, length, head_dim = shape
-        self.mode = mode
-        self.meta = self.meta_shadow = None
-        if not mode.quantized:
-            self.dense = torch.zeros(shape, dtype=mode.word_dtype(dtype), device=device)
-            self.bits = 16
-            self.msb = torch.tensor(FLOAT16_MSB, device=device)
-            self.buffers = [self.dense]
-        else:
-            self.layout = StorageLayout(mode.codec, head_dim)
-            groups = 1 if group_size is None else head_dim // group_size
-            self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
-            self.tables = get_codec(mode.codec).tables(device)
-            self.stored = torch.zeros(batch, heads, length, self.layout.row_bytes, dtype=torch.uint8, device=device)
-            self.meta = torch.zeros(batch, heads, length, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
-            self.bits = self.layout.exposed_bits_per_byte
-            self.msb = self.layout.value_msb_bits(device)
-            self.meta_msb = self.meta_layout.storage.value_msb_bits(device)
-            self.buffers = [self.stored, self.meta]
-            if track_silent:
-                self.meta_shadow = torch.zeros_like(self.meta)
+    meta = meta_shadow = None
+
+    def __init__(self, mode: CacheMode, shape, dtype, device, track_silent: bool):
+        self.dense = torch.zeros(shape, dtype=mode.word_dtype(dtype), device=device)
+        self.bits = 16
+        self.msb = torch.tensor(FLOAT16_MSB, device=device)
+        self.buffers = [self.dense]
         # A clean copy of what was written, for counting silent corruptions in simulation.
-        self.shadow = torch.zeros_like(self.buffers[0]) if track_silent else None
+        self.shadow = torch.zeros_like(self.dense) if track_silent else None
 
     @property
     def words(self) -> torch.Tensor:
-        """The stored words faults strike: codeword bytes, or the 16-bit values as integers."""
-        return self.stored if self.mode.quantized else self.dense.view(torch.int16)
+        """The stored words faults strike: the 16-bit values as integers."""
+        return self.dense.view(torch.int16)
 
 
-class ECCLayer(StaticLayer):
-    """One decoder layer's K/V storage in a cache mode (:mod:`ecc_tensor.modes`).
+class _CodedStore:
+    """The buffers of one of a layer's K or V tensors as codewords and protected scales."""
 
-    ``keys``/``values`` are :class:`ECCInt4Tensor` views of the stored codewords and their
-    protected scales (16-bit tensors in modes ``fp16`` and ``fp16-unprotected``); ``counters``
-    is this layer's int64 counter tensor (:mod:`ecc_tensor.counters`).
-    """
+    def __init__(self, mode: CacheMode, shape, device, group_size, symmetric, track_silent: bool):
+        batch, heads, length, head_dim = shape
+        self.layout = StorageLayout(mode.codec, head_dim)
+        groups = 1 if group_size is None else head_dim // group_size
+        self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
+        self.tables = get_codec(mode.codec).tables(device)
+        self.stored = torch.zeros(batch, heads, length, self.layout.row_bytes, dtype=torch.uint8, device=device)
+        self.meta = torch.zeros(batch, heads, length, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
+        self.bits = self.layout.exposed_bits_per_byte
+        self.msb = self.layout.value_msb_bits(device)
+        self.meta_msb = self.meta_layout.storage.value_msb_bits(device)
+        self.buffers = [self.stored, self.meta]
+        # Clean copies of what was written, for counting silent corruptions in simulation.
+        self.shadow = torch.zeros_like(self.stored) if track_silent else None
+        self.meta_shadow = torch.zeros_like(self.meta) if track_silent else None
+
+    @property
+    def words(self) -> torch.Tensor:
+        """The stored words faults strike: the codeword bytes."""
+        return self.stored
+
+
+class _StoredLayer(StaticLayer):
+    """What a layer's storage shares whatever it stores: sizes, the cache protocol (update,
+    reset, masks), fault addresses and injection, counters. :class:`ECCLayer` stores codewords,
+    :class:`DenseLayer` 16-bit words (as transformers splits its quantized layer from the
+    static one). ``counters`` is this layer's int64 counter tensor (:mod:`ecc_tensor.counters`)."""
 
     is_compileable = True
 
@@ -137,7 +145,7 @@ class ECCLayer(StaticLayer):
     ):
         super().__init__(max_cache_len=max_cache_len)
         self.max_batch_size = max_batch_size
-        self.fused_attention = fused_attention and mode.quantized
+        self.fused_attention = fused_attention
         self.mode = mode
         self.layer_idx = layer_idx
         # The fp16 oracle is never faulted.
@@ -152,9 +160,7 @@ class ECCLayer(StaticLayer):
         self._written = 0  # Python mirror of cumulative_length, for eager-mode checks and fault addresses
         self._mirror_stale = False
 
-    @property
-    def faults_metadata(self) -> bool:
-        return self.fault is not None and self.fault.strikes_metadata and self.mode.quantized
+    faults_metadata = False  # whether faults strike stored scales (ECCLayer)
 
     # -- allocation -----------------------------------------------------------------------
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -165,11 +171,7 @@ class ECCLayer(StaticLayer):
         self.k_head_dim, self.v_head_dim = key_states.shape[-1], value_states.shape[-1]
         if self.group_size is not None and (self.k_head_dim % self.group_size or self.v_head_dim % self.group_size):
             raise ValueError(f"group_size {self.group_size} does not divide head_dim {self.k_head_dim}")
-        store = lambda head_dim: _Store(  # noqa: E731
-            self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.dtype, self.device,
-            self.group_size, self.symmetric, self.track_silent,
-        )
-        self._k, self._v = store(self.k_head_dim), store(self.v_head_dim)
+        self._k, self._v = self._new_store(self.k_head_dim), self._new_store(self.v_head_dim)
         self.cumulative_length = self.cumulative_length.to(self.device)
         self.counters = self.counters.to(self.device)
         self.keys, self.values = self._public_view(self._k), self._public_view(self._v)
@@ -177,19 +179,6 @@ class ECCLayer(StaticLayer):
             for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters):
                 torch._dynamo.mark_static_address(t)
         self.is_initialized = True
-
-    def _public_view(self, store: _Store, words: torch.Tensor | None = None, meta: torch.Tensor | None = None) -> torch.Tensor:
-        """The stored (or given, e.g. read-faulted) words as an ECCInt4Tensor that knows how
-        many rows are written, whether to interpolate and where to count its decodes."""
-        if not self.mode.quantized:
-            return store.dense
-        meta_layout = store.meta_layout
-        return ECCInt4Tensor(
-            store.stored if words is None else words, store.meta if meta is None else meta, store.tables.encode_table,
-            store.tables.syndrome_table, self.mode.codec, (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
-            meta_layout.groups, meta_layout.symmetric, counters=self.counters, seq_len=self.cumulative_length,
-            interpolate=self.mode.interpolate,
-        )
 
     # -- the cache protocol ---------------------------------------------------------------
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
@@ -258,7 +247,7 @@ class ECCLayer(StaticLayer):
         base = ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + (METADATA_ADDRESS if metadata else 0)
         return base + first_position * per_position
 
-    def _inject(self, words: torch.Tensor, store: _Store, kv: int, first_position: int, event: int,
+    def _inject(self, words: torch.Tensor, store, kv: int, first_position: int, event: int,
                 metadata: bool = False) -> torch.Tensor:
         """Faults on ``words`` ``[batch, heads, positions, width]`` at their position-major addresses."""
         position_major = words.permute(2, 0, 1, 3).contiguous()
@@ -271,30 +260,7 @@ class ECCLayer(StaticLayer):
         self.counters[C.META_INJECTED if metadata else C.INJECTED] += n
         return flipped.permute(1, 2, 0, 3)
 
-    def _write(self, store: _Store, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
-        if not self.mode.quantized:
-            new = states.to(store.dense.dtype)
-            if store.shadow is not None:
-                store.shadow.index_copy_(2, position, new)
-            if self.fault is not None and self.fault.at_write:
-                new = self._inject(new.view(torch.int16), store, kv, first, event=0).view(new.dtype)
-            store.dense.index_copy_(2, position, new)
-            return
-        t = store.tables
-        stored, meta = torch.ops.ecc.quantize_encode(
-            states, t.encode_table, t.syndrome_table, self.mode.codec, self.group_size, self.symmetric
-        )
-        if store.shadow is not None:
-            store.shadow.index_copy_(2, position, stored)
-            store.meta_shadow.index_copy_(2, position, meta)
-        if self.fault is not None and self.fault.at_write:
-            stored = self._inject(stored, store, kv, first, event=0)
-            if self.faults_metadata:
-                meta = self._inject(meta, store, kv, first, event=0, metadata=True)
-        store.stored.index_copy_(2, position, stored)
-        store.meta.index_copy_(2, position, meta)
-
-    def _read_words(self, store: _Store, kv: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _read_words(self, store, kv: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The stored words and metadata as this read sees them (read-site faults are transient)."""
         words, meta = store.words, store.meta
         if self.fault is None or not self.fault.at_read:
@@ -309,7 +275,80 @@ class ECCLayer(StaticLayer):
 
         return struck(words, False), struck(meta, True) if self.faults_metadata else meta
 
-    def _read(self, store: _Store, kv: int) -> torch.Tensor:
+class DenseLayer(_StoredLayer):
+    """A layer's K/V as 16-bit words: modes ``fp16`` (the oracle, never faulted) and
+    ``fp16-unprotected``. ``keys``/``values`` are the dense buffers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fused_attention = False  # nothing to decode: the model's own attention reads them
+
+    def _new_store(self, head_dim: int) -> _DenseStore:
+        return _DenseStore(self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.dtype, self.device,
+                           self.track_silent)
+
+    def _public_view(self, store: _DenseStore, words=None, meta=None) -> torch.Tensor:
+        return store.dense
+
+    def _write(self, store: _DenseStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
+        new = states.to(store.dense.dtype)
+        if store.shadow is not None:
+            store.shadow.index_copy_(2, position, new)
+        if self.fault is not None and self.fault.at_write:
+            new = self._inject(new.view(torch.int16), store, kv, first, event=0).view(new.dtype)
+        store.dense.index_copy_(2, position, new)
+
+    def _read(self, store: _DenseStore, kv: int) -> torch.Tensor:
+        words, _ = self._read_words(store, kv)
+        batch, heads, _, head_dim = store.dense.shape
+        self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
+        if store.shadow is not None:
+            shadow = store.shadow.view(words.dtype)[:, :, : self._written]
+            self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
+        return words.view(store.dense.dtype).to(self.dtype)
+
+
+class ECCLayer(_StoredLayer):
+    """A layer's K/V as codewords of the mode's codec, their scales protected by the same code.
+
+    ``keys``/``values`` are :class:`ECCInt4Tensor` views of the stored codewords and their
+    protected scales."""
+
+    @property
+    def faults_metadata(self) -> bool:
+        return self.fault is not None and self.fault.strikes_metadata
+
+    def _new_store(self, head_dim: int) -> _CodedStore:
+        return _CodedStore(self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.device,
+                           self.group_size, self.symmetric, self.track_silent)
+
+    def _public_view(self, store: _CodedStore, words: torch.Tensor | None = None, meta: torch.Tensor | None = None) -> torch.Tensor:
+        """The stored (or given, e.g. read-faulted) words as an ECCInt4Tensor that knows how
+        many rows are written, whether to interpolate and where to count its decodes."""
+        meta_layout = store.meta_layout
+        return ECCInt4Tensor(
+            store.stored if words is None else words, store.meta if meta is None else meta, store.tables.encode_table,
+            store.tables.syndrome_table, self.mode.codec, (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
+            meta_layout.groups, meta_layout.symmetric, counters=self.counters, seq_len=self.cumulative_length,
+            interpolate=self.mode.interpolate,
+        )
+
+    def _write(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
+        t = store.tables
+        stored, meta = torch.ops.ecc.quantize_encode(
+            states, t.encode_table, t.syndrome_table, self.mode.codec, self.group_size, self.symmetric
+        )
+        if store.shadow is not None:
+            store.shadow.index_copy_(2, position, stored)
+            store.meta_shadow.index_copy_(2, position, meta)
+        if self.fault is not None and self.fault.at_write:
+            stored = self._inject(stored, store, kv, first, event=0)
+            if self.faults_metadata:
+                meta = self._inject(meta, store, kv, first, event=0, metadata=True)
+        store.stored.index_copy_(2, position, stored)
+        store.meta.index_copy_(2, position, meta)
+
+    def _read(self, store: _CodedStore, kv: int) -> torch.Tensor:
         words, meta = self._read_words(store, kv)
         if self.fused_attention:
             # Attention decodes (and counts) the codewords itself: hand it the words.
@@ -318,13 +357,6 @@ class ECCLayer(StaticLayer):
             if words is store.words and meta is store.meta:
                 return self.keys if kv == 0 else self.values  # built once: nothing to construct per step
             return self._public_view(store, words, meta)
-        if not self.mode.quantized:
-            batch, heads, _, head_dim = store.dense.shape
-            self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
-            if store.shadow is not None:
-                shadow = store.shadow.view(words.dtype)[:, :, : self._written]
-                self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
-            return words.view(store.dense.dtype).to(self.dtype)
         t, meta_layout = store.tables, store.meta_layout
         if is_torchdynamo_compiling() or self._mirror_stale:
             out = torch.ops.ecc.decode_dequantize(
@@ -344,7 +376,7 @@ class ECCLayer(StaticLayer):
             self._count_silent(words, meta, store)
         return out
 
-    def _count_silent(self, words: torch.Tensor, meta: torch.Tensor, store: _Store) -> None:
+    def _count_silent(self, words: torch.Tensor, meta: torch.Tensor, store: _CodedStore) -> None:
         """Values that decode differently from what was written, in codewords not flagged and
         with scales not flagged; metadata words likewise."""
         t, head_dim, meta_layout = store.tables, store.layout.head_dim, store.meta_layout
@@ -434,8 +466,9 @@ class ECCCache(Cache):
         self.silent_tracked = track_silent or not injects
         self._max_cache_len = max_cache_len
         self._max_batch_size = max_batch_size
+        layer_class = ECCLayer if self.mode.quantized else DenseLayer
         layers = [
-            ECCLayer(
+            layer_class(
                 max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention",
                 fused_attention=attention == "fused", max_batch_size=max_batch_size,
             )

@@ -371,3 +371,10 @@ def test_cache_argument_is_the_keyword_this_transformers_takes(model):
     with torch.no_grad():
         model(prompt(batch=1), **cache_argument(model, cache), use_cache=True)
     assert int(cache.get_seq_length()) == 12
+
+
+def test_each_mode_gets_the_layer_of_its_storage(model):
+    from ecc_tensor.integrations.hf import DenseLayer, ECCLayer
+
+    assert all(type(layer) is DenseLayer for layer in ecc(model, "fp16").layers)
+    assert all(type(layer) is ECCLayer for layer in ecc(model, "int12-golay").layers)
