@@ -69,8 +69,7 @@ from ecc_tensor.storage import StorageLayout
 
 from .codec_kernels import (
     _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status, _syndrome_decode, _syndromes, _to_bf16_rne,
-    _unit_value, _unit_word,
-    nibble_parity_table,
+    _unit_value, _unit_word, nibble_parity_table,
 )
 
 LOG2E = 1.4426950408889634
@@ -269,15 +268,11 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES,
-                                       UNIT_BYTES,
-                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI,
-                                       FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                       UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES,
-                                       UNIT_BYTES,
-                                       UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI,
-                                       FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                       UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     return tl.where(col_ok[None, :], x, 0.0)
@@ -301,8 +296,7 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
                  LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr, GROUPS: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
-                 FLIP_LO: tl.constexpr,
-                 FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+                 FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
     """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
     (detected codewords; with one scale group, every unit of a row whose scale is detected
     too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
@@ -338,8 +332,7 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
                 prev_row, next_row = _neighbour_rows(
                     base, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D,
                     D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
-                    DET, PBITS,
-                    PO_SYN)
+                    DET, PBITS, PO_SYN)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 r = tl.maximum(prev_row, 0)
@@ -835,8 +828,7 @@ def _pv_float(acc, p, v, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION
 
 @triton.jit
 def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
-                    stride_mb, stride_mh, stride_mq, stride_ms,
-                    HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
+                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
     """Scores (log2 domain) with the float mask added and everything a query row may not see
     (rows past the end, a deferred block, the causal future, masked keys) at -inf. With
     ``MASK_ROWS`` the mask is the same for every head and query of a sequence (a decoding
@@ -911,19 +903,16 @@ def _decode_attention_kernel(
     seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
-    stride_qb, stride_qh, stride_qm, stride_qd,
-    stride_mb, stride_mh, stride_mq, stride_ms,
+    stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms,
     S,  # keys per sequence in storage (max length)
     program_splits,  # consecutive splits one program attends: 1 in the main launch
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
     ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr,
-    GROUPS: tl.constexpr, GROUP: tl.constexpr,
-    DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
+    GROUPS: tl.constexpr, GROUP: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
     DEFERRED: tl.constexpr, COUNT_DEFERRED: tl.constexpr,
     HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
     PTX: tl.constexpr,  # inline PTX where it saves instructions (CUDA; the interpreter runs Triton ops)
-    SPLIT_P: tl.constexpr,
-    NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
+    SPLIT_P: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
     DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
     PMASK: tl.constexpr, PO_SYN: tl.constexpr,
     # The metadata (ecc_tensor.metadata): row bytes, units of MUV values and MUB bytes, codewords
@@ -1256,8 +1245,7 @@ def _decode_attention_kernel(
 
 @triton.jit
 def _combine_splits_kernel(
-    o_part_ptr, ml_part_ptr, out_ptr,
-    stride_ob, stride_oh, stride_om, stride_od,
+    o_part_ptr, ml_part_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
     SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
@@ -1504,22 +1492,12 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1)
 
 
 def triton_decode_attention(
-    query: torch.Tensor,
-    k_stored: torch.Tensor,
-    k_meta: torch.Tensor,
-    v_stored: torch.Tensor,
-    v_meta: torch.Tensor,
-    encode_table: torch.Tensor,
-    syndrome_table: torch.Tensor,
-    codec: str,
-    head_dim: int,
-    groups: int,
-    symmetric: bool,
-    interpolate: bool,
-    seq_lens: torch.Tensor,
-    counters: torch.Tensor,
-    attn_mask: torch.Tensor | None,
-    is_causal: bool,
+    query: torch.Tensor, k_stored: torch.Tensor, k_meta: torch.Tensor,
+    v_stored: torch.Tensor, v_meta: torch.Tensor,
+    encode_table: torch.Tensor, syndrome_table: torch.Tensor,
+    codec: str, head_dim: int, groups: int, symmetric: bool,
+    interpolate: bool, seq_lens: torch.Tensor, counters: torch.Tensor,
+    attn_mask: torch.Tensor | None, is_causal: bool,
     scale: float,
 ) -> torch.Tensor:
     """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
@@ -1565,10 +1543,8 @@ def triton_decode_attention(
         mask, mask_strides = o_part, (0, 0, 0, 0)
     mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
     args = (
-        query, k_stored, k_meta, v_stored, v_meta,
-        parity_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
-        scale * LOG2E, split_len,
-        *query.stride(), *mask_strides,
+        query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
+        scale * LOG2E, split_len, *query.stride(), *mask_strides,
         seq,
     )
     constants = dict(
@@ -1597,8 +1573,7 @@ def triton_decode_attention(
     combine_slots = 1 if value_order else _pow2(layout.unit_values)
     combine_parts = splits + deferred_programs
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
-        o_part, ml_part, out, *out.stride(),
-        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
+        o_part, ml_part, out, *out.stride(), HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if value_order else layout.units, UNIT_VALUES=1 if value_order else layout.unit_values,
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
