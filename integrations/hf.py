@@ -433,11 +433,11 @@ class ECCCache(Cache):
             raise ValueError(f"attention must be 'auto', 'fused' or 'dense', got {attention!r}")
         if fault is not None and not isinstance(fault, FaultModel):
             raise ValueError(f"fault must be an ecc_tensor.faults.FaultModel or None, got {type(fault).__name__}")
-        if not isinstance(max_cache_len, int) or isinstance(max_cache_len, bool) or max_cache_len < 1:
+        if not _is_positive_int(max_cache_len):
             raise ValueError(f"max_cache_len must be a positive int, got {max_cache_len!r}")
-        if max_batch_size is not None and (not isinstance(max_batch_size, int) or isinstance(max_batch_size, bool) or max_batch_size < 1):
+        if max_batch_size is not None and not _is_positive_int(max_batch_size):
             raise ValueError(f"max_batch_size must be a positive int (or None: the first batch's size), got {max_batch_size!r}")
-        if group_size is not None and (not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1):
+        if group_size is not None and not _is_positive_int(group_size):
             raise ValueError(f"group_size must be a positive divisor of head_dim (or None: one scale per row), got {group_size!r}")
         text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
         layer_types = _attention_layer_types(text)
@@ -505,6 +505,10 @@ class ECCCache(Cache):
     def reset_stats(self) -> None:
         for layer in self.layers:
             layer.counters.zero_()
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _attention_layer_types(config) -> list[str]:

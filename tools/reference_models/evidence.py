@@ -191,12 +191,13 @@ def evidence(model_dir: Path, corpus: Path, window: int = 1024, min_context: int
     kn = KneserNey(train.numpy(), len(tokenizer))
     kn_ppl = math.exp(-kn.log_probs(test.numpy()).mean())
     model_ppl = model_perplexity_on(model, test, window)
+    min_context = min(min_context, window // 2)  # at least half of each window is scored
     return {
         "ngram": {"order": ORDER, "train_tokens": int(train.numel()), "test_tokens": int(test.numel()),
                   "kneser_ney_perplexity": kn_ppl, "model_perplexity": model_ppl, "ratio": model_ppl / kn_ppl},
         "induction": induction(model, len(tokenizer), length=min(256, window // 2)),
-        "context": {"window": window, "min_context": min(min_context, window // 2),
-                    "perplexity": context_use(model, test, window, min(min_context, window // 2), max_windows=context_windows)},
+        "context": {"window": window, "min_context": min_context,
+                    "perplexity": context_use(model, test, window, min_context, max_windows=context_windows)},
         "layers": structure(model, test, min(window, 512)),
     }
 

@@ -174,7 +174,6 @@ def finish(args, model, tokenizer, split_tokens: int, loss: float, seconds: floa
     model.save_pretrained(args.out, safe_serialization=True, max_shard_size=f"{args.shard_mb}MB")
     tokenizer.model_max_length = args.context  # the model's positions, not the BPE's default
     tokenizer.save_pretrained(args.out)
-    argv = [a for a in sys.argv]
     training = {
         "parameters": sum(p.numel() for p in model.parameters()),
         "layers": args.layers, "d_model": args.d_model, "heads": args.heads, "kv_heads": args.kv_heads, "context": args.context,
@@ -185,7 +184,7 @@ def finish(args, model, tokenizer, split_tokens: int, loss: float, seconds: floa
         "train_seconds": round(seconds),
         "device": (torch.cuda.get_device_name() if device.type == "cuda"
                    else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"),
-        "command": "python " + " ".join(shlex.quote(a) for a in argv),
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "torch": torch.__version__,
         "continued_from": None,
     }
