@@ -101,6 +101,8 @@ def _window_nll(model, ids: torch.Tensor, limit: int | None) -> torch.Tensor:
         i = torch.arange(t)
         allowed = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < limit)
         mask = torch.zeros(t, t).masked_fill(~allowed, float("-inf"))[None, None].expand(ids.shape[0], 1, t, t)
+        mask = mask.to(model.device)
+    ids = ids.to(model.device)
     with torch.no_grad():
         logits = model(ids, attention_mask=mask).logits.float()
     return torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
@@ -135,7 +137,7 @@ def induction(model, vocab: int, length: int = 256, sequences: int = 8, seed: in
 def structure(model, tokens: torch.Tensor, window: int, windows: int = 4) -> list[dict]:
     """Per layer: mean attention on position 0 (queries past the first 16), and the K/V
     outlier ratio (largest channel's mean |x| over the median channel's)."""
-    ids = torch.stack([tokens[s : s + window] for s in range(0, windows * window, window)])
+    ids = torch.stack([tokens[s : s + window] for s in range(0, windows * window, window)]).to(model.device)
     attn_impl = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
@@ -168,7 +170,7 @@ def model_perplexity_on(model, tokens: torch.Tensor, window: int, order: int = O
         losses = _window_nll(model, ids[None], None)[0]
         first = 0 if start == 0 else window - stride - 1  # positions already scored with less context
         positions = torch.arange(start + 1, start + ids.numel())
-        nll[positions[first:]] = losses[first:]
+        nll[positions[first:]] = losses[first:].cpu()
         scored[positions[first:]] = True
         if start + window >= tokens.numel():
             break
@@ -178,9 +180,9 @@ def model_perplexity_on(model, tokens: torch.Tensor, window: int, order: int = O
 
 
 def evidence(model_dir: Path, corpus: Path, window: int = 1024, min_context: int = 256, max_train_tokens: int | None = None,
-             context_windows: int = 16) -> dict:
+             context_windows: int = 16, device: str = "cpu") -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     window = min(window, model.config.max_position_embeddings)
     from tokens import cached_tokens
 
@@ -210,8 +212,10 @@ def main(argv=None) -> None:
     p.add_argument("--min-context", type=int, default=256)
     p.add_argument("--context-windows", type=int, default=16)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--device", default="cpu", help="where the model runs (float32 either way)")
     args = p.parse_args(argv)
-    figures = evidence(args.model_dir, args.corpus, args.window, args.min_context, context_windows=args.context_windows)
+    figures = evidence(args.model_dir, args.corpus, args.window, args.min_context, context_windows=args.context_windows,
+                       device=args.device)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:

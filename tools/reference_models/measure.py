@@ -42,9 +42,9 @@ def unigram_perplexity(train: torch.Tensor, test: torch.Tensor, vocab: int) -> f
     return math.exp(nll / test.numel())
 
 
-def measure(model_dir: Path, corpus: Path, with_evidence: bool | None = None) -> dict:
+def measure(model_dir: Path, corpus: Path, with_evidence: bool | None = None, device: str = "cpu") -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     train, test, ood = (tokens_of(tokenizer, corpus / f) for f in ("train.txt", "test.txt", "ood_test.txt"))
     training = json.loads((model_dir / "training.json").read_text())
     figures = {
@@ -65,7 +65,7 @@ def measure(model_dir: Path, corpus: Path, with_evidence: bool | None = None) ->
     if with_evidence:
         from evidence import evidence
 
-        figures["evidence"] = evidence(model_dir, corpus)
+        figures["evidence"] = evidence(model_dir, corpus, device=device)
         figures["corpus"] = json.loads((corpus / "manifest.json").read_text())
     (model_dir / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     (model_dir / "README.md").write_text(model_card(model_dir.name,
@@ -102,6 +102,9 @@ A reference model for `ecc_tensor`'s evaluations, made here because no model hub
   AdamW lr {f['lr']}, warmup {f['warmup']}, cosine decay to a tenth, seed {f['seed']}, bf16 autocast; final training
   loss {f['final_train_loss']}; {f['train_seconds']} s on {f['device']}.
 - **Command**: `{f['command']}`
+- **Rebuild**: build the corpus and tokenizer (`CONTRIBUTING.md`), then on a host with one or two
+  GPUs `bash tools/device/train_reference.sh`, which runs this command for both reference
+  models (one per GPU) and measures them (`measure.py --device cuda`).
 
 | text | perplexity | unigram baseline |
 |---|---:|---:|
@@ -183,8 +186,9 @@ def main(argv=None) -> None:
     p.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     p.add_argument("--evidence", action=argparse.BooleanOptionalAction, default=None,
                    help="add evidence.py's figures (default: for a full corpus, one with manifest.json)")
+    p.add_argument("--device", default="cpu", help="where the model runs (float32 either way; the test suite checks a slice on CPU)")
     args = p.parse_args(argv)
-    print(json.dumps(measure(args.model_dir, args.corpus, args.evidence), indent=2))
+    print(json.dumps(measure(args.model_dir, args.corpus, args.evidence, args.device), indent=2))
 
 
 if __name__ == "__main__":

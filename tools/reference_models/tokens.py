@@ -27,7 +27,7 @@ def cached_tokens(tokenizer, text_file: Path) -> torch.Tensor:
             cuts.append(text[start:end])
             start = end
         ids = [t for chunk in tokenizer(cuts, add_special_tokens=False).input_ids for t in chunk]
-        tmp = cache.with_suffix(".tmp")
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")  # two processes may tokenize at once
         np.asarray(ids, dtype=np.uint16).tofile(tmp)
         os.replace(tmp, cache)
     return torch.from_numpy(np.fromfile(cache, dtype=np.uint16).astype(np.int64))

@@ -1,8 +1,8 @@
 """Train a reference model (Llama or GPT-2 architecture) on the reference corpus.
 
     python tools/reference_models/train.py --arch llama --corpus build/corpus-full --tokenizer build/tokenizer-full \\
-        --out build/ref-llama --layers 8 --d-model 512 --heads 8 --kv-heads 2 --context 1024 \\
-        --batch 64 --tokens 400e6 --lr 3e-3 --warmup 500 --device cuda --compile --time-limit 540
+        --out build/ref-llama --layers 8 --d-model 256 --heads 4 --kv-heads 2 --context 1024 \\
+        --batch 64 --tokens 4e8 --lr 3e-3 --warmup 500 --seed 0 --device cuda --compile
 
 Random windows of the tokenized training split (the window starts of step ``s`` are drawn from
 a generator seeded with ``(seed, s)``, so a resumed run draws what an uninterrupted one would),
@@ -13,8 +13,9 @@ Resume: with ``--time-limit`` the run stops before the limit, writes ``checkpoin
 optimizer, schedule, step) into ``--checkpoint-dir`` (default ``OUT.ckpt``) and exits with
 status 3; the same command continues from it (a command runs at most 10 minutes on the lent
 GPU machine, whose files survive between calls while it is held). At the end the model is
-saved in fp16 in shards of at most ``--shard-mb`` MB (the machine returns files of at most
-16 MiB), with the tokenizer and ``training.json``; then ``measure.py`` writes the card.
+saved in fp16 (in shards of at most ``--shard-mb`` MB), with the tokenizer and ``training.json``;
+then ``measure.py`` writes the card. ``tools/device/train_reference.sh`` runs both reference
+models this way, one per GPU, and returns them as tar parts.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def parse_args(argv=None):
     p.add_argument("--time-limit", type=float, default=None, help="seconds: checkpoint and exit 3 before this")
     p.add_argument("--stop-after", type=int, default=None, help="checkpoint and exit 3 after this step (split a run by steps)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: only at the time limit)")
-    p.add_argument("--shard-mb", type=int, default=15)
+    p.add_argument("--shard-mb", type=int, default=100, help="largest weight file (the shipped models are one file each)")
     p.add_argument("--no-measure", action="store_true", help="skip measure.py at the end")
     args = p.parse_args(argv)
     args.kv_heads = args.kv_heads or args.heads
