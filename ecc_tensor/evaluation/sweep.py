@@ -9,6 +9,10 @@ perplexity, KL divergence from the clean fp16 run, top-5 accuracy, catastrophic-
 (see :data:`ecc_tensor.evaluation.windows.CATASTROPHIC_FACTOR`), the cache counters and the
 wall time. Finished trials are appended to ``trials.jsonl`` as they end, so a killed sweep
 started again with the same settings skips them and loses none.
+
+Under ``torchrun`` the trials are spread over the processes (:mod:`.distributed`): each rank
+appends to its own ``trials.rank<N>.jsonl``, and at the end rank 0 merges them into
+``trials.jsonl`` and writes the reports, which equal a one-process run's.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ DEFAULT_BERS = (0.0, 1e-4, 1e-3, 1e-2)
 DEFAULT_SEEDS = (42, 101, 997)
 DEFAULT_MODELS = ("ref-gpt2", "ref-llama")
 TRIALS_FILE = "trials.jsonl"
+RANK_TRIALS_GLOB = "trials.rank*.jsonl"  # each rank's own file under torchrun, merged at the end
 SETTINGS_FILE = "sweep_settings.json"
 
 
@@ -161,11 +166,17 @@ def _record_settings(out: Path, settings: SweepSettings) -> None:
     atomic_write(out / SETTINGS_FILE, json.dumps(settings.identity(), indent=2))
 
 
+def rank_trials_file(rank: int) -> str:
+    return f"trials.rank{rank}.jsonl"
+
+
 def load_finished(out: Path) -> dict[str, dict]:
-    """Trials already in ``trials.jsonl`` (a torn last line from a kill is ignored)."""
+    """Trials already in ``trials.jsonl`` and in the per-rank files a killed distributed run
+    left (a torn last line from a kill is ignored)."""
     finished = {}
-    path = out / TRIALS_FILE
-    if path.exists():
+    for path in [out / TRIALS_FILE, *sorted(out.glob(RANK_TRIALS_GLOB))]:
+        if not path.exists():
+            continue
         for line in path.read_text().splitlines():
             try:
                 record = json.loads(line)
@@ -175,8 +186,8 @@ def load_finished(out: Path) -> dict[str, dict]:
     return finished
 
 
-def _append_trial(out: Path, record: dict) -> None:
-    path = out / TRIALS_FILE
+def _append_trial(out: Path, record: dict, name: str = TRIALS_FILE) -> None:
+    path = out / name
     # Start on a fresh line if a killed run left a torn one.
     needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with path.open("a") as fh:
@@ -265,7 +276,31 @@ def clean_reference(model, tokens, windows, settings) -> dict:
     return {"logprobs": logprobs, "window_ppl": window_ppl}
 
 
-def environment(settings: SweepSettings, model) -> dict:
+def _jobs(todo: list[tuple], finished: dict[str, dict]) -> list[list[tuple]]:
+    """The unfinished trials in units one rank runs in order: a mode's fault-free trials
+    together (the first runs, the other seeds reuse it), every faulted trial alone."""
+    jobs, fault_free = [], {}
+    for mode, ber, seed in todo:
+        if ber == 0.0:
+            if mode not in fault_free:
+                fault_free[mode] = []
+                jobs.append(fault_free[mode])
+            fault_free[mode].append((mode, ber, seed))
+        else:
+            jobs.append([(mode, ber, seed)])
+    return jobs
+
+
+def _merge_trials(out: Path, finished: dict[str, dict], world) -> None:
+    """After a distributed run: rank 0 rewrites ``trials.jsonl`` with every trial, then each
+    rank deletes its own file (a kill in between leaves duplicates, which load_finished drops)."""
+    if world.rank == 0:
+        atomic_write(out / TRIALS_FILE, "".join(json.dumps(r) + "\n" for r in finished.values()))
+    world.barrier()
+    (out / rank_trials_file(world.rank)).unlink(missing_ok=True)
+
+
+def environment(settings: SweepSettings, model, world_size: int = 1) -> dict:
     import torch
     import transformers
 
@@ -279,6 +314,7 @@ def environment(settings: SweepSettings, model) -> dict:
         "device": torch.cuda.get_device_name() if settings.device.startswith("cuda") else platform.processor() or platform.machine(),
         "model_class": type(model).__name__,
         "command": " ".join(sys.argv),
+        "world_size": world_size,
     }
 
 
@@ -287,27 +323,40 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
     from tqdm.auto import tqdm
 
     from .cpu_threads import CpuThreads
+    from .distributed import current_world, shard
     from .models import load_config, load_model_and_tokenizer
     from .report import write_reports
     from .windows import make_windows
 
     settings.validate()
+    world = current_world()
+    device = world.device(settings.device)
     out = _prepare_output_dir(settings)
     settings.validate_model(load_config(settings.model))
-    model, tokenizer = load_model_and_tokenizer(settings.model, settings.device, getattr(torch, settings.dtype))
+    model, tokenizer = load_model_and_tokenizer(settings.model, device, getattr(torch, settings.dtype))
     tokens = read_text_tokens(settings, tokenizer)
     windows = make_windows(tokens.numel(), settings.window, settings.stride, settings.max_samples)
-    _record_settings(out, settings)  # only once the model and the text have loaded
-    finished = load_finished(out)
+    if world.rank == 0:
+        _record_settings(out, settings)  # only once the model and the text have loaded
+    world.barrier()
+    finished = {}
+    for part in world.all_gather(load_finished(out)):  # the same view on every rank, shared directory or not
+        finished.update(part)
     grid = [(m, b, s) for m in settings.cache_modes for b in settings.ber_levels for s in settings.seeds]
     todo = [t for t in grid if trial_key(*t) not in finished]
+    mine = [t for job in shard(_jobs(todo, finished), world) for t in job]
+    trials_file = rank_trials_file(world.rank) if world.distributed else TRIALS_FILE
     # Faulted float K/V make denormals, which a CPU computes on slowly (fp16 at BER 1e-4: 10.2 s
     # against 4.3 s for two windows); they change no result worth keeping here.
     flush_denormal = torch.set_flush_denormal(True) if settings.device == "cpu" else False
     threads = CpuThreads() if settings.device == "cpu" else None  # fewer threads when others share the cores
-    clean = clean_reference(model, tokens, windows, settings) if todo else None
-    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="sweep", unit="trial", disable=not progress)
-    for mode, ber, seed in todo:
+    clean = clean_reference(model, tokens, windows, settings) if mine else None
+    if world.distributed:  # rank 0's bar counts its own share
+        bar = tqdm(total=len(mine), desc=f"sweep, rank 0 of {world.size}", unit="trial", disable=not progress or world.rank != 0)
+    else:
+        bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="sweep", unit="trial", disable=not progress)
+    new = {}
+    for mode, ber, seed in mine:
         if threads is not None:
             threads.adjust()
         bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed}")
@@ -317,8 +366,9 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
             record = {**twin, "seed": seed, "reused_from_seed": twin.get("reused_from_seed", twin["seed"]), "wall_time_s": 0.0}
         else:
             record = run_trial(model, tokens, windows, mode, ber, seed, settings, clean)
-        _append_trial(out, record)
-        finished[trial_key(mode, ber, seed)] = record
+        record["rank"] = world.rank
+        _append_trial(out, record, trials_file)
+        finished[trial_key(mode, ber, seed)] = new[trial_key(mode, ber, seed)] = record
         bar.set_postfix_str(f"{mode} ber={ber:g} seed={seed} ppl={record['perplexity']:.3g}")
         bar.update()
     bar.close()
@@ -326,12 +376,18 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
         torch.set_flush_denormal(False)
     if threads is not None:
         threads.restore()
+    if world.distributed:
+        for part in world.all_gather(new):
+            finished.update(part)
+        _merge_trials(out, finished, world)
     records = [finished[trial_key(*t)] for t in grid]
     # The reports cover every trial in the directory: a smaller grid rerun into it reports the
     # earlier trials too, rather than overwriting the reports with its own few.
     in_grid = {trial_key(*t) for t in grid}
     everything = records + [r for key, r in finished.items() if key not in in_grid]
-    write_reports(out, everything, settings, environment(settings, model))
+    if world.rank == 0:
+        write_reports(out, everything, settings, environment(settings, model, world.size))
+    world.barrier()  # the reports exist when any rank returns
     return records
 
 
@@ -387,14 +443,22 @@ def settings_from_args(args: argparse.Namespace) -> list[SweepSettings]:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    from .distributed import shutdown
+
     all_settings = settings_from_args(args)
     for settings in all_settings:  # every argument of every model checked before any model loads
         settings.validate()
-    for settings in all_settings:
-        if len(all_settings) > 1 and not args.quiet:
-            print(f"== {settings.model}", file=sys.stderr)
-        records = run_sweep(settings, progress=not args.quiet)
-        print(f"{settings.model}: {len(records)} trials; results in {settings.output_dir} (results.json, summary.csv, tables.md, plots/)")
+    first = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone speaks
+    try:
+        for settings in all_settings:
+            if len(all_settings) > 1 and not args.quiet and first:
+                print(f"== {settings.model}", file=sys.stderr)
+            records = run_sweep(settings, progress=not args.quiet)
+            if first:
+                print(f"{settings.model}: {len(records)} trials; results in {settings.output_dir} "
+                      "(results.json, summary.csv, tables.md, plots/)")
+    finally:
+        shutdown()
     return 0
 
 
