@@ -142,8 +142,15 @@ class _StoredLayer(StaticLayer):
         is_sliding: bool = False,
         fused_attention: bool = False,
         max_batch_size: int | None = None,
+        tp_rank: int = 0,
+        tp_size: int = 1,
+        model_kv_heads: int | None = None,
     ):
         super().__init__(max_cache_len=max_cache_len)
+        # Under tensor parallelism this layer holds heads [tp_rank * h, (tp_rank + 1) * h) of the
+        # model's tp_size * h; faults are drawn at the unsplit cache's addresses.
+        self.tp_rank, self.tp_size = tp_rank, tp_size
+        self.model_kv_heads = model_kv_heads
         self.max_batch_size = max_batch_size
         self.fused_attention = fused_attention
         self.mode = mode
@@ -166,6 +173,12 @@ class _StoredLayer(StaticLayer):
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.dtype, self.device = key_states.dtype, key_states.device
         self.batch_size, self.num_heads = key_states.shape[:2]
+        whole = self.model_kv_heads
+        if whole and self.num_heads * self.tp_size < whole and whole % (self.num_heads * self.tp_size) == 0:
+            raise ValueError(
+                f"layer {self.layer_idx} was given {self.num_heads} of the model's {whole} KV heads: under tensor parallelism "
+                f"create the cache with tp_size=model.tp_size (faults are drawn at the unsplit cache's addresses)"
+            )
         if self.max_batch_size is not None and self.batch_size > self.max_batch_size:
             raise ValueError(f"ECCCache was created for max_batch_size={self.max_batch_size} and given a batch of {self.batch_size}")
         self.k_head_dim, self.v_head_dim = key_states.shape[-1], value_states.shape[-1]
@@ -243,7 +256,7 @@ class _StoredLayer(StaticLayer):
     def _fault_address(self, kv: int, first_position: int, width: int, metadata: bool) -> int:
         """Position-major byte addresses: a token's flips do not depend on how the sequence was
         written; a store's metadata bytes start at ``METADATA_ADDRESS``."""
-        per_position = self.batch_size * self.num_heads * width
+        per_position = self.batch_size * self.num_heads * self.tp_size * width
         base = ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + (METADATA_ADDRESS if metadata else 0)
         return base + first_position * per_position
 
@@ -253,10 +266,19 @@ class _StoredLayer(StaticLayer):
         position_major = words.permute(2, 0, 1, 3).contiguous()
         step = (self.sequence * _READ_EVENTS_PER_SEQUENCE + event) & 0xFFFFFFFF
         bits = store.meta_layout.exposed_bits_per_byte if metadata else store.bits
-        flipped, n = ops.inject(
-            position_major, bits, self.fault, offset=self._fault_address(kv, first_position, words.shape[-1], metadata), step=step,
-            eligible=store.meta_msb if metadata else store.msb,
-        )
+        offset = self._fault_address(kv, first_position, words.shape[-1], metadata)
+        eligible = store.meta_msb if metadata else store.msb
+        if self.tp_size == 1:
+            flipped, n = ops.inject(position_major, bits, self.fault, offset=offset, step=step, eligible=eligible)
+        else:
+            # This rank's heads in place among all heads (zeros elsewhere), so each byte takes the
+            # flips it takes in the unsplit cache, whatever the world size.
+            positions, batch, heads, width = position_major.shape
+            mine = slice(self.tp_rank * heads, (self.tp_rank + 1) * heads)
+            every_head = position_major.new_zeros(positions, batch, heads * self.tp_size, width)
+            every_head[:, :, mine] = position_major
+            flipped = ops.inject(every_head, bits, self.fault, offset=offset, step=step, eligible=eligible)[0][:, :, mine]
+            n = _flipped_bits(position_major, flipped)
         self.counters[C.META_INJECTED if metadata else C.INJECTED] += n
         return flipped.permute(1, 2, 0, 3)
 
@@ -411,6 +433,11 @@ class ECCCache(Cache):
             (decode fused into attention); ``"dense"`` returns decoded K/V for any attention
             implementation; ``"auto"`` (default) is ``"fused"`` when the model's config uses
             ``"ecc"`` attention, else ``"dense"``.
+        tp_size, tp_rank: under transformers' tensor parallelism (``from_pretrained(...,
+            tp_plan="auto")`` under torchrun) pass ``tp_size=model.tp_size``: each rank then
+            stores only its KV heads (``tp_rank``, default: the torch.distributed rank), faults
+            fall where they fall in the unsplit cache, and ``stats(all_ranks=True)`` sums the
+            ranks' counters.
     """
 
     def __init__(
@@ -426,6 +453,8 @@ class ECCCache(Cache):
         symmetric: bool = True,
         track_silent: bool | None = None,
         attention: str = "auto",
+        tp_size: int = 1,
+        tp_rank: int | None = None,
         **kwargs,
     ):
         self.mode = get_mode(mode)
@@ -451,6 +480,7 @@ class ECCCache(Cache):
         if positions is not None and max_cache_len > positions:
             raise ValueError(f"max_cache_len={max_cache_len} exceeds the model's {positions} positions")
         self.config = text
+        self.tp_rank, self.tp_size = _tensor_parallel_place(text, tp_size, tp_rank)
         implementation = getattr(config, "_attn_implementation", None)
         if attention == "auto":
             attention = "fused" if implementation == ATTENTION_NAME else "dense"
@@ -470,13 +500,14 @@ class ECCCache(Cache):
         layers = [
             layer_class(
                 max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention",
-                fused_attention=attention == "fused", max_batch_size=max_batch_size,
+                fused_attention=attention == "fused", max_batch_size=max_batch_size, tp_rank=self.tp_rank, tp_size=self.tp_size,
+                model_kv_heads=getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
             )
             for i, layer_type in enumerate(layer_types)
         ]
         super().__init__(layers=layers)
         if max_batch_size is not None and device is not None and dtype is not None:
-            heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+            heads = (getattr(text, "num_key_value_heads", None) or text.num_attention_heads) // self.tp_size
             head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
             self.early_initialization(max_batch_size, heads, head_dim, dtype, torch.device(device))
 
@@ -490,13 +521,21 @@ class ECCCache(Cache):
     def max_batch_size(self) -> int | None:
         return self._max_batch_size
 
-    def stats(self) -> dict:
+    def stats(self, all_ranks: bool = False) -> dict:
         """Counters summed over layers (:mod:`ecc_tensor.counters`: the values' ``read``,
         ``corrected``, ``parity_only``, ``detected``, ``injected``, ``silent``), ``metadata``:
         the same six for the stored scales and zero points, and ``layers``: all twelve per layer.
         ``silent`` and the metadata's ``silent`` are None where they were not measured (faults
-        injected with ``track_silent=False``)."""
-        per_layer = [C.counters_to_dict(layer.counters, self.silent_tracked) for layer in self.layers]
+        injected with ``track_silent=False``). Under tensor parallelism a rank counts its own
+        heads; ``all_ranks=True`` sums every rank's counts (a collective: call it on every rank)."""
+        counters = [layer.counters for layer in self.layers]
+        if all_ranks and self.tp_size > 1:
+            import torch.distributed as dist
+
+            stacked = torch.stack([c.to(torch.int64) for c in counters])
+            dist.all_reduce(stacked)
+            counters = list(stacked)
+        per_layer = [C.counters_to_dict(c, self.silent_tracked) for c in counters]
         total = {name: None if per_layer and per_layer[0][name] is None else sum(d[name] for d in per_layer)
                  for name in C.COUNTER_NAMES}
         values = {name: total[name] for name in C.VALUE_COUNTERS}
@@ -507,8 +546,38 @@ class ECCCache(Cache):
             layer.counters.zero_()
 
 
+_POPCOUNT = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+
+
+def _flipped_bits(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """Bits that differ between two tensors of one dtype and shape (int64 scalar)."""
+    diff = (before.contiguous().view(torch.uint8) ^ after.contiguous().view(torch.uint8)).long()
+    return _POPCOUNT.to(diff.device)[diff].sum()
+
+
 def _is_positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _tensor_parallel_place(config, tp_size, tp_rank) -> tuple[int, int]:
+    """``(rank, size)`` of this process in the model's tensor-parallel group (KV heads split
+    evenly, as transformers' ``tp_plan="auto"`` splits them)."""
+    if not _is_positive_int(tp_size):
+        raise ValueError(f"tp_size must be a positive int (model.tp_size under tp_plan='auto'), got {tp_size!r}")
+    if tp_size == 1:
+        return 0, 1
+    if tp_rank is None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            raise ValueError("tp_size > 1 needs tp_rank, or an initialized torch.distributed process group to read it from")
+        tp_rank = dist.get_rank()
+    if isinstance(tp_rank, bool) or not isinstance(tp_rank, int) or not 0 <= tp_rank < tp_size:
+        raise ValueError(f"tp_rank must be an int in [0, {tp_size}), got {tp_rank!r}")
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    if heads % tp_size:
+        raise ValueError(f"the model's {heads} KV heads do not split evenly over tp_size={tp_size}")
+    return tp_rank, tp_size
 
 
 def _attention_layer_types(config) -> list[str]:

@@ -1,4 +1,5 @@
-"""The README's Python examples run as written (those that need no GPU)."""
+"""The README's Python examples run as written (those that need no GPU and no torchrun launch:
+tests/test_tensor_parallel.py runs the tensor-parallel example's steps under torchrun)."""
 
 import re
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if "cuda" not in b]
+BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if "cuda" not in b and "torchrun" not in b]
 
 
 def test_the_readme_has_cpu_examples():
