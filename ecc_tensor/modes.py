@@ -36,6 +36,7 @@ class CacheMode:
     interpolate: bool = False
     faulted: bool = True  # False for the oracle: no fault model ever reaches it
     description: str = ""
+    fp8: bool = False  # unquantized modes only: E4M3 words with a per-head scale (ecc_tensor.fp8), not 16-bit
 
     @property
     def quantized(self) -> bool:
@@ -47,7 +48,7 @@ class CacheMode:
         unused bits included (a Hamming(7,4) codeword takes a byte; Golay's rows are whole
         8-byte units)."""
         if not self.quantized:
-            return float(_WORD_BITS), 0.0
+            return float(self.word_bits), 0.0
         groups = 1 if group_size is None else head_dim // group_size
         values = StorageLayout(self.codec, head_dim).row_bytes * 8 / head_dim
         meta = MetadataLayout(self.codec, groups, symmetric).row_bytes * 8 / head_dim
@@ -63,9 +64,22 @@ class CacheMode:
         """Bits of (protected) scales per value at head_dim 128, one symmetric scale per row."""
         return self.storage_bits()[1]
 
+    @property
+    def word_bits(self) -> int:
+        """Bits of an unquantized mode's stored word."""
+        return 8 if self.fp8 else _WORD_BITS
+
     def word_dtype(self, model_dtype: torch.dtype) -> torch.dtype:
-        """The 16-bit modes' stored dtype: the model's if 16 bits wide, else float16."""
+        """An unquantized mode's stored dtype: E4M3 for ``fp8``, else the model's if 16 bits
+        wide, else float16."""
+        if self.fp8:
+            return torch.float8_e4m3fn
         return model_dtype if model_dtype.itemsize == 2 else torch.float16
+
+    @property
+    def word_int_dtype(self) -> torch.dtype:
+        """The integer view of the stored words that faults strike."""
+        return torch.int8 if self.fp8 else torch.int16
 
 
 MODES = {
@@ -78,6 +92,7 @@ MODES = {
         CacheMode("int4-hamming84", "hamming84", description="Hamming(8,4) SECDED, detected values kept as read"),
         CacheMode("int4-hamming84-interp", "hamming84", True, description="Hamming(8,4) SECDED + interpolation"),
         CacheMode("int12-golay", "golay24", description="Golay(24,12) over 3 values, corrects 3"),
+        CacheMode("fp8", None, fp8=True, description="FP8 E4M3 words with a per-head scale, faulted, no protection (vLLM's fp8 cache)"),
     )
 }
 if tuple(MODES) != MODE_NAMES:  # names.py lists them for the command line, which must not import torch

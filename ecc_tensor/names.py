@@ -7,6 +7,6 @@ FAULT_SITES = ("write", "read", "both")
 FAULT_TARGETS = ("all", "values")
 
 # ecc_tensor.modes defines each mode and checks that it defines exactly these.
-MODE_NAMES = ("fp16", "fp16-unprotected", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay")
+MODE_NAMES = ("fp16", "fp16-unprotected", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay", "fp8")
 # The paper's six (the sweep's default grid).
 PAPER_MODES = ("fp16", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay")

@@ -12,6 +12,7 @@ import torch
 
 from . import counters as C
 from .faults import FLOAT16_MSB, METADATA_ADDRESS, FaultModel
+from .fp8 import E4M3_MSB, from_e4m3, head_scale, to_e4m3
 from .interp import interpolate_erasures
 from .metadata import MetadataLayout, value_groups
 from .modes import CacheMode, get_mode
@@ -49,11 +50,15 @@ def roundtrip(
         return words
 
     if not mode.quantized:
-        words = x.to(mode.word_dtype(x.dtype)).view(torch.int16)
-        read = strike(words, 16, 0, FLOAT16_MSB, C.INJECTED)
+        word_dtype = mode.word_dtype(x.dtype)
+        scale = head_scale(x) if mode.fp8 else None
+        stored = to_e4m3(x, scale) if mode.fp8 else x.to(word_dtype)
+        words = stored.view(mode.word_int_dtype)
+        read = strike(words, mode.word_bits, 0, E4M3_MSB if mode.fp8 else FLOAT16_MSB, C.INJECTED)
         counters[C.READ] += words.numel()
         counters[C.SILENT] += (read != words).sum()
-        return read.view(mode.word_dtype(x.dtype)).to(x.dtype), counters
+        read = read.view(word_dtype)
+        return (from_e4m3(read, scale, x.dtype) if mode.fp8 else read.to(x.dtype)), counters
 
     head_dim = x.shape[-1]
     layout = StorageLayout(mode.codec, head_dim)

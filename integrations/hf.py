@@ -53,6 +53,7 @@ import ecc_tensor.ops as ops
 from ecc_tensor import counters as C
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, FaultModel
+from ecc_tensor.fp8 import E4M3_MSB, from_e4m3, head_scale, to_e4m3
 from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
@@ -79,22 +80,39 @@ def cache_argument(model, cache) -> dict:
 
 
 class _DenseStore:
-    """The buffer of one of a layer's K or V tensors as 16-bit words (the ``fp16`` modes)."""
+    """The buffer of one of a layer's K or V tensors as 16-bit words (the ``fp16`` modes) or
+    E4M3 words with a per-head scale (``fp8``, :mod:`ecc_tensor.fp8`; the scale is set by the
+    sequence's first write)."""
 
     meta = meta_shadow = None
 
     def __init__(self, mode: CacheMode, shape, dtype, device, track_silent: bool):
+        self.mode = mode
         self.dense = torch.zeros(shape, dtype=mode.word_dtype(dtype), device=device)
-        self.bits = 16
-        self.msb = torch.tensor(FLOAT16_MSB, device=device)
-        self.buffers = [self.dense]
+        self.bits = mode.word_bits
+        self.msb = torch.tensor(E4M3_MSB if mode.fp8 else FLOAT16_MSB, device=device)
+        batch, heads = shape[:2]
+        self.scale = torch.ones(batch, heads, 1, 1, device=device) if mode.fp8 else None
+        self.buffers = [self.dense] + ([self.scale] if mode.fp8 else [])
         # A clean copy of what was written, for counting silent corruptions in simulation.
         self.shadow = torch.zeros_like(self.dense) if track_silent else None
 
     @property
     def words(self) -> torch.Tensor:
-        """The stored words faults strike: the 16-bit values as integers."""
-        return self.dense.view(torch.int16)
+        """The stored words faults strike: the 16-bit (or 8-bit) values as integers."""
+        return self.dense.view(self.mode.word_int_dtype)
+
+    def encode(self, states: torch.Tensor, first: int) -> torch.Tensor:
+        """``states`` as stored words; an ``fp8`` sequence's first write sets its scales."""
+        if not self.mode.fp8:
+            return states.to(self.dense.dtype)
+        if first == 0:
+            self.scale.copy_(head_scale(states))
+        return to_e4m3(states, self.scale)
+
+    def decode(self, words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        words = words.view(self.dense.dtype)
+        return from_e4m3(words, self.scale, dtype) if self.mode.fp8 else words.to(dtype)
 
 
 class _CodedStore:
@@ -298,8 +316,8 @@ class _StoredLayer(StaticLayer):
         return struck(words, False), struck(meta, True) if self.faults_metadata else meta
 
 class DenseLayer(_StoredLayer):
-    """A layer's K/V as 16-bit words: modes ``fp16`` (the oracle, never faulted) and
-    ``fp16-unprotected``. ``keys``/``values`` are the dense buffers."""
+    """A layer's K/V as words of a float format: modes ``fp16`` (the oracle, never faulted),
+    ``fp16-unprotected`` and ``fp8``. ``keys``/``values`` are the dense buffers."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -313,12 +331,12 @@ class DenseLayer(_StoredLayer):
         return store.dense
 
     def _write(self, store: _DenseStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
-        new = states.to(store.dense.dtype)
+        new = store.encode(states, first).view(self.mode.word_int_dtype)  # integer views: CPU copies no float8
         if store.shadow is not None:
-            store.shadow.index_copy_(2, position, new)
+            store.shadow.view(new.dtype).index_copy_(2, position, new)
         if self.fault is not None and self.fault.at_write:
-            new = self._inject(new.view(torch.int16), store, kv, first, event=0).view(new.dtype)
-        store.dense.index_copy_(2, position, new)
+            new = self._inject(new, store, kv, first, event=0)
+        store.words.index_copy_(2, position, new)
 
     def _read(self, store: _DenseStore, kv: int) -> torch.Tensor:
         words, _ = self._read_words(store, kv)
@@ -327,7 +345,7 @@ class DenseLayer(_StoredLayer):
         if store.shadow is not None:
             shadow = store.shadow.view(words.dtype)[:, :, : self._written]
             self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
-        return words.view(store.dense.dtype).to(self.dtype)
+        return store.decode(words, self.dtype)
 
 
 class ECCLayer(_StoredLayer):
@@ -421,7 +439,7 @@ class ECCCache(Cache):
         max_cache_len: most tokens the cache holds (prompt + generated).
         mode: one of ``fp16`` (the oracle: 16-bit words, never faulted), ``fp16-unprotected``,
             ``int4``, ``int4-hamming``, ``int4-hamming84``, ``int4-hamming84-interp``,
-            ``int12-golay`` (:mod:`ecc_tensor.modes`).
+            ``int12-golay``, ``fp8`` (E4M3, unprotected; :mod:`ecc_tensor.modes`).
         fault: a :class:`FaultModel` (site write/read/both; ``targets="all"`` strikes the
             stored scales too), or None.
         group_size: quantization group along head_dim (None: one scale per token and head).
