@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--output-dir", default="results/needle")
     n.set_defaults(func=_needle)
 
+    c = sub.add_parser("codes", help="which code for which error rate: detected and silent codewords per million values, exactly")
+    c.add_argument("--bers", nargs="+", type=_ber, default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2])
+    c.set_defaults(func=_codes)
+
     t = sub.add_parser("tasks-path", help="print the directory of the local lm-eval tasks (for --include_path)")
     t.set_defaults(func=_print_tasks_path)
     return parser
@@ -174,6 +178,14 @@ def _generation(args: argparse.Namespace) -> int:
         new_tokens=args.new_tokens, seed=args.seed, targets=args.fault_targets,
     )
     print(R.write(rows, Path(args.output_dir), "generation", ["mode", "fault_model", "ber", "site", "exact_match", "mean_char_drift"]))
+    return 0
+
+
+def _codes(args: argparse.Namespace) -> int:
+    from .code_rates import rate_table
+
+    print("Per million stored INT4 values, one codeword's bits flipping independently at each BER (ecc_tensor/code_rates.py):\n")
+    print(rate_table(args.bers))
     return 0
 
 

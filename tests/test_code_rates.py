@@ -1,0 +1,55 @@
+"""The exact outcome rates of each code under BSC: counted by weight, checked against the
+codes' guarantees and against Monte Carlo."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ecc_tensor.cli import main
+from ecc_tensor.code_rates import OUTCOMES, outcome_counts, outcome_probabilities
+from ecc_tensor.codecs import STATUS_DETECTED, get_codec
+from ecc_tensor.faults import FaultModel
+
+
+@pytest.mark.parametrize("name, corrects, detects", [("int4", 0, 0), ("hamming74", 1, 0), ("hamming84", 1, 2), ("golay24", 3, 4)])
+def test_counts_cover_every_pattern_and_keep_each_codes_guarantee(name, corrects, detects):
+    n = get_codec(name).n
+    counts = outcome_counts(name)
+    for w in range(n + 1):
+        assert sum(counts[o][w] for o in OUTCOMES) == math.comb(n, w)
+    assert counts["clean"][0] == 1
+    for w in range(1, corrects + 1):
+        assert counts["corrected"][w] == math.comb(n, w)  # every pattern within the radius
+    for w in range(corrects + 1, detects + 1):
+        assert counts["detected"][w] == math.comb(n, w)  # every pattern up to d - 1 - t detected
+    assert sum(outcome_probabilities(name, 0.013).values()) == pytest.approx(1.0)
+    if name == "int4":
+        assert outcome_probabilities(name, 0.01)["silent"] == pytest.approx(1 - 0.99**4)
+
+
+@pytest.mark.parametrize("name", ["hamming74", "hamming84", "golay24"])
+def test_monte_carlo_matches_the_exact_rates(name):
+    codec = get_codec(name)
+    ber, samples = 0.04, 200_000
+    g = torch.Generator().manual_seed(0)
+    data = torch.randint(0, 1 << codec.k, (samples,), generator=g)
+    words = codec.encode_words(data)
+    received, _ = FaultModel("bsc", ber, seed=5).apply(words, codec.n)
+    decoded, status = codec.decode_words(received)
+    measured = {
+        "detected": (status == STATUS_DETECTED).float().mean().item(),
+        "silent": ((status != STATUS_DETECTED) & (decoded != data)).float().mean().item(),
+    }
+    exact = outcome_probabilities(name, ber)
+    for outcome, rate in measured.items():
+        sd = math.sqrt(exact[outcome] * (1 - exact[outcome]) / samples)
+        assert abs(rate - exact[outcome]) <= 5 * sd + 1e-9, (outcome, rate, exact[outcome])
+
+
+def test_codes_command_prints_the_table(capsys):
+    assert main(["codes", "--bers", "1e-3", "1e-2"]) == 0
+    out = capsys.readouterr().out
+    assert "| int4-hamming84 | (8,4) | 8 + 0.5 |" in out and "silent, BER 0.01" in out
