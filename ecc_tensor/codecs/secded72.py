@@ -1,0 +1,124 @@
+"""SECDED(72,64): 16 INT4 values (64 data bits) and 8 check bits, 12.5% overhead, as server DRAM
+protects its 64-bit words.
+
+Hsiao's construction: every column of the parity-check matrix has odd weight (the 8 check
+bits weight 1; the 64 data bits all 56 columns of weight 3 and the 8 rotations of ``0b00011111``,
+so each check bit covers 26 data bits). A single flip gives the odd syndrome of its column and
+is corrected; two flips give a nonzero even syndrome and are detected, without an overall
+parity bit; an odd syndrome that is no column (three or more flips) is detected too. Why this
+matrix: each check bit is the parity of a fixed subset of the data bits, so computing the
+syndrome on a GPU is eight AND + popcount steps on two 32-bit words, and equal row weights keep
+every one of them as short as the others.
+
+A codeword is 9 bytes, ``[..., 9]`` uint8: bytes 0-7 the 16 values two a byte, low nibble first
+(the ``int4`` layout, so a clean codeword reads without decoding), byte 8 the check bits. A row of
+128 values is 8 codewords, 72 bytes. The reference here is plain PyTorch; the code is not yet in
+the codec registry, whose table-driven codecs hold a codeword in one integer and tabulate all
+``2^k`` data words (issue 25 brings it through the storage layer and the kernels).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from .linear import STATUS_CLEAN, STATUS_CORRECTED, STATUS_DETECTED
+
+DATA_BITS = 64
+CHECK_BITS = 8
+VALUES = DATA_BITS // 4
+BYTES = (DATA_BITS + CHECK_BITS) // 8
+
+
+def _hsiao_columns() -> list[int]:
+    weight3 = [sum(1 << b for b in bits) for bits in itertools.combinations(range(CHECK_BITS), 3)]
+    weight5 = [((0b00011111 << r) | (0b00011111 >> (CHECK_BITS - r))) & 0xFF for r in range(CHECK_BITS)]
+    return weight3 + weight5
+
+
+class SECDED72:
+    """The (72, 64) Hsiao SECDED code over 16 INT4 values (see the module docstring)."""
+
+    name = "secded72"
+    n, k = DATA_BITS + CHECK_BITS, DATA_BITS
+    values_per_codeword = VALUES
+    bytes_per_codeword = BYTES
+    correctable_weight = 1
+    minimum_distance = 4
+
+    def __init__(self) -> None:
+        self.data_columns = torch.tensor(_hsiao_columns(), dtype=torch.int64)  # [64]: syndrome of a flip in data bit i
+        # syndrome -> the codeword bit a single flip there gives (0-63 data, 64-71 check), or -1
+        position = torch.full((1 << CHECK_BITS,), -1, dtype=torch.int64)
+        position[self.data_columns] = torch.arange(DATA_BITS)
+        position[1 << torch.arange(CHECK_BITS)] = DATA_BITS + torch.arange(CHECK_BITS)
+        self.position_of_syndrome = position
+        # [64, 8] 0/1: data bit i is covered by check bit j
+        self._cover = (self.data_columns[:, None] >> torch.arange(CHECK_BITS)) & 1
+
+    # -- public API -----------------------------------------------------------------------
+    def encode(self, values: torch.Tensor) -> torch.Tensor:
+        """INT4 values ``[..., 16 m]`` (uint8 in [0, 15]) -> codewords ``[..., m, 9]`` uint8."""
+        values = self._check_values(values)
+        data = self._pack(values)
+        return torch.cat([data, self._check_byte(data)[..., None]], dim=-1)
+
+    def decode(self, codewords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codewords ``[..., m, 9]`` -> ``(values uint8 [..., 16 m], status uint8 [..., m])``: 0
+        clean, 1 corrected, 2 detected (the values as read: the code is systematic)."""
+        self._check_codewords(codewords)
+        data, check = codewords[..., :8], codewords[..., 8]
+        syndrome = (self._check_byte(data) ^ check).to(torch.int64)
+        position = self.position_of_syndrome.to(codewords.device)[syndrome]
+        flip_data = (position >= 0) & (position < DATA_BITS)
+        # the single flipped data bit, as a mask over the 8 data bytes
+        bit = position.clamp(0, DATA_BITS - 1)
+        byte_index = torch.arange(8, device=codewords.device)
+        in_byte = torch.ones_like(bit)[..., None] << (bit % 8)[..., None]
+        mask = torch.where((byte_index == (bit // 8)[..., None]) & flip_data[..., None], in_byte, 0)
+        data = data ^ mask.to(torch.uint8)
+        status = torch.where(syndrome == 0, STATUS_CLEAN, torch.where(position >= 0, STATUS_CORRECTED, STATUS_DETECTED))
+        return self._unpack(data), status.to(torch.uint8)
+
+    # -- internals ------------------------------------------------------------------------
+    def _check_byte(self, data: torch.Tensor) -> torch.Tensor:
+        """The 8 check bits of data bytes ``[..., 8]``: check bit j = parity of the data bits it covers."""
+        bits = (data.to(torch.int64)[..., :, None] >> torch.arange(8, device=data.device)) & 1  # [..., 8 bytes, 8 bits]
+        bits = bits.reshape(*data.shape[:-1], DATA_BITS)
+        checks = (bits @ self._cover.to(data.device)) & 1  # [..., 8]
+        return (checks << torch.arange(CHECK_BITS, device=data.device)).sum(-1).to(torch.uint8)
+
+    @staticmethod
+    def _pack(values: torch.Tensor) -> torch.Tensor:
+        pairs = values.reshape(*values.shape[:-1], -1, VALUES // 2, 2)
+        return pairs[..., 0] | (pairs[..., 1] << 4)
+
+    @staticmethod
+    def _unpack(data: torch.Tensor) -> torch.Tensor:
+        values = torch.stack([data & 0xF, data >> 4], dim=-1)
+        return values.reshape(*data.shape[:-2], -1)
+
+    def _check_values(self, values) -> torch.Tensor:
+        if not isinstance(values, torch.Tensor) or values.dtype != torch.uint8:
+            got = values.dtype if isinstance(values, torch.Tensor) else type(values).__name__
+            raise ValueError(f"{self.name}.encode: values must be a torch.uint8 tensor of INT4 values in [0, 15], got {got}")
+        if values.dim() == 0 or values.shape[-1] % VALUES:
+            last = "a scalar" if values.dim() == 0 else f"last dimension {values.shape[-1]}"
+            raise ValueError(f"{self.name}.encode: packs {VALUES} values per codeword, so the last dimension must be a "
+                             f"multiple of {VALUES}; got {last} (pad it first)")
+        if values.numel() and int(values.max()) > 15:
+            raise ValueError(f"{self.name}.encode: values must lie in [0, 15], found {int(values.max())}")
+        return values
+
+    def _check_codewords(self, codewords) -> None:
+        if not isinstance(codewords, torch.Tensor) or codewords.dtype != torch.uint8 or codewords.dim() == 0 \
+                or codewords.shape[-1] != BYTES:
+            got = f"{codewords.dtype} {tuple(codewords.shape)}" if isinstance(codewords, torch.Tensor) else type(codewords).__name__
+            raise ValueError(f"{self.name}.decode: codewords must be a uint8 tensor [..., {BYTES}], got {got}")
+
+    def __repr__(self) -> str:
+        return f"SECDED72(n={self.n}, k={self.k}, t=1, Hsiao odd-weight columns)"
+
+
+secded72 = SECDED72()
