@@ -53,3 +53,25 @@ def test_codes_command_prints_the_table(capsys):
     assert main(["codes", "--bers", "1e-3", "1e-2"]) == 0
     out = capsys.readouterr().out
     assert "| int4-hamming84 | (8,4) | 8 + 0.5 |" in out and "silent, BER 0.01" in out
+
+
+def test_secded72_counts_by_weight_and_against_monte_carlo():
+    from ecc_tensor.codecs.secded72 import secded72
+
+    counts = outcome_counts("secded72")
+    assert counts["corrected"][1] == 72 and counts["detected"][2] == 2556
+    for w in range(5):
+        assert sum(counts[o][w] for o in OUTCOMES) == math.comb(72, w)
+    assert counts["clean"][3] == 0  # an odd syndrome is never zero
+    ber, samples = 0.01, 100_000
+    g = torch.Generator().manual_seed(1)
+    values = torch.randint(0, 16, (samples, 16), dtype=torch.uint8, generator=g)
+    words = secded72.encode(values)
+    received, _ = FaultModel("bsc", ber, seed=2).apply(words, 8)
+    decoded, status = secded72.decode(received)
+    detected = (status[:, 0] == STATUS_DETECTED).float().mean().item()
+    silent = ((status[:, 0] != STATUS_DETECTED) & (decoded != values).any(-1)).float().mean().item()
+    exact = outcome_probabilities("secded72", ber)
+    sd = math.sqrt(0.05 / samples)
+    assert exact["detected"] - 5 * sd <= detected <= exact["detected"] + exact["unresolved"] + 5 * sd
+    assert exact["silent"] - 5 * sd <= silent <= exact["silent"] + exact["unresolved"] + 5 * sd
