@@ -20,10 +20,10 @@ import math
 
 import torch
 
-from .codecs import STATUS_DETECTED, get_codec
+from .codecs import STATUS_DETECTED, get_codec, int_to_bits
 
 OUTCOMES = ("clean", "corrected", "detected", "silent")
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 
 
 WIDE_MAX_WEIGHT = 4  # SECDED(72,64): patterns enumerated up to this weight
@@ -67,7 +67,7 @@ def outcome_counts(codec_name: str) -> dict[str, tuple[int, ...]]:
     for start in range(0, 1 << n, _CHUNK):
         errors = torch.arange(start, min(start + _CHUNK, 1 << n), dtype=torch.int64)
         data, status = codec.decode_words(errors)
-        weight = sum((errors >> i) & 1 for i in range(n))
+        weight = int_to_bits(errors, n).sum(-1)
         outcome = torch.where(
             errors == 0, 0, torch.where(status == STATUS_DETECTED, 2, torch.where(data != 0, 3, 1))
         )
@@ -97,8 +97,10 @@ def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-gol
     header = ["mode", "code", "bits / value (values + scales, head_dim 128)"]
     header += [f"{what}, BER {ber:g}" for ber in bers for what in ("detected", "silent")]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (2 * len(bers))]
-    entries = [(name, get_mode(name).codec,
-                f"{get_mode(name).stored_bits_per_value:g} + {get_mode(name).metadata_bits_per_value:g}") for name in modes]
+    entries = []
+    for name in modes:
+        mode = get_mode(name)
+        entries.append((name, mode.codec, f"{mode.stored_bits_per_value:g} + {mode.metadata_bits_per_value:g}"))
     entries.append(("(secded72)", "secded72", "4.5 + scales"))
     for name, codec_name, cost in entries:
         codec = _code(codec_name)

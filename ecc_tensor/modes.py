@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .faults import FLOAT16_MSB
+from .fp8 import E4M3_MSB, from_e4m3, to_e4m3
 from .metadata import MetadataLayout
 from .names import MODE_NAMES, PAPER_MODES  # noqa: F401  (re-exported)
 from .storage import StorageLayout
@@ -80,6 +82,19 @@ class CacheMode:
     def word_int_dtype(self) -> torch.dtype:
         """The integer view of the stored words that faults strike."""
         return torch.int8 if self.fp8 else torch.int16
+
+    @property
+    def word_msb(self) -> int:
+        """The bit ``msb`` faults strike in an unquantized mode's word: the top exponent bit."""
+        return E4M3_MSB if self.fp8 else FLOAT16_MSB
+
+    def to_words(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` as an unquantized mode's stored words (``fp8``: over ``scale``, :mod:`ecc_tensor.fp8`)."""
+        return to_e4m3(x, scale) if self.fp8 else x.to(self.word_dtype(x.dtype))
+
+    def from_words(self, words: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """Stored words (of :meth:`word_dtype`) back to ``dtype``."""
+        return from_e4m3(words, scale, dtype) if self.fp8 else words.to(dtype)
 
 
 MODES = {

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from . import counters as C
-from .faults import FLOAT16_MSB, METADATA_ADDRESS, FaultModel
-from .fp8 import E4M3_MSB, from_e4m3, head_scale, to_e4m3
+from .faults import METADATA_ADDRESS, FaultModel
+from .fp8 import head_scale
 from .interp import interpolate_erasures
 from .metadata import MetadataLayout, value_groups
 from .modes import CacheMode, get_mode
@@ -50,15 +50,12 @@ def roundtrip(
         return words
 
     if not mode.quantized:
-        word_dtype = mode.word_dtype(x.dtype)
         scale = head_scale(x) if mode.fp8 else None
-        stored = to_e4m3(x, scale) if mode.fp8 else x.to(word_dtype)
-        words = stored.view(mode.word_int_dtype)
-        read = strike(words, mode.word_bits, 0, E4M3_MSB if mode.fp8 else FLOAT16_MSB, C.INJECTED)
+        words = mode.to_words(x, scale).view(mode.word_int_dtype)
+        read = strike(words, mode.word_bits, 0, mode.word_msb, C.INJECTED)
         counters[C.READ] += words.numel()
         counters[C.SILENT] += (read != words).sum()
-        read = read.view(word_dtype)
-        return (from_e4m3(read, scale, x.dtype) if mode.fp8 else read.to(x.dtype)), counters
+        return mode.from_words(read.view(mode.word_dtype(x.dtype)), scale, x.dtype), counters
 
     head_dim = x.shape[-1]
     layout = StorageLayout(mode.codec, head_dim)

@@ -52,8 +52,9 @@ except ImportError:  # pragma: no cover
 import ecc_tensor.ops as ops
 from ecc_tensor import counters as C
 from ecc_tensor.codecs import get_codec
-from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, FaultModel
-from ecc_tensor.fp8 import E4M3_MSB, from_e4m3, head_scale, to_e4m3
+from ecc_tensor.codecs import int_to_bits
+from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
+from ecc_tensor.fp8 import head_scale
 from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
@@ -90,7 +91,7 @@ class _DenseStore:
         self.mode = mode
         self.dense = torch.zeros(shape, dtype=mode.word_dtype(dtype), device=device)
         self.bits = mode.word_bits
-        self.msb = torch.tensor(E4M3_MSB if mode.fp8 else FLOAT16_MSB, device=device)
+        self.msb = torch.tensor(mode.word_msb, device=device)
         batch, heads = shape[:2]
         self.scale = torch.ones(batch, heads, 1, 1, device=device) if mode.fp8 else None
         self.buffers = [self.dense] + ([self.scale] if mode.fp8 else [])
@@ -104,15 +105,12 @@ class _DenseStore:
 
     def encode(self, states: torch.Tensor, first: int) -> torch.Tensor:
         """``states`` as stored words; an ``fp8`` sequence's first write sets its scales."""
-        if not self.mode.fp8:
-            return states.to(self.dense.dtype)
-        if first == 0:
+        if self.mode.fp8 and first == 0:
             self.scale.copy_(head_scale(states))
-        return to_e4m3(states, self.scale)
+        return self.mode.to_words(states, self.scale)
 
     def decode(self, words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        words = words.view(self.dense.dtype)
-        return from_e4m3(words, self.scale, dtype) if self.mode.fp8 else words.to(dtype)
+        return self.mode.from_words(words.view(self.dense.dtype), self.scale, dtype)
 
 
 class _CodedStore:
@@ -564,13 +562,10 @@ class ECCCache(Cache):
             layer.counters.zero_()
 
 
-_POPCOUNT = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
-
-
 def _flipped_bits(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """Bits that differ between two tensors of one dtype and shape (int64 scalar)."""
-    diff = (before.contiguous().view(torch.uint8) ^ after.contiguous().view(torch.uint8)).long()
-    return _POPCOUNT.to(diff.device)[diff].sum()
+    diff = before.contiguous().view(torch.uint8) ^ after.contiguous().view(torch.uint8)
+    return int_to_bits(diff, 8).sum()
 
 
 def _is_positive_int(value) -> bool:

@@ -34,10 +34,10 @@ class World:
 
     def device(self, device: str) -> str:
         """The device this rank runs on: its own GPU (``LOCAL_RANK``) for ``cuda``."""
+        if self.distributed and device.startswith("cuda:"):
+            raise ValueError(f"--device {device} under torchrun would put every rank on one GPU; use --device cuda "
+                             "(each rank takes the GPU of its LOCAL_RANK)")
         if not self.distributed or device != "cuda":
-            if self.distributed and device.startswith("cuda:"):
-                raise ValueError(f"--device {device} under torchrun would put every rank on one GPU; use --device cuda "
-                                 "(each rank takes the GPU of its LOCAL_RANK)")
             return device
         import torch
 

@@ -443,13 +443,13 @@ def settings_from_args(args: argparse.Namespace) -> list[SweepSettings]:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    from .distributed import shutdown
+    from .distributed import current_world, shutdown
 
     all_settings = settings_from_args(args)
     for settings in all_settings:  # every argument of every model checked before any model loads
         settings.validate()
-    first = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone speaks
     try:
+        first = current_world().rank == 0  # under torchrun, rank 0 alone speaks
         for settings in all_settings:
             if len(all_settings) > 1 and not args.quiet and first:
                 print(f"== {settings.model}", file=sys.stderr)
