@@ -32,6 +32,7 @@ def dequantize_cache(
     stored: torch.Tensor,
     meta: torch.Tensor,
     tables: CodecTables,
+    meta_tables: CodecTables,
     codec: str,
     head_dim: int,
     groups: int,
@@ -42,15 +43,16 @@ def dequantize_cache(
     dtype: torch.dtype,
 ) -> torch.Tensor:
     """The reference cache read (``ecc::decode_dequantize``, and K/V of the attention
-    reference): decode ``[..., S, row_bytes]`` storage and its ``[..., S, meta_bytes]``
-    metadata, add the counts of the rows where ``written`` (bool, broadcastable to
-    ``[..., S, 1]``; None: all) holds, dequantize, and interpolate erasures (values of detected
-    codewords, and every value of a group whose scale or zero point is detected) along the
-    sequence with unwritten rows as no neighbours."""
+    reference): decode ``[..., S, row_bytes]`` storage (``tables``: the values' code's) and
+    its ``[..., S, meta_bytes]`` metadata (``meta_tables``: the metadata code's), add the
+    counts of the rows where ``written`` (bool, broadcastable to ``[..., S, 1]``; None: all)
+    holds, dequantize, and interpolate erasures (values of detected codewords, and every value
+    of a group whose scale or zero point is detected) along the sequence with unwritten rows as
+    no neighbours."""
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
     values, status = layout.load(stored, tables)
-    words, meta_status, meta_erased = meta_layout.load(meta, tables)
+    words, meta_status, meta_erased = meta_layout.load(meta, meta_tables)
     add_decode_counts(counters, status, written)
     add_decode_counts(counters, meta_status, written, metadata=True)
     scale, zero = meta_layout.split(words)

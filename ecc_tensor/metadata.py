@@ -1,28 +1,34 @@
-"""The quantization metadata of a row (scales, zero points), stored protected by the row's codec.
+"""The quantization metadata of a row (scales, zero points), stored protected.
 
 A row of INT4 values is worthless without its scale: one flipped exponent bit multiplies the
-whole row by ``2^k``. So the metadata is stored in the same codec as the values. A row's
-metadata *words* are its float32 scales, one per group, followed by its float32 zero points
-(asymmetric quantization only). Each word is split into its eight nibbles, low nibble first,
-and those nibbles are stored as the INT4 values of a row of their own
-(:class:`~ecc_tensor.storage.StorageLayout`): Golay's lane layout with one scale group (the
-float32 words themselves are its data words, followed by parity words, so the fused attention
-checks them with word operations as it checks the values), codewords one after another
-otherwise.
+whole row by ``2^k``. So every mode with a code stores its metadata in the strongest code the
+library has, Golay(24,12), whatever code protects the values (:func:`metadata_codec`); the
+unprotected ``int4`` keeps its float32 words as they are. A row's metadata *words* are its
+float32 scales, one per group, followed by its float32 zero points (asymmetric quantization
+only). Each word is split into its eight nibbles, low nibble first, and those nibbles are
+stored as the INT4 values of a row of their own (:class:`~ecc_tensor.storage.StorageLayout`):
+Golay's lane layout with one scale group (the float32 words themselves are its data words,
+followed by parity words, so the fused attention checks them with word operations as it
+checks the values), codewords one after another otherwise.
 
-| codec     | bytes per row, one symmetric scale | corrects / detects                        |
-|-----------|-----------------------------------:|-------------------------------------------|
-| int4      | 4 (the float32 itself)             | nothing                                   |
-| hamming74 | 8                                  | one flip per nibble; two are miscorrected |
-| hamming84 | 8                                  | one flip per nibble, detects two          |
-| golay24   | 16 (3 codewords in lanes: data word, 2 parity words, 1 padding) | three flips per codeword, detects four |
+| values' codec                 | metadata code | bytes per row, one symmetric scale   | corrects, detects per codeword |
+|--------------------------------|---------------|-------------------------------------:|--------------------------------|
+| int4                           | none          | 4 (the float32 itself)               | nothing                        |
+| hamming74, hamming84, golay24  | Golay(24,12)  | 16 (lanes: data word, 2 parity words) | three flips, detects four     |
 
-With one scale per row of 128 values that is 0.5 extra bits per value for Hamming (1.0 for
-Golay, whose 9 bytes of codewords take 16 in word-aligned lanes), against 8 bits for the values.
-The float32 words are kept exactly, so a fault-free read is bit-identical to an unprotected one.
-A metadata word with a detected-uncorrectable codeword makes its group's values unreliable:
-they count as erased (interpolated from the temporal neighbours in ``-interp`` modes, used as
-read otherwise).
+Why not the values' own code, as a first version did: a Hamming(8,4) codeword with three
+flips is miscorrected, silently. A float32 scale in eight such codewords is silently wrong
+with probability about 8 C(8,3) p^3 = 4.5e-7 per read at BER p = 1e-3, and a decode reads
+millions of scale words: on the reference models that is one silently wrong scale in every
+~15 trials of the default sweep, each one a whole row of K or V off by a factor. A Golay
+codeword is miscorrected only by five or more flips: 3 C(24,5) p^5 = 1.3e-10 per scale word
+at 1e-3, 3,500 times less, for 8 more bytes a row (0.5 bits per value at head_dim 128, 1.0
+at 64). ``ecc-tensor codes`` gives the exact rates.
+
+The float32 words are kept exactly, so a fault-free read is bit-identical to an unprotected
+one. A metadata word with a detected-uncorrectable codeword makes its group's values
+unreliable: they count as erased (interpolated from the temporal neighbours in ``-interp``
+modes, used as read otherwise).
 """
 
 from __future__ import annotations
@@ -31,17 +37,33 @@ from dataclasses import dataclass
 
 import torch
 
-from .codecs import CodecTables
+from .codecs import CodecTables, get_codec
 from .storage import StorageLayout
+
+METADATA_CODEC = "golay24"
 
 NIBBLES_PER_WORD = 8  # a float32 word
 _SHIFTS = tuple(4 * j for j in range(NIBBLES_PER_WORD))
 
 
+def metadata_codec(codec_name: str) -> str:
+    """The code that stores the metadata of rows whose values ``codec_name`` stores:
+    :data:`METADATA_CODEC` wherever the values have a code, nothing (``int4``) otherwise."""
+    return METADATA_CODEC if get_codec(codec_name).decodes else codec_name
+
+
+def codec_tables(codec_name: str, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The device-resident tables the ``ecc`` ops take for values stored in ``codec_name``:
+    its encode and syndrome tables, then those of the metadata code."""
+    values, meta = get_codec(codec_name).tables(device), get_codec(metadata_codec(codec_name)).tables(device)
+    return values.encode_table, values.syndrome_table, meta.encode_table, meta.syndrome_table
+
+
 @dataclass(frozen=True)
 class MetadataLayout:
     """How the metadata of one row (``groups`` scales, and as many zero points unless
-    ``symmetric``) is stored in ``codec_name``."""
+    ``symmetric``) is stored for values stored in ``codec_name``: in
+    :attr:`meta_codec_name`, whose tables every ``tables`` argument below holds."""
 
     codec_name: str
     groups: int = 1
@@ -54,6 +76,11 @@ class MetadataLayout:
         object.__setattr__(self, "groups", int(self.groups))
 
     @property
+    def meta_codec_name(self) -> str:
+        """The code the metadata is stored in (:func:`metadata_codec`)."""
+        return metadata_codec(self.codec_name)
+
+    @property
     def words(self) -> int:
         """float32 words per row: the scales, then the zero points."""
         return self.groups * (1 if self.symmetric else 2)
@@ -64,7 +91,7 @@ class MetadataLayout:
         nibbles: the float32 words themselves as data words, then parity words, which the fused
         attention checks with word operations as it checks the values), codewords one after
         another otherwise."""
-        return StorageLayout(self.codec_name, NIBBLES_PER_WORD * self.words, sequential=self.groups > 1)
+        return StorageLayout(self.meta_codec_name, NIBBLES_PER_WORD * self.words, sequential=self.groups > 1)
 
     @property
     def row_bytes(self) -> int:

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import return_and_correct_aliasing
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
-from .codecs import CodecTables, get_codec
+from .codecs import CodecTables
 from .counters import new_counters
-from .metadata import MetadataLayout
+from .metadata import MetadataLayout, codec_tables
 
 
 def _torchao_base_tensor():
@@ -52,9 +52,11 @@ class ECCInt4Tensor(TorchAOBaseTensor):
             (:class:`ecc_tensor.storage.StorageLayout`: int4 two values a byte, Hamming one
             codeword a byte, Golay the lane layout of :mod:`ecc_tensor.lanes`).
         meta: uint8 ``[*lead, meta_bytes]``, each row's float32 scales (and zero points), in
-            codewords of the same codec (:class:`ecc_tensor.metadata.MetadataLayout`).
+            codewords of the metadata code (:class:`ecc_tensor.metadata.MetadataLayout`).
         encode_table: int32 ``[2^k]``, the codec's codeword of each data word (shared).
         syndrome_table: int32 ``[2^(n-k)]``, coset leader per syndrome or -1 (shared).
+        meta_encode_table, meta_syndrome_table: the same tables of the metadata code
+            (:func:`ecc_tensor.metadata.metadata_codec`; shared).
 
     Optional Tensor Data Attributes:
         counters: int64 ``[12]`` (:mod:`ecc_tensor.counters`) that every decode of this tensor
@@ -76,26 +78,28 @@ class ECCInt4Tensor(TorchAOBaseTensor):
             (the default of :meth:`dequantize` and of attention over this tensor).
     """
 
-    tensor_data_names = ["stored", "meta", "encode_table", "syndrome_table"]
+    tensor_data_names = ["stored", "meta", "encode_table", "syndrome_table", "meta_encode_table", "meta_syndrome_table"]
     tensor_attribute_names = ["codec", "shape", "dtype", "groups", "symmetric"]
     optional_tensor_data_names = ["counters", "seq_len"]
     optional_tensor_attribute_names = ["interpolate"]
 
     def __new__(
-        cls, stored, meta, encode_table, syndrome_table, codec, shape, dtype, groups=1, symmetric=True, counters=None,
-        seq_len=None, interpolate=None,
+        cls, stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, shape, dtype, groups=1,
+        symmetric=True, counters=None, seq_len=None, interpolate=None,
     ):
         return torch.Tensor._make_wrapper_subclass(cls, shape, dtype=dtype, device=stored.device, requires_grad=False)
 
     def __init__(
-        self, stored, meta, encode_table, syndrome_table, codec, shape, dtype, groups=1, symmetric=True, counters=None,
-        seq_len=None, interpolate=None,
+        self, stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, shape, dtype, groups=1,
+        symmetric=True, counters=None, seq_len=None, interpolate=None,
     ):
         super().__init__()
         self.stored = stored
         self.meta = meta
         self.encode_table = encode_table
         self.syndrome_table = syndrome_table
+        self.meta_encode_table = meta_encode_table
+        self.meta_syndrome_table = meta_syndrome_table
         self.codec = codec
         self.groups = int(groups)
         self.symmetric = bool(symmetric)
@@ -122,15 +126,18 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         """Quantize ``x`` ``[..., D]`` to INT4 per row (groups of ``group_size`` along D) and encode."""
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() == 0:
             raise ValueError("ECCInt4Tensor.from_float needs a floating-point tensor with at least one dimension")
-        tables = get_codec(codec).tables(x.device)
-        stored, meta = torch.ops.ecc.quantize_encode(x, tables.encode_table, tables.syndrome_table, codec, group_size, symmetric)
+        tables = codec_tables(codec, x.device)
+        stored, meta = torch.ops.ecc.quantize_encode(x, *tables, codec, group_size, symmetric)
         groups = 1 if group_size is None else x.shape[-1] // group_size
-        return cls(
-            stored, meta, tables.encode_table, tables.syndrome_table, codec, x.shape, x.dtype, groups, symmetric,
-            counters=counters,
-        )
+        return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters)
 
     from_float = from_hp
+
+    @property
+    def tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The values' code's encode and syndrome tables, then the metadata code's, as the
+        ``ecc`` ops take them."""
+        return self.encode_table, self.syndrome_table, self.meta_encode_table, self.meta_syndrome_table
 
     @property
     def metadata_layout(self) -> MetadataLayout:
@@ -148,7 +155,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         if counters is None:
             counters = new_counters(self.device)
         return torch.ops.ecc.decode_dequantize(
-            self.stored, self.meta, self.encode_table, self.syndrome_table, self.codec, self.shape[-1], self.groups,
+            self.stored, self.meta, *self.tables, self.codec, self.shape[-1], self.groups,
             self.symmetric, self.interpolate if interpolate is None else interpolate, counters, dtype or self.dtype, self.seq_len,
         )
 
@@ -159,7 +166,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     def scales(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decoded (corrected) ``(scale, zero or None)``, float32 ``[..., groups]``."""
         layout = self.metadata_layout
-        words, _, _ = layout.load(self.meta, CodecTables(self.encode_table, self.syndrome_table))
+        words, _, _ = layout.load(self.meta, CodecTables(self.meta_encode_table, self.meta_syndrome_table))
         return layout.split(words)
 
     # -- helpers for the op implementations ----------------------------------------------
@@ -167,7 +174,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         """A new tensor whose row data (stored, meta) is ``fn`` of this one's; the tables and
         counters are shared; ``seq_len`` only where the rows keep their places."""
         return ECCInt4Tensor(
-            fn(self.stored), fn(self.meta), self.encode_table, self.syndrome_table, self.codec,
+            fn(self.stored), fn(self.meta), *self.tables, self.codec,
             self.shape if shape is None else torch.Size(shape), dtype or self.dtype, self.groups, self.symmetric,
             counters=self.counters, seq_len=self.seq_len if keep_seq_len else None, interpolate=self.interpolate,
         )
@@ -219,8 +226,8 @@ def _(func, types, args, kwargs):
         raise ValueError(f"ECCInt4Tensor dequantizes to floating dtypes only, not {dtype}")
     moved = lambda t: None if t is None else t.to(device)  # noqa: E731
     return ECCInt4Tensor(
-        moved(self.stored), moved(self.meta), moved(self.encode_table), moved(self.syndrome_table),
-        self.codec, self.shape, dtype, self.groups, self.symmetric, counters=moved(self.counters),
+        moved(self.stored), moved(self.meta), *(moved(t) for t in self.tables), self.codec, self.shape, dtype, self.groups,
+        self.symmetric, counters=moved(self.counters),
         seq_len=moved(self.seq_len), interpolate=self.interpolate,
     )
 
@@ -268,7 +275,7 @@ def _(func, types, args, kwargs):
     dim = self._row_dim(dim)
     sliced = self._with_rows(lambda t: func(t, dim, start, end, step))
     sliced = ECCInt4Tensor(
-        sliced.stored, sliced.meta, self.encode_table, self.syndrome_table, self.codec,
+        sliced.stored, sliced.meta, *self.tables, self.codec,
         (*sliced.stored.shape[:-1], self.shape[-1]), self.dtype, self.groups, self.symmetric, counters=self.counters,
         interpolate=self.interpolate,
     )
@@ -328,7 +335,7 @@ def _(func, types, args, kwargs):
     meta = func([t.meta for t in tensors], dim)
     shape = (*stored.shape[:-1], first.shape[-1])
     return ECCInt4Tensor(
-        stored, meta, first.encode_table, first.syndrome_table, first.codec, shape, first.dtype, first.groups,
+        stored, meta, *first.tables, first.codec, shape, first.dtype, first.groups,
         first.symmetric, counters=first.counters, interpolate=first.interpolate,
     )
 
@@ -406,7 +413,7 @@ def ecc_decode_attention(
         counters = new_counters(query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     return torch.ops.ecc.decode_attention(
-        query, key.stored, key.meta, value.stored, value.meta, key.encode_table, key.syndrome_table, key.codec,
+        query, key.stored, key.meta, value.stored, value.meta, *key.tables, key.codec,
         key.shape[-1], key.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale,
     )
 

@@ -51,11 +51,10 @@ except ImportError:  # pragma: no cover
 
 import ecc_tensor.ops as ops
 from ecc_tensor import counters as C
-from ecc_tensor.codecs import get_codec
-from ecc_tensor.codecs import int_to_bits
+from ecc_tensor.codecs import CodecTables, int_to_bits
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
 from ecc_tensor.fp8 import head_scale
-from ecc_tensor.metadata import MetadataLayout, value_groups
+from ecc_tensor.metadata import MetadataLayout, codec_tables, value_groups
 from ecc_tensor.modes import CacheMode, get_mode
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
@@ -121,7 +120,9 @@ class _CodedStore:
         self.layout = StorageLayout(mode.codec, head_dim)
         groups = 1 if group_size is None else head_dim // group_size
         self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
-        self.tables = get_codec(mode.codec).tables(device)
+        # The values' code's tables, then the metadata code's, as the ecc ops take them.
+        self.tables = codec_tables(mode.codec, device)
+        self.meta_tables = CodecTables(*self.tables[2:])
         self.stored = torch.zeros(batch, heads, length, self.layout.row_bytes, dtype=torch.uint8, device=device)
         self.meta = torch.zeros(batch, heads, length, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
         self.bits = self.layout.exposed_bits_per_byte
@@ -365,17 +366,14 @@ class ECCLayer(_StoredLayer):
         many rows are written, whether to interpolate and where to count its decodes."""
         meta_layout = store.meta_layout
         return ECCInt4Tensor(
-            store.stored if words is None else words, store.meta if meta is None else meta, store.tables.encode_table,
-            store.tables.syndrome_table, self.mode.codec, (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
+            store.stored if words is None else words, store.meta if meta is None else meta, *store.tables, self.mode.codec,
+            (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
             meta_layout.groups, meta_layout.symmetric, counters=self.counters, seq_len=self.cumulative_length,
             interpolate=self.mode.interpolate,
         )
 
     def _write(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
-        t = store.tables
-        stored, meta = torch.ops.ecc.quantize_encode(
-            states, t.encode_table, t.syndrome_table, self.mode.codec, self.group_size, self.symmetric
-        )
+        stored, meta = torch.ops.ecc.quantize_encode(states, *store.tables, self.mode.codec, self.group_size, self.symmetric)
         if store.shadow is not None:
             store.shadow.index_copy_(2, position, stored)
             store.meta_shadow.index_copy_(2, position, meta)
@@ -398,7 +396,7 @@ class ECCLayer(_StoredLayer):
         t, meta_layout = store.tables, store.meta_layout
         if is_torchdynamo_compiling() or self._mirror_stale:
             out = torch.ops.ecc.decode_dequantize(
-                words, meta, t.encode_table, t.syndrome_table, self.mode.codec, store.layout.head_dim, meta_layout.groups,
+                words, meta, *t, self.mode.codec, store.layout.head_dim, meta_layout.groups,
                 meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype, self.cumulative_length,
             )
         else:
@@ -407,7 +405,7 @@ class ECCLayer(_StoredLayer):
             written = slice(0, self._written)
             out = words.new_zeros(*words.shape[:-1], store.layout.head_dim, dtype=self.dtype)
             out[:, :, written] = torch.ops.ecc.decode_dequantize(
-                words[:, :, written], meta[:, :, written], t.encode_table, t.syndrome_table, self.mode.codec,
+                words[:, :, written], meta[:, :, written], *t, self.mode.codec,
                 store.layout.head_dim, meta_layout.groups, meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype,
             )
         if store.shadow is not None:
@@ -419,12 +417,12 @@ class ECCLayer(_StoredLayer):
         with scales not flagged; metadata words likewise."""
         t, head_dim, meta_layout = store.tables, store.layout.head_dim, store.meta_layout
         written = slice(0, self._written)
-        got, status = torch.ops.ecc.decode(words[:, :, written], t.encode_table, t.syndrome_table, self.mode.codec, head_dim)
-        want, _ = torch.ops.ecc.decode(store.shadow[:, :, written], t.encode_table, t.syndrome_table, self.mode.codec, head_dim)
-        _, _, meta_erased = meta_layout.load(meta[:, :, written], t)
+        got, status = torch.ops.ecc.decode(words[:, :, written], *t[:2], self.mode.codec, head_dim)
+        want, _ = torch.ops.ecc.decode(store.shadow[:, :, written], *t[:2], self.mode.codec, head_dim)
+        _, _, meta_erased = meta_layout.load(meta[:, :, written], store.meta_tables)
         erased = store.layout.erased_values(status) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
         self.counters[C.SILENT] += ((got != want) & ~erased).sum()
-        self.counters[C.META_SILENT] += meta_layout.silent(meta[:, :, written], store.meta_shadow[:, :, written], t)
+        self.counters[C.META_SILENT] += meta_layout.silent(meta[:, :, written], store.meta_shadow[:, :, written], store.meta_tables)
 
 
 class ECCCache(Cache):

@@ -12,6 +12,7 @@ import torch
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import FaultModel
+from ecc_tensor.metadata import codec_tables
 
 from . import library  # noqa: F401  (registers the ops)
 
@@ -34,8 +35,7 @@ def quantize_encode(
     x: torch.Tensor, codec: str, group_size: int | None = None, symmetric: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Float ``[..., D]`` -> ``(storage, metadata)`` in one pass (``ecc_tensor.metadata``)."""
-    t = _tables(codec, x.device)
-    return torch.ops.ecc.quantize_encode(x, t.encode_table, t.syndrome_table, codec, group_size, symmetric)
+    return torch.ops.ecc.quantize_encode(x, *codec_tables(codec, x.device), codec, group_size, symmetric)
 
 
 def decode_dequantize(
@@ -52,10 +52,9 @@ def decode_dequantize(
     seq_len: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Decode, correct, dequantize (and interpolate erasures along dim -2); see the op."""
-    t = _tables(codec, stored.device)
     counters = new_counters(stored.device) if counters is None else counters
     return torch.ops.ecc.decode_dequantize(
-        stored, meta, t.encode_table, t.syndrome_table, codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
+        stored, meta, *codec_tables(codec, stored.device), codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
     )
 
 
@@ -91,12 +90,11 @@ def decode_attention(
     ``(storage, metadata)`` pair :func:`quantize_encode` returns (``[B, Hkv, S, ...]``);
     ``seq_lens`` defaults to every stored row."""
     head_dim = query.shape[-1]
-    t = _tables(codec, query.device)
     if seq_lens is None:
         seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)
     counters = new_counters(query.device) if counters is None else counters
     return torch.ops.ecc.decode_attention(
-        query, *k, *v, t.encode_table, t.syndrome_table, codec, head_dim, groups, symmetric, interpolate, seq_lens, counters,
+        query, *k, *v, *codec_tables(codec, query.device), codec, head_dim, groups, symmetric, interpolate, seq_lens, counters,
         attn_mask, is_causal, head_dim**-0.5 if scale is None else scale,
     )
 

@@ -69,7 +69,7 @@ from ecc_tensor.storage import StorageLayout
 
 from .codec_kernels import (
     _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status, _syndrome_decode, _syndromes, _to_bf16_rne,
-    _unit_value, _unit_word, nibble_parity_table,
+    _unit_value, _unit_word, nibble_parity_table, parity_only_syndrome,
 )
 
 LOG2E = 1.4426950408889634
@@ -104,7 +104,7 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
 
 
 @triton.jit
-def _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K: tl.constexpr, PO_SYN: tl.constexpr, DECODE: tl.constexpr,
+def _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
                  GROUPS: tl.constexpr, HAS_ZERO: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
                  META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
     """The scale and offset (zero point, or 8 when symmetric) of group ``w`` of ``rows`` (the
@@ -112,15 +112,15 @@ def _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K: tl.constexpr, PO
     whether either holds a detected one."""
     row_ptrs = meta_base + rows.to(tl.int64) * MRB
     if GROUPS == 1:
-        s_bits, detected = _meta_word_at(row_ptrs, 0, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB, META_LANES, META_UNITS)
+        s_bits, detected = _meta_word_at(row_ptrs, 0, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB, META_LANES, META_UNITS)
     else:
-        s_bits, detected = _meta_word(row_ptrs, w, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB)
+        s_bits, detected = _meta_word(row_ptrs, w, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB)
     if HAS_ZERO:
         if GROUPS == 1:
-            z_bits, z_detected = _meta_word_at(row_ptrs, 1, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB, META_LANES,
+            z_bits, z_detected = _meta_word_at(row_ptrs, 1, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB, META_LANES,
                                                META_UNITS)
         else:
-            z_bits, z_detected = _meta_word(row_ptrs, GROUPS + w, mask, enc_ptr, syn_ptr, K, PO_SYN, DECODE, MUV, MUB)
+            z_bits, z_detected = _meta_word(row_ptrs, GROUPS + w, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB)
         offset = z_bits.to(tl.float32, bitcast=True)
         detected = detected | z_detected
     else:
@@ -138,9 +138,9 @@ def _slot_group(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.co
 
 
 @triton.jit
-def _slot_values(data, rows, row_ok, u, meta_base, enc_ptr, syn_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
+def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
-                 K: tl.constexpr, PO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
     """Value ``SLOT`` of each unit, dequantized in float32 with its group's scale decoded from the
     metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
@@ -152,31 +152,32 @@ def _slot_values(data, rows, row_ok, u, meta_base, enc_ptr, syn_ptr, SLOT: tl.co
     else:  # a group per column: the mask takes the tile's shape
         w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
-    s, off, detected = _group_scale(meta_base, rows, mask, w, enc_ptr, syn_ptr, K, PO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB,
+    s, off, detected = _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB,
                                     META_LANES, META_UNITS)
     return (v - off) * s, detected
 
 
 @triton.jit
-def _meta_rows_detected(meta_base, rows, mask, enc_ptr, syn_ptr, K: tl.constexpr, PO_SYN: tl.constexpr,
+def _meta_rows_detected(meta_base, rows, mask, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
                         META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
     """Whether any metadata codeword of ``rows`` (any shape) is detected-uncorrectable: with one
     scale group, whether the row's values are erased."""
     row_ptrs = meta_base + rows.to(tl.int64) * MRB
     detected = tl.zeros(mask.shape, tl.int1)
     for mu in tl.static_range(META_UNITS):
-        _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, mask, MUB, META_LANES), enc_ptr, syn_ptr, mask, K, PO_SYN)
+        _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, mask, MUB, META_LANES), menc_ptr, msyn_ptr, mask, MK, MPO_SYN)
         detected = detected | (status == 2)
     return detected & mask
 
 
 @triton.jit
-def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, SLOT: tl.constexpr,
+def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT: tl.constexpr,
                     ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
                     D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                     META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-                    FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+                    FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
+                    MPO_SYN: tl.constexpr):
     """For each erased unit (one scale group: every value of the unit) or value ``SLOT`` of a
     unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
     where it is not erased (neither its codeword nor its group's scale detected), or -1."""
@@ -196,10 +197,10 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, se
             _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K,
                                       True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
             if GROUPS == 1:
-                meta_det = _meta_rows_detected(meta_base, r, ok, enc_ptr, syn_ptr, K, PO_SYN, META_UNITS, MUB, MRB, META_LANES)
+                meta_det = _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
             else:
                 w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
-                _, _, meta_det = _group_scale(meta_base, r, ok, w, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
+                _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
                                               MRB, META_LANES, META_UNITS)
             det = (status == 2) | meta_det
             if direction == 0:
@@ -213,29 +214,31 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, se
 
 
 @triton.jit
-def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT: tl.constexpr, META_UNITS: tl.constexpr,
+def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT: tl.constexpr,
+                      META_UNITS: tl.constexpr,
                       ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
                       D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                       MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                       NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-                      FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+                      FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
+                      MPO_SYN: tl.constexpr):
     """Value ``SLOT`` of each unit at rows ``row`` (where ``has``), decoded and dequantized."""
     r = tl.maximum(row, 0)
     data, _ = _decode_units(_load_units(stored_ptr, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-    x, _ = _slot_values(data, r, has, u, meta_base, enc_ptr, syn_ptr, SLOT, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
-                        K, PO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS)
+    x, _ = _slot_values(data, r, has, u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
+                        MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS)
     return x
 
 
 @triton.jit
 def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_base, enc_ptr,
-             syn_ptr, SLOT: tl.constexpr, INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr,
+             syn_ptr, menc_ptr, msyn_ptr, SLOT: tl.constexpr, INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr,
              UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
              GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
              MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr):
     """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
     erased values (of a detected codeword, or of a group whose scale is detected) replaced as
     :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one neighbour
@@ -256,23 +259,26 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     else:
-        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, enc_ptr, syn_ptr, SLOT, UNIT_VALUES, LANES_D,
-                                   D, GROUPS, GROUP, HAS_ZERO, K, PO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS)
+        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D,
+                                   D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS)
         if INTERP:
             erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
             if tl.max(erased.to(tl.int32)) > 0:
                 prev_row, next_row = _neighbour_rows(
-                    stored_ptr, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, SLOT, ROW_BYTES, UNIT_BYTES, UNIT_VALUES,
+                    stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT, ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES,
                     LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
-                    DET, PBITS, PO_SYN)
+                    DET, PBITS, PO_SYN, MK, MPO_SYN)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
-                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES,
+                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
+                                       META_UNITS, ROW_BYTES,
                                        UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, u, SLOT, META_UNITS, ROW_BYTES,
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
+                                       META_UNITS, ROW_BYTES,
                                        UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     return tl.where(col_ok[None, :], x, 0.0)
@@ -291,12 +297,13 @@ def _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr,
 
 
 @triton.jit
-def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detected, seq_len, enc_ptr, syn_ptr,
+def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detected, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                  REPAIR: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr, GROUPS: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
-                 FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+                 FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr):
     """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
     (detected codewords; with one scale group, every unit of a row whose scale is detected
     too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
@@ -323,33 +330,36 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
     any_erased = False
     if GROUPS == 1:
         erased = (erased | meta_rows_detected[:, None]) & unit_mask
-        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, enc_ptr, syn_ptr, K, PO_SYN,
+        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN,
                                                    DECODE, GROUPS,
                                         HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
         if REPAIR:
             any_erased = tl.max(erased.to(tl.int32)) > 0
             if any_erased:
                 prev_row, next_row = _neighbour_rows(
-                    base, meta_base, enc_ptr, syn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D,
+                    base, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES, LANES_D,
                     D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
-                    DET, PBITS, PO_SYN)
+                    DET, PBITS, PO_SYN, MK, MPO_SYN)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 r = tl.maximum(prev_row, 0)
                 prev_data, prev_status = _decode_units(_load_units(base, r, u, has_prev, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
                                              has_prev, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                prev_scale, prev_offset, prev_detected = _group_scale(meta_base, r, has_prev, 0, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS,
+                prev_scale, prev_offset, prev_detected = _group_scale(meta_base, r, has_prev, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True,
+                                                                      GROUPS,
                                                           HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
                 r = tl.maximum(next_row, 0)
                 next_data, next_status = _decode_units(_load_units(base, r, u, has_next, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
                                              has_next, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                next_scale, next_offset, next_detected = _group_scale(meta_base, r, has_next, 0, enc_ptr, syn_ptr, K, PO_SYN, True, GROUPS,
+                next_scale, next_offset, next_detected = _group_scale(meta_base, r, has_next, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True,
+                                                                      GROUPS,
                                                           HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
     return erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset
 
 
 @triton.jit
-def _meta_block(meta_base, rows, row_ok, enc_ptr, syn_ptr, K: tl.constexpr, PO_SYN: tl.constexpr, DECODE: tl.constexpr,
+def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
                 META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
     """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, and
     per row whether any is detected)."""
@@ -360,19 +370,13 @@ def _meta_block(meta_base, rows, row_ok, enc_ptr, syn_ptr, K: tl.constexpr, PO_S
     if DECODE:
         row_ptrs = meta_base + rows.to(tl.int64) * MRB
         for mu in tl.static_range(META_UNITS):
-            _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), enc_ptr, syn_ptr, row_ok, K, PO_SYN)
+            _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
             status = tl.where(row_ok, status, 0)
             corrected += tl.sum((status == 1).to(tl.int32), axis=0)
             parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
             detected += tl.sum((status == 2).to(tl.int32), axis=0)
             any_detected = any_detected | (status == 2)
     return corrected, parity_only, detected, any_detected
-
-
-@triton.jit
-def _compact_nibbles(x):
-    """The low nibble of each byte of ``x``, packed into its low 16 bits (byte ``j`` -> nibble ``j``)."""
-    return (x & 0xF) | ((x >> 4) & 0xF0) | ((x >> 8) & 0xF00) | ((x >> 12) & 0xF000)
 
 
 @triton.jit
@@ -383,32 +387,21 @@ def _shifted(x, SHIFT: tl.constexpr):
 
 
 @triton.jit
-def _clean_row_meta(meta_base, rows, enc_ptr, K: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
-                    META_WORDS: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
-                    C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr, PTX: tl.constexpr):
+def _clean_row_meta(meta_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+                    META_WORDS: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr):
     """The clean-blocks paths' metadata of one scale group per row: (scale, zero point (0 when
     symmetric), dirty: non-zero where a metadata codeword of the row has a non-zero syndrome),
     with the data bits taken as read (a dirty row defers its block). ``META_WORDS``: rows of
-    whole aligned 32-bit words of one-byte codewords (int4, Hamming), whose syndromes are
-    checked eight codewords at a time as the values' are; otherwise unit by unit (Golay)."""
+    whole aligned 32-bit words, the unprotected float32 words themselves (int4); otherwise
+    Golay's codewords one after another, unit by unit (several scale groups; one group takes
+    the lane layout, ``_lane_meta_syndromes``)."""
     zero_bits = tl.zeros(rows.shape, tl.int32)
     dirty = tl.zeros(rows.shape, tl.int32)
     if META_WORDS:
         words = meta_base.to(tl.pointer_type(tl.uint32)) + rows * META_WORDS
-        w0 = tl.load(words)
-        if DECODE:  # Hamming: the eight codewords of a word in two words
-            w1 = tl.load(words + 1)
-            dirty = _word_syndromes(w0, w1, C0, C1, C2, C3, PMASK, PTX).to(tl.int32, bitcast=True)
-            scale_bits = (_compact_nibbles(w0) | (_compact_nibbles(w1) << 16)).to(tl.int32, bitcast=True)
-            if HAS_ZERO:
-                w2 = tl.load(words + 2)
-                w3 = tl.load(words + 3)
-                dirty |= _word_syndromes(w2, w3, C0, C1, C2, C3, PMASK, PTX).to(tl.int32, bitcast=True)
-                zero_bits = (_compact_nibbles(w2) | (_compact_nibbles(w3) << 16)).to(tl.int32, bitcast=True)
-        else:  # int4: the float32 words themselves
-            scale_bits = w0.to(tl.int32, bitcast=True)
-            if HAS_ZERO:
-                zero_bits = tl.load(words + 1).to(tl.int32, bitcast=True)
+        scale_bits = tl.load(words).to(tl.int32, bitcast=True)
+        if HAS_ZERO:
+            zero_bits = tl.load(words + 1).to(tl.int32, bitcast=True)
     else:
         DATA_BITS: tl.constexpr = 4 * MUV
         scale_bits = tl.zeros(rows.shape, tl.int32)
@@ -416,7 +409,7 @@ def _clean_row_meta(meta_base, rows, enc_ptr, K: tl.constexpr, DECODE: tl.conste
         for mu in tl.static_range(META_UNITS):
             word = _unit_word(row_ptrs + mu * MUB, None, MUB)
             if DECODE:
-                dirty |= _syndromes(word, enc_ptr, None, K)
+                dirty |= _syndromes(word, menc_ptr, None, MK)
             data = word & ((1 << DATA_BITS) - 1)
             if DATA_BITS * mu < 32:
                 scale_bits |= _shifted(data, DATA_BITS * mu)
@@ -470,10 +463,9 @@ def _lane_meta_syndromes(k_words, v_words, rows, HAS_ZERO: tl.constexpr):
 
 
 @triton.jit
-def _clean_rows_meta(km_base, vm_base, rows, enc_ptr, K: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+def _clean_rows_meta(km_base, vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
                      META_WORDS: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
-                     MUB: tl.constexpr, MRB: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
-                     PMASK: tl.constexpr, PTX: tl.constexpr):
+                     MUB: tl.constexpr, MRB: tl.constexpr):
     """The clean-blocks paths' K and V metadata of one scale group per row: (K scale, K zero,
     V scale, V zero, dirty), zero points 0 when symmetric, data bits as read (a dirty row defers
     its block). ``META_LANES``: Golay's lane layout (``_lane_meta_syndromes``)."""
@@ -482,10 +474,8 @@ def _clean_rows_meta(km_base, vm_base, rows, enc_ptr, K: tl.constexpr, DECODE: t
                                                      rows, HAS_ZERO)
         return (ks.to(tl.float32, bitcast=True), kz.to(tl.float32, bitcast=True), vs.to(tl.float32, bitcast=True),
                 vz.to(tl.float32, bitcast=True), dirty)
-    ks, kz, k_dirty = _clean_row_meta(km_base, rows, enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB,
-                                      C0, C1, C2, C3, PMASK, PTX)
-    vs, vz, v_dirty = _clean_row_meta(vm_base, rows, enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB,
-                                      C0, C1, C2, C3, PMASK, PTX)
+    ks, kz, k_dirty = _clean_row_meta(km_base, rows, menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB)
+    vs, vz, v_dirty = _clean_row_meta(vm_base, rows, menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB)
     return ks, kz, vs, vz, k_dirty | v_dirty
 
 
@@ -899,7 +889,7 @@ def _online_softmax(s, m_i, l_i):
 
 @triton.jit
 def _decode_attention_kernel(
-    q_ptr, k_ptr, km_ptr, v_ptr, vm_ptr, enc_ptr, syn_ptr,
+    q_ptr, k_ptr, km_ptr, v_ptr, vm_ptr, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
     seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
@@ -914,7 +904,7 @@ def _decode_attention_kernel(
     PTX: tl.constexpr,  # inline PTX where it saves instructions (CUDA; the interpreter runs Triton ops)
     SPLIT_P: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
     DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
-    PMASK: tl.constexpr, PO_SYN: tl.constexpr,
+    PMASK: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
     # The metadata (ecc_tensor.metadata): row bytes, units of MUV values and MUB bytes, codewords
     # counted per row; META_WORDS: 32-bit words per row where the clean paths load words.
     MRB: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, META_STATUS_COLS: tl.constexpr,
@@ -1052,8 +1042,8 @@ def _decode_attention_kernel(
                 # The rows' scales (and zero points), their codewords' syndromes checked as the
                 # values' are: a dirty one defers the block too.
                 k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
-                    km_base, vm_base, tl.minimum(rows, S - 1), enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
-                    MUB, MRB, C0, C1, C2, C3, PMASK, PTX)
+                    km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                    MUB, MRB)
                 deferred = 0
                 if LANES:
                     # The parity words: 16 after the data, and the row's last. As on the
@@ -1096,8 +1086,8 @@ def _decode_attention_kernel(
                 vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
                 syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
                 k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
-                    km_base, vm_base, tl.minimum(rows, S - 1), enc_ptr, K, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
-                    MUB, MRB, C0, C1, C2, C3, PMASK, PTX)
+                    km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                    MUB, MRB)
                 dirty = tl.reduce_or(syndromes, None) | tl.reduce_or(meta_dirty, None)
                 deferred = (dirty != 0).to(tl.int32)
                 tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
@@ -1127,29 +1117,34 @@ def _decode_attention_kernel(
                                                  DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                  DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, enc_ptr, syn_ptr, K, PO_SYN, DECODE,
+                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
                                                               META_UNITS, MUB, MRB, META_LANES)
-                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, enc_ptr, syn_ptr, K, PO_SYN, DECODE,
+                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
                                                               META_UNITS, MUB, MRB, META_LANES)
                 k_block = _block_state(
-                    k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES,
+                    k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                    ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
-                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
                 kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
-                              syn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO,
-                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
+                              GROUP, HAS_ZERO,
+                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
+                              MPO_SYN)
                 s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
-                                  syn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
                                   HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN)
+                                  PBITS, PO_SYN, MK, MPO_SYN)
                     s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
-                                  syn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
                                   HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN)
+                                  PBITS, PO_SYN, MK, MPO_SYN)
                     s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 s = (s * qk_scale).to(tl.float32)
 
@@ -1166,24 +1161,29 @@ def _decode_attention_kernel(
 
                 # V: the weighted sums, one accumulator per slot.
                 v_block = _block_state(
-                    v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, repair, ROW_BYTES, UNIT_BYTES,
+                    v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                    ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
-                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
                 vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
-                              syn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO,
-                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
+                              GROUP, HAS_ZERO,
+                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
+                              MPO_SYN)
                 acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,
-                                  syn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
                                   HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN)
+                                  PBITS, PO_SYN, MK, MPO_SYN)
                     acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col2_ok, seq_len, v_base, vm_base, enc_ptr,
-                                  syn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP,
+                                  syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
                                   HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN)
+                                  PBITS, PO_SYN, MK, MPO_SYN)
                     acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
 
                 if count_units:
@@ -1383,16 +1383,16 @@ _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": 
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
-    """The metadata's layout constants. ``META_WORDS``: 32-bit words per row where the clean
-    paths load whole words of one-byte codewords (int4, Hamming; aligned rows), else 0;
+    """The metadata's code and layout constants. ``META_WORDS``: 32-bit words per row where
+    the clean paths load the unprotected float32 words (int4; aligned rows), else 0;
     ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
     storage = meta_layout.storage
-    po = storage.codec.parity_only_syndrome
     aligned = storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in meta)
     lanes = storage.head_dim if storage.lanes and aligned else 0
-    words = storage.row_bytes // 4 if aligned and storage.unit_bytes == 1 and meta_layout.groups == 1 else 0
+    words = storage.row_bytes // 4 if aligned and storage.nibbles and meta_layout.groups == 1 else 0
     return dict(
-        PO_SYN=-1 if po is None else po, MRB=storage.row_bytes, META_UNITS=storage.units, MUV=storage.unit_values,
+        MK=storage.codec.k, MPO_SYN=parity_only_syndrome(storage.codec), MRB=storage.row_bytes, META_UNITS=storage.units,
+        MUV=storage.unit_values,
         MUB=storage.unit_bytes, META_STATUS_COLS=meta_layout.codewords_per_row, META_WORDS=words, META_LANES=lanes,
     )
 
@@ -1495,6 +1495,7 @@ def triton_decode_attention(
     query: torch.Tensor, k_stored: torch.Tensor, k_meta: torch.Tensor,
     v_stored: torch.Tensor, v_meta: torch.Tensor,
     encode_table: torch.Tensor, syndrome_table: torch.Tensor,
+    meta_encode_table: torch.Tensor, meta_syndrome_table: torch.Tensor,
     codec: str, head_dim: int, groups: int, symmetric: bool,
     interpolate: bool, seq_lens: torch.Tensor, counters: torch.Tensor,
     attn_mask: torch.Tensor | None, is_causal: bool,
@@ -1536,6 +1537,7 @@ def triton_decode_attention(
     # Syndromes by table (Golay, and the clean-units branch of any code) read one small table
     # per data nibble.
     parity_table = nibble_parity_table(encode_table, layout.codec.k)
+    meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
         mask_strides = mask.stride()
@@ -1543,7 +1545,8 @@ def triton_decode_attention(
         mask, mask_strides = o_part, (0, 0, 0, 0)
     mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
     args = (
-        query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, seq_lens, mask, counters, o_part, ml_part, flags,
+        query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens, mask,
+        counters, o_part, ml_part, flags,
         scale * LOG2E, split_len, *query.stride(), *mask_strides,
         seq,
     )
@@ -1555,7 +1558,7 @@ def triton_decode_attention(
         HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
-        PTX=query.device.type == "cuda" and torch.version.hip is None,
+        PTX=query.device.type == "cuda" and torch.version.hip is None, PO_SYN=parity_only_syndrome(layout.codec),
         **nibble_constants(codec), **meta_constants(meta_layout, k_meta, v_meta),
         **path_constants(codec, groups, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=part_cols,

@@ -17,6 +17,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ecc_tensor.codecs import LinearBlockCode
 from ecc_tensor.interp import interpolate_erasures
 from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.storage import StorageLayout, written_rows
@@ -484,6 +485,8 @@ def _load_kernel(
     meta_status_ptr,  # [R, META_STATUS_COLS] uint8 (DEQUANT)
     parity_table_ptr,  # int32 [K // 4 * 16]: nibble_parity_table
     syndrome_table_ptr,
+    meta_parity_table_ptr,  # the metadata code's (ecc_tensor.metadata.metadata_codec), as above
+    meta_syndrome_table_ptr,
     counters_ptr,  # int64 [12]: ecc_tensor.counters
     seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
     R,
@@ -498,6 +501,8 @@ def _load_kernel(
     UNIT_BYTES: tl.constexpr,
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,
+    META_K: tl.constexpr,
+    META_PO_SYN: tl.constexpr,
     META_UNITS: tl.constexpr,
     META_UNIT_VALUES: tl.constexpr,
     META_UNIT_BYTES: tl.constexpr,
@@ -537,18 +542,19 @@ def _load_kernel(
         mu_ok = row_ok[:, None] & (mu < META_STATUS_COLS)[None, :]
         if DECODE:
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
-            _, meta_status = _syndrome_decode(meta_word, parity_table_ptr, syndrome_table_ptr, mu_ok, K, PO_SYN)
+            _, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K, META_PO_SYN)
         else:
             meta_status = tl.zeros([BLOCK_R, BLOCK_MU], tl.int32)
         tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
         if COUNT:
             _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
         if GROUPS == 1:  # one scale per row: decoded once per row
-            s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, parity_table_ptr, syndrome_table_ptr, K, PO_SYN, DECODE,
+            s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE,
                                       META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
             row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
             if HAS_ZERO:
-                z_bits, _ = _meta_word_at(meta_rows, 1, row_ok, parity_table_ptr, syndrome_table_ptr, K, PO_SYN, DECODE,
+                z_bits, _ = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
+                                          DECODE,
                                           META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
                 row_zero = z_bits.to(tl.float32, bitcast=True)[:, None]
 
@@ -570,12 +576,12 @@ def _load_kernel(
                     offset = 8.0
             else:
                 group = (tl.minimum(col, D - 1) // GROUP)[None, :]
-                s_bits, _ = _meta_word(meta_rows[:, None], group, ok, parity_table_ptr, syndrome_table_ptr, K, PO_SYN,
+                s_bits, _ = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
                                        DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
                 s = s_bits.to(tl.float32, bitcast=True)
                 if HAS_ZERO:
-                    z_bits, _ = _meta_word(meta_rows[:, None], GROUPS + group, ok, parity_table_ptr, syndrome_table_ptr, K,
-                                           PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                    z_bits, _ = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
+                                           META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
                     offset = z_bits.to(tl.float32, bitcast=True)
                 else:
                     offset = 8.0
@@ -606,15 +612,16 @@ def _rows_per_program(layout: StorageLayout) -> int:
     return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values)))
 
 
-def _parity_only_syndrome(layout: StorageLayout) -> int:
-    po = layout.codec.parity_only_syndrome
-    return -1 if po is None else po
+def parity_only_syndrome(codec: LinearBlockCode) -> int:
+    """The kernels' ``PO_SYN``: the syndrome of a flipped overall parity bit alone, or -1."""
+    return -1 if codec.parity_only_syndrome is None else codec.parity_only_syndrome
 
 
 def meta_constants(meta: MetadataLayout) -> dict:
-    """The metadata layout's constants, as the load and attention kernels take them."""
+    """The metadata layout's constants, as the load kernel takes them."""
     storage = meta.storage
-    return dict(META_UNITS=storage.units, META_UNIT_VALUES=storage.unit_values, META_UNIT_BYTES=storage.unit_bytes,
+    return dict(META_K=storage.codec.k, META_PO_SYN=parity_only_syndrome(storage.codec), META_UNITS=storage.units,
+                META_UNIT_VALUES=storage.unit_values, META_UNIT_BYTES=storage.unit_bytes,
                 META_ROW_BYTES=storage.row_bytes, META_LANES_D=storage.head_dim if storage.lanes else 0)
 
 
@@ -628,10 +635,11 @@ def launch_store(
     symmetric: bool,
     out: torch.Tensor,
     meta: torch.Tensor | None = None,
+    meta_encode_table: torch.Tensor | None = None,
 ) -> None:
     """Fill ``out`` from ``x`` ``[..., head_dim]`` (contiguous) and, when quantizing, ``meta``:
-    the scales (and zero points) the kernel computes, whose nibbles a second launch encodes as
-    a row of values of the metadata layout."""
+    the scales (and zero points) the kernel computes, whose nibbles a second launch encodes
+    (``meta_encode_table``: the metadata code's) as a row of values of the metadata layout."""
     rows = x.numel() // layout.head_dim
     block_r = _rows_per_program(layout)
     groups = layout.head_dim // group_size
@@ -663,8 +671,8 @@ def launch_store(
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
         nibbles = meta_layout.nibbles(scale, None if symmetric else zero)
-        launch_store(nibbles, meta_layout.storage, encode_table, quantize=False, group_size=nibbles.shape[-1], symmetric=True,
-                     out=meta)
+        launch_store(nibbles, meta_layout.storage, meta_encode_table, quantize=False, group_size=nibbles.shape[-1],
+                     symmetric=True, out=meta)
 
 
 def launch_load(
@@ -676,31 +684,41 @@ def launch_load(
     out: torch.Tensor,
     status: torch.Tensor,
     meta: torch.Tensor | None = None,
+    meta_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
     meta_layout: MetadataLayout | None = None,
     meta_status: torch.Tensor | None = None,
     counters: torch.Tensor | None = None,
     seq_len: torch.Tensor | None = None,
 ) -> None:
-    """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given) and ``status``
-    (and ``meta_status``)."""
+    """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
+    ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
+    ``meta_status``)."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
+    parity_table = nibble_parity_table(encode_table, layout.codec.k)
+    if meta is not None:
+        meta_parity_table = nibble_parity_table(meta_tables[0], meta_layout.storage.codec.k)
+        meta_syndrome_table = meta_tables[1]
+    else:  # not read
+        meta_parity_table, meta_syndrome_table = parity_table, syndrome_table
     wrap_triton(_load_kernel)[(triton.cdiv(rows, block_r),)](
         stored,
         out,
         status,
         meta if meta is not None else status,
         meta_status if meta_status is not None else status,
-        nibble_parity_table(encode_table, layout.codec.k),
+        parity_table,
         syndrome_table,
+        meta_parity_table,
+        meta_syndrome_table,
         counters if counters is not None else status,
         seq_len if seq_len is not None else status,
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
         D=layout.head_dim,
         K=layout.codec.k,
-        PO_SYN=_parity_only_syndrome(layout),
+        PO_SYN=parity_only_syndrome(layout.codec),
         GROUP=layout.head_dim // meta_layout.groups,
         GROUPS=meta_layout.groups,
         UNITS=layout.units,
@@ -739,7 +757,8 @@ def triton_decode(
 
 
 def triton_quantize_encode(
-    x: torch.Tensor, encode_table: torch.Tensor, codec: str, group_size: int | None, symmetric: bool
+    x: torch.Tensor, encode_table: torch.Tensor, meta_encode_table: torch.Tensor, codec: str, group_size: int | None,
+    symmetric: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     layout = StorageLayout(codec, x.shape[-1])
     group = layout.head_dim if group_size is None else group_size
@@ -749,7 +768,8 @@ def triton_quantize_encode(
     meta_layout = MetadataLayout(codec, layout.head_dim // group, symmetric)
     stored = torch.empty(*lead, layout.row_bytes, dtype=torch.uint8, device=x.device)
     meta = torch.empty(*lead, meta_layout.row_bytes, dtype=torch.uint8, device=x.device)
-    launch_store(x.contiguous(), layout, encode_table, quantize=True, group_size=group, symmetric=symmetric, out=stored, meta=meta)
+    launch_store(x.contiguous(), layout, encode_table, quantize=True, group_size=group, symmetric=symmetric, out=stored, meta=meta,
+                 meta_encode_table=meta_encode_table)
     return stored, meta
 
 
@@ -758,6 +778,8 @@ def triton_decode_dequantize(
     meta: torch.Tensor,
     encode_table: torch.Tensor,
     syndrome_table: torch.Tensor,
+    meta_encode_table: torch.Tensor,
+    meta_syndrome_table: torch.Tensor,
     codec: str,
     head_dim: int,
     groups: int,
@@ -777,7 +799,8 @@ def triton_decode_dequantize(
     meta_status = stored.new_empty(*lead, meta_layout.codewords_per_row)
     launch_load(
         stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
-        meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
+        meta_tables=(meta_encode_table,
+                     meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
     )
     if interpolate:
         written = written_rows(stored, seq_len)

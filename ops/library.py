@@ -7,7 +7,9 @@ fake implementation and lets ``torch.compile`` trace into it, so the ops never b
 
 The codec tables are explicit tensor arguments rather than globals the body looks up: inside
 a compiled graph every tensor an op reads must be a graph input, and a tensor subclass or a
-cache passes its own (device-resident, built-once) tables.
+cache passes its own (device-resident, built-once) tables. Ops that read or write scales take
+the metadata code's tables too (``meta_encode_table``, ``meta_syndrome_table``: those of
+``ecc_tensor.metadata.metadata_codec(codec)``).
 """
 
 from __future__ import annotations
@@ -50,17 +52,18 @@ def decode(stored: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: 
 
 @triton_op("ecc::quantize_encode", mutates_args=())
 def quantize_encode(
-    x: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str, group_size: int | None, symmetric: bool
+    x: Tensor, encode_table: Tensor, syndrome_table: Tensor, meta_encode_table: Tensor, meta_syndrome_table: Tensor, codec: str,
+    group_size: int | None, symmetric: bool,
 ) -> tuple[Tensor, Tensor]:
     """Float ``[..., D]`` -> ``(storage uint8 [..., row_bytes], metadata uint8 [..., meta_bytes])``:
     the INT4 values in codewords and their scales (and zero points unless ``symmetric``) in
-    codewords of the same codec (``ecc_tensor.metadata``)."""
+    codewords of the metadata code (``ecc_tensor.metadata``)."""
     if _on_gpu(x):
-        return codec_kernels.triton_quantize_encode(x, encode_table, codec, group_size, symmetric)
-    tables = CodecTables(encode_table, syndrome_table)
+        return codec_kernels.triton_quantize_encode(x, encode_table, meta_encode_table, codec, group_size, symmetric)
     q, scale, zero = quantize_int4(x, group_size, symmetric)
-    stored = StorageLayout(codec, x.shape[-1]).store(q, tables)
-    return stored, MetadataLayout(codec, scale.shape[-1], symmetric).store(scale, zero, tables)
+    stored = StorageLayout(codec, x.shape[-1]).store(q, CodecTables(encode_table, syndrome_table))
+    meta_tables = CodecTables(meta_encode_table, meta_syndrome_table)
+    return stored, MetadataLayout(codec, scale.shape[-1], symmetric).store(scale, zero, meta_tables)
 
 
 @triton_op("ecc::decode_dequantize", mutates_args=("counters",))
@@ -69,6 +72,8 @@ def decode_dequantize(
     meta: Tensor,
     encode_table: Tensor,
     syndrome_table: Tensor,
+    meta_encode_table: Tensor,
+    meta_syndrome_table: Tensor,
     codec: str,
     head_dim: int,
     groups: int,
@@ -92,11 +97,12 @@ def decode_dequantize(
     _check_metadata(stored, meta, codec, groups, symmetric)
     if _on_gpu(stored):
         return codec_kernels.triton_decode_dequantize(
-            stored, meta, encode_table, syndrome_table, codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
+            stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups, symmetric,
+            interpolate, counters, dtype, seq_len,
         )
     return dequantize_cache(
-        stored, meta, CodecTables(encode_table, syndrome_table), codec, head_dim, groups, symmetric, interpolate,
-        written_rows(stored, seq_len), counters, dtype,
+        stored, meta, CodecTables(encode_table, syndrome_table), CodecTables(meta_encode_table, meta_syndrome_table), codec,
+        head_dim, groups, symmetric, interpolate, written_rows(stored, seq_len), counters, dtype,
     )
 
 
@@ -178,6 +184,8 @@ def decode_attention(
     v_meta: Tensor,
     encode_table: Tensor,
     syndrome_table: Tensor,
+    meta_encode_table: Tensor,
+    meta_syndrome_table: Tensor,
     codec: str,
     head_dim: int,
     groups: int,
@@ -197,11 +205,13 @@ def decode_attention(
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
     if _on_gpu(query):
         return attention_kernels.triton_decode_attention(
-            query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, codec, head_dim, groups, symmetric,
-            interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+            query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
+            head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
         )
     tables = CodecTables(encode_table, syndrome_table)
+    meta_tables = CodecTables(meta_encode_table, meta_syndrome_table)
     written = written_mask(seq_lens, k_stored.shape[-2])
-    k, v = (dequantize_cache(stored, meta, tables, codec, head_dim, groups, symmetric, interpolate, written, counters, query.dtype)
+    k, v = (dequantize_cache(stored, meta, tables, meta_tables, codec, head_dim, groups, symmetric, interpolate, written, counters,
+                             query.dtype)
             for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))
     return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)

@@ -17,6 +17,7 @@ from ecc_tensor import ECCInt4Tensor
 from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
+from ecc_tensor.metadata import codec_tables, metadata_codec
 from ecc_tensor.ops import attention_kernels
 from ecc_tensor.storage import StorageLayout
 
@@ -27,7 +28,8 @@ def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmet
                meta_bits=1, seed=0):
     """Random K/V quantized and encoded, ``(storage, metadata)`` each; then ``flip_rate`` of the
     stored value bytes corrupted (random bytes) and ``meta_flips`` of the metadata bytes given
-    ``meta_bits`` flipped bits (1: corrected by every code; 2: detected by Hamming(8,4))."""
+    ``meta_bits`` flipped bits (1: corrected by every code; 4: the byte's low nibble, four flips
+    in one Golay codeword of the metadata, detected)."""
     g = torch.Generator().manual_seed(seed)
     parts = []
     for _ in range(2):
@@ -41,7 +43,7 @@ def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmet
             stored = stored ^ (flips & keep)
         if meta_flips:
             bits = torch.randperm(exposed, generator=g)[:meta_bits]
-            pattern = sum(1 << int(b) for b in bits)
+            pattern = 0x0F if meta_bits == 4 else sum(1 << int(b) for b in bits)
             hit = (torch.rand(meta.shape, generator=g) < meta_flips).to(torch.uint8)
             meta = meta ^ (hit * pattern).to(torch.uint8)
         parts.append((stored, meta))
@@ -53,9 +55,11 @@ def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=Non
     """(output, counters) of the unfused path: K/V decoded and dequantized in float32 (not
     rounded to the query's dtype: the kernel keeps them exact), attention in float64."""
     tables = get_codec(codec).tables("cpu")
+    meta_tables = get_codec(metadata_codec(codec)).tables("cpu")
     counters = new_counters()
     written = written_mask(seq_lens, k[0].shape[-2])
-    kd, vd = (dequantize_cache(*part, tables, codec, head_dim, groups, symmetric, interpolate, written, counters, torch.float32)
+    kd, vd = (dequantize_cache(*part, tables, meta_tables, codec, head_dim, groups, symmetric, interpolate, written, counters,
+                               torch.float32)
               for part in (k, v))
     scale = head_dim**-0.5 if scale is None else scale
     out = attention_reference(query.double(), kd, vd, seq_lens, attn_mask, is_causal, scale, torch.float64)
@@ -64,11 +68,10 @@ def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=Non
 
 def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask=None, is_causal=False, scale=None, groups=1,
           symmetric=True):
-    tables = get_codec(codec).tables(device)
     counters = new_counters(device)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
     scale = head_dim**-0.5 if scale is None else scale
-    args = (to(query), *map(to, k), *map(to, v), tables.encode_table, tables.syndrome_table, codec, head_dim, groups, symmetric,
+    args = (to(query), *map(to, k), *map(to, v), *codec_tables(codec, device), codec, head_dim, groups, symmetric,
             interpolate, to(seq_lens), counters, to(attn_mask), is_causal, scale)
     # On CPU tensors the op would run its reference: call the Triton kernel itself, which runs
     # under TRITON_INTERPRET=1 there (the op's CUDA branch).
@@ -313,13 +316,13 @@ def test_clean_block_paths_with_clean_and_dirty_blocks(codec, interpolate, head_
 
 
 @pytest.mark.parametrize("codec,interpolate,head_dim,meta_bits,symmetric", [
-    ("hamming84", True, 32, 2, True), ("hamming84", False, 32, 1, False), ("hamming74", False, 32, 1, True),  # word path
-    ("hamming84", True, 30, 2, False), ("golay24", True, 32, 2, True),  # unit path, clean blocks only
-    ("golay24", True, 128, 2, True), ("golay24", False, 128, 1, False),  # lane path (lane metadata of 8 and 16 nibbles)
+    ("hamming84", True, 32, 4, True), ("hamming84", False, 32, 1, False), ("hamming74", False, 32, 1, True),  # word path
+    ("hamming84", True, 30, 4, False), ("golay24", True, 32, 2, True),  # unit path, clean blocks only
+    ("golay24", True, 128, 4, True), ("golay24", False, 128, 1, False),  # lane path (lane metadata of 8 and 16 nibbles)
 ])
 def test_kernel_decodes_protected_scales(codec, interpolate, head_dim, meta_bits, symmetric, kernel_device):
     """Faults in the stored scales alone: a row with a flipped scale bit defers its block, where
-    the scale is corrected; two flips in one Hamming(8,4) codeword erase the row's values,
+    the scale is corrected; four flips in one Golay codeword of a scale erase the row's values,
     which interpolation recovers from the neighbours. Output and counts as the reference's."""
     batch, heads, seq = 1, 2, 320
     k, v = make_cache(codec, batch, heads, seq, head_dim, symmetric=symmetric, meta_flips=0.004, meta_bits=meta_bits, seed=9)
@@ -330,7 +333,7 @@ def test_kernel_decodes_protected_scales(codec, interpolate, head_dim, meta_bits
     c = counters_to_dict(counters)
     assert torch.equal(counters, ref_counters) and c["meta_corrected"] + c["meta_parity_only"] + c["meta_detected"] > 0
     assert c["corrected"] == c["detected"] == 0  # the values are clean
-    if meta_bits == 2 and codec == "hamming84":
+    if meta_bits == 4:
         assert c["meta_detected"] > 0
     assert relative_error(out, ref) < 1e-5
 
@@ -389,32 +392,32 @@ def test_inputs_of_any_strides(codec, kernel_device):
 
 def test_counters_that_cannot_take_the_counts_are_refused():
     k, v = make_cache("hamming84", 1, 2, 8, 16)
-    t = get_codec("hamming84").tables("cpu")
+    t = codec_tables("hamming84", "cpu")
     for counters in (new_counters()[::1].expand(2, 12)[0, :4], torch.zeros(24, dtype=torch.int64)[::2], torch.zeros(12)):
         with pytest.raises(ValueError, match="counters"):
-            torch.ops.ecc.decode_attention(torch.randn(1, 2, 1, 16), *k, *v, t.encode_table, t.syndrome_table,
+            torch.ops.ecc.decode_attention(torch.randn(1, 2, 1, 16), *k, *v, *t,
                                            "hamming84", 16, 1, True, False, torch.tensor([8]), counters, None, False, 1.0)
 
 
 def test_op_registration_and_reference_path():
     k, v = make_cache("golay24", 2, 2, 33, 12, flip_rate=0.02)
-    t = get_codec("golay24").tables("cpu")
+    t = codec_tables("golay24", "cpu")
     query = torch.randn(2, 4, 2, 12)
     for mask in (None, torch.rand(2, 1, 2, 33) < 0.7):
         torch.library.opcheck(
             torch.ops.ecc.decode_attention.default,
-            (query, *k, *v, t.encode_table, t.syndrome_table, "golay24", 12, 1, True, True, torch.tensor([33, 20]), new_counters(), mask,
+            (query, *k, *v, *t, "golay24", 12, 1, True, True, torch.tensor([33, 20]), new_counters(), mask,
              True, 0.25),
         )
 
 
 def test_bad_arguments_are_refused():
     k, v = make_cache("hamming84", 1, 2, 8, 16)
-    t = get_codec("hamming84").tables("cpu")
+    t = codec_tables("hamming84", "cpu")
 
     def call(query, seq_lens=torch.tensor([8]), mask=None, head_dim=16):
         return torch.ops.ecc.decode_attention(
-            query, *k, *v, t.encode_table, t.syndrome_table, "hamming84", head_dim, 1, True, False, seq_lens, new_counters(), mask, False,
+            query, *k, *v, *t, "hamming84", head_dim, 1, True, False, seq_lens, new_counters(), mask, False,
             1.0,
         )
 
@@ -446,7 +449,7 @@ def test_sdpa_on_ecc_tensors_routes_decoding_to_the_fused_op(monkeypatch):
     monkeypatch.setattr(torch.ops.ecc, "decode_attention", lambda *a: calls.append(a) or real(*a))
     query = torch.randn(2, 4, 1, 16)
     out = F.scaled_dot_product_attention(query, k, v, enable_gqa=True)
-    assert len(calls) == 1 and calls[0][11] is True  # interpolate, from the tensors
+    assert len(calls) == 1 and calls[0][13] is True  # interpolate, from the tensors
     assert counters_to_dict(counters)["read"] == 2 * 2 * 2 * 19 * 16  # K and V, written rows only
     kd, vd = k.dequantize(counters=new_counters()), v.dequantize(counters=new_counters())
     want = F.scaled_dot_product_attention(query, kd[:, :, :19], vd[:, :, :19], enable_gqa=True)

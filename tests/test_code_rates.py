@@ -52,7 +52,7 @@ def test_monte_carlo_matches_the_exact_rates(name):
 def test_codes_command_prints_the_table(capsys):
     assert main(["codes", "--bers", "1e-3", "1e-2"]) == 0
     out = capsys.readouterr().out
-    assert "| int4-hamming84 | (8,4) | 8 + 0.5 |" in out and "silent, BER 0.01" in out
+    assert "| int4-hamming84 | (8,4) | 8 + 1 |" in out and "silent, BER 0.01" in out
 
 
 def test_secded72_counts_by_weight_and_against_monte_carlo():

@@ -11,6 +11,7 @@ import torch
 
 import ecc_tensor.codecs as codecs
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode, get_codec, register_codec
+from ecc_tensor.metadata import metadata_codec
 from ecc_tensor.ops import attention_kernels, codec_kernels
 from ecc_tensor.storage import StorageLayout
 
@@ -51,7 +52,8 @@ def test_kernels_match_the_reference(parity5, kernel_device):
 
     x = torch.randn(5, 2, 12, generator=torch.Generator().manual_seed(1))
     t = parity5.tables(kernel_device)
-    got = codec_kernels.triton_quantize_encode(x.to(kernel_device), t.encode_table, NAME, None, True)
+    meta_encode_table = get_codec(metadata_codec(NAME)).tables(kernel_device).encode_table
+    got = codec_kernels.triton_quantize_encode(x.to(kernel_device), t.encode_table, meta_encode_table, NAME, None, True)
     for a, b in zip(got, reference_store(x, NAME)):
         assert torch.equal(a.cpu(), b)
 

@@ -12,7 +12,7 @@ import ecc_tensor.ops as ops
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
-from ecc_tensor.metadata import MetadataLayout
+from ecc_tensor.metadata import MetadataLayout, metadata_codec
 from ecc_tensor.storage import StorageLayout
 from test_kernels import same_bits
 
@@ -91,8 +91,8 @@ def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, 
         x = torch.randn(batch, kv_heads, seq, head_dim, device="cuda", dtype=dtype, generator=g)
         stored, meta = ops.quantize_encode(x, codec)
         stored, _ = ops.inject(stored, bits, FaultModel("bsc", 2e-3, seed=11 + i), step=0)
-        if codec not in ("int4", "hamming74"):  # the scales too, where the code keeps them right (int4's are
-            # unprotected and Hamming(7,4) miscorrects two flips: a scale off by orders of magnitude tests no arithmetic)
+        if codec != "int4":  # the scales too, where the code keeps them right (int4's are unprotected:
+            # a scale off by orders of magnitude tests no arithmetic)
             meta, _ = ops.inject(meta, MetadataLayout(codec).exposed_bits_per_byte, FaultModel("bsc", 2e-3, seed=11 + i),
                                  offset=METADATA_ADDRESS, step=0)
         cache.append((stored, meta))
@@ -104,7 +104,8 @@ def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, 
                                attn_mask=mask, is_causal=causal)
     ref_counters = new_counters("cuda")
     written = written_mask(seq_lens, seq)
-    kd, vd = (dequantize_cache(*c, t, codec, head_dim, 1, True, interpolate, written, ref_counters, dtype) for c in cache)
+    meta_t = get_codec(metadata_codec(codec)).tables("cuda")
+    kd, vd = (dequantize_cache(*c, t, meta_t, codec, head_dim, 1, True, interpolate, written, ref_counters, dtype) for c in cache)
     ref = attention_reference(query.double(), kd, vd, seq_lens, mask, causal, head_dim**-0.5, torch.float64).to(dtype)
     err = float((out.double() - ref.double()).norm() / ref.double().norm())
     assert err < 1e-3, err

@@ -11,7 +11,7 @@ from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor import counters as C
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
-from ecc_tensor.metadata import MetadataLayout
+from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.quant import dequantize_int4, quantize_int4
 from ecc_tensor.simulate import roundtrip
 from ecc_tensor.storage import StorageLayout
@@ -31,12 +31,12 @@ def test_opcheck_every_op(codec):
     opcheck(torch.ops.ecc.encode, (values, tb.encode_table, tb.syndrome_table, codec))
     opcheck(torch.ops.ecc.decode, (stored, tb.encode_table, tb.syndrome_table, codec, 12))
     for symmetric in (True, False):
-        opcheck(torch.ops.ecc.quantize_encode, (X, tb.encode_table, tb.syndrome_table, codec, 6, symmetric))
-        s, meta = torch.ops.ecc.quantize_encode(X, tb.encode_table, tb.syndrome_table, codec, 6, symmetric)
+        opcheck(torch.ops.ecc.quantize_encode, (X, *codec_tables(codec, "cpu"), codec, 6, symmetric))
+        s, meta = torch.ops.ecc.quantize_encode(X, *codec_tables(codec, "cpu"), codec, 6, symmetric)
         for interpolate, seq_len in ((False, None), (True, None), (True, torch.tensor(4))):
             opcheck(
                 torch.ops.ecc.decode_dequantize,
-                (s, meta, tb.encode_table, tb.syndrome_table, codec, 12, 2, symmetric, interpolate, new_counters(), torch.float16, seq_len),
+                (s, meta, *codec_tables(codec, "cpu"), codec, 12, 2, symmetric, interpolate, new_counters(), torch.float16, seq_len),
             )
     opcheck(torch.ops.ecc.inject, (stored, 8, "bsc", 0.05, 3, 0, 1, 8, 1, 4096, 1 / 16))
     opcheck(torch.ops.ecc.inject, (stored, 8, "msb", 0.05, 3, 0, 1, 8, 1, 4096, 1 / 16, StorageLayout(codec, 12).value_msb_bits()))
@@ -94,7 +94,7 @@ def test_seq_len_limits_counting_and_interpolation_to_written_rows():
     counters = new_counters()
     out = ops.decode_dequantize(stored, meta, "hamming84", 12, interpolate=True, counters=counters, seq_len=torch.tensor(5))
     c = counters_to_dict(counters)
-    assert c["read"] == 2 * 3 * 5 * 12 and c["detected"] == 0 and c["meta_read"] == 2 * 3 * 5 * 8 and c["meta_detected"] == 0
+    assert c["read"] == 2 * 3 * 5 * 12 and c["detected"] == 0 and c["meta_read"] == 2 * 3 * 5 * 3 and c["meta_detected"] == 0
     assert torch.equal(out[..., :5, :], ops.decode_dequantize(stored[..., :5, :], meta[..., :5, :], "hamming84", 12, interpolate=True))
 
 

@@ -29,7 +29,8 @@ from ecc_tensor.storage import StorageLayout
 
 POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
-    "enc_ptr": "*i32", "syn_ptr": "*i32", "seq_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
+    "enc_ptr": "*i32", "syn_ptr": "*i32", "menc_ptr": "*i32", "msyn_ptr": "*i32",
+    "seq_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
     "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8",
 }
 
@@ -63,7 +64,8 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         LANES_D=head_dim if layout.lanes else 0, GROUPS=1, GROUP=head_dim,
         DECODE=codec != "int4", HAS_ZERO=not symmetric, INTERP=interpolate, DEFER=deferred_config is not None,
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
-        DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", **A._NIBBLE_CONSTANTS[codec],
+        DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", PO_SYN=A.parity_only_syndrome(layout.codec),
+        **A._NIBBLE_CONSTANTS[codec],
         **A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8)),
         **A.path_constants(codec, 1, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8, PART_COLS=part_cols,
