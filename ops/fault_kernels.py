@@ -21,11 +21,31 @@ from ecc_tensor.philox import probability_threshold
 _KERNEL_KINDS = {"bsc": 0, "msb": 1, "page": 2}
 
 
+# Scalars that may pass 2^31 (addresses: the metadata's start at 2^39; seeds; thresholds up to
+# 2^32 - 1) travel as pieces of 31 bits: torch.compile's Inductor fails to type a Python int
+# argument of a user Triton kernel that does not fit in int32 ("'int' object has no attribute
+# 'xreplace'", PyTorch 2.11, found by a compiled generate with faults on the H200).
+_PIECE_BITS = 31
+
+
+def int31_pieces(x: int, pieces: int) -> tuple[int, ...]:
+    """``x >= 0`` as ``pieces`` ints of 31 bits, least significant first."""
+    if not 0 <= x < 1 << (_PIECE_BITS * pieces):
+        raise ValueError(f"{x} does not fit in {pieces} pieces of {_PIECE_BITS} bits")
+    return tuple((x >> (_PIECE_BITS * i)) & ((1 << _PIECE_BITS) - 1) for i in range(pieces))
+
+
+@triton.jit
+def _joined(lo, mid, hi):
+    """The int64 ``lo + mid 2^31 + hi 2^62`` of ``int31_pieces``."""
+    return tl.to_tensor(lo).to(tl.int64) | (tl.to_tensor(mid).to(tl.int64) << 31) | (tl.to_tensor(hi).to(tl.int64) << 62)
+
+
 @triton.jit
 def _lane_flips(r, lane, thr_minus_1, BITS: tl.constexpr, LOW_LANE: tl.constexpr):
     """1 where lane's draw falls under the threshold and the lane is exposed and eligible."""
     ok = (lane < BITS) & (lane >= LOW_LANE)
-    return (ok & (r <= thr_minus_1)).to(tl.int32) << lane
+    return (ok & (r.to(tl.int64) <= thr_minus_1)).to(tl.int32) << lane
 
 
 @triton.jit
@@ -34,11 +54,11 @@ def _inject_kernel(
     out_ptr,
     count_ptr,  # int64 [1]
     N,
-    offset,
+    offset_lo, offset_hi,  # int31_pieces of the first word's address
     step,
-    seed,
-    thr_minus_1,  # uint32 threshold - 1 for a bit flip (p > 0 here)
-    page_thr_minus_1,
+    seed_lo, seed_mid, seed_hi,  # int31_pieces of the seed
+    thr_lo, thr_hi,  # of threshold - 1 for a bit flip (p > 0 here), in [0, 2^32)
+    page_thr_lo, page_thr_hi,
     page_words,
     eligible_ptr,  # int64 [width]: msb's bits per position along the last dim (HAS_ELIGIBLE)
     width,
@@ -48,6 +68,10 @@ def _inject_kernel(
     HAS_ELIGIBLE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
+    offset = _joined(offset_lo, offset_hi, 0)
+    seed = _joined(seed_lo, seed_mid, seed_hi)
+    thr_minus_1 = _joined(thr_lo, thr_hi, 0)
+    page_thr_minus_1 = _joined(page_thr_lo, page_thr_hi, 0)
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = idx < N
     addr = idx + offset
@@ -71,7 +95,7 @@ def _inject_kernel(
             tl.full([BLOCK], 0x80000000, tl.uint32),
             c3,
         )
-        mask = tl.where(p0 <= page_thr_minus_1, mask, 0)
+        mask = tl.where(p0.to(tl.int64) <= page_thr_minus_1, mask, 0)
     if HAS_ELIGIBLE:
         mask &= tl.load(eligible_ptr + idx % width, mask=ok, other=0).to(tl.int32)
     mask = tl.where(ok, mask, 0)
@@ -112,11 +136,11 @@ def launch_inject(
         out,
         count,
         n,
-        offset,
+        *int31_pieces(offset, 2),
         step,
-        seed,
-        threshold - 1,
-        max(page_threshold, 1) - 1,
+        *int31_pieces(seed, 3),
+        *int31_pieces(threshold - 1, 2),
+        *int31_pieces(max(page_threshold, 1) - 1, 2),
         page_words,
         eligible if eligible is not None else count,
         eligible.numel() if eligible is not None else 1,

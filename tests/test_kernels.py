@@ -17,7 +17,7 @@ import ecc_tensor.ops  # noqa: F401  (registers torch.ops.ecc)
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import COUNTER_NAMES, new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
-from ecc_tensor.metadata import MetadataLayout
+from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.ops import codec_kernels, fault_kernels
 
@@ -29,8 +29,7 @@ def tables(codec, device):
 
 
 def reference_store(x, codec, group_size=None, symmetric=True):
-    t = tables(codec, "cpu")
-    return torch.ops.ecc.quantize_encode(x.cpu(), t.encode_table, t.syndrome_table, codec, group_size, symmetric)
+    return torch.ops.ecc.quantize_encode(x.cpu(), *codec_tables(codec, "cpu"), codec, group_size, symmetric)
 
 
 @pytest.mark.parametrize("codec", CODEC_NAMES)
@@ -70,8 +69,8 @@ def test_quantize_encode_kernel_is_bit_exact(codec, rows, head_dim, groups, symm
     x = (torch.randn(rows, head_dim, generator=torch.Generator().manual_seed(seed)) * 3).to(dtype)
     x[0, 0] = 0.0  # ties and zeros appear
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    t = tables(codec, device)
-    got = codec_kernels.triton_quantize_encode(x.to(device), t.encode_table, codec, group_size, symmetric)
+    encode_table, _, meta_encode_table, _ = codec_tables(codec, device)
+    got = codec_kernels.triton_quantize_encode(x.to(device), encode_table, meta_encode_table, codec, group_size, symmetric)
     want = reference_store(x, codec, group_size, symmetric)
     for a, b in zip(got, want):
         assert torch.equal(a.cpu(), b)
@@ -91,16 +90,15 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
     fault = FaultModel("bsc", 0.08, seed=3)
     noisy, _ = fault.apply(stored, StorageLayout(codec, head_dim).exposed_bits_per_byte, step=0)
     noisy_meta, _ = fault.apply(meta, meta_layout.exposed_bits_per_byte, offset=METADATA_ADDRESS, step=0)
-    t_cpu, t_dev = tables(codec, "cpu"), tables(codec, kernel_device)
     c_ref, c_ker = new_counters(), new_counters(kernel_device)
     length = None if seq_len is None else torch.tensor(seq_len)
     groups = meta_layout.groups
     want = torch.ops.ecc.decode_dequantize(
-        noisy, noisy_meta, t_cpu.encode_table, t_cpu.syndrome_table, codec, head_dim, groups, symmetric, interpolate, c_ref,
+        noisy, noisy_meta, *codec_tables(codec, "cpu"), codec, head_dim, groups, symmetric, interpolate, c_ref,
         dtype, length,
     )
     got = codec_kernels.triton_decode_dequantize(
-        noisy.to(kernel_device), noisy_meta.to(kernel_device), t_dev.encode_table, t_dev.syndrome_table,
+        noisy.to(kernel_device), noisy_meta.to(kernel_device), *codec_tables(codec, kernel_device),
         codec, head_dim, groups, symmetric, interpolate, c_ker, dtype, None if length is None else length.to(kernel_device),
     )
     # Compared as bits: unprotected (int4) scales can decode to NaN (any NaN matches any NaN).
@@ -114,14 +112,25 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
 @pytest.mark.parametrize("kind", ["bsc", "msb", "page"])
 @pytest.mark.parametrize("bits,dtype", [(7, torch.uint8), (8, torch.uint8), (16, torch.int16)])
 @pytest.mark.parametrize("narrowed", [False, True])
-def test_inject_kernel_draws_the_reference_flips(kind, bits, dtype, narrowed, kernel_device):
+@pytest.mark.parametrize("offset,seed", [(123_456, 2**40 + 17), (METADATA_ADDRESS + 2**31 + 5, 2**63 - 3)])
+def test_inject_kernel_draws_the_reference_flips(kind, bits, dtype, narrowed, offset, seed, kernel_device):
+    """Also at the metadata's addresses (past 2^39) and a seed near 2^63, which reach the kernel
+    in 31-bit pieces."""
     words = torch.randint(0, 1 << min(bits, 15), (1000, 3)).to(dtype)
-    model = FaultModel(kind, 0.02, seed=2**40 + 17, page_words=64, page_fraction=0.25, msb_bits=2)
+    model = FaultModel(kind, 0.02, seed=seed, page_words=64, page_fraction=0.25, msb_bits=2)
     eligible = torch.tensor([0x88, 0x08, 0x4001]) if narrowed else None  # msb's bits per word position
     assert fault_kernels.supports(model, bits)
-    got, n_got = fault_kernels.triton_inject(words.to(kernel_device), bits, model, offset=123_456, step=7, eligible=eligible)
-    want, n_want = model.apply(words, bits, offset=123_456, step=7, eligible=eligible)
+    got, n_got = fault_kernels.triton_inject(words.to(kernel_device), bits, model, offset=offset, step=7, eligible=eligible)
+    want, n_want = model.apply(words, bits, offset=offset, step=7, eligible=eligible)
     assert torch.equal(got.cpu(), want) and int(n_got) == int(n_want) > 0
+
+
+def test_int31_pieces():
+    for x in (0, 1, 2**31 - 1, 2**31, METADATA_ADDRESS + 12_345, 2**63 - 1):
+        pieces = fault_kernels.int31_pieces(x, 3)
+        assert all(0 <= p < 2**31 for p in pieces) and sum(p << (31 * i) for i, p in enumerate(pieces)) == x
+    with pytest.raises(ValueError):
+        fault_kernels.int31_pieces(2**62, 2)
 
 
 def test_inject_kernel_probability_one(kernel_device):
