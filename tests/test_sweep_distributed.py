@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from ecc_tensor.evaluation import sweep as S
 from ecc_tensor.evaluation.distributed import World, shard
@@ -68,6 +69,20 @@ def test_two_gloo_processes_give_the_one_process_trials(tiny, tmp_path, one_proc
     # one trials file, merged; the per-rank files are gone; rank 0 alone reported
     assert len(S.load_finished(tmp_path)) == 16 and not list(tmp_path.glob(S.RANK_TRIALS_GLOB))
     assert run.stdout.count("16 trials") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_processes_on_two_gpus_give_the_one_gpu_trials(tiny, tmp_path):
+    """The same on the GPU: one process on one GPU against a launch of two, a GPU each."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    run = subprocess.run([sys.executable, "-m", "ecc_tensor.sweep", *sweep_args(tiny, one), "--device", "cuda"], env=ENV,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    run = torchrun(["-m", "ecc_tensor.sweep", *sweep_args(tiny, two), "--device", "cuda"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert trials(two) == trials(one)
+    records = json.loads((two / "results.json").read_text())["trials"]
+    assert {r["rank"] for r in records} == {0, 1}
 
 
 def test_a_rank_killed_mid_sweep_loses_no_finished_trial_and_redoes_none(tiny, tmp_path, one_process):

@@ -1,6 +1,7 @@
 """The sweep's trials spread over the processes of a ``torchrun`` launch.
 
     torchrun --nproc-per-node 2 -m ecc_tensor.sweep --device cuda ...     # one GPU per process
+    torchrun --nproc-per-node 16 -m ecc_tensor.sweep --device cuda ...    # 8 processes on each of 2 GPUs
     torchrun --nproc-per-node 2 -m ecc_tensor.sweep ...                   # CPU
 
 torchrun starts the processes and sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; this module
@@ -33,7 +34,10 @@ class World:
         return self.size > 1
 
     def device(self, device: str) -> str:
-        """The device this rank runs on: its own GPU (``LOCAL_RANK``) for ``cuda``."""
+        """The device this rank runs on: for ``cuda``, GPU ``LOCAL_RANK`` modulo the host's GPUs.
+        One process per GPU is the usual launch; more share the GPUs round robin, which pays
+        where one process cannot keep a GPU busy (a small model's trials are bound by the
+        Python that launches its kernels, not by the GPU)."""
         if self.distributed and device.startswith("cuda:"):
             raise ValueError(f"--device {device} under torchrun would put every rank on one GPU; use --device cuda "
                              "(each rank takes the GPU of its LOCAL_RANK)")
@@ -41,11 +45,12 @@ class World:
             return device
         import torch
 
-        if self.local_rank >= torch.cuda.device_count():
-            raise ValueError(f"rank {self.rank} has LOCAL_RANK {self.local_rank}, but this host has {torch.cuda.device_count()} "
-                             "GPU(s): start at most one process per GPU (torchrun --nproc-per-node)")
-        torch.cuda.set_device(self.local_rank)
-        return f"cuda:{self.local_rank}"
+        gpus = torch.cuda.device_count()
+        if gpus == 0:
+            raise ValueError(f"--device cuda: rank {self.rank} sees no GPU")
+        index = self.local_rank % gpus
+        torch.cuda.set_device(index)
+        return f"cuda:{index}"
 
     def all_gather(self, obj) -> list:
         """Every rank's ``obj``, in rank order (``[obj]`` in a one-process run)."""
