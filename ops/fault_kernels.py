@@ -37,8 +37,9 @@ def int31_pieces(x: int, pieces: int) -> tuple[int, ...]:
 
 @triton.jit
 def _joined(lo, mid, hi):
-    """The int64 ``lo + mid 2^31 + hi 2^62`` of ``int31_pieces``."""
-    return tl.to_tensor(lo).to(tl.int64) | (tl.to_tensor(mid).to(tl.int64) << 31) | (tl.to_tensor(hi).to(tl.int64) << 62)
+    """The int64 ``lo + mid 2^31 + hi 2^62`` of ``int31_pieces``. ``tl.cast``, not ``.to``: a piece
+    may be a Python int (a literal, or an argument Triton specialized because it equals 1)."""
+    return tl.cast(lo, tl.int64) | (tl.cast(mid, tl.int64) << 31) | (tl.cast(hi, tl.int64) << 62)
 
 
 @triton.jit

@@ -152,3 +152,29 @@ def test_cache_decodes_every_sequence_of_a_batch_as_the_dense_path(mode, dtype):
     assert fused_stats == dense_stats
     if mode != "int4":
         assert dense_stats["corrected"] > 0
+
+
+@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int12-golay"])
+def test_generate_compiled_with_faults_on_the_whole_footprint_equals_eager(mode):
+    """``generate`` compiles the decode step for a compileable cache on CUDA. The fault kernel's
+    addresses reach 2^39 (the scales) and its seed 2^63; Inductor cannot pass a Python int past
+    int32 to a user Triton kernel, which once crashed this path, so they travel in 31-bit pieces."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=256)
+    model = LlamaForCausalLM(config).to("cuda").eval()
+    ids = torch.arange(3, 40, device="cuda")[None]
+    results = {}
+    for compiled in (False, True):
+        torch._dynamo.reset()
+        cache = ECCCache(model.config, 1, 64, mode=mode, fault=FaultModel("bsc", 1e-3, seed=7, targets="all"))
+        frames = torch._dynamo.utils.counters["frames"]["ok"]
+        tokens = model.generate(ids, **cache_argument(model, cache), max_new_tokens=12, do_sample=False, disable_compile=not compiled)
+        assert (torch._dynamo.utils.counters["frames"]["ok"] > frames) == compiled
+        results[compiled] = (tokens.tolist(), {k: v for k, v in cache.stats().items() if k != "layers"})
+    assert results[True] == results[False]
+    assert results[True][1]["injected"] > 0
