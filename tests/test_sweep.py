@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -93,6 +94,28 @@ def test_resuming_with_other_settings_is_refused(tiny, tmp_path):
     S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
     with pytest.raises(ValueError, match="other settings"):
         S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1], window=32, stride=16), progress=False)
+
+
+
+def test_resuming_after_the_weights_or_the_text_changed_is_refused(tiny, tmp_path):
+    """Retrained weights, or an edited text, at the same paths: the finished trials measured
+    another model and must not be reused."""
+    import shutil
+
+    model, text = tmp_path / "model", tmp_path / "text.txt"
+    shutil.copytree(tiny / "model", model)
+    shutil.copy(tiny / "text.txt", text)
+    grid = dict(cache_modes=["int4"], ber_levels=[0.0], seeds=[1], output_dir=str(tmp_path / "out"))
+    first = dataclasses.replace(settings(tiny, tmp_path), model=str(model), text=str(text), **grid)
+    S.run_sweep(first, progress=False)
+    S.run_sweep(first, progress=False)  # unchanged: resumes
+    text.write_text(text.read_text() + " one more sentence.")
+    with pytest.raises(ValueError, match="text_sha256"):
+        S.run_sweep(first, progress=False)
+    shutil.copy(tiny / "text.txt", text)
+    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:-1] + b"\1")
+    with pytest.raises(ValueError, match="model_sha256"):
+        S.run_sweep(first, progress=False)
 
 
 def run_cli(*args):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -110,7 +111,39 @@ class SweepSettings:
         source = resolve_model_path(self.model)
         out["model"] = str(Path(source).resolve()) if Path(source).exists() else source
         out["text"] = str(Path(self.text).resolve()) if self.text is not None else None
+        # By content too: retrained weights or an edited text at the same path are another sweep.
+        out["model_sha256"] = files_sha256(Path(source), MODEL_FILES) if Path(source).exists() else None
+        out["text_sha256"] = files_sha256(Path(self.text) if self.text is not None else default_text_path(), ())
         return out
+
+
+MODEL_FILES = ("config.json", "*.safetensors", "*.bin")
+
+
+def files_sha256(path: Path, patterns: tuple[str, ...]) -> str | None:
+    """SHA-256 over a file, or over a directory's files matching ``patterns`` (names and bytes,
+    in name order); None where there is nothing to read."""
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted({f for pattern in patterns for f in path.glob(pattern) if f.is_file()})
+    else:
+        return None
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def default_text_path() -> Path:
+    from .models import REFERENCE_DIR
+
+    return REFERENCE_DIR / "heldout.txt"
 
 
 def check_device(device: str) -> None:
@@ -197,11 +230,9 @@ def _append_trial(out: Path, record: dict, name: str = TRIALS_FILE) -> None:
 
 
 def read_text_tokens(settings: SweepSettings, tokenizer) -> torch.Tensor:
-    from .models import REFERENCE_DIR
-
     text_path = settings.text
     if text_path is None:
-        candidate = REFERENCE_DIR / "heldout.txt"
+        candidate = default_text_path()
         if not candidate.exists():
             raise ValueError("no evaluation text: pass --text FILE (the reference held-out text is not built here)")
         text_path = str(candidate)
