@@ -187,13 +187,12 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
     pend_next = erased
     t = 1
     while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
-        for direction in tl.static_range(2):
-            if direction == 0:
-                r = rows[:, None] - t
-                ok = pend_prev & (r >= 0)
-            else:
-                r = rows[:, None] + t
-                ok = pend_next & (r < seq_len)
+        # A loop, not unrolled: one copy of the decode below in the kernel, not two (compile
+        # time: Triton's coalescing pass is quadratic in a kernel's loads).
+        for direction in range(2):
+            back = direction == 0
+            r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
+            ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
             _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K,
                                       True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
             if GROUPS == 1:
@@ -203,12 +202,10 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                 _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
                                               MRB, META_LANES, META_UNITS)
             det = (status == 2) | meta_det
-            if direction == 0:
-                prev_row = tl.where(ok & ~det, r, prev_row)
-                pend_prev = ok & det
-            else:
-                next_row = tl.where(ok & ~det, r, next_row)
-                pend_next = ok & det
+            prev_row = tl.where(back & ok & ~det, r, prev_row)
+            pend_prev = tl.where(back, ok & det, pend_prev)
+            next_row = tl.where(~back & ok & ~det, r, next_row)
+            pend_next = tl.where(back, pend_next, ok & det)
         t += 1
     return prev_row, next_row
 
@@ -341,20 +338,24 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
                     UNIT_VALUES, LANES_D,
                     D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
                     DET, PBITS, PO_SYN, MK, MPO_SYN)
-                has_prev = prev_row >= 0
-                has_next = next_row >= 0
-                r = tl.maximum(prev_row, 0)
-                prev_data, prev_status = _decode_units(_load_units(base, r, u, has_prev, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
-                                             has_prev, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                prev_scale, prev_offset, prev_detected = _group_scale(meta_base, r, has_prev, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True,
-                                                                      GROUPS,
-                                                          HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
-                r = tl.maximum(next_row, 0)
-                next_data, next_status = _decode_units(_load_units(base, r, u, has_next, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
-                                             has_next, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                next_scale, next_offset, next_detected = _group_scale(meta_base, r, has_next, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True,
-                                                                      GROUPS,
-                                                          HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+                # The rows before and after, decoded in a loop rather than unrolled (one copy of
+                # the decode, as in _neighbour_rows).
+                for side in range(2):
+                    before = side == 0
+                    row = tl.where(before, prev_row, next_row)
+                    has = row >= 0
+                    r = tl.maximum(row, 0)
+                    data, _ = _decode_units(_load_units(base, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
+                                            NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    side_scale, side_offset, _ = _group_scale(meta_base, r, has, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
+                                                              HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+                    prev_data = tl.where(before, data, prev_data)
+                    next_data = tl.where(before, next_data, data)
+                    prev_scale = tl.where(before, side_scale, prev_scale)
+                    next_scale = tl.where(before, next_scale, side_scale)
+                    if HAS_ZERO:
+                        prev_offset = tl.where(before, side_offset, prev_offset)
+                        next_offset = tl.where(before, next_offset, side_offset)
     return erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset
 
 

@@ -306,18 +306,40 @@ def _lane_unit_parity(D, u, t):
     return 8 * ((D + 7) // 8) + ((D + 2) // 3) * t + u
 
 
+@triton.constexpr_function
+def _lane_unit_uses_word(D, u, j):
+    """Whether codeword ``u`` of such a row has a data or parity nibble in its int32 word ``j``."""
+    values = [_lane_unit_value(D, u, i) for i in range(3)]
+    nibbles = [v for v in values if v >= 0] + [_lane_unit_parity(D, u, t) for t in range(3)]
+    return any(n // 8 == int(j) for n in nibbles)
+
+
+@triton.constexpr_function
+def _lane_row_words(D):
+    """Upper bound of the int32 words of such a row that hold nibbles (the loop bound)."""
+    return (_lane_unit_parity(D, (int(D) + 2) // 3 - 1, 2) // 8) + 1
+
+
 @triton.jit
 def _meta_unit(row_ptrs, U: tl.constexpr, mask, MUB: tl.constexpr, LANES_D: tl.constexpr):
     """Unit ``U`` of the metadata rows at ``row_ptrs`` as an int32 word: ``MUB`` bytes at
-    ``U * MUB``, or with ``LANES_D`` codeword ``U`` of Golay's lane layout of that many values."""
+    ``U * MUB``, or with ``LANES_D`` codeword ``U`` of Golay's lane layout of that many values.
+    The lane layout's rows are whole aligned int32 words (16 or 24 bytes): each word holding
+    one of the codeword's six nibbles is loaded once (two or three loads, not six: fewer
+    loads, and Triton's coalescing pass is quadratic in a kernel's loads)."""
     row_ptrs = row_ptrs + tl.zeros(mask.shape, tl.int32)  # the mask's shape (rows may be [N, 1], the mask [N, U])
     if LANES_D:
         word = tl.zeros(mask.shape, tl.int32)
-        for i in tl.static_range(3):
-            if _lane_unit_value(LANES_D, U, i) >= 0:
-                word = word | (_row_nibble(row_ptrs, _lane_unit_value(LANES_D, U, i), mask) << (4 * i))
-        for t in tl.static_range(3):
-            word = word | (_reverse_nibble(_row_nibble(row_ptrs, _lane_unit_parity(LANES_D, U, t), mask)) << (12 + 4 * t))
+        row_words = row_ptrs.to(tl.pointer_type(tl.int32))
+        for j in tl.static_range(_lane_row_words(LANES_D)):
+            if _lane_unit_uses_word(LANES_D, U, j):
+                w = tl.load(row_words + j, mask=mask, other=0)
+                for i in tl.static_range(3):
+                    if (_lane_unit_value(LANES_D, U, i) >= 0) and (_lane_unit_value(LANES_D, U, i) // 8 == j):
+                        word = word | (((w >> (4 * (_lane_unit_value(LANES_D, U, i) % 8))) & 15) << (4 * i))
+                for t in tl.static_range(3):
+                    if _lane_unit_parity(LANES_D, U, t) // 8 == j:
+                        word = word | (_reverse_nibble((w >> (4 * (_lane_unit_parity(LANES_D, U, t) % 8))) & 15) << (12 + 4 * t))
     else:
         word = _unit_word(row_ptrs + U * MUB, mask, MUB)
     return word

@@ -1,10 +1,13 @@
-"""Registers and spills of the fused attention kernel on Hopper, without a GPU.
+"""Registers, spills and compile time of the fused attention kernel on Hopper, without a GPU.
 
 Compiles ``_decode_attention_kernel`` for sm_90a with Triton (no device needed) for every
 codec / dtype / interpolation variant at its launch configuration, with the argument types
 torch.compile passes (the softmax scale as float64), then runs the ptxas bundled with Triton
 in verbose mode. A kernel that fails to compile for the GPU fails here first; a stack frame or
-spill bytes mean the configuration is too large for the register file.
+spill bytes mean the configuration is too large for the register file. Each line also gives
+the compile time and the ``tt.load`` operations of the kernel's Triton IR: a kernel compiles
+at its first call, and Triton's coalescing pass takes time quadratic in a kernel's loads.
+Compile times depend on the CPU; compare within one run (each run compiles into an empty cache).
 
     python tools/kernel_resources.py                       # every variant, default configs
     python tools/kernel_resources.py --config 64,4,2 --codecs hamming84
@@ -16,6 +19,7 @@ import argparse
 import os
 import subprocess
 import tempfile
+import time
 
 import triton
 from triton.backends.compiler import GPUTarget
@@ -104,6 +108,8 @@ def main(argv=None) -> None:
     p.add_argument("--config", help="block_n,num_warps,num_stages (default: the kernel's own per variant)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
     args = p.parse_args(argv)
+    # An empty cache, so that every variant is compiled (and timed), not read back.
+    triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")
     for codec in args.codecs:
         for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
             layout = StorageLayout(codec, 128)
@@ -115,11 +121,14 @@ def main(argv=None) -> None:
                     block_n, warps, stages = (int(x) for x in args.config.split(","))
                     config = dict(block_n=block_n, num_warps=warps, num_stages=stages)
                 for dtype in args.dtypes:
+                    start = time.perf_counter()
                     kernel = compile_variant(codec, dtype, interpolate, True, config, deferred=launch == "deferred",
                                              symmetric=not args.asymmetric)
+                    seconds = time.perf_counter() - start
                     shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}"
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
-                    print(f"{label:40} {ptxas_report(kernel)}", flush=True)
+                    compiled = f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads"
+                    print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
 
 if __name__ == "__main__":
     main()
