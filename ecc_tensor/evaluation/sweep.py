@@ -185,10 +185,18 @@ def _prepare_output_dir(settings: SweepSettings) -> Path:
         identity = settings.identity()
         if previous != identity and (out / TRIALS_FILE).exists():
             changed = {k: (previous.get(k), v) for k, v in identity.items() if previous.get(k) != v}
+            what = ", ".join(f"{k}: {_short(old)} -> {_short(new)}" for k, (old, new) in changed.items())
+            why = " (the model's weights or the text are not the ones that sweep measured)" if any(
+                k.endswith("_sha256") for k in changed) else ""
             raise ValueError(
-                f"{out} holds a sweep with other settings {changed}; resume it with the same settings or use another --output-dir"
+                f"{out} holds a sweep with other settings ({what}){why}; resume it with the same settings or use another --output-dir"
             )
     return out
+
+
+def _short(value):
+    """A setting as the refusal names it: a SHA-256 by its first 12 digits."""
+    return f"{value[:12]}..." if isinstance(value, str) and len(value) == 64 else repr(value)
 
 
 def _record_settings(out: Path, settings: SweepSettings) -> None:
