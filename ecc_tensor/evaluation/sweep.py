@@ -169,7 +169,7 @@ def trial_key(mode: str, ber: float, seed: int) -> str:
     return f"{mode}|{ber:.6g}|{seed}"
 
 
-def _prepare_output_dir(settings: SweepSettings) -> Path:
+def _prepare_output_dir(settings: SweepSettings, identity: dict) -> Path:
     """Check that the output dir is writable and holds no sweep of other settings. Nothing is
     written there yet: a run that fails before its first trial leaves the directory as it was."""
     out = Path(settings.output_dir)
@@ -182,7 +182,6 @@ def _prepare_output_dir(settings: SweepSettings) -> Path:
     settings_path = out / SETTINGS_FILE
     if settings_path.exists():
         previous = json.loads(settings_path.read_text())
-        identity = settings.identity()
         if previous != identity and (out / TRIALS_FILE).exists():
             changed = {k: (previous.get(k), v) for k, v in identity.items() if previous.get(k) != v}
             what = ", ".join(f"{k}: {_short(old)} -> {_short(new)}" for k, (old, new) in changed.items())
@@ -199,12 +198,12 @@ def _short(value):
     return f"{value[:12]}..." if isinstance(value, str) and len(value) == 64 else repr(value)
 
 
-def _record_settings(out: Path, settings: SweepSettings) -> None:
+def _record_settings(out: Path, identity: dict) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"output dir {out} is not writable: {err}") from None
-    atomic_write(out / SETTINGS_FILE, json.dumps(settings.identity(), indent=2))
+    atomic_write(out / SETTINGS_FILE, json.dumps(identity, indent=2))
 
 
 def rank_trials_file(rank: int) -> str:
@@ -370,13 +369,14 @@ def run_sweep(settings: SweepSettings, progress: bool = True) -> list[dict]:
     settings.validate()
     world = current_world()
     device = world.device(settings.device)
-    out = _prepare_output_dir(settings)
+    identity = settings.identity()  # once: it hashes the weights and the text
+    out = _prepare_output_dir(settings, identity)
     settings.validate_model(load_config(settings.model))
     model, tokenizer = load_model_and_tokenizer(settings.model, device, getattr(torch, settings.dtype))
     tokens = read_text_tokens(settings, tokenizer)
     windows = make_windows(tokens.numel(), settings.window, settings.stride, settings.max_samples)
     if world.rank == 0:
-        _record_settings(out, settings)  # only once the model and the text have loaded
+        _record_settings(out, identity)  # only once the model and the text have loaded
     world.barrier()
     finished = {}
     for part in world.all_gather(load_finished(out)):  # the same view on every rank, shared directory or not

@@ -45,7 +45,7 @@ for arch in $archs; do
   if [ -f "$build/$name.done" ] || { [ -f "$build/$name.pid" ] && kill -0 "$(cat "$build/$name.pid")" 2>/dev/null; }; then
     continue
   fi
-  # Train, then measure (with evidence.py) on the same GPU; train.py resumes from build/$name.ckpt.
+  # Train, then measure (with evidence.py) on the same GPU; train.py resumes from $build/$name.ckpt.
   CUDA_VISIBLE_DEVICES=$gpu setsid bash -c "
     python3 tools/reference_models/train.py --arch $arch --corpus build/corpus-full --tokenizer build/tokenizer-full \
       --out $build/$name $shape --context 1024 --batch 64 --tokens ${TOKENS:-4e8} --lr $lr --warmup 500 --seed 0 \
