@@ -15,12 +15,14 @@ if not torch.cuda.is_available():
 
 
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA device")
+    skip_two = pytest.mark.skip(reason="needs two GPUs")
     for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)
+        if gpus == 0 and "cuda" in item.keywords:
+            item.add_marker(skip_cuda)
+        elif gpus < 2 and "two_gpus" in item.keywords:
+            item.add_marker(skip_two)
 
 
 @pytest.fixture

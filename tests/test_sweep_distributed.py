@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from ecc_tensor.evaluation import sweep as S
 from ecc_tensor.evaluation.distributed import World, shard
@@ -71,7 +70,7 @@ def test_two_gloo_processes_give_the_one_process_trials(tiny, tmp_path, one_proc
     assert run.stdout.count("16 trials") == 1
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs two GPUs")
+@pytest.mark.two_gpus
 def test_two_processes_on_two_gpus_give_the_one_gpu_trials(tiny, tmp_path):
     """The same on the GPU: one process on one GPU against a launch of two, a GPU each."""
     one, two = tmp_path / "one", tmp_path / "two"

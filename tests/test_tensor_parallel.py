@@ -53,10 +53,7 @@ def run(tiny, tmp_path, processes: int, device: str = "cpu") -> dict:
     return json.loads(out.read_text())
 
 
-TWO_GPUS = pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs two GPUs")
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=TWO_GPUS)])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.two_gpus)])
 def test_two_way_tensor_parallel_generation_and_counters_equal_the_unsplit_model(tiny, tmp_path, device):
     """On CPU the ranks join by gloo; on two GPUs transformers joins them by NCCL, each on its own GPU."""
     one, two = run(tiny, tmp_path, 1, device), run(tiny, tmp_path, 2, device)
