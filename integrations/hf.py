@@ -162,8 +162,10 @@ class _StoredLayer(StaticLayer):
         tp_rank: int = 0,
         tp_size: int = 1,
         model_kv_heads: int | None = None,
+        rows_as_sequences: bool = False,
     ):
         super().__init__(max_cache_len=max_cache_len)
+        self.rows_as_sequences = rows_as_sequences
         # Under tensor parallelism this layer holds heads [tp_rank * h, (tp_rank + 1) * h) of the
         # model's tp_size * h; faults are drawn at the unsplit cache's addresses.
         self.tp_rank, self.tp_size = tp_rank, tp_size
@@ -254,9 +256,10 @@ class _StoredLayer(StaticLayer):
             )
         return self.max_cache_len, 0
 
-    def reset(self) -> None:
+    def reset(self, first_sequence: int | None = None) -> None:
         """Forget the sequence: zero every stored byte (nothing leaks into the next sequence)
-        and draw fresh faults for the next one. Counters keep accumulating (see reset_stats)."""
+        and draw fresh faults for the next one (sequence ``first_sequence`` if given, else the
+        next number). Counters keep accumulating (see reset_stats)."""
         if self.is_initialized:
             for store in (self._k, self._v):
                 for t in (*store.buffers, store.shadow, store.meta_shadow):
@@ -264,7 +267,9 @@ class _StoredLayer(StaticLayer):
                         t.zero_()
         self.cumulative_length.zero_()
         self._written, self._mirror_stale, self._reads = 0, False, 0
-        self.sequence += 1
+        if first_sequence is None:  # the next number past every row's sequence
+            first_sequence = self.sequence + (self.batch_size if self.rows_as_sequences and self.is_initialized else 1)
+        self.sequence = first_sequence
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         raise NotImplementedError("ECCCache does not support beam search")
@@ -273,15 +278,23 @@ class _StoredLayer(StaticLayer):
     def _fault_address(self, kv: int, first_position: int, width: int, metadata: bool) -> int:
         """Position-major byte addresses: a token's flips do not depend on how the sequence was
         written; a store's metadata bytes start at ``METADATA_ADDRESS``."""
-        per_position = self.batch_size * self.num_heads * self.tp_size * width
+        rows = 1 if self.rows_as_sequences else self.batch_size
+        per_position = rows * self.num_heads * self.tp_size * width
         base = ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + (METADATA_ADDRESS if metadata else 0)
         return base + first_position * per_position
 
     def _inject(self, words: torch.Tensor, store, kv: int, first_position: int, event: int,
                 metadata: bool = False) -> torch.Tensor:
         """Faults on ``words`` ``[batch, heads, positions, width]`` at their position-major addresses."""
+        if self.rows_as_sequences and words.shape[0] > 1:
+            # Row b is sequence ``self.sequence + b`` of a one-row cache: its own draws, one launch each.
+            return torch.cat([self._inject_rows(words[b : b + 1], store, kv, first_position, event, metadata, b)
+                              for b in range(words.shape[0])])
+        return self._inject_rows(words, store, kv, first_position, event, metadata, 0)
+
+    def _inject_rows(self, words, store, kv, first_position, event, metadata, row) -> torch.Tensor:
         position_major = words.permute(2, 0, 1, 3).contiguous()
-        step = (self.sequence * _READ_EVENTS_PER_SEQUENCE + event) & 0xFFFFFFFF
+        step = ((self.sequence + row) * _READ_EVENTS_PER_SEQUENCE + event) & 0xFFFFFFFF
         bits = store.meta_layout.exposed_bits_per_byte if metadata else store.bits
         offset = self._fault_address(kv, first_position, words.shape[-1], metadata)
         eligible = store.meta_msb if metadata else store.msb
@@ -452,6 +465,11 @@ class ECCCache(Cache):
             stores only its KV heads (``tp_rank``, default: the torch.distributed rank), faults
             fall where they fall in the unsplit cache, and ``stats(all_ranks=True)`` sums the
             ranks' counters.
+        rows_as_sequences: each batch row is a sequence of its own for fault draws: row ``b``
+            takes exactly the faults a one-row cache takes as sequence ``first_sequence + b``
+            (see :meth:`reset`), so several independent texts score in one forward with the
+            draws of one at a time (the sweep's windows). Default False: a batch is one
+            sequence of ``max_batch_size`` rows, each row at its own addresses.
     """
 
     def __init__(
@@ -469,6 +487,7 @@ class ECCCache(Cache):
         attention: str = "auto",
         tp_size: int = 1,
         tp_rank: int | None = None,
+        rows_as_sequences: bool = False,
         **kwargs,
     ):
         self.mode = get_mode(mode)
@@ -516,6 +535,7 @@ class ECCCache(Cache):
                 max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention",
                 fused_attention=attention == "fused", max_batch_size=max_batch_size, tp_rank=self.tp_rank, tp_size=self.tp_size,
                 model_kv_heads=getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
+                rows_as_sequences=rows_as_sequences,
             )
             for i, layer_type in enumerate(layer_types)
         ]
@@ -554,6 +574,15 @@ class ECCCache(Cache):
                  for name in C.COUNTER_NAMES}
         values = {name: total[name] for name in C.VALUE_COUNTERS}
         return {**values, "metadata": C.metadata_view(total), "layers": per_layer}
+
+    def reset(self, first_sequence: int | None = None) -> None:
+        """Forget the stored sequence(s) and draw fresh faults for the next: as sequence
+        ``first_sequence`` (its rows ``first_sequence + b`` with ``rows_as_sequences``) if
+        given, else the next number past the last. Counters keep accumulating (see reset_stats)."""
+        if first_sequence is not None and (not isinstance(first_sequence, int) or isinstance(first_sequence, bool) or first_sequence < 0):
+            raise ValueError(f"first_sequence must be a non-negative int, got {first_sequence!r}")
+        for layer in self.layers:
+            layer.reset(first_sequence)
 
     def reset_stats(self) -> None:
         for layer in self.layers:

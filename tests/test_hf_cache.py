@@ -199,6 +199,36 @@ def test_reset_clears_codewords_and_draws_fresh_faults(model):
     assert not torch.equal(cache.layers[0]._k.stored, first)  # same tokens, new fault draw
 
 
+@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "fp16-unprotected"])
+def test_rows_as_sequences_take_the_faults_of_one_row_caches(model, mode):
+    """Row b of a rows_as_sequences cache reset to sequence s stores exactly what a one-row
+    cache stores as sequence s + b (write and read faults, scales too); a plain reset then
+    moves past every row's sequence."""
+    fault = FaultModel("bsc", 2e-2, seed=5, site="both")
+    ids = prompt(batch=3)
+    together = ecc(model, mode, fault, batch=3, rows_as_sequences=True)
+    together.reset(first_sequence=7)
+    with torch.no_grad():
+        model(ids, **cache_argument(model, together), use_cache=True)
+    injected = 0
+    for b in range(3):
+        alone = ecc(model, mode, fault, batch=1)
+        alone.reset(first_sequence=7 + b)
+        with torch.no_grad():
+            model(ids[b : b + 1], **cache_argument(model, alone), use_cache=True)
+        for mine, theirs in zip(together.layers, alone.layers):
+            for a, c in ((mine._k, theirs._k), (mine._v, theirs._v)):
+                assert torch.equal(a.words[b : b + 1], c.words)
+                if a.meta is not None:
+                    assert torch.equal(a.meta[b : b + 1], c.meta)
+        injected += alone.stats()["injected"]
+    assert together.stats()["injected"] == injected > 0
+    together.reset()
+    assert {layer.sequence for layer in together.layers} == {10}
+    with pytest.raises(ValueError, match="first_sequence must be a non-negative int"):
+        together.reset(first_sequence=-1)
+
+
 def test_keys_are_ecc_tensors(model):
     from ecc_tensor import ECCInt4Tensor
 

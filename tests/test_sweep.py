@@ -90,6 +90,23 @@ def test_a_killed_sweep_resumes_and_equals_an_uninterrupted_one(tiny, tmp_path, 
     assert strip_time(resumed) == strip_time(uninterrupted)
 
 
+@pytest.mark.parametrize("site", ["write", "both"])
+def test_windows_scored_together_take_the_faults_they_take_one_at_a_time(tiny, tmp_path, site):
+    """Batches of 2 over 5 windows (the last one alone): the counters equal the one-window
+    run's exactly, since each window draws as the same sequence; the scores to rounding."""
+    def run(batch_size):
+        return S.run_sweep(settings(tiny, tmp_path / str(batch_size), max_samples=5, batch_size=batch_size, seeds=[3], fault_site=site,
+                                    ber_levels=[1e-2], cache_modes=["int4", "int4-hamming84-interp", "fp8"]), progress=False)
+
+    alone, together = run(1), run(2)
+    for a, t in zip(alone, together, strict=True):
+        numbers = [k for k in a if k not in ("wall_time_s", "perplexity", "kl_divergence", "top5_accuracy")]
+        assert {k: a[k] for k in numbers} == {k: t[k] for k in numbers}
+        assert a["injected"] > 0 and a["windows"] == 5
+        for k in ("perplexity", "kl_divergence", "top5_accuracy"):
+            assert t[k] == pytest.approx(a[k], rel=1e-5), k
+
+
 def test_resuming_with_other_settings_is_refused(tiny, tmp_path):
     S.run_sweep(settings(tiny, tmp_path, cache_modes=["int4"], ber_levels=[0.0], seeds=[1]), progress=False)
     with pytest.raises(ValueError, match="other settings"):
@@ -204,6 +221,7 @@ def test_needle_prompt_and_run(tiny):
         (["--window", "512", "--stride", "256"], "exceeds the model's 256 positions"),
         (["--seeds", "-1"], r"seed must be an integer in \[0, 2\*\*63\)"),
         (["--group-size", "0"], "positive divisor"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
         (["--group-size", "7"], "does not divide the model's head_dim 16"),
         (["--model", "ref-gpt3"], "did you mean 'ref-gpt2'"),
     ],

@@ -64,6 +64,7 @@ class SweepSettings:
     device: str = "cpu"
     dtype: str = "float32"
     group_size: int | None = None
+    batch_size: int = 8  # windows per forward; each draws the faults it draws scored alone
 
     def validate(self) -> None:
         """Every check that needs neither the model nor the text: run before either loads."""
@@ -80,6 +81,8 @@ class SweepSettings:
             FaultModel(self.fault_model, 0.0, seed, site=self.fault_site, targets=self.fault_targets)  # checks the seed too
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"--max-samples must be >= 1, got {self.max_samples}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.group_size is not None and self.group_size < 1:
             raise ValueError(f"--group-size must be a positive divisor of the model's head_dim, got {self.group_size}")
         make_windows(self.window, self.window, self.stride)  # checks window/stride
@@ -106,7 +109,7 @@ class SweepSettings:
         from .models import resolve_model_path
 
         keep = ("model", "text", "fault_model", "fault_site", "fault_targets", "max_samples", "window", "stride", "dtype",
-                "group_size")
+                "group_size", "batch_size")
         out = {k: getattr(self, k) for k in keep}
         source = resolve_model_path(self.model)
         out["model"] = str(Path(source).resolve()) if Path(source).exists() else source
@@ -259,30 +262,50 @@ def read_text(path: Path) -> str:
         raise ValueError(f"text file {path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it to UTF-8") from None
 
 
+def _scored_windows(model, tokens, windows, settings, mode: str = "fp16", fault=None, track_silent: bool = False,
+                    caches: dict | None = None):
+    """Scores ``windows`` in batches of ``settings.batch_size`` through ECCCaches of ``mode``
+    (one per batch size used, left in ``caches``: their counters sum to the trial's); yields
+    ``(index, ids, logprobs)`` per window in order. Window ``i`` draws the faults of sequence
+    ``i + 1``, as one cache scoring the windows one at a time would, whatever the batch size."""
+    import torch
+
+    from ..integrations.hf import ECCCache
+    from .windows import batches, windows_logprobs
+
+    caches = {} if caches is None else caches
+    for rows in batches(len(windows), settings.batch_size):
+        cache = caches.get(len(rows))
+        if cache is None:
+            cache = caches[len(rows)] = ECCCache(model.config, len(rows), settings.window, mode=mode, fault=fault,
+                                                 group_size=settings.group_size, track_silent=track_silent, rows_as_sequences=True)
+        ids = torch.stack([tokens[windows[i].start : windows[i].start + settings.window] for i in rows]).to(model.device)
+        logprobs = windows_logprobs(model, ids, cache, first_sequence=rows[0] + 1)
+        for b, i in enumerate(rows):
+            yield i, ids[b], logprobs[b]
+
+
 def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) -> dict:
     """One (mode, BER, seed) trial over ``windows``, against the ``clean`` reference run."""
     from ..counters import COUNTER_NAMES
     from ..faults import FaultModel
-    from ..integrations.hf import ECCCache
-    from .windows import CATASTROPHIC_FACTOR, score, window_logprobs
+    from .windows import CATASTROPHIC_FACTOR, score
 
     fault = FaultModel(settings.fault_model, ber, seed, site=settings.fault_site, targets=settings.fault_targets) if ber > 0 else None
-    cache = ECCCache(model.config, 1, settings.window, mode=mode, fault=fault, group_size=settings.group_size, track_silent=True)
     started = time.perf_counter()
     nll = kl = 0.0
     n_tokens = top5 = catastrophic = 0
-    for i, w in enumerate(windows):
-        ids = tokens[w.start : w.start + settings.window].to(model.device)
-        logprobs = window_logprobs(model, ids, cache)
-        s = score(logprobs, ids, w.scored_from, clean["logprobs"][i].to(logprobs.device))
+    caches = {}
+    for i, ids, logprobs in _scored_windows(model, tokens, windows, settings, mode, fault, track_silent=True, caches=caches):
+        s = score(logprobs, ids, windows[i].scored_from, clean["logprobs"][i].to(logprobs.device))
         nll += s.nll_sum
         kl += s.kl_sum
         n_tokens += s.tokens
         top5 += s.top5_hits
         catastrophic += (not s.finite) or s.perplexity > CATASTROPHIC_FACTOR * clean["window_ppl"][i]
-    stats = cache.stats()
-    counts = {**{k: stats[k] for k in COUNTER_NAMES if not k.startswith("meta_")},
-              **{f"meta_{k}": v for k, v in stats["metadata"].items()}}
+    stats = [cache.stats() for cache in caches.values()]
+    counts = {**{k: _sum(st[k] for st in stats) for k in COUNTER_NAMES if not k.startswith("meta_")},
+              **{f"meta_{k}": _sum(st["metadata"][k] for st in stats) for k in stats[0]["metadata"]}}
     record = {
         "mode": mode,
         "ber": ber,
@@ -299,18 +322,20 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) ->
     return record
 
 
+def _sum(values):
+    """A counter summed over caches; None (not measured) if any is None."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
 def clean_reference(model, tokens, windows, settings) -> dict:
     """The fp16 oracle's run (16-bit K/V, never faulted) every trial is compared with."""
-    from ..integrations.hf import ECCCache
-    from .windows import score, window_logprobs
+    from .windows import score
 
-    cache = ECCCache(model.config, 1, settings.window, mode="fp16")
     logprobs, window_ppl = [], []
-    for w in windows:
-        ids = tokens[w.start : w.start + settings.window].to(model.device)
-        lp = window_logprobs(model, ids, cache)
-        window_ppl.append(score(lp, ids, w.scored_from, None).perplexity)
-        logprobs.append(lp[w.scored_from - 1 :].cpu())
+    for i, ids, lp in _scored_windows(model, tokens, windows, settings):
+        window_ppl.append(score(lp, ids, windows[i].scored_from, None).perplexity)
+        logprobs.append(lp[windows[i].scored_from - 1 :].cpu())
     return {"logprobs": logprobs, "window_ppl": window_ppl}
 
 
@@ -457,6 +482,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=d.dtype)
     p.add_argument("--group-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"windows scored per forward (default {d.batch_size}); each draws the faults it draws scored alone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

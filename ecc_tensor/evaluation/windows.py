@@ -63,6 +63,23 @@ def window_logprobs(model, ids: torch.Tensor, cache) -> torch.Tensor:
     return F.log_softmax(out.logits[0, :-1].float(), dim=-1)
 
 
+@torch.no_grad()
+def windows_logprobs(model, ids: torch.Tensor, cache, first_sequence: int) -> torch.Tensor:
+    """float32 log-probabilities ``[rows, window - 1, vocab]`` for a batch of windows ``ids``
+    ``[rows, window]`` scored at once through ``cache`` (created with ``rows_as_sequences``):
+    row ``b`` takes the faults it would take scored alone as sequence ``first_sequence + b``."""
+    cache.reset(first_sequence)
+    from ..integrations.hf import cache_argument
+
+    out = model(ids, **cache_argument(model, cache), use_cache=True)
+    return F.log_softmax(out.logits[:, :-1].float(), dim=-1)
+
+
+def batches(n: int, size: int) -> list[range]:
+    """``range(n)`` in consecutive pieces of ``size`` (the last may be shorter)."""
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
 def score(logprobs: torch.Tensor, ids: torch.Tensor, scored_from: int, clean_logprobs: torch.Tensor | None) -> WindowScore:
     """Metrics over the targets ``ids[scored_from:]`` (clean_logprobs: the same rows, fp16 run)."""
     rows = logprobs[scored_from - 1 :]
