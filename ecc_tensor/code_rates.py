@@ -26,42 +26,34 @@ OUTCOMES = ("clean", "corrected", "detected", "silent")
 _CHUNK = 1 << 18
 
 
-WIDE_MAX_WEIGHT = 4  # SECDED(72,64): patterns enumerated up to this weight
+WIDE_MAX_WEIGHT = 4  # codes too long to enumerate (SECDED(72,64)): patterns up to this weight
+_ENUMERABLE_BITS = 24  # 2^24 patterns decode in seconds; longer codes are enumerated by weight
 
 
-def _secded72_counts() -> dict[str, tuple[int, ...]]:
+def _counts_by_weight(codec) -> dict[str, tuple[int, ...]]:
+    """Every pattern of weight <= WIDE_MAX_WEIGHT of a code whose codewords are byte blocks."""
     import itertools
 
-    from .codecs.secded72 import secded72
-
-    n = secded72.n
+    n = codec.n
     totals = torch.zeros(WIDE_MAX_WEIGHT + 1, len(OUTCOMES), dtype=torch.int64)
     totals[0, 0] = 1
     for w in range(1, WIDE_MAX_WEIGHT + 1):
         positions = torch.tensor(list(itertools.combinations(range(n), w)), dtype=torch.int64)
         bits = torch.zeros(positions.shape[0], n, dtype=torch.uint8).scatter_(1, positions, 1)
         patterns = (bits.view(-1, n // 8, 8).to(torch.int64) << torch.arange(8)).sum(-1).to(torch.uint8)
-        values, status = secded72.decode(patterns[:, None])
+        values, status = codec.decode(patterns[:, None])
         outcome = torch.where(status[:, 0] == STATUS_DETECTED, 2, torch.where((values != 0).any(-1), 3, 1))
         totals[w] = torch.bincount(outcome, minlength=len(OUTCOMES))
     return {o: tuple(totals[:, i].tolist()) for i, o in enumerate(OUTCOMES)}
 
 
-def _code(codec_name: str):
-    if codec_name == "secded72":
-        from .codecs.secded72 import secded72
-
-        return secded72
-    return get_codec(codec_name)
-
-
 @functools.lru_cache(maxsize=None)
 def outcome_counts(codec_name: str) -> dict[str, tuple[int, ...]]:
-    """For each outcome, the number of error patterns of each weight ``0..n`` (``0..4`` for
-    ``secded72``)."""
-    if codec_name == "secded72":
-        return _secded72_counts()
+    """For each outcome, the number of error patterns of each weight ``0..n`` (``0..4`` for a
+    code longer than 24 bits, SECDED(72,64))."""
     codec = get_codec(codec_name)
+    if codec.n > _ENUMERABLE_BITS:
+        return _counts_by_weight(codec)
     n = codec.n
     totals = torch.zeros(n + 1, len(OUTCOMES), dtype=torch.int64)
     for start in range(0, 1 << n, _CHUNK):
@@ -77,10 +69,10 @@ def outcome_counts(codec_name: str) -> dict[str, tuple[int, ...]]:
 
 def outcome_probabilities(codec_name: str, ber: float) -> dict[str, float]:
     """Probability of each outcome for one codeword whose ``n`` bits flip independently at
-    ``ber``, and ``unresolved``: that of the weights not enumerated (0 but for ``secded72``)."""
+    ``ber``, and ``unresolved``: that of the weights not enumerated (0 but for codes of more than 24 bits)."""
     if not 0.0 <= ber <= 1.0:
         raise ValueError(f"bit error rate must lie in [0, 1], got {ber}")
-    n = _code(codec_name).n
+    n = get_codec(codec_name).n
     out = {o: sum(count * ber**w * (1 - ber) ** (n - w) for w, count in enumerate(counts))
            for o, counts in outcome_counts(codec_name).items()}
     enumerated = len(outcome_counts(codec_name)["clean"]) - 1  # the highest weight decoded
@@ -88,10 +80,10 @@ def outcome_probabilities(codec_name: str, ber: float) -> dict[str, float]:
     return out
 
 
-def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-golay")) -> str:
-    """Markdown: per mode (and SECDED(72,64), values only: not yet a cache mode) its storage
-    cost and, per BER, the detected and silent codewords per million stored values (``<=``: an
-    upper bound, with the flips of the weights not enumerated counted as silent)."""
+def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-golay", "int4-secded72")) -> str:
+    """Markdown: per mode its storage cost and, per BER, the detected and silent codewords per
+    million stored values (``<=``: an upper bound, with the flips of the weights not enumerated
+    counted as silent)."""
     from .modes import get_mode
 
     header = ["mode", "code", "bits / value (values + scales, head_dim 128)"]
@@ -101,11 +93,10 @@ def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-gol
     for name in modes:
         mode = get_mode(name)
         entries.append((name, mode.codec, f"{mode.stored_bits_per_value:g} + {mode.metadata_bits_per_value:g}"))
-    entries.append(("(secded72)", "secded72", "4.5 + scales"))
     for name, codec_name, cost in entries:
-        codec = _code(codec_name)
+        codec = get_codec(codec_name)
         per_million = 1e6 / codec.values_per_codeword
-        cells = [name, f"({codec.n},{codec.k})" if getattr(codec, "decodes", True) else "none", cost]
+        cells = [name, f"({codec.n},{codec.k})" if codec.decodes else "none", cost]
         for ber in bers:
             p = outcome_probabilities(codec_name, ber)
             bound = "<= " if p["unresolved"] > 0 else ""

@@ -9,6 +9,8 @@
 | ``int4-hamming84`` | Hamming(8,4) | corrects one, detects two; detected values kept as read |
 | ``int4-hamming84-interp`` | Hamming(8,4) | as above, detected values interpolated |
 | ``int12-golay`` | Golay(24,12) over 3 values | corrects three flips per codeword |
+| ``int4-secded72`` | SECDED(72,64) over 16 values (4.5 bits) | corrects one flip per codeword, detects two |
+| ``int4-secded72-interp`` | SECDED(72,64) | as above, a detected codeword's 16 values interpolated |
 
 In every mode with a code the scales and zero points are stored in the same code
 (:mod:`ecc_tensor.metadata`). The 16-bit modes store the model's dtype when it is 16 bits
@@ -108,6 +110,8 @@ MODES = {
         CacheMode("int4-hamming84-interp", "hamming84", True, description="Hamming(8,4) SECDED + interpolation"),
         CacheMode("int12-golay", "golay24", description="Golay(24,12) over 3 values, corrects 3"),
         CacheMode("fp8", None, fp8=True, description="FP8 E4M3 words with a per-head scale, faulted, no protection (vLLM's fp8 cache)"),
+        CacheMode("int4-secded72", "secded72", description="SECDED(72,64) over 16 values, 12.5% overhead, detected values kept as read"),
+        CacheMode("int4-secded72-interp", "secded72", True, description="SECDED(72,64) over 16 values + interpolation"),
     )
 }
 if tuple(MODES) != MODE_NAMES:  # names.py lists them for the command line, which must not import torch

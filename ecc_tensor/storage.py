@@ -8,6 +8,7 @@ Everything a cache stores is uint8, and faults strike those bytes:
 | hamming74 | one byte = one codeword (bit 7 unused)   | D            | 7                     |
 | hamming84 | one byte = one codeword                  | D            | 8                     |
 | golay24   | lanes: INT4 data words, then parity words (:mod:`ecc_tensor.lanes`) | 4 words | 8 |
+| secded72  | blocks: 9-byte codewords, 16 values two a byte, then the check byte | 9 ceil(D / 16) | 8 |
 
 so Hamming(8,4) costs exactly 8 bits per value and Golay a little more (136 bytes for 128
 values: 128 values need 43 codewords, and its rows are whole 8-byte units, which the fused
@@ -62,6 +63,11 @@ class StorageLayout:
     def unit_values(self) -> int:
         """INT4 values per storage unit."""
         return 2 if self.nibbles else self.codec.values_per_codeword
+
+    @property
+    def blocks(self) -> bool:
+        """Codewords the codec encodes to bytes and decodes from bytes itself (SECDED(72,64))."""
+        return self.kind == "blocks"
 
     @property
     def lanes(self) -> bool:
@@ -122,6 +128,8 @@ class StorageLayout:
         if self.nibbles:
             pairs = padded.reshape(*padded.shape[:-1], -1, 2)
             return pairs[..., 0] | (pairs[..., 1] << 4)
+        if self.blocks:
+            return self.codec.encode(padded, validate=False, tables=tables).flatten(-2)
         words = self.codec.encode(padded, validate=False, tables=tables).to(torch.int64)
         if self.unit_bytes == 1:
             return words.to(torch.uint8)
@@ -137,6 +145,8 @@ class StorageLayout:
             return lanes.codewords(stored, self.head_dim)
         if self.unit_bytes == 1:
             return stored
+        if self.blocks:  # [..., units, unit_bytes]: the codec's own codeword form
+            return stored.reshape(*stored.shape[:-1], self.units, self.unit_bytes)
         shifts = torch.arange(self.unit_bytes, device=stored.device) * 8
         units = stored.reshape(*stored.shape[:-1], self.units, self.unit_bytes).to(torch.int64)
         return (units << shifts).sum(-1).to(self.codec.word_dtype)
@@ -144,6 +154,9 @@ class StorageLayout:
     def load(self, stored: torch.Tensor, tables: CodecTables | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode storage: ``(values uint8 [..., head_dim], status uint8 [..., codewords_per_row])``,
         the status as :meth:`LinearBlockCode.decode_words` gives it (parity-only apart)."""
+        if self.blocks:
+            values, status = self.codec.decode(self.codewords(stored), validate=False, tables=tables)
+            return values[..., : self.head_dim], status
         data, status = self.codec.decode_words(self.codewords(stored), tables)
         values = self.codec.unpack_values(data)
         if self.lanes:  # slot order -> value order

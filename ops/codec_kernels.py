@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ecc_tensor.codecs import LinearBlockCode
+from ecc_tensor.codecs import LinearBlockCode, get_codec
 from ecc_tensor.interp import interpolate_erasures
 from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.storage import StorageLayout, written_rows
@@ -632,6 +632,19 @@ def _pow2(n: int) -> int:
 def _rows_per_program(layout: StorageLayout) -> int:
     # About 4K values per program keeps registers in check for head_dim up to 256.
     return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values)))
+
+
+def has_kernels(codec: str) -> bool:
+    """Whether the Triton kernels know ``codec``'s layout; the ops run the PyTorch reference
+    for the others on every device (SECDED(72,64)'s byte blocks, so far)."""
+    return get_codec(codec).layout != "blocks"
+
+
+def kernel_codecs() -> tuple[str, ...]:
+    """The registered codecs the Triton kernels know (:func:`has_kernels`)."""
+    from ecc_tensor.codecs import _CODECS
+
+    return tuple(name for name in _CODECS if has_kernels(name))
 
 
 def parity_only_syndrome(codec: LinearBlockCode) -> int:

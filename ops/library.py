@@ -1,8 +1,9 @@
 """The ``ecc`` torch.library custom ops.
 
 Each op is a ``torch.library.triton_op`` whose body launches the Triton kernel for CUDA
-tensors and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
-:mod:`ecc_tensor.faults`) for every other device. ``triton_op`` also registers the body as the
+tensors of a codec the kernels know (``codec_kernels.has_kernels``: all but SECDED(72,64) so
+far) and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
+:mod:`ecc_tensor.faults`) otherwise. ``triton_op`` also registers the body as the
 fake implementation and lets ``torch.compile`` trace into it, so the ops never break a graph.
 
 The codec tables are explicit tensor arguments rather than globals the body looks up: inside
@@ -29,14 +30,15 @@ from ecc_tensor.storage import StorageLayout, written_rows
 from . import attention_kernels, codec_kernels, fault_kernels
 
 
-def _on_gpu(t: Tensor) -> bool:
-    return t.device.type == "cuda"
+def _on_gpu(t: Tensor, codec: str) -> bool:
+    """Whether the op runs its Triton kernel: CUDA tensors of a codec the kernels know."""
+    return t.device.type == "cuda" and codec_kernels.has_kernels(codec)
 
 
 @triton_op("ecc::encode", mutates_args=())
 def encode(values: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str) -> Tensor:
     """INT4 values ``[..., D]`` (uint8) -> storage ``[..., row_bytes]`` (uint8)."""
-    if _on_gpu(values):
+    if _on_gpu(values, codec):
         return codec_kernels.triton_encode(values, encode_table, codec)
     return StorageLayout(codec, values.shape[-1]).store(values, CodecTables(encode_table, syndrome_table))
 
@@ -45,7 +47,7 @@ def encode(values: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: 
 def decode(stored: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str, head_dim: int) -> tuple[Tensor, Tensor]:
     """Storage -> ``(values uint8 [..., D], status uint8 [..., codewords_per_row])``; status 0
     clean, 1 corrected, 2 detected, 3 parity-only (``ecc_tensor.codecs.STATUS_PARITY_ONLY``)."""
-    if _on_gpu(stored):
+    if _on_gpu(stored, codec):
         return codec_kernels.triton_decode(stored, encode_table, syndrome_table, codec, head_dim)
     return StorageLayout(codec, head_dim).load(stored, CodecTables(encode_table, syndrome_table))
 
@@ -58,7 +60,7 @@ def quantize_encode(
     """Float ``[..., D]`` -> ``(storage uint8 [..., row_bytes], metadata uint8 [..., meta_bytes])``:
     the INT4 values in codewords and their scales (and zero points unless ``symmetric``) in
     codewords of the metadata code (``ecc_tensor.metadata``)."""
-    if _on_gpu(x):
+    if _on_gpu(x, codec):
         return codec_kernels.triton_quantize_encode(x, encode_table, meta_encode_table, codec, group_size, symmetric)
     q, scale, zero = quantize_int4(x, group_size, symmetric)
     stored = StorageLayout(codec, x.shape[-1]).store(q, CodecTables(encode_table, syndrome_table))
@@ -95,7 +97,7 @@ def decode_dequantize(
     """
     _check_counters(counters)
     _check_metadata(stored, meta, codec, groups, symmetric)
-    if _on_gpu(stored):
+    if _on_gpu(stored, codec):
         return codec_kernels.triton_decode_dequantize(
             stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups, symmetric,
             interpolate, counters, dtype, seq_len,
@@ -126,7 +128,7 @@ def inject(
     along the last dim, ``[words.shape[-1]]``); returns ``(flipped words, flipped bit count
     int64 [])``."""
     model = FaultModel(kind, ber, seed, burst_len=burst_len, msb_bits=msb_bits, page_words=page_words, page_fraction=page_fraction)
-    if _on_gpu(words) and fault_kernels.supports(model, bits_per_word):
+    if words.device.type == "cuda" and fault_kernels.supports(model, bits_per_word):
         return fault_kernels.triton_inject(words, bits_per_word, model, offset, step, eligible)
     return model.apply(words, bits_per_word, offset=offset, step=step, eligible=eligible)
 
@@ -203,7 +205,7 @@ def decode_attention(
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
     counts of K and V are added to ``counters``."""
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
-    if _on_gpu(query):
+    if _on_gpu(query, codec):
         return attention_kernels.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale,

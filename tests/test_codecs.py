@@ -231,7 +231,7 @@ def test_roundtrip_any_shape_and_values(name, shape, seed):
     shape[-1] *= codec.values_per_codeword
     values = torch.randint(0, 16, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
     cw = codec.encode(values)
-    assert cw.shape == (*shape[:-1], shape[-1] // codec.values_per_codeword) and cw.dtype == codec.word_dtype
+    assert cw.shape == (*shape[:-1], shape[-1] // codec.values_per_codeword, *codec.codeword_shape) and cw.dtype == codec.word_dtype
     decoded, status = codec.decode(cw)
     assert torch.equal(decoded, values) and not status.any()
 

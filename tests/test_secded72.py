@@ -87,3 +87,71 @@ def test_bad_values_are_refused(bad, message):
 def test_bad_codewords_are_refused():
     with pytest.raises(ValueError, match=r"uint8 tensor \[..., 9\]"):
         SECDED72().decode(torch.zeros(2, 8, dtype=torch.uint8))
+
+
+# -- the cache modes int4-secded72(-interp): storage, ops, interpolation, the cache ----------
+def test_registered_with_the_blocks_layout_and_a_row_of_128_is_72_bytes():
+    from ecc_tensor.codecs import get_codec
+    from ecc_tensor.modes import get_mode
+    from ecc_tensor.storage import StorageLayout
+
+    assert get_codec("secded72") is secded72
+    layout = StorageLayout("secded72", 128)
+    assert layout.kind == "blocks" and layout.units == 8 and layout.row_bytes == 72 and layout.exposed_bits_per_byte == 8
+    assert get_mode("int4-secded72").storage_bits() == (4.5, 1.0)  # scales in Golay, as every coded mode
+    # The msb fault model strikes bit 3 of each value, in the codeword's data bytes only.
+    msb = layout.value_msb_bits()
+    assert msb[:8].tolist() == [0x88] * 8 and msb[8] == 0 and msb[9:17].tolist() == [0x88] * 8
+
+
+def test_a_detected_codeword_is_interpolated_only_in_the_interp_mode():
+    """Two flips in one codeword of one row: its 16 values are detected; the -interp mode
+    replaces them with the neighbours' mean, the plain mode keeps them as read; counters agree."""
+    import ecc_tensor.ops as ops
+    from ecc_tensor.counters import counters_to_dict, new_counters
+    from ecc_tensor.interp import interpolate_erasures
+
+    x = torch.randn(1, 2, 6, 32, generator=torch.Generator().manual_seed(0))
+    stored, meta = ops.quantize_encode(x, "secded72")
+    clean = ops.decode_dequantize(stored, meta, "secded72", 32)
+    noisy = stored.clone()
+    noisy[0, 1, 3, 9] ^= 0b11  # codeword 1 of row 3 (bytes 9-17): two flips in its first data byte
+    for interpolate in (False, True):
+        counters = new_counters()
+        out = ops.decode_dequantize(noisy, meta, "secded72", 32, interpolate=interpolate, counters=counters)
+        counts = counters_to_dict(counters)
+        assert counts["detected"] == 1 and counts["corrected"] == 0 and counts["read"] == 2 * 6 * 2
+        erased = torch.zeros_like(clean, dtype=torch.bool)
+        erased[0, 1, 3, 16:32] = True
+        assert torch.equal(out[~erased], clean[~erased])  # everything else as written
+        if interpolate:
+            assert torch.equal(out, interpolate_erasures(clean, erased))
+        else:
+            assert not torch.equal(out[erased], clean[erased])  # the flipped values, kept as read
+
+
+@pytest.mark.parametrize("mode", ["int4-secded72", "int4-secded72-interp"])
+def test_the_cache_modes_decode_what_int4_stores_and_correct_single_flips(mode):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ecc_tensor.faults import FaultModel
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                         initializer_range=0.3)).eval()
+    ids = torch.randint(0, 64, (1, 24), generator=torch.Generator().manual_seed(1))
+
+    def logits(mode, fault=None):
+        cache = ECCCache(model.config, 1, 32, mode=mode, fault=fault)
+        with torch.no_grad():
+            return model(ids, **cache_argument(model, cache), use_cache=True).logits, cache.stats()
+
+    int4, _ = logits("int4")
+    clean, stats = logits(mode)
+    assert torch.equal(clean, int4) and stats["corrected"] == 0
+    faulted, stats = logits(mode, FaultModel("msb", 1.0, seed=0, targets="values"))  # one flip in every value: 16 a codeword
+    assert stats["detected"] > 0 and stats["silent"] == 0
+    single, stats = logits(mode, FaultModel("bsc", 3e-4, seed=3, targets="values"))
+    assert stats["corrected"] > 0 and stats["detected"] == 0 and stats["silent"] == 0 and torch.equal(single, int4)

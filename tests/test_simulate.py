@@ -20,8 +20,9 @@ X = torch.randn(2, 64, 30, generator=torch.Generator().manual_seed(0))
 def test_modes_table():
     assert MODE_NAMES == (
         "fp16", "fp16-unprotected", "int4", "int4-hamming", "int4-hamming84", "int4-hamming84-interp", "int12-golay", "fp8",
+        "int4-secded72", "int4-secded72-interp",
     )
-    assert [get_mode(m).stored_bits_per_value for m in MODE_NAMES] == [16, 16, 4, 8, 8, 8, 8.5, 8]
+    assert [get_mode(m).stored_bits_per_value for m in MODE_NAMES] == [16, 16, 4, 8, 8, 8, 8.5, 8, 4.5, 4.5]
     with pytest.raises(ValueError, match="unknown cache mode"):
         get_mode("int8")
 

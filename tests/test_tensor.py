@@ -15,7 +15,8 @@ from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
 from ecc_tensor.simulate import roundtrip
 
-MODE_OF = {"int4": "int4", "hamming74": "int4-hamming", "hamming84": "int4-hamming84", "golay24": "int12-golay"}
+MODE_OF = {"int4": "int4", "hamming74": "int4-hamming", "hamming84": "int4-hamming84", "golay24": "int12-golay",
+           "secded72": "int4-secded72"}
 X = torch.randn(2, 4, 9, 12, generator=torch.Generator().manual_seed(0))
 
 

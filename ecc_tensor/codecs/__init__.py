@@ -1,4 +1,4 @@
-"""Reference codecs (pure PyTorch, any device): ``get_codec("hamming74" | "hamming84" | "golay24")``.
+"""Reference codecs (pure PyTorch, any device): ``get_codec("hamming74" | "hamming84" | "golay24" | "secded72")``.
 
 ``"int4"`` is the unprotected baseline with the same interface (n = k = 4, never corrects).
 """
@@ -19,17 +19,18 @@ from .linear import (
     int_to_bits,
 )
 from .plain import int4
+from .secded72 import SECDED72, secded72
 
 Codec = LinearBlockCode
 
-_FACTORIES = {"hamming74": hamming74, "hamming84": hamming84, "golay24": golay24, "int4": int4}
+_FACTORIES = {"hamming74": hamming74, "hamming84": hamming84, "golay24": golay24, "int4": int4, "secded72": lambda: secded72}
 CODEC_NAMES = tuple(_FACTORIES)
 # Built at import (tens of milliseconds), so that a lookup is a plain dict read that
 # torch.compile folds to a constant instead of tracing into table construction.
 _CODECS = {name: factory() for name, factory in _FACTORIES.items()}
 
 
-def get_codec(name: str) -> LinearBlockCode:
+def get_codec(name: str) -> LinearBlockCode | SECDED72:
     """The codec registered under ``name`` (one shared instance per name)."""
     if not isinstance(name, str) or name not in _CODECS:
         raise ValueError(f"unknown codec {name!r}; choose one of {', '.join(_CODECS)}")
@@ -59,6 +60,7 @@ __all__ = [
     "STATUS_CORRECTED",
     "STATUS_DETECTED",
     "STATUS_PARITY_ONLY",
+    "SECDED72",
     "bits_to_int",
     "get_codec",
     "gf2_matmul",

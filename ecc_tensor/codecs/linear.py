@@ -62,8 +62,10 @@ class CodecTables:
 # How a cache row of a codec's codewords is laid out in bytes (ecc_tensor.storage): "nibbles"
 # two values a byte, no code (int4); "bytes" one codeword a byte (codes of one value, n <= 8);
 # "units" codewords of ceil(n / 8) bytes one after another; "lanes" Golay's lane layout of
-# data words then parity words (ecc_tensor.lanes), which the fused attention checks by words.
-LAYOUTS = ("nibbles", "bytes", "units", "lanes")
+# data words then parity words (ecc_tensor.lanes), which the fused attention checks by words;
+# "blocks" codewords of whole bytes that the codec encodes to and decodes from bytes itself
+# (SECDED(72,64): 72 bits fit no integer).
+LAYOUTS = ("nibbles", "bytes", "units", "lanes", "blocks")
 
 
 class LinearBlockCode:
@@ -123,7 +125,11 @@ class LinearBlockCode:
             return self.k == _VALUE_BITS and self.k < self.n <= 8
         if layout == "lanes":
             return self.k == 12 and self.n == 24  # ecc_tensor.lanes: 3 values, 12 parity bits a codeword
+        if layout == "blocks":
+            return False  # a table-driven code's codeword is one integer
         return self.n > self.k
+
+    codeword_shape: tuple[int, ...] = ()  # a codeword is one integer of word_dtype
 
     @property
     def decodes(self) -> bool:

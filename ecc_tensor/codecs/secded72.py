@@ -12,9 +12,12 @@ every one of them as short as the others.
 
 A codeword is 9 bytes, ``[..., 9]`` uint8: bytes 0-7 the 16 values two a byte, low nibble first
 (the ``int4`` layout, so a clean codeword reads without decoding), byte 8 the check bits. A row of
-128 values is 8 codewords, 72 bytes. The reference here is plain PyTorch; the code is not yet in
-the codec registry, whose table-driven codecs hold a codeword in one integer and tabulate all
-``2^k`` data words (issue 25 brings it through the storage layer and the kernels).
+128 values is 8 codewords, 72 bytes (the storage layout ``"blocks"``: codewords the codec itself
+turns into bytes, since 72 bits fit no integer). The table-driven codes tabulate all ``2^k``
+data words; this one cannot, so its ``tables`` are what its decoder needs instead: the
+``encode_table`` slot holds the 64 data columns of ``H`` (int32) and the ``syndrome_table``
+slot, for each of the 256 syndromes, the codeword bit a single flip there gives, or -1. The
+ops run this PyTorch reference on every device; it has no Triton kernel yet.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import itertools
 
 import torch
 
-from .linear import STATUS_CLEAN, STATUS_CORRECTED, STATUS_DETECTED
+from .linear import STATUS_CLEAN, STATUS_CORRECTED, STATUS_DETECTED, CodecTables
 
 DATA_BITS = 64
 CHECK_BITS = 8
@@ -46,6 +49,12 @@ class SECDED72:
     bytes_per_codeword = BYTES
     correctable_weight = 1
     minimum_distance = 4
+    layout = "blocks"  # ecc_tensor.storage: 9-byte codewords one after another, encoded to bytes here
+    word_dtype = torch.uint8
+    codeword_shape = (BYTES,)  # a codeword is 9 bytes
+    decodes = True
+    overall_parity_bit = None  # Hsiao's code has none: a double flip gives an even syndrome
+    parity_only_syndrome = None
 
     def __init__(self) -> None:
         self.data_columns = torch.tensor(_hsiao_columns(), dtype=torch.int64)  # [64]: syndrome of a flip in data bit i
@@ -54,23 +63,35 @@ class SECDED72:
         position[self.data_columns] = torch.arange(DATA_BITS)
         position[1 << torch.arange(CHECK_BITS)] = DATA_BITS + torch.arange(CHECK_BITS)
         self.position_of_syndrome = position
-        # [64, 8] 0/1: data bit i is covered by check bit j
-        self._cover = (self.data_columns[:, None] >> torch.arange(CHECK_BITS)) & 1
+        self._tables: dict[torch.device, CodecTables] = {}
+
+    def tables(self, device: torch.device | str | None = None) -> CodecTables:
+        """``(data columns int32 [64], bit of each syndrome int32 [256])`` on ``device``, in the
+        two slots the ``ecc`` ops pass every codec's tables in."""
+        device = torch.device("cpu") if device is None else torch.device(device)
+        if device not in self._tables:
+            self._tables[device] = CodecTables(self.data_columns.to(device, torch.int32), self.position_of_syndrome.to(device, torch.int32))
+        return self._tables[device]
 
     # -- public API -----------------------------------------------------------------------
-    def encode(self, values: torch.Tensor) -> torch.Tensor:
+    def encode(self, values: torch.Tensor, *, validate: bool = True, tables: CodecTables | None = None) -> torch.Tensor:
         """INT4 values ``[..., 16 m]`` (uint8 in [0, 15]) -> codewords ``[..., m, 9]`` uint8."""
-        values = self._check_values(values)
+        if validate:
+            values = self._check_values(values)
         data = self._pack(values)
-        return torch.cat([data, self._check_byte(data)[..., None]], dim=-1)
+        columns = (tables or self.tables(values.device)).encode_table
+        return torch.cat([data, self._check_byte(data, columns)[..., None]], dim=-1)
 
-    def decode(self, codewords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, codewords: torch.Tensor, *, validate: bool = True,
+               tables: CodecTables | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Codewords ``[..., m, 9]`` -> ``(values uint8 [..., 16 m], status uint8 [..., m])``: 0
         clean, 1 corrected, 2 detected (the values as read: the code is systematic)."""
-        self._check_codewords(codewords)
+        if validate:
+            self._check_codewords(codewords)
+        tables = tables or self.tables(codewords.device)
         data, check = codewords[..., :8], codewords[..., 8]
-        syndrome = (self._check_byte(data) ^ check).to(torch.int64)
-        position = self.position_of_syndrome.to(codewords.device)[syndrome]
+        syndrome = (self._check_byte(data, tables.encode_table) ^ check).to(torch.int64)
+        position = tables.syndrome_table.to(torch.int64)[syndrome]
         flip_data = (position >= 0) & (position < DATA_BITS)
         # the single flipped data bit, as a mask over the 8 data bytes
         bit = position.clamp(0, DATA_BITS - 1)
@@ -82,11 +103,16 @@ class SECDED72:
         return self._unpack(data), status.to(torch.uint8)
 
     # -- internals ------------------------------------------------------------------------
-    def _check_byte(self, data: torch.Tensor) -> torch.Tensor:
-        """The 8 check bits of data bytes ``[..., 8]``: check bit j = parity of the data bits it covers."""
-        bits = (data.to(torch.int64)[..., :, None] >> torch.arange(8, device=data.device)) & 1  # [..., 8 bytes, 8 bits]
+    @staticmethod
+    def _check_byte(data: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """The 8 check bits of data bytes ``[..., 8]``: check bit j = parity of the data bits it
+        covers (``columns``: data bit i's column of ``H``)."""
+        shifts = torch.arange(8, device=data.device)
+        bits = (data.to(torch.int64)[..., :, None] >> shifts) & 1  # [..., 8 bytes, 8 bits]
         bits = bits.reshape(*data.shape[:-1], DATA_BITS)
-        checks = (bits @ self._cover.to(data.device)) & 1  # [..., 8]
+        cover = (columns.to(torch.int64)[:, None] >> shifts) & 1  # [64, 8]: data bit i is covered by check bit j
+        # A float32 product counts at most 64 ones exactly; CUDA has no integer matmul.
+        checks = (bits.float() @ cover.float()).to(torch.int64) & 1  # [..., 8]
         return (checks << torch.arange(CHECK_BITS, device=data.device)).sum(-1).to(torch.uint8)
 
     @staticmethod
@@ -121,4 +147,4 @@ class SECDED72:
         return f"SECDED72(n={self.n}, k={self.k}, t=1, Hsiao odd-weight columns)"
 
 
-secded72 = SECDED72()
+secded72 = SECDED72()  # the registry's instance: get_codec("secded72") is this object
