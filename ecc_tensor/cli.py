@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("codes", help="which code for which error rate: detected and silent codewords per million values, exactly")
     c.add_argument("--bers", nargs="+", type=_ber, default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2])
+    c.add_argument("--monte-carlo", type=_positive, default=0, metavar="N",
+                   help="also measure each rate on N codewords of random data with seeded bsc flips (default: exact rates only)")
     c.set_defaults(func=_codes)
 
     t = sub.add_parser("tasks-path", help="print the directory of the local lm-eval tasks (for --include_path)")
@@ -185,7 +187,7 @@ def _codes(args: argparse.Namespace) -> int:
     from .code_rates import rate_table
 
     print("Per million stored INT4 values, one codeword's bits flipping independently at each BER (ecc_tensor/code_rates.py):\n")
-    print(rate_table(args.bers))
+    print(rate_table(args.bers, monte_carlo=args.monte_carlo))
     return 0
 
 

@@ -80,15 +80,39 @@ def outcome_probabilities(codec_name: str, ber: float) -> dict[str, float]:
     return out
 
 
-def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-golay", "int4-secded72")) -> str:
+def measured_rates(codec_name: str, ber: float, samples: int, seed: int = 0) -> dict[str, float]:
+    """Monte Carlo: the fractions of ``samples`` codewords of random data that decode as
+    detected and as silent (data changed, nothing reported) after independent flips of their
+    ``n`` bits at ``ber`` (:class:`~ecc_tensor.faults.FaultModel` ``bsc``, seeded)."""
+    from .faults import FaultModel
+
+    codec = get_codec(codec_name)
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randint(0, 16, (samples, codec.values_per_codeword), dtype=torch.uint8, generator=g)
+    words = codec.encode(values)
+    bits = 8 if codec.codeword_shape else codec.n  # byte blocks, or one integer of n bits
+    received, _ = FaultModel("bsc", ber, seed=seed + 1).apply(words, bits)
+    decoded, status = codec.decode(received)
+    status = status.reshape(samples)
+    changed = (decoded != values).any(-1)
+    return {"detected": (status == STATUS_DETECTED).float().mean().item(),
+            "silent": ((status != STATUS_DETECTED) & changed).float().mean().item()}
+
+
+def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-golay", "int4-secded72"),
+               monte_carlo: int = 0) -> str:
     """Markdown: per mode its storage cost and, per BER, the detected and silent codewords per
     million stored values (``<=``: an upper bound, with the flips of the weights not enumerated
-    counted as silent)."""
+    counted as silent); with ``monte_carlo`` codewords per cell, what a seeded Monte Carlo
+    measures next to each (``measured_rates``)."""
     from .modes import get_mode
 
     header = ["mode", "code", "bits / value (values + scales, head_dim 128)"]
-    header += [f"{what}, BER {ber:g}" for ber in bers for what in ("detected", "silent")]
-    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (2 * len(bers))]
+    kinds = ("detected", "silent") + (("detected, measured", "silent, measured") if monte_carlo else ())
+    header += [f"{what}, BER {ber:g}" for ber in bers for what in kinds]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(kinds) * len(bers))]
     entries = []
     for name in modes:
         mode = get_mode(name)
@@ -101,5 +125,8 @@ def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-gol
             p = outcome_probabilities(codec_name, ber)
             bound = "<= " if p["unresolved"] > 0 else ""
             cells += [f"{p['detected'] * per_million:.3g}", f"{bound}{(p['silent'] + p['unresolved']) * per_million:.3g}"]
+            if monte_carlo:
+                m = measured_rates(codec_name, ber, monte_carlo)
+                cells += [f"{m['detected'] * per_million:.3g}", f"{m['silent'] * per_million:.3g}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"

@@ -8,11 +8,13 @@ Everything a cache stores is uint8, and faults strike those bytes:
 | hamming74 | one byte = one codeword (bit 7 unused)   | D            | 7                     |
 | hamming84 | one byte = one codeword                  | D            | 8                     |
 | golay24   | lanes: INT4 data words, then parity words (:mod:`ecc_tensor.lanes`) | 4 words | 8 |
-| secded72  | blocks: 9-byte codewords, 16 values two a byte, then the check byte | 9 ceil(D / 16) | 8 |
+| secded72  | blocks: the values two a byte (an int4 row), then a check byte per 16 values | 9 ceil(D / 16) | 8 |
 
 so Hamming(8,4) costs exactly 8 bits per value and Golay a little more (136 bytes for 128
 values: 128 values need 43 codewords, and its rows are whole 8-byte units, which the fused
-attention kernel copies 8 bytes at a time). A row's values
+attention kernel copies 8 bytes at a time). SECDED(72,64), like Golay's lanes, keeps a row's
+data as an int4 row (64 bytes for 128 values) with the check bytes after it (8 bytes), so a
+clean row reads as int4 and every load stays word-aligned. A row's values
 are padded with zeros up to a whole number of units; Golay's padding is not stored.
 
 ``sequential=True`` lays every codec's units one after another, Golay's as 3-byte
@@ -107,7 +109,7 @@ class StorageLayout:
         significant bit (data bit 3 of a value; never a parity bit or a padding value), where
         the ``msb`` fault model strikes."""
         bits = [0] * self.row_bytes
-        if self.lanes or self.nibbles:  # values in INT4 order, two a byte
+        if self.lanes or self.nibbles or self.blocks:  # values in INT4 order, two a byte
             for v in range(self.head_dim):
                 bits[v // 2] |= 0x8 << (4 * (v % 2))
         else:  # a unit's data nibbles in its low bits, value i at bit 4i
@@ -128,8 +130,10 @@ class StorageLayout:
         if self.nibbles:
             pairs = padded.reshape(*padded.shape[:-1], -1, 2)
             return pairs[..., 0] | (pairs[..., 1] << 4)
-        if self.blocks:
-            return self.codec.encode(padded, validate=False, tables=tables).flatten(-2)
+        if self.blocks:  # every codeword's data bytes (an int4 row), then every codeword's check bytes
+            words = self.codec.encode(padded, validate=False, tables=tables)
+            data_bytes = self.codec.k // 8
+            return torch.cat([words[..., :data_bytes].flatten(-2), words[..., data_bytes:].flatten(-2)], -1)
         words = self.codec.encode(padded, validate=False, tables=tables).to(torch.int64)
         if self.unit_bytes == 1:
             return words.to(torch.uint8)
@@ -146,7 +150,10 @@ class StorageLayout:
         if self.unit_bytes == 1:
             return stored
         if self.blocks:  # [..., units, unit_bytes]: the codec's own codeword form
-            return stored.reshape(*stored.shape[:-1], self.units, self.unit_bytes)
+            split = self.units * (self.codec.k // 8)
+            data = stored[..., :split].reshape(*stored.shape[:-1], self.units, -1)
+            check = stored[..., split:].reshape(*stored.shape[:-1], self.units, -1)
+            return torch.cat([data, check], -1)
         shifts = torch.arange(self.unit_bytes, device=stored.device) * 8
         units = stored.reshape(*stored.shape[:-1], self.units, self.unit_bytes).to(torch.int64)
         return (units << shifts).sum(-1).to(self.codec.word_dtype)

@@ -99,9 +99,14 @@ def test_registered_with_the_blocks_layout_and_a_row_of_128_is_72_bytes():
     layout = StorageLayout("secded72", 128)
     assert layout.kind == "blocks" and layout.units == 8 and layout.row_bytes == 72 and layout.exposed_bits_per_byte == 8
     assert get_mode("int4-secded72").storage_bits() == (4.5, 1.0)  # scales in Golay, as every coded mode
-    # The msb fault model strikes bit 3 of each value, in the codeword's data bytes only.
+    # The row is an int4 row, then the check bytes; msb strikes bit 3 of each value, never a check bit.
     msb = layout.value_msb_bits()
-    assert msb[:8].tolist() == [0x88] * 8 and msb[8] == 0 and msb[9:17].tolist() == [0x88] * 8
+    assert msb[:64].tolist() == [0x88] * 64 and not msb[64:].any()
+    values = torch.randint(0, 16, (3, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    row = layout.store(values)
+    assert torch.equal(row[:, :64], StorageLayout("int4", 128).store(values))
+    assert torch.equal(row[:, 64:], secded72.encode(values)[..., 8])
+    assert torch.equal(layout.load(row)[0], values)
 
 
 def test_a_detected_codeword_is_interpolated_only_in_the_interp_mode():
@@ -115,7 +120,7 @@ def test_a_detected_codeword_is_interpolated_only_in_the_interp_mode():
     stored, meta = ops.quantize_encode(x, "secded72")
     clean = ops.decode_dequantize(stored, meta, "secded72", 32)
     noisy = stored.clone()
-    noisy[0, 1, 3, 9] ^= 0b11  # codeword 1 of row 3 (bytes 9-17): two flips in its first data byte
+    noisy[0, 1, 3, 9] ^= 0b11  # codeword 1 of row 3 (data bytes 8-15): two flips in its second data byte
     for interpolate in (False, True):
         counters = new_counters()
         out = ops.decode_dequantize(noisy, meta, "secded72", 32, interpolate=interpolate, counters=counters)

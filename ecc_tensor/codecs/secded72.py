@@ -12,8 +12,9 @@ every one of them as short as the others.
 
 A codeword is 9 bytes, ``[..., 9]`` uint8: bytes 0-7 the 16 values two a byte, low nibble first
 (the ``int4`` layout, so a clean codeword reads without decoding), byte 8 the check bits. A row of
-128 values is 8 codewords, 72 bytes (the storage layout ``"blocks"``: codewords the codec itself
-turns into bytes, since 72 bits fit no integer). The table-driven codes tabulate all ``2^k``
+128 values is 8 codewords, 72 bytes; in the cache (the storage layout ``"blocks"``,
+:mod:`ecc_tensor.storage`) a row keeps the codewords' data bytes first, as an int4 row, then
+their check bytes, so that a clean row reads as int4 with word-aligned loads. The table-driven codes tabulate all ``2^k``
 data words; this one cannot, so its ``tables`` are what its decoder needs instead: the
 ``encode_table`` slot holds the 64 data columns of ``H`` (int32) and the ``syndrome_table``
 slot, for each of the 256 syndromes, the codeword bit a single flip there gives, or -1. The
