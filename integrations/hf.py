@@ -449,7 +449,7 @@ class ECCCache(Cache):
         mode: one of ``fp16`` (the oracle: 16-bit words, never faulted), ``fp16-unprotected``,
             ``int4``, ``int4-hamming``, ``int4-hamming84``, ``int4-hamming84-interp``,
             ``int12-golay``, ``fp8`` (E4M3, unprotected), ``int4-secded72``,
-            ``int4-secded72-interp`` (SECDED(72,64), PyTorch reference path; :mod:`ecc_tensor.modes`).
+            ``int4-secded72-interp`` (SECDED(72,64), not yet in the fused attention; :mod:`ecc_tensor.modes`).
         fault: a :class:`FaultModel` (site write/read/both; ``targets="all"`` strikes the
             stored scales too), or None.
         group_size: quantization group along head_dim (None: one scale per token and head).

@@ -1492,6 +1492,20 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1)
     return main, dict(kernel_config(codec, interp), block_n=main["block_n"])
 
 
+def has_kernel(codec: str) -> bool:
+    """Whether the fused attention knows ``codec``'s layout: all but SECDED(72,64)'s
+    ``"blocks"`` so far, which ``ecc::decode_attention`` decodes with the codec kernels and
+    attends with the reference."""
+    return get_codec(codec).layout != "blocks"
+
+
+def attention_codecs() -> tuple[str, ...]:
+    """The registered codecs the fused attention knows (:func:`has_kernel`)."""
+    from ecc_tensor.codecs import _CODECS
+
+    return tuple(name for name in _CODECS if has_kernel(name))
+
+
 def triton_decode_attention(
     query: torch.Tensor, k_stored: torch.Tensor, k_meta: torch.Tensor,
     v_stored: torch.Tensor, v_meta: torch.Tensor,

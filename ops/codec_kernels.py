@@ -238,7 +238,16 @@ def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
     encode table. Made with tensor ops on the table's device, so that it traces. A 4-bit code's
-    encode table is its own nibble table."""
+    encode table is its own nibble table. For a ``"blocks"`` code (SECDED(72,64)) the
+    ``encode_table`` slot holds the ``k`` data columns of ``H``, and the entry is the check
+    bits of the nibble: the XOR of the columns of its set bits."""
+    if encode_table.numel() == k:  # the data columns of a code too long to tabulate
+        columns = encode_table.view(k // 4, 4)
+        v = torch.arange(16, device=encode_table.device)
+        table = torch.zeros(k // 4, 16, dtype=torch.int32, device=encode_table.device)
+        for b in range(4):
+            table = table ^ torch.where(((v >> b) & 1).bool()[None, :], columns[:, b : b + 1], 0).to(torch.int32)
+        return table.flatten().contiguous()
     if k <= 4:
         return encode_table
     nibbles = torch.arange(16, device=encode_table.device)
@@ -276,6 +285,32 @@ def _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K: tl.con
     correctable = leader >= 0
     data = tl.where(correctable, word ^ leader, word) & data_mask
     return data, _status(syndrome, correctable, PO_SYN)
+
+
+@triton.jit
+def _block_check(lo, hi, parity_table_ptr, mask):
+    """The check bits of SECDED(72,64) codewords whose 64 data bits are ``lo`` (bits 0-31) and
+    ``hi`` (32-63): the XOR of the check bits of their 16 nibbles (``nibble_parity_table``)."""
+    check = tl.zeros_like(lo)
+    for j in tl.static_range(8):
+        check ^= tl.load(parity_table_ptr + 16 * j + ((lo >> (4 * j)) & 15), mask=mask, other=0)
+        check ^= tl.load(parity_table_ptr + 16 * (8 + j) + ((hi >> (4 * j)) & 15), mask=mask, other=0)
+    return check
+
+
+@triton.jit
+def _block_decode(lo, hi, check, parity_table_ptr, syndrome_table_ptr, mask):
+    """(lo, hi, status) of SECDED(72,64) codewords, as the reference: the syndrome, and for a
+    non-zero one the codeword bit a single flip there gives (``syndrome_table_ptr``; 64-71 the
+    check bits, whose flip leaves the data valid), or -1: detected."""
+    syndrome = _block_check(lo, hi, parity_table_ptr, mask) ^ check
+    position = tl.load(syndrome_table_ptr + syndrome, mask=mask & (syndrome != 0), other=0)
+    flip = (syndrome != 0) & (position >= 0)
+    one = tl.full(lo.shape, 1, tl.int32)
+    lo = lo ^ tl.where(flip & (position < 32), one << (position & 31), 0)
+    hi = hi ^ tl.where(flip & (position >= 32) & (position < 64), one << (position & 31), 0)
+    status = tl.where(syndrome == 0, 0, tl.where(position >= 0, 1, 2))
+    return lo, hi, status
 
 
 @triton.jit
@@ -429,6 +464,7 @@ def _store_kernel(
     UNIT_BYTES: tl.constexpr,
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,  # Golay's lane layout, of this head_dim; 0 for units one after another
+    BLOCKS: tl.constexpr,  # SECDED(72,64)'s rows: an int4 row, then a check byte per 16 values
     ENCODE: tl.constexpr,
     QUANTIZE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
@@ -480,6 +516,26 @@ def _store_kernel(
             nibble = _reverse_nibble((word >> (12 + 4 * t)[None, :]) & 15)
             byte = byte | tl.where(unit_ok, nibble << (4 * h), 0)
         tl.store(out_ptr + rows64[:, None] * ROW_BYTES + b[None, :], byte.to(tl.uint8), mask=ok)
+    elif BLOCKS:
+        # 16 values a codeword as two words (data bits 0-31, 32-63), stored as an int4 row;
+        # their check bits (encode_table_ptr: the nibble parity table) after the row's data.
+        u = tl.arange(0, BLOCK_U)
+        unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
+        lo = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+        hi = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+        for i in tl.static_range(8):
+            col = u * 16 + i
+            lo = lo | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
+                                     QUANTIZE, SYMMETRIC) << (4 * i))
+            col = u * 16 + 8 + i
+            hi = hi | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
+                                     QUANTIZE, SYMMETRIC) << (4 * i))
+        check = _block_check(lo, hi, encode_table_ptr, unit_ok)
+        out_row = out_ptr + rows64[:, None] * ROW_BYTES
+        for b in tl.static_range(4):
+            tl.store(out_row + u[None, :] * 8 + b, ((lo >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
+            tl.store(out_row + u[None, :] * 8 + 4 + b, ((hi >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
+        tl.store(out_row + UNITS * 8 + u[None, :], check.to(tl.uint8), mask=unit_ok)
     else:
         # Pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
         u = tl.arange(0, BLOCK_U)
@@ -523,6 +579,7 @@ def _load_kernel(
     UNIT_BYTES: tl.constexpr,
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,
+    BLOCKS: tl.constexpr,  # SECDED(72,64)'s rows (see _store_kernel)
     META_K: tl.constexpr,
     META_PO_SYN: tl.constexpr,
     META_UNITS: tl.constexpr,
@@ -547,15 +604,25 @@ def _load_kernel(
     if HAS_LEN:
         row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
     counted = unit_ok & row_counted[:, None]
-    word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
-
-    if DECODE:
-        data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
+    if BLOCKS:
+        row = stored_ptr + rows64[:, None] * ROW_BYTES
+        lo = _unit_word(row + u[None, :] * 8, unit_ok, 4)
+        hi = _unit_word(row + u[None, :] * 8 + 4, unit_ok, 4)
+        check = tl.load(row + UNITS * 8 + u[None, :], mask=unit_ok, other=0).to(tl.int32)
+        data, data_hi, status = _block_decode(lo, hi, check, parity_table_ptr, syndrome_table_ptr, unit_ok)
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
     else:
-        data = word
+        word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
+        data_hi = word  # unused: a unit's values fit one word
+        if DECODE:
+            data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
+            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
+            if COUNT:
+                _count_statuses(counters_ptr, status, counted, 0)
+        else:
+            data = word
 
     meta_rows = meta_ptr + rows64 * META_ROW_BYTES
     if DEQUANT:
@@ -583,7 +650,10 @@ def _load_kernel(
     for i in tl.static_range(UNIT_VALUES):
         col = _unit_value(u, i, UNIT_VALUES, LANES_D)
         ok = unit_ok & (col < D)[None, :]
-        v = (data >> (4 * i)) & 15
+        if i >= 8:  # SECDED(72,64): values 8-15 of a codeword are in its second word
+            v = (data_hi >> (4 * (i - 8))) & 15
+        else:
+            v = (data >> (4 * i)) & 15
         if not DECODE:  # int4: one "codeword" per value, never corrected
             tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
             if COUNT:
@@ -635,9 +705,10 @@ def _rows_per_program(layout: StorageLayout) -> int:
 
 
 def has_kernels(codec: str) -> bool:
-    """Whether the Triton kernels know ``codec``'s layout; the ops run the PyTorch reference
-    for the others on every device (SECDED(72,64)'s byte blocks, so far)."""
-    return get_codec(codec).layout != "blocks"
+    """Whether these kernels (encode, decode, quantize_encode, decode_dequantize) know
+    ``codec``'s layout (every layout so far; the ops run the PyTorch reference for any other).
+    The fused attention has its own (``attention_kernels.has_kernel``)."""
+    return get_codec(codec).layout in ("nibbles", "bytes", "units", "lanes", "blocks")
 
 
 def kernel_codecs() -> tuple[str, ...]:
@@ -680,6 +751,8 @@ def launch_store(
     groups = layout.head_dim // group_size
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
     zero = scale if symmetric or not quantize else torch.empty_like(scale)
+    if layout.blocks:  # the check bits come nibble by nibble
+        encode_table = nibble_parity_table(encode_table, layout.codec.k)
     wrap_triton(_store_kernel)[(triton.cdiv(rows, block_r),)](
         x,
         out,
@@ -695,6 +768,7 @@ def launch_store(
         UNIT_BYTES=layout.unit_bytes,
         ROW_BYTES=layout.row_bytes,
         LANES_D=layout.head_dim if layout.lanes else 0,
+        BLOCKS=layout.blocks,
         ENCODE=layout.codec.decodes,
         QUANTIZE=quantize,
         SYMMETRIC=symmetric,
@@ -761,6 +835,7 @@ def launch_load(
         UNIT_BYTES=layout.unit_bytes,
         ROW_BYTES=layout.row_bytes,
         LANES_D=layout.head_dim if layout.lanes else 0,
+        BLOCKS=layout.blocks,
         **meta_constants(meta_layout),
         META_STATUS_COLS=meta_layout.codewords_per_row,
         DECODE=layout.codec.decodes,

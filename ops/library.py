@@ -1,9 +1,10 @@
 """The ``ecc`` torch.library custom ops.
 
 Each op is a ``torch.library.triton_op`` whose body launches the Triton kernel for CUDA
-tensors of a codec the kernels know (``codec_kernels.has_kernels``: all but SECDED(72,64) so
-far) and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
-:mod:`ecc_tensor.faults`) otherwise. ``triton_op`` also registers the body as the
+tensors and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
+:mod:`ecc_tensor.faults`) for every other device. ``ecc::decode_attention`` over a codec the
+fused kernel does not know yet (SECDED(72,64): ``attention_kernels.has_kernel``) decodes K/V
+with the codec kernels and attends with the reference. ``triton_op`` also registers the body as the
 fake implementation and lets ``torch.compile`` trace into it, so the ops never break a graph.
 
 The codec tables are explicit tensor arguments rather than globals the body looks up: inside
@@ -205,15 +206,33 @@ def decode_attention(
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
     counts of K and V are added to ``counters``."""
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
-    if _on_gpu(query, codec):
+    if query.device.type == "cuda" and attention_kernels.has_kernel(codec):
         return attention_kernels.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
         )
+    written = written_mask(seq_lens, k_stored.shape[-2])
+    if query.device.type == "cuda":  # a codec the fused attention does not know: decode with the codec kernels, attend in float32
+        k, v = (_decode_for_attention(stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
+                                      head_dim, groups, symmetric, interpolate, seq_lens, counters, query.dtype)
+                for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))
+        return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)
     tables = CodecTables(encode_table, syndrome_table)
     meta_tables = CodecTables(meta_encode_table, meta_syndrome_table)
-    written = written_mask(seq_lens, k_stored.shape[-2])
     k, v = (dequantize_cache(stored, meta, tables, meta_tables, codec, head_dim, groups, symmetric, interpolate, written, counters,
                              query.dtype)
             for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))
     return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)
+
+
+def _decode_for_attention(stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups,
+                          symmetric, interpolate, seq_lens, counters, dtype):
+    """K or V decoded by the codec kernels for the reference attention: each batch row's
+    written rows (``seq_lens``) counted and used as interpolation neighbours."""
+    rows = []
+    for b in range(stored.shape[0]):
+        rows.append(codec_kernels.triton_decode_dequantize(
+            stored[b], meta[b], encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups,
+            symmetric, interpolate, counters, dtype, seq_lens[b],
+        ))
+    return torch.stack(rows)

@@ -20,10 +20,10 @@ from ecc_tensor.attention import attention_reference, dequantize_cache, written_
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.metadata import codec_tables, metadata_codec
-from ecc_tensor.ops import attention_kernels, codec_kernels
+from ecc_tensor.ops import attention_kernels
 from ecc_tensor.storage import StorageLayout
 
-KERNEL_CODECS = codec_kernels.kernel_codecs()  # SECDED(72,64) runs the reference on every device
+KERNEL_CODECS = attention_kernels.attention_codecs()  # the fused attention's; SECDED(72,64) not yet
 
 TOLERANCE = 1e-3  # the acceptance bound: relative error (norm) vs dequantize + float64 attention
 

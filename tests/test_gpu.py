@@ -16,7 +16,7 @@ from ecc_tensor.ops import codec_kernels
 from ecc_tensor.storage import StorageLayout
 from test_kernels import same_bits
 
-KERNEL_CODECS = codec_kernels.kernel_codecs()  # SECDED(72,64) runs the reference on every device
+KERNEL_CODECS = codec_kernels.kernel_codecs()
 
 pytestmark = pytest.mark.cuda
 
@@ -114,7 +114,7 @@ def test_fused_attention_on_llama_shapes(codec, interpolate, dtype, lq, causal, 
     assert torch.equal(counters, ref_counters)
 
 
-@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay"])
+@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay", "int4-secded72-interp"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cache_decodes_every_sequence_of_a_batch_as_the_dense_path(mode, dtype):
     """A tiny Llama on the GPU, batch 3, write faults: ``"ecc"`` attention (the fused kernel

@@ -21,7 +21,7 @@ from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.ops import codec_kernels, fault_kernels
 
-KERNEL_CODECS = codec_kernels.kernel_codecs()  # SECDED(72,64) runs the reference on every device
+KERNEL_CODECS = codec_kernels.kernel_codecs()  # every registered codec
 
 HEAD_DIMS = [1, 5, 8, 12, 17, 64]
 

@@ -160,3 +160,31 @@ def test_the_cache_modes_decode_what_int4_stores_and_correct_single_flips(mode):
     assert stats["detected"] > 0 and stats["silent"] == 0
     single, stats = logits(mode, FaultModel("bsc", 3e-4, seed=3, targets="values"))
     assert stats["corrected"] > 0 and stats["detected"] == 0 and stats["silent"] == 0 and torch.equal(single, int4)
+
+
+def test_attention_over_secded72_decodes_with_the_codec_kernels_as_the_reference(kernel_device):
+    """The fused attention does not know SECDED(72,64) yet: on a GPU ``ecc::decode_attention``
+    decodes K/V with the codec kernels (here on ``kernel_device``) and attends with the
+    reference. That decode equals the reference's, counters and interpolation included."""
+    import ecc_tensor.ops as ops
+    from ecc_tensor.attention import dequantize_cache, written_mask
+    from ecc_tensor.codecs import CodecTables
+    from ecc_tensor.counters import new_counters
+    from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
+    from ecc_tensor.metadata import codec_tables
+    from ecc_tensor.ops.library import _decode_for_attention
+
+    x = torch.randn(2, 2, 40, 32, generator=torch.Generator().manual_seed(0))
+    stored, meta = ops.quantize_encode(x, "secded72")
+    stored, _ = FaultModel("bsc", 0.01, seed=1).apply(stored, 8, step=0)
+    meta, _ = FaultModel("bsc", 0.01, seed=2).apply(meta, 8, offset=METADATA_ADDRESS, step=0)
+    seq_lens = torch.tensor([40, 23])
+    tables = codec_tables("secded72", "cpu")
+    want_counts, got_counts = new_counters(), new_counters(kernel_device)
+    want = dequantize_cache(stored, meta, CodecTables(*tables[:2]), CodecTables(*tables[2:]), "secded72", 32, 1, True, True,
+                            written_mask(seq_lens, 40), want_counts, torch.float32)
+    got = _decode_for_attention(stored.to(kernel_device), meta.to(kernel_device), *codec_tables("secded72", kernel_device), "secded72",
+                                32, 1, True, True, seq_lens.to(kernel_device), got_counts, torch.float32)
+    written = written_mask(seq_lens, 40).expand_as(want)
+    assert torch.equal(got.cpu()[written], want[written])
+    assert torch.equal(got_counts.cpu(), want_counts) and int(want_counts[3]) > 0  # some codewords detected

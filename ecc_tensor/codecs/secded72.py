@@ -18,7 +18,8 @@ their check bytes, so that a clean row reads as int4 with word-aligned loads. Th
 data words; this one cannot, so its ``tables`` are what its decoder needs instead: the
 ``encode_table`` slot holds the 64 data columns of ``H`` (int32) and the ``syndrome_table``
 slot, for each of the 256 syndromes, the codeword bit a single flip there gives, or -1. The
-ops run this PyTorch reference on every device; it has no Triton kernel yet.
+Triton codec kernels (``ops/codec_kernels.py``) compute the same from a nibble parity table;
+the fused attention does not know the code yet.
 """
 
 from __future__ import annotations
