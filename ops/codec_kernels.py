@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ecc_tensor.codecs import LinearBlockCode, get_codec
+from ecc_tensor.codecs import LinearBlockCode
 from ecc_tensor.interp import interpolate_erasures
 from ecc_tensor.metadata import MetadataLayout, value_groups
 from ecc_tensor.storage import StorageLayout, written_rows
@@ -234,14 +234,14 @@ def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: 
     return _unit_word(stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES, mask, UNIT_BYTES)
 
 
-def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
+def nibble_parity_table(encode_table: torch.Tensor, k: int, blocks: bool = False) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
     encode table. Made with tensor ops on the table's device, so that it traces. A 4-bit code's
-    encode table is its own nibble table. For a ``"blocks"`` code (SECDED(72,64)) the
+    encode table is its own nibble table. For a ``blocks`` code (SECDED(72,64)) the
     ``encode_table`` slot holds the ``k`` data columns of ``H``, and the entry is the check
     bits of the nibble: the XOR of the columns of its set bits."""
-    if encode_table.numel() == k:  # the data columns of a code too long to tabulate
+    if blocks:
         columns = encode_table.view(k // 4, 4)
         v = torch.arange(16, device=encode_table.device)
         table = torch.zeros(k // 4, 16, dtype=torch.int32, device=encode_table.device)
@@ -704,20 +704,6 @@ def _rows_per_program(layout: StorageLayout) -> int:
     return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values)))
 
 
-def has_kernels(codec: str) -> bool:
-    """Whether these kernels (encode, decode, quantize_encode, decode_dequantize) know
-    ``codec``'s layout (every layout so far; the ops run the PyTorch reference for any other).
-    The fused attention has its own (``attention_kernels.has_kernel``)."""
-    return get_codec(codec).layout in ("nibbles", "bytes", "units", "lanes", "blocks")
-
-
-def kernel_codecs() -> tuple[str, ...]:
-    """The registered codecs the Triton kernels know (:func:`has_kernels`)."""
-    from ecc_tensor.codecs import _CODECS
-
-    return tuple(name for name in _CODECS if has_kernels(name))
-
-
 def parity_only_syndrome(codec: LinearBlockCode) -> int:
     """The kernels' ``PO_SYN``: the syndrome of a flipped overall parity bit alone, or -1."""
     return -1 if codec.parity_only_syndrome is None else codec.parity_only_syndrome
@@ -752,7 +738,7 @@ def launch_store(
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
     zero = scale if symmetric or not quantize else torch.empty_like(scale)
     if layout.blocks:  # the check bits come nibble by nibble
-        encode_table = nibble_parity_table(encode_table, layout.codec.k)
+        encode_table = nibble_parity_table(encode_table, layout.codec.k, blocks=True)
     wrap_triton(_store_kernel)[(triton.cdiv(rows, block_r),)](
         x,
         out,
@@ -805,7 +791,7 @@ def launch_load(
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
-    parity_table = nibble_parity_table(encode_table, layout.codec.k)
+    parity_table = nibble_parity_table(encode_table, layout.codec.k, blocks=layout.blocks)
     if meta is not None:
         meta_parity_table = nibble_parity_table(meta_tables[0], meta_layout.storage.codec.k)
         meta_syndrome_table = meta_tables[1]

@@ -31,15 +31,14 @@ from ecc_tensor.storage import StorageLayout, written_rows
 from . import attention_kernels, codec_kernels, fault_kernels
 
 
-def _on_gpu(t: Tensor, codec: str) -> bool:
-    """Whether the op runs its Triton kernel: CUDA tensors of a codec the kernels know."""
-    return t.device.type == "cuda" and codec_kernels.has_kernels(codec)
+def _on_gpu(t: Tensor) -> bool:
+    return t.device.type == "cuda"
 
 
 @triton_op("ecc::encode", mutates_args=())
 def encode(values: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str) -> Tensor:
     """INT4 values ``[..., D]`` (uint8) -> storage ``[..., row_bytes]`` (uint8)."""
-    if _on_gpu(values, codec):
+    if _on_gpu(values):
         return codec_kernels.triton_encode(values, encode_table, codec)
     return StorageLayout(codec, values.shape[-1]).store(values, CodecTables(encode_table, syndrome_table))
 
@@ -48,7 +47,7 @@ def encode(values: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: 
 def decode(stored: Tensor, encode_table: Tensor, syndrome_table: Tensor, codec: str, head_dim: int) -> tuple[Tensor, Tensor]:
     """Storage -> ``(values uint8 [..., D], status uint8 [..., codewords_per_row])``; status 0
     clean, 1 corrected, 2 detected, 3 parity-only (``ecc_tensor.codecs.STATUS_PARITY_ONLY``)."""
-    if _on_gpu(stored, codec):
+    if _on_gpu(stored):
         return codec_kernels.triton_decode(stored, encode_table, syndrome_table, codec, head_dim)
     return StorageLayout(codec, head_dim).load(stored, CodecTables(encode_table, syndrome_table))
 
@@ -61,7 +60,7 @@ def quantize_encode(
     """Float ``[..., D]`` -> ``(storage uint8 [..., row_bytes], metadata uint8 [..., meta_bytes])``:
     the INT4 values in codewords and their scales (and zero points unless ``symmetric``) in
     codewords of the metadata code (``ecc_tensor.metadata``)."""
-    if _on_gpu(x, codec):
+    if _on_gpu(x):
         return codec_kernels.triton_quantize_encode(x, encode_table, meta_encode_table, codec, group_size, symmetric)
     q, scale, zero = quantize_int4(x, group_size, symmetric)
     stored = StorageLayout(codec, x.shape[-1]).store(q, CodecTables(encode_table, syndrome_table))
@@ -98,7 +97,7 @@ def decode_dequantize(
     """
     _check_counters(counters)
     _check_metadata(stored, meta, codec, groups, symmetric)
-    if _on_gpu(stored, codec):
+    if _on_gpu(stored):
         return codec_kernels.triton_decode_dequantize(
             stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups, symmetric,
             interpolate, counters, dtype, seq_len,
@@ -129,7 +128,7 @@ def inject(
     along the last dim, ``[words.shape[-1]]``); returns ``(flipped words, flipped bit count
     int64 [])``."""
     model = FaultModel(kind, ber, seed, burst_len=burst_len, msb_bits=msb_bits, page_words=page_words, page_fraction=page_fraction)
-    if words.device.type == "cuda" and fault_kernels.supports(model, bits_per_word):
+    if _on_gpu(words) and fault_kernels.supports(model, bits_per_word):
         return fault_kernels.triton_inject(words, bits_per_word, model, offset, step, eligible)
     return model.apply(words, bits_per_word, offset=offset, step=step, eligible=eligible)
 
@@ -206,13 +205,13 @@ def decode_attention(
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
     counts of K and V are added to ``counters``."""
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
-    if query.device.type == "cuda" and attention_kernels.has_kernel(codec):
+    if _on_gpu(query) and attention_kernels.has_kernel(codec):
         return attention_kernels.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
         )
     written = written_mask(seq_lens, k_stored.shape[-2])
-    if query.device.type == "cuda":  # a codec the fused attention does not know: decode with the codec kernels, attend in float32
+    if _on_gpu(query):  # a codec the fused attention does not know: decode with the codec kernels, attend in float32
         k, v = (_decode_for_attention(stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
                                       head_dim, groups, symmetric, interpolate, seq_lens, counters, query.dtype)
                 for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))

@@ -9,19 +9,17 @@ import pytest
 import torch
 
 import ecc_tensor.ops as ops
+from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
 from ecc_tensor.metadata import MetadataLayout, metadata_codec
-from ecc_tensor.ops import codec_kernels
 from ecc_tensor.storage import StorageLayout
 from test_kernels import same_bits
-
-KERNEL_CODECS = codec_kernels.kernel_codecs()
 
 pytestmark = pytest.mark.cuda
 
 
-@pytest.mark.parametrize("codec", KERNEL_CODECS)
+@pytest.mark.parametrize("codec", CODEC_NAMES)
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_large_random_inputs_bit_exact(codec, symmetric):
     head_dim, rows = 128, 1 << 16  # 8M values per codec

@@ -14,14 +14,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ecc_tensor.ops  # noqa: F401  (registers torch.ops.ecc)
-from ecc_tensor.codecs import get_codec
+from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import COUNTER_NAMES, new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
 from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.ops import codec_kernels, fault_kernels
-
-KERNEL_CODECS = codec_kernels.kernel_codecs()  # every registered codec
 
 HEAD_DIMS = [1, 5, 8, 12, 17, 64]
 
@@ -34,7 +32,7 @@ def reference_store(x, codec, group_size=None, symmetric=True):
     return torch.ops.ecc.quantize_encode(x.cpu(), *codec_tables(codec, "cpu"), codec, group_size, symmetric)
 
 
-@pytest.mark.parametrize("codec", KERNEL_CODECS)
+@pytest.mark.parametrize("codec", CODEC_NAMES)
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
 def test_encode_decode_kernels(codec, head_dim, kernel_device):
     g = torch.Generator().manual_seed(head_dim)
@@ -55,7 +53,7 @@ def test_encode_decode_kernels(codec, head_dim, kernel_device):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    codec=st.sampled_from(KERNEL_CODECS),
+    codec=st.sampled_from(CODEC_NAMES),
     rows=st.integers(1, 70),
     head_dim=st.sampled_from(HEAD_DIMS),
     groups=st.sampled_from([1, 2, 3]),
@@ -78,7 +76,7 @@ def test_quantize_encode_kernel_is_bit_exact(codec, rows, head_dim, groups, symm
         assert torch.equal(a.cpu(), b)
 
 
-@pytest.mark.parametrize("codec", KERNEL_CODECS)
+@pytest.mark.parametrize("codec", CODEC_NAMES)
 @pytest.mark.parametrize("interpolate", [False, True])
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])

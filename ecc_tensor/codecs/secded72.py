@@ -51,7 +51,7 @@ class SECDED72:
     bytes_per_codeword = BYTES
     correctable_weight = 1
     minimum_distance = 4
-    layout = "blocks"  # ecc_tensor.storage: 9-byte codewords one after another, encoded to bytes here
+    layout = "blocks"  # ecc_tensor.storage: an int4 row, then a check byte per codeword; encoded to bytes here
     word_dtype = torch.uint8
     codeword_shape = (BYTES,)  # a codeword is 9 bytes
     decodes = True
