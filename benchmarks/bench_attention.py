@@ -38,6 +38,8 @@ PATHS = {  # label: (codec, interpolate)
     "hamming84": ("hamming84", False),
     "hamming84-interp": ("hamming84", True),
     "golay24": ("golay24", False),
+    "secded72": ("secded72", False),
+    "secded72-interp": ("secded72", True),
 }
 ROTATE_BYTES = 256 * 2**20
 

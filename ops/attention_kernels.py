@@ -7,7 +7,7 @@ its keys ``BLOCK_N`` at a time, computes ``Q K^T`` and ``P V`` on the tensor cor
 softmax, and a last kernel combines the splits by their log-sum-exp. No dense K/V ever
 reaches memory.
 
-Two ways to read a block:
+The ways to read a block:
 
 - The **word path** (``PACKED``: one-byte codes -- int4, Hamming(7,4), Hamming(8,4) -- with one
   scale per row and rows of whole 32-bit words), the common case. A block is loaded as words
@@ -26,6 +26,13 @@ Two ways to read a block:
   words, so eight codewords are checked with word operations (``_lane_row_syndromes``). A
   clean block's data words are attended as the int4 word path attends its words; a block with
   any non-zero syndrome is deferred.
+- The **blocks path** (``BLOCKS``): SECDED(72,64)'s rows (an int4 row, then a check byte per
+  16 values) at power-of-two head_dims from 64, one scale per row. Each codeword's check byte
+  is computed from its two data words by rotations (``_block_parity_word``), four codewords
+  folded into a word against a check word (``_block_row_syndromes``); a clean block's int4
+  row is attended as the int4 word path attends its words, a dirty one deferred. The
+  deferred launch decodes codeword by codeword (``_block_codewords``) and attends in float32
+  in row order, interpolating detected codewords (``_block_slab``).
 - The **unit path**, for the other layouts (Golay at other head_dims, grouped scales) and
   for deferred blocks. It reads storage *units* (:mod:`ecc_tensor.storage`): ``UNIT_VALUES``
   values per unit (1 for Hamming, 2 for int4, 3 for Golay: a codeword, wherever the lane
@@ -68,8 +75,8 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .codec_kernels import (
-    _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status, _syndrome_decode, _syndromes, _to_bf16_rne,
-    _unit_value, _unit_word, nibble_parity_table, parity_only_syndrome,
+    _block_decode, _block_parity_word, _lane_words, _load_units, _meta_unit, _meta_word, _meta_word_at, _pow2, _status,
+    _syndrome_decode, _syndromes, _to_bf16_rne, _unit_value, _unit_word, block_offsets, nibble_parity_table, parity_only_syndrome,
 )
 
 LOG2E = 1.4426950408889634
@@ -201,13 +208,21 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                 w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
                 _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
                                               MRB, META_LANES, META_UNITS)
-            det = (status == 2) | meta_det
-            prev_row = tl.where(back & ok & ~det, r, prev_row)
-            pend_prev = tl.where(back, ok & det, pend_prev)
-            next_row = tl.where(~back & ok & ~det, r, next_row)
-            pend_next = tl.where(back, pend_next, ok & det)
+            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
+                                                                        pend_prev, pend_next)
         t += 1
     return prev_row, next_row
+
+
+@triton.jit
+def _neighbour_found(back, r, ok, detected, prev_row, next_row, pend_prev, pend_next):
+    """One step of a neighbour search: row ``r`` (looked at where ``ok``) is the neighbour
+    before (``back``) or after where it is not ``detected``; the search goes on where it is."""
+    prev_row = tl.where(back & ok & ~detected, r, prev_row)
+    pend_prev = tl.where(back, ok & detected, pend_prev)
+    next_row = tl.where(~back & ok & ~detected, r, next_row)
+    pend_next = tl.where(back, pend_next, ok & detected)
+    return prev_row, next_row, pend_prev, pend_next
 
 
 @triton.jit
@@ -554,6 +569,147 @@ def _lane_syndromes(x0, x1, x2, p0, p1, p2):
                 if _lane_mask(u, shift, 2):
                     s2 ^= y & _lane_mask(u, shift, 2)
     return s0 | s1 | s2
+
+
+@triton.jit
+def _fold_bytes(x0, x1, x2, x3, PTX: tl.constexpr):
+    """Four uint32 words -> one whose byte ``i`` is the XOR of the four bytes of ``x_i``: two
+    byte permutes and an XOR per halving (``PTX``), shifts and masks otherwise."""
+    if PTX:
+        lo_halves: tl.constexpr = "prmt.b32 $0, $1, $2, 0x5410;"
+        hi_halves: tl.constexpr = "prmt.b32 $0, $1, $2, 0x7632;"
+        even_bytes: tl.constexpr = "prmt.b32 $0, $1, $2, 0x6420;"
+        odd_bytes: tl.constexpr = "prmt.b32 $0, $1, $2, 0x7531;"
+        y01 = (tl.inline_asm_elementwise(lo_halves, "=r,r,r", [x0, x1], dtype=tl.uint32, is_pure=True, pack=1)
+               ^ tl.inline_asm_elementwise(hi_halves, "=r,r,r", [x0, x1], dtype=tl.uint32, is_pure=True, pack=1))
+        y23 = (tl.inline_asm_elementwise(lo_halves, "=r,r,r", [x2, x3], dtype=tl.uint32, is_pure=True, pack=1)
+               ^ tl.inline_asm_elementwise(hi_halves, "=r,r,r", [x2, x3], dtype=tl.uint32, is_pure=True, pack=1))
+        return (tl.inline_asm_elementwise(even_bytes, "=r,r,r", [y01, y23], dtype=tl.uint32, is_pure=True, pack=1)
+                ^ tl.inline_asm_elementwise(odd_bytes, "=r,r,r", [y01, y23], dtype=tl.uint32, is_pure=True, pack=1))
+    y01 = ((x0 ^ (x0 >> 16)) & 0xFFFF) | ((x1 ^ (x1 << 16)) & 0xFFFF0000)
+    y23 = ((x2 ^ (x2 >> 16)) & 0xFFFF) | ((x3 ^ (x3 << 16)) & 0xFFFF0000)
+    z01 = (y01 ^ (y01 >> 8)) & 0x00FF00FF  # bytes 0 and 2: x0's and x1's folds
+    z23 = (y23 ^ (y23 >> 8)) & 0x00FF00FF
+    return (z01 & 0xFF) | ((z01 >> 8) & 0xFF00) | ((z23 & 0xFF) << 16) | ((z23 << 8) & 0xFF000000)
+
+
+@triton.jit
+def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
+    """Rows of SECDED(72,64)'s blocks layout (``words``: ``[N, W]`` uint32, the int4 row, two
+    words a codeword; ``checks``: ``[N, W / 8]``, the row's check bytes, four a word) -> a word
+    per check word, byte ``i`` the syndrome of codeword ``4 j + i`` (zero where all four are
+    clean): each codeword's parity word (``_block_parity_word``), four folded into one word
+    whose bytes line up with the check bytes."""
+    N: tl.constexpr = words.shape[0]
+    C: tl.constexpr = words.shape[1] // 2
+    lo, hi = tl.split(tl.reshape(words, [N, C, 2]))
+    x0, x1, x2, x3 = _quarters(_block_parity_word(lo, hi, OFFSETS, PTX))  # codewords 4j .. 4j + 3
+    folded = _fold_bytes(x0, x1, x2, x3, PTX)
+    return folded ^ tl.reshape(checks, folded.shape)
+
+
+@triton.jit
+def _block_codewords(base, rows, mask, c, syn_ptr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr):
+    """Codewords ``c`` of ``rows`` (``[N, C]``) of the blocks layout, decoded as the reference:
+    (data bits 0-31, 32-63, status). The rows are whole aligned words (``blocks_path_applies``)."""
+    row_ptrs = base + rows.to(tl.int64) * ROW_BYTES
+    words = row_ptrs.to(tl.pointer_type(tl.int32)) + 2 * c
+    lo = tl.load(words, mask=mask, other=0)
+    hi = tl.load(words + 1, mask=mask, other=0)
+    check = tl.load(row_ptrs + DATA_BYTES + c, mask=mask, other=0).to(tl.int32)
+    return _block_decode(lo, hi, check, OFFSETS, syn_ptr, mask)
+
+
+@triton.jit
+def _per_value(x):
+    """``[N, C]`` per codeword -> ``[N, 16 C]`` per value (row order)."""
+    N: tl.constexpr = x.shape[0]
+    C: tl.constexpr = x.shape[1]
+    return tl.reshape(tl.broadcast_to(x[:, :, None], [N, C, 16]), [N, 16 * C])
+
+
+@triton.jit
+def _block_values(lo, hi):
+    """Codewords ``[N, C]`` (their two data words) -> their INT4 values ``[N, 16 C]`` in row
+    order, as float32."""
+    N: tl.constexpr = lo.shape[0]
+    C: tl.constexpr = lo.shape[1]
+    words = tl.reshape(tl.join(lo, hi), [N, 2 * C])
+    return tl.reshape((words[:, :, None] >> (4 * tl.arange(0, 8))[None, None, :]) & 15, [N, 16 * C]).to(tl.float32)
+
+
+@triton.jit
+def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES: tl.constexpr,
+                          DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+                          META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """For each erased codeword ``[N, C]`` of the blocks layout: the nearest row before and after
+    it (below ``seq_len``) where the same codeword is not erased (neither detected nor its row's
+    scale), or -1, as ``_neighbour_rows`` does for units."""
+    prev_row = tl.full(erased.shape, -1, tl.int32)
+    next_row = tl.full(erased.shape, -1, tl.int32)
+    pend_prev = erased
+    pend_next = erased
+    t = 1
+    while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
+        for direction in range(2):  # a loop, not unrolled: one copy of the decode (compile time)
+            back = direction == 0
+            r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
+            ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
+            _, _, status = _block_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+            det = (status == 2) | _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB,
+                                                      META_LANES)
+            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, det, prev_row, next_row, pend_prev, pend_next)
+        t += 1
+    return prev_row, next_row
+
+
+@triton.jit
+def _block_neighbour_values(base, meta_base, row, c, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr,
+                            OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+                            META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """The values ``[N, 16 C]`` of codewords ``c`` at rows ``row`` (``[N, C]``, -1: none),
+    decoded and dequantized with their rows' scales."""
+    has = row >= 0
+    r = tl.maximum(row, 0)
+    lo, hi, _ = _block_codewords(base, r, has, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+    scale, offset, _ = _group_scale(meta_base, r, has, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB, MRB, META_LANES,
+                                    META_UNITS)
+    if HAS_ZERO:
+        offset = _per_value(offset)
+    return (_block_values(lo, hi) - offset) * _per_value(scale)
+
+
+@triton.jit
+def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_detected, seq_len, syn_ptr, menc_ptr, msyn_ptr,
+                INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr,
+                MK: tl.constexpr, MPO_SYN: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """A K or V block of the blocks layout ``[N, D]`` in row order, dequantized in float32 from
+    its decoded codewords (``lo``, ``hi``, ``status``: ``[N, C]``) and its rows' decoded scales;
+    with ``INTERP``, the values of a detected codeword, or of a row whose scale is detected,
+    replaced as :func:`ecc_tensor.interp.interpolate_erasures` does (``_kv_slot``)."""
+    scale, offset, _ = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO,
+                                    MUV, MUB, MRB, META_LANES, META_UNITS)
+    x = (_block_values(lo, hi) - offset) * scale
+    if INTERP:
+        erased = ((status == 2) | meta_rows_detected[:, None]) & row_ok[:, None]
+        if tl.max(erased.to(tl.int32)) > 0:
+            prev_row, next_row = _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES,
+                                                       DATA_BYTES, OFFSETS, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+            pv = x
+            nv = x
+            for side in range(2):  # a loop, not unrolled: one copy of the decode (compile time)
+                before = side == 0
+                values = _block_neighbour_values(base, meta_base, tl.where(before, prev_row, next_row), c, syn_ptr, menc_ptr, msyn_ptr,
+                                                 ROW_BYTES, DATA_BYTES, OFFSETS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                                 META_LANES)
+                pv = tl.where(before, values, pv)
+                nv = tl.where(before, nv, values)
+            has_prev = _per_value(prev_row) >= 0
+            has_next = _per_value(next_row) >= 0
+            filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+            x = tl.where(_per_value(erased.to(tl.int32)) != 0, filled, x)
+    return x
 
 
 @triton.jit
@@ -913,6 +1069,7 @@ def _decode_attention_kernel(
     PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PART_COLS: tl.constexpr,
     LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
+    BLOCKS: tl.constexpr,  # SECDED(72,64)'s blocks layout (codec_kernels.block_offsets; 0 otherwise): clean blocks as words
 ):
     bh = tl.program_id(0)
     program = tl.program_id(1)
@@ -956,8 +1113,8 @@ def _decode_attention_kernel(
     col0_ok = u_ok & (q_col < D)
     # The word paths' tiles hold values, in row order until permuted below (the one-byte codes'
     # deferred launch too: their unit is one value).
-    VALUE_TILES: tl.constexpr = PACKED or (LANES and not DEFERRED)
-    if VALUE_TILES:
+    VALUE_TILES: tl.constexpr = PACKED or ((LANES or BLOCKS) and not DEFERRED)
+    if VALUE_TILES or BLOCKS:  # the blocks layout's deferred launch attends values in row order too
         q_col = u
         col0_ok = u < D
     q0 = tl.load(q_row + q_col[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
@@ -974,9 +1131,9 @@ def _decode_attention_kernel(
     q_col2 = _unit_value(u, 2, UNIT_VALUES, LANES_D)
     col1_ok = u_ok & (q_col1 < D)
     col2_ok = u_ok & (q_col2 < D)
-    if UNIT_VALUES > 1 and not VALUE_TILES:
+    if UNIT_VALUES > 1 and not (VALUE_TILES or BLOCKS):
         q1 = tl.load(q_row + q_col1[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
-    if UNIT_VALUES > 2 and not VALUE_TILES:
+    if UNIT_VALUES > 2 and not (VALUE_TILES or BLOCKS):
         q2 = tl.load(q_row + q_col2[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
     q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the zero-point term where scales fold into the dots
     if UNIT_VALUES > 1 and not VALUE_TILES:
@@ -1015,7 +1172,7 @@ def _decode_attention_kernel(
     # the neighbour search and interpolation (INTERP), into partials of its own that the
     # combine kernel merges: the online softmax does not care about block order, and the main
     # loop stays free of the rare path's registers.
-    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or LANES or CLEAN_UNITS))
+    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or LANES or CLEAN_UNITS or BLOCKS))
     written = end > start  # in the deferred launch, too: a program with no flag set returned above
     for n0 in range(start, end, BLOCK_N):
         active = True
@@ -1053,6 +1210,15 @@ def _decode_attention_kernel(
                     dirty |= _lane_row_syndromes(vw, tl.load(v_words + word_offs + WORDS), tl.load(v_words + row_words + 2 * WORDS))
                     dirty = dirty.to(tl.int32, bitcast=True) | meta_dirty
                     deferred = (tl.reduce_or(dirty, None) != 0).to(tl.int32)
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                elif BLOCKS:
+                    # The check bytes: WORDS / 8 words after the data. As above, rows past the
+                    # split's end count unmasked.
+                    check_offs = row_words[:, None] + WORDS + tl.arange(0, WORDS // 8)[None, :]
+                    dirty = _block_row_syndromes(kw, tl.load(k_words + check_offs), BLOCKS, PTX)
+                    dirty |= _block_row_syndromes(vw, tl.load(v_words + check_offs), BLOCKS, PTX)
+                    dirty = tl.reduce_or(dirty.to(tl.int32, bitcast=True), None) | tl.reduce_or(meta_dirty, None)
+                    deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                 elif DECODE:
                     # Each K word's syndromes with those of the V word at the same place, then
@@ -1109,6 +1275,37 @@ def _decode_attention_kernel(
                 if UNIT_VALUES > 2:
                     acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P,
                                DOT_PRECISION) - zero_term
+            elif BLOCKS:
+                # The blocks layout's deferred blocks: each codeword decoded as the reference (its
+                # syndrome, one flipped bit corrected), dequantized in float32 in row order, with
+                # INTERP the erased codewords interpolated.
+                c = tl.arange(0, UNITS)
+                c_ok = row_ok[:, None] & (c < UNITS)[None, :]
+                cw_rows = rows[:, None] + c[None, :] * 0
+                k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
+                                 msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                 META_LANES)
+                s = (_qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION) * qk_scale).to(tl.float32)
+                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+                vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
+                                 msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                 META_LANES)
+                acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                if count_units:  # per codeword, gathered in the first unit position
+                    first = u == 0
+                    n_corrected += tl.where(first, tl.sum(tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), 1), 0), 0)
+                    n_detected += tl.where(first, tl.sum(tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), 1), 0), 0)
+                    n_meta_corrected += km_corr + vm_corr
+                    n_meta_parity_only += km_po + vm_po
+                    n_meta_detected += km_det + vm_det
             else:
                 repair: tl.constexpr = DEFERRED and INTERP
                 # Decode the block's units (K and V) and their rows' metadata once, then each
@@ -1196,7 +1393,7 @@ def _decode_attention_kernel(
                     n_meta_corrected += km_corr + vm_corr
                     n_meta_parity_only += km_po + vm_po
                     n_meta_detected += km_det + vm_det
-    if (PACKED or LANES or CLEAN_UNITS) and not DEFERRED:
+    if (PACKED or LANES or CLEAN_UNITS or BLOCKS) and not DEFERRED:
         acc0 = acc0 * v_unit
         acc1 = acc1 * v_unit
         acc2 = acc2 * v_unit
@@ -1220,9 +1417,9 @@ def _decode_attention_kernel(
         tl.store(o_row + q_col2[None, :], acc2, mask=store_acc & col2_ok[None, :])
     else:
         tl.store(o_row + o_col[None, :], acc0, mask=store_acc)
-        if UNIT_VALUES > 1 and not VALUE_TILES:
+        if UNIT_VALUES > 1 and not (VALUE_TILES or BLOCKS):
             tl.store(o_row + BLOCK_U + o_col[None, :], acc1, mask=store_acc)
-        if UNIT_VALUES > 2 and not VALUE_TILES:
+        if UNIT_VALUES > 2 and not (VALUE_TILES or BLOCKS):
             tl.store(o_row + 2 * BLOCK_U + o_col[None, :], acc2, mask=store_acc)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
     tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
@@ -1373,14 +1570,14 @@ def nibble_constants(codec: str) -> dict:
 # the clean-blocks variant); interpolating variants: the configuration whose compiled kernel
 # has no register spills (ptxas -v for sm_90a). The deferred launch takes its warps and
 # stages from these, its block size from the main launch.
-_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4)}
+_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 4, 2, 4)}
 _INTERP_CONFIG = (32, 8, 2, 4)
 # Word path: the fastest on kernel time in the sweep of benchmarks/RESULTS.md
 # (tools/sweep_attention.py). One warp per program: the softmax and the deferral flag then
 # reduce within a warp, no program waits at a barrier for its other warps, and the operand
 # orders keep the values in the threads that unpacked them; 16 programs per SM keep enough of
 # them in flight.
-_PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16)}
+_PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16), "blocks": (32, 1, 3, 16)}
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
@@ -1418,6 +1615,18 @@ def lanes_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tensor
     )
 
 
+def blocks_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tensor) -> bool:
+    """Whether the main launch takes the blocks path: SECDED(72,64)'s blocks layout at a
+    power-of-two head_dim of at least 64 (the check bytes whole words after the data words),
+    one scale per row, aligned storage. Its data words are attended as the int4 word path
+    attends its words, after a check of every codeword's syndrome (``_block_row_syndromes``)."""
+    d = layout.head_dim
+    return (
+        layout.blocks and d >= 64 and d & (d - 1) == 0 and groups == 1
+        and all(t.storage_offset() % 4 == 0 for t in stored)
+    )
+
+
 def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
     """Whether the main launch takes the unit path's clean-blocks-only variant: codes that
     decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row. Like
@@ -1426,12 +1635,14 @@ def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
     return get_codec(codec).decodes and groups == 1 and not packed
 
 
-def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False) -> dict:
-    """The kernel's path switches: the word path (PACKED), the lane path (LANES), the unit
-    path's clean-blocks-only variant (CLEAN_UNITS), and whether the deferred launch counts
-    the corrections (it then sees every block with a non-zero syndrome)."""
-    clean_units = clean_units_path_applies(codec, groups, packed) and not lanes
-    return dict(PACKED=packed, LANES=lanes, CLEAN_UNITS=clean_units, COUNT_DEFERRED=packed or lanes or clean_units)
+def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False, blocks: int = 0) -> dict:
+    """The kernel's path switches: the word path (PACKED), the lane path (LANES), the blocks
+    path (BLOCKS: ``block_offsets``, or 0), the unit path's clean-blocks-only variant
+    (CLEAN_UNITS), and whether the deferred launch counts the corrections (it then sees every
+    block with a non-zero syndrome)."""
+    clean_units = clean_units_path_applies(codec, groups, packed) and not (lanes or blocks)
+    return dict(PACKED=packed, LANES=lanes, BLOCKS=blocks, CLEAN_UNITS=clean_units,
+                COUNT_DEFERRED=bool(packed or lanes or blocks or clean_units))
 
 
 def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
@@ -1450,12 +1661,12 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
-def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False) -> dict:
+def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False, blocks: bool = False) -> dict:
     """The value-tile width ``BLOCK_U``, the word-tile width ``BLOCK_W`` and the bits between
     values in a word (``SLOT_BITS``). The word path's tiles hold every value of a row (in the
     operand orders); the unit path's hold one slot of every unit."""
-    if lanes:  # the data words: an int4 row
-        return dict(BLOCK_U=128, BLOCK_W=16, SLOT_BITS=4)
+    if lanes or blocks:  # the data words: an int4 row
+        return dict(BLOCK_U=layout.head_dim, BLOCK_W=layout.head_dim // 8, SLOT_BITS=4)
     slot_bits = 4 if layout.nibbles else 8
     if packed:
         # At least 8 words: the operand orders give each of 4 (K) or 8 (V) lanes whole words.
@@ -1473,8 +1684,9 @@ def deferred_block_u(layout: StorageLayout, block_u: int) -> int:
 def partials_layout(layout: StorageLayout, packed: bool, block_u: int) -> tuple[bool, int, int]:
     """(whether partials are in value order, the combine kernel's tile width, floats per
     partial row). Value order on the word path and, in every launch, for Golay's lane layout,
-    whose lane path accumulates values; slot after slot (``3 * BLOCK_U``) otherwise."""
-    value_order = packed or layout.lanes
+    whose lane path accumulates values, and for the blocks layout, whose deferred launch
+    attends values in row order; slot after slot (``3 * BLOCK_U``) otherwise."""
+    value_order = packed or layout.lanes or layout.blocks
     combine_u = _pow2(layout.head_dim) if value_order else block_u
     return value_order, combine_u, max(3 * block_u, combine_u)
 
@@ -1492,18 +1704,38 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1)
     return main, dict(kernel_config(codec, interp), block_n=main["block_n"])
 
 
-def has_kernel(codec: str) -> bool:
-    """Whether the fused attention knows ``codec``'s layout: all but SECDED(72,64)'s
-    ``"blocks"`` so far, which ``ecc::decode_attention`` decodes with the codec kernels and
-    attends with the reference."""
-    return get_codec(codec).layout != "blocks"
+def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor) -> bool:
+    """Whether the fused attention reads ``codec``'s storage of this shape: every layout but
+    SECDED(72,64)'s ``"blocks"`` outside ``blocks_path_applies`` (other head_dims, grouped
+    scales), which ``ecc::decode_attention`` decodes with the codec kernels and attends with
+    the reference."""
+    layout = StorageLayout(codec, head_dim)
+    return not layout.blocks or blocks_path_applies(layout, groups, *stored)
 
 
-def attention_codecs() -> tuple[str, ...]:
-    """The registered codecs the fused attention knows (:func:`has_kernel`)."""
-    from ecc_tensor.codecs import _CODECS
+def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Tensor) -> dict:
+    """The kernel's constants that follow from the storage: its layout, the read path (word,
+    lane, blocks or unit path: ``path_constants``) and the tiles, shared by the launcher and
+    ``tools/kernel_resources.py``. ``stored``: the K/V storage, whose alignment the word
+    paths need (none given: aligned)."""
+    layout = StorageLayout(codec, head_dim)
+    packed = packed_path_applies(codec, layout.row_bytes, groups, *stored)
+    lanes = lanes_path_applies(layout, groups, *stored)
+    blocks = blocks_path_applies(layout, groups, *stored)
+    tiles = tile_sizes(layout, packed, lanes, blocks)
+    return dict(
+        D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
+        UNIT_BYTES=layout.unit_bytes, LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
+        DECODE=layout.codec.decodes, PO_SYN=parity_only_syndrome(layout.codec), **nibble_constants(codec),
+        **path_constants(codec, groups, packed, lanes, block_offsets(layout) if blocks else 0),
+        WORDS=tiles["BLOCK_W"] if lanes or blocks else layout.row_bytes // 4, **tiles,
+    )
 
-    return tuple(name for name in _CODECS if has_kernel(name))
+
+def reads_words(storage: dict) -> bool:
+    """Whether the main launch attends clean blocks as words (the word, lane or blocks path
+    of ``storage_constants``), leaving every other block to the deferred launch."""
+    return bool(storage["PACKED"] or storage["LANES"] or storage["BLOCKS"])
 
 
 def triton_decode_attention(
@@ -1529,12 +1761,11 @@ def triton_decode_attention(
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
-    packed = packed_path_applies(codec, layout.row_bytes, groups, k_stored, v_stored)
-    lanes = lanes_path_applies(layout, groups, k_stored, v_stored)
-    config, deferred_config = launch_configs(codec, interpolate, packed or lanes, groups)
+    storage = storage_constants(codec, head_dim, groups, k_stored, v_stored)
+    packed = storage["PACKED"]
+    config, deferred_config = launch_configs(codec, interpolate, bool(packed or storage["LANES"] or storage["BLOCKS"]), groups)
     block_n = config["block_n"]
-    tiles = tile_sizes(layout, packed, lanes)
-    block_u = tiles["BLOCK_U"]
+    block_u = storage["BLOCK_U"]
     value_order, combine_u, part_cols = partials_layout(layout, packed, block_u)
     block_m = max(16, _pow2((q_heads // kv_heads) * lq))
     split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, config["waves"])
@@ -1550,8 +1781,8 @@ def triton_decode_attention(
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
     program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, query.device, deferred_config["waves"]) if defer else (1, 0)
     # Syndromes by table (Golay, and the clean-units branch of any code) read one small table
-    # per data nibble.
-    parity_table = nibble_parity_table(encode_table, layout.codec.k)
+    # per data nibble; the blocks layout computes its check bits from its structure instead.
+    parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
     meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
@@ -1566,16 +1797,11 @@ def triton_decode_attention(
         seq,
     )
     constants = dict(
-        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, K=layout.codec.k,
-        ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
-        LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
-        DECODE=decode, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
         HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
-        PTX=query.device.type == "cuda" and torch.version.hip is None, PO_SYN=parity_only_syndrome(layout.codec),
-        **nibble_constants(codec), **meta_constants(meta_layout, k_meta, v_meta),
-        **path_constants(codec, groups, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
+        PTX=query.device.type == "cuda" and torch.version.hip is None, **meta_constants(meta_layout, k_meta, v_meta),
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=part_cols,
     )
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](

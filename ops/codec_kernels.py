@@ -234,25 +234,25 @@ def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: 
     return _unit_word(stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES, mask, UNIT_BYTES)
 
 
-def nibble_parity_table(encode_table: torch.Tensor, k: int, blocks: bool = False) -> torch.Tensor:
+def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
     encode table. Made with tensor ops on the table's device, so that it traces. A 4-bit code's
-    encode table is its own nibble table. For a ``blocks`` code (SECDED(72,64)) the
-    ``encode_table`` slot holds the ``k`` data columns of ``H``, and the entry is the check
-    bits of the nibble: the XOR of the columns of its set bits."""
-    if blocks:
-        columns = encode_table.view(k // 4, 4)
-        v = torch.arange(16, device=encode_table.device)
-        table = torch.zeros(k // 4, 16, dtype=torch.int32, device=encode_table.device)
-        for b in range(4):
-            table = table ^ torch.where(((v >> b) & 1).bool()[None, :], columns[:, b : b + 1], 0).to(torch.int32)
-        return table.flatten().contiguous()
+    encode table is its own nibble table."""
     if k <= 4:
         return encode_table
     nibbles = torch.arange(16, device=encode_table.device)
     shifts = 4 * torch.arange(k // 4, device=encode_table.device)
     return encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
+
+
+def block_offsets(layout: StorageLayout) -> int:
+    """The kernels' ``BLOCKS`` switch: for the ``"blocks"`` layout (SECDED(72,64)) its codec's
+    ``byte_offsets`` packed a byte each (byte ``B`` at bits ``8B..8B+7``; see ``_block_check``),
+    else 0."""
+    if not layout.blocks:
+        return 0
+    return sum(int(x) << (8 * b) for b, x in enumerate(layout.codec.byte_offsets))
 
 
 @triton.jit
@@ -287,23 +287,96 @@ def _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K: tl.con
     return data, _status(syndrome, correctable, PO_SYN)
 
 
+@triton.constexpr_function
+def _offset_bytes(offsets, r):
+    """The data bytes (0-3: data bits 0-31, 4-7: 32-63) whose orbit representative
+    (``block_offsets``) holds offset ``r``."""
+    offsets, r = int(offsets), int(r)
+    return [b for b in range(8) if (offsets >> (8 * b + r)) & 1]
+
+
+@triton.constexpr_function
+def _offset_mask(offsets, word, r):
+    """``_offset_bytes`` in data word ``word`` (0 or 1), as a mask of whole bytes."""
+    return sum(0xFF << (8 * (b - 4 * int(word))) for b in _offset_bytes(offsets, r) if b // 4 == int(word))
+
+
+@triton.constexpr_function
+def _offset_selector(offsets, r):
+    """A PRMT selector that gathers ``_offset_bytes`` of both words into one word where that
+    takes one instruction: four bytes, or two and a byte twice (which the fold cancels); -1
+    otherwise."""
+    chosen = _offset_bytes(offsets, r)
+    if len(chosen) == 2:
+        chosen = chosen + [chosen[0], chosen[0]]
+    if len(chosen) != 4 or all(b < 4 for b in chosen) or all(b >= 4 for b in chosen):
+        return -1
+    return sum(b << (4 * lane) for lane, b in enumerate(chosen))
+
+
+@triton.constexpr_function
+def _prmt_ptx(selector):
+    return f"prmt.b32 $0, $1, $2, {hex(int(selector))};"
+
+
+@triton.constexpr_function
+def _top_offset(offsets):
+    """The highest offset any byte's representative holds."""
+    return max(r for r in range(8) if _offset_bytes(offsets, r))
+
+
 @triton.jit
-def _block_check(lo, hi, parity_table_ptr, mask):
+def _offset_word(a, b, OFFSETS: tl.constexpr, R: tl.constexpr, PTX: tl.constexpr):
+    """A word whose bytes XOR-fold to the XOR of the data bytes whose representative holds
+    offset ``R`` (uint32): those bytes in their own lanes, or with ``PTX`` gathered by one
+    PRMT where ``_offset_selector`` finds one."""
+    MA: tl.constexpr = _offset_mask(OFFSETS, 0, R)
+    MB: tl.constexpr = _offset_mask(OFFSETS, 1, R)
+    SEL: tl.constexpr = _offset_selector(OFFSETS, R)
+    if PTX and SEL >= 0:
+        x = tl.inline_asm_elementwise(_prmt_ptx(SEL), "=r,r,r", [a, b], dtype=tl.uint32, is_pure=True, pack=1)
+    elif MB == 0:
+        x = a & MA
+    elif MA == 0:
+        x = b & MB
+    else:
+        x = (a & MA) ^ (b & MB)
+    return x
+
+
+@triton.jit
+def _block_parity_word(lo, hi, OFFSETS: tl.constexpr, PTX: tl.constexpr):
+    """A uint32 word whose four bytes XOR-fold to the check byte of SECDED(72,64) codewords with
+    data bits ``lo`` (0-31) and ``hi`` (32-63). Data bit ``c`` of byte ``B`` has the column
+    ``OFFSETS``' byte ``B`` rotated by ``c`` (:mod:`ecc_tensor.codecs.secded72`), so the check
+    byte is the XOR over offsets ``r`` of the bytes holding ``r``, rotated by ``r``; rotating a
+    32-bit word by ``r`` rotates each of its bytes by ``r`` once they are folded into one.
+    Horner's scheme over ``r``: a byte selection, a rotation and an XOR per offset."""
+    a = lo.to(tl.uint32, bitcast=True)
+    b = hi.to(tl.uint32, bitcast=True)
+    TOP: tl.constexpr = _top_offset(OFFSETS)
+    acc = _offset_word(a, b, OFFSETS, TOP, PTX)
+    for i in tl.static_range(1, TOP + 1):
+        acc = ((acc << 1) | (acc >> 31)) ^ _offset_word(a, b, OFFSETS, TOP - i, PTX)
+    return acc
+
+
+@triton.jit
+def _block_check(lo, hi, OFFSETS: tl.constexpr):
     """The check bits of SECDED(72,64) codewords whose 64 data bits are ``lo`` (bits 0-31) and
-    ``hi`` (32-63): the XOR of the check bits of their 16 nibbles (``nibble_parity_table``)."""
-    check = tl.zeros_like(lo)
-    for j in tl.static_range(8):
-        check ^= tl.load(parity_table_ptr + 16 * j + ((lo >> (4 * j)) & 15), mask=mask, other=0)
-        check ^= tl.load(parity_table_ptr + 16 * (8 + j) + ((hi >> (4 * j)) & 15), mask=mask, other=0)
-    return check
+    ``hi`` (32-63), in the dtype of ``lo``: ``_block_parity_word`` folded to a byte."""
+    acc = _block_parity_word(lo, hi, OFFSETS, False)
+    acc ^= acc >> 16
+    acc ^= acc >> 8
+    return (acc & 0xFF).to(lo.dtype, bitcast=True)
 
 
 @triton.jit
-def _block_decode(lo, hi, check, parity_table_ptr, syndrome_table_ptr, mask):
+def _block_decode(lo, hi, check, OFFSETS: tl.constexpr, syndrome_table_ptr, mask):
     """(lo, hi, status) of SECDED(72,64) codewords, as the reference: the syndrome, and for a
     non-zero one the codeword bit a single flip there gives (``syndrome_table_ptr``; 64-71 the
     check bits, whose flip leaves the data valid), or -1: detected."""
-    syndrome = _block_check(lo, hi, parity_table_ptr, mask) ^ check
+    syndrome = _block_check(lo, hi, OFFSETS) ^ check
     position = tl.load(syndrome_table_ptr + syndrome, mask=mask & (syndrome != 0), other=0)
     flip = (syndrome != 0) & (position >= 0)
     one = tl.full(lo.shape, 1, tl.int32)
@@ -464,7 +537,7 @@ def _store_kernel(
     UNIT_BYTES: tl.constexpr,
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,  # Golay's lane layout, of this head_dim; 0 for units one after another
-    BLOCKS: tl.constexpr,  # SECDED(72,64)'s rows: an int4 row, then a check byte per 16 values
+    BLOCKS: tl.constexpr,  # SECDED(72,64)'s rows (an int4 row, then a check byte per 16 values): block_offsets, else 0
     ENCODE: tl.constexpr,
     QUANTIZE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
@@ -518,7 +591,7 @@ def _store_kernel(
         tl.store(out_ptr + rows64[:, None] * ROW_BYTES + b[None, :], byte.to(tl.uint8), mask=ok)
     elif BLOCKS:
         # 16 values a codeword as two words (data bits 0-31, 32-63), stored as an int4 row;
-        # their check bits (encode_table_ptr: the nibble parity table) after the row's data.
+        # their check bits after the row's data.
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
         lo = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
@@ -530,7 +603,7 @@ def _store_kernel(
             col = u * 16 + 8 + i
             hi = hi | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
                                      QUANTIZE, SYMMETRIC) << (4 * i))
-        check = _block_check(lo, hi, encode_table_ptr, unit_ok)
+        check = _block_check(lo, hi, BLOCKS)
         out_row = out_ptr + rows64[:, None] * ROW_BYTES
         for b in tl.static_range(4):
             tl.store(out_row + u[None, :] * 8 + b, ((lo >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
@@ -609,7 +682,7 @@ def _load_kernel(
         lo = _unit_word(row + u[None, :] * 8, unit_ok, 4)
         hi = _unit_word(row + u[None, :] * 8 + 4, unit_ok, 4)
         check = tl.load(row + UNITS * 8 + u[None, :], mask=unit_ok, other=0).to(tl.int32)
-        data, data_hi, status = _block_decode(lo, hi, check, parity_table_ptr, syndrome_table_ptr, unit_ok)
+        data, data_hi, status = _block_decode(lo, hi, check, BLOCKS, syndrome_table_ptr, unit_ok)
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
@@ -737,8 +810,6 @@ def launch_store(
     groups = layout.head_dim // group_size
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
     zero = scale if symmetric or not quantize else torch.empty_like(scale)
-    if layout.blocks:  # the check bits come nibble by nibble
-        encode_table = nibble_parity_table(encode_table, layout.codec.k, blocks=True)
     wrap_triton(_store_kernel)[(triton.cdiv(rows, block_r),)](
         x,
         out,
@@ -754,7 +825,7 @@ def launch_store(
         UNIT_BYTES=layout.unit_bytes,
         ROW_BYTES=layout.row_bytes,
         LANES_D=layout.head_dim if layout.lanes else 0,
-        BLOCKS=layout.blocks,
+        BLOCKS=block_offsets(layout),
         ENCODE=layout.codec.decodes,
         QUANTIZE=quantize,
         SYMMETRIC=symmetric,
@@ -791,7 +862,7 @@ def launch_load(
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
-    parity_table = nibble_parity_table(encode_table, layout.codec.k, blocks=layout.blocks)
+    parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
     if meta is not None:
         meta_parity_table = nibble_parity_table(meta_tables[0], meta_layout.storage.codec.k)
         meta_syndrome_table = meta_tables[1]
@@ -821,7 +892,7 @@ def launch_load(
         UNIT_BYTES=layout.unit_bytes,
         ROW_BYTES=layout.row_bytes,
         LANES_D=layout.head_dim if layout.lanes else 0,
-        BLOCKS=layout.blocks,
+        BLOCKS=block_offsets(layout),
         **meta_constants(meta_layout),
         META_STATUS_COLS=meta_layout.codewords_per_row,
         DECODE=layout.codec.decodes,

@@ -2,9 +2,10 @@
 
 Each op is a ``torch.library.triton_op`` whose body launches the Triton kernel for CUDA
 tensors and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
-:mod:`ecc_tensor.faults`) for every other device. ``ecc::decode_attention`` over a codec the
-fused kernel does not know yet (SECDED(72,64): ``attention_kernels.has_kernel``) decodes K/V
-with the codec kernels and attends with the reference. ``triton_op`` also registers the body as the
+:mod:`ecc_tensor.faults`) for every other device. ``ecc::decode_attention`` over storage the
+fused kernel does not read (SECDED(72,64) at other head_dims than powers of two from 64, or
+with grouped scales: ``attention_kernels.has_kernel``) decodes K/V with the codec kernels and
+attends with the reference. ``triton_op`` also registers the body as the
 fake implementation and lets ``torch.compile`` trace into it, so the ops never break a graph.
 
 The codec tables are explicit tensor arguments rather than globals the body looks up: inside
@@ -205,7 +206,7 @@ def decode_attention(
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
     counts of K and V are added to ``counters``."""
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
-    if _on_gpu(query) and attention_kernels.has_kernel(codec):
+    if _on_gpu(query) and attention_kernels.has_kernel(codec, head_dim, groups, k_stored, v_stored):
         return attention_kernels.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale,

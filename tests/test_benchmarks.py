@@ -26,7 +26,7 @@ def test_bench_attention_smoke(capsys):
 
     main(["--device", "cpu", "--batch", "1", "--context", "40", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16", "--iters", "1"])
     out = capsys.readouterr().out
-    for path in ("SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24"):
+    for path in ("SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24", "fused secded72-interp"):
         assert path in out
 
 

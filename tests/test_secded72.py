@@ -163,9 +163,10 @@ def test_the_cache_modes_decode_what_int4_stores_and_correct_single_flips(mode):
 
 
 def test_attention_over_secded72_decodes_with_the_codec_kernels_as_the_reference(kernel_device):
-    """The fused attention does not know SECDED(72,64) yet: on a GPU ``ecc::decode_attention``
-    decodes K/V with the codec kernels (here on ``kernel_device``) and attends with the
-    reference. That decode equals the reference's, counters and interpolation included."""
+    """Where the fused attention does not read SECDED(72,64) (head_dim 32 here), on a GPU
+    ``ecc::decode_attention`` decodes K/V with the codec kernels (here on ``kernel_device``)
+    and attends with the reference. That decode equals the reference's, counters and
+    interpolation included."""
     import ecc_tensor.ops as ops
     from ecc_tensor.attention import dequantize_cache, written_mask
     from ecc_tensor.codecs import CodecTables
@@ -188,3 +189,107 @@ def test_attention_over_secded72_decodes_with_the_codec_kernels_as_the_reference
     written = written_mask(seq_lens, 40).expand_as(want)
     assert torch.equal(got.cpu()[written], want[written])
     assert torch.equal(got_counts.cpu(), want_counts) and int(want_counts[3]) > 0  # some codewords detected
+
+
+def _faulted_cache(batch, kv_heads, seq, head_dim, ber, meta_ber, seed):
+    """K and V of random values as SECDED(72,64) storage and metadata, bsc faults at ``ber`` on
+    the values and ``meta_ber`` on the scales' codewords."""
+    import ecc_tensor.ops as ops
+    from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
+
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for i in range(2):
+        stored, meta = ops.quantize_encode(torch.randn(batch, kv_heads, seq, head_dim, generator=g), "secded72")
+        stored, _ = FaultModel("bsc", ber, seed=seed + i).apply(stored, 8, step=0)
+        meta, _ = FaultModel("bsc", meta_ber, seed=seed + 10 + i).apply(meta, 8, offset=METADATA_ADDRESS, step=0)
+        parts.append((stored, meta))
+    return parts
+
+
+@pytest.mark.parametrize("head_dim,dtype,interpolate", [
+    (128, torch.float16, True), (128, torch.bfloat16, True), (128, torch.float32, True), (128, torch.float16, False),
+    (64, torch.float32, False), (64, torch.bfloat16, True),
+])
+def test_fused_attention_over_secded72_matches_the_reference(head_dim, dtype, interpolate, kernel_device, monkeypatch):
+    """The fused kernel's blocks path (clean blocks as int4 words after a syndrome check, the
+    others decoded, corrected and interpolated by the deferred launch) against decode +
+    dequantize + float64 attention: the output within the acceptance bound, the counts equal,
+    with corrected and detected codewords and scales in the mix."""
+    from test_attention import TOLERANCE, fused, reference, relative_error
+
+    from ecc_tensor.counters import counters_to_dict
+    from ecc_tensor.ops import attention_kernels
+
+    monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 1)  # many splits, so the combine kernel merges partials
+    k, v = _faulted_cache(2, 2, 150, head_dim, 0.003, 0.02, seed=5)
+    query = torch.randn(2, 4, 1, head_dim, generator=torch.Generator().manual_seed(2)).to(dtype)
+    seq_lens = torch.tensor([143, 77])
+    out, counters = fused(query, k, v, "secded72", head_dim, interpolate, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, k, v, "secded72", head_dim, interpolate, seq_lens)
+    assert relative_error(out, ref) < TOLERANCE
+    assert torch.equal(counters, ref_counters)
+    c = counters_to_dict(counters)
+    assert c["corrected"] > 0 and c["detected"] > 0 and c["meta_corrected"] > 0 and c["meta_detected"] > 0
+
+
+def test_fused_attention_over_secded72_attends_the_interpolated_values(kernel_device):
+    """Many detected codewords (runs of them, at the sequence's ends too): the fused output
+    follows the interpolated K/V, not the values as read."""
+    from test_attention import fused, reference, relative_error
+
+    from ecc_tensor.counters import counters_to_dict
+
+    k, v = _faulted_cache(1, 2, 70, 64, 0.03, 0.0, seed=7)
+    query = torch.randn(1, 2, 2, 64, generator=torch.Generator().manual_seed(4))
+    seq_lens = torch.tensor([70])
+    out, counters = fused(query, k, v, "secded72", 64, True, seq_lens, kernel_device)
+    ref, ref_counters = reference(query, k, v, "secded72", 64, True, seq_lens)
+    as_read, _ = reference(query, k, v, "secded72", 64, False, seq_lens)
+    assert torch.equal(counters, ref_counters) and counters_to_dict(counters)["detected"] > 20
+    assert relative_error(out, ref) < 1e-5  # float32 queries: ieee dots
+    assert relative_error(out, as_read) > 1e-2
+
+
+def test_fused_attention_reads_secded72_at_power_of_two_head_dims_with_one_scale():
+    from ecc_tensor.ops import attention_kernels
+
+    aligned = torch.empty(1, dtype=torch.uint8)
+    assert attention_kernels.has_kernel("secded72", 128, 1, aligned) and attention_kernels.has_kernel("secded72", 64, 1)
+    assert not attention_kernels.has_kernel("secded72", 32, 1)  # check bytes not a whole word
+    assert not attention_kernels.has_kernel("secded72", 96, 1)
+    assert not attention_kernels.has_kernel("secded72", 128, 2)  # grouped scales
+    assert not attention_kernels.has_kernel("secded72", 128, 1, torch.empty(2, dtype=torch.uint8)[1:])  # unaligned
+    assert all(attention_kernels.has_kernel(name, 20, 2) for name in ("int4", "hamming74", "hamming84", "golay24"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(lo=st.integers(0, 2**32 - 1), hi=st.integers(0, 2**32 - 1))
+def test_check_bits_are_rotations_of_the_data_words(lo, hi):
+    """The arithmetic the kernels' ``_block_check`` does, in Python: the XOR over offsets ``r``
+    of the data bytes whose representative holds ``r`` (two 32-bit words, masked by whole
+    bytes), rotated by ``r``, folded to one byte, equals H times the data bits."""
+    from ecc_tensor.codecs.secded72 import BYTE_OFFSETS
+
+    acc = 0
+    for r in range(8):
+        masked = 0
+        for b in range(8):
+            if BYTE_OFFSETS[b] >> r & 1:
+                masked ^= (lo if b < 4 else hi) & (0xFF << (8 * (b % 4)))
+        acc ^= ((masked << r) | (masked >> (32 - r))) & 0xFFFFFFFF
+    acc ^= acc >> 16
+    acc ^= acc >> 8
+    data = torch.tensor(list((lo | hi << 32).to_bytes(8, "little")), dtype=torch.uint8)
+    assert acc & 0xFF == int(secded72._check_byte(data, secded72.data_columns))
+
+
+def test_no_check_misses_a_flip_of_the_same_bit_in_every_byte():
+    """The column assignment leaves no regular pattern a codeword: flipping bit ``c`` of all 8
+    data bytes, or the most significant bit of all 16 values (the msb fault model at rate 1),
+    gives a non-zero syndrome."""
+    data = torch.randint(0, 16, (16,), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    codeword = secded72.encode(data)
+    patterns = [[8 * b + c for b in range(8)] for c in range(8)] + [[8 * b + c for b in range(8) for c in (3, 7)]]
+    _, status = secded72.decode(flipped(codeword[0], patterns))
+    assert (status != 0).all()

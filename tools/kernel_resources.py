@@ -43,13 +43,11 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     """The main launch, or with ``deferred`` the launch over the blocks the main one deferred."""
     fn = A._decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
-    packed = A.packed_path_applies(codec, layout.row_bytes, 1)
-    lanes = A.lanes_path_applies(layout, 1)
-    _, deferred_config = A.launch_configs(codec, interpolate, packed or lanes)
-    tiles = A.tile_sizes(layout, packed, lanes)
-    _, _, part_cols = A.partials_layout(layout, packed, tiles["BLOCK_U"])
+    storage = A.storage_constants(codec, head_dim, 1)
+    _, deferred_config = A.launch_configs(codec, interpolate, A.reads_words(storage))
+    _, _, part_cols = A.partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
     if deferred:
-        tiles["BLOCK_U"] = A.deferred_block_u(layout, tiles["BLOCK_U"])
+        storage["BLOCK_U"] = A.deferred_block_u(layout, storage["BLOCK_U"])
     signature = {}
     for name in fn.arg_names:
         if name == "q_ptr":
@@ -63,15 +61,11 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
         else:
             signature[name] = "constexpr"
     constants = dict(
-        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes,
-        UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
-        LANES_D=head_dim if layout.lanes else 0, GROUPS=1, GROUP=head_dim,
-        DECODE=codec != "int4", HAS_ZERO=not symmetric, INTERP=interpolate, DEFER=deferred_config is not None,
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, **storage, HAS_ZERO=not symmetric, INTERP=interpolate,
+        DEFER=deferred_config is not None,
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
-        DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16", PO_SYN=A.parity_only_syndrome(layout.codec),
-        **A._NIBBLE_CONSTANTS[codec],
+        DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
         **A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8)),
-        **A.path_constants(codec, 1, packed, lanes), WORDS=tiles["BLOCK_W"] if lanes else layout.row_bytes // 4, **tiles,
         BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8, PART_COLS=part_cols,
     )
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
@@ -103,7 +97,7 @@ def ptxas_report(kernel) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24"])
+    p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24", "secded72"])
     p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
     p.add_argument("--config", help="block_n,num_warps,num_stages (default: the kernel's own per variant)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
@@ -112,9 +106,8 @@ def main(argv=None) -> None:
     triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")
     for codec in args.codecs:
         for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
-            layout = StorageLayout(codec, 128)
-            packed = A.packed_path_applies(codec, layout.row_bytes, 1) or A.lanes_path_applies(layout, 1)
-            main_config, deferred_config = A.launch_configs(codec, interpolate, packed)
+            storage = A.storage_constants(codec, 128, 1)
+            main_config, deferred_config = A.launch_configs(codec, interpolate, A.reads_words(storage))
             launches = [("main", main_config)] + ([("deferred", deferred_config)] if deferred_config else [])
             for launch, config in launches:
                 if args.config:

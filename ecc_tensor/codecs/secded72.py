@@ -2,29 +2,39 @@
 protects its 64-bit words.
 
 Hsiao's construction: every column of the parity-check matrix has odd weight (the 8 check
-bits weight 1; the 64 data bits all 56 columns of weight 3 and the 8 rotations of ``0b00011111``,
-so each check bit covers 26 data bits). A single flip gives the odd syndrome of its column and
-is corrected; two flips give a nonzero even syndrome and are detected, without an overall
-parity bit; an odd syndrome that is no column (three or more flips) is detected too. Why this
-matrix: each check bit is the parity of a fixed subset of the data bits, so computing the
-syndrome on a GPU is eight AND + popcount steps on two 32-bit words, and equal row weights keep
-every one of them as short as the others.
+bits weight 1; the 64 data bits all 56 columns of weight 3 and the 8 rotations of
+``0b00011111``, so each check bit covers 26 data bits: the least total weight). A single flip
+gives the odd syndrome of its column and is corrected; two flips give a nonzero even syndrome
+and are detected, without an overall parity bit; an odd syndrome that is no column (three or
+more flips) is detected too.
 
+Why this assignment of the columns to the data bits: it makes the syndrome a few word
+operations on a GPU. The 64 columns fall into 8 orbits under rotation (7 of weight 3, one of
+weight 5); data byte ``B`` takes one orbit, bit ``c`` of it the orbit's representative
+``BYTE_OFFSETS[B]`` rotated by ``c``. The check bits are then the XOR over the offsets ``r``
+of the data bytes whose representative holds ``r``, rotated by ``r`` and folded to a byte:
+with the data as two 32-bit words, about 15 shifts, byte selections and XORs per 16 values
+(``ops/codec_kernels.py``, ``_block_check``), where a parity per check bit takes 16 popcounts.
+The representatives were searched for the cheapest such sum: all hold offset 0 (one XOR of
+the two words), the first word's bytes are exactly those holding offset 1 (the word itself),
+the highest offset is 5, and each other offset's bytes take one mask or byte permute. One
+more condition ruled out cheaper ones: the XOR ``S`` of the representatives must not repeat
+after a rotation by 4. Flipping bit ``c`` of every byte gives the syndrome ``S`` rotated by
+``c``, and flipping the most significant bit of every value (bits 3 and 7 of every byte, the
+``msb`` fault model at its worst) gives ``S`` rotated by 3 XOR ``S`` rotated by 7; with
+``S = 0`` both are codewords, flips no check sees.
 A codeword is 9 bytes, ``[..., 9]`` uint8: bytes 0-7 the 16 values two a byte, low nibble first
 (the ``int4`` layout, so a clean codeword reads without decoding), byte 8 the check bits. A row of
 128 values is 8 codewords, 72 bytes; in the cache (the storage layout ``"blocks"``,
 :mod:`ecc_tensor.storage`) a row keeps the codewords' data bytes first, as an int4 row, then
-their check bytes, so that a clean row reads as int4 with word-aligned loads. The table-driven codes tabulate all ``2^k``
-data words; this one cannot, so its ``tables`` are what its decoder needs instead: the
+their check bytes, so that a clean row reads as int4 with word-aligned loads. The table-driven
+codes tabulate all ``2^k`` data words; this one cannot, so its ``tables`` are what its decoder needs instead: the
 ``encode_table`` slot holds the 64 data columns of ``H`` (int32) and the ``syndrome_table``
 slot, for each of the 256 syndromes, the codeword bit a single flip there gives, or -1. The
-Triton codec kernels (``ops/codec_kernels.py``) compute the same from a nibble parity table;
-the fused attention does not know the code yet.
+Triton kernels compute the check bits from ``byte_offsets`` instead (``_block_check``).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import torch
 
@@ -36,10 +46,18 @@ VALUES = DATA_BITS // 4
 BYTES = (DATA_BITS + CHECK_BITS) // 8
 
 
+# Data byte B's orbit representative, a bit per offset: {0,1,2}, {0,1,3}, {0,1,4}, {0,1,2,3,4},
+# {0,2,3}, {0,3,4}, {0,2,4}, {0,2,5} (the 7 rotation orbits of weight 3 and one of weight 5).
+BYTE_OFFSETS = (0b00000111, 0b00001011, 0b00010011, 0b00011111, 0b00001101, 0b00011001, 0b00010101, 0b00100101)
+
+
+def _rotate_byte(x: int, c: int) -> int:
+    return ((x << c) | (x >> (CHECK_BITS - c))) & 0xFF
+
+
 def _hsiao_columns() -> list[int]:
-    weight3 = [sum(1 << b for b in bits) for bits in itertools.combinations(range(CHECK_BITS), 3)]
-    weight5 = [((0b00011111 << r) | (0b00011111 >> (CHECK_BITS - r))) & 0xFF for r in range(CHECK_BITS)]
-    return weight3 + weight5
+    """Data bit ``8 B + c``'s column: ``BYTE_OFFSETS[B]`` rotated left by ``c``."""
+    return [_rotate_byte(BYTE_OFFSETS[b], c) for b in range(DATA_BITS // 8) for c in range(8)]
 
 
 class SECDED72:
@@ -55,6 +73,7 @@ class SECDED72:
     word_dtype = torch.uint8
     codeword_shape = (BYTES,)  # a codeword is 9 bytes
     decodes = True
+    byte_offsets = BYTE_OFFSETS  # the column structure the kernels compute the check bits from (see the docstring)
     overall_parity_bit = None  # Hsiao's code has none: a double flip gives an even syndrome
     parity_only_syndrome = None
 
