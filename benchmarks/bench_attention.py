@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +72,8 @@ def kernel_time(calls, iters) -> float:
     return t
 
 
-def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes, paths=tuple(PATHS)):
+def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes, paths=tuple(PATHS),
+               config=None):
     g = torch.Generator(device=device).manual_seed(0)
     rows = []
     fp16_bytes = 2 * batch * kv_heads * context * head_dim * 2
@@ -114,7 +114,7 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             i = next(it) % n if i is None else i
             kc, vc = caches[i]
             return ops.decode_attention(queries[i % copies], kc, vc, codec, interpolate=interpolate, seq_lens=seq_lens,
-                                        counters=counters, scale=scale)
+                                        counters=counters, scale=scale, config=config)
 
         t = kernel_time([lambda i=i: fused(i) for i in range(n)], iters)
         rows.append(dict(batch=batch, context=context, path=f"fused {label}", us=t * 1e6, bytes=case_bytes,
@@ -168,6 +168,8 @@ def main(argv=None) -> None:
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     p.add_argument("--dense-limit-gib", type=float, default=24, help="skip the unfused path above this much dense K/V")
+    p.add_argument("--config", help="the fused kernel's launch configuration, block_n,num_warps,num_stages[,waves[,maxnreg]] "
+                   "(default: its own per path)")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -176,19 +178,18 @@ def main(argv=None) -> None:
     for batch in args.batch:
         for context in args.context:
             case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw,
-                              args.dense_limit_gib * 2**30, args.paths)
+                              args.dense_limit_gib * 2**30, args.paths, args.config)
             rows += case
             print(to_markdown(case).split("\n", 2)[2], flush=True)
     table = to_markdown(rows)
     print(table)
-    config = os.environ.get("ECC_ATTENTION_CONFIG")
     if args.write:
         append_results(
             f"Decode attention, {args.q_heads} query / {args.kv_heads} KV heads, head_dim {args.head_dim}, {args.dtype}",
             device, table,
             f"\nDevice copy: {copy_bw / 1e9:.0f} GB/s (read + write). GB/s: codeword + scale bytes of K and V "
             f"(the FP16 row: its K and V bytes) per second."
-            + (f" Kernel config (ECC_ATTENTION_CONFIG): {config}.\n" if config else "\n"),
+            + (f" Kernel config (--config): {args.config}.\n" if args.config else "\n"),
         )
 
 

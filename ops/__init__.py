@@ -85,17 +85,19 @@ def decode_attention(
     attn_mask: torch.Tensor | None = None,
     is_causal: bool = False,
     scale: float | None = None,
+    config: str | None = None,
 ) -> torch.Tensor:
     """``ecc::decode_attention`` of ``query`` ``[B, Hq, Lq, D]`` over ``k`` and ``v``, each the
     ``(storage, metadata)`` pair :func:`quantize_encode` returns (``[B, Hkv, S, ...]``);
-    ``seq_lens`` defaults to every stored row."""
+    ``seq_lens`` defaults to every stored row; ``config`` overrides the fused kernel's launch
+    configuration (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``, for tuning)."""
     head_dim = query.shape[-1]
     if seq_lens is None:
         seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)
     counters = new_counters(query.device) if counters is None else counters
     return torch.ops.ecc.decode_attention(
         query, *k, *v, *codec_tables(codec, query.device), codec, head_dim, groups, symmetric, interpolate, seq_lens, counters,
-        attn_mask, is_causal, head_dim**-0.5 if scale is None else scale,
+        attn_mask, is_causal, head_dim**-0.5 if scale is None else scale, config,
     )
 
 

@@ -62,7 +62,7 @@ attention well within 1e-3.
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -1645,15 +1645,28 @@ def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False, b
                 COUNT_DEFERRED=bool(packed or lanes or blocks or clean_units))
 
 
-def kernel_config(codec: str, interpolate: bool, packed: bool = False) -> dict:
-    """Block size, launch parameters and programs per multiprocessor (``waves``).
-    ``ECC_ATTENTION_CONFIG="block_n,num_warps,num_stages[,waves[,maxnreg]]"`` overrides them
-    (for tuning runs such as the sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main
-    launch's registers per thread, 0 leaves them to the compiler)."""
-    override = os.environ.get("ECC_ATTENTION_CONFIG")
-    if override:
-        block_n, warps, stages, *rest = (int(x) for x in override.split(","))
-        waves, maxnreg = (rest + [4, 0][len(rest):])[:2]
+def parse_config(config: str) -> dict:
+    """``"block_n,num_warps,num_stages[,waves[,maxnreg]]"`` -> ``kernel_config``'s dict (waves 4
+    and maxnreg 0 when left out)."""
+    try:
+        numbers = [int(x) for x in config.split(",")]
+    except ValueError:
+        numbers = []
+    if not 3 <= len(numbers) <= 5 or min(numbers) < 0 or min(numbers[:3]) < 1:
+        raise ValueError(f"attention config must be 'block_n,num_warps,num_stages[,waves[,maxnreg]]' of positive integers, "
+                         f"got {config!r}")
+    block_n, warps, stages, *rest = numbers
+    waves, maxnreg = (rest + [4, 0][len(rest):])[:2]
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
+
+
+def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None) -> dict:
+    """Block size, launch parameters and programs per multiprocessor (``waves``). ``config``
+    (``parse_config``'s string) overrides them, for tuning runs such as the sweeps in
+    benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0 leaves
+    them to the compiler."""
+    if config:
+        return parse_config(config)
     else:
         layout = get_codec(codec).layout
         block_n, warps, stages, waves = _PACKED_CONFIGS[layout] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[layout])
@@ -1691,17 +1704,18 @@ def partials_layout(layout: StorageLayout, packed: bool, block_u: int) -> tuple[
     return value_order, combine_u, max(3 * block_u, combine_u)
 
 
-def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1) -> tuple[dict, dict | None]:
+def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1, config: str | None = None) -> tuple[dict, dict | None]:
     """The main launch's configuration, and the deferred launch's (None when nothing can be
     deferred): its warps and stages are the unit path's, its block size the main launch's,
-    since the deferral flags are per main-launch block."""
+    since the deferral flags are per main-launch block. ``config`` overrides both
+    (``kernel_config``)."""
     decode = get_codec(codec).decodes
     interp = interpolate and decode
     clean = packed or clean_units_path_applies(codec, groups, packed)  # main launch: clean blocks only
-    main = kernel_config(codec, interp and not clean, packed)
+    main = kernel_config(codec, interp and not clean, packed, config)
     if not (decode and (clean or interp)):
         return main, None
-    return main, dict(kernel_config(codec, interp), block_n=main["block_n"])
+    return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
 
 
 def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor) -> bool:
@@ -1738,6 +1752,40 @@ def reads_words(storage: dict) -> bool:
     return bool(storage["PACKED"] or storage["LANES"] or storage["BLOCKS"])
 
 
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Every launch decision of one ``ecc::decode_attention`` call, made once (``make``) and
+    read by the launcher, ``tools/kernel_resources.py`` and the tests: the storage's
+    constants (``storage_constants``), the main and deferred launches' configurations
+    (``launch_configs``; ``deferred`` None when nothing can be deferred), the query tile,
+    the splits (``plan_splits``, ``plan_deferred``) and the partials' layout
+    (``partials_layout``)."""
+
+    storage: dict
+    main: dict
+    deferred: dict | None
+    block_m: int
+    split_len: int
+    splits: int
+    program_splits: int  # consecutive splits one deferred program attends
+    deferred_programs: int  # deferred programs per (sequence, KV head); 0 without a deferred launch
+    value_order: bool
+    combine_u: int
+    part_cols: int
+
+    @classmethod
+    def make(cls, codec: str, head_dim: int, groups: int, interpolate: bool, *, batch: int, q_heads: int, kv_heads: int, lq: int,
+             seq: int, device: torch.device, stored: tuple[torch.Tensor, ...] = (), config: str | None = None) -> LaunchPlan:
+        layout = StorageLayout(codec, head_dim)
+        storage = storage_constants(codec, head_dim, groups, *stored)
+        main, deferred = launch_configs(codec, interpolate, reads_words(storage), groups, config)
+        value_order, combine_u, part_cols = partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
+        split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
+        program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
+        return cls(storage, main, deferred, max(16, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
+                   deferred_programs, value_order, combine_u, part_cols)
+
+
 def triton_decode_attention(
     query: torch.Tensor, k_stored: torch.Tensor, k_meta: torch.Tensor,
     v_stored: torch.Tensor, v_meta: torch.Tensor,
@@ -1746,11 +1794,11 @@ def triton_decode_attention(
     codec: str, head_dim: int, groups: int, symmetric: bool,
     interpolate: bool, seq_lens: torch.Tensor, counters: torch.Tensor,
     attn_mask: torch.Tensor | None, is_causal: bool,
-    scale: float,
+    scale: float, config: str | None = None,
 ) -> torch.Tensor:
     """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
     (a cache passes its one length expanded over the batch); ``attn_mask`` boolean or
-    additive."""
+    additive; ``config`` overrides the launch configuration (``kernel_config``)."""
     # The kernel addresses storage, metadata and lengths as dense rows; the query and the mask
     # it reads through their strides.
     k_stored, k_meta, v_stored, v_meta, seq_lens = (
@@ -1761,25 +1809,19 @@ def triton_decode_attention(
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
-    storage = storage_constants(codec, head_dim, groups, k_stored, v_stored)
-    packed = storage["PACKED"]
-    config, deferred_config = launch_configs(codec, interpolate, bool(packed or storage["LANES"] or storage["BLOCKS"]), groups)
-    block_n = config["block_n"]
-    block_u = storage["BLOCK_U"]
-    value_order, combine_u, part_cols = partials_layout(layout, packed, block_u)
-    block_m = max(16, _pow2((q_heads // kv_heads) * lq))
-    split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, config["waves"])
+    plan = LaunchPlan.make(codec, head_dim, groups, interpolate, batch=batch, q_heads=q_heads, kv_heads=kv_heads, lq=lq, seq=seq,
+                           device=query.device, stored=(k_stored, v_stored), config=config)
+    block_n, block_m, splits, split_len = plan.main["block_n"], plan.block_m, plan.splits, plan.split_len
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
 
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
     parts = 2 * batch * kv_heads * splits  # the main launch's, then the deferred launch's
-    o_part = torch.empty(parts * block_m * part_cols, dtype=torch.float32, device=query.device)
+    o_part = torch.empty(parts * block_m * plan.part_cols, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(parts * block_m * 2, dtype=torch.float32, device=query.device)
     decode = get_codec(codec).decodes
     interp = interpolate and decode
-    defer = deferred_config is not None
+    defer = plan.deferred is not None
     flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
-    program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, query.device, deferred_config["waves"]) if defer else (1, 0)
     # Syndromes by table (Golay, and the clean-units branch of any code) read one small table
     # per data nibble; the blocks layout computes its check bits from its structure instead.
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
@@ -1797,29 +1839,31 @@ def triton_decode_attention(
         seq,
     )
     constants = dict(
-        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **plan.storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
         HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None, **meta_constants(meta_layout, k_meta, v_meta),
-        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=part_cols,
+        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=plan.part_cols,
     )
+    main = plan.main
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
-        *args, program_splits=1, DEFERRED=False, **constants, num_warps=config["num_warps"], num_stages=config["num_stages"],
-        **({"maxnreg": config["maxnreg"]} if config["maxnreg"] else {}),
+        *args, program_splits=1, DEFERRED=False, **constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
+        **({"maxnreg": main["maxnreg"]} if main["maxnreg"] else {}),
     )
     if defer:
-        constants.update(BLOCK_U=deferred_block_u(layout, block_u))
-        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, deferred_programs)](
-            *args, program_splits=program_splits, DEFERRED=True, **constants, num_warps=deferred_config["num_warps"],
-            num_stages=deferred_config["num_stages"],
+        constants.update(BLOCK_U=deferred_block_u(layout, plan.storage["BLOCK_U"]))
+        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, plan.deferred_programs)](
+            *args, program_splits=plan.program_splits, DEFERRED=True, **constants, num_warps=plan.deferred["num_warps"],
+            num_stages=plan.deferred["num_stages"],
         )
-    combine_slots = 1 if value_order else _pow2(layout.unit_values)
-    combine_parts = splits + deferred_programs
+    combine_slots = 1 if plan.value_order else _pow2(layout.unit_values)
+    combine_parts = splits + plan.deferred_programs
+    combine_u = plan.combine_u
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, out, *out.stride(), HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
-        UNITS=head_dim if value_order else layout.units, UNIT_VALUES=1 if value_order else layout.unit_values,
-        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=part_cols,
+        UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=1 if plan.value_order else layout.unit_values,
+        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=plan.part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
         BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))),
     )

@@ -199,17 +199,22 @@ def decode_attention(
     attn_mask: Tensor | None,
     is_causal: bool,
     scale: float,
+    config: str | None = None,
 ) -> Tensor:
     """Attention of a few query tokens over K/V kept as codewords, their scales too
     (``ecc_tensor.attention`` gives the semantics). On CUDA one fused kernel decodes, corrects,
     dequantizes (and interpolates) K/V and their scales in registers and attends,
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
-    counts of K and V are added to ``counters``."""
+    counts of K and V are added to ``counters``. ``config``
+    (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``) overrides the fused kernel's launch
+    configuration, for tuning runs."""
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
+    if config is not None:
+        attention_kernels.parse_config(config)  # a bad string fails on every device
     if _on_gpu(query) and attention_kernels.has_kernel(codec, head_dim, groups, k_stored, v_stored):
         return attention_kernels.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
-            head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+            head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale, config,
         )
     written = written_mask(seq_lens, k_stored.shape[-2])
     if _on_gpu(query):  # a codec the fused attention does not know: decode with the codec kernels, attend in float32

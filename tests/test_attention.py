@@ -537,3 +537,43 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it():
     assert loads["hamming84-interp deferred"] <= 140 and loads["golay24-interp deferred"] <= 200, loads
     assert loads["secded72-interp deferred"] <= 160, loads
     assert max(n for name, n in loads.items() if "main" in name) <= 16, loads
+
+
+def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
+    """``LaunchPlan`` per read path: the main launch's configuration, a deferred launch only for
+    codes that decode, and ``config=`` overriding both launches' shapes; a malformed config is
+    a ValueError on every device."""
+    import ecc_tensor.ops as ops
+
+    def plan(codec, interpolate=False, config=None):
+        return attention_kernels.LaunchPlan.make(codec, 128, 1, interpolate, batch=8, q_heads=32, kv_heads=8, lq=1, seq=32768,
+                                                 device=torch.device("cpu"), config=config)
+
+    int4, hamming, golay, secded = plan("int4"), plan("hamming84", True), plan("golay24"), plan("secded72", True)
+    assert int4.deferred is None and int4.deferred_programs == 0 and int4.storage["PACKED"]
+    assert hamming.deferred is not None and hamming.storage["PACKED"] and hamming.value_order
+    assert golay.storage["LANES"] and secded.storage["BLOCKS"] and secded.deferred["block_n"] == secded.main["block_n"]
+    assert int4.block_m == 16 and int4.split_len % int4.main["block_n"] == 0 and int4.splits * int4.split_len >= 32768
+    tuned = plan("hamming84", True, "64,2,2,8")
+    assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0) and tuned.deferred["num_warps"] == 2
+    for bad in ("64,2", "a,b,c", "0,1,1", "64,2,2,8,0,1"):
+        with pytest.raises(ValueError, match="block_n,num_warps,num_stages"):
+            attention_kernels.parse_config(bad)
+    k, v = make_cache("int4", 1, 1, 8, 16)
+    with pytest.raises(ValueError, match="block_n,num_warps,num_stages"):
+        ops.decode_attention(torch.randn(1, 1, 1, 16), k, v, "int4", config="64")
+
+
+def test_a_launch_config_changes_no_result(kernel_device):
+    """The same output and counts under another launch configuration (block size, warps,
+    stages): a configuration is a speed decision only."""
+    k, v = make_cache("hamming84", 2, 2, 150, 32, flip_rate=0.02, seed=6)
+    query = torch.randn(2, 4, 1, 32, generator=torch.Generator().manual_seed(7))
+    seq_lens = torch.tensor([150, 61])
+    default, default_counts = fused(query, k, v, "hamming84", 32, True, seq_lens, kernel_device)
+    counters = new_counters(kernel_device)
+    args = (query, *k, *v, *codec_tables("hamming84", kernel_device), "hamming84", 32, 1, True, True, seq_lens, counters, None, False,
+            32**-0.5, "16,1,1")
+    run = torch.ops.ecc.decode_attention if kernel_device == "cuda" else attention_kernels.triton_decode_attention
+    tuned = run(*(t.to(kernel_device) if isinstance(t, torch.Tensor) else t for t in args))
+    assert torch.equal(counters.cpu(), default_counts) and relative_error(tuned.cpu(), default) < 1e-6

@@ -45,8 +45,8 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
     counters = new_counters(device)
 
     def call_on(k, v):
-        return lambda: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens, counters=counters,
-                                            attn_mask=mask)
+        return lambda config=None: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens,
+                                                        counters=counters, attn_mask=mask, config=config)
 
     return [
         call_on(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec),

@@ -39,13 +39,22 @@ POINTERS = {
 }
 
 
-def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q_heads=32, kv_heads=8, head_dim=128, symmetric=True):
-    """The main launch, or with ``deferred`` the launch over the blocks the main one deferred."""
+def plan(codec, interpolate, q_heads=32, kv_heads=8, head_dim=128, config=None) -> A.LaunchPlan:
+    """The launcher's plan for a decoding step at batch 8, 32k keys (the splits as on a GPU of
+    132 SMs)."""
+    return A.LaunchPlan.make(codec, head_dim, 1, interpolate, batch=8, q_heads=q_heads, kv_heads=kv_heads, lq=1, seq=32768,
+                             device=torch.device("cpu"), config=config)
+
+
+def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=32, kv_heads=8, head_dim=128, symmetric=True,
+                    config=None):
+    """The main launch, or with ``deferred`` the launch over the blocks the main one deferred,
+    as ``LaunchPlan`` configures it (``config``: its override string)."""
     fn = A._decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
-    storage = A.storage_constants(codec, head_dim, 1)
-    _, deferred_config = A.launch_configs(codec, interpolate, A.reads_words(storage))
-    _, _, part_cols = A.partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
+    launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config)
+    storage = dict(launch.storage)
+    launch_config = launch.deferred if deferred else launch.main
     if deferred:
         storage["BLOCK_U"] = A.deferred_block_u(layout, storage["BLOCK_U"])
     signature = {}
@@ -62,11 +71,11 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
             signature[name] = "constexpr"
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, **storage, HAS_ZERO=not symmetric, INTERP=interpolate,
-        DEFER=deferred_config is not None,
+        DEFER=launch.deferred is not None,
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
         **A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8)),
-        BLOCK_M=16, BLOCK_N=config["block_n"], SPLITS=8, PART_COLS=part_cols,
+        BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], SPLITS=launch.splits, PART_COLS=launch.part_cols,
     )
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
         signature["program_splits"] = "constexpr"
@@ -80,8 +89,8 @@ def compile_variant(codec, dtype, interpolate, masked, config, deferred=False, q
     attrs = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
     signature["stride_qd"] = "constexpr"
     constants["stride_qd"] = 1
-    options = {"num_warps": config["num_warps"], "num_stages": config["num_stages"]}
-    return triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=options)
+    options = {"num_warps": launch_config["num_warps"], "num_stages": launch_config["num_stages"]}
+    return triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=options), launch_config
 
 
 def ptxas_report(kernel) -> str:
@@ -99,24 +108,19 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24", "secded72"])
     p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
-    p.add_argument("--config", help="block_n,num_warps,num_stages (default: the kernel's own per variant)")
+    p.add_argument("--config", help="block_n,num_warps,num_stages[,waves] (default: the kernel's own per variant)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
     args = p.parse_args(argv)
     # An empty cache, so that every variant is compiled (and timed), not read back.
     triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")
     for codec in args.codecs:
         for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
-            storage = A.storage_constants(codec, 128, 1)
-            main_config, deferred_config = A.launch_configs(codec, interpolate, A.reads_words(storage))
-            launches = [("main", main_config)] + ([("deferred", deferred_config)] if deferred_config else [])
-            for launch, config in launches:
-                if args.config:
-                    block_n, warps, stages = (int(x) for x in args.config.split(","))
-                    config = dict(block_n=block_n, num_warps=warps, num_stages=stages)
+            launches = ["main"] + (["deferred"] if plan(codec, interpolate).deferred else [])
+            for launch in launches:
                 for dtype in args.dtypes:
                     start = time.perf_counter()
-                    kernel = compile_variant(codec, dtype, interpolate, True, config, deferred=launch == "deferred",
-                                             symmetric=not args.asymmetric)
+                    kernel, config = compile_variant(codec, dtype, interpolate, True, deferred=launch == "deferred",
+                                                     symmetric=not args.asymmetric, config=args.config)
                     seconds = time.perf_counter() - start
                     shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}"
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"

@@ -1,7 +1,7 @@
 """Launch-configuration sweep of the fused decode-attention kernel, on kernel time.
 
-For each codec, times ``ecc::decode_attention`` under every ``ECC_ATTENTION_CONFIG``
-(block_n, num_warps, num_stages, programs per SM) of the grid below, from CUDA-graph replay
+For each codec, times ``ecc::decode_attention`` under every launch configuration (its
+``config=``: block_n, num_warps, num_stages, programs per SM) of the grid below, from CUDA-graph replay
 as ``benchmarks/bench_attention.py`` does, and prints one table per codec, fastest first. The
 defaults in ``ops/attention_kernels.py`` come from such sweeps (benchmarks/RESULTS.md).
 
@@ -35,15 +35,13 @@ def main(argv=None) -> None:
         calls = decode_calls(args, codec, args.copies)
         rows = []
         for config in args.configs:
-            os.environ["ECC_ATTENTION_CONFIG"] = config
             try:
-                t = kernel_time(calls, args.iters)
+                t = kernel_time([lambda c=c, config=config: c(config) for c in calls], args.iters)
             except Exception as e:  # a configuration that does not fit (shared memory, registers)
                 print(f"{codec} {config}: {type(e).__name__}: {str(e).splitlines()[0][:100]}", flush=True)
                 continue
             rows.append((t * 1e6, config))
             print(f"{codec} {config}: {t * 1e6:.1f} us", flush=True)
-        os.environ.pop("ECC_ATTENTION_CONFIG", None)
         print(f"\n{codec}{' interp' if args.interpolate else ''}, batch {args.batch}, {args.context} keys, fastest first:")
         for us, config in sorted(rows)[:8]:
             print(f"  {config:>14}  {us:8.1f} us")
