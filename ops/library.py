@@ -4,7 +4,7 @@ Each op is a ``torch.library.triton_op`` whose body launches the Triton kernel f
 tensors and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
 :mod:`ecc_tensor.faults`) for every other device. ``ecc::decode_attention`` over storage the
 fused kernel does not read (SECDED(72,64) at other head_dims than powers of two from 64, or
-with grouped scales: ``attention_kernels.has_kernel``) decodes K/V with the codec kernels and
+with grouped scales: ``attention.has_kernel``) decodes K/V with the codec kernels and
 attends with the reference. ``triton_op`` also registers the body as the
 fake implementation and lets ``torch.compile`` trace into it, so the ops never break a graph.
 
@@ -29,7 +29,7 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.quant import quantize_int4
 from ecc_tensor.storage import StorageLayout, written_rows
 
-from . import attention_kernels, codec_kernels, fault_kernels
+from . import attention, codec_kernels, fault_kernels
 
 
 def _on_gpu(t: Tensor) -> bool:
@@ -210,9 +210,9 @@ def decode_attention(
     configuration, for tuning runs."""
     _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
     if config is not None:
-        attention_kernels.parse_config(config)  # a bad string fails on every device
-    if _on_gpu(query) and attention_kernels.has_kernel(codec, head_dim, groups, k_stored, v_stored):
-        return attention_kernels.triton_decode_attention(
+        attention.parse_config(config)  # a bad string fails on every device
+    if _on_gpu(query) and attention.has_kernel(codec, head_dim, groups, k_stored, v_stored):
+        return attention.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale, config,
         )

@@ -20,7 +20,7 @@ from ecc_tensor.attention import attention_reference, dequantize_cache, written_
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.metadata import codec_tables, metadata_codec
-from ecc_tensor.ops import attention_kernels
+from ecc_tensor.ops import attention
 from ecc_tensor.storage import StorageLayout
 
 # The codecs the fused attention reads at every head_dim; SECDED(72,64)'s blocks only at powers of
@@ -81,7 +81,7 @@ def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask
             interpolate, to(seq_lens), counters, to(attn_mask), is_causal, scale)
     # On CPU tensors the op would run its reference: call the Triton kernel itself, which runs
     # under TRITON_INTERPRET=1 there (the op's CUDA branch).
-    out = (torch.ops.ecc.decode_attention if device == "cuda" else attention_kernels.triton_decode_attention)(*args)
+    out = (torch.ops.ecc.decode_attention if device == "cuda" else attention.triton_decode_attention)(*args)
     return out.cpu(), counters.cpu()
 
 
@@ -89,42 +89,42 @@ def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask
 def many_splits(monkeypatch):
     """The short sequences of these tests split across programs too, so that the combine
     kernel merges many partials (by default a split holds at least MIN_SPLIT_KEYS keys)."""
-    monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 1)
+    monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1)
 
 
 def test_splits_hold_enough_keys(monkeypatch):
     """Splits of at least MIN_SPLIT_KEYS keys, fewer keys only to keep two programs per SM."""
-    monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 512)
-    monkeypatch.setattr(attention_kernels, "_multiprocessors", lambda device: 132)  # an H100
+    monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 512)
+    monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 132)  # an H100
     cpu = torch.device("cpu")
     for batch_heads, seq, block_n, waves in [(8, 4096, 64, 16), (8, 32768, 64, 16), (64, 4096, 32, 16), (64, 32768, 32, 16), (2,
                                                                                                                               300, 32, 4)]:
-        split_len, splits = attention_kernels.plan_splits(batch_heads, seq, block_n, cpu, waves)
+        split_len, splits = attention.plan_splits(batch_heads, seq, block_n, cpu, waves)
         assert split_len % block_n == 0 and splits * split_len >= seq > (splits - 1) * split_len
         assert split_len >= min(seq, 512) or batch_heads * splits <= 2 * 132 + batch_heads
     # The plans timed in benchmarks/RESULTS.md (batch 1 / 8 of 8 KV heads, 4k / 32k keys).
-    assert attention_kernels.plan_splits(8, 4096, 64, cpu, 16) == (128, 32)
-    assert attention_kernels.plan_splits(8, 32768, 64, cpu, 16) == (512, 64)
-    assert attention_kernels.plan_splits(64, 4096, 64, cpu, 16) == (512, 8)
+    assert attention.plan_splits(8, 4096, 64, cpu, 16) == (128, 32)
+    assert attention.plan_splits(8, 32768, 64, cpu, 16) == (512, 64)
+    assert attention.plan_splits(64, 4096, 64, cpu, 16) == (512, 8)
 
 
 def test_deferred_programs_take_whole_splits(monkeypatch):
     """The deferred launch runs about ``waves`` programs per SM, each over consecutive whole
     splits, together covering every split."""
-    monkeypatch.setattr(attention_kernels, "_multiprocessors", lambda device: 132)
+    monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 132)
     cpu = torch.device("cpu")
     for batch_heads, splits in [(64, 33), (8, 64), (8, 256), (256, 3), (1, 1)]:
-        program_splits, programs = attention_kernels.plan_deferred(batch_heads, splits, cpu, 4)
+        program_splits, programs = attention.plan_deferred(batch_heads, splits, cpu, 4)
         assert program_splits * (programs - 1) < splits <= program_splits * programs and programs <= splits
         assert batch_heads * (programs - 1) < 4 * 132 or program_splits == 1
-    assert attention_kernels.plan_deferred(64, 33, cpu, 4) == (4, 9)  # batch 8, 32k (benchmarks/RESULTS.md)
+    assert attention.plan_deferred(64, 33, cpu, 4) == (4, 9)  # batch 8, 32k (benchmarks/RESULTS.md)
 
 
 @pytest.mark.parametrize("codec,interpolate", [("hamming84", True), ("golay24", False)])
 def test_one_deferred_program_over_every_split(codec, interpolate, monkeypatch, kernel_device):
     """Dirty blocks in many splits, all attended by one deferred program per (sequence, KV
     head): the same output and counts as the reference."""
-    monkeypatch.setattr(attention_kernels, "plan_deferred", lambda batch_heads, splits, device, waves: (splits, 1))
+    monkeypatch.setattr(attention.plan, "plan_deferred", lambda batch_heads, splits, device, waves: (splits, 1))
     batch, heads, head_dim, seq = 2, 2, 32, 400
     k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.002, seed=11)
     query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(12))
@@ -220,7 +220,7 @@ def _word_syndromes_kernel(x_ptr, y_ptr, out_ptr, N: tl.constexpr, C0: tl.conste
     i = tl.arange(0, N)
     x = tl.load(x_ptr.to(tl.pointer_type(tl.uint32)) + i)  # as the kernel reads words
     y = tl.load(y_ptr.to(tl.pointer_type(tl.uint32)) + i)
-    s = attention_kernels._word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX)
+    s = attention.syndromes._word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX)
     tl.store(out_ptr.to(tl.pointer_type(tl.uint32)) + i, s)
 
 
@@ -231,7 +231,7 @@ def test_word_syndromes_are_the_syndromes_of_every_codeword(codec, kernel_device
     ``2b`` of the result must be the syndrome of byte ``b`` of the K word, nibble ``2b + 1`` that
     of the V word (zero exactly for codewords), bit 7 ignored for Hamming(7,4)."""
     code = get_codec(codec)
-    constants = {k: v for k, v in attention_kernels._NIBBLE_CONSTANTS[codec].items() if k in ("C0", "C1", "C2", "C3", "PMASK")}
+    constants = {k: v for k, v in attention.plan._NIBBLE_CONSTANTS[codec].items() if k in ("C0", "C1", "C2", "C3", "PMASK")}
     encode = code.tables("cpu").encode_table.long()
     pbits = code.n - code.k
     g = torch.Generator().manual_seed(0)
@@ -260,7 +260,7 @@ def _lane_row_syndromes_kernel(words_ptr, out_ptr, N: tl.constexpr, ROW_WORDS: t
     data = tl.load(words + w[None, :])
     parity = tl.load(words + 16 + w[None, :])
     last = tl.load(words_ptr.to(tl.pointer_type(tl.uint32)) + r * ROW_WORDS + 32)
-    tl.store(out_ptr + r, (attention_kernels._lane_row_syndromes(data, parity, last) != 0).to(tl.int32))
+    tl.store(out_ptr + r, (attention.syndromes._lane_row_syndromes(data, parity, last) != 0).to(tl.int32))
 
 
 def test_lane_syndromes_flag_exactly_the_rows_with_a_dirty_codeword(kernel_device):
@@ -291,11 +291,11 @@ def test_packed_path_is_taken_where_it_applies(codec):
     unaligned view or Golay: the unit path (both are checked against the reference above)."""
     layout = StorageLayout(codec, 32)
     stored = torch.zeros(1, 1, 4, layout.row_bytes, dtype=torch.uint8)
-    assert attention_kernels.packed_path_applies(codec, layout.row_bytes, 1, stored, stored)
-    assert not attention_kernels.packed_path_applies(codec, layout.row_bytes, 2, stored, stored)
-    assert not attention_kernels.packed_path_applies(codec, StorageLayout(codec, 12 if codec == "int4" else 10).row_bytes, 1, stored)
-    assert not attention_kernels.packed_path_applies(codec, layout.row_bytes, 1, stored.flatten()[1:])
-    assert not attention_kernels.packed_path_applies("golay24", 136, 1, stored)
+    assert attention.packed_path_applies(codec, layout.row_bytes, 1, stored, stored)
+    assert not attention.packed_path_applies(codec, layout.row_bytes, 2, stored, stored)
+    assert not attention.packed_path_applies(codec, StorageLayout(codec, 12 if codec == "int4" else 10).row_bytes, 1, stored)
+    assert not attention.packed_path_applies(codec, layout.row_bytes, 1, stored.flatten()[1:])
+    assert not attention.packed_path_applies("golay24", 136, 1, stored)
 
 
 @pytest.mark.parametrize("codec,interpolate,head_dim", [
@@ -309,8 +309,8 @@ def test_clean_block_paths_with_clean_and_dirty_blocks(codec, interpolate, head_
     the unit path's clean-blocks variant), some are not (deferred and decoded codeword by
     codeword); one output and exact counters either way."""
     layout = StorageLayout(codec, head_dim)
-    assert attention_kernels.packed_path_applies(codec, layout.row_bytes, 1) == (codec != "golay24" and head_dim == 32)
-    assert attention_kernels.lanes_path_applies(layout, 1) == (codec == "golay24" and head_dim == 128)
+    assert attention.packed_path_applies(codec, layout.row_bytes, 1) == (codec != "golay24" and head_dim == 32)
+    assert attention.lanes_path_applies(layout, 1) == (codec == "golay24" and head_dim == 128)
     batch, heads, seq = 1, 2, 700
     k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.0003, seed=5)
     query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(6)).to(dtype)
@@ -546,7 +546,7 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     import ecc_tensor.ops as ops
 
     def plan(codec, interpolate=False, config=None):
-        return attention_kernels.LaunchPlan.make(codec, 128, 1, interpolate, batch=8, q_heads=32, kv_heads=8, lq=1, seq=32768,
+        return attention.LaunchPlan.make(codec, 128, 1, interpolate, batch=8, q_heads=32, kv_heads=8, lq=1, seq=32768,
                                                  device=torch.device("cpu"), config=config)
 
     int4, hamming, golay, secded = plan("int4"), plan("hamming84", True), plan("golay24"), plan("secded72", True)
@@ -558,7 +558,7 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0) and tuned.deferred["num_warps"] == 2
     for bad in ("64,2", "a,b,c", "0,1,1", "64,2,2,8,0,1"):
         with pytest.raises(ValueError, match="block_n,num_warps,num_stages"):
-            attention_kernels.parse_config(bad)
+            attention.parse_config(bad)
     k, v = make_cache("int4", 1, 1, 8, 16)
     with pytest.raises(ValueError, match="block_n,num_warps,num_stages"):
         ops.decode_attention(torch.randn(1, 1, 1, 16), k, v, "int4", config="64")
@@ -574,6 +574,6 @@ def test_a_launch_config_changes_no_result(kernel_device):
     counters = new_counters(kernel_device)
     args = (query, *k, *v, *codec_tables("hamming84", kernel_device), "hamming84", 32, 1, True, True, seq_lens, counters, None, False,
             32**-0.5, "16,1,1")
-    run = torch.ops.ecc.decode_attention if kernel_device == "cuda" else attention_kernels.triton_decode_attention
+    run = torch.ops.ecc.decode_attention if kernel_device == "cuda" else attention.triton_decode_attention
     tuned = run(*(t.to(kernel_device) if isinstance(t, torch.Tensor) else t for t in args))
     assert torch.equal(counters.cpu(), default_counts) and relative_error(tuned.cpu(), default) < 1e-6

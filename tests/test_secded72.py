@@ -219,9 +219,9 @@ def test_fused_attention_over_secded72_matches_the_reference(head_dim, dtype, in
     from test_attention import TOLERANCE, fused, reference, relative_error
 
     from ecc_tensor.counters import counters_to_dict
-    from ecc_tensor.ops import attention_kernels
+    from ecc_tensor.ops import attention
 
-    monkeypatch.setattr(attention_kernels, "MIN_SPLIT_KEYS", 1)  # many splits, so the combine kernel merges partials
+    monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1)  # many splits, so the combine kernel merges partials
     k, v = _faulted_cache(2, 2, 150, head_dim, 0.003, 0.02, seed=5)
     query = torch.randn(2, 4, 1, head_dim, generator=torch.Generator().manual_seed(2)).to(dtype)
     seq_lens = torch.tensor([143, 77])
@@ -252,15 +252,15 @@ def test_fused_attention_over_secded72_attends_the_interpolated_values(kernel_de
 
 
 def test_fused_attention_reads_secded72_at_power_of_two_head_dims_with_one_scale():
-    from ecc_tensor.ops import attention_kernels
+    from ecc_tensor.ops import attention
 
     aligned = torch.empty(1, dtype=torch.uint8)
-    assert attention_kernels.has_kernel("secded72", 128, 1, aligned) and attention_kernels.has_kernel("secded72", 64, 1)
-    assert not attention_kernels.has_kernel("secded72", 32, 1)  # check bytes not a whole word
-    assert not attention_kernels.has_kernel("secded72", 96, 1)
-    assert not attention_kernels.has_kernel("secded72", 128, 2)  # grouped scales
-    assert not attention_kernels.has_kernel("secded72", 128, 1, torch.empty(2, dtype=torch.uint8)[1:])  # unaligned
-    assert all(attention_kernels.has_kernel(name, 20, 2) for name in ("int4", "hamming74", "hamming84", "golay24"))
+    assert attention.has_kernel("secded72", 128, 1, aligned) and attention.has_kernel("secded72", 64, 1)
+    assert not attention.has_kernel("secded72", 32, 1)  # check bytes not a whole word
+    assert not attention.has_kernel("secded72", 96, 1)
+    assert not attention.has_kernel("secded72", 128, 2)  # grouped scales
+    assert not attention.has_kernel("secded72", 128, 1, torch.empty(2, dtype=torch.uint8)[1:])  # unaligned
+    assert all(attention.has_kernel(name, 20, 2) for name in ("int4", "hamming74", "hamming84", "golay24"))
 
 
 @settings(max_examples=200, deadline=None)

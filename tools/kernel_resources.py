@@ -28,7 +28,8 @@ from triton.compiler import ASTSource
 import torch
 
 from ecc_tensor.metadata import MetadataLayout
-from ecc_tensor.ops import attention_kernels as A
+from ecc_tensor.ops.attention import plan as A
+from ecc_tensor.ops.attention.kernel import _decode_attention_kernel
 from ecc_tensor.storage import StorageLayout
 
 POINTERS = {
@@ -50,7 +51,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
                     config=None):
     """The main launch, or with ``deferred`` the launch over the blocks the main one deferred,
     as ``LaunchPlan`` configures it (``config``: its override string)."""
-    fn = A._decode_attention_kernel
+    fn = _decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
     launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config)
     storage = dict(launch.storage)

@@ -3,7 +3,7 @@
 For each codec, times ``ecc::decode_attention`` under every launch configuration (its
 ``config=``: block_n, num_warps, num_stages, programs per SM) of the grid below, from CUDA-graph replay
 as ``benchmarks/bench_attention.py`` does, and prints one table per codec, fastest first. The
-defaults in ``ops/attention_kernels.py`` come from such sweeps (benchmarks/RESULTS.md).
+defaults in ``ops/attention/plan.py`` come from such sweeps (benchmarks/RESULTS.md).
 
     python tools/sweep_attention.py                                   # batch 8, 32k, H100 grid
     python tools/sweep_attention.py --codecs int4 --configs 64,4,3,16 128,4,2,4

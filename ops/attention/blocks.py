@@ -1,0 +1,116 @@
+"""The blocks path's deferred launch: SECDED(72,64)'s codewords decoded one by one, dequantized
+in float32 in row order, detected ones interpolated from their neighbours along the sequence."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ..codec_kernels import (
+    _block_decode,
+)
+from .units import _group_scale, _meta_rows_detected, _neighbour_found
+
+
+@triton.jit
+def _block_codewords(base, rows, mask, c, syn_ptr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr):
+    """Codewords ``c`` of ``rows`` (``[N, C]``) of the blocks layout, decoded as the reference:
+    (data bits 0-31, 32-63, status). The rows are whole aligned words (``blocks_path_applies``)."""
+    row_ptrs = base + rows.to(tl.int64) * ROW_BYTES
+    words = row_ptrs.to(tl.pointer_type(tl.int32)) + 2 * c
+    lo = tl.load(words, mask=mask, other=0)
+    hi = tl.load(words + 1, mask=mask, other=0)
+    check = tl.load(row_ptrs + DATA_BYTES + c, mask=mask, other=0).to(tl.int32)
+    return _block_decode(lo, hi, check, OFFSETS, syn_ptr, mask)
+
+
+@triton.jit
+def _per_value(x):
+    """``[N, C]`` per codeword -> ``[N, 16 C]`` per value (row order)."""
+    N: tl.constexpr = x.shape[0]
+    C: tl.constexpr = x.shape[1]
+    return tl.reshape(tl.broadcast_to(x[:, :, None], [N, C, 16]), [N, 16 * C])
+
+
+@triton.jit
+def _block_values(lo, hi):
+    """Codewords ``[N, C]`` (their two data words) -> their INT4 values ``[N, 16 C]`` in row
+    order, as float32."""
+    N: tl.constexpr = lo.shape[0]
+    C: tl.constexpr = lo.shape[1]
+    words = tl.reshape(tl.join(lo, hi), [N, 2 * C])
+    return tl.reshape((words[:, :, None] >> (4 * tl.arange(0, 8))[None, None, :]) & 15, [N, 16 * C]).to(tl.float32)
+
+
+@triton.jit
+def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES: tl.constexpr,
+                          DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+                          META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """For each erased codeword ``[N, C]`` of the blocks layout: the nearest row before and after
+    it (below ``seq_len``) where the same codeword is not erased (neither detected nor its row's
+    scale), or -1, as ``_neighbour_rows`` does for units."""
+    prev_row = tl.full(erased.shape, -1, tl.int32)
+    next_row = tl.full(erased.shape, -1, tl.int32)
+    pend_prev = erased
+    pend_next = erased
+    t = 1
+    while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
+        for direction in range(2):  # a loop, not unrolled: one copy of the decode (compile time)
+            back = direction == 0
+            r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
+            ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
+            _, _, status = _block_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+            det = (status == 2) | _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB,
+                                                      META_LANES)
+            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, det, prev_row, next_row, pend_prev, pend_next)
+        t += 1
+    return prev_row, next_row
+
+
+@triton.jit
+def _block_neighbour_values(base, meta_base, row, c, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr,
+                            OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+                            META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """The values ``[N, 16 C]`` of codewords ``c`` at rows ``row`` (``[N, C]``, -1: none),
+    decoded and dequantized with their rows' scales."""
+    has = row >= 0
+    r = tl.maximum(row, 0)
+    lo, hi, _ = _block_codewords(base, r, has, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+    scale, offset, _ = _group_scale(meta_base, r, has, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB, MRB, META_LANES,
+                                    META_UNITS)
+    if HAS_ZERO:
+        offset = _per_value(offset)
+    return (_block_values(lo, hi) - offset) * _per_value(scale)
+
+
+@triton.jit
+def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_detected, seq_len, syn_ptr, menc_ptr, msyn_ptr,
+                INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr,
+                MK: tl.constexpr, MPO_SYN: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """A K or V block of the blocks layout ``[N, D]`` in row order, dequantized in float32 from
+    its decoded codewords (``lo``, ``hi``, ``status``: ``[N, C]``) and its rows' decoded scales;
+    with ``INTERP``, the values of a detected codeword, or of a row whose scale is detected,
+    replaced as :func:`ecc_tensor.interp.interpolate_erasures` does (``_kv_slot``)."""
+    scale, offset, _ = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO,
+                                    MUV, MUB, MRB, META_LANES, META_UNITS)
+    x = (_block_values(lo, hi) - offset) * scale
+    if INTERP:
+        erased = ((status == 2) | meta_rows_detected[:, None]) & row_ok[:, None]
+        if tl.max(erased.to(tl.int32)) > 0:
+            prev_row, next_row = _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES,
+                                                       DATA_BYTES, OFFSETS, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+            pv = x
+            nv = x
+            for side in range(2):  # a loop, not unrolled: one copy of the decode (compile time)
+                before = side == 0
+                values = _block_neighbour_values(base, meta_base, tl.where(before, prev_row, next_row), c, syn_ptr, menc_ptr, msyn_ptr,
+                                                 ROW_BYTES, DATA_BYTES, OFFSETS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                                 META_LANES)
+                pv = tl.where(before, values, pv)
+                nv = tl.where(before, nv, values)
+            has_prev = _per_value(prev_row) >= 0
+            has_next = _per_value(next_row) >= 0
+            filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+            x = tl.where(_per_value(erased.to(tl.int32)) != 0, filled, x)
+    return x

@@ -1,0 +1,471 @@
+"""The two Triton kernels: the decode-attention kernel (one program per (sequence, KV head)
+and split; its main loop reads a block by one of the read paths of ``ecc_tensor.ops.attention``)
+and the kernel that combines the splits' partials."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ..codec_kernels import (
+    _syndromes,
+    _to_bf16_rne,
+    _unit_value,
+)
+from .blocks import _block_codewords, _block_slab
+from .clean_meta import _clean_rows_meta
+from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
+from .softmax import _folded_scales_softmax, _online_softmax, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
+from .syndromes import _block_row_syndromes, _lane_row_syndromes, _word_syndromes
+from .units import _block_state, _decode_block, _kv_slot, _meta_block
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _decode_attention_kernel(
+    q_ptr, k_ptr, km_ptr, v_ptr, vm_ptr, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
+    seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
+    qk_scale,  # softmax scale * log2(e)
+    split_len,  # keys per split, a multiple of BLOCK_N
+    stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms,
+    S,  # keys per sequence in storage (max length)
+    program_splits,  # consecutive splits one program attends: 1 in the main launch
+    HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
+    ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr,
+    GROUPS: tl.constexpr, GROUP: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
+    DEFERRED: tl.constexpr, COUNT_DEFERRED: tl.constexpr,
+    HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, EMULATE_BF16: tl.constexpr,
+    PTX: tl.constexpr,  # inline PTX where it saves instructions (CUDA; the interpreter runs Triton ops)
+    SPLIT_P: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
+    DET: tl.constexpr, PBITS: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,
+    PMASK: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+    # The metadata (ecc_tensor.metadata): row bytes, units of MUV values and MUB bytes, codewords
+    # counted per row; META_WORDS: 32-bit words per row where the clean paths load words.
+    MRB: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, META_STATUS_COLS: tl.constexpr,
+    META_WORDS: tl.constexpr, META_LANES: tl.constexpr,
+    PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PART_COLS: tl.constexpr,
+    LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
+    BLOCKS: tl.constexpr,  # SECDED(72,64)'s blocks layout (codec_kernels.block_offsets; 0 otherwise): clean blocks as words
+):
+    bh = tl.program_id(0)
+    program = tl.program_id(1)
+    b = bh // HKV
+    seq_len = tl.load(seq_lens_ptr + b).to(tl.int32)
+    start = program * program_splits * split_len
+    end = tl.minimum(start + program_splits * split_len, seq_len)
+
+    m = tl.arange(0, BLOCK_M)
+    defer_base = bh.to(tl.int64) * SPLITS * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
+    if DEFERRED:
+        # Most programs of the deferred launch find nothing to do: read all their flags at
+        # once (not one dependent load per block) and, if none is set, write an empty partial
+        # and stop before the queries are loaded. Each takes several splits
+        # (``plan_deferred``): a launch of one program per split took 20 us to find nothing
+        # (H100, batch 8, 32k), its programs running a few per SM.
+        n_blocks = tl.cdiv(end - start, BLOCK_N)
+        flag_ids = tl.arange(0, 128)
+        pending = 0
+        for f0 in range(0, n_blocks, 128):
+            flags = tl.load(defer_ptr + defer_base + f0 + flag_ids, mask=f0 + flag_ids < n_blocks, other=0)
+            pending += tl.sum(flags.to(tl.int32), axis=0)
+        if pending == 0:
+            empty = bh.to(tl.int64) * (2 * SPLITS) + SPLITS + program
+            tl.store(ml_part_ptr + (empty * BLOCK_M + m) * 2, tl.full([BLOCK_M], float("-inf"), tl.float32))
+            tl.store(ml_part_ptr + (empty * BLOCK_M + m) * 2 + 1, tl.zeros([BLOCK_M], tl.float32))
+            return
+    m_ok = m < GQA * LQ
+    head = (bh % HKV) * GQA + m // LQ
+    qi = m % LQ
+    # Unit tiles: unit u holds values u * UNIT_VALUES + slot. The packed path (and the repair
+    # pass of the one-byte codes, whose unit is one value) sees values in row order instead.
+    u = tl.arange(0, BLOCK_U)
+    u_ok = u < UNITS
+    w = tl.arange(0, BLOCK_W)
+    w_ok = w < WORDS
+
+    # The queries, one [BLOCK_M, BLOCK_U] tile per slot (value u * UNIT_VALUES + slot).
+    q_row = q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm
+    q_col = _unit_value(u, 0, UNIT_VALUES, LANES_D)
+    col0_ok = u_ok & (q_col < D)
+    # The word paths' tiles hold values, in row order until permuted below (the one-byte codes'
+    # deferred launch too: their unit is one value).
+    VALUE_TILES: tl.constexpr = PACKED or ((LANES or BLOCKS) and not DEFERRED)
+    if VALUE_TILES or BLOCKS:  # the blocks layout's deferred launch attends values in row order too
+        q_col = u
+        col0_ok = u < D
+    q0 = tl.load(q_row + q_col[None, :] * stride_qd, mask=m_ok[:, None] & col0_ok[None, :], other=0.0)
+    if VALUE_TILES and not DEFERRED:  # the deferred launch attends values in row order
+        q0 = _k_operand_order(q0, SLOT_BITS)
+    if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles: float32 dots of bf16 values
+        dtype: tl.constexpr = tl.float32
+    else:
+        dtype: tl.constexpr = q0.dtype
+    q0 = q0.to(dtype)
+    q1 = q0
+    q2 = q0
+    q_col1 = _unit_value(u, 1, UNIT_VALUES, LANES_D)
+    q_col2 = _unit_value(u, 2, UNIT_VALUES, LANES_D)
+    col1_ok = u_ok & (q_col1 < D)
+    col2_ok = u_ok & (q_col2 < D)
+    if UNIT_VALUES > 1 and not (VALUE_TILES or BLOCKS):
+        q1 = tl.load(q_row + q_col1[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
+    if UNIT_VALUES > 2 and not (VALUE_TILES or BLOCKS):
+        q2 = tl.load(q_row + q_col2[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
+    q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the zero-point term where scales fold into the dots
+    if UNIT_VALUES > 1 and not VALUE_TILES:
+        q_sum += tl.sum(q1.to(tl.float32), axis=1)
+    if UNIT_VALUES > 2 and not VALUE_TILES:
+        q_sum += tl.sum(q2.to(tl.float32), axis=1)
+
+    store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
+    k_base = k_ptr + store_off * ROW_BYTES
+    v_base = v_ptr + store_off * ROW_BYTES
+    k_words = k_base.to(tl.pointer_type(tl.uint32))
+    v_words = v_base.to(tl.pointer_type(tl.uint32))
+    km_base = km_ptr + store_off * MRB
+    vm_base = vm_ptr + store_off * MRB
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc0 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    # Where the scales fold into the dots (PACKED, CLEAN_UNITS), the accumulators are kept in
+    # units of v_unit (the largest V scale so far), so that the float16 weights
+    # p * scale / v_unit stay in [0, 1] whatever the scales are.
+    v_unit = tl.zeros([], tl.float32)
+    n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
+    n_parity_only = tl.zeros([BLOCK_U], tl.int32)
+    n_detected = tl.zeros([BLOCK_U], tl.int32)
+    n_meta_corrected = tl.zeros([], tl.int32)  # metadata codewords, over the split's rows
+    n_meta_parity_only = tl.zeros([], tl.int32)
+    n_meta_detected = tl.zeros([], tl.int32)
+    last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
+
+    # The main launch attends every block but those it defers (DEFER): the packed path defers
+    # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
+    # erased unit. A second launch (DEFERRED) attends just those, codeword by codeword, with
+    # the neighbour search and interpolation (INTERP), into partials of its own that the
+    # combine kernel merges: the online softmax does not care about block order, and the main
+    # loop stays free of the rare path's registers.
+    count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or LANES or CLEAN_UNITS or BLOCKS))
+    written = end > start  # in the deferred launch, too: a program with no flag set returned above
+    for n0 in range(start, end, BLOCK_N):
+        active = True
+        if DEFERRED:
+            active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
+        if active:
+            rows = n0 + tl.arange(0, BLOCK_N)
+            row_ok = rows < end
+            if VALUE_TILES and not DEFERRED:
+                # Words of four codewords (or eight int4 values), clean blocks only: a block
+                # with any non-zero syndrome is left to the deferred launch. With LANES, the
+                # data words of Golay's lane layout, which read as an int4 row.
+                # Rows past the split's end are read, from the storage's rows (clamped to its
+                # last), rather than masked: a mask costs instructions on every word, while
+                # those rows' scores are masked anyway.
+                # Offsets within one (sequence, head) slab fit in 32 bits.
+                row_words = tl.minimum(rows, S - 1) * (ROW_BYTES // 4)
+                word_offs = row_words[:, None] + w[None, :]
+                if BLOCK_W == WORDS:
+                    kw = tl.load(k_words + word_offs)
+                    vw = tl.load(v_words + word_offs)
+                else:
+                    kw = tl.load(k_words + word_offs, mask=w_ok[None, :], other=0)
+                    vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
+                # The rows' scales (and zero points), their codewords' syndromes checked as the
+                # values' are: a dirty one defers the block too.
+                k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                    km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                    MUB, MRB)
+                deferred = 0
+                if LANES:
+                    # The parity words: 16 after the data, and the row's last. As on the
+                    # one-byte codes' path, rows past the split's end count unmasked.
+                    dirty = _lane_row_syndromes(kw, tl.load(k_words + word_offs + WORDS), tl.load(k_words + row_words + 2 * WORDS))
+                    dirty |= _lane_row_syndromes(vw, tl.load(v_words + word_offs + WORDS), tl.load(v_words + row_words + 2 * WORDS))
+                    dirty = dirty.to(tl.int32, bitcast=True) | meta_dirty
+                    deferred = (tl.reduce_or(dirty, None) != 0).to(tl.int32)
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                elif BLOCKS:
+                    # The check bytes: WORDS / 8 words after the data. As above, rows past the
+                    # split's end count unmasked.
+                    check_offs = row_words[:, None] + WORDS + tl.arange(0, WORDS // 8)[None, :]
+                    dirty = _block_row_syndromes(kw, tl.load(k_words + check_offs), BLOCKS, PTX)
+                    dirty |= _block_row_syndromes(vw, tl.load(v_words + check_offs), BLOCKS, PTX)
+                    dirty = tl.reduce_or(dirty.to(tl.int32, bitcast=True), None) | tl.reduce_or(meta_dirty, None)
+                    deferred = (dirty != 0).to(tl.int32)
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                elif DECODE:
+                    # Each K word's syndromes with those of the V word at the same place, then
+                    # one reduction (each thread's words first, then the warp). The rows past
+                    # the split's end count too, unmasked: a non-zero syndrome there only
+                    # defers the block (the deferred launch masks them), and they are rare
+                    # (the last block of a sequence; a split ends on a block).
+                    dirty = tl.reduce_or(_word_syndromes(kw, vw, C0, C1, C2, C3, PMASK, PTX), None)
+                    dirty = dirty.to(tl.int32, bitcast=True) | tl.reduce_or(meta_dirty, None)
+                    deferred = (dirty != 0).to(tl.int32)
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
+                # Scores as (K q^T)^T: K is the dot's first operand, whose registers the unpacking
+                # writes in place, where as the second operand the queries would be (read from
+                # shared memory, then moved into each mma's operand registers: ~100 moves per
+                # block). The weights then cross to the PV dot through shared memory (1 KiB).
+                s = tl.trans(tl.dot(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U), tl.trans(q0),
+                                    input_precision=DOT_PRECISION))
+                pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                    s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                    m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                    HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
+                acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
+                           DOT_PRECISION) - zero_term
+            elif CLEAN_UNITS and not DEFERRED:
+                # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
+                # whole words): clean blocks only, as the word path, with the scales folded into
+                # the dots. The syndromes are the only decoding here; a block with any non-zero
+                # one is left to the deferred launch. As on the word path, rows past the split's
+                # end are checked unmasked: a non-zero syndrome there only defers the block.
+                kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
+                vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
+                syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
+                k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                    km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                    MUB, MRB)
+                dirty = tl.reduce_or(syndromes, None) | tl.reduce_or(meta_dirty, None)
+                deferred = (dirty != 0).to(tl.int32)
+                tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
+                s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype, PTX)), input_precision=DOT_PRECISION)
+                if UNIT_VALUES > 1:
+                    s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
+                if UNIT_VALUES > 2:
+                    s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
+                pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                    s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                    m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                    HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
+                acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
+                if UNIT_VALUES > 1:
+                    acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION) - zero_term
+                if UNIT_VALUES > 2:
+                    acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION) - zero_term
+            elif BLOCKS:
+                # The blocks layout's deferred blocks: each codeword decoded as the reference (its
+                # syndrome, one flipped bit corrected), dequantized in float32 in row order, with
+                # INTERP the erased codewords interpolated.
+                c = tl.arange(0, UNITS)
+                c_ok = row_ok[:, None] & (c < UNITS)[None, :]
+                cw_rows = rows[:, None] + c[None, :] * 0
+                k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
+                                 msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                 META_LANES)
+                s = (_qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION) * qk_scale).to(tl.float32)
+                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+                vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
+                                 msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                 META_LANES)
+                acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                if count_units:  # per codeword, gathered in the first unit position
+                    first = u == 0
+                    n_corrected += tl.where(first, tl.sum(tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), 1), 0), 0)
+                    n_detected += tl.where(first, tl.sum(tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), 1), 0), 0)
+                    n_meta_corrected += km_corr + vm_corr
+                    n_meta_parity_only += km_po + vm_po
+                    n_meta_detected += km_det + vm_det
+            else:
+                repair: tl.constexpr = DEFERRED and INTERP
+                # Decode the block's units (K and V) and their rows' metadata once, then each
+                # slot's values, their scales decoded from the metadata, erasures interpolated in
+                # the repair pass.
+                k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                 DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                 DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                              META_UNITS, MUB, MRB, META_LANES)
+                k_block = _block_state(
+                    k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                    ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
+                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
+                              GROUP, HAS_ZERO,
+                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
+                              MPO_SYN)
+                s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
+                if UNIT_VALUES > 1:
+                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
+                                  syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN, MK, MPO_SYN)
+                    s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
+                if UNIT_VALUES > 2:
+                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
+                                  syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN, MK, MPO_SYN)
+                    s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
+                s = (s * qk_scale).to(tl.float32)
+
+                deferred = 0
+                if DEFER and not DEFERRED:
+                    # A block holding an erased K or V unit, or a row whose scale holds a detected
+                    # codeword, is left to the deferred launch.
+                    deferred = tl.maximum(tl.max(((k_status == 2) | (v_status == 2)).to(tl.int32)),
+                                          tl.max((km_rows | vm_rows).to(tl.int32)))
+                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+
+                # V: the weighted sums, one accumulator per slot.
+                v_block = _block_state(
+                    v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                    ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
+                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
+                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
+                              GROUP, HAS_ZERO,
+                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
+                              MPO_SYN)
+                acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                if UNIT_VALUES > 1:
+                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,
+                                  syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN, MK, MPO_SYN)
+                    acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                if UNIT_VALUES > 2:
+                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col2_ok, seq_len, v_base, vm_base, enc_ptr,
+                                  syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  GROUPS, GROUP,
+                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN, MK, MPO_SYN)
+                    acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+
+                if count_units:
+                    # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
+                    # hold a tile's worth of registers through the whole loop.
+                    n_corrected += tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), axis=0)
+                    n_parity_only += tl.sum((k_status == 3).to(tl.int32) + (v_status == 3).to(tl.int32), axis=0)
+                    n_detected += tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), axis=0)
+                    n_meta_corrected += km_corr + vm_corr
+                    n_meta_parity_only += km_po + vm_po
+                    n_meta_detected += km_det + vm_det
+    if (PACKED or LANES or CLEAN_UNITS or BLOCKS) and not DEFERRED:
+        acc0 = acc0 * v_unit
+        acc1 = acc1 * v_unit
+        acc2 = acc2 * v_unit
+
+    # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
+    # launch's partials follow the main launch's.
+    part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + program
+    o_col = u
+    if VALUE_TILES and not DEFERRED:
+        o_col = _v_operand_column(u, BLOCK_U)
+    o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * PART_COLS
+    # Accumulators are written for the real query rows only (GQA * LQ of the BLOCK_M the dots
+    # pad to), and not at all by a program that saw no key (m = -inf): the combine kernel
+    # reads neither. The mask has the tile's full shape, as the interpreter wants.
+    store_acc = (m[:, None] + u[None, :] * 0) < tl.where(written, GQA * LQ, 0)
+    if LANES_D and not VALUE_TILES:
+        # Golay's lane layout: every launch writes its partials in value order, the order of
+        # the lane path's accumulator, so the unit path scatters its slots to their values.
+        tl.store(o_row + q_col[None, :], acc0, mask=store_acc & col0_ok[None, :])
+        tl.store(o_row + q_col1[None, :], acc1, mask=store_acc & col1_ok[None, :])
+        tl.store(o_row + q_col2[None, :], acc2, mask=store_acc & col2_ok[None, :])
+    else:
+        tl.store(o_row + o_col[None, :], acc0, mask=store_acc)
+        if UNIT_VALUES > 1 and not (VALUE_TILES or BLOCKS):
+            tl.store(o_row + BLOCK_U + o_col[None, :], acc1, mask=store_acc)
+        if UNIT_VALUES > 2 and not (VALUE_TILES or BLOCKS):
+            tl.store(o_row + 2 * BLOCK_U + o_col[None, :], acc2, mask=store_acc)
+    tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2, m_i)
+    tl.store(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, l_i)
+    if not DEFERRED and program == 0:
+        # The codewords read: every key of the sequence, K and V, counted once per (sequence,
+        # KV head) rather than once per split (thousands of atomics on one address).
+        n_rows = tl.minimum(tl.maximum(seq_len, 0), S).to(tl.int64)
+        tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
+        tl.atomic_add(counters_ptr + 6, 2 * n_rows * META_STATUS_COLS)
+    if count_units:
+        if written:  # programs past their sequence's end have nothing to add to the one address
+            # ecc_tensor.counters: corrected, parity-only, detected of the values (1-3) and of
+            # the metadata (7-9).
+            tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 2, tl.sum(n_parity_only.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 3, tl.sum(n_detected.to(tl.int64), axis=0))
+            tl.atomic_add(counters_ptr + 7, n_meta_corrected.to(tl.int64))
+            tl.atomic_add(counters_ptr + 8, n_meta_parity_only.to(tl.int64))
+            tl.atomic_add(counters_ptr + 9, n_meta_detected.to(tl.int64))
+
+
+@triton.jit
+def _combine_splits_kernel(
+    o_part_ptr, ml_part_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
+    HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
+    UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
+    SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
+):
+    """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
+    one query row (the main launch's splits, then the deferred launch's, if it ran), in
+    chunks of ``BLOCK_S`` partials with an online rescaling, so that hundreds of splits fit in
+    registers and each chunk costs one round of loads (most calls have one chunk); partials
+    that saw no key (m = -inf) count for nothing, and rows that saw no key at all are written
+    as zeros."""
+    bh = tl.program_id(0)
+    m = tl.program_id(1)
+    sp = tl.arange(0, BLOCK_S)
+    c = tl.arange(0, SLOTS * BLOCK_U)
+    slot = c // BLOCK_U
+    u = c % BLOCK_U
+    col = u * UNIT_VALUES + slot
+    col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
+    first = bh.to(tl.int64) * (2 * SPLITS)
+    m_run = tl.full([], float("-inf"), tl.float32)
+    num = tl.zeros([SLOTS * BLOCK_U], tl.float32)
+    den = tl.zeros([], tl.float32)
+    for s0 in range(0, PARTS, BLOCK_S):
+        part = first + s0 + sp
+        seen = s0 + sp < PARTS
+        m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=seen, other=float("-inf"))
+        l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=seen, other=0.0)
+        # Read whatever a partial that saw no key holds (it was never written) and drop it
+        # below, rather than wait for m before loading.
+        acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * PART_COLS + c[None, :],
+                      mask=seen[:, None] & col_ok[None, :], other=0.0)
+        seen = seen & (m_s > float("-inf"))
+        m_new = tl.maximum(m_run, tl.max(m_s, axis=0))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        rescale = tl.exp2(m_run - m_safe)  # 0 while m_run = -inf (num, den are 0 then)
+        w = tl.where(seen, tl.exp2(m_s - m_safe), 0.0)
+        num = num * rescale + tl.sum(tl.where(seen[:, None], acc, 0.0) * w[:, None], axis=0)
+        den = den * rescale + tl.sum(l_s * w, axis=0)
+        m_run = m_new
+    out = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
+    if out_ptr.dtype.element_ty == tl.bfloat16:
+        out = _to_bf16_rne(out)
+    b = bh // HKV
+    head = (bh % HKV) * GQA + m // LQ
+    qi = m % LQ
+    ptrs = out_ptr + b.to(tl.int64) * stride_ob + head * stride_oh + qi * stride_om + col * stride_od
+    tl.store(ptrs, out.to(out_ptr.dtype.element_ty), mask=col_ok)

@@ -1,0 +1,101 @@
+"""The launcher: ``LaunchPlan``, then the main launch, the deferred launch and the combine."""
+
+from __future__ import annotations
+
+import torch
+from torch.library import wrap_triton
+
+from ecc_tensor.codecs import get_codec
+from ecc_tensor.metadata import MetadataLayout
+from ecc_tensor.storage import StorageLayout
+
+from ..codec_kernels import (
+    _pow2,
+    nibble_parity_table,
+)
+from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
+from .plan import LaunchPlan, deferred_block_u, meta_constants
+
+
+def triton_decode_attention(
+    query: torch.Tensor, k_stored: torch.Tensor, k_meta: torch.Tensor,
+    v_stored: torch.Tensor, v_meta: torch.Tensor,
+    encode_table: torch.Tensor, syndrome_table: torch.Tensor,
+    meta_encode_table: torch.Tensor, meta_syndrome_table: torch.Tensor,
+    codec: str, head_dim: int, groups: int, symmetric: bool,
+    interpolate: bool, seq_lens: torch.Tensor, counters: torch.Tensor,
+    attn_mask: torch.Tensor | None, is_causal: bool,
+    scale: float, config: str | None = None,
+) -> torch.Tensor:
+    """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
+    (a cache passes its one length expanded over the batch); ``attn_mask`` boolean or
+    additive; ``config`` overrides the launch configuration (``kernel_config``)."""
+    # The kernel addresses storage, metadata and lengths as dense rows; the query and the mask
+    # it reads through their strides.
+    k_stored, k_meta, v_stored, v_meta, seq_lens = (
+        t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens))
+    if attn_mask is not None:
+        attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
+    batch, q_heads, lq, _ = query.shape
+    kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
+    layout = StorageLayout(codec, head_dim)
+    meta_layout = MetadataLayout(codec, groups, symmetric)
+    plan = LaunchPlan.make(codec, head_dim, groups, interpolate, batch=batch, q_heads=q_heads, kv_heads=kv_heads, lq=lq, seq=seq,
+                           device=query.device, stored=(k_stored, v_stored), config=config)
+    block_n, block_m, splits, split_len = plan.main["block_n"], plan.block_m, plan.splits, plan.split_len
+    emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
+
+    out = torch.empty_like(query, memory_format=torch.contiguous_format)
+    parts = 2 * batch * kv_heads * splits  # the main launch's, then the deferred launch's
+    o_part = torch.empty(parts * block_m * plan.part_cols, dtype=torch.float32, device=query.device)
+    ml_part = torch.empty(parts * block_m * 2, dtype=torch.float32, device=query.device)
+    decode = get_codec(codec).decodes
+    interp = interpolate and decode
+    defer = plan.deferred is not None
+    flags = torch.empty(batch * kv_heads * splits * (split_len // block_n) if defer else 1, dtype=torch.uint8, device=query.device)
+    # Syndromes by table (Golay, and the clean-units branch of any code) read one small table
+    # per data nibble; the blocks layout computes its check bits from its structure instead.
+    parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
+    meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
+    if attn_mask is not None:
+        mask = attn_mask.expand(batch, q_heads, lq, seq)
+        mask_strides = mask.stride()
+    else:
+        mask, mask_strides = o_part, (0, 0, 0, 0)
+    mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
+    args = (
+        query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens, mask,
+        counters, o_part, ml_part, flags,
+        scale * LOG2E, split_len, *query.stride(), *mask_strides,
+        seq,
+    )
+    constants = dict(
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **plan.storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
+        HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
+        DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
+        SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
+        PTX=query.device.type == "cuda" and torch.version.hip is None, **meta_constants(meta_layout, k_meta, v_meta),
+        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=plan.part_cols,
+    )
+    main = plan.main
+    wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
+        *args, program_splits=1, DEFERRED=False, **constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
+        **({"maxnreg": main["maxnreg"]} if main["maxnreg"] else {}),
+    )
+    if defer:
+        constants.update(BLOCK_U=deferred_block_u(layout, plan.storage["BLOCK_U"]))
+        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, plan.deferred_programs)](
+            *args, program_splits=plan.program_splits, DEFERRED=True, **constants, num_warps=plan.deferred["num_warps"],
+            num_stages=plan.deferred["num_stages"],
+        )
+    combine_slots = 1 if plan.value_order else _pow2(layout.unit_values)
+    combine_parts = splits + plan.deferred_programs
+    combine_u = plan.combine_u
+    wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
+        o_part, ml_part, out, *out.stride(), HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
+        UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=1 if plan.value_order else layout.unit_values,
+        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=plan.part_cols,
+        # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
+        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))),
+    )
+    return out

@@ -1,0 +1,316 @@
+"""Every launch decision, made once per call (``LaunchPlan``): which read path a storage takes,
+the kernel's constants, the launch configurations and the splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from ecc_tensor.codecs import CODEC_NAMES, get_codec
+from ecc_tensor.metadata import MetadataLayout
+from ecc_tensor.storage import StorageLayout
+
+from ..codec_kernels import (
+    _pow2,
+    block_offsets,
+    parity_only_syndrome,
+)
+
+
+def _multiprocessors(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+# Fewest keys per split: a split's partial result (written, then read by the combine kernel)
+# should stay small next to the codewords it reads. Short sequences go below it where that
+# keeps at least two programs per multiprocessor (benchmarks/RESULTS.md: at batch 1, 4k keys,
+# 512 keys per split left most of the GPU idle; at 32k it beat 128).
+MIN_SPLIT_KEYS = 512
+
+
+def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
+    """(keys per split, number of splits): about ``waves`` programs per multiprocessor, each
+    with a whole number of key blocks and at least ``MIN_SPLIT_KEYS`` keys, unless that would
+    leave fewer than two programs per multiprocessor."""
+    blocks = triton.cdiv(max(seq, 1), block_n)
+    sms = _multiprocessors(device)
+    want = max(1, triton.cdiv(waves * sms, batch_heads))
+    fill = triton.cdiv(2 * sms, batch_heads)
+    splits = max(1, min(blocks, 256, max(min(want, seq // MIN_SPLIT_KEYS), fill)))
+    split_len = triton.cdiv(blocks, splits) * block_n
+    return split_len, triton.cdiv(max(seq, 1), split_len)
+
+
+def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
+    """(splits per program, programs per (sequence, KV head)) of the deferred launch: about
+    ``waves`` programs per multiprocessor, as many as run at once. Its programs mostly only
+    read their flags, and where every block is dirty the work is the same either way."""
+    programs = max(1, min(splits, triton.cdiv(waves * _multiprocessors(device), batch_heads)))
+    program_splits = triton.cdiv(splits, programs)
+    return program_splits, triton.cdiv(splits, program_splits)
+
+
+def _build_nibble_constants(codec: str) -> dict:
+    """The codec's tables folded into the kernel's in-register decoder constants (one-byte
+    codes with 4 data bits); ``NIBBLE=False`` for the others."""
+    code = get_codec(codec)
+    if code.layout != "bytes":
+        return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1, C0=0, C1=0, C2=0, C3=0, PMASK=0)
+    tables = code.tables(torch.device("cpu"))
+    pbits = code.n - code.k
+    parity = [(int(tables.encode_table[d]) >> 4) & ((1 << pbits) - 1) for d in range(16)]
+    if any(parity[a ^ b] != parity[a] ^ parity[b] for a in range(16) for b in range(16)):
+        raise ValueError(f"{codec}: the packed decoder needs a linear code")
+    leaders = [int(x) for x in tables.syndrome_table]
+    flips = [(x & 15) if x >= 0 else 0 for x in leaders] + [0] * (16 - len(leaders))
+    as_int32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731
+    pack = lambda nibbles: as_int32(sum(v << (4 * i) for i, v in enumerate(nibbles)))  # noqa: E731
+    return dict(
+        NIBBLE=True, PAR_LO=pack(parity[:8]), PAR_HI=pack(parity[8:]), FLIP_LO=pack(flips[:8]), FLIP_HI=pack(flips[8:]),
+        DET=sum(1 << s for s, x in enumerate(leaders) if x < 0), PBITS=pbits,
+        # The packed decoder's syndromes: the parity nibble of each data bit, and where the
+        # parity bits sit in each byte of a word.
+        C0=parity[1], C1=parity[2], C2=parity[4], C3=parity[8], PMASK=(((1 << pbits) - 1) << 4) * 0x01010101,
+    )
+
+
+# Built at import: the launcher runs inside torch.compile's trace, where reading tensor
+# values (the tables) would be data-dependent.
+_NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
+
+
+def nibble_constants(codec: str) -> dict:
+    """``_NIBBLE_CONSTANTS`` of ``codec``, built on first use for a codec registered at run time."""
+    if codec not in _NIBBLE_CONSTANTS:
+        _NIBBLE_CONSTANTS[codec] = _build_nibble_constants(codec)
+    return _NIBBLE_CONSTANTS[codec]
+
+
+# (block_n, num_warps, num_stages, programs per multiprocessor) per storage layout (a codec's
+# ``layout``: int4 "nibbles", Hamming "bytes", Golay "lanes"), for the unit path:
+# the fastest timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k; Golay's main launch is
+# the clean-blocks variant); interpolating variants: the configuration whose compiled kernel
+# has no register spills (ptxas -v for sm_90a). The deferred launch takes its warps and
+# stages from these, its block size from the main launch.
+_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 4, 2, 4)}
+
+
+_INTERP_CONFIG = (32, 8, 2, 4)
+
+
+# Word path: the fastest on kernel time in the sweep of benchmarks/RESULTS.md
+# (tools/sweep_attention.py). One warp per program: the softmax and the deferral flag then
+# reduce within a warp, no program waits at a barrier for its other warps, and the operand
+# orders keep the values in the threads that unpacked them; 16 programs per SM keep enough of
+# them in flight.
+_PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16), "blocks": (32, 1, 3, 16)}
+
+
+def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
+    """The metadata's code and layout constants. ``META_WORDS``: 32-bit words per row where
+    the clean paths load the unprotected float32 words (int4; aligned rows), else 0;
+    ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
+    storage = meta_layout.storage
+    aligned = storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in meta)
+    lanes = storage.head_dim if storage.lanes and aligned else 0
+    words = storage.row_bytes // 4 if aligned and storage.nibbles and meta_layout.groups == 1 else 0
+    return dict(
+        MK=storage.codec.k, MPO_SYN=parity_only_syndrome(storage.codec), MRB=storage.row_bytes, META_UNITS=storage.units,
+        MUV=storage.unit_values,
+        MUB=storage.unit_bytes, META_STATUS_COLS=meta_layout.codewords_per_row, META_WORDS=words, META_LANES=lanes,
+    )
+
+
+def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
+    """Whether the kernel's main pass reads whole 32-bit words (four Hamming codewords, eight
+    int4 values) with the dequantization folded into the dots: one-byte codes, one scale per
+    row, rows of whole aligned words. Other layouts take the per-unit path."""
+    return (
+        get_codec(codec).layout in ("nibbles", "bytes") and groups == 1 and row_bytes % 4 == 0
+        and all(t.storage_offset() % 4 == 0 for t in stored)  # allocations themselves are aligned
+    )
+
+
+def lanes_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tensor) -> bool:
+    """Whether the main launch takes the lane path: Golay's lane layout at head_dim 128 (the
+    structure ``_lane_row_syndromes`` checks), one scale per row, aligned storage. Its data
+    words are then attended as the int4 word path attends its words."""
+    return (
+        layout.lanes and layout.head_dim == 128 and groups == 1
+        and all(t.storage_offset() % 4 == 0 for t in stored)
+    )
+
+
+def blocks_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tensor) -> bool:
+    """Whether the main launch takes the blocks path: SECDED(72,64)'s blocks layout at a
+    power-of-two head_dim of at least 64 (the check bytes whole words after the data words),
+    one scale per row, aligned storage. Its data words are attended as the int4 word path
+    attends its words, after a check of every codeword's syndrome (``_block_row_syndromes``)."""
+    d = layout.head_dim
+    return (
+        layout.blocks and d >= 64 and d & (d - 1) == 0 and groups == 1
+        and all(t.storage_offset() % 4 == 0 for t in stored)
+    )
+
+
+def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
+    """Whether the main launch takes the unit path's clean-blocks-only variant: codes that
+    decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row. Like
+    the packed path it computes only syndromes, folds the scales into the dots and defers
+    every block with a non-zero syndrome to the second launch."""
+    return get_codec(codec).decodes and groups == 1 and not packed
+
+
+def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False, blocks: int = 0) -> dict:
+    """The kernel's path switches: the word path (PACKED), the lane path (LANES), the blocks
+    path (BLOCKS: ``block_offsets``, or 0), the unit path's clean-blocks-only variant
+    (CLEAN_UNITS), and whether the deferred launch counts the corrections (it then sees every
+    block with a non-zero syndrome)."""
+    clean_units = clean_units_path_applies(codec, groups, packed) and not (lanes or blocks)
+    return dict(PACKED=packed, LANES=lanes, BLOCKS=blocks, CLEAN_UNITS=clean_units,
+                COUNT_DEFERRED=bool(packed or lanes or blocks or clean_units))
+
+
+def parse_config(config: str) -> dict:
+    """``"block_n,num_warps,num_stages[,waves[,maxnreg]]"`` -> ``kernel_config``'s dict (waves 4
+    and maxnreg 0 when left out)."""
+    try:
+        numbers = [int(x) for x in config.split(",")]
+    except ValueError:
+        numbers = []
+    if not 3 <= len(numbers) <= 5 or min(numbers) < 0 or min(numbers[:3]) < 1:
+        raise ValueError(f"attention config must be 'block_n,num_warps,num_stages[,waves[,maxnreg]]' of positive integers, "
+                         f"got {config!r}")
+    block_n, warps, stages, *rest = numbers
+    waves, maxnreg = (rest + [4, 0][len(rest):])[:2]
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
+
+
+def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None) -> dict:
+    """Block size, launch parameters and programs per multiprocessor (``waves``). ``config``
+    (``parse_config``'s string) overrides them, for tuning runs such as the sweeps in
+    benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0 leaves
+    them to the compiler."""
+    if config:
+        return parse_config(config)
+    else:
+        layout = get_codec(codec).layout
+        block_n, warps, stages, waves = _PACKED_CONFIGS[layout] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[layout])
+        maxnreg = 0
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
+
+
+def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False, blocks: bool = False) -> dict:
+    """The value-tile width ``BLOCK_U``, the word-tile width ``BLOCK_W`` and the bits between
+    values in a word (``SLOT_BITS``). The word path's tiles hold every value of a row (in the
+    operand orders); the unit path's hold one slot of every unit."""
+    if lanes or blocks:  # the data words: an int4 row
+        return dict(BLOCK_U=layout.head_dim, BLOCK_W=layout.head_dim // 8, SLOT_BITS=4)
+    slot_bits = 4 if layout.nibbles else 8
+    if packed:
+        # At least 8 words: the operand orders give each of 4 (K) or 8 (V) lanes whole words.
+        block_w = max(8, _pow2(layout.row_bytes // 4))
+        return dict(BLOCK_U=block_w * (32 // slot_bits), BLOCK_W=block_w, SLOT_BITS=slot_bits)
+    return dict(BLOCK_U=max(16, _pow2(layout.units)), BLOCK_W=_pow2(layout.row_bytes // 4), SLOT_BITS=slot_bits)
+
+
+def deferred_block_u(layout: StorageLayout, block_u: int) -> int:
+    """The deferred launch's value-tile width: over Golay's lane layout it walks codewords
+    with the unit path's tiles, not the lane path's values; elsewhere the main launch's."""
+    return max(16, _pow2(layout.units)) if layout.lanes else block_u
+
+
+def partials_layout(layout: StorageLayout, packed: bool, block_u: int) -> tuple[bool, int, int]:
+    """(whether partials are in value order, the combine kernel's tile width, floats per
+    partial row). Value order on the word path and, in every launch, for Golay's lane layout,
+    whose lane path accumulates values, and for the blocks layout, whose deferred launch
+    attends values in row order; slot after slot (``3 * BLOCK_U``) otherwise."""
+    value_order = packed or layout.lanes or layout.blocks
+    combine_u = _pow2(layout.head_dim) if value_order else block_u
+    return value_order, combine_u, max(3 * block_u, combine_u)
+
+
+def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1, config: str | None = None) -> tuple[dict, dict | None]:
+    """The main launch's configuration, and the deferred launch's (None when nothing can be
+    deferred): its warps and stages are the unit path's, its block size the main launch's,
+    since the deferral flags are per main-launch block. ``config`` overrides both
+    (``kernel_config``)."""
+    decode = get_codec(codec).decodes
+    interp = interpolate and decode
+    clean = packed or clean_units_path_applies(codec, groups, packed)  # main launch: clean blocks only
+    main = kernel_config(codec, interp and not clean, packed, config)
+    if not (decode and (clean or interp)):
+        return main, None
+    return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
+
+
+def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor) -> bool:
+    """Whether the fused attention reads ``codec``'s storage of this shape: every layout but
+    SECDED(72,64)'s ``"blocks"`` outside ``blocks_path_applies`` (other head_dims, grouped
+    scales), which ``ecc::decode_attention`` decodes with the codec kernels and attends with
+    the reference."""
+    layout = StorageLayout(codec, head_dim)
+    return not layout.blocks or blocks_path_applies(layout, groups, *stored)
+
+
+def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Tensor) -> dict:
+    """The kernel's constants that follow from the storage: its layout, the read path (word,
+    lane, blocks or unit path: ``path_constants``) and the tiles, shared by the launcher and
+    ``tools/kernel_resources.py``. ``stored``: the K/V storage, whose alignment the word
+    paths need (none given: aligned)."""
+    layout = StorageLayout(codec, head_dim)
+    packed = packed_path_applies(codec, layout.row_bytes, groups, *stored)
+    lanes = lanes_path_applies(layout, groups, *stored)
+    blocks = blocks_path_applies(layout, groups, *stored)
+    tiles = tile_sizes(layout, packed, lanes, blocks)
+    return dict(
+        D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
+        UNIT_BYTES=layout.unit_bytes, LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
+        DECODE=layout.codec.decodes, PO_SYN=parity_only_syndrome(layout.codec), **nibble_constants(codec),
+        **path_constants(codec, groups, packed, lanes, block_offsets(layout) if blocks else 0),
+        WORDS=tiles["BLOCK_W"] if lanes or blocks else layout.row_bytes // 4, **tiles,
+    )
+
+
+def reads_words(storage: dict) -> bool:
+    """Whether the main launch attends clean blocks as words (the word, lane or blocks path
+    of ``storage_constants``), leaving every other block to the deferred launch."""
+    return bool(storage["PACKED"] or storage["LANES"] or storage["BLOCKS"])
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Every launch decision of one ``ecc::decode_attention`` call, made once (``make``) and
+    read by the launcher, ``tools/kernel_resources.py`` and the tests: the storage's
+    constants (``storage_constants``), the main and deferred launches' configurations
+    (``launch_configs``; ``deferred`` None when nothing can be deferred), the query tile,
+    the splits (``plan_splits``, ``plan_deferred``) and the partials' layout
+    (``partials_layout``)."""
+
+    storage: dict
+    main: dict
+    deferred: dict | None
+    block_m: int
+    split_len: int
+    splits: int
+    program_splits: int  # consecutive splits one deferred program attends
+    deferred_programs: int  # deferred programs per (sequence, KV head); 0 without a deferred launch
+    value_order: bool
+    combine_u: int
+    part_cols: int
+
+    @classmethod
+    def make(cls, codec: str, head_dim: int, groups: int, interpolate: bool, *, batch: int, q_heads: int, kv_heads: int, lq: int,
+             seq: int, device: torch.device, stored: tuple[torch.Tensor, ...] = (), config: str | None = None) -> LaunchPlan:
+        layout = StorageLayout(codec, head_dim)
+        storage = storage_constants(codec, head_dim, groups, *stored)
+        main, deferred = launch_configs(codec, interpolate, reads_words(storage), groups, config)
+        value_order, combine_u, part_cols = partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
+        split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
+        program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
+        return cls(storage, main, deferred, max(16, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
+                   deferred_programs, value_order, combine_u, part_cols)

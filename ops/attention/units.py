@@ -1,0 +1,330 @@
+"""The unit path: storage units decoded as the reference decodes them, their scales, and the
+repair pass's neighbour search and interpolation (``DEFERRED`` with ``INTERP``)."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ..codec_kernels import (
+    _load_units,
+    _meta_unit,
+    _meta_word,
+    _meta_word_at,
+    _status,
+    _syndrome_decode,
+    _unit_value,
+)
+
+
+@triton.jit
+def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.constexpr,
+                  NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """(corrected data word, status) of each unit, as the reference (status 0 clean,
+    1 corrected, 2 detected, 3 parity-only).
+
+    One-byte codes (``NIBBLE``: 4 data bits, at most 4 parity bits) decode in registers:
+    the codec's encode and syndrome tables are folded into 32-bit constants holding one
+    nibble per entry (parity of each data nibble, data flips of each syndrome) and a
+    detected-syndrome bit mask, so no table is gathered from memory. Other codes (Golay)
+    gather from the tables (``enc_ptr``: ``nibble_parity_table``), once per 3-value codeword."""
+    if DECODE:
+        if NIBBLE:
+            d = word & 15
+            sh = (d & 7) * 4
+            parity = tl.where(d < 8, tl.full(d.shape, PAR_LO, tl.int32) >> sh, tl.full(d.shape, PAR_HI, tl.int32) >> sh) & 15
+            syndrome = ((word >> 4) & ((1 << PBITS) - 1)) ^ parity
+            sh = (syndrome & 7) * 4
+            flip = tl.where(syndrome < 8, tl.full(d.shape, FLIP_LO, tl.int32) >> sh, tl.full(d.shape, FLIP_HI, tl.int32) >> sh) & 15
+            detected = ((tl.full(d.shape, DET, tl.int32) >> syndrome) & 1) != 0
+            return d ^ flip, _status(syndrome, ~detected, PO_SYN)
+        else:
+            return _syndrome_decode(word, enc_ptr, syn_ptr, mask, K, PO_SYN)
+    else:
+        return word, tl.zeros(word.shape, tl.int32)  # int4: nothing to correct
+
+
+@triton.jit
+def _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
+                 GROUPS: tl.constexpr, HAS_ZERO: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
+                 META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
+    """The scale and offset (zero point, or 8 when symmetric) of group ``w`` of ``rows`` (the
+    constant 0 with one group), decoded and corrected from their metadata codewords, and
+    whether either holds a detected one."""
+    row_ptrs = meta_base + rows.to(tl.int64) * MRB
+    if GROUPS == 1:
+        s_bits, detected = _meta_word_at(row_ptrs, 0, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB, META_LANES, META_UNITS)
+    else:
+        s_bits, detected = _meta_word(row_ptrs, w, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB)
+    if HAS_ZERO:
+        if GROUPS == 1:
+            z_bits, z_detected = _meta_word_at(row_ptrs, 1, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB, META_LANES,
+                                               META_UNITS)
+        else:
+            z_bits, z_detected = _meta_word(row_ptrs, GROUPS + w, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB)
+        offset = z_bits.to(tl.float32, bitcast=True)
+        detected = detected | z_detected
+    else:
+        offset = 8.0
+    # One return statement: Triton compiles every return of a function, even one under a
+    # compile-time branch, and a zero point and the constant 8 are not the same type.
+    return s_bits.to(tl.float32, bitcast=True), offset, detected
+
+
+@triton.jit
+def _slot_group(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr):
+    """The scale group of value ``SLOT`` of each unit, ``[1, U]`` (callers with one group use
+    the constant 0 instead)."""
+    return (tl.minimum(_unit_value(u, SLOT, UNIT_VALUES, LANES_D), D - 1) // GROUP)[None, :]
+
+
+@triton.jit
+def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
+                 LANES_D: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
+    """Value ``SLOT`` of each unit, dequantized in float32 with its group's scale decoded from the
+    metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
+    ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
+    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
+    if GROUPS == 1:  # one scale per row: decoded once per row
+        w = 0
+        mask = row_ok
+    else:  # a group per column: the mask takes the tile's shape
+        w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
+        mask = row_ok & (w >= 0)
+    s, off, detected = _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB,
+                                    META_LANES, META_UNITS)
+    return (v - off) * s, detected
+
+
+@triton.jit
+def _meta_rows_detected(meta_base, rows, mask, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+                        META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """Whether any metadata codeword of ``rows`` (any shape) is detected-uncorrectable: with one
+    scale group, whether the row's values are erased."""
+    row_ptrs = meta_base + rows.to(tl.int64) * MRB
+    detected = tl.zeros(mask.shape, tl.int1)
+    for mu in tl.static_range(META_UNITS):
+        _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, mask, MUB, META_LANES), menc_ptr, msyn_ptr, mask, MK, MPO_SYN)
+        detected = detected | (status == 2)
+    return detected & mask
+
+
+@triton.jit
+def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT: tl.constexpr,
+                    ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
+                    D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                    META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
+                    NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                    FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
+                    MPO_SYN: tl.constexpr):
+    """For each erased unit (one scale group: every value of the unit) or value ``SLOT`` of a
+    unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
+    where it is not erased (neither its codeword nor its group's scale detected), or -1."""
+    prev_row = tl.full(erased.shape, -1, tl.int32)
+    next_row = tl.full(erased.shape, -1, tl.int32)
+    pend_prev = erased
+    pend_next = erased
+    t = 1
+    while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
+        # A loop, not unrolled: one copy of the decode below in the kernel, not two (compile
+        # time: Triton's coalescing pass is quadratic in a kernel's loads).
+        for direction in range(2):
+            back = direction == 0
+            r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
+            ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
+            _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K,
+                                      True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+            if GROUPS == 1:
+                meta_det = _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+            else:
+                w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
+                _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
+                                              MRB, META_LANES, META_UNITS)
+            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
+                                                                        pend_prev, pend_next)
+        t += 1
+    return prev_row, next_row
+
+
+@triton.jit
+def _neighbour_found(back, r, ok, detected, prev_row, next_row, pend_prev, pend_next):
+    """One step of a neighbour search: row ``r`` (looked at where ``ok``) is the neighbour
+    before (``back``) or after where it is not ``detected``; the search goes on where it is."""
+    prev_row = tl.where(back & ok & ~detected, r, prev_row)
+    pend_prev = tl.where(back, ok & detected, pend_prev)
+    next_row = tl.where(~back & ok & ~detected, r, next_row)
+    pend_next = tl.where(back, pend_next, ok & detected)
+    return prev_row, next_row, pend_prev, pend_next
+
+
+@triton.jit
+def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT: tl.constexpr,
+                      META_UNITS: tl.constexpr,
+                      ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
+                      D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
+                      MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
+                      NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                      FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
+                      MPO_SYN: tl.constexpr):
+    """Value ``SLOT`` of each unit at rows ``row`` (where ``has``), decoded and dequantized."""
+    r = tl.maximum(row, 0)
+    data, _ = _decode_units(_load_units(stored_ptr, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
+                            NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+    x, _ = _slot_values(data, r, has, u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
+                        MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS)
+    return x
+
+
+@triton.jit
+def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_base, enc_ptr,
+             syn_ptr, menc_ptr, msyn_ptr, SLOT: tl.constexpr, INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr,
+             UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
+             GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
+             MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
+             NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr):
+    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
+    erased values (of a detected codeword, or of a group whose scale is detected) replaced as
+    :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one neighbour
+    there is, or the value as read when there is none. ``block`` is ``_block_state``'s: with one
+    scale group, the rows' scales, erasures, neighbour rows and their decoded data and scales,
+    shared by every slot; with several, each slot finds its own, since a unit's values may
+    belong to different groups."""
+    erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset = block
+    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
+    if GROUPS == 1:
+        x = (v - offset) * scale
+        if INTERP:
+            if any_erased:
+                pv = (((prev_data >> (4 * SLOT)) & 15).to(tl.float32) - prev_offset) * prev_scale
+                nv = (((next_data >> (4 * SLOT)) & 15).to(tl.float32) - next_offset) * next_scale
+                has_prev = prev_row >= 0
+                has_next = next_row >= 0
+                filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+                x = tl.where(erased, filled, x)
+    else:
+        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D,
+                                   D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS)
+        if INTERP:
+            erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
+            if tl.max(erased.to(tl.int32)) > 0:
+                prev_row, next_row = _neighbour_rows(
+                    stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT, ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES,
+                    LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                    DET, PBITS, PO_SYN, MK, MPO_SYN)
+                has_prev = prev_row >= 0
+                has_next = next_row >= 0
+                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
+                                       META_UNITS, ROW_BYTES,
+                                       UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
+                                       META_UNITS, ROW_BYTES,
+                                       UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
+                x = tl.where(erased, filled, x)
+    return tl.where(col_ok[None, :], x, 0.0)
+
+
+@triton.jit
+def _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr,
+                  ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
+                  NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
+                  FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
+    """One K or V block's units: (data, status), status 0 outside the block."""
+    unit_mask = row_ok[:, None] & u_ok[None, :]
+    data, status = _decode_units(_load_units(base, rows[:, None], u, unit_mask, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
+                                 unit_mask, K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+    return data, tl.where(unit_mask, status, 0)
+
+
+@triton.jit
+def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detected, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
+                 REPAIR: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr,
+                 LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr, GROUPS: tl.constexpr,
+                 GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
+                 FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr):
+    """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
+    (detected codewords; with one scale group, every unit of a row whose scale is detected
+    too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
+    the repair pass, the erased units' neighbour rows with their decoded data, scales and
+    offsets, found and decoded once for all of a unit's values."""
+    unit_mask = row_ok[:, None] & u_ok[None, :]
+    erased = status == 2
+    zeros = tl.zeros(erased.shape, tl.float32)
+    prev_row = rows[:, None] + tl.zeros(erased.shape, tl.int32)
+    next_row = prev_row
+    prev_data = tl.zeros(erased.shape, tl.int32)
+    next_data = prev_data
+    prev_scale = zeros
+    next_scale = zeros
+    scale = tl.zeros([rows.shape[0], 1], tl.float32)
+    if HAS_ZERO:
+        prev_offset = zeros
+        next_offset = zeros
+        offset = scale
+    else:  # symmetric: the offset is the constant 8 everywhere
+        prev_offset = 8.0
+        next_offset = 8.0
+        offset = 8.0
+    any_erased = False
+    if GROUPS == 1:
+        erased = (erased | meta_rows_detected[:, None]) & unit_mask
+        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN,
+                                                   DECODE, GROUPS,
+                                        HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+        if REPAIR:
+            any_erased = tl.max(erased.to(tl.int32)) > 0
+            if any_erased:
+                prev_row, next_row = _neighbour_rows(
+                    base, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES,
+                    UNIT_VALUES, LANES_D,
+                    D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                    DET, PBITS, PO_SYN, MK, MPO_SYN)
+                # The rows before and after, decoded in a loop rather than unrolled (one copy of
+                # the decode, as in _neighbour_rows).
+                for side in range(2):
+                    before = side == 0
+                    row = tl.where(before, prev_row, next_row)
+                    has = row >= 0
+                    r = tl.maximum(row, 0)
+                    data, _ = _decode_units(_load_units(base, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
+                                            NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    side_scale, side_offset, _ = _group_scale(meta_base, r, has, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
+                                                              HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+                    prev_data = tl.where(before, data, prev_data)
+                    next_data = tl.where(before, next_data, data)
+                    prev_scale = tl.where(before, side_scale, prev_scale)
+                    next_scale = tl.where(before, next_scale, side_scale)
+                    if HAS_ZERO:
+                        prev_offset = tl.where(before, side_offset, prev_offset)
+                        next_offset = tl.where(before, next_offset, side_offset)
+    return erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset
+
+
+@triton.jit
+def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
+                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+    """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, and
+    per row whether any is detected)."""
+    corrected = tl.zeros([], tl.int32)
+    parity_only = tl.zeros([], tl.int32)
+    detected = tl.zeros([], tl.int32)
+    any_detected = tl.zeros(row_ok.shape, tl.int1)
+    if DECODE:
+        row_ptrs = meta_base + rows.to(tl.int64) * MRB
+        for mu in tl.static_range(META_UNITS):
+            _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
+            status = tl.where(row_ok, status, 0)
+            corrected += tl.sum((status == 1).to(tl.int32), axis=0)
+            parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
+            detected += tl.sum((status == 2).to(tl.int32), axis=0)
+            any_detected = any_detected | (status == 2)
+    return corrected, parity_only, detected, any_detected
