@@ -10,6 +10,11 @@ and their scales (the queries and output are negligible). "% of copy" compares t
 device-to-device copy measured in the same run (bytes read + written per second). Inputs
 rotate over enough copies to keep the working set well above the L2 cache.
 
+With ``--channel-keys`` each path also gets an unfused row with keys quantized per channel
+(``ecc_tensor.quant_scheme``: one scale per channel over blocks of 128 tokens; the fused
+kernel does not read them yet), and every run has an ``fp8`` row: E4M3 K/V with a per-head
+scale (the cache vLLM users pick) dequantized to the model dtype, then SDPA.
+
     python benchmarks/bench_attention.py --write        # H100: batch 1/8/32 x 4k/32k/128k
     python benchmarks/bench_attention.py --device cpu --batch 1 --context 256 --iters 2   # smoke
 """
@@ -24,7 +29,12 @@ import torch
 import torch.nn.functional as F
 
 import ecc_tensor.ops as ops
+from ecc_tensor.attention import dequantize_channel_cache
+from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
+from ecc_tensor.fp8 import head_scale, to_e4m3
+from ecc_tensor.metadata import MetadataLayout, metadata_codec
+from ecc_tensor.quant import quantize_int4_channels
 
 try:
     from .common import append_results, time_call
@@ -41,6 +51,24 @@ PATHS = {  # label: (codec, interpolate)
     "secded72-interp": ("secded72", True),
 }
 ROTATE_BYTES = 256 * 2**20
+CHANNEL_BLOCK = 128  # tokens per per-channel key block
+
+
+def encode_channel_keys(x: torch.Tensor, codec: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys ``[..., S, D]`` quantized per channel over blocks of ``CHANNEL_BLOCK`` tokens:
+    (codewords ``[..., S, row_bytes]``, block scales ``[..., S / block, meta_bytes]``)."""
+    q, scale, _ = quantize_int4_channels(x.float().unflatten(-2, (-1, CHANNEL_BLOCK)))
+    values = get_codec(codec).tables(x.device)
+    stored = torch.ops.ecc.encode(q.flatten(-3, -2), values.encode_table, values.syndrome_table, codec)
+    return stored, MetadataLayout(codec, x.shape[-1]).store(scale, None, get_codec(metadata_codec(codec)).tables(x.device))
+
+
+def decode_channel_keys(stored, meta, codec, head_dim, counters, dtype) -> torch.Tensor:
+    """The unfused read of :func:`encode_channel_keys`'s keys: decode, correct, dequantize."""
+    values = get_codec(codec).tables(stored.device)
+    decoded, status = torch.ops.ecc.decode(stored, values.encode_table, values.syndrome_table, codec, head_dim)
+    meta_tables = get_codec(metadata_codec(codec)).tables(stored.device)
+    return dequantize_channel_cache(decoded, status, meta, meta_tables, codec, True, False, counters, dtype)
 
 
 def copy_bandwidth(device) -> float:
@@ -73,7 +101,7 @@ def kernel_time(calls, iters) -> float:
 
 
 def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes, paths=tuple(PATHS),
-               config=None):
+               config=None, channel_keys=False):
     g = torch.Generator(device=device).manual_seed(0)
     rows = []
     fp16_bytes = 2 * batch * kv_heads * context * head_dim * 2
@@ -97,6 +125,19 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
                      call_us=time_call(sdpa, iters=iters) * 1e6))
     source = dense[0]
     del dense
+
+    # FP8 (E4M3, per-head scale): dequantized to the model dtype, then SDPA.
+    fp8 = [(to_e4m3(x, head_scale(x)), head_scale(x)) for x in source]
+
+    def fp8_sdpa():
+        i = next(it) % copies
+        k, v = (words.to(dtype).mul_(scale.to(dtype)) for words, scale in fp8)  # as from_e4m3, in two passes not four
+        return F.scaled_dot_product_attention(queries[i], k, v, enable_gqa=True)
+
+    t = kernel_time([fp8_sdpa], iters)
+    rows.append(dict(batch=batch, context=context, path="fp8 dequantize + SDPA", us=t * 1e6, bytes=fp16_bytes // 2,
+                     call_us=time_call(fp8_sdpa, iters=iters) * 1e6))
+    del fp8
 
     for label, (codec, interpolate) in PATHS.items():
         if label not in paths:
@@ -132,6 +173,22 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
 
             t = time_call(unfused, iters=max(3, iters // 4))
             rows.append(dict(batch=batch, context=context, path=f"unfused {label}", us=t * 1e6, bytes=case_bytes, call_us=t * 1e6))
+
+        if channel_keys and not interpolate and 2 * fp16_bytes <= dense_limit_bytes and context % CHANNEL_BLOCK == 0:
+            ck = encode_channel_keys(source[0], codec)
+            ck_bytes = sum(t.numel() * t.element_size() for t in (*ck, *v))
+
+            def unfused_channel_keys():
+                i = next(it) % n
+                vs, vm = caches[i][1]
+                kd = decode_channel_keys(*ck, codec, head_dim, counters, dtype)
+                vd = ops.decode_dequantize(vs, vm, codec, head_dim, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
+
+            t = time_call(unfused_channel_keys, iters=max(3, iters // 4))
+            rows.append(dict(batch=batch, context=context, path=f"unfused {label}, channel keys", us=t * 1e6, bytes=ck_bytes,
+                             call_us=t * 1e6))
+            del ck
         del caches, k, v
     for r in rows:
         r["GB/s"] = r["bytes"] / (r["us"] * 1e-6) / 1e9
@@ -170,6 +227,7 @@ def main(argv=None) -> None:
     p.add_argument("--dense-limit-gib", type=float, default=24, help="skip the unfused path above this much dense K/V")
     p.add_argument("--config", help="the fused kernel's launch configuration, block_n,num_warps,num_stages[,waves[,maxnreg]] "
                    "(default: its own per path)")
+    p.add_argument("--channel-keys", action="store_true", help="add unfused rows with keys quantized per channel")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -178,7 +236,7 @@ def main(argv=None) -> None:
     for batch in args.batch:
         for context in args.context:
             case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw,
-                              args.dense_limit_gib * 2**30, args.paths, args.config)
+                              args.dense_limit_gib * 2**30, args.paths, args.config, args.channel_keys)
             rows += case
             print(to_markdown(case).split("\n", 2)[2], flush=True)
     table = to_markdown(rows)

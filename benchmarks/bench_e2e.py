@@ -59,12 +59,13 @@ def fill(cache, config, batch: int, context: int, device, dtype, chunk: int = 20
             cache.layers[layer_idx].update(k, v)
 
 
-def make_cache(mode: str, config, batch, max_len, device, dtype):
+def make_cache(mode: str, config, batch, max_len, device, dtype, **scheme):
+    """``scheme``: ECCCache's key_quant, residual_length, channel_block (ecc_tensor.quant_scheme)."""
     if mode == "static":
         cache = StaticCache(config, max_cache_len=max_len)
         cache.early_initialization(batch, config.num_key_value_heads, config.hidden_size // config.num_attention_heads, dtype, device)
         return cache
-    return ECCCache(config, batch, max_len, mode=mode, device=device, dtype=dtype)
+    return ECCCache(config, batch, max_len, mode=mode, device=device, dtype=dtype, **scheme)
 
 
 @torch.no_grad()
@@ -98,6 +99,8 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--modes", nargs="+", default=["static", "fp16", "int4", "int4-hamming84-interp", "int12-golay"])
     p.add_argument("--attention", choices=["fused", "dense", "both"], default="fused", help="how ECC modes attend")
+    p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
+    p.add_argument("--residual-length", type=int, default=0, help="ECC modes' full-precision recent tokens")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
@@ -109,7 +112,8 @@ def main(argv=None) -> None:
     for mode, attention in dict.fromkeys(runs):
         torch._dynamo.reset()
         model.set_attn_implementation("ecc" if attention == "fused" else "sdpa")
-        cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype)
+        cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype, key_quant=args.key_quant,
+                           residual_length=args.residual_length)
         fill(cache, model.config, args.batch, args.context, device, dtype)
         tps = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
         label = mode if attention is None else f"{mode} ({attention})"

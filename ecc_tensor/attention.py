@@ -19,8 +19,8 @@ from .codecs import CodecTables
 from .counters import add_decode_counts
 from .interp import interpolate_erasures
 from .metadata import MetadataLayout, value_groups
-from .quant import dequantize_int4
-from .storage import StorageLayout
+from .quant import dequantize_int4, dequantize_int4_channels
+from .storage import StorageLayout, written_rows
 
 
 def written_mask(seq_lens: torch.Tensor, seq: int) -> torch.Tensor:
@@ -60,6 +60,44 @@ def dequantize_cache(
     if interpolate:
         erased = layout.erased_values(status, written) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
         out = interpolate_erasures(out, erased, dim=-2)
+    return out.to(dtype)
+
+
+def dequantize_channel_cache(
+    values: torch.Tensor,
+    status: torch.Tensor,
+    meta: torch.Tensor,
+    meta_tables: CodecTables,
+    codec: str,
+    symmetric: bool,
+    interpolate: bool,
+    counters: torch.Tensor,
+    dtype: torch.dtype,
+    rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`dequantize_cache` for keys quantized per channel (:mod:`ecc_tensor.quant_scheme`),
+    from their decoded codewords (``values`` ``[..., S, D]`` and ``status``, of ``ecc::decode``),
+    which hold blocks of ``S // blocks`` tokens, and ``meta`` ``[..., blocks, meta_bytes]``:
+    one scale (and zero point) per channel and block, stored as the metadata of a row of ``D``
+    groups. A detected scale erases its channel in every token of its block. ``rows`` (int64
+    scalar tensor), for a preallocated cache: only the first ``rows`` rows (whole blocks) are
+    counted and used as interpolation neighbours."""
+    head_dim = values.shape[-1]
+    layout = StorageLayout(codec, head_dim)
+    meta_layout = MetadataLayout(codec, head_dim, symmetric)
+    blocks = meta.shape[-2]
+    block = values.shape[-2] // blocks
+    words, meta_status, meta_erased = meta_layout.load(meta, meta_tables)
+    written = written_rows(values, rows)
+    meta_written = None if rows is None else (torch.arange(blocks, device=values.device) * block < rows).unsqueeze(-1)
+    add_decode_counts(counters, status, written)
+    add_decode_counts(counters, meta_status, meta_written, metadata=True)
+    scale, zero = meta_layout.split(words)
+    by_block = values.unflatten(-2, (blocks, block))
+    out = dequantize_int4_channels(by_block, scale, zero).flatten(-3, -2)
+    if interpolate:
+        channel_erased = meta_layout.group_flags(meta_erased).unsqueeze(-2).expand(*by_block.shape).flatten(-3, -2)
+        out = interpolate_erasures(out, layout.erased_values(status, written) | channel_erased, dim=-2)
     return out.to(dtype)
 
 

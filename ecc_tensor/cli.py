@@ -134,6 +134,16 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", default=None, help="text for prompts / filler (default: the reference held-out text)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--key-quant", choices=("token", "channel"), default="token",
+                   help="keys' quantization axis: token (the paper's) or channel over --channel-block tokens")
+    p.add_argument("--residual-length", type=_non_negative, default=0, help="the most recent tokens kept as 16-bit words")
+    p.add_argument("--channel-block", type=_positive, default=128, help="tokens per per-channel key block")
+
+
+def _scheme(args: argparse.Namespace):
+    from .quant_scheme import QuantScheme
+
+    return QuantScheme(args.key_quant, "token", args.residual_length, args.channel_block)
 
 
 def _positive(text: str) -> int:
@@ -177,7 +187,7 @@ def _generation(args: argparse.Namespace) -> int:
     model, tokenizer, text = _load(args)
     rows = R.generation_reliability(
         model, tokenizer, R.default_prompts(text, args.prompts), args.modes, args.fault_models, args.bers, args.sites,
-        new_tokens=args.new_tokens, seed=args.seed, targets=args.fault_targets,
+        new_tokens=args.new_tokens, seed=args.seed, targets=args.fault_targets, scheme=_scheme(args),
     )
     print(R.write(rows, Path(args.output_dir), "generation", ["mode", "fault_model", "ber", "site", "exact_match", "mean_char_drift"]))
     return 0
@@ -200,7 +210,7 @@ def _needle(args: argparse.Namespace) -> int:
     contexts = args.contexts or R.default_contexts(model.config)
     seeds = tuple(args.seeds) if args.seeds else (args.seed, args.seed + 1, args.seed + 2)
     rows = R.needle(model, tokenizer, text, args.modes, args.bers, contexts, fault_model=args.fault_model, site=args.fault_site,
-                    seeds=seeds, targets=args.fault_targets)
+                    seeds=seeds, targets=args.fault_targets, scheme=_scheme(args))
     print(R.write(rows, Path(args.output_dir), "needle", ["mode", "ber", "context", "task", "accuracy"]))
     return 0
 

@@ -12,8 +12,9 @@ deciding stored bit ``b`` of the word at flat address ``a`` during event ``step`
 function of ``(seed, a, b // 4, step)``. So the same seed gives the same flips, whatever the
 device and however the writes are chunked (``offset`` gives the address of a slice's first
 word), and a GPU kernel can reproduce the reference exactly. A store's metadata bytes have
-addresses of their own, from :data:`METADATA_ADDRESS` on, so that exposing them leaves the
-flips of the value bytes as they were.
+addresses of their own, from :data:`METADATA_ADDRESS` on, and a cache's full-precision
+recent window (:mod:`ecc_tensor.quant_scheme`) from :data:`WINDOW_ADDRESS` on, so that
+exposing them leaves the flips of the value bytes as they were.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .names import FAULT_KIND_ALIASES as _KIND_ALIASES
 from .names import FAULT_KINDS, FAULT_SITES, FAULT_TARGETS  # noqa: F401  (re-exported)
 # Where a store's metadata bytes start in its address space (its value bytes start at 0).
 METADATA_ADDRESS = 1 << 39
+# Where its full-precision window's 16-bit words start (addressed by token position, as the values).
+WINDOW_ADDRESS = 1 << 38
 # msb: the flips bsc would spread over an unprotected INT4 value's four bits, all on its MSB.
 MSB_RATE_FACTOR = 4
 FLOAT16_MSB = 1 << 14  # msb's bit of a float16 or bfloat16 word: the top exponent bit

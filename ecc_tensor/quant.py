@@ -1,7 +1,10 @@
-"""INT4 quantization per token and per KV head, with optional groups along the last dim.
+"""INT4 quantization per token and per KV head, with optional groups along the last dim, or
+per channel over a block of tokens (KIVI's and KVQuant's keys).
 
-The last dimension (head_dim) is split into groups of ``group_size`` values (one group when
-``group_size`` is None); each group gets its own scale (and zero point when asymmetric).
+Per token: the last dimension (head_dim) is split into groups of ``group_size`` values (one
+group when ``group_size`` is None); each group gets its own scale (and zero point when
+asymmetric). Per channel (:func:`quantize_int4_channels`): each channel of a block of tokens
+``[..., T, D]`` gets its own scale, so an outlier channel sets only its own step.
 
 * symmetric (the paper's): ``s = max|x| / 7``, ``q = clamp(round(x / s), -8, 7) + 8``,
   ``x^ = (q - 8) s``; ``zero`` is None.
@@ -46,12 +49,14 @@ def quantize_int4(x: torch.Tensor, group_size: int | None = None, symmetric: boo
     g = _grouped(x, group_size).to(torch.float32)
     if symmetric:
         amax = g.abs().amax(-1, keepdim=True)
-        scale = torch.where(amax > 0, amax / _SYMMETRIC_MAX, torch.ones_like(amax))
+        # Over a tensor, not a Python number: CUDA divides by a scalar as a multiplication by
+        # its reciprocal, one ulp off the CPU's (and the Triton kernels') IEEE quotient.
+        scale = torch.where(amax > 0, amax / torch.full_like(amax, _SYMMETRIC_MAX), torch.ones_like(amax))
         q = torch.clamp(torch.round(g / scale), -SYMMETRIC_ZERO, _SYMMETRIC_MAX) + SYMMETRIC_ZERO
         zero = None
     else:
         lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-        scale = torch.where(hi > lo, (hi - lo) / _LEVELS, torch.ones_like(hi))
+        scale = torch.where(hi > lo, (hi - lo) / torch.full_like(hi, _LEVELS), torch.ones_like(hi))
         zero = (0.0 - lo) / scale  # 0 - lo, not -lo: +0.0 where lo is 0, as Triton's negation (0 - x) gives
         q = torch.clamp(torch.round(g / scale + zero), 0.0, _LEVELS)
         zero = zero.squeeze(-1)
@@ -71,3 +76,23 @@ def dequantize_int4(
     g = q.reshape(*q.shape[:-1], groups, -1).to(torch.float32)
     offset = SYMMETRIC_ZERO if zero is None else zero.unsqueeze(-1)
     return ((g - offset) * scale.unsqueeze(-1)).reshape(q.shape).to(dtype)
+
+
+def quantize_int4_channels(x: torch.Tensor, symmetric: bool = True) -> QuantizedInt4:
+    """Quantize a block of tokens ``x`` ``[..., T, D]`` per channel: one scale (and zero point)
+    per channel over the block's ``T`` tokens, ``scale`` ``[..., D]``; the same rounding as
+    :func:`quantize_int4`, so every value stays within half a step of its input."""
+    if x.dim() < 2:
+        raise ValueError(f"per-channel quantization needs a block of tokens [..., T, D], got shape {tuple(x.shape)}")
+    q, scale, zero = quantize_int4(x.transpose(-1, -2), None, symmetric)
+    return QuantizedInt4(q.transpose(-1, -2), scale.squeeze(-1), None if zero is None else zero.squeeze(-1))
+
+
+def dequantize_int4_channels(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None = None,
+                             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Inverse of :func:`quantize_int4_channels`: codes ``[..., T, D]``, ``scale`` (and
+    ``zero``) ``[..., D]``."""
+    if q.dim() < 2 or scale.shape != q.shape[:-2] + q.shape[-1:]:
+        raise ValueError(f"per-channel scale shape {tuple(scale.shape)} does not match codes of shape {tuple(q.shape)}")
+    offset = SYMMETRIC_ZERO if zero is None else zero.unsqueeze(-2)
+    return ((q.to(torch.float32) - offset) * scale.unsqueeze(-2)).to(dtype)

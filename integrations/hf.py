@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 
 import torch
 from transformers.cache_utils import Cache, StaticLayer
@@ -52,10 +53,13 @@ except ImportError:  # pragma: no cover
 import ecc_tensor.ops as ops
 from ecc_tensor import counters as C
 from ecc_tensor.codecs import CodecTables, int_to_bits
-from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
+from ecc_tensor.attention import dequantize_channel_cache
+from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, WINDOW_ADDRESS, FaultModel
 from ecc_tensor.fp8 import head_scale
 from ecc_tensor.metadata import MetadataLayout, codec_tables, value_groups
 from ecc_tensor.modes import CacheMode, get_mode
+from ecc_tensor.quant import quantize_int4_channels
+from ecc_tensor.quant_scheme import DEFAULT_CHANNEL_BLOCK, QuantScheme
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
 
@@ -64,6 +68,10 @@ __all__ = ["ATTENTION_NAME", "DenseLayer", "ECCCache", "ECCLayer", "cache_argume
 ATTENTION_NAME = "ecc"  # model.set_attn_implementation("ecc"), or from_pretrained(..., attn_implementation="ecc")
 
 _ADDRESS_BITS_PER_STORE = 40  # each (layer, K/V) store gets 2^40 byte addresses
+_REGION_ADDRESS = {"values": 0, "metadata": METADATA_ADDRESS, "window": WINDOW_ADDRESS}
+# A layer's counters of its full-precision window's 16-bit words, apart from the codewords'.
+WINDOW_COUNTERS = ("read", "injected", "silent")
+_WINDOW_READ, _WINDOW_INJECTED, _WINDOW_SILENT = range(len(WINDOW_COUNTERS))
 _READ_EVENTS_PER_SEQUENCE = 1 << 20
 
 
@@ -113,18 +121,29 @@ class _DenseStore:
 
 
 class _CodedStore:
-    """The buffers of one of a layer's K or V tensors as codewords and protected scales."""
+    """The buffers of one of a layer's K or V tensors as codewords and protected scales, and,
+    under a :class:`QuantScheme` with one, its full-precision window: ``window`` ``[batch,
+    heads, window_rows, head_dim]`` 16-bit words, token ``p`` at row ``p % window_rows``.
+    Keys quantized per channel keep one metadata row per block of ``channel_block`` tokens
+    (``head_dim`` scales) instead of one per token."""
 
-    def __init__(self, mode: CacheMode, shape, device, group_size, symmetric, track_silent: bool):
+    def __init__(self, mode: CacheMode, shape, device, group_size, symmetric, track_silent: bool,
+                 scheme: QuantScheme, kv: int, dtype: torch.dtype):
         batch, heads, length, head_dim = shape
         self.layout = StorageLayout(mode.codec, head_dim)
-        groups = 1 if group_size is None else head_dim // group_size
-        self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
+        self.channel_block = scheme.channel_block if scheme.axis(kv) == "channel" else None
+        if self.channel_block:
+            self.meta_layout = MetadataLayout(mode.codec, head_dim, symmetric)
+            meta_rows = scheme.blocks(length)
+        else:
+            groups = 1 if group_size is None else head_dim // group_size
+            self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
+            meta_rows = length
         # The values' code's tables, then the metadata code's, as the ecc ops take them.
         self.tables = codec_tables(mode.codec, device)
         self.meta_tables = CodecTables(*self.tables[2:])
         self.stored = torch.zeros(batch, heads, length, self.layout.row_bytes, dtype=torch.uint8, device=device)
-        self.meta = torch.zeros(batch, heads, length, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
+        self.meta = torch.zeros(batch, heads, meta_rows, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
         self.bits = self.layout.exposed_bits_per_byte
         self.msb = self.layout.value_msb_bits(device)
         self.meta_msb = self.meta_layout.storage.value_msb_bits(device)
@@ -132,6 +151,23 @@ class _CodedStore:
         # Clean copies of what was written, for counting silent corruptions in simulation.
         self.shadow = torch.zeros_like(self.stored) if track_silent else None
         self.meta_shadow = torch.zeros_like(self.meta) if track_silent else None
+        rows = scheme.window_rows(kv)
+        self.window = self.window_shadow = None
+        if rows:
+            # As the 16-bit modes store words: the model's dtype if 16 bits wide, else float16.
+            self.window = torch.zeros(batch, heads, rows, head_dim, dtype=dtype if dtype.itemsize == 2 else torch.float16,
+                                      device=device)
+            self.window_msb = torch.tensor(FLOAT16_MSB, device=device)
+            self.buffers.append(self.window)
+            self.window_shadow = torch.zeros_like(self.window) if track_silent else None
+
+    def meta_rows(self, rows: int) -> int:
+        """Metadata rows that hold the scales of the first ``rows`` codeword rows."""
+        return rows // self.channel_block if self.channel_block else rows
+
+    def window_slots(self, first: int, last: int) -> torch.Tensor:
+        """Rows of ``window`` holding tokens ``[first, last)``."""
+        return torch.arange(first, last, device=self.window.device) % self.window.shape[-2]
 
     @property
     def words(self) -> torch.Tensor:
@@ -163,8 +199,10 @@ class _StoredLayer(StaticLayer):
         tp_size: int = 1,
         model_kv_heads: int | None = None,
         rows_as_sequences: bool = False,
+        scheme: QuantScheme | None = None,
     ):
         super().__init__(max_cache_len=max_cache_len)
+        self.scheme = QuantScheme() if scheme is None else scheme
         self.rows_as_sequences = rows_as_sequences
         # Under tensor parallelism this layer holds heads [tp_rank * h, (tp_rank + 1) * h) of the
         # model's tp_size * h; faults are drawn at the unsplit cache's addresses.
@@ -181,6 +219,7 @@ class _StoredLayer(StaticLayer):
         self.track_silent = track_silent
         self.is_sliding = is_sliding
         self.counters = C.new_counters()
+        self.window_counters = torch.zeros(len(WINDOW_COUNTERS), dtype=torch.int64)
         self.sequence = 0  # advances on reset(): fresh fault draws per sequence
         self._reads = 0
         self._written = 0  # Python mirror of cumulative_length, for eager-mode checks and fault addresses
@@ -203,9 +242,10 @@ class _StoredLayer(StaticLayer):
         self.k_head_dim, self.v_head_dim = key_states.shape[-1], value_states.shape[-1]
         if self.group_size is not None and (self.k_head_dim % self.group_size or self.v_head_dim % self.group_size):
             raise ValueError(f"group_size {self.group_size} does not divide head_dim {self.k_head_dim}")
-        self._k, self._v = self._new_store(self.k_head_dim), self._new_store(self.v_head_dim)
+        self._k, self._v = self._new_store(self.k_head_dim, 0), self._new_store(self.v_head_dim, 1)
         self.cumulative_length = self.cumulative_length.to(self.device)
         self.counters = self.counters.to(self.device)
+        self.window_counters = self.window_counters.to(self.device)
         self.keys, self.values = self._public_view(self._k), self._public_view(self._v)
         if not is_torchdynamo_compiling():
             for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters):
@@ -262,7 +302,7 @@ class _StoredLayer(StaticLayer):
         next number). Counters keep accumulating (see reset_stats)."""
         if self.is_initialized:
             for store in (self._k, self._v):
-                for t in (*store.buffers, store.shadow, store.meta_shadow):
+                for t in (*store.buffers, store.shadow, store.meta_shadow, getattr(store, "window_shadow", None)):
                     if t is not None:
                         t.zero_()
         self.cumulative_length.zero_()
@@ -275,29 +315,35 @@ class _StoredLayer(StaticLayer):
         raise NotImplementedError("ECCCache does not support beam search")
 
     # -- writes and reads -----------------------------------------------------------------
-    def _fault_address(self, kv: int, first_position: int, width: int, metadata: bool) -> int:
-        """Position-major byte addresses: a token's flips do not depend on how the sequence was
-        written; a store's metadata bytes start at ``METADATA_ADDRESS``."""
+    def _fault_address(self, kv: int, first_position: int, width: int, region: str) -> int:
+        """Position-major word addresses: a token's flips do not depend on how the sequence was
+        written; a store's metadata bytes start at ``METADATA_ADDRESS``, its window's words at
+        ``WINDOW_ADDRESS`` (per-channel key scales are addressed by block, as a position)."""
         rows = 1 if self.rows_as_sequences else self.batch_size
         per_position = rows * self.num_heads * self.tp_size * width
-        base = ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + (METADATA_ADDRESS if metadata else 0)
+        base = ((self.layer_idx * 2 + kv) << _ADDRESS_BITS_PER_STORE) + _REGION_ADDRESS[region]
         return base + first_position * per_position
 
     def _inject(self, words: torch.Tensor, store, kv: int, first_position: int, event: int,
-                metadata: bool = False) -> torch.Tensor:
-        """Faults on ``words`` ``[batch, heads, positions, width]`` at their position-major addresses."""
+                region: str = "values") -> torch.Tensor:
+        """Faults on ``words`` ``[batch, heads, positions, width]`` at their position-major
+        addresses in ``region``: the store's ``values``, ``metadata`` or ``window`` words."""
         if self.rows_as_sequences and words.shape[0] > 1:
             # Row b is sequence ``self.sequence + b`` of a one-row cache: its own draws, one launch each.
-            return torch.cat([self._inject_rows(words[b : b + 1], store, kv, first_position, event, metadata, b)
+            return torch.cat([self._inject_rows(words[b : b + 1], store, kv, first_position, event, region, b)
                               for b in range(words.shape[0])])
-        return self._inject_rows(words, store, kv, first_position, event, metadata, 0)
+        return self._inject_rows(words, store, kv, first_position, event, region, 0)
 
-    def _inject_rows(self, words, store, kv, first_position, event, metadata, row) -> torch.Tensor:
+    def _inject_rows(self, words, store, kv, first_position, event, region, row) -> torch.Tensor:
         position_major = words.permute(2, 0, 1, 3).contiguous()
         step = ((self.sequence + row) * _READ_EVENTS_PER_SEQUENCE + event) & 0xFFFFFFFF
-        bits = store.meta_layout.exposed_bits_per_byte if metadata else store.bits
-        offset = self._fault_address(kv, first_position, words.shape[-1], metadata)
-        eligible = store.meta_msb if metadata else store.msb
+        if region == "window":
+            bits, eligible = 16, store.window_msb
+        elif region == "metadata":
+            bits, eligible = store.meta_layout.exposed_bits_per_byte, store.meta_msb
+        else:
+            bits, eligible = store.bits, store.msb
+        offset = self._fault_address(kv, first_position, words.shape[-1], region)
         if self.tp_size == 1:
             flipped, n = ops.inject(position_major, bits, self.fault, offset=offset, step=step, eligible=eligible)
         else:
@@ -309,7 +355,10 @@ class _StoredLayer(StaticLayer):
             every_head[:, :, mine] = position_major
             flipped = ops.inject(every_head, bits, self.fault, offset=offset, step=step, eligible=eligible)[0][:, :, mine]
             n = _flipped_bits(position_major, flipped)
-        self.counters[C.META_INJECTED if metadata else C.INJECTED] += n
+        if region == "window":
+            self.window_counters[_WINDOW_INJECTED] += n
+        else:
+            self.counters[C.META_INJECTED if region == "metadata" else C.INJECTED] += n
         return flipped.permute(1, 2, 0, 3)
 
     def _read_words(self, store, kv: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -322,7 +371,7 @@ class _StoredLayer(StaticLayer):
         def struck(t: torch.Tensor, metadata: bool) -> torch.Tensor:
             t = t.clone()
             written = t[:, :, : self._written]
-            written.copy_(self._inject(written, store, kv, 0, event=self._reads, metadata=metadata))
+            written.copy_(self._inject(written, store, kv, 0, event=self._reads, region="metadata" if metadata else "values"))
             return t
 
         return struck(words, False), struck(meta, True) if self.faults_metadata else meta
@@ -335,7 +384,7 @@ class DenseLayer(_StoredLayer):
         super().__init__(*args, **kwargs)
         self.fused_attention = False  # nothing to decode: the model's own attention reads them
 
-    def _new_store(self, head_dim: int) -> _DenseStore:
+    def _new_store(self, head_dim: int, kv: int) -> _DenseStore:
         return _DenseStore(self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.dtype, self.device,
                            self.track_silent)
 
@@ -370,9 +419,9 @@ class ECCLayer(_StoredLayer):
     def faults_metadata(self) -> bool:
         return self.fault is not None and self.fault.strikes_metadata
 
-    def _new_store(self, head_dim: int) -> _CodedStore:
+    def _new_store(self, head_dim: int, kv: int) -> _CodedStore:
         return _CodedStore(self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.device,
-                           self.group_size, self.symmetric, self.track_silent)
+                           self.group_size, self.symmetric, self.track_silent, self.scheme, kv, self.dtype)
 
     def _public_view(self, store: _CodedStore, words: torch.Tensor | None = None, meta: torch.Tensor | None = None) -> torch.Tensor:
         """The stored (or given, e.g. read-faulted) words as an ECCInt4Tensor that knows how
@@ -386,6 +435,10 @@ class ECCLayer(_StoredLayer):
         )
 
     def _write(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
+        if not self.scheme.is_plain(kv):
+            if is_torchdynamo_compiling():
+                return self._write_step(store, kv, states, position)
+            return self._write_windowed(store, kv, states, first)
         stored, meta = torch.ops.ecc.quantize_encode(states, *store.tables, self.mode.codec, self.group_size, self.symmetric)
         if store.shadow is not None:
             store.shadow.index_copy_(2, position, stored)
@@ -393,11 +446,15 @@ class ECCLayer(_StoredLayer):
         if self.fault is not None and self.fault.at_write:
             stored = self._inject(stored, store, kv, first, event=0)
             if self.faults_metadata:
-                meta = self._inject(meta, store, kv, first, event=0, metadata=True)
+                meta = self._inject(meta, store, kv, first, event=0, region="metadata")
         store.stored.index_copy_(2, position, stored)
         store.meta.index_copy_(2, position, meta)
 
     def _read(self, store: _CodedStore, kv: int) -> torch.Tensor:
+        if not self.scheme.is_plain(kv):
+            if is_torchdynamo_compiling() or self._mirror_stale:
+                return self._read_step(store, kv)
+            return self._read_windowed(store, kv)
         words, meta = self._read_words(store, kv)
         if self.fused_attention:
             # Attention decodes (and counts) the codewords itself: hand it the words.
@@ -425,17 +482,183 @@ class ECCLayer(_StoredLayer):
             self._count_silent(words, meta, store)
         return out
 
-    def _count_silent(self, words: torch.Tensor, meta: torch.Tensor, store: _CodedStore) -> None:
+    def _count_silent(self, words: torch.Tensor, meta: torch.Tensor, store: _CodedStore, rows: int | None = None) -> None:
         """Values that decode differently from what was written, in codewords not flagged and
-        with scales not flagged; metadata words likewise."""
+        with scales not flagged; metadata words likewise. Over the first ``rows`` rows (default:
+        every written row)."""
         t, head_dim, meta_layout = store.tables, store.layout.head_dim, store.meta_layout
-        written = slice(0, self._written)
+        rows = self._written if rows is None else rows
+        written, meta_written = slice(0, rows), slice(0, store.meta_rows(rows))
         got, status = torch.ops.ecc.decode(words[:, :, written], *t[:2], self.mode.codec, head_dim)
         want, _ = torch.ops.ecc.decode(store.shadow[:, :, written], *t[:2], self.mode.codec, head_dim)
-        _, _, meta_erased = meta_layout.load(meta[:, :, written], store.meta_tables)
-        erased = store.layout.erased_values(status) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
+        _, _, meta_erased = meta_layout.load(meta[:, :, meta_written], store.meta_tables)
+        flags = meta_layout.group_flags(meta_erased)
+        if store.channel_block:  # [.., blocks, head_dim]: a channel of every token of the block
+            meta_values = flags.repeat_interleave(store.channel_block, dim=-2)
+        else:
+            meta_values = value_groups(flags, head_dim)
+        erased = store.layout.erased_values(status) | meta_values
         self.counters[C.SILENT] += ((got != want) & ~erased).sum()
-        self.counters[C.META_SILENT] += meta_layout.silent(meta[:, :, written], store.meta_shadow[:, :, written], store.meta_tables)
+        self.counters[C.META_SILENT] += meta_layout.silent(meta[:, :, meta_written], store.meta_shadow[:, :, meta_written],
+                                                           store.meta_tables)
+
+    # -- a scheme with a full-precision window or per-channel keys (eager) ------------------
+    def _write_windowed(self, store: _CodedStore, kv: int, states: torch.Tensor, first: int) -> None:
+        """Write tokens ``[first, first + k)``: those that stay recent into the window, and every
+        row that leaves it (held there, or never held: a long prompt's first tokens) into
+        codewords, per token or a whole key block per channel (:mod:`ecc_tensor.quant_scheme`).
+        What leaves the window is what the window held, write-site faults included."""
+        last = first + states.shape[-2]
+        q_first, q_last = self.scheme.quantized_rows(kv, first), self.scheme.quantized_rows(kv, last)
+        if q_last > q_first:
+            never_held = states[:, :, : max(q_last - first, 0)]
+
+            def leaving(window):
+                held = self._held(store, window, q_first, first).to(states.dtype)
+                return torch.cat([held, never_held], dim=2)[:, :, : q_last - q_first]
+
+            clean = leaving(store.window_shadow) if store.shadow is not None else None
+            self._write_codewords(store, kv, leaving(store.window), clean, q_first)
+        enter = max(q_last, first)
+        if store.window is not None and enter < last:
+            new = states[:, :, enter - first :].to(store.window.dtype)
+            slots = store.window_slots(enter, last)
+            if store.window_shadow is not None:
+                store.window_shadow.index_copy_(2, slots, new)
+            if self.fault is not None and self.fault.at_write and self.fault.strikes_metadata:
+                new = self._inject(new.view(torch.int16), store, kv, enter, event=0, region="window").view(new.dtype)
+            store.window.index_copy_(2, slots, new)
+
+    def _write_step(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor) -> None:
+        """:meth:`_write_windowed` for one token under ``torch.compile``: the same bytes, with
+        fixed shapes and no host sync (every step computes the row, or key block, that may
+        leave the window and stores it only where it does)."""
+        if states.shape[-2] != 1:
+            raise NotImplementedError("ECCCache: under torch.compile a residual window or per-channel keys take one token per "
+                                      "step; run the prefill in eager mode")
+        window, scheme, t = store.window, self.scheme, store.tables
+        rows = window.shape[-2]
+        new = states.to(window.dtype)
+        if store.channel_block is None:  # per token: the token R back leaves the window, from this token's slot
+            slot = position % rows
+            leaving = window.index_select(2, slot)
+            window.index_copy_(2, slot, new)
+            stored, meta = torch.ops.ecc.quantize_encode(leaving.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
+            place = torch.clamp(position - scheme.residual_length, min=0)
+            meta_place, leaves = place, position >= scheme.residual_length
+        else:  # per channel: a key block leaves when its last token does
+            block = store.channel_block
+            window.index_copy_(2, position % rows, new)
+            left = position + 1 - scheme.residual_length  # tokens out of the window after this write
+            leaves = (left >= block) & (left % block == 0)
+            meta_place = torch.clamp(left // block - 1, min=0)
+            place = meta_place * block + torch.arange(block, device=window.device)
+            x = window.index_select(2, place % rows).to(states.dtype)
+            if not scheme.residual_length:  # the block ends with this token, which leaves as written (never held)
+                x = torch.cat([x[:, :, :-1], states], dim=2)
+            q, scale, zero = quantize_int4_channels(x.float(), self.symmetric)
+            stored = torch.ops.ecc.encode(q, t[0], t[1], self.mode.codec)
+            meta = store.meta_layout.store(scale.unsqueeze(-2), None if zero is None else zero.unsqueeze(-2), store.meta_tables)
+        store.stored.index_copy_(2, place, torch.where(leaves, stored, store.stored.index_select(2, place)))
+        store.meta.index_copy_(2, meta_place, torch.where(leaves, meta, store.meta.index_select(2, meta_place)))
+
+    def _read_step(self, store: _CodedStore, kv: int) -> torch.Tensor:
+        """:meth:`_read_windowed` with the written length a tensor (``torch.compile``, or after
+        compiled steps): every row decoded, the unwritten ones neither counted nor used as
+        neighbours, the window's rows taken where they are newer than the codewords."""
+        written = self.cumulative_length
+        rows = self.scheme.quantized_rows(kv, written)
+        t, codec, head_dim = store.tables, self.mode.codec, store.layout.head_dim
+        if store.channel_block:
+            values, status = torch.ops.ecc.decode(store.stored, t[0], t[1], codec, head_dim)
+            decoded = dequantize_channel_cache(values, status, store.meta, store.meta_tables, codec, self.symmetric,
+                                               self.mode.interpolate, self.counters, self.dtype, rows=rows)
+        else:
+            layout = store.meta_layout
+            decoded = torch.ops.ecc.decode_dequantize(store.stored, store.meta, *t, codec, head_dim, layout.groups, layout.symmetric,
+                                                      self.mode.interpolate, self.counters, self.dtype, rows)
+        window = store.window
+        positions = torch.arange(store.stored.shape[-2], device=window.device)
+        held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
+        newer = (positions >= rows).view(-1, 1)
+        out = torch.where(newer, torch.where((positions < written).view(-1, 1), held, 0), decoded)
+        batch, heads = window.shape[:2]
+        self.window_counters[_WINDOW_READ] += (written - rows) * (batch * heads * head_dim)
+        return out
+
+    @staticmethod
+    def _held(store: _CodedStore, window: torch.Tensor | None, first: int, last: int) -> torch.Tensor:
+        """The window's tokens ``[first, last)`` in order (empty without a window)."""
+        if window is None or last <= first:
+            batch, heads, _, head_dim = store.stored.shape[:3] + (store.layout.head_dim,)
+            dtype = window.dtype if window is not None else torch.float32
+            return torch.zeros(batch, heads, 0, head_dim, dtype=dtype, device=store.stored.device)
+        return window.index_select(2, store.window_slots(first, last))
+
+    def _write_codewords(self, store: _CodedStore, kv: int, x: torch.Tensor, clean: torch.Tensor | None, first: int) -> None:
+        """Quantize and encode rows ``[first, first + len)`` of ``x`` (``clean``: the same rows
+        as written, for the shadow copies) and store them, write-site faults included."""
+        t = store.tables
+        rows = slice(first, first + x.shape[-2])
+        meta_rows = slice(store.meta_rows(first), store.meta_rows(rows.stop))
+
+        def encode(rows_x):
+            if not store.channel_block:
+                return torch.ops.ecc.quantize_encode(rows_x.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
+            blocks = rows_x.float().unflatten(-2, (-1, store.channel_block))
+            q, scale, zero = quantize_int4_channels(blocks, self.symmetric)
+            stored = torch.ops.ecc.encode(q.flatten(-3, -2), t[0], t[1], self.mode.codec)
+            return stored, store.meta_layout.store(scale, zero, store.meta_tables)
+
+        stored, meta = encode(x)
+        if store.shadow is not None:
+            shadow, meta_shadow = encode(clean)
+            store.shadow[:, :, rows] = shadow
+            store.meta_shadow[:, :, meta_rows] = meta_shadow
+        if self.fault is not None and self.fault.at_write:
+            stored = self._inject(stored, store, kv, first, event=0)
+            if self.faults_metadata:
+                meta = self._inject(meta, store, kv, meta_rows.start, event=0, region="metadata")
+        store.stored[:, :, rows] = stored
+        store.meta[:, :, meta_rows] = meta
+
+    def _read_windowed(self, store: _CodedStore, kv: int) -> torch.Tensor:
+        """The written tokens: codewords decoded, corrected, dequantized (and interpolated,
+        among the codeword rows), then the window's tokens as held; read-site faults strike
+        both."""
+        written = self._written
+        rows = self.scheme.quantized_rows(kv, written)
+        words, meta = store.stored[:, :, :rows], store.meta[:, :, : store.meta_rows(rows)]
+        held = self._held(store, store.window, rows, written)
+        if self.fault is not None and self.fault.at_read:
+            self._reads += 1
+            if rows:
+                words = self._inject(words, store, kv, 0, event=self._reads)
+            if self.faults_metadata and rows:
+                meta = self._inject(meta, store, kv, 0, event=self._reads, region="metadata")
+            if self.faults_metadata and held.shape[-2]:
+                held = self._inject(held.view(torch.int16), store, kv, rows, event=self._reads, region="window").view(held.dtype)
+        batch, heads, length, _ = store.stored.shape
+        out = torch.zeros(batch, heads, length, store.layout.head_dim, dtype=self.dtype, device=self.device)
+        t, codec = store.tables, self.mode.codec
+        if rows:
+            if store.channel_block:
+                values, status = torch.ops.ecc.decode(words, t[0], t[1], codec, store.layout.head_dim)
+                out[:, :, :rows] = dequantize_channel_cache(values, status, meta, store.meta_tables, codec, self.symmetric,
+                                                            self.mode.interpolate, self.counters, self.dtype)
+            else:
+                layout = store.meta_layout
+                out[:, :, :rows] = torch.ops.ecc.decode_dequantize(words, meta, *t, codec, store.layout.head_dim, layout.groups,
+                                                                  layout.symmetric, self.mode.interpolate, self.counters, self.dtype)
+            if store.shadow is not None:
+                self._count_silent(words, meta, store, rows)
+        if held.shape[-2]:
+            out[:, :, rows:written] = held.to(self.dtype)
+            self.window_counters[_WINDOW_READ] += held.numel()
+            if store.window_shadow is not None:
+                clean = self._held(store, store.window_shadow, rows, written)
+                self.window_counters[_WINDOW_SILENT] += (held.view(torch.int16) != clean.view(torch.int16)).sum()
+        return out
 
 
 class ECCCache(Cache):
@@ -466,6 +689,13 @@ class ECCCache(Cache):
             stores only its KV heads (``tp_rank``, default: the torch.distributed rank), faults
             fall where they fall in the unsplit cache, and ``stats(all_ranks=True)`` sums the
             ranks' counters.
+        key_quant, value_quant, residual_length, channel_block: the INT4 modes' quantization
+            scheme (:mod:`ecc_tensor.quant_scheme`): keys per ``"token"`` (the paper's) or per
+            ``"channel"`` over blocks of ``channel_block`` tokens (KIVI's), values per token;
+            the last ``residual_length`` tokens kept as 16-bit words (faulted as such with
+            ``targets="all"`` and counted in ``stats()["window"]``). The fused attention does
+            not read such a cache yet: with ``attention="fused"`` it warns and returns
+            decoded K/V. The 16-bit and fp8 modes ignore these.
         rows_as_sequences: each batch row is a sequence of its own for fault draws: row ``b``
             takes exactly the faults a one-row cache takes as sequence ``first_sequence + b``
             (see :meth:`reset`), so several independent texts score in one forward with the
@@ -489,9 +719,16 @@ class ECCCache(Cache):
         tp_size: int = 1,
         tp_rank: int | None = None,
         rows_as_sequences: bool = False,
+        key_quant: str = "token",
+        value_quant: str = "token",
+        residual_length: int = 0,
+        channel_block: int = DEFAULT_CHANNEL_BLOCK,
         **kwargs,
     ):
         self.mode = get_mode(mode)
+        # The INT4 modes' quantization axes and full-precision window; the 16-bit and fp8 modes
+        # store every token as it is and ignore them.
+        self.scheme = QuantScheme(key_quant, value_quant, residual_length, channel_block)
         if attention not in ("auto", "fused", "dense"):
             raise ValueError(f"attention must be 'auto', 'fused' or 'dense', got {attention!r}")
         if fault is not None and not isinstance(fault, FaultModel):
@@ -523,6 +760,12 @@ class ECCCache(Cache):
                 f"attention='fused' hands ECCInt4Tensor K/V to the model's attention, which is {implementation!r}: "
                 f"call model.set_attn_implementation({ATTENTION_NAME!r}) before creating the cache"
             )
+        if attention == "fused" and self.mode.quantized and not self.scheme.plain:
+            warnings.warn(
+                "ecc::decode_attention does not read per-channel key scales or a residual window yet: this cache decodes "
+                "K/V and the model attends with SDPA", stacklevel=2,
+            )
+            attention = "dense"
         self.attention = attention
         injects = fault is not None and fault.ber > 0 and self.mode.faulted
         track_silent = injects if track_silent is None else bool(track_silent)
@@ -536,7 +779,7 @@ class ECCCache(Cache):
                 max_cache_len, self.mode, i, fault, group_size, symmetric, track_silent, layer_type == "sliding_attention",
                 fused_attention=attention == "fused", max_batch_size=max_batch_size, tp_rank=self.tp_rank, tp_size=self.tp_size,
                 model_kv_heads=getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
-                rows_as_sequences=rows_as_sequences,
+                rows_as_sequences=rows_as_sequences, scheme=self.scheme,
             )
             for i, layer_type in enumerate(layer_types)
         ]
@@ -560,8 +803,10 @@ class ECCCache(Cache):
         """Counters summed over layers (:mod:`ecc_tensor.counters`: the values' ``read``,
         ``corrected``, ``parity_only``, ``detected``, ``injected``, ``silent``), ``metadata``:
         the same six for the stored scales and zero points, and ``layers``: all twelve per layer.
-        ``silent`` and the metadata's ``silent`` are None where they were not measured (faults
-        injected with ``track_silent=False``). Under tensor parallelism a rank counts its own
+        ``window``: the full-precision window's 16-bit words read, bits injected and words
+        silently corrupted (zero without a ``residual_length`` or per-channel keys).
+        ``silent`` and the metadata's and window's ``silent`` are None where they were not measured
+        (faults injected with ``track_silent=False``). Under tensor parallelism a rank counts its own
         heads; ``all_ranks=True`` sums every rank's counts (a collective: call it on every rank)."""
         counters = [layer.counters for layer in self.layers]
         if all_ranks and self.tp_size > 1:
@@ -574,7 +819,13 @@ class ECCCache(Cache):
         total = {name: None if per_layer and per_layer[0][name] is None else sum(d[name] for d in per_layer)
                  for name in C.COUNTER_NAMES}
         values = {name: total[name] for name in C.VALUE_COUNTERS}
-        return {**values, "metadata": C.metadata_view(total), "layers": per_layer}
+        window = torch.stack([layer.window_counters for layer in self.layers]).sum(0)
+        if all_ranks and self.tp_size > 1:
+            dist.all_reduce(window)
+        window = dict(zip(WINDOW_COUNTERS, window.tolist()))
+        if not self.silent_tracked:
+            window["silent"] = None
+        return {**values, "metadata": C.metadata_view(total), "window": window, "layers": per_layer}
 
     def reset(self, first_sequence: int | None = None) -> None:
         """Forget the stored sequence(s) and draw fresh faults for the next: as sequence

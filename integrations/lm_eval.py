@@ -4,6 +4,9 @@
         --model_args pretrained=PATH,cache_mode=int4-hamming84-interp,ber=1e-3,seed=0,fault_model=bsc,fault_targets=all \\
         --tasks TASK --device cpu
 
+``key_quant=channel``, ``residual_length=128`` and ``channel_block=128`` choose the
+quantization scheme (:mod:`ecc_tensor.quant_scheme`); the defaults are the paper's.
+
 Every ``_model_call`` (loglikelihood, rolling perplexity) and ``_model_generate`` runs the
 model with a fresh :class:`~ecc_tensor.integrations.hf.ECCCache` sized for that batch, so
 prefill attention reads keys and values back through the stored codewords and faults reach
@@ -21,8 +24,9 @@ from lm_eval.models.huggingface import HFLM
 
 from ecc_tensor.counters import COUNTER_NAMES, VALUE_COUNTERS
 from ecc_tensor.faults import FaultModel
-from ecc_tensor.integrations.hf import ECCCache, cache_argument
+from ecc_tensor.integrations.hf import WINDOW_COUNTERS, ECCCache, cache_argument
 from ecc_tensor.modes import get_mode
+from ecc_tensor.quant_scheme import DEFAULT_CHANNEL_BLOCK, QuantScheme
 
 # a child of lm-eval's logger, so that its CLI shows these lines
 logger = logging.getLogger("lm_eval.models.hf_ecc")
@@ -40,8 +44,13 @@ class ECCHFLM(HFLM):
         fault_site: str = "write",
         fault_targets: str = "all",
         group_size: int | None = None,
+        key_quant: str = "token",
+        residual_length: int = 0,
+        channel_block: int = DEFAULT_CHANNEL_BLOCK,
         **kwargs,
     ) -> None:
+        # model_args arrive as strings; QuantScheme checks them before the model loads.
+        self.scheme = QuantScheme(str(key_quant), "token", int(residual_length), int(channel_block))
         self.cache_mode = get_mode(str(cache_mode)).name
         FaultModel(fault_model, float(ber), int(seed), site=fault_site, targets=fault_targets)  # validate before loading the model
         if isinstance(pretrained, str):  # the shipped names (ref-gpt2, ref-llama) as every ecc-tensor command takes them
@@ -54,7 +63,7 @@ class ECCHFLM(HFLM):
         self.ber, self.seed, self.fault_model, self.fault_site = float(ber), int(seed), fault_model, fault_site
         self.fault_targets = fault_targets
         self.group_size = None if group_size in (None, "", "None") else int(group_size)
-        self.ecc_stats = dict.fromkeys(COUNTER_NAMES, 0)
+        self.ecc_stats = dict.fromkeys(COUNTER_NAMES + tuple(f"window_{k}" for k in WINDOW_COUNTERS), 0)
         self._calls = 0
         atexit.register(self._log_stats)
 
@@ -64,12 +73,15 @@ class ECCHFLM(HFLM):
             seed = (self.seed * 1_000_003 + self._calls) % (1 << 63)
             fault = FaultModel(self.fault_model, self.ber, seed, site=self.fault_site, targets=self.fault_targets)
         self._calls += 1
-        return ECCCache(self.model.config, batch, length, mode=self.cache_mode, fault=fault, group_size=self.group_size)
+        return ECCCache(self.model.config, batch, length, mode=self.cache_mode, fault=fault, group_size=self.group_size,
+                        key_quant=self.scheme.key_quant, residual_length=self.scheme.residual_length,
+                        channel_block=self.scheme.channel_block)
 
     def _record(self, cache: ECCCache) -> None:
         stats = cache.stats()
-        flat = {**{k: stats[k] for k in VALUE_COUNTERS}, **{f"meta_{k}": v for k, v in stats["metadata"].items()}}
-        for name in COUNTER_NAMES:
+        flat = {**{k: stats[k] for k in VALUE_COUNTERS}, **{f"meta_{k}": v for k, v in stats["metadata"].items()},
+                **{f"window_{k}": v for k, v in stats["window"].items()}}
+        for name in self.ecc_stats:
             self.ecc_stats[name] += flat[name]
         if self._calls % _LOG_EVERY == 0:
             self._log_stats()

@@ -19,6 +19,9 @@ def test_bench_e2e_smoke(capsys):
           "--attention", "both"])
     out = capsys.readouterr().out
     assert "int4-hamming84-interp (fused)" in out and "int4-hamming84-interp (dense)" in out and "tokens/s" in out
+    main(["--shape", "tiny", "--device", "cpu", "--batch", "1", "--context", "40", "--steps", "2", "--no-compile", "--modes",
+          "int4-hamming84", "--attention", "dense", "--key-quant", "channel", "--residual-length", "8"])
+    assert "int4-hamming84 (dense)" in capsys.readouterr().out
 
 
 def test_bench_attention_smoke(capsys):
@@ -26,8 +29,12 @@ def test_bench_attention_smoke(capsys):
 
     main(["--device", "cpu", "--batch", "1", "--context", "40", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16", "--iters", "1"])
     out = capsys.readouterr().out
-    for path in ("SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24", "fused secded72-interp"):
+    for path in ("SDPA", "fp8 dequantize + SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24",
+                 "fused secded72-interp"):
         assert path in out
+    main(["--device", "cpu", "--batch", "1", "--context", "128", "--q-heads", "2", "--kv-heads", "1", "--head-dim", "16", "--iters",
+          "1", "--paths", "hamming84", "--channel-keys"])
+    assert "unfused hamming84, channel keys" in capsys.readouterr().out
 
 
 def test_tuning_tools_case_runs(monkeypatch):

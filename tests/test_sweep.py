@@ -195,6 +195,19 @@ def test_generation_reliability_on_the_tiny_model(tiny, tmp_path):
     assert "int12-golay" in table and (tmp_path / "generation.json").exists()
 
 
+def test_generation_takes_a_quantization_scheme(tiny):
+    """A residual window as long as the whole generation keeps every token in 16-bit words: the
+    int4 output is then the fp16 oracle's."""
+    from ecc_tensor.evaluation import reliability as R
+    from ecc_tensor.quant_scheme import QuantScheme
+
+    model, tokenizer = load_model_and_tokenizer(str(tiny / "model"))
+    prompt = R.default_prompts((tiny / "text.txt").read_text(), count=1, words=6)[0]
+    oracle = R.generate(model, tokenizer, prompt, "fp16", None, 12)
+    windowed = R.generate(model, tokenizer, prompt, "int4", None, 12, QuantScheme("channel", "token", 64, 4))
+    assert windowed == oracle
+
+
 def test_levenshtein():
     from ecc_tensor.evaluation.reliability import levenshtein
 

@@ -42,11 +42,15 @@ def default_prompts(text: str, count: int = 8, words: int = 12) -> list[str]:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompt: str, mode: str, fault: FaultModel | None, new_tokens: int) -> str:
+def generate(model, tokenizer, prompt: str, mode: str, fault: FaultModel | None, new_tokens: int, scheme=None) -> str:
+    """Greedy continuation of ``prompt`` through an ECCCache of ``mode`` (``scheme``: an
+    ``ecc_tensor.quant_scheme.QuantScheme``, default the paper's per-token one)."""
     from ..integrations.hf import ECCCache, cache_argument
 
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
-    cache = ECCCache(model.config, 1, ids.shape[1] + new_tokens, mode=mode, fault=fault)
+    options = {} if scheme is None else dict(key_quant=scheme.key_quant, residual_length=scheme.residual_length,
+                                            channel_block=scheme.channel_block)
+    cache = ECCCache(model.config, 1, ids.shape[1] + new_tokens, mode=mode, fault=fault, **options)
     out = model.generate(
         ids, attention_mask=torch.ones_like(ids), **cache_argument(model, cache), max_new_tokens=new_tokens,
         min_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id,
@@ -66,7 +70,7 @@ class GenerationRow:
 
 def generation_reliability(
     model, tokenizer, prompts: list[str], modes, fault_models, bers, sites, *, new_tokens: int = 50, seed: int = 0, progress=True,
-    targets: str = "all",
+    targets: str = "all", scheme=None,
 ) -> list[GenerationRow]:
     from tqdm.auto import tqdm
 
@@ -78,7 +82,7 @@ def generation_reliability(
     bar = tqdm(total=len(prompts) * (len(modes) + len(grid)), desc="generation", unit="gen", disable=not progress)
 
     def run(prompt, mode, fault):
-        out = generate(model, tokenizer, prompt, mode, fault, new_tokens)
+        out = generate(model, tokenizer, prompt, mode, fault, new_tokens, scheme)
         bar.update()
         return out
 
@@ -117,7 +121,7 @@ class NeedleRow:
 
 
 def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model="bsc", site="write", seeds=(0, 1, 2), progress=True,
-           targets: str = "all") -> list[NeedleRow]:
+           targets: str = "all", scheme=None) -> list[NeedleRow]:
     from tqdm.auto import tqdm
 
     limit = model_positions(model.config)
@@ -131,7 +135,7 @@ def needle(model, tokenizer, filler: str, modes, bers, contexts, *, fault_model=
             hits = 0
             for seed in seeds:
                 fault = FaultModel(fault_model, ber, seed, site=site, targets=targets) if ber > 0 else None
-                hits += answer in generate(model, tokenizer, prompt + question, mode, fault, 6).split("\n")[0]
+                hits += answer in generate(model, tokenizer, prompt + question, mode, fault, 6, scheme).split("\n")[0]
             rows.append(NeedleRow(mode, ber, context, task, hits / len(seeds)))
     return rows
 

@@ -64,6 +64,9 @@ class SweepSettings:
     device: str = "cpu"
     dtype: str = "float32"
     group_size: int | None = None
+    key_quant: str = "token"  # ecc_tensor.quant_scheme: keys per token (the paper's) or per channel
+    residual_length: int = 0  # the last tokens kept in 16-bit words (0: none, the paper's)
+    channel_block: int = 128  # tokens per per-channel key block
     batch_size: int = 8  # windows per forward; each draws the faults it draws scored alone
 
     def validate(self) -> None:
@@ -85,6 +88,7 @@ class SweepSettings:
             raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.group_size is not None and self.group_size < 1:
             raise ValueError(f"--group-size must be a positive divisor of the model's head_dim, got {self.group_size}")
+        _ = self.scheme  # QuantScheme checks the quantization axes and the window
         make_windows(self.window, self.window, self.stride)  # checks window/stride
         check_device(self.device)
         if self.text is not None:
@@ -92,6 +96,12 @@ class SweepSettings:
         from .models import resolve_model_path
 
         resolve_model_path(self.model)  # a missing path or a misspelt shipped name, before anything loads
+
+    @property
+    def scheme(self):
+        from ..quant_scheme import QuantScheme
+
+        return QuantScheme(self.key_quant, "token", self.residual_length, self.channel_block)
 
     def validate_model(self, config) -> None:
         """The checks that need the model's config (loaded before its weights)."""
@@ -111,6 +121,8 @@ class SweepSettings:
         keep = ("model", "text", "fault_model", "fault_site", "fault_targets", "max_samples", "window", "stride", "dtype",
                 "group_size", "batch_size")
         out = {k: getattr(self, k) for k in keep}
+        if not self.scheme.plain:  # absent in the paper's scheme, so that earlier sweeps resume
+            out.update(key_quant=self.key_quant, residual_length=self.residual_length, channel_block=self.channel_block)
         source = resolve_model_path(self.model)
         out["model"] = str(Path(source).resolve()) if Path(source).exists() else source
         out["text"] = str(Path(self.text).resolve()) if self.text is not None else None
@@ -278,7 +290,9 @@ def _scored_windows(model, tokens, windows, settings, mode: str = "fp16", fault=
         cache = caches.get(len(rows))
         if cache is None:
             cache = caches[len(rows)] = ECCCache(model.config, len(rows), settings.window, mode=mode, fault=fault,
-                                                 group_size=settings.group_size, track_silent=track_silent, rows_as_sequences=True)
+                                                 group_size=settings.group_size, track_silent=track_silent, rows_as_sequences=True,
+                                                 key_quant=settings.key_quant, residual_length=settings.residual_length,
+                                                 channel_block=settings.channel_block)
         ids = torch.stack([tokens[windows[i].start : windows[i].start + settings.window] for i in rows]).to(model.device)
         logprobs = windows_logprobs(model, ids, cache, first_sequence=rows[0] + 1)
         for b, i in enumerate(rows):
@@ -306,6 +320,8 @@ def run_trial(model, tokens, windows, mode, ber, seed, settings, clean: dict) ->
     stats = [cache.stats() for cache in caches.values()]
     counts = {**{k: _sum(st[k] for st in stats) for k in COUNTER_NAMES if not k.startswith("meta_")},
               **{f"meta_{k}": _sum(st["metadata"][k] for st in stats) for k in stats[0]["metadata"]}}
+    if not settings.scheme.plain:  # the full-precision window's 16-bit words, counted apart
+        counts.update({f"window_{k}": _sum(st["window"][k] for st in stats) for k in stats[0]["window"]})
     record = {
         "mode": mode,
         "ber": ber,
@@ -482,6 +498,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=d.dtype)
     p.add_argument("--group-size", type=int, default=None)
+    p.add_argument("--key-quant", choices=("token", "channel"), default=d.key_quant,
+                   help="keys' quantization axis: token (one scale per token and head, the paper's; default) or channel "
+                        "(one scale per channel over a block of --channel-block tokens, as KIVI and KVQuant)")
+    p.add_argument("--residual-length", type=int, default=d.residual_length,
+                   help="the most recent tokens kept in 16-bit words, faulted as such with --fault-targets all (default 0)")
+    p.add_argument("--channel-block", type=int, default=d.channel_block, help="tokens per per-channel key block (default 128)")
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help=f"windows scored per forward (default {d.batch_size}); each draws the faults it draws scored alone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,239 @@
+"""Per-channel keys and the full-precision recent window (ecc_tensor.quant_scheme) through
+the quantizer, the reference read and ECCCache."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import LlamaConfig
+
+from ecc_tensor import counters as C
+from ecc_tensor.attention import dequantize_channel_cache
+from ecc_tensor.codecs import get_codec
+from ecc_tensor.counters import new_counters
+from ecc_tensor.faults import FaultModel
+from ecc_tensor.integrations.hf import ECCCache
+from ecc_tensor.metadata import MetadataLayout, codec_tables
+from ecc_tensor.quant import dequantize_int4, dequantize_int4_channels, quantize_int4, quantize_int4_channels
+from ecc_tensor.quant_scheme import QuantScheme
+from ecc_tensor.storage import StorageLayout
+
+HEAD_DIM = 16
+CONFIG = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                     num_key_value_heads=1, head_dim=HEAD_DIM, max_position_embeddings=128)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tokens=st.integers(1, 9), dim=st.integers(1, 12), symmetric=st.booleans(), outlier=st.floats(1.0, 1e3),
+       seed=st.integers(0, 2**31 - 1))
+def test_per_channel_quantization_keeps_every_value_within_half_its_channels_step(tokens, dim, symmetric, outlier, seed):
+    x = torch.randn(2, tokens, dim, generator=torch.Generator().manual_seed(seed))
+    x[..., 0] *= outlier  # an outlier channel sets its own step only
+    q, scale, zero = quantize_int4_channels(x, symmetric)
+    assert q.shape == x.shape and scale.shape == (2, dim) and (zero is None) == symmetric
+    assert int(q.max()) <= 15
+    error = (dequantize_int4_channels(q, scale, zero) - x).abs()
+    assert bool((error <= scale.unsqueeze(-2) * (0.5 + 1e-5) + 1e-6).all())
+    if dim >= 4 and outlier > 100 and tokens >= 4:
+        # The point of the axis: the other channels keep their resolution.
+        per_token = (dequantize_int4(*quantize_int4(x, None, symmetric)) - x).abs()[..., 1:]
+        assert float(error[..., 1:].mean()) < float(per_token.mean())
+
+
+def test_per_channel_dequantize_rejects_a_mismatched_scale():
+    q, scale, _ = quantize_int4_channels(torch.randn(4, 8))
+    with pytest.raises(ValueError, match="scale shape"):
+        dequantize_int4_channels(q, scale[:4])
+    with pytest.raises(ValueError, match="block of tokens"):
+        quantize_int4_channels(torch.randn(8))
+
+
+@pytest.mark.parametrize(("scheme", "written", "rows"), [
+    (QuantScheme(), 5, 5),
+    (QuantScheme(residual_length=4), 3, 0),  # shorter than the window
+    (QuantScheme(residual_length=4), 4, 0),  # exactly the window
+    (QuantScheme(residual_length=4), 5, 1),  # one past it
+    (QuantScheme(key_quant="channel", channel_block=4), 7, 4),
+    (QuantScheme(key_quant="channel", channel_block=4), 8, 8),
+    (QuantScheme(key_quant="channel", channel_block=4, residual_length=2), 9, 4),
+    (QuantScheme(key_quant="channel", channel_block=4, residual_length=2), 10, 8),
+])
+def test_quantized_rows(scheme, written, rows):
+    assert scheme.quantized_rows(0, written) == rows
+    assert int(scheme.quantized_rows(0, torch.tensor(written))) == rows
+    assert scheme.quantized_rows(1, written) == max(written - scheme.residual_length, 0)
+    assert written - rows <= scheme.window_rows(0)
+
+
+@pytest.mark.parametrize("bad", [dict(key_quant="row"), dict(value_quant="channel"), dict(residual_length=-1),
+                                 dict(channel_block=0), dict(residual_length=True)])
+def test_a_bad_scheme_is_refused(bad):
+    with pytest.raises(ValueError):
+        QuantScheme(**bad)
+    with pytest.raises(ValueError):
+        ECCCache(CONFIG, 1, 32, mode="int4", **bad)
+
+
+def _states(length, seed=0, dtype=torch.float16):
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(1, 1, length, HEAD_DIM, generator=g)
+    k[..., 3] *= 30  # an outlier key channel
+    return k.to(dtype), torch.randn(1, 1, length, HEAD_DIM, generator=g).to(dtype)
+
+
+def _expected(x, scheme, kv, symmetric=True):
+    """What a cache under ``scheme`` returns for ``x`` written: codeword rows dequantized, the
+    window's rows as they were written."""
+    rows = scheme.quantized_rows(kv, x.shape[-2])
+    out = x.clone()
+    if rows and scheme.axis(kv) == "channel":
+        blocks = x[:, :, :rows].float().unflatten(-2, (-1, scheme.channel_block))
+        out[:, :, :rows] = dequantize_int4_channels(*quantize_int4_channels(blocks, symmetric)).flatten(-3, -2).to(x.dtype)
+    elif rows:
+        out[:, :, :rows] = dequantize_int4(*quantize_int4(x[:, :, :rows], None, symmetric)).to(x.dtype)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay", "int4-secded72"])
+@pytest.mark.parametrize("scheme", [QuantScheme(residual_length=4), QuantScheme(key_quant="channel", channel_block=4),
+                                    QuantScheme(key_quant="channel", channel_block=4, residual_length=3)], ids=str)
+@pytest.mark.parametrize("length", [3, 4, 5, 11, 12, 13])
+def test_the_cache_returns_the_window_as_written_and_the_rest_quantized_on_its_axis(mode, scheme, length):
+    k, v = _states(length)
+    cache = ECCCache(CONFIG, 1, 32, mode=mode, key_quant=scheme.key_quant, residual_length=scheme.residual_length,
+                     channel_block=scheme.channel_block)
+    got_k, got_v = cache.update(k, v, 0)
+    torch.testing.assert_close(got_k[:, :, :length], _expected(k, scheme, 0), rtol=0, atol=0)
+    torch.testing.assert_close(got_v[:, :, :length], _expected(v, scheme, 1), rtol=0, atol=0)
+    stats = cache.stats()
+    assert stats["window"]["read"] == (2 * length - scheme.quantized_rows(0, length) - scheme.quantized_rows(1, length)) * HEAD_DIM
+    assert stats["read"] == (scheme.quantized_rows(0, length) + scheme.quantized_rows(1, length)) * (
+        StorageLayout(cache.mode.codec, HEAD_DIM).codewords_per_row)
+
+
+@pytest.mark.parametrize("scheme", [QuantScheme(residual_length=4), QuantScheme(key_quant="channel", channel_block=4, residual_length=3)],
+                         ids=str)
+@pytest.mark.parametrize("chunks", [[1] * 13, [5, 1, 7], [2, 9, 2]])
+def test_writing_in_chunks_stores_what_one_write_stores(scheme, chunks):
+    k, v = _states(sum(chunks), seed=1)
+    caches = [ECCCache(CONFIG, 1, 32, mode="int4-hamming84", key_quant=scheme.key_quant,
+                       residual_length=scheme.residual_length, channel_block=scheme.channel_block) for _ in range(2)]
+    whole = caches[0].update(k, v, 0)
+    first = 0
+    for n in chunks:
+        pieces = caches[1].update(k[:, :, first : first + n], v[:, :, first : first + n], 0)
+        first += n
+    for a, b in zip(whole, pieces):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    one, chunked = caches[0].layers[0], caches[1].layers[0]
+    for name in ("_k", "_v"):
+        assert torch.equal(getattr(one, name).stored, getattr(chunked, name).stored)
+        assert torch.equal(getattr(one, name).meta, getattr(chunked, name).meta)
+
+
+def test_a_detected_channel_scale_erases_its_channel_for_the_whole_block():
+    codec, block, dim = "hamming84", 4, 8
+    t = codec_tables(codec, "cpu")
+    meta_layout = MetadataLayout(codec, dim)
+    x = torch.randn(1, 1, 2 * block, dim)
+    q, scale, zero = quantize_int4_channels(x.unflatten(-2, (2, block)))
+    stored = torch.ops.ecc.encode(q.flatten(-3, -2), t[0], t[1], codec)
+    meta = meta_layout.store(scale, zero, get_codec("golay24").tables("cpu"))
+    values, status = torch.ops.ecc.decode(stored, t[0], t[1], codec, dim)
+    clean = dequantize_channel_cache(values, status, meta, get_codec("golay24").tables("cpu"), codec, True, True, new_counters(),
+                                     torch.float32)
+    # Four flips in the first Golay codeword of block 0's metadata (channel 0's scale): detected.
+    corrupted = meta.clone()
+    corrupted[0, 0, 0, 0] ^= 0x0F
+    counters = new_counters()
+    got = dequantize_channel_cache(values, status, corrupted, get_codec("golay24").tables("cpu"), codec, True, True, counters,
+                                   torch.float32)
+    assert int(counters[C.META_DETECTED]) >= 1
+    # Channel 0 of block 0 is interpolated from its one neighbour outside the block; the rest is as clean.
+    torch.testing.assert_close(got[..., :block, 0], clean[..., block : block + 1, 0].expand(1, 1, block))
+    torch.testing.assert_close(got[..., 1:], clean[..., 1:])
+    torch.testing.assert_close(got[..., block:, :], clean[..., block:, :])
+
+
+def test_window_words_take_faults_and_are_counted_apart():
+    k, v = _states(20, seed=2)
+    fault = FaultModel("bsc", 1e-2, seed=3)
+    cache = ECCCache(CONFIG, 1, 32, mode="int4-hamming84", residual_length=8, fault=fault)
+    cache.update(k, v, 0)
+    window = cache.stats()["window"]
+    assert window["read"] == 2 * 8 * HEAD_DIM
+    assert window["injected"] > 0 and 0 < window["silent"] <= window["read"]
+    # Values only (the paper's fault targets): the window is not struck.
+    cache = ECCCache(CONFIG, 1, 32, mode="int4-hamming84", residual_length=8, fault=FaultModel("bsc", 1e-2, seed=3, targets="values"))
+    cache.update(k, v, 0)
+    assert cache.stats()["window"]["injected"] == 0
+
+
+def test_fused_attention_falls_back_with_a_warning():
+    config = LlamaConfig(**{**CONFIG.to_dict(), "attn_implementation": "ecc"})
+    with pytest.warns(UserWarning, match="per-channel key scales or a residual window"):
+        cache = ECCCache(config, 1, 32, mode="int4-hamming84", attention="fused", key_quant="channel")
+    assert cache.attention == "dense"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ECCCache(config, 1, 32, mode="int4-hamming84", attention="fused").attention == "fused"
+
+
+@pytest.mark.parametrize("scheme", [dict(residual_length=3), dict(key_quant="channel", channel_block=4, residual_length=2),
+                                    dict(key_quant="channel", channel_block=4)], ids=str)
+def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(scheme):
+    from transformers import LlamaForCausalLM
+
+    from ecc_tensor.integrations.hf import cache_argument
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, max_position_embeddings=64, initializer_range=0.3)
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))
+    caches = [ECCCache(config, 1, 24, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32, **scheme) for _ in range(2)]
+    compiled = torch.compile(model.forward, fullgraph=True)
+    with torch.no_grad():
+        for cache in caches:
+            model(ids, **cache_argument(model, cache), use_cache=True)  # prefill in eager
+        for step in range(7):  # across block and window boundaries
+            token, position = torch.tensor([[step + 3]]), torch.tensor([[6 + step]])
+            got = compiled(token, **cache_argument(model, caches[0]), use_cache=True, position_ids=position).logits
+            want = model(token, **cache_argument(model, caches[1]), use_cache=True, position_ids=position).logits
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # The compiled model's K/V differ from eager's in the last bits (fused arithmetic), so the
+    # scales may too; the codes and every count agree.
+    compiled_layer, eager_layer = caches[0].layers[0], caches[1].layers[0]
+    for name in ("_k", "_v"):
+        compiled_store, eager_store = getattr(compiled_layer, name), getattr(eager_layer, name)
+        assert torch.equal(compiled_store.stored, eager_store.stored)
+        tables = compiled_store.meta_tables
+        torch.testing.assert_close(compiled_store.meta_layout.load(compiled_store.meta, tables)[0],
+                                   eager_store.meta_layout.load(eager_store.meta, tables)[0], rtol=1e-6, atol=0)
+    got, want = caches[0].stats(), caches[1].stats()
+    assert got["read"] == want["read"] > 0 and got["metadata"] == want["metadata"] and got["window"] == want["window"]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay", "int4-secded72"])
+def test_a_scheme_on_the_gpu_stores_and_reads_what_the_cpu_does(mode):
+    """The codec kernels encode and decode per-channel keys and the window's neighbours on the
+    GPU; faults (drawn by address) land alike."""
+    k, v = _states(300, seed=4, dtype=torch.bfloat16)
+    fault = FaultModel("bsc", 1e-3, seed=5)
+    config = LlamaConfig(**{**CONFIG.to_dict(), "max_position_embeddings": 512})
+    results = []
+    for device in ("cpu", "cuda"):
+        cache = ECCCache(config, 1, 320, mode=mode, key_quant="channel", residual_length=32, fault=fault)
+        got = cache.update(k.to(device), v.to(device), 0)
+        results.append((tuple(t.cpu() for t in got), cache.stats()))
+    (cpu_kv, cpu_stats), (gpu_kv, gpu_stats) = results
+    for a, b in zip(cpu_kv, gpu_kv):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    cpu_stats.pop("layers"), gpu_stats.pop("layers")
+    assert cpu_stats == gpu_stats
