@@ -66,3 +66,29 @@ def test_bench_cache_cpu_smoke(capsys):
 
     main(["--lengths", "48", "64", "--modes", "int4-hamming84-interp", "--steps", "2"])
     assert "| 64 |" in capsys.readouterr().out
+
+
+def test_the_folded_gqa_baseline_attends_what_transformers_sdpa_does():
+    """bench_e2e's ``static-folded`` baseline (query heads folded onto the query axis, no copies
+    of K/V) gives the stock SDPA's logits over a static cache, prefill and decoding steps."""
+    import torch
+    from transformers import StaticCache
+
+    from benchmarks.bench_e2e import FOLDED, build_model
+    from ecc_tensor.integrations.hf import cache_argument
+
+    torch.manual_seed(0)
+    model = build_model("tiny", torch.device("cpu"), torch.float32)
+    ids = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(1))
+    logits = {}
+    for attention in ("sdpa", FOLDED):
+        model.set_attn_implementation(attention)
+        cache = StaticCache(model.config, max_cache_len=16)
+        with torch.no_grad():
+            out = [model(ids, **cache_argument(model, cache), use_cache=True).logits]
+            for step in range(3):
+                token, position = ids[:, step : step + 1], torch.full((2, 1), 9 + step)
+                out.append(model(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits)
+        logits[attention] = torch.cat(out, dim=1)
+    model.set_attn_implementation("sdpa")
+    torch.testing.assert_close(logits[FOLDED], logits["sdpa"], rtol=1e-5, atol=1e-5)
