@@ -29,12 +29,11 @@ import torch
 import torch.nn.functional as F
 
 import ecc_tensor.ops as ops
-from ecc_tensor.attention import dequantize_channel_cache
+from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_channels
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
 from ecc_tensor.fp8 import head_scale, to_e4m3
-from ecc_tensor.metadata import MetadataLayout, metadata_codec
-from ecc_tensor.quant import quantize_int4_channels
+from ecc_tensor.metadata import metadata_codec
 
 try:
     from .common import append_results, time_call
@@ -57,10 +56,8 @@ CHANNEL_BLOCK = 128  # tokens per per-channel key block
 def encode_channel_keys(x: torch.Tensor, codec: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys ``[..., S, D]`` quantized per channel over blocks of ``CHANNEL_BLOCK`` tokens:
     (codewords ``[..., S, row_bytes]``, block scales ``[..., S / block, meta_bytes]``)."""
-    q, scale, _ = quantize_int4_channels(x.float().unflatten(-2, (-1, CHANNEL_BLOCK)))
-    values = get_codec(codec).tables(x.device)
-    stored = torch.ops.ecc.encode(q.flatten(-3, -2), values.encode_table, values.syndrome_table, codec)
-    return stored, MetadataLayout(codec, x.shape[-1]).store(scale, None, get_codec(metadata_codec(codec)).tables(x.device))
+    return quantize_encode_channels(x, CHANNEL_BLOCK, get_codec(codec).tables(x.device),
+                                    get_codec(metadata_codec(codec)).tables(x.device), codec)
 
 
 def decode_channel_keys(stored, meta, codec, head_dim, counters, dtype) -> torch.Tensor:

@@ -19,7 +19,7 @@ from .codecs import CodecTables
 from .counters import add_decode_counts
 from .interp import interpolate_erasures
 from .metadata import MetadataLayout, value_groups
-from .quant import dequantize_int4, dequantize_int4_channels
+from .quant import dequantize_int4, dequantize_int4_channels, quantize_int4_channels
 from .storage import StorageLayout, written_rows
 
 
@@ -61,6 +61,18 @@ def dequantize_cache(
         erased = layout.erased_values(status, written) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
         out = interpolate_erasures(out, erased, dim=-2)
     return out.to(dtype)
+
+
+def quantize_encode_channels(
+    x: torch.Tensor, block: int, tables: CodecTables, meta_tables: CodecTables, codec: str, symmetric: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys ``x`` ``[..., S, D]`` (``S`` a multiple of ``block``) quantized per channel over
+    blocks of ``block`` tokens: (codewords ``[..., S, row_bytes]``, each block's scales (and
+    zero points) ``[..., S / block, meta_bytes]`` stored as the metadata of a row of ``D``
+    groups). :func:`dequantize_channel_cache` reads them back."""
+    q, scale, zero = quantize_int4_channels(x.float().unflatten(-2, (-1, block)), symmetric)
+    stored = torch.ops.ecc.encode(q.flatten(-3, -2), tables.encode_table, tables.syndrome_table, codec)
+    return stored, MetadataLayout(codec, x.shape[-1], symmetric).store(scale, zero, meta_tables)
 
 
 def dequantize_channel_cache(

@@ -21,13 +21,12 @@ except ImportError:  # pragma: no cover
 
 import ecc_tensor.ops as ops
 from ecc_tensor import counters as C
-from ecc_tensor.attention import dequantize_channel_cache
+from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_channels
 from ecc_tensor.codecs import CodecTables, int_to_bits
 from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, WINDOW_ADDRESS, FaultModel
 from ecc_tensor.fp8 import head_scale
 from ecc_tensor.metadata import MetadataLayout, codec_tables, value_groups
 from ecc_tensor.modes import CacheMode
-from ecc_tensor.quant import quantize_int4_channels
 from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import ECCInt4Tensor
@@ -510,9 +509,7 @@ class ECCLayer(_StoredLayer):
             x = window.index_select(2, place % rows).to(states.dtype)
             if not scheme.residual_length:  # the block ends with this token, which leaves as written (never held)
                 x = torch.cat([x[:, :, :-1], states], dim=2)
-            q, scale, zero = quantize_int4_channels(x.float(), self.symmetric)
-            stored = torch.ops.ecc.encode(q, t[0], t[1], self.mode.codec)
-            meta = store.meta_layout.store(scale.unsqueeze(-2), None if zero is None else zero.unsqueeze(-2), store.meta_tables)
+            stored, meta = quantize_encode_channels(x, block, CodecTables(*t[:2]), store.meta_tables, self.mode.codec, self.symmetric)
         store.stored.index_copy_(2, place, torch.where(leaves, stored, store.stored.index_select(2, place)))
         store.meta.index_copy_(2, meta_place, torch.where(leaves, meta, store.meta.index_select(2, meta_place)))
 
@@ -559,10 +556,8 @@ class ECCLayer(_StoredLayer):
         def encode(rows_x):
             if not store.channel_block:
                 return torch.ops.ecc.quantize_encode(rows_x.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
-            blocks = rows_x.float().unflatten(-2, (-1, store.channel_block))
-            q, scale, zero = quantize_int4_channels(blocks, self.symmetric)
-            stored = torch.ops.ecc.encode(q.flatten(-3, -2), t[0], t[1], self.mode.codec)
-            return stored, store.meta_layout.store(scale, zero, store.meta_tables)
+            return quantize_encode_channels(rows_x, store.channel_block, CodecTables(*t[:2]), store.meta_tables, self.mode.codec,
+                                            self.symmetric)
 
         stored, meta = encode(x)
         if store.shadow is not None:

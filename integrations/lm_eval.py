@@ -17,6 +17,7 @@ up in :attr:`ECCHFLM.ecc_stats` and are logged (every 50 calls and at exit).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 
 import torch
@@ -74,8 +75,7 @@ class ECCHFLM(HFLM):
             fault = FaultModel(self.fault_model, self.ber, seed, site=self.fault_site, targets=self.fault_targets)
         self._calls += 1
         return ECCCache(self.model.config, batch, length, mode=self.cache_mode, fault=fault, group_size=self.group_size,
-                        key_quant=self.scheme.key_quant, residual_length=self.scheme.residual_length,
-                        channel_block=self.scheme.channel_block)
+                        **dataclasses.asdict(self.scheme))
 
     def _record(self, cache: ECCCache) -> None:
         stats = cache.stats()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -48,8 +49,7 @@ def generate(model, tokenizer, prompt: str, mode: str, fault: FaultModel | None,
     from ..integrations.hf import ECCCache, cache_argument
 
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
-    options = {} if scheme is None else dict(key_quant=scheme.key_quant, residual_length=scheme.residual_length,
-                                            channel_block=scheme.channel_block)
+    options = {} if scheme is None else dataclasses.asdict(scheme)  # its fields are ECCCache's keywords
     cache = ECCCache(model.config, 1, ids.shape[1] + new_tokens, mode=mode, fault=fault, **options)
     out = model.generate(
         ids, attention_mask=torch.ones_like(ids), **cache_argument(model, cache), max_new_tokens=new_tokens,

@@ -291,8 +291,7 @@ def _scored_windows(model, tokens, windows, settings, mode: str = "fp16", fault=
         if cache is None:
             cache = caches[len(rows)] = ECCCache(model.config, len(rows), settings.window, mode=mode, fault=fault,
                                                  group_size=settings.group_size, track_silent=track_silent, rows_as_sequences=True,
-                                                 key_quant=settings.key_quant, residual_length=settings.residual_length,
-                                                 channel_block=settings.channel_block)
+                                                 **dataclasses.asdict(settings.scheme))
         ids = torch.stack([tokens[windows[i].start : windows[i].start + settings.window] for i in rows]).to(model.device)
         logprobs = windows_logprobs(model, ids, cache, first_sequence=rows[0] + 1)
         for b, i in enumerate(rows):
