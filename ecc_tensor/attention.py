@@ -86,19 +86,28 @@ def dequantize_channel_cache(
     counters: torch.Tensor,
     dtype: torch.dtype,
     rows: torch.Tensor | None = None,
+    block: int | None = None,
 ) -> torch.Tensor:
     """:func:`dequantize_cache` for keys quantized per channel (:mod:`ecc_tensor.quant_scheme`),
     from their decoded codewords (``values`` ``[..., S, D]`` and ``status``, of ``ecc::decode``),
-    which hold blocks of ``S // blocks`` tokens, and ``meta`` ``[..., blocks, meta_bytes]``:
-    one scale (and zero point) per channel and block, stored as the metadata of a row of ``D``
-    groups. A detected scale erases its channel in every token of its block. ``rows`` (int64
-    scalar tensor), for a preallocated cache: only the first ``rows`` rows (whole blocks) are
-    counted and used as interpolation neighbours."""
-    head_dim = values.shape[-1]
+    which hold blocks of ``block`` tokens (default ``S // blocks``; a preallocated cache's last
+    block may be cut short), and ``meta`` ``[..., blocks, meta_bytes]``: one scale (and zero
+    point) per channel and block, stored as the metadata of a row of ``D`` groups. A detected
+    scale erases its channel in every token of its block. ``rows`` (int64 tensor broadcastable
+    to ``[..., 1, 1]``), for a preallocated cache: only the first ``rows`` rows (whole blocks)
+    are counted and used as interpolation neighbours."""
+    head_dim, seq = values.shape[-1], values.shape[-2]
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, head_dim, symmetric)
     blocks = meta.shape[-2]
-    block = values.shape[-2] // blocks
+    block = seq // blocks if block is None else block
+    if blocks * block != seq:  # pad the cut-short last block (its rows are never written) to whole blocks
+        if not (blocks - 1) * block < seq < blocks * block:
+            raise ValueError(f"{blocks} blocks of {block} tokens do not cover {seq} rows")
+        pad = blocks * block - seq
+        values = torch.nn.functional.pad(values, (0, 0, 0, pad))
+        status = torch.nn.functional.pad(status, (0, 0, 0, pad))
+        rows = seq if rows is None else rows
     words, meta_status, meta_erased = meta_layout.load(meta, meta_tables)
     written = written_rows(values, rows)
     meta_written = None if rows is None else (torch.arange(blocks, device=values.device) * block < rows).unsqueeze(-1)
@@ -110,7 +119,7 @@ def dequantize_channel_cache(
     if interpolate:
         channel_erased = meta_layout.group_flags(meta_erased).unsqueeze(-2).expand(*by_block.shape).flatten(-3, -2)
         out = interpolate_erasures(out, layout.erased_values(status, written) | channel_erased, dim=-2)
-    return out.to(dtype)
+    return out[..., :seq, :].to(dtype)
 
 
 def attention_reference(
@@ -144,3 +153,12 @@ def attention_reference(
     scores = scores.masked_fill(~visible, float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows that see nothing: zeros
     return (weights @ v).to(query.dtype)
+
+
+def with_window(x: torch.Tensor, window: torch.Tensor, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[B, H, S, D]`` with rows ``[first[b], last[b])`` of each sequence taken from the
+    full-precision ring buffer ``window`` ``[B, H, W, D]`` (token ``p`` at row ``p % W``)."""
+    positions = torch.arange(x.shape[-2], device=x.device)
+    held = window.index_select(2, positions % window.shape[-2]).to(x.dtype)
+    inside = (positions >= first.view(-1, 1)) & (positions < last.view(-1, 1))
+    return torch.where(inside[:, None, :, None], held, x)

@@ -15,7 +15,9 @@ codewords and which are still in the window:
   once every token of the block has left the window (KIVI's scheme), so rows
   ``[0, floor((n - R) / T) T)`` are codewords, each block with one scale (and zero point) per
   channel, and a block being filled stays in full precision. The window then holds between R
-  and R + T - 1 tokens (its buffer R + T rows).
+  and R + T - 1 tokens (its buffer R + T rows). Values leave the window with the keys' block
+  (each quantized per token), so that K and V share one boundary, as transformers'
+  ``QuantizedCache`` quantizes both at once, and attention reads every token from one place.
 
 Every read sees the cache as it is after the write: a prefill of a whole prompt is read with
 the prompt's last R tokens (and a partial key block) in full precision and the rest quantized.
@@ -55,26 +57,29 @@ class QuantScheme:
         return self.key_quant if kv == 0 else self.value_quant
 
     def is_plain(self, kv: int) -> bool:
-        """Per token with no window: every written row is a codeword (the paper's scheme)."""
-        return self.axis(kv) == "token" and self.residual_length == 0
+        """Every written row of keys (``kv`` 0) or values (1) is a codeword (the paper's scheme):
+        keys per token and no window. Values share the keys' window, so they are plain only
+        where keys are."""
+        return self.key_quant == "token" and self.residual_length == 0
 
     @property
     def plain(self) -> bool:
         return self.is_plain(0) and self.is_plain(1)
 
     def quantized_rows(self, kv: int, written):
-        """How many leading rows of ``written`` (an int, or an int64 tensor) are codewords."""
+        """How many leading rows of ``written`` (an int, or an int64 tensor) are codewords: the
+        same for keys (``kv`` 0) and values (1)."""
         if isinstance(written, torch.Tensor):
             left = torch.clamp(written - self.residual_length, min=0)
         else:
             left = max(written - self.residual_length, 0)
-        if self.axis(kv) == "channel":
+        if self.key_quant == "channel":
             left = left // self.channel_block * self.channel_block
         return left
 
     def window_rows(self, kv: int) -> int:
         """Rows of the full-precision window buffer: the most tokens it ever holds."""
-        return self.residual_length + (self.channel_block if self.axis(kv) == "channel" else 0)
+        return self.residual_length + (self.channel_block if self.key_quant == "channel" else 0)
 
     def blocks(self, max_rows: int) -> int:
         """Per-channel scale blocks a key store of ``max_rows`` rows needs."""

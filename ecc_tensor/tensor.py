@@ -11,7 +11,10 @@ from torch.utils._python_dispatch import return_and_correct_aliasing
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
 from .codecs import CodecTables
 from .counters import new_counters
+from .attention import dequantize_channel_cache, quantize_encode_channels, with_window
 from .metadata import MetadataLayout, codec_tables
+from .quant_scheme import DEFAULT_CHANNEL_BLOCK, QuantScheme
+from .storage import StorageLayout
 
 
 def _torchao_base_tensor():
@@ -65,6 +68,10 @@ class ECCInt4Tensor(TorchAOBaseTensor):
             rows ``< seq_len`` along dim -2 are written (decoded, counted, used as
             interpolation neighbours and attended). Kept by whole-tensor views and copies,
             dropped by ops that reshape or index.
+        window: ``[batch, heads, W, D]`` in a 16-bit float dtype, the full-precision window of
+            a quantization scheme (:mod:`ecc_tensor.quant_scheme`): rows
+            ``[quantized_rows(), seq_len)`` are read from it (token ``p`` at row ``p % W``),
+            not from the codewords.
 
     Non-Tensor Attributes:
         codec: ``"int4" | "hamming74" | "hamming84" | "golay24"``.
@@ -76,22 +83,31 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     Optional Non-Tensor Attributes:
         interpolate: whether reads replace detected values by their temporal neighbours
             (the default of :meth:`dequantize` and of attention over this tensor).
+        channel_block: quantized per channel (keys, as KIVI does) over blocks of this many rows
+            along dim -2: ``meta`` then holds one row of ``D`` channel scales per block
+            (``groups`` is ``D``). None: per row.
+        residual_length, window_block: the window's extent: rows from ``floor((seq_len -
+            residual_length) / window_block) * window_block`` on are in ``window``
+            (:meth:`quantized_rows`; ``window_block`` is the keys' channel block, 1 when
+            they are quantized per token).
     """
 
     tensor_data_names = ["stored", "meta", "encode_table", "syndrome_table", "meta_encode_table", "meta_syndrome_table"]
     tensor_attribute_names = ["codec", "shape", "dtype", "groups", "symmetric"]
-    optional_tensor_data_names = ["counters", "seq_len"]
-    optional_tensor_attribute_names = ["interpolate"]
+    optional_tensor_data_names = ["counters", "seq_len", "window"]
+    optional_tensor_attribute_names = ["interpolate", "channel_block", "residual_length", "window_block"]
 
     def __new__(
         cls, stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, shape, dtype, groups=1,
-        symmetric=True, counters=None, seq_len=None, interpolate=None,
+        symmetric=True, counters=None, seq_len=None, window=None, interpolate=None, channel_block=None, residual_length=None,
+        window_block=None,
     ):
         return torch.Tensor._make_wrapper_subclass(cls, shape, dtype=dtype, device=stored.device, requires_grad=False)
 
     def __init__(
         self, stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, shape, dtype, groups=1,
-        symmetric=True, counters=None, seq_len=None, interpolate=None,
+        symmetric=True, counters=None, seq_len=None, window=None, interpolate=None, channel_block=None, residual_length=None,
+        window_block=None,
     ):
         super().__init__()
         self.stored = stored
@@ -105,10 +121,34 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         self.symmetric = bool(symmetric)
         self.counters = counters
         self.seq_len = seq_len
+        self.window = window
         self.interpolate = bool(interpolate)
+        self.channel_block = None if channel_block is None else int(channel_block)
+        self.residual_length = None if residual_length is None else int(residual_length)
+        self.window_block = None if window_block is None else int(window_block)
 
     def _quantization_type(self):
-        return f"codec={self.codec}, shape={tuple(self.shape)}, groups={self.groups}, symmetric={self.symmetric}, device={self.device}"
+        scheme = ""
+        if self.channel_block:
+            scheme += f", channel_block={self.channel_block}"
+        if self.window is not None:
+            scheme += f", residual_length={self.residual_length}, window_rows={self.window.shape[-2]}"
+        return (f"codec={self.codec}, shape={tuple(self.shape)}, groups={self.groups}, symmetric={self.symmetric}{scheme}, "
+                f"device={self.device}")
+
+    @property
+    def has_scheme(self) -> bool:
+        """Quantized per channel, or with a full-precision window (not the paper's per-row layout)."""
+        return bool(self.channel_block) or self.window is not None
+
+    def quantized_rows(self):
+        """How many leading rows along dim -2 are codewords (int64 scalar tensor, or None: every
+        row, or every written row with ``seq_len``)."""
+        if self.window is None:
+            return self.seq_len
+        written = self.seq_len if self.seq_len is not None else torch.tensor(self.shape[-2], device=self.device)
+        left = torch.clamp(written - self.residual_length, min=0)
+        return left // self.window_block * self.window_block
 
     def __repr__(self) -> str:
         return f"ECCInt4Tensor({self._quantization_type()}, dtype={self.dtype})"
@@ -122,14 +162,57 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         group_size: int | None = None,
         symmetric: bool = True,
         counters: torch.Tensor | None = None,
+        axis: str = "token",
+        channel_block: int = DEFAULT_CHANNEL_BLOCK,
+        residual_length: int = 0,
+        window_block: int | None = None,
     ) -> "ECCInt4Tensor":
-        """Quantize ``x`` ``[..., D]`` to INT4 per row (groups of ``group_size`` along D) and encode."""
+        """Quantize ``x`` ``[..., D]`` to INT4 and encode: per row (``axis="token"``; groups of
+        ``group_size`` along D), or, for keys ``[batch, heads, seq, D]``, per channel over blocks
+        of ``channel_block`` rows (``axis="channel"``, as KIVI and KVQuant quantize keys). With
+        ``residual_length`` R (or per channel), the last tokens stay in ``x``'s dtype in a window
+        (:mod:`ecc_tensor.quant_scheme`): per token the last R; per channel also the tokens of
+        a block not yet whole. ``window_block``: for values beside per-channel keys, their
+        ``channel_block``, so that both leave the window together (default: 1 per token,
+        ``channel_block`` per channel)."""
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() == 0:
             raise ValueError("ECCInt4Tensor.from_float needs a floating-point tensor with at least one dimension")
+        scheme = QuantScheme(key_quant=axis, residual_length=residual_length, channel_block=channel_block)
         tables = codec_tables(codec, x.device)
-        stored, meta = torch.ops.ecc.quantize_encode(x, *tables, codec, group_size, symmetric)
-        groups = 1 if group_size is None else x.shape[-1] // group_size
-        return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters)
+        if scheme.plain and window_block is None:
+            stored, meta = torch.ops.ecc.quantize_encode(x, *tables, codec, group_size, symmetric)
+            groups = 1 if group_size is None else x.shape[-1] // group_size
+            return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters)
+        if x.dim() != 4 or x.dtype.itemsize != 2:
+            raise ValueError(f"a per-channel or windowed ECCInt4Tensor takes [batch, heads, seq, head_dim] in a 16-bit float dtype "
+                             f"(its window keeps them as they are), got {x.dtype} {tuple(x.shape)}")
+        if axis == "channel" and group_size is not None:
+            raise ValueError("group_size groups a row's channels: per-channel quantization has one scale per channel already")
+        seq, head_dim = x.shape[-2:]
+        block = window_block if window_block is not None else (channel_block if axis == "channel" else 1)
+        rows = max(seq - residual_length, 0) // block * block
+        stored = torch.zeros(*x.shape[:-1], StorageLayout(codec, head_dim).row_bytes, dtype=torch.uint8, device=x.device)
+        if axis == "channel":
+            layout = MetadataLayout(codec, head_dim, symmetric)
+            meta = torch.zeros(*x.shape[:2], scheme.blocks(seq), layout.row_bytes, dtype=torch.uint8, device=x.device)
+            if rows:
+                stored[:, :, :rows], meta[:, :, : rows // channel_block] = quantize_encode_channels(
+                    x[:, :, :rows], channel_block, CodecTables(*tables[:2]), CodecTables(*tables[2:]), codec, symmetric)
+            groups = head_dim
+        else:
+            groups = 1 if group_size is None else head_dim // group_size
+            layout = MetadataLayout(codec, groups, symmetric)
+            meta = torch.zeros(*x.shape[:-1], layout.row_bytes, dtype=torch.uint8, device=x.device)
+            if rows:
+                stored[:, :, :rows], meta[:, :, :rows] = torch.ops.ecc.quantize_encode(x[:, :, :rows], *tables, codec, group_size,
+                                                                                      symmetric)
+        window = None
+        if residual_length or block > 1:  # as ECCCache's: R rows, and a block more where tokens leave a block at a time
+            window = x.new_zeros(*x.shape[:2], residual_length + (block if block > 1 else 0), head_dim)
+            window.index_copy_(2, torch.arange(rows, seq, device=x.device) % window.shape[-2], x[:, :, rows:])
+        return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters,
+                   seq_len=torch.tensor(seq, device=x.device), window=window, channel_block=channel_block if axis == "channel" else None,
+                   residual_length=residual_length, window_block=block)
 
     from_float = from_hp
 
@@ -154,10 +237,21 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         counters = counters if counters is not None else self.counters
         if counters is None:
             counters = new_counters(self.device)
-        return torch.ops.ecc.decode_dequantize(
-            self.stored, self.meta, *self.tables, self.codec, self.shape[-1], self.groups,
-            self.symmetric, self.interpolate if interpolate is None else interpolate, counters, dtype or self.dtype, self.seq_len,
-        )
+        interpolate = self.interpolate if interpolate is None else interpolate
+        rows = self.quantized_rows()
+        if self.channel_block:
+            values, status = self.decode()
+            out = dequantize_channel_cache(values, status, self.meta, CodecTables(*self.tables[2:]), self.codec, self.symmetric,
+                                           interpolate, counters, dtype or self.dtype, rows=rows, block=self.channel_block)
+        else:
+            out = torch.ops.ecc.decode_dequantize(
+                self.stored, self.meta, *self.tables, self.codec, self.shape[-1], self.groups, self.symmetric, interpolate, counters,
+                dtype or self.dtype, rows,
+            )
+        if self.window is not None:
+            written = self.seq_len if self.seq_len is not None else torch.tensor(self.shape[-2], device=self.device)
+            out = with_window(out, self.window, rows, written)
+        return out
 
     def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(INT4 values uint8 [..., D], status uint8 [..., codewords per row])``."""
@@ -171,13 +265,21 @@ class ECCInt4Tensor(TorchAOBaseTensor):
 
     # -- helpers for the op implementations ----------------------------------------------
     def _with_rows(self, fn, shape=None, dtype=None, keep_seq_len=False) -> "ECCInt4Tensor":
-        """A new tensor whose row data (stored, meta) is ``fn`` of this one's; the tables and
-        counters are shared; ``seq_len`` only where the rows keep their places."""
+        """A new tensor whose row data (stored, meta, window) is ``fn`` of this one's; the tables
+        and counters are shared; ``seq_len`` only where the rows keep their places (whole-tensor
+        views and copies, the only ops a per-channel or windowed tensor takes)."""
+        if self.has_scheme and not keep_seq_len:
+            raise NotImplementedError(f"{self!r}: its rows are not one codeword row each (per-channel scales, or a window); "
+                                      f"call .dequantize() first")
         return ECCInt4Tensor(
             fn(self.stored), fn(self.meta), *self.tables, self.codec,
             self.shape if shape is None else torch.Size(shape), dtype or self.dtype, self.groups, self.symmetric,
-            counters=self.counters, seq_len=self.seq_len if keep_seq_len else None, interpolate=self.interpolate,
+            counters=self.counters, seq_len=self.seq_len if keep_seq_len else None,
+            window=None if self.window is None else fn(self.window), interpolate=self.interpolate, **self._scheme_attributes(),
         )
+
+    def _scheme_attributes(self) -> dict:
+        return dict(channel_block=self.channel_block, residual_length=self.residual_length, window_block=self.window_block)
 
     def _row_dim(self, dim: int, ndim: int | None = None) -> int:
         ndim = self.dim() if ndim is None else ndim
@@ -193,6 +295,8 @@ class ECCInt4Tensor(TorchAOBaseTensor):
 
     def _as_ecc(self, src: torch.Tensor) -> "ECCInt4Tensor":
         """``src`` in this tensor's codec and grouping (quantizing a dense source)."""
+        if self.has_scheme or (isinstance(src, ECCInt4Tensor) and src.has_scheme):
+            raise NotImplementedError("copying into or from a per-channel or windowed ECCInt4Tensor: build it with from_float instead")
         if isinstance(src, ECCInt4Tensor):
             if (src.codec, src.groups, src.symmetric) != (self.codec, self.groups, self.symmetric):
                 raise ValueError(f"cannot copy an ECCInt4Tensor({src.codec}) into an ECCInt4Tensor({self.codec}) of another layout")
@@ -228,7 +332,7 @@ def _(func, types, args, kwargs):
     return ECCInt4Tensor(
         moved(self.stored), moved(self.meta), *(moved(t) for t in self.tables), self.codec, self.shape, dtype, self.groups,
         self.symmetric, counters=moved(self.counters),
-        seq_len=moved(self.seq_len), interpolate=self.interpolate,
+        seq_len=moved(self.seq_len), window=moved(self.window), interpolate=self.interpolate, **self._scheme_attributes(),
     )
 
 
@@ -377,7 +481,10 @@ def fused_attention_applies(query, key, value, dropout_p=0.0, is_causal=False, e
     if query.dim() != 4 or key.dim() != 4 or value.shape != key.shape or query.shape[-1] != key.shape[-1]:
         return False
     same_layout = (
-        (key.codec, key.groups, key.symmetric, key.interpolate) == (value.codec, value.groups, value.symmetric, value.interpolate)
+        (key.codec, key.symmetric, key.interpolate, key.residual_length, key.window_block)
+        == (value.codec, value.symmetric, value.interpolate, value.residual_length, value.window_block)
+        and (key.groups == value.groups or key.channel_block) and not value.channel_block
+        and (key.window is None) == (value.window is None)
     )
     heads_ok = query.shape[1] == key.shape[1] or (enable_gqa and query.shape[1] % key.shape[1] == 0)
     return (
@@ -412,9 +519,15 @@ def ecc_decode_attention(
     else:
         counters = new_counters(query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
+    scheme = {}
+    if key.has_scheme:
+        rows = key.quantized_rows()
+        scheme = dict(key_channel_block=key.channel_block or 0)
+        if key.window is not None:
+            scheme.update(quantized_lens=rows.to(torch.int64).reshape(-1).expand(batch), k_window=key.window, v_window=value.window)
     return torch.ops.ecc.decode_attention(
         query, key.stored, key.meta, value.stored, value.meta, *key.tables, key.codec,
-        key.shape[-1], key.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale,
+        key.shape[-1], value.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale, **scheme,
     )
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 
 import torch
 from transformers.cache_utils import Cache
@@ -104,9 +103,9 @@ class ECCCache(Cache):
             scheme (:mod:`ecc_tensor.quant_scheme`): keys per ``"token"`` (the paper's) or per
             ``"channel"`` over blocks of ``channel_block`` tokens (KIVI's), values per token;
             the last ``residual_length`` tokens kept as 16-bit words (faulted as such with
-            ``targets="all"`` and counted in ``stats()["window"]``). The fused attention does
-            not read such a cache yet: with ``attention="fused"`` it warns and returns
-            decoded K/V. The 16-bit and fp8 modes ignore these.
+            ``targets="all"`` and counted in ``stats()["window"]``). The fused attention reads
+            the per-channel scales and the window itself. The 16-bit and fp8 modes ignore
+            these.
         rows_as_sequences: each batch row is a sequence of its own for fault draws: row ``b``
             takes exactly the faults a one-row cache takes as sequence ``first_sequence + b``
             (see :meth:`reset`), so several independent texts score in one forward with the
@@ -171,12 +170,6 @@ class ECCCache(Cache):
                 f"attention='fused' hands ECCInt4Tensor K/V to the model's attention, which is {implementation!r}: "
                 f"call model.set_attn_implementation({ATTENTION_NAME!r}) before creating the cache"
             )
-        if attention == "fused" and self.mode.quantized and not self.scheme.plain:
-            warnings.warn(
-                "ecc::decode_attention does not read per-channel key scales or a residual window yet: this cache decodes "
-                "K/V and the model attends with SDPA", stacklevel=2,
-            )
-            attention = "dense"
         self.attention = attention
         injects = fault is not None and fault.ber > 0 and self.mode.faulted
         track_silent = injects if track_silent is None else bool(track_silent)

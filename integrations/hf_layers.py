@@ -376,15 +376,21 @@ class ECCLayer(_StoredLayer):
         return _CodedStore(self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.device,
                            self.group_size, self.symmetric, self.track_silent, self.scheme, kv, self.dtype)
 
-    def _public_view(self, store: _CodedStore, words: torch.Tensor | None = None, meta: torch.Tensor | None = None) -> torch.Tensor:
+    def _public_view(self, store: _CodedStore, words: torch.Tensor | None = None, meta: torch.Tensor | None = None,
+                     window: torch.Tensor | None = None) -> torch.Tensor:
         """The stored (or given, e.g. read-faulted) words as an ECCInt4Tensor that knows how
-        many rows are written, whether to interpolate and where to count its decodes."""
-        meta_layout = store.meta_layout
+        many rows are written, whether to interpolate and where to count its decodes; under a
+        scheme with one, with the window (:mod:`ecc_tensor.quant_scheme`)."""
+        meta_layout, scheme = store.meta_layout, self.scheme
+        windowed = {}
+        if store.window is not None:
+            windowed = dict(window=store.window if window is None else window, residual_length=scheme.residual_length,
+                            window_block=scheme.channel_block if scheme.key_quant == "channel" else 1)
         return ECCInt4Tensor(
             store.stored if words is None else words, store.meta if meta is None else meta, *store.tables, self.mode.codec,
             (*store.stored.shape[:-1], store.layout.head_dim), self.dtype,
             meta_layout.groups, meta_layout.symmetric, counters=self.counters, seq_len=self.cumulative_length,
-            interpolate=self.mode.interpolate,
+            interpolate=self.mode.interpolate, channel_block=store.channel_block, **windowed,
         )
 
     def _write(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
@@ -405,6 +411,8 @@ class ECCLayer(_StoredLayer):
 
     def _read(self, store: _CodedStore, kv: int) -> torch.Tensor:
         if not self.scheme.is_plain(kv):
+            if self.fused_attention:
+                return self._fused_windowed_view(store, kv)
             if is_torchdynamo_compiling() or self._mirror_stale:
                 return self._read_step(store, kv)
             return self._read_windowed(store, kv)
@@ -492,15 +500,15 @@ class ECCLayer(_StoredLayer):
         window, scheme, t = store.window, self.scheme, store.tables
         rows = window.shape[-2]
         new = states.to(window.dtype)
-        if store.channel_block is None:  # per token: the token R back leaves the window, from this token's slot
+        if scheme.key_quant == "token":  # per token: the token R back leaves the window, from this token's slot
             slot = position % rows
             leaving = window.index_select(2, slot)
             window.index_copy_(2, slot, new)
             stored, meta = torch.ops.ecc.quantize_encode(leaving.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
             place = torch.clamp(position - scheme.residual_length, min=0)
             meta_place, leaves = place, position >= scheme.residual_length
-        else:  # per channel: a key block leaves when its last token does
-            block = store.channel_block
+        else:  # keys per channel: a block leaves when its last token does, its values (per token) with it
+            block = scheme.channel_block
             window.index_copy_(2, position % rows, new)
             left = position + 1 - scheme.residual_length  # tokens out of the window after this write
             leaves = (left >= block) & (left % block == 0)
@@ -509,7 +517,11 @@ class ECCLayer(_StoredLayer):
             x = window.index_select(2, place % rows).to(states.dtype)
             if not scheme.residual_length:  # the block ends with this token, which leaves as written (never held)
                 x = torch.cat([x[:, :, :-1], states], dim=2)
-            stored, meta = quantize_encode_channels(x, block, CodecTables(*t[:2]), store.meta_tables, self.mode.codec, self.symmetric)
+            if store.channel_block:
+                stored, meta = quantize_encode_channels(x, block, CodecTables(*t[:2]), store.meta_tables, self.mode.codec, self.symmetric)
+            else:
+                stored, meta = torch.ops.ecc.quantize_encode(x.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
+                meta_place = place
         store.stored.index_copy_(2, place, torch.where(leaves, stored, store.stored.index_select(2, place)))
         store.meta.index_copy_(2, meta_place, torch.where(leaves, meta, store.meta.index_select(2, meta_place)))
 
@@ -523,7 +535,8 @@ class ECCLayer(_StoredLayer):
         if store.channel_block:
             values, status = torch.ops.ecc.decode(store.stored, t[0], t[1], codec, head_dim)
             decoded = dequantize_channel_cache(values, status, store.meta, store.meta_tables, codec, self.symmetric,
-                                               self.mode.interpolate, self.counters, self.dtype, rows=rows)
+                                               self.mode.interpolate, self.counters, self.dtype, rows=rows,
+                                               block=store.channel_block)
         else:
             layout = store.meta_layout
             decoded = torch.ops.ecc.decode_dequantize(store.stored, store.meta, *t, codec, head_dim, layout.groups, layout.symmetric,
@@ -571,10 +584,10 @@ class ECCLayer(_StoredLayer):
         store.stored[:, :, rows] = stored
         store.meta[:, :, meta_rows] = meta
 
-    def _read_windowed(self, store: _CodedStore, kv: int) -> torch.Tensor:
-        """The written tokens: codewords decoded, corrected, dequantized (and interpolated,
-        among the codeword rows), then the window's tokens as held; read-site faults strike
-        both."""
+    def _struck_windowed(self, store: _CodedStore, kv: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(codeword rows, their words, their metadata, the window's tokens in order) as this
+        read sees them: read-site faults strike all three; the window's reads and silent
+        corruptions are counted."""
         written = self._written
         rows = self.scheme.quantized_rows(kv, written)
         words, meta = store.stored[:, :, :rows], store.meta[:, :, : store.meta_rows(rows)]
@@ -587,6 +600,38 @@ class ECCLayer(_StoredLayer):
                 meta = self._inject(meta, store, kv, 0, event=self._reads, region="metadata")
             if self.faults_metadata and held.shape[-2]:
                 held = self._inject(held.view(torch.int16), store, kv, rows, event=self._reads, region="window").view(held.dtype)
+        if held.shape[-2]:
+            self.window_counters[_WINDOW_READ] += held.numel()
+            if store.window_shadow is not None:
+                clean = self._held(store, store.window_shadow, rows, written)
+                self.window_counters[_WINDOW_SILENT] += (held.view(torch.int16) != clean.view(torch.int16)).sum()
+        return rows, words, meta, held
+
+    def _fused_windowed_view(self, store: _CodedStore, kv: int) -> torch.Tensor:
+        """What the fused attention reads under a scheme: the codewords and the window as one
+        ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected)."""
+        if is_torchdynamo_compiling() or self._mirror_stale:
+            # A compiled step through the fused op gave other logits than an eager one (cause
+            # not found yet; the op alone compiles right, so suspect the window's write and the
+            # view's read of it): a compiled step decodes K/V here and attends them with SDPA.
+            return self._read_step(store, kv)
+        rows, words, meta, held = self._struck_windowed(store, kv)
+        if store.shadow is not None and rows:
+            self._count_silent(words, meta, store, rows)
+        if self.fault is None or not self.fault.at_read:
+            return self.keys if kv == 0 else self.values
+        all_words, all_meta, window = store.stored.clone(), store.meta.clone(), store.window.clone()
+        all_words[:, :, :rows] = words
+        all_meta[:, :, : meta.shape[-2]] = meta
+        window.index_copy_(2, store.window_slots(rows, self._written), held.to(window.dtype))
+        return self._public_view(store, all_words, all_meta, window)
+
+    def _read_windowed(self, store: _CodedStore, kv: int) -> torch.Tensor:
+        """The written tokens: codewords decoded, corrected, dequantized (and interpolated,
+        among the codeword rows), then the window's tokens as held; read-site faults strike
+        both."""
+        written = self._written
+        rows, words, meta, held = self._struck_windowed(store, kv)
         batch, heads, length, _ = store.stored.shape
         out = torch.zeros(batch, heads, length, store.layout.head_dim, dtype=self.dtype, device=self.device)
         t, codec = store.tables, self.mode.codec
@@ -603,10 +648,6 @@ class ECCLayer(_StoredLayer):
                 self._count_silent(words, meta, store, rows)
         if held.shape[-2]:
             out[:, :, rows:written] = held.to(self.dtype)
-            self.window_counters[_WINDOW_READ] += held.numel()
-            if store.window_shadow is not None:
-                clean = self._held(store, store.window_shadow, rows, written)
-                self.window_counters[_WINDOW_SILENT] += (held.view(torch.int16) != clean.view(torch.int16)).sum()
         return out
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.library import triton_op
 
-from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
+from ecc_tensor.attention import attention_reference, dequantize_cache, dequantize_channel_cache, with_window, written_mask
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import COUNTER_NAMES
 from ecc_tensor.faults import FaultModel
@@ -150,7 +150,8 @@ def _check_metadata(stored: Tensor, meta: Tensor, codec: str, groups: int, symme
                          f"[..., {want}] rows matching storage {tuple(stored.shape)}; got {meta.dtype} {tuple(meta.shape)}")
 
 
-def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask):
+def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask,
+                          key_channel_block=0, quantized_lens=None, k_window=None, v_window=None):
     if query.dim() != 4 or k_stored.dim() != 4 or v_stored.dim() != 4:
         raise ValueError("decode_attention takes query [B, Hq, Lq, D] and K/V storage [B, Hkv, S, row_bytes]")
     batch, q_heads, _, dim = query.shape
@@ -166,10 +167,26 @@ def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head
         raise ValueError(f"{codec} rows of head_dim {head_dim} take {want} bytes, storage has {row_bytes}")
     if head_dim % groups:
         raise ValueError(f"{groups} scale groups do not divide head_dim {head_dim}")
-    _check_metadata(k_stored, k_meta, codec, groups, symmetric)
+    if isinstance(key_channel_block, bool) or not isinstance(key_channel_block, int) or key_channel_block < 0:
+        raise ValueError(f"key_channel_block must be a non-negative int (0: keys quantized per token), got {key_channel_block!r}")
+    if key_channel_block:
+        want = (*k_stored.shape[:2], -(-seq // key_channel_block), MetadataLayout(codec, head_dim, symmetric).row_bytes)
+        if k_meta.dtype != torch.uint8 or tuple(k_meta.shape) != want:
+            raise ValueError(f"keys quantized per channel over blocks of {key_channel_block} rows take uint8 metadata {want} (one row of "
+                             f"{head_dim} channel scales a block); got {k_meta.dtype} {tuple(k_meta.shape)}")
+    else:
+        _check_metadata(k_stored, k_meta, codec, groups, symmetric)
     _check_metadata(v_stored, v_meta, codec, groups, symmetric)
-    if seq_lens.shape != (batch,) or seq_lens.dtype != torch.int64:
-        raise ValueError(f"seq_lens must be int64 [batch={batch}], got {seq_lens.dtype} {tuple(seq_lens.shape)}")
+    for name, lens in (("seq_lens", seq_lens), ("quantized_lens", quantized_lens)):
+        if lens is not None and (lens.shape != (batch,) or lens.dtype != torch.int64):
+            raise ValueError(f"{name} must be int64 [batch={batch}], got {lens.dtype} {tuple(lens.shape)}")
+    if (k_window is None) != (v_window is None) or (k_window is None) != (quantized_lens is None):
+        raise ValueError("a full-precision window takes quantized_lens, k_window and v_window together")
+    for name, window in (("k_window", k_window), ("v_window", v_window)):
+        if window is not None and (window.dim() != 4 or tuple(window.shape[:2]) != (batch, kv_heads) or window.shape[3] != head_dim
+                                   or window.shape[2] < 1 or not window.dtype.is_floating_point):
+            raise ValueError(f"{name} must be a floating [batch={batch}, kv_heads={kv_heads}, rows, head_dim={head_dim}] ring buffer, "
+                             f"got {window.dtype} {tuple(window.shape)}")
     _check_counters(counters)
     if attn_mask is not None:
         try:
@@ -200,6 +217,10 @@ def decode_attention(
     is_causal: bool,
     scale: float,
     config: str | None = None,
+    key_channel_block: int = 0,
+    quantized_lens: Tensor | None = None,
+    k_window: Tensor | None = None,
+    v_window: Tensor | None = None,
 ) -> Tensor:
     """Attention of a few query tokens over K/V kept as codewords, their scales too
     (``ecc_tensor.attention`` gives the semantics). On CUDA one fused kernel decodes, corrects,
@@ -207,26 +228,45 @@ def decode_attention(
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
     counts of K and V are added to ``counters``. ``config``
     (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``) overrides the fused kernel's launch
-    configuration, for tuning runs."""
-    _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask)
+    configuration, for tuning runs.
+
+    Quantization schemes (:mod:`ecc_tensor.quant_scheme`): ``key_channel_block`` > 0 says the
+    keys are quantized per channel over blocks of that many rows (``k_meta`` then holds one
+    row of ``head_dim`` channel scales per block); with ``quantized_lens`` (int64 ``[B]``) only
+    rows ``[0, quantized_lens[b])`` are codewords, and the window's tokens ``[quantized_lens[b],
+    seq_lens[b])`` are read from ``k_window``/``v_window`` ``[B, Hkv, W, D]``, token ``p`` at
+    row ``p % W``, as stored."""
+    _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask,
+                          key_channel_block, quantized_lens, k_window, v_window)
     if config is not None:
         attention.parse_config(config)  # a bad string fails on every device
-    if _on_gpu(query) and attention.has_kernel(codec, head_dim, groups, k_stored, v_stored):
+    channel_keys = key_channel_block > 0
+    if _on_gpu(query) and attention.has_kernel(codec, head_dim, groups, k_stored, v_stored, channel_keys=channel_keys):
         return attention.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale, config,
+            key_channel_block, quantized_lens, k_window, v_window,
         )
-    written = written_mask(seq_lens, k_stored.shape[-2])
-    if _on_gpu(query):  # a codec the fused attention does not know: decode with the codec kernels, attend in float32
+    rows = seq_lens if quantized_lens is None else quantized_lens
+    if _on_gpu(query) and not channel_keys:  # a codec the fused attention does not know: decode with the codec kernels
         k, v = (_decode_for_attention(stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
-                                      head_dim, groups, symmetric, interpolate, seq_lens, counters, query.dtype)
+                                      head_dim, groups, symmetric, interpolate, rows, counters, query.dtype)
                 for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))
-        return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)
-    tables = CodecTables(encode_table, syndrome_table)
-    meta_tables = CodecTables(meta_encode_table, meta_syndrome_table)
-    k, v = (dequantize_cache(stored, meta, tables, meta_tables, codec, head_dim, groups, symmetric, interpolate, written, counters,
+    else:
+        tables = CodecTables(encode_table, syndrome_table)
+        meta_tables = CodecTables(meta_encode_table, meta_syndrome_table)
+        written = written_mask(rows, k_stored.shape[-2])
+        if channel_keys:
+            values, status = StorageLayout(codec, head_dim).load(k_stored, tables)
+            k = dequantize_channel_cache(values, status, k_meta, meta_tables, codec, symmetric, interpolate, counters, query.dtype,
+                                         rows=rows.view(-1, 1, 1), block=key_channel_block)
+        else:
+            k = dequantize_cache(k_stored, k_meta, tables, meta_tables, codec, head_dim, groups, symmetric, interpolate, written,
+                                 counters, query.dtype)
+        v = dequantize_cache(v_stored, v_meta, tables, meta_tables, codec, head_dim, groups, symmetric, interpolate, written, counters,
                              query.dtype)
-            for stored, meta in ((k_stored, k_meta), (v_stored, v_meta)))
+    if k_window is not None:
+        k, v = (with_window(x, window, rows, seq_lens) for x, window in ((k, k_window), (v, v_window)))
     return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)
 
 

@@ -65,8 +65,11 @@ def test_per_channel_dequantize_rejects_a_mismatched_scale():
 def test_quantized_rows(scheme, written, rows):
     assert scheme.quantized_rows(0, written) == rows
     assert int(scheme.quantized_rows(0, torch.tensor(written))) == rows
-    assert scheme.quantized_rows(1, written) == max(written - scheme.residual_length, 0)
-    assert written - rows <= scheme.window_rows(0)
+    # Values leave the window with the keys (one boundary: attention reads each token from one place).
+    assert scheme.quantized_rows(1, written) == rows
+    if scheme.key_quant == "token":
+        assert rows == max(written - scheme.residual_length, 0)
+    assert written - rows <= scheme.window_rows(0) == scheme.window_rows(1)
 
 
 @pytest.mark.parametrize("bad", [dict(key_quant="row"), dict(value_quant="channel"), dict(residual_length=-1),
@@ -173,19 +176,49 @@ def test_window_words_take_faults_and_are_counted_apart():
     assert cache.stats()["window"]["injected"] == 0
 
 
-def test_fused_attention_falls_back_with_a_warning():
-    config = LlamaConfig(**{**CONFIG.to_dict(), "attn_implementation": "ecc"})
-    with pytest.warns(UserWarning, match="per-channel key scales or a residual window"):
-        cache = ECCCache(config, 1, 32, mode="int4-hamming84", attention="fused", key_quant="channel")
-    assert cache.attention == "dense"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert ECCCache(config, 1, 32, mode="int4-hamming84", attention="fused").attention == "fused"
+@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay"])
+@pytest.mark.parametrize("scheme", [dict(residual_length=3), dict(key_quant="channel", channel_block=4, residual_length=2)], ids=str)
+def test_fused_attention_reads_a_scheme_as_the_dense_path_does(mode, scheme):
+    """With a scheme the cache hands the fused attention its codewords, per-channel scales and
+    window (no warning, no fallback): decoding gives the dense path's logits under faults in
+    the codewords, and the same counts under faults everywhere (a struck window word may be
+    NaN, which SDPA and the reference attention propagate differently)."""
+    from transformers import LlamaForCausalLM
+
+    from ecc_tensor.integrations.hf import cache_argument
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, max_position_embeddings=64, initializer_range=0.3)
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 64, (1, 9), generator=torch.Generator().manual_seed(0))
+    for targets in ("values", "all"):
+        fault = FaultModel("bsc", 3e-3, seed=1, site="read", targets=targets)
+        logits, stats = [], []
+        for attention in ("fused", "dense"):
+            model.set_attn_implementation("ecc" if attention == "fused" else "sdpa")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                cache = ECCCache(model.config, 1, 24, mode=mode, attention=attention, fault=fault, **scheme)
+            assert cache.attention == attention
+            with torch.no_grad():
+                model(ids, **cache_argument(model, cache), use_cache=True)
+                steps = [model(torch.tensor([[step + 3]]), **cache_argument(model, cache), use_cache=True,
+                               position_ids=torch.tensor([[9 + step]])).logits for step in range(6)]
+            logits.append(torch.cat(steps))
+            stats.append(cache.stats())
+        model.set_attn_implementation("sdpa")
+        if targets == "values":
+            torch.testing.assert_close(logits[0], logits[1], rtol=1e-4, atol=1e-4)
+        for key in ("read", "corrected", "detected", "injected", "window", "metadata"):
+            assert stats[0][key] == stats[1][key], key
+        assert stats[0]["injected"] > 0
 
 
 @pytest.mark.parametrize("scheme", [dict(residual_length=3), dict(key_quant="channel", channel_block=4, residual_length=2),
                                     dict(key_quant="channel", channel_block=4)], ids=str)
-def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(scheme):
+@pytest.mark.parametrize("attention", ["dense", "fused"])
+def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(scheme, attention):
     from transformers import LlamaForCausalLM
 
     from ecc_tensor.integrations.hf import cache_argument
@@ -195,8 +228,11 @@ def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(schem
     config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                          num_key_value_heads=1, max_position_embeddings=64, initializer_range=0.3)
     model = LlamaForCausalLM(config).eval()
+    if attention == "fused":
+        model.set_attn_implementation("ecc")
     ids = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))
-    caches = [ECCCache(config, 1, 24, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32, **scheme) for _ in range(2)]
+    caches = [ECCCache(model.config, 1, 24, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32, attention=attention,
+                       **scheme) for _ in range(2)]
     compiled = torch.compile(model.forward, fullgraph=True)
     with torch.no_grad():
         for cache in caches:

@@ -35,7 +35,7 @@ from ecc_tensor.storage import StorageLayout
 POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
     "enc_ptr": "*i32", "syn_ptr": "*i32", "menc_ptr": "*i32", "msyn_ptr": "*i32",
-    "seq_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
+    "seq_lens_ptr": "*i64", "kv_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
     "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8",
 }
 
@@ -66,16 +66,17 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
             signature[name] = POINTERS[name]
         elif name == "qk_scale":
             signature[name] = "fp64"
-        elif name in ("split_len", "S", "program_splits") or name.startswith("stride"):
+        elif name in ("split_len", "S", "k_meta_rows", "program_splits") or name.startswith("stride"):
             signature[name] = "i32"
         else:
             signature[name] = "constexpr"
+    meta = A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8))
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, **storage, HAS_ZERO=not symmetric, INTERP=interpolate,
         DEFER=launch.deferred is not None,
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
-        **A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8)),
+        **meta, **A.key_meta_constants(MetadataLayout(codec, 1, symmetric), head_dim, 0, meta),
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], SPLITS=launch.splits, PART_COLS=launch.part_cols,
     )
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on

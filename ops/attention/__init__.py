@@ -59,12 +59,18 @@ scale multiplies float32 scores). The unit path splits bfloat16 operands into tw
 keep ~16 bits there too. Either way the output matches dequantize (float32) + float64
 attention well within 1e-3.
 
+Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
+block's channel scales into the queries on the word path and read their metadata as groups
+of a block of rows on the unit path (``ROW_DIV``); the full-precision window is attended by
+a kernel of its own into one more partial that the combine kernel merges.
+
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the
 launch configurations and splits, decided once per call), ``launch`` (the launcher),
-``kernel`` (the two kernels), and the read paths' helpers: ``operands`` (values unpacked into
-the dots' operand orders), ``syndromes`` (whole-word syndromes of the clean-blocks paths),
-``clean_meta`` (their scales), ``units`` (the unit path and the repair pass), ``blocks`` (the
-blocks path's deferred launch) and ``softmax``.
+``kernel`` (the two kernels), ``window`` (the window's kernel), and the read paths' helpers:
+``operands`` (values unpacked into the dots' operand orders), ``syndromes`` (whole-word
+syndromes of the clean-blocks paths), ``clean_meta`` (their scales, and per-channel key
+scales), ``units`` (the unit path and the repair pass), ``blocks`` (the blocks path's deferred
+launch) and ``softmax``.
 """
 
 from .launch import triton_decode_attention
@@ -73,6 +79,7 @@ from .plan import (
     blocks_path_applies,
     has_kernel,
     kernel_config,
+    key_meta_constants,
     lanes_path_applies,
     launch_configs,
     packed_path_applies,
@@ -83,6 +90,6 @@ from .plan import (
 )
 
 __all__ = [
-    "LaunchPlan", "blocks_path_applies", "has_kernel", "kernel_config", "lanes_path_applies", "launch_configs",
+    "LaunchPlan", "blocks_path_applies", "has_kernel", "kernel_config", "key_meta_constants", "lanes_path_applies", "launch_configs",
     "packed_path_applies", "parse_config", "plan_deferred", "plan_splits", "storage_constants", "triton_decode_attention",
 ]

@@ -111,3 +111,43 @@ def _clean_rows_meta(km_base, vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE:
     ks, kz, k_dirty = _clean_row_meta(km_base, rows, menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB)
     vs, vz, v_dirty = _clean_row_meta(vm_base, rows, menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB)
     return ks, kz, vs, vz, k_dirty | v_dirty
+
+
+@triton.jit
+def _clean_value_meta(vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+                      META_WORDS: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
+                      MUB: tl.constexpr, MRB: tl.constexpr):
+    """``_clean_rows_meta`` of V alone (keys quantized per channel have no row scales): (V scale,
+    V zero, dirty). Golay's lane layout is checked as a pair, V in both places."""
+    if META_LANES:
+        words = vm_base.to(tl.pointer_type(tl.uint32))
+        _, _, vs, vz, dirty = _lane_meta_syndromes(words, words, rows, HAS_ZERO)
+        return vs.to(tl.float32, bitcast=True), vz.to(tl.float32, bitcast=True), dirty
+    return _clean_row_meta(vm_base, rows, menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_UNITS, MUV, MUB, MRB)
+
+
+@triton.jit
+def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+                        GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr):
+    """One metadata row of keys quantized per channel (``GROUPS`` channels: their scales, then
+    their zero points): (scale, zero point (0 when symmetric), dirty) of channels ``cols``,
+    data bits as read, dirty non-zero where a codeword holding them has a non-zero syndrome (a
+    dirty row defers every block it covers). Word ``w``'s nibble ``j`` is value ``8 w + j`` of
+    units of ``MUV`` values and ``MUB`` bytes (:mod:`ecc_tensor.metadata`; int4's bytes are the
+    float32 words themselves)."""
+    scale_bits = tl.zeros(cols.shape, tl.int32)
+    zero_bits = tl.zeros(cols.shape, tl.int32)
+    dirty = tl.zeros(cols.shape, tl.int32)
+    for which in tl.static_range(2 if HAS_ZERO else 1):
+        bits = tl.zeros(cols.shape, tl.int32)
+        for j in tl.static_range(8):
+            m = 8 * (cols + which * GROUPS) + j
+            word = _unit_word(row_ptr + (m // MUV) * MUB, None, MUB)
+            if DECODE:
+                dirty |= _syndromes(word, menc_ptr, None, MK)
+            bits |= ((word >> (4 * (m % MUV))) & 15) << (4 * j)
+        if which == 0:
+            scale_bits = bits
+        else:
+            zero_bits = bits
+    return scale_bits.to(tl.float32, bitcast=True), zero_bits.to(tl.float32, bitcast=True), dirty

@@ -13,7 +13,7 @@ from ..codec_kernels import (
     _unit_value,
 )
 from .blocks import _block_codewords, _block_slab
-from .clean_meta import _clean_rows_meta
+from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
 from .softmax import _folded_scales_softmax, _online_softmax, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
 from .syndromes import _block_row_syndromes, _lane_row_syndromes, _word_syndromes
@@ -25,11 +25,14 @@ LOG2E = 1.4426950408889634
 @triton.jit
 def _decode_attention_kernel(
     q_ptr, k_ptr, km_ptr, v_ptr, vm_ptr, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
-    seq_lens_ptr, mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
+    seq_lens_ptr,  # each sequence's length (the causal alignment of the queries)
+    kv_lens_ptr,  # each sequence's rows stored as codewords (its length, less a full-precision window)
+    mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
     stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms,
     S,  # keys per sequence in storage (max length)
+    k_meta_rows,  # K metadata rows per (sequence, KV head): S, or with keys quantized per channel S / K_ROW_DIV
     program_splits,  # consecutive splits one program attends: 1 in the main launch
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
     ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr,
@@ -48,11 +51,17 @@ def _decode_attention_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PART_COLS: tl.constexpr,
     LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
     BLOCKS: tl.constexpr,  # SECDED(72,64)'s blocks layout (codec_kernels.block_offsets; 0 otherwise): clean blocks as words
+    # Keys quantized per channel (CHANNEL_KEYS): one K metadata row of K_GROUPS = D channel
+    # scales per K_ROW_DIV rows, in units of K_MUV values and K_MUB bytes; otherwise the K_*
+    # constants are V's. The word path folds a block's channel scales into the queries.
+    CHANNEL_KEYS: tl.constexpr, K_GROUPS: tl.constexpr, K_GROUP: tl.constexpr, K_META_UNITS: tl.constexpr, K_MUV: tl.constexpr,
+    K_MUB: tl.constexpr, K_MRB: tl.constexpr, K_META_LANES: tl.constexpr, K_META_STATUS_COLS: tl.constexpr, K_ROW_DIV: tl.constexpr,
 ):
     bh = tl.program_id(0)
     program = tl.program_id(1)
     b = bh // HKV
-    seq_len = tl.load(seq_lens_ptr + b).to(tl.int32)
+    seq_len = tl.load(kv_lens_ptr + b).to(tl.int32)  # the codeword rows: read, counted, interpolation neighbours
+    total_len = tl.load(seq_lens_ptr + b).to(tl.int32)
     start = program * program_splits * split_len
     end = tl.minimum(start + program_splits * split_len, seq_len)
 
@@ -124,7 +133,7 @@ def _decode_attention_kernel(
     v_base = v_ptr + store_off * ROW_BYTES
     k_words = k_base.to(tl.pointer_type(tl.uint32))
     v_words = v_base.to(tl.pointer_type(tl.uint32))
-    km_base = km_ptr + store_off * MRB
+    km_base = km_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
     vm_base = vm_ptr + store_off * MRB
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -142,7 +151,17 @@ def _decode_attention_kernel(
     n_meta_corrected = tl.zeros([], tl.int32)  # metadata codewords, over the split's rows
     n_meta_parity_only = tl.zeros([], tl.int32)
     n_meta_detected = tl.zeros([], tl.int32)
-    last_visible = seq_len - LQ + qi  # causal: the last key each query row may see
+    last_visible = total_len - LQ + qi  # causal: the last key each query row may see
+    if CHANNEL_KEYS and VALUE_TILES and not DEFERRED:
+        # The channel of each column of q0 (operand order), and the queries scaled by the
+        # current block's channel scales, as two parts of the dot's dtype (q * s is not exact
+        # in it), with sum_c q_c s_c z_c (zero points): carried from block to block and
+        # recomputed where a block of channel scales begins.
+        k_cols = tl.max(_k_operand_order(tl.zeros([BLOCK_M, BLOCK_U], tl.int32) + u[None, :], SLOT_BITS), axis=0)
+        q_hi = q0
+        q_lo = q0
+        k_sum = tl.zeros([BLOCK_M], tl.float32)
+        k_dirty = tl.zeros([], tl.int32)
 
     # The main launch attends every block but those it defers (DEFER): the packed path defers
     # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
@@ -177,9 +196,28 @@ def _decode_attention_kernel(
                     vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
                 # The rows' scales (and zero points), their codewords' syndromes checked as the
                 # values' are: a dirty one defers the block too.
-                k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
-                    km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
-                    MUB, MRB)
+                q_term = q_sum
+                if CHANNEL_KEYS:
+                    v_scale, v_zero, meta_dirty = _clean_value_meta(
+                        vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV, MUB, MRB)
+                    if (n0 == start) | (n0 % K_ROW_DIV == 0):  # a block of channel scales begins
+                        c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (n0 // K_ROW_DIV) * K_MRB, tl.minimum(k_cols, D - 1),
+                                                                       menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
+                        q_scaled = q0.to(tl.float32) * tl.where(k_cols < D, c_scale, 0.0)[None, :]
+                        q_hi = q_scaled.to(dtype)
+                        q_lo = (q_scaled - q_hi.to(tl.float32)).to(dtype)
+                        k_sum = tl.sum(q_scaled * tl.where(k_cols < D, c_zero, 0.0)[None, :], axis=1)
+                        k_dirty = tl.reduce_or(c_dirty, None)
+                    meta_dirty = meta_dirty | k_dirty
+                    # The scales are in the queries: the rows' K scale is 1, and their zero-point
+                    # term sum_c q_c s_c z_c (k_zero 1 times q_term).
+                    k_scale = tl.full([BLOCK_N], 1.0, tl.float32)
+                    k_zero = k_scale
+                    q_term = k_sum
+                else:
+                    k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                        km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS,
+                        MUV, MUB, MRB)
                 deferred = 0
                 if LANES:
                     # The parity words: 16 after the data, and the row's last. As on the
@@ -213,10 +251,14 @@ def _decode_attention_kernel(
                 # writes in place, where as the second operand the queries would be (read from
                 # shared memory, then moved into each mma's operand registers: ~100 moves per
                 # block). The weights then cross to the PV dot through shared memory (1 KiB).
-                s = tl.trans(tl.dot(_k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U), tl.trans(q0),
-                                    input_precision=DOT_PRECISION))
+                k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
+                if CHANNEL_KEYS:
+                    s = tl.dot(k_op, tl.trans(q_hi), input_precision=DOT_PRECISION)
+                    s = tl.trans(tl.dot(k_op, tl.trans(q_lo), s, input_precision=DOT_PRECISION))
+                else:
+                    s = tl.trans(tl.dot(k_op, tl.trans(q0), input_precision=DOT_PRECISION))
                 pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
-                    s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                    s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                     m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                     HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                 acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
@@ -294,33 +336,33 @@ def _decode_attention_kernel(
                 v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                  DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                              META_UNITS, MUB, MRB, META_LANES)
+                                                              K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
                 vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
                                                               META_UNITS, MUB, MRB, META_LANES)
                 k_block = _block_state(
                     k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                     ROW_BYTES, UNIT_BYTES,
-                    UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
+                    UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
                     NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
                 kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
-                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
-                              GROUP, HAS_ZERO,
-                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
-                              MPO_SYN)
+                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS,
+                              K_GROUP, HAS_ZERO,
+                              K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN,
+                              MK, MPO_SYN, K_ROW_DIV)
                 s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 1:
                     kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
                                   syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                  GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN, MK, MPO_SYN)
+                                  K_GROUPS, K_GROUP,
+                                  HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
                     s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 if UNIT_VALUES > 2:
                     kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
                                   syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                  GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN, MK, MPO_SYN)
+                                  K_GROUPS, K_GROUP,
+                                  HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                  PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
                     s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                 s = (s * qk_scale).to(tl.float32)
 
@@ -406,7 +448,11 @@ def _decode_attention_kernel(
         # KV head) rather than once per split (thousands of atomics on one address).
         n_rows = tl.minimum(tl.maximum(seq_len, 0), S).to(tl.int64)
         tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
-        tl.atomic_add(counters_ptr + 6, 2 * n_rows * META_STATUS_COLS)
+        if CHANNEL_KEYS:
+            k_meta_read = (n_rows + K_ROW_DIV - 1) // K_ROW_DIV * K_META_STATUS_COLS
+        else:
+            k_meta_read = n_rows * META_STATUS_COLS
+        tl.atomic_add(counters_ptr + 6, n_rows * META_STATUS_COLS + k_meta_read)
     if count_units:
         if written:  # programs past their sequence's end have nothing to add to the one address
             # ecc_tensor.counters: corrected, parity-only, detected of the values (1-3) and of
@@ -421,13 +467,15 @@ def _decode_attention_kernel(
 
 @triton.jit
 def _combine_splits_kernel(
-    o_part_ptr, ml_part_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
+    o_part_ptr, ml_part_ptr, o_window_ptr, ml_window_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
     SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
+    HAS_WINDOW: tl.constexpr,  # one more partial per query row, the full-precision window's (window.py)
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
-    one query row (the main launch's splits, then the deferred launch's, if it ran), in
+    one query row (the main launch's splits, then the deferred launch's, if it ran, then the
+    window's, ``HAS_WINDOW``), in
     chunks of ``BLOCK_S`` partials with an online rescaling, so that hundreds of splits fit in
     registers and each chunk costs one round of loads (most calls have one chunk); partials
     that saw no key (m = -inf) count for nothing, and rows that saw no key at all are written
@@ -461,6 +509,19 @@ def _combine_splits_kernel(
         num = num * rescale + tl.sum(tl.where(seen[:, None], acc, 0.0) * w[:, None], axis=0)
         den = den * rescale + tl.sum(l_s * w, axis=0)
         m_run = m_new
+    if HAS_WINDOW:
+        part = bh.to(tl.int64) * BLOCK_M + m
+        m_w = tl.load(ml_window_ptr + part * 2)
+        l_w = tl.load(ml_window_ptr + part * 2 + 1)
+        seen = m_w > float("-inf")
+        acc = tl.load(o_window_ptr + part * PART_COLS + c, mask=col_ok, other=0.0)  # unwritten where m_w = -inf: dropped below
+        acc = tl.where(seen, acc, 0.0)
+        m_new = tl.maximum(m_run, m_w)
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        w = tl.where(seen, tl.exp2(m_w - m_safe), 0.0)
+        rescale = tl.exp2(m_run - m_safe)
+        num = num * rescale + acc * w
+        den = den * rescale + l_w * w
     out = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
     if out_ptr.dtype.element_ty == tl.bfloat16:
         out = _to_bf16_rne(out)

@@ -14,7 +14,8 @@ from ..codec_kernels import (
     nibble_parity_table,
 )
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
-from .plan import LaunchPlan, deferred_block_u, meta_constants
+from .plan import LaunchPlan, deferred_block_u, key_meta_constants, meta_constants
+from .window import _window_attention_kernel
 
 
 def triton_decode_attention(
@@ -26,22 +27,26 @@ def triton_decode_attention(
     interpolate: bool, seq_lens: torch.Tensor, counters: torch.Tensor,
     attn_mask: torch.Tensor | None, is_causal: bool,
     scale: float, config: str | None = None,
+    key_channel_block: int = 0, quantized_lens: torch.Tensor | None = None,
+    k_window: torch.Tensor | None = None, v_window: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
     (a cache passes its one length expanded over the batch); ``attn_mask`` boolean or
     additive; ``config`` overrides the launch configuration (``kernel_config``)."""
-    # The kernel addresses storage, metadata and lengths as dense rows; the query and the mask
-    # it reads through their strides.
-    k_stored, k_meta, v_stored, v_meta, seq_lens = (
-        t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens))
+    # The kernel addresses storage, metadata and lengths as dense rows; the query, the mask
+    # and the window it reads through their strides.
+    quantized_lens = seq_lens if quantized_lens is None else quantized_lens
+    k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens = (
+        t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens))
     if attn_mask is not None:
         attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
     batch, q_heads, lq, _ = query.shape
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
+    k_meta_layout = MetadataLayout(codec, head_dim, symmetric) if key_channel_block else meta_layout
     plan = LaunchPlan.make(codec, head_dim, groups, interpolate, batch=batch, q_heads=q_heads, kv_heads=kv_heads, lq=lq, seq=seq,
-                           device=query.device, stored=(k_stored, v_stored), config=config)
+                           device=query.device, stored=(k_stored, v_stored), config=config, channel_block=key_channel_block)
     block_n, block_m, splits, split_len = plan.main["block_n"], plan.block_m, plan.splits, plan.split_len
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
 
@@ -57,6 +62,7 @@ def triton_decode_attention(
     # per data nibble; the blocks layout computes its check bits from its structure instead.
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
     meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
+    meta = meta_constants(meta_layout, k_meta, v_meta) if not key_channel_block else meta_constants(meta_layout, v_meta)
     if attn_mask is not None:
         mask = attn_mask.expand(batch, q_heads, lq, seq)
         mask_strides = mask.stride()
@@ -64,17 +70,18 @@ def triton_decode_attention(
         mask, mask_strides = o_part, (0, 0, 0, 0)
     mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
     args = (
-        query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens, mask,
-        counters, o_part, ml_part, flags,
+        query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens,
+        quantized_lens, mask, counters, o_part, ml_part, flags,
         scale * LOG2E, split_len, *query.stride(), *mask_strides,
-        seq,
+        seq, k_meta.shape[2],
     )
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **plan.storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
         HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
-        PTX=query.device.type == "cuda" and torch.version.hip is None, **meta_constants(meta_layout, k_meta, v_meta),
+        PTX=query.device.type == "cuda" and torch.version.hip is None, **meta,
+        **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta),
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=plan.part_cols,
     )
     main = plan.main
@@ -91,11 +98,24 @@ def triton_decode_attention(
     combine_slots = 1 if plan.value_order else _pow2(layout.unit_values)
     combine_parts = splits + plan.deferred_programs
     combine_u = plan.combine_u
+    combine_unit_values = 1 if plan.value_order else layout.unit_values
+    o_window, ml_window = o_part, ml_part  # not read without a window
+    if k_window is not None:
+        o_window = torch.empty(batch * kv_heads * block_m * plan.part_cols, dtype=torch.float32, device=query.device)
+        ml_window = torch.empty(batch * kv_heads * block_m * 2, dtype=torch.float32, device=query.device)
+        wrap_triton(_window_attention_kernel)[(batch * kv_heads,)](
+            query, k_window, v_window, seq_lens, quantized_lens, mask, o_window, ml_window, scale * LOG2E, *query.stride(),
+            *k_window.stride(), *v_window.stride(), *mask_strides, k_window.shape[2],
+            HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=_pow2(max(head_dim, 16)), BLOCK_N=32,
+            HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=constants["DOT_PRECISION"],
+            EMULATE_BF16=emulate_bf16, SPLIT_P=constants["SPLIT_P"], OUT_UNIT_VALUES=combine_unit_values, OUT_BLOCK_U=combine_u,
+            PART_COLS=plan.part_cols, num_warps=4,
+        )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
-        o_part, ml_part, out, *out.stride(), HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
-        UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=1 if plan.value_order else layout.unit_values,
+        o_part, ml_part, o_window, ml_window, out, *out.stride(), HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
+        UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=combine_unit_values,
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=plan.part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
-        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))),
+        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=k_window is not None,
     )
     return out

@@ -125,6 +125,21 @@ def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
     )
 
 
+def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block: int, meta: dict) -> dict:
+    """The kernel's K metadata constants (``K_*``): with keys quantized per channel
+    (``channel_block`` > 0; ``meta_layout`` of ``head_dim`` groups), a row of ``head_dim``
+    channel scales per ``channel_block`` rows, its codewords one after another; otherwise V's
+    (``meta``: ``meta_constants``; ``meta_layout`` V's)."""
+    if not channel_block:
+        return dict(CHANNEL_KEYS=False, K_GROUPS=meta_layout.groups, K_GROUP=head_dim // meta_layout.groups,
+                    K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
+                    K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1)
+    storage = meta_layout.storage
+    return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
+                K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
+                K_ROW_DIV=channel_block)
+
+
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
     """Whether the kernel's main pass reads whole 32-bit words (four Hamming codewords, eight
     int4 values) with the dequantization folded into the dots: one-byte codes, one scale per
@@ -157,20 +172,21 @@ def blocks_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tenso
     )
 
 
-def clean_units_path_applies(codec: str, groups: int, packed: bool) -> bool:
+def clean_units_path_applies(codec: str, groups: int, packed: bool, channel_keys: bool = False) -> bool:
     """Whether the main launch takes the unit path's clean-blocks-only variant: codes that
-    decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row. Like
-    the packed path it computes only syndromes, folds the scales into the dots and defers
-    every block with a non-zero syndrome to the second launch."""
-    return get_codec(codec).decodes and groups == 1 and not packed
+    decode (Golay; one-byte codes whose storage is not word-aligned), one scale per row (of K
+    and V: keys quantized per channel take the general unit path). Like the packed path it
+    computes only syndromes, folds the scales into the dots and defers every block with a
+    non-zero syndrome to the second launch."""
+    return get_codec(codec).decodes and groups == 1 and not packed and not channel_keys
 
 
-def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False, blocks: int = 0) -> dict:
+def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False, blocks: int = 0, channel_keys: bool = False) -> dict:
     """The kernel's path switches: the word path (PACKED), the lane path (LANES), the blocks
     path (BLOCKS: ``block_offsets``, or 0), the unit path's clean-blocks-only variant
     (CLEAN_UNITS), and whether the deferred launch counts the corrections (it then sees every
     block with a non-zero syndrome)."""
-    clean_units = clean_units_path_applies(codec, groups, packed) and not (lanes or blocks)
+    clean_units = clean_units_path_applies(codec, groups, packed, channel_keys) and not (lanes or blocks)
     return dict(PACKED=packed, LANES=lanes, BLOCKS=blocks, CLEAN_UNITS=clean_units,
                 COUNT_DEFERRED=bool(packed or lanes or blocks or clean_units))
 
@@ -234,44 +250,49 @@ def partials_layout(layout: StorageLayout, packed: bool, block_u: int) -> tuple[
     return value_order, combine_u, max(3 * block_u, combine_u)
 
 
-def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1, config: str | None = None) -> tuple[dict, dict | None]:
+def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1, config: str | None = None,
+                   channel_keys: bool = False) -> tuple[dict, dict | None]:
     """The main launch's configuration, and the deferred launch's (None when nothing can be
     deferred): its warps and stages are the unit path's, its block size the main launch's,
     since the deferral flags are per main-launch block. ``config`` overrides both
     (``kernel_config``)."""
     decode = get_codec(codec).decodes
     interp = interpolate and decode
-    clean = packed or clean_units_path_applies(codec, groups, packed)  # main launch: clean blocks only
+    clean = packed or clean_units_path_applies(codec, groups, packed, channel_keys)  # main launch: clean blocks only
     main = kernel_config(codec, interp and not clean, packed, config)
     if not (decode and (clean or interp)):
         return main, None
     return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
 
 
-def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor) -> bool:
+def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor, channel_keys: bool = False) -> bool:
     """Whether the fused attention reads ``codec``'s storage of this shape: every layout but
     SECDED(72,64)'s ``"blocks"`` outside ``blocks_path_applies`` (other head_dims, grouped
-    scales), which ``ecc::decode_attention`` decodes with the codec kernels and attends with
-    the reference."""
+    scales, keys quantized per channel), which ``ecc::decode_attention`` decodes with the codec
+    kernels and attends with the reference."""
     layout = StorageLayout(codec, head_dim)
-    return not layout.blocks or blocks_path_applies(layout, groups, *stored)
+    return not layout.blocks or (blocks_path_applies(layout, groups, *stored) and not channel_keys)
 
 
-def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Tensor) -> dict:
+def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Tensor, channel_block: int = 0) -> dict:
     """The kernel's constants that follow from the storage: its layout, the read path (word,
     lane, blocks or unit path: ``path_constants``) and the tiles, shared by the launcher and
     ``tools/kernel_resources.py``. ``stored``: the K/V storage, whose alignment the word
-    paths need (none given: aligned)."""
+    paths need (none given: aligned). With keys quantized per channel over blocks of
+    ``channel_block`` rows, the word path folds each block's scales into the queries (its key
+    blocks of 32 rows must not straddle two: ``channel_block`` a multiple of 32); Golay takes
+    the general unit path."""
     layout = StorageLayout(codec, head_dim)
-    packed = packed_path_applies(codec, layout.row_bytes, groups, *stored)
-    lanes = lanes_path_applies(layout, groups, *stored)
-    blocks = blocks_path_applies(layout, groups, *stored)
+    channel_keys = channel_block > 0
+    packed = packed_path_applies(codec, layout.row_bytes, groups, *stored) and channel_block % _PACKED_CONFIGS["bytes"][0] == 0
+    lanes = lanes_path_applies(layout, groups, *stored) and not channel_keys
+    blocks = blocks_path_applies(layout, groups, *stored) and not channel_keys
     tiles = tile_sizes(layout, packed, lanes, blocks)
     return dict(
         D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
         UNIT_BYTES=layout.unit_bytes, LANES_D=head_dim if layout.lanes else 0, GROUPS=groups, GROUP=head_dim // groups,
         DECODE=layout.codec.decodes, PO_SYN=parity_only_syndrome(layout.codec), **nibble_constants(codec),
-        **path_constants(codec, groups, packed, lanes, block_offsets(layout) if blocks else 0),
+        **path_constants(codec, groups, packed, lanes, block_offsets(layout) if blocks else 0, channel_keys),
         WORDS=tiles["BLOCK_W"] if lanes or blocks else layout.row_bytes // 4, **tiles,
     )
 
@@ -305,10 +326,13 @@ class LaunchPlan:
 
     @classmethod
     def make(cls, codec: str, head_dim: int, groups: int, interpolate: bool, *, batch: int, q_heads: int, kv_heads: int, lq: int,
-             seq: int, device: torch.device, stored: tuple[torch.Tensor, ...] = (), config: str | None = None) -> LaunchPlan:
+             seq: int, device: torch.device, stored: tuple[torch.Tensor, ...] = (), config: str | None = None,
+             channel_block: int = 0) -> LaunchPlan:
         layout = StorageLayout(codec, head_dim)
-        storage = storage_constants(codec, head_dim, groups, *stored)
-        main, deferred = launch_configs(codec, interpolate, reads_words(storage), groups, config)
+        storage = storage_constants(codec, head_dim, groups, *stored, channel_block=channel_block)
+        main, deferred = launch_configs(codec, interpolate, reads_words(storage), groups, config, channel_keys=channel_block > 0)
+        if storage["PACKED"] and channel_block % main["block_n"]:
+            raise ValueError(f"attention config block_n {main['block_n']} must divide the keys' channel_block {channel_block}")
         value_order, combine_u, part_cols = partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
         split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)

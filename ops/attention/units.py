@@ -48,11 +48,12 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
 @triton.jit
 def _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
                  GROUPS: tl.constexpr, HAS_ZERO: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
-                 META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
+                 META_LANES: tl.constexpr, META_UNITS: tl.constexpr, ROW_DIV: tl.constexpr = 1):
     """The scale and offset (zero point, or 8 when symmetric) of group ``w`` of ``rows`` (the
     constant 0 with one group), decoded and corrected from their metadata codewords, and
-    whether either holds a detected one."""
-    row_ptrs = meta_base + rows.to(tl.int64) * MRB
+    whether either holds a detected one. ``ROW_DIV``: rows per metadata row (keys quantized
+    per channel: the block of tokens one row of channel scales covers), else 1."""
+    row_ptrs = meta_base + (rows // ROW_DIV).to(tl.int64) * MRB
     if GROUPS == 1:
         s_bits, detected = _meta_word_at(row_ptrs, 0, mask, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, MUV, MUB, META_LANES, META_UNITS)
     else:
@@ -83,7 +84,7 @@ def _slot_group(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.co
 def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                  MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
-                 MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr):
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, ROW_DIV: tl.constexpr = 1):
     """Value ``SLOT`` of each unit, dequantized in float32 with its group's scale decoded from the
     metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
     ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
@@ -95,7 +96,7 @@ def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.
         w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
     s, off, detected = _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB,
-                                    META_LANES, META_UNITS)
+                                    META_LANES, META_UNITS, ROW_DIV)
     return (v - off) * s, detected
 
 
@@ -119,7 +120,7 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                     META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                     FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
-                    MPO_SYN: tl.constexpr):
+                    MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1):
     """For each erased unit (one scale group: every value of the unit) or value ``SLOT`` of a
     unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
     where it is not erased (neither its codeword nor its group's scale detected), or -1."""
@@ -142,7 +143,7 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
             else:
                 w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
                 _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
-                                              MRB, META_LANES, META_UNITS)
+                                              MRB, META_LANES, META_UNITS, ROW_DIV)
             prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
                                                                         pend_prev, pend_next)
         t += 1
@@ -168,13 +169,13 @@ def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_pt
                       MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                       NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                       FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
-                      MPO_SYN: tl.constexpr):
+                      MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1):
     """Value ``SLOT`` of each unit at rows ``row`` (where ``has``), decoded and dequantized."""
     r = tl.maximum(row, 0)
     data, _ = _decode_units(_load_units(stored_ptr, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
     x, _ = _slot_values(data, r, has, u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
-                        MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS)
+                        MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
     return x
 
 
@@ -185,7 +186,8 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
              GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
              MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
-             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr):
+             FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+             ROW_DIV: tl.constexpr = 1):
     """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
     erased values (of a detected codeword, or of a group whose scale is detected) replaced as
     :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one neighbour
@@ -207,7 +209,7 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                 x = tl.where(erased, filled, x)
     else:
         x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D,
-                                   D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS)
+                                   D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
         if INTERP:
             erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
             if tl.max(erased.to(tl.int32)) > 0:
@@ -215,17 +217,17 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                     stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT, ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES,
                     LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
-                    DET, PBITS, PO_SYN, MK, MPO_SYN)
+                    DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
                                        META_UNITS, ROW_BYTES,
                                        UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
                 nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
                                        META_UNITS, ROW_BYTES,
                                        UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     return tl.where(col_ok[None, :], x, 0.0)
@@ -311,20 +313,23 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
 
 @triton.jit
 def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
-                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
+                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, ROW_DIV: tl.constexpr = 1):
     """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, and
-    per row whether any is detected)."""
+    per row whether any is detected). With ``ROW_DIV`` rows per metadata row (``_group_scale``)
+    a metadata row is counted at the first row it covers, so once."""
     corrected = tl.zeros([], tl.int32)
     parity_only = tl.zeros([], tl.int32)
     detected = tl.zeros([], tl.int32)
     any_detected = tl.zeros(row_ok.shape, tl.int1)
     if DECODE:
-        row_ptrs = meta_base + rows.to(tl.int64) * MRB
+        row_ptrs = meta_base + (rows // ROW_DIV).to(tl.int64) * MRB
+        counted = row_ok & (rows % ROW_DIV == 0)
         for mu in tl.static_range(META_UNITS):
             _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
             status = tl.where(row_ok, status, 0)
-            corrected += tl.sum((status == 1).to(tl.int32), axis=0)
-            parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
-            detected += tl.sum((status == 2).to(tl.int32), axis=0)
+            once = tl.where(counted, status, 0)
+            corrected += tl.sum((once == 1).to(tl.int32), axis=0)
+            parity_only += tl.sum((once == 3).to(tl.int32), axis=0)
+            detected += tl.sum((once == 2).to(tl.int32), axis=0)
             any_detected = any_detected | (status == 2)
     return corrected, parity_only, detected, any_detected

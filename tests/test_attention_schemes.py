@@ -1,0 +1,191 @@
+"""``ecc::decode_attention`` under the quantization schemes (:mod:`ecc_tensor.quant_scheme`):
+keys quantized per channel (their scales folded into the queries on the word path, decoded
+and interpolated per channel on the unit path) and the full-precision window (a kernel of its
+own, merged by the combine kernel), against the op's reference, and ``ECCInt4Tensor``'s
+per-channel and windowed construction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ecc_tensor.ops as ops
+from ecc_tensor import ECCInt4Tensor
+from ecc_tensor.attention import quantize_encode_channels
+from ecc_tensor.codecs import CodecTables
+from ecc_tensor.counters import new_counters
+from ecc_tensor.metadata import codec_tables
+from ecc_tensor.ops import attention
+from ecc_tensor.quant import dequantize_int4, dequantize_int4_channels, quantize_int4, quantize_int4_channels
+from ecc_tensor.storage import StorageLayout
+
+TOLERANCE = 1e-3  # relative error (norm) vs the float64 reference, as tests/test_attention.py
+
+
+@pytest.fixture(autouse=True)
+def many_splits(monkeypatch):
+    monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1)
+
+
+def channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed):
+    """Keys per channel over blocks of ``block`` rows, values per token, both encoded; then
+    ``flip_rate`` of the K and V bytes struck and, where the scales have a code, four flips in
+    the first byte of the second block's metadata row (one detected Golay codeword: its
+    channels' scales erased, interpolated from the neighbouring blocks; int4's unprotected
+    scales are left alone, whose corruption reaches beyond float32's range)."""
+    g = torch.Generator().manual_seed(seed)
+    t = codec_tables(codec, "cpu")
+    k = torch.randn(batch, heads, seq, dim, generator=g) * (1 + 3 * torch.rand(dim, generator=g))  # outlier channels
+    blocks = -(-seq // block)
+    k_stored, k_meta = quantize_encode_channels(F.pad(k, (0, 0, 0, blocks * block - seq)), block, CodecTables(*t[:2]),
+                                                CodecTables(*t[2:]), codec, symmetric)
+    k_stored = k_stored[:, :, :seq].contiguous()
+    v_stored, v_meta = ops.quantize_encode(torch.randn(batch, heads, seq, dim, generator=g), codec, None, symmetric)
+    if flip_rate:
+        keep = (1 << StorageLayout(codec, dim).exposed_bits_per_byte) - 1
+        struck = []
+        for x in (k_stored, v_stored):
+            hit = (torch.rand(x.shape, generator=g) < flip_rate).to(torch.uint8)
+            struck.append(x ^ (hit * torch.randint(1, 256, x.shape, dtype=torch.uint8, generator=g) & keep))
+        k_stored, v_stored = struck
+        if codec != "int4":  # one detected scale codeword in the middle block's row of every (sequence, head)
+            k_meta = k_meta.clone()
+            k_meta[:, :, 1, 0] ^= 0x0F
+    return k_stored, k_meta, v_stored, v_meta
+
+
+CASES = {
+    # batch, kv heads, GQA, seq, head_dim, channel block, query tokens, window rows, flip rate, dtype
+    "window-gqa": (2, 2, 2, 200, 64, 32, 1, 48, 0.0, torch.float16),
+    "faults-causal": (1, 1, 4, 160, 64, 32, 2, 40, 0.02, torch.float16),
+    "no-window-bf16": (1, 1, 1, 128, 64, 32, 1, 0, 0.03, torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize(("codec", "case", "symmetric"), [
+    *((codec, case, True) for codec in ("int4", "hamming84") for case in CASES),
+    ("int4", "faults-causal", False),  # zero points on the word path
+    ("golay24", "faults-causal", False),  # the general unit path, zero points; slow in the interpreter
+])
+def test_fused_per_channel_keys_and_window_match_the_reference(codec, case, symmetric):
+    """The kernel (interpreter) against the op's float64 reference: outputs within the
+    tolerance and every counter equal, across splits, GQA, causal speculative queries, faults
+    in values and in channel scales (interpolated), windows shorter than the sequence, zero
+    points. (Interpreted kernels are slow: the GPU test takes every combination.)"""
+    check_against_reference(codec, *CASES[case], symmetric, "cpu")
+
+
+GPU_CASES = {**CASES, "long-window": (4, 8, 4, 4096, 128, 128, 1, 256, 0.001, torch.float16),
+             "long-faults-bf16": (2, 4, 2, 2000, 128, 128, 3, 200, 0.01, torch.bfloat16)}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("codec", ["int4", "hamming84", "golay24", "secded72"])
+@pytest.mark.parametrize("case", list(GPU_CASES))
+@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
+def test_fused_per_channel_keys_and_window_match_the_reference_on_the_gpu(codec, case, symmetric):
+    """The compiled kernels (SECDED(72,64): the codec kernels and the reference) as above."""
+    check_against_reference(codec, *GPU_CASES[case], symmetric, "cuda")
+
+
+def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device):
+    k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)
+    g = torch.Generator().manual_seed(2)
+    query = torch.randn(batch, heads * gqa, lq, dim, generator=g).to(dtype)
+    seq_lens = torch.tensor([seq - 7, seq, seq - 100, seq][:batch], dtype=torch.int64)
+    scheme = dict(key_channel_block=block)
+    if window:
+        scheme.update(quantized_lens=torch.clamp(seq_lens - 40, min=0) // block * block,
+                      k_window=torch.randn(batch, heads, window, dim, generator=g).to(dtype),
+                      v_window=torch.randn(batch, heads, window, dim, generator=g).to(dtype))
+    results = []
+    # On CPU tensors the op runs its reference: the CPU side calls the kernel itself (Triton's interpreter).
+    fused = attention.triton_decode_attention if device == "cpu" else torch.ops.ecc.decode_attention
+    for fn, q, at in ((torch.ops.ecc.decode_attention, query.double(), "cpu"), (fused, query, device)):
+        counters = new_counters(at)
+        to = lambda t: t.to(at) if isinstance(t, torch.Tensor) else t  # noqa: E731
+        out = fn(to(q), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, 1, symmetric, True,
+                 to(seq_lens), counters, None, lq > 1, dim**-0.5, None, **{name: to(t) for name, t in scheme.items()})
+        results.append((out.double().cpu(), counters.cpu()))
+    (want, want_counts), (got, got_counts) = results
+    assert float((got - want).norm() / want.norm()) < (4e-3 if dtype == torch.bfloat16 else TOLERANCE)  # the output's rounding
+    assert torch.equal(got_counts, want_counts)
+    if flip_rate and codec != "int4":
+        assert int(want_counts[3]) > 0 and int(want_counts[9]) > 0  # values and channel scales detected, and interpolated
+
+
+def _expected(x, axis, block, residual_length, window_block):
+    """``x`` with its codeword rows quantized and dequantized on ``axis``, the window's as they are."""
+    rows = max(x.shape[-2] - residual_length, 0) // window_block * window_block
+    out = x.clone()
+    if rows and axis == "channel":
+        blocks = x[:, :, :rows].float().unflatten(-2, (-1, block))
+        out[:, :, :rows] = dequantize_int4_channels(*quantize_int4_channels(blocks)).flatten(-3, -2).to(x.dtype)
+    elif rows:
+        out[:, :, :rows] = dequantize_int4(*quantize_int4(x[:, :, :rows].float())).to(x.dtype)
+    return out, rows
+
+
+@pytest.mark.parametrize("codec", ["int4", "hamming84", "golay24"])
+@pytest.mark.parametrize("axis", ["token", "channel"])
+@pytest.mark.parametrize("length", [3, 4, 5, 12, 13])  # shorter than the window, at it, one past, whole blocks, one past
+def test_from_float_per_channel_or_windowed_reads_back_the_scheme(codec, axis, length):
+    residual = 4
+    x = torch.randn(2, 2, length, 16, generator=torch.Generator().manual_seed(length)).to(torch.bfloat16)
+    x[..., 5] *= 40  # an outlier channel
+    t = ECCInt4Tensor.from_float(x, codec, axis=axis, channel_block=4, residual_length=residual)
+    block = 4 if axis == "channel" else 1
+    want, rows = _expected(x, axis, 4, residual, block)
+    assert int(t.quantized_rows()) == rows and t.window.shape[-2] == residual + (4 if axis == "channel" else 0)
+    assert (t.channel_block == 4) == (axis == "channel") and "residual_length=4" in repr(t)
+    counters = new_counters()
+    torch.testing.assert_close(t.dequantize(counters=counters), want, rtol=0, atol=0)
+    assert int(counters[0]) == 2 * 2 * rows * StorageLayout(codec, 16).codewords_per_row
+    # Values beside the keys take the keys' boundary (window_block); attention over both,
+    # through SDPA's dispatch, is dense attention over what they read.
+    v = torch.randn(2, 2, length, 16, generator=torch.Generator().manual_seed(7)).to(torch.bfloat16)
+    tv = ECCInt4Tensor.from_float(v, codec, residual_length=residual, window_block=block)
+    assert int(tv.quantized_rows()) == rows
+    q = torch.randn(2, 4, 1, 16, generator=torch.Generator().manual_seed(8)).to(torch.bfloat16)
+    got = F.scaled_dot_product_attention(q, t, tv, enable_gqa=True)
+    dense = F.scaled_dot_product_attention(q.float(), t.dequantize().float(), tv.dequantize().float(), enable_gqa=True)
+    torch.testing.assert_close(got.float(), dense, rtol=2e-2, atol=2e-2)
+    # Whole-tensor copies keep the scheme; ops that move rows refuse it.
+    assert torch.equal(t.clone().dequantize(), t.dequantize()) and t.detach().window is not None
+    with pytest.raises(NotImplementedError, match="dequantize"):
+        t[:, :, :2]
+
+
+def test_from_float_refuses_what_a_scheme_cannot_hold():
+    x = torch.randn(1, 1, 8, 16, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="key_quant"):
+        ECCInt4Tensor.from_float(x, "hamming84", axis="row")
+    with pytest.raises(ValueError, match="group_size"):
+        ECCInt4Tensor.from_float(x, "hamming84", axis="channel", group_size=8)
+    with pytest.raises(ValueError, match="16-bit"):
+        ECCInt4Tensor.from_float(x.float(), "hamming84", residual_length=2)
+
+
+def test_the_op_checks_a_schemes_arguments():
+    codec, dim = "hamming84", 64
+    k_stored, k_meta, v_stored, v_meta = channel_cache(codec, 1, 1, 64, dim, 32, True, 0.0, seed=0)
+    args = lambda **kw: dict(dict(key_channel_block=32), **kw)  # noqa: E731
+    q, lens = torch.randn(1, 1, 1, dim), torch.tensor([64])
+
+    def call(k_meta=k_meta, **kw):
+        return torch.ops.ecc.decode_attention(q, k_stored, k_meta, v_stored, v_meta, *codec_tables(codec, "cpu"), codec, dim, 1, True,
+                                              False, lens, new_counters(), None, False, 0.125, None, **kw)
+
+    call(**args())
+    with pytest.raises(ValueError, match="channel scales a block"):
+        call(**args(key_channel_block=16))
+    with pytest.raises(ValueError, match="non-negative int"):
+        call(**args(key_channel_block=-1))
+    with pytest.raises(ValueError, match="together"):
+        call(**args(quantized_lens=torch.tensor([32])))
+    window = torch.zeros(1, 1, 8, dim)
+    with pytest.raises(ValueError, match="ring buffer"):
+        call(**args(quantized_lens=torch.tensor([32]), k_window=window[..., :8], v_window=window))
+    with pytest.raises(ValueError, match="quantized_lens must be int64"):
+        call(**args(quantized_lens=torch.tensor([32.0]), k_window=window, v_window=window))
