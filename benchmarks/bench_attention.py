@@ -10,9 +10,10 @@ and their scales (the queries and output are negligible). "% of copy" compares t
 device-to-device copy measured in the same run (bytes read + written per second). Inputs
 rotate over enough copies to keep the working set well above the L2 cache.
 
-With ``--channel-keys`` each path also gets an unfused row with keys quantized per channel
-(``ecc_tensor.quant_scheme``: one scale per channel over blocks of 128 tokens; the fused
-kernel does not read them yet), and every run has an ``fp8`` row: E4M3 K/V with a per-head
+With ``--channel-keys`` each path also gets rows with keys quantized per channel
+(``ecc_tensor.quant_scheme``: one scale per channel over blocks of 128 tokens) and the last
+128 tokens in a full-precision window, fused and (for the paths without interpolation)
+unfused, and every run has an ``fp8`` row: E4M3 K/V with a per-head
 scale (the cache vLLM users pick) dequantized to the model dtype, then SDPA.
 
     python benchmarks/bench_attention.py --write        # H100: batch 1/8/32 x 4k/32k/128k
@@ -33,7 +34,7 @@ from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_chann
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
 from ecc_tensor.fp8 import head_scale, to_e4m3
-from ecc_tensor.metadata import metadata_codec
+from ecc_tensor.metadata import codec_tables, metadata_codec
 
 try:
     from .common import append_results, time_call
@@ -171,9 +172,27 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             t = time_call(unfused, iters=max(3, iters // 4))
             rows.append(dict(batch=batch, context=context, path=f"unfused {label}", us=t * 1e6, bytes=case_bytes, call_us=t * 1e6))
 
-        if channel_keys and not interpolate and 2 * fp16_bytes <= dense_limit_bytes and context % CHANNEL_BLOCK == 0:
+        if channel_keys and context % CHANNEL_BLOCK == 0:
             ck = encode_channel_keys(source[0], codec)
             ck_bytes = sum(t.numel() * t.element_size() for t in (*ck, *v))
+        if channel_keys and context % CHANNEL_BLOCK == 0 and context > CHANNEL_BLOCK:
+            # KIVI's layout: the last 128 tokens (a block) in a full-precision window of 256 rows.
+            windows = [torch.randn(batch, kv_heads, 2 * CHANNEL_BLOCK, head_dim, device=device, dtype=dtype, generator=g)
+                       for _ in range(2)]
+            quantized = torch.full((batch,), context - CHANNEL_BLOCK, dtype=torch.int64, device=device)
+            tables = codec_tables(codec, device)
+
+            def fused_channel_keys(i=None):
+                i = next(it) % n if i is None else i
+                vs, vm = caches[i][1]
+                return torch.ops.ecc.decode_attention(
+                    queries[i % copies], *ck, vs, vm, *tables, codec, head_dim, 1, True, interpolate, seq_lens, counters, None, False,
+                    scale, config, CHANNEL_BLOCK, quantized, *windows)
+
+            t = kernel_time([lambda i=i: fused_channel_keys(i) for i in range(n)], iters)
+            rows.append(dict(batch=batch, context=context, path=f"fused {label}, channel keys + window", us=t * 1e6, bytes=ck_bytes,
+                             call_us=time_call(fused_channel_keys, iters=iters) * 1e6))
+        if channel_keys and not interpolate and 2 * fp16_bytes <= dense_limit_bytes and context % CHANNEL_BLOCK == 0:
 
             def unfused_channel_keys():
                 i = next(it) % n
