@@ -14,7 +14,19 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+# The slowest tests on a 2-core machine (minutes each: compiles, interpreted kernels), run
+# first, so that pytest-xdist's workers share them instead of one finishing them alone after
+# the rest: the end of a run was a tail of them.
+SLOW_FIRST = (
+    "test_kernel_compiles_for_hopper_as_torch_compile_calls_it", "test_kernel_property",
+    "test_fused_per_channel_keys_and_window_match_the_reference", "test_opcheck_every_op",
+    "test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks", "test_kernel_matches_reference_with_faults",
+    "test_kernel_decodes_protected_scales",
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) not in SLOW_FIRST)  # stable: slow ones first
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     skip_cuda = pytest.mark.skip(reason="needs a CUDA device")
     skip_two = pytest.mark.skip(reason="needs two GPUs")
