@@ -3,9 +3,9 @@
 Each op is a ``torch.library.triton_op`` whose body launches the Triton kernel for CUDA
 tensors and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
 :mod:`ecc_tensor.faults`) for every other device. ``ecc::decode_attention`` over storage the
-fused kernel does not read (SECDED(72,64) at other head_dims than powers of two from 64, or
-with grouped scales: ``attention.has_kernel``) decodes K/V with the codec kernels and
-attends with the reference. ``triton_op`` also registers the body as the
+fused kernel does not read (SECDED(72,64) at other head_dims than powers of two from 64, with
+grouped scales or with per-channel keys: ``attention.has_kernel``) decodes K/V with the codec
+kernels (per-channel keys: the reference) and attends with the reference. ``triton_op`` also registers the body as the
 fake implementation and lets ``torch.compile`` trace into it, so the ops never break a graph.
 
 The codec tables are explicit tensor arguments rather than globals the body looks up: inside
