@@ -146,9 +146,10 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         row, or every written row with ``seq_len``)."""
         if self.window is None:
             return self.seq_len
-        written = self.seq_len if self.seq_len is not None else torch.tensor(self.shape[-2], device=self.device)
-        left = torch.clamp(written - self.residual_length, min=0)
-        return left // self.window_block * self.window_block
+        return _window_scheme(self.residual_length, self.window_block).quantized_rows(0, self._written())
+
+    def _written(self) -> torch.Tensor:
+        return self.seq_len if self.seq_len is not None else torch.tensor(self.shape[-2], device=self.device)
 
     def __repr__(self) -> str:
         return f"ECCInt4Tensor({self._quantization_type()}, dtype={self.dtype})"
@@ -190,7 +191,8 @@ class ECCInt4Tensor(TorchAOBaseTensor):
             raise ValueError("group_size groups a row's channels: per-channel quantization has one scale per channel already")
         seq, head_dim = x.shape[-2:]
         block = window_block if window_block is not None else (channel_block if axis == "channel" else 1)
-        rows = max(seq - residual_length, 0) // block * block
+        boundary = _window_scheme(residual_length, block)
+        rows = boundary.quantized_rows(0, seq)
         stored = torch.zeros(*x.shape[:-1], StorageLayout(codec, head_dim).row_bytes, dtype=torch.uint8, device=x.device)
         if axis == "channel":
             layout = MetadataLayout(codec, head_dim, symmetric)
@@ -207,8 +209,8 @@ class ECCInt4Tensor(TorchAOBaseTensor):
                 stored[:, :, :rows], meta[:, :, :rows] = torch.ops.ecc.quantize_encode(x[:, :, :rows], *tables, codec, group_size,
                                                                                       symmetric)
         window = None
-        if residual_length or block > 1:  # as ECCCache's: R rows, and a block more where tokens leave a block at a time
-            window = x.new_zeros(*x.shape[:2], residual_length + (block if block > 1 else 0), head_dim)
+        if boundary.window_rows(0):  # as ECCCache's
+            window = x.new_zeros(*x.shape[:2], boundary.window_rows(0), head_dim)
             window.index_copy_(2, torch.arange(rows, seq, device=x.device) % window.shape[-2], x[:, :, rows:])
         return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters,
                    seq_len=torch.tensor(seq, device=x.device), window=window, channel_block=channel_block if axis == "channel" else None,
@@ -249,8 +251,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
                 dtype or self.dtype, rows,
             )
         if self.window is not None:
-            written = self.seq_len if self.seq_len is not None else torch.tensor(self.shape[-2], device=self.device)
-            out = with_window(out, self.window, rows, written)
+            out = with_window(out, self.window, rows, self._written())
         return out
 
     def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,6 +303,14 @@ class ECCInt4Tensor(TorchAOBaseTensor):
                 raise ValueError(f"cannot copy an ECCInt4Tensor({src.codec}) into an ECCInt4Tensor({self.codec}) of another layout")
             return src
         return ECCInt4Tensor.from_hp(src.to(self.dtype), self.codec, self.shape[-1] // self.groups, self.symmetric)
+
+
+def _window_scheme(residual_length: int, window_block: int) -> QuantScheme:
+    """The scheme whose window boundary a tensor with ``residual_length`` and ``window_block``
+    has (the keys' channel block, or 1 per token): keys and values share it."""
+    if window_block > 1:
+        return QuantScheme(key_quant="channel", residual_length=residual_length, channel_block=window_block)
+    return QuantScheme(residual_length=residual_length)
 
 
 implements = ECCInt4Tensor.implements
