@@ -144,12 +144,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     def quantized_rows(self):
         """How many leading rows along dim -2 are codewords (int64 scalar tensor, or None: every
         row, or every written row with ``seq_len``)."""
-        if self.window is None:
-            return self.seq_len
-        return _window_scheme(self.residual_length, self.window_block).quantized_rows(0, self._written())
-
-    def _written(self) -> torch.Tensor:
-        return self.seq_len if self.seq_len is not None else torch.tensor(self.shape[-2], device=self.device)
+        return _quantized_rows(self)
 
     def __repr__(self) -> str:
         return f"ECCInt4Tensor({self._quantization_type()}, dtype={self.dtype})"
@@ -222,7 +217,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     def tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The values' code's encode and syndrome tables, then the metadata code's, as the
         ``ecc`` ops take them."""
-        return self.encode_table, self.syndrome_table, self.meta_encode_table, self.meta_syndrome_table
+        return _tables(self)
 
     @property
     def metadata_layout(self) -> MetadataLayout:
@@ -236,23 +231,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         (default: this tensor's ``interpolate``), replace detected values by their neighbours
         along dim -2. Decode counts go to ``counters`` if given, else to this tensor's own
         counters if it has them."""
-        counters = counters if counters is not None else self.counters
-        if counters is None:
-            counters = new_counters(self.device)
-        interpolate = self.interpolate if interpolate is None else interpolate
-        rows = self.quantized_rows()
-        if self.channel_block:
-            values, status = self.decode()
-            out = dequantize_channel_cache(values, status, self.meta, CodecTables(*self.tables[2:]), self.codec, self.symmetric,
-                                           interpolate, counters, dtype or self.dtype, rows=rows, block=self.channel_block)
-        else:
-            out = torch.ops.ecc.decode_dequantize(
-                self.stored, self.meta, *self.tables, self.codec, self.shape[-1], self.groups, self.symmetric, interpolate, counters,
-                dtype or self.dtype, rows,
-            )
-        if self.window is not None:
-            out = with_window(out, self.window, rows, self._written())
-        return out
+        return ecc_dequantize(self, interpolate, dtype, counters)
 
     def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(INT4 values uint8 [..., D], status uint8 [..., codewords per row])``."""
@@ -303,6 +282,48 @@ class ECCInt4Tensor(TorchAOBaseTensor):
                 raise ValueError(f"cannot copy an ECCInt4Tensor({src.codec}) into an ECCInt4Tensor({self.codec}) of another layout")
             return src
         return ECCInt4Tensor.from_hp(src.to(self.dtype), self.codec, self.shape[-1] // self.groups, self.symmetric)
+
+
+# Internal code reads an ECCInt4Tensor's parts through these functions, not through its
+# methods: under torch.compile (2.13), a method called on a subclass that is a graph input reads
+# its inner tensors as they were when the graph began, missing the in-place writes the graph
+# made through other references to them (an ECCCache's buffers, written and read in one step).
+def _tables(t: "ECCInt4Tensor") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return t.encode_table, t.syndrome_table, t.meta_encode_table, t.meta_syndrome_table
+
+
+def _written_rows(t: "ECCInt4Tensor") -> torch.Tensor:
+    return t.seq_len if t.seq_len is not None else torch.tensor(t.shape[-2], device=t.device)
+
+
+def _quantized_rows(t: "ECCInt4Tensor") -> torch.Tensor | None:
+    if t.window is None:
+        return t.seq_len
+    return _window_scheme(t.residual_length, t.window_block).quantized_rows(0, _written_rows(t))
+
+
+def ecc_dequantize(t: "ECCInt4Tensor", interpolate: bool | None = None, dtype: torch.dtype | None = None,
+                   counters: torch.Tensor | None = None) -> torch.Tensor:
+    """:meth:`ECCInt4Tensor.dequantize` as a function, the form to call under ``torch.compile``
+    (see above)."""
+    counters = counters if counters is not None else t.counters
+    if counters is None:
+        counters = new_counters(t.device)
+    interpolate = t.interpolate if interpolate is None else interpolate
+    rows = _quantized_rows(t)
+    if t.channel_block:
+        values, status = torch.ops.ecc.decode(t.stored, t.encode_table, t.syndrome_table, t.codec, t.shape[-1])
+        meta_tables = CodecTables(t.meta_encode_table, t.meta_syndrome_table)
+        out = dequantize_channel_cache(values, status, t.meta, meta_tables, t.codec, t.symmetric, interpolate, counters,
+                                       dtype or t.dtype, rows=rows, block=t.channel_block)
+    else:
+        out = torch.ops.ecc.decode_dequantize(
+            t.stored, t.meta, *_tables(t), t.codec, t.shape[-1], t.groups, t.symmetric, interpolate, counters,
+            dtype or t.dtype, rows,
+        )
+    if t.window is not None:
+        out = with_window(out, t.window, rows, _written_rows(t))
+    return out
 
 
 def _window_scheme(residual_length: int, window_block: int) -> QuantScheme:
@@ -454,7 +475,7 @@ def _(func, types, args, kwargs):
 
 
 def _dense(t):
-    return t.dequantize() if isinstance(t, ECCInt4Tensor) else t
+    return ecc_dequantize(t) if isinstance(t, ECCInt4Tensor) else t
 
 
 @implements_torch_function([torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm])
@@ -529,13 +550,13 @@ def ecc_decode_attention(
         counters = new_counters(query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     scheme = {}
-    if key.has_scheme:
-        rows = key.quantized_rows()
+    if key.channel_block or key.window is not None:
+        rows = _quantized_rows(key)
         scheme = dict(key_channel_block=key.channel_block or 0)
         if key.window is not None:
             scheme.update(quantized_lens=rows.to(torch.int64).reshape(-1).expand(batch), k_window=key.window, v_window=value.window)
     return torch.ops.ecc.decode_attention(
-        query, key.stored, key.meta, value.stored, value.meta, *key.tables, key.codec,
+        query, key.stored, key.meta, value.stored, value.meta, *_tables(key), key.codec,
         key.shape[-1], value.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale, **scheme,
     )
 

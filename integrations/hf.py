@@ -49,7 +49,7 @@ from ecc_tensor import counters as C
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.modes import get_mode
 from ecc_tensor.quant_scheme import DEFAULT_CHANNEL_BLOCK, QuantScheme
-from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention
+from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention, ecc_dequantize
 
 from .hf_layers import WINDOW_COUNTERS, DenseLayer, ECCLayer
 
@@ -308,7 +308,7 @@ def ecc_attention_forward(
                                       is_causal=is_causal, **kwargs)
     if query.shape[2] > MAX_FUSED_QUERIES or dropout > 0.0:
         return sdpa_attention_forward(
-            module, query, key.dequantize(), value.dequantize(), attention_mask, dropout=dropout, scaling=scaling,
+            module, query, ecc_dequantize(key), ecc_dequantize(value), attention_mask, dropout=dropout, scaling=scaling,
             is_causal=is_causal, **kwargs,
         )
     if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:

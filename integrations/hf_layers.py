@@ -546,9 +546,14 @@ class ECCLayer(_StoredLayer):
         held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
         newer = (positions >= rows).view(-1, 1)
         out = torch.where(newer, torch.where((positions < written).view(-1, 1), held, 0), decoded)
-        batch, heads = window.shape[:2]
-        self.window_counters[_WINDOW_READ] += (written - rows) * (batch * heads * head_dim)
+        self._count_window_read(store, kv)
         return out
+
+    def _count_window_read(self, store: _CodedStore, kv: int) -> None:
+        """Count the window's words a step reads, with the written length a tensor."""
+        written = self.cumulative_length
+        batch, heads = store.window.shape[:2]
+        self.window_counters[_WINDOW_READ] += (written - self.scheme.quantized_rows(kv, written)) * (batch * heads * store.layout.head_dim)
 
     @staticmethod
     def _held(store: _CodedStore, window: torch.Tensor | None, first: int, last: int) -> torch.Tensor:
@@ -610,10 +615,10 @@ class ECCLayer(_StoredLayer):
     def _fused_windowed_view(self, store: _CodedStore, kv: int) -> torch.Tensor:
         """What the fused attention reads under a scheme: the codewords and the window as one
         ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected)."""
-        if is_torchdynamo_compiling() or self._mirror_stale:
-            # A compiled step through the fused op gave other logits than an eager one (cause
-            # not found yet; the op alone compiles right, so suspect the window's write and the
-            # view's read of it): a compiled step decodes K/V here and attends them with SDPA.
+        if is_torchdynamo_compiling():
+            self._count_window_read(store, kv)
+            return self.keys if kv == 0 else self.values
+        if self._mirror_stale:
             return self._read_step(store, kv)
         rows, words, meta, held = self._struck_windowed(store, kv)
         if store.shadow is not None and rows:

@@ -24,6 +24,7 @@ from ecc_tensor.faults import FaultModel
 from ecc_tensor.integrations.hf import ECCCache, cache_argument
 from ecc_tensor.metadata import value_groups
 from ecc_tensor.modes import MODES
+from ecc_tensor.tensor import MAX_FUSED_QUERIES
 
 CODED_MODES = [name for name, mode in MODES.items() if mode.quantized and mode.codec != "int4"]
 
@@ -334,6 +335,25 @@ def test_compiled_fused_decode_loop_has_no_graph_breaks():
             want = model(token, **cache_argument(model, eager_cache), use_cache=True, position_ids=position).logits
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert cache.stats()["read"] == eager_cache.stats()["read"] > 0
+
+
+def test_compiled_fused_chunk_longer_than_a_decode_step_equals_eager():
+    """A compiled chunk of more than MAX_FUSED_QUERIES tokens (chunked prefill) writes the
+    codewords and reads them back dequantized in one graph."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = CONFIGS["llama"]().eval()
+    model.set_attn_implementation("ecc")
+    ids, chunk = prompt(batch=1, length=8), prompt(batch=1, length=MAX_FUSED_QUERIES + 2)
+    caches = [ECCCache(model.config, 1, 32, mode="int4-hamming84", device="cpu", dtype=torch.float32) for _ in range(2)]
+    position = torch.arange(8, 8 + chunk.shape[1])[None]
+    with torch.no_grad():
+        for cache in caches:
+            model(ids, **cache_argument(model, cache), use_cache=True)
+        got = torch.compile(model.forward, fullgraph=True)(chunk, **cache_argument(model, caches[0]), use_cache=True,
+                                                           position_ids=position).logits
+        want = model(chunk, **cache_argument(model, caches[1]), use_cache=True, position_ids=position).logits
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_attention_argument_is_checked(model):

@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounterWithBackend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import LlamaConfig
@@ -233,7 +234,8 @@ def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(schem
     ids = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))
     caches = [ECCCache(model.config, 1, 24, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32, attention=attention,
                        **scheme) for _ in range(2)]
-    compiled = torch.compile(model.forward, fullgraph=True)
+    backend = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(model.forward, fullgraph=True, backend=backend)
     with torch.no_grad():
         for cache in caches:
             model(ids, **cache_argument(model, cache), use_cache=True)  # prefill in eager
@@ -242,6 +244,8 @@ def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(schem
             got = compiled(token, **cache_argument(model, caches[0]), use_cache=True, position_ids=position).logits
             want = model(token, **cache_argument(model, caches[1]), use_cache=True, position_ids=position).logits
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    ops = {str(node.target) for graph in backend.graphs for node in graph.graph.nodes if node.op == "call_function"}
+    assert ("ecc.decode_attention" in ops) == (attention == "fused")  # the compiled steps attend the codewords
     # The compiled model's K/V differ from eager's in the last bits (fused arithmetic), so the
     # scales may too; the codes and every count agree.
     compiled_layer, eager_layer = caches[0].layers[0], caches[1].layers[0]
