@@ -12,9 +12,10 @@ rotate over enough copies to keep the working set well above the L2 cache.
 
 With ``--channel-keys`` each path also gets rows with keys quantized per channel
 (``ecc_tensor.quant_scheme``: one scale per channel over blocks of 128 tokens) and the last
-128 tokens in a full-precision window, fused and (for the paths without interpolation)
-unfused, and every run has an ``fp8`` row: E4M3 K/V with a per-head
-scale (the cache vLLM users pick) dequantized to the model dtype, then SDPA.
+128 tokens in a full-precision window, fused (also without the window, every row quantized:
+the window kernel's share) and, for the paths without interpolation, unfused. Every run has
+an ``fp8`` row: E4M3 K/V with a per-head scale (the cache vLLM users pick) dequantized to the
+model dtype, then SDPA.
 
     python benchmarks/bench_attention.py --write        # H100: batch 1/8/32 x 4k/32k/128k
     python benchmarks/bench_attention.py --device cpu --batch 1 --context 256 --iters 2   # smoke
@@ -182,16 +183,19 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             quantized = torch.full((batch,), context - CHANNEL_BLOCK, dtype=torch.int64, device=device)
             tables = codec_tables(codec, device)
 
-            def fused_channel_keys(i=None):
+            def fused_channel_keys(i=None, windowed=True):
                 i = next(it) % n if i is None else i
                 vs, vm = caches[i][1]
+                scheme = (quantized, *windows) if windowed else (None, None, None)
                 return torch.ops.ecc.decode_attention(
                     queries[i % copies], *ck, vs, vm, *tables, codec, head_dim, 1, True, interpolate, seq_lens, counters, None, False,
-                    scale, config, CHANNEL_BLOCK, quantized, *windows)
+                    scale, config, CHANNEL_BLOCK, *scheme)
 
-            t = kernel_time([lambda i=i: fused_channel_keys(i) for i in range(n)], iters)
-            rows.append(dict(batch=batch, context=context, path=f"fused {label}, channel keys + window", us=t * 1e6, bytes=ck_bytes,
-                             call_us=time_call(fused_channel_keys, iters=iters) * 1e6))
+            # Without the window too: what the per-channel scales cost, apart from the window's kernel.
+            for windowed, suffix in ((True, " + window"), (False, "")):
+                t = kernel_time([lambda i=i: fused_channel_keys(i, windowed) for i in range(n)], iters)
+                rows.append(dict(batch=batch, context=context, path=f"fused {label}, channel keys{suffix}", us=t * 1e6, bytes=ck_bytes,
+                                 call_us=time_call(lambda: fused_channel_keys(windowed=windowed), iters=iters) * 1e6))
         if channel_keys and not interpolate and 2 * fp16_bytes <= dense_limit_bytes and context % CHANNEL_BLOCK == 0:
 
             def unfused_channel_keys():

@@ -32,9 +32,11 @@ def test_bench_attention_smoke(capsys):
     for path in ("SDPA", "fp8 dequantize + SDPA", "fused int4", "fused hamming84-interp", "fused golay24", "unfused golay24",
                  "fused secded72-interp"):
         assert path in out
-    main(["--device", "cpu", "--batch", "1", "--context", "128", "--q-heads", "2", "--kv-heads", "1", "--head-dim", "16", "--iters",
+    main(["--device", "cpu", "--batch", "1", "--context", "256", "--q-heads", "2", "--kv-heads", "1", "--head-dim", "16", "--iters",
           "1", "--paths", "hamming84", "--channel-keys"])
-    assert "unfused hamming84, channel keys" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for path in ("unfused hamming84, channel keys |", "fused hamming84, channel keys |", "fused hamming84, channel keys + window |"):
+        assert path in out
 
 
 def test_tuning_tools_case_runs(monkeypatch):
@@ -58,6 +60,12 @@ def test_tuning_tools_case_runs(monkeypatch):
     (call,) = decode_calls(args, args.codecs[0], device="cpu")
     out = call()
     assert out.shape == (2, 4, 1, 16) and out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    # Keys per channel and a window.
+    args = p.parse_args(["--batch", "2", "--context", "256", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16",
+                         "--channel-keys"])
+    (call,) = decode_calls(args, args.codecs[0], device="cpu")
+    out = call()
+    assert out.shape == (2, 4, 1, 16) and torch.isfinite(out).all()
     assert "attention_case" in sys.modules
 
 

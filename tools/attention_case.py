@@ -2,7 +2,9 @@
 shape, quantized and encoded per codec, every sequence at full length. ``--spare`` and
 ``--masked`` make it the call a cache makes while decoding: storage rows past the written
 ones (a static cache's ``max_cache_len``) and a boolean mask over every stored row, as
-transformers builds it.
+transformers builds it. ``--channel-keys`` quantizes the keys per channel over blocks of
+``CHANNEL_BLOCK`` tokens and keeps the last block in a full-precision window (KIVI's layout,
+``ecc_tensor.quant_scheme``), as ``bench_attention.py --channel-keys`` does.
 
 ``add_case_arguments`` adds the shape options to a parser; ``decode_calls`` gives one call of
 ``ecc::decode_attention`` per input copy (copies keep a CUDA-graph replay's working set out of
@@ -15,7 +17,12 @@ import argparse
 import torch
 
 import ecc_tensor.ops as ops
+from ecc_tensor.attention import quantize_encode_channels
+from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import new_counters
+from ecc_tensor.metadata import codec_tables
+
+CHANNEL_BLOCK = 128  # tokens per per-channel key block, and the window's tokens
 
 
 def add_case_arguments(p: argparse.ArgumentParser, codecs: list[str]) -> None:
@@ -30,6 +37,8 @@ def add_case_arguments(p: argparse.ArgumentParser, codecs: list[str]) -> None:
     p.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
     p.add_argument("--spare", type=int, default=0, help="storage rows past the written ones")
     p.add_argument("--masked", action="store_true", help="pass a boolean mask over every stored row")
+    p.add_argument("--channel-keys", action="store_true",
+                   help=f"keys per channel over blocks of {CHANNEL_BLOCK} tokens, the last block in a full-precision window")
 
 
 def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: str = "cuda") -> list:
@@ -48,8 +57,28 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
         return lambda config=None: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens,
                                                         counters=counters, attn_mask=mask, config=config)
 
+    if getattr(args, "channel_keys", False):
+        return [_channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g) for _ in range(copies)]
     return [
         call_on(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec),
                 ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec))
         for _ in range(copies)
     ]
+
+
+def _channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g):
+    """One call over keys quantized per channel, values per token, and the last
+    ``CHANNEL_BLOCK`` tokens of both in a window of two blocks' rows."""
+    if args.context % CHANNEL_BLOCK or args.context <= CHANNEL_BLOCK:
+        raise SystemExit(f"--channel-keys takes a context that is a multiple of {CHANNEL_BLOCK} tokens, above {CHANNEL_BLOCK}")
+    device, dtype = query.device, query.dtype
+    tables = codec_tables(codec, device)
+    keys = quantize_encode_channels(torch.randn(shape, device=device, dtype=dtype, generator=g), CHANNEL_BLOCK,
+                                    CodecTables(*tables[:2]), CodecTables(*tables[2:]), codec)
+    values = ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec)
+    window_shape = (*shape[:2], 2 * CHANNEL_BLOCK, shape[-1])
+    windows = [torch.randn(window_shape, device=device, dtype=dtype, generator=g) for _ in range(2)]
+    quantized = seq_lens - CHANNEL_BLOCK
+    return lambda config=None: torch.ops.ecc.decode_attention(
+        query, *keys, *values, *tables, codec, shape[-1], 1, True, args.interpolate, seq_lens, counters, mask, False,
+        shape[-1] ** -0.5, config, CHANNEL_BLOCK, quantized, *windows)
