@@ -8,7 +8,8 @@ attention: query head ``h`` reads KV head ``h // (Hq // Hkv)``). Sequence ``b`` 
 With ``is_causal`` the queries are the *last* ``Lq`` positions (bottom-right alignment, as in
 decoding and speculative verification): query ``i`` sees keys ``<= seq_lens[b] - Lq + i``.
 ``attn_mask`` (bool, True = attend, or additive float) broadcasts to ``[B, Hq, Lq, S]``. A
-query row that sees no key at all gets zeros.
+query row that sees no key at all gets zeros; a NaN among the scores it sees (a struck
+full-precision word) makes it NaN, as in SDPA.
 """
 
 from __future__ import annotations
@@ -151,7 +152,9 @@ def attention_reference(
         else:
             scores = scores + attn_mask.to(compute_dtype)
     scores = scores.masked_fill(~visible, float("-inf"))
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows that see nothing: zeros
+    # Rows that see nothing weigh nothing (as SDPA's own safe softmax); a NaN score (a struck
+    # full-precision word) stays NaN, as in SDPA and the kernel.
+    weights = torch.softmax(scores, dim=-1).masked_fill(torch.isneginf(scores).all(-1, keepdim=True), 0.0)
     return (weights @ v).to(query.dtype)
 
 

@@ -17,8 +17,9 @@ from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 from ecc_tensor.ops import attention
-from ecc_tensor.quant import dequantize_int4, dequantize_int4_channels, quantize_int4, quantize_int4_channels
+from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
+from test_quant_scheme import expected_read
 
 TOLERANCE = 1e-3  # relative error (norm) vs the float64 reference, as tests/test_attention.py
 
@@ -115,18 +116,6 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
         assert int(want_counts[3]) > 0 and int(want_counts[9]) > 0  # values and channel scales detected, and interpolated
 
 
-def _expected(x, axis, block, residual_length, window_block):
-    """``x`` with its codeword rows quantized and dequantized on ``axis``, the window's as they are."""
-    rows = max(x.shape[-2] - residual_length, 0) // window_block * window_block
-    out = x.clone()
-    if rows and axis == "channel":
-        blocks = x[:, :, :rows].float().unflatten(-2, (-1, block))
-        out[:, :, :rows] = dequantize_int4_channels(*quantize_int4_channels(blocks)).flatten(-3, -2).to(x.dtype)
-    elif rows:
-        out[:, :, :rows] = dequantize_int4(*quantize_int4(x[:, :, :rows].float())).to(x.dtype)
-    return out, rows
-
-
 @pytest.mark.parametrize("codec", ["int4", "hamming84", "golay24"])
 @pytest.mark.parametrize("axis", ["token", "channel"])
 @pytest.mark.parametrize("length", [3, 4, 5, 12, 13])  # shorter than the window, at it, one past, whole blocks, one past
@@ -135,8 +124,8 @@ def test_from_float_per_channel_or_windowed_reads_back_the_scheme(codec, axis, l
     x = torch.randn(2, 2, length, 16, generator=torch.Generator().manual_seed(length)).to(torch.bfloat16)
     x[..., 5] *= 40  # an outlier channel
     t = ECCInt4Tensor.from_float(x, codec, axis=axis, channel_block=4, residual_length=residual)
-    block = 4 if axis == "channel" else 1
-    want, rows = _expected(x, axis, 4, residual, block)
+    scheme = QuantScheme(key_quant=axis, channel_block=4, residual_length=residual)
+    want, rows, block = expected_read(x, scheme, 0), scheme.quantized_rows(0, length), scheme.channel_block if axis == "channel" else 1
     assert int(t.quantized_rows()) == rows and t.window.shape[-2] == residual + (4 if axis == "channel" else 0)
     assert (t.channel_block == 4) == (axis == "channel") and "residual_length=4" in repr(t)
     counters = new_counters()
