@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ecc_tensor.ops as ops
@@ -191,6 +191,8 @@ def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
     flip_rate=st.sampled_from([0.0, 0.02, 0.1]),
     seed=st.integers(0, 2**20),
 )
+@example(codec="golay24", batch=3, kv_heads=2, group=4, lq=1, head_dim=32, seq=104, groups=1, symmetric=False, interpolate=False,
+         causal=True, mask_kind=None, flip_rate=0.1, seed=41967)  # rows overflowing to inf
 def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, groups, symmetric, interpolate, causal, mask_kind,
                          flip_rate, seed):
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -211,6 +213,12 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
     out, counters = fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, mask, causal, groups=groups, symmetric=symmetric)
     ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens, mask, causal, groups=groups, symmetric=symmetric)
     assert torch.equal(counters, ref_counters)
+    # A scale struck past what its code corrects (single-bit flips in several of the bytes one
+    # Golay codeword's lanes span) can overflow a row to inf: the kernel must overflow where
+    # the reference does (hypothesis found golay24, seed 41967, flip rate 0.1).
+    overflow = ~ref.isfinite()
+    assert torch.equal(~out.isfinite(), overflow) and torch.equal(out.isnan(), ref.isnan())
+    out, ref = out[~overflow], ref[~overflow]
     assert relative_error(out, ref) < 1e-5 or (ref.norm() == 0 and out.norm() == 0)
 
 

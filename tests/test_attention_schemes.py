@@ -116,6 +116,36 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
         assert int(want_counts[3]) > 0 and int(want_counts[9]) > 0  # values and channel scales detected, and interpolated
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("codec, where", [("int4", "window"), ("hamming84", "window"), ("int4", "channel scale")])
+def test_a_nan_reaches_the_output_as_in_the_reference(codec, where, device):
+    """A NaN among the scores a query sees (a struck window word, a struck unprotected channel
+    scale) makes its output NaN, in the kernel as in the reference and SDPA; the other heads
+    are unharmed. (The combine kernel used to take a NaN partial for one that saw nothing:
+    zeros.)"""
+    batch, heads, seq, dim, block = 1, 2, 96, 16, 32
+    k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, True, 0.0, seed=1)
+    g = torch.Generator().manual_seed(2)
+    query = torch.randn(batch, heads, 1, dim, generator=g).half()
+    k_window, v_window = (torch.randn(batch, heads, 64, dim, generator=g).half() for _ in range(2))
+    if where == "window":
+        k_window[0, 1, 3, 2] = float("nan")  # token 67: in the window, which holds tokens [64, 96)
+    else:  # channel 2's scale in KV head 1's first block (int4's scales are the float32 words themselves)
+        k_meta = k_meta.clone()
+        k_meta.view(torch.float32)[0, 1, 0, 2] = float("nan")
+    outs = []
+    # The reference, then the kernel (on CPU tensors: in the interpreter).
+    fused = attention.triton_decode_attention if device == "cpu" else torch.ops.ecc.decode_attention
+    for fn, at in ((torch.ops.ecc.decode_attention, "cpu"), (fused, device)):
+        to = lambda t: t.to(at)  # noqa: E731
+        outs.append(fn(to(query), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, 1, True,
+                       False, to(torch.tensor([seq])), new_counters(at), None, False, dim**-0.5, None, key_channel_block=block,
+                       quantized_lens=to(torch.tensor([64])), k_window=to(k_window), v_window=to(v_window)).cpu())
+    want, got = outs
+    assert want[0, 1].isnan().all() and not want[0, 0].isnan().any()
+    torch.testing.assert_close(got, want, rtol=2e-3, atol=2e-3, equal_nan=True)
+
+
 @pytest.mark.parametrize("codec", ["int4", "hamming84", "golay24"])
 @pytest.mark.parametrize("axis", ["token", "channel"])
 @pytest.mark.parametrize("length", [3, 4, 5, 12, 13])  # shorter than the window, at it, one past, whole blocks, one past

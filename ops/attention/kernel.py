@@ -501,7 +501,7 @@ def _combine_splits_kernel(
         # below, rather than wait for m before loading.
         acc = tl.load(o_part_ptr + (part[:, None] * BLOCK_M + m) * PART_COLS + c[None, :],
                       mask=seen[:, None] & col_ok[None, :], other=0.0)
-        seen = seen & (m_s > float("-inf"))
+        seen = seen & (m_s != float("-inf"))  # a NaN partial (a NaN score) is kept: the output is NaN, as SDPA's
         m_new = tl.maximum(m_run, tl.max(m_s, axis=0))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
         rescale = tl.exp2(m_run - m_safe)  # 0 while m_run = -inf (num, den are 0 then)
@@ -513,7 +513,7 @@ def _combine_splits_kernel(
         part = bh.to(tl.int64) * BLOCK_M + m
         m_w = tl.load(ml_window_ptr + part * 2)
         l_w = tl.load(ml_window_ptr + part * 2 + 1)
-        seen = m_w > float("-inf")
+        seen = m_w != float("-inf")
         acc = tl.load(o_window_ptr + part * PART_COLS + c, mask=col_ok, other=0.0)  # unwritten where m_w = -inf: dropped below
         acc = tl.where(seen, acc, 0.0)
         m_new = tl.maximum(m_run, m_w)
@@ -522,7 +522,7 @@ def _combine_splits_kernel(
         rescale = tl.exp2(m_run - m_safe)
         num = num * rescale + acc * w
         den = den * rescale + l_w * w
-    out = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
+    out = tl.where(den == 0, 0.0, num / tl.where(den == 0, 1.0, den))  # no key seen: zeros; NaN stays NaN
     if out_ptr.dtype.element_ty == tl.bfloat16:
         out = _to_bf16_rne(out)
     b = bh // HKV
