@@ -556,6 +556,31 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec):
         assert n <= (16 if "main" in name else limits.get(name, n)), loads
 
 
+def test_per_channel_key_kernels_compile_for_hopper_without_spills():
+    """Keys quantized per channel on the word path, int4 (scales read a block ahead) and
+    Hamming(8,4) (scales decoded), bfloat16 (the variant with the second dot): the main launch
+    compiled for sm_90a as above holds its registers without spilling. Its scaled queries were
+    once carried through the key loop: spills, 1.5x the per-token time."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "tools" / "kernel_resources.py"), "--channel-keys", "--codecs", "int4", "hamming84", "secded72",
+         "--dtypes", "bf16", "--launches", "main", "--no-interpolate"],
+        capture_output=True, text=True, env=env, cwd=root, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if "registers" in line]
+    assert len(lines) == 2, result.stdout
+    assert "secded72: no fused kernel" in result.stdout  # decoded by the codec kernels instead
+    for line in lines:  # Hamming(8,4)'s bfloat16 variant spills 32 bytes (372 in float16 before the outer loop)
+        assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) <= 32, line
+
+
 def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     """``LaunchPlan`` per read path: the main launch's configuration, a deferred launch only for
     codes that decode, and ``config=`` overriding both launches' shapes; a malformed config is

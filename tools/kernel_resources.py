@@ -11,6 +11,7 @@ Compile times depend on the CPU; compare within one run (each run compiles into 
 
     python tools/kernel_resources.py                       # every variant, default configs
     python tools/kernel_resources.py --config 64,4,2 --codecs hamming84
+    python tools/kernel_resources.py --channel-keys --codecs int4 hamming84   # keys per channel
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from ecc_tensor.ops.attention import plan as A
 from ecc_tensor.ops.attention.kernel import _decode_attention_kernel
 from ecc_tensor.storage import StorageLayout
 
+CHANNEL_BLOCK = 128  # rows per block of channel scales with --channel-keys, as tools/attention_case.py
+
 POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
     "enc_ptr": "*i32", "syn_ptr": "*i32", "menc_ptr": "*i32", "msyn_ptr": "*i32",
@@ -40,20 +43,20 @@ POINTERS = {
 }
 
 
-def plan(codec, interpolate, q_heads=32, kv_heads=8, head_dim=128, config=None) -> A.LaunchPlan:
+def plan(codec, interpolate, q_heads=32, kv_heads=8, head_dim=128, config=None, *, channel_block=0) -> A.LaunchPlan:
     """The launcher's plan for a decoding step at batch 8, 32k keys (the splits as on a GPU of
-    132 SMs)."""
+    132 SMs); ``channel_block`` > 0: keys quantized per channel over blocks of that many rows."""
     return A.LaunchPlan.make(codec, head_dim, 1, interpolate, batch=8, q_heads=q_heads, kv_heads=kv_heads, lq=1, seq=32768,
-                             device=torch.device("cpu"), config=config)
+                             device=torch.device("cpu"), config=config, channel_block=channel_block)
 
 
 def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=32, kv_heads=8, head_dim=128, symmetric=True,
-                    config=None):
+                    config=None, channel_block=0):
     """The main launch, or with ``deferred`` the launch over the blocks the main one deferred,
     as ``LaunchPlan`` configures it (``config``: its override string)."""
     fn = _decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
-    launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config)
+    launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config, channel_block=channel_block)
     storage = dict(launch.storage)
     launch_config = launch.deferred if deferred else launch.main
     if deferred:
@@ -76,7 +79,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         DEFER=launch.deferred is not None,
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
-        **meta, **A.key_meta_constants(MetadataLayout(codec, 1, symmetric), head_dim, 0, meta),
+        **meta, **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else 1, symmetric), head_dim, channel_block, meta),
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], SPLITS=launch.splits, PART_COLS=launch.part_cols,
     )
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
@@ -92,6 +95,8 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
     signature["stride_qd"] = "constexpr"
     constants["stride_qd"] = 1
     options = {"num_warps": launch_config["num_warps"], "num_stages": launch_config["num_stages"]}
+    if launch_config.get("maxnreg") and not deferred:  # as the launcher: a cap on the main launch only
+        options["maxnreg"] = launch_config["maxnreg"]
     return triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=options), launch_config
 
 
@@ -112,17 +117,27 @@ def main(argv=None) -> None:
     p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
     p.add_argument("--config", help="block_n,num_warps,num_stages[,waves] (default: the kernel's own per variant)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
+    p.add_argument("--launches", nargs="+", choices=["main", "deferred"], default=["main", "deferred"],
+                   help="which launches to compile (the deferred one, where there is one, compiles slowest)")
+    p.add_argument("--no-interpolate", action="store_true", help="only the variants without interpolation")
+    p.add_argument("--channel-keys", action="store_true",
+                   help=f"keys quantized per channel over blocks of {CHANNEL_BLOCK} rows (codecs whose fused kernel reads them)")
     args = p.parse_args(argv)
+    channel_block = CHANNEL_BLOCK if args.channel_keys else 0
     # An empty cache, so that every variant is compiled (and timed), not read back.
     triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")
     for codec in args.codecs:
-        for interpolate in ([False] if codec in ("int4", "hamming74") else [False, True]):
-            launches = ["main"] + (["deferred"] if plan(codec, interpolate).deferred else [])
+        if not A.has_kernel(codec, channel_keys=bool(channel_block)):
+            print(f"{codec}: no fused kernel for this scheme", flush=True)
+            continue
+        for interpolate in ([False] if codec in ("int4", "hamming74") or args.no_interpolate else [False, True]):
+            launches = ["main"] + (["deferred"] if plan(codec, interpolate, channel_block=channel_block).deferred else [])
+            launches = [launch for launch in launches if launch in args.launches]
             for launch in launches:
                 for dtype in args.dtypes:
                     start = time.perf_counter()
                     kernel, config = compile_variant(codec, dtype, interpolate, True, deferred=launch == "deferred",
-                                                     symmetric=not args.asymmetric, config=args.config)
+                                                     symmetric=not args.asymmetric, config=args.config, channel_block=channel_block)
                     seconds = time.perf_counter() - start
                     shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}"
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"

@@ -57,7 +57,9 @@ main loop stays free of the rare path's registers.
 Precision: the word path's K/V are exact (INT4 values are exact in float16 and bfloat16; the
 scale multiplies float32 scores). The unit path splits bfloat16 operands into two parts, so K/V
 keep ~16 bits there too. Either way the output matches dequantize (float32) + float64
-attention well within 1e-3.
+attention well within 1e-3. Keys quantized per channel are the exception on the word path:
+their scales fold into the queries, and q * s is rounded to float16 as dequantizing would
+round the keys (bfloat16 keeps the remainder in a second dot).
 
 Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
 block's channel scales into the queries on the word path and read their metadata as groups

@@ -135,6 +135,10 @@ def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.co
     dirty row defers every block it covers). Word ``w``'s nibble ``j`` is value ``8 w + j`` of
     units of ``MUV`` values and ``MUB`` bytes (:mod:`ecc_tensor.metadata`; int4's bytes are the
     float32 words themselves)."""
+    if not DECODE and MUB == 1 and MUV == 2:  # int4: bytes of two nibbles, the float32 words themselves
+        words = row_ptr.to(tl.pointer_type(tl.float32))
+        zero = tl.load(words + GROUPS + cols) if HAS_ZERO else tl.zeros(cols.shape, tl.float32)
+        return tl.load(words + cols), zero, tl.zeros(cols.shape, tl.int32)
     scale_bits = tl.zeros(cols.shape, tl.int32)
     zero_bits = tl.zeros(cols.shape, tl.int32)
     dirty = tl.zeros(cols.shape, tl.int32)

@@ -152,16 +152,23 @@ def _decode_attention_kernel(
     n_meta_parity_only = tl.zeros([], tl.int32)
     n_meta_detected = tl.zeros([], tl.int32)
     last_visible = total_len - LQ + qi  # causal: the last key each query row may see
-    if CHANNEL_KEYS and VALUE_TILES and not DEFERRED:
-        # The channel of each column of q0 (operand order), and the queries scaled by the
-        # current block's channel scales, as two parts of the dot's dtype (q * s is not exact
-        # in it), with sum_c q_c s_c z_c (zero points): carried from block to block and
-        # recomputed where a block of channel scales begins.
+    CHUNKED: tl.constexpr = CHANNEL_KEYS and VALUE_TILES and not DEFERRED
+    SPLIT_Q: tl.constexpr = dtype == tl.bfloat16
+    if CHUNKED:
+        # The channel of each column of q0 (operand order); the queries scaled by a block of
+        # rows' channel scales (q_s), with sum_c q_c s_c z_c (zero points), are set per block.
         k_cols = tl.max(_k_operand_order(tl.zeros([BLOCK_M, BLOCK_U], tl.int32) + u[None, :], SLOT_BITS), axis=0)
-        q_hi = q0
-        q_lo = q0
+        q_s = q0
+        q_r = q0
         k_sum = tl.zeros([BLOCK_M], tl.float32)
         k_dirty = tl.zeros([], tl.int32)
+        if not DECODE:
+            # int4's scales, plain words, are read one block ahead, so that the load is in flight
+            # while the previous block is attended (8 us at batch 8 / 32k on the H200). Coded
+            # scales are not: their syndromes, computed at the load, would wait for it anyway,
+            # and a second copy of the decoder took ptxas from 372 to 632 bytes of spills.
+            next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + (start // K_ROW_DIV) * K_MRB, tl.minimum(k_cols, D - 1),
+                                                                    menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
 
     # The main launch attends every block but those it defers (DEFER): the packed path defers
     # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
@@ -171,248 +178,281 @@ def _decode_attention_kernel(
     # loop stays free of the rare path's registers.
     count_units: tl.constexpr = DECODE and (COUNT_DEFERRED if DEFERRED else not (PACKED or LANES or CLEAN_UNITS or BLOCKS))
     written = end > start  # in the deferred launch, too: a program with no flag set returned above
-    for n0 in range(start, end, BLOCK_N):
-        active = True
-        if DEFERRED:
-            active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
-        if active:
-            rows = n0 + tl.arange(0, BLOCK_N)
-            row_ok = rows < end
-            if VALUE_TILES and not DEFERRED:
-                # Words of four codewords (or eight int4 values), clean blocks only: a block
-                # with any non-zero syndrome is left to the deferred launch. With LANES, the
-                # data words of Golay's lane layout, which read as an int4 row.
-                # Rows past the split's end are read, from the storage's rows (clamped to its
-                # last), rather than masked: a mask costs instructions on every word, while
-                # those rows' scores are masked anyway.
-                # Offsets within one (sequence, head) slab fit in 32 bits.
-                row_words = tl.minimum(rows, S - 1) * (ROW_BYTES // 4)
-                word_offs = row_words[:, None] + w[None, :]
-                if BLOCK_W == WORDS:
-                    kw = tl.load(k_words + word_offs)
-                    vw = tl.load(v_words + word_offs)
-                else:
-                    kw = tl.load(k_words + word_offs, mask=w_ok[None, :], other=0)
-                    vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
-                # The rows' scales (and zero points), their codewords' syndromes checked as the
-                # values' are: a dirty one defers the block too.
-                q_term = q_sum
-                if CHANNEL_KEYS:
-                    v_scale, v_zero, meta_dirty = _clean_value_meta(
-                        vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV, MUB, MRB)
-                    if (n0 == start) | (n0 % K_ROW_DIV == 0):  # a block of channel scales begins
-                        c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (n0 // K_ROW_DIV) * K_MRB, tl.minimum(k_cols, D - 1),
-                                                                       menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
-                        q_scaled = q0.to(tl.float32) * tl.where(k_cols < D, c_scale, 0.0)[None, :]
-                        q_hi = q_scaled.to(dtype)
-                        q_lo = (q_scaled - q_hi.to(tl.float32)).to(dtype)
-                        k_sum = tl.sum(q_scaled * tl.where(k_cols < D, c_zero, 0.0)[None, :], axis=1)
-                        k_dirty = tl.reduce_or(c_dirty, None)
-                    meta_dirty = meta_dirty | k_dirty
-                    # The scales are in the queries: the rows' K scale is 1, and their zero-point
-                    # term sum_c q_c s_c z_c (k_zero 1 times q_term).
-                    k_scale = tl.full([BLOCK_N], 1.0, tl.float32)
-                    k_zero = k_scale
-                    q_term = k_sum
-                else:
-                    k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
-                        km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS,
-                        MUV, MUB, MRB)
-                deferred = 0
-                if LANES:
-                    # The parity words: 16 after the data, and the row's last. As on the
-                    # one-byte codes' path, rows past the split's end count unmasked.
-                    dirty = _lane_row_syndromes(kw, tl.load(k_words + word_offs + WORDS), tl.load(k_words + row_words + 2 * WORDS))
-                    dirty |= _lane_row_syndromes(vw, tl.load(v_words + word_offs + WORDS), tl.load(v_words + row_words + 2 * WORDS))
-                    dirty = dirty.to(tl.int32, bitcast=True) | meta_dirty
-                    deferred = (tl.reduce_or(dirty, None) != 0).to(tl.int32)
-                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                elif BLOCKS:
-                    # The check bytes: WORDS / 8 words after the data. As above, rows past the
-                    # split's end count unmasked.
-                    check_offs = row_words[:, None] + WORDS + tl.arange(0, WORDS // 8)[None, :]
-                    dirty = _block_row_syndromes(kw, tl.load(k_words + check_offs), BLOCKS, PTX)
-                    dirty |= _block_row_syndromes(vw, tl.load(v_words + check_offs), BLOCKS, PTX)
-                    dirty = tl.reduce_or(dirty.to(tl.int32, bitcast=True), None) | tl.reduce_or(meta_dirty, None)
-                    deferred = (dirty != 0).to(tl.int32)
-                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                elif DECODE:
-                    # Each K word's syndromes with those of the V word at the same place, then
-                    # one reduction (each thread's words first, then the warp). The rows past
-                    # the split's end count too, unmasked: a non-zero syndrome there only
-                    # defers the block (the deferred launch masks them), and they are rare
-                    # (the last block of a sequence; a split ends on a block).
-                    dirty = tl.reduce_or(_word_syndromes(kw, vw, C0, C1, C2, C3, PMASK, PTX), None)
-                    dirty = dirty.to(tl.int32, bitcast=True) | tl.reduce_or(meta_dirty, None)
-                    deferred = (dirty != 0).to(tl.int32)
-                    tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                # Scores as (K q^T)^T: K is the dot's first operand, whose registers the unpacking
-                # writes in place, where as the second operand the queries would be (read from
-                # shared memory, then moved into each mma's operand registers: ~100 moves per
-                # block). The weights then cross to the PV dot through shared memory (1 KiB).
-                k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
-                if CHANNEL_KEYS:
-                    s = tl.dot(k_op, tl.trans(q_hi), input_precision=DOT_PRECISION)
-                    s = tl.trans(tl.dot(k_op, tl.trans(q_lo), s, input_precision=DOT_PRECISION))
-                else:
-                    s = tl.trans(tl.dot(k_op, tl.trans(q0), input_precision=DOT_PRECISION))
-                pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
-                    s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
-                    m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
-                    HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
-                acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
-                           DOT_PRECISION) - zero_term
-            elif CLEAN_UNITS and not DEFERRED:
-                # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
-                # whole words): clean blocks only, as the word path, with the scales folded into
-                # the dots. The syndromes are the only decoding here; a block with any non-zero
-                # one is left to the deferred launch. As on the word path, rows past the split's
-                # end are checked unmasked: a non-zero syndrome there only defers the block.
-                kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
-                vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
-                syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
-                k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
-                    km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
-                    MUB, MRB)
-                dirty = tl.reduce_or(syndromes, None) | tl.reduce_or(meta_dirty, None)
-                deferred = (dirty != 0).to(tl.int32)
-                tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype, PTX)), input_precision=DOT_PRECISION)
-                if UNIT_VALUES > 1:
-                    s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
-                if UNIT_VALUES > 2:
-                    s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
-                pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
-                    s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
-                    m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
-                    HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
-                acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P, DOT_PRECISION) - zero_term
-                if UNIT_VALUES > 1:
-                    acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P,
-                               DOT_PRECISION) - zero_term
-                if UNIT_VALUES > 2:
-                    acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P,
-                               DOT_PRECISION) - zero_term
-            elif BLOCKS:
-                # The blocks layout's deferred blocks: each codeword decoded as the reference (its
-                # syndrome, one flipped bit corrected), dequantized in float32 in row order, with
-                # INTERP the erased codewords interpolated.
-                c = tl.arange(0, UNITS)
-                c_ok = row_ok[:, None] & (c < UNITS)[None, :]
-                cw_rows = rows[:, None] + c[None, :] * 0
-                k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
-                v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
-                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                              META_UNITS, MUB, MRB, META_LANES)
-                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                              META_UNITS, MUB, MRB, META_LANES)
-                kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
-                                 msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                 META_LANES)
-                s = (_qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION) * qk_scale).to(tl.float32)
-                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
-                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
-                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
-                vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
-                                 msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                 META_LANES)
-                acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
-                if count_units:  # per codeword, gathered in the first unit position
-                    first = u == 0
-                    n_corrected += tl.where(first, tl.sum(tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), 1), 0), 0)
-                    n_detected += tl.where(first, tl.sum(tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), 1), 0), 0)
-                    n_meta_corrected += km_corr + vm_corr
-                    n_meta_parity_only += km_po + vm_po
-                    n_meta_detected += km_det + vm_det
+    # Keys quantized per channel on the word path (CHUNKED): an outer loop over the blocks of
+    # rows that share one row of channel scales, so that the scaled queries are invariant in
+    # the inner loop over key blocks. Carried through one loop and changed where a block of
+    # scales began, they took a conversion to the dot's operand layout every block and ~90
+    # registers more, and the path ran 1.5x the per-token one (H200, benchmarks/RESULTS.md).
+    # Every other path runs the outer loop once.
+    c0 = start
+    while c0 < end:
+        c_end = end
+        if CHUNKED:
+            c_end = tl.minimum((c0 // K_ROW_DIV + 1) * K_ROW_DIV, end)
+            if DECODE:
+                c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, tl.minimum(k_cols, D - 1),
+                                                               menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
             else:
-                repair: tl.constexpr = DEFERRED and INTERP
-                # Decode the block's units (K and V) and their rows' metadata once, then each
-                # slot's values, their scales decoded from the metadata, erasures interpolated in
-                # the repair pass.
-                k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
-                                                 DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
-                                                 DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                              K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
-                vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                              META_UNITS, MUB, MRB, META_LANES)
-                k_block = _block_state(
-                    k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
-                    ROW_BYTES, UNIT_BYTES,
-                    UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
-                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
-                kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
-                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS,
-                              K_GROUP, HAS_ZERO,
-                              K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN,
-                              MK, MPO_SYN, K_ROW_DIV)
-                s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
-                if UNIT_VALUES > 1:
-                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
-                                  syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                  K_GROUPS, K_GROUP,
-                                  HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
-                    s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
-                if UNIT_VALUES > 2:
-                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
-                                  syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                  K_GROUPS, K_GROUP,
-                                  HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
-                    s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
-                s = (s * qk_scale).to(tl.float32)
-
-                deferred = 0
-                if DEFER and not DEFERRED:
-                    # A block holding an erased K or V unit, or a row whose scale holds a detected
-                    # codeword, is left to the deferred launch.
-                    deferred = tl.maximum(tl.max(((k_status == 2) | (v_status == 2)).to(tl.int32)),
-                                          tl.max((km_rows | vm_rows).to(tl.int32)))
+                c_scale, c_zero, c_dirty = next_scale, next_zero, next_dirty
+                next_row = tl.minimum(c0 // K_ROW_DIV + 1, k_meta_rows - 1)
+                next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + next_row * K_MRB, tl.minimum(k_cols, D - 1),
+                                                                        menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
+            # q * s in the dot's dtype. In float16 it is rounded, as the dense path rounds the
+            # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py);
+            # bfloat16's rounding is 8x coarser, so there a second dot takes the remainder
+            # (q_r) and the scores are exact, as on the per-token path. The second dot costs
+            # 15% (H200, batch 8 / 32k). The zero-point term takes the same q * s as the dots.
+            q_scaled = q0.to(tl.float32) * tl.where(k_cols < D, c_scale, 0.0)[None, :]
+            q_s = q_scaled.to(dtype)
+            if SPLIT_Q:
+                q_r = (q_scaled - q_s.to(tl.float32)).to(dtype)
+            else:
+                q_scaled = q_s.to(tl.float32)
+            k_sum = tl.sum(q_scaled * tl.where(k_cols < D, c_zero, 0.0)[None, :], axis=1)
+            k_dirty = tl.reduce_or(c_dirty, None)
+        for n0 in range(c0, c_end, BLOCK_N):
+            active = True
+            if DEFERRED:
+                active = tl.load(defer_ptr + defer_base + (n0 - start) // BLOCK_N) != 0
+            if active:
+                rows = n0 + tl.arange(0, BLOCK_N)
+                row_ok = rows < end
+                if VALUE_TILES and not DEFERRED:
+                    # Words of four codewords (or eight int4 values), clean blocks only: a block
+                    # with any non-zero syndrome is left to the deferred launch. With LANES, the
+                    # data words of Golay's lane layout, which read as an int4 row.
+                    # Rows past the split's end are read, from the storage's rows (clamped to its
+                    # last), rather than masked: a mask costs instructions on every word, while
+                    # those rows' scores are masked anyway.
+                    # Offsets within one (sequence, head) slab fit in 32 bits.
+                    row_words = tl.minimum(rows, S - 1) * (ROW_BYTES // 4)
+                    word_offs = row_words[:, None] + w[None, :]
+                    if BLOCK_W == WORDS:
+                        kw = tl.load(k_words + word_offs)
+                        vw = tl.load(v_words + word_offs)
+                    else:
+                        kw = tl.load(k_words + word_offs, mask=w_ok[None, :], other=0)
+                        vw = tl.load(v_words + word_offs, mask=w_ok[None, :], other=0)
+                    # The rows' scales (and zero points), their codewords' syndromes checked as the
+                    # values' are: a dirty one defers the block too.
+                    q_term = q_sum
+                    if CHANNEL_KEYS:
+                        v_scale, v_zero, meta_dirty = _clean_value_meta(
+                            vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                            MUB, MRB)
+                        meta_dirty = meta_dirty | k_dirty
+                        # The scales are in the queries: the rows' K scale is 1, and their zero-point
+                        # term sum_c q_c s_c z_c (k_zero 1 times q_term).
+                        k_scale = tl.full([BLOCK_N], 1.0, tl.float32)
+                        k_zero = k_scale
+                        q_term = k_sum
+                    else:
+                        k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                            km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS,
+                            MUV, MUB, MRB)
+                    deferred = 0
+                    if LANES:
+                        # The parity words: 16 after the data, and the row's last. As on the
+                        # one-byte codes' path, rows past the split's end count unmasked.
+                        dirty = _lane_row_syndromes(kw, tl.load(k_words + word_offs + WORDS), tl.load(k_words + row_words + 2 * WORDS))
+                        dirty |= _lane_row_syndromes(vw, tl.load(v_words + word_offs + WORDS), tl.load(v_words + row_words + 2 * WORDS))
+                        dirty = dirty.to(tl.int32, bitcast=True) | meta_dirty
+                        deferred = (tl.reduce_or(dirty, None) != 0).to(tl.int32)
+                        tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                    elif BLOCKS:
+                        # The check bytes: WORDS / 8 words after the data. As above, rows past the
+                        # split's end count unmasked.
+                        check_offs = row_words[:, None] + WORDS + tl.arange(0, WORDS // 8)[None, :]
+                        dirty = _block_row_syndromes(kw, tl.load(k_words + check_offs), BLOCKS, PTX)
+                        dirty |= _block_row_syndromes(vw, tl.load(v_words + check_offs), BLOCKS, PTX)
+                        dirty = tl.reduce_or(dirty.to(tl.int32, bitcast=True), None) | tl.reduce_or(meta_dirty, None)
+                        deferred = (dirty != 0).to(tl.int32)
+                        tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                    elif DECODE:
+                        # Each K word's syndromes with those of the V word at the same place, then
+                        # one reduction (each thread's words first, then the warp). The rows past
+                        # the split's end count too, unmasked: a non-zero syndrome there only
+                        # defers the block (the deferred launch masks them), and they are rare
+                        # (the last block of a sequence; a split ends on a block).
+                        dirty = tl.reduce_or(_word_syndromes(kw, vw, C0, C1, C2, C3, PMASK, PTX), None)
+                        dirty = dirty.to(tl.int32, bitcast=True) | tl.reduce_or(meta_dirty, None)
+                        deferred = (dirty != 0).to(tl.int32)
+                        tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                    offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
+                    # Scores as (K q^T)^T: K is the dot's first operand, whose registers the unpacking
+                    # writes in place, where as the second operand the queries would be (read from
+                    # shared memory, then moved into each mma's operand registers: ~100 moves per
+                    # block). The weights then cross to the PV dot through shared memory (1 KiB).
+                    k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
+                    if CHANNEL_KEYS:
+                        if SPLIT_Q:
+                            s = tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION)
+                            s = tl.trans(tl.dot(k_op, tl.trans(q_r), s, input_precision=DOT_PRECISION))
+                        else:
+                            s = tl.trans(tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION))
+                    else:
+                        s = tl.trans(tl.dot(k_op, tl.trans(q0), input_precision=DOT_PRECISION))
+                    pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                        s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                        m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                        HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
+                    acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION) - zero_term
+                elif CLEAN_UNITS and not DEFERRED:
+                    # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
+                    # whole words): clean blocks only, as the word path, with the scales folded into
+                    # the dots. The syndromes are the only decoding here; a block with any non-zero
+                    # one is left to the deferred launch. As on the word path, rows past the split's
+                    # end are checked unmasked: a non-zero syndrome there only defers the block.
+                    kd = _unit_words(k_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
+                    vd = _unit_words(v_base, rows, u, S, ROW_BYTES, UNITS, UNIT_BYTES, LANES_D)
+                    syndromes = _syndromes(kd, enc_ptr, None, K) | _syndromes(vd, enc_ptr, None, K)
+                    k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
+                        km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
+                        MUB, MRB)
+                    dirty = tl.reduce_or(syndromes, None) | tl.reduce_or(meta_dirty, None)
+                    deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
-                s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
-                                    stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
-                p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+                    offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
+                    s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype, PTX)), input_precision=DOT_PRECISION)
+                    if UNIT_VALUES > 1:
+                        s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
+                    if UNIT_VALUES > 2:
+                        s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
+                    pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                        s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                        m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                        HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
+                    acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION) - zero_term
+                    if UNIT_VALUES > 1:
+                        acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P,
+                                   DOT_PRECISION) - zero_term
+                    if UNIT_VALUES > 2:
+                        acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P,
+                                   DOT_PRECISION) - zero_term
+                elif BLOCKS:
+                    # The blocks layout's deferred blocks: each codeword decoded as the reference (its
+                    # syndrome, one flipped bit corrected), dequantized in float32 in row order, with
+                    # INTERP the erased codewords interpolated.
+                    c = tl.arange(0, UNITS)
+                    c_ok = row_ok[:, None] & (c < UNITS)[None, :]
+                    cw_rows = rows[:, None] + c[None, :] * 0
+                    k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                    v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                    km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                  META_UNITS, MUB, MRB, META_LANES)
+                    vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                  META_UNITS, MUB, MRB, META_LANES)
+                    kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
+                                     msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                     META_LANES)
+                    s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
+                    s = (s * qk_scale).to(tl.float32)
+                    s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                                        stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+                    p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+                    vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
+                                     msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
+                                     META_LANES)
+                    acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                    if count_units:  # per codeword, gathered in the first unit position
+                        first = u == 0
+                        n_corrected += tl.where(first, tl.sum(tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), 1), 0), 0)
+                        n_detected += tl.where(first, tl.sum(tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), 1), 0), 0)
+                        n_meta_corrected += km_corr + vm_corr
+                        n_meta_parity_only += km_po + vm_po
+                        n_meta_detected += km_det + vm_det
+                else:
+                    repair: tl.constexpr = DEFERRED and INTERP
+                    # Decode the block's units (K and V) and their rows' metadata once, then each
+                    # slot's values, their scales decoded from the metadata, erasures interpolated in
+                    # the repair pass.
+                    k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                     DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                     DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                  K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
+                    vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                  META_UNITS, MUB, MRB, META_LANES)
+                    k_block = _block_state(
+                        k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                        ROW_BYTES, UNIT_BYTES,
+                        UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                    kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
+                                  syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                  K_GROUPS, K_GROUP, HAS_ZERO,
+                                  K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS,
+                                  PO_SYN,
+                                  MK, MPO_SYN, K_ROW_DIV)
+                    s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
+                    if UNIT_VALUES > 1:
+                        kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
+                                      syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                      K_GROUPS, K_GROUP,
+                                      HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                                      DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
+                        s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
+                    if UNIT_VALUES > 2:
+                        kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
+                                      syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                      K_GROUPS, K_GROUP,
+                                      HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                                      DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
+                        s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
+                    s = (s * qk_scale).to(tl.float32)
 
-                # V: the weighted sums, one accumulator per slot.
-                v_block = _block_state(
-                    v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
-                    ROW_BYTES, UNIT_BYTES,
-                    UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
-                    NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
-                vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
-                              syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
-                              GROUP, HAS_ZERO,
-                              META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
-                              MPO_SYN)
-                acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
-                if UNIT_VALUES > 1:
-                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,
-                                  syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                  GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN, MK, MPO_SYN)
-                    acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
-                if UNIT_VALUES > 2:
-                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col2_ok, seq_len, v_base, vm_base, enc_ptr,
-                                  syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                  GROUPS, GROUP,
-                                  HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
-                                  PBITS, PO_SYN, MK, MPO_SYN)
-                    acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                    deferred = 0
+                    if DEFER and not DEFERRED:
+                        # A block holding an erased K or V unit, or a row whose scale holds a detected
+                        # codeword, is left to the deferred launch.
+                        deferred = tl.maximum(tl.max(((k_status == 2) | (v_status == 2)).to(tl.int32)),
+                                              tl.max((km_rows | vm_rows).to(tl.int32)))
+                        tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
+                    s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                                        stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+                    p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
 
-                if count_units:
-                    # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
-                    # hold a tile's worth of registers through the whole loop.
-                    n_corrected += tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), axis=0)
-                    n_parity_only += tl.sum((k_status == 3).to(tl.int32) + (v_status == 3).to(tl.int32), axis=0)
-                    n_detected += tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), axis=0)
-                    n_meta_corrected += km_corr + vm_corr
-                    n_meta_parity_only += km_po + vm_po
-                    n_meta_detected += km_det + vm_det
+                    # V: the weighted sums, one accumulator per slot.
+                    v_block = _block_state(
+                        v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                        ROW_BYTES, UNIT_BYTES,
+                        UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                    vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
+                                  syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
+                                  GROUP, HAS_ZERO,
+                                  META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
+                                  MPO_SYN)
+                    acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                    if UNIT_VALUES > 1:
+                        vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,
+                                      syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                      GROUPS, GROUP,
+                                      HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                      PBITS, PO_SYN, MK, MPO_SYN)
+                        acc1 = _pv_float(acc1 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+                    if UNIT_VALUES > 2:
+                        vx = _kv_slot(v_data, v_block, rows, row_ok, u, col2_ok, seq_len, v_base, vm_base, enc_ptr,
+                                      syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
+                                      GROUPS, GROUP,
+                                      HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET,
+                                      PBITS, PO_SYN, MK, MPO_SYN)
+                        acc2 = _pv_float(acc2 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
+
+                    if count_units:
+                        # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
+                        # hold a tile's worth of registers through the whole loop.
+                        n_corrected += tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), axis=0)
+                        n_parity_only += tl.sum((k_status == 3).to(tl.int32) + (v_status == 3).to(tl.int32), axis=0)
+                        n_detected += tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), axis=0)
+                        n_meta_corrected += km_corr + vm_corr
+                        n_meta_parity_only += km_po + vm_po
+                        n_meta_detected += km_det + vm_det
+        c0 = c_end
+
     if (PACKED or LANES or CLEAN_UNITS or BLOCKS) and not DEFERRED:
         acc0 = acc0 * v_unit
         acc1 = acc1 * v_unit
