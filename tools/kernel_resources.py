@@ -33,7 +33,7 @@ from ecc_tensor.ops.attention import plan as A
 from ecc_tensor.ops.attention.kernel import _decode_attention_kernel
 from ecc_tensor.storage import StorageLayout
 
-CHANNEL_BLOCK = 128  # rows per block of channel scales with --channel-keys, as tools/attention_case.py
+from attention_case import CHANNEL_BLOCK  # tools/, beside this script: --channel-keys uses the timing tools' block
 
 POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
