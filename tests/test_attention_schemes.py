@@ -15,7 +15,7 @@ from ecc_tensor import ECCInt4Tensor
 from ecc_tensor.attention import quantize_encode_channels
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import new_counters
-from ecc_tensor.metadata import codec_tables
+from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.ops import attention
 from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
@@ -144,6 +144,26 @@ def test_a_nan_reaches_the_output_as_in_the_reference(codec, where, device):
     want, got = outs
     assert want[0, 1].isnan().all() and not want[0, 0].isnan().any()
     torch.testing.assert_close(got, want, rtol=2e-3, atol=2e-3, equal_nan=True)
+
+
+def test_unaligned_int4_channel_scales_are_read_as_bytes():
+    """int4's channel scales are loaded as float32 words only where their rows are 4-byte
+    aligned (``K_META_WORDS``, as ``META_WORDS`` for row scales): a metadata view at an odd
+    offset takes the byte path, and reads the same scales."""
+    batch, heads, seq, dim, block = 1, 2, 96, 16, 32
+    k_stored, k_meta, v_stored, v_meta = channel_cache("int4", batch, heads, seq, dim, block, True, 0.0, seed=3)
+    shifted = torch.empty(k_meta.numel() + 1, dtype=torch.uint8)[1:].view(k_meta.shape)
+    shifted.copy_(k_meta)
+    layout = MetadataLayout("int4", dim)
+    meta = attention.plan.meta_constants(MetadataLayout("int4"), v_meta)
+    assert attention.key_meta_constants(layout, dim, block, meta, k_meta)["K_META_WORDS"] == layout.row_bytes // 4
+    assert attention.key_meta_constants(layout, dim, block, meta, shifted)["K_META_WORDS"] == 0
+    query = torch.randn(batch, heads, 1, dim, generator=torch.Generator().manual_seed(4)).half()
+    outs = [attention.triton_decode_attention(query, k_stored, km, v_stored, v_meta, *codec_tables("int4", "cpu"), "int4", dim, 1,
+                                              True, False, torch.tensor([seq]), new_counters(), None, False, dim**-0.5, None,
+                                              key_channel_block=block)
+            for km in (k_meta, shifted)]
+    assert torch.equal(outs[0], outs[1])
 
 
 @pytest.mark.parametrize("codec", ["int4", "hamming84", "golay24"])

@@ -63,7 +63,8 @@ round the keys (bfloat16 keeps the remainder in a second dot).
 
 Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
 block's channel scales into the queries on the word path and read their metadata as groups
-of a block of rows on the unit path (``ROW_DIV``); the full-precision window is attended by
+of a block of rows on the unit path (``ROW_DIV``: each row of channel scales a block's rows
+share is decoded once, as one tile, not per row and value); the full-precision window is attended by
 a kernel of its own into one more partial that the combine kernel merges.
 
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the

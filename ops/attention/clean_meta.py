@@ -128,14 +128,14 @@ def _clean_value_meta(vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.cons
 
 @triton.jit
 def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
-                        GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr):
+                        GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, WORDS: tl.constexpr):
     """One metadata row of keys quantized per channel (``GROUPS`` channels: their scales, then
     their zero points): (scale, zero point (0 when symmetric), dirty) of channels ``cols``,
     data bits as read, dirty non-zero where a codeword holding them has a non-zero syndrome (a
     dirty row defers every block it covers). Word ``w``'s nibble ``j`` is value ``8 w + j`` of
-    units of ``MUV`` values and ``MUB`` bytes (:mod:`ecc_tensor.metadata`; int4's bytes are the
-    float32 words themselves)."""
-    if not DECODE and MUB == 1 and MUV == 2:  # int4: bytes of two nibbles, the float32 words themselves
+    units of ``MUV`` values and ``MUB`` bytes (:mod:`ecc_tensor.metadata`). ``WORDS``: aligned
+    rows of the float32 words themselves (int4, ``key_meta_constants``), loaded as words."""
+    if WORDS:
         words = row_ptr.to(tl.pointer_type(tl.float32))
         zero = tl.load(words + GROUPS + cols) if HAS_ZERO else tl.zeros(cols.shape, tl.float32)
         return tl.load(words + cols), zero, tl.zeros(cols.shape, tl.int32)

@@ -56,6 +56,7 @@ def _decode_attention_kernel(
     # constants are V's. The word path folds a block's channel scales into the queries.
     CHANNEL_KEYS: tl.constexpr, K_GROUPS: tl.constexpr, K_GROUP: tl.constexpr, K_META_UNITS: tl.constexpr, K_MUV: tl.constexpr,
     K_MUB: tl.constexpr, K_MRB: tl.constexpr, K_META_LANES: tl.constexpr, K_META_STATUS_COLS: tl.constexpr, K_ROW_DIV: tl.constexpr,
+    K_META_WORDS: tl.constexpr,
 ):
     bh = tl.program_id(0)
     program = tl.program_id(1)
@@ -158,6 +159,7 @@ def _decode_attention_kernel(
         # The channel of each column of q0 (operand order); the queries scaled by a block of
         # rows' channel scales (q_s), with sum_c q_c s_c z_c (zero points), are set per block.
         k_cols = tl.max(_k_operand_order(tl.zeros([BLOCK_M, BLOCK_U], tl.int32) + u[None, :], SLOT_BITS), axis=0)
+        k_chan = tl.minimum(k_cols, D - 1)  # the channel scale each column reads (padding columns: the last, then zeroed)
         q_s = q0
         q_r = q0
         k_sum = tl.zeros([BLOCK_M], tl.float32)
@@ -167,8 +169,8 @@ def _decode_attention_kernel(
             # while the previous block is attended (8 us at batch 8 / 32k on the H200). Coded
             # scales are not: their syndromes, computed at the load, would wait for it anyway,
             # and a second copy of the decoder took ptxas from 372 to 632 bytes of spills.
-            next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + (start // K_ROW_DIV) * K_MRB, tl.minimum(k_cols, D - 1),
-                                                                    menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
+            next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + (start // K_ROW_DIV) * K_MRB, k_chan,
+                                                                    menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS)
 
     # The main launch attends every block but those it defers (DEFER): the packed path defers
     # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
@@ -190,13 +192,13 @@ def _decode_attention_kernel(
         if CHUNKED:
             c_end = tl.minimum((c0 // K_ROW_DIV + 1) * K_ROW_DIV, end)
             if DECODE:
-                c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, tl.minimum(k_cols, D - 1),
-                                                               menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
+                c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, k_chan,
+                                                               menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS)
             else:
                 c_scale, c_zero, c_dirty = next_scale, next_zero, next_dirty
                 next_row = tl.minimum(c0 // K_ROW_DIV + 1, k_meta_rows - 1)
-                next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + next_row * K_MRB, tl.minimum(k_cols, D - 1),
-                                                                        menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB)
+                next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + next_row * K_MRB, k_chan, menc_ptr, MK, DECODE,
+                                                                        HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS)
             # q * s in the dot's dtype. In float16 it is rounded, as the dense path rounds the
             # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py);
             # bfloat16's rounding is 8x coarser, so there a second dot takes the remainder

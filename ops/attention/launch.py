@@ -81,7 +81,7 @@ def triton_decode_attention(
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None, **meta,
-        **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta),
+        **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta, k_meta),
         BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=plan.part_cols,
     )
     main = plan.main

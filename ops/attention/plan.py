@@ -125,19 +125,23 @@ def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
     )
 
 
-def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block: int, meta: dict) -> dict:
+def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block: int, meta: dict, *k_meta: torch.Tensor) -> dict:
     """The kernel's K metadata constants (``K_*``): with keys quantized per channel
     (``channel_block`` > 0; ``meta_layout`` of ``head_dim`` groups), a row of ``head_dim``
     channel scales per ``channel_block`` rows, its codewords one after another; otherwise V's
-    (``meta``: ``meta_constants``; ``meta_layout`` V's)."""
+    (``meta``: ``meta_constants``; ``meta_layout`` V's). ``K_META_WORDS``: as ``META_WORDS``,
+    32-bit words per row where the word path loads the channel scales as float32 words (int4;
+    aligned rows of ``k_meta``, none given: aligned), else 0."""
     if not channel_block:
         return dict(CHANNEL_KEYS=False, K_GROUPS=meta_layout.groups, K_GROUP=head_dim // meta_layout.groups,
                     K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
-                    K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1)
+                    K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
+                    K_META_WORDS=meta["META_WORDS"])
     storage = meta_layout.storage
+    aligned = storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in k_meta)
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
-                K_ROW_DIV=channel_block)
+                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if aligned and storage.nibbles else 0)
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:

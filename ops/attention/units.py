@@ -14,7 +14,13 @@ from ..codec_kernels import (
     _status,
     _syndrome_decode,
     _unit_value,
+    _unit_word,
 )
+
+
+@triton.constexpr_function
+def _next_power_of_2(n):
+    return triton.next_power_of_2(int(n))
 
 
 @triton.jit
@@ -95,8 +101,27 @@ def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.
     else:  # a group per column: the mask takes the tile's shape
         w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
-    s, off, detected = _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB,
-                                    META_LANES, META_UNITS, ROW_DIV)
+    if ROW_DIV > 1 and rows.shape[1] == 1:
+        # Keys per channel, a block of consecutive rows ([N, 1]): they share one or two rows of
+        # channel scales, each decoded once as a [1, U] row and given to the rows it covers,
+        # rather than once per (row, value): per value, the deferred launch spilled 25 KB a thread.
+        s = tl.zeros(mask.shape, tl.float32)
+        off = tl.zeros(mask.shape, tl.float32) + (0.0 if HAS_ZERO else 8.0)
+        detected = tl.zeros(mask.shape, tl.int1)
+        first = tl.min(tl.where(row_ok, rows, 2147483647)) // ROW_DIV
+        last = tl.max(tl.where(row_ok, rows, -1)) // ROW_DIV
+        covered_rows = tl.zeros([1, 1], tl.int32) + first * ROW_DIV
+        for meta_row in range(first, last + 1):
+            row_s, row_off, row_det = _group_scale(meta_base, covered_rows, w >= 0, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS,
+                                                   HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
+            here = row_ok & (rows // ROW_DIV == meta_row)
+            s = tl.where(here, row_s, s)
+            off = tl.where(here, row_off, off)
+            detected = detected | (here & row_det)
+            covered_rows += ROW_DIV
+    else:
+        s, off, detected = _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS, HAS_ZERO, MUV, MUB,
+                                        MRB, META_LANES, META_UNITS, ROW_DIV)
     return (v - off) * s, detected
 
 
@@ -322,14 +347,35 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
     detected = tl.zeros([], tl.int32)
     any_detected = tl.zeros(row_ok.shape, tl.int1)
     if DECODE:
-        row_ptrs = meta_base + (rows // ROW_DIV).to(tl.int64) * MRB
-        counted = row_ok & (rows % ROW_DIV == 0)
-        for mu in tl.static_range(META_UNITS):
-            _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
-            status = tl.where(row_ok, status, 0)
-            once = tl.where(counted, status, 0)
-            corrected += tl.sum((once == 1).to(tl.int32), axis=0)
-            parity_only += tl.sum((once == 3).to(tl.int32), axis=0)
-            detected += tl.sum((once == 2).to(tl.int32), axis=0)
-            any_detected = any_detected | (status == 2)
+        if ROW_DIV == 1:
+            row_ptrs = meta_base + rows.to(tl.int64) * MRB
+            for mu in tl.static_range(META_UNITS):
+                _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
+                status = tl.where(row_ok, status, 0)
+                corrected += tl.sum((status == 1).to(tl.int32), axis=0)
+                parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
+                detected += tl.sum((status == 2).to(tl.int32), axis=0)
+                any_detected = any_detected | (status == 2)
+        else:
+            # Keys per channel: a metadata row holds hundreds of codewords (342 for 128 Hamming
+            # scales) and a block's rows share one or two such rows. Each is decoded as one tile
+            # of its codewords, in a loop: unrolled per codeword, the deferred launch took
+            # minutes to compile for sm_90a.
+            mu = tl.arange(0, _next_power_of_2(META_UNITS))
+            mu_ok = mu < META_UNITS
+            first = tl.min(tl.where(row_ok, rows, 2147483647)) // ROW_DIV
+            last = tl.max(tl.where(row_ok, rows, -1)) // ROW_DIV
+            row_ptr = meta_base + first.to(tl.int64) * MRB
+            for meta_row in range(first, last + 1):
+                unit = _unit_word(row_ptr + mu * MUB, mu_ok, MUB)
+                row_ptr += MRB
+                _, status = _syndrome_decode(unit, menc_ptr, msyn_ptr, mu_ok, MK, MPO_SYN)
+                status = tl.where(mu_ok, status, 0)
+                covered = row_ok & (rows // ROW_DIV == meta_row)
+                # Counted in the block holding the first row it covers.
+                once = tl.max((covered & (rows % ROW_DIV == 0)).to(tl.int32), axis=0)
+                corrected += once * tl.sum((status == 1).to(tl.int32), axis=0)
+                parity_only += once * tl.sum((status == 3).to(tl.int32), axis=0)
+                detected += once * tl.sum((status == 2).to(tl.int32), axis=0)
+                any_detected = any_detected | (covered & (tl.max((status == 2).to(tl.int32), axis=0) > 0))
     return corrected, parity_only, detected, any_detected
