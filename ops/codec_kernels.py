@@ -483,23 +483,49 @@ def _meta_word_at(row_ptrs, W: tl.constexpr, mask, parity_table_ptr, syndrome_ta
     return bits, detected
 
 
+@triton.constexpr_function
+def _word_units(MUV):
+    """The most units of ``MUV`` values that the 8 nibbles of a metadata word can span (a word
+    starts at value ``8 w``, anywhere within a unit)."""
+    return (int(MUV) - 1 + 7) // int(MUV) + 1
+
+
+@triton.jit
+def _word_nibbles(units, first, j: tl.constexpr, MUV: tl.constexpr):
+    """Nibble ``j`` of the metadata word whose first value is ``first``: value ``first + j`` of
+    ``units`` (the word's units in order, ``_word_units`` of them, from the one holding
+    ``first``)."""
+    at = first % MUV + j  # the value's place counted from the first unit's start
+    nibble = tl.zeros(first.shape, tl.int32)
+    for i in tl.static_range(len(units)):
+        nibble = tl.where(at // MUV == i, (units[i] >> (4 * (at % MUV))) & 15, nibble)
+    return nibble
+
+
 @triton.jit
 def _meta_word(row_ptrs, w, mask, parity_table_ptr, syndrome_table_ptr, K: tl.constexpr, PO_SYN: tl.constexpr,
                DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr):
     """Metadata word ``w`` (a scale or zero point, :mod:`ecc_tensor.metadata`) of the rows at
     ``row_ptrs``: (its float32 bits as int32, whether a codeword holding it is detected). Its
     eight nibbles are values ``8 w .. 8 w + 7`` of units of ``MUV`` values and ``MUB`` bytes,
-    each decoded and corrected (``DECODE``) as the reference does. ``w`` is a constant (one
-    group) or a tensor broadcastable with ``row_ptrs`` (a group per column)."""
-    bits = tl.zeros(mask.shape, tl.int32)
+    each unit loaded and decoded and corrected (``DECODE``) once, as the reference does (per
+    nibble, Golay's 3-value units were loaded and decoded 8 times for 3 or 4 units). ``w`` is
+    a constant (one group) or a tensor broadcastable with ``row_ptrs`` (a group per column)."""
+    first = 8 * w + tl.zeros(mask.shape, tl.int32)
     detected = tl.zeros(mask.shape, tl.int1)
-    for j in tl.static_range(8):
-        m = 8 * w + j
-        word = _unit_word(row_ptrs + (m // MUV) * MUB, mask, MUB)
+    units = ()
+    for i in tl.static_range(_word_units(MUV)):
+        # The last unit is the word's only where its first value falls late in the first unit
+        # (the row may end before it otherwise).
+        spanned = mask & (first // MUV + i <= (first + 7) // MUV)
+        word = _unit_word(row_ptrs + (first // MUV + i) * MUB, spanned, MUB)
         if DECODE:
-            word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, mask, K, PO_SYN)
-            detected = detected | (status == 2)
-        bits = bits | (((word >> (4 * (m % MUV))) & 15) << (4 * j))
+            word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, spanned, K, PO_SYN)
+            detected = detected | (spanned & (status == 2))
+        units = units + (word,)
+    bits = tl.zeros(mask.shape, tl.int32)
+    for j in tl.static_range(8):
+        bits = bits | (_word_nibbles(units, first, j, MUV) << (4 * j))
     return bits, detected
 
 

@@ -9,6 +9,8 @@ import triton.language as tl
 from ..codec_kernels import (
     _syndromes,
     _unit_word,
+    _word_nibbles,
+    _word_units,
 )
 from .syndromes import _lane_syndromes
 
@@ -143,13 +145,18 @@ def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.co
     zero_bits = tl.zeros(cols.shape, tl.int32)
     dirty = tl.zeros(cols.shape, tl.int32)
     for which in tl.static_range(2 if HAS_ZERO else 1):
+        # Each unit the word's 8 nibbles span loaded and checked once (``_meta_word``).
+        first = 8 * (cols + which * GROUPS)
+        units = ()
+        for i in tl.static_range(_word_units(MUV)):
+            spanned = first // MUV + i <= (first + 7) // MUV
+            word = _unit_word(row_ptr + (first // MUV + i) * MUB, spanned, MUB)
+            if DECODE:
+                dirty |= tl.where(spanned, _syndromes(word, menc_ptr, None, MK), 0)
+            units = units + (word,)
         bits = tl.zeros(cols.shape, tl.int32)
         for j in tl.static_range(8):
-            m = 8 * (cols + which * GROUPS) + j
-            word = _unit_word(row_ptr + (m // MUV) * MUB, None, MUB)
-            if DECODE:
-                dirty |= _syndromes(word, menc_ptr, None, MK)
-            bits |= ((word >> (4 * (m % MUV))) & 15) << (4 * j)
+            bits |= _word_nibbles(units, first, j, MUV) << (4 * j)
         if which == 0:
             scale_bits = bits
         else:
