@@ -217,7 +217,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     def tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The values' code's encode and syndrome tables, then the metadata code's, as the
         ``ecc`` ops take them."""
-        return _tables(self)
+        return self.encode_table, self.syndrome_table, self.meta_encode_table, self.meta_syndrome_table
 
     @property
     def metadata_layout(self) -> MetadataLayout:
@@ -288,10 +288,6 @@ class ECCInt4Tensor(TorchAOBaseTensor):
 # methods: under torch.compile (2.13), a method called on a subclass that is a graph input reads
 # its inner tensors as they were when the graph began, missing the in-place writes the graph
 # made through other references to them (an ECCCache's buffers, written and read in one step).
-def _tables(t: "ECCInt4Tensor") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return t.encode_table, t.syndrome_table, t.meta_encode_table, t.meta_syndrome_table
-
-
 def _written_rows(t: "ECCInt4Tensor") -> torch.Tensor:
     return t.seq_len if t.seq_len is not None else torch.tensor(t.shape[-2], device=t.device)
 
@@ -318,7 +314,7 @@ def ecc_dequantize(t: "ECCInt4Tensor", interpolate: bool | None = None, dtype: t
                                        dtype or t.dtype, rows=rows, block=t.channel_block)
     else:
         out = torch.ops.ecc.decode_dequantize(
-            t.stored, t.meta, *_tables(t), t.codec, t.shape[-1], t.groups, t.symmetric, interpolate, counters,
+            t.stored, t.meta, *t.tables, t.codec, t.shape[-1], t.groups, t.symmetric, interpolate, counters,
             dtype or t.dtype, rows,
         )
     if t.window is not None:
@@ -550,13 +546,13 @@ def ecc_decode_attention(
         counters = new_counters(query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     scheme = {}
-    if key.channel_block or key.window is not None:
+    if key.has_scheme:
         rows = _quantized_rows(key)
         scheme = dict(key_channel_block=key.channel_block or 0)
         if key.window is not None:
             scheme.update(quantized_lens=rows.to(torch.int64).reshape(-1).expand(batch), k_window=key.window, v_window=value.window)
     return torch.ops.ecc.decode_attention(
-        query, key.stored, key.meta, value.stored, value.meta, *_tables(key), key.codec,
+        query, key.stored, key.meta, value.stored, value.meta, *key.tables, key.codec,
         key.shape[-1], value.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale, **scheme,
     )
 

@@ -546,14 +546,14 @@ class ECCLayer(_StoredLayer):
         held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
         newer = (positions >= rows).view(-1, 1)
         out = torch.where(newer, torch.where((positions < written).view(-1, 1), held, 0), decoded)
-        self._count_window_read(store, kv)
+        self._count_window_read(store, rows)
         return out
 
-    def _count_window_read(self, store: _CodedStore, kv: int) -> None:
-        """Count the window's words a step reads, with the written length a tensor."""
-        written = self.cumulative_length
+    def _count_window_read(self, store: _CodedStore, rows: torch.Tensor) -> None:
+        """Count the window's words a step reads (those past the ``rows`` codeword rows), with
+        the written length a tensor."""
         batch, heads = store.window.shape[:2]
-        self.window_counters[_WINDOW_READ] += (written - self.scheme.quantized_rows(kv, written)) * (batch * heads * store.layout.head_dim)
+        self.window_counters[_WINDOW_READ] += (self.cumulative_length - rows) * (batch * heads * store.layout.head_dim)
 
     @staticmethod
     def _held(store: _CodedStore, window: torch.Tensor | None, first: int, last: int) -> torch.Tensor:
@@ -616,7 +616,7 @@ class ECCLayer(_StoredLayer):
         """What the fused attention reads under a scheme: the codewords and the window as one
         ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected)."""
         if is_torchdynamo_compiling():
-            self._count_window_read(store, kv)
+            self._count_window_read(store, self.scheme.quantized_rows(kv, self.cumulative_length))
             return self.keys if kv == 0 else self.values
         if self._mirror_stale:
             return self._read_step(store, kv)
