@@ -486,20 +486,36 @@ def _meta_word_at(row_ptrs, W: tl.constexpr, mask, parity_table_ptr, syndrome_ta
 @triton.constexpr_function
 def _word_units(MUV):
     """The most units of ``MUV`` values that the 8 nibbles of a metadata word can span (a word
-    starts at value ``8 w``, anywhere within a unit)."""
+    starts at value ``8 w``, anywhere within a unit): 4 for Golay's 3-value units, 5 bound for
+    int4's bytes."""
     return (int(MUV) - 1 + 7) // int(MUV) + 1
 
 
 @triton.jit
-def _word_nibbles(units, first, j: tl.constexpr, MUV: tl.constexpr):
+def _put_unit(i: tl.constexpr, word, u0, u1, u2, u3, u4):
+    """``(u0, .., u4)`` with ``u_i`` = ``word`` (five names, not a tuple built in a loop: the
+    device's Triton is older than this one)."""
+    if i == 0:
+        u0 = word
+    if i == 1:
+        u1 = word
+    if i == 2:
+        u2 = word
+    if i == 3:
+        u3 = word
+    if i == 4:
+        u4 = word
+    return u0, u1, u2, u3, u4
+
+
+@triton.jit
+def _word_nibble(u0, u1, u2, u3, u4, first, j: tl.constexpr, MUV: tl.constexpr):
     """Nibble ``j`` of the metadata word whose first value is ``first``: value ``first + j`` of
-    ``units`` (the word's units in order, ``_word_units`` of them, from the one holding
-    ``first``)."""
+    the word's units ``u0 ..`` in order, from the one holding ``first``."""
     at = first % MUV + j  # the value's place counted from the first unit's start
-    nibble = tl.zeros(first.shape, tl.int32)
-    for i in tl.static_range(len(units)):
-        nibble = tl.where(at // MUV == i, (units[i] >> (4 * (at % MUV))) & 15, nibble)
-    return nibble
+    unit = at // MUV
+    word = tl.where(unit == 0, u0, tl.where(unit == 1, u1, tl.where(unit == 2, u2, tl.where(unit == 3, u3, u4))))
+    return (word >> (4 * (at % MUV))) & 15
 
 
 @triton.jit
@@ -511,9 +527,11 @@ def _meta_word(row_ptrs, w, mask, parity_table_ptr, syndrome_table_ptr, K: tl.co
     each unit loaded and decoded and corrected (``DECODE``) once, as the reference does (per
     nibble, Golay's 3-value units were loaded and decoded 8 times for 3 or 4 units). ``w`` is
     a constant (one group) or a tensor broadcastable with ``row_ptrs`` (a group per column)."""
+    tl.static_assert(_word_units(MUV) <= 5)
     first = 8 * w + tl.zeros(mask.shape, tl.int32)
     detected = tl.zeros(mask.shape, tl.int1)
-    units = ()
+    u0 = tl.zeros(mask.shape, tl.int32)
+    u1, u2, u3, u4 = u0, u0, u0, u0
     for i in tl.static_range(_word_units(MUV)):
         # The last unit is the word's only where its first value falls late in the first unit
         # (the row may end before it otherwise).
@@ -522,10 +540,10 @@ def _meta_word(row_ptrs, w, mask, parity_table_ptr, syndrome_table_ptr, K: tl.co
         if DECODE:
             word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, spanned, K, PO_SYN)
             detected = detected | (spanned & (status == 2))
-        units = units + (word,)
+        u0, u1, u2, u3, u4 = _put_unit(i, word, u0, u1, u2, u3, u4)
     bits = tl.zeros(mask.shape, tl.int32)
     for j in tl.static_range(8):
-        bits = bits | (_word_nibbles(units, first, j, MUV) << (4 * j))
+        bits = bits | (_word_nibble(u0, u1, u2, u3, u4, first, j, MUV) << (4 * j))
     return bits, detected
 
 

@@ -9,7 +9,8 @@ import triton.language as tl
 from ..codec_kernels import (
     _syndromes,
     _unit_word,
-    _word_nibbles,
+    _put_unit,
+    _word_nibble,
     _word_units,
 )
 from .syndromes import _lane_syndromes
@@ -147,16 +148,17 @@ def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.co
     for which in tl.static_range(2 if HAS_ZERO else 1):
         # Each unit the word's 8 nibbles span loaded and checked once (``_meta_word``).
         first = 8 * (cols + which * GROUPS)
-        units = ()
+        u0 = tl.zeros(cols.shape, tl.int32)
+        u1, u2, u3, u4 = u0, u0, u0, u0
         for i in tl.static_range(_word_units(MUV)):
             spanned = first // MUV + i <= (first + 7) // MUV
             word = _unit_word(row_ptr + (first // MUV + i) * MUB, spanned, MUB)
             if DECODE:
                 dirty |= tl.where(spanned, _syndromes(word, menc_ptr, None, MK), 0)
-            units = units + (word,)
+            u0, u1, u2, u3, u4 = _put_unit(i, word, u0, u1, u2, u3, u4)
         bits = tl.zeros(cols.shape, tl.int32)
         for j in tl.static_range(8):
-            bits |= _word_nibbles(units, first, j, MUV) << (4 * j)
+            bits |= _word_nibble(u0, u1, u2, u3, u4, first, j, MUV) << (4 * j)
         if which == 0:
             scale_bits = bits
         else:
