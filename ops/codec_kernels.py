@@ -509,13 +509,28 @@ def _put_unit(i: tl.constexpr, word, u0, u1, u2, u3, u4):
 
 
 @triton.jit
+def _unit_at(i: tl.constexpr, u0, u1, u2, u3, u4):
+    """``u_i``."""
+    if i == 0:
+        return u0
+    if i == 1:
+        return u1
+    if i == 2:
+        return u2
+    if i == 3:
+        return u3
+    return u4
+
+
+@triton.jit
 def _word_nibble(u0, u1, u2, u3, u4, first, j: tl.constexpr, MUV: tl.constexpr):
     """Nibble ``j`` of the metadata word whose first value is ``first``: value ``first + j`` of
     the word's units ``u0 ..`` in order, from the one holding ``first``."""
     at = first % MUV + j  # the value's place counted from the first unit's start
-    unit = at // MUV
-    word = tl.where(unit == 0, u0, tl.where(unit == 1, u1, tl.where(unit == 2, u2, tl.where(unit == 3, u3, u4))))
-    return (word >> (4 * (at % MUV))) & 15
+    nibble = tl.zeros(first.shape, tl.int32)
+    for i in tl.static_range(_word_units(MUV)):
+        nibble = tl.where(at // MUV == i, (_unit_at(i, u0, u1, u2, u3, u4) >> (4 * (at % MUV))) & 15, nibble)
+    return nibble
 
 
 @triton.jit
