@@ -523,14 +523,29 @@ def _unit_at(i: tl.constexpr, u0, u1, u2, u3, u4):
 
 
 @triton.jit
-def _word_nibble(u0, u1, u2, u3, u4, first, j: tl.constexpr, MUV: tl.constexpr):
-    """Nibble ``j`` of the metadata word whose first value is ``first``: value ``first + j`` of
-    the word's units ``u0 ..`` in order, from the one holding ``first``."""
-    at = first % MUV + j  # the value's place counted from the first unit's start
-    nibble = tl.zeros(first.shape, tl.int32)
-    for i in tl.static_range(_word_units(MUV)):
-        nibble = tl.where(at // MUV == i, (_unit_at(i, u0, u1, u2, u3, u4) >> (4 * (at % MUV))) & 15, nibble)
-    return nibble
+def _word_unit(row_ptrs, first, i: tl.constexpr, mask, MUV: tl.constexpr, MUB: tl.constexpr):
+    """Unit ``i`` of those holding the metadata word whose first value is ``first``, as read,
+    and where it is one of the word's: the last of ``_word_units`` is only where the word
+    starts late in its first unit (the row may end before it otherwise). ``mask`` may be None."""
+    spanned = first // MUV + i <= (first + 7) // MUV
+    if mask is not None:
+        spanned = mask & spanned
+    return _unit_word(row_ptrs + (first // MUV + i) * MUB, spanned, MUB), spanned
+
+
+@triton.jit
+def _word_bits(u0, u1, u2, u3, u4, first, MUV: tl.constexpr):
+    """The 32 bits of the metadata word whose first value is ``first``: its values ``first ..
+    first + 7``, nibble by nibble, from its units ``u0 ..`` in order (``_word_unit``)."""
+    tl.static_assert(_word_units(MUV) <= 5)
+    bits = tl.zeros(first.shape, tl.int32)
+    for j in tl.static_range(8):
+        at = first % MUV + j  # the value's place counted from the first unit's start
+        nibble = tl.zeros(first.shape, tl.int32)
+        for i in tl.static_range(_word_units(MUV)):
+            nibble = tl.where(at // MUV == i, (_unit_at(i, u0, u1, u2, u3, u4) >> (4 * (at % MUV))) & 15, nibble)
+        bits = bits | (nibble << (4 * j))
+    return bits
 
 
 @triton.jit
@@ -542,24 +557,17 @@ def _meta_word(row_ptrs, w, mask, parity_table_ptr, syndrome_table_ptr, K: tl.co
     each unit loaded and decoded and corrected (``DECODE``) once, as the reference does (per
     nibble, Golay's 3-value units were loaded and decoded 8 times for 3 or 4 units). ``w`` is
     a constant (one group) or a tensor broadcastable with ``row_ptrs`` (a group per column)."""
-    tl.static_assert(_word_units(MUV) <= 5)
     first = 8 * w + tl.zeros(mask.shape, tl.int32)
     detected = tl.zeros(mask.shape, tl.int1)
     u0 = tl.zeros(mask.shape, tl.int32)
     u1, u2, u3, u4 = u0, u0, u0, u0
     for i in tl.static_range(_word_units(MUV)):
-        # The last unit is the word's only where its first value falls late in the first unit
-        # (the row may end before it otherwise).
-        spanned = mask & (first // MUV + i <= (first + 7) // MUV)
-        word = _unit_word(row_ptrs + (first // MUV + i) * MUB, spanned, MUB)
+        word, spanned = _word_unit(row_ptrs, first, i, mask, MUV, MUB)
         if DECODE:
             word, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, spanned, K, PO_SYN)
             detected = detected | (spanned & (status == 2))
         u0, u1, u2, u3, u4 = _put_unit(i, word, u0, u1, u2, u3, u4)
-    bits = tl.zeros(mask.shape, tl.int32)
-    for j in tl.static_range(8):
-        bits = bits | (_word_nibble(u0, u1, u2, u3, u4, first, j, MUV) << (4 * j))
-    return bits, detected
+    return _word_bits(u0, u1, u2, u3, u4, first, MUV), detected
 
 
 @triton.jit

@@ -7,10 +7,11 @@ import triton
 import triton.language as tl
 
 from ..codec_kernels import (
+    _put_unit,
     _syndromes,
     _unit_word,
-    _put_unit,
-    _word_nibble,
+    _word_bits,
+    _word_unit,
     _word_units,
 )
 from .syndromes import _lane_syndromes
@@ -151,14 +152,11 @@ def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.co
         u0 = tl.zeros(cols.shape, tl.int32)
         u1, u2, u3, u4 = u0, u0, u0, u0
         for i in tl.static_range(_word_units(MUV)):
-            spanned = first // MUV + i <= (first + 7) // MUV
-            word = _unit_word(row_ptr + (first // MUV + i) * MUB, spanned, MUB)
+            word, spanned = _word_unit(row_ptr, first, i, None, MUV, MUB)
             if DECODE:
                 dirty |= tl.where(spanned, _syndromes(word, menc_ptr, None, MK), 0)
             u0, u1, u2, u3, u4 = _put_unit(i, word, u0, u1, u2, u3, u4)
-        bits = tl.zeros(cols.shape, tl.int32)
-        for j in tl.static_range(8):
-            bits |= _word_nibble(u0, u1, u2, u3, u4, first, j, MUV) << (4 * j)
+        bits = _word_bits(u0, u1, u2, u3, u4, first, MUV)
         if which == 0:
             scale_bits = bits
         else:

@@ -110,12 +110,17 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16), "blocks": (32, 1, 3, 16)}
 
 
+def _word_aligned(storage: StorageLayout, *meta: torch.Tensor) -> bool:
+    """Whether every row of the metadata ``meta`` (none given: yes) starts on a 32-bit word."""
+    return storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in meta)
+
+
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
     """The metadata's code and layout constants. ``META_WORDS``: 32-bit words per row where
     the clean paths load the unprotected float32 words (int4; aligned rows), else 0;
     ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
     storage = meta_layout.storage
-    aligned = storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in meta)
+    aligned = _word_aligned(storage, *meta)
     lanes = storage.head_dim if storage.lanes and aligned else 0
     words = storage.row_bytes // 4 if aligned and storage.nibbles and meta_layout.groups == 1 else 0
     return dict(
@@ -138,7 +143,7 @@ def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block
                     K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
                     K_META_WORDS=meta["META_WORDS"])
     storage = meta_layout.storage
-    aligned = storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in k_meta)
+    aligned = _word_aligned(storage, *k_meta)
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
                 K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if aligned and storage.nibbles else 0)

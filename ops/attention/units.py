@@ -24,6 +24,13 @@ def _next_power_of_2(n):
 
 
 @triton.jit
+def _meta_rows_spanned(rows, row_ok, ROW_DIV: tl.constexpr):
+    """The first and last metadata rows (``ROW_DIV`` rows each) that ``rows`` where ``row_ok``
+    fall in; first > last where none does."""
+    return tl.min(tl.where(row_ok, rows, 2147483647)) // ROW_DIV, tl.max(tl.where(row_ok, rows, -1)) // ROW_DIV
+
+
+@triton.jit
 def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.constexpr,
                   NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                   FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr):
@@ -108,8 +115,7 @@ def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.
         s = tl.zeros(mask.shape, tl.float32)
         off = tl.zeros(mask.shape, tl.float32) + (0.0 if HAS_ZERO else 8.0)
         detected = tl.zeros(mask.shape, tl.int1)
-        first = tl.min(tl.where(row_ok, rows, 2147483647)) // ROW_DIV
-        last = tl.max(tl.where(row_ok, rows, -1)) // ROW_DIV
+        first, last = _meta_rows_spanned(rows, row_ok, ROW_DIV)
         covered_rows = tl.zeros([1, 1], tl.int32) + first * ROW_DIV
         for meta_row in range(first, last + 1):
             row_s, row_off, row_det = _group_scale(meta_base, covered_rows, w >= 0, w, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, GROUPS,
@@ -363,8 +369,7 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
             # minutes to compile for sm_90a.
             mu = tl.arange(0, _next_power_of_2(META_UNITS))
             mu_ok = mu < META_UNITS
-            first = tl.min(tl.where(row_ok, rows, 2147483647)) // ROW_DIV
-            last = tl.max(tl.where(row_ok, rows, -1)) // ROW_DIV
+            first, last = _meta_rows_spanned(rows, row_ok, ROW_DIV)
             row_ptr = meta_base + first.to(tl.int64) * MRB
             for meta_row in range(first, last + 1):
                 unit = _unit_word(row_ptr + mu * MUB, mu_ok, MUB)
