@@ -17,10 +17,12 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ecc_tensor.codecs import LinearBlockCode
-from ecc_tensor.interp import interpolate_erasures
-from ecc_tensor.metadata import MetadataLayout, value_groups
+from ecc_tensor import lanes
+from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout, written_rows
+
+from .interp_kernels import interpolate_unit_erasures_
 
 
 @triton.jit
@@ -1023,8 +1025,9 @@ def triton_decode_dequantize(
     dtype: torch.dtype,
     seq_len: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The kernel decodes the values and their scales and dequantizes; interpolation (a scan
-    along the sequence) then runs as the reference's tensor code on the float32 result."""
+    """The kernel decodes the values and their scales and dequantizes into float32 when
+    interpolating; the interpolation kernel (:mod:`ops.interp_kernels`) then fills the erased
+    values in place and the result is cast."""
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
     lead = stored.shape[:-1]
@@ -1037,7 +1040,11 @@ def triton_decode_dequantize(
                      meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
     )
     if interpolate:
+        # Erasures per codeword and per group, not per value: no mask of the cache's size.
+        group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
         written = written_rows(stored, seq_len)
-        meta_erased = value_groups(meta_layout.group_flags(meta_layout.erased_words(meta_status)), head_dim)
-        out = interpolate_erasures(out, layout.erased_values(status, written) | meta_erased, dim=-2).to(dtype)
+        if written is not None:
+            group_erased = group_erased | ~written
+        units = lanes.value_units(head_dim, stored.device) if layout.lanes else None
+        out = interpolate_unit_erasures_(out, status, STATUS_DETECTED, layout.codec.values_per_codeword, units, group_erased).to(dtype)
     return out

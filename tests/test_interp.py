@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecc_tensor.interp import interpolate_erasures
@@ -55,3 +55,22 @@ def test_batched_layout_uses_the_sequence_axis_only():
     for b in range(2):
         for h in range(3):
             assert torch.allclose(out[b, h].float(), reference(x[b, h].float(), erased[b, h]), atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seq=st.integers(1, 100), channels=st.integers(1, 20), density=st.sampled_from([0.0, 0.02, 0.3, 0.9, 1.0]),
+       runs=st.booleans(), seed=st.integers(0, 2**31))
+def test_the_kernel_interpolates_what_the_tensor_code_does(kernel_device, seq, channels, density, runs, seed):
+    """ops/interp_kernels.py bit for bit with interpolate_erasures: tiles of 32 rows, neighbours
+    beyond the tile (long runs of erasures, whole erased columns), sequences shorter than a tile."""
+    from ecc_tensor.ops.interp_kernels import interpolate_erasures_
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 2, seq, channels, generator=g)
+    erased = torch.rand(2, 2, seq, channels, generator=g) < density
+    if runs and seq > 3:
+        start = int(torch.randint(0, seq - 2, (1,), generator=g))
+        erased[:, 1, start : start + 70] = True  # across tiles, to the end of short sequences
+    want = interpolate_erasures(x, erased, dim=-2)
+    got = interpolate_erasures_(x.to(kernel_device), erased.to(kernel_device)).cpu()
+    assert torch.equal(got, want)

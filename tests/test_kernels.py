@@ -109,6 +109,29 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
         assert int(c_ref[COUNTER_NAMES.index("meta_corrected")]) > 0  # in the scales too
 
 
+@pytest.mark.parametrize("codec", [c for c in CODEC_NAMES if c != "int4"])
+def test_decode_dequantize_interpolates_across_tiles(codec, kernel_device):
+    """The interpolation kernel works on tiles of 32 rows: 80 rows, a run of 40 erased in a
+    channel (all its codewords' bits flipped), groups and unwritten rows at the end."""
+    head_dim, group_size, rows, written = 16, 8, 80, 75
+    x = torch.randn(2, 1, rows, head_dim, generator=torch.Generator().manual_seed(5))
+    stored, meta = reference_store(x, codec, group_size, True)
+    layout, meta_layout = StorageLayout(codec, head_dim), MetadataLayout(codec, head_dim // group_size, True)
+    noisy, _ = FaultModel("bsc", 0.05, seed=9).apply(stored, layout.exposed_bits_per_byte, step=0)
+    noisy[0, 0, 20:60, 0] ^= 0x03  # two flips in the first byte of 40 rows: detected in both SECDED codes
+    noisy_meta, _ = FaultModel("bsc", 0.05, seed=9).apply(meta, meta_layout.exposed_bits_per_byte, offset=METADATA_ADDRESS, step=0)
+    length, groups = torch.tensor(written), meta_layout.groups
+    args = (codec, head_dim, groups, True, True)
+    counters = new_counters()
+    want = torch.ops.ecc.decode_dequantize(noisy, noisy_meta, *codec_tables(codec, "cpu"), *args, counters, torch.float32, length)
+    got = codec_kernels.triton_decode_dequantize(
+        noisy.to(kernel_device), noisy_meta.to(kernel_device), *codec_tables(codec, kernel_device), *args,
+        new_counters(kernel_device), torch.float32, length.to(kernel_device))
+    assert same_bits(got.cpu(), want)
+    detected, meta_detected = (int(counters[COUNTER_NAMES.index(name)]) for name in ("detected", "meta_detected"))
+    assert meta_detected > 0 and (detected > 0 or codec == "hamming74")  # Hamming(7,4) corrects every pattern
+
+
 @pytest.mark.parametrize("kind", ["bsc", "msb", "page"])
 @pytest.mark.parametrize("bits,dtype", [(7, torch.uint8), (8, torch.uint8), (16, torch.int16)])
 @pytest.mark.parametrize("narrowed", [False, True])
