@@ -53,6 +53,12 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
                 lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, counters=counters, dtype=dtype),
                 stored.numel() + meta + value_bytes,
             ),
+            # Interpolation (a scan along the sequence) on top, for the codes that detect; the
+            # rows form one sequence, so the clean case measures its cost with no erasure.
+            "decode_dequantize + interpolate": (
+                lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, interpolate=True, counters=counters, dtype=dtype),
+                stored.numel() + meta + value_bytes,
+            ),
             "encode": (lambda: ops.encode(values, codec), values.numel() + stored.numel()),
             "decode": (lambda: ops.decode(stored, codec, head_dim),
                        stored.numel() + values.numel() + stored.numel() // layout.row_bytes * layout.codewords_per_row),

@@ -8,7 +8,7 @@ from benchmarks.bench_codecs import bench, to_markdown
 def test_bench_codecs_smoke():
     rows = bench(torch.device("cpu"), mib=0.01, head_dim=16, dtype=torch.float16)
     assert {r["codec"] for r in rows} == {"-", "int4", "hamming74", "hamming84", "golay24", "secded72"}
-    assert "decode_dequantize" in to_markdown(rows)
+    assert "decode_dequantize" in to_markdown(rows) and "decode_dequantize + interpolate" in to_markdown(rows)
 
 
 def test_bench_e2e_smoke(capsys):
