@@ -20,7 +20,7 @@ from torch.library import wrap_triton
 from ecc_tensor import lanes
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
 from ecc_tensor.metadata import MetadataLayout
-from ecc_tensor.storage import StorageLayout, written_rows
+from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_unit_erasures_
 
@@ -1040,11 +1040,9 @@ def triton_decode_dequantize(
                      meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
     )
     if interpolate:
-        # Erasures per codeword and per group, not per value: no mask of the cache's size.
+        # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        written = written_rows(stored, seq_len)
-        if written is not None:
-            group_erased = group_erased | ~written
         units = lanes.value_units(head_dim, stored.device) if layout.lanes else None
-        out = interpolate_unit_erasures_(out, status, STATUS_DETECTED, layout.codec.values_per_codeword, units, group_erased).to(dtype)
+        out = interpolate_unit_erasures_(out, status, STATUS_DETECTED, layout.codec.values_per_codeword, units, group_erased,
+                                         lengths=seq_len).to(dtype)
     return out

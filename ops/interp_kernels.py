@@ -31,13 +31,16 @@ _TILES_PER_SUMMARY = 8  # tiles one program of the summary kernel reduces: a til
 
 
 @triton.jit
-def _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, rows, inside, U, G, ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr):
-    """Which values of global rows ``rows`` (``[R, 1]``, int64) and the columns whose units and
-    groups are ``unit_cols``/``group_cols`` (``[1, C]``) are erased: their unit's status is
-    ``ERASED``, or their row's group is flagged. Outside ``inside``: erased."""
-    e = tl.load(units_ptr + rows * U + unit_cols, mask=inside, other=ERASED) == ERASED
+def _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, lead, rows, length, inside, S, U, G, ERASED: tl.constexpr,
+               HAS_GROUPS: tl.constexpr):
+    """Which values of sequence ``lead``'s rows ``rows`` (``[R, 1]``) and the columns whose units
+    and groups are ``unit_cols``/``group_cols`` (``[1, C]``) are erased: their unit's status is
+    ``ERASED``, their row is at or past ``length`` (unwritten), or their row's group is
+    flagged. Outside ``inside``: erased."""
+    e = tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=inside, other=ERASED) == ERASED
+    e = e | (rows >= length)
     if HAS_GROUPS:
-        e = e | (tl.load(groups_ptr + rows * G + group_cols, mask=inside, other=1) != 0)
+        e = e | (tl.load(groups_ptr + (lead * S + rows) * G + group_cols, mask=inside, other=1) != 0)
     return e
 
 
@@ -50,8 +53,16 @@ def _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT: tl.constexpr, UN
 
 
 @triton.jit
-def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, first_ptr, last_ptr, S, TILES, U, G, D: tl.constexpr,
-                             GROUP: tl.constexpr, ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
+def _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS: tl.constexpr):
+    if HAS_LENGTHS:
+        return tl.minimum(tl.load(lengths_ptr + lead).to(tl.int32), S)
+    return S
+
+
+@triton.jit
+def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, S, TILES, U, G,
+                             D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
+                             HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                              UNIT_MAP: tl.constexpr, TILES_PER_PROGRAM: tl.constexpr, BLOCK_S: tl.constexpr,
                              BLOCK_D: tl.constexpr):
     """Per tile and column: the first kept row (``S`` where none) and the last (-1 where none)."""
@@ -62,7 +73,8 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, first_ptr, las
     in_cols = cols < D
     inside = (rows < S)[:, None] & in_cols[None, :]
     unit_cols = _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT, UNIT_MAP)[None, :]
-    erased = _erased_at(units_ptr, unit_cols, groups_ptr, (cols // GROUP)[None, :], lead * S + rows[:, None], inside, U, G,
+    length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
+    erased = _erased_at(units_ptr, unit_cols, groups_ptr, (cols // GROUP)[None, :], lead, rows[:, None], length, inside, S, U, G,
                         ERASED, HAS_GROUPS)
     row_index = tl.reshape(rows[:, None] + tl.zeros([TILES_PER_PROGRAM * BLOCK_S, BLOCK_D], tl.int32),
                            [TILES_PER_PROGRAM, BLOCK_S, BLOCK_D])
@@ -75,8 +87,9 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, first_ptr, las
 
 
 @triton.jit
-def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, row0, row_index, todo, first, last, U, G,
-                     ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr, STEP: tl.constexpr, BLOCK_S: tl.constexpr):
+def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
+                     ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr, STEP: tl.constexpr,
+                     BLOCK_S: tl.constexpr):
     """Per erased value, the nearest kept row in this tile's rows ``[first, last)`` going
     ``STEP`` (-1: back, 1: ahead), -1 where there is none. Re-reading the mask row by row
     rather than scanning it: Triton's reverse scan is unreliable (triton-lang/triton#4362)."""
@@ -86,7 +99,8 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, row0, row_ind
     while (tl.max(searching.to(tl.int32)) > 0) & (k < BLOCK_S):
         candidate = row_index + STEP * k
         inside = searching & (candidate >= first) & (candidate < last)
-        e = _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, row0 + candidate.to(tl.int64), inside, U, G, ERASED, HAS_GROUPS)
+        e = _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, lead, candidate, length, inside, S, U, G, ERASED,
+                       HAS_GROUPS)
         found = inside & ~e
         found_row = tl.where(found, candidate, found_row)
         searching = inside & ~found
@@ -95,26 +109,28 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, row0, row_ind
 
 
 @triton.jit
-def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, first_ptr, last_ptr, S, TILES, U, G, D: tl.constexpr,
-                        GROUP: tl.constexpr, ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
+def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, S, TILES, U, G,
+                        D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
+                        HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                         UNIT_MAP: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
     lead, tile = tl.program_id(0).to(tl.int64), tl.program_id(1)
-    row0 = lead * S  # global index of the sequence's first row
     rows = tile * BLOCK_S + tl.arange(0, BLOCK_S)
     cols = tl.arange(0, BLOCK_D)
     in_cols = cols < D
     inside = (rows < S)[:, None] & in_cols[None, :]
     unit_cols = _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT, UNIT_MAP)[None, :]
     group_cols = (cols // GROUP)[None, :]
-    erased = _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, row0 + rows[:, None], inside, U, G, ERASED, HAS_GROUPS)
+    length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
+    erased = _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, lead, rows[:, None], length, inside, S, U, G, ERASED,
+                        HAS_GROUPS)
     todo = erased & inside
     if tl.max(todo.to(tl.int32)) > 0:
         row_index = rows[:, None] + tl.zeros([BLOCK_S, BLOCK_D], tl.int32)
         first, last = tile * BLOCK_S, tl.minimum(tile * BLOCK_S + BLOCK_S, S)
-        prev = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, row0, row_index, todo, first, last, U, G, ERASED,
-                                HAS_GROUPS, -1, BLOCK_S)
-        nxt = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, row0, row_index, todo, first, last, U, G, ERASED,
-                               HAS_GROUPS, 1, BLOCK_S)
+        prev = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
+                                ERASED, HAS_GROUPS, -1, BLOCK_S)
+        nxt = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
+                               ERASED, HAS_GROUPS, 1, BLOCK_S)
         # Beyond the tile: the last kept row of the nearest earlier tile that has one, the first of
         # the nearest later one, walking only for columns that need it (usually one step).
         need = tl.max((todo & (prev < 0)).to(tl.int32), 0) > 0
@@ -134,7 +150,7 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, first_ptr, l
         prev = tl.where(prev < 0, before[None, :], prev)
         nxt = tl.where(nxt < 0, after[None, :], nxt)
         has_prev, has_next = prev >= 0, nxt >= 0
-        base = row0 * D
+        base = lead * S * D
         offsets = base + rows[:, None].to(tl.int64) * D + cols[None, :]
         previous = tl.load(x_ptr + base + prev.to(tl.int64) * D + cols[None, :], mask=todo & has_prev, other=0.0)
         following = tl.load(x_ptr + base + nxt.to(tl.int64) * D + cols[None, :], mask=todo & has_next, other=0.0)
@@ -151,36 +167,42 @@ def interpolate_unit_erasures_(
     values_per_unit: int = 1,
     unit_of_value: torch.Tensor | None = None,
     group_erased: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_erasures` along dim -2 of a contiguous float32
     CUDA tensor ``x`` ``[..., S, D]``, in place, with the erasures given per unit rather than
-    per value, so that no mask of ``x``'s size is built: value ``(r, c)`` is erased where
-    ``unit_status[r, u] == erased_status`` for its unit ``u`` (``c // values_per_unit``, or
-    ``unit_of_value[c]``; ``unit_status`` ``[..., S, U]`` uint8), or where ``group_erased``
-    (``[..., S, G]`` bool, ``G`` dividing ``D``) flags its row's group ``c // (D / G)``."""
+    per value, so that no mask of ``x``'s size is built. Value ``(r, c)`` is erased where
+
+    - ``unit_status[..., r, u] == erased_status`` for its unit ``u`` (``c // values_per_unit``,
+      or ``unit_of_value[c]``; ``unit_status`` ``[..., S, U]`` uint8);
+    - ``group_erased[..., r, g]`` holds for its group ``g = c // (D / G)`` (``group_erased``
+      bool ``[..., S, G]``, ``G`` dividing ``D``: a detected scale or zero point);
+    - ``r >= lengths[...]`` (an int tensor broadcastable to ``[...]``): an unwritten row."""
     if x.dtype != torch.float32 or not x.is_contiguous() or x.dim() < 2:
         raise ValueError(f"interpolate_erasures_ takes a contiguous float32 tensor [..., S, D], got {x.dtype} {tuple(x.shape)}")
     if x.numel() == 0:
         return x
     seq, dim = x.shape[-2:]
+    lead_shape = x.shape[:-2]
     lead = x.numel() // (seq * dim)
     if unit_status.dtype != torch.uint8 or unit_status.shape[:-1] != x.shape[:-1]:
         raise ValueError(f"unit_status must be uint8 {tuple(x.shape[:-1])} + [units], got {unit_status.dtype} {tuple(unit_status.shape)}")
-    groups = 1 if group_erased is None else group_erased.shape[-1]
-    if dim % groups or (group_erased is not None and group_erased.shape[:-1] != x.shape[:-1]):
-        raise ValueError(f"group_erased must be {tuple(x.shape[:-1])} + [groups dividing {dim}], got {tuple(group_erased.shape)}")
     if unit_of_value is None and unit_status.shape[-1] * values_per_unit < dim:
         raise ValueError(f"{unit_status.shape[-1]} units of {values_per_unit} values do not cover {dim} columns")
+    groups = 1 if group_erased is None else group_erased.shape[-1]
+    if group_erased is not None and (dim % groups or group_erased.shape[:-1] != x.shape[:-1]):
+        raise ValueError(f"group_erased must be {tuple(x.shape[:-1])} + [groups dividing {dim}], got {tuple(group_erased.shape)}")
     unit_status = unit_status.contiguous()
     group_flags = unit_status if group_erased is None else group_erased.to(torch.uint8).contiguous()
     unit_map = unit_status if unit_of_value is None else unit_of_value.to(device=x.device, dtype=torch.int32).contiguous()
+    per_sequence = unit_status if lengths is None else lengths.to(device=x.device, dtype=torch.int64).expand(lead_shape).contiguous()
     tiles = triton.cdiv(seq, _BLOCK_S)
     first = torch.empty(lead, tiles, dim, dtype=torch.int32, device=x.device)
     last = torch.empty_like(first)
     shape = dict(D=dim, GROUP=dim // groups, ERASED=erased_status, HAS_GROUPS=group_erased is not None,
-                 VALUES_PER_UNIT=values_per_unit, UNIT_MAP=unit_of_value is not None, BLOCK_S=_BLOCK_S,
-                 BLOCK_D=triton.next_power_of_2(dim))
-    erasures = (unit_status, unit_map, group_flags, first, last, seq, tiles, unit_status.shape[-1], groups)
+                 HAS_LENGTHS=lengths is not None, VALUES_PER_UNIT=values_per_unit, UNIT_MAP=unit_of_value is not None,
+                 BLOCK_S=_BLOCK_S, BLOCK_D=triton.next_power_of_2(dim))
+    erasures = (unit_status, unit_map, group_flags, per_sequence, first, last, seq, tiles, unit_status.shape[-1], groups)
     wrap_triton(_tile_kept_bounds_kernel)[(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
         *erasures, TILES_PER_PROGRAM=_TILES_PER_SUMMARY, **shape)
     wrap_triton(_interpolate_kernel)[(lead, tiles)](x, *erasures, **shape)
