@@ -18,7 +18,7 @@ import torch
 
 from .codecs import CodecTables
 from .counters import add_decode_counts
-from .interp import interpolate_erasures
+from .interp import interpolate_decoded, interpolate_erasures
 from .metadata import MetadataLayout, value_groups
 from .quant import dequantize_int4, dequantize_int4_channels, quantize_int4_channels
 from .storage import StorageLayout, written_rows
@@ -96,7 +96,8 @@ def dequantize_channel_cache(
     point) per channel and block, stored as the metadata of a row of ``D`` groups. A detected
     scale erases its channel in every token of its block. ``rows`` (int64 tensor broadcastable
     to ``[..., 1, 1]``), for a preallocated cache: only the first ``rows`` rows (whole blocks)
-    are counted and used as interpolation neighbours."""
+    are counted and used as interpolation neighbours. On CUDA the interpolation runs as the
+    ops' kernels (:func:`ecc_tensor.interp.interpolate_decoded`)."""
     head_dim, seq = values.shape[-1], values.shape[-2]
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, head_dim, symmetric)
@@ -118,8 +119,10 @@ def dequantize_channel_cache(
     by_block = values.unflatten(-2, (blocks, block))
     out = dequantize_int4_channels(by_block, scale, zero).flatten(-3, -2)
     if interpolate:
-        channel_erased = meta_layout.group_flags(meta_erased).unsqueeze(-2).expand(*by_block.shape).flatten(-3, -2)
-        out = interpolate_erasures(out, layout.erased_values(status, written) | channel_erased, dim=-2)
+        channel_erased = meta_layout.group_flags(meta_erased).repeat_interleave(block, dim=-2)  # each block's flags on its rows
+        lengths = None if rows is None else torch.as_tensor(rows, device=values.device)
+        lengths = lengths[..., 0] if lengths is not None and lengths.dim() else lengths  # [..., 1] (rows') -> [...]
+        out = interpolate_decoded(out, status, layout, channel_erased, lengths)
     return out[..., :seq, :].to(dtype)
 
 

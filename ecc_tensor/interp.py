@@ -8,7 +8,11 @@ non-erased neighbour at all in its sequence is kept as read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+from .storage import StorageLayout
 
 
 def interpolate_erasures(x: torch.Tensor, erased: torch.Tensor, dim: int = -2) -> torch.Tensor:
@@ -41,3 +45,40 @@ def interpolate_erasures(x: torch.Tensor, erased: torch.Tensor, dim: int = -2) -
         torch.where(has_prev, prev_vals, torch.where(has_next, next_vals, x)),
     )
     return torch.where(erased, filled, x)
+
+
+# Device kernels for interpolate_decoded, by device type: ecc_tensor.ops registers its Triton
+# kernels for "cuda" on import (this layer sits above the ops and does not import them).
+_KERNELS: dict[str, Callable] = {}
+
+
+def register_interpolation_kernel(device_type: str, kernel: Callable) -> None:
+    """Make :func:`interpolate_decoded` call ``kernel`` (same arguments and result) for tensors
+    on ``device_type``."""
+    _KERNELS[device_type] = kernel
+
+
+def interpolate_decoded(
+    x: torch.Tensor,
+    status: torch.Tensor,
+    layout: StorageLayout,
+    group_erased: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`interpolate_erasures` along dim -2 of decoded values ``x`` ``[..., S, D]``
+    (float32), with the erasures given as the decode left them: the codewords' ``status``
+    ``[..., S, codewords_per_row]`` (``layout``'s; a detected codeword erases its values),
+    ``group_erased`` (bool ``[..., S, G]``, ``G`` dividing ``D``: a detected scale or zero
+    point erases its group of the row) and ``lengths`` (int, broadcastable to ``x.shape[:-2]``:
+    rows at or past it are unwritten, erased and never neighbours). A registered device kernel
+    takes them as they are; the tensor code here builds the per-value mask."""
+    kernel = _KERNELS.get(x.device.type)
+    if kernel is not None:
+        return kernel(x, status, layout, group_erased, lengths)
+    erased = layout.erased_values(status)
+    if group_erased is not None:
+        erased = erased | group_erased.repeat_interleave(x.shape[-1] // group_erased.shape[-1], dim=-1)
+    if lengths is not None:
+        rows = torch.arange(x.shape[-2], device=x.device)
+        erased = erased | (rows >= torch.as_tensor(lengths, device=x.device)[..., None])[..., None]
+    return interpolate_erasures(x, erased, dim=-2)

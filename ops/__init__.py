@@ -14,7 +14,12 @@ from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.metadata import codec_tables
 
+from ecc_tensor.interp import register_interpolation_kernel
+
 from . import library  # noqa: F401  (registers the ops)
+from .interp_kernels import interpolate_decoded_
+
+register_interpolation_kernel("cuda", interpolate_decoded_)
 
 
 def _tables(codec: str, device: torch.device):

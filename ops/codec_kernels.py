@@ -17,12 +17,11 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ecc_tensor import lanes
-from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
+from ecc_tensor.codecs import LinearBlockCode
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
-from .interp_kernels import interpolate_unit_erasures_
+from .interp_kernels import interpolate_decoded_
 
 
 @triton.jit
@@ -1042,7 +1041,5 @@ def triton_decode_dequantize(
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        units = lanes.value_units(head_dim, stored.device) if layout.lanes else None
-        out = interpolate_unit_erasures_(out, status, STATUS_DETECTED, layout.codec.values_per_codeword, units, group_erased,
-                                         lengths=seq_len).to(dtype)
+        out = interpolate_decoded_(out, status, layout, group_erased, seq_len).to(dtype)
     return out

@@ -26,6 +26,10 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ecc_tensor import lanes
+from ecc_tensor.codecs import STATUS_DETECTED
+from ecc_tensor.storage import StorageLayout
+
 _BLOCK_S = 32
 _TILES_PER_SUMMARY = 8  # tiles one program of the summary kernel reduces: a tile alone is too little work
 
@@ -214,3 +218,17 @@ def interpolate_erasures_(x: torch.Tensor, erased: torch.Tensor) -> torch.Tensor
     CUDA tensor ``x`` ``[..., S, D]``, in place; ``erased`` bool, broadcastable to ``x``."""
     mask = erased.expand(x.shape).to(torch.uint8).contiguous()  # not .view: inductor cannot view bool as uint8
     return interpolate_unit_erasures_(x, mask, 1)
+
+
+def interpolate_decoded_(
+    x: torch.Tensor,
+    status: torch.Tensor,
+    layout: StorageLayout,
+    group_erased: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`ecc_tensor.interp.interpolate_decoded` on CUDA (registered by :mod:`ecc_tensor.ops`):
+    ``x`` float32 is filled in place when contiguous, else a contiguous copy of it."""
+    units = lanes.value_units(layout.head_dim, x.device) if layout.lanes else None
+    return interpolate_unit_erasures_(x.contiguous(), status, STATUS_DETECTED, layout.codec.values_per_codeword, units,
+                                      group_erased, lengths)

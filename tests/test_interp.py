@@ -74,3 +74,29 @@ def test_the_kernel_interpolates_what_the_tensor_code_does(kernel_device, seq, c
     want = interpolate_erasures(x, erased, dim=-2)
     got = interpolate_erasures_(x.to(kernel_device), erased.to(kernel_device)).cpu()
     assert torch.equal(got, want)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(codec=st.sampled_from(["hamming84", "golay24", "secded72"]), seq=st.integers(1, 80), groups=st.sampled_from([0, 1, 2, 16]),
+       lengths=st.sampled_from(["none", "scalar", "per-sequence"]), density=st.sampled_from([0.01, 0.2, 0.7]),
+       seed=st.integers(0, 2**31))
+def test_the_kernel_reads_erasures_as_the_decode_left_them(kernel_device, codec, seq, groups, lengths, density, seed):
+    """interpolate_decoded's kernel (codeword statuses, per-row group flags, per-sequence
+    lengths; Golay's lanes map values to codewords through a table) equals its tensor code."""
+    from ecc_tensor.codecs import STATUS_DETECTED
+    from ecc_tensor.interp import interpolate_decoded
+    from ecc_tensor.ops.interp_kernels import interpolate_decoded_
+    from ecc_tensor.storage import StorageLayout
+
+    head_dim = 16
+    layout = StorageLayout(codec, head_dim)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, seq, head_dim, generator=g)
+    status = torch.where(torch.rand(2, 3, seq, layout.codewords_per_row, generator=g) < density, STATUS_DETECTED, 1).to(torch.uint8)
+    group_erased = torch.rand(2, 3, seq, groups, generator=g) < density / 4 if groups else None
+    length = {"none": None, "scalar": torch.tensor(max(seq - 3, 0)),
+              "per-sequence": torch.randint(0, seq + 1, (2, 1), generator=g)}[lengths]
+    want = interpolate_decoded(x, status, layout, group_erased, length)
+    moved = [None if t is None else t.to(kernel_device) for t in (x, status, group_erased, length)]
+    got = interpolate_decoded_(moved[0], moved[1], layout, moved[2], moved[3]).cpu()
+    assert torch.equal(got, want)
