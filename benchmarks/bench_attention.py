@@ -31,11 +31,9 @@ import torch
 import torch.nn.functional as F
 
 import ecc_tensor.ops as ops
-from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_channels
-from ecc_tensor.codecs import get_codec
 from ecc_tensor.counters import new_counters
 from ecc_tensor.fp8 import head_scale, to_e4m3
-from ecc_tensor.metadata import codec_tables, metadata_codec
+from ecc_tensor.metadata import codec_tables
 
 try:
     from .common import append_results, time_call
@@ -53,21 +51,6 @@ PATHS = {  # label: (codec, interpolate)
 }
 ROTATE_BYTES = 256 * 2**20
 CHANNEL_BLOCK = 128  # tokens per per-channel key block
-
-
-def encode_channel_keys(x: torch.Tensor, codec: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys ``[..., S, D]`` quantized per channel over blocks of ``CHANNEL_BLOCK`` tokens:
-    (codewords ``[..., S, row_bytes]``, block scales ``[..., S / block, meta_bytes]``)."""
-    return quantize_encode_channels(x, CHANNEL_BLOCK, get_codec(codec).tables(x.device),
-                                    get_codec(metadata_codec(codec)).tables(x.device), codec)
-
-
-def decode_channel_keys(stored, meta, codec, head_dim, counters, dtype) -> torch.Tensor:
-    """The unfused read of :func:`encode_channel_keys`'s keys: decode, correct, dequantize."""
-    values = get_codec(codec).tables(stored.device)
-    decoded, status = torch.ops.ecc.decode(stored, values.encode_table, values.syndrome_table, codec, head_dim)
-    meta_tables = get_codec(metadata_codec(codec)).tables(stored.device)
-    return dequantize_channel_cache(decoded, status, meta, meta_tables, codec, True, False, counters, dtype)
 
 
 def copy_bandwidth(device) -> float:
@@ -174,7 +157,7 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             rows.append(dict(batch=batch, context=context, path=f"unfused {label}", us=t * 1e6, bytes=case_bytes, call_us=t * 1e6))
 
         if channel_keys and context % CHANNEL_BLOCK == 0:
-            ck = encode_channel_keys(source[0], codec)
+            ck = ops.quantize_encode_channels(source[0], codec, CHANNEL_BLOCK)
             ck_bytes = sum(t.numel() * t.element_size() for t in (*ck, *v))
         if channel_keys and context % CHANNEL_BLOCK == 0 and context > CHANNEL_BLOCK:
             # KIVI's layout: the last 128 tokens (a block) in a full-precision window of 256 rows.
@@ -201,7 +184,7 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             def unfused_channel_keys():
                 i = next(it) % n
                 vs, vm = caches[i][1]
-                kd = decode_channel_keys(*ck, codec, head_dim, counters, dtype)
+                kd = ops.decode_dequantize_channels(*ck, codec, head_dim, counters=counters, dtype=dtype)
                 vd = ops.decode_dequantize(vs, vm, codec, head_dim, counters=counters, dtype=dtype, seq_len=seq_lens[0])
                 return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
 

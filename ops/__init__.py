@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from ecc_tensor.codecs import get_codec
+from ecc_tensor.attention import dequantize_channel_cache
+from ecc_tensor.attention import quantize_encode_channels as quantize_encode_channels_reference
+from ecc_tensor.codecs import CodecTables, get_codec
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.metadata import codec_tables
@@ -41,6 +43,38 @@ def quantize_encode(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Float ``[..., D]`` -> ``(storage, metadata)`` in one pass (``ecc_tensor.metadata``)."""
     return torch.ops.ecc.quantize_encode(x, *codec_tables(codec, x.device), codec, group_size, symmetric)
+
+
+def quantize_encode_channels(
+    x: torch.Tensor, codec: str, block: int, symmetric: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys ``[..., S, D]`` quantized per channel over blocks of ``block`` tokens (``S`` a
+    multiple of it): (codewords ``[..., S, row_bytes]``, each block's scales ``[..., S / block,
+    meta_bytes]``); :func:`ecc_tensor.attention.quantize_encode_channels` with the codec's tables."""
+    tables = codec_tables(codec, x.device)
+    return quantize_encode_channels_reference(x, block, CodecTables(*tables[:2]), CodecTables(*tables[2:]), codec, symmetric)
+
+
+def decode_dequantize_channels(
+    stored: torch.Tensor,
+    meta: torch.Tensor,
+    codec: str,
+    head_dim: int,
+    *,
+    symmetric: bool = True,
+    interpolate: bool = False,
+    counters: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    rows: torch.Tensor | None = None,
+    block: int | None = None,
+) -> torch.Tensor:
+    """The read of :func:`quantize_encode_channels`'s keys: ``ecc::decode``, then
+    :func:`ecc_tensor.attention.dequantize_channel_cache` (interpolation by the kernels on CUDA)."""
+    counters = new_counters(stored.device) if counters is None else counters
+    tables = codec_tables(codec, stored.device)
+    values, status = torch.ops.ecc.decode(stored, *tables[:2], codec, head_dim)
+    return dequantize_channel_cache(values, status, meta, CodecTables(*tables[2:]), codec, symmetric, interpolate, counters, dtype,
+                                    rows, block)
 
 
 def decode_dequantize(

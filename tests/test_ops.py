@@ -123,3 +123,24 @@ def test_compile_fullgraph_roundtrip_has_no_graph_breaks(codec):
     c1, c2 = new_counters(), new_counters()
     assert torch.equal(compiled(X, c1), fn(X, c2))
     assert torch.equal(c1, c2)
+
+
+@pytest.mark.parametrize("codec", ["hamming84", "golay24"])
+def test_channel_key_entry_points_round_trip_through_the_reference(codec):
+    """ops.quantize_encode_channels / decode_dequantize_channels: the reference functions with the
+    codec's tables, and the keys come back within their per-channel quantization error."""
+    from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_channels
+    from ecc_tensor.codecs import CodecTables
+
+    x = torch.randn(2, 3, 64, 16, generator=torch.Generator().manual_seed(0))
+    stored, meta = ops.quantize_encode_channels(x, codec, 32)
+    tables = codec_tables(codec, "cpu")
+    want_stored, want_meta = quantize_encode_channels(x, 32, CodecTables(*tables[:2]), CodecTables(*tables[2:]), codec)
+    assert torch.equal(stored, want_stored) and torch.equal(meta, want_meta)
+    counters = new_counters()
+    got = ops.decode_dequantize_channels(stored, meta, codec, 16, interpolate=True, counters=counters)
+    values, status = ops.decode(stored, codec, 16)
+    want = dequantize_channel_cache(values, status, meta, CodecTables(*tables[2:]), codec, True, True, new_counters(), torch.float32)
+    assert torch.equal(got, want) and int(counters[0]) == stored[..., 0].numel() * StorageLayout(codec, 16).codewords_per_row
+    scale = x.abs().unflatten(-2, (2, 32)).amax(-2, keepdim=True) / 7
+    assert ((got - x).abs().unflatten(-2, (2, 32)) <= scale / 2 + 1e-6).all()

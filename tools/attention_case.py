@@ -17,8 +17,6 @@ import argparse
 import torch
 
 import ecc_tensor.ops as ops
-from ecc_tensor.attention import quantize_encode_channels
-from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 
@@ -73,8 +71,7 @@ def _channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g):
         raise SystemExit(f"--channel-keys takes a context that is a multiple of {CHANNEL_BLOCK} tokens, above {CHANNEL_BLOCK}")
     device, dtype = query.device, query.dtype
     tables = codec_tables(codec, device)
-    keys = quantize_encode_channels(torch.randn(shape, device=device, dtype=dtype, generator=g), CHANNEL_BLOCK,
-                                    CodecTables(*tables[:2]), CodecTables(*tables[2:]), codec)
+    keys = ops.quantize_encode_channels(torch.randn(shape, device=device, dtype=dtype, generator=g), codec, CHANNEL_BLOCK)
     values = ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec)
     window_shape = (*shape[:2], 2 * CHANNEL_BLOCK, shape[-1])
     windows = [torch.randn(window_shape, device=device, dtype=dtype, generator=g) for _ in range(2)]
