@@ -179,13 +179,14 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
                 t = kernel_time([lambda i=i: fused_channel_keys(i, windowed) for i in range(n)], iters)
                 rows.append(dict(batch=batch, context=context, path=f"fused {label}, channel keys{suffix}", us=t * 1e6, bytes=ck_bytes,
                                  call_us=time_call(lambda: fused_channel_keys(windowed=windowed), iters=iters) * 1e6))
-        if channel_keys and not interpolate and 2 * fp16_bytes <= dense_limit_bytes and context % CHANNEL_BLOCK == 0:
+        if channel_keys and 2 * fp16_bytes <= dense_limit_bytes and context % CHANNEL_BLOCK == 0:
 
             def unfused_channel_keys():
                 i = next(it) % n
                 vs, vm = caches[i][1]
-                kd = ops.decode_dequantize_channels(*ck, codec, head_dim, counters=counters, dtype=dtype)
-                vd = ops.decode_dequantize(vs, vm, codec, head_dim, counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                kd = ops.decode_dequantize_channels(*ck, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype)
+                vd = ops.decode_dequantize(vs, vm, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype,
+                                           seq_len=seq_lens[0])
                 return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
 
             t = time_call(unfused_channel_keys, iters=max(3, iters // 4))

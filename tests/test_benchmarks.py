@@ -33,9 +33,10 @@ def test_bench_attention_smoke(capsys):
                  "fused secded72-interp"):
         assert path in out
     main(["--device", "cpu", "--batch", "1", "--context", "256", "--q-heads", "2", "--kv-heads", "1", "--head-dim", "16", "--iters",
-          "1", "--paths", "hamming84", "--channel-keys"])
+          "1", "--paths", "hamming84", "hamming84-interp", "--channel-keys"])
     out = capsys.readouterr().out
-    for path in ("unfused hamming84, channel keys |", "fused hamming84, channel keys |", "fused hamming84, channel keys + window |"):
+    for path in ("unfused hamming84, channel keys |", "fused hamming84, channel keys |", "fused hamming84, channel keys + window |",
+                 "unfused hamming84-interp, channel keys |"):
         assert path in out
 
 
