@@ -59,7 +59,7 @@ def _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT: tl.constexpr, UN
 @triton.jit
 def _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS: tl.constexpr):
     if HAS_LENGTHS:
-        return tl.minimum(tl.load(lengths_ptr + lead).to(tl.int32), S)
+        return tl.minimum(tl.load(lengths_ptr + lead), S).to(tl.int32)
     return S
 
 
@@ -139,7 +139,9 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         # the nearest later one, walking only for columns that need it (usually one step).
         need = tl.max((todo & (prev < 0)).to(tl.int32), 0) > 0
         before = tl.full([BLOCK_D], -1, tl.int32)
-        j = tile - 1
+        # Rows at or past the length are never neighbours: the walks skip the tiles that hold only
+        # such rows, so a preallocated cache's unwritten tail costs each of its tiles a bounded walk.
+        j = tl.minimum(tile - 1, (length - 1) // BLOCK_S)
         while (tl.max((need & (before < 0)).to(tl.int32)) > 0) & (j >= 0):
             latest = tl.load(last_ptr + (lead * TILES + j) * D + cols, mask=in_cols, other=-1)
             before = tl.where(before < 0, latest, before)
@@ -147,7 +149,7 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         need = tl.max((todo & (nxt < 0)).to(tl.int32), 0) > 0
         after = tl.full([BLOCK_D], -1, tl.int32)
         j = tile + 1
-        while (tl.max((need & (after < 0)).to(tl.int32)) > 0) & (j < TILES):
+        while (tl.max((need & (after < 0)).to(tl.int32)) > 0) & (j * BLOCK_S < length):
             earliest = tl.load(first_ptr + (lead * TILES + j) * D + cols, mask=in_cols, other=S)
             after = tl.where((after < 0) & (earliest < S), earliest, after)
             j += 1
