@@ -6,13 +6,14 @@ As tensor code that is two scans over the whole cache (``cummax``, ``cummin``, a
 non-contiguous dim) and two gathers, every value touched whether erased or not: 100 ms at
 batch 8 / 32k on an H200 against 7 ms for the decode itself.
 
-Here the sequence is cut into tiles of 32 rows. A first kernel reduces each tile's mask to,
-per column, its first and last kept row. The second returns at once from a tile without
+Here the sequence is cut into tiles of 32 rows. A first kernel reduces each tile's erasures
+to, per column, its first and last kept row. The second returns at once from a tile without
 erasures (erasures are rare); in a tile with some, each erased value's neighbour is the
 nearest kept row inside the tile, else the one the summaries of the tiles around it give
-(walked tile by tile, for the columns that need it; usually one step). It
-writes the erased values in place: their neighbours are never erased, so no program reads a
-value another one writes.
+(walked tile by tile, for the columns that need it; usually one step). It writes the erased
+values in place: their neighbours are never erased, so no program reads a value another one
+writes. Erasures come as the decode leaves them (codeword statuses, group flags, lengths):
+no mask of the cache's size is built on the way.
 
 The walk reads summaries, not masks: an earlier version walked the tiles' masks in a loop with
 a reduction over rows inside, which the H200's Triton 3.6 miscompiled (a thread holding two
@@ -185,7 +186,7 @@ def interpolate_unit_erasures_(
       bool ``[..., S, G]``, ``G`` dividing ``D``: a detected scale or zero point);
     - ``r >= lengths[...]`` (an int tensor broadcastable to ``[...]``): an unwritten row."""
     if x.dtype != torch.float32 or not x.is_contiguous() or x.dim() < 2:
-        raise ValueError(f"interpolate_erasures_ takes a contiguous float32 tensor [..., S, D], got {x.dtype} {tuple(x.shape)}")
+        raise ValueError(f"the interpolation kernels take a contiguous float32 tensor [..., S, D], got {x.dtype} {tuple(x.shape)}")
     if x.numel() == 0:
         return x
     seq, dim = x.shape[-2:]
