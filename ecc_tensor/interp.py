@@ -71,7 +71,8 @@ def interpolate_decoded(
     ``group_erased`` (bool ``[..., S, G]``, ``G`` dividing ``D``: a detected scale or zero
     point erases its group of the row) and ``lengths`` (int, broadcastable to ``x.shape[:-2]``:
     rows at or past it are unwritten, erased and never neighbours). A registered device kernel
-    takes them as they are; the tensor code here builds the per-value mask."""
+    takes them as they are, and may fill ``x`` in place; the tensor code here builds the
+    per-value mask and returns a new tensor."""
     kernel = _KERNELS.get(x.device.type)
     if kernel is not None:
         return kernel(x, status, layout, group_erased, lengths)

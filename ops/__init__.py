@@ -14,9 +14,8 @@ from ecc_tensor.attention import quantize_encode_channels as quantize_encode_cha
 from ecc_tensor.codecs import CodecTables, get_codec
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import FaultModel
-from ecc_tensor.metadata import codec_tables
-
 from ecc_tensor.interp import register_interpolation_kernel
+from ecc_tensor.metadata import codec_tables
 
 from . import library  # noqa: F401  (registers the ops)
 from .interp_kernels import interpolate_decoded_
