@@ -57,7 +57,7 @@ def test_batched_layout_uses_the_sequence_axis_only():
             assert torch.allclose(out[b, h].float(), reference(x[b, h].float(), erased[b, h]), atol=1e-3)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seq=st.integers(1, 100), channels=st.integers(1, 20), density=st.sampled_from([0.0, 0.02, 0.3, 0.9, 1.0]),
        runs=st.booleans(), seed=st.integers(0, 2**31))
 def test_the_kernel_interpolates_what_the_tensor_code_does(kernel_device, seq, channels, density, runs, seed):
@@ -76,7 +76,7 @@ def test_the_kernel_interpolates_what_the_tensor_code_does(kernel_device, seq, c
     assert torch.equal(got, want)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(codec="hamming84", seq=80, groups=2, lengths="short", density=0.2, seed=1)
 @given(codec=st.sampled_from(["hamming84", "golay24", "secded72"]), seq=st.integers(1, 80), groups=st.sampled_from([0, 1, 2, 16]),
        lengths=st.sampled_from(["none", "scalar", "short", "per-sequence"]), density=st.sampled_from([0.01, 0.2, 0.7]),
