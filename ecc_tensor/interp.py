@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from .storage import StorageLayout
+from .metadata import value_groups
+from .storage import StorageLayout, written_rows
 
 
 def interpolate_erasures(x: torch.Tensor, erased: torch.Tensor, dim: int = -2) -> torch.Tensor:
@@ -76,10 +77,8 @@ def interpolate_decoded(
     kernel = _KERNELS.get(x.device.type)
     if kernel is not None:
         return kernel(x, status, layout, group_erased, lengths)
-    erased = layout.erased_values(status)
+    written = None if lengths is None else written_rows(x, torch.as_tensor(lengths, device=x.device)[..., None])
+    erased = layout.erased_values(status, written)
     if group_erased is not None:
-        erased = erased | group_erased.repeat_interleave(x.shape[-1] // group_erased.shape[-1], dim=-1)
-    if lengths is not None:
-        rows = torch.arange(x.shape[-2], device=x.device)
-        erased = erased | (rows >= torch.as_tensor(lengths, device=x.device)[..., None])[..., None]
+        erased = erased | value_groups(group_erased, x.shape[-1])
     return interpolate_erasures(x, erased, dim=-2)
