@@ -4,6 +4,7 @@ registration, SDPA dispatch on ECCInt4Tensor, and torch.compile."""
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import pytest
@@ -118,6 +119,44 @@ def test_deferred_programs_take_whole_splits(monkeypatch):
         assert program_splits * (programs - 1) < splits <= program_splits * programs and programs <= splits
         assert batch_heads * (programs - 1) < 4 * 132 or program_splits == 1
     assert attention.plan_deferred(64, 33, cpu, 4) == (4, 9)  # batch 8, 32k (benchmarks/RESULTS.md)
+
+
+def test_launches_take_the_splits_at_run_time(monkeypatch):
+    """A growing cache changes its number of splits with its length (``plan_splits``): the
+    kernels take it as an argument, so that their compile-time constants, and with them
+    Triton's compiled kernels, stay the same from one length to the next. The combine
+    kernel's chunk of partials (``BLOCK_S``) is a power of two: a handful of variants."""
+    launches = []
+    wrap_triton = attention.launch.wrap_triton
+
+    def recording(kernel):
+        class Launcher:
+            def __getitem__(self, grid):
+                def launch(*args, **kwargs):
+                    fn = getattr(kernel, "fn", kernel)
+                    fixed = {name for name, p in inspect.signature(fn).parameters.items() if "constexpr" in str(p.annotation)}
+                    launches.append((fn.__name__, {key: value for key, value in kwargs.items() if key in fixed}))
+                    return wrap_triton(kernel)[grid](*args, **kwargs)
+                return launch
+        return Launcher()
+
+    monkeypatch.setattr(attention.launch, "wrap_triton", recording)
+    batch, heads, head_dim = 1, 2, 32
+    constants = []
+    for seq in (96, 320):
+        k, v = make_cache("hamming84", batch, heads, seq, head_dim, seed=3)
+        query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(4))
+        launches.clear()
+        plan = attention.LaunchPlan.make("hamming84", head_dim, 1, True, batch=batch, q_heads=2 * heads, kv_heads=heads, lq=1,
+                                         seq=seq, device=torch.device("cpu"), stored=(k[0], v[0]))
+        fused(query, k, v, "hamming84", head_dim, True, torch.tensor([seq]), "cpu")
+        constants.append((plan.splits, [(name, {key: value for key, value in kwargs.items() if key != "BLOCK_S"})
+                                        for name, kwargs in launches]))
+        assert all(kwargs for _, kwargs in launches)
+    (splits_short, short), (splits_long, long) = constants
+    assert splits_short != splits_long  # the case tests something
+    assert [name for name, _ in short] == ["_decode_attention_kernel", "_decode_attention_kernel", "_combine_splits_kernel"]
+    assert short == long
 
 
 @pytest.mark.parametrize("codec,interpolate", [("hamming84", True), ("golay24", False)])

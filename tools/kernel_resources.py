@@ -69,7 +69,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
             signature[name] = POINTERS[name]
         elif name == "qk_scale":
             signature[name] = "fp64"
-        elif name in ("split_len", "S", "k_meta_rows", "program_splits") or name.startswith("stride"):
+        elif name in ("split_len", "splits", "S", "k_meta_rows", "program_splits") or name.startswith("stride"):
             signature[name] = "i32"
         else:
             signature[name] = "constexpr"
@@ -80,7 +80,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
         **meta, **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else 1, symmetric), head_dim, channel_block, meta),
-        BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], SPLITS=launch.splits, PART_COLS=launch.part_cols,
+        BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
     )
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
         signature["program_splits"] = "constexpr"

@@ -30,6 +30,7 @@ def _decode_attention_kernel(
     mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
+    splits,  # splits per (sequence, KV head) of the main launch; a run-time value, so a growing cache does not recompile
     stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms,
     S,  # keys per sequence in storage (max length)
     k_meta_rows,  # K metadata rows per (sequence, KV head): S, or with keys quantized per channel S / K_ROW_DIV
@@ -48,7 +49,7 @@ def _decode_attention_kernel(
     MRB: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, META_STATUS_COLS: tl.constexpr,
     META_WORDS: tl.constexpr, META_LANES: tl.constexpr,
     PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, SPLITS: tl.constexpr, PART_COLS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, PART_COLS: tl.constexpr,
     LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
     BLOCKS: tl.constexpr,  # SECDED(72,64)'s blocks layout (codec_kernels.block_offsets; 0 otherwise): clean blocks as words
     # Keys quantized per channel (CHANNEL_KEYS): one K metadata row of K_GROUPS = D channel
@@ -67,7 +68,7 @@ def _decode_attention_kernel(
     end = tl.minimum(start + program_splits * split_len, seq_len)
 
     m = tl.arange(0, BLOCK_M)
-    defer_base = bh.to(tl.int64) * SPLITS * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
+    defer_base = bh.to(tl.int64) * splits * (split_len // BLOCK_N) + start // BLOCK_N  # this program's first flag
     if DEFERRED:
         # Most programs of the deferred launch find nothing to do: read all their flags at
         # once (not one dependent load per block) and, if none is set, write an empty partial
@@ -81,7 +82,7 @@ def _decode_attention_kernel(
             flags = tl.load(defer_ptr + defer_base + f0 + flag_ids, mask=f0 + flag_ids < n_blocks, other=0)
             pending += tl.sum(flags.to(tl.int32), axis=0)
         if pending == 0:
-            empty = bh.to(tl.int64) * (2 * SPLITS) + SPLITS + program
+            empty = bh.to(tl.int64) * (2 * splits) + splits + program
             tl.store(ml_part_ptr + (empty * BLOCK_M + m) * 2, tl.full([BLOCK_M], float("-inf"), tl.float32))
             tl.store(ml_part_ptr + (empty * BLOCK_M + m) * 2 + 1, tl.zeros([BLOCK_M], tl.float32))
             return
@@ -462,7 +463,7 @@ def _decode_attention_kernel(
 
     # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
     # launch's partials follow the main launch's.
-    part = bh.to(tl.int64) * (2 * SPLITS) + DEFERRED * SPLITS + program
+    part = bh.to(tl.int64) * (2 * splits) + DEFERRED * splits + program
     o_col = u
     if VALUE_TILES and not DEFERRED:
         o_col = _v_operand_column(u, BLOCK_U)
@@ -510,12 +511,14 @@ def _decode_attention_kernel(
 @triton.jit
 def _combine_splits_kernel(
     o_part_ptr, ml_part_ptr, o_window_ptr, ml_window_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
+    splits,  # the main launch's splits per (sequence, KV head)
+    parts,  # partials per query row: the main launch's splits, then the deferred launch's programs
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
-    SPLITS: tl.constexpr, PARTS: tl.constexpr, BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
+    BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
     HAS_WINDOW: tl.constexpr,  # one more partial per query row, the full-precision window's (window.py)
 ):
-    """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``PARTS`` partials of
+    """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``parts`` partials of
     one query row (the main launch's splits, then the deferred launch's, if it ran, then the
     window's, ``HAS_WINDOW``), in
     chunks of ``BLOCK_S`` partials with an online rescaling, so that hundreds of splits fit in
@@ -530,13 +533,13 @@ def _combine_splits_kernel(
     u = c % BLOCK_U
     col = u * UNIT_VALUES + slot
     col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
-    first = bh.to(tl.int64) * (2 * SPLITS)
+    first = bh.to(tl.int64) * (2 * splits)
     m_run = tl.full([], float("-inf"), tl.float32)
     num = tl.zeros([SLOTS * BLOCK_U], tl.float32)
     den = tl.zeros([], tl.float32)
-    for s0 in range(0, PARTS, BLOCK_S):
+    for s0 in range(0, parts, BLOCK_S):
         part = first + s0 + sp
-        seen = s0 + sp < PARTS
+        seen = s0 + sp < parts
         m_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2, mask=seen, other=float("-inf"))
         l_s = tl.load(ml_part_ptr + (part * BLOCK_M + m) * 2 + 1, mask=seen, other=0.0)
         # Read whatever a partial that saw no key holds (it was never written) and drop it

@@ -72,7 +72,7 @@ def triton_decode_attention(
     args = (
         query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens,
         quantized_lens, mask, counters, o_part, ml_part, flags,
-        scale * LOG2E, split_len, *query.stride(), *mask_strides,
+        scale * LOG2E, split_len, splits, *query.stride(), *mask_strides,
         seq, k_meta.shape[2],
     )
     constants = dict(
@@ -82,7 +82,7 @@ def triton_decode_attention(
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None, **meta,
         **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta, k_meta),
-        BLOCK_M=block_m, BLOCK_N=block_n, SPLITS=splits, PART_COLS=plan.part_cols,
+        BLOCK_M=block_m, BLOCK_N=block_n, PART_COLS=plan.part_cols,
     )
     main = plan.main
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
@@ -112,9 +112,10 @@ def triton_decode_attention(
             PART_COLS=plan.part_cols, num_warps=4,
         )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
-        o_part, ml_part, o_window, ml_window, out, *out.stride(), HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
+        o_part, ml_part, o_window, ml_window, out, *out.stride(), splits, combine_parts,
+        HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=combine_unit_values,
-        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, SPLITS=splits, PARTS=combine_parts, PART_COLS=plan.part_cols,
+        SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, PART_COLS=plan.part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
         BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=k_window is not None,
     )

@@ -30,6 +30,7 @@ def _multiprocessors(device: torch.device) -> int:
 # keeps at least two programs per multiprocessor (benchmarks/RESULTS.md: at batch 1, 4k keys,
 # 512 keys per split left most of the GPU idle; at 32k it beat 128).
 MIN_SPLIT_KEYS = 512
+MAX_SPLITS = 256  # per (sequence, KV head): the combine kernel reads every split's partial
 
 
 def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
@@ -40,7 +41,7 @@ def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, 
     sms = _multiprocessors(device)
     want = max(1, triton.cdiv(waves * sms, batch_heads))
     fill = triton.cdiv(2 * sms, batch_heads)
-    splits = max(1, min(blocks, 256, max(min(want, seq // MIN_SPLIT_KEYS), fill)))
+    splits = max(1, min(blocks, MAX_SPLITS, max(min(want, seq // MIN_SPLIT_KEYS), fill)))
     split_len = triton.cdiv(blocks, splits) * block_n
     return split_len, triton.cdiv(max(seq, 1), split_len)
 
