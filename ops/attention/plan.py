@@ -27,9 +27,11 @@ def _multiprocessors(device: torch.device) -> int:
 
 # Fewest keys per split: a split's partial result (written, then read by the combine kernel)
 # should stay small next to the codewords it reads. Short sequences go below it where that
-# keeps at least two programs per multiprocessor (benchmarks/RESULTS.md: at batch 1, 4k keys,
-# 512 keys per split left most of the GPU idle; at 32k it beat 128).
-MIN_SPLIT_KEYS = 512
+# keeps at least two programs per multiprocessor. On the H200 (benchmarks/RESULTS.md, "The
+# split plan at small batches"), 256 was 4-10% faster than 512 at batch 1 / 32k and batch 8 /
+# 4k on every word path and no slower elsewhere; 128 and below were slower: a one-warp program
+# over a few blocks spends its time in the queries' load and the partial's store.
+MIN_SPLIT_KEYS = 256
 MAX_SPLITS = 256  # per (sequence, KV head): the combine kernel reads every split's partial
 
 
