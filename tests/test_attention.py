@@ -121,7 +121,7 @@ def test_deferred_programs_take_whole_splits(monkeypatch):
     assert attention.plan_deferred(64, 33, cpu, 4) == (4, 9)  # batch 8, 32k (benchmarks/RESULTS.md)
 
 
-def test_launches_take_the_splits_at_run_time(monkeypatch):
+def test_launches_take_the_splits_at_run_time(monkeypatch, kernel_device):
     """A growing cache changes its number of splits with its length (``plan_splits``): the
     kernels take it as an argument, so that their compile-time constants, and with them
     Triton's compiled kernels, stay the same from one length to the next. The combine
@@ -148,8 +148,8 @@ def test_launches_take_the_splits_at_run_time(monkeypatch):
         query = torch.randn(batch, 2 * heads, 1, head_dim, generator=torch.Generator().manual_seed(4))
         launches.clear()
         plan = attention.LaunchPlan.make("hamming84", head_dim, 1, True, batch=batch, q_heads=2 * heads, kv_heads=heads, lq=1,
-                                         seq=seq, device=torch.device("cpu"), stored=(k[0], v[0]))
-        fused(query, k, v, "hamming84", head_dim, True, torch.tensor([seq]), "cpu")
+                                         seq=seq, device=torch.device(kernel_device), stored=(k[0], v[0]))
+        fused(query, k, v, "hamming84", head_dim, True, torch.tensor([seq]), kernel_device)
         constants.append((plan.splits, [(name, {key: value for key, value in kwargs.items() if key != "BLOCK_S"})
                                         for name, kwargs in launches]))
         assert all(kwargs for _, kwargs in launches)

@@ -69,12 +69,12 @@ CASES = {
     ("int4", "faults-causal", False),  # zero points on the word path
     ("golay24", "faults-causal", False),  # the general unit path, zero points; slow in the interpreter
 ])
-def test_fused_per_channel_keys_and_window_match_the_reference(codec, case, symmetric):
-    """The kernel (interpreter) against the op's float64 reference: outputs within the
-    tolerance and every counter equal, across splits, GQA, causal speculative queries, faults
-    in values and in channel scales (interpolated), windows shorter than the sequence, zero
-    points. (Interpreted kernels are slow: the GPU test takes every combination.)"""
-    check_against_reference(codec, *CASES[case], symmetric, "cpu")
+def test_fused_per_channel_keys_and_window_match_the_reference(codec, case, symmetric, kernel_device):
+    """The kernel (the interpreter without a GPU) against the op's float64 reference: outputs
+    within the tolerance and every counter equal, across splits, GQA, causal speculative
+    queries, faults in values and in channel scales (interpolated), windows shorter than the
+    sequence, zero points. (Interpreted kernels are slow: the GPU test takes every combination.)"""
+    check_against_reference(codec, *CASES[case], symmetric, kernel_device)
 
 
 GPU_CASES = {**CASES, "long-window": (4, 8, 4, 4096, 128, 128, 1, 256, 0.001, torch.float16),
@@ -90,6 +90,12 @@ def test_fused_per_channel_keys_and_window_match_the_reference_on_the_gpu(codec,
     check_against_reference(codec, *GPU_CASES[case], symmetric, "cuda")
 
 
+def fused_attention(device):
+    """The fused attention on ``device``: on CPU tensors the op runs its reference, so there
+    the kernel itself is called (Triton's interpreter, which conftest.py sets without a GPU)."""
+    return attention.triton_decode_attention if device == "cpu" else torch.ops.ecc.decode_attention
+
+
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device):
     k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)
     g = torch.Generator().manual_seed(2)
@@ -101,9 +107,7 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
                       k_window=torch.randn(batch, heads, window, dim, generator=g).to(dtype),
                       v_window=torch.randn(batch, heads, window, dim, generator=g).to(dtype))
     results = []
-    # On CPU tensors the op runs its reference: the CPU side calls the kernel itself (Triton's interpreter).
-    fused = attention.triton_decode_attention if device == "cpu" else torch.ops.ecc.decode_attention
-    for fn, q, at in ((torch.ops.ecc.decode_attention, query.double(), "cpu"), (fused, query, device)):
+    for fn, q, at in ((torch.ops.ecc.decode_attention, query.double(), "cpu"), (fused_attention(device), query, device)):
         counters = new_counters(at)
         to = lambda t: t.to(at) if isinstance(t, torch.Tensor) else t  # noqa: E731
         out = fn(to(q), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, 1, symmetric, True,
@@ -116,9 +120,8 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
         assert int(want_counts[3]) > 0 and int(want_counts[9]) > 0  # values and channel scales detected, and interpolated
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("codec, where", [("int4", "window"), ("hamming84", "window"), ("int4", "channel scale")])
-def test_a_nan_reaches_the_output_as_in_the_reference(codec, where, device):
+def test_a_nan_reaches_the_output_as_in_the_reference(codec, where, kernel_device):
     """A NaN among the scores a query sees (a struck window word, a struck unprotected channel
     scale) makes its output NaN, in the kernel as in the reference and SDPA; the other heads
     are unharmed. (The combine kernel used to take a NaN partial for one that saw nothing:
@@ -135,8 +138,7 @@ def test_a_nan_reaches_the_output_as_in_the_reference(codec, where, device):
         k_meta.view(torch.float32)[0, 1, 0, 2] = float("nan")
     outs = []
     # The reference, then the kernel (on CPU tensors: in the interpreter).
-    fused = attention.triton_decode_attention if device == "cpu" else torch.ops.ecc.decode_attention
-    for fn, at in ((torch.ops.ecc.decode_attention, "cpu"), (fused, device)):
+    for fn, at in ((torch.ops.ecc.decode_attention, "cpu"), (fused_attention(kernel_device), kernel_device)):
         to = lambda t: t.to(at)  # noqa: E731
         outs.append(fn(to(query), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, 1, True,
                        False, to(torch.tensor([seq])), new_counters(at), None, False, dim**-0.5, None, key_channel_block=block,
@@ -146,7 +148,7 @@ def test_a_nan_reaches_the_output_as_in_the_reference(codec, where, device):
     torch.testing.assert_close(got, want, rtol=2e-3, atol=2e-3, equal_nan=True)
 
 
-def test_unaligned_int4_channel_scales_are_read_as_bytes():
+def test_unaligned_int4_channel_scales_are_read_as_bytes(kernel_device):
     """int4's channel scales are loaded as float32 words only where their rows are 4-byte
     aligned (``K_META_WORDS``, as ``META_WORDS`` for row scales): a metadata view at an odd
     offset takes the byte path, and reads the same scales."""
@@ -159,9 +161,14 @@ def test_unaligned_int4_channel_scales_are_read_as_bytes():
     assert attention.key_meta_constants(layout, dim, block, meta, k_meta)["K_META_WORDS"] == layout.row_bytes // 4
     assert attention.key_meta_constants(layout, dim, block, meta, shifted)["K_META_WORDS"] == 0
     query = torch.randn(batch, heads, 1, dim, generator=torch.Generator().manual_seed(4)).half()
-    outs = [attention.triton_decode_attention(query, k_stored, km, v_stored, v_meta, *codec_tables("int4", "cpu"), "int4", dim, 1,
-                                              True, False, torch.tensor([seq]), new_counters(), None, False, dim**-0.5, None,
-                                              key_channel_block=block)
+    if kernel_device != "cpu":  # the same misaligned view on the GPU
+        on_gpu = torch.empty(k_meta.numel() + 1, dtype=torch.uint8, device=kernel_device)[1:].view(k_meta.shape)
+        shifted = on_gpu.copy_(shifted)
+    to = lambda t: t.to(kernel_device)  # noqa: E731
+    outs = [fused_attention(kernel_device)(to(query), to(k_stored), km if km is shifted else to(km), to(v_stored), to(v_meta),
+                                           *codec_tables("int4", kernel_device), "int4", dim, 1, True, False,
+                                           to(torch.tensor([seq])), new_counters(kernel_device), None, False, dim**-0.5, None,
+                                           key_channel_block=block)
             for km in (k_meta, shifted)]
     assert torch.equal(outs[0], outs[1])
 
