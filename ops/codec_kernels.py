@@ -136,8 +136,8 @@ def _lanes_slot(e, k: tl.constexpr):
 
 
 @triton.jit
-def _lane_value(u, SLOT: tl.constexpr, D: tl.constexpr):
-    """The value index in slot ``SLOT`` of codeword ``u`` of the lane layout; ``D`` (out of
+def _lane_value(u, slot, D: tl.constexpr):
+    """The value index in slot ``slot`` of codeword ``u`` of the lane layout; ``D`` (out of
     range, as every value past the row) for padding. ``LaneLayout.unit``, in tensor ops."""
     k: tl.constexpr = _lanes_chunks(D)
     G: tl.constexpr = _lanes_groups(D)
@@ -145,12 +145,12 @@ def _lane_value(u, SLOT: tl.constexpr, D: tl.constexpr):
     K: tl.constexpr = _lanes_leftover_codewords(D)
     lane = u % 8
     g = u // 8 - k
-    j = 3 * (g - R3) + SLOT  # tail index
-    word = tl.where(g < R3, 4 * k + SLOT, tl.where(j < k, 4 * j + 3, 4 * k + j - k))
-    left = u - 8 * (k + G) + SLOT * K
+    j = 3 * (g - R3) + slot  # tail index
+    word = tl.where(g < R3, 4 * k + slot, tl.where(j < k, 4 * j + 3, 4 * k + j - k))
+    left = u - 8 * (k + G) + slot * K
     v_left = tl.where(left < 8, 8 * _lanes_leftover_word(D, 0) + left, 8 * _lanes_leftover_word(D, 1) + left - 8)
     v_left = tl.where(left < _lanes_leftover_values(D), v_left, D)
-    v = tl.where(u < 8 * k, 32 * (u // 8) + 8 * SLOT + lane, tl.where(u < 8 * (k + G), 8 * word + lane, v_left))
+    v = tl.where(u < 8 * k, 32 * (u // 8) + 8 * slot + lane, tl.where(u < 8 * (k + G), 8 * word + lane, v_left))
     return tl.minimum(v, D)
 
 
@@ -219,11 +219,11 @@ def _lane_words(row_ptrs, u, mask, D: tl.constexpr):
 
 
 @triton.jit
-def _unit_value(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr):
-    """The value index in slot ``SLOT`` of unit ``u``; past the row (>= head_dim) for padding."""
+def _unit_value(u, slot, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr):
+    """The value index in slot ``slot`` of unit ``u``; past the row (>= head_dim) for padding."""
     if LANES_D:
-        return _lane_value(u, SLOT, LANES_D)
-    return u * UNIT_VALUES + SLOT
+        return _lane_value(u, slot, LANES_D)
+    return u * UNIT_VALUES + slot
 
 
 @triton.jit

@@ -87,26 +87,26 @@ def _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK: tl.constexpr,
 
 
 @triton.jit
-def _slot_group(u, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr):
-    """The scale group of value ``SLOT`` of each unit, ``[1, U]`` (callers with one group use
+def _slot_group(u, slot, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr):
+    """The scale group of value ``slot`` of each unit, ``[1, U]`` (callers with one group use
     the constant 0 instead)."""
-    return (tl.minimum(_unit_value(u, SLOT, UNIT_VALUES, LANES_D), D - 1) // GROUP)[None, :]
+    return (tl.minimum(_unit_value(u, slot, UNIT_VALUES, LANES_D), D - 1) // GROUP)[None, :]
 
 
 @triton.jit
-def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, SLOT: tl.constexpr, UNIT_VALUES: tl.constexpr,
+def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                  MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, ROW_DIV: tl.constexpr = 1):
-    """Value ``SLOT`` of each unit, dequantized in float32 with its group's scale decoded from the
+    """Value ``slot`` of each unit, dequantized in float32 with its group's scale decoded from the
     metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
     ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
-    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
+    v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:  # one scale per row: decoded once per row
         w = 0
         mask = row_ok
     else:  # a group per column: the mask takes the tile's shape
-        w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
+        w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
     if ROW_DIV > 1 and rows.shape[1] == 1:
         # Keys per channel, a block of consecutive rows ([N, 1]): they share one or two rows of
@@ -145,14 +145,14 @@ def _meta_rows_detected(meta_base, rows, mask, menc_ptr, msyn_ptr, MK: tl.conste
 
 
 @triton.jit
-def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT: tl.constexpr,
+def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, slot,
                     ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
                     D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                     META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                     FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
                     MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1):
-    """For each erased unit (one scale group: every value of the unit) or value ``SLOT`` of a
+    """For each erased unit (one scale group: every value of the unit) or value ``slot`` of a
     unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
     where it is not erased (neither its codeword nor its group's scale detected), or -1."""
     prev_row = tl.full(erased.shape, -1, tl.int32)
@@ -172,7 +172,7 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
             if GROUPS == 1:
                 meta_det = _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
             else:
-                w = _slot_group(u, SLOT, UNIT_VALUES, LANES_D, D, GROUP)
+                w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
                 _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
                                               MRB, META_LANES, META_UNITS, ROW_DIV)
             prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
@@ -193,7 +193,7 @@ def _neighbour_found(back, r, ok, detected, prev_row, next_row, pend_prev, pend_
 
 
 @triton.jit
-def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT: tl.constexpr,
+def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, slot,
                       META_UNITS: tl.constexpr,
                       ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr,
                       D: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
@@ -201,25 +201,25 @@ def _neighbour_values(row, has, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_pt
                       NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                       FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
                       MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1):
-    """Value ``SLOT`` of each unit at rows ``row`` (where ``has``), decoded and dequantized."""
+    """Value ``slot`` of each unit at rows ``row`` (where ``has``), decoded and dequantized."""
     r = tl.maximum(row, 0)
     data, _ = _decode_units(_load_units(stored_ptr, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-    x, _ = _slot_values(data, r, has, u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
+    x, _ = _slot_values(data, r, has, u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES, LANES_D, D, GROUPS, GROUP, HAS_ZERO,
                         MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
     return x
 
 
 @triton.jit
 def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_base, enc_ptr,
-             syn_ptr, menc_ptr, msyn_ptr, SLOT: tl.constexpr, INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr,
+             syn_ptr, menc_ptr, msyn_ptr, slot, INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr,
              UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr,
              GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
              MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
              FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
              ROW_DIV: tl.constexpr = 1):
-    """Slot ``SLOT`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
+    """Slot ``slot`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
     erased values (of a detected codeword, or of a group whose scale is detected) replaced as
     :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one neighbour
     there is, or the value as read when there is none. ``block`` is ``_block_state``'s: with one
@@ -227,35 +227,35 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
     shared by every slot; with several, each slot finds its own, since a unit's values may
     belong to different groups."""
     erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset = block
-    v = ((data >> (4 * SLOT)) & 15).to(tl.float32)
+    v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:
         x = (v - offset) * scale
         if INTERP:
             if any_erased:
-                pv = (((prev_data >> (4 * SLOT)) & 15).to(tl.float32) - prev_offset) * prev_scale
-                nv = (((next_data >> (4 * SLOT)) & 15).to(tl.float32) - next_offset) * next_scale
+                pv = (((prev_data >> (4 * slot)) & 15).to(tl.float32) - prev_offset) * prev_scale
+                nv = (((next_data >> (4 * slot)) & 15).to(tl.float32) - next_offset) * next_scale
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     else:
-        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, SLOT, UNIT_VALUES, LANES_D,
+        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES, LANES_D,
                                    D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
         if INTERP:
             erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
             if tl.max(erased.to(tl.int32)) > 0:
                 prev_row, next_row = _neighbour_rows(
-                    stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, SLOT, ROW_BYTES, UNIT_BYTES,
+                    stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, slot, ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES,
                     LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
                     DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
-                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
+                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, slot,
                                        META_UNITS, ROW_BYTES,
                                        UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
                                        PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
-                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, SLOT,
+                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, slot,
                                        META_UNITS, ROW_BYTES,
                                        UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
                                        PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
