@@ -71,8 +71,9 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, f
                              UNIT_MAP: tl.constexpr, TILES_PER_PROGRAM: tl.constexpr, BLOCK_S: tl.constexpr,
                              BLOCK_D: tl.constexpr):
     """Per tile and column: the first kept row (``S`` where none) and the last (-1 where none)."""
-    lead = tl.program_id(0).to(tl.int64)
-    tile0 = tl.program_id(1) * TILES_PER_PROGRAM
+    programs = tl.cdiv(TILES, TILES_PER_PROGRAM)  # per sequence (``_flat_grid``)
+    lead = (tl.program_id(0) // programs).to(tl.int64)
+    tile0 = (tl.program_id(0) % programs) * TILES_PER_PROGRAM
     rows = tile0 * BLOCK_S + tl.arange(0, TILES_PER_PROGRAM * BLOCK_S)
     cols = tl.arange(0, BLOCK_D)
     in_cols = cols < D
@@ -118,7 +119,7 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
                         D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                         UNIT_MAP: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
-    lead, tile = tl.program_id(0).to(tl.int64), tl.program_id(1)
+    lead, tile = (tl.program_id(0) // TILES).to(tl.int64), tl.program_id(0) % TILES  # ``_flat_grid``
     rows = tile * BLOCK_S + tl.arange(0, BLOCK_S)
     cols = tl.arange(0, BLOCK_D)
     in_cols = cols < D
@@ -167,6 +168,14 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         tl.store(x_ptr + offsets, filled, mask=todo)
 
 
+def _flat_grid(lead: int, per_lead: int) -> tuple[int]:
+    """One grid axis of ``lead * per_lead`` programs, the kernel splitting its id: CUDA caps the
+    second and third axes at 65,535, which a sequence of 2M rows (65,536 tiles of 32) reaches."""
+    if lead * per_lead >= 2**31:
+        raise ValueError(f"{lead} sequences of {per_lead} programs exceed CUDA's grid ({lead * per_lead} >= 2^31)")
+    return (lead * per_lead,)
+
+
 def interpolate_unit_erasures_(
     x: torch.Tensor,
     unit_status: torch.Tensor,
@@ -210,9 +219,9 @@ def interpolate_unit_erasures_(
                  HAS_LENGTHS=lengths is not None, VALUES_PER_UNIT=values_per_unit, UNIT_MAP=unit_of_value is not None,
                  BLOCK_S=_BLOCK_S, BLOCK_D=triton.next_power_of_2(dim))
     erasures = (unit_status, unit_map, group_flags, per_sequence, first, last, seq, tiles, unit_status.shape[-1], groups)
-    wrap_triton(_tile_kept_bounds_kernel)[(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
+    wrap_triton(_tile_kept_bounds_kernel)[_flat_grid(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
         *erasures, TILES_PER_PROGRAM=_TILES_PER_SUMMARY, **shape)
-    wrap_triton(_interpolate_kernel)[(lead, tiles)](x, *erasures, **shape)
+    wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](x, *erasures, **shape)
     return x
 
 

@@ -102,3 +102,25 @@ def test_the_kernel_reads_erasures_as_the_decode_left_them(kernel_device, codec,
     moved = [None if t is None else t.to(kernel_device) for t in (x, status, group_erased, length)]
     got = interpolate_decoded_(moved[0], moved[1], layout, moved[2], moved[3]).cpu()
     assert torch.equal(got, want)
+
+
+def test_the_kernels_launch_within_cudas_grid_for_a_sequence_of_2m_rows(monkeypatch):
+    """A sequence of 65,536 tiles of 32 rows (the codec benchmark's flat 2M rows) launches on one
+    grid axis: CUDA caps the others at 65,535 ("invalid argument" on the H200). The launches are
+    recorded, not run."""
+    from ecc_tensor.ops import interp_kernels
+
+    grids = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return lambda *args, **kwargs: None
+
+    monkeypatch.setattr(interp_kernels, "wrap_triton", lambda kernel: Recorder())
+    seq = 65_536 * 32 + 1
+    x = torch.zeros(seq, 1)
+    interp_kernels.interpolate_unit_erasures_(x, torch.zeros(seq, 1, dtype=torch.uint8), 1)
+    tiles = 65_537
+    assert grids == [(-(-tiles // interp_kernels._TILES_PER_SUMMARY),), (tiles,)]
+    assert all(len(grid) == 1 or max(grid[1:]) <= 65_535 for grid in grids)
