@@ -797,9 +797,6 @@ def _load_kernel(
             v = (data >> (4 * i)) & 15
         if not DECODE:  # int4: one "codeword" per value, never corrected
             tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
-            if COUNT:
-                n_values = tl.sum(tl.sum((ok & counted).to(tl.int64), axis=1), axis=0)
-                tl.atomic_add(counters_ptr + 0, n_values)
         if DEQUANT:
             if GROUPS == 1:
                 s = row_scale
@@ -824,16 +821,27 @@ def _load_kernel(
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], x.to(out_ptr.dtype.element_ty), mask=ok)
         else:
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
+    if COUNT and not DECODE:  # int4's values, each its own "codeword": once per program
+        n_values = tl.sum(tl.sum(counted.to(tl.int32), axis=1), axis=0) * UNIT_VALUES
+        if D % UNIT_VALUES:  # a last unit that holds fewer values
+            n_values -= tl.sum(row_counted.to(tl.int32), axis=0) * (UNITS * UNIT_VALUES - D)
+        tl.atomic_add(counters_ptr + 0, n_values.to(tl.int64), mask=n_values > 0, sem="relaxed")
 
 
 @triton.jit
 def _count_statuses(counters_ptr, status, counted, FIRST: tl.constexpr):
     """Add the counted codewords and their corrected, parity-only and detected ones to the
-    counters from ``FIRST`` (0: the values', 6: the metadata's)."""
-    tl.atomic_add(counters_ptr + FIRST, tl.sum(tl.sum(counted.to(tl.int64), axis=1), axis=0))
-    tl.atomic_add(counters_ptr + FIRST + 1, tl.sum(tl.sum((counted & (status == 1)).to(tl.int64), axis=1), axis=0))
-    tl.atomic_add(counters_ptr + FIRST + 2, tl.sum(tl.sum((counted & (status == 3)).to(tl.int64), axis=1), axis=0))
-    tl.atomic_add(counters_ptr + FIRST + 3, tl.sum(tl.sum((counted & (status == 2)).to(tl.int64), axis=1), axis=0))
+    counters from ``FIRST`` (0: the values', 6: the metadata's). One reduction for the four
+    counts (16 bits each of an int64: a program holds fewer than 2^16 codewords) and relaxed
+    atomics, none where the count is 0: four reductions and acq_rel atomics, each a barrier and
+    fences, were most of a load kernel's time (H200, ncu)."""
+    tl.static_assert(status.numel < 65536, "a program's codewords must fit the 16-bit count fields")
+    counts = tl.where(counted, 1 + ((status == 1).to(tl.int64) << 16) + ((status == 3).to(tl.int64) << 32)
+                      + ((status == 2).to(tl.int64) << 48), 0)
+    packed = tl.sum(tl.sum(counts, axis=1), axis=0)
+    for field in tl.static_range(4):
+        n = (packed >> (16 * field)) & 0xFFFF
+        tl.atomic_add(counters_ptr + FIRST + field, n, mask=n > 0, sem="relaxed")
 
 
 def _pow2(n: int) -> int:

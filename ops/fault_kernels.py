@@ -106,7 +106,8 @@ def _inject_kernel(
     bits = tl.zeros([BLOCK], dtype=tl.int32)
     for b in tl.static_range(BITS):
         bits += (mask >> b) & 1
-    tl.atomic_add(count_ptr, tl.sum(bits.to(tl.int64), axis=0))
+    n = tl.sum(bits, axis=0)
+    tl.atomic_add(count_ptr, n.to(tl.int64), mask=n > 0, sem="relaxed")  # read after the kernel: no ordering needed
 
 
 def launch_inject(
