@@ -590,6 +590,38 @@ def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, 
 
 
 @triton.jit
+def _nibble_words(nibbles):
+    """``[..., 2, 2, 2]`` nibbles (half, byte, nibble of a 32-bit word; the last varies fastest)
+    -> ``[...]`` their words, nibble ``4 h + 2 b + n`` at bit ``4 (4 h + 2 b + n)``."""
+    n0, n1 = tl.split(nibbles)
+    b0, b1 = tl.split(n0 | (n1 << 4))
+    h0, h1 = tl.split(b0 | (b1 << 8))
+    return h0 | (h1 << 16)
+
+
+@triton.jit
+def _row_units(q, UNIT_VALUES: tl.constexpr, BLOCK_U: tl.constexpr):
+    """The inverse of ``_row_values``: a block's 4-bit values in row order ``[BLOCK_R, UNIT_VALUES
+    * BLOCK_U]`` -> (each unit's data nibbles, value i at bit 4i; values 8-15 of 16-value units),
+    for units of 1, 2, 8 or 16 values. The values are then read as whole rows, not one column of
+    every unit at a time."""
+    rows: tl.constexpr = q.shape[0]
+    if UNIT_VALUES == 1:
+        data = q
+        data_hi = q
+    elif UNIT_VALUES == 2:
+        lo, hi = tl.split(tl.reshape(q, [rows, BLOCK_U, 2]))
+        data = lo | (hi << 4)
+        data_hi = data
+    elif UNIT_VALUES == 8:
+        data = _nibble_words(tl.reshape(q, [rows, BLOCK_U, 2, 2, 2]))
+        data_hi = data
+    else:
+        data, data_hi = tl.split(_nibble_words(tl.reshape(q, [rows, BLOCK_U, 2, 2, 2, 2])))
+    return data, data_hi
+
+
+@triton.jit
 def _store_kernel(
     x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values
     out_ptr,  # [R, ROW_BYTES] uint8
@@ -613,6 +645,7 @@ def _store_kernel(
     BLOCK_G: tl.constexpr,
     BLOCK_GS: tl.constexpr,
     BLOCK_U: tl.constexpr,
+    ROW_ORDER: tl.constexpr,  # the values read in row order (``_row_units``), not slot by slot
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     if QUANTIZE:
@@ -660,32 +693,33 @@ def _store_kernel(
     elif BLOCKS:
         # 16 values a codeword as two words (data bits 0-31, 32-63), stored as an int4 row;
         # their check bits after the row's data.
+        # The data region is the row's INT4 packing, stored whole (``ROW_ORDER`` always holds).
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-        lo = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
-        hi = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
-        for i in tl.static_range(8):
-            col = u * 16 + i
-            lo = lo | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
-                                     QUANTIZE, SYMMETRIC) << (4 * i))
-            col = u * 16 + 8 + i
-            hi = hi | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
-                                     QUANTIZE, SYMMETRIC) << (4 * i))
+        col = tl.arange(0, 16 * BLOCK_U)
+        q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
+                          SYMMETRIC)
+        lo, hi = _row_units(q, 16, BLOCK_U)
         check = _block_check(lo, hi, BLOCKS)
         out_row = out_ptr + rows64[:, None] * ROW_BYTES
-        for b in tl.static_range(4):
-            tl.store(out_row + u[None, :] * 8 + b, ((lo >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
-            tl.store(out_row + u[None, :] * 8 + 4 + b, ((hi >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
+        even, odd = tl.split(tl.reshape(q, [BLOCK_R, 8 * BLOCK_U, 2]))
+        j = tl.arange(0, 8 * BLOCK_U)
+        tl.store(out_row + j[None, :], (even | (odd << 4)).to(tl.uint8), mask=row_ok[:, None] & (j < UNITS * 8)[None, :])
         tl.store(out_row + UNITS * 8 + u[None, :], check.to(tl.uint8), mask=unit_ok)
     else:
         # Pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-        data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
-        for i in tl.static_range(UNIT_VALUES):
-            col = u * UNIT_VALUES + i
-            data = data | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
-                                         QUANTIZE, SYMMETRIC) << (4 * i))
+        if ROW_ORDER:
+            col = tl.arange(0, UNIT_VALUES * BLOCK_U)
+            data, _ = _row_units(_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D,
+                                               GROUP, GROUPS, QUANTIZE, SYMMETRIC), UNIT_VALUES, BLOCK_U)
+        else:
+            data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
+            for i in tl.static_range(UNIT_VALUES):
+                col = u * UNIT_VALUES + i
+                data = data | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
+                                             QUANTIZE, SYMMETRIC) << (4 * i))
         if ENCODE:
             word = tl.load(encode_table_ptr + data, mask=unit_ok, other=0)
         else:
@@ -897,6 +931,13 @@ def meta_constants(meta: MetadataLayout) -> dict:
                 META_ROW_BYTES=storage.row_bytes, META_LANES_D=storage.head_dim if storage.lanes else 0)
 
 
+def row_order(layout: StorageLayout) -> bool:
+    """Whether the store kernel reads a block's values and the load kernel writes them in row
+    order (``_row_units``, ``_row_values``): units of 1, 2, 8 or 16 values one after another.
+    Golay's lanes keep a read and a store per slot."""
+    return not layout.lanes and layout.unit_values in (1, 2, 8, 16)
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -940,18 +981,13 @@ def launch_store(
         BLOCK_G=_pow2(groups),
         BLOCK_GS=_pow2(group_size),
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
+        ROW_ORDER=row_order(layout),
     )
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
         nibbles = meta_layout.nibbles(scale, None if symmetric else zero)
         launch_store(nibbles, meta_layout.storage, meta_encode_table, quantize=False, group_size=nibbles.shape[-1],
                      symmetric=True, out=meta)
-
-
-def row_order(layout: StorageLayout) -> bool:
-    """Whether the load kernel stores a block's values in row order (``_row_values``): units of
-    1, 2, 8 or 16 values one after another. Golay's lanes keep a store per slot."""
-    return not layout.lanes and layout.unit_values in (1, 2, 8, 16)
 
 
 def launch_load(

@@ -154,11 +154,12 @@ def test_decode_dequantize_kernel_at_head_dim_128(codec, groups, kernel_device):
     assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
 
 
-def test_the_load_kernel_stores_rows_with_16_byte_stores_on_hopper():
+def test_the_codec_kernels_move_int4_and_secded72_rows_whole_on_hopper():
     """Compiled for sm_90a (no GPU needed; a subprocess, since this session runs Triton's
-    interpreter), the decode kernel writes int4's and SECDED(72,64)'s rows with 16-byte stores,
-    not single bytes ``UNIT_VALUES`` apart (``codec_kernels._row_values``): those made int4's
-    decode run at 2% of a device copy on the H200."""
+    interpreter), the encode kernel reads int4's and SECDED(72,64)'s values as whole rows and
+    the decode kernel writes them so, not one value per unit at a time (``_row_units``,
+    ``_row_values``): those single-value accesses made int4's decode run at 2% of a device copy
+    on the H200 (``tools/codec_kernel_memory.py``)."""
     import os
     import subprocess
     import sys
@@ -166,14 +167,17 @@ def test_the_load_kernel_stores_rows_with_16_byte_stores_on_hopper():
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, str(root / "tools" / "load_kernel_stores.py"), "--codecs", "int4", "secded72"],
+    result = subprocess.run([sys.executable, str(root / "tools" / "codec_kernel_memory.py"), "--codecs", "int4", "secded72"],
                             capture_output=True, text=True, env=env, cwd=root, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    for line in result.stdout.splitlines():
-        widths = dict(re.findall(r"STG\.E(\.\w+)=(\d+)", line))
-        # At most one single-byte store: SECDED(72,64)'s row has one status byte per codeword.
-        assert int(widths.get(".128", 0)) >= 4 and int(widths.get(".U8", 0)) <= 1, line
-    assert len(result.stdout.splitlines()) == 2, result.stdout
+    lines = {tuple(line.split()[:2]): line for line in result.stdout.splitlines()}
+    assert set(lines) == {(c, k) for c in ("int4", "secded72") for k in ("store", "load")}, result.stdout
+    for (codec, kernel), line in lines.items():
+        loads, stores = (dict(re.findall(r"\.(\w+)=(\d+)", part)) for part in line.split("STG"))
+        if kernel == "store":  # float16 values: 16-byte loads, no 2-byte ones
+            assert int(loads.get("128", 0)) >= 8 and "U16" not in loads, line
+        else:  # at most one single-byte store: SECDED(72,64)'s status byte per codeword
+            assert int(stores.get("128", 0)) >= 4 and int(stores.get("U8", 0)) <= 1, line
 
 
 @pytest.mark.parametrize("kind", ["bsc", "msb", "page"])

@@ -1,0 +1,95 @@
+"""The global loads and stores of the codec kernels on Hopper, without a GPU: compiles the
+launches ``quantize_encode`` (``_store_kernel``, the values' launch) and ``decode_dequantize``
+(``_load_kernel``) make at head_dim 128, float16, one scale per row, for sm_90a, and counts the
+load and store instructions of their SASS by width. A row read or written as single values
+``UNIT_VALUES`` apart costs an L2 transaction per value; 16-byte accesses (``.128``) move it whole.
+
+    python tools/codec_kernel_memory.py                      # every codec
+    python tools/codec_kernel_memory.py --codecs int4 secded72
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import tempfile
+
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from ecc_tensor.codecs import CODEC_NAMES
+from ecc_tensor.counters import new_counters
+from ecc_tensor.metadata import codec_tables
+from ecc_tensor.ops import codec_kernels
+
+POINTER_TYPES = {torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64", torch.float16: "*fp16", torch.float32: "*fp32"}
+KERNELS = {"store": codec_kernels._store_kernel, "load": codec_kernels._load_kernel}
+
+
+def recorded_launches(codec: str, head_dim: int = 128) -> dict[str, tuple[tuple, dict]]:
+    """The first (arguments, constexprs) of each kernel that ``quantize_encode`` and
+    ``decode_dequantize`` of ``codec`` launch, by ``KERNELS`` name."""
+    launches = {}
+
+    class Recorder:
+        def __init__(self, kernel):
+            self.name = next(name for name, k in KERNELS.items() if k is kernel)
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.setdefault(self.name, (args, kwargs))
+
+    launcher = codec_kernels.wrap_triton
+    codec_kernels.wrap_triton = Recorder
+    try:
+        tables = codec_tables(codec, "cpu")
+        x = torch.randn(64, head_dim, dtype=torch.float16)
+        codec_kernels.triton_quantize_encode(x, tables[0], tables[2], codec, None, True)
+        stored, meta = torch.ops.ecc.quantize_encode(x.float(), *tables, codec, None, True)
+        codec_kernels.triton_decode_dequantize(stored, meta, *tables, codec, head_dim, 1, True, False, new_counters(), torch.float16)
+    finally:
+        codec_kernels.wrap_triton = launcher
+    return launches
+
+
+def access_widths(kernel_name: str, launch: tuple[tuple, dict]) -> dict[str, collections.Counter]:
+    """``{"LDG": ..., "STG": ...}``: the compiled kernel's global loads and stores by suffix
+    (``128``, ``U16``, ``U8``, ..., ``32`` for a plain 4-byte access)."""
+    args, constants = launch
+    fn = KERNELS[kernel_name]
+    signature = {name: POINTER_TYPES[a.dtype] if isinstance(a, torch.Tensor) else "i32" for name, a in zip(fn.arg_names, args)}
+    signature.update(dict.fromkeys(constants, "constexpr"))
+    # As Triton's launcher specializes fresh allocations: 16-byte aligned pointers.
+    aligned = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(args) if isinstance(a, torch.Tensor)}
+    kernel = triton.compile(ASTSource(fn, signature, constants, aligned), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(kernel.asm["cubin"])
+        sass = subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
+    counts = {}
+    for op in ("LDG", "STG"):
+        # The width is the last suffix where there is one (``LDG.E.EL.128``: an evict-last
+        # 16-byte load), else a 4-byte access.
+        suffixes = [m.split(".")[-1] for m in re.findall(rf"\b{op}\.E[.\w]*", sass)]
+        counts[op] = collections.Counter(s if s in ("128", "64", "U16", "S16", "U8", "S8") else "32" for s in suffixes)
+    return counts
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--codecs", nargs="+", default=list(CODEC_NAMES))
+    args = p.parse_args(argv)
+    for codec in args.codecs:
+        for name, launch in recorded_launches(codec).items():
+            widths = access_widths(name, launch)
+            text = "  ".join(op + "".join(f" .{w}={n}" for w, n in sorted(c.items())) for op, c in widths.items())
+            print(f"{codec:10} {name:5} {text}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
