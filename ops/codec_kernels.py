@@ -890,7 +890,14 @@ def _load_kernel(
         n_values = tl.sum(tl.sum(counted.to(tl.int32), axis=1), axis=0) * UNIT_VALUES
         if D % UNIT_VALUES:  # a last unit that holds fewer values
             n_values -= tl.sum(row_counted.to(tl.int32), axis=0) * (UNITS * UNIT_VALUES - D)
-        tl.atomic_add(counters_ptr + 0, n_values.to(tl.int64), mask=n_values > 0, sem="relaxed")
+        _count(counters_ptr + 0, n_values.to(tl.int64))
+
+
+@triton.jit
+def _count(counter_ptr, n):
+    """Add ``n`` to a counter: a relaxed atomic (the counters are read after the kernel: no
+    ordering, no fences), none for 0."""
+    tl.atomic_add(counter_ptr, n, mask=n > 0, sem="relaxed")
 
 
 @triton.jit
@@ -905,8 +912,7 @@ def _count_statuses(counters_ptr, status, counted, FIRST: tl.constexpr):
                       + ((status == 2).to(tl.int64) << 48), 0)
     packed = tl.sum(tl.sum(counts, axis=1), axis=0)
     for field in tl.static_range(4):
-        n = (packed >> (16 * field)) & 0xFFFF
-        tl.atomic_add(counters_ptr + FIRST + field, n, mask=n > 0, sem="relaxed")
+        _count(counters_ptr + FIRST + field, (packed >> (16 * field)) & 0xFFFF)
 
 
 def _pow2(n: int) -> int:

@@ -8,6 +8,7 @@ import triton
 import triton.language as tl
 
 from ..codec_kernels import (
+    _count,
     _syndromes,
     _to_bf16_rne,
     _unit_value,
@@ -504,22 +505,23 @@ def _decode_attention_kernel(
         # The codewords read: every key of the sequence, K and V, counted once per (sequence,
         # KV head) rather than once per split (thousands of atomics on one address).
         n_rows = tl.minimum(tl.maximum(seq_len, 0), S).to(tl.int64)
-        tl.atomic_add(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
+        _count(counters_ptr + 0, 2 * n_rows * (UNITS if DECODE else D))
         if CHANNEL_KEYS:
             k_meta_read = (n_rows + K_ROW_DIV - 1) // K_ROW_DIV * K_META_STATUS_COLS
         else:
             k_meta_read = n_rows * META_STATUS_COLS
-        tl.atomic_add(counters_ptr + 6, n_rows * META_STATUS_COLS + k_meta_read)
+        _count(counters_ptr + 6, n_rows * META_STATUS_COLS + k_meta_read)
     if count_units:
         if written:  # programs past their sequence's end have nothing to add to the one address
             # ecc_tensor.counters: corrected, parity-only, detected of the values (1-3) and of
-            # the metadata (7-9).
-            tl.atomic_add(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
-            tl.atomic_add(counters_ptr + 2, tl.sum(n_parity_only.to(tl.int64), axis=0))
-            tl.atomic_add(counters_ptr + 3, tl.sum(n_detected.to(tl.int64), axis=0))
-            tl.atomic_add(counters_ptr + 7, n_meta_corrected.to(tl.int64))
-            tl.atomic_add(counters_ptr + 8, n_meta_parity_only.to(tl.int64))
-            tl.atomic_add(counters_ptr + 9, n_meta_detected.to(tl.int64))
+            # the metadata (7-9). Relaxed (the counters are read after the kernel: no ordering,
+            # no fences) and none where the count is 0, as almost always.
+            _count(counters_ptr + 1, tl.sum(n_corrected.to(tl.int64), axis=0))
+            _count(counters_ptr + 2, tl.sum(n_parity_only.to(tl.int64), axis=0))
+            _count(counters_ptr + 3, tl.sum(n_detected.to(tl.int64), axis=0))
+            _count(counters_ptr + 7, n_meta_corrected.to(tl.int64))
+            _count(counters_ptr + 8, n_meta_parity_only.to(tl.int64))
+            _count(counters_ptr + 9, n_meta_detected.to(tl.int64))
 
 
 @triton.jit
