@@ -590,6 +590,19 @@ def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, 
 
 
 @triton.jit
+def _quantized_rows(xg, scale, zero, m, SYMMETRIC: tl.constexpr):
+    """``_stored_value``'s INT4 values of phase 1's ``[BLOCK_R, GROUPS, GROUP]`` values ``xg`` with
+    their groups' ``scale`` (and ``zero``) as still held in registers, in row order ``[BLOCK_R,
+    GROUPS * GROUP]``: the values read once, no scale gathered back from memory (``WHOLE_ROWS``)."""
+    if SYMMETRIC:
+        q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xg, scale[:, :, None])), -8.0), 7.0) + 8.0
+    else:
+        q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xg, scale[:, :, None]) + zero[:, :, None]), 0.0), 15.0)
+    q = tl.where(m, q, 0.0).to(tl.int32)
+    return tl.reshape(q, [xg.shape[0], xg.shape[1] * xg.shape[2]])
+
+
+@triton.jit
 def _nibble_words(nibbles):
     """``[..., 2, 2, 2]`` nibbles (half, byte, nibble of a 32-bit word; the last varies fastest)
     -> ``[...]`` their words, nibble ``4 h + 2 b + n`` at bit ``4 (4 h + 2 b + n)``."""
@@ -646,6 +659,7 @@ def _store_kernel(
     BLOCK_GS: tl.constexpr,
     BLOCK_U: tl.constexpr,
     ROW_ORDER: tl.constexpr,  # the values read in row order (``_row_units``), not slot by slot
+    WHOLE_ROWS: tl.constexpr,  # ROW_ORDER over whole power-of-two rows and groups: quantized in registers
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     if QUANTIZE:
@@ -660,13 +674,16 @@ def _store_kernel(
         if SYMMETRIC:
             amax = tl.max(tl.abs(xg), axis=2)
             scale = tl.where(amax > 0, tl.math.div_rn(amax, tl.zeros_like(amax) + 7.0), 1.0)
+            zero = scale  # unused when symmetric
         else:
             lo = tl.min(tl.where(m, xg, float("inf")), axis=2)
             hi = tl.max(tl.where(m, xg, float("-inf")), axis=2)
             scale = tl.where(hi > lo, tl.math.div_rn(hi - lo, tl.zeros_like(hi) + 15.0), 1.0)
-            tl.store(zero_ptr + s_ptrs, tl.math.div_rn(0.0 - lo, scale), mask=gm)  # +0.0 for lo = 0, as the reference
+            zero = tl.math.div_rn(0.0 - lo, scale)  # +0.0 for lo = 0, as the reference
+            tl.store(zero_ptr + s_ptrs, zero, mask=gm)
         tl.store(scale_ptr + s_ptrs, scale, mask=gm)
-        tl.debug_barrier()  # phase 2 gathers scales by group from memory
+        if not WHOLE_ROWS:
+            tl.debug_barrier()  # phase 2 gathers scales by group from memory
 
 
     if LANES_D:
@@ -696,9 +713,12 @@ def _store_kernel(
         # The data region is the row's INT4 packing, stored whole (``ROW_ORDER`` always holds).
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-        col = tl.arange(0, 16 * BLOCK_U)
-        q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
-                          SYMMETRIC)
+        if WHOLE_ROWS:
+            q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
+        else:
+            col = tl.arange(0, 16 * BLOCK_U)
+            q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS,
+                              QUANTIZE, SYMMETRIC)
         lo, hi = _row_units(q, 16, BLOCK_U)
         check = _block_check(lo, hi, BLOCKS)
         out_row = out_ptr + rows64[:, None] * ROW_BYTES
@@ -710,7 +730,9 @@ def _store_kernel(
         # Pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-        if ROW_ORDER:
+        if WHOLE_ROWS:
+            data, _ = _row_units(_quantized_rows(xg, scale, zero, m, SYMMETRIC), UNIT_VALUES, BLOCK_U)
+        elif ROW_ORDER:
             col = tl.arange(0, UNIT_VALUES * BLOCK_U)
             data, _ = _row_units(_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D,
                                                GROUP, GROUPS, QUANTIZE, SYMMETRIC), UNIT_VALUES, BLOCK_U)
@@ -944,6 +966,13 @@ def row_order(layout: StorageLayout) -> bool:
     return not layout.lanes and layout.unit_values in (1, 2, 8, 16)
 
 
+def whole_rows(layout: StorageLayout, groups: int) -> bool:
+    """Whether the store kernel's phase 1 tile of ``groups`` scale groups is the row in order,
+    with no padding (powers of two throughout), so that phase 2 can quantize it in registers."""
+    group = layout.head_dim // groups
+    return _pow2(groups) == groups and _pow2(group) == group and _pow2(layout.units) * layout.unit_values == layout.head_dim
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -988,6 +1017,7 @@ def launch_store(
         BLOCK_GS=_pow2(group_size),
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
         ROW_ORDER=row_order(layout),
+        WHOLE_ROWS=quantize and row_order(layout) and whole_rows(layout, groups),
     )
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
