@@ -603,6 +603,17 @@ def _quantized_rows(xg, scale, zero, m, SYMMETRIC: tl.constexpr):
 
 
 @triton.jit
+def _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, GROUP: tl.constexpr, GROUPS: tl.constexpr,
+              QUANTIZE: tl.constexpr, SYMMETRIC: tl.constexpr, WHOLE_ROWS: tl.constexpr):
+    """``_stored_value`` of columns ``col`` (a column per tile column): gathered from the row's
+    values ``q`` (``_quantized_rows``) in registers when ``WHOLE_ROWS``, else read and quantized."""
+    if WHOLE_ROWS:
+        index = tl.broadcast_to(tl.minimum(col, D - 1)[None, :], [q.shape[0], col.shape[0]])
+        return tl.where(ok, tl.gather(q, index, axis=1), 0)
+    return _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
+
+
+@triton.jit
 def _nibble_words(nibbles):
     """``[..., 2, 2, 2]`` nibbles (half, byte, nibble of a 32-bit word; the last varies fastest)
     -> ``[...]`` their words, nibble ``4 h + 2 b + n`` at bit ``4 (4 h + 2 b + n)``."""
@@ -691,9 +702,14 @@ def _store_kernel(
         # nibble is made from its codeword's values (ecc_tensor.lanes).
         b = tl.arange(0, BLOCK_U)
         ok = row_ok[:, None] & (b < ROW_BYTES)[None, :]
-        lo = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b, ok & (2 * b < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
-        hi = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, 2 * b + 1, ok & (2 * b + 1 < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
-                           SYMMETRIC)
+        if WHOLE_ROWS:  # the row's values in registers, gathered by column
+            q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
+        else:
+            q = rows  # not read
+        lo = _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, 2 * b, ok & (2 * b < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC,
+                       WHOLE_ROWS)
+        hi = _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, 2 * b + 1, ok & (2 * b + 1 < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
+                       SYMMETRIC, WHOLE_ROWS)
         byte = lo | (hi << 4)
         for h in tl.static_range(2):
             unit, t, owned = _lane_parity_owner(2 * b + h, LANES_D)
@@ -701,8 +717,8 @@ def _store_kernel(
             data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
             for i in tl.static_range(3):
                 col = _lane_value(unit, i, LANES_D)
-                data = data | (_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP,
-                                             GROUPS, QUANTIZE, SYMMETRIC) << (4 * i))
+                data = data | (_value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, col, unit_ok & (col < D)[None, :], D, GROUP, GROUPS,
+                                         QUANTIZE, SYMMETRIC, WHOLE_ROWS) << (4 * i))
             word = tl.load(encode_table_ptr + data, mask=unit_ok, other=0)
             nibble = _reverse_nibble((word >> (12 + 4 * t)[None, :]) & 15)
             byte = byte | tl.where(unit_ok, nibble << (4 * h), 0)
@@ -968,9 +984,11 @@ def row_order(layout: StorageLayout) -> bool:
 
 def whole_rows(layout: StorageLayout, groups: int) -> bool:
     """Whether the store kernel's phase 1 tile of ``groups`` scale groups is the row in order,
-    with no padding (powers of two throughout), so that phase 2 can quantize it in registers."""
+    with no padding (powers of two throughout), so that phase 2 quantizes it in registers: in
+    row order (``row_order``, over whole units) or, for Golay's lanes, gathered in registers."""
     group = layout.head_dim // groups
-    return _pow2(groups) == groups and _pow2(group) == group and _pow2(layout.units) * layout.unit_values == layout.head_dim
+    tile = _pow2(groups) == groups and _pow2(group) == group
+    return tile and (layout.lanes or (row_order(layout) and _pow2(layout.units) * layout.unit_values == layout.head_dim))
 
 
 def launch_store(
@@ -1017,7 +1035,7 @@ def launch_store(
         BLOCK_GS=_pow2(group_size),
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
         ROW_ORDER=row_order(layout),
-        WHOLE_ROWS=quantize and row_order(layout) and whole_rows(layout, groups),
+        WHOLE_ROWS=quantize and whole_rows(layout, groups),
     )
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
