@@ -836,6 +836,7 @@ def _load_kernel(
     BLOCK_U: tl.constexpr,
     BLOCK_MU: tl.constexpr,
     ROW_ORDER: tl.constexpr,  # the values stored in row order (``_row_values``), not slot by slot
+    LANE_ROWS: tl.constexpr,  # Golay's lanes: bytes of the data region per tile (a power of two), read and stored as the row
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     u = tl.arange(0, BLOCK_U)
@@ -887,9 +888,18 @@ def _load_kernel(
                                           META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
                 row_zero = z_bits.to(tl.float32, bitcast=True)[:, None]
 
-    for i in tl.static_range(1 if ROW_ORDER else UNIT_VALUES):
+    # Golay's lanes (LANE_ROWS): the data region is the row's INT4 packing, so the row as read
+    # is stored whole first (pass -1), then each slot's values only where the decode changed
+    # them, after a barrier (another thread may have stored that value in the first pass).
+    for i in tl.static_range(-1 if LANE_ROWS else 0, 1 if ROW_ORDER else UNIT_VALUES):
         if ROW_ORDER:
             v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+            ok = row_ok[:, None] & (col < D)[None, :]
+        elif i < 0:
+            b = tl.arange(0, LANE_ROWS)
+            packed = tl.load(stored_ptr + rows64[:, None] * ROW_BYTES + b[None, :], mask=row_ok[:, None] & (2 * b < D)[None, :],
+                             other=0).to(tl.int32)
+            v, col = _row_values(packed, packed, 2, LANE_ROWS)
             ok = row_ok[:, None] & (col < D)[None, :]
         else:
             col = _unit_value(u, i, UNIT_VALUES, LANES_D)
@@ -898,6 +908,10 @@ def _load_kernel(
                 v = (data_hi >> (4 * (i - 8))) & 15
             else:
                 v = (data >> (4 * i)) & 15
+            if LANE_ROWS:
+                if i == 0:
+                    tl.debug_barrier()
+                ok = ok & (v != ((word >> (4 * i)) & 15))
         if not DECODE:  # int4: one "codeword" per value, never corrected
             tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
         if DEQUANT:
@@ -1107,6 +1121,7 @@ def launch_load(
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
         ROW_ORDER=row_order(layout),
+        LANE_ROWS=_pow2((layout.head_dim + 1) // 2) if layout.lanes else 0,
     )
 
 
