@@ -670,7 +670,7 @@ def _store_kernel(
     BLOCK_GS: tl.constexpr,
     BLOCK_U: tl.constexpr,
     ROW_ORDER: tl.constexpr,  # the values read in row order (``_row_units``), not slot by slot
-    WHOLE_ROWS: tl.constexpr,  # ROW_ORDER over whole power-of-two rows and groups: quantized in registers
+    WHOLE_ROWS: tl.constexpr,  # phase 1's tile is the row, powers of two throughout: phase 2 quantizes it in registers
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     if QUANTIZE:
