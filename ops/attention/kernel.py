@@ -385,14 +385,17 @@ def _decode_attention_kernel(
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
-                    if repair and K_GROUPS > 1 and UNIT_VALUES > 1:
-                        # The repair pass over Golay's keys with a scale per value (per channel, or
-                        # in groups): each slot's neighbour search and decode is large, so the
-                        # slots run as a loop, not unrolled: one copy in the kernel, not three
-                        # (per channel, 249 loads and 89 s to compile for sm_90a, against 533
-                        # loads and 421 s unrolled: benchmarks/RESULTS.md).
-                        s = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
-                        for slot in range(UNIT_VALUES):
+                    # Each slot's keys into the scores. In the repair pass over Golay's keys with a
+                    # scale per value (per channel, or in groups) each slot's neighbour search and
+                    # decode is large, so the slots run as a loop: one copy in the kernel, not three
+                    # (per channel, 249 loads and 89 s to compile for sm_90a, against 533 loads and
+                    # 421 s unrolled: benchmarks/RESULTS.md). Elsewhere they are unrolled, the slot a
+                    # constant the helpers specialize on.
+                    SLOT_LOOP: tl.constexpr = repair and K_GROUPS > 1 and UNIT_VALUES > 1
+                    s = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+                    for unrolled in tl.static_range(1 if SLOT_LOOP else UNIT_VALUES):
+                        for looped in range(UNIT_VALUES if SLOT_LOOP else 1):
+                            slot = looped if SLOT_LOOP else unrolled
                             q_slot = tl.where(slot == 0, q0, tl.where(slot == 1, q1, q2))
                             slot_ok = tl.where(slot == 0, col0_ok, tl.where(slot == 1, col1_ok, col2_ok))
                             kx = _kv_slot(k_data, k_block, rows, row_ok, u, slot_ok, seq_len, k_base, km_base, enc_ptr, syn_ptr, menc_ptr,
@@ -400,26 +403,6 @@ def _decode_attention_kernel(
                                           K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI,
                                           FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
                             s = _qk_float(q_slot, kx, s, dtype, SPLIT_P, DOT_PRECISION)
-                    else:
-                        kx = _kv_slot(k_data, k_block, rows, row_ok, u, col0_ok, seq_len, k_base, km_base, enc_ptr,
-                                      syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                      K_GROUPS, K_GROUP, HAS_ZERO,
-                                      K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS,
-                                      PO_SYN,
-                                      MK, MPO_SYN, K_ROW_DIV)
-                        s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
-                        if UNIT_VALUES > 1:
-                            kx = _kv_slot(k_data, k_block, rows, row_ok, u, col1_ok, seq_len, k_base, km_base, enc_ptr,
-                                          syn_ptr, menc_ptr, msyn_ptr, 1, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                          K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO,
-                                          PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
-                            s = _qk_float(q1, kx, s, dtype, SPLIT_P, DOT_PRECISION)
-                        if UNIT_VALUES > 2:
-                            kx = _kv_slot(k_data, k_block, rows, row_ok, u, col2_ok, seq_len, k_base, km_base, enc_ptr,
-                                          syn_ptr, menc_ptr, msyn_ptr, 2, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE,
-                                          K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO,
-                                          PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
-                            s = _qk_float(q2, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                     s = (s * qk_scale).to(tl.float32)
 
                     deferred = 0
