@@ -696,16 +696,23 @@ def _store_kernel(
         if not WHOLE_ROWS:
             tl.debug_barrier()  # phase 2 gathers scales by group from memory
 
+    # Phase 2's values in row order: quantized in registers (WHOLE_ROWS), or read a row at a
+    # time (ROW_ORDER); otherwise (Golay's lanes not WHOLE_ROWS, odd units) read by column below.
+    if WHOLE_ROWS:
+        q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
+    elif ROW_ORDER:
+        col = tl.arange(0, UNIT_VALUES * BLOCK_U)
+        q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
+                          SYMMETRIC)
+    else:
+        q = rows  # not read
 
     if LANES_D:
         # Golay's lane layout: the data region is the values' INT4 packing; each parity
-        # nibble is made from its codeword's values (ecc_tensor.lanes).
+        # nibble is made from its codeword's values (ecc_tensor.lanes), gathered from ``q``
+        # where it holds the row.
         b = tl.arange(0, BLOCK_U)
         ok = row_ok[:, None] & (b < ROW_BYTES)[None, :]
-        if WHOLE_ROWS:  # the row's values in registers, gathered by column
-            q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
-        else:
-            q = rows  # not read
         lo = _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, 2 * b, ok & (2 * b < D)[None, :], D, GROUP, GROUPS, QUANTIZE, SYMMETRIC,
                        WHOLE_ROWS)
         hi = _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, 2 * b + 1, ok & (2 * b + 1 < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
@@ -729,12 +736,6 @@ def _store_kernel(
         # The data region is the row's INT4 packing, stored whole (``ROW_ORDER`` always holds).
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-        if WHOLE_ROWS:
-            q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
-        else:
-            col = tl.arange(0, 16 * BLOCK_U)
-            q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS,
-                              QUANTIZE, SYMMETRIC)
         lo, hi = _row_units(q, 16, BLOCK_U)
         check = _block_check(lo, hi, BLOCKS)
         out_row = out_ptr + rows64[:, None] * ROW_BYTES
@@ -746,12 +747,8 @@ def _store_kernel(
         # Pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
         u = tl.arange(0, BLOCK_U)
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
-        if WHOLE_ROWS:
-            data, _ = _row_units(_quantized_rows(xg, scale, zero, m, SYMMETRIC), UNIT_VALUES, BLOCK_U)
-        elif ROW_ORDER:
-            col = tl.arange(0, UNIT_VALUES * BLOCK_U)
-            data, _ = _row_units(_stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D,
-                                               GROUP, GROUPS, QUANTIZE, SYMMETRIC), UNIT_VALUES, BLOCK_U)
+        if ROW_ORDER:
+            data, _ = _row_units(q, UNIT_VALUES, BLOCK_U)
         else:
             data = tl.zeros([BLOCK_R, BLOCK_U], dtype=tl.int32)
             for i in tl.static_range(UNIT_VALUES):
