@@ -2,10 +2,14 @@
 
 ``TRITON_INTERPRET`` is read when ``@triton.jit`` decorates a kernel, so it is set here,
 before any test imports ``ecc_tensor.ops``. On a CUDA machine the kernels compile for real.
-Shared fixtures: ``kernel_device`` and ``tiny`` (a tiny model, its tokenizer and a text).
+Shared fixtures: ``kernel_device``, ``run_compile_tool`` and ``tiny`` (a tiny model, its
+tokenizer and a text).
 """
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,6 +45,21 @@ def pytest_collection_modifyitems(config, items):
 def kernel_device():
     """Where Triton kernels run in this session: the GPU, or CPU tensors under the interpreter."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@pytest.fixture
+def run_compile_tool():
+    """``run(script, *args, timeout=900)``: ``tools/<script>`` in a subprocess without Triton's
+    interpreter, which this session may run: the tools compile kernels for sm_90a (no GPU
+    needed), which interpreted kernels cannot. Returns the ``subprocess.CompletedProcess``."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+
+    def run(script, *args, timeout=900):
+        return subprocess.run([sys.executable, str(root / "tools" / script), *args], capture_output=True, text=True, env=env, cwd=root,
+                              timeout=timeout)
+
+    return run
 
 
 def pytest_runtest_logreport(report):

@@ -568,21 +568,11 @@ HOPPER_VARIANTS = {"int4": 1, "hamming84": 4, "golay24": 4, "secded72": 4}
 
 
 @pytest.mark.parametrize("codec", list(HOPPER_VARIANTS))
-def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec):
+def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec, run_compile_tool):
     """The interpreter accepts code the GPU compiler rejects: compile every variant for sm_90a
     (no GPU needed; a subprocess, since this session runs Triton's interpreter), with a mask and
     the softmax scale typed float64 as inductor passes it, and check ptxas's resource report."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, str(root / "tools" / "kernel_resources.py"), "--codecs", codec, "--dtypes", "bf16"],
-        capture_output=True, text=True, env=env, cwd=root, timeout=900,
-    )
+    result = run_compile_tool("kernel_resources.py", "--codecs", codec, "--dtypes", "bf16")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
     assert len(lines) == HOPPER_VARIANTS[codec], result.stdout
@@ -595,23 +585,13 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec):
         assert n <= (16 if "main" in name else limits.get(name, n)), loads
 
 
-def test_per_channel_key_kernels_compile_for_hopper_without_spills():
+def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_tool):
     """Keys quantized per channel on the word path, int4 (scales read a block ahead) and
     Hamming(8,4) (scales decoded), bfloat16 (the variant with the second dot): the main launch
     compiled for sm_90a as above holds its registers without spilling. Its scaled queries were
     once carried through the key loop: spills, 1.5x the per-token time."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, str(root / "tools" / "kernel_resources.py"), "--channel-keys", "--codecs", "int4", "hamming84", "secded72",
-         "--dtypes", "bf16", "--launches", "main", "--no-interpolate"],
-        capture_output=True, text=True, env=env, cwd=root, timeout=900,
-    )
+    result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "hamming84", "secded72", "--dtypes", "bf16",
+                              "--launches", "main", "--no-interpolate")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
     assert len(lines) == 2, result.stdout

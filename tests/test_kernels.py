@@ -171,21 +171,13 @@ def test_decode_dequantize_kernel_at_head_dim_128(codec, groups, kernel_device):
     assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
 
 
-def test_the_codec_kernels_move_int4_and_secded72_rows_whole_on_hopper():
+def test_the_codec_kernels_move_int4_and_secded72_rows_whole_on_hopper(run_compile_tool):
     """Compiled for sm_90a (no GPU needed; a subprocess, since this session runs Triton's
     interpreter), the encode kernel reads int4's and SECDED(72,64)'s values once, as whole rows,
     and the decode kernel writes them so, not one value per unit at a time (``_quantized_rows``,
     ``_row_units``, ``_row_values``): those single-value accesses made int4's decode run at 2%
     of a device copy on the H200 (``tools/codec_kernel_memory.py``)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, str(root / "tools" / "codec_kernel_memory.py"), "--codecs", "int4", "secded72"],
-                            capture_output=True, text=True, env=env, cwd=root, timeout=600)
+    result = run_compile_tool("codec_kernel_memory.py", "--codecs", "int4", "secded72", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = {tuple(line.split()[:2]): line for line in result.stdout.splitlines()}
     assert set(lines) == {(c, k) for c in ("int4", "secded72") for k in ("store", "load")}, result.stdout
