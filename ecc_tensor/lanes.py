@@ -11,7 +11,7 @@ and three table gathers. This layout instead gives each check to whole words:
   values at nibble ``l`` of each (``8x + l, 8y + l, 8z + l``). Its parity sits at nibble ``l``
   of three parity words, parity nibble ``t`` (codeword bits ``12 + 4t .. 15 + 4t``) in word
   ``t``, each nibble's bits reversed. The syndromes of eight codewords are then shifts, masks
-  and XORs of six words (``ops/attention/syndromes.py: _lane_syndromes``), and the reversal makes
+  and XORs of six words (``ops/lane_words.py: _lane_parity_words``), and the reversal makes
   the fewest distinct shifts (58 operations against 73 unreversed, for B of eq. 31).
 - **Grouping**: the words of each chunk of four, ``(4a, 4a + 1, 4a + 2)``, are a group (and a
   last chunk of three words); the chunks' fourth words (and a last chunk of one or two words)

@@ -22,6 +22,7 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
+from .lane_words import _lane_row_parity, _lane_row_syndromes
 
 
 @triton.jit
@@ -671,6 +672,7 @@ def _store_kernel(
     BLOCK_U: tl.constexpr,
     ROW_ORDER: tl.constexpr,  # the values read in row order (``_row_units``), not slot by slot
     WHOLE_ROWS: tl.constexpr,  # phase 1's tile is the row, powers of two throughout: phase 2 quantizes it in registers
+    LANE_WORDS: tl.constexpr,  # Golay's lanes at head_dim 128, aligned rows: the row made as words (``_lane_row_parity``)
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     if QUANTIZE:
@@ -700,14 +702,27 @@ def _store_kernel(
     # time (ROW_ORDER); otherwise (Golay's lanes not WHOLE_ROWS, odd units) read by column below.
     if WHOLE_ROWS:
         q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
-    elif ROW_ORDER:
-        col = tl.arange(0, UNIT_VALUES * BLOCK_U)
+    elif ROW_ORDER or LANE_WORDS:
+        col = tl.arange(0, D if LANE_WORDS else UNIT_VALUES * BLOCK_U)
         q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
                           SYMMETRIC)
     else:
         q = rows  # not read
 
-    if LANES_D:
+    if LANE_WORDS:
+        # Golay's lanes at head_dim 128: the data words (the row's INT4 packing), then the
+        # parity of eight codewords at a time in word operations, where a codeword at a time
+        # gathered its values and read a 4096-entry table.
+        data, _ = _row_units(q, 8, 16)
+        data = data.to(tl.uint32, bitcast=True)
+        parity, last = _lane_row_parity(data)
+        w = tl.arange(0, 16)
+        row_words = out_ptr.to(tl.pointer_type(tl.uint32)) + rows64[:, None] * (ROW_BYTES // 4)
+        tl.store(row_words + w[None, :], data, mask=row_ok[:, None])
+        tl.store(row_words + 16 + w[None, :], parity, mask=row_ok[:, None])
+        tail = tl.arange(0, 2)  # parity word 16, then the padding word
+        tl.store(row_words + 32 + tail[None, :], tl.where(tail[None, :] == 0, last[:, None], 0), mask=row_ok[:, None])
+    elif LANES_D:
         # Golay's lane layout: the data region is the values' INT4 packing; each parity
         # nibble is made from its codeword's values (ecc_tensor.lanes), gathered from ``q``
         # where it holds the row.
@@ -834,6 +849,7 @@ def _load_kernel(
     BLOCK_MU: tl.constexpr,
     ROW_ORDER: tl.constexpr,  # the values stored in row order (``_row_values``), not slot by slot
     LANE_ROWS: tl.constexpr,  # Golay's lanes: bytes of the data region per tile (a power of two), read and stored as the row
+    LANE_WORDS: tl.constexpr,  # Golay's lanes at head_dim 128, aligned rows: read as words, a clean tile not decoded
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     u = tl.arange(0, BLOCK_U)
@@ -842,6 +858,17 @@ def _load_kernel(
     if HAS_LEN:
         row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
     counted = unit_ok & row_counted[:, None]
+    if LANE_WORDS:
+        # The row's words: its data region (the INT4 packing, stored as read below) and the
+        # syndromes of its 43 codewords eight at a time. Where the whole tile is clean (nearly
+        # always), no codeword is decoded one by one: that takes three table gathers and six
+        # nibble loads each.
+        w = tl.arange(0, 16)
+        row_words = stored_ptr.to(tl.pointer_type(tl.uint32)) + rows64[:, None] * (ROW_BYTES // 4)
+        data_words = tl.load(row_words + w[None, :], mask=row_ok[:, None], other=0)
+        dirty = _lane_row_syndromes(data_words, tl.load(row_words + 16 + w[None, :], mask=row_ok[:, None], other=0),
+                                    tl.reshape(tl.load(row_words + 32, mask=row_ok[:, None], other=0), [BLOCK_R]))
+        tile_dirty = tl.max(dirty) != 0
     if BLOCKS:
         row = stored_ptr + rows64[:, None] * ROW_BYTES
         lo = _unit_word(row + u[None, :] * 8, unit_ok, 4)
@@ -852,9 +879,21 @@ def _load_kernel(
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
     else:
-        word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
+        if LANE_WORDS:
+            word = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)  # a clean tile's: the fix-up pass below stores nothing
+            data = word
+            status = word
+            if tile_dirty:
+                word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
+                data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
+        else:
+            word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
         data_hi = word  # unused: a unit's values fit one word
-        if DECODE:
+        if LANE_WORDS:
+            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
+            if COUNT:
+                _count_statuses(counters_ptr, status, counted, 0)
+        elif DECODE:
             data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
             tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
             if COUNT:
@@ -893,10 +932,13 @@ def _load_kernel(
             v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
             ok = row_ok[:, None] & (col < D)[None, :]
         elif i < 0:
-            b = tl.arange(0, LANE_ROWS)
-            packed = tl.load(stored_ptr + rows64[:, None] * ROW_BYTES + b[None, :], mask=row_ok[:, None] & (2 * b < D)[None, :],
-                             other=0).to(tl.int32)
-            v, col = _row_values(packed, packed, 2, LANE_ROWS)
+            if LANE_WORDS:
+                v, col = _row_values(data_words.to(tl.int32, bitcast=True), data_words, 8, 16)
+            else:
+                b = tl.arange(0, LANE_ROWS)
+                packed = tl.load(stored_ptr + rows64[:, None] * ROW_BYTES + b[None, :], mask=row_ok[:, None] & (2 * b < D)[None, :],
+                                 other=0).to(tl.int32)
+                v, col = _row_values(packed, packed, 2, LANE_ROWS)
             ok = row_ok[:, None] & (col < D)[None, :]
         else:
             col = _unit_value(u, i, UNIT_VALUES, LANES_D)
@@ -1002,6 +1044,12 @@ def whole_rows(layout: StorageLayout, groups: int) -> bool:
     return tile and (layout.lanes or (row_order(layout) and _pow2(layout.units) * layout.unit_values == layout.head_dim))
 
 
+def lane_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
+    """Whether the kernels move rows of Golay's lane layout as 32-bit words: head_dim 128 (the
+    structure ``_lane_row_parity`` makes), rows of whole aligned words."""
+    return layout.lanes and layout.head_dim == 128 and all(t.storage_offset() % 4 == 0 for t in stored)
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -1047,6 +1095,7 @@ def launch_store(
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
         ROW_ORDER=row_order(layout),
         WHOLE_ROWS=quantize and whole_rows(layout, groups),
+        LANE_WORDS=lane_words(layout, out),
     )
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
@@ -1119,6 +1168,7 @@ def launch_load(
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
         ROW_ORDER=row_order(layout),
         LANE_ROWS=_pow2((layout.head_dim + 1) // 2) if layout.lanes else 0,
+        LANE_WORDS=lane_words(layout, stored),
     )
 
 

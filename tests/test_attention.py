@@ -21,7 +21,7 @@ from ecc_tensor.attention import attention_reference, dequantize_cache, written_
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.metadata import codec_tables, metadata_codec
-from ecc_tensor.ops import attention
+from ecc_tensor.ops import attention, lane_words
 from ecc_tensor.storage import StorageLayout
 
 # The codecs the fused attention reads at every head_dim; SECDED(72,64)'s blocks only at powers of
@@ -307,7 +307,7 @@ def _lane_row_syndromes_kernel(words_ptr, out_ptr, N: tl.constexpr, ROW_WORDS: t
     data = tl.load(words + w[None, :])
     parity = tl.load(words + 16 + w[None, :])
     last = tl.load(words_ptr.to(tl.pointer_type(tl.uint32)) + r * ROW_WORDS + 32)
-    tl.store(out_ptr + r, (attention.syndromes._lane_row_syndromes(data, parity, last) != 0).to(tl.int32))
+    tl.store(out_ptr + r, (lane_words._lane_row_syndromes(data, parity, last) != 0).to(tl.int32))
 
 
 def test_lane_syndromes_flag_exactly_the_rows_with_a_dirty_codeword(kernel_device):

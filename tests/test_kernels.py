@@ -24,6 +24,7 @@ from ecc_tensor.storage import StorageLayout
 from ecc_tensor.ops import codec_kernels, fault_kernels
 
 HEAD_DIMS = [1, 5, 8, 12, 17, 64]
+ENCODE_HEAD_DIMS = HEAD_DIMS + [128]  # 128: Golay's rows made as words (codec_kernels.lane_words)
 
 
 def tables(codec, device):
@@ -35,7 +36,7 @@ def reference_store(x, codec, group_size=None, symmetric=True):
 
 
 @pytest.mark.parametrize("codec", CODEC_NAMES)
-@pytest.mark.parametrize("head_dim", HEAD_DIMS)
+@pytest.mark.parametrize("head_dim", ENCODE_HEAD_DIMS)
 def test_encode_decode_kernels(codec, head_dim, kernel_device):
     g = torch.Generator().manual_seed(head_dim)
     values = torch.randint(0, 16, (3, 4, head_dim), dtype=torch.uint8, generator=g)
@@ -247,3 +248,32 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     ints = {2: torch.int16, 4: torch.int32}[a.dtype.itemsize]
     nan = a.isnan()
     return torch.equal(nan, b.isnan()) and torch.equal(a.view(ints)[~nan], b.view(ints)[~nan])
+
+
+@pytest.mark.parametrize("dequantize", [False, True])
+def test_golay_decode_of_clean_and_dirty_tiles_at_head_dim_128(dequantize, kernel_device):
+    """Golay's rows read as words (``codec_kernels.lane_words``): a tile whose 43 x 16 codewords
+    are all clean is stored from its data words without decoding a codeword, a tile holding one
+    error is decoded codeword by codeword; values, statuses and counts as the reference."""
+    codec, head_dim = "golay24", 128
+    x = torch.randn(3 * 16 + 5, head_dim, generator=torch.Generator().manual_seed(3))
+    stored, meta = reference_store(x, codec)
+    noisy = stored.clone()
+    noisy[20, 7] ^= 0x10  # one data bit, in the second tile
+    noisy[40, 70] ^= 0x03  # two bits of one parity nibble (one codeword), in the third
+    tables_ = codec_tables(codec, kernel_device)
+    if dequantize:
+        args = (codec, head_dim, 1, True, False)
+        c_ref, c_ker = new_counters(), new_counters(kernel_device)
+        want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), *args, c_ref, torch.float16)
+        got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *tables_, *args, c_ker,
+                                                     torch.float16)
+        assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
+        assert int(c_ker[COUNTER_NAMES.index("corrected")]) == 2
+    else:
+        v_k, s_k = codec_kernels.triton_decode(noisy.to(kernel_device), tables_[0], tables_[1], codec, head_dim)
+        v_r, s_r = StorageLayout(codec, head_dim).load(noisy)
+        assert torch.equal(v_k.cpu(), v_r) and torch.equal(s_k.cpu(), s_r)
+        assert int((s_r == 1).sum()) == 2
+
+

@@ -14,7 +14,7 @@ from ..codec_kernels import (
     _word_unit,
     _word_units,
 )
-from .syndromes import _lane_syndromes
+from ..lane_words import _lane_syndromes
 
 
 @triton.jit

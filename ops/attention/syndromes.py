@@ -1,17 +1,16 @@
 """Syndromes of whole words for the clean-blocks paths: Hamming's one-byte codewords four a
-word, Golay's lane layout, SECDED(72,64)'s blocks. Each is zero exactly where every
-codeword it covers is clean."""
+word, SECDED(72,64)'s blocks (Golay's lane layout: ``ops/lane_words.py``). Each is zero exactly
+where every codeword it covers is clean."""
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
-from ecc_tensor.codecs.golay import GOLAY_B
-
 from ..codec_kernels import (
     _block_parity_word,
 )
+from ..lane_words import _quarters
 
 
 @triton.jit
@@ -41,53 +40,6 @@ def _word_syndromes(x, y, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, 
     s ^= ((data >> 2) & 0x11111111) * C2
     s ^= ((data >> 3) & 0x11111111) * C3
     return s & (PMASK | (PMASK >> 4))  # Hamming(7,4): bit 7 of a byte is no codeword bit
-
-
-@triton.constexpr_function
-def _lane_mask(u, shift, t):
-    """Golay's lane layout (:mod:`ecc_tensor.lanes`): the bits of parity word ``t`` that data word
-    ``u`` shifted left by ``shift`` (right if negative) feeds, in every nibble lane. Bit ``b'``
-    of a parity nibble holds parity bit ``4t + 3 - b'`` (reversed); data bit ``b`` of value ``u``
-    is bit ``4u + b`` of the data word d."""
-    u, shift, t = int(u), int(shift), int(t)
-    nibble = 0
-    for dst in range(4):
-        src = dst - shift
-        if 0 <= src < 4 and GOLAY_B[4 * u + src][4 * t + 3 - dst]:
-            nibble |= 1 << dst
-    return nibble * 0x11111111
-
-
-@triton.jit
-def _lane_syndromes(x0, x1, x2, p0, p1, p2):
-    """Three data words and three parity words of Golay's lane layout (uint32) -> a word that is
-    zero where all eight codewords, one per nibble lane, are clean, and whose lane ``l`` is
-    non-zero where codeword ``l`` is not. The parity of the data is linear: each data word,
-    shifted by -3..3 bits, feeds each parity word through a mask (``_lane_mask``), 58 shifts
-    and masked XORs in all (each masked XOR one LOP3)."""
-    s0 = p0
-    s1 = p1
-    s2 = p2
-    for u in tl.static_range(3):
-        if u == 0:
-            x = x0
-        elif u == 1:
-            x = x1
-        else:
-            x = x2
-        for shift in tl.static_range(-3, 4):
-            if _lane_mask(u, shift, 0) | _lane_mask(u, shift, 1) | _lane_mask(u, shift, 2):
-                if shift >= 0:
-                    y = x << shift
-                else:
-                    y = x >> -shift
-                if _lane_mask(u, shift, 0):
-                    s0 ^= y & _lane_mask(u, shift, 0)
-                if _lane_mask(u, shift, 1):
-                    s1 ^= y & _lane_mask(u, shift, 1)
-                if _lane_mask(u, shift, 2):
-                    s2 ^= y & _lane_mask(u, shift, 2)
-    return s0 | s1 | s2
 
 
 @triton.jit
@@ -125,35 +77,3 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     x0, x1, x2, x3 = _quarters(_block_parity_word(lo, hi, OFFSETS, PTX))  # codewords 4j .. 4j + 3
     folded = _fold_bytes(x0, x1, x2, x3, PTX)
     return folded ^ tl.reshape(checks, folded.shape)
-
-
-@triton.jit
-def _quarters(x):
-    """``[N, 4Q]`` -> its columns ``4q``, ``4q + 1``, ``4q + 2``, ``4q + 3``, each ``[N, Q]``
-    (``[N]`` for Q = 1), split in registers."""
-    N: tl.constexpr = x.shape[0]
-    Q: tl.constexpr = x.shape[1] // 4
-    even, odd = tl.split(tl.reshape(x, [N, Q, 2, 2]))
-    c0, c2 = tl.split(even)
-    c1, c3 = tl.split(odd)
-    if Q == 1:
-        c0, c1, c2, c3 = tl.reshape(c0, [N]), tl.reshape(c1, [N]), tl.reshape(c2, [N]), tl.reshape(c3, [N])
-    return c0, c1, c2, c3
-
-
-@triton.jit
-def _lane_row_syndromes(data, parity, last):
-    """Rows of Golay's lane layout at head_dim 128 (``data``, ``parity``: ``[N, 16]`` uint32,
-    ``last``: ``[N]``, the row's last parity word) -> ``[N]``, zero where all 43 codewords of the
-    row are clean. The chunk groups (data words ``4a .. 4a + 2``, parity words ``4a .. 4a + 2``,
-    32 codewords), the tail group (data words 3, 7, 11; parity words 3, 7, 11; 8 codewords)
-    and the three left-over codewords (the values of data word 15 at nibbles ``c, c + 3,
-    c + 6``; parity nibble ``t`` at bits ``12t + 4c`` of parity words 15 and 16)."""
-    d0, d1, d2, tails = _quarters(data)
-    p0, p1, p2, extra = _quarters(parity)
-    chunks = tl.reduce_or(_lane_syndromes(d0, d1, d2, p0, p1, p2), 1)
-    t0, t1, t2, t3 = _quarters(tails)
-    q0, q1, q2, q3 = _quarters(extra)
-    tail = _lane_syndromes(t0, t1, t2, q0, q1, q2)
-    left = _lane_syndromes(t3, t3 >> 12, t3 >> 24, q3, q3 >> 12, (q3 >> 24) | (last << 8)) & 0xFFF
-    return chunks | tail | left
