@@ -277,3 +277,13 @@ def test_golay_decode_of_clean_and_dirty_tiles_at_head_dim_128(dequantize, kerne
         assert int((s_r == 1).sum()) == 2
 
 
+
+def test_inductors_copies_of_the_kernels_resolve_every_global(run_compile_tool):
+    """torch.compile's Inductor compiles a user-defined kernel from a copy of its source and of
+    the Triton functions it calls, with their int, str, bool and constexpr globals only: Golay's
+    B (a tuple) was undefined in the copy of ``ops/lane_words.py``, and the compile failed, on
+    the GPU only. ``tools/inductor_kernel_globals.py`` checks every kernel's copy (a subprocess:
+    interpreted kernels have no source to copy)."""
+    result = run_compile_tool("inductor_kernel_globals.py", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "_store_kernel" in result.stdout and "_decode_attention_kernel" in result.stdout
