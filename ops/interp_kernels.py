@@ -114,7 +114,9 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length,
     return found_row
 
 
-@triton.jit
+# A sequence of one row specialized S to the constant 1, and the H200's Triton 3.6 then failed
+# in its coalescing pass ("PassManager::run failed"; Triton 3.9 compiles it).
+@triton.jit(do_not_specialize=["S"])
 def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, S, TILES, U, G,
                         D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,

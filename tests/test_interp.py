@@ -60,6 +60,7 @@ def test_batched_layout_uses_the_sequence_axis_only():
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seq=st.integers(1, 100), channels=st.integers(1, 20), density=st.sampled_from([0.0, 0.02, 0.3, 0.9, 1.0]),
        runs=st.booleans(), seed=st.integers(0, 2**31))
+@example(seq=1, channels=1, density=0.0, runs=False, seed=0)  # a row alone: Triton 3.6 failed to compile it (H200)
 def test_the_kernel_interpolates_what_the_tensor_code_does(kernel_device, seq, channels, density, runs, seed):
     """ops/interp_kernels.py bit for bit with interpolate_erasures: tiles of 32 rows, neighbours
     beyond the tile (long runs of erasures, whole erased columns), sequences shorter than a tile."""
