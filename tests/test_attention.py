@@ -596,8 +596,10 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
     assert len(lines) == 2, result.stdout
     assert "secded72: no fused kernel" in result.stdout  # decoded by the codec kernels instead
-    for line in lines:  # Hamming(8,4)'s bfloat16 variant spills 32 bytes (372 in float16 before the outer loop)
-        assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) <= 32, line
+    # Hamming(8,4)'s bfloat16 variant spills 24 bytes under Triton 3.9 and 36 under the H200's
+    # 3.6 (48 with query tiles of 16 rows); 372 in float16 when the scaled queries were carried.
+    for line in lines:
+        assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) <= 48, line
 
 
 def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
@@ -614,7 +616,7 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     assert int4.deferred is None and int4.deferred_programs == 0 and int4.storage["PACKED"]
     assert hamming.deferred is not None and hamming.storage["PACKED"] and hamming.value_order
     assert golay.storage["LANES"] and secded.storage["BLOCKS"] and secded.deferred["block_n"] == secded.main["block_n"]
-    assert int4.block_m == 16 and int4.split_len % int4.main["block_n"] == 0 and int4.splits * int4.split_len >= 32768
+    assert int4.block_m == 4 and int4.split_len % int4.main["block_n"] == 0 and int4.splits * int4.split_len >= 32768
     tuned = plan("hamming84", True, "64,2,2,8")
     assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0) and tuned.deferred["num_warps"] == 2
     for bad in ("64,2", "a,b,c", "0,1,1", "64,2,2,8,0,1"):
