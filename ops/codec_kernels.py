@@ -22,7 +22,8 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
-from .lane_words import _lane_row_parity, _lane_row_syndromes
+from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
+from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes
 
 
 @triton.jit
@@ -673,6 +674,8 @@ def _store_kernel(
     ROW_ORDER: tl.constexpr,  # the values read in row order (``_row_units``), not slot by slot
     WHOLE_ROWS: tl.constexpr,  # phase 1's tile is the row, powers of two throughout: phase 2 quantizes it in registers
     LANE_WORDS: tl.constexpr,  # Golay's lanes at head_dim 128, aligned rows: the row made as words (``_lane_row_parity``)
+    BYTE_WORDS: tl.constexpr,  # one-byte codewords, aligned rows: encoded four a word (``_byte_codeword_words``)
+    C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr,  # byte_words.nibble_constants
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     if QUANTIZE:
@@ -758,6 +761,13 @@ def _store_kernel(
         j = tl.arange(0, 8 * BLOCK_U)
         tl.store(out_row + j[None, :], (even | (odd << 4)).to(tl.uint8), mask=row_ok[:, None] & (j < UNITS * 8)[None, :])
         tl.store(out_row + UNITS * 8 + u[None, :], check.to(tl.uint8), mask=unit_ok)
+    elif BYTE_WORDS:
+        # Four codewords a word, made by word operations, where a codeword at a time read the
+        # encode table.
+        w = tl.arange(0, BLOCK_U // 4)
+        row_words = out_ptr.to(tl.pointer_type(tl.uint32)) + rows64[:, None] * (ROW_BYTES // 4)
+        tl.store(row_words + w[None, :], _byte_codeword_words(q, C0, C1, C2, C3).to(tl.uint32, bitcast=True),
+                 mask=row_ok[:, None] & (w < ROW_BYTES // 4)[None, :])
     else:
         # Pack UNIT_VALUES values per unit, encode, write UNIT_BYTES bytes.
         u = tl.arange(0, BLOCK_U)
@@ -850,6 +860,9 @@ def _load_kernel(
     ROW_ORDER: tl.constexpr,  # the values stored in row order (``_row_values``), not slot by slot
     LANE_ROWS: tl.constexpr,  # Golay's lanes: bytes of the data region per tile (a power of two), read and stored as the row
     LANE_WORDS: tl.constexpr,  # Golay's lanes at head_dim 128, aligned rows: read as words, a clean tile not decoded
+    BYTE_WORDS: tl.constexpr,  # one-byte codewords, rows of whole aligned word pairs: read as words, a clean tile not decoded
+    C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr,  # byte_words.nibble_constants
+    PTX: tl.constexpr,
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
     u = tl.arange(0, BLOCK_U)
@@ -875,6 +888,26 @@ def _load_kernel(
         hi = _unit_word(row + u[None, :] * 8 + 4, unit_ok, 4)
         check = tl.load(row + UNITS * 8 + u[None, :], mask=unit_ok, other=0).to(tl.int32)
         data, data_hi, status = _block_decode(lo, hi, check, BLOCKS, syndrome_table_ptr, unit_ok)
+        tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
+        if COUNT:
+            _count_statuses(counters_ptr, status, counted, 0)
+    elif BYTE_WORDS:
+        # The rows as words, four codewords each, their syndromes eight codewords at a time
+        # (``_word_syndromes``); a tile with a non-zero syndrome, or a bit set outside the
+        # codewords (Hamming(7,4)'s bit 7), is decoded codeword by codeword as below, two
+        # table gathers each.
+        wi = tl.arange(0, BLOCK_U // 4)
+        words = tl.load(stored_ptr.to(tl.pointer_type(tl.uint32)) + rows64[:, None] * (ROW_BYTES // 4) + wi[None, :],
+                        mask=row_ok[:, None] & (wi < ROW_BYTES // 4)[None, :], other=0)
+        x, y = tl.split(tl.reshape(words, [BLOCK_R, BLOCK_U // 8, 2]))
+        outside: tl.constexpr = ~(PMASK | 0x0F0F0F0F) & 0xFFFFFFFF
+        tile_dirty = tl.max(_word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX) | (x & outside) | (y & outside)) != 0
+        word = _interleaved(words & 0xFF, (words >> 8) & 0xFF, (words >> 16) & 0xFF, words >> 24).to(tl.int32)
+        data = word & 15
+        data_hi = word  # unused
+        status = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)
+        if tile_dirty:
+            data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
@@ -1050,6 +1083,13 @@ def lane_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
     return layout.lanes and layout.head_dim == 128 and all(t.storage_offset() % 4 == 0 for t in stored)
 
 
+def byte_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
+    """Whether the load kernel reads rows of one-byte codewords (Hamming's) as 32-bit words,
+    checking eight codewords at a time (``_word_syndromes``): rows of whole pairs of aligned
+    words."""
+    return layout.codec.layout == "bytes" and layout.row_bytes % 8 == 0 and all(t.storage_offset() % 4 == 0 for t in stored)
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -1096,6 +1136,8 @@ def launch_store(
         ROW_ORDER=row_order(layout),
         WHOLE_ROWS=quantize and whole_rows(layout, groups),
         LANE_WORDS=lane_words(layout, out),
+        BYTE_WORDS=byte_words(layout, out),
+        **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3")},
     )
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
@@ -1169,6 +1211,9 @@ def launch_load(
         ROW_ORDER=row_order(layout),
         LANE_ROWS=_pow2((layout.head_dim + 1) // 2) if layout.lanes else 0,
         LANE_WORDS=lane_words(layout, stored),
+        BYTE_WORDS=byte_words(layout, stored),
+        **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3", "PMASK")},
+        PTX=stored.device.type == "cuda" and torch.version.hip is None,
     )
 
 

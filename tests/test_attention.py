@@ -21,7 +21,7 @@ from ecc_tensor.attention import attention_reference, dequantize_cache, written_
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.metadata import codec_tables, metadata_codec
-from ecc_tensor.ops import attention, lane_words
+from ecc_tensor.ops import attention, byte_words, lane_words
 from ecc_tensor.storage import StorageLayout
 
 # The codecs the fused attention reads at every head_dim; SECDED(72,64)'s blocks only at powers of
@@ -267,7 +267,7 @@ def _word_syndromes_kernel(x_ptr, y_ptr, out_ptr, N: tl.constexpr, C0: tl.conste
     i = tl.arange(0, N)
     x = tl.load(x_ptr.to(tl.pointer_type(tl.uint32)) + i)  # as the kernel reads words
     y = tl.load(y_ptr.to(tl.pointer_type(tl.uint32)) + i)
-    s = attention.syndromes._word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX)
+    s = byte_words._word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX)
     tl.store(out_ptr.to(tl.pointer_type(tl.uint32)) + i, s)
 
 
@@ -278,7 +278,7 @@ def test_word_syndromes_are_the_syndromes_of_every_codeword(codec, kernel_device
     ``2b`` of the result must be the syndrome of byte ``b`` of the K word, nibble ``2b + 1`` that
     of the V word (zero exactly for codewords), bit 7 ignored for Hamming(7,4)."""
     code = get_codec(codec)
-    constants = {k: v for k, v in attention.plan._NIBBLE_CONSTANTS[codec].items() if k in ("C0", "C1", "C2", "C3", "PMASK")}
+    constants = {k: v for k, v in byte_words._NIBBLE_CONSTANTS[codec].items() if k in ("C0", "C1", "C2", "C3", "PMASK")}
     encode = code.tables("cpu").encode_table.long()
     pbits = code.n - code.k
     g = torch.Generator().manual_seed(0)

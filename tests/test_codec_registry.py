@@ -12,7 +12,7 @@ import torch
 import ecc_tensor.codecs as codecs
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode, get_codec, register_codec
 from ecc_tensor.metadata import metadata_codec
-from ecc_tensor.ops import attention, codec_kernels
+from ecc_tensor.ops import byte_words, codec_kernels
 from ecc_tensor.storage import StorageLayout
 
 NAME = "parity5"
@@ -23,7 +23,7 @@ def parity5():
     code = register_codec(LinearBlockCode(NAME, [[1], [1], [1], [1]], correctable_weight=0, word_dtype=torch.uint8))
     yield code
     codecs._CODECS.pop(NAME)
-    attention.plan._NIBBLE_CONSTANTS.pop(NAME, None)
+    byte_words._NIBBLE_CONSTANTS.pop(NAME, None)
 
 
 def test_registration_is_checked():

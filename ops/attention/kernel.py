@@ -17,8 +17,9 @@ from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
 from .softmax import _folded_scales_softmax, _online_softmax, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
+from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
-from .syndromes import _block_row_syndromes, _word_syndromes
+from .syndromes import _block_row_syndromes
 from .units import _block_state, _decode_block, _kv_slot, _meta_block
 
 LOG2E = 1.4426950408889634

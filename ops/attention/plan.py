@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import torch
 import triton
 
-from ecc_tensor.codecs import CODEC_NAMES, get_codec
+from ecc_tensor.codecs import get_codec
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
+from ..byte_words import nibble_constants
 from ..codec_kernels import (
     _pow2,
     block_offsets,
@@ -60,42 +61,6 @@ def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: in
     programs = max(1, min(splits, triton.cdiv(waves * _multiprocessors(device), batch_heads)))
     program_splits = triton.cdiv(splits, programs)
     return program_splits, triton.cdiv(splits, program_splits)
-
-
-def _build_nibble_constants(codec: str) -> dict:
-    """The codec's tables folded into the kernel's in-register decoder constants (one-byte
-    codes with 4 data bits); ``NIBBLE=False`` for the others."""
-    code = get_codec(codec)
-    if code.layout != "bytes":
-        return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1, C0=0, C1=0, C2=0, C3=0, PMASK=0)
-    tables = code.tables(torch.device("cpu"))
-    pbits = code.n - code.k
-    parity = [(int(tables.encode_table[d]) >> 4) & ((1 << pbits) - 1) for d in range(16)]
-    if any(parity[a ^ b] != parity[a] ^ parity[b] for a in range(16) for b in range(16)):
-        raise ValueError(f"{codec}: the packed decoder needs a linear code")
-    leaders = [int(x) for x in tables.syndrome_table]
-    flips = [(x & 15) if x >= 0 else 0 for x in leaders] + [0] * (16 - len(leaders))
-    as_int32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731
-    pack = lambda nibbles: as_int32(sum(v << (4 * i) for i, v in enumerate(nibbles)))  # noqa: E731
-    return dict(
-        NIBBLE=True, PAR_LO=pack(parity[:8]), PAR_HI=pack(parity[8:]), FLIP_LO=pack(flips[:8]), FLIP_HI=pack(flips[8:]),
-        DET=sum(1 << s for s, x in enumerate(leaders) if x < 0), PBITS=pbits,
-        # The packed decoder's syndromes: the parity nibble of each data bit, and where the
-        # parity bits sit in each byte of a word.
-        C0=parity[1], C1=parity[2], C2=parity[4], C3=parity[8], PMASK=(((1 << pbits) - 1) << 4) * 0x01010101,
-    )
-
-
-# Built at import: the launcher runs inside torch.compile's trace, where reading tensor
-# values (the tables) would be data-dependent.
-_NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
-
-
-def nibble_constants(codec: str) -> dict:
-    """``_NIBBLE_CONSTANTS`` of ``codec``, built on first use for a codec registered at run time."""
-    if codec not in _NIBBLE_CONSTANTS:
-        _NIBBLE_CONSTANTS[codec] = _build_nibble_constants(codec)
-    return _NIBBLE_CONSTANTS[codec]
 
 
 # (block_n, num_warps, num_stages, programs per multiprocessor) per storage layout (a codec's

@@ -1,6 +1,6 @@
-"""Syndromes of whole words for the clean-blocks paths: Hamming's one-byte codewords four a
-word, SECDED(72,64)'s blocks (Golay's lane layout: ``ops/lane_words.py``). Each is zero exactly
-where every codeword it covers is clean."""
+"""Syndromes of whole words for the clean-blocks paths: SECDED(72,64)'s blocks (Hamming's
+one-byte codewords: ``ops/byte_words.py``; Golay's lane layout: ``ops/lane_words.py``). Each is
+zero exactly where every codeword it covers is clean."""
 
 from __future__ import annotations
 
@@ -11,35 +11,6 @@ from ..codec_kernels import (
     _block_parity_word,
 )
 from ..lane_words import _quarters
-
-
-@triton.jit
-def _low_nibbles_from(a, b, PTX: tl.constexpr):
-    """The low nibble of each byte from ``a``, the high nibble from ``b``: one LOP3 with
-    ``PTX`` (CUDA), where the compiler makes two masks and an OR of them."""
-    if PTX:
-        return tl.inline_asm_elementwise("lop3.b32 $0, $1, $2, 0x0F0F0F0F, 0xE4;", "=r,r,r", [a, b],
-                                         dtype=a.dtype, is_pure=True, pack=1)
-    return (a & 0x0F0F0F0F) | (b & 0xF0F0F0F0)
-
-
-@triton.jit
-def _word_syndromes(x, y, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr,
-                    PTX: tl.constexpr):
-    """Two uint32 words of four one-byte Hamming codewords each -> a word whose eight nibbles
-    are their syndromes (parity bits received ^ parity of the data received); the words are
-    clean if and only if it is zero. The code is linear, so the parity of a data nibble is the
-    XOR of ``C_i`` (the parity nibble of data bit ``i``) over its set bits. Both words' data
-    nibbles are first packed into one word, so that each multiply places ``C_i`` in eight
-    nibbles (those whose bit ``i`` is set) at once, without carries between them: ~18
-    instructions for the two words, where one word at a time takes ~11 each."""
-    data = _low_nibbles_from(x, y << 4, PTX)
-    s = _low_nibbles_from(x >> 4, y, PTX)  # the parity nibbles, lane for lane
-    s ^= (data & 0x11111111) * C0
-    s ^= ((data >> 1) & 0x11111111) * C1
-    s ^= ((data >> 2) & 0x11111111) * C2
-    s ^= ((data >> 3) & 0x11111111) * C3
-    return s & (PMASK | (PMASK >> 4))  # Hamming(7,4): bit 7 of a byte is no codeword bit
 
 
 @triton.jit

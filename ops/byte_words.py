@@ -1,0 +1,95 @@
+"""Hamming's one-byte codewords (:mod:`ecc_tensor.storage`'s ``bytes`` layout) as 32-bit words:
+the syndromes of eight codewords, two words, in a few word operations, and the constants that
+fold a code's tables into them. The codec kernels check a tile's rows with it, as the attention
+kernel checks its blocks."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ecc_tensor.codecs import CODEC_NAMES, get_codec
+
+
+def _build_nibble_constants(codec: str) -> dict:
+    """The codec's tables folded into the kernel's in-register decoder constants (one-byte
+    codes with 4 data bits); ``NIBBLE=False`` for the others."""
+    code = get_codec(codec)
+    if code.layout != "bytes":
+        return dict(NIBBLE=False, PAR_LO=0, PAR_HI=0, FLIP_LO=0, FLIP_HI=0, DET=0, PBITS=1, C0=0, C1=0, C2=0, C3=0, PMASK=0)
+    tables = code.tables(torch.device("cpu"))
+    pbits = code.n - code.k
+    parity = [(int(tables.encode_table[d]) >> 4) & ((1 << pbits) - 1) for d in range(16)]
+    if any(parity[a ^ b] != parity[a] ^ parity[b] for a in range(16) for b in range(16)):
+        raise ValueError(f"{codec}: the packed decoder needs a linear code")
+    leaders = [int(x) for x in tables.syndrome_table]
+    flips = [(x & 15) if x >= 0 else 0 for x in leaders] + [0] * (16 - len(leaders))
+    as_int32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731
+    pack = lambda nibbles: as_int32(sum(v << (4 * i) for i, v in enumerate(nibbles)))  # noqa: E731
+    return dict(
+        NIBBLE=True, PAR_LO=pack(parity[:8]), PAR_HI=pack(parity[8:]), FLIP_LO=pack(flips[:8]), FLIP_HI=pack(flips[8:]),
+        DET=sum(1 << s for s, x in enumerate(leaders) if x < 0), PBITS=pbits,
+        # The packed decoder's syndromes: the parity nibble of each data bit, and where the
+        # parity bits sit in each byte of a word.
+        C0=parity[1], C1=parity[2], C2=parity[4], C3=parity[8], PMASK=(((1 << pbits) - 1) << 4) * 0x01010101,
+    )
+
+
+# Built at import: the launcher runs inside torch.compile's trace, where reading tensor
+# values (the tables) would be data-dependent.
+_NIBBLE_CONSTANTS = {name: _build_nibble_constants(name) for name in CODEC_NAMES}
+
+
+def nibble_constants(codec: str) -> dict:
+    """``_NIBBLE_CONSTANTS`` of ``codec``, built on first use for a codec registered at run time."""
+    if codec not in _NIBBLE_CONSTANTS:
+        _NIBBLE_CONSTANTS[codec] = _build_nibble_constants(codec)
+    return _NIBBLE_CONSTANTS[codec]
+
+
+@triton.jit
+def _low_nibbles_from(a, b, PTX: tl.constexpr):
+    """The low nibble of each byte from ``a``, the high nibble from ``b``: one LOP3 with
+    ``PTX`` (CUDA), where the compiler makes two masks and an OR of them."""
+    if PTX:
+        return tl.inline_asm_elementwise("lop3.b32 $0, $1, $2, 0x0F0F0F0F, 0xE4;", "=r,r,r", [a, b],
+                                         dtype=a.dtype, is_pure=True, pack=1)
+    return (a & 0x0F0F0F0F) | (b & 0xF0F0F0F0)
+
+
+@triton.jit
+def _word_syndromes(x, y, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr,
+                    PTX: tl.constexpr):
+    """Two uint32 words of four one-byte Hamming codewords each -> a word whose eight nibbles
+    are their syndromes (parity bits received ^ parity of the data received); the words are
+    clean if and only if it is zero. The code is linear, so the parity of a data nibble is the
+    XOR of ``C_i`` (the parity nibble of data bit ``i``) over its set bits. Both words' data
+    nibbles are first packed into one word, so that each multiply places ``C_i`` in eight
+    nibbles (those whose bit ``i`` is set) at once, without carries between them: ~18
+    instructions for the two words, where one word at a time takes ~11 each."""
+    data = _low_nibbles_from(x, y << 4, PTX)
+    s = _low_nibbles_from(x >> 4, y, PTX)  # the parity nibbles, lane for lane
+    s ^= (data & 0x11111111) * C0
+    s ^= ((data >> 1) & 0x11111111) * C1
+    s ^= ((data >> 2) & 0x11111111) * C2
+    s ^= ((data >> 3) & 0x11111111) * C3
+    return s & (PMASK | (PMASK >> 4))  # Hamming(7,4): bit 7 of a byte is no codeword bit
+
+
+@triton.jit
+def _byte_codeword_words(values, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr):
+    """A block of rows' 4-bit values in row order ``[N, 4W]`` -> their one-byte codewords as
+    ``[N, W]`` int32 words (value ``4j + b`` in byte ``b`` of word ``j``): data nibble, then its
+    parity nibble, the XOR of ``C_i`` over the data's set bits, one multiply per data bit for
+    four codewords (each ``C_i`` below 16, so no carry crosses a byte)."""
+    N: tl.constexpr = values.shape[0]
+    W: tl.constexpr = values.shape[1] // 4
+    even, odd = tl.split(tl.reshape(values, [N, W, 2, 2]))
+    lo, hi = tl.split(even | (odd << 8))
+    data = lo | (hi << 16)
+    parity = (data & 0x01010101) * C0
+    parity ^= ((data >> 1) & 0x01010101) * C1
+    parity ^= ((data >> 2) & 0x01010101) * C2
+    parity ^= ((data >> 3) & 0x01010101) * C3
+    return data | (parity << 4)
