@@ -576,7 +576,8 @@ def _meta_word(row_ptrs, w, mask, parity_table_ptr, syndrome_table_ptr, K: tl.co
 @triton.jit
 def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, GROUP: tl.constexpr, GROUPS: tl.constexpr,
                   QUANTIZE: tl.constexpr, SYMMETRIC: tl.constexpr):
-    """The INT4 value (int32, 0 where not ``ok``) of columns ``col`` of ``rows64``: read, or
+    """The INT4 value (int32, 0 where not ``ok``) of columns ``col`` of ``rows64``: read (a byte
+    each, or nibble ``col % 8`` of int32 word ``col // 8``: a row of scales as stored), or
     quantized with the scales phase 1 wrote."""
     if QUANTIZE:
         xv = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0.0).to(tl.float32)
@@ -588,6 +589,9 @@ def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, 
             z = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
             q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s) + z), 0.0), 15.0)
         return tl.where(ok, q, 0.0).to(tl.int32)
+    if x_ptr.dtype.element_ty == tl.int32:
+        word = tl.load(x_ptr + rows64[:, None] * (D // 8) + (col // 8)[None, :], mask=ok, other=0)
+        return (word >> (4 * (col % 8))[None, :]) & 15
     return tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0).to(tl.int32)
 
 
@@ -649,7 +653,7 @@ def _row_units(q, UNIT_VALUES: tl.constexpr, BLOCK_U: tl.constexpr):
 
 @triton.jit
 def _store_kernel(
-    x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values
+    x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values; or int32 [R, D / 8], eight values a word (low nibble first)
     out_ptr,  # [R, ROW_BYTES] uint8
     scale_ptr,  # [R, GROUPS] float32, written when QUANTIZE
     zero_ptr,  # [R, GROUPS] float32, written when QUANTIZE and not SYMMETRIC
@@ -1102,10 +1106,13 @@ def launch_store(
     meta: torch.Tensor | None = None,
     meta_encode_table: torch.Tensor | None = None,
 ) -> None:
-    """Fill ``out`` from ``x`` ``[..., head_dim]`` (contiguous) and, when quantizing, ``meta``:
-    the scales (and zero points) the kernel computes, whose nibbles a second launch encodes
-    (``meta_encode_table``: the metadata code's) as a row of values of the metadata layout."""
-    rows = x.numel() // layout.head_dim
+    """Fill ``out`` from ``x`` ``[..., head_dim]`` (contiguous; or int32 words ``[..., head_dim /
+    8]`` whose nibbles, low first, are the values) and, when quantizing, ``meta``: the scales (and
+    zero points) the kernel computes, whose nibbles a second launch encodes (``meta_encode_table``:
+    the metadata code's) as a row of values of the metadata layout, read from the float32 words
+    themselves (``MetadataLayout.nibbles`` as tensor code wrote int64 intermediates eight times
+    the scales' size)."""
+    rows = x.numel() // (layout.head_dim // 8 if x.dtype == torch.int32 else layout.head_dim)
     block_r = _rows_per_program(layout)
     groups = layout.head_dim // group_size
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
@@ -1141,9 +1148,9 @@ def launch_store(
     )
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
-        nibbles = meta_layout.nibbles(scale, None if symmetric else zero)
-        launch_store(nibbles, meta_layout.storage, meta_encode_table, quantize=False, group_size=nibbles.shape[-1],
-                     symmetric=True, out=meta)
+        words = scale if symmetric else torch.cat([scale, zero], dim=-1)
+        launch_store(words.view(torch.int32), meta_layout.storage, meta_encode_table, quantize=False,
+                     group_size=meta_layout.storage.head_dim, symmetric=True, out=meta)
 
 
 def launch_load(
