@@ -23,7 +23,7 @@ from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
-from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes
+from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _lane_syndromes
 
 
 @triton.jit
@@ -865,6 +865,7 @@ def _load_kernel(
     LANE_ROWS: tl.constexpr,  # Golay's lanes: bytes of the data region per tile (a power of two), read and stored as the row
     LANE_WORDS: tl.constexpr,  # Golay's lanes at head_dim 128, aligned rows: read as words, a clean tile not decoded
     BYTE_WORDS: tl.constexpr,  # one-byte codewords, rows of whole aligned word pairs: read as words, a clean tile not decoded
+    META_ROW_WORDS: tl.constexpr,  # one symmetric scale in Golay's lanes, aligned rows: checked as words (``meta_row_words``)
     C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr,  # byte_words.nibble_constants
     PTX: tl.constexpr,
 ):
@@ -943,15 +944,32 @@ def _load_kernel(
         # The metadata codewords: their statuses and counts (each once), the scales below.
         mu = tl.arange(0, BLOCK_MU)
         mu_ok = row_ok[:, None] & (mu < META_STATUS_COLS)[None, :]
-        if DECODE:
+        meta_status = tl.zeros([BLOCK_R, BLOCK_MU], tl.int32)
+        decode_meta = DECODE
+        if META_ROW_WORDS:
+            # A scale in Golay's lane layout (8 nibbles: its float32 word, then two parity
+            # words): its three codewords checked with word operations, decoded one by one only
+            # in a tile where one is dirty.
+            meta_words = meta_ptr.to(tl.pointer_type(tl.uint32)) + rows64 * (META_ROW_BYTES // 4)
+            scale_word = tl.load(meta_words, mask=row_ok, other=0)
+            q0 = tl.load(meta_words + 1, mask=row_ok, other=0)
+            q1 = tl.load(meta_words + 2, mask=row_ok, other=0)
+            meta_dirty = _lane_syndromes(scale_word & 0xFFF, (scale_word >> 12) & 0xFFF, scale_word >> 24, q0 & 0xFFF,
+                                         (q0 >> 12) & 0xFFF, ((q0 >> 24) | (q1 << 8)) & 0xFFF)
+            decode_meta = tl.max(meta_dirty) != 0
+        if decode_meta:
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
             _, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K, META_PO_SYN)
-        else:
-            meta_status = tl.zeros([BLOCK_R, BLOCK_MU], tl.int32)
         tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
         if COUNT:
             _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
-        if GROUPS == 1:  # one scale per row: decoded once per row
+        if META_ROW_WORDS:  # the scale as read, decoded where its tile is dirty
+            s_bits = scale_word.to(tl.int32, bitcast=True)
+            if decode_meta:
+                s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
+                                          DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+            row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
+        elif GROUPS == 1:  # one scale per row: decoded once per row
             s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE,
                                       META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
             row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
@@ -1094,6 +1112,14 @@ def byte_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
     return layout.codec.layout == "bytes" and layout.row_bytes % 8 == 0 and all(t.storage_offset() % 4 == 0 for t in stored)
 
 
+def meta_row_words(meta_layout: MetadataLayout, *meta: torch.Tensor) -> bool:
+    """Whether the load kernel checks each row's scale as words: one symmetric scale group in
+    Golay's lane layout (8 nibbles, 16 bytes a row: the float32 word and two parity words), rows
+    of aligned words."""
+    storage = meta_layout.storage
+    return storage.lanes and storage.head_dim == 8 and storage.row_bytes == 16 and all(t.storage_offset() % 4 == 0 for t in meta)
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -1219,6 +1245,7 @@ def launch_load(
         LANE_ROWS=_pow2((layout.head_dim + 1) // 2) if layout.lanes else 0,
         LANE_WORDS=lane_words(layout, stored),
         BYTE_WORDS=byte_words(layout, stored),
+        META_ROW_WORDS=meta is not None and layout.codec.decodes and meta_row_words(meta_layout, meta),
         **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3", "PMASK")},
         PTX=stored.device.type == "cuda" and torch.version.hip is None,
     )

@@ -253,9 +253,10 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize("codec", ["golay24", "hamming74", "hamming84"])
 @pytest.mark.parametrize("dequantize", [False, True])
 def test_decode_of_clean_and_dirty_tiles_at_head_dim_128(codec, dequantize, kernel_device):
-    """Rows read as words (``codec_kernels.lane_words``, ``byte_words``): a tile whose codewords
-    are all clean is stored from its data words without decoding a codeword, a tile holding an
-    error is decoded codeword by codeword; values, statuses and counts as the reference."""
+    """Rows read as words (``codec_kernels.lane_words``, ``byte_words``, and the scales'
+    ``meta_row_words``): a tile whose codewords are all clean is stored from its data words
+    without decoding a codeword, a tile holding an error is decoded codeword by codeword;
+    values, statuses and counts as the reference."""
     head_dim = 128
     x = torch.randn(3 * 16 + 5, head_dim, generator=torch.Generator().manual_seed(3))
     stored, meta = reference_store(x, codec)
@@ -265,12 +266,15 @@ def test_decode_of_clean_and_dirty_tiles_at_head_dim_128(codec, dequantize, kern
     tables_ = codec_tables(codec, kernel_device)
     if dequantize:
         args = (codec, head_dim, 1, True, False)
+        meta = meta.clone()
+        meta[45, 3] ^= 0x04  # an exponent bit of one row's scale, in the third tile (Hamming's second)
         c_ref, c_ker = new_counters(), new_counters(kernel_device)
         want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), *args, c_ref, torch.float16)
         got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *tables_, *args, c_ker,
                                                      torch.float16)
         assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
         assert sum(int(c_ker[COUNTER_NAMES.index(name)]) for name in ("corrected", "detected")) == 2
+        assert int(c_ker[COUNTER_NAMES.index("meta_corrected")]) == 1
     else:
         v_k, s_k = codec_kernels.triton_decode(noisy.to(kernel_device), tables_[0], tables_[1], codec, head_dim)
         v_r, s_r = StorageLayout(codec, head_dim).load(noisy)
