@@ -23,7 +23,7 @@ from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
-from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _lane_syndromes
+from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _three_lane_syndromes
 
 
 @triton.jit
@@ -893,9 +893,6 @@ def _load_kernel(
         hi = _unit_word(row + u[None, :] * 8 + 4, unit_ok, 4)
         check = tl.load(row + UNITS * 8 + u[None, :], mask=unit_ok, other=0).to(tl.int32)
         data, data_hi, status = _block_decode(lo, hi, check, BLOCKS, syndrome_table_ptr, unit_ok)
-        tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
-        if COUNT:
-            _count_statuses(counters_ptr, status, counted, 0)
     elif BYTE_WORDS:
         # The rows as words, four codewords each, their syndromes eight codewords at a time
         # (``_word_syndromes``); a tile with a non-zero syndrome, or a bit set outside the
@@ -913,9 +910,6 @@ def _load_kernel(
         status = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)
         if tile_dirty:
             data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
-        tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
-        if COUNT:
-            _count_statuses(counters_ptr, status, counted, 0)
     else:
         if LANE_WORDS:
             word = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)  # a clean tile's: the fix-up pass below stores nothing
@@ -926,18 +920,14 @@ def _load_kernel(
                 data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         else:
             word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
+            data = word  # int4: the values as stored
+            if DECODE:
+                data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         data_hi = word  # unused: a unit's values fit one word
-        if LANE_WORDS:
-            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
-            if COUNT:
-                _count_statuses(counters_ptr, status, counted, 0)
-        elif DECODE:
-            data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
-            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
-            if COUNT:
-                _count_statuses(counters_ptr, status, counted, 0)
-        else:
-            data = word
+    if DECODE:
+        tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
+        if COUNT:
+            _count_statuses(counters_ptr, status, counted, 0)
 
     meta_rows = meta_ptr + rows64 * META_ROW_BYTES
     if DEQUANT:
@@ -946,6 +936,7 @@ def _load_kernel(
         mu_ok = row_ok[:, None] & (mu < META_STATUS_COLS)[None, :]
         meta_status = tl.zeros([BLOCK_R, BLOCK_MU], tl.int32)
         decode_meta = DECODE
+        read_scale = True  # the scale read (and decoded) codeword by codeword below
         if META_ROW_WORDS:
             # A scale in Golay's lane layout (8 nibbles: its float32 word, then two parity
             # words): its three codewords checked with word operations, decoded one by one only
@@ -954,24 +945,22 @@ def _load_kernel(
             scale_word = tl.load(meta_words, mask=row_ok, other=0)
             q0 = tl.load(meta_words + 1, mask=row_ok, other=0)
             q1 = tl.load(meta_words + 2, mask=row_ok, other=0)
-            meta_dirty = _lane_syndromes(scale_word & 0xFFF, (scale_word >> 12) & 0xFFF, scale_word >> 24, q0 & 0xFFF,
-                                         (q0 >> 12) & 0xFFF, ((q0 >> 24) | (q1 << 8)) & 0xFFF)
-            decode_meta = tl.max(meta_dirty) != 0
+            decode_meta = tl.max(_three_lane_syndromes(scale_word, q0, q1)) != 0
+            read_scale = decode_meta
         if decode_meta:
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
             _, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K, META_PO_SYN)
         tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
         if COUNT:
             _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
-        if META_ROW_WORDS:  # the scale as read, decoded where its tile is dirty
-            s_bits = scale_word.to(tl.int32, bitcast=True)
-            if decode_meta:
+        if GROUPS == 1:  # one scale per row: decoded once per row
+            if META_ROW_WORDS:  # as read, unless its tile is dirty
+                s_bits = scale_word.to(tl.int32, bitcast=True)
+            else:
+                s_bits = tl.zeros([BLOCK_R], tl.int32)  # read below
+            if read_scale:
                 s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
                                           DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
-            row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
-        elif GROUPS == 1:  # one scale per row: decoded once per row
-            s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE,
-                                      META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
             row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
             if HAS_ZERO:
                 z_bits, _ = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
@@ -1106,9 +1095,9 @@ def lane_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
 
 
 def byte_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
-    """Whether the load kernel reads rows of one-byte codewords (Hamming's) as 32-bit words,
-    checking eight codewords at a time (``_word_syndromes``): rows of whole pairs of aligned
-    words."""
+    """Whether the kernels move rows of one-byte codewords (Hamming's) as 32-bit words, the
+    encode making four codewords a word (``_byte_codeword_words``), the decode checking eight at
+    a time (``_word_syndromes``): rows of whole pairs of aligned words."""
     return layout.codec.layout == "bytes" and layout.row_bytes % 8 == 0 and all(t.storage_offset() % 4 == 0 for t in stored)
 
 

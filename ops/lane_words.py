@@ -126,5 +126,13 @@ def _lane_row_syndromes(data, parity, last):
     t0, t1, t2, t3 = _quarters(tails)
     q0, q1, q2, q3 = _quarters(extra)
     tail = _lane_syndromes(t0, t1, t2, q0, q1, q2)
-    left = _lane_syndromes(t3, t3 >> 12, t3 >> 24, q3, q3 >> 12, (q3 >> 24) | (last << 8)) & 0xFFF
-    return chunks | tail | left
+    return chunks | tail | _three_lane_syndromes(t3, q3, last)
+
+
+@triton.jit
+def _three_lane_syndromes(word, p0, p1):
+    """Eight values in one data word as three codewords, codeword ``c`` the values at nibbles ``c,
+    c + 3, c + 6`` (row 128's left-over codewords; a scale's row of 8 nibbles), their parity
+    nibbles a stream from ``p0`` on, nibble ``3t + c`` parity nibble ``t`` of codeword ``c``
+    (into ``p1``) -> a word whose lane ``c`` (0-2) is codeword ``c``'s syndrome, the others 0."""
+    return _lane_syndromes(word, word >> 12, word >> 24, p0, p0 >> 12, (p0 >> 24) | (p1 << 8)) & 0xFFF
