@@ -613,7 +613,11 @@ def _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, G
               QUANTIZE: tl.constexpr, SYMMETRIC: tl.constexpr, WHOLE_ROWS: tl.constexpr):
     """``_stored_value`` of columns ``col`` (a column per tile column): gathered from the row's
     values ``q`` (``_quantized_rows``) in registers when ``WHOLE_ROWS``, else read and quantized."""
-    if WHOLE_ROWS:
+    if WHOLE_ROWS and D == 1:
+        # Every column reads value 0: a broadcast. Triton 3.6 cannot lower a gather from a
+        # one-column tensor for sm_90 (an assertion in its OptimizeThreadLocality pass).
+        return tl.where(ok, tl.broadcast_to(q, [q.shape[0], col.shape[0]]), 0)
+    elif WHOLE_ROWS:
         index = tl.broadcast_to(tl.minimum(col, D - 1)[None, :], [q.shape[0], col.shape[0]])
         return tl.where(ok, tl.gather(q, index, axis=1), 0)
     return _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
