@@ -23,6 +23,7 @@ from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
+from .float_casts import _cast_for
 from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _three_lane_syndromes
 
 
@@ -34,17 +35,6 @@ def _rint(x):
     odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
     up = (frac > 0.5) | ((frac == 0.5) & odd)
     return tl.where(up, r + 1.0, r)
-
-
-@triton.jit
-def _to_bf16_rne(x):
-    """float32 -> bfloat16 rounding to nearest even, as PyTorch's cast (and the GPU's cvt.rn)
-    does; spelled out in bits because Triton's interpreter truncates instead. A NaN (a
-    corrupted scale can make one) becomes PyTorch's 0x7FC0: rounded as bits, some NaNs would
-    carry into the sign and read as -0."""
-    bits = x.to(tl.uint32, bitcast=True)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    return tl.where(x != x, 0x7FC0, rounded).to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
 @triton.jit
@@ -836,6 +826,8 @@ def _load_kernel(
     meta_syndrome_table_ptr,
     counters_ptr,  # int64 [12]: ecc_tensor.counters
     seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
+    decoded_ptr,  # [R, D] uint8: the decoded INT4 values (KEEP_DECODED)
+    dq_ptr,  # [R, GROUPS * (1 + HAS_ZERO)] float32: the decoded scales, then zero points (KEEP_DECODED)
     R,
     SEQ,
     D: tl.constexpr,
@@ -862,6 +854,7 @@ def _load_kernel(
     HAS_ZERO: tl.constexpr,
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
+    KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation (``dequantize_parts``)
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
     BLOCK_MU: tl.constexpr,
@@ -966,11 +959,15 @@ def _load_kernel(
                 s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
                                           DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
             row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
+            if KEEP_DECODED:
+                tl.store(dq_ptr + rows64 * (1 + HAS_ZERO), s_bits.to(tl.float32, bitcast=True), mask=row_ok)
             if HAS_ZERO:
                 z_bits, _ = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
                                           DECODE,
                                           META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
                 row_zero = z_bits.to(tl.float32, bitcast=True)[:, None]
+                if KEEP_DECODED:
+                    tl.store(dq_ptr + rows64 * 2 + 1, z_bits.to(tl.float32, bitcast=True), mask=row_ok)
 
     # Golay's lanes (LANE_ROWS): the data region is the row's INT4 packing, so the row as read
     # is stored whole first (pass -1), then each slot's values only where the decode changed
@@ -1019,10 +1016,15 @@ def _load_kernel(
                     offset = z_bits.to(tl.float32, bitcast=True)
                 else:
                     offset = 8.0
+                if KEEP_DECODED:  # each column its group's: the same value stored by every column of the group
+                    dq_row = dq_ptr + rows64[:, None] * (GROUPS * (1 + HAS_ZERO))
+                    tl.store(dq_row + group, s, mask=ok)
+                    if HAS_ZERO:
+                        tl.store(dq_row + GROUPS + group, offset, mask=ok)
+            if KEEP_DECODED:
+                tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
             x = (v.to(tl.float32) - offset) * s
-            if out_ptr.dtype.element_ty == tl.bfloat16:
-                x = _to_bf16_rne(x)
-            tl.store(out_ptr + rows64[:, None] * D + col[None, :], x.to(out_ptr.dtype.element_ty), mask=ok)
+            tl.store(out_ptr + rows64[:, None] * D + col[None, :], _cast_for(x, out_ptr), mask=ok)
         else:
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
     if COUNT and not DECODE:  # int4's values, each its own "codeword": once per program
@@ -1186,10 +1188,12 @@ def launch_load(
     meta_status: torch.Tensor | None = None,
     counters: torch.Tensor | None = None,
     seq_len: torch.Tensor | None = None,
+    decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
     ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
-    ``meta_status``)."""
+    ``meta_status``). With ``meta``, ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows,
+    groups * (1 + has zero points)]``) receives the values and scales as decoded as well."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
@@ -1211,6 +1215,7 @@ def launch_load(
         meta_syndrome_table,
         counters if counters is not None else status,
         seq_len if seq_len is not None else status,
+        *(decoded if decoded is not None else (status, status)),
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
         D=layout.head_dim,
@@ -1231,6 +1236,7 @@ def launch_load(
         HAS_ZERO=not meta_layout.symmetric,
         COUNT=counters is not None,
         HAS_LEN=seq_len is not None,
+        KEEP_DECODED=decoded is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
@@ -1294,22 +1300,30 @@ def triton_decode_dequantize(
     dtype: torch.dtype,
     seq_len: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The kernel decodes the values and their scales and dequantizes into float32 when
-    interpolating; the interpolation kernel (:mod:`ops.interp_kernels`) then fills the erased
-    values in place and the result is cast."""
+    """The kernel decodes the values and their scales and dequantizes them; when interpolating,
+    the interpolation kernels (:mod:`ops.interp_kernels`) then fill the erased values in place.
+    They take the mean of the neighbours' float32 values: into a float16 or bfloat16 output the
+    decode also writes the INT4 values and scales it read (a quarter of the output's bytes and
+    less), from which those are computed again, rather than the whole cache in float32 and a
+    cast after."""
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
     lead = stored.shape[:-1]
-    out = torch.empty(*lead, head_dim, dtype=torch.float32 if interpolate else dtype, device=stored.device)
+    out = torch.empty(*lead, head_dim, dtype=dtype, device=stored.device)
     status = stored.new_empty(*lead, layout.codewords_per_row)
     meta_status = stored.new_empty(*lead, meta_layout.codewords_per_row)
+    decoded = None
+    if interpolate and dtype != torch.float32:
+        decoded = (stored.new_empty(*lead, head_dim),
+                   torch.empty(*lead, groups * (1 if symmetric else 2), dtype=torch.float32, device=stored.device))
     launch_load(
         stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
         meta_tables=(meta_encode_table,
                      meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
+        decoded=decoded,
     )
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        out = interpolate_decoded_(out, status, layout, group_erased, seq_len).to(dtype)
+        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded).to(dtype)
     return out

@@ -31,6 +31,8 @@ from ecc_tensor import lanes
 from ecc_tensor.codecs import STATUS_DETECTED
 from ecc_tensor.storage import StorageLayout
 
+from .float_casts import _cast_for
+
 _BLOCK_S = 32
 _TILES_PER_SUMMARY = 8  # tiles one program of the summary kernel reduces: a tile alone is too little work
 
@@ -114,13 +116,33 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length,
     return found_row
 
 
+@triton.jit
+def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr, HAS_ZERO: tl.constexpr):
+    """The float32 values the decode computed at ``flat_rows`` (int64 ``[R, C]``, rows of the
+    flattened ``[lead * S, D]``), from the INT4 values and scales it kept
+    (``dequantize_parts``): the same arithmetic, so the same bits."""
+    v = tl.load(decoded_ptr + flat_rows * D + cols, mask=mask, other=0).to(tl.float32)
+    dq_row = dq_ptr + flat_rows * (G * (1 + HAS_ZERO))
+    s = tl.load(dq_row + group_cols, mask=mask, other=0.0)
+    if HAS_ZERO:
+        offset = tl.load(dq_row + G + group_cols, mask=mask, other=0.0)
+    else:
+        offset = 8.0
+    return (v - offset) * s
+
+
 # A sequence of one row specialized S to the constant 1, and the H200's Triton 3.6 then failed
 # in its coalescing pass ("PassManager::run failed"; Triton 3.9 compiles it).
 @triton.jit(do_not_specialize=["S"])
-def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, S, TILES, U, G,
-                        D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
+def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr, S, TILES, U,
+                        G, D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
-                        UNIT_MAP: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
+                        UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, BLOCK_S: tl.constexpr,
+                        BLOCK_D: tl.constexpr):
+    """Fills the erased values of ``x`` (float32) in place; with ``FROM_DECODED``, ``x`` is the
+    decode's output in its dtype, and the neighbours' float32 values are computed again from the
+    INT4 values and scales the decode kept, so the mean is of the values the decode computed
+    before its cast, as in float32, and only the erased values are written."""
     lead, tile = (tl.program_id(0) // TILES).to(tl.int64), tl.program_id(0) % TILES  # ``_flat_grid``
     rows = tile * BLOCK_S + tl.arange(0, BLOCK_S)
     cols = tl.arange(0, BLOCK_D)
@@ -162,12 +184,21 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         has_prev, has_next = prev >= 0, nxt >= 0
         base = lead * S * D
         offsets = base + rows[:, None].to(tl.int64) * D + cols[None, :]
-        previous = tl.load(x_ptr + base + prev.to(tl.int64) * D + cols[None, :], mask=todo & has_prev, other=0.0)
-        following = tl.load(x_ptr + base + nxt.to(tl.int64) * D + cols[None, :], mask=todo & has_next, other=0.0)
-        read = tl.load(x_ptr + offsets, mask=todo, other=0.0)
-        filled = tl.where(has_prev & has_next, (previous + following) * 0.5,
-                          tl.where(has_prev, previous, tl.where(has_next, following, read)))
-        tl.store(x_ptr + offsets, filled, mask=todo)
+        if FROM_DECODED:
+            # A value with no neighbour stays as the decode wrote it: not written again.
+            previous = _dequantized_at(decoded_ptr, dq_ptr, lead * S + prev.to(tl.int64), cols[None, :], group_cols,
+                                       todo & has_prev, G, D, HAS_ZERO)
+            following = _dequantized_at(decoded_ptr, dq_ptr, lead * S + nxt.to(tl.int64), cols[None, :], group_cols,
+                                        todo & has_next, G, D, HAS_ZERO)
+            filled = tl.where(has_prev & has_next, (previous + following) * 0.5, tl.where(has_prev, previous, following))
+            tl.store(x_ptr + offsets, _cast_for(filled, x_ptr), mask=todo & (has_prev | has_next))
+        else:
+            previous = tl.load(x_ptr + base + prev.to(tl.int64) * D + cols[None, :], mask=todo & has_prev, other=0.0)
+            following = tl.load(x_ptr + base + nxt.to(tl.int64) * D + cols[None, :], mask=todo & has_next, other=0.0)
+            read = tl.load(x_ptr + offsets, mask=todo, other=0.0)
+            filled = tl.where(has_prev & has_next, (previous + following) * 0.5,
+                              tl.where(has_prev, previous, tl.where(has_next, following, read)))
+            tl.store(x_ptr + offsets, filled, mask=todo)
 
 
 def _flat_grid(lead: int, per_lead: int) -> tuple[int]:
@@ -186,18 +217,25 @@ def interpolate_unit_erasures_(
     unit_of_value: torch.Tensor | None = None,
     group_erased: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
+    decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_erasures` along dim -2 of a contiguous float32
     CUDA tensor ``x`` ``[..., S, D]``, in place, with the erasures given per unit rather than
-    per value, so that no mask of ``x``'s size is built. Value ``(r, c)`` is erased where
+    per value, so that no mask of ``x``'s size is built. With ``decoded``, the INT4 values
+    (uint8 ``[..., S, D]``) and the scales (float32 ``[..., S, G]``, then ``G`` zero points
+    where it has ``2 G`` columns) ``x`` was dequantized from, ``x`` may be float16 or bfloat16:
+    the neighbours are dequantized again in float32, their mean taken and cast as PyTorch
+    casts, the values of ``interpolate_erasures`` over the float32 dequantization, cast.
+    Value ``(r, c)`` is erased where
 
     - ``unit_status[..., r, u] == erased_status`` for its unit ``u`` (``c // values_per_unit``,
       or ``unit_of_value[c]``; ``unit_status`` ``[..., S, U]`` uint8);
     - ``group_erased[..., r, g]`` holds for its group ``g = c // (D / G)`` (``group_erased``
       bool ``[..., S, G]``, ``G`` dividing ``D``: a detected scale or zero point);
     - ``r >= lengths[...]`` (an int tensor broadcastable to ``[...]``): an unwritten row."""
-    if x.dtype != torch.float32 or not x.is_contiguous() or x.dim() < 2:
-        raise ValueError(f"the interpolation kernels take a contiguous float32 tensor [..., S, D], got {x.dtype} {tuple(x.shape)}")
+    dtypes = (torch.float32, torch.float16, torch.bfloat16) if decoded is not None else (torch.float32,)
+    if x.dtype not in dtypes or not x.is_contiguous() or x.dim() < 2:
+        raise ValueError(f"the interpolation kernels take a contiguous tensor [..., S, D] of {dtypes}, got {x.dtype} {tuple(x.shape)}")
     if x.numel() == 0:
         return x
     seq, dim = x.shape[-2:]
@@ -210,6 +248,14 @@ def interpolate_unit_erasures_(
     groups = 1 if group_erased is None else group_erased.shape[-1]
     if group_erased is not None and (dim % groups or group_erased.shape[:-1] != x.shape[:-1]):
         raise ValueError(f"group_erased must be {tuple(x.shape[:-1])} + [groups dividing {dim}], got {tuple(group_erased.shape)}")
+    if decoded is not None:
+        values, scales = decoded
+        if values.dtype != torch.uint8 or values.shape != x.shape:
+            raise ValueError(f"decoded values must be uint8 {tuple(x.shape)}, got {values.dtype} {tuple(values.shape)}")
+        if scales.dtype != torch.float32 or scales.shape[:-1] != x.shape[:-1] or scales.shape[-1] not in (groups, 2 * groups):
+            raise ValueError(f"decoded scales must be float32 {tuple(x.shape[:-1])} + [{groups} or {2 * groups}], "
+                             f"got {scales.dtype} {tuple(scales.shape)}")
+        decoded = (values.contiguous(), scales.contiguous())
     unit_status = unit_status.contiguous()
     group_flags = unit_status if group_erased is None else group_erased.to(torch.uint8).contiguous()
     unit_map = unit_status if unit_of_value is None else unit_of_value.to(device=x.device, dtype=torch.int32).contiguous()
@@ -223,7 +269,10 @@ def interpolate_unit_erasures_(
     erasures = (unit_status, unit_map, group_flags, per_sequence, first, last, seq, tiles, unit_status.shape[-1], groups)
     wrap_triton(_tile_kept_bounds_kernel)[_flat_grid(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
         *erasures, TILES_PER_PROGRAM=_TILES_PER_SUMMARY, **shape)
-    wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](x, *erasures, **shape)
+    kept = decoded if decoded is not None else (x, x)  # not read without FROM_DECODED
+    wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](
+        x, *erasures[:6], *kept, *erasures[6:], FROM_DECODED=decoded is not None,
+        HAS_ZERO=decoded is not None and decoded[1].shape[-1] == 2 * groups, **shape)
     return x
 
 
@@ -240,9 +289,12 @@ def interpolate_decoded_(
     layout: StorageLayout,
     group_erased: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
+    decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_decoded` on CUDA (registered by :mod:`ecc_tensor.ops`):
-    ``x`` float32 is filled in place when contiguous, else a contiguous copy of it."""
+    ``x`` float32 is filled in place when contiguous, else a contiguous copy of it; with
+    ``decoded`` (:func:`interpolate_unit_erasures_`), ``x`` is the decode's float16 or
+    bfloat16 output."""
     units = lanes.value_units(layout.head_dim, x.device) if layout.lanes else None
     return interpolate_unit_erasures_(x.contiguous(), status, STATUS_DETECTED, layout.codec.values_per_codeword, units,
-                                      group_erased, lengths)
+                                      group_erased, lengths, decoded)

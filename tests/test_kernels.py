@@ -21,7 +21,7 @@ from ecc_tensor.counters import COUNTER_NAMES, new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
 from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.storage import StorageLayout
-from ecc_tensor.ops import codec_kernels, fault_kernels
+from ecc_tensor.ops import codec_kernels, fault_kernels, float_casts
 
 HEAD_DIMS = [1, 5, 8, 12, 17, 64]
 ENCODE_HEAD_DIMS = HEAD_DIMS + [128]  # 128: Golay's rows made and read as words (codec_kernels.lane_words)
@@ -116,9 +116,11 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
 
 
 @pytest.mark.parametrize("codec", [c for c in CODEC_NAMES if c != "int4"])
-def test_decode_dequantize_interpolates_across_tiles(codec, kernel_device):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_dequantize_interpolates_across_tiles(codec, dtype, kernel_device):
     """The interpolation kernel works on tiles of 32 rows: 80 rows, a run of 40 erased in a
-    channel (all its codewords' bits flipped), groups and unwritten rows at the end."""
+    channel (all its codewords' bits flipped), groups and unwritten rows at the end. Into
+    bfloat16 it takes the neighbours from the INT4 values and scales the decode kept."""
     head_dim, group_size, rows, written = 16, 8, 80, 75
     x = torch.randn(2, 1, rows, head_dim, generator=torch.Generator().manual_seed(5))
     stored, meta = reference_store(x, codec, group_size, True)
@@ -129,11 +131,11 @@ def test_decode_dequantize_interpolates_across_tiles(codec, kernel_device):
     length, groups = torch.tensor(written), meta_layout.groups
     args = (codec, head_dim, groups, True, True)
     counters = new_counters()
-    want = torch.ops.ecc.decode_dequantize(noisy, noisy_meta, *codec_tables(codec, "cpu"), *args, counters, torch.float32, length)
+    want = torch.ops.ecc.decode_dequantize(noisy, noisy_meta, *codec_tables(codec, "cpu"), *args, counters, dtype, length)
     got = codec_kernels.triton_decode_dequantize(
         noisy.to(kernel_device), noisy_meta.to(kernel_device), *codec_tables(codec, kernel_device), *args,
-        new_counters(kernel_device), torch.float32, length.to(kernel_device))
-    assert same_bits(got.cpu(), want)
+        new_counters(kernel_device), dtype, length.to(kernel_device))
+    assert got.dtype == dtype and same_bits(got.cpu(), want)
     detected, meta_detected = (int(counters[COUNTER_NAMES.index(name)]) for name in ("detected", "meta_detected"))
     assert meta_detected > 0 and (detected > 0 or codec == "hamming74")  # Hamming(7,4) corrects every pattern
 
@@ -227,7 +229,7 @@ def test_inject_kernel_probability_one(kernel_device):
 @triton.jit
 def _bf16_kernel(x_ptr, out_ptr, N: tl.constexpr):
     i = tl.arange(0, N)
-    tl.store(out_ptr + i, codec_kernels._to_bf16_rne(tl.load(x_ptr + i)))
+    tl.store(out_ptr + i, float_casts._to_bf16_rne(tl.load(x_ptr + i)))
 
 
 def test_bfloat16_rounding_is_pytorchs_for_every_float_class(kernel_device):

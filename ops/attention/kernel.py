@@ -10,9 +10,9 @@ import triton.language as tl
 from ..codec_kernels import (
     _count,
     _syndromes,
-    _to_bf16_rne,
     _unit_value,
 )
+from ..float_casts import _to_bf16_rne
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
