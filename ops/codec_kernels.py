@@ -817,7 +817,7 @@ def _row_values(data, data_hi, UNIT_VALUES: tl.constexpr, BLOCK_U: tl.constexpr)
 def _load_kernel(
     stored_ptr,  # [R, ROW_BYTES] uint8
     out_ptr,  # [R, D]: OUT dtype (DEQUANT) or uint8 values
-    status_ptr,  # [R, STATUS_COLS] uint8
+    status_ptr,  # [R, STATUS_COLS] uint8 (STATUS)
     meta_ptr,  # [R, META_ROW_BYTES] uint8 (DEQUANT)
     meta_status_ptr,  # [R, META_STATUS_COLS] uint8 (DEQUANT)
     parity_table_ptr,  # int32 [K // 4 * 16]: nibble_parity_table
@@ -854,6 +854,7 @@ def _load_kernel(
     HAS_ZERO: tl.constexpr,
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
+    STATUS: tl.constexpr,  # the codewords' statuses stored: a third of int4's and Hamming's writes, unread without interpolation
     KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation (``dequantize_parts``)
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
@@ -922,7 +923,8 @@ def _load_kernel(
                 data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         data_hi = word  # unused: a unit's values fit one word
     if DECODE:
-        tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
+        if STATUS:
+            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
 
@@ -996,7 +998,7 @@ def _load_kernel(
                 if i == 0:
                     tl.debug_barrier()
                 ok = ok & (v != ((word >> (4 * i)) & 15))
-        if not DECODE:  # int4: one "codeword" per value, never corrected
+        if STATUS and not DECODE:  # int4: one "codeword" per value, never corrected
             tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
         if DEQUANT:
             if GROUPS == 1:
@@ -1181,7 +1183,7 @@ def launch_load(
     syndrome_table: torch.Tensor,
     *,
     out: torch.Tensor,
-    status: torch.Tensor,
+    status: torch.Tensor | None,
     meta: torch.Tensor | None = None,
     meta_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
     meta_layout: MetadataLayout | None = None,
@@ -1192,7 +1194,7 @@ def launch_load(
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
     ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
-    ``meta_status``). With ``meta``, ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows,
+    ``meta_status``; ``status`` None: not stored, the counts still made). With ``meta``, ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows,
     groups * (1 + has zero points)]``) receives the values and scales as decoded as well."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
@@ -1203,19 +1205,20 @@ def launch_load(
         meta_syndrome_table = meta_tables[1]
     else:  # not read
         meta_parity_table, meta_syndrome_table = parity_table, syndrome_table
+    unused = stored  # the pointer passed for a tensor the launch neither reads nor writes
     wrap_triton(_load_kernel)[(triton.cdiv(rows, block_r),)](
         stored,
         out,
-        status,
-        meta if meta is not None else status,
-        meta_status if meta_status is not None else status,
+        status if status is not None else unused,
+        meta if meta is not None else unused,
+        meta_status if meta_status is not None else unused,
         parity_table,
         syndrome_table,
         meta_parity_table,
         meta_syndrome_table,
-        counters if counters is not None else status,
-        seq_len if seq_len is not None else status,
-        *(decoded if decoded is not None else (status, status)),
+        counters if counters is not None else unused,
+        seq_len if seq_len is not None else unused,
+        *(decoded if decoded is not None else (unused, unused)),
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
         D=layout.head_dim,
@@ -1236,6 +1239,7 @@ def launch_load(
         HAS_ZERO=not meta_layout.symmetric,
         COUNT=counters is not None,
         HAS_LEN=seq_len is not None,
+        STATUS=status is not None,
         KEEP_DECODED=decoded is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
@@ -1310,7 +1314,7 @@ def triton_decode_dequantize(
     meta_layout = MetadataLayout(codec, groups, symmetric)
     lead = stored.shape[:-1]
     out = torch.empty(*lead, head_dim, dtype=dtype, device=stored.device)
-    status = stored.new_empty(*lead, layout.codewords_per_row)
+    status = stored.new_empty(*lead, layout.codewords_per_row) if interpolate else None  # the erasures
     meta_status = stored.new_empty(*lead, meta_layout.codewords_per_row)
     decoded = None
     if interpolate and dtype != torch.float32:
