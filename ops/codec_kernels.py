@@ -1194,8 +1194,9 @@ def launch_load(
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
     ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
-    ``meta_status``; ``status`` None: not stored, the counts still made). With ``meta``, ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows,
-    groups * (1 + has zero points)]``) receives the values and scales as decoded as well."""
+    ``meta_status``; ``status`` None: not stored, the counts still made). With ``meta``,
+    ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows, groups * (1 + has zero
+    points)]``) receives the values and scales as decoded as well."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
