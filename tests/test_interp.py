@@ -105,6 +105,47 @@ def test_the_kernel_reads_erasures_as_the_decode_left_them(kernel_device, codec,
     assert torch.equal(got, want)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(codec="golay24", seq=70, groups=2, zero_points=True, lengths="short", dtype=torch.bfloat16, scales="wild", seed=3)
+@given(codec=st.sampled_from(["hamming84", "golay24", "secded72"]), seq=st.integers(1, 70), groups=st.sampled_from([0, 1, 2]),
+       zero_points=st.booleans(), lengths=st.sampled_from(["none", "short", "per-sequence"]),
+       dtype=st.sampled_from([torch.float16, torch.bfloat16]), scales=st.sampled_from(["plain", "wild"]), seed=st.integers(0, 2**31))
+def test_the_kernel_interpolates_a_half_precision_output_from_the_decoded_codes(kernel_device, codec, seq, groups, zero_points,
+                                                                                 lengths, dtype, scales, seed):
+    """Into float16/bfloat16 (``decode_dequantize``'s path): the neighbours dequantized again
+    from the INT4 codes and scales give, bit for bit, the tensor code over the float32
+    dequantization, cast; also for scales a fault made wild (huge, tiny, negative, inf, NaN)."""
+    from ecc_tensor.codecs import STATUS_DETECTED
+    from ecc_tensor.interp import interpolate_decoded
+    from ecc_tensor.ops.interp_kernels import interpolate_decoded_
+    from ecc_tensor.storage import StorageLayout
+
+    head_dim = 16
+    layout = StorageLayout(codec, head_dim)
+    g = torch.Generator().manual_seed(seed)
+    lead = (2, 3, seq)
+    codes = torch.randint(0, 16, (*lead, head_dim), generator=g).to(torch.uint8)
+    n_groups = max(groups, 1)
+    scale = torch.rand(*lead, n_groups, generator=g) * 0.5 + 1e-3
+    if scales == "wild":
+        wild = torch.tensor([3e38, 1e-40, -2.5, float("inf"), float("nan"), 7e4])
+        pick = torch.rand(*lead, n_groups, generator=g) < 0.3
+        scale = torch.where(pick, wild[torch.randint(0, len(wild), scale.shape, generator=g)], scale)
+    zero = torch.randn(*lead, n_groups, generator=g) * 4 if zero_points else None
+    offset = (zero if zero_points else torch.full_like(scale, 8.0)).repeat_interleave(head_dim // n_groups, dim=-1)
+    x = (codes.float() - offset) * scale.repeat_interleave(head_dim // n_groups, dim=-1)  # the decode's arithmetic
+    status = torch.where(torch.rand(*lead, layout.codewords_per_row, generator=g) < 0.2, STATUS_DETECTED, 1).to(torch.uint8)
+    group_erased = torch.rand(*lead, groups, generator=g) < 0.05 if groups else None
+    length = {"none": None, "short": torch.tensor(min(seq, 5)), "per-sequence": torch.randint(0, seq + 1, (2, 1), generator=g)}[lengths]
+    want = interpolate_decoded(x, status, layout, group_erased, length).to(dtype)
+    kept = torch.cat([scale, zero], dim=-1) if zero_points else scale
+    moved = [None if t is None else t.to(kernel_device) for t in (x.to(dtype), status, group_erased, length, codes, kept)]
+    got = interpolate_decoded_(*moved[:2], layout, *moved[2:4], decoded=(moved[4], moved[5])).cpu()
+    nan = got.isnan()
+    assert got.dtype == dtype and torch.equal(nan, want.isnan())
+    assert torch.equal(got.view(torch.int16)[~nan], want.view(torch.int16)[~nan])
+
+
 def test_the_kernels_launch_within_cudas_grid_for_a_sequence_of_2m_rows(monkeypatch):
     """A sequence of 65,536 tiles of 32 rows (the codec benchmark's flat 2M rows) launches on one
     grid axis: CUDA caps the others at 65,535 ("invalid argument" on the H200). The launches are
