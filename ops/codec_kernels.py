@@ -855,7 +855,7 @@ def _load_kernel(
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
     STATUS: tl.constexpr,  # the codewords' statuses stored: a third of int4's and Hamming's writes, unread without interpolation
-    KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation (``dequantize_parts``)
+    KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation kernel
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
     BLOCK_MU: tl.constexpr,

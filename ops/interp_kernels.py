@@ -120,7 +120,7 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length,
 def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr, HAS_ZERO: tl.constexpr):
     """The float32 values the decode computed at ``flat_rows`` (int64 ``[R, C]``, rows of the
     flattened ``[lead * S, D]``), from the INT4 values and scales it kept
-    (``dequantize_parts``): the same arithmetic, so the same bits."""
+    (``launch_load``'s ``decoded``): the same arithmetic, so the same bits."""
     v = tl.load(decoded_ptr + flat_rows * D + cols, mask=mask, other=0).to(tl.float32)
     dq_row = dq_ptr + flat_rows * (G * (1 + HAS_ZERO))
     s = tl.load(dq_row + group_cols, mask=mask, other=0.0)
