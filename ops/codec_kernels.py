@@ -1206,7 +1206,9 @@ def launch_load(
         meta_syndrome_table = meta_tables[1]
     else:  # not read
         meta_parity_table, meta_syndrome_table = parity_table, syndrome_table
-    unused = stored  # the pointer passed for a tensor the launch neither reads nor writes
+    # The pointer passed for a tensor the launch neither reads nor writes: one of its own, never
+    # the stored bytes, which torch.compile would copy if it took them for written.
+    unused = status if status is not None else stored.new_empty(16)
     wrap_triton(_load_kernel)[(triton.cdiv(rows, block_r),)](
         stored,
         out,
