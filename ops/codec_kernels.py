@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ecc_tensor.codecs import LinearBlockCode
+from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
@@ -826,6 +826,7 @@ def _load_kernel(
     meta_syndrome_table_ptr,
     counters_ptr,  # int64 [12]: ecc_tensor.counters
     seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
+    row_flags_ptr,  # [R] uint8: 1 where a codeword of the row is detected (ROW_FLAGS)
     decoded_ptr,  # [R, D] uint8: the decoded INT4 values (KEEP_DECODED)
     dq_ptr,  # [R, GROUPS * (1 + HAS_ZERO)] float32: the decoded scales, then zero points (KEEP_DECODED)
     R,
@@ -855,6 +856,8 @@ def _load_kernel(
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
     STATUS: tl.constexpr,  # the codewords' statuses stored: a third of int4's and Hamming's writes, unread without interpolation
+    ROW_FLAGS: tl.constexpr,  # STATUS: a flag per row, the statuses stored only in flagged rows (all that interpolation reads)
+    DETECTED: tl.constexpr,  # the status of a detected codeword
     KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation kernel
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
@@ -923,10 +926,16 @@ def _load_kernel(
                 data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         data_hi = word  # unused: a unit's values fit one word
     if DECODE:
-        if STATUS:
+        if ROW_FLAGS:
+            detected_row = tl.max(((status == DETECTED) & unit_ok).to(tl.int32), axis=1)
+            tl.store(row_flags_ptr + rows64, detected_row.to(tl.uint8), mask=row_ok)
+            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok & (detected_row != 0)[:, None])
+        elif STATUS:
             tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
+    elif ROW_FLAGS:  # int4: nothing is ever detected
+        tl.store(row_flags_ptr + rows64, tl.zeros([BLOCK_R], tl.uint8), mask=row_ok)
 
     meta_rows = meta_ptr + rows64 * META_ROW_BYTES
     if DEQUANT:
@@ -998,7 +1007,7 @@ def _load_kernel(
                 if i == 0:
                     tl.debug_barrier()
                 ok = ok & (v != ((word >> (4 * i)) & 15))
-        if STATUS and not DECODE:  # int4: one "codeword" per value, never corrected
+        if STATUS and not ROW_FLAGS and not DECODE:  # int4: one "codeword" per value, never corrected
             tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
         if DEQUANT:
             if GROUPS == 1:
@@ -1191,12 +1200,15 @@ def launch_load(
     counters: torch.Tensor | None = None,
     seq_len: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    row_flags: torch.Tensor | None = None,
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
     ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
     ``meta_status``; ``status`` None: not stored, the counts still made). With ``meta``,
     ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows, groups * (1 + has zero
-    points)]``) receives the values and scales as decoded as well."""
+    points)]``) receives the values and scales as decoded as well. With ``row_flags`` (uint8
+    ``[rows]``), a row's flag says whether one of its codewords is detected, and ``status`` is
+    stored only in flagged rows (elsewhere it is left as it was)."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
@@ -1221,6 +1233,7 @@ def launch_load(
         meta_syndrome_table,
         counters if counters is not None else unused,
         seq_len if seq_len is not None else unused,
+        row_flags if row_flags is not None else unused,
         *(decoded if decoded is not None else (unused, unused)),
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
@@ -1243,6 +1256,8 @@ def launch_load(
         COUNT=counters is not None,
         HAS_LEN=seq_len is not None,
         STATUS=status is not None,
+        ROW_FLAGS=row_flags is not None,
+        DETECTED=STATUS_DETECTED,
         KEEP_DECODED=decoded is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
@@ -1317,7 +1332,9 @@ def triton_decode_dequantize(
     meta_layout = MetadataLayout(codec, groups, symmetric)
     lead = stored.shape[:-1]
     out = torch.empty(*lead, head_dim, dtype=dtype, device=stored.device)
-    status = stored.new_empty(*lead, layout.codewords_per_row) if interpolate else None  # the erasures
+    # The erasures, for interpolation: a flag per row, and the statuses of the flagged rows.
+    status = stored.new_empty(*lead, layout.codewords_per_row) if interpolate else None
+    row_flags = stored.new_empty(*lead) if interpolate else None
     meta_status = stored.new_empty(*lead, meta_layout.codewords_per_row)
     decoded = None
     if interpolate and dtype != torch.float32:
@@ -1327,10 +1344,10 @@ def triton_decode_dequantize(
         stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
         meta_tables=(meta_encode_table,
                      meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
-        decoded=decoded,
+        decoded=decoded, row_flags=row_flags,
     )
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded).to(dtype)
+        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags).to(dtype)
     return out

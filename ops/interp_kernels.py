@@ -38,13 +38,18 @@ _TILES_PER_SUMMARY = 8  # tiles one program of the summary kernel reduces: a til
 
 
 @triton.jit
-def _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, lead, rows, length, inside, S, U, G, ERASED: tl.constexpr,
-               HAS_GROUPS: tl.constexpr):
+def _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, rows, length, inside, S, U, G, ERASED: tl.constexpr,
+               HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr):
     """Which values of sequence ``lead``'s rows ``rows`` (``[R, 1]``) and the columns whose units
     and groups are ``unit_cols``/``group_cols`` (``[1, C]``) are erased: their unit's status is
     ``ERASED``, their row is at or past ``length`` (unwritten), or their row's group is
-    flagged. Outside ``inside``: erased."""
-    e = tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=inside, other=ERASED) == ERASED
+    flagged. Outside ``inside``: erased. With ``HAS_ROW_FLAGS``, a row's statuses are read only
+    where its flag is set (the decode stored them only there)."""
+    if HAS_ROW_FLAGS:
+        flagged = tl.load(flags_ptr + lead * S + rows, mask=inside, other=0) != 0
+        e = (tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=inside & flagged, other=ERASED + 1) == ERASED) | ~inside
+    else:
+        e = tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=inside, other=ERASED) == ERASED
     e = e | (rows >= length)
     if HAS_GROUPS:
         e = e | (tl.load(groups_ptr + (lead * S + rows) * G + group_cols, mask=inside, other=1) != 0)
@@ -67,9 +72,10 @@ def _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS: tl.constexpr):
 
 
 @triton.jit
-def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, S, TILES, U, G,
+def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, S, TILES, U, G,
                              D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
-                             HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
+                             HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr,
+                             VALUES_PER_UNIT: tl.constexpr,
                              UNIT_MAP: tl.constexpr, TILES_PER_PROGRAM: tl.constexpr, BLOCK_S: tl.constexpr,
                              BLOCK_D: tl.constexpr):
     """Per tile and column: the first kept row (``S`` where none) and the last (-1 where none)."""
@@ -82,8 +88,8 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, f
     inside = (rows < S)[:, None] & in_cols[None, :]
     unit_cols = _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT, UNIT_MAP)[None, :]
     length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
-    erased = _erased_at(units_ptr, unit_cols, groups_ptr, (cols // GROUP)[None, :], lead, rows[:, None], length, inside, S, U, G,
-                        ERASED, HAS_GROUPS)
+    erased = _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, (cols // GROUP)[None, :], lead, rows[:, None], length, inside,
+                        S, U, G, ERASED, HAS_GROUPS, HAS_ROW_FLAGS)
     row_index = tl.reshape(rows[:, None] + tl.zeros([TILES_PER_PROGRAM * BLOCK_S, BLOCK_D], tl.int32),
                            [TILES_PER_PROGRAM, BLOCK_S, BLOCK_D])
     kept = tl.reshape(inside & ~erased, [TILES_PER_PROGRAM, BLOCK_S, BLOCK_D])
@@ -95,8 +101,8 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, f
 
 
 @triton.jit
-def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
-                     ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr, STEP: tl.constexpr,
+def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
+                     ERASED: tl.constexpr, HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, STEP: tl.constexpr,
                      BLOCK_S: tl.constexpr):
     """Per erased value, the nearest kept row in this tile's rows ``[first, last)`` going
     ``STEP`` (-1: back, 1: ahead), -1 where there is none. Re-reading the mask row by row
@@ -107,8 +113,8 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length,
     while (tl.max(searching.to(tl.int32)) > 0) & (k < BLOCK_S):
         candidate = row_index + STEP * k
         inside = searching & (candidate >= first) & (candidate < last)
-        e = _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, lead, candidate, length, inside, S, U, G, ERASED,
-                       HAS_GROUPS)
+        e = _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, candidate, length, inside, S, U, G, ERASED,
+                       HAS_GROUPS, HAS_ROW_FLAGS)
         found = inside & ~e
         found_row = tl.where(found, candidate, found_row)
         searching = inside & ~found
@@ -134,9 +140,9 @@ def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D
 # A sequence of one row specialized S to the constant 1, and the H200's Triton 3.6 then failed
 # in its coalescing pass ("PassManager::run failed"; Triton 3.9 compiles it).
 @triton.jit(do_not_specialize=["S"])
-def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr, S, TILES, U,
-                        G, D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
-                        HAS_GROUPS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
+def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr, S,
+                        TILES, U, G, D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
+                        HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                         UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, BLOCK_S: tl.constexpr,
                         BLOCK_D: tl.constexpr):
     """Fills the erased values of ``x`` (float32) in place; with ``FROM_DECODED``, ``x`` is the
@@ -151,16 +157,16 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
     unit_cols = _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT, UNIT_MAP)[None, :]
     group_cols = (cols // GROUP)[None, :]
     length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
-    erased = _erased_at(units_ptr, unit_cols, groups_ptr, group_cols, lead, rows[:, None], length, inside, S, U, G, ERASED,
-                        HAS_GROUPS)
+    erased = _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, rows[:, None], length, inside, S, U, G, ERASED,
+                        HAS_GROUPS, HAS_ROW_FLAGS)
     todo = erased & inside
     if tl.max(todo.to(tl.int32)) > 0:
         row_index = rows[:, None] + tl.zeros([BLOCK_S, BLOCK_D], tl.int32)
         first, last = tile * BLOCK_S, tl.minimum(tile * BLOCK_S + BLOCK_S, S)
-        prev = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
-                                ERASED, HAS_GROUPS, -1, BLOCK_S)
-        nxt = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, group_cols, lead, length, row_index, todo, first, last, S, U, G,
-                               ERASED, HAS_GROUPS, 1, BLOCK_S)
+        prev = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, length, row_index, todo, first, last, S,
+                                U, G, ERASED, HAS_GROUPS, HAS_ROW_FLAGS, -1, BLOCK_S)
+        nxt = _nearest_in_tile(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, length, row_index, todo, first, last, S,
+                               U, G, ERASED, HAS_GROUPS, HAS_ROW_FLAGS, 1, BLOCK_S)
         # Beyond the tile: the last kept row of the nearest earlier tile that has one, the first of
         # the nearest later one, walking only for columns that need it (usually one step).
         need = tl.max((todo & (prev < 0)).to(tl.int32), 0) > 0
@@ -218,6 +224,7 @@ def interpolate_unit_erasures_(
     group_erased: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    row_flags: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_erasures` along dim -2 of a contiguous float32
     CUDA tensor ``x`` ``[..., S, D]``, in place, with the erasures given per unit rather than
@@ -232,7 +239,11 @@ def interpolate_unit_erasures_(
       or ``unit_of_value[c]``; ``unit_status`` ``[..., S, U]`` uint8);
     - ``group_erased[..., r, g]`` holds for its group ``g = c // (D / G)`` (``group_erased``
       bool ``[..., S, G]``, ``G`` dividing ``D``: a detected scale or zero point);
-    - ``r >= lengths[...]`` (an int tensor broadcastable to ``[...]``): an unwritten row."""
+    - ``r >= lengths[...]`` (an int tensor broadcastable to ``[...]``): an unwritten row.
+
+    ``row_flags`` (uint8 ``[..., S]``), where given, says which rows hold a unit with
+    ``erased_status``: ``unit_status`` is read only in those rows (the decode stores it only
+    there)."""
     dtypes = (torch.float32, torch.float16, torch.bfloat16) if decoded is not None else (torch.float32,)
     if x.dtype not in dtypes or not x.is_contiguous() or x.dim() < 2:
         raise ValueError(f"the interpolation kernels take a contiguous tensor [..., S, D] of {dtypes}, got {x.dtype} {tuple(x.shape)}")
@@ -256,6 +267,8 @@ def interpolate_unit_erasures_(
             raise ValueError(f"decoded scales must be float32 {tuple(x.shape[:-1])} + [{groups} or {2 * groups}], "
                              f"got {scales.dtype} {tuple(scales.shape)}")
         decoded = (values.contiguous(), scales.contiguous())
+    if row_flags is not None and (row_flags.dtype != torch.uint8 or row_flags.shape != x.shape[:-1]):
+        raise ValueError(f"row_flags must be uint8 {tuple(x.shape[:-1])}, got {row_flags.dtype} {tuple(row_flags.shape)}")
     unit_status = unit_status.contiguous()
     group_flags = unit_status if group_erased is None else group_erased.to(torch.uint8).contiguous()
     unit_map = unit_status if unit_of_value is None else unit_of_value.to(device=x.device, dtype=torch.int32).contiguous()
@@ -264,14 +277,16 @@ def interpolate_unit_erasures_(
     first = torch.empty(lead, tiles, dim, dtype=torch.int32, device=x.device)
     last = torch.empty_like(first)
     shape = dict(D=dim, GROUP=dim // groups, ERASED=erased_status, HAS_GROUPS=group_erased is not None,
-                 HAS_LENGTHS=lengths is not None, VALUES_PER_UNIT=values_per_unit, UNIT_MAP=unit_of_value is not None,
+                 HAS_ROW_FLAGS=row_flags is not None, HAS_LENGTHS=lengths is not None, VALUES_PER_UNIT=values_per_unit,
+                 UNIT_MAP=unit_of_value is not None,
                  BLOCK_S=_BLOCK_S, BLOCK_D=triton.next_power_of_2(dim))
-    erasures = (unit_status, unit_map, group_flags, per_sequence, first, last, seq, tiles, unit_status.shape[-1], groups)
+    flags = unit_status if row_flags is None else row_flags.contiguous()
+    erasures = (unit_status, unit_map, group_flags, per_sequence, flags, first, last, seq, tiles, unit_status.shape[-1], groups)
     wrap_triton(_tile_kept_bounds_kernel)[_flat_grid(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
         *erasures, TILES_PER_PROGRAM=_TILES_PER_SUMMARY, **shape)
     kept = decoded if decoded is not None else (x, x)  # not read without FROM_DECODED
     wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](
-        x, *erasures[:6], *kept, *erasures[6:], FROM_DECODED=decoded is not None,
+        x, *erasures[:7], *kept, *erasures[7:], FROM_DECODED=decoded is not None,
         HAS_ZERO=decoded is not None and decoded[1].shape[-1] == 2 * groups, **shape)
     return x
 
@@ -290,11 +305,13 @@ def interpolate_decoded_(
     group_erased: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    row_flags: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_decoded` on CUDA (registered by :mod:`ecc_tensor.ops`):
     ``x`` float32 is filled in place when contiguous, else a contiguous copy of it; with
     ``decoded`` (:func:`interpolate_unit_erasures_`), ``x`` is the decode's float16 or
-    bfloat16 output."""
+    bfloat16 output; ``row_flags``: which rows hold a detected codeword (only their statuses are
+    read)."""
     units = lanes.value_units(layout.head_dim, x.device) if layout.lanes else None
     return interpolate_unit_erasures_(x.contiguous(), status, STATUS_DETECTED, layout.codec.values_per_codeword, units,
-                                      group_erased, lengths, decoded)
+                                      group_erased, lengths, decoded, row_flags)
