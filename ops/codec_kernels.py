@@ -1349,5 +1349,5 @@ def triton_decode_dequantize(
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags).to(dtype)
+        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags)
     return out

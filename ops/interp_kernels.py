@@ -45,11 +45,10 @@ def _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, ro
     ``ERASED``, their row is at or past ``length`` (unwritten), or their row's group is
     flagged. Outside ``inside``: erased. With ``HAS_ROW_FLAGS``, a row's statuses are read only
     where its flag is set (the decode stored them only there)."""
+    read = inside
     if HAS_ROW_FLAGS:
-        flagged = tl.load(flags_ptr + lead * S + rows, mask=inside, other=0) != 0
-        e = (tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=inside & flagged, other=ERASED + 1) == ERASED) | ~inside
-    else:
-        e = tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=inside, other=ERASED) == ERASED
+        read = read & (tl.load(flags_ptr + lead * S + rows, mask=inside, other=0) != 0)
+    e = (tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=read, other=ERASED + 1) == ERASED) | ~inside
     e = e | (rows >= length)
     if HAS_GROUPS:
         e = e | (tl.load(groups_ptr + (lead * S + rows) * G + group_cols, mask=inside, other=1) != 0)

@@ -286,6 +286,7 @@ def test_decode_of_clean_and_dirty_tiles_at_head_dim_128(codec, dequantize, kern
         assert torch.equal(v_k.cpu(), v_r) and torch.equal(s_k.cpu(), s_r)
         assert int((s_r != 0).sum()) == 2
 
+
 def test_inductors_copies_of_the_kernels_resolve_every_global(run_compile_tool):
     """torch.compile's Inductor compiles a user-defined kernel from a copy of its source and of
     the Triton functions it calls, with their int, str, bool and constexpr globals only: Golay's

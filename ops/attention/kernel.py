@@ -12,7 +12,7 @@ from ..codec_kernels import (
     _syndromes,
     _unit_value,
 )
-from ..float_casts import _to_bf16_rne
+from ..float_casts import _cast_for
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
@@ -569,10 +569,8 @@ def _combine_splits_kernel(
         num = num * rescale + acc * w
         den = den * rescale + l_w * w
     out = tl.where(den == 0, 0.0, num / tl.where(den == 0, 1.0, den))  # no key seen: zeros; NaN stays NaN
-    if out_ptr.dtype.element_ty == tl.bfloat16:
-        out = _to_bf16_rne(out)
     b = bh // HKV
     head = (bh % HKV) * GQA + m // LQ
     qi = m % LQ
     ptrs = out_ptr + b.to(tl.int64) * stride_ob + head * stride_oh + qi * stride_om + col * stride_od
-    tl.store(ptrs, out.to(out_ptr.dtype.element_ty), mask=col_ok)
+    tl.store(ptrs, _cast_for(out, out_ptr), mask=col_ok)
