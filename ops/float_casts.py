@@ -1,4 +1,5 @@
-"""Float casts the Triton kernels share, spelled out where Triton's own differ from PyTorch's."""
+"""Float casts and products the Triton kernels share, spelled out where Triton's own differ from
+PyTorch's."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ def _cast_for(x, ptr):
     if ptr.dtype.element_ty == tl.bfloat16:
         return _to_bf16_rne(x)
     return x.to(ptr.dtype.element_ty)
+
+
+@triton.jit
+def _mul_rn(a, b, PTX: tl.constexpr):
+    """float32 ``a * b`` rounded on its own, as PyTorch rounds it. Compiled for a GPU, a product
+    that feeds an addition is fused into one FMA, rounded once: the last bit differs, and where
+    the product overflows the sum can be -inf where PyTorch's is NaN. PTX's ``mul.rn`` is never
+    fused (``PTX``: CUDA); the interpreter computes products one by one anyway."""
+    if PTX:
+        return tl.inline_asm_elementwise("mul.rn.f32 $0, $1, $2;", "=r,r,r", [a, b], dtype=tl.float32, is_pure=True, pack=1)
+    return a * b

@@ -31,7 +31,7 @@ from ecc_tensor import lanes
 from ecc_tensor.codecs import STATUS_DETECTED
 from ecc_tensor.storage import StorageLayout
 
-from .float_casts import _cast_for
+from .float_casts import _cast_for, _mul_rn
 
 _BLOCK_S = 32
 _TILES_PER_SUMMARY = 8  # tiles one program of the summary kernel reduces: a tile alone is too little work
@@ -122,10 +122,12 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, le
 
 
 @triton.jit
-def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr, HAS_ZERO: tl.constexpr):
+def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr, HAS_ZERO: tl.constexpr,
+                    PTX: tl.constexpr):
     """The float32 values the decode computed at ``flat_rows`` (int64 ``[R, C]``, rows of the
     flattened ``[lead * S, D]``), from the INT4 values and scales it kept
-    (``launch_load``'s ``decoded``): the same arithmetic, so the same bits."""
+    (``launch_load``'s ``decoded``): the same arithmetic, so the same bits. The product is
+    rounded on its own (``_mul_rn``): the caller adds two of them."""
     v = tl.load(decoded_ptr + flat_rows * D + cols, mask=mask, other=0).to(tl.float32)
     dq_row = dq_ptr + flat_rows * (G * (1 + HAS_ZERO))
     s = tl.load(dq_row + group_cols, mask=mask, other=0.0)
@@ -133,7 +135,7 @@ def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D
         offset = tl.load(dq_row + G + group_cols, mask=mask, other=0.0)
     else:
         offset = 8.0
-    return (v - offset) * s
+    return _mul_rn(v - offset, s, PTX)
 
 
 # A sequence of one row specialized S to the constant 1, and the H200's Triton 3.6 then failed
@@ -142,8 +144,8 @@ def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D
 def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr, S,
                         TILES, U, G, D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
-                        UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, BLOCK_S: tl.constexpr,
-                        BLOCK_D: tl.constexpr):
+                        UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, PTX: tl.constexpr,
+                        BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
     """Fills the erased values of ``x`` (float32) in place; with ``FROM_DECODED``, ``x`` is the
     decode's output in its dtype, and the neighbours' float32 values are computed again from the
     INT4 values and scales the decode kept, so the mean is of the values the decode computed
@@ -192,9 +194,9 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         if FROM_DECODED:
             # A value with no neighbour stays as the decode wrote it: not written again.
             previous = _dequantized_at(decoded_ptr, dq_ptr, lead * S + prev.to(tl.int64), cols[None, :], group_cols,
-                                       todo & has_prev, G, D, HAS_ZERO)
+                                       todo & has_prev, G, D, HAS_ZERO, PTX)
             following = _dequantized_at(decoded_ptr, dq_ptr, lead * S + nxt.to(tl.int64), cols[None, :], group_cols,
-                                        todo & has_next, G, D, HAS_ZERO)
+                                        todo & has_next, G, D, HAS_ZERO, PTX)
             filled = tl.where(has_prev & has_next, (previous + following) * 0.5, tl.where(has_prev, previous, following))
             tl.store(x_ptr + offsets, _cast_for(filled, x_ptr), mask=todo & (has_prev | has_next))
         else:
@@ -286,7 +288,8 @@ def interpolate_unit_erasures_(
     kept = decoded if decoded is not None else (x, x)  # not read without FROM_DECODED
     wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](
         x, *erasures[:7], *kept, *erasures[7:], FROM_DECODED=decoded is not None,
-        HAS_ZERO=decoded is not None and decoded[1].shape[-1] == 2 * groups, **shape)
+        HAS_ZERO=decoded is not None and decoded[1].shape[-1] == 2 * groups,
+        PTX=x.device.type == "cuda" and torch.version.hip is None, **shape)
     return x
 
 

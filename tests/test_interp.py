@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.interp import interpolate_erasures
 
 
@@ -166,3 +169,15 @@ def test_the_kernels_launch_within_cudas_grid_for_a_sequence_of_2m_rows(monkeypa
     tiles = 65_537
     assert grids == [(-(-tiles // interp_kernels._TILES_PER_SUMMARY),), (tiles,)]
     assert all(len(grid) == 1 or max(grid[1:]) <= 65_535 for grid in grids)
+
+
+def test_the_decode_paths_kernels_fuse_no_product_into_an_addition_on_hopper(run_compile_tool):
+    """Compiled for sm_90a (no GPU needed), the decode and the interpolation from the kept INT4
+    codes hold no ``fma.rn.f32``: a product fused into the mean of two neighbours is rounded
+    once where PyTorch rounds twice, and the H200 gave -inf where the reference gave NaN (wild
+    scales). The interpreter computes each product alone, so only this count sees it on a CPU."""
+    result = run_compile_tool("fused_products.py", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = re.findall(r"^(\w+) +(\w+) +([\w-]+) +(\w+) +fma=(\d+)$", result.stdout, re.M)
+    assert {(c[0], c[3]) for c in counts} == {(codec, kernel) for codec in CODEC_NAMES for kernel in ("load", "interpolate")}, result.stdout
+    assert all(n == "0" for *_, n in counts), result.stdout
