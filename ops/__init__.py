@@ -18,7 +18,10 @@ from ecc_tensor.interp import register_interpolation_kernel
 from ecc_tensor.metadata import codec_tables
 
 from . import library  # noqa: F401  (registers the ops)
+from . import mutation_analysis
 from .interp_kernels import interpolate_decoded_
+
+mutation_analysis.install()
 
 register_interpolation_kernel("cuda", interpolate_decoded_)
 

@@ -1,0 +1,83 @@
+"""The cache around torch.compile's mutation analysis of user Triton kernels
+(``ecc_tensor.ops.mutation_analysis``): one analysis per kernel specialization, not per call site."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+from ecc_tensor.ops import codec_kernels, mutation_analysis
+
+
+@triton.jit
+def _foreign_kernel(x_ptr, N: tl.constexpr):  # defined outside ecc_tensor: never cached
+    tl.store(x_ptr + tl.arange(0, N), tl.zeros([N], tl.float32))
+
+
+def _counting():
+    calls = []
+
+    def analysis(kernel, kwargs, tma_descriptor_metadata):
+        calls.append(kernel)
+        return {"writes": [name for name, v in kwargs.items() if isinstance(v, torch.Tensor)]}
+
+    return calls, mutation_analysis.memoized(analysis)
+
+
+def test_one_analysis_per_kernel_constexprs_and_argument_types():
+    calls, cached = _counting()
+    kernel = codec_kernels._load_kernel
+    site = lambda **over: {"stored_ptr": torch.empty(4, dtype=torch.uint8), "out_ptr": torch.empty(2), "R": 7, "D": 128, **over}  # noqa: E731
+    first = cached(kernel, site(), {})
+    assert cached(kernel, site(), {}) == first and len(calls) == 1  # another call site: new tensors, same types
+    assert cached.hits == 1
+    cached(kernel, site(D=64), {})  # another constexpr
+    cached(kernel, site(out_ptr=torch.empty(2, dtype=torch.float16)), {})  # another dtype
+    cached(kernel, site(R=1), {})  # another scalar: Triton specializes on some values
+    assert len(calls) == 4
+    cached(kernel, site(R=1), {})
+    assert len(calls) == 4 and cached.hits == 2
+
+
+def test_results_are_copies_and_the_rest_goes_to_torch():
+    calls, cached = _counting()
+    kernel = codec_kernels._load_kernel
+    got = cached(kernel, {"x": torch.empty(1)}, {})
+    got["writes"].append("changed")
+    assert cached(kernel, {"x": torch.empty(1)}, {}) == {"writes": ["x"]}
+    for _ in range(2):
+        cached(_foreign_kernel, {"x_ptr": torch.empty(1), "N": 4}, {})  # not this package's
+        cached(kernel, {"x": torch.empty(1)}, {"x": ("stable", ([4],))})  # TMA descriptors
+        cached(kernel, {"x": torch.empty(1), "table": [1, 2]}, {})  # unhashable
+    assert len(calls) == 1 + 6
+
+
+def test_install_wraps_torchs_function_once_unless_turned_off(monkeypatch):
+    module = importlib.import_module(mutation_analysis._MODULE)
+    name = next(n for n in mutation_analysis._NAMES if hasattr(module, n))
+    installed = getattr(module, name)
+    assert getattr(installed, "cache", None) is not None  # by importing ecc_tensor.ops
+    assert mutation_analysis.install() and getattr(module, name) is installed
+    monkeypatch.setattr(module, name, installed.__wrapped__)
+    monkeypatch.setenv("ECC_TENSOR_NO_ANALYSIS_CACHE", "1")
+    assert not mutation_analysis.install() and getattr(module, name) is installed.__wrapped__
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.compile of Triton kernels needs CUDA")
+def test_a_compiled_model_analyses_each_kernel_once():
+    """Two layers compiled: the second layer's call sites are answered from the cache."""
+    from ecc_tensor import ECCInt4Tensor
+
+    module = importlib.import_module(mutation_analysis._MODULE)
+    cached = next(getattr(module, n) for n in mutation_analysis._NAMES if hasattr(module, n))
+    torch._dynamo.reset()
+    cached.cache.clear()
+    hits = cached.hits
+    x = torch.randn(2, 4, 64, 128, device="cuda", dtype=torch.float16)
+    fn = lambda x: ECCInt4Tensor.from_float(x, "hamming84").dequantize() + ECCInt4Tensor.from_float(2 * x, "hamming84").dequantize()  # noqa: E731
+    assert torch.equal(torch.compile(fn, fullgraph=True)(x), fn(x))
+    assert cached.hits > hits and len(cached.cache) > 0
