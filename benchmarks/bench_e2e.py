@@ -16,6 +16,7 @@ after another in one process, so a later mode may reuse caches an earlier one fi
 
     python benchmarks/bench_e2e.py --write                      # H100: batch 8, 32k context
     python benchmarks/bench_e2e.py --shape tiny --device cpu --context 64 --steps 4 --no-compile
+    python benchmarks/bench_e2e.py --layers 4 --context 4096 --modes static int4-hamming84-interp --compile-phases
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ AttentionInterface.register(FOLDED, folded_sdpa_forward)
 AttentionMaskInterface.register(FOLDED, sdpa_mask)  # the masks transformers makes for its own SDPA
 
 
-def build_model(shape: str, device: torch.device, dtype: torch.dtype):
-    config = LlamaConfig(**SHAPES[shape])
+def build_model(shape: str, device: torch.device, dtype: torch.dtype, layers: int | None = None):
+    config = LlamaConfig(**{**SHAPES[shape], **({"num_hidden_layers": layers} if layers else {})})
     with torch.device(device):
         model = LlamaForCausalLM._from_config(config, torch_dtype=dtype)
     return model.eval()
@@ -135,6 +136,14 @@ def decode_tokens_per_second(model, cache, batch, context, steps, compile_model,
     return batch * steps / (time.perf_counter() - t0), first_s
 
 
+def compile_phases(min_seconds: float = 0.3) -> list[tuple[str, float]]:
+    """torch.compile's phases since the metrics were last cleared, with their total seconds
+    (dynamo's ``compilation_time_metrics``, nested: a phase includes those it calls), in the
+    order they first ran; those shorter than ``min_seconds`` left out."""
+    metrics = getattr(torch._dynamo.utils, "compilation_time_metrics", {})
+    return [(name, sum(times)) for name, times in metrics.items() if sum(times) >= min_seconds]
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shape", choices=list(SHAPES), default="llama3-8b")
@@ -146,16 +155,19 @@ def main(argv=None) -> None:
     p.add_argument("--attention", choices=["fused", "dense", "both"], default="fused", help="how ECC modes attend")
     p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
     p.add_argument("--residual-length", type=int, default=0, help="ECC modes' full-precision recent tokens")
+    p.add_argument("--layers", type=int, help="decoder layers (default: the shape's): compile time grows with them")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--compile-phases", action="store_true", help="print where each mode's first step spent its compile time")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     device, dtype = torch.device(args.device), torch.bfloat16
-    model = build_model(args.shape, device, dtype)
+    model = build_model(args.shape, device, dtype, args.layers)
     rows = []
     attentions = ["fused", "dense"] if args.attention == "both" else [args.attention]
     runs = [(mode, None) if mode in (*BASELINES, "fp16") else (mode, a) for mode in args.modes for a in attentions]
     for mode, attention in dict.fromkeys(runs):
         torch._dynamo.reset()
+        getattr(torch._dynamo.utils, "compilation_time_metrics", {}).clear()
         model.set_attn_implementation(FOLDED if mode == "static-folded" else "ecc" if attention == "fused" else "sdpa")
         cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype, key_quant=args.key_quant,
                            residual_length=args.residual_length)
@@ -164,6 +176,8 @@ def main(argv=None) -> None:
         label = mode if attention is None else f"{mode} ({attention})"
         rows.append((label, tps, first_s))
         print(f"{label:32} {tps:10.1f} tokens/s   first step {first_s:7.1f} s", flush=True)
+        if args.compile_phases:
+            print("".join(f"    {name:60} {seconds:8.2f} s\n" for name, seconds in compile_phases()), end="", flush=True)
         del cache
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -178,8 +192,9 @@ def main(argv=None) -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
+        layers = f" ({args.layers} layers)" if args.layers else ""
         append_results(
-            f"End-to-end decode, {args.shape} random weights, batch {args.batch}, context {args.context}, "
+            f"End-to-end decode, {args.shape}{layers} random weights, batch {args.batch}, context {args.context}, "
             f"{'eager' if args.no_compile else 'compiled'}",
             device, table,
         )

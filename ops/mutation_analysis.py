@@ -3,8 +3,8 @@ package's kernels.
 
 For every call site of a ``wrap_triton`` kernel, torch.compile works out which arguments the
 kernel writes by generating the kernel's Triton IR and walking it: once when functionalizing,
-and again in each of Inductor's passes over the node (four times or more per call site in
-torch 2.11-2.13). A model compiles one call site per layer and kernel, and the answer is the
+and again in Inductor's lowering and passes over the node (four times or more per call site
+in torch 2.13). A model compiles one call site per layer and kernel, and the answer is the
 same at every one: it depends only on the kernel, its constexprs and the types of its other
 arguments. For the fused attention, whose IR takes a fraction of a second to generate, the
 analyses grew with the layers and were most of what compiling a protected model cost beyond
@@ -28,8 +28,8 @@ from typing import Any, Callable
 import torch
 
 _MODULE = "torch._higher_order_ops.triton_kernel_wrap"
-# torch >= 2.10 names it identify_accessed_tensors (reads and writes); earlier,
-# identify_mutated_tensors (the written arguments' names). Both take these parameters.
+# torch 2.13 names it identify_accessed_tensors (reads and writes); earlier releases,
+# identify_mutated_tensors (the written arguments' names), with the same parameters.
 _NAMES = ("identify_accessed_tensors", "identify_mutated_tensors")
 _PARAMETERS = ["kernel", "kwargs", "tma_descriptor_metadata"]
 
