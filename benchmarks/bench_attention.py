@@ -36,9 +36,9 @@ from ecc_tensor.fp8 import head_scale, to_e4m3
 from ecc_tensor.metadata import codec_tables
 
 try:
-    from .common import append_results, time_call
+    from .common import append_results, kernel_time, time_call
 except ImportError:  # run as a script
-    from common import append_results, time_call
+    from common import append_results, kernel_time, time_call
 
 PATHS = {  # label: (codec, interpolate)
     "int4": ("int4", False),
@@ -59,27 +59,6 @@ def copy_bandwidth(device) -> float:
     src = torch.empty(512 * 2**20, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     return 2 * src.numel() / time_call(lambda: dst.copy_(src), iters=20)
-
-
-def kernel_time(calls, iters) -> float:
-    """Seconds per call of the GPU work alone: the calls (one per input copy) captured in one
-    CUDA graph and replayed, as a compiled decode loop with CUDA graphs runs them, so that
-    Python and launch overhead do not count. Wall clock per call elsewhere."""
-    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return time_call(lambda: [c() for c in calls], iters=iters) / len(calls)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # compile and warm up outside the capture
-        for c in calls:
-            c()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for c in calls:
-            c()
-    t = time_call(graph.replay, iters=iters) / len(calls)
-    del graph
-    return t
 
 
 def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes, paths=tuple(PATHS),

@@ -37,6 +37,27 @@ def time_call(fn, *, warmup: int = 3, iters: int = 20) -> float:
     return times[len(times) // 2]
 
 
+def kernel_time(calls, iters) -> float:
+    """Seconds per call of the GPU work alone: the calls (one per input copy) captured in one
+    CUDA graph and replayed, as a compiled decode loop with CUDA graphs runs them, so that
+    Python and launch overhead do not count. Wall clock per call elsewhere."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return time_call(lambda: [c() for c in calls], iters=iters) / len(calls)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # compile and warm up outside the capture
+        for c in calls:
+            c()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for c in calls:
+            c()
+    t = time_call(graph.replay, iters=iters) / len(calls)
+    del graph
+    return t
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from attention_case import add_case_arguments, decode_calls  # noqa: E402
-from bench_attention import kernel_time  # noqa: E402
+from common import kernel_time  # noqa: E402
 
 GRID = [f"{n},{w},{s},{v}" for (n, w), s, v in itertools.product(
     [(32, 2), (32, 4), (64, 2), (64, 4), (64, 8), (128, 4), (128, 8)], [2, 3], [4, 16])]
