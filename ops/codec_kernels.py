@@ -856,7 +856,10 @@ def _load_kernel(
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
     STATUS: tl.constexpr,  # the codewords' statuses stored: a third of int4's and Hamming's writes, unread without interpolation
-    ROW_FLAGS: tl.constexpr,  # STATUS: a flag per row, the statuses stored only in flagged rows (all that interpolation reads)
+    # STATUS: a flag per row (bit 0: a codeword detected; bit 1: one not clean), the statuses
+    # stored only in rows with bit 0 and the kept values (KEEP_DECODED) only in rows with bit 1:
+    # what interpolation reads, which reads other rows' values from the codewords.
+    ROW_FLAGS: tl.constexpr,
     DETECTED: tl.constexpr,  # the status of a detected codeword
     KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation kernel
     BLOCK_R: tl.constexpr,
@@ -925,16 +928,22 @@ def _load_kernel(
             if DECODE:
                 data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
         data_hi = word  # unused: a unit's values fit one word
+    keep_row = row_ok  # rows whose decoded values are kept (KEEP_DECODED)
     if DECODE:
         if ROW_FLAGS:
+            # Bit 0: a codeword detected (the statuses stored); bit 1: a codeword not clean (the
+            # decoded values kept). A row with neither reads as stored.
             detected_row = tl.max(((status == DETECTED) & unit_ok).to(tl.int32), axis=1)
-            tl.store(row_flags_ptr + rows64, detected_row.to(tl.uint8), mask=row_ok)
+            unclean_row = tl.max(((status != 0) & unit_ok).to(tl.int32), axis=1)
+            keep_row = row_ok & (unclean_row != 0)
+            tl.store(row_flags_ptr + rows64, (detected_row | (unclean_row << 1)).to(tl.uint8), mask=row_ok)
             tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok & (detected_row != 0)[:, None])
         elif STATUS:
             tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
             _count_statuses(counters_ptr, status, counted, 0)
-    elif ROW_FLAGS:  # int4: nothing is ever detected
+    elif ROW_FLAGS:  # int4: nothing is ever detected or corrected
+        keep_row = row_ok & False
         tl.store(row_flags_ptr + rows64, tl.zeros([BLOCK_R], tl.uint8), mask=row_ok)
 
     meta_rows = meta_ptr + rows64 * META_ROW_BYTES
@@ -1033,7 +1042,7 @@ def _load_kernel(
                     if HAS_ZERO:
                         tl.store(dq_row + GROUPS + group, offset, mask=ok)
             if KEEP_DECODED:
-                tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
+                tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
             x = (v.to(tl.float32) - offset) * s
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], _cast_for(x, out_ptr), mask=ok)
         else:
@@ -1207,8 +1216,10 @@ def launch_load(
     ``meta_status``; ``status`` None: not stored, the counts still made). With ``meta``,
     ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows, groups * (1 + has zero
     points)]``) receives the values and scales as decoded as well. With ``row_flags`` (uint8
-    ``[rows]``), a row's flag says whether one of its codewords is detected, and ``status`` is
-    stored only in flagged rows (elsewhere it is left as it was)."""
+    ``[rows]``), a row's flag says whether one of its codewords is detected (bit 0) and whether
+    one is not clean (bit 1): ``status`` is stored only in rows with bit 0 and ``decoded``'s
+    values only in rows with bit 1 (elsewhere both are left as they were; such a row's values
+    are its codewords' data bits as stored)."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
@@ -1349,5 +1360,5 @@ def triton_decode_dequantize(
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags)
+        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags, stored.contiguous())
     return out

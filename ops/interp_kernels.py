@@ -46,8 +46,8 @@ def _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, ro
     flagged. Outside ``inside``: erased. With ``HAS_ROW_FLAGS``, a row's statuses are read only
     where its flag is set (the decode stored them only there)."""
     read = inside
-    if HAS_ROW_FLAGS:
-        read = read & (tl.load(flags_ptr + lead * S + rows, mask=inside, other=0) != 0)
+    if HAS_ROW_FLAGS:  # bit 0: a codeword detected
+        read = read & ((tl.load(flags_ptr + lead * S + rows, mask=inside, other=0) & 1) != 0)
     e = (tl.load(units_ptr + (lead * S + rows) * U + unit_cols, mask=read, other=ERASED + 1) == ERASED) | ~inside
     e = e | (rows >= length)
     if HAS_GROUPS:
@@ -122,13 +122,24 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, le
 
 
 @triton.jit
-def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr, HAS_ZERO: tl.constexpr,
+def _dequantized_at(decoded_ptr, dq_ptr, stored_ptr, flags_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr,
+                    HAS_ZERO: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, ROW_BYTES: tl.constexpr, SLOT_BITS: tl.constexpr,
                     PTX: tl.constexpr):
     """The float32 values the decode computed at ``flat_rows`` (int64 ``[R, C]``, rows of the
     flattened ``[lead * S, D]``), from the INT4 values and scales it kept
-    (``launch_load``'s ``decoded``): the same arithmetic, so the same bits. The product is
-    rounded on its own (``_mul_rn``): the caller adds two of them."""
-    v = tl.load(decoded_ptr + flat_rows * D + cols, mask=mask, other=0).to(tl.float32)
+    (``launch_load``'s ``decoded``): the same arithmetic, so the same bits. With
+    ``HAS_ROW_FLAGS``, the values were kept only in rows with a codeword not clean (flag bit 1);
+    every codeword of another row is clean, so its values are the data bits as stored, value
+    ``c`` at bit ``c * SLOT_BITS`` of the row. The product is rounded on its own (``_mul_rn``):
+    the caller adds two of them."""
+    if HAS_ROW_FLAGS:
+        kept = (tl.load(flags_ptr + flat_rows, mask=mask, other=0) & 2) != 0
+        bit = cols * SLOT_BITS
+        raw = tl.load(stored_ptr + flat_rows * ROW_BYTES + bit // 8, mask=mask & ~kept, other=0)
+        v = tl.where(kept, tl.load(decoded_ptr + flat_rows * D + cols, mask=mask & kept, other=0), (raw >> (bit % 8)) & 15)
+        v = v.to(tl.float32)
+    else:
+        v = tl.load(decoded_ptr + flat_rows * D + cols, mask=mask, other=0).to(tl.float32)
     dq_row = dq_ptr + flat_rows * (G * (1 + HAS_ZERO))
     s = tl.load(dq_row + group_cols, mask=mask, other=0.0)
     if HAS_ZERO:
@@ -141,15 +152,17 @@ def _dequantized_at(decoded_ptr, dq_ptr, flat_rows, cols, group_cols, mask, G, D
 # A sequence of one row specialized S to the constant 1, and the H200's Triton 3.6 then failed
 # in its coalescing pass ("PassManager::run failed"; Triton 3.9 compiles it).
 @triton.jit(do_not_specialize=["S"])
-def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr, S,
-                        TILES, U, G, D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
+def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr,
+                        stored_ptr, S, TILES, U, G, D: tl.constexpr, ROW_BYTES: tl.constexpr, SLOT_BITS: tl.constexpr,
+                        GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                         UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, PTX: tl.constexpr,
                         BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
     """Fills the erased values of ``x`` (float32) in place; with ``FROM_DECODED``, ``x`` is the
     decode's output in its dtype, and the neighbours' float32 values are computed again from the
-    INT4 values and scales the decode kept, so the mean is of the values the decode computed
-    before its cast, as in float32, and only the erased values are written."""
+    INT4 values and scales the decode kept (with ``HAS_ROW_FLAGS``, the values of rows it did
+    not keep from the codewords' data bits, ``stored_ptr``), so the mean is of the values the
+    decode computed before its cast, as in float32, and only the erased values are written."""
     lead, tile = (tl.program_id(0) // TILES).to(tl.int64), tl.program_id(0) % TILES  # ``_flat_grid``
     rows = tile * BLOCK_S + tl.arange(0, BLOCK_S)
     cols = tl.arange(0, BLOCK_D)
@@ -193,10 +206,10 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         offsets = base + rows[:, None].to(tl.int64) * D + cols[None, :]
         if FROM_DECODED:
             # A value with no neighbour stays as the decode wrote it: not written again.
-            previous = _dequantized_at(decoded_ptr, dq_ptr, lead * S + prev.to(tl.int64), cols[None, :], group_cols,
-                                       todo & has_prev, G, D, HAS_ZERO, PTX)
-            following = _dequantized_at(decoded_ptr, dq_ptr, lead * S + nxt.to(tl.int64), cols[None, :], group_cols,
-                                        todo & has_next, G, D, HAS_ZERO, PTX)
+            previous = _dequantized_at(decoded_ptr, dq_ptr, stored_ptr, flags_ptr, lead * S + prev.to(tl.int64), cols[None, :], group_cols,
+                                       todo & has_prev, G, D, HAS_ZERO, HAS_ROW_FLAGS, ROW_BYTES, SLOT_BITS, PTX)
+            following = _dequantized_at(decoded_ptr, dq_ptr, stored_ptr, flags_ptr, lead * S + nxt.to(tl.int64), cols[None, :],
+                                        group_cols, todo & has_next, G, D, HAS_ZERO, HAS_ROW_FLAGS, ROW_BYTES, SLOT_BITS, PTX)
             filled = tl.where(has_prev & has_next, (previous + following) * 0.5, tl.where(has_prev, previous, following))
             tl.store(x_ptr + offsets, _cast_for(filled, x_ptr), mask=todo & (has_prev | has_next))
         else:
@@ -226,6 +239,8 @@ def interpolate_unit_erasures_(
     lengths: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     row_flags: torch.Tensor | None = None,
+    stored: torch.Tensor | None = None,
+    slot_bits: int = 4,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_erasures` along dim -2 of a contiguous float32
     CUDA tensor ``x`` ``[..., S, D]``, in place, with the erasures given per unit rather than
@@ -243,8 +258,11 @@ def interpolate_unit_erasures_(
     - ``r >= lengths[...]`` (an int tensor broadcastable to ``[...]``): an unwritten row.
 
     ``row_flags`` (uint8 ``[..., S]``), where given, says which rows hold a unit with
-    ``erased_status``: ``unit_status`` is read only in those rows (the decode stores it only
-    there)."""
+    ``erased_status`` (bit 0): ``unit_status`` is read only in those rows (the decode stores it
+    only there). With ``decoded`` it also says which rows hold a unit that is not clean (bit 1):
+    ``decoded``'s values are read only there, and elsewhere from ``stored`` (uint8 ``[..., S,
+    row_bytes]``, the codewords), whose clean rows hold value ``c`` at bits ``c * slot_bits``
+    to ``c * slot_bits + 3``."""
     dtypes = (torch.float32, torch.float16, torch.bfloat16) if decoded is not None else (torch.float32,)
     if x.dtype not in dtypes or not x.is_contiguous() or x.dim() < 2:
         raise ValueError(f"the interpolation kernels take a contiguous tensor [..., S, D] of {dtypes}, got {x.dtype} {tuple(x.shape)}")
@@ -270,6 +288,12 @@ def interpolate_unit_erasures_(
         decoded = (values.contiguous(), scales.contiguous())
     if row_flags is not None and (row_flags.dtype != torch.uint8 or row_flags.shape != x.shape[:-1]):
         raise ValueError(f"row_flags must be uint8 {tuple(x.shape[:-1])}, got {row_flags.dtype} {tuple(row_flags.shape)}")
+    reads_stored = decoded is not None and row_flags is not None
+    if reads_stored and (stored is None or stored.dtype != torch.uint8 or stored.shape[:-1] != x.shape[:-1]
+                         or stored.shape[-1] * 8 < dim * slot_bits or slot_bits not in (4, 8)):
+        raise ValueError(f"with decoded values and row flags, stored must be the uint8 codewords {tuple(x.shape[:-1])} + [row bytes] "
+                         f"holding {dim} values {slot_bits} bits apart (4 or 8), got "
+                         f"{None if stored is None else (stored.dtype, tuple(stored.shape))}")
     unit_status = unit_status.contiguous()
     group_flags = unit_status if group_erased is None else group_erased.to(torch.uint8).contiguous()
     unit_map = unit_status if unit_of_value is None else unit_of_value.to(device=x.device, dtype=torch.int32).contiguous()
@@ -286,8 +310,10 @@ def interpolate_unit_erasures_(
     wrap_triton(_tile_kept_bounds_kernel)[_flat_grid(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
         *erasures, TILES_PER_PROGRAM=_TILES_PER_SUMMARY, **shape)
     kept = decoded if decoded is not None else (x, x)  # not read without FROM_DECODED
+    codewords = stored.contiguous() if reads_stored else x  # not read without both
     wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](
-        x, *erasures[:7], *kept, *erasures[7:], FROM_DECODED=decoded is not None,
+        x, *erasures[:7], *kept, codewords, *erasures[7:], ROW_BYTES=codewords.shape[-1] if reads_stored else 0,
+        SLOT_BITS=slot_bits, FROM_DECODED=decoded is not None,
         HAS_ZERO=decoded is not None and decoded[1].shape[-1] == 2 * groups,
         PTX=x.device.type == "cuda" and torch.version.hip is None, **shape)
     return x
@@ -308,12 +334,19 @@ def interpolate_decoded_(
     lengths: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     row_flags: torch.Tensor | None = None,
+    stored: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`ecc_tensor.interp.interpolate_decoded` on CUDA (registered by :mod:`ecc_tensor.ops`):
     ``x`` float32 is filled in place when contiguous, else a contiguous copy of it; with
     ``decoded`` (:func:`interpolate_unit_erasures_`), ``x`` is the decode's float16 or
     bfloat16 output; ``row_flags``: which rows hold a detected codeword (only their statuses are
-    read)."""
+    read) and, with ``decoded``, which hold one not clean (only their decoded values are read;
+    the others' come from ``stored``, the codewords of ``layout``)."""
     units = lanes.value_units(layout.head_dim, x.device) if layout.lanes else None
+    # A clean row's data bits: values two a byte (int4, Golay's lanes, SECDED's blocks), or one
+    # Hamming codeword a byte, its data in the low nibble.
+    slot_bits = 8 if layout.unit_values == 1 and not layout.nibbles else 4
+    if stored is not None and layout.unit_values > 1 and not (layout.nibbles or layout.lanes or layout.blocks):
+        raise ValueError(f"{layout.codec_name}'s units one after another do not hold a row's values in INT4 order")
     return interpolate_unit_erasures_(x.contiguous(), status, STATUS_DETECTED, layout.codec.values_per_codeword, units,
-                                      group_erased, lengths, decoded, row_flags)
+                                      group_erased, lengths, decoded, row_flags, stored, slot_bits)
