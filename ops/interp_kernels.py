@@ -7,7 +7,8 @@ non-contiguous dim) and two gathers, every value touched whether erased or not: 
 batch 8 / 32k on an H200 against 7 ms for the decode itself.
 
 Here the sequence is cut into tiles of 32 rows. A first kernel reduces each tile's erasures
-to, per column, its first and last kept row. The second returns at once from a tile without
+to a byte saying that it has none (nearly every tile) or, per column, its first and last kept
+row. The second returns at once from a tile without
 erasures (erasures are rare); in a tile with some, each erased value's neighbour is the
 nearest kept row inside the tile, else the one the summaries of the tiles around it give
 (walked tile by tile, for the columns that need it; usually one step). It writes the erased
@@ -71,13 +72,15 @@ def _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS: tl.constexpr):
 
 
 @triton.jit
-def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, S, TILES, U, G,
+def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, whole_ptr, S, TILES, U, G,
                              D: tl.constexpr, GROUP: tl.constexpr, ERASED: tl.constexpr,
                              HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr,
                              VALUES_PER_UNIT: tl.constexpr,
                              UNIT_MAP: tl.constexpr, TILES_PER_PROGRAM: tl.constexpr, BLOCK_S: tl.constexpr,
                              BLOCK_D: tl.constexpr):
-    """Per tile and column: the first kept row (``S`` where none) and the last (-1 where none)."""
+    """Per tile, whether every value is kept (``whole_ptr``, uint8), and, only for a tile
+    where one is not, per column: the first kept row (``S`` where none) and the last (-1 where
+    none). A clean cache's tiles are all whole: a byte a tile written, not 8 a column."""
     programs = tl.cdiv(TILES, TILES_PER_PROGRAM)  # per sequence (``_flat_grid``)
     lead = (tl.program_id(0) // programs).to(tl.int64)
     tile0 = (tl.program_id(0) % programs) * TILES_PER_PROGRAM
@@ -94,7 +97,9 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, f
     kept = tl.reshape(inside & ~erased, [TILES_PER_PROGRAM, BLOCK_S, BLOCK_D])
     tiles = tile0 + tl.arange(0, TILES_PER_PROGRAM)
     summary = (lead * TILES + tiles[:, None]) * D + cols[None, :]
-    stored = (tiles < TILES)[:, None] & in_cols[None, :]
+    whole = tl.min(tl.min(tl.where(in_cols[None, None, :], kept, True).to(tl.int32), 2), 1)  # [TILES_PER_PROGRAM]
+    tl.store(whole_ptr + lead * TILES + tiles, whole.to(tl.uint8), mask=tiles < TILES)
+    stored = (tiles < TILES)[:, None] & in_cols[None, :] & (whole == 0)[:, None]
     tl.store(first_ptr + summary, tl.min(tl.where(kept, row_index, S), 1), mask=stored)
     tl.store(last_ptr + summary, tl.max(tl.where(kept, row_index, -1), 1), mask=stored)
 
@@ -152,8 +157,8 @@ def _dequantized_at(decoded_ptr, dq_ptr, stored_ptr, flags_ptr, flat_rows, cols,
 # A sequence of one row specialized S to the constant 1, and the H200's Triton 3.6 then failed
 # in its coalescing pass ("PassManager::run failed"; Triton 3.9 compiles it).
 @triton.jit(do_not_specialize=["S"])
-def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, decoded_ptr, dq_ptr,
-                        stored_ptr, S, TILES, U, G, D: tl.constexpr, ROW_BYTES: tl.constexpr, SLOT_BITS: tl.constexpr,
+def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, flags_ptr, first_ptr, last_ptr, whole_ptr, decoded_ptr,
+                        dq_ptr, stored_ptr, S, TILES, U, G, D: tl.constexpr, ROW_BYTES: tl.constexpr, SLOT_BITS: tl.constexpr,
                         GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                         UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, PTX: tl.constexpr,
@@ -189,14 +194,18 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         # such rows, so a preallocated cache's unwritten tail costs each of its tiles a bounded walk.
         j = tl.minimum(tile - 1, (length - 1) // BLOCK_S)
         while (tl.max((need & (before < 0)).to(tl.int32)) > 0) & (j >= 0):
-            latest = tl.load(last_ptr + (lead * TILES + j) * D + cols, mask=in_cols, other=-1)
-            before = tl.where(before < 0, latest, before)
+            # A whole tile's last row is kept in every column. (The flag as a block: Triton's
+            # interpreter rejects a mask that combines a scalar.)
+            whole = (tl.zeros([BLOCK_D], tl.int32) + tl.load(whole_ptr + lead * TILES + j)) != 0
+            latest = tl.load(last_ptr + (lead * TILES + j) * D + cols, mask=in_cols & ~whole, other=-1)
+            before = tl.where(before < 0, tl.where(whole, j * BLOCK_S + BLOCK_S - 1, latest), before)
             j -= 1
         need = tl.max((todo & (nxt < 0)).to(tl.int32), 0) > 0
         after = tl.full([BLOCK_D], -1, tl.int32)
         j = tile + 1
         while (tl.max((need & (after < 0)).to(tl.int32)) > 0) & (j * BLOCK_S < length):
-            earliest = tl.load(first_ptr + (lead * TILES + j) * D + cols, mask=in_cols, other=S)
+            whole = (tl.zeros([BLOCK_D], tl.int32) + tl.load(whole_ptr + lead * TILES + j)) != 0  # its first row kept everywhere
+            earliest = tl.where(whole, j * BLOCK_S, tl.load(first_ptr + (lead * TILES + j) * D + cols, mask=in_cols & ~whole, other=S))
             after = tl.where((after < 0) & (earliest < S), earliest, after)
             j += 1
         prev = tl.where(prev < 0, before[None, :], prev)
@@ -301,18 +310,19 @@ def interpolate_unit_erasures_(
     tiles = triton.cdiv(seq, _BLOCK_S)
     first = torch.empty(lead, tiles, dim, dtype=torch.int32, device=x.device)
     last = torch.empty_like(first)
+    whole = torch.empty(lead, tiles, dtype=torch.uint8, device=x.device)
     shape = dict(D=dim, GROUP=dim // groups, ERASED=erased_status, HAS_GROUPS=group_erased is not None,
                  HAS_ROW_FLAGS=row_flags is not None, HAS_LENGTHS=lengths is not None, VALUES_PER_UNIT=values_per_unit,
                  UNIT_MAP=unit_of_value is not None,
                  BLOCK_S=_BLOCK_S, BLOCK_D=triton.next_power_of_2(dim))
     flags = unit_status if row_flags is None else row_flags.contiguous()
-    erasures = (unit_status, unit_map, group_flags, per_sequence, flags, first, last, seq, tiles, unit_status.shape[-1], groups)
+    erasures = (unit_status, unit_map, group_flags, per_sequence, flags, first, last, whole, seq, tiles, unit_status.shape[-1], groups)
     wrap_triton(_tile_kept_bounds_kernel)[_flat_grid(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
         *erasures, TILES_PER_PROGRAM=_TILES_PER_SUMMARY, **shape)
     kept = decoded if decoded is not None else (x, x)  # not read without FROM_DECODED
     codewords = stored.contiguous() if reads_stored else x  # not read without both
     wrap_triton(_interpolate_kernel)[_flat_grid(lead, tiles)](
-        x, *erasures[:7], *kept, codewords, *erasures[7:], ROW_BYTES=codewords.shape[-1] if reads_stored else 0,
+        x, *erasures[:8], *kept, codewords, *erasures[8:], ROW_BYTES=codewords.shape[-1] if reads_stored else 0,
         SLOT_BITS=slot_bits, FROM_DECODED=decoded is not None,
         HAS_ZERO=decoded is not None and decoded[1].shape[-1] == 2 * groups,
         PTX=x.device.type == "cuda" and torch.version.hip is None, **shape)
