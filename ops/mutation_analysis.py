@@ -37,14 +37,16 @@ _PARAMETERS = ["kernel", "kwargs", "tma_descriptor_metadata"]
 def _argument_key(value: Any) -> Any:
     """What of an argument the kernel's IR depends on: a tensor's dtype, that a size is
     symbolic, a scalar's value (Triton specializes on it)."""
-    from torch._inductor.ir import TensorBox
-
     if isinstance(value, torch.Tensor):
         return ("tensor", value.dtype)
-    if isinstance(value, TensorBox):
-        return ("tensor", value.get_dtype())
     if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
         return ("symbolic",)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return (type(value), value)
+    from torch._inductor.ir import TensorBox  # Inductor's lowering passes its buffers
+
+    if isinstance(value, TensorBox):
+        return ("tensor", value.get_dtype())
     hash(value)  # TypeError: not cacheable
     return (type(value), value)
 
