@@ -43,10 +43,13 @@ def _argument_key(value: Any) -> Any:
         return ("symbolic",)
     if value is None or isinstance(value, (bool, int, float, str)):
         return (type(value), value)
-    from torch._inductor.ir import TensorBox  # Inductor's lowering passes its buffers
+    import sympy
+    from torch._inductor.ir import TensorBox  # Inductor's lowering passes its buffers, and sizes as expressions
 
     if isinstance(value, TensorBox):
         return ("tensor", value.get_dtype())
+    if isinstance(value, sympy.Expr):  # replaced by 2 for the IR, as a symbolic size
+        return ("symbolic",)
     hash(value)  # TypeError: not cacheable
     return (type(value), value)
 

@@ -41,6 +41,11 @@ def test_one_analysis_per_kernel_constexprs_and_argument_types():
     assert len(calls) == 4
     cached(kernel, site(R=1), {})
     assert len(calls) == 4 and cached.hits == 2
+    import sympy
+
+    cached(kernel, site(R=sympy.Symbol("s0")), {})  # a symbolic size: the IR takes 2 for it, whatever the symbol
+    cached(kernel, site(R=sympy.Symbol("s1") + 1), {})
+    assert len(calls) == 5 and cached.hits == 3
 
 
 def test_results_are_copies_and_the_rest_goes_to_torch():
