@@ -57,6 +57,20 @@ def _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, ro
 
 
 @triton.jit
+def _row_erasures(groups_ptr, flags_ptr, lead, rows, length, S, G, HAS_GROUPS: tl.constexpr, BLOCK_G: tl.constexpr):
+    """Which of sequence ``lead``'s rows ``rows`` (``[R]``) may hold an erased value, from the
+    decode's row flags (bit 0: a codeword detected), the group flags and the length: a row's
+    worth of reads, not a value's, so that a clean tile costs a few loads. Rows past ``S``: no."""
+    in_rows = rows < S
+    e = ((tl.load(flags_ptr + lead * S + rows, mask=in_rows, other=0) & 1) != 0) | (rows >= length)
+    if HAS_GROUPS:
+        g = tl.arange(0, BLOCK_G)
+        flagged = tl.load(groups_ptr + (lead * S + rows)[:, None] * G + g[None, :], mask=in_rows[:, None] & (g < G)[None, :], other=0)
+        e = e | (tl.max(flagged.to(tl.int32), 1) != 0)
+    return e & in_rows
+
+
+@triton.jit
 def _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT: tl.constexpr, UNIT_MAP: tl.constexpr):
     """The unit (codeword) holding each column's value: a table's entry, or ``cols // VALUES_PER_UNIT``."""
     if UNIT_MAP:
@@ -77,25 +91,32 @@ def _tile_kept_bounds_kernel(units_ptr, unit_map_ptr, groups_ptr, lengths_ptr, f
                              HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr,
                              VALUES_PER_UNIT: tl.constexpr,
                              UNIT_MAP: tl.constexpr, TILES_PER_PROGRAM: tl.constexpr, BLOCK_S: tl.constexpr,
-                             BLOCK_D: tl.constexpr):
+                             BLOCK_D: tl.constexpr, BLOCK_G: tl.constexpr):
     """Per tile, whether every value is kept (``whole_ptr``, uint8), and, only for a tile
     where one is not, per column: the first kept row (``S`` where none) and the last (-1 where
-    none). A clean cache's tiles are all whole: a byte a tile written, not 8 a column."""
+    none). A clean cache's tiles are all whole: a byte a tile written, not 8 a column; with
+    ``HAS_ROW_FLAGS``, a program whose rows hold no erasure (``_row_erasures``) reads no
+    value's status."""
     programs = tl.cdiv(TILES, TILES_PER_PROGRAM)  # per sequence (``_flat_grid``)
     lead = (tl.program_id(0) // programs).to(tl.int64)
     tile0 = (tl.program_id(0) % programs) * TILES_PER_PROGRAM
     rows = tile0 * BLOCK_S + tl.arange(0, TILES_PER_PROGRAM * BLOCK_S)
+    tiles = tile0 + tl.arange(0, TILES_PER_PROGRAM)
+    length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
+    if HAS_ROW_FLAGS:
+        some = tl.max(_row_erasures(groups_ptr, flags_ptr, lead, rows, length, S, G, HAS_GROUPS, BLOCK_G).to(tl.int32))
+        if (some == 0) & ((tile0 + TILES_PER_PROGRAM) * BLOCK_S <= S):  # every tile whole
+            tl.store(whole_ptr + lead * TILES + tiles, tl.full([TILES_PER_PROGRAM], 1, tl.uint8), mask=tiles < TILES)
+            return
     cols = tl.arange(0, BLOCK_D)
     in_cols = cols < D
     inside = (rows < S)[:, None] & in_cols[None, :]
     unit_cols = _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT, UNIT_MAP)[None, :]
-    length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
     erased = _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, (cols // GROUP)[None, :], lead, rows[:, None], length, inside,
                         S, U, G, ERASED, HAS_GROUPS, HAS_ROW_FLAGS)
     row_index = tl.reshape(rows[:, None] + tl.zeros([TILES_PER_PROGRAM * BLOCK_S, BLOCK_D], tl.int32),
                            [TILES_PER_PROGRAM, BLOCK_S, BLOCK_D])
     kept = tl.reshape(inside & ~erased, [TILES_PER_PROGRAM, BLOCK_S, BLOCK_D])
-    tiles = tile0 + tl.arange(0, TILES_PER_PROGRAM)
     summary = (lead * TILES + tiles[:, None]) * D + cols[None, :]
     whole = tl.min(tl.min(tl.where(in_cols[None, None, :], kept, True).to(tl.int32), 2), 1)  # [TILES_PER_PROGRAM]
     tl.store(whole_ptr + lead * TILES + tiles, whole.to(tl.uint8), mask=tiles < TILES)
@@ -162,7 +183,7 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
                         GROUP: tl.constexpr, ERASED: tl.constexpr,
                         HAS_GROUPS: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, HAS_LENGTHS: tl.constexpr, VALUES_PER_UNIT: tl.constexpr,
                         UNIT_MAP: tl.constexpr, FROM_DECODED: tl.constexpr, HAS_ZERO: tl.constexpr, PTX: tl.constexpr,
-                        BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
+                        BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_G: tl.constexpr):
     """Fills the erased values of ``x`` (float32) in place; with ``FROM_DECODED``, ``x`` is the
     decode's output in its dtype, and the neighbours' float32 values are computed again from the
     INT4 values and scales the decode kept (with ``HAS_ROW_FLAGS``, the values of rows it did
@@ -170,12 +191,15 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
     decode computed before its cast, as in float32, and only the erased values are written."""
     lead, tile = (tl.program_id(0) // TILES).to(tl.int64), tl.program_id(0) % TILES  # ``_flat_grid``
     rows = tile * BLOCK_S + tl.arange(0, BLOCK_S)
+    length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
+    if HAS_ROW_FLAGS:  # a tile whose rows hold no erasure (nearly all) reads no value's status
+        if tl.max(_row_erasures(groups_ptr, flags_ptr, lead, rows, length, S, G, HAS_GROUPS, BLOCK_G).to(tl.int32)) == 0:
+            return
     cols = tl.arange(0, BLOCK_D)
     in_cols = cols < D
     inside = (rows < S)[:, None] & in_cols[None, :]
     unit_cols = _unit_columns(unit_map_ptr, cols, in_cols, VALUES_PER_UNIT, UNIT_MAP)[None, :]
     group_cols = (cols // GROUP)[None, :]
-    length = _sequence_length(lengths_ptr, lead, S, HAS_LENGTHS)
     erased = _erased_at(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, lead, rows[:, None], length, inside, S, U, G, ERASED,
                         HAS_GROUPS, HAS_ROW_FLAGS)
     todo = erased & inside
@@ -314,7 +338,7 @@ def interpolate_unit_erasures_(
     shape = dict(D=dim, GROUP=dim // groups, ERASED=erased_status, HAS_GROUPS=group_erased is not None,
                  HAS_ROW_FLAGS=row_flags is not None, HAS_LENGTHS=lengths is not None, VALUES_PER_UNIT=values_per_unit,
                  UNIT_MAP=unit_of_value is not None,
-                 BLOCK_S=_BLOCK_S, BLOCK_D=triton.next_power_of_2(dim))
+                 BLOCK_S=_BLOCK_S, BLOCK_D=triton.next_power_of_2(dim), BLOCK_G=triton.next_power_of_2(groups))
     flags = unit_status if row_flags is None else row_flags.contiguous()
     erasures = (unit_status, unit_map, group_flags, per_sequence, flags, first, last, whole, seq, tiles, unit_status.shape[-1], groups)
     wrap_triton(_tile_kept_bounds_kernel)[_flat_grid(lead, triton.cdiv(tiles, _TILES_PER_SUMMARY))](
