@@ -1036,11 +1036,12 @@ def _load_kernel(
                     offset = z_bits.to(tl.float32, bitcast=True)
                 else:
                     offset = 8.0
-                if KEEP_DECODED:  # each column its group's: the same value stored by every column of the group
+                if KEEP_DECODED:  # by each group's first column (Golay's lanes: in the pass that stores every value)
                     dq_row = dq_ptr + rows64[:, None] * (GROUPS * (1 + HAS_ZERO))
-                    tl.store(dq_row + group, s, mask=ok)
+                    leads = ok & (col % GROUP == 0)[None, :]
+                    tl.store(dq_row + group, s, mask=leads)
                     if HAS_ZERO:
-                        tl.store(dq_row + GROUPS + group, offset, mask=ok)
+                        tl.store(dq_row + GROUPS + group, offset, mask=leads)
             if KEEP_DECODED:
                 tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
             x = (v.to(tl.float32) - offset) * s
