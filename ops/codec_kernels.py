@@ -826,7 +826,7 @@ def _load_kernel(
     meta_syndrome_table_ptr,
     counters_ptr,  # int64 [12]: ecc_tensor.counters
     seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
-    row_flags_ptr,  # [R] uint8: 1 where a codeword of the row is detected (ROW_FLAGS)
+    row_flags_ptr,  # [R] uint8: bit 0, a codeword of the row detected; bit 1, one not clean (ROW_FLAGS)
     decoded_ptr,  # [R, D] uint8: the decoded INT4 values (KEEP_DECODED)
     dq_ptr,  # [R, GROUPS * (1 + HAS_ZERO)] float32: the decoded scales, then zero points (KEEP_DECODED)
     R,
@@ -856,9 +856,9 @@ def _load_kernel(
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
     STATUS: tl.constexpr,  # the codewords' statuses stored: a third of int4's and Hamming's writes, unread without interpolation
-    # STATUS: a flag per row (bit 0: a codeword detected; bit 1: one not clean), the statuses
-    # stored only in rows with bit 0 and the kept values (KEEP_DECODED) only in rows with bit 1:
-    # what interpolation reads, which reads other rows' values from the codewords.
+    # With STATUS: a flag per row (bit 0: a codeword detected; bit 1: one not clean), the
+    # statuses stored only in rows with bit 0 and the kept values (KEEP_DECODED) only in rows
+    # with bit 1: what interpolation reads, which reads other rows' values from the codewords.
     ROW_FLAGS: tl.constexpr,
     DETECTED: tl.constexpr,  # the status of a detected codeword
     KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation kernel
@@ -1337,9 +1337,10 @@ def triton_decode_dequantize(
     """The kernel decodes the values and their scales and dequantizes them; when interpolating,
     the interpolation kernels (:mod:`ops.interp_kernels`) then fill the erased values in place.
     They take the mean of the neighbours' float32 values: into a float16 or bfloat16 output the
-    decode also writes the INT4 values and scales it read (a quarter of the output's bytes and
-    less), from which those are computed again, rather than the whole cache in float32 and a
-    cast after."""
+    decode also writes each row's scales, and the INT4 values of rows with a codeword not clean,
+    from which those are computed again (a clean row's from its codewords), rather than the
+    whole cache in float32 and a cast after."""
+    stored = stored.contiguous()
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
     lead = stored.shape[:-1]
@@ -1353,7 +1354,7 @@ def triton_decode_dequantize(
         decoded = (stored.new_empty(*lead, head_dim),
                    torch.empty(*lead, groups * (1 if symmetric else 2), dtype=torch.float32, device=stored.device))
     launch_load(
-        stored.contiguous(), layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
+        stored, layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
         meta_tables=(meta_encode_table,
                      meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
         decoded=decoded, row_flags=row_flags,
@@ -1361,5 +1362,5 @@ def triton_decode_dequantize(
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
         group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags, stored.contiguous())
+        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags, stored)
     return out

@@ -148,6 +148,13 @@ def _nearest_in_tile(units_ptr, unit_cols, groups_ptr, flags_ptr, group_cols, le
 
 
 @triton.jit
+def _tile_is_whole(whole_ptr, lead, TILES, j, BLOCK_D: tl.constexpr):
+    """``[BLOCK_D]`` bool: whether tile ``j`` keeps every value (the summary kernel's flag), as a
+    block: Triton's interpreter rejects a mask that combines a scalar."""
+    return (tl.zeros([BLOCK_D], tl.int32) + tl.load(whole_ptr + lead * TILES + j)) != 0
+
+
+@triton.jit
 def _dequantized_at(decoded_ptr, dq_ptr, stored_ptr, flags_ptr, flat_rows, cols, group_cols, mask, G, D: tl.constexpr,
                     HAS_ZERO: tl.constexpr, HAS_ROW_FLAGS: tl.constexpr, ROW_BYTES: tl.constexpr, SLOT_BITS: tl.constexpr,
                     PTX: tl.constexpr):
@@ -218,9 +225,7 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         # such rows, so a preallocated cache's unwritten tail costs each of its tiles a bounded walk.
         j = tl.minimum(tile - 1, (length - 1) // BLOCK_S)
         while (tl.max((need & (before < 0)).to(tl.int32)) > 0) & (j >= 0):
-            # A whole tile's last row is kept in every column. (The flag as a block: Triton's
-            # interpreter rejects a mask that combines a scalar.)
-            whole = (tl.zeros([BLOCK_D], tl.int32) + tl.load(whole_ptr + lead * TILES + j)) != 0
+            whole = _tile_is_whole(whole_ptr, lead, TILES, j, BLOCK_D)  # its last row kept in every column
             latest = tl.load(last_ptr + (lead * TILES + j) * D + cols, mask=in_cols & ~whole, other=-1)
             before = tl.where(before < 0, tl.where(whole, j * BLOCK_S + BLOCK_S - 1, latest), before)
             j -= 1
@@ -228,7 +233,7 @@ def _interpolate_kernel(x_ptr, units_ptr, unit_map_ptr, groups_ptr, lengths_ptr,
         after = tl.full([BLOCK_D], -1, tl.int32)
         j = tile + 1
         while (tl.max((need & (after < 0)).to(tl.int32)) > 0) & (j * BLOCK_S < length):
-            whole = (tl.zeros([BLOCK_D], tl.int32) + tl.load(whole_ptr + lead * TILES + j)) != 0  # its first row kept everywhere
+            whole = _tile_is_whole(whole_ptr, lead, TILES, j, BLOCK_D)  # its first row kept in every column
             earliest = tl.where(whole, j * BLOCK_S, tl.load(first_ptr + (lead * TILES + j) * D + cols, mask=in_cols & ~whole, other=S))
             after = tl.where((after < 0) & (earliest < S), earliest, after)
             j += 1
