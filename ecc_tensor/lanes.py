@@ -39,6 +39,8 @@ from functools import lru_cache
 
 import torch
 
+from .device_tables import int64_table
+
 PARITY_NIBBLES = 3  # Golay's 12 parity bits
 
 
@@ -122,8 +124,8 @@ def _lane_layout(head_dim: int) -> LaneLayout:
 
 @lru_cache(maxsize=None)
 def _maps(head_dim: int) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
-    """The codewords' value indices and parity nibbles, as Python data: tensors are made per
-    call (on the caller's device, and as fake tensors under torch.compile's tracing)."""
+    """The codewords' value indices and parity nibbles, as Python data: the tensors come from
+    :func:`~ecc_tensor.device_tables.int64_table` (kept per GPU, constants to a tracer)."""
     layout = lane_layout(head_dim)
     units = [layout.unit(u) for u in range(layout.units)]
     return tuple(tuple(v) for v, _ in units), tuple(tuple(p) for _, p in units)
@@ -131,16 +133,16 @@ def _maps(head_dim: int) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, 
 
 def unit_values(head_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """``[units, 3]`` int64: the value index of each codeword's three data nibbles, -1 for padding."""
-    return torch.tensor(_maps(int(head_dim))[0], dtype=torch.int64, device=device)
+    return int64_table(_maps(int(head_dim))[0], device)
 
 
 def unit_parity_nibbles(head_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """``[units, 3]`` int64: the row nibble holding each codeword's parity nibble ``t`` (reversed)."""
-    return torch.tensor(_maps(int(head_dim))[1], dtype=torch.int64, device=device)
+    return int64_table(_maps(int(head_dim))[1], device)
 
 
 def _reversed_nibbles(device: torch.device | str) -> torch.Tensor:
-    return torch.tensor([reverse_nibble(x) for x in range(16)], dtype=torch.int64, device=device)
+    return int64_table(tuple(reverse_nibble(x) for x in range(16)), device)
 
 
 def _nibbles(stored: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -188,7 +190,7 @@ def _value_slots(head_dim: int) -> tuple[int, ...]:
 
 def value_slots(head_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """``[head_dim]`` int64: where each value sits among the codewords' slots (``3 u + i``)."""
-    return torch.tensor(_value_slots(int(head_dim)), dtype=torch.int64, device=device)
+    return int64_table(_value_slots(int(head_dim)), device)
 
 
 def value_units(head_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 
 from .codecs import CodecTables, get_codec
+from .device_tables import int64_table
 from .storage import StorageLayout
 
 METADATA_CODEC = "golay24"
@@ -116,7 +117,7 @@ class MetadataLayout:
             raise ValueError("zero points are stored exactly when the quantization is asymmetric")
         words = scale if zero is None else torch.cat([scale, zero], dim=-1)
         bits = words.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
-        shifts = torch.tensor(_SHIFTS, dtype=torch.int64, device=bits.device)
+        shifts = int64_table(_SHIFTS, bits.device)
         return ((bits.unsqueeze(-1) >> shifts) & 15).to(torch.uint8).flatten(-2)
 
     def load(self, meta: torch.Tensor, tables: CodecTables | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -144,7 +145,7 @@ class MetadataLayout:
     def words_from_nibbles(self, nibbles: torch.Tensor) -> torch.Tensor:
         """``[..., 8 * words]`` nibbles -> ``[..., words]`` float32."""
         grouped = nibbles.to(torch.int64).reshape(*nibbles.shape[:-1], self.words, NIBBLES_PER_WORD)
-        shifts = torch.tensor(_SHIFTS, dtype=torch.int64, device=nibbles.device)
+        shifts = int64_table(_SHIFTS, nibbles.device)
         bits = (grouped << shifts).sum(-1)
         # int64 -> int32 keeps the low 32 bits: the float's bit pattern.
         return torch.where(bits >= 1 << 31, bits - (1 << 32), bits).to(torch.int32).view(torch.float32)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from . import lanes
 from .codecs import STATUS_DETECTED, CodecTables, LinearBlockCode, get_codec
+from .device_tables import int64_table
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class StorageLayout:
                 u, i = divmod(v, self.unit_values)
                 bit = u * self.unit_bytes * 8 + 4 * i + 3
                 bits[bit // 8] |= 1 << (bit % 8)
-        return torch.tensor(bits, dtype=torch.int64, device=device)
+        return int64_table(tuple(bits), device)
 
     def store(self, values: torch.Tensor, tables: CodecTables | None = None) -> torch.Tensor:
         """``[..., head_dim]`` uint8 INT4 values -> ``[..., row_bytes]`` uint8 storage."""

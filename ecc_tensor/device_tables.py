@@ -1,0 +1,44 @@
+"""Small int64 tables built from Python data (index maps, shifts) on the caller's device.
+
+``torch.tensor(data, device="cuda")`` copies from pageable host memory: a stall on every call,
+and an error inside a CUDA graph capture (a decode step that torch.compile's CUDA graphs or a
+benchmark records). On a GPU a table is therefore made once per device and kept; one first
+needed while a capture is under way is copied from pinned memory and not kept, since it lives
+in the graph's memory pool. While tracing (dynamo, fake tensors) the plain constructor is used,
+so the tracer sees a constant of its own."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+Table = tuple[int, ...] | tuple[tuple[int, ...], ...]
+
+_kept: dict[tuple[Table, torch.device], torch.Tensor] = {}
+
+
+def int64_table(values: Table, device: torch.device | str | None = None) -> torch.Tensor:
+    """``values`` (a tuple, or a tuple of equal-length tuples) as an int64 tensor on ``device``.
+    On a GPU the tensor may be shared between calls: read it, never write it."""
+    device = torch.device(device if device is not None else "cpu")
+    if device.type != "cuda" or _tracing():
+        return torch.tensor(values, dtype=torch.int64, device=device)
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    table = _kept.get((values, device))
+    if table is not None:
+        return table
+    if torch.cuda.is_current_stream_capturing():
+        return _pinned(values).to(device, non_blocking=True)
+    table = _kept[(values, device)] = torch.tensor(values, dtype=torch.int64, device=device)
+    return table
+
+
+@lru_cache(maxsize=None)
+def _pinned(values: Table) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.int64).pin_memory()
+
+
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE) is not None

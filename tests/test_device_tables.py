@@ -1,0 +1,76 @@
+"""Tables made from Python data on the caller's device, and the codec ops called eagerly inside
+a CUDA graph capture (as the benchmarks, and servers that capture their own decode step,
+record them): a table copied from pageable host memory inside a capture is an error. (Under
+torch.compile the tables are constants of the graph.)"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ecc_tensor.ops as ops
+from ecc_tensor import device_tables, lanes
+from ecc_tensor.codecs import CODEC_NAMES
+from ecc_tensor.counters import new_counters
+from ecc_tensor.faults import FaultModel
+from ecc_tensor.storage import StorageLayout
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("values", [(3, 1, 2), ((0, 1, -1), (4, 5, 6)), tuple(range(16))])
+def test_a_table_holds_its_values_as_int64(values):
+    table = device_tables.int64_table(values, "cpu")
+    assert table.dtype == torch.int64 and torch.equal(table, torch.tensor(values))
+
+
+def test_a_table_on_the_cpu_is_made_for_each_call():
+    """CPU tables are cheap and may be written by a caller; only GPU tables are shared."""
+    assert device_tables.int64_table((1, 2), "cpu") is not device_tables.int64_table((1, 2), "cpu")
+
+
+def test_the_lane_maps_come_as_before():
+    slots = lanes._value_slots(100)
+    assert torch.equal(lanes.value_slots(100), torch.tensor(slots)) and torch.equal(lanes.value_units(100), torch.tensor(slots) // 3)
+
+
+@cuda
+def test_a_gpu_table_is_made_once_per_device():
+    first = device_tables.int64_table((7, 8, 9), "cuda")
+    assert first.device.type == "cuda" and device_tables.int64_table((7, 8, 9), torch.device("cuda")) is first
+
+
+@cuda
+@pytest.mark.parametrize("codec", CODEC_NAMES)
+@pytest.mark.parametrize("head_dim", [128, 100])
+def test_the_codec_ops_record_in_a_cuda_graph_and_replay_as_called(codec, head_dim):
+    """Every codec op the decode and the benchmarks run, recorded with no table kept yet (the
+    pinned copy) and replayed, gives what an eager call gives; so does a second recording."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 96, head_dim, device="cuda", dtype=torch.float16)
+    stored, meta = ops.quantize_encode(x, codec)
+    layout = StorageLayout(codec, head_dim)
+    fault = FaultModel("bsc", 2e-2, seed=1)
+    faulty, _ = ops.inject(stored, layout.exposed_bits_per_byte, fault, step=0)
+    values, _ = ops.decode(stored, codec, head_dim)
+    calls = {
+        "quantize_encode": lambda: ops.quantize_encode(x, codec),
+        "decode_dequantize": lambda: ops.decode_dequantize(faulty, meta, codec, head_dim, counters=new_counters("cuda"), dtype=x.dtype),
+        "decode_dequantize + interpolate": lambda: ops.decode_dequantize(faulty, meta, codec, head_dim, interpolate=True,
+                                                                         counters=new_counters("cuda"), dtype=x.dtype),
+        "encode": lambda: ops.encode(values, codec),
+        "decode": lambda: ops.decode(faulty, codec, head_dim),
+        "inject": lambda: ops.inject(stored, layout.exposed_bits_per_byte, fault, step=0),
+    }
+    for name, call in calls.items():
+        want = call()
+        for _ in range(2):
+            device_tables._kept.clear()
+            torch.cuda.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                got = call()
+            graph.replay()
+            torch.cuda.synchronize()
+            for w, g in zip(*(t if isinstance(t, tuple) else (t,) for t in (want, got)), strict=True):
+                assert torch.equal(w.reshape(-1).view(torch.uint8), g.reshape(-1).view(torch.uint8)), name
