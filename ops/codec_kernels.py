@@ -819,7 +819,7 @@ def _load_kernel(
     out_ptr,  # [R, D]: OUT dtype (DEQUANT) or uint8 values
     status_ptr,  # [R, STATUS_COLS] uint8 (STATUS)
     meta_ptr,  # [R, META_ROW_BYTES] uint8 (DEQUANT)
-    meta_status_ptr,  # [R, META_STATUS_COLS] uint8 (DEQUANT)
+    meta_status_ptr,  # [R, META_STATUS_COLS] uint8 (META_STATUS)
     parity_table_ptr,  # int32 [K // 4 * 16]: nibble_parity_table
     syndrome_table_ptr,
     meta_parity_table_ptr,  # the metadata code's (ecc_tensor.metadata.metadata_codec), as above
@@ -829,6 +829,7 @@ def _load_kernel(
     row_flags_ptr,  # [R] uint8: bit 0, a codeword of the row detected; bit 1, one not clean (ROW_FLAGS)
     decoded_ptr,  # [R, D] uint8: the decoded INT4 values (KEEP_DECODED)
     dq_ptr,  # [R, GROUPS * (1 + HAS_ZERO)] float32: the decoded scales, then zero points (KEEP_DECODED)
+    group_flags_ptr,  # [R, GROUPS] uint8: 1 where a codeword holding the group's scale or zero point is detected (GROUP_FLAGS)
     R,
     SEQ,
     D: tl.constexpr,
@@ -862,6 +863,10 @@ def _load_kernel(
     ROW_FLAGS: tl.constexpr,
     DETECTED: tl.constexpr,  # the status of a detected codeword
     KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation kernel
+    META_STATUS: tl.constexpr,  # DEQUANT: the metadata codewords' statuses stored
+    # DEQUANT: each group's erasure flag, as the decode of its words finds it: what interpolation
+    # reads, which the statuses gave only through torch ops over them (a fifth of the read's time).
+    GROUP_FLAGS: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_U: tl.constexpr,
     BLOCK_MU: tl.constexpr,
@@ -967,7 +972,8 @@ def _load_kernel(
         if decode_meta:
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
             _, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K, META_PO_SYN)
-        tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
+        if META_STATUS:
+            tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
         if COUNT:
             _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
         if GROUPS == 1:  # one scale per row: decoded once per row
@@ -975,19 +981,22 @@ def _load_kernel(
                 s_bits = scale_word.to(tl.int32, bitcast=True)
             else:
                 s_bits = tl.zeros([BLOCK_R], tl.int32)  # read below
+            group_erased = tl.zeros([BLOCK_R], tl.int1)  # a clean tile (META_ROW_WORDS) holds no detected codeword
             if read_scale:
-                s_bits, _ = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
-                                          DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+                s_bits, group_erased = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
+                                                     META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
             row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
             if KEEP_DECODED:
                 tl.store(dq_ptr + rows64 * (1 + HAS_ZERO), s_bits.to(tl.float32, bitcast=True), mask=row_ok)
             if HAS_ZERO:
-                z_bits, _ = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
-                                          DECODE,
-                                          META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+                z_bits, z_erased = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
+                                                 META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+                group_erased = group_erased | z_erased
                 row_zero = z_bits.to(tl.float32, bitcast=True)[:, None]
                 if KEEP_DECODED:
                     tl.store(dq_ptr + rows64 * 2 + 1, z_bits.to(tl.float32, bitcast=True), mask=row_ok)
+            if GROUP_FLAGS:
+                tl.store(group_flags_ptr + rows64, group_erased.to(tl.uint8), mask=row_ok)
 
     # Golay's lanes (LANE_ROWS): the data region is the row's INT4 packing, so the row as read
     # is stored whole first (pass -1), then each slot's values only where the decode changed
@@ -1027,21 +1036,25 @@ def _load_kernel(
                     offset = 8.0
             else:
                 group = (tl.minimum(col, D - 1) // GROUP)[None, :]
-                s_bits, _ = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K, META_PO_SYN,
-                                       DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                s_bits, group_erased = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
+                                                  META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
                 s = s_bits.to(tl.float32, bitcast=True)
                 if HAS_ZERO:
-                    z_bits, _ = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
-                                           META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                    z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
+                                                  META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                    group_erased = group_erased | z_erased
                     offset = z_bits.to(tl.float32, bitcast=True)
                 else:
                     offset = 8.0
-                if KEEP_DECODED:  # by each group's first column (Golay's lanes: in the pass that stores every value)
+                # By each group's first column (Golay's lanes: in the pass that stores every value).
+                leads = ok & (col % GROUP == 0)[None, :]
+                if KEEP_DECODED:
                     dq_row = dq_ptr + rows64[:, None] * (GROUPS * (1 + HAS_ZERO))
-                    leads = ok & (col % GROUP == 0)[None, :]
                     tl.store(dq_row + group, s, mask=leads)
                     if HAS_ZERO:
                         tl.store(dq_row + GROUPS + group, offset, mask=leads)
+                if GROUP_FLAGS:
+                    tl.store(group_flags_ptr + rows64[:, None] * GROUPS + group, group_erased.to(tl.uint8), mask=leads)
             if KEEP_DECODED:
                 tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
             x = (v.to(tl.float32) - offset) * s
@@ -1211,6 +1224,7 @@ def launch_load(
     seq_len: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     row_flags: torch.Tensor | None = None,
+    group_flags: torch.Tensor | None = None,
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
     ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
@@ -1220,7 +1234,9 @@ def launch_load(
     ``[rows]``), a row's flag says whether one of its codewords is detected (bit 0) and whether
     one is not clean (bit 1): ``status`` is stored only in rows with bit 0 and ``decoded``'s
     values only in rows with bit 1 (elsewhere both are left as they were; such a row's values
-    are its codewords' data bits as stored)."""
+    are its codewords' data bits as stored). With ``meta``, ``group_flags`` (uint8 ``[rows,
+    groups]``) receives 1 where a codeword holding the group's scale or zero point is detected,
+    0 elsewhere."""
     rows = stored.numel() // layout.row_bytes
     block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
@@ -1247,6 +1263,7 @@ def launch_load(
         seq_len if seq_len is not None else unused,
         row_flags if row_flags is not None else unused,
         *(decoded if decoded is not None else (unused, unused)),
+        group_flags if group_flags is not None else unused,
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
         D=layout.head_dim,
@@ -1271,6 +1288,8 @@ def launch_load(
         ROW_FLAGS=row_flags is not None,
         DETECTED=STATUS_DETECTED,
         KEEP_DECODED=decoded is not None,
+        META_STATUS=meta_status is not None,
+        GROUP_FLAGS=group_flags is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
@@ -1348,7 +1367,8 @@ def triton_decode_dequantize(
     # The erasures, for interpolation: a flag per row, and the statuses of the flagged rows.
     status = stored.new_empty(*lead, layout.codewords_per_row) if interpolate else None
     row_flags = stored.new_empty(*lead) if interpolate else None
-    meta_status = stored.new_empty(*lead, meta_layout.codewords_per_row)
+    # Erased scales: a flag per group, as the kernel's decode of the metadata finds them.
+    group_flags = stored.new_empty(*lead, groups) if interpolate else None
     decoded = None
     if interpolate and dtype != torch.float32:
         decoded = (stored.new_empty(*lead, head_dim),
@@ -1356,11 +1376,10 @@ def triton_decode_dequantize(
     launch_load(
         stored, layout, encode_table, syndrome_table, out=out, status=status, meta=meta.contiguous(),
         meta_tables=(meta_encode_table,
-                     meta_syndrome_table), meta_layout=meta_layout, meta_status=meta_status, counters=counters, seq_len=seq_len,
-        decoded=decoded, row_flags=row_flags,
+                     meta_syndrome_table), meta_layout=meta_layout, counters=counters, seq_len=seq_len,
+        decoded=decoded, row_flags=row_flags, group_flags=group_flags,
     )
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
-        group_erased = meta_layout.group_flags(meta_layout.erased_words(meta_status))
-        out = interpolate_decoded_(out, status, layout, group_erased, seq_len, decoded, row_flags, stored)
+        out = interpolate_decoded_(out, status, layout, group_flags, seq_len, decoded, row_flags, stored)
     return out
