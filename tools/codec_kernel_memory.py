@@ -19,53 +19,36 @@ import tempfile
 
 import torch
 import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
+from codec_launches import compile_for_hopper, recording
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 from ecc_tensor.ops import codec_kernels
 
-POINTER_TYPES = {torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64", torch.float16: "*fp16", torch.float32: "*fp32"}
 KERNELS = {"store": codec_kernels._store_kernel, "load": codec_kernels._load_kernel}
 
 
 def recorded_launches(codec: str, head_dim: int = 128) -> dict[str, tuple[tuple, dict]]:
     """The first (arguments, constexprs) of each kernel that ``quantize_encode`` and
     ``decode_dequantize`` of ``codec`` launch, by ``KERNELS`` name."""
-    launches = {}
-
-    class Recorder:
-        def __init__(self, kernel):
-            self.name = next(name for name, k in KERNELS.items() if k is kernel)
-
-        def __getitem__(self, grid):
-            return lambda *args, **kwargs: launches.setdefault(self.name, (args, kwargs))
-
-    launcher = codec_kernels.wrap_triton
-    codec_kernels.wrap_triton = Recorder
-    try:
+    with recording(KERNELS) as launches:
         tables = codec_tables(codec, "cpu")
         x = torch.randn(64, head_dim, dtype=torch.float16)
         codec_kernels.triton_quantize_encode(x, tables[0], tables[2], codec, None, True)
         stored, meta = torch.ops.ecc.quantize_encode(x.float(), *tables, codec, None, True)
         codec_kernels.triton_decode_dequantize(stored, meta, *tables, codec, head_dim, 1, True, False, new_counters(), torch.float16)
-    finally:
-        codec_kernels.wrap_triton = launcher
-    return launches
+    first = {}
+    for name, args, kwargs in launches:
+        first.setdefault(name, (args, kwargs))
+    return first
 
 
 def access_widths(kernel_name: str, launch: tuple[tuple, dict]) -> dict[str, collections.Counter]:
     """``{"LDG": ..., "STG": ...}``: the compiled kernel's global loads and stores by suffix
     (``128``, ``U16``, ``U8``, ..., ``32`` for a plain 4-byte access)."""
     args, constants = launch
-    fn = KERNELS[kernel_name]
-    signature = {name: POINTER_TYPES[a.dtype] if isinstance(a, torch.Tensor) else "i32" for name, a in zip(fn.arg_names, args)}
-    signature.update(dict.fromkeys(constants, "constexpr"))
-    # As Triton's launcher specializes fresh allocations: 16-byte aligned pointers.
-    aligned = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(args) if isinstance(a, torch.Tensor)}
-    kernel = triton.compile(ASTSource(fn, signature, constants, aligned), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    kernel = compile_for_hopper(KERNELS[kernel_name], args, constants, aligned=True)
     tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "kernel.cubin")

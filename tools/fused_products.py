@@ -17,55 +17,31 @@ from __future__ import annotations
 import argparse
 
 import torch
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
+from codec_launches import compile_for_hopper, recording
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 from ecc_tensor.ops import codec_kernels, interp_kernels
 
-POINTER_TYPES = {torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64", torch.float16: "*fp16", torch.float32: "*fp32",
-                 torch.bfloat16: "*bf16"}
 KERNELS = {"load": codec_kernels._load_kernel, "interpolate": interp_kernels._interpolate_kernel}
 
 
 def recorded_launches(codec: str, dtype: torch.dtype, symmetric: bool, head_dim: int = 16) -> list[tuple[str, tuple, dict]]:
     """(``KERNELS`` name, arguments, constexprs) of each launch of ``KERNELS`` that
     ``decode_dequantize`` with interpolation makes, as on CUDA (``PTX``: inline PTX on)."""
-    launches = []
-
-    class Recorder:
-        def __init__(self, kernel):
-            self.name = next((name for name, k in KERNELS.items() if k is kernel), None)
-
-        def __getitem__(self, grid):
-            def record(*args, **kwargs):
-                if self.name:
-                    launches.append((self.name, args, {**kwargs, "PTX": True} if "PTX" in kwargs else kwargs))
-            return record
-
-    saved = codec_kernels.wrap_triton, interp_kernels.wrap_triton
-    codec_kernels.wrap_triton = interp_kernels.wrap_triton = Recorder
-    try:
+    with recording(KERNELS) as launches:
         tables = codec_tables(codec, "cpu")
         x = torch.randn(2, 40, head_dim)
         stored, meta = torch.ops.ecc.quantize_encode(x, *tables, codec, None, symmetric)
         codec_kernels.triton_decode_dequantize(stored, meta, *tables, codec, head_dim, 1, symmetric, True, new_counters(), dtype,
                                                torch.tensor(30))
-    finally:
-        codec_kernels.wrap_triton, interp_kernels.wrap_triton = saved
-    return launches
+    return [(name, args, {**kwargs, "PTX": True} if "PTX" in kwargs else kwargs) for name, args, kwargs in launches]
 
 
 def fused_products(kernel_name: str, args: tuple, constants: dict) -> int:
     """The ``fma.rn.f32`` instructions in the kernel's PTX for sm_90a."""
-    fn = KERNELS[kernel_name]
-    signature = {name: POINTER_TYPES[a.dtype] if isinstance(a, torch.Tensor) else "i32" for name, a in zip(fn.arg_names, args)}
-    signature.update(dict.fromkeys(constants, "constexpr"))
-    kernel = triton.compile(ASTSource(fn, signature, constants), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
-    return kernel.asm["ptx"].count("fma.rn.f32")
+    return compile_for_hopper(KERNELS[kernel_name], args, constants).asm["ptx"].count("fma.rn.f32")
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,52 @@
+"""The codec kernels' launches, recorded on the CPU rather than run, and compiled for Hopper
+without a GPU: what ``codec_kernel_memory.py`` and ``fused_products.py`` inspect."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from ecc_tensor.ops import codec_kernels, interp_kernels
+
+POINTER_TYPES = {torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64", torch.float16: "*fp16", torch.float32: "*fp32",
+                 torch.bfloat16: "*bf16"}
+HOPPER = GPUTarget("cuda", 90, 32)
+
+
+@contextlib.contextmanager
+def recording(kernels: dict) -> Iterator[list[tuple[str, tuple, dict]]]:
+    """Within it, the codec and interpolation launchers record each launch of ``kernels``
+    (``{name: jit function}``) as (name, arguments, constexprs) in the list it yields, and run
+    nothing; other kernels' launches are dropped."""
+    launches = []
+
+    class Recorder:
+        def __init__(self, kernel):
+            self.name = next((name for name, k in kernels.items() if k is kernel), None)
+
+        def __getitem__(self, grid):
+            def record(*args, **kwargs):
+                if self.name:
+                    launches.append((self.name, args, kwargs))
+            return record
+
+    saved = codec_kernels.wrap_triton, interp_kernels.wrap_triton
+    codec_kernels.wrap_triton = interp_kernels.wrap_triton = Recorder
+    try:
+        yield launches
+    finally:
+        codec_kernels.wrap_triton, interp_kernels.wrap_triton = saved
+
+
+def compile_for_hopper(fn, args: tuple, constants: dict, *, aligned: bool = False, num_warps: int = 4):
+    """``fn`` compiled for sm_90a as the launch ``(args, constants)`` calls it; ``aligned``:
+    every tensor 16-byte aligned, as Triton's launcher specializes fresh allocations."""
+    signature = {name: POINTER_TYPES[a.dtype] if isinstance(a, torch.Tensor) else "i32" for name, a in zip(fn.arg_names, args)}
+    signature.update(dict.fromkeys(constants, "constexpr"))
+    attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(args) if isinstance(a, torch.Tensor)} if aligned else None
+    return triton.compile(ASTSource(fn, signature, constants, attrs), target=HOPPER, options={"num_warps": num_warps})
