@@ -885,6 +885,10 @@ def _load_kernel(
     if HAS_LEN:
         row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
     counted = unit_ok & row_counted[:, None]
+    # A tile checked whole by word operations (LANE_WORDS, BYTE_WORDS) and found clean (nearly
+    # always) skips the per-codeword work below: its statuses, kept values and counts are
+    # known without them. Elsewhere this constant folds away.
+    tile_dirty = tl.full([], 1, tl.int1)
     if LANE_WORDS:
         # The row's words: its data region (the INT4 packing, stored as read below) and the
         # syndromes of its 43 codewords eight at a time. Where the whole tile is clean (nearly
@@ -936,17 +940,25 @@ def _load_kernel(
     keep_row = row_ok  # rows whose decoded values are kept (KEEP_DECODED)
     if DECODE:
         if ROW_FLAGS:
-            # Bit 0: a codeword detected (the statuses stored); bit 1: a codeword not clean (the
-            # decoded values kept). A row with neither reads as stored.
-            detected_row = tl.max(((status == DETECTED) & unit_ok).to(tl.int32), axis=1)
-            unclean_row = tl.max(((status != 0) & unit_ok).to(tl.int32), axis=1)
-            keep_row = row_ok & (unclean_row != 0)
-            tl.store(row_flags_ptr + rows64, (detected_row | (unclean_row << 1)).to(tl.uint8), mask=row_ok)
-            tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok & (detected_row != 0)[:, None])
+            if tile_dirty:
+                # Bit 0: a codeword detected (the statuses stored); bit 1: a codeword not clean
+                # (the decoded values kept). A row with neither reads as stored.
+                detected_row = tl.max(((status == DETECTED) & unit_ok).to(tl.int32), axis=1)
+                unclean_row = tl.max(((status != 0) & unit_ok).to(tl.int32), axis=1)
+                keep_row = row_ok & (unclean_row != 0)
+                tl.store(row_flags_ptr + rows64, (detected_row | (unclean_row << 1)).to(tl.uint8), mask=row_ok)
+                tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8),
+                         mask=unit_ok & (detected_row != 0)[:, None])
+            else:
+                keep_row = row_ok & False
+                tl.store(row_flags_ptr + rows64, tl.zeros([BLOCK_R], tl.uint8), mask=row_ok)
         elif STATUS:
             tl.store(status_ptr + rows64[:, None] * UNITS + u[None, :], status.to(tl.uint8), mask=unit_ok)
         if COUNT:
-            _count_statuses(counters_ptr, status, counted, 0)
+            if tile_dirty:
+                _count_statuses(counters_ptr, status, counted, 0)
+            else:  # every codeword clean: the read count alone, a row's worth each
+                _count(counters_ptr, tl.sum(row_counted.to(tl.int64)) * UNITS)
     elif ROW_FLAGS:  # int4: nothing is ever detected or corrected
         keep_row = row_ok & False
         tl.store(row_flags_ptr + rows64, tl.zeros([BLOCK_R], tl.uint8), mask=row_ok)
@@ -1056,7 +1068,8 @@ def _load_kernel(
                 if GROUP_FLAGS:
                     tl.store(group_flags_ptr + rows64[:, None] * GROUPS + group, group_erased.to(tl.uint8), mask=leads)
             if KEEP_DECODED:
-                tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
+                if tile_dirty:  # a clean tile keeps no row's values
+                    tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
             x = (v.to(tl.float32) - offset) * s
             tl.store(out_ptr + rows64[:, None] * D + col[None, :], _cast_for(x, out_ptr), mask=ok)
         else:

@@ -285,6 +285,27 @@ def test_interpolation_reads_clean_rows_from_the_codewords_at_head_dim_128(codec
                                                                False, new_counters(), torch.float16))  # interpolation changed values
 
 
+@pytest.mark.parametrize("codec,flip", [("hamming84", 0x03), ("golay24", 0x0F), ("secded72", 0x03)])
+def test_interpolation_takes_a_neighbour_from_a_clean_tile_at_head_dim_128(codec, flip, kernel_device):
+    """The decode checks its tiles of rows (16 or 32 at head_dim 128) whole and records nothing
+    of a clean one (no statuses, no kept values, zero row flags, the read count alone): a value
+    erased in a tile's last row takes its next neighbour from the following clean tile, read
+    from the codewords. Bits and counts as the reference."""
+    head_dim = 128
+    x = torch.randn(1, 96, head_dim, generator=torch.Generator().manual_seed(6))
+    stored, meta = reference_store(x, codec)
+    noisy = stored.clone()
+    noisy[0, 31, 9] ^= flip  # detected, in the last row of a tile; rows 32-95 clean
+    noisy[0, 29, 40] ^= 0x01  # corrected, two rows before
+    args = (codec, head_dim, 1, True, True)
+    c_ref, c_ker = new_counters(), new_counters(kernel_device)
+    want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), *args, c_ref, torch.float16)
+    got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *codec_tables(codec, kernel_device),
+                                                 *args, c_ker, torch.float16)
+    assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
+    assert int(c_ref[COUNTER_NAMES.index("detected")]) == 1 and int(c_ref[COUNTER_NAMES.index("corrected")]) == 1
+
+
 @pytest.mark.parametrize("codec", ["golay24", "hamming74", "hamming84"])
 @pytest.mark.parametrize("dequantize", [False, True])
 def test_decode_of_clean_and_dirty_tiles_at_head_dim_128(codec, dequantize, kernel_device):
