@@ -987,7 +987,10 @@ def _load_kernel(
         if META_STATUS:
             tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
         if COUNT:
-            _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
+            if decode_meta:
+                _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
+            else:  # nothing decoded (int4, or a clean tile of META_ROW_WORDS): the read count alone
+                _count(counters_ptr + 6, tl.sum(row_counted.to(tl.int64)) * META_STATUS_COLS)
         if GROUPS == 1:  # one scale per row: decoded once per row
             if META_ROW_WORDS:  # as read, unless its tile is dirty
                 s_bits = scale_word.to(tl.int32, bitcast=True)
