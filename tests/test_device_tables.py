@@ -29,6 +29,17 @@ def test_a_table_on_the_cpu_is_made_for_each_call():
     assert device_tables.int64_table((1, 2), "cpu") is not device_tables.int64_table((1, 2), "cpu")
 
 
+def test_a_table_made_while_tracing_is_the_tracers_own():
+    """Under fake tensors (torch.compile's tracing) a GPU table is a fake constant of the trace,
+    never a kept tensor: this runs without a GPU."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    with FakeTensorMode():
+        table = device_tables.int64_table((4, 5, 6), "cuda")
+    assert isinstance(table, FakeTensor) and table.device.type == "cuda" and table.shape == (3,)
+    assert not any(key[0] == (4, 5, 6) for key in device_tables._kept)
+
+
 def test_the_lane_maps_come_as_before():
     slots = lanes._value_slots(100)
     assert torch.equal(lanes.value_slots(100), torch.tensor(slots)) and torch.equal(lanes.value_units(100), torch.tensor(slots) // 3)
