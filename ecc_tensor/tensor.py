@@ -208,7 +208,8 @@ class ECCInt4Tensor(TorchAOBaseTensor):
             window = x.new_zeros(*x.shape[:2], boundary.window_rows(0), head_dim)
             window.index_copy_(2, torch.arange(rows, seq, device=x.device) % window.shape[-2], x[:, :, rows:])
         return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters,
-                   seq_len=torch.tensor(seq, device=x.device), window=window, channel_block=channel_block if axis == "channel" else None,
+                   seq_len=torch.full((), seq, dtype=torch.int64, device=x.device), window=window,
+                   channel_block=channel_block if axis == "channel" else None,
                    residual_length=residual_length, window_block=block)
 
     from_float = from_hp
@@ -289,7 +290,8 @@ class ECCInt4Tensor(TorchAOBaseTensor):
 # its inner tensors as they were when the graph began, missing the in-place writes the graph
 # made through other references to them (an ECCCache's buffers, written and read in one step).
 def _written_rows(t: "ECCInt4Tensor") -> torch.Tensor:
-    return t.seq_len if t.seq_len is not None else torch.tensor(t.shape[-2], device=t.device)
+    # A fill, not a copy from host memory (which a CUDA graph capture refuses).
+    return t.seq_len if t.seq_len is not None else torch.full((), t.shape[-2], dtype=torch.int64, device=t.device)
 
 
 def _quantized_rows(t: "ECCInt4Tensor") -> torch.Tensor | None:
