@@ -259,6 +259,18 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(nan, b.isnan()) and torch.equal(a.view(ints)[~nan], b.view(ints)[~nan])
 
 
+def _interpolated_half_read_matches_the_reference(noisy, meta, codec, head_dim, kernel_device):
+    """``decode_dequantize`` with interpolation into float16, one scale a row: asserts the
+    kernel's bits and counts are the reference's; returns the reference's output and counters."""
+    args = (codec, head_dim, 1, True, True)
+    c_ref, c_ker = new_counters(), new_counters(kernel_device)
+    want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), *args, c_ref, torch.float16)
+    got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *codec_tables(codec, kernel_device),
+                                                 *args, c_ker, torch.float16)
+    assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
+    return want, c_ref
+
+
 @pytest.mark.parametrize("codec,flip", [("hamming84", 0x03), ("golay24", 0x0F), ("secded72", 0x03)])
 def test_interpolation_reads_clean_rows_from_the_codewords_at_head_dim_128(codec, flip, kernel_device):
     """The caches' head_dim, float16: one codeword detected (two flipped bits of a SECDED
@@ -274,12 +286,7 @@ def test_interpolation_reads_clean_rows_from_the_codewords_at_head_dim_128(codec
     noisy[1, 22, 5] ^= 0x01  # corrected: its row's decoded values kept
     noisy[0, 21, 3] ^= flip  # detected next to a row with a correction... in the other sequence
     noisy[0, 20, 3] ^= 0x10
-    args = (codec, head_dim, 1, True, True)
-    c_ref, c_ker = new_counters(), new_counters(kernel_device)
-    want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), *args, c_ref, torch.float16)
-    got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *codec_tables(codec, kernel_device),
-                                                 *args, c_ker, torch.float16)
-    assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
+    want, c_ref = _interpolated_half_read_matches_the_reference(noisy, meta, codec, head_dim, kernel_device)
     assert int(c_ref[COUNTER_NAMES.index("detected")]) == 2 and int(c_ref[COUNTER_NAMES.index("corrected")]) == 2
     assert not same_bits(want, torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), codec, head_dim, 1, True,
                                                                False, new_counters(), torch.float16))  # interpolation changed values
@@ -297,12 +304,7 @@ def test_interpolation_takes_a_neighbour_from_a_clean_tile_at_head_dim_128(codec
     noisy = stored.clone()
     noisy[0, 31, 9] ^= flip  # detected, in the last row of a tile; rows 32-95 clean
     noisy[0, 29, 40] ^= 0x01  # corrected, two rows before
-    args = (codec, head_dim, 1, True, True)
-    c_ref, c_ker = new_counters(), new_counters(kernel_device)
-    want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), *args, c_ref, torch.float16)
-    got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *codec_tables(codec, kernel_device),
-                                                 *args, c_ker, torch.float16)
-    assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
+    _, c_ref = _interpolated_half_read_matches_the_reference(noisy, meta, codec, head_dim, kernel_device)
     assert int(c_ref[COUNTER_NAMES.index("detected")]) == 1 and int(c_ref[COUNTER_NAMES.index("corrected")]) == 1
 
 
