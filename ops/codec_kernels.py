@@ -819,7 +819,6 @@ def _load_kernel(
     out_ptr,  # [R, D]: OUT dtype (DEQUANT) or uint8 values
     status_ptr,  # [R, STATUS_COLS] uint8 (STATUS)
     meta_ptr,  # [R, META_ROW_BYTES] uint8 (DEQUANT)
-    meta_status_ptr,  # [R, META_STATUS_COLS] uint8 (META_STATUS)
     parity_table_ptr,  # int32 [K // 4 * 16]: nibble_parity_table
     syndrome_table_ptr,
     meta_parity_table_ptr,  # the metadata code's (ecc_tensor.metadata.metadata_codec), as above
@@ -863,7 +862,6 @@ def _load_kernel(
     ROW_FLAGS: tl.constexpr,
     DETECTED: tl.constexpr,  # the status of a detected codeword
     KEEP_DECODED: tl.constexpr,  # DEQUANT: the values and scales as decoded too, for the interpolation kernel
-    META_STATUS: tl.constexpr,  # DEQUANT: the metadata codewords' statuses stored
     # DEQUANT: each group's erasure flag, as the decode of its words finds it: what interpolation
     # reads, which the statuses gave only through torch ops over them (a fifth of the read's time).
     GROUP_FLAGS: tl.constexpr,
@@ -965,7 +963,7 @@ def _load_kernel(
 
     meta_rows = meta_ptr + rows64 * META_ROW_BYTES
     if DEQUANT:
-        # The metadata codewords: their statuses and counts (each once), the scales below.
+        # The metadata codewords: their statuses, for the counts (each once); the scales below.
         mu = tl.arange(0, BLOCK_MU)
         mu_ok = row_ok[:, None] & (mu < META_STATUS_COLS)[None, :]
         meta_status = tl.zeros([BLOCK_R, BLOCK_MU], tl.int32)
@@ -984,8 +982,6 @@ def _load_kernel(
         if decode_meta:
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
             _, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K, META_PO_SYN)
-        if META_STATUS:
-            tl.store(meta_status_ptr + rows64[:, None] * META_STATUS_COLS + mu[None, :], meta_status.to(tl.uint8), mask=mu_ok)
         if COUNT:
             if decode_meta:
                 _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
@@ -1235,7 +1231,6 @@ def launch_load(
     meta: torch.Tensor | None = None,
     meta_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
     meta_layout: MetadataLayout | None = None,
-    meta_status: torch.Tensor | None = None,
     counters: torch.Tensor | None = None,
     seq_len: torch.Tensor | None = None,
     decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -1243,8 +1238,8 @@ def launch_load(
     group_flags: torch.Tensor | None = None,
 ) -> None:
     """Decode ``stored`` into ``out`` (values, or floats when ``meta`` is given, with
-    ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (and
-    ``meta_status``; ``status`` None: not stored, the counts still made). With ``meta``,
+    ``meta_tables``: the metadata code's encode and syndrome tables) and ``status`` (None: not
+    stored, the counts still made). With ``meta``,
     ``decoded`` (uint8 ``[rows, head_dim]``, float32 ``[rows, groups * (1 + has zero
     points)]``) receives the values and scales as decoded as well. With ``row_flags`` (uint8
     ``[rows]``), a row's flag says whether one of its codewords is detected (bit 0) and whether
@@ -1270,7 +1265,6 @@ def launch_load(
         out,
         status if status is not None else unused,
         meta if meta is not None else unused,
-        meta_status if meta_status is not None else unused,
         parity_table,
         syndrome_table,
         meta_parity_table,
@@ -1304,7 +1298,6 @@ def launch_load(
         ROW_FLAGS=row_flags is not None,
         DETECTED=STATUS_DETECTED,
         KEEP_DECODED=decoded is not None,
-        META_STATUS=meta_status is not None,
         GROUP_FLAGS=group_flags is not None,
         BLOCK_R=block_r,
         BLOCK_U=_pow2(layout.units),
