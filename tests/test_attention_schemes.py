@@ -96,8 +96,23 @@ def fused_attention(device):
     return attention.triton_decode_attention if device == "cpu" else torch.ops.ecc.decode_attention
 
 
-def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device):
+@pytest.mark.parametrize("codec", ["hamming84", "hamming74"])
+@pytest.mark.parametrize("flips", [0x01, 0x0F], ids=["corrected", "detected"])
+def test_a_struck_row_of_channel_scales_alone_defers_the_blocks_it_covers(codec, flips, kernel_device):
+    """No value struck, one codeword of the second row of channel scales struck by one flip
+    (corrected) or four (detected, its scales interpolated): the main launch reads the row's
+    data bits as stored (channel_scales.py), so it must leave every block the row covers to
+    the deferred launch, which decodes it as the reference does. (With values struck too, as
+    in the cases above, every block is deferred by its values anyway.)"""
+    check_against_reference(codec, 1, 2, 2, 128, 64, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
+
+
+def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
+                            strike_scales=0):
     k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)
+    if strike_scales:  # the first byte of the second row of channel scales
+        k_meta = k_meta.clone()
+        k_meta[:, :, 1, 0] ^= strike_scales
     g = torch.Generator().manual_seed(2)
     query = torch.randn(batch, heads * gqa, lq, dim, generator=g).to(dtype)
     seq_lens = torch.tensor([seq - 7, seq, seq - 100, seq][:batch], dtype=torch.int64)
@@ -118,6 +133,8 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
     assert torch.equal(got_counts, want_counts)
     if flip_rate and codec != "int4":
         assert int(want_counts[3]) > 0 and int(want_counts[9]) > 0  # values and channel scales detected, and interpolated
+    if strike_scales:
+        assert int(want_counts[9 if strike_scales == 0x0F else 7]) == batch * heads  # one scale codeword a (sequence, head)
 
 
 @pytest.mark.parametrize("codec, where", [("int4", "window"), ("hamming84", "window"), ("int4", "channel scale")])

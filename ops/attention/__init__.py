@@ -64,7 +64,8 @@ round the keys (bfloat16 keeps the remainder in a second dot).
 Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
 block's channel scales into the queries on the word path and read their metadata as groups
 of a block of rows on the unit path (``ROW_DIV``: each row of channel scales a block's rows
-share is decoded once, as one tile, not per row and value); the full-precision window is attended by
+share is decoded once, as one tile, not per row and value; the one-byte codes' coded scales are
+read by a pass before the main launch, ``channel_scales``); the full-precision window is attended by
 a kernel of its own into one more partial that the combine kernel merges.
 
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the
@@ -72,8 +73,8 @@ launch configurations and splits, decided once per call), ``launch`` (the launch
 ``kernel`` (the two kernels), ``window`` (the window's kernel), and the read paths' helpers:
 ``operands`` (values unpacked into the dots' operand orders), ``syndromes`` (whole-word
 syndromes of the clean-blocks paths), ``clean_meta`` (their scales, and per-channel key
-scales), ``units`` (the unit path and the repair pass), ``blocks`` (the blocks path's deferred
-launch) and ``softmax``.
+scales), ``channel_scales`` (the pass over coded per-channel key scales), ``units`` (the unit
+path and the repair pass), ``blocks`` (the blocks path's deferred launch) and ``softmax``.
 """
 
 from .launch import triton_decode_attention

@@ -132,17 +132,22 @@ def _clean_value_meta(vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.cons
 
 @triton.jit
 def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
-                        GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, WORDS: tl.constexpr):
+                        GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, WORDS: tl.constexpr, DIRTY_WORD: tl.constexpr):
     """One metadata row of keys quantized per channel (``GROUPS`` channels: their scales, then
     their zero points): (scale, zero point (0 when symmetric), dirty) of channels ``cols``,
     data bits as read, dirty non-zero where a codeword holding them has a non-zero syndrome (a
     dirty row defers every block it covers). Word ``w``'s nibble ``j`` is value ``8 w + j`` of
     units of ``MUV`` values and ``MUB`` bytes (:mod:`ecc_tensor.metadata`). ``WORDS``: aligned
-    rows of the float32 words themselves (int4, ``key_meta_constants``), loaded as words."""
+    rows of the float32 words themselves (int4, ``key_meta_constants``), loaded as words;
+    ``DIRTY_WORD`` > 0: rows of float32 words that ``channel_scales.py`` read from coded ones,
+    the row's dirty flag at that word."""
     if WORDS:
         words = row_ptr.to(tl.pointer_type(tl.float32))
         zero = tl.load(words + GROUPS + cols) if HAS_ZERO else tl.zeros(cols.shape, tl.float32)
-        return tl.load(words + cols), zero, tl.zeros(cols.shape, tl.int32)
+        dirty = tl.zeros(cols.shape, tl.int32)
+        if DIRTY_WORD:
+            dirty += tl.load(row_ptr.to(tl.pointer_type(tl.int32)) + DIRTY_WORD)
+        return tl.load(words + cols), zero, dirty
     scale_bits = tl.zeros(cols.shape, tl.int32)
     zero_bits = tl.zeros(cols.shape, tl.int32)
     dirty = tl.zeros(cols.shape, tl.int32)

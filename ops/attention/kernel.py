@@ -61,6 +61,7 @@ def _decode_attention_kernel(
     CHANNEL_KEYS: tl.constexpr, K_GROUPS: tl.constexpr, K_GROUP: tl.constexpr, K_META_UNITS: tl.constexpr, K_MUV: tl.constexpr,
     K_MUB: tl.constexpr, K_MRB: tl.constexpr, K_META_LANES: tl.constexpr, K_META_STATUS_COLS: tl.constexpr, K_ROW_DIV: tl.constexpr,
     K_META_WORDS: tl.constexpr,
+    K_META_DIRTY: tl.constexpr,  # > 0: K's channel scales as channel_scales.py read them, each row's dirty flag at this word
 ):
     bh = tl.program_id(0)
     program = tl.program_id(1)
@@ -158,6 +159,7 @@ def _decode_attention_kernel(
     n_meta_detected = tl.zeros([], tl.int32)
     last_visible = total_len - LQ + qi  # causal: the last key each query row may see
     CHUNKED: tl.constexpr = CHANNEL_KEYS and VALUE_TILES and not DEFERRED
+    K_AHEAD: tl.constexpr = not DECODE or K_META_DIRTY > 0  # channel scales read as plain words: one block ahead
     SPLIT_Q: tl.constexpr = dtype == tl.bfloat16
     if CHUNKED:
         # The channel of each column of q0 (operand order); the queries scaled by a block of
@@ -168,13 +170,15 @@ def _decode_attention_kernel(
         q_r = q0
         k_sum = tl.zeros([BLOCK_M], tl.float32)
         k_dirty = tl.zeros([], tl.int32)
-        if not DECODE:
-            # int4's scales, plain words, are read one block ahead, so that the load is in flight
-            # while the previous block is attended (8 us at batch 8 / 32k on the H200). Coded
-            # scales are not: their syndromes, computed at the load, would wait for it anyway,
-            # and a second copy of the decoder took ptxas from 372 to 632 bytes of spills.
-            next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + (start // K_ROW_DIV) * K_MRB, k_chan,
-                                                                    menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS)
+        if K_AHEAD:
+            # Plain words (int4's scales, or coded ones as channel_scales.py read them) are read
+            # one block ahead, so that the load is in flight while the previous block is attended
+            # (8 us at batch 8 / 32k on the H200). Coded scales checked here are not: their
+            # syndromes, computed at the load, would wait for it anyway, and a second copy of
+            # the checker took ptxas from 372 to 632 bytes of spills.
+            next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + (start // K_ROW_DIV) * K_MRB, k_chan, menc_ptr, MK,
+                                                                    DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS,
+                                                                    K_META_DIRTY)
 
     # The main launch attends every block but those it defers (DEFER): the packed path defers
     # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
@@ -195,14 +199,14 @@ def _decode_attention_kernel(
         c_end = end
         if CHUNKED:
             c_end = tl.minimum((c0 // K_ROW_DIV + 1) * K_ROW_DIV, end)
-            if DECODE:
-                c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, k_chan,
-                                                               menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS)
-            else:
+            if K_AHEAD:
                 c_scale, c_zero, c_dirty = next_scale, next_zero, next_dirty
                 next_row = tl.minimum(c0 // K_ROW_DIV + 1, k_meta_rows - 1)
                 next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + next_row * K_MRB, k_chan, menc_ptr, MK, DECODE,
-                                                                        HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS)
+                                                                        HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
+            else:
+                c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, k_chan, menc_ptr, MK, DECODE,
+                                                               HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
             # q * s in the dot's dtype. In float16 it is rounded, as the dense path rounds the
             # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py);
             # bfloat16's rounding is 8x coarser, so there a second dot takes the remainder

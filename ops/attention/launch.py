@@ -14,7 +14,8 @@ from ..codec_kernels import (
     nibble_parity_table,
 )
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
-from .plan import LaunchPlan, deferred_block_u, key_meta_constants, meta_constants
+from .channel_scales import read_channel_scales
+from .plan import LaunchPlan, channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
 from .window import _window_attention_kernel
 
 
@@ -85,8 +86,15 @@ def triton_decode_attention(
         BLOCK_M=block_m, BLOCK_N=block_n, PART_COLS=plan.part_cols,
     )
     main = plan.main
+    main_args, main_constants = args, constants
+    if plan.channel_scales_pass:  # the main launch reads the coded channel scales as float32 words (channel_scales.py)
+        k_storage = k_meta_layout.storage
+        k_scales = read_channel_scales(k_meta, meta_parity_table, head_dim=head_dim, symmetric=symmetric, mk=k_storage.codec.k,
+                                       unit_values=k_storage.unit_values, unit_bytes=k_storage.unit_bytes)
+        main_args = (*args[:2], k_scales, *args[3:])
+        main_constants = {**constants, **channel_scales_constants(head_dim, symmetric)}
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
-        *args, program_splits=1, DEFERRED=False, **constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
+        *main_args, program_splits=1, DEFERRED=False, **main_constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
         **({"maxnreg": main["maxnreg"]} if main["maxnreg"] else {}),
     )
     if defer:

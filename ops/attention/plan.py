@@ -13,6 +13,7 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from ..byte_words import nibble_constants
+from .channel_scales import channel_scale_words
 from ..codec_kernels import (
     _pow2,
     block_offsets,
@@ -114,12 +115,26 @@ def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block
         return dict(CHANNEL_KEYS=False, K_GROUPS=meta_layout.groups, K_GROUP=head_dim // meta_layout.groups,
                     K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
                     K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
-                    K_META_WORDS=meta["META_WORDS"])
+                    K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0)
     storage = meta_layout.storage
     aligned = _word_aligned(storage, *k_meta)
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
-                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if aligned and storage.nibbles else 0)
+                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if aligned and storage.nibbles else 0, K_META_DIRTY=0)
+
+
+def channel_scales_pass_applies(storage: dict, channel_block: int) -> bool:
+    """Whether a pass reads the keys' coded channel scales before the main launch
+    (``channel_scales.py``): keys quantized per channel (``channel_block`` > 0) on the word
+    path of a code that decodes. ``storage``: ``storage_constants``."""
+    return bool(channel_block and storage["PACKED"] and storage["DECODE"])
+
+
+def channel_scales_constants(head_dim: int, symmetric: bool) -> dict:
+    """The main launch's ``K_*`` constants that change where it reads the pass's rows of
+    float32 words (``channel_scales.channel_scale_words``) instead of the coded rows."""
+    words = channel_scale_words(head_dim, symmetric)
+    return dict(K_MRB=4 * words, K_META_WORDS=words, K_META_DIRTY=words - 1)
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
@@ -291,8 +306,9 @@ class LaunchPlan:
     read by the launcher, ``tools/kernel_resources.py`` and the tests: the storage's
     constants (``storage_constants``), the main and deferred launches' configurations
     (``launch_configs``; ``deferred`` None when nothing can be deferred), the query tile,
-    the splits (``plan_splits``, ``plan_deferred``) and the partials' layout
-    (``partials_layout``)."""
+    the splits (``plan_splits``, ``plan_deferred``), the partials' layout
+    (``partials_layout``) and whether a pass reads coded channel scales first
+    (``channel_scales_pass_applies``)."""
 
     storage: dict
     main: dict
@@ -305,6 +321,7 @@ class LaunchPlan:
     value_order: bool
     combine_u: int
     part_cols: int
+    channel_scales_pass: bool = False
 
     @classmethod
     def make(cls, codec: str, head_dim: int, groups: int, interpolate: bool, *, batch: int, q_heads: int, kv_heads: int, lq: int,
@@ -319,4 +336,4 @@ class LaunchPlan:
         split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
         return cls(storage, main, deferred, max(MIN_BLOCK_M, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
-                   deferred_programs, value_order, combine_u, part_cols)
+                   deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block))

@@ -1,0 +1,64 @@
+"""Keys quantized per channel on the word path, their scales coded (Hamming(7,4), (8,4)): a
+pass before the main launch reads each row of channel scales once, into float32 words that
+the main launch loads one block ahead as it loads int4's.
+
+Read in the main launch's loop, a coded row (342 Golay codewords for 128 scales) was checked
+by table gathers at every block of rows it covers, once per split: the check's loads could not
+be issued ahead (a second copy of the checker spilled), and it held the loop at 255 registers
+(benchmarks/RESULTS.md). Here each row is read once per call, as it is stored: a row of
+``OUT_WORDS`` words holds the scales' data bits as read, then the zero points' (asymmetric),
+then a word that is non-zero where a codeword of the row has a non-zero syndrome. The main
+launch defers every block of rows such a row covers to the deferred launch, which decodes,
+counts and interpolates from the stored codewords, exactly as when the main launch checked
+the row itself (``_clean_channel_meta`` computes both)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+from ..codec_kernels import _pow2
+from .clean_meta import _clean_channel_meta
+
+ROWS_PER_PROGRAM = 8
+
+
+def channel_scale_words(head_dim: int, symmetric: bool) -> int:
+    """32-bit words per row of the pass's output: the scales, the zero points unless
+    ``symmetric``, then the row's syndrome flag."""
+    return head_dim * (1 if symmetric else 2) + 1
+
+
+@triton.jit
+def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, rows, MK: tl.constexpr, HAS_ZERO: tl.constexpr, GROUPS: tl.constexpr,
+                           MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, OUT_WORDS: tl.constexpr, BLOCK_C: tl.constexpr,
+                           ROWS: tl.constexpr):
+    cols = tl.arange(0, BLOCK_C)
+    ok = cols < GROUPS
+    channel = tl.minimum(cols, GROUPS - 1)  # padding columns check the last channel again
+    first = tl.program_id(0).to(tl.int64) * ROWS  # row offsets in 64 bits
+    for row in range(first, tl.minimum(first + ROWS, rows)):
+        scale, zero, dirty = _clean_channel_meta(km_ptr + row * MRB, channel, menc_ptr, MK, True, HAS_ZERO, GROUPS, MUV, MUB, 0, 0)
+        out = out_ptr + row * OUT_WORDS
+        tl.store(out + cols, scale, mask=ok)
+        if HAS_ZERO:
+            tl.store(out + GROUPS + cols, zero, mask=ok)
+        tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), tl.reduce_or(dirty, None))
+
+
+def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, *, head_dim: int, symmetric: bool, mk: int,
+                        unit_values: int, unit_bytes: int) -> torch.Tensor:
+    """The rows of ``k_meta`` ([batch, KV heads, rows, row bytes], contiguous: one row of
+    ``head_dim`` channel scales each, coded as ``ecc_tensor.metadata`` stores them) as float32
+    words, ``channel_scale_words`` per row, in a flat tensor of their bytes."""
+    rows = k_meta.numel() // k_meta.shape[-1]
+    words = channel_scale_words(head_dim, symmetric)
+    out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device)
+    if rows:
+        wrap_triton(_channel_scales_kernel)[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
+            k_meta, out, meta_parity_table, rows, MK=mk, HAS_ZERO=not symmetric, GROUPS=head_dim, MUV=unit_values, MUB=unit_bytes,
+            MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_C=_pow2(head_dim), ROWS=ROWS_PER_PROGRAM, num_warps=4,
+        )
+    return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes
