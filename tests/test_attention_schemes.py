@@ -61,6 +61,7 @@ CASES = {
     "window-gqa": (2, 2, 2, 200, 64, 32, 1, 48, 0.0, torch.float16),
     "faults-causal": (1, 1, 4, 160, 64, 32, 2, 40, 0.02, torch.float16),
     "no-window-bf16": (1, 1, 1, 128, 64, 32, 1, 0, 0.03, torch.bfloat16),
+    "clean-bf16-gqa": (2, 2, 4, 160, 64, 32, 1, 0, 0.0, torch.bfloat16),  # the main launch's float16 scores (no block deferred)
 }
 
 
@@ -107,14 +108,22 @@ def test_a_struck_row_of_channel_scales_alone_defers_the_blocks_it_covers(codec,
     check_against_reference(codec, 1, 2, 2, 128, 64, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
 
 
+@pytest.mark.parametrize("codec", ["int4", "hamming84"])
+def test_bfloat16_queries_beyond_float16s_range_over_channel_keys(codec, kernel_device):
+    """The main launch's scores over keys per channel take float16 operands with bfloat16
+    queries: q_c s_c scaled by a power of two per query row, so that queries far beyond
+    float16's range (here |q_c s_c| up to ~1e6) neither overflow nor lose their precision."""
+    check_against_reference(codec, 1, 2, 2, 96, 64, 32, 1, 0, 0.0, torch.bfloat16, True, kernel_device, query_scale=1e6)
+
+
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
-                            strike_scales=0):
+                            strike_scales=0, query_scale=1.0):
     k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)
     if strike_scales:  # the first byte of the second row of channel scales
         k_meta = k_meta.clone()
         k_meta[:, :, 1, 0] ^= strike_scales
     g = torch.Generator().manual_seed(2)
-    query = torch.randn(batch, heads * gqa, lq, dim, generator=g).to(dtype)
+    query = (torch.randn(batch, heads * gqa, lq, dim, generator=g) * query_scale).to(dtype)
     seq_lens = torch.tensor([seq - 7, seq, seq - 100, seq][:batch], dtype=torch.int64)
     scheme = dict(key_channel_block=block)
     if window:

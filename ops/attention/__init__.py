@@ -59,7 +59,7 @@ scale multiplies float32 scores). The unit path splits bfloat16 operands into tw
 keep ~16 bits there too. Either way the output matches dequantize (float32) + float64
 attention well within 1e-3. Keys quantized per channel are the exception on the word path:
 their scales fold into the queries, and q * s is rounded to float16 as dequantizing would
-round the keys (bfloat16 keeps the remainder in a second dot).
+round the keys (with bfloat16 queries, float16 operands scaled by a power of two per query row).
 
 Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
 block's channel scales into the queries on the word path and read their metadata as groups

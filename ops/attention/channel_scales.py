@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ..codec_kernels import _pow2
+from ..codec_kernels import _pow2, _syndromes, _unit_word
 from .clean_meta import _clean_channel_meta
 
 ROWS_PER_PROGRAM = 8
@@ -33,25 +33,34 @@ def channel_scale_words(head_dim: int, symmetric: bool) -> int:
 
 @triton.jit
 def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, rows, MK: tl.constexpr, HAS_ZERO: tl.constexpr, GROUPS: tl.constexpr,
-                           MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, OUT_WORDS: tl.constexpr, BLOCK_C: tl.constexpr,
-                           ROWS: tl.constexpr):
+                           MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, UNITS: tl.constexpr, OUT_WORDS: tl.constexpr,
+                           BLOCK_C: tl.constexpr, BLOCK_UNITS: tl.constexpr, ROWS: tl.constexpr):
     cols = tl.arange(0, BLOCK_C)
     ok = cols < GROUPS
-    channel = tl.minimum(cols, GROUPS - 1)  # padding columns check the last channel again
+    channel = tl.minimum(cols, GROUPS - 1)  # padding columns read the last channel again
+    units = tl.arange(0, BLOCK_UNITS)
+    units_ok = units < UNITS
     first = tl.program_id(0).to(tl.int64) * ROWS  # row offsets in 64 bits
     for row in range(first, tl.minimum(first + ROWS, rows)):
-        scale, zero, dirty = _clean_channel_meta(km_ptr + row * MRB, channel, menc_ptr, MK, True, HAS_ZERO, GROUPS, MUV, MUB, 0, 0)
+        row_ptr = km_ptr + row * MRB
+        # The data bits as read; each codeword of the row checked once, as a tile of the row's
+        # units (the words' own check, DECODE in _clean_channel_meta, checks a unit once per
+        # word that spans it: 2.7 times on average). Every unit of a row holds a scale's bits.
+        scale, zero, _ = _clean_channel_meta(row_ptr, channel, menc_ptr, MK, False, HAS_ZERO, GROUPS, MUV, MUB, 0, 0)
+        unit_words = _unit_word(row_ptr + units * MUB, units_ok, MUB)
+        dirty = tl.reduce_or(tl.where(units_ok, _syndromes(unit_words, menc_ptr, units_ok, MK), 0), None)
         out = out_ptr + row * OUT_WORDS
         tl.store(out + cols, scale, mask=ok)
         if HAS_ZERO:
             tl.store(out + GROUPS + cols, zero, mask=ok)
-        tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), tl.reduce_or(dirty, None))
+        tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), dirty)
 
 
 def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, *, head_dim: int, symmetric: bool, mk: int,
-                        unit_values: int, unit_bytes: int) -> torch.Tensor:
+                        unit_values: int, unit_bytes: int, units: int) -> torch.Tensor:
     """The rows of ``k_meta`` ([batch, KV heads, rows, row bytes], contiguous: one row of
-    ``head_dim`` channel scales each, coded as ``ecc_tensor.metadata`` stores them) as float32
+    ``head_dim`` channel scales each, coded as ``ecc_tensor.metadata`` stores them: ``units``
+    codewords of ``unit_values`` values in ``unit_bytes`` bytes, ``mk`` data bits) as float32
     words, ``channel_scale_words`` per row, in a flat tensor of their bytes."""
     rows = k_meta.numel() // k_meta.shape[-1]
     words = channel_scale_words(head_dim, symmetric)
@@ -59,6 +68,7 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, *
     if rows:
         wrap_triton(_channel_scales_kernel)[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, rows, MK=mk, HAS_ZERO=not symmetric, GROUPS=head_dim, MUV=unit_values, MUB=unit_bytes,
-            MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_C=_pow2(head_dim), ROWS=ROWS_PER_PROGRAM, num_warps=4,
+            MRB=k_meta.shape[-1], UNITS=units, OUT_WORDS=words, BLOCK_C=_pow2(head_dim), BLOCK_UNITS=_pow2(units), ROWS=ROWS_PER_PROGRAM,
+            num_warps=4,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes

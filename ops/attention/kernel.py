@@ -160,14 +160,15 @@ def _decode_attention_kernel(
     last_visible = total_len - LQ + qi  # causal: the last key each query row may see
     CHUNKED: tl.constexpr = CHANNEL_KEYS and VALUE_TILES and not DEFERRED
     K_AHEAD: tl.constexpr = not DECODE or K_META_DIRTY > 0  # channel scales read as plain words: one block ahead
-    SPLIT_Q: tl.constexpr = dtype == tl.bfloat16
+    # bfloat16 queries over keys per channel: the scores' dot takes float16 operands (below).
+    HALF_SCORES: tl.constexpr = CHUNKED and (EMULATE_BF16 or dtype == tl.bfloat16)
     if CHUNKED:
         # The channel of each column of q0 (operand order); the queries scaled by a block of
         # rows' channel scales (q_s), with sum_c q_c s_c z_c (zero points), are set per block.
         k_cols = tl.max(_k_operand_order(tl.zeros([BLOCK_M, BLOCK_U], tl.int32) + u[None, :], SLOT_BITS), axis=0)
         k_chan = tl.minimum(k_cols, D - 1)  # the channel scale each column reads (padding columns: the last, then zeroed)
-        q_s = q0
-        q_r = q0
+        q_s = q0.to(tl.float16) if HALF_SCORES else q0  # the loop's type
+        q_unit = tl.full([BLOCK_M], 1.0, tl.float32)
         k_sum = tl.zeros([BLOCK_M], tl.float32)
         k_dirty = tl.zeros([], tl.int32)
         if K_AHEAD:
@@ -208,15 +209,22 @@ def _decode_attention_kernel(
                 c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, k_chan, menc_ptr, MK, DECODE,
                                                                HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
             # q * s in the dot's dtype. In float16 it is rounded, as the dense path rounds the
-            # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py);
-            # bfloat16's rounding is 8x coarser, so there a second dot takes the remainder
-            # (q_r) and the scores are exact, as on the per-token path. The second dot costs
-            # 15% (H200, batch 8 / 32k). The zero-point term takes the same q * s as the dots.
+            # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py).
+            # With bfloat16 queries (HALF_SCORES) the dot takes float16 operands: q * s divided by
+            # a power of two at least its query row's largest |q_c s_c| (q_unit; exact, and no
+            # float16 overflow whatever the scales), then rounded to float16, 8x finer than
+            # bfloat16 (whose rounding of the dequantized keys is the dense path's error); the
+            # keys' INT4 values are exact in either. A second bfloat16 dot for the remainder,
+            # which this replaced, cost 15% (H200, batch 8 / 32k). The zero-point term takes the
+            # same q * s as the dots.
             q_scaled = q0.to(tl.float32) * tl.where(k_cols < D, c_scale, 0.0)[None, :]
-            q_s = q_scaled.to(dtype)
-            if SPLIT_Q:
-                q_r = (q_scaled - q_s.to(tl.float32)).to(dtype)
+            if HALF_SCORES:
+                top = tl.max(tl.abs(q_scaled), axis=1).to(tl.int32, bitcast=True)
+                q_unit = tl.where(top == 0, 1.0, ((top + 0x007FFFFF) & 0x7F800000).to(tl.float32, bitcast=True))
+                q_s = (q_scaled / q_unit[:, None]).to(tl.float16)
+                q_scaled = q_s.to(tl.float32) * q_unit[:, None]
             else:
+                q_s = q_scaled.to(dtype)
                 q_scaled = q_s.to(tl.float32)
             k_sum = tl.sum(q_scaled * tl.where(k_cols < D, c_zero, 0.0)[None, :], axis=1)
             k_dirty = tl.reduce_or(c_dirty, None)
@@ -293,14 +301,14 @@ def _decode_attention_kernel(
                     # writes in place, where as the second operand the queries would be (read from
                     # shared memory, then moved into each mma's operand registers: ~100 moves per
                     # block). The weights then cross to the PV dot through shared memory (1 KiB).
-                    k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
-                    if CHANNEL_KEYS:
-                        if SPLIT_Q:
-                            s = tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION)
-                            s = tl.trans(tl.dot(k_op, tl.trans(q_r), s, input_precision=DOT_PRECISION))
-                        else:
-                            s = tl.trans(tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION))
+                    if HALF_SCORES:
+                        k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, tl.float16, PTX), BLOCK_U)
+                        s = tl.trans(tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION)) * q_unit[:, None]
+                    elif CHANNEL_KEYS:
+                        k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
+                        s = tl.trans(tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION))
                     else:
+                        k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
                         s = tl.trans(tl.dot(k_op, tl.trans(q0), input_precision=DOT_PRECISION))
                     pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                         s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,

@@ -90,7 +90,7 @@ def triton_decode_attention(
     if plan.channel_scales_pass:  # the main launch reads the coded channel scales as float32 words (channel_scales.py)
         k_storage = k_meta_layout.storage
         k_scales = read_channel_scales(k_meta, meta_parity_table, head_dim=head_dim, symmetric=symmetric, mk=k_storage.codec.k,
-                                       unit_values=k_storage.unit_values, unit_bytes=k_storage.unit_bytes)
+                                       unit_values=k_storage.unit_values, unit_bytes=k_storage.unit_bytes, units=k_storage.units)
         main_args = (*args[:2], k_scales, *args[3:])
         main_constants = {**constants, **channel_scales_constants(head_dim, symmetric)}
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
