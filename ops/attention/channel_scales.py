@@ -22,7 +22,7 @@ from torch.library import wrap_triton
 from ..codec_kernels import _pow2, _syndromes, _unit_word
 from .clean_meta import _clean_channel_meta
 
-ROWS_PER_PROGRAM = 8
+ROWS_PER_PROGRAM = 4  # a tile of rows at once: their loads in flight together
 
 
 def channel_scale_words(head_dim: int, symmetric: bool) -> int:
@@ -35,25 +35,26 @@ def channel_scale_words(head_dim: int, symmetric: bool) -> int:
 def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, rows, MK: tl.constexpr, HAS_ZERO: tl.constexpr, GROUPS: tl.constexpr,
                            MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, UNITS: tl.constexpr, OUT_WORDS: tl.constexpr,
                            BLOCK_C: tl.constexpr, BLOCK_UNITS: tl.constexpr, ROWS: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # row offsets in 64 bits
+    row_ok = row < rows
+    row = tl.minimum(row, rows - 1)  # rows past the end read the last one again, and store nothing
+    row_ptr = km_ptr + row[:, None] * MRB
     cols = tl.arange(0, BLOCK_C)
-    ok = cols < GROUPS
-    channel = tl.minimum(cols, GROUPS - 1)  # padding columns read the last channel again
-    units = tl.arange(0, BLOCK_UNITS)
+    ok = row_ok[:, None] & (cols < GROUPS)[None, :]
+    channel = tl.zeros([ROWS, 1], tl.int32) + tl.minimum(cols, GROUPS - 1)[None, :]  # padding columns: the last channel again
+    units = tl.zeros([ROWS, 1], tl.int32) + tl.arange(0, BLOCK_UNITS)[None, :]
     units_ok = units < UNITS
-    first = tl.program_id(0).to(tl.int64) * ROWS  # row offsets in 64 bits
-    for row in range(first, tl.minimum(first + ROWS, rows)):
-        row_ptr = km_ptr + row * MRB
-        # The data bits as read; each codeword of the row checked once, as a tile of the row's
-        # units (the words' own check, DECODE in _clean_channel_meta, checks a unit once per
-        # word that spans it: 2.7 times on average). Every unit of a row holds a scale's bits.
-        scale, zero, _ = _clean_channel_meta(row_ptr, channel, menc_ptr, MK, False, HAS_ZERO, GROUPS, MUV, MUB, 0, 0)
-        unit_words = _unit_word(row_ptr + units * MUB, units_ok, MUB)
-        dirty = tl.reduce_or(tl.where(units_ok, _syndromes(unit_words, menc_ptr, units_ok, MK), 0), None)
-        out = out_ptr + row * OUT_WORDS
-        tl.store(out + cols, scale, mask=ok)
-        if HAS_ZERO:
-            tl.store(out + GROUPS + cols, zero, mask=ok)
-        tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), dirty)
+    # The data bits as read; each codeword of a row checked once, in a tile of the rows' units
+    # (the words' own check, DECODE in _clean_channel_meta, checks a unit once per word that
+    # spans it: 2.7 times on average). Every unit of a row holds some scale's bits.
+    scale, zero, _ = _clean_channel_meta(row_ptr, channel, menc_ptr, MK, False, HAS_ZERO, GROUPS, MUV, MUB, 0, 0)
+    unit_words = _unit_word(row_ptr + units * MUB, units_ok, MUB)
+    dirty = tl.reduce_or(tl.where(units_ok, _syndromes(unit_words, menc_ptr, units_ok, MK), 0), 1)
+    out = out_ptr + row * OUT_WORDS
+    tl.store(out[:, None] + cols[None, :], scale, mask=ok)
+    if HAS_ZERO:
+        tl.store(out[:, None] + GROUPS + cols[None, :], zero, mask=ok)
+    tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), dirty, mask=row_ok)
 
 
 def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, *, head_dim: int, symmetric: bool, mk: int,
