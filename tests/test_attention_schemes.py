@@ -116,8 +116,18 @@ def test_bfloat16_queries_beyond_float16s_range_over_channel_keys(codec, kernel_
     check_against_reference(codec, 1, 2, 2, 96, 64, 32, 1, 0, 0.0, torch.bfloat16, True, kernel_device, query_scale=1e6)
 
 
+@pytest.mark.parametrize("codec", ["int4", "hamming84"])
+@pytest.mark.parametrize("mask_rows", [True, False], ids=["one-mask-row", "per-head"])
+def test_a_mask_reaches_the_codewords_and_the_window(codec, mask_rows, kernel_device):
+    """A boolean mask (one row a sequence, as a decoding step's, or one per head and query
+    token) hides keys among the codeword rows and in the window alike, in the kernel as in the
+    reference; causal speculative queries on top."""
+    masked = "rows" if mask_rows else "heads"
+    check_against_reference(codec, 2, 2, 2, 200, 64, 32, 2, 48, 0.0, torch.float16, True, kernel_device, masked=masked)
+
+
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
-                            strike_scales=0, query_scale=1.0):
+                            strike_scales=0, query_scale=1.0, masked=None):
     k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)
     if strike_scales:  # the first byte of the second row of channel scales
         k_meta = k_meta.clone()
@@ -130,12 +140,16 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
         scheme.update(quantized_lens=torch.clamp(seq_lens - 40, min=0) // block * block,
                       k_window=torch.randn(batch, heads, window, dim, generator=g).to(dtype),
                       v_window=torch.randn(batch, heads, window, dim, generator=g).to(dtype))
+    mask = None
+    if masked:  # a tenth of the keys hidden
+        mask = torch.rand(batch, 1 if masked == "rows" else heads * gqa, 1 if masked == "rows" else lq, seq, generator=g) > 0.1
     results = []
     for fn, q, at in ((torch.ops.ecc.decode_attention, query.double(), "cpu"), (fused_attention(device), query, device)):
         counters = new_counters(at)
         to = lambda t: t.to(at) if isinstance(t, torch.Tensor) else t  # noqa: E731
         out = fn(to(q), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, 1, symmetric, True,
-                 to(seq_lens), counters, None, lq > 1, dim**-0.5, None, **{name: to(t) for name, t in scheme.items()})
+                 to(seq_lens), counters, None if mask is None else to(mask), lq > 1, dim**-0.5, None,
+                 **{name: to(t) for name, t in scheme.items()})
         results.append((out.double().cpu(), counters.cpu()))
     (want, want_counts), (got, got_counts) = results
     assert float((got - want).norm() / want.norm()) < (4e-3 if dtype == torch.bfloat16 else TOLERANCE)  # the output's rounding
