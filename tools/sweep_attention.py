@@ -16,9 +16,13 @@ import itertools
 import os
 import sys
 
+import torch
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-from attention_case import add_case_arguments, decode_calls  # noqa: E402
+from attention_case import CHANNEL_BLOCK, add_case_arguments, decode_calls  # noqa: E402
 from common import kernel_time  # noqa: E402
+
+from ecc_tensor.ops.attention import LaunchPlan  # noqa: E402
 
 GRID = [f"{n},{w},{s},{v}" for (n, w), s, v in itertools.product(
     [(32, 2), (32, 4), (64, 2), (64, 4), (64, 8), (128, 4), (128, 8)], [2, 3], [4, 16])]
@@ -27,11 +31,13 @@ GRID = [f"{n},{w},{s},{v}" for (n, w), s, v in itertools.product(
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_case_arguments(p, ["int4", "hamming84"])
-    p.add_argument("--configs", nargs="+", default=GRID, help="block_n,num_warps,num_stages,waves")
+    p.add_argument("--configs", nargs="+", default=GRID,
+                   help="block_n,num_warps,num_stages,waves (waves: programs per SM; each codec's default is printed first)")
     p.add_argument("--copies", type=int, default=4, help="input copies the replay rotates over (L2 cold)")
     args = p.parse_args(argv)
 
     for codec in args.codecs:
+        print(f"{codec}: the launcher's default for this case is {default_config(args, codec)}", flush=True)
         calls = decode_calls(args, codec, args.copies)
         rows = []
         for config in args.configs:
@@ -46,6 +52,15 @@ def main(argv=None) -> None:
         for us, config in sorted(rows)[:8]:
             print(f"  {config:>14}  {us:8.1f} us")
         del calls
+
+
+def default_config(args: argparse.Namespace, codec: str) -> str:
+    """The main launch's configuration the launcher picks for the case, as ``--configs`` spells it."""
+    plan = LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads, kv_heads=args.kv_heads,
+                           lq=1, seq=args.context, device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+                           channel_block=CHANNEL_BLOCK if getattr(args, "channel_keys", False) else 0)
+    main = plan.main
+    return f"{main['block_n']},{main['num_warps']},{main['num_stages']},{main['waves']}"
 
 
 if __name__ == "__main__":
