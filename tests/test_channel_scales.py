@@ -1,0 +1,60 @@
+"""The pass that reads coded per-channel key scales before the fused attention's main launch
+(``ecc_tensor.ops.attention.channel_scales``): for every row, the scales' and zero points'
+data bits exactly as stored (not corrected: a row with any non-zero syndrome is flagged, and
+the main launch leaves its blocks to the deferred launch, which decodes), and the flag set
+exactly where the metadata's reference decode finds a codeword not clean. On CPU tensors the
+kernel runs in Triton's interpreter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ecc_tensor.codecs import CodecTables
+from ecc_tensor.metadata import MetadataLayout, codec_tables
+from ecc_tensor.ops.attention.channel_scales import channel_scale_words, read_channel_scales
+from ecc_tensor.ops.codec_kernels import nibble_parity_table
+
+
+def data_bits_as_stored(layout: MetadataLayout, meta: torch.Tensor) -> torch.Tensor:
+    """The float32 words a row's codewords hold in their data bits, uncorrected: Golay's
+    systematic 24-bit codewords, three bytes little-endian, data in the low 12 bits (three
+    values, the first lowest)."""
+    storage = layout.storage
+    units = meta[..., : storage.units * 3].to(torch.int64).unflatten(-1, (storage.units, 3))
+    words = units[..., 0] | units[..., 1] << 8 | units[..., 2] << 16
+    nibbles = (words.unsqueeze(-1) >> torch.tensor([0, 4, 8])) & 15
+    return layout.words_from_nibbles(nibbles.flatten(-2)[..., : 8 * layout.words].to(torch.uint8))
+
+
+@pytest.mark.parametrize("codec", ["hamming84", "hamming74"])
+@pytest.mark.parametrize("head_dim", [16, 128])
+@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
+def test_the_pass_reads_data_bits_as_stored_and_flags_rows_with_a_syndrome(codec, head_dim, symmetric, kernel_device):
+    g = torch.Generator().manual_seed(head_dim + symmetric)
+    rows = 7  # not a multiple of the pass's tile of rows
+    layout = MetadataLayout(codec, head_dim, symmetric)
+    assert layout.meta_codec_name == "golay24"
+    tables = codec_tables(codec, "cpu")
+    scale = torch.rand(rows, head_dim, generator=g) + 0.01
+    zero = None if symmetric else torch.randint(0, 16, (rows, head_dim), generator=g).float()
+    meta = layout.store(scale, zero, CodecTables(*tables[2:]))
+    # Row 1: one flipped data bit (corrected by a decode); row 3: four in one codeword
+    # (detected); row 4: one parity bit (the data intact, the syndrome not); row 6: the last
+    # codeword's parity. The others clean.
+    meta[1, 0] ^= 0x01
+    meta[3, 3] ^= 0x0F
+    meta[4, 2] ^= 0x80
+    meta[6, 3 * layout.storage.units - 1] ^= 0x10
+    _, status, _ = layout.load(meta, CodecTables(*tables[2:]))
+    flagged = (status != 0).any(-1)
+    assert flagged.tolist() == [False, True, False, True, True, False, True]
+
+    storage = layout.storage
+    parity_table = nibble_parity_table(tables[2], storage.codec.k).to(kernel_device)
+    out = read_channel_scales(meta.reshape(1, 1, rows, -1).to(kernel_device), parity_table, head_dim=head_dim, symmetric=symmetric,
+                              mk=storage.codec.k, unit_values=storage.unit_values, unit_bytes=storage.unit_bytes, units=storage.units)
+    words = channel_scale_words(head_dim, symmetric)
+    got = out.cpu().view(torch.int32).reshape(rows, words)
+    assert torch.equal(got[:, :-1], data_bits_as_stored(layout, meta).view(torch.int32))
+    assert torch.equal(got[:, -1] != 0, flagged)
