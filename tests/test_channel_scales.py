@@ -50,11 +50,9 @@ def test_the_pass_reads_data_bits_as_stored_and_flags_rows_with_a_syndrome(codec
     flagged = (status != 0).any(-1)
     assert flagged.tolist() == [False, True, False, True, True, False, True]
 
-    storage = layout.storage
-    parity_table = nibble_parity_table(tables[2], storage.codec.k).to(kernel_device)
-    out = read_channel_scales(meta.reshape(1, 1, rows, -1).to(kernel_device), parity_table, head_dim=head_dim, symmetric=symmetric,
-                              mk=storage.codec.k, unit_values=storage.unit_values, unit_bytes=storage.unit_bytes, units=storage.units)
-    words = channel_scale_words(head_dim, symmetric)
+    parity_table = nibble_parity_table(tables[2], layout.storage.codec.k).to(kernel_device)
+    out = read_channel_scales(meta.reshape(1, 1, rows, -1).to(kernel_device), parity_table, layout)
+    words = channel_scale_words(layout)
     got = out.cpu().view(torch.int32).reshape(rows, words)
     assert torch.equal(got[:, :-1], data_bits_as_stored(layout, meta).view(torch.int32))
     assert torch.equal(got[:, -1] != 0, flagged)

@@ -83,7 +83,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
-        constants.update(A.channel_scales_constants(head_dim, symmetric))
+        constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
         signature["program_splits"] = "constexpr"
         constants["program_splits"] = 1

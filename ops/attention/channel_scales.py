@@ -19,16 +19,18 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ecc_tensor.metadata import MetadataLayout
+
 from ..codec_kernels import _pow2, _syndromes, _unit_word
 from .clean_meta import _clean_channel_meta
 
 ROWS_PER_PROGRAM = 4  # a tile of rows at once: their loads in flight together
 
 
-def channel_scale_words(head_dim: int, symmetric: bool) -> int:
-    """32-bit words per row of the pass's output: the scales, the zero points unless
-    ``symmetric``, then the row's syndrome flag."""
-    return head_dim * (1 if symmetric else 2) + 1
+def channel_scale_words(layout: MetadataLayout) -> int:
+    """32-bit words per row of the pass's output for channel scales stored as ``layout``: its
+    float32 words (the scales, then any zero points), then the row's syndrome flag."""
+    return layout.words + 1
 
 
 @triton.jit
@@ -57,19 +59,19 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, rows, MK: tl.constexpr, HA
     tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), dirty, mask=row_ok)
 
 
-def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, *, head_dim: int, symmetric: bool, mk: int,
-                        unit_values: int, unit_bytes: int, units: int) -> torch.Tensor:
+def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, layout: MetadataLayout) -> torch.Tensor:
     """The rows of ``k_meta`` ([batch, KV heads, rows, row bytes], contiguous: one row of
-    ``head_dim`` channel scales each, coded as ``ecc_tensor.metadata`` stores them: ``units``
-    codewords of ``unit_values`` values in ``unit_bytes`` bytes, ``mk`` data bits) as float32
-    words, ``channel_scale_words`` per row, in a flat tensor of their bytes."""
+    channel scales each, stored as ``layout``, a group per channel; ``meta_parity_table``: its
+    code's ``nibble_parity_table``) as float32 words, ``channel_scale_words`` per row, in a flat
+    tensor of their bytes."""
+    storage = layout.storage
     rows = k_meta.numel() // k_meta.shape[-1]
-    words = channel_scale_words(head_dim, symmetric)
+    words = channel_scale_words(layout)
     out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device)
     if rows:
         wrap_triton(_channel_scales_kernel)[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
-            k_meta, out, meta_parity_table, rows, MK=mk, HAS_ZERO=not symmetric, GROUPS=head_dim, MUV=unit_values, MUB=unit_bytes,
-            MRB=k_meta.shape[-1], UNITS=units, OUT_WORDS=words, BLOCK_C=_pow2(head_dim), BLOCK_UNITS=_pow2(units), ROWS=ROWS_PER_PROGRAM,
-            num_warps=4,
+            k_meta, out, meta_parity_table, rows, MK=storage.codec.k, HAS_ZERO=not layout.symmetric, GROUPS=layout.groups,
+            MUV=storage.unit_values, MUB=storage.unit_bytes, MRB=k_meta.shape[-1], UNITS=storage.units, OUT_WORDS=words,
+            BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM, num_warps=4,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes

@@ -302,15 +302,17 @@ def _decode_attention_kernel(
                     # writes in place, where as the second operand the queries would be (read from
                     # shared memory, then moved into each mma's operand registers: ~100 moves per
                     # block). The weights then cross to the PV dot through shared memory (1 KiB).
-                    if HALF_SCORES:
-                        k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, tl.float16, PTX), BLOCK_U)
-                        s = tl.trans(tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION)) * q_unit[:, None]
-                    elif CHANNEL_KEYS:
-                        k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
-                        s = tl.trans(tl.dot(k_op, tl.trans(q_s), input_precision=DOT_PRECISION))
+                    # Keys per channel: the queries scaled by the block's channel scales, in float16
+                    # with bfloat16 queries (HALF_SCORES), the scores rescaled by q_unit after.
+                    K_DTYPE: tl.constexpr = tl.float16 if HALF_SCORES else dtype
+                    k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, K_DTYPE, PTX), BLOCK_U)
+                    if CHANNEL_KEYS:
+                        q_op = q_s
                     else:
-                        k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, dtype, PTX), BLOCK_U)
-                        s = tl.trans(tl.dot(k_op, tl.trans(q0), input_precision=DOT_PRECISION))
+                        q_op = q0
+                    s = tl.trans(tl.dot(k_op, tl.trans(q_op), input_precision=DOT_PRECISION))
+                    if HALF_SCORES:
+                        s = s * q_unit[:, None]
                     pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                         s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                         m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,

@@ -87,11 +87,8 @@ def triton_decode_attention(
     main = plan.main
     main_args, main_constants = args, constants
     if plan.channel_scales_pass:  # the main launch reads the coded channel scales as float32 words (channel_scales.py)
-        k_storage = k_meta_layout.storage
-        k_scales = read_channel_scales(k_meta, meta_parity_table, head_dim=head_dim, symmetric=symmetric, mk=k_storage.codec.k,
-                                       unit_values=k_storage.unit_values, unit_bytes=k_storage.unit_bytes, units=k_storage.units)
-        main_args = (*args[:2], k_scales, *args[3:])
-        main_constants = {**constants, **channel_scales_constants(head_dim, symmetric)}
+        main_args = (*args[:2], read_channel_scales(k_meta, meta_parity_table, k_meta_layout), *args[3:])
+        main_constants = {**constants, **channel_scales_constants(k_meta_layout)}
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
         *main_args, program_splits=1, DEFERRED=False, **main_constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
         **({"maxnreg": main["maxnreg"]} if main["maxnreg"] else {}),

@@ -130,10 +130,11 @@ def channel_scales_pass_applies(storage: dict, channel_block: int) -> bool:
     return bool(channel_block and storage["PACKED"] and storage["DECODE"])
 
 
-def channel_scales_constants(head_dim: int, symmetric: bool) -> dict:
+def channel_scales_constants(k_meta_layout: MetadataLayout) -> dict:
     """The main launch's ``K_*`` constants that change where it reads the pass's rows of
-    float32 words (``channel_scales.channel_scale_words``) instead of the coded rows."""
-    words = channel_scale_words(head_dim, symmetric)
+    float32 words (``channel_scales.channel_scale_words``) instead of the coded rows of
+    ``k_meta_layout``."""
+    words = channel_scale_words(k_meta_layout)
     return dict(K_MRB=4 * words, K_META_WORDS=words, K_META_DIRTY=words - 1)
 
 
