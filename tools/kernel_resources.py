@@ -77,7 +77,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, **storage, HAS_ZERO=not symmetric, INTERP=interpolate,
         DEFER=launch.deferred is not None,
-        DEFERRED=deferred, HAS_MASK=masked, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's [B, 1, 1, S] mask
+        DEFERRED=deferred, HAS_MASK=2 if masked else 0, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's boolean [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
         **meta, **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else 1, symmetric), head_dim, channel_block, meta),
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,

@@ -38,6 +38,9 @@ def triton_decode_attention(
     quantized_lens = seq_lens if quantized_lens is None else quantized_lens
     k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens = (
         t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens))
+    # The kernels' HAS_MASK: 0 none, 1 a float mask (added), 2 a boolean one (its hidden keys -inf
+    # whatever their scores, NaN included, as the reference masks them).
+    has_mask = 0 if attn_mask is None else 2 if attn_mask.dtype == torch.bool else 1
     if attn_mask is not None:
         attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
     batch, q_heads, lq, _ = query.shape
@@ -77,7 +80,7 @@ def triton_decode_attention(
     )
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **plan.storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
-        HAS_MASK=attn_mask is not None, MASK_ROWS=mask_rows, CAUSAL=is_causal,
+        HAS_MASK=has_mask, MASK_ROWS=mask_rows, CAUSAL=is_causal,
         DOT_PRECISION="ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32", EMULATE_BF16=emulate_bf16,
         SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16,
         PTX=query.device.type == "cuda" and torch.version.hip is None, **meta,
@@ -115,6 +118,6 @@ def triton_decode_attention(
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, PART_COLS=plan.part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
         BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=has_window,
-        HAS_MASK=attn_mask is not None, CAUSAL=is_causal,
+        HAS_MASK=has_mask, CAUSAL=is_causal,
     )
     return out

@@ -44,7 +44,10 @@ def _pv_float(acc, p, v, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION
 def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
                     stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
     """Scores (log2 domain) with the float mask added and everything a query row may not see
-    (rows past the end, a deferred block, the causal future, masked keys) at -inf. With
+    (rows past the end, a deferred block, the causal future, masked keys) at -inf. ``HAS_MASK``
+    2: the mask was boolean (its hidden keys are -inf here), and a hidden key is -inf whatever
+    its score, NaN included, as the reference's ``masked_fill``; 1: a float mask, added, as
+    SDPA adds it (a NaN score stays NaN). With
     ``MASK_ROWS`` the mask is the same for every head and query of a sequence (a decoding
     step's mask, as transformers builds it: ``[B, 1, 1, S]``): one load per key row, where a
     load per (query row, key row) cost 40% of the call (H100, batch 8, 32k)."""
@@ -52,10 +55,16 @@ def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mas
     if CAUSAL:
         visible = visible & (rows[None, :] <= last_visible[:, None])
     if HAS_MASK and MASK_ROWS:
-        s += tl.load(mask_ptr + b.to(tl.int64) * stride_mb + rows * stride_ms, mask=row_ok, other=0.0)[None, :] * 1.4426950408889634
+        added = tl.load(mask_ptr + b.to(tl.int64) * stride_mb + rows * stride_ms, mask=row_ok, other=0.0)[None, :]
+        s += added * 1.4426950408889634
+        if HAS_MASK == 2:
+            visible = visible & (added != float("-inf"))
     elif HAS_MASK:
         mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
-        s += tl.load(mask_ptrs, mask=visible, other=0.0) * 1.4426950408889634
+        added = tl.load(mask_ptrs, mask=visible, other=0.0)
+        s += added * 1.4426950408889634
+        if HAS_MASK == 2:
+            visible = visible & (added != float("-inf"))
     return tl.where(visible, s, float("-inf"))
 
 

@@ -43,9 +43,12 @@ def _window_share(q_ptr, kw_ptr, vw_ptr, mask_ptr, b, kv_head, head, qi, last_vi
         visible = ok
         if CAUSAL:
             visible = visible & (pos <= last_visible)
-        if HAS_MASK:
-            s += tl.load(mask_ptr + b.to(tl.int64) * stride_mb + head * stride_mh + qi * stride_mq + pos * stride_ms, mask=visible,
-                         other=0.0) * 1.4426950408889634  # log2(e): a literal, as Inductor's copy of the kernel has no globals
+        if HAS_MASK:  # 2: a boolean mask, whose hidden keys are -inf whatever the score (_visible_scores)
+            added = tl.load(mask_ptr + b.to(tl.int64) * stride_mb + head * stride_mh + qi * stride_mq + pos * stride_ms, mask=visible,
+                            other=0.0)
+            s += added * 1.4426950408889634  # log2(e): a literal, as Inductor's copy of the kernel has no globals
+            if HAS_MASK == 2:
+                visible = visible & (added != float("-inf"))
         s = tl.where(visible, s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, axis=0))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
