@@ -66,12 +66,11 @@ block's channel scales into the queries on the word path and read their metadata
 of a block of rows on the unit path (``ROW_DIV``: each row of channel scales a block's rows
 share is decoded once, as one tile, not per row and value; the one-byte codes' coded scales are
 read by a pass before the main launch, ``channel_scales``); the full-precision window is attended by
-the combine kernel itself, one query row per program, and merged with the splits' partials.
+a kernel of its own into one more partial that the combine kernel merges.
 
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the
 launch configurations and splits, decided once per call), ``launch`` (the launcher),
-``kernel`` (the two kernels), ``window`` (the window's share, which the combine kernel
-attends), and the read paths' helpers:
+``kernel`` (the two kernels), ``window`` (the window's kernel), and the read paths' helpers:
 ``operands`` (values unpacked into the dots' operand orders), ``syndromes`` (whole-word
 syndromes of the clean-blocks paths), ``clean_meta`` (their scales, and per-channel key
 scales), ``channel_scales`` (the pass over coded per-channel key scales), ``units`` (the unit

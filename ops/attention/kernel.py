@@ -21,7 +21,6 @@ from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
 from .units import _block_state, _decode_block, _kv_slot, _meta_block
-from .window import _window_share
 
 LOG2E = 1.4426950408889634
 
@@ -526,22 +525,17 @@ def _decode_attention_kernel(
 
 @triton.jit
 def _combine_splits_kernel(
-    o_part_ptr, ml_part_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
+    o_part_ptr, ml_part_ptr, o_window_ptr, ml_window_ptr, out_ptr, stride_ob, stride_oh, stride_om, stride_od,
     splits,  # the main launch's splits per (sequence, KV head)
     parts,  # partials per query row: the main launch's splits, then the deferred launch's programs
-    # The full-precision window (HAS_WINDOW; window.py): the queries, its ring buffers of W
-    # rows, each sequence's length and first window token, the mask.
-    q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, mask_ptr, qk_scale,
-    stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_kw, stride_kd,
-    stride_vb, stride_vh, stride_vw, stride_vd, stride_mb, stride_mh, stride_mq, stride_ms, W,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, UNITS: tl.constexpr,
     UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
     BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr,
+    HAS_WINDOW: tl.constexpr,  # one more partial per query row, the full-precision window's (window.py)
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``parts`` partials of
-    one query row (the main launch's splits, then the deferred launch's, if it ran) and, with
-    ``HAS_WINDOW``, the window's share, attended here (``_window_share``), in
+    one query row (the main launch's splits, then the deferred launch's, if it ran, then the
+    window's, ``HAS_WINDOW``), in
     chunks of ``BLOCK_S`` partials with an online rescaling, so that hundreds of splits fit in
     registers and each chunk costs one round of loads (most calls have one chunk); partials
     that saw no key (m = -inf) count for nothing, and rows that saw no key at all are written
@@ -575,17 +569,12 @@ def _combine_splits_kernel(
         num = num * rescale + tl.sum(tl.where(seen[:, None], acc, 0.0) * w[:, None], axis=0)
         den = den * rescale + tl.sum(l_s * w, axis=0)
         m_run = m_new
-    b = bh // HKV
-    head = (bh % HKV) * GQA + m // LQ
-    qi = m % LQ
     if HAS_WINDOW:
-        total = tl.load(seq_lens_ptr + b).to(tl.int32)
-        acc, m_w, l_w = _window_share(q_ptr, kw_ptr, vw_ptr, mask_ptr, b, bh % HKV, head, qi, total - LQ + qi,
-                                      tl.load(kv_lens_ptr + b).to(tl.int32), total, col, col_ok, qk_scale,
-                                      stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_kw, stride_kd,
-                                      stride_vb, stride_vh, stride_vw, stride_vd, stride_mb, stride_mh, stride_mq, stride_ms, W,
-                                      HAS_MASK, CAUSAL, 32)
+        part = bh.to(tl.int64) * BLOCK_M + m
+        m_w = tl.load(ml_window_ptr + part * 2)
+        l_w = tl.load(ml_window_ptr + part * 2 + 1)
         seen = m_w != float("-inf")
+        acc = tl.load(o_window_ptr + part * PART_COLS + c, mask=col_ok, other=0.0)  # unwritten where m_w = -inf: dropped below
         acc = tl.where(seen, acc, 0.0)
         m_new = tl.maximum(m_run, m_w)
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -594,5 +583,8 @@ def _combine_splits_kernel(
         num = num * rescale + acc * w
         den = den * rescale + l_w * w
     out = tl.where(den == 0, 0.0, num / tl.where(den == 0, 1.0, den))  # no key seen: zeros; NaN stays NaN
+    b = bh // HKV
+    head = (bh % HKV) * GQA + m // LQ
+    qi = m % LQ
     ptrs = out_ptr + b.to(tl.int64) * stride_ob + head * stride_oh + qi * stride_om + col * stride_od
     tl.store(ptrs, _cast_for(out, out_ptr), mask=col_ok)

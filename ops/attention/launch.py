@@ -16,6 +16,7 @@ from ..codec_kernels import (
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import read_channel_scales
 from .plan import LaunchPlan, channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
+from .window import _window_attention_kernel
 
 
 def triton_decode_attention(
@@ -106,18 +107,24 @@ def triton_decode_attention(
     combine_parts = splits + plan.deferred_programs
     combine_u = plan.combine_u
     combine_unit_values = 1 if plan.value_order else layout.unit_values
-    has_window = k_window is not None
-    # Without a window its operands are not read: the query stands in for them.
-    k_window, v_window = (k_window, v_window) if has_window else (query, query)
+    o_window, ml_window = o_part, ml_part  # not read without a window
+    if k_window is not None:
+        o_window = torch.empty(batch * kv_heads * block_m * plan.part_cols, dtype=torch.float32, device=query.device)
+        ml_window = torch.empty(batch * kv_heads * block_m * 2, dtype=torch.float32, device=query.device)
+        wrap_triton(_window_attention_kernel)[(batch * kv_heads,)](
+            query, k_window, v_window, seq_lens, quantized_lens, mask, o_window, ml_window, scale * LOG2E, *query.stride(),
+            *k_window.stride(), *v_window.stride(), *mask_strides, k_window.shape[2],
+            HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=_pow2(max(head_dim, 16)), BLOCK_N=32,
+            HAS_MASK=has_mask, MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=constants["DOT_PRECISION"],
+            EMULATE_BF16=emulate_bf16, SPLIT_P=constants["SPLIT_P"], OUT_UNIT_VALUES=combine_unit_values, OUT_BLOCK_U=combine_u,
+            PART_COLS=plan.part_cols, num_warps=4,
+        )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
-        o_part, ml_part, out, *out.stride(), splits, combine_parts,
-        query, k_window, v_window, seq_lens, quantized_lens, mask, scale * LOG2E, *query.stride(), *k_window.stride(),
-        *v_window.stride(), *mask_strides, k_window.shape[2],
+        o_part, ml_part, o_window, ml_window, out, *out.stride(), splits, combine_parts,
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=combine_unit_values,
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, PART_COLS=plan.part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
-        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=has_window,
-        HAS_MASK=has_mask, CAUSAL=is_causal,
+        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=k_window is not None,
     )
     return out

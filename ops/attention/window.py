@@ -1,61 +1,67 @@
 """The full-precision window's share of decode attention (:mod:`ecc_tensor.quant_scheme`): the
 most recent tokens, kept in the model's dtype in a ring buffer (token ``p`` at row ``p % W``),
-attended by the combine kernel itself for its one query row (``_window_share``) and merged
-with the codewords' partials by their log-sum-exp.
-
-A window holds a few hundred rows at most. As a kernel of its own (one program per (sequence,
-KV head), tensor-core dots), it took 5.6-6.1 us at batch 8 / 32k on the H200
-(benchmarks/RESULTS.md): mostly a launch's latency, and a partial written and read back. In
-the combine kernel it is a few hundred float32 multiply-adds per thread, over rows that the
-query row's GQA siblings read too (from L2)."""
+attended by a kernel of their own into one more partial result per (sequence, KV head), which
+the combine kernel merges with the codewords' partials by their log-sum-exp. The window holds
+a few hundred rows at most, so one program per (sequence, KV head) walks it."""
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
+from .softmax import _online_softmax, _pv, _visible_scores
+
 
 @triton.jit
-def _window_share(q_ptr, kw_ptr, vw_ptr, mask_ptr, b, kv_head, head, qi, last_visible, first, total, col, col_ok, qk_scale,
-                  stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_kw, stride_kd,
-                  stride_vb, stride_vh, stride_vw, stride_vd, stride_mb, stride_mh, stride_mq, stride_ms, W,
-                  HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One query row's attention over the window's tokens ``[first, total)`` of sequence ``b``
-    (KV head ``kv_head``, query head ``head``, query token ``qi``, which sees keys up to
-    ``last_visible`` when ``CAUSAL``), in float32: (the accumulator, value ``col[c]`` at column
-    ``c`` where ``col_ok``; m; l), log2 domain, as a split's partial. The mask and the online
-    softmax as the main kernel's (``_visible_scores``, ``_online_softmax``): a row that sees
-    no key has m = -inf."""
-    q = tl.load(q_ptr + b.to(tl.int64) * stride_qb + head * stride_qh + qi * stride_qm + col * stride_qd, mask=col_ok,
-                other=0.0).to(tl.float32)
-    kw_base = kw_ptr + b.to(tl.int64) * stride_kb + kv_head * stride_kh
-    vw_base = vw_ptr + b.to(tl.int64) * stride_vb + kv_head * stride_vh
-    m_i = tl.full([], float("-inf"), tl.float32)
-    l_i = tl.zeros([], tl.float32)
-    acc = tl.zeros(col.shape, tl.float32)
+def _window_attention_kernel(
+    q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, mask_ptr, o_ptr, ml_ptr,
+    qk_scale,  # softmax scale * log2(e)
+    stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_kw, stride_kd,
+    stride_vb, stride_vh, stride_vw, stride_vd, stride_mb, stride_mh, stride_mq, stride_ms,
+    W,  # rows of the ring buffer
+    HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, SPLIT_P: tl.constexpr,
+    # The combine kernel's partial layout: value d at column (d % OUT_UNIT_VALUES) * OUT_BLOCK_U + d // OUT_UNIT_VALUES.
+    OUT_UNIT_VALUES: tl.constexpr, OUT_BLOCK_U: tl.constexpr, PART_COLS: tl.constexpr,
+):
+    bh = tl.program_id(0)
+    b = bh // HKV
+    total = tl.load(seq_lens_ptr + b).to(tl.int32)
+    first = tl.load(kv_lens_ptr + b).to(tl.int32)  # the window holds tokens [first, total)
+    m = tl.arange(0, BLOCK_M)
+    m_ok = m < GQA * LQ
+    head = (bh % HKV) * GQA + m // LQ
+    qi = m % LQ
+    d = tl.arange(0, BLOCK_D)
+    d_ok = d < D
+    q = tl.load(q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm + d[None, :] * stride_qd,
+                mask=m_ok[:, None] & d_ok[None, :], other=0.0)
+    if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles
+        dtype: tl.constexpr = tl.float32
+    else:
+        dtype: tl.constexpr = q.dtype
+    q = q.to(dtype)
+    last_visible = total - LQ + qi
+    kw_base = kw_ptr + b.to(tl.int64) * stride_kb + (bh % HKV) * stride_kh
+    vw_base = vw_ptr + b.to(tl.int64) * stride_vb + (bh % HKV) * stride_vh
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for p0 in range(first, total, BLOCK_N):
         pos = p0 + tl.arange(0, BLOCK_N)
         ok = pos < total
         slot = pos % W
-        tile_ok = ok[:, None] & col_ok[None, :]
-        k = tl.load(kw_base + slot[:, None] * stride_kw + col[None, :] * stride_kd, mask=tile_ok, other=0.0).to(tl.float32)
-        s = tl.sum(k * q[None, :], axis=1) * qk_scale
-        visible = ok
-        if CAUSAL:
-            visible = visible & (pos <= last_visible)
-        if HAS_MASK:  # 2: a boolean mask, whose hidden keys are -inf whatever the score (_visible_scores)
-            added = tl.load(mask_ptr + b.to(tl.int64) * stride_mb + head * stride_mh + qi * stride_mq + pos * stride_ms, mask=visible,
-                            other=0.0)
-            s += added * 1.4426950408889634  # log2(e): a literal, as Inductor's copy of the kernel has no globals
-            if HAS_MASK == 2:
-                visible = visible & (added != float("-inf"))
-        s = tl.where(visible, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=0))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.where(m_new == m_i, 1.0, tl.exp2(m_i - m_safe))
-        p = tl.exp2(s - m_safe)
-        l_i = l_i * alpha + tl.sum(p, axis=0)
-        v = tl.load(vw_base + slot[:, None] * stride_vw + col[None, :] * stride_vd, mask=tile_ok, other=0.0).to(tl.float32)
-        acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
-        m_i = m_new
-    return acc, m_i, l_i
+        tile_ok = ok[:, None] & d_ok[None, :]
+        k = tl.load(kw_base + slot[:, None] * stride_kw + d[None, :] * stride_kd, mask=tile_ok, other=0.0).to(dtype)
+        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
+        s = _visible_scores(s.to(tl.float32), pos, ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                            stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+        p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+        v = tl.load(vw_base + slot[:, None] * stride_vw + d[None, :] * stride_vd, mask=tile_ok, other=0.0).to(dtype)
+        acc = _pv(acc * alpha[:, None], p, v, dtype, SPLIT_P, DOT_PRECISION)
+    part = bh.to(tl.int64) * BLOCK_M + m
+    col = (d % OUT_UNIT_VALUES) * OUT_BLOCK_U + d // OUT_UNIT_VALUES
+    tl.store(o_ptr + part[:, None] * PART_COLS + col[None, :], acc, mask=m_ok[:, None] & d_ok[None, :])
+    tl.store(ml_ptr + part * 2, m_i)
+    tl.store(ml_ptr + part * 2 + 1, l_i)
