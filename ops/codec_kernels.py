@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 from torch.library import wrap_triton
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
 from ecc_tensor.metadata import MetadataLayout
@@ -227,16 +228,36 @@ def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: 
     return _unit_word(stored_ptr + rows.to(tl.int64) * ROW_BYTES + u[None, :] * UNIT_BYTES, mask, UNIT_BYTES)
 
 
+# Built once per encode table (a codec's tables are cached per device): made per call, the
+# table cost four small kernels, about 6 us a call on the H200 (benchmarks/RESULTS.md).
+_NIBBLE_TABLES = WeakTensorKeyDictionary()  # encode table -> (its version, its nibble table)
+
+
 def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
-    encode table. Made with tensor ops on the table's device, so that it traces. A 4-bit code's
-    encode table is its own nibble table."""
+    encode table. Made with tensor ops on the table's device, so that it traces; kept for the
+    next call with the same table, except while tracing or capturing a CUDA graph. A 4-bit
+    code's encode table is its own nibble table."""
     if k <= 4:
         return encode_table
+    cached = _NIBBLE_TABLES.get(encode_table) if _cacheable(encode_table) else None
+    if cached is not None and cached[0] == encode_table._version:
+        return cached[1]
     nibbles = torch.arange(16, device=encode_table.device)
     shifts = 4 * torch.arange(k // 4, device=encode_table.device)
-    return encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
+    table = encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
+    if _cacheable(encode_table):
+        _NIBBLE_TABLES[encode_table] = (encode_table._version, table)
+    return table
+
+
+def _cacheable(table: torch.Tensor) -> bool:
+    """A plain tensor outside tracing and graph capture (a table made there belongs to the trace
+    or to the graph's memory pool)."""
+    if type(table) is not torch.Tensor or torch.compiler.is_compiling():
+        return False
+    return table.device.type != "cuda" or not torch.cuda.is_current_stream_capturing()
 
 
 def block_offsets(layout: StorageLayout) -> int:

@@ -223,6 +223,22 @@ def test_int31_pieces():
         fault_kernels.int31_pieces(2**62, 2)
 
 
+def test_nibble_parity_table_is_made_once_per_encode_table():
+    """The launchers' per-nibble table is each codeword of ``v << 4j``, kept for the next call
+    with the same table, made again when the table changes, and not kept while compiling (a
+    traced table belongs to the trace)."""
+    encode = get_codec("golay24").tables("cpu").encode_table.clone()
+    table = codec_kernels.nibble_parity_table(encode, 12)
+    assert torch.equal(table, encode[torch.tensor([v << (4 * j) for j in range(3) for v in range(16)])])
+    assert codec_kernels.nibble_parity_table(encode, 12) is table
+    encode[16] ^= 1  # the codeword of 1 << 4
+    assert int(codec_kernels.nibble_parity_table(encode, 12)[17]) == int(table[17]) ^ 1
+    compiled = torch.compile(lambda t: codec_kernels.nibble_parity_table(t, 12) + 0, backend="eager", fullgraph=True)
+    fresh = encode.clone()
+    assert torch.equal(compiled(fresh), codec_kernels.nibble_parity_table(encode, 12))
+    assert fresh not in codec_kernels._NIBBLE_TABLES
+
+
 def test_inject_kernel_probability_one(kernel_device):
     model = FaultModel("bsc", 1.0, seed=1)
     words = torch.randint(0, 256, (100,), dtype=torch.uint8)
