@@ -24,7 +24,11 @@ from ecc_tensor.metadata import MetadataLayout
 from ..codec_kernels import _pow2, _syndromes, _unit_word
 from .clean_meta import _clean_channel_meta
 
-ROWS_PER_PROGRAM = 4  # a tile of rows at once: their loads in flight together
+# One row a program, one warp: the fastest of 1-8 rows and 1-8 warps at batch 8 / 32k on the
+# H200 (benchmarks/RESULTS.md: 22.9 us for Hamming(8,4)'s 16,384 rows, 30.0 us at 4 rows and 4
+# warps; 41.9 and 55.3 us with zero points).
+ROWS_PER_PROGRAM = 1
+NUM_WARPS = 1
 
 
 def channel_scale_words(layout: MetadataLayout) -> int:
@@ -72,6 +76,6 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
         wrap_triton(_channel_scales_kernel)[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, rows, MK=storage.codec.k, HAS_ZERO=not layout.symmetric, GROUPS=layout.groups,
             MUV=storage.unit_values, MUB=storage.unit_bytes, MRB=k_meta.shape[-1], UNITS=storage.units, OUT_WORDS=words,
-            BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM, num_warps=4,
+            BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM, num_warps=NUM_WARPS,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes
