@@ -69,6 +69,14 @@ def test_tuning_tools_case_runs(monkeypatch):
     out = call()
     assert out.shape == (2, 4, 1, 16) and torch.isfinite(out).all()
     assert "attention_case" in sys.modules
+    # The sweep times the launcher's default first, once, whatever --configs holds.
+    from sweep_attention import default_config, timed_configs
+
+    from ecc_tensor.ops.attention import parse_config
+
+    default = default_config(args, "hamming84")
+    assert parse_config(default)["block_n"] == 32
+    assert timed_configs(default, ["64,2,2,8", default, "16,1,3,16"]) == [default, "64,2,2,8", "16,1,3,16"]
 
 
 def test_bench_cache_cpu_smoke(capsys):
