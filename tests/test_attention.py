@@ -595,10 +595,14 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     queries were once carried through the key loop (spills, 1.5x the per-token time), and
     Hamming's scales were once checked in the loop (32 loads, 36-40 bytes of spills)."""
     result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "hamming84", "secded72", "--dtypes", "bf16",
-                              "--launches", "main", "--no-interpolate")
+                              "--launches", "main", "--no-interpolate", "--loops")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
     assert len(lines) == 2, result.stdout
+    # --loops: each launch's SASS, the key loop among its loops (hundreds of instructions).
+    assert result.stdout.count("SASS instructions") == 2, result.stdout
+    assert all(int(n) > 100 for n in re.findall(r"loop 0x[0-9a-f]+-0x[0-9a-f]+: +(\d+) instructions", result.stdout)), result.stdout
+    assert len(re.findall(r"loop 0x", result.stdout)) >= 2, result.stdout
     assert "secded72: no fused kernel" in result.stdout  # decoded by the codec kernels instead
     for line in lines:
         assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) == 0, line

@@ -12,12 +12,15 @@ Compile times depend on the CPU; compare within one run (each run compiles into 
     python tools/kernel_resources.py                       # every variant, default configs
     python tools/kernel_resources.py --config 64,4,2 --codecs hamming84
     python tools/kernel_resources.py --channel-keys --codecs int4 hamming84   # keys per channel
+    python tools/kernel_resources.py --codecs hamming84 --dtypes bf16 --launches main --loops   # SASS per loop
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -113,6 +116,36 @@ def ptxas_report(kernel) -> str:
     return " | ".join(lines) or result.stderr.strip()
 
 
+def sass_loops(kernel, count: int = 3) -> list[str]:
+    """The ``count`` largest loops of the kernel's SASS (nvdisasm, bundled with Triton): the
+    address range from a backward branch's target to the branch, its instruction count and its
+    most frequent opcodes. Nested loops overlap: an outer loop's count includes its inner one's."""
+    nvdisasm = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "nvdisasm")
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(kernel.asm["cubin"])
+    listing = subprocess.run([nvdisasm, "-c", f.name], capture_output=True, text=True).stdout
+    os.unlink(f.name)
+    instructions, labels, pending = [], {}, []
+    for line in listing.splitlines():
+        if label := re.match(r"\s*(\.L_x_\d+):", line):
+            pending.append(label.group(1))
+        elif m := re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line):
+            labels.update((name, int(m.group(1), 16)) for name in pending)
+            pending = []
+            instructions.append((int(m.group(1), 16), m.group(2).strip()))
+    loops = set()
+    for address, text in instructions:
+        target = re.search(r"BRA\S*\s.*`\((\.L_x_\d+)\)", text)
+        if target and labels.get(target.group(1), address) < address:
+            loops.add((labels[target.group(1)], address))
+    lines = []
+    for low, high in sorted(loops, key=lambda r: r[0] - r[1])[:count]:
+        body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for a, t in instructions if low <= a <= high]
+        mix = ", ".join(f"{op} {n}" for op, n in collections.Counter(body).most_common(8))
+        lines.append(f"    loop {low:#06x}-{high:#06x}: {len(body):5d} instructions ({mix})")
+    return [f"    {len(instructions)} SASS instructions"] + lines
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24", "secded72"])
@@ -124,6 +157,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-interpolate", action="store_true", help="only the variants without interpolation")
     p.add_argument("--channel-keys", action="store_true",
                    help=f"keys quantized per channel over blocks of {CHANNEL_BLOCK} rows (codecs whose fused kernel reads them)")
+    p.add_argument("--loops", action="store_true", help="also the SASS instruction count of each variant's largest loops")
     args = p.parse_args(argv)
     channel_block = CHANNEL_BLOCK if args.channel_keys else 0
     # An empty cache, so that every variant is compiled (and timed), not read back.
@@ -145,6 +179,8 @@ def main(argv=None) -> None:
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
                     compiled = f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads"
                     print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
+                    if args.loops:
+                        print("\n".join(sass_loops(kernel)), flush=True)
 
 if __name__ == "__main__":
     main()
