@@ -27,6 +27,7 @@ import time
 
 import triton
 from triton.backends.compiler import GPUTarget
+from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
 
 import torch
@@ -106,8 +107,11 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
 
 
 def ptxas_report(kernel) -> str:
-    bin_dir = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-    ptxas = next(p for p in (os.path.join(bin_dir, "ptxas-blackwell"), os.path.join(bin_dir, "ptxas")) if os.path.exists(p))
+    # The ptxas Triton itself compiles sm_90a with: Triton 3.6's `ptxas` (CUDA 12.8), Triton
+    # 3.9's `ptxas-blackwell` (13.x). Another one reports other registers and spills (for
+    # Hamming(8,4)'s float16 main launch, 12.9's ptxas-blackwell: 168 registers and 64 bytes
+    # of spills, where Triton 3.6's own ptxas, the H200 machine's, has 242 and none).
+    ptxas = get_ptxas(90).path
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(kernel.asm["ptx"])
     result = subprocess.run([ptxas, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
