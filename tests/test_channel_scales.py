@@ -56,3 +56,26 @@ def test_the_pass_reads_data_bits_as_stored_and_flags_rows_with_a_syndrome(codec
     got = out.cpu().view(torch.int32).reshape(rows, words)
     assert torch.equal(got[:, :-1], data_bits_as_stored(layout, meta).view(torch.int32))
     assert torch.equal(got[:, -1] != 0, flagged)
+
+
+def test_the_pass_reads_only_rows_that_cover_written_codewords(kernel_device):
+    """With each sequence's codeword rows, the pass reads and writes the rows of scales that
+    cover some of them, and leaves the others (a cache's storage past what is written) as they
+    were: 3 rows of scales of 4 codeword rows each, per (sequence, KV head)."""
+    layout = MetadataLayout("hamming84", 16, True)
+    tables = codec_tables("hamming84", "cpu")
+    g = torch.Generator().manual_seed(0)
+    batch, heads, rows = 2, 2, 3
+    meta = layout.store(torch.rand(batch * heads * rows, 16, generator=g) + 0.01, None, CodecTables(*tables[2:]))
+    parity_table = nibble_parity_table(tables[2], layout.storage.codec.k).to(kernel_device)
+    words = channel_scale_words(layout)
+    full = read_channel_scales(meta.reshape(batch, heads, rows, -1).to(kernel_device), parity_table, layout).cpu()
+    sentinel = torch.full((batch * heads * rows * words,), -1.0, device=kernel_device)
+    lens = torch.tensor([5, 0], device=kernel_device)  # sequence 0: rows of scales 0 and 1 (rows 0-3, 4); sequence 1: none
+    got = read_channel_scales(meta.reshape(batch, heads, rows, -1).to(kernel_device), parity_table, layout, lens, 4, sentinel).cpu()
+    assert got.data_ptr() != full.data_ptr()
+    got, full = got.view(torch.float32).reshape(batch, heads, rows, words), full.view(torch.float32).reshape(batch, heads, rows, words)
+    read = torch.zeros(batch, heads, rows, dtype=torch.bool)
+    read[0, :, :2] = True
+    assert torch.equal(got[read], full[read])
+    assert (got[~read] == -1.0).all()

@@ -38,11 +38,19 @@ def channel_scale_words(layout: MetadataLayout) -> int:
 
 
 @triton.jit
-def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, rows, MK: tl.constexpr, HAS_ZERO: tl.constexpr, GROUPS: tl.constexpr,
-                           MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, UNITS: tl.constexpr, OUT_WORDS: tl.constexpr,
-                           BLOCK_C: tl.constexpr, BLOCK_UNITS: tl.constexpr, ROWS: tl.constexpr):
+def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, HAS_ZERO: tl.constexpr,
+                           GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, UNITS: tl.constexpr,
+                           OUT_WORDS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_UNITS: tl.constexpr, ROWS: tl.constexpr,
+                           ROW_DIV: tl.constexpr):
     row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # row offsets in 64 bits
+    # Only the rows that hold some sequence's codeword rows (ROW_DIV > 0: kv_lens_ptr holds each
+    # sequence's): a cache's storage may be far longer than what is written in it.
     row_ok = row < rows
+    if ROW_DIV:
+        index = tl.minimum(row, rows - 1).to(tl.int32)  # 32-bit division: a 64-bit one is a long subroutine
+        row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads)
+        if tl.max(row_ok.to(tl.int32), 0) == 0:
+            return
     row = tl.minimum(row, rows - 1)  # rows past the end read the last one again, and store nothing
     row_ptr = km_ptr + row[:, None] * MRB
     cols = tl.arange(0, BLOCK_C)
@@ -63,19 +71,25 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, rows, MK: tl.constexpr, HA
     tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), dirty, mask=row_ok)
 
 
-def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, layout: MetadataLayout) -> torch.Tensor:
+def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, layout: MetadataLayout,
+                        kv_lens: torch.Tensor | None = None, row_div: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
     """The rows of ``k_meta`` ([batch, KV heads, rows, row bytes], contiguous: one row of
     channel scales each, stored as ``layout``, a group per channel; ``meta_parity_table``: its
     code's ``nibble_parity_table``) as float32 words, ``channel_scale_words`` per row, in a flat
-    tensor of their bytes."""
+    tensor of their bytes. With ``kv_lens`` (int64 ``[batch]``, each sequence's codeword rows)
+    and ``row_div`` (rows of codewords a row of scales covers), only the rows of scales that
+    cover some of those are read and written; the others are left as allocated (``out``: a
+    float32 tensor of the words to write into, else a new one)."""
     storage = layout.storage
+    batch, heads, head_rows = k_meta.shape[:3]
     rows = k_meta.numel() // k_meta.shape[-1]
     words = channel_scale_words(layout)
-    out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device)
+    out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device) if out is None else out
     if rows:
         wrap_triton(_channel_scales_kernel)[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
-            k_meta, out, meta_parity_table, rows, MK=storage.codec.k, HAS_ZERO=not layout.symmetric, GROUPS=layout.groups,
-            MUV=storage.unit_values, MUB=storage.unit_bytes, MRB=k_meta.shape[-1], UNITS=storage.units, OUT_WORDS=words,
-            BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM, num_warps=NUM_WARPS,
+            k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
+            HAS_ZERO=not layout.symmetric, GROUPS=layout.groups, MUV=storage.unit_values, MUB=storage.unit_bytes, MRB=k_meta.shape[-1],
+            UNITS=storage.units, OUT_WORDS=words, BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM,
+            ROW_DIV=row_div if kv_lens is not None else 0, num_warps=NUM_WARPS,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes

@@ -92,7 +92,8 @@ def triton_decode_attention(
     main_args, main_constants = args, constants
     if plan.channel_scales_pass:  # the main launch reads the coded channel scales as float32 words (channel_scales.py)
         km = _decode_attention_kernel.arg_names.index("km_ptr")
-        main_args = (*args[:km], read_channel_scales(k_meta, meta_parity_table, k_meta_layout), *args[km + 1:])
+        k_scales = read_channel_scales(k_meta, meta_parity_table, k_meta_layout, quantized_lens, key_channel_block)
+        main_args = (*args[:km], k_scales, *args[km + 1:])
         main_constants = {**constants, **channel_scales_constants(k_meta_layout)}
     wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
         *main_args, program_splits=1, DEFERRED=False, **main_constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
