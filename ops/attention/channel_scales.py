@@ -1,6 +1,7 @@
 """Keys quantized per channel on the word path, their scales coded (Hamming(7,4), (8,4)): a
-pass before the main launch reads each row of channel scales once, into float32 words that
-the main launch loads one block ahead as it loads int4's.
+pass before the main launch reads each row of channel scales once (those that cover some
+sequence's written rows), into float32 words that the main launch loads one block ahead as it
+loads int4's.
 
 Read in the main launch's loop, a coded row (342 Golay codewords for 128 scales) was checked
 by table gathers at every block of rows it covers, once per split: the check's loads could not
