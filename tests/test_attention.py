@@ -234,6 +234,8 @@ def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
          causal=True, mask_kind=None, flip_rate=0.1, seed=41967)  # rows overflowing to inf
 @example(codec="hamming74", batch=2, kv_heads=2, group=4, lq=1, head_dim=32, seq=100, groups=1, symmetric=False, interpolate=False,
          causal=False, mask_kind="bool", flip_rate=0.1, seed=4540)  # a NaN key (struck zero point) that the boolean mask hides
+@example(codec="golay24", batch=1, kv_heads=2, group=1, lq=2, head_dim=8, seq=133, groups=1, symmetric=False, interpolate=False,
+         causal=False, mask_kind=None, flip_rate=0.1, seed=7179)  # values overflowing to inf in rows past the sequence's length
 def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, groups, symmetric, interpolate, causal, mask_kind,
                          flip_rate, seed):
     device = "cuda" if torch.cuda.is_available() else "cpu"
