@@ -241,13 +241,14 @@ def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     code's encode table is its own nibble table."""
     if k <= 4:
         return encode_table
-    cached = _NIBBLE_TABLES.get(encode_table) if _cacheable(encode_table) else None
+    cacheable = _cacheable(encode_table)
+    cached = _NIBBLE_TABLES.get(encode_table) if cacheable else None
     if cached is not None and cached[0] == encode_table._version:
         return cached[1]
     nibbles = torch.arange(16, device=encode_table.device)
     shifts = 4 * torch.arange(k // 4, device=encode_table.device)
     table = encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
-    if _cacheable(encode_table):
+    if cacheable:
         _NIBBLE_TABLES[encode_table] = (encode_table._version, table)
     return table
 

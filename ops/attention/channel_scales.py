@@ -47,12 +47,12 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_ro
     # Only the rows that hold some sequence's codeword rows (ROW_DIV > 0: kv_lens_ptr holds each
     # sequence's): a cache's storage may be far longer than what is written in it.
     row_ok = row < rows
+    row = tl.minimum(row, rows - 1)  # rows past the end read the last one again, and store nothing
     if ROW_DIV:
-        index = tl.minimum(row, rows - 1).to(tl.int32)  # 32-bit division: a 64-bit one is a long subroutine
+        index = row.to(tl.int32)  # 32-bit division: a 64-bit one is a long subroutine
         row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads)
         if tl.max(row_ok.to(tl.int32), 0) == 0:
             return
-    row = tl.minimum(row, rows - 1)  # rows past the end read the last one again, and store nothing
     row_ptr = km_ptr + row[:, None] * MRB
     cols = tl.arange(0, BLOCK_C)
     ok = row_ok[:, None] & (cols < GROUPS)[None, :]
@@ -82,7 +82,7 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     cover some of those are read and written; the others are left as allocated (``out``: a
     float32 tensor of the words to write into, else a new one)."""
     storage = layout.storage
-    batch, heads, head_rows = k_meta.shape[:3]
+    heads, head_rows = k_meta.shape[1:3]
     rows = k_meta.numel() // k_meta.shape[-1]
     words = channel_scale_words(layout)
     out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device) if out is None else out

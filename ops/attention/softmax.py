@@ -54,14 +54,13 @@ def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mas
     visible = m_ok[:, None] & row_ok[None, :] & ((rows * 0 + deferred) == 0)[None, :]
     if CAUSAL:
         visible = visible & (rows[None, :] <= last_visible[:, None])
-    if HAS_MASK and MASK_ROWS:
-        added = tl.load(mask_ptr + b.to(tl.int64) * stride_mb + rows * stride_ms, mask=row_ok, other=0.0)[None, :]
-        s += added * 1.4426950408889634
-        if HAS_MASK == 2:
-            visible = visible & (added != float("-inf"))
-    elif HAS_MASK:
-        mask_ptrs = mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq + rows[None, :] * stride_ms
-        added = tl.load(mask_ptrs, mask=visible, other=0.0)
+    if HAS_MASK:
+        if MASK_ROWS:
+            added = tl.load(mask_ptr + b.to(tl.int64) * stride_mb + rows * stride_ms, mask=row_ok, other=0.0)[None, :]
+        else:
+            mask_ptrs = (mask_ptr + b.to(tl.int64) * stride_mb + head[:, None] * stride_mh + qi[:, None] * stride_mq
+                         + rows[None, :] * stride_ms)
+            added = tl.load(mask_ptrs, mask=visible, other=0.0)
         s += added * 1.4426950408889634
         if HAS_MASK == 2:
             visible = visible & (added != float("-inf"))
