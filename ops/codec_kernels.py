@@ -1124,8 +1124,20 @@ def _count_statuses(counters_ptr, status, counted, FIRST: tl.constexpr):
         _count(counters_ptr + FIRST + field, (packed >> (16 * field)) & 0xFFFF)
 
 
+# Host-side arithmetic of the launchers in plain Python: ``triton.cdiv`` and
+# ``triton.next_power_of_2`` are constexpr functions (Triton 3.6+), each call from Python a few
+# microseconds of argument unwrapping, about 45 us of every fused attention call. Plain
+# arithmetic, so that they also take torch.compile's symbolic sizes.
+def _cdiv(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
 def _pow2(n: int) -> int:
-    return triton.next_power_of_2(max(1, n))
+    """The least power of two >= ``n`` (1 for ``n`` <= 1), as ``triton.next_power_of_2``."""
+    n = max(1, n) - 1
+    for shift in (1, 2, 4, 8, 16, 32):
+        n |= n >> shift
+    return n + 1
 
 
 def _rows_per_program(layout: StorageLayout) -> int:
@@ -1206,7 +1218,7 @@ def launch_store(
     groups = layout.head_dim // group_size
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
     zero = scale if symmetric or not quantize else torch.empty_like(scale)
-    wrap_triton(_store_kernel)[(triton.cdiv(rows, block_r),)](
+    wrap_triton(_store_kernel)[(_cdiv(rows, block_r),)](
         x,
         out,
         scale,
@@ -1282,7 +1294,7 @@ def launch_load(
     # The pointer passed for a tensor the launch neither reads nor writes: one of its own, never
     # the stored bytes, which torch.compile would copy if it took them for written.
     unused = status if status is not None else stored.new_empty(16)
-    wrap_triton(_load_kernel)[(triton.cdiv(rows, block_r),)](
+    wrap_triton(_load_kernel)[(_cdiv(rows, block_r),)](
         stored,
         out,
         status if status is not None else unused,

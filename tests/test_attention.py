@@ -636,6 +636,26 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
         ops.decode_attention(torch.randn(1, 1, 1, 16), k, v, "int4", config="64")
 
 
+def test_launch_constants_are_remembered_per_alignment_and_handed_out_as_copies():
+    """The plan's constants are computed once per distinct layout and alignment (the launcher
+    runs once per layer and step) and each call gets its own copy: storage that starts off a
+    32-bit word takes the unit path even after the aligned one was planned, and a caller
+    changing its copy changes no later plan."""
+    stored = torch.zeros(2, 1, 8, 64, dtype=torch.uint8)
+    aligned = attention.storage_constants("hamming84", 64, 1, stored)
+    unaligned = attention.storage_constants("hamming84", 64, 1, stored.flatten()[1:].view(1, 1, 1, -1)[..., :64])
+    assert aligned["PACKED"] and not unaligned["PACKED"]
+    aligned["PACKED"] = False
+    again = attention.storage_constants("hamming84", 64, 1, stored)
+    assert again["PACKED"] and again == attention.plan._storage_constants.__wrapped__("hamming84", 64, 1, True, 0)
+    main, deferred = attention.launch_configs("hamming84", True, True)
+    main["block_n"] = 1
+    assert attention.launch_configs("hamming84", True, True)[0]["block_n"] == deferred["block_n"] != 1
+    calls = []  # an unhashable argument (a symbolic size under tracing) is computed anew, not cached
+    count = attention.plan._cached(lambda x: calls.append(x) or {"n": len(x)})
+    assert count([1, 2]) == {"n": 2} and count((1, 2)) == count((1, 2)) == {"n": 2} and len(calls) == 2
+
+
 def test_a_launch_config_changes_no_result(kernel_device):
     """The same output and counts under another launch configuration (block size, warps,
     stages): a configuration is a speed decision only."""

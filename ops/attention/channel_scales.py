@@ -22,7 +22,7 @@ from torch.library import wrap_triton
 
 from ecc_tensor.metadata import MetadataLayout
 
-from ..codec_kernels import _pow2, _syndromes, _unit_word
+from ..codec_kernels import _cdiv, _pow2, _syndromes, _unit_word
 from .clean_meta import _clean_channel_meta
 
 # One row a program, one warp: the fastest of 1-8 rows and 1-8 warps at batch 8 / 32k on the
@@ -87,7 +87,7 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     words = channel_scale_words(layout)
     out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device) if out is None else out
     if rows:
-        wrap_triton(_channel_scales_kernel)[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
+        wrap_triton(_channel_scales_kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
             HAS_ZERO=not layout.symmetric, GROUPS=layout.groups, MUV=storage.unit_values, MUB=storage.unit_bytes, MRB=k_meta.shape[-1],
             UNITS=storage.units, OUT_WORDS=words, BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM,

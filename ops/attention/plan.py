@@ -3,10 +3,10 @@ the kernel's constants, the launch configurations and the splits."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
-import triton
 
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.metadata import MetadataLayout
@@ -15,6 +15,7 @@ from ecc_tensor.storage import StorageLayout
 from ..byte_words import nibble_constants
 from .channel_scales import channel_scale_words
 from ..codec_kernels import (
+    _cdiv,
     _pow2,
     block_offsets,
     parity_only_syndrome,
@@ -46,22 +47,22 @@ def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, 
     """(keys per split, number of splits): about ``waves`` programs per multiprocessor, each
     with a whole number of key blocks and at least ``MIN_SPLIT_KEYS`` keys, unless that would
     leave fewer than two programs per multiprocessor."""
-    blocks = triton.cdiv(max(seq, 1), block_n)
+    blocks = _cdiv(max(seq, 1), block_n)
     sms = _multiprocessors(device)
-    want = max(1, triton.cdiv(waves * sms, batch_heads))
-    fill = triton.cdiv(2 * sms, batch_heads)
+    want = max(1, _cdiv(waves * sms, batch_heads))
+    fill = _cdiv(2 * sms, batch_heads)
     splits = max(1, min(blocks, MAX_SPLITS, max(min(want, seq // MIN_SPLIT_KEYS), fill)))
-    split_len = triton.cdiv(blocks, splits) * block_n
-    return split_len, triton.cdiv(max(seq, 1), split_len)
+    split_len = _cdiv(blocks, splits) * block_n
+    return split_len, _cdiv(max(seq, 1), split_len)
 
 
 def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
     """(splits per program, programs per (sequence, KV head)) of the deferred launch: about
     ``waves`` programs per multiprocessor, as many as run at once. Its programs mostly only
     read their flags, and where every block is dirty the work is the same either way."""
-    programs = max(1, min(splits, triton.cdiv(waves * _multiprocessors(device), batch_heads)))
-    program_splits = triton.cdiv(splits, programs)
-    return program_splits, triton.cdiv(splits, program_splits)
+    programs = max(1, min(splits, _cdiv(waves * _multiprocessors(device), batch_heads)))
+    program_splits = _cdiv(splits, programs)
+    return program_splits, _cdiv(splits, program_splits)
 
 
 # (block_n, num_warps, num_stages, programs per multiprocessor) per storage layout (a codec's
@@ -84,17 +85,44 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16), "blocks": (32, 1, 3, 16)}
 
 
-def _word_aligned(storage: StorageLayout, *meta: torch.Tensor) -> bool:
-    """Whether every row of the metadata ``meta`` (none given: yes) starts on a 32-bit word."""
-    return storage.row_bytes % 4 == 0 and all(t.storage_offset() % 4 == 0 for t in meta)
+def _aligned(*tensors: torch.Tensor) -> bool:
+    """Whether every tensor starts on a 32-bit word (allocations themselves are aligned)."""
+    return bool(all(t.storage_offset() % 4 == 0 for t in tensors))
+
+
+def _copy(value):
+    return dict(value) if isinstance(value, dict) else tuple(map(_copy, value)) if isinstance(value, tuple) else value
+
+
+# The constants below are computed once per distinct argument (the layouts are frozen
+# dataclasses, alignment a boolean) and copied out (dicts, and tuples of them): a decoding step
+# calls the launcher once per layer, and recomputing them from the codecs' properties took
+# about a third of its Python time (benchmarks/RESULTS.md, "The launcher's Python").
+def _cached(fn):
+    cached = functools.lru_cache(maxsize=1024)(fn)
+
+    @functools.wraps(fn)
+    def copy(*args):
+        try:
+            return _copy(cached(*args))
+        except TypeError:  # an unhashable argument (a symbolic size while tracing): computed anew
+            return fn(*args)
+
+    copy.cache_clear = cached.cache_clear
+    return copy
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
     """The metadata's code and layout constants. ``META_WORDS``: 32-bit words per row where
     the clean paths load the unprotected float32 words (int4; aligned rows), else 0;
     ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
+    return _meta_constants(meta_layout, _aligned(*meta))
+
+
+@_cached
+def _meta_constants(meta_layout: MetadataLayout, aligned_tensors: bool) -> dict:
     storage = meta_layout.storage
-    aligned = _word_aligned(storage, *meta)
+    aligned = storage.row_bytes % 4 == 0 and aligned_tensors
     lanes = storage.head_dim if storage.lanes and aligned else 0
     words = storage.row_bytes // 4 if aligned and storage.nibbles and meta_layout.groups == 1 else 0
     return dict(
@@ -116,8 +144,13 @@ def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block
                     K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
                     K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
                     K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0)
+    return _channel_key_meta_constants(meta_layout, channel_block, _aligned(*k_meta))
+
+
+@_cached
+def _channel_key_meta_constants(meta_layout: MetadataLayout, channel_block: int, aligned_tensors: bool) -> dict:
     storage = meta_layout.storage
-    aligned = _word_aligned(storage, *k_meta)
+    aligned = storage.row_bytes % 4 == 0 and aligned_tensors
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
                 K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if aligned and storage.nibbles else 0, K_META_DIRTY=0)
@@ -254,6 +287,12 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1,
     deferred): its warps and stages are the unit path's, its block size the main launch's,
     since the deferral flags are per main-launch block. ``config`` overrides both
     (``kernel_config``)."""
+    return _launch_configs(codec, interpolate, packed, groups, config, channel_keys)
+
+
+@_cached
+def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, config: str | None, channel_keys: bool
+                    ) -> tuple[dict, dict | None]:
     decode = get_codec(codec).decodes
     interp = interpolate and decode
     clean = packed or clean_units_path_applies(codec, groups, packed, channel_keys)  # main launch: clean blocks only
@@ -280,11 +319,16 @@ def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Ten
     ``channel_block`` rows, the word path folds each block's scales into the queries (its key
     blocks of 32 rows must not straddle two: ``channel_block`` a multiple of 32); Golay takes
     the general unit path."""
+    return _storage_constants(codec, head_dim, groups, _aligned(*stored), channel_block)
+
+
+@_cached
+def _storage_constants(codec: str, head_dim: int, groups: int, aligned: bool, channel_block: int) -> dict:
     layout = StorageLayout(codec, head_dim)
     channel_keys = channel_block > 0
-    packed = packed_path_applies(codec, layout.row_bytes, groups, *stored) and channel_block % _PACKED_CONFIGS["bytes"][0] == 0
-    lanes = lanes_path_applies(layout, groups, *stored) and not channel_keys
-    blocks = blocks_path_applies(layout, groups, *stored) and not channel_keys
+    packed = aligned and packed_path_applies(codec, layout.row_bytes, groups) and channel_block % _PACKED_CONFIGS["bytes"][0] == 0
+    lanes = aligned and lanes_path_applies(layout, groups) and not channel_keys
+    blocks = aligned and blocks_path_applies(layout, groups) and not channel_keys
     tiles = tile_sizes(layout, packed, lanes, blocks)
     return dict(
         D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
