@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import return_and_correct_aliasing
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
+from .ops.dispatch import call_op
 from .codecs import CodecTables
 from .counters import new_counters
 from .attention import dequantize_channel_cache, quantize_encode_channels, with_window
@@ -176,7 +177,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         scheme = QuantScheme(key_quant=axis, residual_length=residual_length, channel_block=channel_block)
         tables = codec_tables(codec, x.device)
         if scheme.plain and window_block is None:
-            stored, meta = torch.ops.ecc.quantize_encode(x, *tables, codec, group_size, symmetric)
+            stored, meta = call_op(torch.ops.ecc.quantize_encode, x, *tables, codec, group_size, symmetric)
             groups = 1 if group_size is None else x.shape[-1] // group_size
             return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters)
         if x.dim() != 4 or x.dtype.itemsize != 2:
@@ -201,7 +202,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
             layout = MetadataLayout(codec, groups, symmetric)
             meta = torch.zeros(*x.shape[:-1], layout.row_bytes, dtype=torch.uint8, device=x.device)
             if rows:
-                stored[:, :, :rows], meta[:, :, :rows] = torch.ops.ecc.quantize_encode(x[:, :, :rows], *tables, codec, group_size,
+                stored[:, :, :rows], meta[:, :, :rows] = call_op(torch.ops.ecc.quantize_encode, x[:, :, :rows], *tables, codec, group_size,
                                                                                       symmetric)
         window = None
         if boundary.window_rows(0):  # as ECCCache's
@@ -236,7 +237,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
 
     def decode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(INT4 values uint8 [..., D], status uint8 [..., codewords per row])``."""
-        return torch.ops.ecc.decode(self.stored, self.encode_table, self.syndrome_table, self.codec, self.shape[-1])
+        return call_op(torch.ops.ecc.decode, self.stored, self.encode_table, self.syndrome_table, self.codec, self.shape[-1])
 
     def scales(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decoded (corrected) ``(scale, zero or None)``, float32 ``[..., groups]``."""
@@ -310,12 +311,12 @@ def ecc_dequantize(t: "ECCInt4Tensor", interpolate: bool | None = None, dtype: t
     interpolate = t.interpolate if interpolate is None else interpolate
     rows = _quantized_rows(t)
     if t.channel_block:
-        values, status = torch.ops.ecc.decode(t.stored, t.encode_table, t.syndrome_table, t.codec, t.shape[-1])
+        values, status = call_op(torch.ops.ecc.decode, t.stored, t.encode_table, t.syndrome_table, t.codec, t.shape[-1])
         meta_tables = CodecTables(t.meta_encode_table, t.meta_syndrome_table)
         out = dequantize_channel_cache(values, status, t.meta, meta_tables, t.codec, t.symmetric, interpolate, counters,
                                        dtype or t.dtype, rows=rows, block=t.channel_block)
     else:
-        out = torch.ops.ecc.decode_dequantize(
+        out = call_op(torch.ops.ecc.decode_dequantize,
             t.stored, t.meta, *t.tables, t.codec, t.shape[-1], t.groups, t.symmetric, interpolate, counters,
             dtype or t.dtype, rows,
         )
@@ -553,7 +554,7 @@ def ecc_decode_attention(
         scheme = dict(key_channel_block=key.channel_block or 0)
         if key.window is not None:
             scheme.update(quantized_lens=rows.to(torch.int64).reshape(-1).expand(batch), k_window=key.window, v_window=value.window)
-    return torch.ops.ecc.decode_attention(
+    return call_op(torch.ops.ecc.decode_attention,
         query, key.stored, key.meta, value.stored, value.meta, *key.tables, key.codec,
         key.shape[-1], value.groups, key.symmetric, key.interpolate, seq_lens, counters, attn_mask, is_causal, scale, **scheme,
     )

@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover
     from torch.compiler import is_compiling as is_torchdynamo_compiling
 
 import ecc_tensor.ops as ops
+from ecc_tensor.ops.dispatch import call_op
 from ecc_tensor import counters as C
 from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_channels
 from ecc_tensor.codecs import CodecTables, int_to_bits
@@ -398,7 +399,7 @@ class ECCLayer(_StoredLayer):
             if is_torchdynamo_compiling():
                 return self._write_step(store, kv, states, position)
             return self._write_windowed(store, kv, states, first)
-        stored, meta = torch.ops.ecc.quantize_encode(states, *store.tables, self.mode.codec, self.group_size, self.symmetric)
+        stored, meta = call_op(torch.ops.ecc.quantize_encode, states, *store.tables, self.mode.codec, self.group_size, self.symmetric)
         if store.shadow is not None:
             store.shadow.index_copy_(2, position, stored)
             store.meta_shadow.index_copy_(2, position, meta)
@@ -426,7 +427,7 @@ class ECCLayer(_StoredLayer):
             return self._public_view(store, words, meta)
         t, meta_layout = store.tables, store.meta_layout
         if is_torchdynamo_compiling() or self._mirror_stale:
-            out = torch.ops.ecc.decode_dequantize(
+            out = call_op(torch.ops.ecc.decode_dequantize,
                 words, meta, *t, self.mode.codec, store.layout.head_dim, meta_layout.groups,
                 meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype, self.cumulative_length,
             )
@@ -435,7 +436,7 @@ class ECCLayer(_StoredLayer):
             # buffer; the rows past them read as the zeros their empty storage decodes to.
             written = slice(0, self._written)
             out = words.new_zeros(*words.shape[:-1], store.layout.head_dim, dtype=self.dtype)
-            out[:, :, written] = torch.ops.ecc.decode_dequantize(
+            out[:, :, written] = call_op(torch.ops.ecc.decode_dequantize,
                 words[:, :, written], meta[:, :, written], *t, self.mode.codec,
                 store.layout.head_dim, meta_layout.groups, meta_layout.symmetric, self.mode.interpolate, self.counters, self.dtype,
             )
@@ -450,8 +451,8 @@ class ECCLayer(_StoredLayer):
         t, head_dim, meta_layout = store.tables, store.layout.head_dim, store.meta_layout
         rows = self._written if rows is None else rows
         written, meta_written = slice(0, rows), slice(0, store.meta_rows(rows))
-        got, status = torch.ops.ecc.decode(words[:, :, written], *t[:2], self.mode.codec, head_dim)
-        want, _ = torch.ops.ecc.decode(store.shadow[:, :, written], *t[:2], self.mode.codec, head_dim)
+        got, status = call_op(torch.ops.ecc.decode, words[:, :, written], *t[:2], self.mode.codec, head_dim)
+        want, _ = call_op(torch.ops.ecc.decode, store.shadow[:, :, written], *t[:2], self.mode.codec, head_dim)
         _, _, meta_erased = meta_layout.load(meta[:, :, meta_written], store.meta_tables)
         flags = meta_layout.group_flags(meta_erased)
         if store.channel_block:  # [.., blocks, head_dim]: a channel of every token of the block
@@ -504,7 +505,8 @@ class ECCLayer(_StoredLayer):
             slot = position % rows
             leaving = window.index_select(2, slot)
             window.index_copy_(2, slot, new)
-            stored, meta = torch.ops.ecc.quantize_encode(leaving.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
+            stored, meta = call_op(torch.ops.ecc.quantize_encode, leaving.to(self.dtype), *t, self.mode.codec, self.group_size,
+                                   self.symmetric)
             place = torch.clamp(position - scheme.residual_length, min=0)
             meta_place, leaves = place, position >= scheme.residual_length
         else:  # keys per channel: a block leaves when its last token does, its values (per token) with it
@@ -520,7 +522,8 @@ class ECCLayer(_StoredLayer):
             if store.channel_block:
                 stored, meta = quantize_encode_channels(x, block, CodecTables(*t[:2]), store.meta_tables, self.mode.codec, self.symmetric)
             else:
-                stored, meta = torch.ops.ecc.quantize_encode(x.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
+                stored, meta = call_op(torch.ops.ecc.quantize_encode, x.to(self.dtype), *t, self.mode.codec, self.group_size,
+                                       self.symmetric)
                 meta_place = place
         store.stored.index_copy_(2, place, torch.where(leaves, stored, store.stored.index_select(2, place)))
         store.meta.index_copy_(2, meta_place, torch.where(leaves, meta, store.meta.index_select(2, meta_place)))
@@ -533,14 +536,14 @@ class ECCLayer(_StoredLayer):
         rows = self.scheme.quantized_rows(kv, written)
         t, codec, head_dim = store.tables, self.mode.codec, store.layout.head_dim
         if store.channel_block:
-            values, status = torch.ops.ecc.decode(store.stored, t[0], t[1], codec, head_dim)
+            values, status = call_op(torch.ops.ecc.decode, store.stored, t[0], t[1], codec, head_dim)
             decoded = dequantize_channel_cache(values, status, store.meta, store.meta_tables, codec, self.symmetric,
                                                self.mode.interpolate, self.counters, self.dtype, rows=rows,
                                                block=store.channel_block)
         else:
             layout = store.meta_layout
-            decoded = torch.ops.ecc.decode_dequantize(store.stored, store.meta, *t, codec, head_dim, layout.groups, layout.symmetric,
-                                                      self.mode.interpolate, self.counters, self.dtype, rows)
+            decoded = call_op(torch.ops.ecc.decode_dequantize, store.stored, store.meta, *t, codec, head_dim, layout.groups,
+                              layout.symmetric, self.mode.interpolate, self.counters, self.dtype, rows)
         window = store.window
         positions = torch.arange(store.stored.shape[-2], device=window.device)
         held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
@@ -573,7 +576,7 @@ class ECCLayer(_StoredLayer):
 
         def encode(rows_x):
             if not store.channel_block:
-                return torch.ops.ecc.quantize_encode(rows_x.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
+                return call_op(torch.ops.ecc.quantize_encode, rows_x.to(self.dtype), *t, self.mode.codec, self.group_size, self.symmetric)
             return quantize_encode_channels(rows_x, store.channel_block, CodecTables(*t[:2]), store.meta_tables, self.mode.codec,
                                             self.symmetric)
 
@@ -642,12 +645,12 @@ class ECCLayer(_StoredLayer):
         t, codec = store.tables, self.mode.codec
         if rows:
             if store.channel_block:
-                values, status = torch.ops.ecc.decode(words, t[0], t[1], codec, store.layout.head_dim)
+                values, status = call_op(torch.ops.ecc.decode, words, t[0], t[1], codec, store.layout.head_dim)
                 out[:, :, :rows] = dequantize_channel_cache(values, status, meta, store.meta_tables, codec, self.symmetric,
                                                             self.mode.interpolate, self.counters, self.dtype)
             else:
                 layout = store.meta_layout
-                out[:, :, :rows] = torch.ops.ecc.decode_dequantize(words, meta, *t, codec, store.layout.head_dim, layout.groups,
+                out[:, :, :rows] = call_op(torch.ops.ecc.decode_dequantize, words, meta, *t, codec, store.layout.head_dim, layout.groups,
                                                                   layout.symmetric, self.mode.interpolate, self.counters, self.dtype)
             if store.shadow is not None:
                 self._count_silent(words, meta, store, rows)

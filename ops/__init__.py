@@ -18,6 +18,7 @@ from ecc_tensor.interp import register_interpolation_kernel
 from ecc_tensor.metadata import codec_tables
 
 from . import library  # noqa: F401  (registers the ops)
+from .dispatch import call_op
 from . import mutation_analysis
 from .interp_kernels import interpolate_decoded_
 
@@ -32,19 +33,19 @@ def _tables(codec: str, device: torch.device):
 
 def encode(values: torch.Tensor, codec: str) -> torch.Tensor:
     t = _tables(codec, values.device)
-    return torch.ops.ecc.encode(values, t.encode_table, t.syndrome_table, codec)
+    return call_op(torch.ops.ecc.encode, values, t.encode_table, t.syndrome_table, codec)
 
 
 def decode(stored: torch.Tensor, codec: str, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     t = _tables(codec, stored.device)
-    return torch.ops.ecc.decode(stored, t.encode_table, t.syndrome_table, codec, head_dim)
+    return call_op(torch.ops.ecc.decode, stored, t.encode_table, t.syndrome_table, codec, head_dim)
 
 
 def quantize_encode(
     x: torch.Tensor, codec: str, group_size: int | None = None, symmetric: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Float ``[..., D]`` -> ``(storage, metadata)`` in one pass (``ecc_tensor.metadata``)."""
-    return torch.ops.ecc.quantize_encode(x, *codec_tables(codec, x.device), codec, group_size, symmetric)
+    return call_op(torch.ops.ecc.quantize_encode, x, *codec_tables(codec, x.device), codec, group_size, symmetric)
 
 
 def quantize_encode_channels(
@@ -74,7 +75,7 @@ def decode_dequantize_channels(
     :func:`ecc_tensor.attention.dequantize_channel_cache` (interpolation by the kernels on CUDA)."""
     counters = new_counters(stored.device) if counters is None else counters
     tables = codec_tables(codec, stored.device)
-    values, status = torch.ops.ecc.decode(stored, *tables[:2], codec, head_dim)
+    values, status = call_op(torch.ops.ecc.decode, stored, *tables[:2], codec, head_dim)
     return dequantize_channel_cache(values, status, meta, CodecTables(*tables[2:]), codec, symmetric, interpolate, counters, dtype,
                                     rows, block)
 
@@ -94,7 +95,7 @@ def decode_dequantize(
 ) -> torch.Tensor:
     """Decode, correct, dequantize (and interpolate erasures along dim -2); see the op."""
     counters = new_counters(stored.device) if counters is None else counters
-    return torch.ops.ecc.decode_dequantize(
+    return call_op(torch.ops.ecc.decode_dequantize,
         stored, meta, *codec_tables(codec, stored.device), codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
     )
 
@@ -106,7 +107,7 @@ def inject(
     """``fault.apply`` as an op (Triton on CUDA); ``step=None`` advances the model's counter;
     ``eligible``: the ``msb`` model's bits per word position along the last dim."""
     step = fault.next_step() if step is None else step
-    return torch.ops.ecc.inject(
+    return call_op(torch.ops.ecc.inject,
         words, bits_per_word, fault.kind, fault.ber, fault.seed, offset, step,
         fault.burst_len, fault.msb_bits, fault.page_words, fault.page_fraction, eligible,
     )
@@ -136,7 +137,7 @@ def decode_attention(
     if seq_lens is None:
         seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)
     counters = new_counters(query.device) if counters is None else counters
-    return torch.ops.ecc.decode_attention(
+    return call_op(torch.ops.ecc.decode_attention,
         query, *k, *v, *codec_tables(codec, query.device), codec, head_dim, groups, symmetric, interpolate, seq_lens, counters,
         attn_mask, is_causal, head_dim**-0.5 if scale is None else scale, config,
     )
