@@ -110,3 +110,17 @@ def test_the_folded_gqa_baseline_attends_what_transformers_sdpa_does():
         logits[attention] = torch.cat(out, dim=1)
     model.set_attn_implementation("sdpa")
     torch.testing.assert_close(logits[FOLDED], logits["sdpa"], rtol=1e-5, atol=1e-5)
+
+
+def test_host_overhead_tool_times_the_gpu_path_without_a_gpu(monkeypatch, capsys):
+    """tools/host_overhead.py runs the CUDA launcher on CPU tensors with the launches stubbed:
+    a positive time per entry point and codec, and the table it prints."""
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import host_overhead
+
+    times = host_overhead.measure("hamming84", kv_heads=2, q_heads=4, seq=64, head_dim=16, number=2, repeat=1)
+    assert set(times) == {"ops.decode_attention", "torch.ops.ecc", "launcher"} and min(times.values()) > 0
+    host_overhead.main(["--codecs", "int4", "--number", "1", "--repeat", "1"])
+    assert "| int4 |" in capsys.readouterr().out

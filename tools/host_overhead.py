@@ -1,0 +1,81 @@
+"""The Python time of one eager ``ecc::decode_attention`` call on the GPU path, without a GPU.
+
+Runs the CUDA launcher on CPU tensors with every Triton launch replaced by a no-op, so what is
+timed is this package's Python (argument checks, the launch plan, allocations) and PyTorch's
+dispatch of the op, not the kernels nor Triton's own launch code. Best of ``--repeat`` runs of
+``--number`` calls, per codec and entry point:
+
+- ``ops.decode_attention``: the Python entry point (``ops/dispatch.py``'s ``call_op``);
+- ``torch.ops.ecc``: the op through the dispatcher, autograd layers included;
+- ``launcher``: ``triton_decode_attention`` alone.
+
+    python tools/host_overhead.py                      # int4, hamming84, golay24, secded72
+    python tools/host_overhead.py --codecs hamming84 --number 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import timeit
+from unittest import mock
+
+import torch
+
+import ecc_tensor.ops as ops
+import ecc_tensor.ops.attention.channel_scales as channel_scales
+import ecc_tensor.ops.library as library
+from ecc_tensor.counters import new_counters
+from ecc_tensor.metadata import codec_tables
+from ecc_tensor.ops.attention import launch, plan
+
+
+class _NoLaunch:
+    """``wrap_triton(kernel)[grid](...)`` that launches nothing."""
+
+    def __init__(self, kernel):
+        pass
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: None
+
+
+def _best_us(fn, number: int, repeat: int) -> float:
+    for _ in range(10):
+        fn()
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def measure(codec: str, batch: int = 1, kv_heads: int = 8, q_heads: int = 32, seq: int = 4096, head_dim: int = 128,
+            number: int = 100, repeat: int = 7) -> dict[str, float]:
+    """Microseconds per call of each entry point (see the module docstring)."""
+    x = torch.randn(batch, kv_heads, seq, head_dim)
+    k, v = ops.quantize_encode(x, codec), ops.quantize_encode(-x, codec)
+    query = torch.randn(batch, q_heads, 1, head_dim, dtype=torch.float16)
+    seq_lens = torch.full((batch,), seq, dtype=torch.int64)
+    counters = new_counters("cpu")
+    args = (query, *k, *v, *codec_tables(codec, "cpu"), codec, head_dim, 1, True, False, seq_lens, counters, None, False, 0.1)
+    with mock.patch.object(library, "_on_gpu", lambda t: True), mock.patch.object(launch, "wrap_triton", _NoLaunch), \
+            mock.patch.object(channel_scales, "wrap_triton", _NoLaunch), mock.patch.object(plan, "_multiprocessors", lambda d: 132):
+        return {
+            "ops.decode_attention": _best_us(lambda: ops.decode_attention(query, k, v, codec, seq_lens=seq_lens, counters=counters,
+                                                                          scale=0.1), number, repeat),
+            "torch.ops.ecc": _best_us(lambda: torch.ops.ecc.decode_attention(*args), number, repeat),
+            "launcher": _best_us(lambda: launch.triton_decode_attention(*args), number, repeat),
+        }
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--codecs", nargs="+", default=["int4", "hamming84", "golay24", "secded72"])
+    p.add_argument("--number", type=int, default=100, help="calls per timed run")
+    p.add_argument("--repeat", type=int, default=7, help="timed runs (the best is reported)")
+    args = p.parse_args(argv)
+    print("| codec | ops.decode_attention (us) | torch.ops.ecc (us) | launcher (us) |")
+    print("|---|---:|---:|---:|")
+    for codec in args.codecs:
+        t = measure(codec, number=args.number, repeat=args.repeat)
+        print(f"| {codec} | {t['ops.decode_attention']:.1f} | {t['torch.ops.ecc']:.1f} | {t['launcher']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
