@@ -26,6 +26,7 @@ from .interp_kernels import interpolate_decoded_
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
 from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _three_lane_syndromes
+from .memo import aligned, memoized
 
 
 @triton.jit
@@ -1195,6 +1196,36 @@ def meta_row_words(meta_layout: MetadataLayout, *meta: torch.Tensor) -> bool:
     return storage.lanes and storage.head_dim == 8 and storage.row_bytes == 16 and all(t.storage_offset() % 4 == 0 for t in meta)
 
 
+@memoized
+def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, symmetric: bool, out_aligned: bool) -> dict:
+    """The store kernel's constants (``launch_store``; ``out_aligned``: the output starts on a
+    32-bit word)."""
+    groups = layout.head_dim // group_size
+    return dict(
+        D=layout.head_dim,
+        GROUP=group_size,
+        GROUPS=groups,
+        UNITS=layout.units,
+        UNIT_VALUES=layout.unit_values,
+        UNIT_BYTES=layout.unit_bytes,
+        ROW_BYTES=layout.row_bytes,
+        LANES_D=layout.head_dim if layout.lanes else 0,
+        BLOCKS=block_offsets(layout),
+        ENCODE=layout.codec.decodes,
+        QUANTIZE=quantize,
+        SYMMETRIC=symmetric,
+        BLOCK_R=_rows_per_program(layout),
+        BLOCK_G=_pow2(groups),
+        BLOCK_GS=_pow2(group_size),
+        BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
+        ROW_ORDER=row_order(layout),
+        WHOLE_ROWS=quantize and whole_rows(layout, groups),
+        LANE_WORDS=out_aligned and lane_words(layout),
+        BYTE_WORDS=out_aligned and byte_words(layout),
+        **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3")},
+    )
+
+
 def launch_store(
     x: torch.Tensor,
     layout: StorageLayout,
@@ -1214,39 +1245,11 @@ def launch_store(
     themselves (``MetadataLayout.nibbles`` as tensor code wrote int64 intermediates eight times
     the scales' size)."""
     rows = x.numel() // (layout.head_dim // 8 if x.dtype == torch.int32 else layout.head_dim)
-    block_r = _rows_per_program(layout)
-    groups = layout.head_dim // group_size
+    constants = _store_constants(layout, group_size, quantize, symmetric, aligned(out))
+    groups = constants["GROUPS"]
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
     zero = scale if symmetric or not quantize else torch.empty_like(scale)
-    wrap_triton(_store_kernel)[(_cdiv(rows, block_r),)](
-        x,
-        out,
-        scale,
-        zero,
-        encode_table,
-        rows,
-        D=layout.head_dim,
-        GROUP=group_size,
-        GROUPS=groups,
-        UNITS=layout.units,
-        UNIT_VALUES=layout.unit_values,
-        UNIT_BYTES=layout.unit_bytes,
-        ROW_BYTES=layout.row_bytes,
-        LANES_D=layout.head_dim if layout.lanes else 0,
-        BLOCKS=block_offsets(layout),
-        ENCODE=layout.codec.decodes,
-        QUANTIZE=quantize,
-        SYMMETRIC=symmetric,
-        BLOCK_R=block_r,
-        BLOCK_G=_pow2(groups),
-        BLOCK_GS=_pow2(group_size),
-        BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
-        ROW_ORDER=row_order(layout),
-        WHOLE_ROWS=quantize and whole_rows(layout, groups),
-        LANE_WORDS=lane_words(layout, out),
-        BYTE_WORDS=byte_words(layout, out),
-        **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3")},
-    )
+    wrap_triton(_store_kernel)[(_cdiv(rows, constants["BLOCK_R"]),)](x, out, scale, zero, encode_table, rows, **constants)
     if quantize:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
         words = scale if symmetric else torch.cat([scale, zero], dim=-1)
@@ -1283,8 +1286,8 @@ def launch_load(
     groups]``) receives 1 where a codeword holding the group's scale or zero point is detected,
     0 elsewhere."""
     rows = stored.numel() // layout.row_bytes
-    block_r = _rows_per_program(layout)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
+    constants = _load_constants(layout, meta_layout, meta is not None, aligned(stored), meta is not None and aligned(meta))
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
     if meta is not None:
         meta_parity_table = nibble_parity_table(meta_tables[0], meta_layout.storage.codec.k)
@@ -1294,7 +1297,7 @@ def launch_load(
     # The pointer passed for a tensor the launch neither reads nor writes: one of its own, never
     # the stored bytes, which torch.compile would copy if it took them for written.
     unused = status if status is not None else stored.new_empty(16)
-    wrap_triton(_load_kernel)[(_cdiv(rows, block_r),)](
+    wrap_triton(_load_kernel)[(_cdiv(rows, constants["BLOCK_R"]),)](
         stored,
         out,
         status if status is not None else unused,
@@ -1310,6 +1313,23 @@ def launch_load(
         group_flags if group_flags is not None else unused,
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
+        **constants,
+        COUNT=counters is not None,
+        HAS_LEN=seq_len is not None,
+        STATUS=status is not None,
+        ROW_FLAGS=row_flags is not None,
+        KEEP_DECODED=decoded is not None,
+        GROUP_FLAGS=group_flags is not None,
+        PTX=stored.device.type == "cuda" and torch.version.hip is None,
+    )
+
+
+@memoized
+def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant: bool, stored_aligned: bool, meta_aligned: bool
+                    ) -> dict:
+    """The load kernel's constants that follow from the layouts and the alignment of the
+    stored rows and of the metadata rows (``launch_load``)."""
+    return dict(
         D=layout.head_dim,
         K=layout.codec.k,
         PO_SYN=parity_only_syndrome(layout.codec),
@@ -1324,25 +1344,18 @@ def launch_load(
         **meta_constants(meta_layout),
         META_STATUS_COLS=meta_layout.codewords_per_row,
         DECODE=layout.codec.decodes,
-        DEQUANT=meta is not None,
+        DEQUANT=dequant,
         HAS_ZERO=not meta_layout.symmetric,
-        COUNT=counters is not None,
-        HAS_LEN=seq_len is not None,
-        STATUS=status is not None,
-        ROW_FLAGS=row_flags is not None,
         DETECTED=STATUS_DETECTED,
-        KEEP_DECODED=decoded is not None,
-        GROUP_FLAGS=group_flags is not None,
-        BLOCK_R=block_r,
+        BLOCK_R=_rows_per_program(layout),
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
         ROW_ORDER=row_order(layout),
         LANE_ROWS=_pow2((layout.head_dim + 1) // 2) if layout.lanes else 0,
-        LANE_WORDS=lane_words(layout, stored),
-        BYTE_WORDS=byte_words(layout, stored),
-        META_ROW_WORDS=meta is not None and layout.codec.decodes and meta_row_words(meta_layout, meta),
+        LANE_WORDS=stored_aligned and lane_words(layout),
+        BYTE_WORDS=stored_aligned and byte_words(layout),
+        META_ROW_WORDS=dequant and layout.codec.decodes and meta_aligned and meta_row_words(meta_layout),
         **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3", "PMASK")},
-        PTX=stored.device.type == "cuda" and torch.version.hip is None,
     )
 
 

@@ -652,7 +652,7 @@ def test_launch_constants_are_remembered_per_alignment_and_handed_out_as_copies(
     main["block_n"] = 1
     assert attention.launch_configs("hamming84", True, True)[0]["block_n"] == deferred["block_n"] != 1
     calls = []  # an unhashable argument (a symbolic size under tracing) is computed anew, not cached
-    count = attention.plan._cached(lambda x: calls.append(x) or {"n": len(x)})
+    count = attention.plan.memoized(lambda x: calls.append(x) or {"n": len(x)})
     assert count([1, 2]) == {"n": 2} and count((1, 2)) == count((1, 2)) == {"n": 2} and len(calls) == 2
 
 

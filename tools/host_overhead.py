@@ -1,13 +1,15 @@
-"""The Python time of one eager ``ecc::decode_attention`` call on the GPU path, without a GPU.
+"""The Python time of the eager calls of a decoding step on the GPU path, without a GPU:
+``ecc::decode_attention`` and ``ecc::quantize_encode`` (a cache's write of one token).
 
-Runs the CUDA launcher on CPU tensors with every Triton launch replaced by a no-op, so what is
+Runs the CUDA launchers on CPU tensors with every Triton launch replaced by a no-op, so what is
 timed is this package's Python (argument checks, the launch plan, allocations) and PyTorch's
 dispatch of the op, not the kernels nor Triton's own launch code. Best of ``--repeat`` runs of
 ``--number`` calls, per codec and entry point:
 
 - ``ops.decode_attention``: the Python entry point (``ops/dispatch.py``'s ``call_op``);
 - ``torch.ops.ecc``: the op through the dispatcher, autograd layers included;
-- ``launcher``: ``triton_decode_attention`` alone.
+- ``launcher``: ``triton_decode_attention`` alone;
+- ``ops.quantize_encode`` and its launcher ``triton_quantize_encode``, one token of every head.
 
     python tools/host_overhead.py                      # int4, hamming84, golay24, secded72
     python tools/host_overhead.py --codecs hamming84 --number 50
@@ -23,6 +25,7 @@ import torch
 
 import ecc_tensor.ops as ops
 import ecc_tensor.ops.attention.channel_scales as channel_scales
+import ecc_tensor.ops.codec_kernels as codec_kernels
 import ecc_tensor.ops.library as library
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
@@ -54,13 +57,19 @@ def measure(codec: str, batch: int = 1, kv_heads: int = 8, q_heads: int = 32, se
     seq_lens = torch.full((batch,), seq, dtype=torch.int64)
     counters = new_counters("cpu")
     args = (query, *k, *v, *codec_tables(codec, "cpu"), codec, head_dim, 1, True, False, seq_lens, counters, None, False, 0.1)
+    token = torch.randn(batch, kv_heads, 1, head_dim, dtype=torch.float16)
+    tables = codec_tables(codec, "cpu")
     with mock.patch.object(library, "_on_gpu", lambda t: True), mock.patch.object(launch, "wrap_triton", _NoLaunch), \
-            mock.patch.object(channel_scales, "wrap_triton", _NoLaunch), mock.patch.object(plan, "_multiprocessors", lambda d: 132):
+            mock.patch.object(channel_scales, "wrap_triton", _NoLaunch), mock.patch.object(codec_kernels, "wrap_triton", _NoLaunch), \
+            mock.patch.object(plan, "_multiprocessors", lambda d: 132):
         return {
             "ops.decode_attention": _best_us(lambda: ops.decode_attention(query, k, v, codec, seq_lens=seq_lens, counters=counters,
                                                                           scale=0.1), number, repeat),
             "torch.ops.ecc": _best_us(lambda: torch.ops.ecc.decode_attention(*args), number, repeat),
             "launcher": _best_us(lambda: launch.triton_decode_attention(*args), number, repeat),
+            "ops.quantize_encode": _best_us(lambda: ops.quantize_encode(token, codec), number, repeat),
+            "quantize_encode launcher": _best_us(
+                lambda: codec_kernels.triton_quantize_encode(token, tables[0], tables[2], codec, None, True), number, repeat),
         }
 
 
@@ -70,11 +79,12 @@ def main(argv=None) -> None:
     p.add_argument("--number", type=int, default=100, help="calls per timed run")
     p.add_argument("--repeat", type=int, default=7, help="timed runs (the best is reported)")
     args = p.parse_args(argv)
-    print("| codec | ops.decode_attention (us) | torch.ops.ecc (us) | launcher (us) |")
-    print("|---|---:|---:|---:|")
+    print("| codec | ops.decode_attention (us) | torch.ops.ecc (us) | launcher (us) | ops.quantize_encode (us) | its launcher (us) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for codec in args.codecs:
         t = measure(codec, number=args.number, repeat=args.repeat)
-        print(f"| {codec} | {t['ops.decode_attention']:.1f} | {t['torch.ops.ecc']:.1f} | {t['launcher']:.1f} |", flush=True)
+        print(f"| {codec} | {t['ops.decode_attention']:.1f} | {t['torch.ops.ecc']:.1f} | {t['launcher']:.1f} | "
+              f"{t['ops.quantize_encode']:.1f} | {t['quantize_encode launcher']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ the kernel's constants, the launch configurations and the splits."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +13,7 @@ from ecc_tensor.storage import StorageLayout
 
 from ..byte_words import nibble_constants
 from .channel_scales import channel_scale_words
+from ..memo import aligned, memoized
 from ..codec_kernels import (
     _cdiv,
     _pow2,
@@ -85,46 +85,19 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16), "blocks": (32, 1, 3, 16)}
 
 
-def _aligned(*tensors: torch.Tensor) -> bool:
-    """Whether every tensor starts on a 32-bit word (allocations themselves are aligned)."""
-    return bool(all(t.storage_offset() % 4 == 0 for t in tensors))
-
-
-def _copy(value):
-    return dict(value) if isinstance(value, dict) else tuple(map(_copy, value)) if isinstance(value, tuple) else value
-
-
-# The constants below are computed once per distinct argument (the layouts are frozen
-# dataclasses, alignment a boolean) and copied out (dicts, and tuples of them): a decoding step
-# calls the launcher once per layer, and recomputing them from the codecs' properties took
-# about a third of its Python time (benchmarks/RESULTS.md, "The launcher's Python").
-def _cached(fn):
-    cached = functools.lru_cache(maxsize=1024)(fn)
-
-    @functools.wraps(fn)
-    def copy(*args):
-        try:
-            return _copy(cached(*args))
-        except TypeError:  # an unhashable argument (a symbolic size while tracing): computed anew
-            return fn(*args)
-
-    copy.cache_clear = cached.cache_clear
-    return copy
-
-
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
     """The metadata's code and layout constants. ``META_WORDS``: 32-bit words per row where
     the clean paths load the unprotected float32 words (int4; aligned rows), else 0;
     ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
-    return _meta_constants(meta_layout, _aligned(*meta))
+    return _meta_constants(meta_layout, aligned(*meta))
 
 
-@_cached
+@memoized
 def _meta_constants(meta_layout: MetadataLayout, aligned_tensors: bool) -> dict:
     storage = meta_layout.storage
-    aligned = storage.row_bytes % 4 == 0 and aligned_tensors
-    lanes = storage.head_dim if storage.lanes and aligned else 0
-    words = storage.row_bytes // 4 if aligned and storage.nibbles and meta_layout.groups == 1 else 0
+    rows_aligned = storage.row_bytes % 4 == 0 and aligned_tensors
+    lanes = storage.head_dim if storage.lanes and rows_aligned else 0
+    words = storage.row_bytes // 4 if rows_aligned and storage.nibbles and meta_layout.groups == 1 else 0
     return dict(
         MK=storage.codec.k, MPO_SYN=parity_only_syndrome(storage.codec), MRB=storage.row_bytes, META_UNITS=storage.units,
         MUV=storage.unit_values,
@@ -144,16 +117,16 @@ def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block
                     K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
                     K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
                     K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0)
-    return _channel_key_meta_constants(meta_layout, channel_block, _aligned(*k_meta))
+    return _channel_key_meta_constants(meta_layout, channel_block, aligned(*k_meta))
 
 
-@_cached
+@memoized
 def _channel_key_meta_constants(meta_layout: MetadataLayout, channel_block: int, aligned_tensors: bool) -> dict:
     storage = meta_layout.storage
-    aligned = storage.row_bytes % 4 == 0 and aligned_tensors
+    rows_aligned = storage.row_bytes % 4 == 0 and aligned_tensors
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
-                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if aligned and storage.nibbles else 0, K_META_DIRTY=0)
+                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if rows_aligned and storage.nibbles else 0, K_META_DIRTY=0)
 
 
 def channel_scales_pass_applies(storage: dict, channel_block: int) -> bool:
@@ -290,7 +263,7 @@ def launch_configs(codec: str, interpolate: bool, packed: bool, groups: int = 1,
     return _launch_configs(codec, interpolate, packed, groups, config, channel_keys)
 
 
-@_cached
+@memoized
 def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, config: str | None, channel_keys: bool
                     ) -> tuple[dict, dict | None]:
     decode = get_codec(codec).decodes
@@ -319,16 +292,16 @@ def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Ten
     ``channel_block`` rows, the word path folds each block's scales into the queries (its key
     blocks of 32 rows must not straddle two: ``channel_block`` a multiple of 32); Golay takes
     the general unit path."""
-    return _storage_constants(codec, head_dim, groups, _aligned(*stored), channel_block)
+    return _storage_constants(codec, head_dim, groups, aligned(*stored), channel_block)
 
 
-@_cached
-def _storage_constants(codec: str, head_dim: int, groups: int, aligned: bool, channel_block: int) -> dict:
+@memoized
+def _storage_constants(codec: str, head_dim: int, groups: int, aligned_storage: bool, channel_block: int) -> dict:
     layout = StorageLayout(codec, head_dim)
     channel_keys = channel_block > 0
-    packed = aligned and packed_path_applies(codec, layout.row_bytes, groups) and channel_block % _PACKED_CONFIGS["bytes"][0] == 0
-    lanes = aligned and lanes_path_applies(layout, groups) and not channel_keys
-    blocks = aligned and blocks_path_applies(layout, groups) and not channel_keys
+    packed = aligned_storage and packed_path_applies(codec, layout.row_bytes, groups) and channel_block % _PACKED_CONFIGS["bytes"][0] == 0
+    lanes = aligned_storage and lanes_path_applies(layout, groups) and not channel_keys
+    blocks = aligned_storage and blocks_path_applies(layout, groups) and not channel_keys
     tiles = tile_sizes(layout, packed, lanes, blocks)
     return dict(
         D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
