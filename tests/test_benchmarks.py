@@ -125,3 +125,7 @@ def test_host_overhead_tool_times_the_gpu_path_without_a_gpu(monkeypatch, capsys
     assert min(times.values()) > 0
     host_overhead.main(["--codecs", "int4", "--number", "1", "--repeat", "1"])
     assert "| int4 |" in capsys.readouterr().out
+    assert host_overhead.measure_step("int4-hamming84-interp", layers=2, context=16, number=1, repeat=1) > 0
+    threads = torch.get_num_threads()
+    host_overhead.main(["--steps", "static-folded", "int4", "--number", "10", "--repeat", "1"])
+    assert "| int4 |" in capsys.readouterr().out and torch.get_num_threads() == threads
