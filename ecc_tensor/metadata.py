@@ -75,6 +75,9 @@ class MetadataLayout:
             raise ValueError(f"groups must be a positive int, got {self.groups!r}")
         # Under torch.compile a group count read off a shape is symbolic: the layout specializes on it.
         object.__setattr__(self, "groups", int(self.groups))
+        # Made once: the launchers read it many times a call.
+        object.__setattr__(self, "_storage", StorageLayout(self.meta_codec_name, NIBBLES_PER_WORD * self.words,
+                                                           sequential=self.groups > 1))
 
     @property
     def meta_codec_name(self) -> str:
@@ -92,7 +95,7 @@ class MetadataLayout:
         nibbles: the float32 words themselves as data words, then parity words, which the fused
         attention checks with word operations as it checks the values), codewords one after
         another otherwise."""
-        return StorageLayout(self.meta_codec_name, NIBBLES_PER_WORD * self.words, sequential=self.groups > 1)
+        return self._storage
 
     @property
     def row_bytes(self) -> int:

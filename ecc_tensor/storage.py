@@ -36,15 +36,51 @@ from .device_tables import int64_table
 
 
 @dataclass(frozen=True)
+class _Sizes:
+    """A layout's sizes, derived from its codec and head_dim (``StorageLayout``'s properties)."""
+
+    kind: str
+    unit_values: int
+    unit_bytes: int
+    units: int
+    row_bytes: int
+
+
+# (codec name, head_dim, sequential) -> its _Sizes, derived once: the launchers build layouts
+# per call and read their sizes dozens of times (benchmarks/RESULTS.md, "The launcher's Python").
+# A plain dict, which torch.compile traces (a symbolic head_dim is derived anew).
+_SIZES: dict[tuple[str, int, bool], _Sizes] = {}
+
+
+def _derive_sizes(codec: LinearBlockCode, head_dim: int, sequential: bool) -> _Sizes:
+    kind = "units" if codec.layout == "lanes" and sequential else codec.layout
+    if kind == "lanes":
+        lane = lanes.lane_layout(head_dim)
+        return _Sizes(kind, codec.values_per_codeword, 0, lane.units, 4 * lane.row_words)
+    unit_values = 2 if kind == "nibbles" else codec.values_per_codeword
+    unit_bytes = 1 if kind == "nibbles" else math.ceil(codec.n / 8)
+    units = math.ceil(head_dim / unit_values)
+    return _Sizes(kind, unit_values, unit_bytes, units, units * unit_bytes)
+
+
+@dataclass(frozen=True)
 class StorageLayout:
     codec_name: str
     head_dim: int
     sequential: bool = False  # units one after another, even for Golay (no lanes)
 
     def __post_init__(self) -> None:
-        get_codec(self.codec_name)  # validates the name
+        codec = get_codec(self.codec_name)  # validates the name
         if self.head_dim < 1:
             raise ValueError(f"head_dim must be >= 1, got {self.head_dim}")
+        key = (self.codec_name, self.head_dim, self.sequential)
+        known = isinstance(self.head_dim, int)
+        sizes = _SIZES.get(key) if known else None
+        if sizes is None:
+            sizes = _derive_sizes(codec, self.head_dim, self.sequential)
+            if known:
+                _SIZES[key] = sizes
+        object.__setattr__(self, "_sizes", sizes)
 
     @property
     def codec(self) -> LinearBlockCode:
@@ -54,47 +90,40 @@ class StorageLayout:
     def kind(self) -> str:
         """The codec's layout (:data:`ecc_tensor.codecs.linear.LAYOUTS`); ``"units"`` for a lane
         code stored ``sequential``."""
-        layout = self.codec.layout
-        return "units" if layout == "lanes" and self.sequential else layout
+        return self._sizes.kind
 
     @property
     def nibbles(self) -> bool:
         """Two values a byte, no code (int4)."""
-        return self.kind == "nibbles"
+        return self._sizes.kind == "nibbles"
 
     @property
     def unit_values(self) -> int:
         """INT4 values per storage unit."""
-        return 2 if self.nibbles else self.codec.values_per_codeword
+        return self._sizes.unit_values
 
     @property
     def blocks(self) -> bool:
         """Codewords the codec encodes to bytes and decodes from bytes itself (SECDED(72,64))."""
-        return self.kind == "blocks"
+        return self._sizes.kind == "blocks"
 
     @property
     def lanes(self) -> bool:
         """Golay's lane layout (:mod:`ecc_tensor.lanes`) rather than one unit after another."""
-        return self.kind == "lanes"
+        return self._sizes.kind == "lanes"
 
     @property
     def unit_bytes(self) -> int:
         """Bytes per unit, units one after another; 0 for the lane layout."""
-        if self.lanes:
-            return 0
-        return 1 if self.nibbles else math.ceil(self.codec.n / 8)
+        return self._sizes.unit_bytes
 
     @property
     def units(self) -> int:
-        if self.lanes:
-            return lanes.lane_layout(self.head_dim).units
-        return math.ceil(self.head_dim / self.unit_values)
+        return self._sizes.units
 
     @property
     def row_bytes(self) -> int:
-        if self.lanes:
-            return 4 * lanes.lane_layout(self.head_dim).row_words
-        return self.units * self.unit_bytes
+        return self._sizes.row_bytes
 
     @property
     def codewords_per_row(self) -> int:
