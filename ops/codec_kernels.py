@@ -1178,14 +1178,14 @@ def whole_rows(layout: StorageLayout, groups: int) -> bool:
 def lane_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
     """Whether the kernels move rows of Golay's lane layout as 32-bit words: head_dim 128 (the
     structure ``_lane_row_parity`` makes), rows of whole aligned words."""
-    return layout.lanes and layout.head_dim == 128 and all(t.storage_offset() % 4 == 0 for t in stored)
+    return layout.lanes and layout.head_dim == 128 and aligned(*stored)
 
 
 def byte_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
     """Whether the kernels move rows of one-byte codewords (Hamming's) as 32-bit words, the
     encode making four codewords a word (``_byte_codeword_words``), the decode checking eight at
     a time (``_word_syndromes``): rows of whole pairs of aligned words."""
-    return layout.codec.layout == "bytes" and layout.row_bytes % 8 == 0 and all(t.storage_offset() % 4 == 0 for t in stored)
+    return layout.codec.layout == "bytes" and layout.row_bytes % 8 == 0 and aligned(*stored)
 
 
 def meta_row_words(meta_layout: MetadataLayout, *meta: torch.Tensor) -> bool:
@@ -1193,7 +1193,13 @@ def meta_row_words(meta_layout: MetadataLayout, *meta: torch.Tensor) -> bool:
     Golay's lane layout (8 nibbles, 16 bytes a row: the float32 word and two parity words), rows
     of aligned words."""
     storage = meta_layout.storage
-    return storage.lanes and storage.head_dim == 8 and storage.row_bytes == 16 and all(t.storage_offset() % 4 == 0 for t in meta)
+    return storage.lanes and storage.head_dim == 8 and storage.row_bytes == 16 and aligned(*meta)
+
+
+def _layout_constants(layout: StorageLayout) -> dict:
+    """The row layout's constants, as the store and the load kernel both take them."""
+    return dict(D=layout.head_dim, UNITS=layout.units, UNIT_VALUES=layout.unit_values, UNIT_BYTES=layout.unit_bytes,
+                ROW_BYTES=layout.row_bytes, LANES_D=layout.head_dim if layout.lanes else 0, BLOCKS=block_offsets(layout))
 
 
 @memoized
@@ -1202,15 +1208,9 @@ def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, sym
     32-bit word)."""
     groups = layout.head_dim // group_size
     return dict(
-        D=layout.head_dim,
+        **_layout_constants(layout),
         GROUP=group_size,
         GROUPS=groups,
-        UNITS=layout.units,
-        UNIT_VALUES=layout.unit_values,
-        UNIT_BYTES=layout.unit_bytes,
-        ROW_BYTES=layout.row_bytes,
-        LANES_D=layout.head_dim if layout.lanes else 0,
-        BLOCKS=block_offsets(layout),
         ENCODE=layout.codec.decodes,
         QUANTIZE=quantize,
         SYMMETRIC=symmetric,
@@ -1330,17 +1330,11 @@ def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant:
     """The load kernel's constants that follow from the layouts and the alignment of the
     stored rows and of the metadata rows (``launch_load``)."""
     return dict(
-        D=layout.head_dim,
+        **_layout_constants(layout),
         K=layout.codec.k,
         PO_SYN=parity_only_syndrome(layout.codec),
         GROUP=layout.head_dim // meta_layout.groups,
         GROUPS=meta_layout.groups,
-        UNITS=layout.units,
-        UNIT_VALUES=layout.unit_values,
-        UNIT_BYTES=layout.unit_bytes,
-        ROW_BYTES=layout.row_bytes,
-        LANES_D=layout.head_dim if layout.lanes else 0,
-        BLOCKS=block_offsets(layout),
         **meta_constants(meta_layout),
         META_STATUS_COLS=meta_layout.codewords_per_row,
         DECODE=layout.codec.decodes,

@@ -150,7 +150,7 @@ def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.
     row, rows of whole aligned words. Other layouts take the per-unit path."""
     return (
         get_codec(codec).layout in ("nibbles", "bytes") and groups == 1 and row_bytes % 4 == 0
-        and all(t.storage_offset() % 4 == 0 for t in stored)  # allocations themselves are aligned
+        and aligned(*stored)
     )
 
 
@@ -160,7 +160,7 @@ def lanes_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tensor
     words are then attended as the int4 word path attends its words."""
     return (
         layout.lanes and layout.head_dim == 128 and groups == 1
-        and all(t.storage_offset() % 4 == 0 for t in stored)
+        and aligned(*stored)
     )
 
 
@@ -172,7 +172,7 @@ def blocks_path_applies(layout: StorageLayout, groups: int, *stored: torch.Tenso
     d = layout.head_dim
     return (
         layout.blocks and d >= 64 and d & (d - 1) == 0 and groups == 1
-        and all(t.storage_offset() % 4 == 0 for t in stored)
+        and aligned(*stored)
     )
 
 
