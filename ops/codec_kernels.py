@@ -6,8 +6,8 @@ Both kernels work on a ``[rows, head_dim]`` view (rows = every leading dim flatt
 storage units (:mod:`ecc_tensor.storage`): a program takes ``BLOCK_R`` rows and all units of
 each row. Encode and syndrome decoding are table gathers (the codec's ``encode_table`` and
 ``syndrome_table``, passed in as tensors), exactly the reference's arithmetic, so results
-agree bit for bit: quantization rounds half to even with an exact floor-based rint, and
-scales use IEEE division as PyTorch does.
+agree bit for bit: scales use IEEE division as PyTorch does, and values are quantized to the
+reference's INT4 codes exactly (:mod:`ops.int4_codes`).
 """
 
 from __future__ import annotations
@@ -23,20 +23,11 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
+from .int4_codes import fma_quotient_safe, int4_codes, quotients
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
 from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _three_lane_syndromes
 from .memo import aligned, memoized
-
-
-@triton.jit
-def _rint(x):
-    """Round half to even, exactly (x - floor(x) is exact in fp32 for our magnitudes)."""
-    r = tl.floor(x)
-    frac = x - r
-    odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
-    up = (frac > 0.5) | ((frac == 0.5) & odd)
-    return tl.where(up, r + 1.0, r)
 
 
 @triton.jit
@@ -596,12 +587,8 @@ def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, 
         xv = tl.load(x_ptr + rows64[:, None] * D + col[None, :], mask=ok, other=0.0).to(tl.float32)
         s_idx = rows64[:, None] * GROUPS + (col // GROUP)[None, :]
         s = tl.load(scale_ptr + s_idx, mask=ok, other=1.0)
-        if SYMMETRIC:
-            q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s)), -8.0), 7.0) + 8.0
-        else:
-            z = tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
-            q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xv, s) + z), 0.0), 15.0)
-        return tl.where(ok, q, 0.0).to(tl.int32)
+        z = s if SYMMETRIC else tl.load(zero_ptr + s_idx, mask=ok, other=0.0)
+        return tl.where(ok, int4_codes(tl.math.div_rn(xv, s), z, SYMMETRIC), 0)
     if x_ptr.dtype.element_ty == tl.int32:
         word = tl.load(x_ptr + rows64[:, None] * (D // 8) + (col // 8)[None, :], mask=ok, other=0)
         return (word >> (4 * (col % 8))[None, :]) & 15
@@ -609,15 +596,14 @@ def _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, 
 
 
 @triton.jit
-def _quantized_rows(xg, scale, zero, m, SYMMETRIC: tl.constexpr):
+def _quantized_rows(xg, scale, zero, gm, m, SYMMETRIC: tl.constexpr, FMA: tl.constexpr):
     """``_stored_value``'s INT4 values of phase 1's ``[BLOCK_R, GROUPS, GROUP]`` values ``xg`` with
-    their groups' ``scale`` (and ``zero``) as still held in registers, in row order ``[BLOCK_R,
-    GROUPS * GROUP]``: the values read once, no scale gathered back from memory (``WHOLE_ROWS``)."""
-    if SYMMETRIC:
-        q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xg, scale[:, :, None])), -8.0), 7.0) + 8.0
-    else:
-        q = tl.minimum(tl.maximum(_rint(tl.math.div_rn(xg, scale[:, :, None]) + zero[:, :, None]), 0.0), 15.0)
-    q = tl.where(m, q, 0.0).to(tl.int32)
+    their groups' ``scale`` (and ``zero``; ``gm``: the groups, ``m``: the values in range) as still
+    held in registers, in row order ``[BLOCK_R, GROUPS * GROUP]``: the values read once, no scale
+    gathered back from memory (``WHOLE_ROWS``), a reciprocal per group (``ops.int4_codes``)."""
+    recip = tl.math.div_rn(tl.zeros_like(scale) + 1.0, scale)
+    quotient = quotients(xg, scale[:, :, None], recip[:, :, None], FMA, fma_quotient_safe(scale, gm) if FMA else 0)
+    q = tl.where(m, int4_codes(quotient, zero[:, :, None], SYMMETRIC), 0)
     return tl.reshape(q, [xg.shape[0], xg.shape[1] * xg.shape[2]])
 
 
@@ -688,6 +674,7 @@ def _store_kernel(
     ENCODE: tl.constexpr,
     QUANTIZE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
+    FMA: tl.constexpr,  # FMAs round once (a GPU; Triton's interpreter since 3.9): quotients by ops.int4_codes' refinement
     BLOCK_R: tl.constexpr,
     BLOCK_G: tl.constexpr,
     BLOCK_GS: tl.constexpr,
@@ -725,7 +712,7 @@ def _store_kernel(
     # Phase 2's values in row order: quantized in registers (WHOLE_ROWS), or read a row at a
     # time (ROW_ORDER); otherwise (Golay's lanes not WHOLE_ROWS, odd units) read by column below.
     if WHOLE_ROWS:
-        q = _quantized_rows(xg, scale, zero, m, SYMMETRIC)
+        q = _quantized_rows(xg, scale, zero, gm, m, SYMMETRIC, FMA)
     elif ROW_ORDER or LANE_WORDS:
         col = tl.arange(0, D if LANE_WORDS else UNIT_VALUES * BLOCK_U)
         q = _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, row_ok[:, None] & (col < D)[None, :], D, GROUP, GROUPS, QUANTIZE,
@@ -1203,9 +1190,21 @@ def _layout_constants(layout: StorageLayout) -> dict:
 
 
 @memoized
-def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, symmetric: bool, out_aligned: bool) -> dict:
+def fma_rounds_once(device_type: str) -> bool:
+    """Whether Triton's FMA rounds once where kernels on ``device_type`` run: compiled for a GPU,
+    or in the interpreter from Triton 3.9 on (before, it multiplied and added, rounding twice)."""
+    if device_type != "cpu":
+        return True
+    from triton.runtime import interpreter
+
+    return hasattr(getattr(interpreter, "_interpreter", None), "fma_fp32")
+
+
+@memoized
+def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, symmetric: bool, out_aligned: bool,
+                     fma: bool) -> dict:
     """The store kernel's constants (``launch_store``; ``out_aligned``: the output starts on a
-    32-bit word)."""
+    32-bit word; ``fma``: ``fma_rounds_once``)."""
     groups = layout.head_dim // group_size
     return dict(
         **_layout_constants(layout),
@@ -1214,6 +1213,7 @@ def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, sym
         ENCODE=layout.codec.decodes,
         QUANTIZE=quantize,
         SYMMETRIC=symmetric,
+        FMA=fma,
         BLOCK_R=_rows_per_program(layout),
         BLOCK_G=_pow2(groups),
         BLOCK_GS=_pow2(group_size),
@@ -1245,7 +1245,7 @@ def launch_store(
     themselves (``MetadataLayout.nibbles`` as tensor code wrote int64 intermediates eight times
     the scales' size)."""
     rows = x.numel() // (layout.head_dim // 8 if x.dtype == torch.int32 else layout.head_dim)
-    constants = _store_constants(layout, group_size, quantize, symmetric, aligned(out))
+    constants = _store_constants(layout, group_size, quantize, symmetric, aligned(out), fma_rounds_once(out.device.type))
     groups = constants["GROUPS"]
     scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
     zero = scale if symmetric or not quantize else torch.empty_like(scale)
