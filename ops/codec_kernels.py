@@ -26,7 +26,7 @@ from .interp_kernels import interpolate_decoded_
 from .int4_codes import fma_quotient_safe, int4_codes, quotients
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
-from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _three_lane_syndromes
+from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _scale_lane_row, _three_lane_syndromes
 from .memo import aligned, memoized
 
 
@@ -658,8 +658,9 @@ def _row_units(q, UNIT_VALUES: tl.constexpr, BLOCK_U: tl.constexpr):
 def _store_kernel(
     x_ptr,  # [R, D]: float (QUANTIZE) or uint8 INT4 values; or int32 [R, D / 8], eight values a word (low nibble first)
     out_ptr,  # [R, ROW_BYTES] uint8
-    scale_ptr,  # [R, GROUPS] float32, written when QUANTIZE
-    zero_ptr,  # [R, GROUPS] float32, written when QUANTIZE and not SYMMETRIC
+    scale_ptr,  # [R, GROUPS] float32, written when QUANTIZE and not META_WORDS
+    zero_ptr,  # [R, GROUPS] float32, written when QUANTIZE and not SYMMETRIC and not META_WORDS
+    meta_ptr,  # [R, meta row bytes] uint8, the metadata rows, written when META_WORDS
     encode_table_ptr,  # int32 [2^k]
     R,
     D: tl.constexpr,
@@ -675,6 +676,7 @@ def _store_kernel(
     QUANTIZE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     FMA: tl.constexpr,  # FMAs round once (a GPU; Triton's interpreter since 3.9): quotients by ops.int4_codes' refinement
+    META_WORDS: tl.constexpr,  # the metadata rows written here (``meta_words``): 1 int4's float32 words, 2 a scale in Golay's lanes
     BLOCK_R: tl.constexpr,
     BLOCK_G: tl.constexpr,
     BLOCK_GS: tl.constexpr,
@@ -704,8 +706,19 @@ def _store_kernel(
             hi = tl.max(tl.where(m, xg, float("-inf")), axis=2)
             scale = tl.where(hi > lo, tl.math.div_rn(hi - lo, tl.zeros_like(hi) + 15.0), 1.0)
             zero = tl.math.div_rn(0.0 - lo, scale)  # +0.0 for lo = 0, as the reference
-            tl.store(zero_ptr + s_ptrs, zero, mask=gm)
-        tl.store(scale_ptr + s_ptrs, scale, mask=gm)
+        if META_WORDS == 1:  # int4: a metadata row is the float32 words, the scales then the zero points
+            meta_words = meta_ptr.to(tl.pointer_type(tl.float32)) + rows64[:, None] * (GROUPS * (2 - SYMMETRIC)) + g[None, :]
+            tl.store(meta_words, scale, mask=gm)
+            if not SYMMETRIC:
+                tl.store(meta_words + GROUPS, zero, mask=gm)
+        elif META_WORDS == 2:  # one symmetric scale, in Golay's lane layout: four words
+            w = tl.arange(0, 4)
+            tl.store(meta_ptr.to(tl.pointer_type(tl.uint32)) + rows64[:, None] * 4 + w[None, :],
+                     _scale_lane_row(tl.reshape(scale, [BLOCK_R])), mask=row_ok[:, None])
+        else:
+            tl.store(scale_ptr + s_ptrs, scale, mask=gm)
+            if not SYMMETRIC:
+                tl.store(zero_ptr + s_ptrs, zero, mask=gm)
         if not WHOLE_ROWS:
             tl.debug_barrier()  # phase 2 gathers scales by group from memory
 
@@ -1200,11 +1213,23 @@ def fma_rounds_once(device_type: str) -> bool:
     return hasattr(getattr(interpreter, "_interpreter", None), "fma_fp32")
 
 
+def meta_words(layout: StorageLayout, groups: int, symmetric: bool, meta_aligned: bool) -> int:
+    """How the store kernel writes the metadata rows itself when it quantizes whole rows in
+    registers (``whole_rows``) into aligned rows, rather than leaving the scales to a second
+    launch: 1, the float32 words themselves (``int4``, every grouping); 2, one symmetric scale in
+    Golay's lane layout (``meta_row_words``), its parity made with word operations; 0 otherwise."""
+    if not (whole_rows(layout, groups) and meta_aligned):
+        return 0
+    if not layout.codec.decodes:
+        return 1
+    return 2 if symmetric and groups == 1 and meta_row_words(MetadataLayout(layout.codec_name, 1, True)) else 0
+
+
 @memoized
 def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, symmetric: bool, out_aligned: bool,
-                     fma: bool) -> dict:
-    """The store kernel's constants (``launch_store``; ``out_aligned``: the output starts on a
-    32-bit word; ``fma``: ``fma_rounds_once``)."""
+                     fma: bool, meta_aligned: bool) -> dict:
+    """The store kernel's constants (``launch_store``; ``out_aligned``, ``meta_aligned``: the
+    output, the metadata start on a 32-bit word; ``fma``: ``fma_rounds_once``)."""
     groups = layout.head_dim // group_size
     return dict(
         **_layout_constants(layout),
@@ -1214,6 +1239,7 @@ def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, sym
         QUANTIZE=quantize,
         SYMMETRIC=symmetric,
         FMA=fma,
+        META_WORDS=meta_words(layout, groups, symmetric, meta_aligned) if quantize else 0,
         BLOCK_R=_rows_per_program(layout),
         BLOCK_G=_pow2(groups),
         BLOCK_GS=_pow2(group_size),
@@ -1240,17 +1266,21 @@ def launch_store(
 ) -> None:
     """Fill ``out`` from ``x`` ``[..., head_dim]`` (contiguous; or int32 words ``[..., head_dim /
     8]`` whose nibbles, low first, are the values) and, when quantizing, ``meta``: the scales (and
-    zero points) the kernel computes, whose nibbles a second launch encodes (``meta_encode_table``:
-    the metadata code's) as a row of values of the metadata layout, read from the float32 words
-    themselves (``MetadataLayout.nibbles`` as tensor code wrote int64 intermediates eight times
-    the scales' size)."""
+    zero points) the kernel computes, written by the kernel as metadata rows where it can
+    (``meta_words``), else encoded by a second launch (``meta_encode_table``: the metadata
+    code's) as a row of values of the metadata layout, read from the float32 words themselves
+    (``MetadataLayout.nibbles`` as tensor code wrote int64 intermediates eight times the
+    scales' size)."""
     rows = x.numel() // (layout.head_dim // 8 if x.dtype == torch.int32 else layout.head_dim)
-    constants = _store_constants(layout, group_size, quantize, symmetric, aligned(out), fma_rounds_once(out.device.type))
+    constants = _store_constants(layout, group_size, quantize, symmetric, aligned(out), fma_rounds_once(out.device.type),
+                                 meta is not None and aligned(meta))
     groups = constants["GROUPS"]
-    scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if quantize else out
-    zero = scale if symmetric or not quantize else torch.empty_like(scale)
-    wrap_triton(_store_kernel)[(_cdiv(rows, constants["BLOCK_R"]),)](x, out, scale, zero, encode_table, rows, **constants)
-    if quantize:
+    separate = quantize and not constants["META_WORDS"]  # the scales to a second launch
+    scale = torch.empty(rows, groups, dtype=torch.float32, device=x.device) if separate else out
+    zero = scale if symmetric or not separate else torch.empty_like(scale)
+    wrap_triton(_store_kernel)[(_cdiv(rows, constants["BLOCK_R"]),)](x, out, scale, zero, meta if meta is not None else out,
+                                                                      encode_table, rows, **constants)
+    if separate:
         meta_layout = MetadataLayout(layout.codec_name, groups, symmetric)
         words = scale if symmetric else torch.cat([scale, zero], dim=-1)
         launch_store(words.view(torch.int32), meta_layout.storage, meta_encode_table, quantize=False,

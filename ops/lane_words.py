@@ -106,10 +106,32 @@ def _lane_row_parity(data):
     t0, t1, t2, t3 = _quarters(tails)
     zero = tl.zeros_like(t0)
     q0, q1, q2 = _lane_parity_words(t0, t1, t2, zero, zero, zero)
-    left0, left1, left2 = _lane_parity_words(t3, t3 >> 12, t3 >> 24, zero, zero, zero)  # lanes 0-2 are the codewords
-    stream = (left0 & 0xFFF) | ((left1 & 0xFFF) << 12) | (left2 << 24)
+    stream, last = _three_lane_parity(t3)
     extra = tl.reshape(tl.join(tl.join(q0, q2), tl.join(q1, stream)), [t0.shape[0], 4])  # parity words 3, 7, 11, 15
-    return _interleaved(p0, p1, p2, extra), (left2 >> 8) & 15
+    return _interleaved(p0, p1, p2, extra), last
+
+
+@triton.jit
+def _three_lane_parity(word):
+    """The parity of ``_three_lane_syndromes``' three codewords of ``word`` (uint32): the stream of
+    their nine parity nibbles as two words (nibble ``3t + c`` parity nibble ``t`` of codeword
+    ``c``; the second word holds the ninth nibble only)."""
+    zero = tl.zeros_like(word)
+    left0, left1, left2 = _lane_parity_words(word, word >> 12, word >> 24, zero, zero, zero)  # lanes 0-2 are the codewords
+    return (left0 & 0xFFF) | ((left1 & 0xFFF) << 12) | (left2 << 24), (left2 >> 8) & 15
+
+
+@triton.jit
+def _scale_lane_row(scale):
+    """Float32 scales ``[N]`` -> each one's metadata row in Golay's lane layout as four words
+    ``[N, 4]`` (uint32): the float32 word, its three codewords' parity words
+    (``_three_lane_parity``), a zero word of padding."""
+    # Broadcast before the parity: the words' tile has a row per thread, where the scales as
+    # reduced had four a thread (which made the parity four times as many instructions).
+    bits = tl.broadcast_to(scale.to(tl.uint32, bitcast=True)[:, None], [scale.shape[0], 4])
+    p0, p1 = _three_lane_parity(bits)
+    w = tl.arange(0, 4)[None, :]
+    return tl.where(w == 0, bits, tl.where(w == 1, p0, tl.where(w == 2, p1, 0)))
 
 
 @triton.jit

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from ecc_tensor.ops.codec_kernels import fma_rounds_once
 from ecc_tensor.ops.int4_codes import fma_quotient_safe, int4_codes, quotients
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the interpreter's CPU tensors without a GPU
+
 
 @triton.jit
 def _codes_kernel(x_ptr, scale_ptr, zero_ptr, quotient_ptr, code_ptr, N, SYMMETRIC: tl.constexpr, FMA: tl.constexpr,
@@ -64,6 +66,7 @@ def assert_codes_match(x, scale, zero, symmetric, fma=None, *, every_quotient=Fa
     (``ops.int4_codes``). The quotients themselves equal the correctly rounded ones (as numbers:
     the refinement's zero is +0 where the division's can be -0) where those are normal and the
     value is at least 2^-100; a smaller one's is below 2^-40 and its code the same."""
+    x, scale, zero = x.to(DEVICE), scale.to(DEVICE), zero.to(DEVICE)
     got_q, got_code = kernel_codes(x, scale, zero, symmetric, fma)
     want_q, want_code = reference_codes(x, scale, zero, symmetric)
     compared = ~torch.isnan(want_q)
