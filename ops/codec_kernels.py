@@ -602,7 +602,7 @@ def _quantized_rows(xg, scale, zero, gm, m, SYMMETRIC: tl.constexpr, FMA: tl.con
     held in registers, in row order ``[BLOCK_R, GROUPS * GROUP]``: the values read once, no scale
     gathered back from memory (``WHOLE_ROWS``), a reciprocal per group (``ops.int4_codes``)."""
     recip = tl.math.div_rn(tl.zeros_like(scale) + 1.0, scale)
-    quotient = quotients(xg, scale[:, :, None], recip[:, :, None], FMA, fma_quotient_safe(scale, gm) if FMA else 0)
+    quotient = quotients(xg, scale[:, :, None], recip[:, :, None], fma_quotient_safe(scale, gm) if FMA else 0)
     q = tl.where(m, int4_codes(quotient, zero[:, :, None], SYMMETRIC), 0)
     return tl.reshape(q, [xg.shape[0], xg.shape[1] * xg.shape[2]])
 

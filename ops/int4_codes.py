@@ -54,14 +54,12 @@ def _fma_quotient(x, scale, recip):
 
 
 @triton.jit
-def quotients(x, scale, recip, FMA: tl.constexpr, safe):
-    """``RN(x / scale)``: by ``_fma_quotient`` where ``FMA`` (the device's FMA rounds once; the
-    interpreter's too since Triton 3.9) and the program's scales are ``safe``, else divided."""
-    if FMA:
-        if safe != 0:
-            q = _fma_quotient(x, scale, recip)
-        else:
-            q = tl.math.div_rn(x, scale)
+def quotients(x, scale, recip, safe):
+    """``RN(x / scale)``: by ``_fma_quotient`` where ``safe`` is non-zero (``fma_quotient_safe``
+    of the program's scales, where the FMA rounds once: the device's, the interpreter's since
+    Triton 3.9; callers pass 0 otherwise), else divided."""
+    if safe != 0:
+        q = _fma_quotient(x, scale, recip)
     else:
         q = tl.math.div_rn(x, scale)
     return q

@@ -31,7 +31,7 @@ def _codes_kernel(x_ptr, scale_ptr, zero_ptr, quotient_ptr, code_ptr, N, SYMMETR
     scale = tl.load(scale_ptr + row + tl.zeros([BLOCK], dtype=tl.int32))
     zero = tl.load(zero_ptr + row + tl.zeros([BLOCK], dtype=tl.int32))
     recip = tl.math.div_rn(tl.zeros_like(scale) + 1.0, scale)
-    quotient = quotients(x, scale, recip, FMA, fma_quotient_safe(scale, ok) if FMA else 0)
+    quotient = quotients(x, scale, recip, fma_quotient_safe(scale, ok) if FMA else 0)
     out = row.to(tl.int64) * N + offs
     tl.store(quotient_ptr + out, quotient, mask=ok)
     tl.store(code_ptr + out, int4_codes(quotient, zero, SYMMETRIC).to(tl.uint8), mask=ok)
