@@ -38,6 +38,22 @@ def _row_block(R, BLOCK_R: tl.constexpr):
 
 
 @triton.jit
+def _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R: tl.constexpr, HAS_LEN: tl.constexpr):
+    """How many of this program's rows are counted (``_row_block``'s in range and, with
+    ``HAS_LEN``, ``row % SEQ < seq_len``), in scalar arithmetic: the sum over the rows' mask
+    took block-wide reductions (shuffles, shared memory and a barrier) in every program."""
+    first = tl.program_id(0).to(tl.int64) * BLOCK_R
+    last = tl.minimum(first + BLOCK_R, R)  # one past
+    if HAS_LEN:
+        length = tl.maximum(tl.minimum(tl.load(seq_len_ptr), SEQ), 0)  # rows of a sequence counted: its first ``length``
+        # Counted rows below r: whole sequences' ``length`` each, then the last one's part.
+        below_last = (last // SEQ) * length + tl.minimum(last % SEQ, length)
+        below_first = (first // SEQ) * length + tl.minimum(first % SEQ, length)
+        return below_last - below_first
+    return last - first
+
+
+@triton.jit
 def _unit_word(ptrs, mask, UNIT_BYTES: tl.constexpr):
     """The ``UNIT_BYTES`` bytes at each of ``ptrs`` as a little-endian int32 word; ``mask`` may
     be None (every lane reads)."""
@@ -672,6 +688,7 @@ def _store_kernel(
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,  # Golay's lane layout, of this head_dim; 0 for units one after another
     BLOCKS: tl.constexpr,  # SECDED(72,64)'s rows (an int4 row, then a check byte per 16 values): block_offsets, else 0
+    BLOCK_WORDS: tl.constexpr,  # BLOCKS, rows of whole aligned words: written as words (``block_words``)
     ENCODE: tl.constexpr,
     QUANTIZE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
@@ -777,11 +794,22 @@ def _store_kernel(
         unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
         lo, hi = _row_units(q, 16, BLOCK_U)
         check = _block_check(lo, hi, BLOCKS)
-        out_row = out_ptr + rows64[:, None] * ROW_BYTES
-        even, odd = tl.split(tl.reshape(q, [BLOCK_R, 8 * BLOCK_U, 2]))
-        j = tl.arange(0, 8 * BLOCK_U)
-        tl.store(out_row + j[None, :], (even | (odd << 4)).to(tl.uint8), mask=row_ok[:, None] & (j < UNITS * 8)[None, :])
-        tl.store(out_row + UNITS * 8 + u[None, :], check.to(tl.uint8), mask=unit_ok)
+        if BLOCK_WORDS:
+            # Rows of whole aligned words: the codewords' data words, then their check bytes four
+            # a word, where single bytes took a store each (72-byte rows: no wider vector).
+            row_words = out_ptr.to(tl.pointer_type(tl.int32)) + rows64[:, None] * (ROW_BYTES // 4)
+            wj = tl.arange(0, 2 * BLOCK_U)
+            tl.store(row_words + wj[None, :], tl.reshape(tl.join(lo, hi), [BLOCK_R, 2 * BLOCK_U]),
+                     mask=row_ok[:, None] & (wj < 2 * UNITS)[None, :])
+            cw = tl.arange(0, BLOCK_U // 4)
+            tl.store(row_words + 2 * UNITS + cw[None, :], _bytes_to_words(check, BLOCK_U // 4),
+                     mask=row_ok[:, None] & (cw < UNITS // 4)[None, :])
+        else:
+            out_row = out_ptr + rows64[:, None] * ROW_BYTES
+            even, odd = tl.split(tl.reshape(q, [BLOCK_R, 8 * BLOCK_U, 2]))
+            j = tl.arange(0, 8 * BLOCK_U)
+            tl.store(out_row + j[None, :], (even | (odd << 4)).to(tl.uint8), mask=row_ok[:, None] & (j < UNITS * 8)[None, :])
+            tl.store(out_row + UNITS * 8 + u[None, :], check.to(tl.uint8), mask=unit_ok)
     elif BYTE_WORDS:
         # Four codewords a word, made by word operations, where a codeword at a time read the
         # encode table.
@@ -808,6 +836,32 @@ def _store_kernel(
         out_row = out_ptr + rows64[:, None] * ROW_BYTES + u[None, :] * UNIT_BYTES
         for b in tl.static_range(UNIT_BYTES):
             tl.store(out_row + b, ((word >> (8 * b)) & 0xFF).to(tl.uint8), mask=unit_ok)
+
+
+@triton.jit
+def _bytes_to_words(b, W: tl.constexpr):
+    """``[N, 4 W]`` int32 bytes -> ``[N, W]`` little-endian words of four."""
+    pairs = tl.reshape(b, [b.shape[0], W, 2, 2])
+    even, odd = tl.split(pairs)  # bytes 0, 2 and 1, 3 of each word
+    lo, hi = tl.split(even | (odd << 8))
+    return lo | (hi << 16)
+
+
+@triton.jit
+def _words_to_bytes(w):
+    """``[N, W]`` int32 words -> ``[N, 4 W]`` their bytes, little-endian."""
+    halves = tl.join(w & 0xFFFF, (w >> 16) & 0xFFFF)
+    octets = tl.join(halves & 0xFF, (halves >> 8) & 0xFF)
+    return tl.reshape(octets, [w.shape[0], 4 * w.shape[1]])
+
+
+@triton.jit
+def _byte_values(words, BLOCK_W: tl.constexpr):
+    """(values, columns): the data nibbles (each byte's low nibble) of ``[N, BLOCK_W]`` words of
+    one-byte codewords as stored, in row order (byte b of word w at column ``4 w + b``)."""
+    halves = tl.join(words & 0xFFFF, (words >> 16) & 0xFFFF)
+    octets = tl.join(halves & 15, (halves >> 8) & 15)  # the last axis varies fastest: byte 2h + b
+    return tl.reshape(octets, [words.shape[0], 4 * BLOCK_W]), tl.arange(0, 4 * BLOCK_W)
 
 
 @triton.jit
@@ -865,6 +919,7 @@ def _load_kernel(
     ROW_BYTES: tl.constexpr,
     LANES_D: tl.constexpr,
     BLOCKS: tl.constexpr,  # SECDED(72,64)'s rows (see _store_kernel)
+    BLOCK_WORDS: tl.constexpr,  # BLOCKS, rows of whole aligned words: read as words (``block_words``)
     META_K: tl.constexpr,
     META_PO_SYN: tl.constexpr,
     META_UNITS: tl.constexpr,
@@ -896,6 +951,9 @@ def _load_kernel(
     LANE_WORDS: tl.constexpr,  # Golay's lanes at head_dim 128, aligned rows: read as words, a clean tile not decoded
     BYTE_WORDS: tl.constexpr,  # one-byte codewords, rows of whole aligned word pairs: read as words, a clean tile not decoded
     META_ROW_WORDS: tl.constexpr,  # one symmetric scale in Golay's lanes, aligned rows: checked as words (``meta_row_words``)
+    META_WORDS: tl.constexpr,  # unprotected float32 metadata (int4's), aligned rows: the scales loaded as words
+    NIBBLE_WORDS: tl.constexpr,  # int4's rows of whole aligned words: read as words (``nibble_words``)
+    BLOCK_W: tl.constexpr,  # NIBBLE_WORDS: the row's words, to a power of two
     C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr,  # byte_words.nibble_constants
     PTX: tl.constexpr,
 ):
@@ -922,10 +980,19 @@ def _load_kernel(
                                     tl.reshape(tl.load(row_words + 32, mask=row_ok[:, None], other=0), [BLOCK_R]))
         tile_dirty = tl.max(dirty) != 0
     if BLOCKS:
-        row = stored_ptr + rows64[:, None] * ROW_BYTES
-        lo = _unit_word(row + u[None, :] * 8, unit_ok, 4)
-        hi = _unit_word(row + u[None, :] * 8 + 4, unit_ok, 4)
-        check = tl.load(row + UNITS * 8 + u[None, :], mask=unit_ok, other=0).to(tl.int32)
+        if BLOCK_WORDS:  # rows of whole aligned words (as the store kernel's BLOCK_WORDS writes them)
+            row_words = stored_ptr.to(tl.pointer_type(tl.int32)) + rows64[:, None] * (ROW_BYTES // 4)
+            wj = tl.arange(0, 2 * BLOCK_U)
+            pairs = tl.load(row_words + wj[None, :], mask=row_ok[:, None] & (wj < 2 * UNITS)[None, :], other=0)
+            lo, hi = tl.split(tl.reshape(pairs, [BLOCK_R, BLOCK_U, 2]))
+            cw = tl.arange(0, BLOCK_U // 4)
+            check = _words_to_bytes(tl.load(row_words + 2 * UNITS + cw[None, :], mask=row_ok[:, None] & (cw < UNITS // 4)[None, :],
+                                            other=0))
+        else:
+            row = stored_ptr + rows64[:, None] * ROW_BYTES
+            lo = _unit_word(row + u[None, :] * 8, unit_ok, 4)
+            hi = _unit_word(row + u[None, :] * 8 + 4, unit_ok, 4)
+            check = tl.load(row + UNITS * 8 + u[None, :], mask=unit_ok, other=0).to(tl.int32)
         data, data_hi, status = _block_decode(lo, hi, check, BLOCKS, syndrome_table_ptr, unit_ok)
     elif BYTE_WORDS:
         # The rows as words, four codewords each, their syndromes eight codewords at a time
@@ -938,11 +1005,15 @@ def _load_kernel(
         x, y = tl.split(tl.reshape(words, [BLOCK_R, BLOCK_U // 8, 2]))
         outside: tl.constexpr = ~(PMASK | 0x0F0F0F0F) & 0xFFFFFFFF
         tile_dirty = tl.max(_word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX) | (x & outside) | (y & outside)) != 0
-        word = _interleaved(words & 0xFF, (words >> 8) & 0xFF, (words >> 16) & 0xFF, words >> 24).to(tl.int32)
-        data = word & 15
+        # A clean tile's values are stored from the words as read (``_byte_values``, pass -1
+        # below); only a dirty tile takes the codewords one an element, a layout that costs a trip
+        # of the whole tile through shared memory (16 KiB a program), decoded and stored again.
+        word = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)
+        data = word
         data_hi = word  # unused
-        status = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)
+        status = word
         if tile_dirty:
+            word = _interleaved(words & 0xFF, (words >> 8) & 0xFF, (words >> 16) & 0xFF, words >> 24).to(tl.int32)
             data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
     else:
         if LANE_WORDS:
@@ -952,6 +1023,13 @@ def _load_kernel(
             if tile_dirty:
                 word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
                 data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
+        elif NIBBLE_WORDS:
+            # int4's rows as 32-bit words of eight values (``_row_values`` in row order): one load a
+            # word, where loads of single bytes took a trip through shared memory to that order.
+            wi = tl.arange(0, BLOCK_W)
+            word = tl.load(stored_ptr.to(tl.pointer_type(tl.int32)) + rows64[:, None] * (ROW_BYTES // 4) + wi[None, :],
+                           mask=row_ok[:, None] & (wi < ROW_BYTES // 4)[None, :], other=0)
+            data = word
         else:
             word = _load_units(stored_ptr, rows64[:, None], u, unit_ok, ROW_BYTES, UNIT_BYTES, LANES_D)
             data = word  # int4: the values as stored
@@ -979,7 +1057,7 @@ def _load_kernel(
             if tile_dirty:
                 _count_statuses(counters_ptr, status, counted, 0)
             else:  # every codeword clean: the read count alone, a row's worth each
-                _count(counters_ptr, tl.sum(row_counted.to(tl.int64)) * UNITS)
+                _count(counters_ptr, _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN) * UNITS)
     elif ROW_FLAGS:  # int4: nothing is ever detected or corrected
         keep_row = row_ok & False
         tl.store(row_flags_ptr + rows64, tl.zeros([BLOCK_R], tl.uint8), mask=row_ok)
@@ -1009,23 +1087,29 @@ def _load_kernel(
             if decode_meta:
                 _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
             else:  # nothing decoded (int4, or a clean tile of META_ROW_WORDS): the read count alone
-                _count(counters_ptr + 6, tl.sum(row_counted.to(tl.int64)) * META_STATUS_COLS)
+                _count(counters_ptr + 6, _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN) * META_STATUS_COLS)
         if GROUPS == 1:  # one scale per row: decoded once per row
             if META_ROW_WORDS:  # as read, unless its tile is dirty
                 s_bits = scale_word.to(tl.int32, bitcast=True)
             else:
                 s_bits = tl.zeros([BLOCK_R], tl.int32)  # read below
             group_erased = tl.zeros([BLOCK_R], tl.int1)  # a clean tile (META_ROW_WORDS) holds no detected codeword
-            if read_scale:
+            if META_WORDS:  # unprotected float32 words (int4), aligned: loaded as words
+                meta_words = meta_ptr.to(tl.pointer_type(tl.int32)) + rows64 * (META_ROW_BYTES // 4)
+                s_bits = tl.load(meta_words, mask=row_ok, other=0)
+            elif read_scale:
                 s_bits, group_erased = _meta_word_at(meta_rows, 0, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
                                                      META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
             row_scale = s_bits.to(tl.float32, bitcast=True)[:, None]
             if KEEP_DECODED:
                 tl.store(dq_ptr + rows64 * (1 + HAS_ZERO), s_bits.to(tl.float32, bitcast=True), mask=row_ok)
             if HAS_ZERO:
-                z_bits, z_erased = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
-                                                 META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
-                group_erased = group_erased | z_erased
+                if META_WORDS:
+                    z_bits = tl.load(meta_words + 1, mask=row_ok, other=0)
+                else:
+                    z_bits, z_erased = _meta_word_at(meta_rows, 1, row_ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
+                                                     META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES, META_LANES_D, META_UNITS)
+                    group_erased = group_erased | z_erased
                 row_zero = z_bits.to(tl.float32, bitcast=True)[:, None]
                 if KEEP_DECODED:
                     tl.store(dq_ptr + rows64 * 2 + 1, z_bits.to(tl.float32, bitcast=True), mask=row_ok)
@@ -1035,72 +1119,85 @@ def _load_kernel(
     # Golay's lanes (LANE_ROWS): the data region is the row's INT4 packing, so the row as read
     # is stored whole first (pass -1), then each slot's values only where the decode changed
     # them, after a barrier (another thread may have stored that value in the first pass).
-    for i in tl.static_range(-1 if LANE_ROWS else 0, 1 if ROW_ORDER else UNIT_VALUES):
-        if ROW_ORDER:
-            v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
-            ok = row_ok[:, None] & (col < D)[None, :]
-        elif i < 0:
-            if LANE_WORDS:
-                v, col = _row_values(data_words.to(tl.int32, bitcast=True), data_words, 8, 16)
-            else:
-                b = tl.arange(0, LANE_ROWS)
-                packed = tl.load(stored_ptr + rows64[:, None] * ROW_BYTES + b[None, :], mask=row_ok[:, None] & (2 * b < D)[None, :],
-                                 other=0).to(tl.int32)
-                v, col = _row_values(packed, packed, 2, LANE_ROWS)
-            ok = row_ok[:, None] & (col < D)[None, :]
-        else:
-            col = _unit_value(u, i, UNIT_VALUES, LANES_D)
-            ok = unit_ok & (col < D)[None, :]
-            if i >= 8:  # SECDED(72,64): values 8-15 of a codeword are in its second word
-                v = (data_hi >> (4 * (i - 8))) & 15
-            else:
-                v = (data >> (4 * i)) & 15
-            if LANE_ROWS:
-                if i == 0:
-                    tl.debug_barrier()
-                ok = ok & (v != ((word >> (4 * i)) & 15))
-        if STATUS and not ROW_FLAGS and not DECODE:  # int4: one "codeword" per value, never corrected
-            tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
-        if DEQUANT:
-            if GROUPS == 1:
-                s = row_scale
-                if HAS_ZERO:
-                    offset = row_zero
+    # One-byte codewords as words (BYTE_WORDS): every value as read first (pass -1), then, in a
+    # dirty tile alone, every value as decoded, after a barrier (pass 0).
+    for i in tl.static_range(-1 if (LANE_ROWS or BYTE_WORDS) else 0, 1 if ROW_ORDER else UNIT_VALUES):
+        run = True  # a constexpr branch: every pass but the fix-up of BYTE_WORDS
+        if BYTE_WORDS and i >= 0:
+            run = tile_dirty
+        if run:
+            if BYTE_WORDS and i < 0:
+                v, col = _byte_values(words, BLOCK_U // 4)
+                ok = row_ok[:, None] & (col < D)[None, :]
+            elif BYTE_WORDS:
+                tl.debug_barrier()
+                v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+                ok = row_ok[:, None] & (col < D)[None, :]
+            elif NIBBLE_WORDS:
+                v, col = _row_values(data, data_hi, 8, BLOCK_W)
+                ok = row_ok[:, None] & (col < D)[None, :]
+            elif ROW_ORDER:
+                v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+                ok = row_ok[:, None] & (col < D)[None, :]
+            elif i < 0:
+                if LANE_WORDS:
+                    v, col = _row_values(data_words.to(tl.int32, bitcast=True), data_words, 8, 16)
                 else:
-                    offset = 8.0
+                    b = tl.arange(0, LANE_ROWS)
+                    packed = tl.load(stored_ptr + rows64[:, None] * ROW_BYTES + b[None, :], mask=row_ok[:, None] & (2 * b < D)[None, :],
+                                     other=0).to(tl.int32)
+                    v, col = _row_values(packed, packed, 2, LANE_ROWS)
+                ok = row_ok[:, None] & (col < D)[None, :]
             else:
-                group = (tl.minimum(col, D - 1) // GROUP)[None, :]
-                s_bits, group_erased = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
-                                                  META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
-                s = s_bits.to(tl.float32, bitcast=True)
-                if HAS_ZERO:
-                    z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
-                                                  META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
-                    group_erased = group_erased | z_erased
-                    offset = z_bits.to(tl.float32, bitcast=True)
+                col = _unit_value(u, i, UNIT_VALUES, LANES_D)
+                ok = unit_ok & (col < D)[None, :]
+                if i >= 8:  # SECDED(72,64): values 8-15 of a codeword are in its second word
+                    v = (data_hi >> (4 * (i - 8))) & 15
                 else:
-                    offset = 8.0
-                # By each group's first column (Golay's lanes: in the pass that stores every value).
-                leads = ok & (col % GROUP == 0)[None, :]
-                if KEEP_DECODED:
-                    dq_row = dq_ptr + rows64[:, None] * (GROUPS * (1 + HAS_ZERO))
-                    tl.store(dq_row + group, s, mask=leads)
+                    v = (data >> (4 * i)) & 15
+                if LANE_ROWS:
+                    if i == 0:
+                        tl.debug_barrier()
+                    ok = ok & (v != ((word >> (4 * i)) & 15))
+            if STATUS and not ROW_FLAGS and not DECODE:  # int4: one "codeword" per value, never corrected
+                tl.store(status_ptr + rows64[:, None] * D + col[None, :], tl.zeros_like(v).to(tl.uint8), mask=ok)
+            if DEQUANT:
+                if GROUPS == 1:
+                    s = row_scale
                     if HAS_ZERO:
-                        tl.store(dq_row + GROUPS + group, offset, mask=leads)
-                if GROUP_FLAGS:
-                    tl.store(group_flags_ptr + rows64[:, None] * GROUPS + group, group_erased.to(tl.uint8), mask=leads)
-            if KEEP_DECODED:
-                if tile_dirty:  # a clean tile keeps no row's values
-                    tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
-            x = (v.to(tl.float32) - offset) * s
-            tl.store(out_ptr + rows64[:, None] * D + col[None, :], _cast_for(x, out_ptr), mask=ok)
-        else:
-            tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
+                        offset = row_zero
+                    else:
+                        offset = 8.0
+                else:
+                    group = (tl.minimum(col, D - 1) // GROUP)[None, :]
+                    s_bits, group_erased = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
+                                                      META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                    s = s_bits.to(tl.float32, bitcast=True)
+                    if HAS_ZERO:
+                        z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
+                                                      META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                        group_erased = group_erased | z_erased
+                        offset = z_bits.to(tl.float32, bitcast=True)
+                    else:
+                        offset = 8.0
+                    # By each group's first column (Golay's lanes: in the pass that stores every value).
+                    leads = ok & (col % GROUP == 0)[None, :]
+                    if KEEP_DECODED:
+                        dq_row = dq_ptr + rows64[:, None] * (GROUPS * (1 + HAS_ZERO))
+                        tl.store(dq_row + group, s, mask=leads)
+                        if HAS_ZERO:
+                            tl.store(dq_row + GROUPS + group, offset, mask=leads)
+                    if GROUP_FLAGS:
+                        tl.store(group_flags_ptr + rows64[:, None] * GROUPS + group, group_erased.to(tl.uint8), mask=leads)
+                if KEEP_DECODED and not (BYTE_WORDS and i < 0):
+                    if tile_dirty:  # a clean tile keeps no row's values
+                        tl.store(decoded_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok & keep_row[:, None])
+                dequantized = (v.to(tl.float32) - offset) * s
+                tl.store(out_ptr + rows64[:, None] * D + col[None, :], _cast_for(dequantized, out_ptr), mask=ok)
+            else:
+                tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
     if COUNT and not DECODE:  # int4's values, each its own "codeword": once per program
-        n_values = tl.sum(tl.sum(counted.to(tl.int32), axis=1), axis=0) * UNIT_VALUES
-        if D % UNIT_VALUES:  # a last unit that holds fewer values
-            n_values -= tl.sum(row_counted.to(tl.int32), axis=0) * (UNITS * UNIT_VALUES - D)
-        _count(counters_ptr + 0, n_values.to(tl.int64))
+        _count(counters_ptr + 0, _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN) * D)
 
 
 @triton.jit
@@ -1188,6 +1285,18 @@ def byte_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
     return layout.codec.layout == "bytes" and layout.row_bytes % 8 == 0 and aligned(*stored)
 
 
+def block_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
+    """Whether the kernels move SECDED(72,64)'s rows as 32-bit words: rows of whole aligned words
+    (four codewords a row or a multiple: 8 data bytes and a check byte each)."""
+    return layout.blocks and layout.row_bytes % 4 == 0 and aligned(*stored)
+
+
+def nibble_words(layout: StorageLayout, *stored: torch.Tensor) -> bool:
+    """Whether the load kernel reads int4's rows as 32-bit words, eight values each: rows of
+    whole aligned words."""
+    return layout.nibbles and layout.row_bytes % 4 == 0 and aligned(*stored)
+
+
 def meta_row_words(meta_layout: MetadataLayout, *meta: torch.Tensor) -> bool:
     """Whether the load kernel checks each row's scale as words: one symmetric scale group in
     Golay's lane layout (8 nibbles, 16 bytes a row: the float32 word and two parity words), rows
@@ -1248,6 +1357,7 @@ def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, sym
         WHOLE_ROWS=quantize and whole_rows(layout, groups),
         LANE_WORDS=out_aligned and lane_words(layout),
         BYTE_WORDS=out_aligned and byte_words(layout),
+        BLOCK_WORDS=out_aligned and block_words(layout),
         **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3")},
     )
 
@@ -1379,6 +1489,10 @@ def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant:
         LANE_WORDS=stored_aligned and lane_words(layout),
         BYTE_WORDS=stored_aligned and byte_words(layout),
         META_ROW_WORDS=dequant and layout.codec.decodes and meta_aligned and meta_row_words(meta_layout),
+        META_WORDS=dequant and meta_aligned and not meta_layout.storage.codec.decodes and meta_layout.storage.row_bytes % 4 == 0,
+        NIBBLE_WORDS=stored_aligned and nibble_words(layout),
+        BLOCK_WORDS=stored_aligned and block_words(layout),
+        BLOCK_W=_pow2(max(1, layout.row_bytes // 4)),
         **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3", "PMASK")},
     )
 
