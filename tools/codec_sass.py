@@ -1,0 +1,80 @@
+"""SASS instructions of the codec kernels on Hopper, without a GPU: compiles the launches that
+``quantize_encode`` (``_store_kernel``) and ``decode_dequantize`` (``_load_kernel``) make at
+head_dim 128, float16, one scale per row, for sm_90a, as on a CUDA device (inline PTX on), and
+prints the static instruction count per value and thread (the kernel's SASS over the values
+one thread handles), optionally the opcodes. Static counts include the rare paths (a dirty
+tile's decode); ``--opcodes`` shows where the rest goes. The device's own Triton is 3.6: run
+this under it (CONTRIBUTING.md) for the counts the H200 compiles.
+
+    python tools/codec_sass.py                          # every codec
+    python tools/codec_sass.py --codecs int4 --kernels load --opcodes
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import tempfile
+
+import triton
+
+from codec_kernel_memory import KERNELS, recorded_launches
+from codec_launches import compile_for_hopper
+from ecc_tensor.codecs import CODEC_NAMES
+
+_INSTRUCTION = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(\.[\w.]+)?")
+
+
+def sass(kernel_name: str, launch: tuple[tuple, dict], num_warps: int) -> str:
+    args, constants = launch
+    constants = dict(constants)
+    if "PTX" in constants:
+        constants["PTX"] = True  # recorded on CPU tensors; a CUDA launch takes the inline PTX
+    kernel = compile_for_hopper(KERNELS[kernel_name], args, constants, aligned=True, num_warps=num_warps)
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(kernel.asm["cubin"])
+        return subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
+
+
+def opcodes(text: str) -> collections.Counter:
+    """Opcode (with its first suffix: ``LDG.E``, ``F2F.F16``) -> count, ``NOP``s left out."""
+    counts = collections.Counter()
+    for op, suffix in _INSTRUCTION.findall(text):
+        if op != "NOP":
+            counts[op + (suffix.split(".")[1:2] and "." + suffix.split(".")[1] or "")] += 1
+    return counts
+
+
+def values_per_thread(launch: tuple[tuple, dict], head_dim: int, num_warps: int) -> float:
+    rows = launch[1].get("BLOCK_R", 1)
+    return rows * head_dim / (32 * num_warps)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--codecs", nargs="+", default=list(CODEC_NAMES))
+    p.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    p.add_argument("--num-warps", type=int, default=4, help="as the launchers use (Triton's default)")
+    p.add_argument("--opcodes", action="store_true", help="print each kernel's opcode counts")
+    args = p.parse_args(argv)
+    for codec in args.codecs:
+        for name, launch in recorded_launches(codec).items():
+            if name not in args.kernels:
+                continue
+            counts = opcodes(sass(name, launch, args.num_warps))
+            total = sum(counts.values())
+            per_value = total / values_per_thread(launch, 128, args.num_warps)
+            print(f"{codec:10} {name:5} {total:6d} instructions, {per_value:6.1f} per value and thread "
+                  f"(BLOCK_R {launch[1].get('BLOCK_R')})", flush=True)
+            if args.opcodes:
+                print("    " + "  ".join(f"{op} {n}" for op, n in counts.most_common()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
