@@ -1217,9 +1217,17 @@ def _pow2(n: int) -> int:
     return n + 1
 
 
-def _rows_per_program(layout: StorageLayout) -> int:
-    # About 4K values per program keeps registers in check for head_dim up to 256.
-    return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values)))
+# Rows per program of each kernel, as a multiple of about 4K values (``_rows_per_program``), by
+# storage layout: the fastest of 4K and 8K values a program on the H200 (benchmarks/RESULTS.md,
+# "Rows per program"; bench_codecs, 256 MiB). Twice the rows made int4's decode_dequantize and
+# Golay's every op 1.3-1.5x faster, and Hamming's, int4's store 1.2-1.3x slower.
+_ROWS_FACTOR = {"store": {"lanes": 2}, "load": {"nibbles": 2, "lanes": 2, "blocks": 2}}
+
+
+def _rows_per_program(layout: StorageLayout, kernel: str) -> int:
+    """Rows of ``layout`` a program of ``kernel`` ("store", "load") takes: about 4K values
+    (registers in check for head_dim up to 256), times the layout's ``_ROWS_FACTOR``."""
+    return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values))) * _ROWS_FACTOR[kernel].get(layout.codec.layout, 1)
 
 
 def parity_only_syndrome(codec: LinearBlockCode) -> int:
@@ -1330,7 +1338,7 @@ def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, sym
         SYMMETRIC=symmetric,
         FMA=fma,
         META_WORDS=meta_words(layout, groups, symmetric, meta_aligned) if quantize else 0,
-        BLOCK_R=_rows_per_program(layout),
+        BLOCK_R=_rows_per_program(layout, "store"),
         BLOCK_G=_pow2(groups),
         BLOCK_GS=_pow2(group_size),
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
@@ -1461,7 +1469,7 @@ def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant:
         DEQUANT=dequant,
         HAS_ZERO=not meta_layout.symmetric,
         DETECTED=STATUS_DETECTED,
-        BLOCK_R=_rows_per_program(layout),
+        BLOCK_R=_rows_per_program(layout, "load"),
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
         ROW_ORDER=row_order(layout),
