@@ -202,6 +202,16 @@ def test_the_codec_kernels_move_int4_and_secded72_rows_whole_on_hopper(run_compi
                 assert "U8" not in loads, line
 
 
+def test_int4_decode_kernel_takes_few_instructions_per_value_on_hopper(run_compile_tool):
+    """int4's decode kernel, compiled for sm_90a (``tools/codec_sass.py``): its rows read as words
+    and its counts made without reductions, it takes about 9 SASS instructions a value and
+    thread (Triton 3.6 and 3.9); read as bytes and counted over the tile, 18."""
+    result = run_compile_tool("codec_sass.py", "--codecs", "int4", "--kernels", "load", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_value = float(re.search(r"([\d.]+) per value and thread", result.stdout).group(1))
+    assert per_value < 12, result.stdout
+
+
 @pytest.mark.parametrize("kind", ["bsc", "msb", "page"])
 @pytest.mark.parametrize("bits,dtype", [(7, torch.uint8), (8, torch.uint8), (16, torch.int16)])
 @pytest.mark.parametrize("narrowed", [False, True])
