@@ -1217,17 +1217,25 @@ def _pow2(n: int) -> int:
     return n + 1
 
 
-# Rows per program of each kernel, as a multiple of about 4K values (``_rows_per_program``), by
-# storage layout: the fastest of 4K and 8K values a program on the H200 (benchmarks/RESULTS.md,
-# "Rows per program"; bench_codecs, 256 MiB). Twice the rows made int4's decode_dequantize and
-# Golay's every op 1.3-1.5x faster, and Hamming's, int4's store 1.2-1.3x slower.
-_ROWS_FACTOR = {"store": {"lanes": 2}, "load": {"nibbles": 2, "lanes": 2, "blocks": 2}}
+# Rows per program of each launch, as a multiple of about 4K values (``_rows_per_program``), by
+# what it does and the storage layout: the fastest of 4K, 8K and 16K values a program (4 warps;
+# 8 warps were slower) on the H200 (benchmarks/RESULTS.md, "Rows per program"; bench_codecs,
+# 256 MiB). More rows made Golay's and int4's reads 1.3-1.5x faster, and Hamming's kernels and
+# int4's store 1.2-1.3x slower; the read that keeps values for interpolation prefers fewer rows
+# than the plain one (registers).
+_ROWS_FACTOR = {
+    "quantize": {"lanes": 2},  # store kernel: quantize_encode
+    "encode": {"lanes": 4},  # store kernel: INT4 values in
+    "decode": {"nibbles": 2, "lanes": 2, "blocks": 4},  # load kernel: INT4 values out
+    "dequantize": {"nibbles": 4, "lanes": 4, "blocks": 2},  # load kernel: floats out
+    "interpolate": {"nibbles": 2, "lanes": 2, "blocks": 2},  # load kernel: floats, values kept for interpolation
+}
 
 
-def _rows_per_program(layout: StorageLayout, kernel: str) -> int:
-    """Rows of ``layout`` a program of ``kernel`` ("store", "load") takes: about 4K values
-    (registers in check for head_dim up to 256), times the layout's ``_ROWS_FACTOR``."""
-    return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values))) * _ROWS_FACTOR[kernel].get(layout.codec.layout, 1)
+def _rows_per_program(layout: StorageLayout, launch: str) -> int:
+    """Rows of ``layout`` a program of ``launch`` (a ``_ROWS_FACTOR`` key) takes: about 4K values
+    (registers in check for head_dim up to 256), times the layout's factor."""
+    return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values))) * _ROWS_FACTOR[launch].get(layout.codec.layout, 1)
 
 
 def parity_only_syndrome(codec: LinearBlockCode) -> int:
@@ -1338,7 +1346,7 @@ def _store_constants(layout: StorageLayout, group_size: int, quantize: bool, sym
         SYMMETRIC=symmetric,
         FMA=fma,
         META_WORDS=meta_words(layout, groups, symmetric, meta_aligned) if quantize else 0,
-        BLOCK_R=_rows_per_program(layout, "store"),
+        BLOCK_R=_rows_per_program(layout, "quantize" if quantize else "encode"),
         BLOCK_G=_pow2(groups),
         BLOCK_GS=_pow2(group_size),
         BLOCK_U=_pow2(layout.row_bytes if layout.lanes else layout.units),
@@ -1415,7 +1423,8 @@ def launch_load(
     0 elsewhere."""
     rows = stored.numel() // layout.row_bytes
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
-    constants = _load_constants(layout, meta_layout, meta is not None, aligned(stored), meta is not None and aligned(meta))
+    constants = _load_constants(layout, meta_layout, meta is not None, decoded is not None, aligned(stored),
+                                meta is not None and aligned(meta))
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
     if meta is not None:
         meta_parity_table = nibble_parity_table(meta_tables[0], meta_layout.storage.codec.k)
@@ -1453,8 +1462,8 @@ def launch_load(
 
 
 @memoized
-def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant: bool, stored_aligned: bool, meta_aligned: bool
-                    ) -> dict:
+def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant: bool, keep: bool, stored_aligned: bool,
+                    meta_aligned: bool) -> dict:
     """The load kernel's constants that follow from the layouts and the alignment of the
     stored rows and of the metadata rows (``launch_load``)."""
     return dict(
@@ -1469,7 +1478,7 @@ def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant:
         DEQUANT=dequant,
         HAS_ZERO=not meta_layout.symmetric,
         DETECTED=STATUS_DETECTED,
-        BLOCK_R=_rows_per_program(layout, "load"),
+        BLOCK_R=_rows_per_program(layout, ("interpolate" if keep else "dequantize") if dequant else "decode"),
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
         ROW_ORDER=row_order(layout),
