@@ -181,6 +181,31 @@ def test_decode_dequantize_kernel_at_head_dim_128(codec, groups, kernel_device):
     assert same_bits(got.cpu(), want) and torch.equal(c_ker.cpu(), c_ref)
 
 
+@settings(max_examples=6, deadline=None)
+@given(codec=st.sampled_from(["int4", "hamming84", "secded72"]), seq=st.integers(1, 70), batch_heads=st.integers(1, 9),
+       written=st.integers(0, 75), interpolate=st.booleans())
+@example(codec="int4", seq=37, batch_heads=9, written=20, interpolate=False)  # programs of 256 rows: ranges end mid-sequence
+@example(codec="hamming84", seq=45, batch_heads=3, written=50, interpolate=True)  # 64 rows; a length past the sequence's
+def test_read_kernel_counts_each_program_rows_from_its_range(codec, seq, batch_heads, written, interpolate):
+    """The load kernel's counts come from each program's row range in scalar arithmetic
+    (``_rows_counted``), not from its tile: over many programs of whole-word rows (head_dim 64),
+    whose row ranges start and end inside sequences, and a written length below, at or past
+    the sequence's, they equal the reference's, and so do the values."""
+    head_dim = 64
+    kernel_device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(batch_heads, seq, head_dim, generator=torch.Generator().manual_seed(seq))
+    stored, meta = reference_store(x, codec)
+    noisy, _ = FaultModel("bsc", 0.01, seed=seq).apply(stored, StorageLayout(codec, head_dim).exposed_bits_per_byte, step=0)
+    length = torch.tensor(written)
+    c_ref, c_ker = new_counters(), new_counters(kernel_device)
+    want = torch.ops.ecc.decode_dequantize(noisy, meta, *codec_tables(codec, "cpu"), codec, head_dim, 1, True, interpolate, c_ref,
+                                           torch.float16, length)
+    got = codec_kernels.triton_decode_dequantize(noisy.to(kernel_device), meta.to(kernel_device), *codec_tables(codec, kernel_device),
+                                                 codec, head_dim, 1, True, interpolate, c_ker, torch.float16, length.to(kernel_device))
+    assert same_bits(got.cpu(), want)
+    assert torch.equal(c_ker.cpu(), c_ref)
+
+
 def test_the_codec_kernels_move_int4_and_secded72_rows_whole_on_hopper(run_compile_tool):
     """Compiled for sm_90a (no GPU needed; a subprocess, since this session runs Triton's
     interpreter), the encode kernel reads int4's and SECDED(72,64)'s values once, as whole rows,
