@@ -1153,8 +1153,9 @@ def _load_kernel(
                                                       META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
                     s = s_bits.to(tl.float32, bitcast=True)
                     if HAS_ZERO:
-                        z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
-                                                      META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                        z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr,
+                                                      meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE, META_UNIT_VALUES,
+                                                      META_UNIT_BYTES)
                         group_erased = group_erased | z_erased
                         offset = z_bits.to(tl.float32, bitcast=True)
                     else:
