@@ -1099,10 +1099,12 @@ def _load_kernel(
     # is stored whole first (pass -1), then each slot's values only where the decode changed
     # them, after a barrier (another thread may have stored that value in the first pass).
     # One-byte codewords as words (BYTE_WORDS): every value as read first (pass -1), then, in a
-    # dirty tile alone, every value as decoded, after a barrier (pass 0).
+    # dirty tile alone, every value as decoded, after a barrier (pass 0). On both word paths a
+    # clean tile skips the fix-up passes (Golay's three masked passes over every unit had
+    # doubled a clean tile's work).
     for i in tl.static_range(-1 if (LANE_ROWS or BYTE_WORDS) else 0, 1 if ROW_ORDER else UNIT_VALUES):
-        run = True  # a constexpr branch: every pass but the fix-up of BYTE_WORDS
-        if BYTE_WORDS and i >= 0:
+        run = True  # a constexpr branch: every pass but the word paths' fix-ups
+        if (BYTE_WORDS or LANE_WORDS) and i >= 0:
             run = tile_dirty
         if run:
             if BYTE_WORDS and i < 0:
