@@ -828,7 +828,8 @@ def _store_kernel(
 
 @triton.jit
 def _words_to_bytes(w):
-    """``[N, W]`` int32 words -> ``[N, 4 W]`` their bytes, little-endian."""
+    """``[N, W]`` int32 words -> ``[N, 4 W]`` their bytes, little-endian (the last axis of the
+    joins varies fastest: byte 2h + b of the word)."""
     halves = tl.join(w & 0xFFFF, (w >> 16) & 0xFFFF)
     octets = tl.join(halves & 0xFF, (halves >> 8) & 0xFF)
     return tl.reshape(octets, [w.shape[0], 4 * w.shape[1]])
@@ -838,9 +839,7 @@ def _words_to_bytes(w):
 def _byte_values(words, BLOCK_W: tl.constexpr):
     """(values, columns): the data nibbles (each byte's low nibble) of ``[N, BLOCK_W]`` words of
     one-byte codewords as stored, in row order (byte b of word w at column ``4 w + b``)."""
-    halves = tl.join(words & 0xFFFF, (words >> 16) & 0xFFFF)
-    octets = tl.join(halves & 15, (halves >> 8) & 15)  # the last axis varies fastest: byte 2h + b
-    return tl.reshape(octets, [words.shape[0], 4 * BLOCK_W]), tl.arange(0, 4 * BLOCK_W)
+    return _words_to_bytes(words) & 15, tl.arange(0, 4 * BLOCK_W)
 
 
 @triton.jit
@@ -943,6 +942,9 @@ def _load_kernel(
     if HAS_LEN:
         row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
     counted = unit_ok & row_counted[:, None]
+    n_counted = 0  # the counted rows, in scalar arithmetic, for the counts that need no decode
+    if COUNT:
+        n_counted = _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN)
     # A tile checked whole by word operations (LANE_WORDS, BYTE_WORDS) and found clean (nearly
     # always) skips the per-codeword work below: its statuses, kept values and counts are
     # known without them. Elsewhere this constant folds away.
@@ -1036,7 +1038,7 @@ def _load_kernel(
             if tile_dirty:
                 _count_statuses(counters_ptr, status, counted, 0)
             else:  # every codeword clean: the read count alone, a row's worth each
-                _count(counters_ptr, _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN) * UNITS)
+                _count(counters_ptr, n_counted * UNITS)
     elif ROW_FLAGS:  # int4: nothing is ever detected or corrected
         keep_row = row_ok & False
         tl.store(row_flags_ptr + rows64, tl.zeros([BLOCK_R], tl.uint8), mask=row_ok)
@@ -1066,7 +1068,7 @@ def _load_kernel(
             if decode_meta:
                 _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
             else:  # nothing decoded (int4, or a clean tile of META_ROW_WORDS): the read count alone
-                _count(counters_ptr + 6, _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN) * META_STATUS_COLS)
+                _count(counters_ptr + 6, n_counted * META_STATUS_COLS)
         if GROUPS == 1:  # one scale per row: decoded once per row
             if META_ROW_WORDS:  # as read, unless its tile is dirty
                 s_bits = scale_word.to(tl.int32, bitcast=True)
@@ -1179,7 +1181,7 @@ def _load_kernel(
             else:
                 tl.store(out_ptr + rows64[:, None] * D + col[None, :], v.to(tl.uint8), mask=ok)
     if COUNT and not DECODE:  # int4's values, each its own "codeword": once per program
-        _count(counters_ptr + 0, _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN) * D)
+        _count(counters_ptr + 0, n_counted * D)
 
 
 @triton.jit

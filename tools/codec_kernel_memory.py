@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
-import subprocess
-import tempfile
 
 import torch
-import triton
 
-from codec_launches import compile_for_hopper, recording
+from codec_launches import compile_for_hopper, recording, sass
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
@@ -48,18 +44,12 @@ def access_widths(kernel_name: str, launch: tuple[tuple, dict]) -> dict[str, col
     """``{"LDG": ..., "STG": ...}``: the compiled kernel's global loads and stores by suffix
     (``128``, ``U16``, ``U8``, ..., ``32`` for a plain 4-byte access)."""
     args, constants = launch
-    kernel = compile_for_hopper(KERNELS[kernel_name], args, constants, aligned=True)
-    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "kernel.cubin")
-        with open(path, "wb") as f:
-            f.write(kernel.asm["cubin"])
-        sass = subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
+    text = sass(compile_for_hopper(KERNELS[kernel_name], args, constants, aligned=True))
     counts = {}
     for op in ("LDG", "STG"):
         # The width is the last suffix where there is one (``LDG.E.EL.128``: an evict-last
         # 16-byte load), else a 4-byte access.
-        suffixes = [m.split(".")[-1] for m in re.findall(rf"\b{op}\.E[.\w]*", sass)]
+        suffixes = [m.split(".")[-1] for m in re.findall(rf"\b{op}\.E[.\w]*", text)]
         counts[op] = collections.Counter(s if s in ("128", "64", "U16", "S16", "U8", "S8") else "32" for s in suffixes)
     return counts
 

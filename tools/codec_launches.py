@@ -4,6 +4,9 @@ without a GPU: what ``codec_kernel_memory.py`` and ``fused_products.py`` inspect
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import tempfile
 from collections.abc import Iterator
 
 import torch
@@ -50,3 +53,13 @@ def compile_for_hopper(fn, args: tuple, constants: dict, *, aligned: bool = Fals
     signature.update(dict.fromkeys(constants, "constexpr"))
     attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(args) if isinstance(a, torch.Tensor)} if aligned else None
     return triton.compile(ASTSource(fn, signature, constants, attrs), target=HOPPER, options={"num_warps": num_warps})
+
+
+def sass(kernel) -> str:
+    """The compiled ``kernel``'s SASS, by the ``cuobjdump`` bundled with Triton."""
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(kernel.asm["cubin"])
+        return subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout

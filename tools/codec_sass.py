@@ -14,32 +14,21 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
-import subprocess
-import tempfile
-
-import triton
 
 from codec_kernel_memory import KERNELS, recorded_launches
-from codec_launches import compile_for_hopper
+from codec_launches import compile_for_hopper, sass
 from ecc_tensor.codecs import CODEC_NAMES
 
 _INSTRUCTION = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(\.[\w.]+)?")
 
 
-def sass(kernel_name: str, launch: tuple[tuple, dict], num_warps: int) -> str:
+def kernel_sass(kernel_name: str, launch: tuple[tuple, dict], num_warps: int) -> str:
     args, constants = launch
     constants = dict(constants)
     if "PTX" in constants:
         constants["PTX"] = True  # recorded on CPU tensors; a CUDA launch takes the inline PTX
-    kernel = compile_for_hopper(KERNELS[kernel_name], args, constants, aligned=True, num_warps=num_warps)
-    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "kernel.cubin")
-        with open(path, "wb") as f:
-            f.write(kernel.asm["cubin"])
-        return subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
+    return sass(compile_for_hopper(KERNELS[kernel_name], args, constants, aligned=True, num_warps=num_warps))
 
 
 def opcodes(text: str) -> collections.Counter:
@@ -67,7 +56,7 @@ def main(argv=None) -> None:
         for name, launch in recorded_launches(codec).items():
             if name not in args.kernels:
                 continue
-            counts = opcodes(sass(name, launch, args.num_warps))
+            counts = opcodes(kernel_sass(name, launch, args.num_warps))
             total = sum(counts.values())
             per_value = total / values_per_thread(launch, 128, args.num_warps)
             print(f"{codec:10} {name:5} {total:6d} instructions, {per_value:6.1f} per value and thread "
