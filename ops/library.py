@@ -4,8 +4,9 @@ Each op is a ``torch.library.triton_op`` whose body launches the Triton kernel f
 tensors and runs the PyTorch reference (:mod:`ecc_tensor.storage`, :mod:`ecc_tensor.quant`,
 :mod:`ecc_tensor.faults`) for every other device. ``ecc::decode_attention`` over storage the
 fused kernel does not read (SECDED(72,64) at other head_dims than powers of two from 64, with
-grouped scales or with per-channel keys: ``attention.has_kernel``) decodes K/V with the codec
-kernels (per-channel keys: the reference) and attends with the reference. ``triton_op`` also registers the body as the
+grouped scales, or with keys per channel over blocks of rows not a multiple of 32:
+``attention.has_kernel``) decodes K/V with the codec kernels (per-channel keys: the reference)
+and attends with the reference. ``triton_op`` also registers the body as the
 fake implementation and lets ``torch.compile`` trace into it, so the ops never break a graph.
 
 The codec tables are explicit tensor arguments rather than globals the body looks up: inside
@@ -241,7 +242,7 @@ def decode_attention(
     if config is not None:
         attention.parse_config(config)  # a bad string fails on every device
     channel_keys = key_channel_block > 0
-    if _on_gpu(query) and attention.has_kernel(codec, head_dim, groups, k_stored, v_stored, channel_keys=channel_keys):
+    if _on_gpu(query) and attention.has_kernel(codec, head_dim, groups, k_stored, v_stored, channel_block=key_channel_block):
         return attention.triton_decode_attention(
             query, k_stored, k_meta, v_stored, v_meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec,
             head_dim, groups, symmetric, interpolate, seq_lens, counters, attn_mask, is_causal, scale, config,

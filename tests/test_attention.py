@@ -589,32 +589,35 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec, run_compile
         assert n <= (16 if "main" in name else limits.get(name, n)), loads
     # The main launch's registers: with the value product transposed (``_pv_transposed``) at
     # most 168 (137-168 with Triton 3.9, 154-168 with 3.6), where GQA's rows padded to the MMA's
-    # M took 200-224 (3.9) and 204-248 (3.6), so fewer programs fit an SM.
+    # M took 200-224 (3.9) and 204-248 (3.6), so fewer programs fit an SM. Golay's lanes keep
+    # the product untransposed (transposed, 168 registers but 1.15x slower on the H200).
     for line in lines:
-        if " main " in line:
+        if " main " in line and codec != "golay24":
             assert int(re.search(r"Used (\d+) registers", line).group(1)) <= 168, line
 
 
 def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_tool):
-    """Keys quantized per channel on the word path, int4 and Hamming(8,4) (both read their
-    channel scales as float32 words a block ahead: Hamming's coded ones as the pass before the
-    main launch wrote them), bfloat16: the main launch compiled for sm_90a as above holds its
-    registers without spilling, with the per-token launch's loads and one more. Its scaled
-    queries were once carried through the key loop (spills, 1.5x the per-token time), and
-    Hamming's scales were once checked in the loop (32 loads, 36-40 bytes of spills)."""
+    """Keys quantized per channel on the word and blocks paths, int4, Hamming(8,4) and
+    SECDED(72,64) (each reads its channel scales as float32 words a block ahead: the coded ones
+    as the pass before the main launch wrote them), bfloat16: the main launch compiled for
+    sm_90a as above holds its registers without spilling, with the per-token launch's loads and
+    one more. Its scaled queries were once carried through the key loop (spills, 1.5x the
+    per-token time), and Hamming's scales were once checked in the loop (32 loads, 36-40 bytes
+    of spills)."""
     result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "hamming84", "secded72", "--dtypes", "bf16",
                               "--launches", "main", "--no-interpolate", "--loops")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
-    assert len(lines) == 2, result.stdout
+    assert len(lines) == 3 and "no fused kernel" not in result.stdout, result.stdout
     # --loops: each launch's SASS, the key loop among its loops (hundreds of instructions).
-    assert result.stdout.count("SASS instructions") == 2, result.stdout
+    assert result.stdout.count("SASS instructions") == 3, result.stdout
     assert all(int(n) > 100 for n in re.findall(r"loop 0x[0-9a-f]+-0x[0-9a-f]+: +(\d+) instructions", result.stdout)), result.stdout
-    assert len(re.findall(r"loop 0x", result.stdout)) >= 2, result.stdout
-    assert "secded72: no fused kernel" in result.stdout  # decoded by the codec kernels instead
+    assert len(re.findall(r"loop 0x", result.stdout)) >= 3, result.stdout
+    # Loads: the per-token launch's and one more (int4 7, Hamming 11, SECDED 13 with its check bytes).
+    max_loads = {"int4": 12, "hamming84": 12, "secded72": 14}
     for line in lines:
         assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) == 0, line
-        assert int(re.search(r"(\d+) loads", line).group(1)) <= 12, line
+        assert int(re.search(r"(\d+) loads", line).group(1)) <= max_loads[line.split()[0]], line
 
 
 def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():

@@ -66,8 +66,9 @@ CASES = {
 
 
 @pytest.mark.parametrize(("codec", "case", "symmetric"), [
-    *((codec, case, True) for codec in ("int4", "hamming84") for case in CASES),
+    *((codec, case, True) for codec in ("int4", "hamming84", "secded72") for case in CASES),
     ("int4", "faults-causal", False),  # zero points on the word path
+    ("secded72", "faults-causal", False),  # the blocks path's deferred launch: values erased per channel, zero points
     ("golay24", "faults-causal", False),  # the general unit path, zero points; slow in the interpreter
 ])
 def test_fused_per_channel_keys_and_window_match_the_reference(codec, case, symmetric, kernel_device):
@@ -106,6 +107,19 @@ def test_a_struck_row_of_channel_scales_alone_defers_the_blocks_it_covers(codec,
     the deferred launch, which decodes it as the reference does. (With values struck too, as
     in the cases above, every block is deferred by its values anyway.)"""
     check_against_reference(codec, 1, 2, 2, 128, 64, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
+
+
+@pytest.mark.parametrize("codec", ["secded72", "golay24"])
+@pytest.mark.parametrize("flips", [0x01, 0x0F], ids=["corrected", "detected"])
+def test_a_struck_row_of_channel_scales_defers_on_the_lane_and_blocks_paths(codec, flips, kernel_device):
+    """As above at head_dim 128, where Golay's lane path and SECDED(72,64)'s blocks path fold the
+    channel scales into the queries (before 2026-12-03 evening they took the unit path and the
+    reference): a struck row of scales defers its blocks, whose keys the deferred launch
+    dequantizes per channel (SECDED: ``_block_channel_slab``; Golay: the unit path)."""
+    plan = attention.LaunchPlan.make(codec, 128, 1, True, batch=1, q_heads=4, kv_heads=2, lq=1, seq=128, device=torch.device("cpu"),
+                                     channel_block=32)
+    assert (plan.storage["LANES"] or plan.storage["BLOCKS"]) and plan.channel_scales_pass
+    check_against_reference(codec, 1, 2, 2, 128, 128, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
 
 
 @pytest.mark.parametrize("codec", ["int4", "hamming84"])

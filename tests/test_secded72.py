@@ -252,6 +252,7 @@ def test_fused_attention_over_secded72_attends_the_interpolated_values(kernel_de
 
 
 def test_fused_attention_reads_secded72_at_power_of_two_head_dims_with_one_scale():
+    """And with keys per channel over blocks of rows the word path's key blocks (32) tile."""
     from ecc_tensor.ops import attention
 
     aligned = torch.empty(1, dtype=torch.uint8)
@@ -260,6 +261,8 @@ def test_fused_attention_reads_secded72_at_power_of_two_head_dims_with_one_scale
     assert not attention.has_kernel("secded72", 96, 1)
     assert not attention.has_kernel("secded72", 128, 2)  # grouped scales
     assert not attention.has_kernel("secded72", 128, 1, torch.empty(2, dtype=torch.uint8)[1:])  # unaligned
+    assert attention.has_kernel("secded72", 128, 1, channel_block=128) and attention.has_kernel("secded72", 64, 1, channel_block=32)
+    assert not attention.has_kernel("secded72", 128, 1, channel_block=48)
     assert all(attention.has_kernel(name, 20, 2) for name in ("int4", "hamming74", "hamming84", "golay24"))
 
 

@@ -167,7 +167,7 @@ def main(argv=None) -> None:
     # An empty cache, so that every variant is compiled (and timed), not read back.
     triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")
     for codec in args.codecs:
-        if not A.has_kernel(codec, channel_keys=bool(channel_block)):
+        if not A.has_kernel(codec, channel_block=channel_block):
             print(f"{codec}: no fused kernel for this scheme", flush=True)
             continue
         for interpolate in ([False] if codec in ("int4", "hamming74") or args.no_interpolate else [False, True]):

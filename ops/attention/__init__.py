@@ -62,10 +62,11 @@ their scales fold into the queries, and q * s is rounded to float16 as dequantiz
 round the keys (with bfloat16 queries, float16 operands scaled by a power of two per query row).
 
 Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
-block's channel scales into the queries on the word path and read their metadata as groups
-of a block of rows on the unit path (``ROW_DIV``: each row of channel scales a block's rows
-share is decoded once, as one tile, not per row and value; the one-byte codes' coded scales are
-read by a pass before the main launch, ``channel_scales``); the full-precision window is attended by
+block's channel scales into the queries on the word, lane and blocks paths and read their
+metadata as groups of a block of rows on the unit path (``ROW_DIV``: each row of channel scales
+a block's rows share is decoded once, as one tile, not per row and value; coded scales are read
+by a pass before the main launch, ``channel_scales``; the blocks path's deferred launch takes
+each key's channel scale, ``blocks._block_channel_slab``); the full-precision window is attended by
 a kernel of its own into one more partial that the combine kernel merges.
 
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the

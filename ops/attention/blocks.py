@@ -9,7 +9,7 @@ import triton.language as tl
 from ..codec_kernels import (
     _block_decode,
 )
-from .units import _group_scale, _meta_rows_detected, _neighbour_found
+from .units import _group_scale, _meta_rows_detected, _neighbour_found, _slot_values
 
 
 @triton.jit
@@ -43,12 +43,34 @@ def _block_values(lo, hi):
 
 
 @triton.jit
+def _value_codewords(base, rows, mask, col, syn_ptr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr):
+    """Per value ``col`` of ``rows``: its INT4 value in its codeword as decoded, and that
+    codeword's status. Each codeword is decoded once per value it holds: this serves the rare
+    search for the neighbours of values erased one by one (a detected channel scale)."""
+    lo, hi, status = _block_codewords(base, rows, mask, col // 16, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+    word = tl.where((col % 16) < 8, lo, hi)
+    return (word >> (4 * (col % 8))) & 15, status
+
+
+@triton.jit
+def _spread(x, GROUPS: tl.constexpr):
+    """Per codeword -> per value with one scale a row (``GROUPS`` 1); already per value with a
+    scale per channel."""
+    if GROUPS == 1:
+        x = _per_value(x)
+    return x
+
+
+@triton.jit
 def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES: tl.constexpr,
-                          DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
-                          META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
-    """For each erased codeword ``[N, C]`` of the blocks layout: the nearest row before and after
-    it (below ``seq_len``) where the same codeword is not erased (neither detected nor its row's
-    scale), or -1, as ``_neighbour_rows`` does for units."""
+                          DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr, MK: tl.constexpr,
+                          MPO_SYN: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
+                          META_LANES: tl.constexpr, GROUPS: tl.constexpr, ROW_DIV: tl.constexpr):
+    """For each erased codeword ``[N, C]`` of the blocks layout (one scale a row, ``GROUPS`` 1),
+    or each erased value ``[N, D]`` (``c`` the values' columns: keys per channel, ``GROUPS``
+    ``D``, ``ROW_DIV`` rows per row of channel scales): the nearest row before and after it
+    (below ``seq_len``) where it is not erased (neither its codeword detected nor its row's,
+    or its channel's, scale), or -1, as ``_neighbour_rows`` does for units."""
     prev_row = tl.full(erased.shape, -1, tl.int32)
     next_row = tl.full(erased.shape, -1, tl.int32)
     pend_prev = erased
@@ -59,10 +81,15 @@ def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, me
             back = direction == 0
             r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
             ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
-            _, _, status = _block_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
-            det = (status == 2) | _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB,
-                                                      META_LANES)
-            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, det, prev_row, next_row, pend_prev, pend_next)
+            if GROUPS == 1:
+                _, _, status = _block_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+                meta_det = _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+            else:
+                _, status = _value_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+                _, _, meta_det = _group_scale(meta_base, r, ok, c, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB, MRB,
+                                              META_LANES, META_UNITS, ROW_DIV)
+            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
+                                                                        pend_prev, pend_next)
         t += 1
     return prev_row, next_row
 
@@ -70,47 +97,70 @@ def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, me
 @triton.jit
 def _block_neighbour_values(base, meta_base, row, c, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr,
                             OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
-                            META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr):
-    """The values ``[N, 16 C]`` of codewords ``c`` at rows ``row`` (``[N, C]``, -1: none),
-    decoded and dequantized with their rows' scales."""
+                            META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
+                            GROUPS: tl.constexpr, ROW_DIV: tl.constexpr):
+    """The values ``[N, D]`` at rows ``row`` (-1: none) of codewords ``c`` (``row`` ``[N, C]``)
+    or, with a scale per channel, of values ``c`` (``row`` ``[N, D]``), decoded and dequantized
+    with their scales."""
     has = row >= 0
     r = tl.maximum(row, 0)
-    lo, hi, _ = _block_codewords(base, r, has, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
-    scale, offset, _ = _group_scale(meta_base, r, has, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB, MRB, META_LANES,
-                                    META_UNITS)
+    if GROUPS == 1:
+        lo, hi, _ = _block_codewords(base, r, has, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+        values = _block_values(lo, hi)
+        w = 0
+    else:
+        v, _ = _value_codewords(base, r, has, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
+        values = v.to(tl.float32)
+        w = c
+    scale, offset, _ = _group_scale(meta_base, r, has, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB, MRB,
+                                    META_LANES, META_UNITS, ROW_DIV)
     if HAS_ZERO:
-        offset = _per_value(offset)
-    return (_block_values(lo, hi) - offset) * _per_value(scale)
+        offset = _spread(offset, GROUPS)
+    return (values - offset) * _spread(scale, GROUPS)
 
 
 @triton.jit
 def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_detected, seq_len, syn_ptr, menc_ptr, msyn_ptr,
                 INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr,
                 MK: tl.constexpr, MPO_SYN: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
-                MRB: tl.constexpr, META_LANES: tl.constexpr):
+                MRB: tl.constexpr, META_LANES: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr = 1, ROW_DIV: tl.constexpr = 1):
     """A K or V block of the blocks layout ``[N, D]`` in row order, dequantized in float32 from
     its decoded codewords (``lo``, ``hi``, ``status``: ``[N, C]``) and its rows' decoded scales;
     with ``INTERP``, the values of a detected codeword, or of a row whose scale is detected,
-    replaced as :func:`ecc_tensor.interp.interpolate_erasures` does (``_kv_slot``)."""
-    scale, offset, _ = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO,
-                                    MUV, MUB, MRB, META_LANES, META_UNITS)
-    x = (_block_values(lo, hi) - offset) * scale
-    if INTERP:
+    replaced as :func:`ecc_tensor.interp.interpolate_erasures` does (``_kv_slot``). Keys per
+    channel (``GROUPS`` ``D``, ``ROW_DIV`` rows per row of channel scales): each value takes its
+    channel's scale, and a detected scale erases its channel in the rows it covers, not whole
+    codewords, so erased values find their neighbours one by one."""
+    if GROUPS == 1:
+        scale, offset, _ = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO,
+                                        MUV, MUB, MRB, META_LANES, META_UNITS)
+        x = (_block_values(lo, hi) - offset) * scale
         erased = ((status == 2) | meta_rows_detected[:, None]) & row_ok[:, None]
+        at = c
+    else:
+        N: tl.constexpr = lo.shape[0]
+        C: tl.constexpr = lo.shape[1]
+        at = tl.arange(0, D)[None, :]
+        data = tl.reshape((tl.reshape(tl.join(lo, hi), [N, 2 * C])[:, :, None] >> (4 * tl.arange(0, 8))[None, None, :]) & 15, [N, D])
+        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], tl.arange(0, D), meta_base, menc_ptr, msyn_ptr, 0, 1, 0, D,
+                                   GROUPS, 1, HAS_ZERO, MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
+        erased = ((_per_value(status) == 2) | meta_det) & row_ok[:, None]
+    if INTERP:
         if tl.max(erased.to(tl.int32)) > 0:
-            prev_row, next_row = _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES,
-                                                       DATA_BYTES, OFFSETS, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+            prev_row, next_row = _block_neighbour_rows(base, meta_base, rows, at, erased, seq_len, syn_ptr, menc_ptr, msyn_ptr, ROW_BYTES,
+                                                       DATA_BYTES, OFFSETS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB, META_LANES,
+                                                       GROUPS, ROW_DIV)
             pv = x
             nv = x
             for side in range(2):  # a loop, not unrolled: one copy of the decode (compile time)
                 before = side == 0
-                values = _block_neighbour_values(base, meta_base, tl.where(before, prev_row, next_row), c, syn_ptr, menc_ptr, msyn_ptr,
+                values = _block_neighbour_values(base, meta_base, tl.where(before, prev_row, next_row), at, syn_ptr, menc_ptr, msyn_ptr,
                                                  ROW_BYTES, DATA_BYTES, OFFSETS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                                 META_LANES)
+                                                 META_LANES, GROUPS, ROW_DIV)
                 pv = tl.where(before, values, pv)
                 nv = tl.where(before, nv, values)
-            has_prev = _per_value(prev_row) >= 0
-            has_next = _per_value(next_row) >= 0
+            has_prev = _spread(prev_row, GROUPS) >= 0
+            has_next = _spread(next_row, GROUPS) >= 0
             filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
-            x = tl.where(_per_value(erased.to(tl.int32)) != 0, filled, x)
+            x = tl.where(_spread(erased.to(tl.int32), GROUPS) != 0, filled, x)
     return x

@@ -1,4 +1,5 @@
-"""Keys quantized per channel on the word path, their scales coded (Hamming(7,4), (8,4)): a
+"""Keys quantized per channel on a path that reads words (the word path of Hamming(7,4) and
+(8,4), Golay's lane path, SECDED(72,64)'s blocks path), their scales coded in Golay: a
 pass before the main launch reads each row of channel scales once (those that cover some
 sequence's written rows), into float32 words that the main launch loads one block ahead as it
 loads int4's.

@@ -316,8 +316,16 @@ def _decode_attention_kernel(
                         s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                         m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                         HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
-                    acc0 = _pv_transposed(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype,
-                                          SPLIT_P, DOT_PRECISION) - zero_term
+                    # Golay's lanes keep the product untransposed: transposed, its main launch took
+                    # 168 registers instead of 247 yet ran 1.15x slower on the H200. (The V operand
+                    # is unpacked after the rescale, as written: unpacked before it, int4's launch
+                    # over per-channel keys took 255 registers instead of 168 with bfloat16.)
+                    if LANES:
+                        acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
+                                   DOT_PRECISION) - zero_term
+                    else:
+                        acc0 = _pv_transposed(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype,
+                                              SPLIT_P, DOT_PRECISION) - zero_term
                 elif CLEAN_UNITS and not DEFERRED:
                     # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
                     # whole words): clean blocks only, as the word path, with the scales folded into
@@ -360,13 +368,15 @@ def _decode_attention_kernel(
                     cw_rows = rows[:, None] + c[None, :] * 0
                     k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
+                    # The K metadata as stored (the main launch read the channel-scales pass's words).
                     km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                  META_UNITS, MUB, MRB, META_LANES)
+                                                                  K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
                     vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
                                                                   META_UNITS, MUB, MRB, META_LANES)
+                    # Keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows.
                     kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
-                                     msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                     META_LANES)
+                                     msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, K_META_UNITS, K_MUV, K_MUB,
+                                     K_MRB, K_META_LANES, D, K_GROUPS, K_ROW_DIV)
                     s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                     s = (s * qk_scale).to(tl.float32)
                     s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
@@ -374,7 +384,7 @@ def _decode_attention_kernel(
                     p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
                     vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
                                      msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                     META_LANES)
+                                     META_LANES, D)
                     acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                     if count_units:  # per codeword, gathered in the first unit position
                         first = u == 0

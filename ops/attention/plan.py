@@ -131,9 +131,10 @@ def _channel_key_meta_constants(meta_layout: MetadataLayout, channel_block: int,
 
 def channel_scales_pass_applies(storage: dict, channel_block: int) -> bool:
     """Whether a pass reads the keys' coded channel scales before the main launch
-    (``channel_scales.py``): keys quantized per channel (``channel_block`` > 0) on the word
-    path of a code that decodes. ``storage``: ``storage_constants``."""
-    return bool(channel_block and storage["PACKED"] and storage["DECODE"])
+    (``channel_scales.py``): keys quantized per channel (``channel_block`` > 0) on a path that
+    reads words (word, lane or blocks path) of a code that decodes. ``storage``:
+    ``storage_constants``."""
+    return bool(channel_block and reads_words(storage) and storage["DECODE"])
 
 
 def channel_scales_constants(k_meta_layout: MetadataLayout) -> dict:
@@ -275,13 +276,13 @@ def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, co
     return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
 
 
-def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor, channel_keys: bool = False) -> bool:
+def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor, channel_block: int = 0) -> bool:
     """Whether the fused attention reads ``codec``'s storage of this shape: every layout but
     SECDED(72,64)'s ``"blocks"`` outside ``blocks_path_applies`` (other head_dims, grouped
-    scales, keys quantized per channel), which ``ecc::decode_attention`` decodes with the codec
-    kernels and attends with the reference."""
+    scales, keys per channel over blocks of rows not a multiple of the word path's 32), which
+    ``ecc::decode_attention`` decodes with the codec kernels and attends with the reference."""
     layout = StorageLayout(codec, head_dim)
-    return not layout.blocks or (blocks_path_applies(layout, groups, *stored) and not channel_keys)
+    return not layout.blocks or (blocks_path_applies(layout, groups, *stored) and channel_block % _PACKED_CONFIGS["blocks"][0] == 0)
 
 
 def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Tensor, channel_block: int = 0) -> dict:
@@ -289,9 +290,9 @@ def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Ten
     lane, blocks or unit path: ``path_constants``) and the tiles, shared by the launcher and
     ``tools/kernel_resources.py``. ``stored``: the K/V storage, whose alignment the word
     paths need (none given: aligned). With keys quantized per channel over blocks of
-    ``channel_block`` rows, the word path folds each block's scales into the queries (its key
-    blocks of 32 rows must not straddle two: ``channel_block`` a multiple of 32); Golay takes
-    the general unit path."""
+    ``channel_block`` rows, the word, lane and blocks paths fold each block's scales into the
+    queries (their key blocks of 32 rows must not straddle two: ``channel_block`` a multiple
+    of 32); otherwise the general unit path reads them."""
     return _storage_constants(codec, head_dim, groups, aligned(*stored), channel_block)
 
 
@@ -299,9 +300,12 @@ def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Ten
 def _storage_constants(codec: str, head_dim: int, groups: int, aligned_storage: bool, channel_block: int) -> dict:
     layout = StorageLayout(codec, head_dim)
     channel_keys = channel_block > 0
-    packed = aligned_storage and packed_path_applies(codec, layout.row_bytes, groups) and channel_block % _PACKED_CONFIGS["bytes"][0] == 0
-    lanes = aligned_storage and lanes_path_applies(layout, groups) and not channel_keys
-    blocks = aligned_storage and blocks_path_applies(layout, groups) and not channel_keys
+    # The word paths fold a block of rows' channel scales into the queries: their key blocks
+    # (32 rows) must not straddle two rows of channel scales.
+    chunks = channel_block % _PACKED_CONFIGS["bytes"][0] == 0
+    packed = aligned_storage and packed_path_applies(codec, layout.row_bytes, groups) and chunks
+    lanes = aligned_storage and lanes_path_applies(layout, groups) and chunks
+    blocks = aligned_storage and blocks_path_applies(layout, groups) and chunks
     tiles = tile_sizes(layout, packed, lanes, blocks)
     return dict(
         D=head_dim, K=layout.codec.k, ROW_BYTES=layout.row_bytes, UNITS=layout.units, UNIT_VALUES=layout.unit_values,
@@ -348,7 +352,7 @@ class LaunchPlan:
         layout = StorageLayout(codec, head_dim)
         storage = storage_constants(codec, head_dim, groups, *stored, channel_block=channel_block)
         main, deferred = launch_configs(codec, interpolate, reads_words(storage), groups, config, channel_keys=channel_block > 0)
-        if storage["PACKED"] and channel_block % main["block_n"]:
+        if reads_words(storage) and channel_block % main["block_n"]:
             raise ValueError(f"attention config block_n {main['block_n']} must divide the keys' channel_block {channel_block}")
         value_order, combine_u, part_cols = partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
         split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
