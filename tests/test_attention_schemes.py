@@ -115,7 +115,7 @@ def test_a_struck_row_of_channel_scales_defers_on_the_lane_and_blocks_paths(code
     """As above at head_dim 128, where Golay's lane path and SECDED(72,64)'s blocks path fold the
     channel scales into the queries (before 2026-12-03 evening they took the unit path and the
     reference): a struck row of scales defers its blocks, whose keys the deferred launch
-    dequantizes per channel (SECDED: ``_block_channel_slab``; Golay: the unit path)."""
+    dequantizes per channel (SECDED: ``_block_slab`` per channel; Golay: the unit path)."""
     plan = attention.LaunchPlan.make(codec, 128, 1, True, batch=1, q_heads=4, kv_heads=2, lq=1, seq=128, device=torch.device("cpu"),
                                      channel_block=32)
     assert (plan.storage["LANES"] or plan.storage["BLOCKS"]) and plan.channel_scales_pass

@@ -66,7 +66,7 @@ block's channel scales into the queries on the word, lane and blocks paths and r
 metadata as groups of a block of rows on the unit path (``ROW_DIV``: each row of channel scales
 a block's rows share is decoded once, as one tile, not per row and value; coded scales are read
 by a pass before the main launch, ``channel_scales``; the blocks path's deferred launch takes
-each key's channel scale, ``blocks._block_channel_slab``); the full-precision window is attended by
+each key's channel scale, ``blocks._block_slab``); the full-precision window is attended by
 a kernel of its own into one more partial that the combine kernel merges.
 
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the
