@@ -33,13 +33,19 @@ def _per_value(x):
 
 
 @triton.jit
-def _block_values(lo, hi):
+def _block_nibbles(lo, hi):
     """Codewords ``[N, C]`` (their two data words) -> their INT4 values ``[N, 16 C]`` in row
-    order, as float32."""
+    order, as int32."""
     N: tl.constexpr = lo.shape[0]
     C: tl.constexpr = lo.shape[1]
     words = tl.reshape(tl.join(lo, hi), [N, 2 * C])
-    return tl.reshape((words[:, :, None] >> (4 * tl.arange(0, 8))[None, None, :]) & 15, [N, 16 * C]).to(tl.float32)
+    return tl.reshape((words[:, :, None] >> (4 * tl.arange(0, 8))[None, None, :]) & 15, [N, 16 * C])
+
+
+@triton.jit
+def _block_values(lo, hi):
+    """``_block_nibbles`` as float32."""
+    return _block_nibbles(lo, hi).to(tl.float32)
 
 
 @triton.jit
@@ -138,12 +144,10 @@ def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_dete
         erased = ((status == 2) | meta_rows_detected[:, None]) & row_ok[:, None]
         at = c
     else:
-        N: tl.constexpr = lo.shape[0]
-        C: tl.constexpr = lo.shape[1]
         at = tl.arange(0, D)[None, :]
-        data = tl.reshape((tl.reshape(tl.join(lo, hi), [N, 2 * C])[:, :, None] >> (4 * tl.arange(0, 8))[None, None, :]) & 15, [N, D])
-        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], tl.arange(0, D), meta_base, menc_ptr, msyn_ptr, 0, 1, 0, D,
-                                   GROUPS, 1, HAS_ZERO, MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
+        x, meta_det = _slot_values(_block_nibbles(lo, hi), rows[:, None], row_ok[:, None], tl.arange(0, D), meta_base, menc_ptr,
+                                   msyn_ptr, 0, 1, 0, D, GROUPS, 1, HAS_ZERO, MK, MPO_SYN, True, MUV, MUB, MRB, META_LANES, META_UNITS,
+                                   ROW_DIV)
         erased = ((_per_value(status) == 2) | meta_det) & row_ok[:, None]
     if INTERP:
         if tl.max(erased.to(tl.int32)) > 0:

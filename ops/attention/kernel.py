@@ -16,7 +16,7 @@ from ..float_casts import _cast_for
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
-from .softmax import _folded_scales_softmax, _online_softmax, _pv, _pv_float, _pv_transposed, _qk_float, _rescaled, _visible_scores
+from .softmax import _folded_scales_softmax, _online_softmax, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
@@ -320,12 +320,8 @@ def _decode_attention_kernel(
                     # 168 registers instead of 247 yet ran 1.15x slower on the H200. (The V operand
                     # is unpacked after the rescale, as written: unpacked before it, int4's launch
                     # over per-channel keys took 255 registers instead of 168 with bfloat16.)
-                    if LANES:
-                        acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
-                                   DOT_PRECISION) - zero_term
-                    else:
-                        acc0 = _pv_transposed(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype,
-                                              SPLIT_P, DOT_PRECISION) - zero_term
+                    acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
+                               DOT_PRECISION, not LANES) - zero_term
                 elif CLEAN_UNITS and not DEFERRED:
                     # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
                     # whole words): clean blocks only, as the word path, with the scales folded into

@@ -276,13 +276,20 @@ def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, co
     return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
 
 
+def channel_blocks_fit_word_paths(channel_block: int) -> bool:
+    """Whether keys per channel over blocks of ``channel_block`` rows (0: per token) can be read
+    by the paths that fold a block's channel scales into the queries (word, lane, blocks): their
+    key blocks (32 rows) must not straddle two rows of channel scales."""
+    return channel_block % _PACKED_CONFIGS["bytes"][0] == 0
+
+
 def has_kernel(codec: str, head_dim: int = 128, groups: int = 1, *stored: torch.Tensor, channel_block: int = 0) -> bool:
     """Whether the fused attention reads ``codec``'s storage of this shape: every layout but
     SECDED(72,64)'s ``"blocks"`` outside ``blocks_path_applies`` (other head_dims, grouped
     scales, keys per channel over blocks of rows not a multiple of the word path's 32), which
     ``ecc::decode_attention`` decodes with the codec kernels and attends with the reference."""
     layout = StorageLayout(codec, head_dim)
-    return not layout.blocks or (blocks_path_applies(layout, groups, *stored) and channel_block % _PACKED_CONFIGS["blocks"][0] == 0)
+    return not layout.blocks or (blocks_path_applies(layout, groups, *stored) and channel_blocks_fit_word_paths(channel_block))
 
 
 def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Tensor, channel_block: int = 0) -> dict:
@@ -300,9 +307,7 @@ def storage_constants(codec: str, head_dim: int, groups: int, *stored: torch.Ten
 def _storage_constants(codec: str, head_dim: int, groups: int, aligned_storage: bool, channel_block: int) -> dict:
     layout = StorageLayout(codec, head_dim)
     channel_keys = channel_block > 0
-    # The word paths fold a block of rows' channel scales into the queries: their key blocks
-    # (32 rows) must not straddle two rows of channel scales.
-    chunks = channel_block % _PACKED_CONFIGS["bytes"][0] == 0
+    chunks = channel_blocks_fit_word_paths(channel_block)
     packed = aligned_storage and packed_path_applies(codec, layout.row_bytes, groups) and chunks
     lanes = aligned_storage and lanes_path_applies(layout, groups) and chunks
     blocks = aligned_storage and blocks_path_applies(layout, groups) and chunks

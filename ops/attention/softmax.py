@@ -8,13 +8,17 @@ import triton.language as tl
 
 
 @triton.jit
-def _pv(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def _pv(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PRECISION: tl.constexpr, TRANSPOSED: tl.constexpr = False):
     """``acc + p @ v`` for ``v`` exact in ``dtype``; with ``SPLIT_P`` (bfloat16), p as the sum of
-    two bfloat16 parts so that the weights keep ~16 bits instead of 8."""
-    hi = p.to(dtype)
-    acc = tl.dot(hi, v, acc, input_precision=DOT_PRECISION)
-    if SPLIT_P:
-        acc = tl.dot((p - hi.to(tl.float32)).to(dtype), v, acc, input_precision=DOT_PRECISION)
+    two bfloat16 parts so that the weights keep ~16 bits instead of 8. ``TRANSPOSED``: computed
+    as ``_pv_transposed`` does."""
+    if TRANSPOSED:
+        acc = _pv_transposed(acc, p, v, dtype, SPLIT_P, DOT_PRECISION)
+    else:
+        hi = p.to(dtype)
+        acc = tl.dot(hi, v, acc, input_precision=DOT_PRECISION)
+        if SPLIT_P:
+            acc = tl.dot((p - hi.to(tl.float32)).to(dtype), v, acc, input_precision=DOT_PRECISION)
     return acc
 
 
