@@ -603,7 +603,10 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     sm_90a as above holds its registers without spilling, with the per-token launch's loads and
     one more. Its scaled queries were once carried through the key loop (spills, 1.5x the
     per-token time), and Hamming's scales were once checked in the loop (32 loads, 36-40 bytes
-    of spills)."""
+    of spills). int4's launch is capped at 128 registers (``plan._PACKED_CONFIGS``), which in
+    bfloat16 costs a few spilled words (40 bytes with Triton 3.6, the H200's, 76 with 3.9) and
+    ran faster than 168 registers without them (benchmarks/RESULTS.md); the bound keeps a
+    larger spill from passing unseen."""
     result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "hamming84", "secded72", "--dtypes", "bf16",
                               "--launches", "main", "--no-interpolate", "--loops")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -615,8 +618,9 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     assert len(re.findall(r"loop 0x", result.stdout)) >= 3, result.stdout
     # Loads: the per-token launch's and one more (int4 7, Hamming 11, SECDED 13 with its check bytes).
     max_loads = {"int4": 12, "hamming84": 12, "secded72": 14}
+    max_spills = {"int4": 128, "hamming84": 0, "secded72": 0}
     for line in lines:
-        assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) == 0, line
+        assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) <= max_spills[line.split()[0]], line
         assert int(re.search(r"(\d+) loads", line).group(1)) <= max_loads[line.split()[0]], line
 
 
@@ -643,6 +647,30 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     k, v = make_cache("int4", 1, 1, 8, 16)
     with pytest.raises(ValueError, match="block_n,num_warps,num_stages"):
         ops.decode_attention(torch.randn(1, 1, 1, 16), k, v, "int4", config="64")
+
+
+def test_plans_over_channel_keys_split_on_blocks_of_scales_and_fit_their_registers(monkeypatch):
+    """Keys per channel on the word paths: every split starts on a block of rows that share a
+    row of channel scales (one started part way set up one block more), and the programs per
+    SM follow what the launch's registers let run at once (benchmarks/RESULTS.md, "Programs per
+    SM and register caps"): Hamming and SECDED 12, int4 16 under its 128-register cap, Golay 16."""
+    monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 132)  # an H200
+
+    def plan(codec, channel_block, batch=8, seq=32768, config=None):
+        return attention.LaunchPlan.make(codec, 128, 1, False, batch=batch, q_heads=32, kv_heads=8, lq=1, seq=seq,
+                                         device=torch.device("cpu"), config=config, channel_block=channel_block)
+
+    for codec in ("int4", "hamming84", "secded72", "golay24"):
+        for channel_block in (128, 256, 1024):
+            for batch, seq in ((8, 32768), (1, 4096), (3, 5000)):
+                p = plan(codec, channel_block, batch, seq)
+                assert p.split_len % channel_block == 0 and p.splits * p.split_len >= seq > (p.splits - 1) * p.split_len
+        p = plan(codec, 128, config="32,1,3,13")  # a configuration's splits too
+        assert p.split_len % 128 == 0 and p.main["waves"] == 13
+    waves = {codec: (plan(codec, 128).main["waves"], plan(codec, 128).main["maxnreg"]) for codec in ("int4", "hamming84", "secded72", "golay24")}
+    assert waves == {"int4": (16, 128), "hamming84": (12, 0), "secded72": (12, 0), "golay24": (16, 0)}
+    assert plan("int4", 0).main["maxnreg"] == 128 and plan("hamming84", 0).main["waves"] == 16
+    assert plan("hamming84", 0).split_len == 1024 and plan("hamming84", 128).split_len == 1408  # 24 splits of 11 blocks of scales
 
 
 def test_launch_constants_are_remembered_per_alignment_and_handed_out_as_copies():

@@ -37,6 +37,9 @@ def add_case_arguments(p: argparse.ArgumentParser, codecs: list[str]) -> None:
     p.add_argument("--masked", action="store_true", help="pass a boolean mask over every stored row")
     p.add_argument("--channel-keys", action="store_true",
                    help=f"keys per channel over blocks of {CHANNEL_BLOCK} tokens, the last block in a full-precision window")
+    p.add_argument("--channel-block", type=int, default=CHANNEL_BLOCK,
+                   help="with --channel-keys: tokens per block of channel scales (the window stays "
+                        f"{CHANNEL_BLOCK} tokens); what the main loop's setup per block of scales costs")
 
 
 def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: str = "cuda") -> list:
@@ -65,17 +68,20 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
 
 
 def _channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g):
-    """One call over keys quantized per channel, values per token, and the last
-    ``CHANNEL_BLOCK`` tokens of both in a window of two blocks' rows."""
-    if args.context % CHANNEL_BLOCK or args.context <= CHANNEL_BLOCK:
-        raise SystemExit(f"--channel-keys takes a context that is a multiple of {CHANNEL_BLOCK} tokens, above {CHANNEL_BLOCK}")
+    """One call over keys quantized per channel (over blocks of ``args.channel_block``
+    tokens), values per token, and the last ``CHANNEL_BLOCK`` tokens of both in a window of
+    two such blocks' rows."""
+    block = getattr(args, "channel_block", CHANNEL_BLOCK)
+    if args.context % block or args.context % CHANNEL_BLOCK or args.context <= CHANNEL_BLOCK:
+        raise SystemExit(f"--channel-keys takes a context that is a multiple of {block} and {CHANNEL_BLOCK} tokens, "
+                         f"above {CHANNEL_BLOCK}")
     device, dtype = query.device, query.dtype
     tables = codec_tables(codec, device)
-    keys = ops.quantize_encode_channels(torch.randn(shape, device=device, dtype=dtype, generator=g), codec, CHANNEL_BLOCK)
+    keys = ops.quantize_encode_channels(torch.randn(shape, device=device, dtype=dtype, generator=g), codec, block)
     values = ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec)
     window_shape = (*shape[:2], 2 * CHANNEL_BLOCK, shape[-1])
     windows = [torch.randn(window_shape, device=device, dtype=dtype, generator=g) for _ in range(2)]
     quantized = seq_lens - CHANNEL_BLOCK
     return lambda config=None: torch.ops.ecc.decode_attention(
         query, *keys, *values, *tables, codec, shape[-1], 1, True, args.interpolate, seq_lens, counters, mask, False,
-        shape[-1] ** -0.5, config, CHANNEL_BLOCK, quantized, *windows)
+        shape[-1] ** -0.5, config, block, quantized, *windows)

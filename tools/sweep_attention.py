@@ -67,7 +67,7 @@ def default_config(args: argparse.Namespace, codec: str) -> str:
     """The main launch's configuration the launcher picks for the case, as ``--configs`` spells it."""
     plan = LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads, kv_heads=args.kv_heads,
                            lq=1, seq=args.context, device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-                           channel_block=CHANNEL_BLOCK if getattr(args, "channel_keys", False) else 0)
+                           channel_block=getattr(args, "channel_block", CHANNEL_BLOCK) if getattr(args, "channel_keys", False) else 0)
     main = plan.main
     fields = [main["block_n"], main["num_warps"], main["num_stages"], main["waves"]] + ([main["maxnreg"]] if main["maxnreg"] else [])
     return ",".join(map(str, fields))

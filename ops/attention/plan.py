@@ -45,8 +45,10 @@ MIN_BLOCK_M = 4
 
 def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
     """(keys per split, number of splits): about ``waves`` programs per multiprocessor, each
-    with a whole number of key blocks and at least ``MIN_SPLIT_KEYS`` keys, unless that would
-    leave fewer than two programs per multiprocessor."""
+    with a whole number of ``block_n`` keys (key blocks; or, with keys per channel on the word
+    paths, blocks of rows that share a row of channel scales, so that no split starts a block
+    of scales part way) and at least ``MIN_SPLIT_KEYS`` keys, unless that would leave fewer
+    than two programs per multiprocessor."""
     blocks = _cdiv(max(seq, 1), block_n)
     sms = _multiprocessors(device)
     want = max(1, _cdiv(waves * sms, batch_heads))
@@ -77,12 +79,21 @@ _CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 
 _INTERP_CONFIG = (32, 8, 2, 4)
 
 
-# Word path: the fastest on kernel time in the sweep of benchmarks/RESULTS.md
-# (tools/sweep_attention.py). One warp per program: the softmax and the deferral flag then
-# reduce within a warp, no program waits at a barrier for its other warps, and the operand
-# orders keep the values in the threads that unpacked them; 16 programs per SM keep enough of
-# them in flight.
-_PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16), "bytes": (32, 1, 3, 16), "lanes": (32, 1, 3, 16), "blocks": (32, 1, 3, 16)}
+# Word path (and lane, blocks paths): (block_n, num_warps, num_stages, programs per
+# multiprocessor, register cap or 0), the fastest on kernel time in the sweeps of
+# benchmarks/RESULTS.md (tools/sweep_attention.py). One warp per program: the softmax and the
+# deferral flag then reduce within a warp, no program waits at a barrier for its other warps,
+# and the operand orders keep the values in the threads that unpacked them; 16 programs per SM
+# keep enough of them in flight. Each program should be resident at once, so the programs per
+# SM follow the registers: 65,536 / (32 x registers) one-warp programs fit on an SM. int4's
+# launch is capped at 128 registers (16 fit; no spills for sm_90a): its bfloat16 launch took
+# 154 (13 fit) and ran 5% slower (H200, batch 8 / 32k, "Programs per SM and register caps").
+_PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16, 128), "bytes": (32, 1, 3, 16, 0), "lanes": (32, 1, 3, 16, 0),
+                   "blocks": (32, 1, 3, 16, 0)}
+# Keys per channel: the one-byte codes' and SECDED's launches take 162-168 registers (12 fit),
+# so 12 programs per SM, not 16 and a tail of 4: SECDED 211 -> 206 us, int4 114 -> 107 before
+# its cap (which fits 16 again: 102 us). Golay's 246 (8 fit): 16 is two whole waves.
+_CHANNEL_KEY_CONFIGS = {**_PACKED_CONFIGS, "bytes": (32, 1, 3, 12, 0), "blocks": (32, 1, 3, 12, 0)}
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
@@ -211,17 +222,20 @@ def parse_config(config: str) -> dict:
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
-def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None) -> dict:
-    """Block size, launch parameters and programs per multiprocessor (``waves``). ``config``
-    (``parse_config``'s string) overrides them, for tuning runs such as the sweeps in
-    benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0 leaves
-    them to the compiler."""
+def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None, channel_keys: bool = False
+                  ) -> dict:
+    """Block size, launch parameters and programs per multiprocessor (``waves``); ``packed``:
+    the main launch reads words (``reads_words``), ``channel_keys``: over keys quantized per
+    channel. ``config`` (``parse_config``'s string) overrides them, for tuning runs such as the
+    sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0
+    leaves them to the compiler."""
     if config:
         return parse_config(config)
+    layout = get_codec(codec).layout
+    if packed:
+        block_n, warps, stages, waves, maxnreg = (_CHANNEL_KEY_CONFIGS if channel_keys else _PACKED_CONFIGS)[layout]
     else:
-        layout = get_codec(codec).layout
-        block_n, warps, stages, waves = _PACKED_CONFIGS[layout] if packed else (_INTERP_CONFIG if interpolate else _CONFIGS[layout])
-        maxnreg = 0
+        (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else _CONFIGS[layout], 0
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
@@ -270,7 +284,7 @@ def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, co
     decode = get_codec(codec).decodes
     interp = interpolate and decode
     clean = packed or clean_units_path_applies(codec, groups, packed, channel_keys)  # main launch: clean blocks only
-    main = kernel_config(codec, interp and not clean, packed, config)
+    main = kernel_config(codec, interp and not clean, packed, config, channel_keys)
     if not (decode and (clean or interp)):
         return main, None
     return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
@@ -360,7 +374,10 @@ class LaunchPlan:
         if reads_words(storage) and channel_block % main["block_n"]:
             raise ValueError(f"attention config block_n {main['block_n']} must divide the keys' channel_block {channel_block}")
         value_order, combine_u, part_cols = partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
-        split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
+        # Keys per channel on the word paths: a split that began part way into a block of rows
+        # sharing channel scales would set up (and refill its pipeline for) one more such block.
+        split_unit = channel_block if reads_words(storage) and channel_block else main["block_n"]
+        split_len, splits = plan_splits(batch * kv_heads, seq, split_unit, device, main["waves"])
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
         return cls(storage, main, deferred, max(MIN_BLOCK_M, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
                    deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block))
