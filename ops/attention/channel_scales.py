@@ -24,13 +24,16 @@ from torch.library import wrap_triton
 from ecc_tensor.metadata import MetadataLayout
 
 from ..codec_kernels import _cdiv, _pow2, _syndromes, _unit_word
-from .clean_meta import _clean_channel_meta
 
 # One row a program, one warp: the fastest of 1-8 rows and 1-8 warps at batch 8 / 32k on the
 # H200 (benchmarks/RESULTS.md: 22.9 us for Hamming(8,4)'s 16,384 rows, 30.0 us at 4 rows and 4
-# warps; 41.9 and 55.3 us with zero points).
+# warps; 41.9 and 55.3 us with zero points), when the kernel read each scale's bytes apart from
+# the units it checked.
 ROWS_PER_PROGRAM = 1
 NUM_WARPS = 1
+# Golay metadata (``ecc_tensor.metadata``): units of 3 bytes, a 24-bit codeword each with 12
+# data bits (3 nibbles) in its low bits. Three float32 words are 24 nibbles: 8 whole units.
+UNIT_BYTES = 3
 
 
 def channel_scale_words(layout: MetadataLayout) -> int:
@@ -40,9 +43,8 @@ def channel_scale_words(layout: MetadataLayout) -> int:
 
 
 @triton.jit
-def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, HAS_ZERO: tl.constexpr,
-                           GROUPS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, UNITS: tl.constexpr,
-                           OUT_WORDS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_UNITS: tl.constexpr, ROWS: tl.constexpr,
+def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, UNITS: tl.constexpr,
+                           MUB: tl.constexpr, MRB: tl.constexpr, OUT_WORDS: tl.constexpr, BLOCK_G: tl.constexpr, ROWS: tl.constexpr,
                            ROW_DIV: tl.constexpr):
     row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # row offsets in 64 bits
     # Only the rows that hold some sequence's codeword rows (ROW_DIV > 0: kv_lens_ptr holds each
@@ -54,23 +56,38 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_ro
         row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads)
         if tl.max(row_ok.to(tl.int32), 0) == 0:
             return
-    row_ptr = km_ptr + row[:, None] * MRB
-    cols = tl.arange(0, BLOCK_C)
-    ok = row_ok[:, None] & (cols < GROUPS)[None, :]
-    channel = tl.zeros([ROWS, 1], tl.int32) + tl.minimum(cols, GROUPS - 1)[None, :]  # padding columns: the last channel again
-    units = tl.zeros([ROWS, 1], tl.int32) + tl.arange(0, BLOCK_UNITS)[None, :]
-    units_ok = units < UNITS
-    # The data bits as read; each codeword of a row checked once, in a tile of the rows' units
-    # (the words' own check, DECODE in _clean_channel_meta, checks a unit once per word that
-    # spans it: 2.7 times on average). Every unit of a row holds some scale's bits.
-    scale, zero, _ = _clean_channel_meta(row_ptr, channel, menc_ptr, MK, False, HAS_ZERO, GROUPS, MUV, MUB, 0, 0)
-    unit_words = _unit_word(row_ptr + units * MUB, units_ok, MUB)
-    dirty = tl.reduce_or(tl.where(units_ok, _syndromes(unit_words, menc_ptr, units_ok, MK), 0), 1)
-    out = out_ptr + row * OUT_WORDS
-    tl.store(out[:, None] + cols[None, :], scale, mask=ok)
-    if HAS_ZERO:
-        tl.store(out[:, None] + GROUPS + cols[None, :], zero, mask=ok)
-    tl.store(out.to(tl.pointer_type(tl.int32)) + (OUT_WORDS - 1), dirty, mask=row_ok)
+    # A row's words in groups of three, each group's 8 units loaded once: checked (syndromes by
+    # table) and their data bits laid side by side into the group's words. Reading each
+    # scale's bytes apart from the units checked cost 2.4x the instructions.
+    DATA_WORDS: tl.constexpr = OUT_WORDS - 1
+    g = tl.arange(0, BLOCK_G)
+    g_ok = row_ok[:, None] & (g < (DATA_WORDS + 2) // 3)[None, :]
+    first = (8 * g)[None, :]  # the group's first unit
+    base = km_ptr + row[:, None] * MRB + MUB * first
+    u0 = _unit_word(base, g_ok & (first < UNITS), MUB)
+    u1 = _unit_word(base + MUB, g_ok & (first + 1 < UNITS), MUB)
+    u2 = _unit_word(base + 2 * MUB, g_ok & (first + 2 < UNITS), MUB)
+    u3 = _unit_word(base + 3 * MUB, g_ok & (first + 3 < UNITS), MUB)
+    u4 = _unit_word(base + 4 * MUB, g_ok & (first + 4 < UNITS), MUB)
+    u5 = _unit_word(base + 5 * MUB, g_ok & (first + 5 < UNITS), MUB)
+    u6 = _unit_word(base + 6 * MUB, g_ok & (first + 6 < UNITS), MUB)
+    u7 = _unit_word(base + 7 * MUB, g_ok & (first + 7 < UNITS), MUB)
+    # Units past the row read as 0, whose syndrome is 0.
+    dirty = (_syndromes(u0, menc_ptr, None, MK) | _syndromes(u1, menc_ptr, None, MK) | _syndromes(u2, menc_ptr, None, MK)
+             | _syndromes(u3, menc_ptr, None, MK) | _syndromes(u4, menc_ptr, None, MK) | _syndromes(u5, menc_ptr, None, MK)
+             | _syndromes(u6, menc_ptr, None, MK) | _syndromes(u7, menc_ptr, None, MK))
+    # 12 data bits a unit, the first unit lowest (nibble j of word w is value 8 w + j).
+    d0, d1, d2, d3 = u0 & 0xFFF, u1 & 0xFFF, u2 & 0xFFF, u3 & 0xFFF
+    d4, d5, d6, d7 = u4 & 0xFFF, u5 & 0xFFF, u6 & 0xFFF, u7 & 0xFFF
+    w0 = d0 | (d1 << 12) | (d2 << 24)
+    w1 = (d2 >> 8) | (d3 << 4) | (d4 << 16) | (d5 << 28)
+    w2 = (d5 >> 4) | (d6 << 8) | (d7 << 20)
+    out = out_ptr.to(tl.pointer_type(tl.int32)) + row * OUT_WORDS
+    word = (3 * g)[None, :]
+    tl.store(out[:, None] + word, w0, mask=g_ok & (word < DATA_WORDS))
+    tl.store(out[:, None] + word + 1, w1, mask=g_ok & (word + 1 < DATA_WORDS))
+    tl.store(out[:, None] + word + 2, w2, mask=g_ok & (word + 2 < DATA_WORDS))
+    tl.store(out + (OUT_WORDS - 1), tl.reduce_or(dirty, 1), mask=row_ok)
 
 
 def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, layout: MetadataLayout,
@@ -83,6 +100,8 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     cover some of those are read and written; the others are left as allocated (``out``: a
     float32 tensor of the words to write into, else a new one)."""
     storage = layout.storage
+    if (storage.codec.k, storage.unit_values, storage.unit_bytes) != (12, 3, UNIT_BYTES):
+        raise ValueError(f"read_channel_scales reads Golay-coded metadata (12 data bits in 3-byte units), got {layout.meta_codec_name}")
     heads, head_rows = k_meta.shape[1:3]
     rows = k_meta.numel() // k_meta.shape[-1]
     words = channel_scale_words(layout)
@@ -90,8 +109,7 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     if rows:
         wrap_triton(_channel_scales_kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
-            HAS_ZERO=not layout.symmetric, GROUPS=layout.groups, MUV=storage.unit_values, MUB=storage.unit_bytes, MRB=k_meta.shape[-1],
-            UNITS=storage.units, OUT_WORDS=words, BLOCK_C=_pow2(layout.groups), BLOCK_UNITS=_pow2(storage.units), ROWS=ROWS_PER_PROGRAM,
-            ROW_DIV=row_div if kv_lens is not None else 0, num_warps=NUM_WARPS,
+            UNITS=storage.units, MUB=UNIT_BYTES, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=_pow2(_cdiv(layout.words, 3)),
+            ROWS=ROWS_PER_PROGRAM, ROW_DIV=row_div if kv_lens is not None else 0, num_warps=NUM_WARPS,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes
