@@ -179,7 +179,10 @@ def main(argv=None) -> None:
                     kernel, config = compile_variant(codec, dtype, interpolate, True, deferred=launch == "deferred",
                                                      symmetric=not args.asymmetric, config=args.config, channel_block=channel_block)
                     seconds = time.perf_counter() - start
-                    shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}"
+                    # The compile's own parameters: block_n, warps, stages, and the register cap where the
+                    # main launch has one (waves, the programs per SM, only shape the grid).
+                    capped = launch == "main" and config.get("maxnreg")
+                    shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}" + (f" cap {capped}" if capped else "")
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
                     compiled = f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads"
                     print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
