@@ -251,14 +251,19 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                     DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
-                pv = _neighbour_values(prev_row, has_prev, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, slot,
-                                       META_UNITS, ROW_BYTES,
-                                       UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
-                nv = _neighbour_values(next_row, has_next, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, slot,
-                                       META_UNITS, ROW_BYTES,
-                                       UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, MUV, MUB, MRB, META_LANES, NIBBLE,
-                                       PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
+                # The values before and after, decoded in a loop rather than unrolled (one copy of
+                # the neighbour decode, as in _block_state).
+                pv = tl.zeros(x.shape, tl.float32)
+                nv = pv
+                for side in range(2):
+                    before = side == 0
+                    row = tl.where(before, prev_row, next_row)
+                    side_values = _neighbour_values(row, row >= 0, stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, u, slot,
+                                                    META_UNITS, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, GROUPS, GROUP, HAS_ZERO,
+                                                    MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN,
+                                                    MK, MPO_SYN, ROW_DIV)
+                    pv = tl.where(before, side_values, pv)
+                    nv = tl.where(before, nv, side_values)
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     return tl.where(col_ok[None, :], x, 0.0)
