@@ -651,10 +651,12 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
 
 def test_plans_over_channel_keys_split_on_blocks_of_scales_and_fit_their_registers(monkeypatch):
     """Keys per channel on the word paths: every split starts on a block of rows that share a
-    row of channel scales (one started part way set up one block more), and the programs per
-    SM follow what the launch's registers let run at once (benchmarks/RESULTS.md, "Programs per
-    SM and register caps"): Hamming and SECDED 12, int4 16 under its 128-register cap, Golay 16."""
+    row of channel scales (one started part way set up one block more), unless whole blocks
+    would leave fewer than 3/4 of the programs, and the programs per SM follow what the
+    launch's registers let run at once (benchmarks/RESULTS.md, "Programs per SM and register
+    caps"): Hamming and SECDED 12, int4 16 under its 128-register cap, Golay 16."""
     monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 132)  # an H200
+    monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 256)  # the default (this module's tests take 1)
 
     def plan(codec, channel_block, batch=8, seq=32768, config=None):
         return attention.LaunchPlan.make(codec, 128, 1, False, batch=batch, q_heads=32, kv_heads=8, lq=1, seq=seq,
@@ -662,9 +664,15 @@ def test_plans_over_channel_keys_split_on_blocks_of_scales_and_fit_their_registe
 
     for codec in ("int4", "hamming84", "secded72", "golay24"):
         for channel_block in (128, 256, 1024):
-            for batch, seq in ((8, 32768), (1, 4096), (3, 5000)):
+            for batch, seq in ((8, 32768), (1, 4096), (3, 5000), (1, 32768)):
                 p = plan(codec, channel_block, batch, seq)
-                assert p.split_len % channel_block == 0 and p.splits * p.split_len >= seq > (p.splits - 1) * p.split_len
+                assert p.split_len % p.main["block_n"] == 0 and p.splits * p.split_len >= seq > (p.splits - 1) * p.split_len
+                whole = attention.plan_splits(8 * batch, seq, channel_block, torch.device("cpu"), p.main["waves"])
+                unaligned = attention.plan_splits(8 * batch, seq, p.main["block_n"], torch.device("cpu"), p.main["waves"])
+                assert (p.split_len, p.splits) == (whole if 4 * whole[1] >= 3 * unaligned[1] else unaligned)
+                if channel_block == 1024 and batch == 1:  # whole blocks would leave a quarter of the programs or fewer
+                    assert p.split_len % channel_block and (p.split_len, p.splits) == unaligned
+        assert plan(codec, 128).split_len % 128 == 0 and plan(codec, 128, 1, 32768).split_len % 128 == 0  # the timed cases
         p = plan(codec, 128, config="32,1,3,13")  # a configuration's splits too
         assert p.split_len % 128 == 0 and p.main["waves"] == 13
     waves = {codec: (plan(codec, 128).main["waves"], plan(codec, 128).main["maxnreg"])

@@ -374,10 +374,15 @@ class LaunchPlan:
         if reads_words(storage) and channel_block % main["block_n"]:
             raise ValueError(f"attention config block_n {main['block_n']} must divide the keys' channel_block {channel_block}")
         value_order, combine_u, part_cols = partials_layout(layout, storage["PACKED"], storage["BLOCK_U"])
-        # Keys per channel on the word paths: a split that began part way into a block of rows
-        # sharing channel scales would set up (and refill its pipeline for) one more such block.
-        split_unit = channel_block if reads_words(storage) and channel_block else main["block_n"]
-        split_len, splits = plan_splits(batch * kv_heads, seq, split_unit, device, main["waves"])
+        split_len, splits = plan_splits(batch * kv_heads, seq, main["block_n"], device, main["waves"])
+        if reads_words(storage) and channel_block > main["block_n"]:
+            # Keys per channel on the word paths: a split that began part way into a block of
+            # rows sharing channel scales would set up one more such block. Splits of whole
+            # blocks, unless that costs more than a quarter of the programs (large blocks over
+            # short or few sequences).
+            aligned = plan_splits(batch * kv_heads, seq, channel_block, device, main["waves"])
+            if 4 * aligned[1] >= 3 * splits:
+                split_len, splits = aligned
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
         return cls(storage, main, deferred, max(MIN_BLOCK_M, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
                    deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block))
