@@ -22,6 +22,8 @@ from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
 from ecc_tensor.metadata import codec_tables, metadata_codec
 from ecc_tensor.ops import attention, byte_words, lane_words
+from ecc_tensor.ops.attention import syndromes
+from ecc_tensor.ops.codec_kernels import block_offsets
 from ecc_tensor.storage import StorageLayout
 
 # The codecs the fused attention reads at every head_dim; SECDED(72,64)'s blocks only at powers of
@@ -334,6 +336,54 @@ def test_lane_syndromes_flag_exactly_the_rows_with_a_dirty_codeword(kernel_devic
     dirty = (layout.codec.tables("cpu").encode_table[words & 0xFFF].long() != words).any(-1)
     assert torch.equal(out.cpu().bool(), dirty)
     assert int(dirty[1: bits + 1].sum()) == 4 * 128 + 12 * 43  # every stored codeword bit
+
+
+@triton.jit
+def _block_row_syndromes_kernel(rows_ptr, out_ptr, N: tl.constexpr, ROW_WORDS: tl.constexpr, W: tl.constexpr,
+                                OFFSETS: tl.constexpr, PTX: tl.constexpr):
+    r = tl.arange(0, N)
+    words = rows_ptr.to(tl.pointer_type(tl.uint32)) + (r * ROW_WORDS)[:, None]  # as the kernel reads them
+    data = tl.load(words + tl.arange(0, W)[None, :])
+    checks = tl.load(words + W + tl.arange(0, W // 8)[None, :])
+    s = tl.reshape(syndromes._block_row_syndromes(data, checks, OFFSETS, PTX), [N, W // 8])
+    tl.store(out_ptr.to(tl.pointer_type(tl.uint32)) + (r * (W // 8))[:, None] + tl.arange(0, W // 8)[None, :], s)
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_block_syndromes_are_the_syndromes_of_every_codeword(head_dim, kernel_device):
+    """The blocks path's clean-block check (SECDED(72,64)): a clean row, the row with each one
+    of its stored bits flipped, every pair of bits of its first codeword flipped, and rows of
+    random flips. Byte ``i`` of word ``j`` must be the syndrome of codeword ``4 j + i`` as the
+    codec computes it (its check byte recomputed from the data read, XOR the one read)."""
+    layout = StorageLayout("secded72", head_dim)
+    code = layout.codec
+    g = torch.Generator().manual_seed(0)
+    clean = layout.store(torch.randint(0, 16, (1, head_dim), dtype=torch.uint8, generator=g))
+    bits = 8 * layout.row_bytes
+
+    def flipped(rows, byte, bit):
+        rows = rows.clone()
+        rows[torch.arange(rows.shape[0]), byte] ^= (1 << bit).to(torch.uint8)
+        return rows
+
+    at = torch.arange(bits)
+    single = flipped(clean.repeat(bits, 1), at // 8, at % 8)
+    first = torch.tensor([*range(8)] + [layout.row_bytes - layout.codewords_per_row])  # the first codeword's data, check
+    pairs = torch.combinations(torch.arange(72), 2)  # the first codeword's 2,556 double flips
+    double = flipped(flipped(clean.repeat(len(pairs), 1), first[pairs[:, 0] // 8], pairs[:, 0] % 8), first[pairs[:, 1] // 8],
+                     pairs[:, 1] % 8)
+    noisy = layout.store(torch.randint(0, 16, (4096 - bits - len(pairs) - 1, head_dim), dtype=torch.uint8, generator=g))
+    noisy ^= (torch.rand(noisy.shape, generator=g) < 0.01).to(torch.uint8) << torch.randint(0, 8, noisy.shape, generator=g).to(torch.uint8)
+    rows = torch.cat([clean, single, double, noisy])
+    words = head_dim // 8
+    out = torch.empty(rows.shape[0], words // 8, dtype=torch.int32, device=kernel_device)
+    _block_row_syndromes_kernel[(1,)](rows.to(kernel_device), out, N=rows.shape[0], ROW_WORDS=layout.row_bytes // 4, W=words,
+                                      OFFSETS=block_offsets(layout), PTX=kernel_device == "cuda")
+    got = torch.stack([(out.cpu().long() >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(1)  # [rows, codewords]
+    codewords = layout.codewords(rows)
+    want = code._check_byte(codewords[..., :8], code.data_columns).long() ^ codewords[..., 8].long()
+    assert torch.equal(got, want)
+    assert (got[1: bits + 1] != 0).sum() == bits and (got[bits + 1: bits + 1 + len(pairs), 0] != 0).all()
 
 
 @pytest.mark.parametrize("codec", ["int4", "hamming74", "hamming84"])

@@ -27,9 +27,9 @@ The ways to read a block:
   clean block's data words are attended as the int4 word path attends its words; a block with
   any non-zero syndrome is deferred.
 - The **blocks path** (``BLOCKS``): SECDED(72,64)'s rows (an int4 row, then a check byte per
-  16 values) at power-of-two head_dims from 64, one scale per row. Each codeword's check byte
-  is computed from its two data words by rotations (``_block_parity_word``), four codewords
-  folded into a word against a check word (``_block_row_syndromes``); a clean block's int4
+  16 values) at power-of-two head_dims from 64, one scale per row. Four codewords' check bytes
+  are computed at once against a check word (``_block_row_syndromes``): their data bytes
+  transposed into byte planes, each rotated in place, byte by byte; a clean block's int4
   row is attended as the int4 word path attends its words, a dirty one deferred. The
   deferred launch decodes codeword by codeword (``_block_codewords``) and attends in float32
   in row order, interpolating detected codewords (``_block_slab``).

@@ -8,31 +8,66 @@ import triton
 import triton.language as tl
 
 from ..codec_kernels import (
-    _block_parity_word,
+    _prmt_ptx,
+    _top_offset,
 )
 from ..lane_words import _quarters
 
 
 @triton.jit
-def _fold_bytes(x0, x1, x2, x3, PTX: tl.constexpr):
-    """Four uint32 words -> one whose byte ``i`` is the XOR of the four bytes of ``x_i``: two
-    byte permutes and an XOR per halving (``PTX``), shifts and masks otherwise."""
+def _prmt(a, b, SELECTOR: tl.constexpr):
+    return tl.inline_asm_elementwise(_prmt_ptx(SELECTOR), "=r,r,r", [a, b], dtype=tl.uint32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _byte_planes(w0, w1, w2, w3, PTX: tl.constexpr):
+    """Four uint32 words -> four words, word ``k`` holding byte ``k`` of ``w_i`` at byte ``i``
+    (a 4 x 4 byte transpose: eight byte permutes with ``PTX``, shifts and masks otherwise)."""
     if PTX:
-        lo_halves: tl.constexpr = "prmt.b32 $0, $1, $2, 0x5410;"
-        hi_halves: tl.constexpr = "prmt.b32 $0, $1, $2, 0x7632;"
-        even_bytes: tl.constexpr = "prmt.b32 $0, $1, $2, 0x6420;"
-        odd_bytes: tl.constexpr = "prmt.b32 $0, $1, $2, 0x7531;"
-        y01 = (tl.inline_asm_elementwise(lo_halves, "=r,r,r", [x0, x1], dtype=tl.uint32, is_pure=True, pack=1)
-               ^ tl.inline_asm_elementwise(hi_halves, "=r,r,r", [x0, x1], dtype=tl.uint32, is_pure=True, pack=1))
-        y23 = (tl.inline_asm_elementwise(lo_halves, "=r,r,r", [x2, x3], dtype=tl.uint32, is_pure=True, pack=1)
-               ^ tl.inline_asm_elementwise(hi_halves, "=r,r,r", [x2, x3], dtype=tl.uint32, is_pure=True, pack=1))
-        return (tl.inline_asm_elementwise(even_bytes, "=r,r,r", [y01, y23], dtype=tl.uint32, is_pure=True, pack=1)
-                ^ tl.inline_asm_elementwise(odd_bytes, "=r,r,r", [y01, y23], dtype=tl.uint32, is_pure=True, pack=1))
-    y01 = ((x0 ^ (x0 >> 16)) & 0xFFFF) | ((x1 ^ (x1 << 16)) & 0xFFFF0000)
-    y23 = ((x2 ^ (x2 >> 16)) & 0xFFFF) | ((x3 ^ (x3 << 16)) & 0xFFFF0000)
-    z01 = (y01 ^ (y01 >> 8)) & 0x00FF00FF  # bytes 0 and 2: x0's and x1's folds
-    z23 = (y23 ^ (y23 >> 8)) & 0x00FF00FF
-    return (z01 & 0xFF) | ((z01 >> 8) & 0xFF00) | ((z23 & 0xFF) << 16) | ((z23 << 8) & 0xFF000000)
+        e01 = _prmt(w0, w1, 0x5140)  # w0.0 w1.0 w0.1 w1.1
+        o01 = _prmt(w0, w1, 0x7362)  # w0.2 w1.2 w0.3 w1.3
+        e23 = _prmt(w2, w3, 0x5140)
+        o23 = _prmt(w2, w3, 0x7362)
+        return _prmt(e01, e23, 0x5410), _prmt(e01, e23, 0x7632), _prmt(o01, o23, 0x5410), _prmt(o01, o23, 0x7632)
+    p0 = (w0 & 0xFF) | ((w1 & 0xFF) << 8) | ((w2 & 0xFF) << 16) | (w3 << 24)
+    p1 = ((w0 >> 8) & 0xFF) | (w1 & 0xFF00) | ((w2 & 0xFF00) << 8) | ((w3 & 0xFF00) << 16)
+    p2 = ((w0 >> 16) & 0xFF) | ((w1 >> 8) & 0xFF00) | (w2 & 0xFF0000) | ((w3 & 0xFF0000) << 8)
+    p3 = (w0 >> 24) | ((w1 >> 16) & 0xFF00) | ((w2 >> 8) & 0xFF0000) | (w3 & 0xFF000000)
+    return p0, p1, p2, p3
+
+
+@triton.jit
+def _rotate_bytes(x, PTX: tl.constexpr):
+    """Each byte of uint32 ``x`` rotated left by one, in place: the word shifted both ways,
+    then one LOP3 that takes each byte's bits 1-7 from the left shift and bit 0 from the right
+    (``PTX``; the compiler makes an AND, and an AND-OR, of the masks otherwise)."""
+    if PTX:
+        return tl.inline_asm_elementwise("lop3.b32 $0, $1, $2, 0xFEFEFEFE, 0xE4;", "=r,r,r", [x << 1, x >> 7],
+                                         dtype=tl.uint32, is_pure=True, pack=1)
+    return ((x << 1) & 0xFEFEFEFE) | ((x >> 7) & 0x01010101)
+
+
+@triton.jit
+def _offset_sum(p0, p1, p2, p3, p4, p5, p6, p7, OFFSETS: tl.constexpr, R: tl.constexpr):
+    """The XOR of the byte planes ``p_B`` whose byte's representative holds offset ``R``."""
+    acc = tl.zeros_like(p0)
+    if (OFFSETS >> R) & 1:
+        acc ^= p0
+    if (OFFSETS >> (8 + R)) & 1:
+        acc ^= p1
+    if (OFFSETS >> (16 + R)) & 1:
+        acc ^= p2
+    if (OFFSETS >> (24 + R)) & 1:
+        acc ^= p3
+    if (OFFSETS >> (32 + R)) & 1:
+        acc ^= p4
+    if (OFFSETS >> (40 + R)) & 1:
+        acc ^= p5
+    if (OFFSETS >> (48 + R)) & 1:
+        acc ^= p6
+    if (OFFSETS >> (56 + R)) & 1:
+        acc ^= p7
+    return acc
 
 
 @triton.jit
@@ -40,11 +75,19 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     """Rows of SECDED(72,64)'s blocks layout (``words``: ``[N, W]`` uint32, the int4 row, two
     words a codeword; ``checks``: ``[N, W / 8]``, the row's check bytes, four a word) -> a word
     per check word, byte ``i`` the syndrome of codeword ``4 j + i`` (zero where all four are
-    clean): each codeword's parity word (``_block_parity_word``), four folded into one word
-    whose bytes line up with the check bytes."""
+    clean). Bit-sliced over four codewords: their data bytes transposed into eight byte planes
+    (plane ``B``: byte ``B`` of each), so that the rotations of ``_block_check`` act on the
+    four at once, each byte rotated in place; the result lines up with the check word with no
+    fold. A quarter of the per-codeword arithmetic, for sixteen byte permutes per four."""
     N: tl.constexpr = words.shape[0]
-    C: tl.constexpr = words.shape[1] // 2
-    lo, hi = tl.split(tl.reshape(words, [N, C, 2]))
-    x0, x1, x2, x3 = _quarters(_block_parity_word(lo, hi, OFFSETS, PTX))  # codewords 4j .. 4j + 3
-    folded = _fold_bytes(x0, x1, x2, x3, PTX)
-    return folded ^ tl.reshape(checks, folded.shape)
+    G: tl.constexpr = words.shape[1] // 8
+    lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
+    l0, l1, l2, l3 = _quarters(lo)  # codewords 4j .. 4j + 3: [N, G] each
+    h0, h1, h2, h3 = _quarters(hi)
+    p0, p1, p2, p3 = _byte_planes(l0, l1, l2, l3, PTX)
+    p4, p5, p6, p7 = _byte_planes(h0, h1, h2, h3, PTX)
+    TOP: tl.constexpr = _top_offset(OFFSETS)
+    acc = _offset_sum(p0, p1, p2, p3, p4, p5, p6, p7, OFFSETS, TOP)
+    for i in tl.static_range(1, TOP + 1):
+        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(p0, p1, p2, p3, p4, p5, p6, p7, OFFSETS, TOP - i)
+    return acc ^ tl.reshape(checks.to(tl.uint32, bitcast=True), acc.shape)
