@@ -88,8 +88,11 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 # SM follow the registers: 65,536 / (32 x registers) one-warp programs fit on an SM. int4's
 # launch is capped at 128 registers (16 fit; no spills for sm_90a): its bfloat16 launch took
 # 154 (13 fit) and ran 5% slower (H200, batch 8 / 32k, "Programs per SM and register caps").
+# SECDED's too: its float16 launch took 132-134 (15 fit, a second wave of 68 programs); capped,
+# no spills (bfloat16: 20 bytes), 176.2 / 181.2 -> 173.0 / 175.7 us in float16 ("SECDED's
+# byte planes and register cap").
 _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16, 128), "bytes": (32, 1, 3, 16, 0), "lanes": (32, 1, 3, 16, 0),
-                   "blocks": (32, 1, 3, 16, 0)}
+                   "blocks": (32, 1, 3, 16, 128)}
 # Keys per channel: the one-byte codes' and SECDED's launches take 162-168 registers (12 fit),
 # so 12 programs per SM, not 16 and a tail of 4: SECDED 211 -> 206 us, int4 114 -> 107 before
 # its cap (which fits 16 again: 102 us). Golay's 246 (8 fit): 16 is two whole waves.
