@@ -27,8 +27,12 @@ SLOW_FIRST = (
     "test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks", "test_kernel_matches_reference_with_faults",
     "test_kernel_decodes_protected_scales",
     # On a GPU: its deferred launches compile for minutes (Hamming(8,4) with interpolation and
-    # zero points, 81-87 s alone for sm_90a), and one left last ran past a device call.
-    "test_fused_per_channel_keys_and_window_match_the_reference_on_the_gpu",
+    # zero points, 81-87 s alone for sm_90a), and one left last ran past a device call; so do
+    # the Llama-shape attention's interpolating launches (Golay's 39 s each for sm_90a, four
+    # variants), and the compiled model and cache tests compile every launch a model makes.
+    "test_fused_per_channel_keys_and_window_match_the_reference_on_the_gpu", "test_fused_attention_on_llama_shapes",
+    "test_generate_compiled_with_faults_on_the_whole_footprint_equals_eager",
+    "test_cache_decodes_every_sequence_of_a_batch_as_the_dense_path",
 )
 
 
