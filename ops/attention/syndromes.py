@@ -16,6 +16,7 @@ from ..lane_words import _quarters
 
 @triton.jit
 def _prmt(a, b, SELECTOR: tl.constexpr):
+    """PTX ``prmt``: the bytes of ``a`` (0-3) and ``b`` (4-7) that ``SELECTOR``'s nibbles name."""
     return tl.inline_asm_elementwise(_prmt_ptx(SELECTOR), "=r,r,r", [a, b], dtype=tl.uint32, is_pure=True, pack=1)
 
 
@@ -78,7 +79,9 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     clean). Bit-sliced over four codewords: their data bytes transposed into eight byte planes
     (plane ``B``: byte ``B`` of each), so that the rotations of ``_block_check`` act on the
     four at once, each byte rotated in place; the result lines up with the check word with no
-    fold. A quarter of the per-codeword arithmetic, for sixteen byte permutes per four."""
+    fold. For sm_90a the check takes 160 SASS instructions a block of the main loop where
+    codeword by codeword it took 249; on the H200 that loop is not bound by its instructions,
+    and the time did not change (benchmarks/RESULTS.md)."""
     N: tl.constexpr = words.shape[0]
     G: tl.constexpr = words.shape[1] // 8
     lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
