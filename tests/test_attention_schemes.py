@@ -81,9 +81,9 @@ def test_fused_per_channel_keys_and_window_match_the_reference(codec, case, symm
 
 GPU_CASES = {**CASES, "long-window": (4, 8, 4, 4096, 128, 128, 1, 256, 0.001, torch.float16),
              "long-faults-bf16": (2, 4, 2, 2000, 128, 128, 3, 200, 0.01, torch.bfloat16)}
-# Each case once per code, with zero points where they meet faults in float16 (short and long
-# sequences: the deferred launch's zero-point repair) and in bfloat16, and faults in both
-# (every case with both was 48 cases of compiles, more than one device call finished).
+# Each case once per code: zero points on three faulted ones (float16 short and long, bfloat16:
+# the deferred launch's repair with zero points), faults-causal both ways. Every case both ways
+# was 48 cases of compiles, more than one device call finished.
 GPU_RUNS = [("window-gqa", True), ("faults-causal", True), ("faults-causal", False), ("no-window-bf16", False),
             ("clean-bf16-gqa", True), ("long-window", False), ("long-faults-bf16", True)]
 
