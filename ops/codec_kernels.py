@@ -325,21 +325,14 @@ def _offset_mask(offsets, word, r):
 
 
 @triton.constexpr_function
-def _offset_selector(offsets, r):
-    """A PRMT selector that gathers ``_offset_bytes`` of both words into one word where that
-    takes one instruction: four bytes, or two and a byte twice (which the fold cancels); -1
-    otherwise."""
-    chosen = _offset_bytes(offsets, r)
-    if len(chosen) == 2:
-        chosen = chosen + [chosen[0], chosen[0]]
-    if len(chosen) != 4 or all(b < 4 for b in chosen) or all(b >= 4 for b in chosen):
-        return -1
-    return sum(b << (4 * lane) for lane, b in enumerate(chosen))
-
-
-@triton.constexpr_function
 def _prmt_ptx(selector):
     return f"prmt.b32 $0, $1, $2, {hex(int(selector))};"
+
+
+@triton.jit
+def _prmt(a, b, SELECTOR: tl.constexpr):
+    """PTX ``prmt``: the bytes of ``a`` (0-3) and ``b`` (4-7) that ``SELECTOR``'s nibbles name."""
+    return tl.inline_asm_elementwise(_prmt_ptx(SELECTOR), "=r,r,r", [a, b], dtype=tl.uint32, is_pure=True, pack=1)
 
 
 @triton.constexpr_function
@@ -349,16 +342,12 @@ def _top_offset(offsets):
 
 
 @triton.jit
-def _offset_word(a, b, OFFSETS: tl.constexpr, R: tl.constexpr, PTX: tl.constexpr):
+def _offset_word(a, b, OFFSETS: tl.constexpr, R: tl.constexpr):
     """A word whose bytes XOR-fold to the XOR of the data bytes whose representative holds
-    offset ``R`` (uint32): those bytes in their own lanes, or with ``PTX`` gathered by one
-    PRMT where ``_offset_selector`` finds one."""
+    offset ``R`` (uint32): those bytes in their own lanes."""
     MA: tl.constexpr = _offset_mask(OFFSETS, 0, R)
     MB: tl.constexpr = _offset_mask(OFFSETS, 1, R)
-    SEL: tl.constexpr = _offset_selector(OFFSETS, R)
-    if PTX and SEL >= 0:
-        x = tl.inline_asm_elementwise(_prmt_ptx(SEL), "=r,r,r", [a, b], dtype=tl.uint32, is_pure=True, pack=1)
-    elif MB == 0:
+    if MB == 0:
         x = a & MA
     elif MA == 0:
         x = b & MB
@@ -368,7 +357,7 @@ def _offset_word(a, b, OFFSETS: tl.constexpr, R: tl.constexpr, PTX: tl.constexpr
 
 
 @triton.jit
-def _block_parity_word(lo, hi, OFFSETS: tl.constexpr, PTX: tl.constexpr):
+def _block_parity_word(lo, hi, OFFSETS: tl.constexpr):
     """A uint32 word whose four bytes XOR-fold to the check byte of SECDED(72,64) codewords with
     data bits ``lo`` (0-31) and ``hi`` (32-63). Data bit ``c`` of byte ``B`` has the column
     ``OFFSETS``' byte ``B`` rotated by ``c`` (:mod:`ecc_tensor.codecs.secded72`), so the check
@@ -378,9 +367,9 @@ def _block_parity_word(lo, hi, OFFSETS: tl.constexpr, PTX: tl.constexpr):
     a = lo.to(tl.uint32, bitcast=True)
     b = hi.to(tl.uint32, bitcast=True)
     TOP: tl.constexpr = _top_offset(OFFSETS)
-    acc = _offset_word(a, b, OFFSETS, TOP, PTX)
+    acc = _offset_word(a, b, OFFSETS, TOP)
     for i in tl.static_range(1, TOP + 1):
-        acc = ((acc << 1) | (acc >> 31)) ^ _offset_word(a, b, OFFSETS, TOP - i, PTX)
+        acc = ((acc << 1) | (acc >> 31)) ^ _offset_word(a, b, OFFSETS, TOP - i)
     return acc
 
 
@@ -388,7 +377,7 @@ def _block_parity_word(lo, hi, OFFSETS: tl.constexpr, PTX: tl.constexpr):
 def _block_check(lo, hi, OFFSETS: tl.constexpr):
     """The check bits of SECDED(72,64) codewords whose 64 data bits are ``lo`` (bits 0-31) and
     ``hi`` (32-63), in the dtype of ``lo``: ``_block_parity_word`` folded to a byte."""
-    acc = _block_parity_word(lo, hi, OFFSETS, False)
+    acc = _block_parity_word(lo, hi, OFFSETS)
     acc ^= acc >> 16
     acc ^= acc >> 8
     return (acc & 0xFF).to(lo.dtype, bitcast=True)

@@ -8,16 +8,10 @@ import triton
 import triton.language as tl
 
 from ..codec_kernels import (
-    _prmt_ptx,
+    _prmt,
     _top_offset,
 )
 from ..lane_words import _quarters
-
-
-@triton.jit
-def _prmt(a, b, SELECTOR: tl.constexpr):
-    """PTX ``prmt``: the bytes of ``a`` (0-3) and ``b`` (4-7) that ``SELECTOR``'s nibbles name."""
-    return tl.inline_asm_elementwise(_prmt_ptx(SELECTOR), "=r,r,r", [a, b], dtype=tl.uint32, is_pure=True, pack=1)
 
 
 @triton.jit
@@ -49,25 +43,12 @@ def _rotate_bytes(x, PTX: tl.constexpr):
 
 
 @triton.jit
-def _offset_sum(p0, p1, p2, p3, p4, p5, p6, p7, OFFSETS: tl.constexpr, R: tl.constexpr):
-    """The XOR of the byte planes ``p_B`` whose byte's representative holds offset ``R``."""
-    acc = tl.zeros_like(p0)
-    if (OFFSETS >> R) & 1:
-        acc ^= p0
-    if (OFFSETS >> (8 + R)) & 1:
-        acc ^= p1
-    if (OFFSETS >> (16 + R)) & 1:
-        acc ^= p2
-    if (OFFSETS >> (24 + R)) & 1:
-        acc ^= p3
-    if (OFFSETS >> (32 + R)) & 1:
-        acc ^= p4
-    if (OFFSETS >> (40 + R)) & 1:
-        acc ^= p5
-    if (OFFSETS >> (48 + R)) & 1:
-        acc ^= p6
-    if (OFFSETS >> (56 + R)) & 1:
-        acc ^= p7
+def _offset_sum(planes, OFFSETS: tl.constexpr, R: tl.constexpr):
+    """The XOR of the byte planes ``planes[B]`` whose byte's representative holds offset ``R``."""
+    acc = tl.zeros_like(planes[0])
+    for b in tl.static_range(8):
+        if (OFFSETS >> (8 * b + R)) & 1:
+            acc ^= planes[b]
     return acc
 
 
@@ -87,10 +68,9 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
     l0, l1, l2, l3 = _quarters(lo)  # codewords 4j .. 4j + 3: [N, G] each
     h0, h1, h2, h3 = _quarters(hi)
-    p0, p1, p2, p3 = _byte_planes(l0, l1, l2, l3, PTX)
-    p4, p5, p6, p7 = _byte_planes(h0, h1, h2, h3, PTX)
+    planes = _byte_planes(l0, l1, l2, l3, PTX) + _byte_planes(h0, h1, h2, h3, PTX)  # plane B: data byte B
     TOP: tl.constexpr = _top_offset(OFFSETS)
-    acc = _offset_sum(p0, p1, p2, p3, p4, p5, p6, p7, OFFSETS, TOP)
+    acc = _offset_sum(planes, OFFSETS, TOP)
     for i in tl.static_range(1, TOP + 1):
-        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(p0, p1, p2, p3, p4, p5, p6, p7, OFFSETS, TOP - i)
+        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(planes, OFFSETS, TOP - i)
     return acc ^ tl.reshape(checks.to(tl.uint32, bitcast=True), acc.shape)
