@@ -727,9 +727,9 @@ def test_plans_over_channel_keys_split_on_blocks_of_scales_and_fit_their_registe
         assert p.split_len % 128 == 0 and p.main["waves"] == 13
     waves = {codec: (plan(codec, 128).main["waves"], plan(codec, 128).main["maxnreg"])
              for codec in ("int4", "hamming84", "secded72", "golay24")}
-    assert waves == {"int4": (16, 128), "hamming84": (12, 0), "secded72": (12, 0), "golay24": (16, 0)}
+    assert waves == {"int4": (16, 128), "hamming84": (12, 0), "secded72": (16, 128), "golay24": (16, 0)}
     assert plan("int4", 0).main["maxnreg"] == 128 and plan("hamming84", 0).main["waves"] == 16
-    assert (plan("secded72", 0).main["waves"], plan("secded72", 0).main["maxnreg"]) == (16, 128)  # per token: 16 under its cap
+    assert (plan("secded72", 0).main["waves"], plan("secded72", 0).main["maxnreg"]) == (16, 128)  # per token as per channel
     assert plan("hamming84", 0).split_len == 1024 and plan("hamming84", 128).split_len == 1408  # 24 splits of 11 blocks of scales
 
 

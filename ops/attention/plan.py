@@ -93,10 +93,13 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 # byte planes and register cap").
 _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16, 128), "bytes": (32, 1, 3, 16, 0), "lanes": (32, 1, 3, 16, 0),
                    "blocks": (32, 1, 3, 16, 128)}
-# Keys per channel: the one-byte codes' and SECDED's launches take 162-168 registers (12 fit),
-# so 12 programs per SM, not 16 and a tail of 4: SECDED 211 -> 206 us, int4 114 -> 107 before
-# its cap (which fits 16 again: 102 us). Golay's 246 (8 fit): 16 is two whole waves.
-_CHANNEL_KEY_CONFIGS = {**_PACKED_CONFIGS, "bytes": (32, 1, 3, 12, 0), "blocks": (32, 1, 3, 12, 0)}
+# Keys per channel: the one-byte codes' launches take 167-168 registers (12 fit), so 12
+# programs per SM, not 16 and a tail of 4 (int4 114 -> 107 us before its cap, which fits 16
+# again: 102 us). SECDED's takes 168 in float16, 226 in bfloat16; capped at 128 (spills:
+# none and 36 bytes) 16 fit: 200.1 -> 194.8 and 193.1 -> 191.6 us in float16, 210.7 -> 202.5
+# in bfloat16 (12 uncapped; 8: 221.4) ("SECDED's register cap over keys per channel").
+# Golay's 244 (8 fit): 16 is two whole waves.
+_CHANNEL_KEY_CONFIGS = {**_PACKED_CONFIGS, "bytes": (32, 1, 3, 12, 0)}
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
