@@ -653,10 +653,10 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     sm_90a as above holds its registers without spilling, with the per-token launch's loads and
     one more. Its scaled queries were once carried through the key loop (spills, 1.5x the
     per-token time), and Hamming's scales were once checked in the loop (32 loads, 36-40 bytes
-    of spills). int4's launch is capped at 128 registers (``plan._PACKED_CONFIGS``), which in
-    bfloat16 costs a few spilled words (40 bytes with Triton 3.6, the H200's, 76 with 3.9) and
-    ran faster than 168 registers without them (benchmarks/RESULTS.md); the bound keeps a
-    larger spill from passing unseen."""
+    of spills). int4's and SECDED's launches are capped at 128 registers (``plan._PACKED_CONFIGS``),
+    which in bfloat16 costs a few spilled words (int4: 40 bytes with Triton 3.6, the H200's, 76
+    with 3.9; SECDED: 36 and 72) and ran faster than 168-226 registers without them
+    (benchmarks/RESULTS.md); the bound keeps a larger spill from passing unseen."""
     result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "hamming84", "secded72", "--dtypes", "bf16",
                               "--launches", "main", "--no-interpolate", "--loops")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -668,7 +668,7 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     assert len(re.findall(r"loop 0x", result.stdout)) >= 3, result.stdout
     # Loads: the per-token launch's and one more (int4 7, Hamming 11, SECDED 13 with its check bytes).
     max_loads = {"int4": 12, "hamming84": 12, "secded72": 14}
-    max_spills = {"int4": 128, "hamming84": 0, "secded72": 0}
+    max_spills = {"int4": 128, "hamming84": 0, "secded72": 128}
     for line in lines:
         assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) <= max_spills[line.split()[0]], line
         assert int(re.search(r"(\d+) loads", line).group(1)) <= max_loads[line.split()[0]], line
