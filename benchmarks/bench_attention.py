@@ -14,8 +14,8 @@ With ``--channel-keys`` each path also gets rows with keys quantized per channel
 (``ecc_tensor.quant_scheme``: one scale per channel over blocks of 128 tokens) and the last
 128 tokens in a full-precision window, fused (also without the window, every row quantized:
 the window kernel's share) and, for the paths without interpolation, unfused. Every run has
-an ``fp8`` row: E4M3 K/V with a per-head scale (the cache vLLM users pick) dequantized to the
-model dtype, then SDPA.
+two ``fp8`` rows: E4M3 K/V with a per-head scale (the cache vLLM users pick) dequantized to the
+model dtype, then SDPA; and attended by ``ecc::fp8_decode_attention``, fused.
 
     python benchmarks/bench_attention.py --write        # H100: batch 1/8/32 x 4k/32k/128k
     python benchmarks/bench_attention.py --device cpu --batch 1 --context 256 --iters 2   # smoke
@@ -98,6 +98,13 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
     t = kernel_time([fp8_sdpa], iters)
     rows.append(dict(batch=batch, context=context, path="fp8 dequantize + SDPA", us=t * 1e6, bytes=fp16_bytes // 2,
                      call_us=time_call(fp8_sdpa, iters=iters) * 1e6))
+
+    def fp8_fused():
+        return ops.fp8_decode_attention(queries[next(it) % copies], *fp8)
+
+    t = kernel_time([fp8_fused], iters)
+    rows.append(dict(batch=batch, context=context, path="fused fp8", us=t * 1e6, bytes=fp16_bytes // 2,
+                     call_us=time_call(fp8_fused, iters=iters) * 1e6))
     del fp8
 
     for label, (codec, interpolate) in PATHS.items():

@@ -1,8 +1,9 @@
 """Triton kernels and their torch.library registrations (namespace ``ecc``).
 
 Importing this package registers ``torch.ops.ecc.{encode, decode, quantize_encode,
-decode_dequantize, inject}``. The functions below are the convenient Python entry points:
-they look up the codec's device-resident tables and call the ops.
+decode_dequantize, inject, decode_attention, fp8_decode_attention}``. The functions below are
+the convenient Python entry points: they look up the codec's device-resident tables and call
+the ops.
 """
 
 from __future__ import annotations
@@ -143,4 +144,25 @@ def decode_attention(
     )
 
 
-__all__ = ["decode", "decode_attention", "decode_dequantize", "encode", "inject", "quantize_encode"]
+def fp8_decode_attention(
+    query: torch.Tensor,
+    k: tuple[torch.Tensor, torch.Tensor],
+    v: tuple[torch.Tensor, torch.Tensor],
+    *,
+    seq_lens: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    config: str | None = None,
+) -> torch.Tensor:
+    """``ecc::fp8_decode_attention`` of ``query`` ``[B, Hq, Lq, D]`` over ``k`` and ``v``, each
+    an ``(E4M3 words, scale)`` pair (``[B, Hkv, S, D]``, ``[B, Hkv, 1, 1]``: what
+    :func:`ecc_tensor.fp8.to_e4m3` and :func:`ecc_tensor.fp8.head_scale` give); ``seq_lens``
+    defaults to every stored row."""
+    if seq_lens is None:
+        seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)
+    return call_op(torch.ops.ecc.fp8_decode_attention, query, *k, *v, seq_lens, attn_mask, is_causal,
+                   query.shape[-1] ** -0.5 if scale is None else scale, config)
+
+
+__all__ = ["decode", "decode_attention", "decode_dequantize", "encode", "fp8_decode_attention", "inject", "quantize_encode"]

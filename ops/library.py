@@ -26,11 +26,13 @@ from ecc_tensor.attention import attention_reference, dequantize_cache, dequanti
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.counters import COUNTER_NAMES
 from ecc_tensor.faults import FaultModel
+from ecc_tensor.fp8 import E4M3, from_e4m3
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.quant import quantize_int4
 from ecc_tensor.storage import StorageLayout, written_rows
 
 from . import attention, codec_kernels, fault_kernels
+from .attention.fp8 import triton_fp8_decode_attention
 
 
 def _on_gpu(t: Tensor) -> bool:
@@ -282,3 +284,60 @@ def _decode_for_attention(stored, meta, encode_table, syndrome_table, meta_encod
             symmetric, interpolate, counters, dtype, seq_lens[b],
         ))
     return torch.stack(rows)
+
+
+def _check_fp8_attention_args(query, k_words, k_scale, v_words, v_scale, seq_lens, attn_mask):
+    if query.dim() != 4 or k_words.dim() != 4 or v_words.dim() != 4:
+        raise ValueError("fp8_decode_attention takes query [B, Hq, Lq, D] and K/V words [B, Hkv, S, D]")
+    batch, q_heads, lq, head_dim = query.shape
+    if not query.dtype.is_floating_point or query.dtype == E4M3:
+        raise ValueError(f"the query must be float16, bfloat16 or float32, got {query.dtype}")
+    for name, words in (("k_words", k_words), ("v_words", v_words)):
+        if words.dtype != E4M3:
+            raise ValueError(f"{name} must be {E4M3} (ecc_tensor.fp8.to_e4m3), got {words.dtype}")
+    if k_words.shape != v_words.shape or k_words.shape[0] != batch or k_words.shape[3] != head_dim:
+        raise ValueError(f"K/V words {tuple(k_words.shape)} / {tuple(v_words.shape)} do not match the query {tuple(query.shape)}")
+    kv_heads, seq = k_words.shape[1:3]
+    if q_heads % kv_heads:
+        raise ValueError(f"query heads ({q_heads}) must be a multiple of KV heads ({kv_heads})")
+    for name, scale in (("k_scale", k_scale), ("v_scale", v_scale)):
+        if not scale.dtype.is_floating_point or scale.dim() != 4 or scale.shape[2:] != (1, 1) or any(
+                n not in (1, want) for n, want in zip(scale.shape[:2], (batch, kv_heads))):
+            raise ValueError(f"{name} must be a float [batch, kv_heads, 1, 1] scale (ecc_tensor.fp8.head_scale) or broadcast to it, got "
+                             f"{scale.dtype} {tuple(scale.shape)}")
+    if seq_lens.shape != (batch,) or seq_lens.dtype != torch.int64:
+        raise ValueError(f"seq_lens must be int64 [batch={batch}], got {seq_lens.dtype} {tuple(seq_lens.shape)}")
+    if attn_mask is not None:
+        try:
+            torch.broadcast_shapes(attn_mask.shape, (batch, q_heads, lq, seq))
+        except RuntimeError:
+            raise ValueError(f"attn_mask {tuple(attn_mask.shape)} does not broadcast to {(batch, q_heads, lq, seq)}") from None
+
+
+@triton_op("ecc::fp8_decode_attention", mutates_args=())
+def fp8_decode_attention(
+    query: Tensor,
+    k_words: Tensor,
+    k_scale: Tensor,
+    v_words: Tensor,
+    v_scale: Tensor,
+    seq_lens: Tensor,
+    attn_mask: Tensor | None,
+    is_causal: bool,
+    scale: float,
+    config: str | None = None,
+) -> Tensor:
+    """Attention of a few query tokens over an FP8 (E4M3) cache, the ``fp8`` mode's words
+    ``[B, Hkv, S, D]`` with a float32 scale per (sequence, KV head) (``k_scale``, ``v_scale``:
+    ``[B, Hkv, 1, 1]``, :func:`ecc_tensor.fp8.head_scale`), rows ``[0, seq_lens[b])`` attended,
+    as ``ecc::decode_attention`` attends codewords (mask, causality, GQA, its semantics). On
+    CUDA one fused kernel reads the words (``ops/attention/fp8.py``); elsewhere the reference
+    dequantizes in float32 and attends. ``config`` overrides the kernel's launch configuration
+    (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``)."""
+    _check_fp8_attention_args(query, k_words, k_scale, v_words, v_scale, seq_lens, attn_mask)
+    if config is not None:
+        attention.parse_config(config)  # a bad string fails on every device
+    if _on_gpu(query):
+        return triton_fp8_decode_attention(query, k_words, k_scale, v_words, v_scale, seq_lens, attn_mask, is_causal, scale, config)
+    k, v = (from_e4m3(words, s, torch.float32) for words, s in ((k_words, k_scale), (v_words, v_scale)))
+    return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)

@@ -8,7 +8,8 @@ transformers builds it. ``--channel-keys`` quantizes the keys per channel over b
 
 ``add_case_arguments`` adds the shape options to a parser; ``decode_calls`` gives one call of
 ``ecc::decode_attention`` per input copy (copies keep a CUDA-graph replay's working set out of
-L2)."""
+L2); the codec name ``fp8`` gives calls of ``ecc::fp8_decode_attention`` over E4M3 words with a
+scale per head instead."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 
 import ecc_tensor.ops as ops
 from ecc_tensor.counters import new_counters
+from ecc_tensor.fp8 import head_scale, to_e4m3
 from ecc_tensor.metadata import codec_tables
 
 CHANNEL_BLOCK = 128  # tokens per per-channel key block, and the window's tokens
@@ -58,6 +60,14 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
         return lambda config=None: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens,
                                                         counters=counters, attn_mask=mask, config=config)
 
+    if codec == "fp8":
+        def fp8_words():
+            x = torch.randn(shape, device=device, dtype=dtype, generator=g)
+            return to_e4m3(x, head_scale(x)), head_scale(x)
+
+        return [lambda config=None, k=fp8_words(), v=fp8_words(): ops.fp8_decode_attention(query, k, v, seq_lens=seq_lens,
+                                                                                              attn_mask=mask, config=config)
+                for _ in range(copies)]
     if getattr(args, "channel_keys", False):
         return [_channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g) for _ in range(copies)]
     return [

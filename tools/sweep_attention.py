@@ -7,6 +7,7 @@ defaults in ``ops/attention/plan.py`` come from such sweeps (benchmarks/RESULTS.
 
     python tools/sweep_attention.py                                   # batch 8, 32k, H100 grid
     python tools/sweep_attention.py --codecs int4 --configs 64,4,3,16 128,4,2,4
+    python tools/sweep_attention.py --codecs fp8          # ecc::fp8_decode_attention (ops/attention/fp8.py)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from attention_case import CHANNEL_BLOCK, add_case_arguments, decode_calls  # no
 from common import kernel_time  # noqa: E402
 
 from ecc_tensor.ops.attention import LaunchPlan  # noqa: E402
+from ecc_tensor.ops.attention.fp8 import FP8_CONFIG  # noqa: E402
 
 GRID = [f"{n},{w},{s},{v}" for (n, w), s, v in itertools.product(
     [(32, 2), (32, 4), (64, 2), (64, 4), (64, 8), (128, 4), (128, 8)], [2, 3], [4, 16])]
@@ -65,6 +67,8 @@ def timed_configs(default: str, configs: list[str]) -> list[str]:
 
 def default_config(args: argparse.Namespace, codec: str) -> str:
     """The main launch's configuration the launcher picks for the case, as ``--configs`` spells it."""
+    if codec == "fp8":
+        return FP8_CONFIG
     plan = LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads, kv_heads=args.kv_heads,
                            lq=1, seq=args.context, device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
                            channel_block=getattr(args, "channel_block", CHANNEL_BLOCK) if getattr(args, "channel_keys", False) else 0)

@@ -60,6 +60,26 @@ def _pv_float(acc, p, v, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION
 
 
 @triton.jit
+def _group_queries(q_ptr, b, kv_head, stride_qb, stride_qh, stride_qm, stride_qd, GQA: tl.constexpr, LQ: tl.constexpr,
+                   D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, EMULATE_BF16: tl.constexpr):
+    """The query tile of one KV head's group, as the dense kernels (window, fp8) hold it: row
+    ``m`` is query head ``kv_head * GQA + m // LQ``, token ``m % LQ``. Returns (queries
+    ``[BLOCK_M, BLOCK_D]`` in the dots' dtype, m, m_ok, head, qi, d, d_ok); with ``EMULATE_BF16``
+    the dtype is float32 (Triton's interpreter cannot multiply bfloat16 tiles)."""
+    m = tl.arange(0, BLOCK_M)
+    m_ok = m < GQA * LQ
+    head = kv_head * GQA + m // LQ
+    qi = m % LQ
+    d = tl.arange(0, BLOCK_D)
+    d_ok = d < D
+    q = tl.load(q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm + d[None, :] * stride_qd,
+                mask=m_ok[:, None] & d_ok[None, :], other=0.0)
+    if EMULATE_BF16:
+        q = q.to(tl.float32)
+    return q, m, m_ok, head, qi, d, d_ok
+
+
+@triton.jit
 def _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
                     stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
     """Scores (log2 domain) with the float mask added and everything a query row may not see

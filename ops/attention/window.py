@@ -9,7 +9,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .softmax import _online_softmax, _pv, _visible_scores
+from .softmax import _group_queries, _online_softmax, _pv, _visible_scores
 
 
 @triton.jit
@@ -29,19 +29,9 @@ def _window_attention_kernel(
     b = bh // HKV
     total = tl.load(seq_lens_ptr + b).to(tl.int32)
     first = tl.load(kv_lens_ptr + b).to(tl.int32)  # the window holds tokens [first, total)
-    m = tl.arange(0, BLOCK_M)
-    m_ok = m < GQA * LQ
-    head = (bh % HKV) * GQA + m // LQ
-    qi = m % LQ
-    d = tl.arange(0, BLOCK_D)
-    d_ok = d < D
-    q = tl.load(q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm + d[None, :] * stride_qd,
-                mask=m_ok[:, None] & d_ok[None, :], other=0.0)
-    if EMULATE_BF16:  # Triton's interpreter cannot multiply bfloat16 tiles
-        dtype: tl.constexpr = tl.float32
-    else:
-        dtype: tl.constexpr = q.dtype
-    q = q.to(dtype)
+    q, m, m_ok, head, qi, d, d_ok = _group_queries(q_ptr, b, bh % HKV, stride_qb, stride_qh, stride_qm, stride_qd, GQA, LQ, D, BLOCK_M,
+                                                   BLOCK_D, EMULATE_BF16)
+    dtype: tl.constexpr = q.dtype
     last_visible = total - LQ + qi
     kw_base = kw_ptr + b.to(tl.int64) * stride_kb + (bh % HKV) * stride_kh
     vw_base = vw_ptr + b.to(tl.int64) * stride_vb + (bh % HKV) * stride_vh

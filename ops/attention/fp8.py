@@ -1,0 +1,134 @@
+"""Fused decode attention over an FP8 (E4M3) cache with a scale per (sequence, KV head): the
+``fp8`` mode's keys and values (:mod:`ecc_tensor.fp8`, the cache vLLM users pick), attended
+without a dequantized copy. FlashDecoding as the codewords' kernel: one program per
+(sequence, KV head) and split of the key axis, the group's query rows as one tile, its
+partials merged by the same combine kernel (in value order, no deferred launch).
+
+E4M3 values are exact in float16 and bfloat16, so the keys and values enter the dots as read;
+the K scale multiplies the float32 scores and the V scale the partial accumulator, where
+dequantizing first (``from_e4m3``) rounds every value times its scale to the model dtype. NaN
+words (a struck exponent) give NaN scores and outputs, as SDPA over the dequantized cache does."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+from ..codec_kernels import _pow2
+from .kernel import LOG2E, _combine_splits_kernel
+from .plan import MIN_BLOCK_M, parse_config, plan_splits
+from .softmax import _group_queries, _online_softmax, _pv, _rescaled, _visible_scores
+
+# (block_n, num_warps, num_stages, programs per multiprocessor): not yet timed. One K block of
+# 64 rows of head_dim 128 is 8 KiB of E4M3 words; for sm_90a the launch takes 187 registers in
+# float16, 201 in bfloat16 (no spills), so 2 programs of 4 warps fit an SM, and 2 are launched.
+FP8_CONFIG = "64,4,3,2"
+
+
+@triton.jit
+def _e4m3_values(bits, dtype: tl.constexpr, FIX_NAN: tl.constexpr):
+    """uint8 E4M3 words -> ``dtype`` (exact). ``FIX_NAN``: Triton's interpreter converts the
+    NaN words (magnitude 0x7F) to 480; the GPU's conversion gives NaN."""
+    x = bits.to(tl.float8e4nv, bitcast=True).to(dtype)
+    if FIX_NAN:
+        x = tl.where((bits & 0x7F) == 0x7F, float("nan"), x.to(tl.float32)).to(dtype)
+    return x
+
+
+@triton.jit
+def _fp8_decode_attention_kernel(
+    q_ptr, k_ptr, v_ptr, k_scale_ptr, v_scale_ptr, seq_lens_ptr, mask_ptr, o_part_ptr, ml_part_ptr,
+    qk_scale,  # softmax scale * log2(e)
+    split_len, splits,
+    stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_ks, stride_kd,
+    stride_vb, stride_vh, stride_vs, stride_vd, stride_mb, stride_mh, stride_mq, stride_ms,
+    stride_ksb, stride_ksh, stride_vsb, stride_vsh,
+    HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, SPLIT_P: tl.constexpr, FIX_NAN: tl.constexpr,
+):
+    bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = bh // HKV
+    kv_head = bh % HKV
+    total = tl.load(seq_lens_ptr + b).to(tl.int32)
+    start = split * split_len
+    end = tl.minimum(start + split_len, total)
+    q, m, m_ok, head, qi, d, d_ok = _group_queries(q_ptr, b, kv_head, stride_qb, stride_qh, stride_qm, stride_qd, GQA, LQ, D, BLOCK_M,
+                                                   BLOCK_D, EMULATE_BF16)
+    dtype: tl.constexpr = q.dtype
+    # The K scale in the scores (float32: under torch.compile a float argument may be float64).
+    score_scale = (tl.load(k_scale_ptr + b * stride_ksb + kv_head * stride_ksh) * qk_scale).to(tl.float32)
+    last_visible = total - LQ + qi
+    k_base = k_ptr + b.to(tl.int64) * stride_kb + kv_head.to(tl.int64) * stride_kh
+    v_base = v_ptr + b.to(tl.int64) * stride_vb + kv_head.to(tl.int64) * stride_vh
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for n0 in range(start, end, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < end
+        tile_ok = row_ok[:, None] & d_ok[None, :]
+        k = _e4m3_values(tl.load(k_base + rows[:, None].to(tl.int64) * stride_ks + d[None, :] * stride_kd, mask=tile_ok, other=0),
+                         dtype, FIX_NAN)
+        # Scores as (K q^T)^T: the few query rows are the dot's N (padded to 8), not its M (16).
+        s = tl.trans(tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION)) * score_scale
+        s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                            stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+        p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+        v = _e4m3_values(tl.load(v_base + rows[:, None].to(tl.int64) * stride_vs + d[None, :] * stride_vd, mask=tile_ok, other=0),
+                         dtype, FIX_NAN)
+        acc = _pv(_rescaled(acc, alpha[:, None]), p, v, dtype, SPLIT_P, DOT_PRECISION, True)
+    acc = acc * tl.load(v_scale_ptr + b * stride_vsb + kv_head * stride_vsh)
+    # The combine kernel's partials: 2 * splits slots per (sequence, KV head), value order.
+    part = (bh.to(tl.int64) * 2 * splits + split) * BLOCK_M + m
+    tl.store(o_part_ptr + part[:, None] * BLOCK_D + d[None, :], acc, mask=m_ok[:, None] & d_ok[None, :])
+    tl.store(ml_part_ptr + part * 2, m_i)
+    tl.store(ml_part_ptr + part * 2 + 1, l_i)
+
+
+def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_scale: torch.Tensor, v_words: torch.Tensor,
+                                v_scale: torch.Tensor, seq_lens: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
+                                scale: float, config: str | None = None) -> torch.Tensor:
+    """See ``ecc::fp8_decode_attention``; arguments are validated there. ``k_scale``/``v_scale``
+    broadcast to ``[B, Hkv, 1, 1]``; ``config`` overrides ``FP8_CONFIG``."""
+    cfg = parse_config(config or FP8_CONFIG)
+    batch, q_heads, lq, head_dim = query.shape
+    kv_heads, seq = k_words.shape[1], k_words.shape[2]
+    group = q_heads // kv_heads
+    block_n = cfg["block_n"]
+    split_len, splits = plan_splits(batch * kv_heads, seq, block_n, query.device, cfg["waves"])
+    block_m = max(MIN_BLOCK_M, _pow2(group * lq))
+    block_d = _pow2(max(head_dim, 16))
+    emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
+    k_scale, v_scale = (s.float().expand(batch, kv_heads, 1, 1) for s in (k_scale, v_scale))
+    seq_lens = seq_lens.contiguous()
+    has_mask = 0 if attn_mask is None else 2 if attn_mask.dtype == torch.bool else 1
+    o_part = torch.empty(2 * batch * kv_heads * splits * block_m * block_d, dtype=torch.float32, device=query.device)
+    ml_part = torch.empty(2 * batch * kv_heads * splits * block_m * 2, dtype=torch.float32, device=query.device)
+    if attn_mask is not None:
+        attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
+        mask = attn_mask.expand(batch, q_heads, lq, seq)
+        mask_strides = mask.stride()
+    else:
+        mask, mask_strides = o_part, (0, 0, 0, 0)
+    mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)
+    dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
+    k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
+    wrap_triton(_fp8_decode_attention_kernel)[(batch * kv_heads, splits)](
+        query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits,
+        *query.stride(), *k_bytes.stride(), *v_bytes.stride(), *mask_strides, *k_scale.stride()[:2], *v_scale.stride()[:2],
+        HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_N=block_n, HAS_MASK=has_mask,
+        MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=dot_precision, EMULATE_BF16=emulate_bf16,
+        SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16, FIX_NAN=query.device.type != "cuda",
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **({"maxnreg": cfg["maxnreg"]} if cfg["maxnreg"] else {}),
+    )
+    out = torch.empty_like(query, memory_format=torch.contiguous_format)
+    wrap_triton(_combine_splits_kernel)[(batch * kv_heads, group * lq)](
+        o_part, ml_part, o_part, ml_part, out, *out.stride(), splits, splits,
+        HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, UNITS=head_dim, UNIT_VALUES=1, SLOTS=1, BLOCK_M=block_m, BLOCK_U=block_d,
+        PART_COLS=block_d, BLOCK_S=min(_pow2(splits), max(16, 8192 // block_d)), HAS_WINDOW=False,
+    )
+    return out
