@@ -89,6 +89,17 @@ def test_nan_words_make_their_rows_nan_and_only_those(kernel_device):
     check(out, reference(query, k, v, seq_lens), torch.float16)
 
 
+def test_lengths_past_the_storage_attend_every_stored_row(kernel_device):
+    """A length past the stored rows reads no further than the storage: every stored row is
+    attended, as the reference attends them."""
+    query = torch.randn(2, 4, 1, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float16)
+    k, v = fp8_cache(2, 2, 40, 32)
+    long = torch.tensor([45, 300])
+    out = fused(query, k, v, long, kernel_device)
+    check(out, reference(query, k, v, long), torch.float16)
+    assert torch.equal(out, fused(query, k, v, torch.tensor([40, 40]), kernel_device))
+
+
 @settings(max_examples=12, deadline=None)
 @given(batch=st.integers(1, 3), kv_heads=st.integers(1, 2), group=st.sampled_from([1, 2, 4]), lq=st.integers(1, 3),
        head_dim=st.sampled_from([16, 32, 48]), seq=st.integers(1, 130), causal=st.booleans(), flip_rate=st.sampled_from([0.0, 0.002]),

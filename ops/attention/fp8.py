@@ -41,7 +41,7 @@ def _e4m3_values(bits, dtype: tl.constexpr, FIX_NAN: tl.constexpr):
 def _fp8_decode_attention_kernel(
     q_ptr, k_ptr, v_ptr, k_scale_ptr, v_scale_ptr, seq_lens_ptr, mask_ptr, o_part_ptr, ml_part_ptr,
     qk_scale,  # softmax scale * log2(e)
-    split_len, splits,
+    split_len, splits, S,
     stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_ks, stride_kd,
     stride_vb, stride_vh, stride_vs, stride_vd, stride_mb, stride_mh, stride_mq, stride_ms,
     stride_ksb, stride_ksh, stride_vsb, stride_vsh,
@@ -53,7 +53,8 @@ def _fp8_decode_attention_kernel(
     split = tl.program_id(1)
     b = bh // HKV
     kv_head = bh % HKV
-    total = tl.load(seq_lens_ptr + b).to(tl.int32)
+    length = tl.load(seq_lens_ptr + b).to(tl.int32)
+    total = tl.minimum(length, S)  # a length past the storage attends every stored row, as the reference
     start = split * split_len
     end = tl.minimum(start + split_len, total)
     q, m, m_ok, head, qi, d, d_ok = _group_queries(q_ptr, b, kv_head, stride_qb, stride_qh, stride_qm, stride_qd, GQA, LQ, D, BLOCK_M,
@@ -61,7 +62,7 @@ def _fp8_decode_attention_kernel(
     dtype: tl.constexpr = q.dtype
     # The K scale in the scores (float32: under torch.compile a float argument may be float64).
     score_scale = (tl.load(k_scale_ptr + b * stride_ksb + kv_head * stride_ksh) * qk_scale).to(tl.float32)
-    last_visible = total - LQ + qi
+    last_visible = length - LQ + qi
     k_base = k_ptr + b.to(tl.int64) * stride_kb + kv_head.to(tl.int64) * stride_kh
     v_base = v_ptr + b.to(tl.int64) * stride_vb + kv_head.to(tl.int64) * stride_vh
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -118,7 +119,7 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
     k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
     wrap_triton(_fp8_decode_attention_kernel)[(batch * kv_heads, splits)](
-        query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits,
+        query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits, seq,
         *query.stride(), *k_bytes.stride(), *v_bytes.stride(), *mask_strides, *k_scale.stride()[:2], *v_scale.stride()[:2],
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_N=block_n, HAS_MASK=has_mask,
         MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=dot_precision, EMULATE_BF16=emulate_bf16,
