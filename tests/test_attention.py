@@ -180,6 +180,21 @@ def relative_error(out, ref):
     return float((out.double() - ref.to(out.dtype).double()).norm() / ref.norm().clamp_min(1e-30))
 
 
+@pytest.mark.parametrize("codec,head_dim,interpolate", [("int4", 32, False), ("hamming84", 32, True), ("golay24", 32, True),
+                                                        ("golay24", 128, False), ("secded72", 64, True)])
+def test_lengths_past_the_storage_read_every_stored_row_once(codec, head_dim, interpolate, kernel_device):
+    """A sequence length past the stored rows (a caller's, never the cache's): every stored row
+    is attended and counted once, as the reference does; the kernel once read the last row
+    again in place of each missing one. Word, unit, lane and blocks paths, with faults."""
+    k, v = make_cache(codec, 2, 2, 40, head_dim, flip_rate=0.02, seed=5)
+    query = torch.randn(2, 4, 1, head_dim, generator=torch.Generator().manual_seed(6), dtype=torch.float16)
+    long = torch.tensor([45, 300])
+    out, counters = fused(query, k, v, codec, head_dim, interpolate, long, kernel_device)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, long)
+    assert relative_error(out, ref) < TOLERANCE and torch.equal(counters, ref_counters)
+    assert torch.equal(out, fused(query, k, v, codec, head_dim, interpolate, torch.tensor([40, 40]), kernel_device)[0])
+
+
 @pytest.mark.parametrize("codec", KERNEL_CODECS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 def test_kernel_matches_reference_with_faults(codec, dtype, kernel_device):

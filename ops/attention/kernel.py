@@ -66,7 +66,9 @@ def _decode_attention_kernel(
     bh = tl.program_id(0)
     program = tl.program_id(1)
     b = bh // HKV
-    seq_len = tl.load(kv_lens_ptr + b).to(tl.int32)  # the codeword rows: read, counted, interpolation neighbours
+    # The codeword rows: read, counted, interpolation neighbours; a length past the storage reads
+    # every stored row and no further, as the reference does.
+    seq_len = tl.minimum(tl.load(kv_lens_ptr + b).to(tl.int32), S)
     total_len = tl.load(seq_lens_ptr + b).to(tl.int32)
     start = program * program_splits * split_len
     end = tl.minimum(start + program_splits * split_len, seq_len)
