@@ -13,6 +13,7 @@ Compile times depend on the CPU; compare within one run (each run compiles into 
     python tools/kernel_resources.py --config 64,4,2 --codecs hamming84
     python tools/kernel_resources.py --channel-keys --codecs int4 hamming84   # keys per channel
     python tools/kernel_resources.py --codecs hamming84 --dtypes bf16 --launches main --loops   # SASS per loop
+    python tools/kernel_resources.py --codecs fp8          # ecc::fp8_decode_attention's kernel (ops/attention/fp8.py)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.ops.attention import plan as A
+from ecc_tensor.ops.attention.fp8 import FP8_CONFIG, _fp8_decode_attention_kernel
 from ecc_tensor.ops.attention.kernel import _decode_attention_kernel
 from ecc_tensor.storage import StorageLayout
 
@@ -106,6 +108,30 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
     return triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=options), launch_config
 
 
+def compile_fp8(dtype, config=None, q_heads=32, kv_heads=8, head_dim=128):
+    """``ecc::fp8_decode_attention``'s kernel as its launcher configures it (``config``:
+    ``FP8_CONFIG``'s override), with the specializations Triton's launcher makes at run time."""
+    fn = _fp8_decode_attention_kernel
+    launch = A.parse_config(config or FP8_CONFIG)
+    pointers = {"k_ptr": "*u8", "v_ptr": "*u8", "k_scale_ptr": "*fp32", "v_scale_ptr": "*fp32", "seq_lens_ptr": "*i64",
+                "mask_ptr": "*fp32", "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "q_ptr": f"*{dtype}"}
+    signature = {name: pointers.get(name, "fp32" if name == "qk_scale" else "i32") for name in fn.arg_names[:fn.arg_names.index("HKV")]}
+    constants = dict(HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, BLOCK_M=max(A.MIN_BLOCK_M, q_heads // kv_heads),
+                     BLOCK_D=head_dim, BLOCK_N=launch["block_n"], HAS_MASK=0, MASK_ROWS=True, CAUSAL=False, DOT_PRECISION="tf32",
+                     EMULATE_BF16=False, SPLIT_P=dtype == "bf16", FIX_NAN=False)
+    for name in ("stride_qd", "stride_kd", "stride_vd"):  # contiguous rows: 1, which the launcher specializes on
+        signature[name] = "constexpr"
+        constants[name] = 1
+    signature.update({name: "constexpr" for name in constants if name not in signature})
+    aligned = [name for name in fn.arg_names if name in pointers] + ["split_len", "S", "stride_qb", "stride_qh", "stride_qm", "stride_kb",
+                                                                      "stride_kh", "stride_ks", "stride_vb", "stride_vh", "stride_vs"]
+    attrs = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
+    options = {"num_warps": launch["num_warps"], "num_stages": launch["num_stages"]}
+    if launch["maxnreg"]:
+        options["maxnreg"] = launch["maxnreg"]
+    return triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=options), launch
+
+
 def ptxas_report(kernel) -> str:
     # The ptxas Triton itself compiles sm_90a with: Triton 3.6's `ptxas` (CUDA 12.8), Triton
     # 3.9's `ptxas-blackwell` (13.x). Another one reports other registers and spills (for
@@ -167,6 +193,16 @@ def main(argv=None) -> None:
     # An empty cache, so that every variant is compiled (and timed), not read back.
     triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")
     for codec in args.codecs:
+        if codec == "fp8":
+            for dtype in args.dtypes:
+                start = time.perf_counter()
+                kernel, config = compile_fp8(dtype, args.config)
+                label = f"fp8 main {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
+                compiled = f"compile {time.perf_counter() - start:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads"
+                print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
+                if args.loops:
+                    print("\n".join(sass_loops(kernel)), flush=True)
+            continue
         if not A.has_kernel(codec, channel_block=channel_block):
             print(f"{codec}: no fused kernel for this scheme", flush=True)
             continue

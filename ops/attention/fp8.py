@@ -22,8 +22,9 @@ from .plan import MIN_BLOCK_M, parse_config, plan_splits
 from .softmax import _group_queries, _online_softmax, _pv, _rescaled, _visible_scores
 
 # (block_n, num_warps, num_stages, programs per multiprocessor): not yet timed. One K block of
-# 64 rows of head_dim 128 is 8 KiB of E4M3 words; for sm_90a the launch takes 187 registers in
-# float16, 201 in bfloat16 (no spills), so 2 programs of 4 warps fit an SM, and 2 are launched.
+# 64 rows of head_dim 128 is 8 KiB of E4M3 words; for sm_90a the launch takes 188 registers in
+# float16, 202 in bfloat16 (no spills; tools/kernel_resources.py --codecs fp8), so 2 programs
+# of 4 warps fit an SM, and 2 are launched.
 FP8_CONFIG = "64,4,3,2"
 
 
