@@ -229,7 +229,8 @@ def decode_attention(
     (``ecc_tensor.attention`` gives the semantics). On CUDA one fused kernel decodes, corrects,
     dequantizes (and interpolates) K/V and their scales in registers and attends,
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
-    counts of K and V are added to ``counters``. ``config``
+    counts of K and V are added to ``counters``; a ``seq_lens[b]`` past the stored rows attends
+    (and counts) every stored row, as the reference. ``config``
     (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``) overrides the fused kernel's launch
     configuration, for tuning runs.
 
@@ -329,7 +330,8 @@ def fp8_decode_attention(
 ) -> Tensor:
     """Attention of a few query tokens over an FP8 (E4M3) cache, the ``fp8`` mode's words
     ``[B, Hkv, S, D]`` with a float32 scale per (sequence, KV head) (``k_scale``, ``v_scale``:
-    ``[B, Hkv, 1, 1]``, :func:`ecc_tensor.fp8.head_scale`), rows ``[0, seq_lens[b])`` attended,
+    ``[B, Hkv, 1, 1]``, :func:`ecc_tensor.fp8.head_scale`), rows ``[0, seq_lens[b])`` attended
+    (every stored row where ``seq_lens[b]`` is past them),
     as ``ecc::decode_attention`` attends codewords (mask, causality, GQA, its semantics). On
     CUDA one fused kernel reads the words (``ops/attention/fp8.py``); elsewhere the reference
     dequantizes in float32 and attends. ``config`` overrides the kernel's launch configuration

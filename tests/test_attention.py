@@ -262,7 +262,7 @@ def test_kernel_property(codec, batch, kv_heads, group, lq, head_dim, seq, group
     k, v = make_cache(codec, batch, kv_heads, seq, head_dim, group_size=head_dim // groups, symmetric=symmetric, flip_rate=flip_rate,
                       meta_flips=flip_rate if codec != "int4" else 0.0, seed=seed)
     query = torch.randn(batch, kv_heads * group, lq, head_dim, generator=g)
-    seq_lens = torch.randint(1, seq + 1, (batch,), generator=g)
+    seq_lens = torch.randint(1, seq + 1 + seq // 8, (batch,), generator=g)  # now and then past the stored rows
     mask = None
     if mask_kind == "bool":
         mask = torch.rand(batch, 1, lq, seq, generator=g) < 0.8
