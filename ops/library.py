@@ -153,6 +153,14 @@ def _check_metadata(stored: Tensor, meta: Tensor, codec: str, groups: int, symme
                          f"[..., {want}] rows matching storage {tuple(stored.shape)}; got {meta.dtype} {tuple(meta.shape)}")
 
 
+def _check_mask(attn_mask: Tensor | None, shape: tuple[int, ...]) -> None:
+    if attn_mask is not None:
+        try:
+            torch.broadcast_shapes(attn_mask.shape, shape)
+        except RuntimeError:
+            raise ValueError(f"attn_mask {tuple(attn_mask.shape)} does not broadcast to {shape}") from None
+
+
 def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head_dim, groups, symmetric, seq_lens, counters, attn_mask,
                           key_channel_block=0, quantized_lens=None, k_window=None, v_window=None):
     if query.dim() != 4 or k_stored.dim() != 4 or v_stored.dim() != 4:
@@ -191,11 +199,7 @@ def _check_attention_args(query, k_stored, k_meta, v_stored, v_meta, codec, head
             raise ValueError(f"{name} must be a floating [batch={batch}, kv_heads={kv_heads}, rows, head_dim={head_dim}] ring buffer, "
                              f"got {window.dtype} {tuple(window.shape)}")
     _check_counters(counters)
-    if attn_mask is not None:
-        try:
-            torch.broadcast_shapes(attn_mask.shape, (batch, q_heads, query.shape[2], seq))
-        except RuntimeError:
-            raise ValueError(f"attn_mask {tuple(attn_mask.shape)} does not broadcast to {(batch, q_heads, query.shape[2], seq)}") from None
+    _check_mask(attn_mask, (batch, q_heads, query.shape[2], seq))
 
 
 @triton_op("ecc::decode_attention", mutates_args=("counters",))
@@ -308,11 +312,7 @@ def _check_fp8_attention_args(query, k_words, k_scale, v_words, v_scale, seq_len
                              f"{scale.dtype} {tuple(scale.shape)}")
     if seq_lens.shape != (batch,) or seq_lens.dtype != torch.int64:
         raise ValueError(f"seq_lens must be int64 [batch={batch}], got {seq_lens.dtype} {tuple(seq_lens.shape)}")
-    if attn_mask is not None:
-        try:
-            torch.broadcast_shapes(attn_mask.shape, (batch, q_heads, lq, seq))
-        except RuntimeError:
-            raise ValueError(f"attn_mask {tuple(attn_mask.shape)} does not broadcast to {(batch, q_heads, lq, seq)}") from None
+    _check_mask(attn_mask, (batch, q_heads, lq, seq))
 
 
 @triton_op("ecc::fp8_decode_attention", mutates_args=())

@@ -18,6 +18,7 @@ from torch.library import wrap_triton
 
 from ..codec_kernels import _pow2
 from .kernel import LOG2E, _combine_splits_kernel
+from .launch import mask_arguments
 from .plan import MIN_BLOCK_M, parse_config, plan_splits
 from .softmax import _group_queries, _online_softmax, _pv, _rescaled, _visible_scores
 
@@ -108,16 +109,9 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
     k_scale, v_scale = (s.float().expand(batch, kv_heads, 1, 1) for s in (k_scale, v_scale))
     seq_lens = seq_lens.contiguous()
-    has_mask = 0 if attn_mask is None else 2 if attn_mask.dtype == torch.bool else 1
     o_part = torch.empty(2 * batch * kv_heads * splits * block_m * block_d, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(2 * batch * kv_heads * splits * block_m * 2, dtype=torch.float32, device=query.device)
-    if attn_mask is not None:
-        attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
-        mask = attn_mask.expand(batch, q_heads, lq, seq)
-        mask_strides = mask.stride()
-    else:
-        mask, mask_strides = o_part, (0, 0, 0, 0)
-    mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)
+    has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
     dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
     k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
     wrap_triton(_fp8_decode_attention_kernel)[(batch * kv_heads, splits)](

@@ -19,6 +19,20 @@ from .plan import LaunchPlan, channel_scales_constants, deferred_block_u, key_me
 from .window import _window_attention_kernel
 
 
+def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, int], unused: torch.Tensor):
+    """The attention kernels' mask arguments for ``attn_mask`` broadcast to ``shape`` ``(B, Hq,
+    Lq, S)``: (HAS_MASK, the mask as float32, its four strides, MASK_ROWS). HAS_MASK: 0 none
+    (``unused`` is passed in its place), 1 a float mask (added), 2 a boolean one (its hidden keys
+    -inf whatever their scores, NaN included, as the reference masks them); MASK_ROWS: one mask
+    row a sequence."""
+    if attn_mask is None:
+        return 0, unused, (0, 0, 0, 0), True
+    has_mask = 2 if attn_mask.dtype == torch.bool else 1
+    mask = (torch.where(attn_mask, 0.0, float("-inf")) if has_mask == 2 else attn_mask.float()).expand(*shape)
+    strides = mask.stride()
+    return has_mask, mask, strides, (shape[1] == 1 or strides[1] == 0) and (shape[2] == 1 or strides[2] == 0)
+
+
 def triton_decode_attention(
     query: torch.Tensor, k_stored: torch.Tensor, k_meta: torch.Tensor,
     v_stored: torch.Tensor, v_meta: torch.Tensor,
@@ -39,11 +53,6 @@ def triton_decode_attention(
     quantized_lens = seq_lens if quantized_lens is None else quantized_lens
     k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens = (
         t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens))
-    # The kernels' HAS_MASK: 0 none, 1 a float mask (added), 2 a boolean one (its hidden keys -inf
-    # whatever their scores, NaN included, as the reference masks them).
-    has_mask = 0 if attn_mask is None else 2 if attn_mask.dtype == torch.bool else 1
-    if attn_mask is not None:
-        attn_mask = torch.where(attn_mask, 0.0, float("-inf")) if attn_mask.dtype == torch.bool else attn_mask.float()
     batch, q_heads, lq, _ = query.shape
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
@@ -67,12 +76,7 @@ def triton_decode_attention(
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)
     meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
     meta = meta_constants(meta_layout, k_meta, v_meta) if not key_channel_block else meta_constants(meta_layout, v_meta)
-    if attn_mask is not None:
-        mask = attn_mask.expand(batch, q_heads, lq, seq)
-        mask_strides = mask.stride()
-    else:
-        mask, mask_strides = o_part, (0, 0, 0, 0)
-    mask_rows = (q_heads == 1 or mask_strides[1] == 0) and (lq == 1 or mask_strides[2] == 0)  # one mask row a sequence
+    has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
     args = (
         query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens,
         quantized_lens, mask, counters, o_part, ml_part, flags,
