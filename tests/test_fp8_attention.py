@@ -161,7 +161,7 @@ def test_bad_arguments_raise_value_errors():
 
 def test_kernel_compiles_for_hopper_without_spills(run_compile_tool):
     """The kernel compiled for sm_90a at its launch configuration (``FP8_CONFIG``), float16 and
-    bfloat16: it fits the register file (188 and 202 registers with Triton 3.6), no spills."""
+    bfloat16: it fits the register file (250 and 242 registers with Triton 3.6), no spills."""
     result = run_compile_tool("kernel_resources.py", "--codecs", "fp8")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]

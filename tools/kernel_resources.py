@@ -118,7 +118,7 @@ def compile_fp8(dtype, config=None, q_heads=32, kv_heads=8, head_dim=128):
     signature = {name: pointers.get(name, "fp32" if name == "qk_scale" else "i32") for name in fn.arg_names[:fn.arg_names.index("HKV")]}
     constants = dict(HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, BLOCK_M=max(A.MIN_BLOCK_M, q_heads // kv_heads),
                      BLOCK_D=head_dim, BLOCK_N=launch["block_n"], HAS_MASK=0, MASK_ROWS=True, CAUSAL=False, DOT_PRECISION="tf32",
-                     EMULATE_BF16=False, SPLIT_P=dtype == "bf16", FIX_NAN=False)
+                     EMULATE_BF16=False, HALF_OPERANDS=dtype == "bf16", FIX_NAN=False, WIDE_OFFSETS=False)
     for name in ("stride_qd", "stride_kd", "stride_vd"):  # contiguous rows: 1, which the launcher specializes on
         signature[name] = "constexpr"
         constants[name] = 1

@@ -4,8 +4,9 @@ without a dequantized copy. FlashDecoding as the codewords' kernel: one program 
 (sequence, KV head) and split of the key axis, the group's query rows as one tile, its
 partials merged by the same combine kernel (in value order, no deferred launch).
 
-E4M3 values are exact in float16 and bfloat16, so the keys and values enter the dots as read;
-the K scale multiplies the float32 scores and the V scale the partial accumulator, where
+E4M3 values are exact in float16, so the keys and values enter the dots as read (with
+bfloat16 queries too: the dots take float16 operands, the queries scaled per row); the K scale
+multiplies the float32 scores and the V scale the partial accumulator, where
 dequantizing first (``from_e4m3``) rounds every value times its scale to the model dtype. NaN
 words (a struck exponent) give NaN scores and outputs, as SDPA over the dequantized cache does."""
 
@@ -22,11 +23,13 @@ from .launch import mask_arguments
 from .plan import MIN_BLOCK_M, parse_config, plan_splits
 from .softmax import _group_queries, _online_softmax, _pv, _rescaled, _visible_scores
 
-# (block_n, num_warps, num_stages, programs per multiprocessor): not yet timed. One K block of
-# 64 rows of head_dim 128 is 8 KiB of E4M3 words; for sm_90a the launch takes 188 registers in
-# float16, 202 in bfloat16 (no spills; tools/kernel_resources.py --codecs fp8), so 2 programs
-# of 4 warps fit an SM, and 2 are launched.
-FP8_CONFIG = "64,4,3,2"
+# (block_n, num_warps, num_stages, programs per multiprocessor): one-warp programs of 32 keys,
+# as the codewords' kernel, the fastest of tools/sweep_attention.py --codecs fp8 on the H200 at
+# batch 8 / 32k (161 us against 244 for the best of four warps) and tied at batch 1
+# (benchmarks/RESULTS.md, 2026-12-04). For sm_90a it takes 250 registers in float16, 242 in
+# bfloat16, no spills (tools/kernel_resources.py --codecs fp8): 8 fit an SM; 16 a SM is the
+# split count the plan makes from it.
+FP8_CONFIG = "32,1,2,16"
 
 
 @triton.jit
@@ -41,6 +44,44 @@ def _e4m3_values(bits, dtype: tl.constexpr, FIX_NAN: tl.constexpr):
 
 
 @triton.jit
+def _fp8_block(acc, m_i, l_i, q, k_base, v_base, n0, end, d, d_ok, m_ok, head, qi, last_visible, score_scale,
+               stride_ks, stride_kd, stride_vs, stride_vd, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+               dtype: tl.constexpr, D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, TAIL: tl.constexpr,
+               WIDE_OFFSETS: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr,
+               DOT_PRECISION: tl.constexpr, FIX_NAN: tl.constexpr):
+    """One block of ``BLOCK_N`` key rows from ``n0`` into the online softmax. ``TAIL``: the
+    split's partial last block, its rows past ``end`` masked (read as zeros: a NaN word there
+    must not reach the accumulator through a zero weight); otherwise every row is read
+    unmasked. Offsets within a (sequence, head) slab in 32 bits unless ``WIDE_OFFSETS``."""
+    rows = n0 + tl.arange(0, BLOCK_N)
+    row_ok = rows < end
+    if WIDE_OFFSETS:
+        row_k, row_v = rows.to(tl.int64) * stride_ks, rows.to(tl.int64) * stride_vs
+    else:
+        row_k, row_v = rows * stride_ks, rows * stride_vs
+    k_ptrs = k_base + row_k[:, None] + d[None, :] * stride_kd
+    v_ptrs = v_base + row_v[:, None] + d[None, :] * stride_vd
+    if TAIL:
+        tile_ok = row_ok[:, None] & d_ok[None, :]
+        k_bits = tl.load(k_ptrs, mask=tile_ok, other=0)
+        v_bits = tl.load(v_ptrs, mask=tile_ok, other=0)
+    elif BLOCK_D != D:
+        k_bits = tl.load(k_ptrs, mask=d_ok[None, :], other=0)
+        v_bits = tl.load(v_ptrs, mask=d_ok[None, :], other=0)
+    else:
+        k_bits = tl.load(k_ptrs)
+        v_bits = tl.load(v_ptrs)
+    k = _e4m3_values(k_bits, dtype, FIX_NAN)
+    # Scores as (K q^T)^T: the few query rows are the dot's N (padded to 8), not its M (16).
+    s = tl.trans(tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION)) * score_scale[:, None]
+    s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                        stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+    p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+    acc = _pv(_rescaled(acc, alpha[:, None]), p, _e4m3_values(v_bits, dtype, FIX_NAN), dtype, False, DOT_PRECISION, True)
+    return acc, m_i, l_i
+
+
+@triton.jit
 def _fp8_decode_attention_kernel(
     q_ptr, k_ptr, v_ptr, k_scale_ptr, v_scale_ptr, seq_lens_ptr, mask_ptr, o_part_ptr, ml_part_ptr,
     qk_scale,  # softmax scale * log2(e)
@@ -50,7 +91,7 @@ def _fp8_decode_attention_kernel(
     stride_ksb, stride_ksh, stride_vsb, stride_vsh,
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    EMULATE_BF16: tl.constexpr, SPLIT_P: tl.constexpr, FIX_NAN: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, HALF_OPERANDS: tl.constexpr, FIX_NAN: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
 ):
     bh = tl.program_id(0)
     split = tl.program_id(1)
@@ -62,29 +103,42 @@ def _fp8_decode_attention_kernel(
     end = tl.minimum(start + split_len, total)
     q, m, m_ok, head, qi, d, d_ok = _group_queries(q_ptr, b, kv_head, stride_qb, stride_qh, stride_qm, stride_qd, GQA, LQ, D, BLOCK_M,
                                                    BLOCK_D, EMULATE_BF16)
+    # The K scale in the scores (float32: under torch.compile a float argument may be float64),
+    # a factor per query row.
+    k_scale = tl.load(k_scale_ptr + b * stride_ksb + kv_head * stride_ksh)
+    score_scale = tl.full([BLOCK_M], 1.0, tl.float32) * (k_scale * qk_scale).to(tl.float32)
+    if HALF_OPERANDS:
+        # bfloat16 queries: the dots take float16 operands, as the codewords' kernel does over
+        # keys per channel. E4M3 values are exact in float16, and hardware converts them to it
+        # (to bfloat16 only through float16: a conversion per value). Each query row divided by
+        # a power of two at least its largest |q| (exact; no float16 overflow), rounded to
+        # float16, 8x finer than bfloat16; the power of two goes into the row's score factor.
+        # The weights enter the PV dot in float16 too, as with float16 queries.
+        q32 = q.to(tl.float32)
+        top = tl.max(tl.abs(q32), axis=1).to(tl.int32, bitcast=True)
+        q_unit = tl.where(top == 0, 1.0, ((top + 0x007FFFFF) & 0x7F800000).to(tl.float32, bitcast=True))
+        q = (q32 / q_unit[:, None]).to(tl.float16)
+        score_scale = score_scale * q_unit
     dtype: tl.constexpr = q.dtype
-    # The K scale in the scores (float32: under torch.compile a float argument may be float64).
-    score_scale = (tl.load(k_scale_ptr + b * stride_ksb + kv_head * stride_ksh) * qk_scale).to(tl.float32)
     last_visible = length - LQ + qi
     k_base = k_ptr + b.to(tl.int64) * stride_kb + kv_head.to(tl.int64) * stride_kh
     v_base = v_ptr + b.to(tl.int64) * stride_vb + kv_head.to(tl.int64) * stride_vh
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for n0 in range(start, end, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < end
-        tile_ok = row_ok[:, None] & d_ok[None, :]
-        k = _e4m3_values(tl.load(k_base + rows[:, None].to(tl.int64) * stride_ks + d[None, :] * stride_kd, mask=tile_ok, other=0),
-                         dtype, FIX_NAN)
-        # Scores as (K q^T)^T: the few query rows are the dot's N (padded to 8), not its M (16).
-        s = tl.trans(tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION)) * score_scale
-        s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
-                            stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
-        p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
-        v = _e4m3_values(tl.load(v_base + rows[:, None].to(tl.int64) * stride_vs + d[None, :] * stride_vd, mask=tile_ok, other=0),
-                         dtype, FIX_NAN)
-        acc = _pv(_rescaled(acc, alpha[:, None]), p, v, dtype, SPLIT_P, DOT_PRECISION, True)
+    # Whole blocks unmasked (every row is below the split's end), then the partial last one,
+    # if any, with its rows masked: the masked loads and their zeros only where needed.
+    full_end = start + tl.maximum(end - start, 0) // BLOCK_N * BLOCK_N
+    for n0 in range(start, full_end, BLOCK_N):
+        acc, m_i, l_i = _fp8_block(acc, m_i, l_i, q, k_base, v_base, n0, end, d, d_ok, m_ok, head, qi, last_visible, score_scale,
+                                   stride_ks, stride_kd, stride_vs, stride_vd, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                                   dtype, D, BLOCK_D, BLOCK_N, False, WIDE_OFFSETS, HAS_MASK, MASK_ROWS, CAUSAL, DOT_PRECISION,
+                                   FIX_NAN)
+    if full_end < end:
+        acc, m_i, l_i = _fp8_block(acc, m_i, l_i, q, k_base, v_base, full_end, end, d, d_ok, m_ok, head, qi, last_visible, score_scale,
+                                   stride_ks, stride_kd, stride_vs, stride_vd, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                                   dtype, D, BLOCK_D, BLOCK_N, True, WIDE_OFFSETS, HAS_MASK, MASK_ROWS, CAUSAL, DOT_PRECISION,
+                                   FIX_NAN)
     acc = acc * tl.load(v_scale_ptr + b * stride_vsb + kv_head * stride_vsh)
     # The combine kernel's partials: 2 * splits slots per (sequence, KV head), value order.
     part = (bh.to(tl.int64) * 2 * splits + split) * BLOCK_M + m
@@ -114,12 +168,15 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
     dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
     k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
+    # Offsets within a (sequence, head) slab in 32 bits where they fit (one fewer word per address).
+    wide_offsets = max((seq - 1) * t.stride(2) + (head_dim - 1) * t.stride(3) for t in (k_bytes, v_bytes)) >= 2**31
     wrap_triton(_fp8_decode_attention_kernel)[(batch * kv_heads, splits)](
         query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits, seq,
         *query.stride(), *k_bytes.stride(), *v_bytes.stride(), *mask_strides, *k_scale.stride()[:2], *v_scale.stride()[:2],
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_N=block_n, HAS_MASK=has_mask,
         MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=dot_precision, EMULATE_BF16=emulate_bf16,
-        SPLIT_P=query.dtype == torch.bfloat16 and not emulate_bf16, FIX_NAN=query.device.type != "cuda",
+        HALF_OPERANDS=query.dtype == torch.bfloat16, FIX_NAN=query.device.type != "cuda",
+        WIDE_OFFSETS=wide_offsets,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **({"maxnreg": cfg["maxnreg"]} if cfg["maxnreg"] else {}),
     )
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
