@@ -129,3 +129,22 @@ def test_host_overhead_tool_times_the_gpu_path_without_a_gpu(monkeypatch, capsys
     threads = torch.get_num_threads()
     host_overhead.main(["--steps", "static-folded", "int4", "--number", "10", "--repeat", "1"])
     assert "| int4 |" in capsys.readouterr().out and torch.get_num_threads() == threads
+
+
+def test_secded_check_cost_stubs_keep_clean_outputs_and_take_effect(monkeypatch, capsys):
+    """tools/secded_check_cost.py in Triton's interpreter, each variant in its own process as
+    on the GPU: every stubbed launch gives the shipped launch's output on clean storage, and
+    the syndrome stubs are in effect (a flipped bit in every row is corrected by the shipped
+    launch only)."""
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import secded_check_cost
+
+    secded_check_cost.main(["--cpu"])
+    out = capsys.readouterr().out
+    for variant in secded_check_cost.VARIANTS:
+        assert f"{variant}: output" in out
+    assert "full: a flipped bit in every row corrected" in out
+    for variant in secded_check_cost.SYNDROMES:
+        assert f"{variant}: a flipped bit in every row attended as read" in out
