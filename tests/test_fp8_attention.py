@@ -168,3 +168,37 @@ def test_kernel_compiles_for_hopper_without_spills(run_compile_tool):
     assert len(lines) == 2, result.stdout
     for line in lines:
         assert "0 bytes spill stores" in line and int(re.search(r"Used (\d+) registers", line).group(1)) <= 255, line
+
+
+def test_wide_offsets_path_matches_the_reference(monkeypatch, kernel_device):
+    """The 64-bit offsets a slab past 2 GiB takes, forced on a small cache: as the reference;
+    and the launcher's decision on strides that pass 2^31."""
+    from ecc_tensor.ops.attention import fp8
+
+    monkeypatch.setattr(fp8, "needs_wide_offsets", lambda *words: True)
+    query = torch.randn(2, 4, 1, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float16)
+    k, v = fp8_cache(2, 2, 70, 32)
+    seq_lens = torch.tensor([70, 33])
+    check(fused(query, k, v, seq_lens, kernel_device), reference(query, k, v, seq_lens), torch.float16)
+    monkeypatch.undo()
+    small = torch.empty(1, 1, 8, 16, dtype=torch.uint8)
+    assert not fp8.needs_wide_offsets(small, small)
+    huge = torch.empty_strided((1, 1, 2, 16), (0, 0, 2**31, 1), dtype=torch.uint8, device="meta")  # strides only
+    assert fp8.needs_wide_offsets(small, huge)
+
+
+def test_bfloat16_queries_beyond_float16_range(kernel_device):
+    """bfloat16 queries enter the dots in float16, each row scaled by a power of two: rows of
+    magnitude 1e6 (past float16's 65504) and 1e-6 (float16 subnormals) give the reference's
+    output, and a row of zeros gives the values' mean."""
+    batch, q_heads, kv_heads, seq, head_dim = 1, 4, 1, 40, 32
+    g = torch.Generator().manual_seed(6)
+    query = torch.randn(batch, q_heads, 1, head_dim, generator=g)
+    query[0, 0] *= 1e6
+    query[0, 1] *= 1e-6
+    query[0, 2] = 0
+    query = query.to(torch.bfloat16)
+    k, v = fp8_cache(batch, kv_heads, seq, head_dim)
+    out = fused(query, k, v, torch.tensor([seq]), kernel_device)
+    assert out.isfinite().all()
+    check(out, reference(query, k, v, torch.tensor([seq])), torch.bfloat16)

@@ -147,6 +147,13 @@ def _fp8_decode_attention_kernel(
     tl.store(ml_part_ptr + part * 2 + 1, l_i)
 
 
+def needs_wide_offsets(*words: torch.Tensor) -> bool:
+    """Whether an offset within one (sequence, head) slab of these ``[B, H, S, D]`` byte
+    tensors can pass 2^31: the kernel's offsets are 32-bit where they fit (one register and
+    one multiply per address fewer)."""
+    return max((t.shape[2] - 1) * t.stride(2) + (t.shape[3] - 1) * t.stride(3) for t in words) >= 2**31
+
+
 def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_scale: torch.Tensor, v_words: torch.Tensor,
                                 v_scale: torch.Tensor, seq_lens: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
                                 scale: float, config: str | None = None) -> torch.Tensor:
@@ -168,8 +175,7 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
     dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
     k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
-    # Offsets within a (sequence, head) slab in 32 bits where they fit (one fewer word per address).
-    wide_offsets = max((seq - 1) * t.stride(2) + (head_dim - 1) * t.stride(3) for t in (k_bytes, v_bytes)) >= 2**31
+    wide_offsets = needs_wide_offsets(k_bytes, v_bytes)
     wrap_triton(_fp8_decode_attention_kernel)[(batch * kv_heads, splits)](
         query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits, seq,
         *query.stride(), *k_bytes.stride(), *v_bytes.stride(), *mask_strides, *k_scale.stride()[:2], *v_scale.stride()[:2],
