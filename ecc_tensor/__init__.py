@@ -9,6 +9,7 @@ _LAZY = {
     "CODEC_NAMES": ("codecs", "CODEC_NAMES"),
     "get_codec": ("codecs", "get_codec"),
     "ECCInt4Tensor": ("tensor", "ECCInt4Tensor"),
+    "FP8KVTensor": ("fp8_tensor", "FP8KVTensor"),
     "ecc_decode_attention": ("tensor", "ecc_decode_attention"),
     "ecc_dequantize": ("tensor", "ecc_dequantize"),
 }
@@ -23,4 +24,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'ecc_tensor' has no attribute {name!r}")
 
 
-__all__ = ["CODEC_NAMES", "ECCInt4Tensor", "ecc_decode_attention", "ecc_dequantize", "get_codec", "__version__"]
+__all__ = ["CODEC_NAMES", "ECCInt4Tensor", "FP8KVTensor", "ecc_decode_attention", "ecc_dequantize", "get_codec", "__version__"]

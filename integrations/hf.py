@@ -27,8 +27,10 @@ mode; ``torch.compile`` is supported for fault-free decoding.
 Fused attention: with the model's attention implementation set to ``"ecc"`` (registered by
 this module), the cache returns :class:`ECCInt4Tensor` views of its codewords instead of
 decoded tensors, and decoding steps run ``ecc::decode_attention``, which decodes, corrects,
-dequantizes and interpolates K/V in registers inside the attention kernel. Prefill (more than
-``MAX_FUSED_QUERIES`` query tokens) decodes one layer's K/V and runs SDPA.
+dequantizes and interpolates K/V in registers inside the attention kernel; the ``fp8`` mode
+returns :class:`FP8KVTensor` views of its E4M3 words, which ``ecc::fp8_decode_attention``
+reads. Prefill (more than ``MAX_FUSED_QUERIES`` query tokens) decodes one layer's K/V and runs
+SDPA.
 
     model.set_attn_implementation("ecc")
     cache = ECCCache(model.config, max_batch_size=8, max_cache_len=32768, device="cuda", dtype=torch.bfloat16)
@@ -49,6 +51,7 @@ from ecc_tensor import counters as C
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.modes import get_mode
 from ecc_tensor.quant_scheme import DEFAULT_CHANNEL_BLOCK, QuantScheme
+from ecc_tensor.fp8_tensor import FP8KVTensor, fp8_decode_attention, fp8_dequantize
 from ecc_tensor.tensor import MAX_FUSED_QUERIES, ECCInt4Tensor, ecc_decode_attention, ecc_dequantize
 
 from .hf_layers import WINDOW_COUNTERS, DenseLayer, ECCLayer
@@ -82,7 +85,7 @@ class ECCCache(Cache):
         mode: one of ``fp16`` (the oracle: 16-bit words, never faulted), ``fp16-unprotected``,
             ``int4``, ``int4-hamming``, ``int4-hamming84``, ``int4-hamming84-interp``,
             ``int12-golay``, ``fp8`` (E4M3, unprotected), ``int4-secded72``,
-            ``int4-secded72-interp`` (SECDED(72,64), not yet in the fused attention; :mod:`ecc_tensor.modes`).
+            ``int4-secded72-interp`` (SECDED(72,64); :mod:`ecc_tensor.modes`).
         fault: a :class:`FaultModel` (site write/read/both; ``targets="all"`` strikes the
             stored scales too), or None.
         group_size: quantization group along head_dim (None: one scale per token and head).
@@ -90,8 +93,9 @@ class ECCCache(Cache):
         track_silent: keep a clean shadow copy to count silent corruptions (simulation).
             Default: whenever faults are injected. With faults and ``track_silent=False``,
             :meth:`stats` reports the silent counts as None (not measured), never 0.
-        attention: ``"fused"`` returns ECCInt4Tensor K/V for the ``"ecc"`` attention function
-            (decode fused into attention); ``"dense"`` returns decoded K/V for any attention
+        attention: ``"fused"`` returns ECCInt4Tensor K/V (``fp8``: FP8KVTensor; the 16-bit
+            modes: their dense words) for the ``"ecc"`` attention function (decode fused into
+            attention); ``"dense"`` returns decoded K/V for any attention
             implementation; ``"auto"`` (default) is ``"fused"`` when the model's config uses
             ``"ecc"`` attention, else ``"dense"``.
         tp_size, tp_rank: under transformers' tensor parallelism (``from_pretrained(...,
@@ -301,22 +305,25 @@ def ecc_attention_forward(
 ) -> tuple[torch.Tensor, None]:
     """The ``"ecc"`` attention implementation. Over an :class:`ECCCache` in fused mode, a
     decoding step (at most ``MAX_FUSED_QUERIES`` query tokens) runs ``ecc::decode_attention``
-    on the codewords; a prefill decodes this layer's K/V and runs SDPA. Dense K/V (any other
+    on the codewords (``ecc::fp8_decode_attention`` on an ``fp8`` cache's words); a prefill
+    decodes this layer's K/V and runs SDPA. Dense K/V (any other
     cache) go to transformers' SDPA attention unchanged."""
-    if not isinstance(key, ECCInt4Tensor):
+    if not isinstance(key, (ECCInt4Tensor, FP8KVTensor)):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
+    fp8 = isinstance(key, FP8KVTensor)
     if query.shape[2] > MAX_FUSED_QUERIES or dropout > 0.0:
-        return sdpa_attention_forward(
-            module, query, ecc_dequantize(key), ecc_dequantize(value), attention_mask, dropout=dropout, scaling=scaling,
-            is_causal=is_causal, **kwargs,
-        )
+        dequantize = fp8_dequantize if fp8 else ecc_dequantize
+        dense = (dequantize(key), dequantize(value))
+        return sdpa_attention_forward(module, query, *dense, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal,
+                                      **kwargs)
     if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
         attention_mask = attention_mask[..., : key.shape[-2]]
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     # Without a mask, the queries are the last positions written (decoding, speculative verification).
     causal = bool(causal) and attention_mask is None and query.shape[2] > 1
-    out = ecc_decode_attention(query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal)
+    attend = fp8_decode_attention if fp8 else ecc_decode_attention
+    out = attend(query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal)
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -26,6 +26,7 @@ from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_chann
 from ecc_tensor.codecs import CodecTables, int_to_bits
 from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, WINDOW_ADDRESS, FaultModel
 from ecc_tensor.fp8 import head_scale
+from ecc_tensor.fp8_tensor import FP8KVTensor
 from ecc_tensor.metadata import MetadataLayout, codec_tables, value_groups
 from ecc_tensor.modes import CacheMode
 from ecc_tensor.quant_scheme import QuantScheme
@@ -332,18 +333,24 @@ class _StoredLayer(StaticLayer):
 
 class DenseLayer(_StoredLayer):
     """A layer's K/V as words of a float format: modes ``fp16`` (the oracle, never faulted),
-    ``fp16-unprotected`` and ``fp8``. ``keys``/``values`` are the dense buffers."""
+    ``fp16-unprotected`` and ``fp8``. ``keys``/``values`` are the dense buffers, or for
+    ``fp8`` with the fused attention :class:`FP8KVTensor` views of the words and scales."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fused_attention = False  # nothing to decode: the model's own attention reads them
+        # 16-bit words: nothing to decode, the model's own attention reads them. E4M3 words:
+        # the "ecc" attention reads them fused (ecc::fp8_decode_attention).
+        self.fused_attention = self.fused_attention and self.mode.fp8
 
     def _new_store(self, head_dim: int, kv: int) -> _DenseStore:
         return _DenseStore(self.mode, (self.batch_size, self.num_heads, self.max_cache_len, head_dim), self.dtype, self.device,
                            self.track_silent)
 
     def _public_view(self, store: _DenseStore, words=None, meta=None) -> torch.Tensor:
-        return store.dense
+        if not self.fused_attention:
+            return store.dense
+        words = store.dense if words is None else words.view(store.dense.dtype)
+        return FP8KVTensor(words, store.scale, words.shape, self.dtype, seq_len=self.cumulative_length)
 
     def _write(self, store: _DenseStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
         new = store.encode(states, first).view(self.mode.word_int_dtype)  # integer views: CPU copies no float8
@@ -360,6 +367,10 @@ class DenseLayer(_StoredLayer):
         if store.shadow is not None:
             shadow = store.shadow.view(words.dtype)[:, :, : self._written]
             self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
+        if self.fused_attention:  # the attention reads the words
+            if self.fault is None or not self.fault.at_read:
+                return self.keys if kv == 0 else self.values  # built once: nothing to construct per step
+            return self._public_view(store, words)
         return store.decode(words, self.dtype)
 
 

@@ -15,10 +15,11 @@ def test_bench_e2e_smoke(capsys):
     from benchmarks.bench_e2e import main
 
     main(["--shape", "tiny", "--device", "cpu", "--batch", "2", "--context", "40", "--steps", "2", "--no-compile", "--modes",
-          "static", "int4-hamming84-interp",
+          "static", "int4-hamming84-interp", "fp8",
           "--attention", "both"])
     out = capsys.readouterr().out
     assert "int4-hamming84-interp (fused)" in out and "int4-hamming84-interp (dense)" in out and "tokens/s" in out
+    assert "fp8 (fused)" in out and "fp8 (dense)" in out
     assert "| first step (s) | vs static's first step |" in out and "| 1.00x |" in out  # static against itself
     main(["--shape", "tiny", "--device", "cpu", "--batch", "1", "--context", "40", "--steps", "2", "--no-compile", "--modes",
           "int4-hamming84", "--attention", "dense", "--key-quant", "channel", "--residual-length", "8"])

@@ -285,13 +285,14 @@ def test_compiled_decode_loop_has_no_graph_breaks_or_recompiles():
     assert counts[-1] == counts[1]  # no recompiles after the first steps
 
 
-@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay"])
+@pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay", "fp8"])
 @pytest.mark.parametrize("fault", [None, FaultModel("bsc", 1e-2, seed=3), FaultModel("bsc", 1e-2, seed=4, site="read")])
 def test_fused_attention_decodes_what_the_dense_path_decodes(model, mode, fault):
-    """``"ecc"`` attention over ECCInt4Tensor K/V (prefill dequantizes, decode steps run
-    ecc::decode_attention) gives the dense path's logits and exactly its counters, with left
-    padding and faults at either site (in int4, on the values only: its unprotected scales,
-    faulted, make inf and NaN logits that two attention implementations need not place alike)."""
+    """``"ecc"`` attention over ECCInt4Tensor K/V (fp8: FP8KVTensor; prefill dequantizes,
+    decode steps run ecc::decode_attention or ecc::fp8_decode_attention) gives the dense path's
+    logits and exactly its counters, with left padding and faults at either site (in int4, on
+    the values only: its unprotected scales, faulted, make inf and NaN logits that two attention
+    implementations need not place alike)."""
     if fault is not None and mode == "int4":
         fault = dataclasses.replace(fault, targets="values")
     ids = prompt(batch=2, length=12)
@@ -312,18 +313,19 @@ def test_fused_attention_decodes_what_the_dense_path_decodes(model, mode, fault)
     (dense_logits, dense_stats), (fused_logits, fused_stats) = results["sdpa"], results["ecc"]
     torch.testing.assert_close(fused_logits, dense_logits, rtol=1e-4, atol=1e-4, equal_nan=True)  # int4: scales can be hit
     assert fused_stats == dense_stats
-    if fault is not None and mode != "int4":
+    if fault is not None and mode not in ("int4", "fp8"):
         assert dense_stats["corrected"] > 0
 
 
-def test_compiled_fused_decode_loop_has_no_graph_breaks():
+@pytest.mark.parametrize("mode", ["int12-golay", "fp8"])
+def test_compiled_fused_decode_loop_has_no_graph_breaks(mode):
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = CONFIGS["llama"]().eval()
     model.set_attn_implementation("ecc")
     ids = prompt(batch=1, length=8)
-    eager_cache = ECCCache(model.config, 1, 16, mode="int12-golay", device="cpu", dtype=torch.float32)
-    cache = ECCCache(model.config, 1, 16, mode="int12-golay", device="cpu", dtype=torch.float32)
+    eager_cache = ECCCache(model.config, 1, 16, mode=mode, device="cpu", dtype=torch.float32)
+    cache = ECCCache(model.config, 1, 16, mode=mode, device="cpu", dtype=torch.float32)
     compiled = torch.compile(model.forward, fullgraph=True)
     with torch.no_grad():
         model(ids, **cache_argument(model, cache), use_cache=True)
@@ -337,15 +339,16 @@ def test_compiled_fused_decode_loop_has_no_graph_breaks():
     assert cache.stats()["read"] == eager_cache.stats()["read"] > 0
 
 
-def test_compiled_fused_chunk_longer_than_a_decode_step_equals_eager():
+@pytest.mark.parametrize("mode", ["int4-hamming84", "fp8"])
+def test_compiled_fused_chunk_longer_than_a_decode_step_equals_eager(mode):
     """A compiled chunk of more than MAX_FUSED_QUERIES tokens (chunked prefill) writes the
-    codewords and reads them back dequantized in one graph."""
+    codewords (fp8: the words) and reads them back dequantized in one graph."""
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = CONFIGS["llama"]().eval()
     model.set_attn_implementation("ecc")
     ids, chunk = prompt(batch=1, length=8), prompt(batch=1, length=MAX_FUSED_QUERIES + 2)
-    caches = [ECCCache(model.config, 1, 32, mode="int4-hamming84", device="cpu", dtype=torch.float32) for _ in range(2)]
+    caches = [ECCCache(model.config, 1, 32, mode=mode, device="cpu", dtype=torch.float32) for _ in range(2)]
     position = torch.arange(8, 8 + chunk.shape[1])[None]
     with torch.no_grad():
         for cache in caches:
