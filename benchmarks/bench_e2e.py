@@ -7,7 +7,8 @@ SDPA), and ``static-folded``, the same cache with the query heads of each KV hea
 the query axis (one SDPA per KV head, no copies of K/V): what a careful FP16 deployment runs.
 
 ECC modes attend with the ``"ecc"`` attention implementation (``--attention fused``, the
-default: ``ecc::decode_attention`` reads the codewords) or decode K/V first and run SDPA
+default: ``ecc::decode_attention`` reads the codewords, ``ecc::fp8_decode_attention`` the
+``fp8`` mode's E4M3 words, the cache vLLM users pick) or decode K/V first and run SDPA
 (``--attention dense``). The cache is first filled to ``--context`` tokens through the real write path (random K/V
 states written layer by layer in chunks, no model prefill), then ``--steps`` single-token
 decode steps of the compiled ``model.forward`` are timed. The first step's time is reported
@@ -151,7 +152,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--context", type=int, default=32768)
     p.add_argument("--steps", type=int, default=32)
-    p.add_argument("--modes", nargs="+", default=["static", "static-folded", "fp16", "int4", "int4-hamming84-interp", "int12-golay"])
+    p.add_argument("--modes", nargs="+",
+                   default=["static", "static-folded", "fp16", "fp8", "int4", "int4-hamming84-interp", "int4-secded72", "int12-golay"])
     p.add_argument("--attention", choices=["fused", "dense", "both"], default="fused", help="how ECC modes attend")
     p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
     p.add_argument("--residual-length", type=int, default=0, help="ECC modes' full-precision recent tokens")
