@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import return_and_correct_aliasing
@@ -15,22 +13,14 @@ from .counters import new_counters
 from .attention import dequantize_channel_cache, quantize_encode_channels, with_window
 from .metadata import MetadataLayout, codec_tables
 from .quant_scheme import DEFAULT_CHANNEL_BLOCK, QuantScheme
+from .quiet_imports import quiet_torchao_imports
 from .storage import StorageLayout
 
 
 def _torchao_base_tensor():
-    """torchao's base class, imported without its import-time messages: its optional C++
-    kernels (unused here) fail to load against other torch builds, and it registers enums in a
-    way torch now calls deprecated; neither concerns a user of this package."""
-    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.setLevel(logging.ERROR)
-    try:
+    """torchao's base class, imported without its import-time messages (:mod:`ecc_tensor.quiet_imports`)."""
+    with quiet_torchao_imports():
         from torchao.utils import TorchAOBaseTensor
-    finally:
-        for log, level in zip(loggers, levels):
-            log.setLevel(level)
     return TorchAOBaseTensor
 
 

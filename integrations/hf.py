@@ -42,10 +42,14 @@ import functools
 import inspect
 
 import torch
-from transformers.cache_utils import Cache
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-from transformers.modeling_utils import AttentionInterface
+
+from ecc_tensor.quiet_imports import quiet_torchao_imports
+
+with quiet_torchao_imports():  # transformers.modeling_utils imports its torchao quantizer
+    from transformers.cache_utils import Cache
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.modeling_utils import AttentionInterface
 
 from ecc_tensor import counters as C
 from ecc_tensor.faults import FaultModel

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from ..quiet_imports import quiet_torchao_imports
+
 # Short names of the reference models that ship with the package (see the reference-models
 # issue); each is a directory under ecc_tensor/evaluation/reference/ once built.
 REFERENCE_DIR = Path(__file__).with_name("reference")
@@ -42,7 +44,8 @@ def resolve_model_path(name: str) -> str:
 
 def load_config(name: str):
     """The model's config alone (no weights), for checks before the model loads."""
-    from transformers import AutoConfig
+    with quiet_torchao_imports():
+        from transformers import AutoConfig
 
     source = resolve_model_path(name)
     try:
@@ -56,7 +59,11 @@ def load_config(name: str):
 
 def load_model_and_tokenizer(name: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """``(model in eval mode on device, tokenizer)`` for ``name`` (see :func:`resolve_model_path`)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with quiet_torchao_imports():
+        # transformers resolves its names lazily: modeling_utils, which imports the torchao
+        # quantizer, is imported here rather than inside from_pretrained.
+        import transformers.modeling_utils  # noqa: F401
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_model_path(name)
     try:
