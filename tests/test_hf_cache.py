@@ -295,6 +295,8 @@ def test_fused_attention_decodes_what_the_dense_path_decodes(model, mode, fault)
     implementations need not place alike)."""
     if fault is not None and mode == "int4":
         fault = dataclasses.replace(fault, targets="values")
+    if fault is not None and mode == "fp8":  # at 1e-2 NaN words make every logit NaN: nothing left to compare
+        fault = dataclasses.replace(fault, ber=1e-3)
     ids = prompt(batch=2, length=12)
     mask = torch.ones_like(ids)
     mask[1, :3] = 0
@@ -313,6 +315,7 @@ def test_fused_attention_decodes_what_the_dense_path_decodes(model, mode, fault)
     (dense_logits, dense_stats), (fused_logits, fused_stats) = results["sdpa"], results["ecc"]
     torch.testing.assert_close(fused_logits, dense_logits, rtol=1e-4, atol=1e-4, equal_nan=True)  # int4: scales can be hit
     assert fused_stats == dense_stats
+    assert not fused_logits.isnan().all()
     if fault is not None and mode not in ("int4", "fp8"):
         assert dense_stats["corrected"] > 0
 
