@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny sizes, CPU reference path); no timing is asserted."""
 
+import pytest
 import torch
 
 from benchmarks.bench_codecs import bench, to_markdown
@@ -149,3 +150,26 @@ def test_secded_check_cost_stubs_keep_clean_outputs_and_take_effect(monkeypatch,
     assert "full: a flipped bit in every row corrected" in out
     for variant in secded_check_cost.SYNDROMES:
         assert f"{variant}: a flipped bit in every row attended as read" in out
+
+
+def test_plot_attention_draws_bench_attention_output(capsys, tmp_path):
+    """benchmarks/plot_attention.py reads the table bench_attention.py prints (its per-case
+    rows, then the whole table: each row kept once) and draws one panel per batch size."""
+    from benchmarks.bench_attention import main as bench
+    from benchmarks.plot_attention import main as plot, parse_rows, speedups
+
+    bench(["--device", "cpu", "--batch", "1", "2", "--context", "40", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16",
+           "--iters", "1", "--paths", "int4"])
+    table = tmp_path / "attention.md"
+    table.write_text(capsys.readouterr().out)
+    rows = parse_rows(table.read_text())
+    assert {(r["batch"], r["path"]) for r in rows} >= {(1, "float16 SDPA"), (2, "fused int4")}
+    assert len(rows) == len({(r["batch"], r["context"], r["path"]) for r in rows})
+    series = speedups(rows)
+    assert "float16 SDPA" not in series and set(series["fused int4"]) == {1, 2}
+    plot([str(table), "-o", str(tmp_path / "attention.png"), "--paths", "fused int4"])
+    assert (tmp_path / "attention.png").stat().st_size > 0
+    empty = tmp_path / "empty.md"
+    empty.write_text("nothing\n")
+    with pytest.raises(SystemExit, match="no bench_attention.py rows"):
+        plot([str(empty)])
