@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecc_tensor.fp8 import E4M3, from_e4m3, head_scale, to_e4m3
 from ecc_tensor.fp8_tensor import FP8KVTensor, fp8_attention_applies
@@ -81,3 +83,21 @@ def test_compiled_sdpa_over_fp8_tensors_has_no_graph_breaks():
     attend = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)  # noqa: E731
     torch.testing.assert_close(torch.compile(attend, fullgraph=True)(q, k, v), attend(q, k, v), rtol=1e-5, atol=1e-5)
     assert k.words.dtype == E4M3
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.integers(1, 2), kv_heads=st.integers(1, 2), group=st.sampled_from([1, 2]), lq=st.integers(1, 3),
+       seq=st.integers(1, 40), written=st.integers(0, 40), head_dim=st.sampled_from([8, 16]), seed=st.integers(0, 2**16))
+def test_sdpa_over_fp8_tensors_property(batch, kv_heads, group, lq, seq, written, head_dim, seed):
+    """Any shape, GQA group, query tokens and written length: SDPA over FP8KVTensor K/V (fused)
+    equals SDPA over their dequantized written rows."""
+    written = min(written, seq)
+    k = fp8_tensor(batch, kv_heads, seq, head_dim, seed, seq_len=torch.tensor(written))
+    v = fp8_tensor(batch, kv_heads, seq, head_dim, seed + 1)
+    q = torch.randn(batch, kv_heads * group, lq, head_dim, generator=torch.Generator().manual_seed(seed + 2))
+    got = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    want = F.scaled_dot_product_attention(q, k.dequantize()[:, :, :written], v.dequantize()[:, :, :written], enable_gqa=True)
+    if written == 0:  # nothing to attend: the fused op's zeros, where SDPA over no keys gives NaN
+        assert torch.equal(got, torch.zeros_like(got))
+    else:
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
