@@ -61,8 +61,9 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     (plane ``B``: byte ``B`` of each), so that the rotations of ``_block_check`` act on the
     four at once, each byte rotated in place; the result lines up with the check word with no
     fold. For sm_90a the check takes 160 SASS instructions a block of the main loop where
-    codeword by codeword it took 249; on the H200 that loop is not bound by its instructions,
-    and the time did not change (benchmarks/RESULTS.md)."""
+    codeword by codeword it took 249, which changed no time on the H200; stubbed out, the
+    transposes cost ~18 us of the main launch at batch 8 / 32k and the check words' loads 22
+    (tools/secded_check_cost.py, benchmarks/RESULTS.md)."""
     N: tl.constexpr = words.shape[0]
     G: tl.constexpr = words.shape[1] // 8
     lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
