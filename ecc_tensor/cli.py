@@ -196,7 +196,8 @@ def _generation(args: argparse.Namespace) -> int:
 def _codes(args: argparse.Namespace) -> int:
     from .code_rates import rate_table
 
-    print("Per million stored INT4 values, one codeword's bits flipping independently at each BER (ecc_tensor/code_rates.py):\n")
+    print("Per million stored values, one codeword's (fp8: one word's) bits flipping independently at each BER "
+          "(ecc_tensor/code_rates.py):\n")
     print(rate_table(args.bers, monte_carlo=args.monte_carlo))
     return 0
 

@@ -101,23 +101,53 @@ def measured_rates(codec_name: str, ber: float, samples: int, seed: int = 0) -> 
             "silent": ((status != STATUS_DETECTED) & changed).float().mean().item()}
 
 
-def rate_table(bers, modes=("int4", "int4-hamming", "int4-hamming84", "int12-golay", "int4-secded72"),
+def unprotected_silent(bits: int, ber: float) -> float:
+    """Probability that an unprotected word of ``bits`` bits (an ``fp8`` mode's E4M3 word, a
+    16-bit one) reads back changed, nothing detected: one or more of its bits flipped."""
+    if not 0.0 <= ber <= 1.0:
+        raise ValueError(f"bit error rate must lie in [0, 1], got {ber}")
+    return 1.0 - (1.0 - ber) ** bits
+
+
+def measured_unprotected(bits: int, ber: float, samples: int, seed: int = 0) -> float:
+    """Monte Carlo: the fraction of ``samples`` random words of ``bits`` bits (8 or 16) that
+    seeded ``bsc`` flips at ``ber`` change."""
+    from .faults import FaultModel
+
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    g = torch.Generator().manual_seed(seed)
+    dtype = torch.uint8 if bits == 8 else torch.int16
+    words = torch.randint(0, 256 if bits == 8 else 2**15, (samples,), dtype=dtype, generator=g)
+    received, _ = FaultModel("bsc", ber, seed=seed + 1).apply(words, bits)
+    return (received != words).float().mean().item()
+
+
+def rate_table(bers, modes=("fp8", "int4", "int4-hamming", "int4-hamming84", "int12-golay", "int4-secded72"),
                monte_carlo: int = 0) -> str:
-    """Markdown: per mode its storage cost and, per BER, the detected and silent codewords per
-    million stored values (``<=``: an upper bound, with the flips of the weights not enumerated
-    counted as silent); with ``monte_carlo`` codewords per cell, what a seeded Monte Carlo
-    measures next to each (``measured_rates``)."""
+    """Markdown: per mode its storage cost and, per BER, the detected and silent codewords (an
+    unprotected mode's words, ``fp8``: every flip silent) per million stored values (``<=``:
+    an upper bound, with the flips of the weights not enumerated counted as silent); with
+    ``monte_carlo`` codewords per cell, what a seeded Monte Carlo measures next to each
+    (``measured_rates``, ``measured_unprotected``)."""
     from .modes import get_mode
 
     header = ["mode", "code", "bits / value (values + scales, head_dim 128)"]
     kinds = ("detected", "silent") + (("detected, measured", "silent, measured") if monte_carlo else ())
     header += [f"{what}, BER {ber:g}" for ber in bers for what in kinds]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(kinds) * len(bers))]
-    entries = []
     for name in modes:
         mode = get_mode(name)
-        entries.append((name, mode.codec, f"{mode.stored_bits_per_value:g} + {mode.metadata_bits_per_value:g}"))
-    for name, codec_name, cost in entries:
+        cost = f"{mode.stored_bits_per_value:g} + {mode.metadata_bits_per_value:g}"
+        if mode.codec is None:  # unprotected words (fp8): every flip reads back silently
+            cells = [name, "none", cost]
+            for ber in bers:
+                cells += ["0", f"{unprotected_silent(mode.word_bits, ber) * 1e6:.3g}"]
+                if monte_carlo:
+                    cells += ["0", f"{measured_unprotected(mode.word_bits, ber, monte_carlo) * 1e6:.3g}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            continue
+        codec_name = mode.codec
         codec = get_codec(codec_name)
         per_million = 1e6 / codec.values_per_codeword
         cells = [name, f"({codec.n},{codec.k})" if codec.decodes else "none", cost]

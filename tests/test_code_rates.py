@@ -8,7 +8,14 @@ import math
 import pytest
 
 from ecc_tensor.cli import main
-from ecc_tensor.code_rates import OUTCOMES, measured_rates, outcome_counts, outcome_probabilities
+from ecc_tensor.code_rates import (
+    OUTCOMES,
+    measured_rates,
+    measured_unprotected,
+    outcome_counts,
+    outcome_probabilities,
+    unprotected_silent,
+)
 from ecc_tensor.codecs import get_codec
 
 
@@ -43,6 +50,17 @@ def test_codes_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "| int4-hamming84 | (8,4) | 8 + 1 |" in out and "silent, BER 0.01" in out
     assert "| int4-secded72 | (72,64) | 4.5 + 1 |" in out
+    assert "| fp8 | none | 8 + 0 | 0 | 7.97e+03 | 0 | 7.73e+04 |" in out  # 1 - (1 - p)^8 per word, nothing detected
+
+
+def test_unprotected_words_against_monte_carlo():
+    for bits, ber in ((8, 0.01), (16, 0.003)):
+        exact = unprotected_silent(bits, ber)
+        samples = 100_000
+        measured = measured_unprotected(bits, ber, samples, seed=2)
+        assert abs(measured - exact) <= 5 * math.sqrt(exact * (1 - exact) / samples), (bits, measured, exact)
+    with pytest.raises(ValueError, match="bit error rate"):
+        unprotected_silent(8, 1.5)
 
 
 def test_codes_command_measures_next_to_the_exact_rates(capsys):
