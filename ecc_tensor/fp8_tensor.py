@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import return_and_correct_aliasing
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
 from .fp8 import E4M3, from_e4m3
 from .ops.dispatch import call_op
-from .tensor import MAX_FUSED_QUERIES, TorchAOBaseTensor, _sdpa_arguments
+from .tensor import TorchAOBaseTensor, _sdpa_arguments, attended_lengths, copy_target, decode_call_fits
 
 __all__ = ["FP8KVTensor", "fp8_attention_applies", "fp8_decode_attention", "fp8_dequantize"]
 
@@ -82,10 +82,7 @@ def _(func, types, args, kwargs):
 def _(func, types, args, kwargs):
     """``.to(device)`` moves everything; ``.to(dtype)`` only changes the dequantized dtype."""
     self = args[0]
-    device = kwargs.get("device") or self.device
-    dtype = kwargs.get("dtype") or self.dtype
-    if not dtype.is_floating_point:
-        raise ValueError(f"FP8KVTensor dequantizes to floating dtypes only, not {dtype}")
+    device, dtype = copy_target(self, kwargs)
     seq_len = None if self.seq_len is None else self.seq_len.to(device)
     return FP8KVTensor(self.words.to(device), self.scale.to(device), self.shape, dtype, seq_len)
 
@@ -124,10 +121,7 @@ def fp8_attention_applies(query, key, value, dropout_p=0.0, is_causal=False, ena
     over FP8 keys and values of one shape, no dropout, and no top-left causal mask."""
     if not (isinstance(key, FP8KVTensor) and isinstance(value, FP8KVTensor)) or isinstance(query, FP8KVTensor):
         return False
-    if query.dim() != 4 or value.shape != key.shape or query.shape[-1] != key.shape[-1] or query.shape[0] != key.shape[0]:
-        return False
-    heads_ok = query.shape[1] == key.shape[1] or (enable_gqa and query.shape[1] % key.shape[1] == 0)
-    return heads_ok and query.shape[2] <= MAX_FUSED_QUERIES and dropout_p == 0.0 and not is_causal and query.dtype.is_floating_point
+    return decode_call_fits(query, key, value, dropout_p, is_causal, enable_gqa)
 
 
 def fp8_decode_attention(query: torch.Tensor, key: FP8KVTensor, value: FP8KVTensor, attn_mask: torch.Tensor | None = None,
@@ -135,11 +129,7 @@ def fp8_decode_attention(query: torch.Tensor, key: FP8KVTensor, value: FP8KVTens
     """``ecc::fp8_decode_attention`` of ``query`` ``[B, Hq, Lq, D]`` over FP8 ``key``/``value``
     (``Hq`` a multiple of their heads); the key's ``seq_len`` bounds the rows attended, and
     ``is_causal`` aligns the queries with the last of them (decoding)."""
-    batch, seq = key.shape[0], key.shape[-2]
-    if key.seq_len is not None:
-        seq_lens = key.seq_len.to(torch.int64).reshape(-1).expand(batch)
-    else:
-        seq_lens = torch.full((batch,), seq, dtype=torch.int64, device=query.device)
+    seq_lens = attended_lengths(key, query)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     return call_op(torch.ops.ecc.fp8_decode_attention, query, key.words, key.scale, value.words, value.scale, seq_lens, attn_mask,
                    is_causal, scale, None)

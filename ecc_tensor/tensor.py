@@ -339,14 +339,22 @@ def _(func, types, args, kwargs):
     return args[0]._with_rows(lambda t: t.clone(), keep_seq_len=True)
 
 
+def copy_target(t: torch.Tensor, kwargs: dict) -> tuple[torch.device, torch.dtype]:
+    """The device and logical dtype ``aten._to_copy`` asks of a quantized tensor subclass
+    (each its own where not given); its data moves, its dtype is only what it dequantizes to,
+    which must be floating."""
+    device = kwargs.get("device") or t.device
+    dtype = kwargs.get("dtype") or t.dtype
+    if not dtype.is_floating_point:
+        raise ValueError(f"{type(t).__name__} dequantizes to floating dtypes only, not {dtype}")
+    return device, dtype
+
+
 @implements(aten._to_copy.default)
 def _(func, types, args, kwargs):
     """``.to(device)`` moves everything; ``.to(dtype)`` only changes the dequantized dtype."""
     self = args[0]
-    device = kwargs.get("device") or self.device
-    dtype = kwargs.get("dtype") or self.dtype
-    if not dtype.is_floating_point:
-        raise ValueError(f"ECCInt4Tensor dequantizes to floating dtypes only, not {dtype}")
+    device, dtype = copy_target(self, kwargs)
     moved = lambda t: None if t is None else t.to(device)  # noqa: E731
     return ECCInt4Tensor(
         moved(self.stored), moved(self.meta), *(moved(t) for t in self.tables), self.codec, self.shape, dtype, self.groups,
@@ -497,19 +505,35 @@ def fused_attention_applies(query, key, value, dropout_p=0.0, is_causal=False, e
     it is no mask at all."""
     if isinstance(query, ECCInt4Tensor) or not (isinstance(key, ECCInt4Tensor) and isinstance(value, ECCInt4Tensor)):
         return False
-    if query.dim() != 4 or key.dim() != 4 or value.shape != key.shape or query.shape[-1] != key.shape[-1]:
+    if not decode_call_fits(query, key, value, dropout_p, is_causal, enable_gqa):
         return False
-    same_layout = (
+    return (
         (key.codec, key.symmetric, key.interpolate, key.residual_length, key.window_block)
         == (value.codec, value.symmetric, value.interpolate, value.residual_length, value.window_block)
         and (key.groups == value.groups or key.channel_block) and not value.channel_block
         and (key.window is None) == (value.window is None)
     )
+
+
+def decode_call_fits(query, key, value, dropout_p=0.0, is_causal=False, enable_gqa=False) -> bool:
+    """What a fused decode attention needs of an SDPA call, whatever the keys' format: 4-D
+    ``[B, H, L, D]`` operands of one batch and head_dim, K and V of one shape, query heads a
+    multiple of the KV heads (with ``enable_gqa``), at most ``MAX_FUSED_QUERIES`` floating
+    query tokens, no dropout and no top-left causal mask."""
+    if query.dim() != 4 or key.dim() != 4 or value.shape != key.shape or query.shape[-1] != key.shape[-1]:
+        return False
     heads_ok = query.shape[1] == key.shape[1] or (enable_gqa and query.shape[1] % key.shape[1] == 0)
-    return (
-        same_layout and heads_ok and query.shape[0] == key.shape[0] and query.shape[2] <= MAX_FUSED_QUERIES
-        and dropout_p == 0.0 and not is_causal and query.dtype.is_floating_point
-    )
+    return (heads_ok and query.shape[0] == key.shape[0] and query.shape[2] <= MAX_FUSED_QUERIES and dropout_p == 0.0
+            and not is_causal and query.dtype.is_floating_point)
+
+
+def attended_lengths(key: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Each sequence's rows a fused decode attends, int64 ``[B]``: the key's ``seq_len`` (one
+    written length for the batch), else every stored row."""
+    batch, seq = key.shape[0], key.shape[-2]
+    if key.seq_len is not None:
+        return key.seq_len.to(torch.int64).reshape(-1).expand(batch)
+    return torch.full((batch,), seq, dtype=torch.int64, device=query.device)
 
 
 def ecc_decode_attention(
@@ -526,11 +550,8 @@ def ecc_decode_attention(
     the last written positions (decoding); the key's ``seq_len`` bounds the written rows, its
     ``interpolate`` says whether detected values are interpolated, and the decode counts of
     K and V go to ``counters`` (default: the key's, else the value's, else nowhere)."""
-    batch, seq = key.shape[0], key.shape[-2]
-    if key.seq_len is not None:
-        seq_lens = key.seq_len.to(torch.int64).reshape(-1).expand(batch)
-    else:
-        seq_lens = torch.full((batch,), seq, dtype=torch.int64, device=query.device)
+    batch = key.shape[0]
+    seq_lens = attended_lengths(key, query)
     for c in (counters, key.counters, value.counters):
         if c is not None:
             counters = c
