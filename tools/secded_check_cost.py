@@ -19,8 +19,9 @@ must give the shipped launch's output; the tool checks that before timing it):
 
 The stubs compare against a constant no clean word equals (``MAGIC``) rather than return
 zeros, so that the compiler keeps the loads and arithmetic they measure. Kernel time is by
-CUDA-graph replay: the minimum and median of five replays of ten calls each
-(benchmarks/RESULTS.md, 2026-12-04)."""
+CUDA-graph replay, as the benchmarks time kernels (``benchmarks/common.py``: ``kernel_time``, the
+median of 30 replays); the figures of benchmarks/RESULTS.md (2026-12-04) came from a first script
+that took the minimum of five replays of ten calls."""
 
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ import ecc_tensor.ops.attention.plan as plan
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 from ecc_tensor.ops.attention.launch import triton_decode_attention
-from ecc_tensor.ops.attention.syndromes import _byte_planes
-from ecc_tensor.ops.lane_words import _quarters
+from ecc_tensor.ops.attention.syndromes import _row_byte_planes
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+from common import kernel_time  # noqa: E402
 
 MAGIC = tl.constexpr(0x9E3779B9)  # a global a Triton kernel reads must be a constexpr
 
@@ -60,13 +63,9 @@ def _checks_only(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
 
 @triton.jit
 def _planes_only(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
-    N: tl.constexpr = words.shape[0]
-    G: tl.constexpr = words.shape[1] // 8
-    lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
-    l0, l1, l2, l3 = _quarters(lo)
-    h0, h1, h2, h3 = _quarters(hi)
-    p = _byte_planes(l0, l1, l2, l3, PTX) + _byte_planes(h0, h1, h2, h3, PTX)
-    acc = p[0] ^ p[1] ^ p[2] ^ p[3] ^ p[4] ^ p[5] ^ p[6] ^ p[7] ^ tl.reshape(checks.to(tl.uint32, bitcast=True), [N, G])
+    p = _row_byte_planes(words, PTX)
+    acc = p[0] ^ p[1] ^ p[2] ^ p[3] ^ p[4] ^ p[5] ^ p[6] ^ p[7]
+    acc ^= tl.reshape(checks.to(tl.uint32, bitcast=True), [words.shape[0], words.shape[1] // 8])
     return tl.where(acc == MAGIC, 1, 0).to(tl.uint32)
 
 
@@ -128,27 +127,6 @@ def make_call(variant: str, q: torch.Tensor, values: list[torch.Tensor], seq_len
     return call
 
 
-def graph_times(call, runs: int = 5, calls: int = 10) -> list[float]:
-    """Microseconds a call, each from one replay of a CUDA graph of ``calls`` calls."""
-    call()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            call()
-    times = []
-    for _ in range(runs):
-        graph.replay()
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) * 1000 / calls)
-    return times
-
-
 def run_variant(variant: str, cpu: bool, runs: int, out_file: str) -> None:
     """In this process: the variant patched in, its outputs on clean storage and (for the
     shipped launch and the syndrome stubs) on storage with a flipped bit in every row saved
@@ -166,9 +144,8 @@ def run_variant(variant: str, cpu: bool, runs: int, out_file: str) -> None:
         outputs["flipped"] = make_call(variant, q, values, seq_lens, flip=True)().cpu()
     torch.save(outputs, out_file)
     if not cpu:
-        for _ in range(runs):
-            times = graph_times(call)
-            print(f"{variant:>11}: min {min(times):6.1f} us, median {sorted(times)[len(times) // 2]:6.1f} us", flush=True)
+        for _ in range(runs):  # one input copy: its 150 MiB a tensor pass the L2 anyway
+            print(f"{variant:>11}: {kernel_time([call], iters=30) * 1e6:6.1f} us", flush=True)
 
 
 def main(argv=None) -> None:

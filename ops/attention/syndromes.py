@@ -53,6 +53,19 @@ def _offset_sum(planes, OFFSETS: tl.constexpr, R: tl.constexpr):
 
 
 @triton.jit
+def _row_byte_planes(words, PTX: tl.constexpr):
+    """Rows of SECDED(72,64)'s blocks layout (``words``: ``[N, W]``, two words a codeword) ->
+    eight byte planes ``[N, W / 8]``, plane ``B`` holding data byte ``B`` of codewords ``4 j
+    .. 4 j + 3`` in its four bytes."""
+    N: tl.constexpr = words.shape[0]
+    G: tl.constexpr = words.shape[1] // 8
+    lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
+    l0, l1, l2, l3 = _quarters(lo)  # codewords 4j .. 4j + 3: [N, G] each
+    h0, h1, h2, h3 = _quarters(hi)
+    return _byte_planes(l0, l1, l2, l3, PTX) + _byte_planes(h0, h1, h2, h3, PTX)
+
+
+@triton.jit
 def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
     """Rows of SECDED(72,64)'s blocks layout (``words``: ``[N, W]`` uint32, the int4 row, two
     words a codeword; ``checks``: ``[N, W / 8]``, the row's check bytes, four a word) -> a word
@@ -64,12 +77,7 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     codeword by codeword it took 249, which changed no time on the H200; stubbed out, the
     transposes cost ~18 us of the main launch at batch 8 / 32k and the check words' loads 22
     (tools/secded_check_cost.py, benchmarks/RESULTS.md)."""
-    N: tl.constexpr = words.shape[0]
-    G: tl.constexpr = words.shape[1] // 8
-    lo, hi = tl.split(tl.reshape(words.to(tl.uint32, bitcast=True), [N, 4 * G, 2]))
-    l0, l1, l2, l3 = _quarters(lo)  # codewords 4j .. 4j + 3: [N, G] each
-    h0, h1, h2, h3 = _quarters(hi)
-    planes = _byte_planes(l0, l1, l2, l3, PTX) + _byte_planes(h0, h1, h2, h3, PTX)  # plane B: data byte B
+    planes = _row_byte_planes(words, PTX)
     TOP: tl.constexpr = _top_offset(OFFSETS)
     acc = _offset_sum(planes, OFFSETS, TOP)
     for i in tl.static_range(1, TOP + 1):
