@@ -624,7 +624,11 @@ def _value_at(q, x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D: tl.constexpr, G
     elif WHOLE_ROWS:
         index = tl.broadcast_to(tl.minimum(col, D - 1)[None, :], [q.shape[0], col.shape[0]])
         return tl.where(ok, tl.gather(q, index, axis=1), 0)
-    return _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
+    else:
+        # In an ``else``: Triton compiles a statement after a constexpr branch that returned,
+        # and here ``scale_ptr`` is the uint8 output when phase 1 wrote the scales as metadata
+        # rows (``meta_words``), which the read would not compile for.
+        return _stored_value(x_ptr, scale_ptr, zero_ptr, rows64, col, ok, D, GROUP, GROUPS, QUANTIZE, SYMMETRIC)
 
 
 @triton.jit

@@ -25,7 +25,7 @@ SLOW_FIRST = (
     "test_kernel_compiles_for_hopper_as_torch_compile_calls_it", "test_kernel_property",
     "test_fused_per_channel_keys_and_window_match_the_reference", "test_opcheck_every_op",
     "test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks", "test_kernel_matches_reference_with_faults",
-    "test_kernel_decodes_protected_scales",
+    "test_kernel_decodes_protected_scales", "test_every_launch_a_cache_makes_compiles_for_hopper",
     # On a GPU: its deferred launches compile for minutes (Hamming(8,4) with interpolation and
     # zero points, 81-87 s alone for sm_90a), and one left last ran past a device call; so do
     # the Llama-shape attention's interpolating launches (Golay's 39 s each for sm_90a, four

@@ -403,3 +403,20 @@ def test_inductors_copies_of_the_kernels_resolve_every_global(run_compile_tool):
     result = run_compile_tool("inductor_kernel_globals.py", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "_store_kernel" in result.stdout and "_decode_attention_kernel" in result.stdout
+
+
+def test_every_launch_a_cache_makes_compiles_for_hopper(run_compile_tool):
+    """The interpreter neither type-checks nor lowers a kernel, so a launch that only the GPU
+    compiler rejects passes every other CPU test: Golay's store kernel at head_dim 32 read a
+    scale through the uint8 pointer it is handed when it writes the scales itself (statements
+    after a constexpr branch that returned are compiled too). ``tools/compile_cache_launches.py``
+    records every launch of a tiny model's prefill and decoding steps through ``ECCCache``
+    (both attentions, both key axes, faults on the whole footprint) and compiles each for
+    sm_90a. Head_dim 32 (the GPU tests and ``kernel_resources.py`` cover 128) and the modes
+    whose kernels differ most: Golay's lanes, Hamming's bytes with interpolation, SECDED's
+    blocks."""
+    result = run_compile_tool("compile_cache_launches.py", "--modes", "int12-golay", "int4-hamming84-interp", "int4-secded72-interp",
+                              "--head-dims", "32", "--jobs", "2", timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    compiled = re.search(r"(\d+) compiled, 0 failed", result.stdout)
+    assert compiled and int(compiled.group(1)) >= 40, result.stdout[-3000:]
