@@ -51,19 +51,22 @@ class _DenseStore:
 
     def __init__(self, mode: CacheMode, shape, dtype, device, track_silent: bool):
         self.mode = mode
-        self.dense = torch.zeros(shape, dtype=mode.word_dtype(dtype), device=device)
+        # The stored words as the integers faults strike, and the buffer itself an integer one
+        # (the floats are its views): written through a view of another dtype, a compiled step
+        # copied the whole buffer twice per write, twice the FP8 attention's time.
+        self.words = torch.zeros(shape, dtype=mode.word_int_dtype, device=device)
+        self.word_dtype = mode.word_dtype(dtype)
         self.bits = mode.word_bits
         self.msb = torch.tensor(mode.word_msb, device=device)
         batch, heads = shape[:2]
         self.scale = torch.ones(batch, heads, 1, 1, device=device) if mode.fp8 else None
-        self.buffers = [self.dense] + ([self.scale] if mode.fp8 else [])
+        self.buffers = [self.words] + ([self.scale] if mode.fp8 else [])
         # A clean copy of what was written, for counting silent corruptions in simulation.
-        self.shadow = torch.zeros_like(self.dense) if track_silent else None
+        self.shadow = torch.zeros_like(self.words) if track_silent else None
 
-    @property
-    def words(self) -> torch.Tensor:
-        """The stored words faults strike: the 16-bit (or 8-bit) values as integers."""
-        return self.dense.view(self.mode.word_int_dtype)
+    def floats(self, words: torch.Tensor | None = None) -> torch.Tensor:
+        """The stored (or given) words as the float format they hold."""
+        return (self.words if words is None else words).view(self.word_dtype)
 
     def encode(self, states: torch.Tensor, first: int) -> torch.Tensor:
         """``states`` as stored words; an ``fp8`` sequence's first write sets its scales."""
@@ -72,7 +75,7 @@ class _DenseStore:
         return self.mode.to_words(states, self.scale)
 
     def decode(self, words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return self.mode.from_words(words.view(self.dense.dtype), self.scale, dtype)
+        return self.mode.from_words(self.floats(words), self.scale, dtype)
 
 
 class _CodedStore:
@@ -347,30 +350,31 @@ class DenseLayer(_StoredLayer):
                            self.track_silent)
 
     def _public_view(self, store: _DenseStore, words=None, meta=None) -> torch.Tensor:
+        floats = store.floats(words)
         if not self.fused_attention:
-            return store.dense
-        words = store.dense if words is None else words.view(store.dense.dtype)
-        return FP8KVTensor(words, store.scale, words.shape, self.dtype, seq_len=self.cumulative_length)
+            return floats
+        return FP8KVTensor(floats, store.scale, floats.shape, self.dtype, seq_len=self.cumulative_length)
 
     def _write(self, store: _DenseStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
-        new = store.encode(states, first).view(self.mode.word_int_dtype)  # integer views: CPU copies no float8
+        new = store.encode(states, first).view(self.mode.word_int_dtype)  # integer words: CPU copies no float8
         if store.shadow is not None:
-            store.shadow.view(new.dtype).index_copy_(2, position, new)
+            store.shadow.index_copy_(2, position, new)
         if self.fault is not None and self.fault.at_write:
             new = self._inject(new, store, kv, first, event=0)
         store.words.index_copy_(2, position, new)
 
     def _read(self, store: _DenseStore, kv: int) -> torch.Tensor:
         words, _ = self._read_words(store, kv)
-        batch, heads, _, head_dim = store.dense.shape
+        batch, heads, _, head_dim = store.words.shape
         self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
         if store.shadow is not None:
-            shadow = store.shadow.view(words.dtype)[:, :, : self._written]
-            self.counters[C.SILENT] += (words[:, :, : self._written] != shadow).sum()
+            self.counters[C.SILENT] += (words[:, :, : self._written] != store.shadow[:, :, : self._written]).sum()
         if self.fused_attention:  # the attention reads the words
-            if self.fault is None or not self.fault.at_read:
-                return self.keys if kv == 0 else self.values  # built once: nothing to construct per step
-            return self._public_view(store, words)
+            if is_torchdynamo_compiling() or (self.fault is not None and self.fault.at_read):
+                # Compiled, a view made here: ``self.keys``, a view of the buffer written above,
+                # would be a second graph input aliasing it.
+                return self._public_view(store, words)
+            return self.keys if kv == 0 else self.values  # built once: nothing to construct per eager step
         return store.decode(words, self.dtype)
 
 
