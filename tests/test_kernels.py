@@ -412,11 +412,12 @@ def test_every_launch_a_cache_makes_compiles_for_hopper(run_compile_tool):
     after a constexpr branch that returned are compiled too). ``tools/compile_cache_launches.py``
     records every launch of a tiny model's prefill and decoding steps through ``ECCCache``
     (both attentions, both key axes, faults on the whole footprint) and compiles each for
-    sm_90a. Head_dim 32 (the GPU tests and ``kernel_resources.py`` cover 128) and the modes
-    whose kernels differ most: Golay's lanes, Hamming's bytes with interpolation, SECDED's
-    blocks."""
+    sm_90a. Head_dim 32 in bfloat16 (the GPU tests and ``kernel_resources.py`` cover 128), the
+    modes whose kernels differ most: Golay's lanes, Hamming's bytes with interpolation,
+    SECDED's blocks; keys per token and per channel (zero points: 12 minutes on two cores,
+    the tool's default run has them)."""
     result = run_compile_tool("compile_cache_launches.py", "--modes", "int12-golay", "int4-hamming84-interp", "int4-secded72-interp",
-                              "--head-dims", "32", "--jobs", "2", timeout=900)
+                              "--head-dims", "32", "--dtypes", "bfloat16", "--options", "token", "channel", "--jobs", "2", timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     compiled = re.search(r"(\d+) compiled, 0 failed", result.stdout)
     assert compiled and int(compiled.group(1)) >= 40, result.stdout[-3000:]

@@ -4,15 +4,16 @@ The CPU tests run the kernels in Triton's interpreter, which neither type-checks
 them: a kernel that cannot compile for a GPU passes every one of them (Golay's store kernel
 at head_dim 32 did: it read a scale through the uint8 pointer it is handed when it writes the
 scales itself, and only the H200 said so). This tool runs a small workload in the
-interpreter, in a subprocess: for each mode, head_dim and key axis, a tiny Llama's prefill
-and decoding steps through ``ECCCache`` with faults on the whole footprint, attended dense
-(``"sdpa"``) and fused (``"ecc"``). It records each launch's kernel, argument types,
+interpreter, in a subprocess: for each mode, model dtype, head_dim and storage option (keys per token;
+keys per channel with a full-precision window; grouped scales with zero points), a tiny
+Llama's prefill and decoding steps through ``ECCCache`` with faults on the whole footprint,
+attended dense (``"sdpa"``) and fused (``"ecc"``). It records each launch's kernel, argument types,
 constexprs and options, specialized as Triton's launcher would (16-byte aligned pointers and
 integers divisible by 16, integers equal to 1 made constants), then compiles each distinct
 launch for sm_90a with the ptxas bundled with Triton and prints those that fail.
 
-    python tools/compile_cache_launches.py                                    # every mode, head_dim 32 64 128
-    python tools/compile_cache_launches.py --modes int12-golay --head-dims 32 --jobs 8
+    python tools/compile_cache_launches.py             # every mode, head_dim 32 64 128, bfloat16 and float32
+    python tools/compile_cache_launches.py --modes int12-golay --head-dims 32 80 --dtypes bfloat16 --jobs 8
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import importlib
+import itertools
 import os
 import pickle
 import subprocess
@@ -34,6 +36,8 @@ TORCH_TYPES = {  # torch dtype name -> Triton's pointee type
 OPTIONS = ("num_warps", "num_stages", "maxnreg", "num_ctas")
 # Constexprs the launchers derive from the tensors' device, as they are on a GPU (recorded on
 # CPU tensors, the launches carry the interpreter's values).
+OPTION_NAMES = {"token": "keys per token", "channel": "keys per channel over blocks of 8, a window of 4",
+                "groups": "scales per half row with zero points (their launches compile for minutes)"}
 GPU_CONSTANTS = {"PTX": True, "EMULATE_BF16": False, "FIX_NAN": False, "FMA": True}
 
 
@@ -73,25 +77,32 @@ def record(args) -> list[tuple]:
 
     InterpretedFunction.run = recording_run
     torch.manual_seed(0)
-    for head_dim in args.head_dims:
+    for dtype, head_dim in itertools.product(args.dtypes, args.head_dims):
         config = LlamaConfig(vocab_size=64, hidden_size=4 * head_dim, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
                              num_key_value_heads=2, max_position_embeddings=256)
-        model = LlamaForCausalLM(config).eval()
+        model = LlamaForCausalLM(config).to(getattr(torch, dtype)).eval()
         ids = torch.randint(0, 64, (2, 20))
         for mode in args.modes:
-            int4 = get_mode(mode).codec is not None
-            for key_quant in ("token", "channel") if int4 else ("token",):
-                scheme = dict(key_quant=key_quant, residual_length=4, channel_block=8) if key_quant == "channel" else {}
+            # The INT4 modes' storage options (OPTION_NAMES); the 16-bit and fp8 modes store every
+            # token as it is.
+            options = {"token": {}}
+            if get_mode(mode).codec is not None:
+                options["channel"] = dict(key_quant="channel", residual_length=4, channel_block=8)
+                if head_dim % 2 == 0:
+                    options["groups"] = dict(group_size=head_dim // 2, symmetric=False)
+            for label, option in options.items():
+                if label not in args.options:
+                    continue
                 for attention in ("sdpa", "ecc"):
                     model.set_attn_implementation(attention)
-                    cache = ECCCache(config, 2, 32, mode=mode, fault=FaultModel("bsc", 1e-2, seed=1, targets="all"), **scheme)
+                    cache = ECCCache(config, 2, 32, mode=mode, fault=FaultModel("bsc", 1e-2, seed=1, targets="all"), **option)
                     with torch.no_grad():
                         model(ids[:, :17], **cache_argument(model, cache), use_cache=True)
                         for i in range(17, 20):
                             model(ids[:, i:i + 1], **cache_argument(model, cache), use_cache=True,
                                   position_ids=torch.full((2, 1), i))
                     cache.stats()
-                    print(f"recorded {mode} head_dim {head_dim} keys per {key_quant} {attention}: {len(launches)} launches",
+                    print(f"recorded {mode}, {dtype}, head_dim {head_dim}, {label}, {attention}: {len(launches)} launches",
                           file=sys.stderr)
         model.set_attn_implementation("sdpa")
     return launches
@@ -169,6 +180,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", default=list(MODE_NAMES), choices=MODE_NAMES)
     parser.add_argument("--head-dims", nargs="+", type=int, default=[32, 64, 128])
+    parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"], choices=["bfloat16", "float16", "float32"],
+                        help="the model's dtype")
+    parser.add_argument("--options", nargs="+", default=list(OPTION_NAMES), choices=list(OPTION_NAMES),
+                        help="the INT4 modes' storage options: " + "; ".join(f"{k}: {v}" for k, v in OPTION_NAMES.items()))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiles at once")
     parser.add_argument("--record-to", help=argparse.SUPPRESS)  # the interpreter subprocess's output
     args = parser.parse_args(argv)
@@ -180,7 +195,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "launches.pickle"
         env = dict(os.environ, TRITON_INTERPRET="1")
-        cmd = [sys.executable, __file__, "--record-to", str(path), "--modes", *args.modes, "--head-dims", *map(str, args.head_dims)]
+        cmd = [sys.executable, __file__, "--record-to", str(path), "--modes", *args.modes, "--head-dims", *map(str, args.head_dims),
+               "--dtypes", *args.dtypes, "--options", *args.options]
         subprocess.run(cmd, env=env, check=True)
         with open(path, "rb") as f:
             launches = pickle.load(f)
