@@ -34,10 +34,10 @@ TORCH_TYPES = {  # torch dtype name -> Triton's pointee type
     "bfloat16": "bf16", "float32": "fp32", "float64": "fp64", "float8_e4m3fn": "fp8e4nv", "float8_e5m2": "fp8e5",
 }
 OPTIONS = ("num_warps", "num_stages", "maxnreg", "num_ctas")
-# Constexprs the launchers derive from the tensors' device, as they are on a GPU (recorded on
-# CPU tensors, the launches carry the interpreter's values).
 OPTION_NAMES = {"token": "keys per token", "channel": "keys per channel over blocks of 8, a window of 4",
                 "groups": "scales per half row with zero points (their launches compile for minutes)"}
+# Constexprs the launchers derive from the tensors' device, as they are on a GPU (recorded on
+# CPU tensors, the launches carry the interpreter's values).
 GPU_CONSTANTS = {"PTX": True, "EMULATE_BF16": False, "FIX_NAN": False, "FMA": True}
 
 
@@ -192,6 +192,8 @@ def main(argv=None) -> int:
             pickle.dump(record(args), f)
         return 0
 
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        raise SystemExit("run without TRITON_INTERPRET=1: the launches compile in this process (the recording sets it for its own)")
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "launches.pickle"
         env = dict(os.environ, TRITON_INTERPRET="1")
@@ -200,8 +202,6 @@ def main(argv=None) -> int:
         subprocess.run(cmd, env=env, check=True)
         with open(path, "rb") as f:
             launches = pickle.load(f)
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        raise SystemExit("run without TRITON_INTERPRET=1: the launches compile in this process")
     todo = distinct(launches)
     print(f"{len(launches)} launches, {len(todo)} distinct: compiling for sm_90a", flush=True)
     failed = 0
