@@ -16,8 +16,11 @@ from triton.compiler import ASTSource
 
 from ecc_tensor.ops import codec_kernels, interp_kernels
 
-POINTER_TYPES = {torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64", torch.float16: "*fp16", torch.float32: "*fp32",
-                 torch.bfloat16: "*bf16"}
+POINTER_TYPES = {  # a tensor argument's Triton type, by dtype
+    torch.uint8: "*u8", torch.int8: "*i8", torch.int16: "*i16", torch.int32: "*i32", torch.int64: "*i64", torch.bool: "*i1",
+    torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.float64: "*fp64",
+    torch.float8_e4m3fn: "*fp8e4nv", torch.float8_e5m2: "*fp8e5",
+}
 HOPPER = GPUTarget("cuda", 90, 32)
 
 

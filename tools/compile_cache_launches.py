@@ -29,10 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-TORCH_TYPES = {  # torch dtype name -> Triton's pointee type
-    "uint8": "u8", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64", "bool": "i1", "float16": "fp16",
-    "bfloat16": "bf16", "float32": "fp32", "float64": "fp64", "float8_e4m3fn": "fp8e4nv", "float8_e5m2": "fp8e5",
-}
+from codec_launches import HOPPER, POINTER_TYPES  # tools/, beside this script
+
 OPTIONS = ("num_warps", "num_stages", "maxnreg", "num_ctas")
 OPTION_NAMES = {"token": "keys per token", "channel": "keys per channel over blocks of 8, a window of 4",
                 "groups": "scales per half row with zero points (their launches compile for minutes)"}
@@ -69,7 +67,7 @@ def record(args) -> list[tuple]:
         described = {}
         for name, value in bound.items():
             if isinstance(value, torch.Tensor):
-                described[name] = ("tensor", str(value.dtype).removeprefix("torch."), value.data_ptr() % 16 == 0)
+                described[name] = ("tensor", value.dtype, value.data_ptr() % 16 == 0)
             else:
                 described[name] = ("value", value.value if hasattr(value, "value") else value)
         launches.append((self.fn.__module__, self.fn.__name__, described, {k: v for k, v in kwargs.items() if k in OPTIONS}))
@@ -120,7 +118,7 @@ def signature_of(fn, described: dict) -> tuple[dict, dict, dict]:
         if param.is_constexpr:
             signature[name], constants[name] = "constexpr", GPU_CONSTANTS.get(name, value)
         elif kind == "tensor":
-            signature[name] = "*" + TORCH_TYPES[value]
+            signature[name] = POINTER_TYPES[value]
             if rest[1]:
                 attrs[(i,)] = [["tt.divisibility", 16]]
         elif value is None:
@@ -145,13 +143,12 @@ def compile_launch(launch: tuple) -> str | None:
     """Compile one launch, (module, kernel name, signature, constants, attrs, options), for
     sm_90a; None, or the error: its last lines and the message of its first cause."""
     import triton
-    from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     module, name, signature, constants, attrs, options = launch
     fn = getattr(importlib.import_module(module), name)
     try:
-        triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", 90, 32), options=dict(options))
+        triton.compile(ASTSource(fn, signature, constants, attrs), target=HOPPER, options=dict(options))
     except Exception as e:  # a compile error is the finding: report it and go on
         cause = e
         while cause.__cause__ is not None:

@@ -20,8 +20,8 @@ must give the shipped launch's output; the tool checks that before timing it):
 The stubs compare against a constant no clean word equals (``MAGIC``) rather than return
 zeros, so that the compiler keeps the loads and arithmetic they measure. Kernel time is by
 CUDA-graph replay, as the benchmarks time kernels (``benchmarks/common.py``: ``kernel_time``, the
-median of 30 replays); the figures of benchmarks/RESULTS.md (2026-12-04) came from a first script
-that took the minimum of five replays of ten calls."""
+median of 30 replays). In benchmarks/RESULTS.md (2026-12-04) the first figures came from a first
+script that took the minimum of five replays of ten calls; the tool's own GPU run follows them."""
 
 from __future__ import annotations
 
