@@ -214,6 +214,24 @@ def test_kernel_matches_reference_with_faults(codec, dtype, kernel_device):
         assert c["detected"] > 0
 
 
+@pytest.mark.parametrize("codec,head_dim,symmetric", [("int4", 32, False), ("hamming84", 32, True), ("hamming74", 20, True),
+                                                      ("golay24", 32, False), ("golay24", 128, True), ("secded72", 64, True)])
+@pytest.mark.parametrize("magnitude", [1e-6, 1e5])
+def test_bfloat16_queries_of_any_magnitude_through_float16_operands(codec, head_dim, symmetric, magnitude, kernel_device):
+    """Clean storage, so that the main launch attends every block: its dots take float16
+    operands with bfloat16 queries, each query row divided by a power of two. Queries far below
+    float16's normal range (1e-6) or far beyond its largest value (1e5), with the softmax scale
+    divided by the same factor (the scores are those of unit queries): as close to the
+    reference as unit queries are. Word, unit, lane and blocks paths; zero points on two."""
+    k, v = make_cache(codec, 2, 2, 150, head_dim, symmetric=symmetric, seed=8)
+    query = (torch.randn(2, 4, 1, head_dim, generator=torch.Generator().manual_seed(9)) * magnitude).to(torch.bfloat16)
+    seq_lens = torch.tensor([150, 97])
+    scale = head_dim**-0.5 / magnitude
+    out, counters = fused(query, k, v, codec, head_dim, False, seq_lens, kernel_device, scale=scale, symmetric=symmetric)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, False, seq_lens, scale=scale, symmetric=symmetric)
+    assert relative_error(out, ref) < 4e-3 and torch.equal(counters, ref_counters)  # the output's rounding to bfloat16
+
+
 @pytest.mark.parametrize("codec", ["hamming84", "golay24"])
 def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
     """With many detected codewords (runs of erasures, at sequence ends too), the output
@@ -669,9 +687,10 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     one more. Its scaled queries were once carried through the key loop (spills, 1.5x the
     per-token time), and Hamming's scales were once checked in the loop (32 loads, 36-40 bytes
     of spills). int4's and SECDED's launches are capped at 128 registers (``plan._PACKED_CONFIGS``),
-    which in bfloat16 costs a few spilled words (int4: 40 bytes with Triton 3.6, the H200's, 76
-    with 3.9; SECDED: 36 and 72) and ran faster than 168-226 registers without them
-    (benchmarks/RESULTS.md); the bound keeps a larger spill from passing unseen."""
+    which in bfloat16 costs a few spilled words (int4: none with Triton 3.6, the H200's, since
+    the weights enter the PV dot in float16, 72 bytes with 3.9; SECDED: 12 and 76) and ran faster
+    than 168-226 registers without them (benchmarks/RESULTS.md); the bound keeps a larger spill
+    from passing unseen."""
     result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "hamming84", "secded72", "--dtypes", "bf16",
                               "--launches", "main", "--no-interpolate", "--loops")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -683,7 +702,9 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
     assert len(re.findall(r"loop 0x", result.stdout)) >= 3, result.stdout
     # Loads: the per-token launch's and one more (int4 7, Hamming 11, SECDED 13 with its check bytes).
     max_loads = {"int4": 12, "hamming84": 12, "secded72": 14}
-    max_spills = {"int4": 128, "hamming84": 0, "secded72": 128}
+    # Hamming's launch (168 registers) spills 24 bytes since its weights enter the PV dot as one
+    # float16 dot (2026-12-04): 235.2 us against 237.6 without spills (H200, batch 8 / 32k).
+    max_spills = {"int4": 128, "hamming84": 32, "secded72": 128}
     for line in lines:
         assert int(re.search(r"(\d+) bytes spill stores", line).group(1)) <= max_spills[line.split()[0]], line
         assert int(re.search(r"(\d+) loads", line).group(1)) <= max_loads[line.split()[0]], line

@@ -55,11 +55,13 @@ which the combine kernel merges: the online softmax does not care about block or
 main loop stays free of the rare path's registers.
 
 Precision: the word path's K/V are exact (INT4 values are exact in float16 and bfloat16; the
-scale multiplies float32 scores). The unit path splits bfloat16 operands into two parts, so K/V
-keep ~16 bits there too. Either way the output matches dequantize (float32) + float64
-attention well within 1e-3. Keys quantized per channel are the exception on the word path:
-their scales fold into the queries, and q * s is rounded to float16 as dequantizing would
-round the keys (with bfloat16 queries, float16 operands scaled by a power of two per query row).
+scale multiplies float32 scores). With bfloat16 queries the clean paths' dots take float16
+operands: each query row divided by a power of two at least its largest value (exact), the
+weights in [0, 1] (11 bits, as with float16 queries). The deferred launch and the unit path
+split bfloat16 operands into two parts, so dequantized K/V keep ~16 bits there too. Either
+way the output matches dequantize (float32) + float64 attention well within 1e-3. Keys
+quantized per channel are the exception on the word path: their scales fold into the queries,
+and q * s is rounded to float16 as dequantizing would round the keys.
 
 Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel fold each
 block's channel scales into the queries on the word, lane and blocks paths and read their

@@ -21,7 +21,7 @@ from ..codec_kernels import _pow2
 from .kernel import LOG2E, _combine_splits_kernel
 from .launch import mask_arguments
 from .plan import MIN_BLOCK_M, parse_config, plan_splits
-from .softmax import _group_queries, _online_softmax, _pv, _rescaled, _visible_scores
+from .softmax import _group_queries, _online_softmax, _pow2_at_least, _pv, _rescaled, _visible_scores
 
 # (block_n, num_warps, num_stages, programs per multiprocessor): one-warp programs of 32 keys,
 # as the codewords' kernel, the fastest of tools/sweep_attention.py --codecs fp8 on the H200 at
@@ -108,15 +108,14 @@ def _fp8_decode_attention_kernel(
     k_scale = tl.load(k_scale_ptr + b * stride_ksb + kv_head * stride_ksh)
     score_scale = tl.full([BLOCK_M], 1.0, tl.float32) * (k_scale * qk_scale).to(tl.float32)
     if HALF_OPERANDS:
-        # bfloat16 queries: the dots take float16 operands, as the codewords' kernel does over
-        # keys per channel. E4M3 values are exact in float16, and hardware converts them to it
+        # bfloat16 queries: the dots take float16 operands, as the codewords' kernel's clean
+        # paths do. E4M3 values are exact in float16, and hardware converts them to it
         # (to bfloat16 only through float16: a conversion per value). Each query row divided by
         # a power of two at least its largest |q| (exact; no float16 overflow), rounded to
         # float16, 8x finer than bfloat16; the power of two goes into the row's score factor.
         # The weights enter the PV dot in float16 too, as with float16 queries.
         q32 = q.to(tl.float32)
-        top = tl.max(tl.abs(q32), axis=1).to(tl.int32, bitcast=True)
-        q_unit = tl.where(top == 0, 1.0, ((top + 0x007FFFFF) & 0x7F800000).to(tl.float32, bitcast=True))
+        q_unit = _pow2_at_least(tl.max(tl.abs(q32), axis=1))
         q = (q32 / q_unit[:, None]).to(tl.float16)
         score_scale = score_scale * q_unit
     dtype: tl.constexpr = q.dtype

@@ -16,7 +16,7 @@ from ..float_casts import _cast_for
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
-from .softmax import _folded_scales_softmax, _online_softmax, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
+from .softmax import _folded_scales_softmax, _online_softmax, _pow2_at_least, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
@@ -130,11 +130,35 @@ def _decode_attention_kernel(
         q1 = tl.load(q_row + q_col1[None, :] * stride_qd, mask=m_ok[:, None] & col1_ok[None, :], other=0.0).to(dtype)
     if UNIT_VALUES > 2 and not (VALUE_TILES or BLOCKS):
         q2 = tl.load(q_row + q_col2[None, :] * stride_qd, mask=m_ok[:, None] & col2_ok[None, :], other=0.0).to(dtype)
-    q_sum = tl.sum(q0.to(tl.float32), axis=1)  # the zero-point term where scales fold into the dots
+    CHUNKED: tl.constexpr = CHANNEL_KEYS and VALUE_TILES and not DEFERRED
+    # bfloat16 queries where the scales fold into the dots (the main launch of the clean paths):
+    # the dots take float16 operands, as the FP8 kernel's do. The INT4 values are exact in
+    # either; the weights p * s / v_unit in [0, 1] keep 11 bits in one float16 dot, where
+    # bfloat16 took two dots for 16 (SPLIT_P); the queries are divided by a power of two at
+    # least their row's largest |q| (q_unit: exact, no float16 overflow whatever they hold),
+    # rounded to float16, 8x finer than bfloat16, and the scores multiplied back by it. Over
+    # keys per channel (CHUNKED) the queries take each block's channel scales first (below).
+    HALF_OPERANDS: tl.constexpr = (EMULATE_BF16 or dtype == tl.bfloat16) and (VALUE_TILES or CLEAN_UNITS) and not DEFERRED
+    OP_DTYPE: tl.constexpr = tl.float16 if HALF_OPERANDS else dtype
+    PV_SPLIT: tl.constexpr = SPLIT_P and not HALF_OPERANDS
+    q_unit = tl.full([BLOCK_M], 1.0, tl.float32)
+    if HALF_OPERANDS and not CHUNKED:
+        top = tl.max(tl.abs(q0.to(tl.float32)), axis=1)
+        if UNIT_VALUES > 1 and not (VALUE_TILES or BLOCKS):
+            top = tl.maximum(top, tl.max(tl.abs(q1.to(tl.float32)), axis=1))
+        if UNIT_VALUES > 2 and not (VALUE_TILES or BLOCKS):
+            top = tl.maximum(top, tl.max(tl.abs(q2.to(tl.float32)), axis=1))
+        q_unit = _pow2_at_least(top)
+        q0 = (q0.to(tl.float32) / q_unit[:, None]).to(tl.float16)
+        q1 = (q1.to(tl.float32) / q_unit[:, None]).to(tl.float16)
+        q2 = (q2.to(tl.float32) / q_unit[:, None]).to(tl.float16)
+    # The zero-point term where scales fold into the dots: of the queries as the dots take them.
+    q_sum = tl.sum(q0.to(tl.float32), axis=1)
     if UNIT_VALUES > 1 and not VALUE_TILES:
         q_sum += tl.sum(q1.to(tl.float32), axis=1)
     if UNIT_VALUES > 2 and not VALUE_TILES:
         q_sum += tl.sum(q2.to(tl.float32), axis=1)
+    q_sum = q_sum * q_unit
 
     store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
     k_base = k_ptr + store_off * ROW_BYTES
@@ -160,17 +184,13 @@ def _decode_attention_kernel(
     n_meta_parity_only = tl.zeros([], tl.int32)
     n_meta_detected = tl.zeros([], tl.int32)
     last_visible = total_len - LQ + qi  # causal: the last key each query row may see
-    CHUNKED: tl.constexpr = CHANNEL_KEYS and VALUE_TILES and not DEFERRED
     K_AHEAD: tl.constexpr = not DECODE or K_META_DIRTY > 0  # channel scales read as plain words: one block ahead
-    # bfloat16 queries over keys per channel: the scores' dot takes float16 operands (below).
-    HALF_SCORES: tl.constexpr = CHUNKED and (EMULATE_BF16 or dtype == tl.bfloat16)
     if CHUNKED:
         # The channel of each column of q0 (operand order); the queries scaled by a block of
         # rows' channel scales (q_s), with sum_c q_c s_c z_c (zero points), are set per block.
         k_cols = tl.max(_k_operand_order(tl.zeros([BLOCK_M, BLOCK_U], tl.int32) + u[None, :], SLOT_BITS), axis=0)
         k_chan = tl.minimum(k_cols, D - 1)  # the channel scale each column reads (padding columns: the last, then zeroed)
-        q_s = q0.to(tl.float16) if HALF_SCORES else q0  # the loop's type
-        q_unit = tl.full([BLOCK_M], 1.0, tl.float32)
+        q_s = q0.to(OP_DTYPE)  # the loop's type
         k_sum = tl.zeros([BLOCK_M], tl.float32)
         k_dirty = tl.zeros([], tl.int32)
         if K_AHEAD:
@@ -212,7 +232,7 @@ def _decode_attention_kernel(
                                                                HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
             # q * s in the dot's dtype. In float16 it is rounded, as the dense path rounds the
             # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py).
-            # With bfloat16 queries (HALF_SCORES) the dot takes float16 operands: q * s divided by
+            # With bfloat16 queries (HALF_OPERANDS) the dot takes float16 operands: q * s divided by
             # a power of two at least its query row's largest |q_c s_c| (q_unit; exact, and no
             # float16 overflow whatever the scales), then rounded to float16, 8x finer than
             # bfloat16 (whose rounding of the dequantized keys is the dense path's error); the
@@ -220,9 +240,8 @@ def _decode_attention_kernel(
             # which this replaced, cost 15% (H200, batch 8 / 32k). The zero-point term takes the
             # same q * s as the dots.
             q_scaled = q0.to(tl.float32) * tl.where(k_cols < D, c_scale, 0.0)[None, :]
-            if HALF_SCORES:
-                top = tl.max(tl.abs(q_scaled), axis=1).to(tl.int32, bitcast=True)
-                q_unit = tl.where(top == 0, 1.0, ((top + 0x007FFFFF) & 0x7F800000).to(tl.float32, bitcast=True))
+            if HALF_OPERANDS:
+                q_unit = _pow2_at_least(tl.max(tl.abs(q_scaled), axis=1))
                 q_s = (q_scaled / q_unit[:, None]).to(tl.float16)
                 q_scaled = q_s.to(tl.float32) * q_unit[:, None]
             else:
@@ -304,15 +323,14 @@ def _decode_attention_kernel(
                     # shared memory, then moved into each mma's operand registers: ~100 moves per
                     # block). The weights then cross to the PV dot through shared memory (1 KiB).
                     # Keys per channel: the queries scaled by the block's channel scales, in float16
-                    # with bfloat16 queries (HALF_SCORES), the scores rescaled by q_unit after.
-                    K_DTYPE: tl.constexpr = tl.float16 if HALF_SCORES else dtype
-                    k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, K_DTYPE, PTX), BLOCK_U)
+                    # with bfloat16 queries (HALF_OPERANDS), the scores rescaled by q_unit after.
+                    k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, OP_DTYPE, PTX), BLOCK_U)
                     if CHANNEL_KEYS:
                         q_op = q_s
                     else:
                         q_op = q0
                     s = tl.trans(tl.dot(k_op, tl.trans(q_op), input_precision=DOT_PRECISION))
-                    if HALF_SCORES:
+                    if HALF_OPERANDS:
                         s = s * q_unit[:, None]
                     pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                         s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
@@ -322,7 +340,7 @@ def _decode_attention_kernel(
                     # 168 registers instead of 247 yet ran 1.15x slower on the H200. (The V operand
                     # is unpacked after the rescale, as written: unpacked before it, int4's launch
                     # over per-channel keys took 255 registers instead of 168 with bfloat16.)
-                    acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, dtype, PTX), dtype, SPLIT_P,
+                    acc0 = _pv(_rescaled(acc0, rescale), pw, _v_operand_values(vw, SLOT_BITS, offset, OP_DTYPE, PTX), OP_DTYPE, PV_SPLIT,
                                DOT_PRECISION, not LANES) - zero_term
                 elif CLEAN_UNITS and not DEFERRED:
                     # Unit layouts with one scale per row (Golay; one-byte codes in rows that are not
@@ -340,22 +358,24 @@ def _decode_attention_kernel(
                     deferred = (dirty != 0).to(tl.int32)
                     tl.store(defer_ptr + defer_base + (n0 - start) // BLOCK_N, deferred.to(tl.uint8))
                     offset: tl.constexpr = 0.0 if HAS_ZERO else 8.0
-                    s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, dtype, PTX)), input_precision=DOT_PRECISION)
+                    s = tl.dot(q0, tl.trans(_slot_tile(kd, 0, offset, OP_DTYPE, PTX)), input_precision=DOT_PRECISION)
                     if UNIT_VALUES > 1:
-                        s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
+                        s = tl.dot(q1, tl.trans(_slot_tile(kd, 1, offset, OP_DTYPE, PTX)), s, input_precision=DOT_PRECISION)
                     if UNIT_VALUES > 2:
-                        s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, dtype, PTX)), s, input_precision=DOT_PRECISION)
+                        s = tl.dot(q2, tl.trans(_slot_tile(kd, 2, offset, OP_DTYPE, PTX)), s, input_precision=DOT_PRECISION)
+                    if HALF_OPERANDS:
+                        s = s * q_unit[:, None]
                     pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                         s, rows, row_ok, q_sum, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                         m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
                         HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
-                    acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, dtype, PTX), dtype, SPLIT_P,
+                    acc0 = _pv(_rescaled(acc0, rescale), pw, _slot_tile(vd, 0, offset, OP_DTYPE, PTX), OP_DTYPE, PV_SPLIT,
                                DOT_PRECISION) - zero_term
                     if UNIT_VALUES > 1:
-                        acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, dtype, PTX), dtype, SPLIT_P,
+                        acc1 = _pv(_rescaled(acc1, rescale), pw, _slot_tile(vd, 1, offset, OP_DTYPE, PTX), OP_DTYPE, PV_SPLIT,
                                    DOT_PRECISION) - zero_term
                     if UNIT_VALUES > 2:
-                        acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, dtype, PTX), dtype, SPLIT_P,
+                        acc2 = _pv(_rescaled(acc2, rescale), pw, _slot_tile(vd, 2, offset, OP_DTYPE, PTX), OP_DTYPE, PV_SPLIT,
                                    DOT_PRECISION) - zero_term
                 elif BLOCKS:
                     # The blocks layout's deferred blocks: each codeword decoded as the reference (its

@@ -38,6 +38,14 @@ def _pv_transposed(acc, p, v, dtype: tl.constexpr, SPLIT_P: tl.constexpr, DOT_PR
 
 
 @triton.jit
+def _pow2_at_least(top):
+    """The least power of two at least ``top`` (float32, >= 0; 1 where it is 0): rows of float16
+    operands divided by it lie in [-1, 1], exactly as they were, short of float16's underflow."""
+    bits = top.to(tl.int32, bitcast=True)
+    return tl.where(bits == 0, 1.0, ((bits + 0x007FFFFF) & 0x7F800000).to(tl.float32, bitcast=True))
+
+
+@triton.jit
 def _qk_float(q, k, s, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """``s + q @ k^T`` for float32 ``k``; with ``SPLIT`` (bfloat16), k as the sum of two
     bfloat16 parts, so that dequantized values are not rounded to 8 bits."""
