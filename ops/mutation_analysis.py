@@ -12,9 +12,10 @@ the stock cache's compile (benchmarks/RESULTS.md).
 
 ``install`` wraps torch's function with a cache keyed on exactly what the IR depends on
 (torch's ``generate_ttir`` replaces each tensor by an empty one of its dtype and each symbolic
-size by 2); kernels of other packages, calls with TMA descriptors and arguments that cannot be
-hashed go to torch's function unchanged. Set ``ECC_TENSOR_NO_ANALYSIS_CACHE=1`` to leave
-torch's function as it is.
+size by 2; of an Autotuner, which torch makes anew at every call site that passes ``num_warps``,
+it takes the kernel and the first config's constexprs: ``_kernel_key``); kernels of other
+packages, calls with TMA descriptors and arguments that cannot be hashed go to torch's function
+unchanged. Set ``ECC_TENSOR_NO_ANALYSIS_CACHE=1`` to leave torch's function as it is.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def _argument_key(value: Any) -> Any:
     return (type(value), value)
 
 
+def _kernel_key(kernel: Any) -> Any:
+    """What of ``kernel`` the IR depends on: the JITFunction, and for an Autotuner its first
+    config's constexprs, which torch's ``generate_ttir`` adds to the arguments (it picks the
+    first config). torch wraps a kernel launched with ``num_warps`` or ``maxnreg`` in a new
+    single-config Autotuner at every call site, so the Autotuner itself differs each time."""
+    configs = getattr(kernel, "configs", None)
+    if configs is None:
+        return kernel
+    return (kernel.fn, tuple(sorted(configs[0].kwargs.items())) if configs else ())
+
+
 def _owned(kernel: Any) -> bool:
     """Whether ``kernel`` (a JITFunction, or an Autotuner around one) is this package's."""
     fn = getattr(getattr(kernel, "fn", None), "fn", None) or getattr(kernel, "fn", None)
@@ -69,7 +81,7 @@ def memoized(analysis: Callable) -> Callable:
         if tma_descriptor_metadata or not _owned(kernel):
             return analysis(kernel, kwargs, tma_descriptor_metadata)
         try:
-            key = (kernel, tuple((name, _argument_key(value)) for name, value in sorted(kwargs.items())))
+            key = (_kernel_key(kernel), tuple((name, _argument_key(value)) for name, value in sorted(kwargs.items())))
             hash(key)
         except TypeError:
             return analysis(kernel, kwargs, tma_descriptor_metadata)

@@ -48,6 +48,43 @@ def test_one_analysis_per_kernel_constexprs_and_argument_types():
     assert len(calls) == 5 and cached.hits == 3
 
 
+def test_a_kernel_launched_with_launch_options_is_analysed_once():
+    """torch wraps a kernel launched with ``num_warps`` (or ``maxnreg``) in a new one-config
+    Autotuner at every call site; the analysis depends on the kernel and that config's
+    constexprs, not on the Autotuner, so every layer's call site after the first is answered
+    from the cache (keyed on the Autotuner, the fused attention's analysis ran once per call
+    site and was most of a protected model's trace: tools/compile_analysis_cost.py)."""
+    from triton.runtime.autotuner import Autotuner
+
+    calls, cached = _counting()
+    kernel = codec_kernels._load_kernel
+
+    def call_site(**constexprs):  # as torch builds it for a launch with num_warps=4
+        return Autotuner(kernel, kernel.arg_names, [triton.Config(constexprs, num_warps=4)], [], None, None)
+
+    args = {"stored_ptr": torch.empty(4, dtype=torch.uint8), "R": 7}
+    for _ in range(3):
+        cached(call_site(), args, {})
+    assert len(calls) == 1 and cached.hits == 2
+    cached(call_site(D=64), args, {})  # a config's constexprs reach the IR
+    assert len(calls) == 2
+    cached(kernel, args, {})  # the bare kernel: the IR without the config's constexprs
+    assert len(calls) == 3
+
+
+def test_a_compiled_decoding_step_analyses_each_kernel_once_whatever_its_layers(run_compile_tool):
+    """A tiny Llama's decoding step over an ECCCache compiled (aot_eager, the ops routed to
+    their Triton kernels, no GPU needed): torch's analysis runs once per kernel specialization,
+    as many times at three layers as at one."""
+    import json
+
+    result = run_compile_tool("compile_analysis_cost.py", "--modes", "int4-secded72", "--layers", "1", "3", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, three = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
+    assert one["generated"] == three["generated"] > 0, (one, three)
+    assert three["cached"] > one["cached"] > 0
+
+
 def test_results_are_copies_and_the_rest_goes_to_torch():
     calls, cached = _counting()
     kernel = codec_kernels._load_kernel

@@ -1,0 +1,139 @@
+"""What torch.compile spends tracing a protected model's decoding step, without a GPU.
+
+A tiny Llama (``--layers`` decoder layers) fills an ``ECCCache`` on the CPU (the ops' PyTorch
+reference), then its decoding step is compiled with ``aot_eager`` with the ops routed to their
+Triton kernels, as on a GPU: Dynamo traces, AOT functionalizes, and torch analyses which
+tensors each user Triton kernel writes (``ecc_tensor.ops.mutation_analysis``), for Hopper (a
+stand-in driver answers the target; Triton compiles the IR front end only). The compiled step
+then cannot run its kernels without a GPU; what is timed is the compile before that. Inductor's
+code generation and Triton's compile of the kernels are not part of it (those need the GPU:
+``benchmarks/bench_e2e.py --compile-phases``).
+
+Prints, per mode and layer count: the first compiled step's seconds, Dynamo's compile phases
+over ``--min-seconds``, and the kernel analyses torch's function ran (``generated``) against
+those the cache answered (``cached``). ``generated`` should not grow with the layers.
+
+    python tools/compile_analysis_cost.py --modes int4 int4-secded72 --layers 8 32
+    python tools/compile_analysis_cost.py --modes int4-secded72 --layers 8 --profile   # cProfile, 30 rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import time
+
+
+class _HopperWithoutGPU:
+    """The part of a Triton driver torch's kernel analysis asks for: the target it generates
+    the IR for."""
+
+    def get_current_target(self):
+        from triton.backends.compiler import GPUTarget
+
+        return GPUTarget("cuda", 90, 32)
+
+    def get_current_device(self):
+        return 0
+
+
+def measure(mode: str, layers: int, profile: bool, min_seconds: float) -> dict:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from triton.runtime.driver import driver
+
+    import ecc_tensor.ops.library as library
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.interp import _KERNELS, register_interpolation_kernel
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=256, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=256)
+    model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    model.set_attn_implementation("ecc")
+    cache = ECCCache(config, 2, 64, mode=mode, dtype=torch.bfloat16)
+    ids = torch.randint(0, 64, (2, 18))
+    analysis = _analysis()
+    with torch.no_grad():
+        model(ids[:, :17], **cache_argument(model, cache), use_cache=True)  # the reference: no kernels on the CPU
+        driver.set_active(_HopperWithoutGPU())
+        library._on_gpu = lambda t: True
+        register_interpolation_kernel("cpu", _KERNELS["cuda"])
+        analysis.cache.clear()
+        hits = analysis.hits
+        forward = torch.compile(model.forward, fullgraph=True, backend="aot_eager")
+        profiler = cProfile.Profile() if profile else None
+        t0 = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        try:
+            forward(ids[:, 17:], **cache_argument(model, cache), use_cache=True, position_ids=torch.full((2, 1), 17))
+        except torch._dynamo.exc.TorchDynamoException:  # the compile itself failed
+            raise
+        except Exception:  # noqa: BLE001 - the compiled step's first kernel launch, which needs the GPU: compiled by then
+            pass
+        else:
+            raise SystemExit("the compiled step ran its kernels without a GPU")
+        seconds = time.perf_counter() - t0
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    # Dynamo's own metrics, as bench_e2e.py's compile_phases reads them (nested: a phase includes those it calls).
+    metrics = getattr(torch._dynamo.utils, "compilation_time_metrics", {})
+    phases = {name: sum(times) for name, times in metrics.items() if sum(times) >= min_seconds}
+    return dict(mode=mode, layers=layers, seconds=seconds, phases=phases, generated=len(analysis.cache),
+                cached=analysis.hits - hits)
+
+
+def _analysis():
+    """torch's kernel analysis as ``mutation_analysis`` wrapped it."""
+    import importlib
+
+    from ecc_tensor.ops import mutation_analysis
+
+    module = importlib.import_module(mutation_analysis._MODULE)
+    analysis = next(getattr(module, n) for n in mutation_analysis._NAMES if hasattr(module, n))
+    if getattr(analysis, "cache", None) is None:
+        raise SystemExit("the analysis cache is not installed (ECC_TENSOR_NO_ANALYSIS_CACHE?)")
+    return analysis
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--modes", nargs="+", default=["int4", "int4-secded72"])
+    p.add_argument("--layers", nargs="+", type=int, default=[8])
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--min-seconds", type=float, default=0.3)
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # MODE LAYERS: measure in this process
+    args = p.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        raise SystemExit("run without TRITON_INTERPRET=1: the analysis generates the kernels' IR for the GPU")
+    if args.one:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.profile, args.min_seconds)))
+        return 0
+    for mode in args.modes:
+        for layers in args.layers:  # a process each: compile caches and Dynamo's counters start empty
+            cmd = [sys.executable, __file__, "--one", mode, str(layers), "--min-seconds", str(args.min_seconds)]
+            out = subprocess.run(cmd + (["--profile"] if args.profile else []), stdout=subprocess.PIPE,
+                                 stderr=None if args.profile else subprocess.PIPE, text=True, check=False)
+            if out.returncode:
+                sys.stderr.write(out.stderr or "")
+                return out.returncode
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if args.json:
+                print(json.dumps(result), flush=True)
+                continue
+            phases = ", ".join(f"{name} {t:.1f}" for name, t in result["phases"].items())
+            print(f"{mode:24} {layers:3} layers: first compiled step {result['seconds']:6.1f} s; kernel analyses generated "
+                  f"{result['generated']}, cached {result['cached']}; {phases}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
