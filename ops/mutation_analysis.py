@@ -96,6 +96,15 @@ def memoized(analysis: Callable) -> Callable:
     return cached
 
 
+def current() -> Callable | None:
+    """torch's analysis as it stands (``memoized``'s wrapper once ``install`` ran: its ``cache``
+    and ``hits`` say what it answered), or None where this torch has none of the names."""
+    import importlib
+
+    module = importlib.import_module(_MODULE)
+    return next((getattr(module, name) for name in _NAMES if hasattr(module, name)), None)
+
+
 def install() -> bool:
     """Wrap torch's analysis with ``memoized``, once; False where the environment turns it off
     or this torch has no function of the expected name and parameters."""

@@ -103,6 +103,7 @@ def test_install_wraps_torchs_function_once_unless_turned_off(monkeypatch):
     name = next(n for n in mutation_analysis._NAMES if hasattr(module, n))
     installed = getattr(module, name)
     assert getattr(installed, "cache", None) is not None  # by importing ecc_tensor.ops
+    assert mutation_analysis.current() is installed
     assert mutation_analysis.install() and getattr(module, name) is installed
     monkeypatch.setattr(module, name, installed.__wrapped__)
     monkeypatch.setenv("ECC_TENSOR_NO_ANALYSIS_CACHE", "1")
@@ -114,8 +115,7 @@ def test_a_compiled_model_analyses_each_kernel_once():
     """Two layers compiled: the second layer's call sites are answered from the cache."""
     from ecc_tensor import ECCInt4Tensor
 
-    module = importlib.import_module(mutation_analysis._MODULE)
-    cached = next(getattr(module, n) for n in mutation_analysis._NAMES if hasattr(module, n))
+    cached = mutation_analysis.current()
     torch._dynamo.reset()
     cached.cache.clear()
     hits = cached.hits

@@ -34,9 +34,9 @@ class _HopperWithoutGPU:
     the IR for."""
 
     def get_current_target(self):
-        from triton.backends.compiler import GPUTarget
+        from codec_launches import HOPPER  # tools/, beside this script
 
-        return GPUTarget("cuda", 90, 32)
+        return HOPPER
 
     def get_current_device(self):
         return 0
@@ -92,12 +92,9 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float) -> dict:
 
 def _analysis():
     """torch's kernel analysis as ``mutation_analysis`` wrapped it."""
-    import importlib
-
     from ecc_tensor.ops import mutation_analysis
 
-    module = importlib.import_module(mutation_analysis._MODULE)
-    analysis = next(getattr(module, n) for n in mutation_analysis._NAMES if hasattr(module, n))
+    analysis = mutation_analysis.current()
     if getattr(analysis, "cache", None) is None:
         raise SystemExit("the analysis cache is not installed (ECC_TENSOR_NO_ANALYSIS_CACHE?)")
     return analysis
