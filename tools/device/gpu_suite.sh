@@ -8,6 +8,10 @@
 . tools/device/setup.sh || exit 1
 out=${OUT:-/tmp}
 [ $# -gt 0 ] || set -- -m cuda tests/test_gpu.py
+# Each worker gets its share of the cores for torch's threads and Inductor's compile pool: by
+# default each takes every core, and 12 workers x 16 threads ran the suite slower than 8 did.
+share=$(( $(nproc) / ${WORKERS:-8} )); [ $share -ge 1 ] || share=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$share} TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-$share}
 start=$SECONDS
 ECC_FAILURE_LOG="$out/failures.log" timeout -s INT ${TEST_TIMEOUT:-500} python3 -m pytest -q -n ${WORKERS:-8} -p no:cacheprovider \
   --durations=25 "$@" > "$out/gpu_suite.log" 2>&1
