@@ -21,10 +21,13 @@ def test_bench_e2e_smoke(capsys):
     out = capsys.readouterr().out
     assert "int4-hamming84-interp (fused)" in out and "int4-hamming84-interp (dense)" in out and "tokens/s" in out
     assert "fp8 (fused)" in out and "fp8 (dense)" in out
-    assert "| first step (s) | vs static's first step |" in out and "| 1.00x |" in out  # static against itself
+    assert "| first step (s) | vs static's first step | vs folded static's first step |" in out
+    assert next(line for line in out.splitlines() if line.startswith("| static |")).endswith("| 1.00x | - |")  # against itself
     main(["--shape", "tiny", "--device", "cpu", "--batch", "1", "--context", "40", "--steps", "2", "--no-compile", "--modes",
-          "int4-hamming84", "--attention", "dense", "--key-quant", "channel", "--residual-length", "8"])
-    assert "int4-hamming84 (dense)" in capsys.readouterr().out
+          "static-folded", "int4-hamming84", "--attention", "dense", "--key-quant", "channel", "--residual-length", "8"])
+    out = capsys.readouterr().out
+    assert "int4-hamming84 (dense)" in out
+    assert next(line for line in out.splitlines() if line.startswith("| static-folded |")).endswith("| - | 1.00x |")
 
 
 def test_bench_attention_smoke(capsys):
