@@ -79,3 +79,26 @@ def test_the_pass_reads_only_rows_that_cover_written_codewords(kernel_device):
     read[0, :, :2] = True
     assert torch.equal(got[read], full[read])
     assert (got[~read] == -1.0).all()
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_the_pass_reads_rows_of_a_view_that_starts_inside_a_word(offset, kernel_device):
+    """The pass loads 32-bit words: a view whose first byte is not a word's (a storage offset)
+    reads as its aligned copy does, rows of 2049 bytes starting at every byte of a word."""
+    layout = MetadataLayout("hamming84", 128, False)
+    tables = codec_tables("hamming84", "cpu")
+    g = torch.Generator().manual_seed(offset)
+    rows = 5
+    scale = torch.rand(rows, 128, generator=g) + 0.01
+    zero = torch.randint(0, 16, (rows, 128), generator=g).float()
+    meta = layout.store(scale, zero, CodecTables(*tables[2:]))
+    meta[2, 7] ^= 0x04  # a flagged row
+    parity_table = nibble_parity_table(tables[2], layout.storage.codec.k).to(kernel_device)
+    buffer = torch.full((offset + meta.numel() + 3,), 0xFF, dtype=torch.uint8)  # bytes around the view set
+    buffer[offset: offset + meta.numel()] = meta.flatten()
+    view = buffer.to(kernel_device)[offset: offset + meta.numel()].view(1, 1, rows, -1)
+    assert view.storage_offset() % 4 == offset
+    got = read_channel_scales(view, parity_table, layout).cpu()
+    want = read_channel_scales(meta.reshape(1, 1, rows, -1).to(kernel_device), parity_table, layout).cpu()
+    assert torch.equal(got, want)
+    assert (got.view(torch.int32).reshape(rows, -1)[:, -1] != 0).tolist() == [False, False, True, False, False]

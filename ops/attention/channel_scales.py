@@ -23,13 +23,13 @@ from torch.library import wrap_triton
 
 from ecc_tensor.metadata import MetadataLayout
 
-from ..codec_kernels import _cdiv, _pow2, _syndromes, _unit_word
+from ..codec_kernels import _cdiv, _pow2, _syndromes
 
-# One row a program, one warp: the fastest of 1-8 rows and 1-8 warps at batch 8 / 32k on the
-# H200 (benchmarks/RESULTS.md: 22.9 us for Hamming(8,4)'s 16,384 rows, 30.0 us at 4 rows and 4
-# warps; 41.9 and 55.3 us with zero points), when the kernel read each scale's bytes apart from
-# the units it checked.
-ROWS_PER_PROGRAM = 1
+# Two rows a program, one warp: the fastest of 1-8 rows and 1-4 warps at batch 8 / 32k on the
+# H200 since the rows are read as words (benchmarks/RESULTS.md, "The channel-scales pass reads
+# words": 15.2 us for 16,384 rows of 1,026 bytes, 17.4 at one row, 16.6 at four, 19-25 with more
+# warps or rows; the byte loads before took 18.5 at one row, their best).
+ROWS_PER_PROGRAM = 2
 NUM_WARPS = 1
 # Golay metadata (``ecc_tensor.metadata``): units of 3 bytes, a 24-bit codeword each with 12
 # data bits (3 nibbles) in its low bits. Three float32 words are 24 nibbles: 8 whole units.
@@ -44,8 +44,8 @@ def channel_scale_words(layout: MetadataLayout) -> int:
 
 @triton.jit
 def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, UNITS: tl.constexpr,
-                           MUB: tl.constexpr, MRB: tl.constexpr, OUT_WORDS: tl.constexpr, BLOCK_G: tl.constexpr, ROWS: tl.constexpr,
-                           ROW_DIV: tl.constexpr):
+                           MRB: tl.constexpr, OUT_WORDS: tl.constexpr, BLOCK_G: tl.constexpr, ROWS: tl.constexpr,
+                           ROW_DIV: tl.constexpr, BASE: tl.constexpr):
     row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # row offsets in 64 bits
     # Only the rows that hold some sequence's codeword rows (ROW_DIV > 0: kv_lens_ptr holds each
     # sequence's): a cache's storage may be far longer than what is written in it.
@@ -56,38 +56,66 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_ro
         row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads)
         if tl.max(row_ok.to(tl.int32), 0) == 0:
             return
-    # A row's words in groups of three, each group's 8 units loaded once: checked (syndromes by
-    # table) and their data bits laid side by side into the group's words. Reading each
-    # scale's bytes apart from the units checked cost 2.4x the instructions.
+    # A row's words in groups of three, each group's 8 units (24 bytes) checked (syndromes by
+    # table) and their data bits laid side by side into the group's words. The units are read
+    # as 32-bit words, seven a group, and shifted into place: rows of 1026 or 2049 bytes start
+    # anywhere in a word. Loading them byte by byte took 3.4x the load instructions (24 a group
+    # over 6 cache lines a warp), the pass's bound.
     DATA_WORDS: tl.constexpr = OUT_WORDS - 1
     g = tl.arange(0, BLOCK_G)
     g_ok = row_ok[:, None] & (g < (DATA_WORDS + 2) // 3)[None, :]
+    start = BASE + row * MRB  # the row's first byte from the word-aligned base
+    shift = (start % 4).to(tl.uint32)[:, None] * 8
+    word = (start // 4)[:, None] + 6 * g[None, :]  # the group's first word
+    end_words = (BASE + rows * MRB + 3) // 4
+    base = (km_ptr - BASE).to(tl.pointer_type(tl.uint32))
+    w0 = tl.load(base + word, mask=g_ok & (word < end_words), other=0)
+    w1 = tl.load(base + word + 1, mask=g_ok & (word + 1 < end_words), other=0)
+    w2 = tl.load(base + word + 2, mask=g_ok & (word + 2 < end_words), other=0)
+    w3 = tl.load(base + word + 3, mask=g_ok & (word + 3 < end_words), other=0)
+    w4 = tl.load(base + word + 4, mask=g_ok & (word + 4 < end_words), other=0)
+    w5 = tl.load(base + word + 5, mask=g_ok & (word + 5 < end_words), other=0)
+    w6 = tl.load(base + word + 6, mask=g_ok & (word + 6 < end_words), other=0)
+    # The row's bytes 4i..4i+3 of the group; (x << (31 - shift)) << 1 is 0 at shift 0, where a
+    # shift by 32 would not be defined.
+    b0 = (w0 >> shift) | ((w1 << (31 - shift)) << 1)
+    b1 = (w1 >> shift) | ((w2 << (31 - shift)) << 1)
+    b2 = (w2 >> shift) | ((w3 << (31 - shift)) << 1)
+    b3 = (w3 >> shift) | ((w4 << (31 - shift)) << 1)
+    b4 = (w4 >> shift) | ((w5 << (31 - shift)) << 1)
+    b5 = (w5 >> shift) | ((w6 << (31 - shift)) << 1)
+    # Four 3-byte units in three words; units past the row (the next row's bytes) read as 0,
+    # whose syndrome is 0.
     first = (8 * g)[None, :]  # the group's first unit
-    base = km_ptr + row[:, None] * MRB + MUB * first
-    u0 = _unit_word(base, g_ok & (first < UNITS), MUB)
-    u1 = _unit_word(base + MUB, g_ok & (first + 1 < UNITS), MUB)
-    u2 = _unit_word(base + 2 * MUB, g_ok & (first + 2 < UNITS), MUB)
-    u3 = _unit_word(base + 3 * MUB, g_ok & (first + 3 < UNITS), MUB)
-    u4 = _unit_word(base + 4 * MUB, g_ok & (first + 4 < UNITS), MUB)
-    u5 = _unit_word(base + 5 * MUB, g_ok & (first + 5 < UNITS), MUB)
-    u6 = _unit_word(base + 6 * MUB, g_ok & (first + 6 < UNITS), MUB)
-    u7 = _unit_word(base + 7 * MUB, g_ok & (first + 7 < UNITS), MUB)
-    # Units past the row read as 0, whose syndrome is 0.
+    u0 = _unit_or_zero(b0 & 0xFFFFFF, first < UNITS)
+    u1 = _unit_or_zero((b0 >> 24) | ((b1 & 0xFFFF) << 8), first + 1 < UNITS)
+    u2 = _unit_or_zero((b1 >> 16) | ((b2 & 0xFF) << 16), first + 2 < UNITS)
+    u3 = _unit_or_zero(b2 >> 8, first + 3 < UNITS)
+    u4 = _unit_or_zero(b3 & 0xFFFFFF, first + 4 < UNITS)
+    u5 = _unit_or_zero((b3 >> 24) | ((b4 & 0xFFFF) << 8), first + 5 < UNITS)
+    u6 = _unit_or_zero((b4 >> 16) | ((b5 & 0xFF) << 16), first + 6 < UNITS)
+    u7 = _unit_or_zero(b5 >> 8, first + 7 < UNITS)
     dirty = (_syndromes(u0, menc_ptr, None, MK) | _syndromes(u1, menc_ptr, None, MK) | _syndromes(u2, menc_ptr, None, MK)
              | _syndromes(u3, menc_ptr, None, MK) | _syndromes(u4, menc_ptr, None, MK) | _syndromes(u5, menc_ptr, None, MK)
              | _syndromes(u6, menc_ptr, None, MK) | _syndromes(u7, menc_ptr, None, MK))
     # 12 data bits a unit, the first unit lowest (nibble j of word w is value 8 w + j).
     d0, d1, d2, d3 = u0 & 0xFFF, u1 & 0xFFF, u2 & 0xFFF, u3 & 0xFFF
     d4, d5, d6, d7 = u4 & 0xFFF, u5 & 0xFFF, u6 & 0xFFF, u7 & 0xFFF
-    w0 = d0 | (d1 << 12) | (d2 << 24)
-    w1 = (d2 >> 8) | (d3 << 4) | (d4 << 16) | (d5 << 28)
-    w2 = (d5 >> 4) | (d6 << 8) | (d7 << 20)
+    o0 = d0 | (d1 << 12) | (d2 << 24)
+    o1 = (d2 >> 8) | (d3 << 4) | (d4 << 16) | (d5 << 28)
+    o2 = (d5 >> 4) | (d6 << 8) | (d7 << 20)
     out = out_ptr.to(tl.pointer_type(tl.int32)) + row * OUT_WORDS
-    word = (3 * g)[None, :]
-    tl.store(out[:, None] + word, w0, mask=g_ok & (word < DATA_WORDS))
-    tl.store(out[:, None] + word + 1, w1, mask=g_ok & (word + 1 < DATA_WORDS))
-    tl.store(out[:, None] + word + 2, w2, mask=g_ok & (word + 2 < DATA_WORDS))
+    out_word = (3 * g)[None, :]
+    tl.store(out[:, None] + out_word, o0, mask=g_ok & (out_word < DATA_WORDS))
+    tl.store(out[:, None] + out_word + 1, o1, mask=g_ok & (out_word + 1 < DATA_WORDS))
+    tl.store(out[:, None] + out_word + 2, o2, mask=g_ok & (out_word + 2 < DATA_WORDS))
     tl.store(out + (OUT_WORDS - 1), tl.reduce_or(dirty, 1), mask=row_ok)
+
+
+@triton.jit
+def _unit_or_zero(unit, valid):
+    """A unit's 24 bits as int32 where ``valid``, else 0."""
+    return tl.where(valid, unit, 0).to(tl.int32)
 
 
 def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, layout: MetadataLayout,
@@ -109,7 +137,8 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     if rows:
         wrap_triton(_channel_scales_kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
-            UNITS=storage.units, MUB=UNIT_BYTES, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=_pow2(_cdiv(layout.words, 3)),
-            ROWS=ROWS_PER_PROGRAM, ROW_DIV=row_div if kv_lens is not None else 0, num_warps=NUM_WARPS,
+            UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=_pow2(_cdiv(layout.words, 3)),
+            ROWS=ROWS_PER_PROGRAM, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4),
+            num_warps=NUM_WARPS,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes
