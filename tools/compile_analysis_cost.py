@@ -83,10 +83,10 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float) -> dict:
         if profiler:
             profiler.disable()
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
-    # Dynamo's own metrics, as bench_e2e.py's compile_phases reads them (nested: a phase includes those it calls).
-    metrics = getattr(torch._dynamo.utils, "compilation_time_metrics", {})
-    phases = {name: sum(times) for name, times in metrics.items() if sum(times) >= min_seconds}
-    return dict(mode=mode, layers=layers, seconds=seconds, phases=phases, generated=len(analysis.cache),
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+    from bench_e2e import compile_phases  # Dynamo's own metrics, nested: a phase includes those it calls
+
+    return dict(mode=mode, layers=layers, seconds=seconds, phases=dict(compile_phases(min_seconds)), generated=len(analysis.cache),
                 cached=analysis.hits - hits)
 
 
