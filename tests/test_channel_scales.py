@@ -84,7 +84,8 @@ def test_the_pass_reads_only_rows_that_cover_written_codewords(kernel_device):
 @pytest.mark.parametrize("offset", [1, 2, 3])
 def test_the_pass_reads_rows_of_a_view_that_starts_inside_a_word(offset, kernel_device):
     """The pass loads 32-bit words: a view whose first byte is not a word's (a storage offset)
-    reads as its aligned copy does, rows of 2049 bytes starting at every byte of a word."""
+    reads as its aligned copy does, rows of 2049 bytes starting at every byte of a word. Only a
+    GPU can fail it: the interpreter loads a word from any byte."""
     layout = MetadataLayout("hamming84", 128, False)
     tables = codec_tables("hamming84", "cpu")
     g = torch.Generator().manual_seed(offset)
