@@ -73,6 +73,14 @@ def test_tuning_tools_case_runs(monkeypatch):
     (call,) = decode_calls(args, args.codecs[0], device="cpu")
     out = call()
     assert out.shape == (2, 4, 1, 16) and torch.isfinite(out).all()
+    # Struck storage (--ber): the same inputs, read through the decode's repairs.
+    shape_args = ["--batch", "2", "--context", "64", "--q-heads", "4", "--kv-heads", "2", "--head-dim", "16", "--interpolate"]
+    (clean,) = decode_calls(p.parse_args(shape_args), "hamming84", device="cpu")
+    (struck,) = decode_calls(p.parse_args([*shape_args, "--ber", "0.02"]), "hamming84", device="cpu")
+    clean, struck = clean(), struck()
+    assert torch.isfinite(struck).all() and not torch.equal(clean, struck)
+    with pytest.raises(SystemExit, match="--ber"):
+        decode_calls(p.parse_args([*shape_args, "--ber", "0.02", "--channel-keys"]), "hamming84", device="cpu")
     assert "attention_case" in sys.modules
     # The sweep times the launcher's default first, once, whatever --configs holds.
     from sweep_attention import default_config, timed_configs

@@ -2,7 +2,8 @@
 shape, quantized and encoded per codec, every sequence at full length. ``--spare`` and
 ``--masked`` make it the call a cache makes while decoding: storage rows past the written
 ones (a static cache's ``max_cache_len``) and a boolean mask over every stored row, as
-transformers builds it. ``--channel-keys`` quantizes the keys per channel over blocks of
+transformers builds it. ``--ber`` strikes the stored K and V (per token) with seeded bit flips
+first, so that the deferred launch has work. ``--channel-keys`` quantizes the keys per channel over blocks of
 ``CHANNEL_BLOCK`` tokens and keeps the last block in a full-precision window (KIVI's layout,
 ``ecc_tensor.quant_scheme``), as ``bench_attention.py --channel-keys`` does.
 
@@ -19,6 +20,7 @@ import torch
 
 import ecc_tensor.ops as ops
 from ecc_tensor.counters import new_counters
+from ecc_tensor.faults import FaultModel
 from ecc_tensor.fp8 import head_scale, to_e4m3
 from ecc_tensor.metadata import codec_tables
 
@@ -42,6 +44,9 @@ def add_case_arguments(p: argparse.ArgumentParser, codecs: list[str]) -> None:
     p.add_argument("--channel-block", type=int, default=CHANNEL_BLOCK,
                    help="with --channel-keys: tokens per block of channel scales (the window stays "
                         f"{CHANNEL_BLOCK} tokens); what the main loop's setup per block of scales costs")
+    p.add_argument("--ber", type=float, default=0.0,
+                   help="flip every stored bit of K and V (codewords, scales, padding) with this probability, once, "
+                        "before timing (BSC, seeded): what a call costs when blocks are dirty and deferred")
 
 
 def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: str = "cuda") -> list:
@@ -60,6 +65,8 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
         return lambda config=None: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens,
                                                         counters=counters, attn_mask=mask, config=config)
 
+    if getattr(args, "ber", 0.0) and (codec == "fp8" or getattr(args, "channel_keys", False)):
+        raise SystemExit("--ber strikes the per-token codecs' storage (not fp8, not --channel-keys)")
     if codec == "fp8":
         def fp8_words():
             x = torch.randn(shape, device=device, dtype=dtype, generator=g)
@@ -70,11 +77,20 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
                 for _ in range(copies)]
     if getattr(args, "channel_keys", False):
         return [_channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g) for _ in range(copies)]
+    ber = getattr(args, "ber", 0.0)
     return [
-        call_on(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec),
-                ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec))
-        for _ in range(copies)
+        call_on(_struck(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec), ber, 2 * i),
+                _struck(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec), ber, 2 * i + 1))
+        for i in range(copies)
     ]
+
+
+def _struck(stored: tuple[torch.Tensor, torch.Tensor], ber: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(storage, metadata)`` with every bit flipped with probability ``ber`` (BSC, written
+    faults, seeded per tensor): the whole footprint, as ``--fault-targets all`` strikes it."""
+    if not ber:
+        return stored
+    return tuple(ops.inject(t, 8, FaultModel("bsc", ber, 2 * seed + part), step=0)[0] for part, t in enumerate(stored))
 
 
 def _channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g):
