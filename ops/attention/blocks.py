@@ -89,7 +89,9 @@ def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, me
             ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
             if GROUPS == 1:
                 _, _, status = _block_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
-                meta_det = _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+                # A row's scale decoded once per row where any of its codewords looks (_neighbour_rows).
+                looked = tl.max(ok.to(tl.int32), axis=1)[:, None] != 0
+                meta_det = _meta_rows_detected(meta_base, r, looked, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
             else:
                 _, status = _value_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
                 _, _, meta_det = _group_scale(meta_base, r, ok, c, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB, MRB,

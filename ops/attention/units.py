@@ -154,9 +154,15 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                     MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1):
     """For each erased unit (one scale group: every value of the unit) or value ``slot`` of a
     unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
-    where it is not erased (neither its codeword nor its group's scale detected), or -1."""
+    where it is not erased (neither its codeword nor its group's scale detected), or -1; with
+    one group, also those rows' scales and offsets (zero points; 0 where none was found, and
+    with several groups, where each slot decodes its own)."""
     prev_row = tl.full(erased.shape, -1, tl.int32)
     next_row = tl.full(erased.shape, -1, tl.int32)
+    prev_scale = tl.zeros(erased.shape, tl.float32)
+    next_scale = prev_scale
+    prev_offset = prev_scale
+    next_offset = prev_scale
     pend_prev = erased
     pend_next = erased
     t = 1
@@ -170,7 +176,19 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
             _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K,
                                       True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
             if GROUPS == 1:
-                meta_det = _meta_rows_detected(meta_base, r, ok, menc_ptr, msyn_ptr, MK, MPO_SYN, META_UNITS, MUB, MRB, META_LANES)
+                # One scale a row: decoded once per row ([N, 1]) where any of its units looks, not
+                # once per unit. Per unit, the repair launch decoded 128 copies of each row's
+                # scale at every step and took 77 ms at batch 8 / 32k and BER 1e-2 on the H200
+                # (benchmarks/RESULTS.md). Its detected flag is the row's: each codeword of a
+                # scale row holds a nibble of the scale word.
+                looked = tl.max(ok.to(tl.int32), axis=1)[:, None] != 0
+                row_scale, row_offset, meta_det = _group_scale(meta_base, r, looked, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
+                                                               HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+                found = ok & (status != 2) & ~meta_det
+                prev_scale = tl.where(back & found, row_scale, prev_scale)
+                next_scale = tl.where(~back & found, row_scale, next_scale)
+                prev_offset = tl.where(back & found, row_offset, prev_offset)
+                next_offset = tl.where(~back & found, row_offset, next_offset)
             else:
                 w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
                 _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
@@ -178,7 +196,7 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
             prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
                                                                         pend_prev, pend_next)
         t += 1
-    return prev_row, next_row
+    return prev_row, next_row, prev_scale, next_scale, prev_offset, next_offset
 
 
 @triton.jit
@@ -244,7 +262,7 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
         if INTERP:
             erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
             if tl.max(erased.to(tl.int32)) > 0:
-                prev_row, next_row = _neighbour_rows(
+                prev_row, next_row, _, _, _, _ = _neighbour_rows(
                     stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, slot, ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES,
                     LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
@@ -321,13 +339,17 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
         if REPAIR:
             any_erased = tl.max(erased.to(tl.int32)) > 0
             if any_erased:
-                prev_row, next_row = _neighbour_rows(
+                # The neighbour rows with their scales (decoded once per row in the search).
+                prev_row, next_row, prev_scale, next_scale, found_prev_offset, found_next_offset = _neighbour_rows(
                     base, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES, LANES_D,
                     D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
                     DET, PBITS, PO_SYN, MK, MPO_SYN)
-                # The rows before and after, decoded in a loop rather than unrolled (one copy of
-                # the decode, as in _neighbour_rows).
+                if HAS_ZERO:
+                    prev_offset = found_prev_offset
+                    next_offset = found_next_offset
+                # The rows' data before and after, decoded in a loop rather than unrolled (one copy
+                # of the decode, as in _neighbour_rows).
                 for side in range(2):
                     before = side == 0
                     row = tl.where(before, prev_row, next_row)
@@ -335,15 +357,8 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
                     r = tl.maximum(row, 0)
                     data, _ = _decode_units(_load_units(base, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
                                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                    side_scale, side_offset, _ = _group_scale(meta_base, r, has, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
-                                                              HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
                     prev_data = tl.where(before, data, prev_data)
                     next_data = tl.where(before, next_data, data)
-                    prev_scale = tl.where(before, side_scale, prev_scale)
-                    next_scale = tl.where(before, next_scale, side_scale)
-                    if HAS_ZERO:
-                        prev_offset = tl.where(before, side_offset, prev_offset)
-                        next_offset = tl.where(before, next_offset, side_offset)
     return erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset
 
 
