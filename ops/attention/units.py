@@ -180,7 +180,7 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                 # once per unit. Per unit, the repair launch decoded 128 copies of each row's
                 # scale at every step and took 77 ms at batch 8 / 32k and BER 1e-2 on the H200
                 # (benchmarks/RESULTS.md). Its detected flag is the row's: each codeword of a
-                # scale row holds a nibble of the scale word.
+                # metadata row holds a nibble of the scale or of the zero point, both decoded.
                 looked = tl.max(ok.to(tl.int32), axis=1)[:, None] != 0
                 row_scale, row_offset, meta_det = _group_scale(meta_base, r, looked, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
                                                                HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
