@@ -65,7 +65,8 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
         return lambda config=None: ops.decode_attention(query, k, v, codec, interpolate=args.interpolate, seq_lens=seq_lens,
                                                         counters=counters, attn_mask=mask, config=config)
 
-    if getattr(args, "ber", 0.0) and (codec == "fp8" or getattr(args, "channel_keys", False)):
+    ber = getattr(args, "ber", 0.0)
+    if ber and (codec == "fp8" or getattr(args, "channel_keys", False)):
         raise SystemExit("--ber strikes the per-token codecs' storage (not fp8, not --channel-keys)")
     if codec == "fp8":
         def fp8_words():
@@ -77,7 +78,6 @@ def decode_calls(args: argparse.Namespace, codec: str, copies: int = 1, device: 
                 for _ in range(copies)]
     if getattr(args, "channel_keys", False):
         return [_channel_keys_call(args, codec, query, seq_lens, counters, mask, shape, g) for _ in range(copies)]
-    ber = getattr(args, "ber", 0.0)
     return [
         call_on(_struck(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec), ber, 2 * i),
                 _struck(ops.quantize_encode(torch.randn(shape, device=device, dtype=dtype, generator=g), codec), ber, 2 * i + 1))
