@@ -13,7 +13,7 @@ rotate over enough copies to keep the working set well above the L2 cache.
 With ``--channel-keys`` each path also gets rows with keys quantized per channel
 (``ecc_tensor.quant_scheme``: one scale per channel over blocks of 128 tokens) and the last
 128 tokens in a full-precision window, fused (also without the window, every row quantized:
-the window kernel's share) and, for the paths without interpolation, unfused. Every run has
+the window's share) and, for the paths without interpolation, unfused. Every run has
 two ``fp8`` rows: E4M3 K/V with a per-head scale (the cache vLLM users pick) dequantized to the
 model dtype, then SDPA; and attended by ``ecc::fp8_decode_attention``, fused.
 
@@ -160,7 +160,7 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
                     queries[i % copies], *ck, vs, vm, *tables, codec, head_dim, 1, True, interpolate, seq_lens, counters, None, False,
                     scale, config, CHANNEL_BLOCK, *scheme)
 
-            # Without the window too: what the per-channel scales cost, apart from the window's kernel.
+            # Without the window too: what the per-channel scales cost, apart from the window's programs.
             for windowed, suffix in ((True, " + window"), (False, "")):
                 t = kernel_time([lambda i=i: fused_channel_keys(i, windowed) for i in range(n)], iters)
                 rows.append(dict(batch=batch, context=context, path=f"fused {label}, channel keys{suffix}", us=t * 1e6, bytes=ck_bytes,

@@ -712,6 +712,33 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
         assert int(re.search(r"(\d+) loads", line).group(1)) <= max_loads[line.split()[0]], line
 
 
+
+def test_window_program_leaves_the_main_loop_as_it_was(run_compile_tool):
+    """The full-precision window is attended by one more program of the main launch per
+    (sequence, KV head) (``window._window_partial``; a launch of its own cost 6-10 us at batch
+    8 / 32k on the H200). Its branch must not cost the key loop anything: compiled for sm_90a
+    with and without it, the main launch's largest loops keep their instruction counts (within
+    1%) and its register count; under int4's and SECDED's cap of 128 registers the window's
+    branch spills a little (in its own loop, 64 programs at batch 8: 96 bytes with Triton 3.6,
+    144 with 3.9), which must stay small."""
+    def loops_and_lines(*extra):
+        result = run_compile_tool("kernel_resources.py", "--channel-keys", "--codecs", "int4", "secded72", "--dtypes", "fp16",
+                                  "--launches", "main", "--no-interpolate", "--loops", *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        per_codec = result.stdout.split("SASS instructions")[1:]
+        loops = [[int(n) for n in re.findall(r"loop 0x[0-9a-f]+-0x[0-9a-f]+: +(\d+) instructions", part)][:2] for part in per_codec]
+        return loops, [line for line in result.stdout.splitlines() if "registers" in line]
+
+    (plain_loops, plain_lines), (window_loops, window_lines) = loops_and_lines(), loops_and_lines("--window")
+    assert len(plain_loops) == len(window_loops) == 2, (plain_lines, window_lines)
+    for plain, windowed in zip(plain_loops, window_loops):
+        # The window's own loop is smaller than the key loops; they stay the largest two.
+        assert len(plain) == len(windowed) == 2 and all(abs(w - p) <= 0.01 * p for p, w in zip(plain, windowed)), (plain, windowed)
+    for plain, windowed in zip(plain_lines, window_lines):
+        registers = [int(re.search(r"Used (\d+) registers", line).group(1)) for line in (plain, windowed)]
+        assert registers[0] == registers[1], (plain, windowed)
+        assert int(re.search(r"(\d+) bytes spill stores", windowed).group(1)) <= 256, windowed
+
 def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     """``LaunchPlan`` per read path: the main launch's configuration, a deferred launch only for
     codes that decode, and ``config=`` overriding both launches' shapes; a malformed config is

@@ -22,11 +22,11 @@ from torch._inductor.codegen.wrapper import user_defined_triton_kernel_transitiv
 
 from ecc_tensor.ops import codec_kernels, fault_kernels, interp_kernels
 from ecc_tensor.ops.attention import kernel as attention_kernel
-from ecc_tensor.ops.attention import channel_scales, fp8, window
+from ecc_tensor.ops.attention import channel_scales, fp8
 
 KERNELS = [codec_kernels._store_kernel, codec_kernels._load_kernel, fault_kernels._inject_kernel, interp_kernels._tile_kept_bounds_kernel,
            interp_kernels._interpolate_kernel, attention_kernel._decode_attention_kernel, attention_kernel._combine_splits_kernel,
-           channel_scales._channel_scales_kernel, window._window_attention_kernel, fp8._fp8_decode_attention_kernel]
+           channel_scales._channel_scales_kernel, fp8._fp8_decode_attention_kernel]
 
 
 def undefined_globals(kernel) -> dict[str, list[str]]:

@@ -45,7 +45,7 @@ POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
     "enc_ptr": "*i32", "syn_ptr": "*i32", "menc_ptr": "*i32", "msyn_ptr": "*i32",
     "seq_lens_ptr": "*i64", "kv_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
-    "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8",
+    "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8", "o_window_ptr": "*fp32", "ml_window_ptr": "*fp32",
 }
 
 
@@ -57,9 +57,10 @@ def plan(codec, interpolate, q_heads=32, kv_heads=8, head_dim=128, config=None, 
 
 
 def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=32, kv_heads=8, head_dim=128, symmetric=True,
-                    config=None, channel_block=0):
+                    config=None, channel_block=0, window=False):
     """The main launch, or with ``deferred`` the launch over the blocks the main one deferred,
-    as ``LaunchPlan`` configures it (``config``: its override string)."""
+    as ``LaunchPlan`` configures it (``config``: its override string); ``window``: the main
+    launch attends a full-precision window too."""
     fn = _decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
     launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config, channel_block=channel_block)
@@ -69,13 +70,13 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         storage["BLOCK_U"] = A.deferred_block_u(layout, storage["BLOCK_U"])
     signature = {}
     for name in fn.arg_names:
-        if name == "q_ptr":
+        if name in ("q_ptr", "kw_ptr", "vw_ptr"):
             signature[name] = f"*{dtype}"
         elif name in POINTERS:
             signature[name] = POINTERS[name]
         elif name == "qk_scale":
             signature[name] = "fp64"
-        elif name in ("split_len", "splits", "S", "k_meta_rows", "program_splits") or name.startswith("stride"):
+        elif name in ("split_len", "splits", "S", "k_meta_rows", "program_splits", "W") or name.startswith("stride"):
             signature[name] = "i32"
         else:
             signature[name] = "constexpr"
@@ -87,6 +88,8 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
         **meta, **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else 1, symmetric), head_dim, channel_block, meta),
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
+        WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
+        WINDOW_UNIT_VALUES=1 if launch.value_order else layout.unit_values, WINDOW_BLOCK_U=launch.combine_u,
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
         constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))
@@ -97,7 +100,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
     # length and split length (multiples of the block) and the contiguous query's strides
     # divisible by 16, its last stride equal to 1. Without these the compiler cannot prove
     # the word loads aligned and emits 4-byte copies where the real kernel has 16-byte ones.
-    aligned = [name for name in fn.arg_names if name in POINTERS or name == "q_ptr"]
+    aligned = [name for name in fn.arg_names if name in POINTERS or name in ("q_ptr", "kw_ptr", "vw_ptr")]
     aligned += ["split_len", "S", "stride_qb", "stride_qh", "stride_qm"]
     attrs = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
     signature["stride_qd"] = "constexpr"
@@ -187,6 +190,9 @@ def main(argv=None) -> None:
     p.add_argument("--no-interpolate", action="store_true", help="only the variants without interpolation")
     p.add_argument("--channel-keys", action="store_true",
                    help=f"keys quantized per channel over blocks of {CHANNEL_BLOCK} rows (codecs whose fused kernel reads them)")
+    p.add_argument("--window", action="store_true",
+                   help="the main launch attends a full-precision window too (its last program of each sequence and KV head), "
+                        "as the timing tools' --channel-keys calls do")
     p.add_argument("--loops", action="store_true", help="also the SASS instruction count of each variant's largest loops")
     args = p.parse_args(argv)
     channel_block = CHANNEL_BLOCK if args.channel_keys else 0
@@ -213,7 +219,8 @@ def main(argv=None) -> None:
                 for dtype in args.dtypes:
                     start = time.perf_counter()
                     kernel, config = compile_variant(codec, dtype, interpolate, True, deferred=launch == "deferred",
-                                                     symmetric=not args.asymmetric, config=args.config, channel_block=channel_block)
+                                                     symmetric=not args.asymmetric, config=args.config, channel_block=channel_block,
+                                                     window=args.window)
                     seconds = time.perf_counter() - start
                     # The compile's own parameters: block_n, warps, stages, and the register cap where the
                     # main launch has one (waves, the programs per SM, only shape the grid).

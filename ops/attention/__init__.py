@@ -69,11 +69,12 @@ metadata as groups of a block of rows on the unit path (``ROW_DIV``: each row of
 a block's rows share is decoded once, as one tile, not per row and value; coded scales are read
 by a pass before the main launch, ``channel_scales``; the blocks path's deferred launch takes
 each key's channel scale, ``blocks._block_slab``); the full-precision window is attended by
-a kernel of its own into one more partial that the combine kernel merges.
+one more program of the main launch per (sequence, KV head), into one more partial that the
+combine kernel merges.
 
 Modules: ``plan`` (``LaunchPlan``: the read path a storage takes, the kernel's constants, the
 launch configurations and splits, decided once per call), ``launch`` (the launcher),
-``kernel`` (the two kernels), ``window`` (the window's kernel), and the read paths' helpers:
+``kernel`` (the two kernels), ``window`` (the window's program), and the read paths' helpers:
 ``operands`` (values unpacked into the dots' operand orders), ``syndromes`` (whole-word
 syndromes of the clean-blocks paths), ``clean_meta`` (their scales, and per-channel key
 scales), ``channel_scales`` (the pass over coded per-channel key scales), ``units`` (the unit

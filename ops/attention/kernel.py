@@ -21,6 +21,7 @@ from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
 from .units import _block_state, _decode_block, _kv_slot, _meta_block
+from .window import _window_partial
 
 LOG2E = 1.4426950408889634
 
@@ -38,6 +39,8 @@ def _decode_attention_kernel(
     S,  # keys per sequence in storage (max length)
     k_meta_rows,  # K metadata rows per (sequence, KV head): S, or with keys quantized per channel S / K_ROW_DIV
     program_splits,  # consecutive splits one program attends: 1 in the main launch
+    kw_ptr, vw_ptr, o_window_ptr, ml_window_ptr,  # the full-precision window (WINDOW) and its partials
+    W,  # the window's rows
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
     ROW_BYTES: tl.constexpr, UNITS: tl.constexpr, UNIT_VALUES: tl.constexpr, UNIT_BYTES: tl.constexpr, LANES_D: tl.constexpr,
     GROUPS: tl.constexpr, GROUP: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr, INTERP: tl.constexpr, DEFER: tl.constexpr,
@@ -62,9 +65,19 @@ def _decode_attention_kernel(
     K_MUB: tl.constexpr, K_MRB: tl.constexpr, K_META_LANES: tl.constexpr, K_META_STATUS_COLS: tl.constexpr, K_ROW_DIV: tl.constexpr,
     K_META_WORDS: tl.constexpr,
     K_META_DIRTY: tl.constexpr,  # > 0: K's channel scales as channel_scales.py read them, each row's dirty flag at this word
+    # The main launch's program ``splits`` of each (sequence, KV head) attends the full-precision
+    # window (window.py) into its partials, as the combine kernel lays them out.
+    WINDOW: tl.constexpr, WINDOW_BLOCK_D: tl.constexpr, WINDOW_UNIT_VALUES: tl.constexpr, WINDOW_BLOCK_U: tl.constexpr,
 ):
     bh = tl.program_id(0)
     program = tl.program_id(1)
+    if WINDOW:
+        if program == splits:
+            _window_partial(bh, q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, mask_ptr, o_window_ptr, ml_window_ptr, qk_scale,
+                            stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms, W,
+                            HKV, GQA, LQ, D, BLOCK_M, WINDOW_BLOCK_D, 16, HAS_MASK, MASK_ROWS, CAUSAL, DOT_PRECISION, EMULATE_BF16,
+                            SPLIT_P, WINDOW_UNIT_VALUES, WINDOW_BLOCK_U, PART_COLS)
+            return
     b = bh // HKV
     # The codeword rows: read, counted, interpolation neighbours; a length past the storage reads
     # every stored row and no further, as the reference does.

@@ -16,7 +16,6 @@ from ..codec_kernels import (
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import read_channel_scales
 from .plan import LaunchPlan, channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
-from .window import _window_attention_kernel
 
 
 def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, int], unused: torch.Tensor):
@@ -77,12 +76,21 @@ def triton_decode_attention(
     meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
     meta = meta_constants(meta_layout, k_meta, v_meta) if not key_channel_block else meta_constants(meta_layout, v_meta)
     has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
+    combine_slots = 1 if plan.value_order else _pow2(layout.unit_values)
+    combine_unit_values = 1 if plan.value_order else layout.unit_values
+    window = k_window is not None
+    o_window, ml_window = o_part, ml_part  # not read without a window
+    if window:  # attended by the main launch's last program of each (sequence, KV head), laid out as the combine reads it
+        k_window, v_window = k_window.contiguous(), v_window.contiguous()
+        o_window = torch.empty(batch * kv_heads * block_m * plan.part_cols, dtype=torch.float32, device=query.device)
+        ml_window = torch.empty(batch * kv_heads * block_m * 2, dtype=torch.float32, device=query.device)
     args = (
         query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens,
         quantized_lens, mask, counters, o_part, ml_part, flags,
         scale * LOG2E, split_len, splits, *query.stride(), *mask_strides,
         seq, k_meta.shape[2],
     )
+    window_args = (k_window, v_window, o_window, ml_window, k_window.shape[2]) if window else (o_part, o_part, o_part, ml_part, 1)
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, **plan.storage, HAS_ZERO=not symmetric, INTERP=interp, DEFER=defer,
         HAS_MASK=has_mask, MASK_ROWS=mask_rows, CAUSAL=is_causal,
@@ -91,6 +99,7 @@ def triton_decode_attention(
         PTX=query.device.type == "cuda" and torch.version.hip is None, **meta,
         **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta, k_meta),
         BLOCK_M=block_m, BLOCK_N=block_n, PART_COLS=plan.part_cols,
+        WINDOW=False, WINDOW_BLOCK_D=_pow2(max(head_dim, 16)), WINDOW_UNIT_VALUES=combine_unit_values, WINDOW_BLOCK_U=plan.combine_u,
     )
     main = plan.main
     main_args, main_constants = args, constants
@@ -99,38 +108,25 @@ def triton_decode_attention(
         k_scales = read_channel_scales(k_meta, meta_parity_table, k_meta_layout, quantized_lens, key_channel_block)
         main_args = (*args[:km], k_scales, *args[km + 1:])
         main_constants = {**constants, **channel_scales_constants(k_meta_layout)}
-    wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits)](
-        *main_args, program_splits=1, DEFERRED=False, **main_constants, num_warps=main["num_warps"], num_stages=main["num_stages"],
+    wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits + window)](
+        *main_args, 1, *window_args, DEFERRED=False, **{**main_constants, "WINDOW": window}, num_warps=main["num_warps"],
+        num_stages=main["num_stages"],
         **({"maxnreg": main["maxnreg"]} if main["maxnreg"] else {}),
     )
     if defer:
         constants.update(BLOCK_U=deferred_block_u(layout, plan.storage["BLOCK_U"]))
         wrap_triton(_decode_attention_kernel)[(batch * kv_heads, plan.deferred_programs)](
-            *args, program_splits=plan.program_splits, DEFERRED=True, **constants, num_warps=plan.deferred["num_warps"],
+            *args, plan.program_splits, *window_args, DEFERRED=True, **constants, num_warps=plan.deferred["num_warps"],
             num_stages=plan.deferred["num_stages"],
         )
-    combine_slots = 1 if plan.value_order else _pow2(layout.unit_values)
     combine_parts = splits + plan.deferred_programs
     combine_u = plan.combine_u
-    combine_unit_values = 1 if plan.value_order else layout.unit_values
-    o_window, ml_window = o_part, ml_part  # not read without a window
-    if k_window is not None:
-        o_window = torch.empty(batch * kv_heads * block_m * plan.part_cols, dtype=torch.float32, device=query.device)
-        ml_window = torch.empty(batch * kv_heads * block_m * 2, dtype=torch.float32, device=query.device)
-        wrap_triton(_window_attention_kernel)[(batch * kv_heads,)](
-            query, k_window, v_window, seq_lens, quantized_lens, mask, o_window, ml_window, scale * LOG2E, *query.stride(),
-            *k_window.stride(), *v_window.stride(), *mask_strides, k_window.shape[2],
-            HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=_pow2(max(head_dim, 16)), BLOCK_N=32,
-            HAS_MASK=has_mask, MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=constants["DOT_PRECISION"],
-            EMULATE_BF16=emulate_bf16, SPLIT_P=constants["SPLIT_P"], OUT_UNIT_VALUES=combine_unit_values, OUT_BLOCK_U=combine_u,
-            PART_COLS=plan.part_cols, num_warps=4,
-        )
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
         o_part, ml_part, o_window, ml_window, out, *out.stride(), splits, combine_parts,
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=combine_unit_values,
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, PART_COLS=plan.part_cols,
         # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
-        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=k_window is not None,
+        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=window,
     )
     return out
