@@ -1,7 +1,7 @@
 """``ecc::decode_attention`` under the quantization schemes (:mod:`ecc_tensor.quant_scheme`):
 keys quantized per channel (their scales folded into the queries on the word path, decoded
-and interpolated per channel on the unit path) and the full-precision window (a kernel of its
-own, merged by the combine kernel), against the op's reference, and ``ECCInt4Tensor``'s
+and interpolated per channel on the unit path) and the full-precision window (one more program of the
+main launch, merged by the combine kernel), against the op's reference, and ``ECCInt4Tensor``'s
 per-channel and windowed construction."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ecc_tensor.metadata import MetadataLayout, codec_tables
 from ecc_tensor.ops import attention
 from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
+from test_attention import make_cache
 from test_quant_scheme import expected_read
 
 TOLERANCE = 1e-3  # relative error (norm) vs the float64 reference, as tests/test_attention.py
@@ -144,6 +145,34 @@ def test_a_mask_reaches_the_codewords_and_the_window(codec, mask_rows, kernel_de
     masked = "rows" if mask_rows else "heads"
     check_against_reference(codec, 2, 2, 2, 200, 64, 32, 2, 48, 0.0, torch.float16, True, kernel_device, masked=masked)
 
+
+@pytest.mark.parametrize(("codec", "groups", "dim", "lq"), [("int4", 2, 48, 3), ("golay24", 1, 48, 2)],
+                         ids=["int4-grouped-causal", "golay-causal"])
+def test_a_window_beside_per_token_keys_matches_the_reference(codec, groups, dim, lq, kernel_device):
+    """The window beside keys quantized per token (``key_quant="token"`` with a residual
+    length): the main launch's window program writes its partial as the combine kernel reads
+    the unit path's (grouped scales: two values a unit, slot after slot) and the lane layout's
+    (value order), with causal speculative queries and struck values; outputs within the
+    tolerance, counters equal."""
+    batch, heads, seq, window = 1, 2, 100, 37
+    (k_stored, k_meta), (v_stored, v_meta) = make_cache(codec, batch, heads, seq, dim, group_size=dim // groups if groups > 1 else None,
+                                                        flip_rate=0.01, seed=5)
+    g = torch.Generator().manual_seed(3)
+    query = torch.randn(batch, 2 * heads, lq, dim, generator=g).half()
+    seq_lens = torch.tensor([seq - 3])
+    k_window, v_window = (torch.randn(batch, heads, window, dim, generator=g).half() for _ in range(2))
+    results = []
+    for fn, q, at in ((torch.ops.ecc.decode_attention, query.double(), "cpu"), (fused_attention(kernel_device), query, kernel_device)):
+        to = lambda t: t.to(at)  # noqa: E731
+        counters = new_counters(at)
+        out = fn(to(q), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, groups, True, True,
+                 to(seq_lens), counters, None, lq > 1, dim**-0.5, None, quantized_lens=to(seq_lens - 20), k_window=to(k_window),
+                 v_window=to(v_window))
+        results.append((out.double().cpu(), counters.cpu()))
+    (want, want_counts), (got, got_counts) = results
+    assert float((got - want).norm() / want.norm()) < TOLERANCE
+    assert torch.equal(got_counts, want_counts)
+    assert codec == "int4" or int(want_counts[1]) > 0  # struck values corrected, counted alike
 
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
                             strike_scales=0, query_scale=1.0, masked=None):
