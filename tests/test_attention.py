@@ -712,7 +712,6 @@ def test_per_channel_key_kernels_compile_for_hopper_without_spills(run_compile_t
         assert int(re.search(r"(\d+) loads", line).group(1)) <= max_loads[line.split()[0]], line
 
 
-
 def test_window_program_leaves_the_main_loop_as_it_was(run_compile_tool):
     """The full-precision window is attended by one more program of the main launch per
     (sequence, KV head) (``window._window_partial``; a launch of its own cost 6-10 us at batch
@@ -738,6 +737,7 @@ def test_window_program_leaves_the_main_loop_as_it_was(run_compile_tool):
         registers = [int(re.search(r"Used (\d+) registers", line).group(1)) for line in (plain, windowed)]
         assert registers[0] == registers[1], (plain, windowed)
         assert int(re.search(r"(\d+) bytes spill stores", windowed).group(1)) <= 256, windowed
+
 
 def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     """``LaunchPlan`` per read path: the main launch's configuration, a deferred launch only for

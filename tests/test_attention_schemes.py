@@ -174,6 +174,7 @@ def test_a_window_beside_per_token_keys_matches_the_reference(codec, groups, dim
     assert torch.equal(got_counts, want_counts)
     assert codec == "int4" or int(want_counts[1]) > 0  # struck values corrected, counted alike
 
+
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
                             strike_scales=0, query_scale=1.0, masked=None):
     k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)

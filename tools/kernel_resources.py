@@ -89,7 +89,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         **meta, **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else 1, symmetric), head_dim, channel_block, meta),
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
         WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
-        WINDOW_UNIT_VALUES=1 if launch.value_order else layout.unit_values, WINDOW_BLOCK_U=launch.combine_u,
+        WINDOW_UNIT_VALUES=launch.combine_unit_values, WINDOW_BLOCK_U=launch.combine_u,
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
         constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))

@@ -76,8 +76,8 @@ def triton_decode_attention(
     meta_parity_table = nibble_parity_table(meta_encode_table, meta_layout.storage.codec.k)
     meta = meta_constants(meta_layout, k_meta, v_meta) if not key_channel_block else meta_constants(meta_layout, v_meta)
     has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
-    combine_slots = 1 if plan.value_order else _pow2(layout.unit_values)
-    combine_unit_values = 1 if plan.value_order else layout.unit_values
+    combine_unit_values = plan.combine_unit_values
+    combine_slots = _pow2(combine_unit_values)
     window = k_window is not None
     o_window, ml_window = o_part, ml_part  # not read without a window
     if window:  # attended by the main launch's last program of each (sequence, KV head), laid out as the combine reads it

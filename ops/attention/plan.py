@@ -370,6 +370,12 @@ class LaunchPlan:
     part_cols: int
     channel_scales_pass: bool = False
 
+    @property
+    def combine_unit_values(self) -> int:
+        """Values a unit of the partials' layout (``partials_layout``): value ``d`` at column
+        ``(d % combine_unit_values) * combine_u + d // combine_unit_values``; 1 in value order."""
+        return 1 if self.value_order else self.storage["UNIT_VALUES"]
+
     @classmethod
     def make(cls, codec: str, head_dim: int, groups: int, interpolate: bool, *, batch: int, q_heads: int, kv_heads: int, lq: int,
              seq: int, device: torch.device, stored: tuple[torch.Tensor, ...] = (), config: str | None = None,
