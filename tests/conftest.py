@@ -6,6 +6,7 @@ Shared fixtures: ``kernel_device``, ``run_compile_tool`` and ``tiny`` (a tiny mo
 tokenizer and a text).
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,12 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+if os.environ.get("TRITON_INTERPRET", "") not in ("", "0"):
+    _tool = Path(__file__).resolve().parents[1] / "tools" / "interpreter_speed.py"
+    _spec = importlib.util.spec_from_file_location("interpreter_speed", _tool)
+    _interpreter_speed = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_interpreter_speed)
+    _interpreter_speed.install()  # two costs of Triton's interpreter that are no part of what it runs
 
 
 # The slowest tests on a 2-core machine (minutes each: compiles, interpreted kernels), run

@@ -53,6 +53,9 @@ def record(args) -> list[tuple]:
 
     import ecc_tensor.ops.library as library
     from ecc_tensor.interp import _KERNELS, register_interpolation_kernel
+    from interpreter_speed import install  # tools/, beside this script
+
+    install()  # the recording is most of this tool's time
 
     # CPU tensors take the Triton kernels (in the interpreter) where the ops would run the
     # PyTorch reference: the launches the GPU makes.

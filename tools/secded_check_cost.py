@@ -132,6 +132,10 @@ def run_variant(variant: str, cpu: bool, runs: int, out_file: str) -> None:
     shipped launch and the syndrome stubs) on storage with a flipped bit in every row saved
     to ``out_file``; on a GPU, its kernel time ``runs`` times."""
     patch(variant)
+    if cpu:
+        from interpreter_speed import install  # tools/, beside this script
+
+        install()
     device = "cpu" if cpu else "cuda"
     batch, q_heads, kv_heads, seq, head_dim = (1, 4, 1, 256, 128) if cpu else (8, 32, 8, 32768, 128)
     g = torch.Generator(device=device).manual_seed(0)
