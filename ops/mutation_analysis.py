@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import torch
 
+from . import kernel_source
+
 _MODULE = "torch._higher_order_ops.triton_kernel_wrap"
 # torch 2.13 names it identify_accessed_tensors (reads and writes); earlier releases,
 # identify_mutated_tensors (the written arguments' names), with the same parameters.
@@ -80,6 +82,9 @@ def memoized(analysis: Callable) -> Callable:
     def cached(kernel, kwargs, tma_descriptor_metadata):
         if tma_descriptor_metadata or not _owned(kernel):
             return analysis(kernel, kwargs, tma_descriptor_metadata)
+        # A compile is tracing this package's kernels: the source Inductor collects for each
+        # call site is memoized too, from now (its module takes 0.6 s to import: not at import).
+        kernel_source.install()
         try:
             key = (_kernel_key(kernel), tuple((name, _argument_key(value)) for name, value in sorted(kwargs.items())))
             hash(key)

@@ -1,0 +1,73 @@
+"""The source text torch.compile collects for a user Triton kernel, memoized for this
+package's kernels.
+
+Inductor turns each call site of a ``wrap_triton`` kernel into text: the kernel's source and,
+transitively, that of every ``@triton.jit`` and constexpr function and global it uses
+(``user_defined_triton_kernel_transitive_closure_source_code``), which it hashes into the FX
+graph cache's key and writes into the generated code. It walks the bytecode of every helper
+(``dis``) at every call site, and the answer depends only on the kernel: for the fused
+attention, whose helpers are most of ``ops/attention``, one walk takes tens of milliseconds,
+and a 32-layer model has 160 call sites of this package's kernels (the H200's profile of a
+first compiled step: 9.8 s of it, benchmarks/RESULTS.md).
+
+``install`` wraps torch's function with a cache keyed on the kernel, for this package's
+kernels and calls without a fused epilogue (whose source is given with the call); anything
+else goes to torch's function unchanged. ``ops/mutation_analysis.py``'s cache installs it when
+a compile first analyses one of this package's kernels (Inductor's module takes 0.6 s to
+import, which ``import ecc_tensor.ops`` need not pay). Set ``ECC_TENSOR_NO_ANALYSIS_CACHE=1``
+to leave both of torch's functions as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from typing import Any, Callable
+
+_MODULE = "torch._inductor.codegen.wrapper"
+_NAME = "user_defined_triton_kernel_transitive_closure_source_code"
+
+
+def _owned(kernel: Any) -> bool:
+    """Whether ``kernel`` (a JITFunction) is this package's."""
+    return getattr(getattr(kernel, "fn", None), "__module__", "").startswith("ecc_tensor.")
+
+
+def memoized(source_code: Callable) -> Callable:
+    """``source_code`` (torch's function) with a cache for this package's kernels."""
+    cache: dict = {}
+
+    @functools.wraps(source_code)
+    def cached(kernel, *args, **kwargs):
+        epilogue = args[0] if args else kwargs.get("epilogue_fusion")
+        if epilogue is not None or len(args) > 1 or set(kwargs) - {"epilogue_fusion"} or not _owned(kernel):
+            return source_code(kernel, *args, **kwargs)
+        # By identity (a JITFunction hashes its source key, ~60 us), the kernel kept with its
+        # text so that its id stays its own.
+        if id(kernel) in cache:
+            cached.hits += 1
+        else:
+            cache[id(kernel)] = (kernel, source_code(kernel, *args, **kwargs))
+        return cache[id(kernel)][1]  # a str: callers cannot change it
+
+    cached.cache = cache
+    cached.hits = 0  # calls answered from the cache
+    return cached
+
+
+def install() -> bool:
+    """Wrap torch's function with ``memoized``, once; False where the environment turns it off
+    or this torch has no function of that name."""
+    if os.environ.get("ECC_TENSOR_NO_ANALYSIS_CACHE", "") not in ("", "0"):
+        return False
+    try:
+        module = importlib.import_module(_MODULE)
+    except ImportError:
+        return False
+    source_code = getattr(module, _NAME, None)
+    if source_code is None:
+        return False
+    if getattr(source_code, "cache", None) is None:
+        setattr(module, _NAME, memoized(source_code))
+    return True
