@@ -56,15 +56,22 @@ def memoized(source_code: Callable) -> Callable:
     return cached
 
 
+def module_to_wrap(name: str) -> Any:
+    """torch's module ``name``, whose function a cache of this package wraps (here, and in
+    ``ops/mutation_analysis.py``); None where ``ECC_TENSOR_NO_ANALYSIS_CACHE`` turns the caches
+    off or this torch has no such module."""
+    if os.environ.get("ECC_TENSOR_NO_ANALYSIS_CACHE", "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
 def install() -> bool:
     """Wrap torch's function with ``memoized``, once; False where the environment turns it off
     or this torch has no function of that name."""
-    if os.environ.get("ECC_TENSOR_NO_ANALYSIS_CACHE", "") not in ("", "0"):
-        return False
-    try:
-        module = importlib.import_module(_MODULE)
-    except ImportError:
-        return False
+    module = module_to_wrap(_MODULE)
     source_code = getattr(module, _NAME, None)
     if source_code is None:
         return False

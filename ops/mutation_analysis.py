@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import os
 from typing import Any, Callable
 
 import torch
@@ -113,13 +112,8 @@ def current() -> Callable | None:
 def install() -> bool:
     """Wrap torch's analysis with ``memoized``, once; False where the environment turns it off
     or this torch has no function of the expected name and parameters."""
-    if os.environ.get("ECC_TENSOR_NO_ANALYSIS_CACHE", "") not in ("", "0"):
-        return False
-    try:
-        import importlib
-
-        module = importlib.import_module(_MODULE)
-    except ImportError:
+    module = kernel_source.module_to_wrap(_MODULE)
+    if module is None:
         return False
     for name in _NAMES:
         analysis = getattr(module, name, None)
