@@ -29,9 +29,11 @@ _MODULE = "torch._inductor.codegen.wrapper"
 _NAME = "user_defined_triton_kernel_transitive_closure_source_code"
 
 
-def _owned(kernel: Any) -> bool:
-    """Whether ``kernel`` (a JITFunction) is this package's."""
-    return getattr(getattr(kernel, "fn", None), "__module__", "").startswith("ecc_tensor.")
+def owned(kernel: Any) -> bool:
+    """Whether ``kernel`` (a JITFunction, or an Autotuner around one) is this package's (here,
+    and in ``ops/mutation_analysis.py``)."""
+    fn = getattr(getattr(kernel, "fn", None), "fn", None) or getattr(kernel, "fn", None)
+    return getattr(fn, "__module__", "").startswith("ecc_tensor.")
 
 
 def memoized(source_code: Callable) -> Callable:
@@ -41,7 +43,7 @@ def memoized(source_code: Callable) -> Callable:
     @functools.wraps(source_code)
     def cached(kernel, *args, **kwargs):
         epilogue = args[0] if args else kwargs.get("epilogue_fusion")
-        if epilogue is not None or len(args) > 1 or set(kwargs) - {"epilogue_fusion"} or not _owned(kernel):
+        if epilogue is not None or len(args) > 1 or set(kwargs) - {"epilogue_fusion"} or not owned(kernel):
             return source_code(kernel, *args, **kwargs)
         # By identity (a JITFunction hashes its source key, ~60 us), the kernel kept with its
         # text so that its id stays its own.

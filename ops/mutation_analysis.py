@@ -67,19 +67,13 @@ def _kernel_key(kernel: Any) -> Any:
     return (kernel.fn, tuple(sorted(configs[0].kwargs.items())) if configs else ())
 
 
-def _owned(kernel: Any) -> bool:
-    """Whether ``kernel`` (a JITFunction, or an Autotuner around one) is this package's."""
-    fn = getattr(getattr(kernel, "fn", None), "fn", None) or getattr(kernel, "fn", None)
-    return getattr(fn, "__module__", "").startswith("ecc_tensor.")
-
-
 def memoized(analysis: Callable) -> Callable:
     """``analysis`` (torch's function) with a cache for this package's kernels."""
     cache: dict = {}
 
     @functools.wraps(analysis)
     def cached(kernel, kwargs, tma_descriptor_metadata):
-        if tma_descriptor_metadata or not _owned(kernel):
+        if tma_descriptor_metadata or not kernel_source.owned(kernel):
             return analysis(kernel, kwargs, tma_descriptor_metadata)
         # A compile is tracing this package's kernels: the source Inductor collects for each
         # call site is memoized too, from now (its module takes 0.6 s to import: not at import).
