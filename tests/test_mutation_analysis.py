@@ -75,13 +75,15 @@ def test_a_kernel_launched_with_launch_options_is_analysed_once():
 def test_a_compiled_decoding_step_analyses_each_kernel_once_whatever_its_layers(run_compile_tool):
     """A tiny Llama's decoding step over an ECCCache compiled (aot_eager, the ops routed to
     their Triton kernels, no GPU needed): torch's analysis runs once per kernel specialization,
-    as many times at three layers as at one."""
+    as many times at three layers as at one, and torch's kernel side table holds one entry per
+    kernel and launch options (``ops/launch_options.py``), not one per call site."""
     import json
 
     result = run_compile_tool("compile_analysis_cost.py", "--modes", "int4-secded72", "--layers", "1", "3", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     one, three = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
     assert one["generated"] == three["generated"] > 0, (one, three)
+    assert one["kernels"] == three["kernels"] > 0, (one, three)
     assert three["cached"] > one["cached"] > 0
 
 

@@ -5,16 +5,24 @@ reference), then its decoding step is compiled with ``aot_eager`` with the ops r
 Triton kernels, as on a GPU: Dynamo traces, AOT functionalizes, and torch analyses which
 tensors each user Triton kernel writes (``ecc_tensor.ops.mutation_analysis``), for Hopper (a
 stand-in driver answers the target; Triton compiles the IR front end only). The compiled step
-then cannot run its kernels without a GPU; what is timed is the compile before that. Inductor's
-code generation and Triton's compile of the kernels are not part of it (those need the GPU:
-``benchmarks/bench_e2e.py --compile-phases``).
+then cannot run its kernels without a GPU; what is timed is the compile before that.
+
+``--backend inductor`` goes on through Inductor's lowering, scheduling and code generation, with
+Triton's compile of the kernels left out (a stub: ``tools/kernel_resources.py`` times that for
+sm_90a). The graph's other operations are generated as C++ for the CPU rather than as Triton
+for the GPU, so the seconds are not the GPU's; what grows with the layers over ``--modes
+static``'s (the stock static cache, no user kernels) is what this package's call sites cost.
+(The GPU's own: ``benchmarks/bench_e2e.py --compile-phases``.)
 
 Prints, per mode and layer count: the first compiled step's seconds, Dynamo's compile phases
-over ``--min-seconds``, and the kernel analyses torch's function ran (``generated``) against
-those the cache answered (``cached``). ``generated`` should not grow with the layers.
+over ``--min-seconds``, the kernel analyses torch's function ran (``generated``) against those
+the cache answered (``cached``), and the entries of torch's kernel side table (``kernels``,
+which Inductor walks at each compile). ``generated`` and ``kernels`` should not grow with the
+layers.
 
     python tools/compile_analysis_cost.py --modes int4 int4-secded72 --layers 8 32
     python tools/compile_analysis_cost.py --modes int4-secded72 --layers 8 --profile   # cProfile, 30 rows
+    python tools/compile_analysis_cost.py --backend inductor --modes static int4-hamming84-interp --layers 4 8
 """
 
 from __future__ import annotations
@@ -42,9 +50,10 @@ class _HopperWithoutGPU:
         return 0
 
 
-def measure(mode: str, layers: int, profile: bool, min_seconds: float) -> dict:
+def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: str = "aot_eager") -> dict:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
+    from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
     from triton.runtime.driver import driver
 
     import ecc_tensor.ops.library as library
@@ -55,30 +64,40 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float) -> dict:
     config = LlamaConfig(vocab_size=64, hidden_size=256, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
                          num_key_value_heads=2, max_position_embeddings=256)
     model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
-    model.set_attn_implementation("ecc")
-    cache = ECCCache(config, 2, 64, mode=mode, dtype=torch.bfloat16)
+    if mode == "static":
+        cache = StaticCache(config=config, max_batch_size=2, max_cache_len=64)
+        cache_kwargs = dict(past_key_values=cache)
+    else:
+        model.set_attn_implementation("ecc")
+        cache = ECCCache(config, 2, 64, mode=mode, dtype=torch.bfloat16)
+        cache_kwargs = cache_argument(model, cache)
     ids = torch.randint(0, 64, (2, 18))
     analysis = _analysis()
+    if backend == "inductor":  # everything but Triton's compile of the kernels (which needs the GPU's driver)
+        from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+        CachingAutotuner.precompile = lambda self, *args, **kwargs: None
     with torch.no_grad():
-        model(ids[:, :17], **cache_argument(model, cache), use_cache=True)  # the reference: no kernels on the CPU
+        model(ids[:, :17], **cache_kwargs, use_cache=True)  # the reference: no kernels on the CPU
         driver.set_active(_HopperWithoutGPU())
         library._on_gpu = lambda t: True
         register_interpolation_kernel("cpu", _KERNELS["cuda"])
         analysis.cache.clear()
         hits = analysis.hits
-        forward = torch.compile(model.forward, fullgraph=True, backend="aot_eager")
+        forward = torch.compile(model.forward, fullgraph=True, backend=backend)
         profiler = cProfile.Profile() if profile else None
         t0 = time.perf_counter()
         if profiler:
             profiler.enable()
         try:
-            forward(ids[:, 17:], **cache_argument(model, cache), use_cache=True, position_ids=torch.full((2, 1), 17))
+            forward(ids[:, 17:], **cache_kwargs, use_cache=True, position_ids=torch.full((2, 1), 17))
         except torch._dynamo.exc.TorchDynamoException:  # the compile itself failed
             raise
         except Exception:  # noqa: BLE001 - the compiled step's first kernel launch, which needs the GPU: compiled by then
             pass
         else:
-            raise SystemExit("the compiled step ran its kernels without a GPU")
+            if mode != "static":
+                raise SystemExit("the compiled step ran its kernels without a GPU")
         seconds = time.perf_counter() - t0
         if profiler:
             profiler.disable()
@@ -86,8 +105,8 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float) -> dict:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
     from bench_e2e import compile_phases  # Dynamo's own metrics, nested: a phase includes those it calls
 
-    return dict(mode=mode, layers=layers, seconds=seconds, phases=dict(compile_phases(min_seconds)), generated=len(analysis.cache),
-                cached=analysis.hits - hits)
+    return dict(mode=mode, layers=layers, backend=backend, seconds=seconds, phases=dict(compile_phases(min_seconds)),
+                generated=len(analysis.cache), cached=analysis.hits - hits, kernels=len(kernel_side_table.id_to_kernel))
 
 
 def _analysis():
@@ -102,7 +121,8 @@ def _analysis():
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--modes", nargs="+", default=["int4", "int4-secded72"])
+    p.add_argument("--modes", nargs="+", default=["int4", "int4-secded72"], help="cache modes, or static: the stock static cache")
+    p.add_argument("--backend", choices=["aot_eager", "inductor"], default="aot_eager")
     p.add_argument("--layers", nargs="+", type=int, default=[8])
     p.add_argument("--profile", action="store_true")
     p.add_argument("--min-seconds", type=float, default=0.3)
@@ -112,11 +132,11 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise SystemExit("run without TRITON_INTERPRET=1: the analysis generates the kernels' IR for the GPU")
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.profile, args.min_seconds)))
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.profile, args.min_seconds, args.backend)))
         return 0
     for mode in args.modes:
         for layers in args.layers:  # a process each: compile caches and Dynamo's counters start empty
-            cmd = [sys.executable, __file__, "--one", mode, str(layers), "--min-seconds", str(args.min_seconds)]
+            cmd = [sys.executable, __file__, "--one", mode, str(layers), "--min-seconds", str(args.min_seconds), "--backend", args.backend]
             out = subprocess.run(cmd + (["--profile"] if args.profile else []), stdout=subprocess.PIPE,
                                  stderr=None if args.profile else subprocess.PIPE, text=True, check=False)
             if out.returncode:
@@ -128,7 +148,7 @@ def main(argv=None) -> int:
                 continue
             phases = ", ".join(f"{name} {t:.1f}" for name, t in result["phases"].items())
             print(f"{mode:24} {layers:3} layers: first compiled step {result['seconds']:6.1f} s; kernel analyses generated "
-                  f"{result['generated']}, cached {result['cached']}; {phases}", flush=True)
+                  f"{result['generated']}, cached {result['cached']}; side-table kernels {result['kernels']}; {phases}", flush=True)
     return 0
 
 

@@ -24,6 +24,7 @@ from torch.library import wrap_triton
 from ecc_tensor.metadata import MetadataLayout
 
 from ..codec_kernels import _cdiv, _pow2, _syndromes
+from ..launch_options import kernel_and_options
 
 # Two rows a program, one warp: the fastest of 1-8 rows and 1-4 warps at batch 8 / 32k on the
 # H200 since the rows are read as words (benchmarks/RESULTS.md, "The channel-scales pass reads
@@ -135,10 +136,11 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     words = channel_scale_words(layout)
     out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device) if out is None else out
     if rows:
-        wrap_triton(_channel_scales_kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
+        kernel, options = kernel_and_options(_channel_scales_kernel, NUM_WARPS)
+        wrap_triton(kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
             UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=_pow2(_cdiv(layout.words, 3)),
             ROWS=ROWS_PER_PROGRAM, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4),
-            num_warps=NUM_WARPS,
+            **options,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes

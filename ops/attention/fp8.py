@@ -18,6 +18,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ..codec_kernels import _pow2
+from ..launch_options import kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel
 from .launch import mask_arguments
 from .plan import MIN_BLOCK_M, parse_config, plan_splits
@@ -175,14 +176,15 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
     k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
     wide_offsets = needs_wide_offsets(k_bytes, v_bytes)
-    wrap_triton(_fp8_decode_attention_kernel)[(batch * kv_heads, splits)](
+    kernel, options = kernel_and_options(_fp8_decode_attention_kernel, cfg["num_warps"], cfg["num_stages"], cfg["maxnreg"])
+    wrap_triton(kernel)[(batch * kv_heads, splits)](
         query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits, seq,
         *query.stride(), *k_bytes.stride(), *v_bytes.stride(), *mask_strides, *k_scale.stride()[:2], *v_scale.stride()[:2],
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_N=block_n, HAS_MASK=has_mask,
         MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=dot_precision, EMULATE_BF16=emulate_bf16,
         HALF_OPERANDS=query.dtype == torch.bfloat16, FIX_NAN=query.device.type != "cuda",
         WIDE_OFFSETS=wide_offsets,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **({"maxnreg": cfg["maxnreg"]} if cfg["maxnreg"] else {}),
+        **options,
     )
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, group * lq)](

@@ -13,6 +13,7 @@ from ..codec_kernels import (
     _pow2,
     nibble_parity_table,
 )
+from ..launch_options import kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import read_channel_scales
 from .plan import LaunchPlan, channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
@@ -108,16 +109,15 @@ def triton_decode_attention(
         k_scales = read_channel_scales(k_meta, meta_parity_table, k_meta_layout, quantized_lens, key_channel_block)
         main_args = (*args[:km], k_scales, *args[km + 1:])
         main_constants = {**constants, **channel_scales_constants(k_meta_layout)}
-    wrap_triton(_decode_attention_kernel)[(batch * kv_heads, splits + window)](
-        *main_args, 1, *window_args, DEFERRED=False, **{**main_constants, "WINDOW": window}, num_warps=main["num_warps"],
-        num_stages=main["num_stages"],
-        **({"maxnreg": main["maxnreg"]} if main["maxnreg"] else {}),
+    kernel, options = kernel_and_options(_decode_attention_kernel, main["num_warps"], main["num_stages"], main["maxnreg"])
+    wrap_triton(kernel)[(batch * kv_heads, splits + window)](
+        *main_args, 1, *window_args, DEFERRED=False, **{**main_constants, "WINDOW": window}, **options,
     )
     if defer:
         constants.update(BLOCK_U=deferred_block_u(layout, plan.storage["BLOCK_U"]))
-        wrap_triton(_decode_attention_kernel)[(batch * kv_heads, plan.deferred_programs)](
-            *args, plan.program_splits, *window_args, DEFERRED=True, **constants, num_warps=plan.deferred["num_warps"],
-            num_stages=plan.deferred["num_stages"],
+        kernel, options = kernel_and_options(_decode_attention_kernel, plan.deferred["num_warps"], plan.deferred["num_stages"])
+        wrap_triton(kernel)[(batch * kv_heads, plan.deferred_programs)](
+            *args, plan.program_splits, *window_args, DEFERRED=True, **constants, **options,
         )
     combine_parts = splits + plan.deferred_programs
     combine_u = plan.combine_u
