@@ -20,10 +20,12 @@ from ecc_tensor.metadata import codec_tables
 
 from . import library  # noqa: F401  (registers the ops)
 from .dispatch import call_op
-from . import mutation_analysis
+from . import kernel_source, mutation_analysis, op_kernels
 from .interp_kernels import interpolate_decoded_
 
 mutation_analysis.install()
+kernel_source.install_at_compile_start()
+op_kernels.register()
 
 register_interpolation_kernel("cuda", interpolate_decoded_)
 

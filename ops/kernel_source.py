@@ -12,10 +12,12 @@ first compiled step: 9.8 s of it, benchmarks/RESULTS.md).
 
 ``install`` wraps torch's function with a cache keyed on the kernel, for this package's
 kernels and calls without a fused epilogue (whose source is given with the call); anything
-else goes to torch's function unchanged. ``ops/mutation_analysis.py``'s cache installs it when
-a compile first analyses one of this package's kernels (Inductor's module takes 0.6 s to
-import, which ``import ecc_tensor.ops`` need not pay). Set ``ECC_TENSOR_NO_ANALYSIS_CACHE=1``
-to leave both of torch's functions as they are.
+else goes to torch's function unchanged. The AOTAutograd cache's key calls it too, for every
+kernel of every op node of a graph (``ops/op_kernels.py``), before any kernel is traced.
+``install_at_compile_start`` installs it when Dynamo starts its first compile (Inductor's
+module takes 0.6 s to import, which ``import ecc_tensor.ops`` need not pay), and
+``ops/mutation_analysis.py``'s cache when a compile first analyses one of this package's
+kernels. Set ``ECC_TENSOR_NO_ANALYSIS_CACHE=1`` to leave both of torch's functions as they are.
 """
 
 from __future__ import annotations
@@ -80,3 +82,19 @@ def install() -> bool:
     if getattr(source_code, "cache", None) is None:
         setattr(module, _NAME, memoized(source_code))
     return True
+
+
+def install_at_compile_start() -> bool:
+    """Have Dynamo ``install`` at the start of each compile (a no-op once installed); False
+    where this torch has no compile-start callbacks."""
+    try:
+        from torch._dynamo.callback import callback_handler
+    except ImportError:
+        return False
+    if _on_compile_start not in getattr(callback_handler, "start_callbacks", ()):
+        callback_handler.register_start_callback(_on_compile_start)
+    return True
+
+
+def _on_compile_start(*args: Any) -> None:  # torch passes the compile's CallbackArgs (earlier releases, nothing)
+    install()
