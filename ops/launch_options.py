@@ -9,9 +9,9 @@ it): a 32-layer model traced 64 entries of the fused attention's 600-line kernel
 and launch, where one per configuration says the same (benchmarks/RESULTS.md, "The first
 compiled step's side table"). ``kernel_and_options`` hands torch one ``Autotuner`` per
 (kernel, options), made once, with the options in its config, as torch would have made it.
-Where ``wrap_triton`` launches the kernel directly (the eager body of a ``triton_op``, which
-turns torch's wrapper off), the kernel is launched with the options as keywords, as before:
-an ``Autotuner``'s ``run`` would add its Python to every eager call.
+Where the kernel runs rather than being traced (the eager body of a ``triton_op``, which turns
+torch's wrapper off, or a launcher called directly), it is launched with the options as
+keywords, as before: an ``Autotuner``'s ``run`` would add its Python to every eager call.
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ _TUNERS: dict = {}
 
 
 def _through_torch() -> bool:
-    """Whether ``wrap_triton`` launches go through torch's wrapper now (traced into a graph
-    by torch.compile or ``make_fx``), which would wrap a kernel launched with options in a new
-    ``Autotuner``, rather than straight to the kernel."""
+    """Whether ``wrap_triton`` launches are traced now: torch's wrapper is on (a ``triton_op``
+    turns it off in its eager body) under a dispatch mode (functionalization, fake tensors,
+    ``make_fx``: torch.compile's tracing). A launcher called directly in eager mode also goes
+    through torch's wrapper, but runs the kernel, which needs no side-table entry of its own."""
     from torch._library import triton as library_triton
+    from torch.utils import _python_dispatch
 
     enabled = getattr(library_triton, "is_wrap_triton_enabled", None)
-    return bool(enabled and enabled())
+    current_mode = getattr(_python_dispatch, "_get_current_dispatch_mode", None)
+    return bool(enabled and enabled() and current_mode and current_mode() is not None)
 
 
 def kernel_and_options(kernel: Any, num_warps: int, num_stages: int | None = None, maxnreg: int = 0) -> tuple[Any, dict]:
