@@ -19,8 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 import triton
+from torch._library import triton as _library_triton
+from torch.utils import _python_dispatch
 
 _TUNERS: dict = {}
+# Looked up once: every eager launch asks (None where this torch has no such function).
+_wrap_triton_enabled = getattr(_library_triton, "is_wrap_triton_enabled", None)
+_current_dispatch_mode = getattr(_python_dispatch, "_get_current_dispatch_mode", None)
 
 
 def _through_torch() -> bool:
@@ -28,12 +33,7 @@ def _through_torch() -> bool:
     turns it off in its eager body) under a dispatch mode (functionalization, fake tensors,
     ``make_fx``: torch.compile's tracing). A launcher called directly in eager mode also goes
     through torch's wrapper, but runs the kernel, which needs no side-table entry of its own."""
-    from torch._library import triton as library_triton
-    from torch.utils import _python_dispatch
-
-    enabled = getattr(library_triton, "is_wrap_triton_enabled", None)
-    current_mode = getattr(_python_dispatch, "_get_current_dispatch_mode", None)
-    return bool(enabled and enabled() and current_mode and current_mode() is not None)
+    return bool(_wrap_triton_enabled and _wrap_triton_enabled() and _current_dispatch_mode and _current_dispatch_mode() is not None)
 
 
 def kernel_and_options(kernel: Any, num_warps: int, num_stages: int | None = None, maxnreg: int = 0) -> tuple[Any, dict]:

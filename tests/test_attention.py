@@ -14,7 +14,6 @@ import triton
 import triton.language as tl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from triton.runtime.autotuner import Autotuner
 
 import ecc_tensor.ops as ops
 from ecc_tensor import ECCInt4Tensor
@@ -136,8 +135,7 @@ def test_launches_take_the_splits_at_run_time(monkeypatch, kernel_device):
         class Launcher:
             def __getitem__(self, grid):
                 def launch(*args, **kwargs):
-                    fn = kernel.fn if isinstance(kernel, Autotuner) else kernel  # one per launch options (ops/launch_options.py)
-                    fn = getattr(fn, "fn", fn)
+                    fn = getattr(kernel, "fn", kernel)
                     fixed = {name for name, p in inspect.signature(fn).parameters.items() if "constexpr" in str(p.annotation)}
                     launches.append((fn.__name__, {key: value for key, value in kwargs.items() if key in fixed}))
                     return wrap_triton(kernel)[grid](*args, **kwargs)
