@@ -124,7 +124,10 @@ def test_a_struck_row_of_channel_scales_defers_on_the_lane_and_blocks_paths(code
     dequantizes per channel (SECDED: ``_block_slab`` per channel; Golay: the unit path)."""
     plan = attention.LaunchPlan.make(codec, 128, 1, True, batch=1, q_heads=4, kv_heads=2, lq=1, seq=128, device=torch.device("cpu"),
                                      channel_block=32)
-    assert (plan.storage["LANES"] or plan.storage["BLOCKS"]) and plan.channel_scales_pass
+    assert plan.storage["LANES"] or plan.storage["BLOCKS"]
+    # The scales are read into float32 words first: by a pass of their own on the lane path, by
+    # each main program on the blocks path.
+    assert (plan.channel_scales_pass, plan.channel_scales_in_main) == ((False, True) if plan.storage["BLOCKS"] else (True, False))
     check_against_reference(codec, 1, 2, 2, 128, 128, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
 
 
@@ -260,6 +263,36 @@ def test_unaligned_int4_channel_scales_are_read_as_bytes(kernel_device):
                                            key_channel_block=block)
             for km in (k_meta, shifted)]
     assert torch.equal(outs[0], outs[1])
+
+
+def test_the_blocks_paths_main_programs_read_coded_channel_scales_at_any_byte_offset(kernel_device):
+    """On the blocks path each main program reads its coded rows of channel scales itself
+    (``K_CODED_BASE``: their first byte past a 32-bit word): views of the metadata at byte
+    offsets 1-3, one with a struck scale codeword, attend exactly as the aligned tensor. (The
+    interpreter reads words at any byte; the GPU faults on a word read off its alignment.)"""
+    batch, heads, seq, dim, block = 1, 2, 96, 64, 32
+    k_stored, k_meta, v_stored, v_meta = channel_cache("secded72", batch, heads, seq, dim, block, True, 0.0, seed=5)
+    k_meta[0, 1, 2, 4] ^= 0x10  # one corrected codeword
+    plan = attention.LaunchPlan.make("secded72", dim, 1, False, batch=batch, q_heads=heads, kv_heads=heads, lq=1, seq=seq,
+                                     device=torch.device(kernel_device), stored=(k_stored, v_stored), channel_block=block)
+    assert plan.channel_scales_in_main and not plan.channel_scales_pass
+    query = torch.randn(batch, heads, 1, dim, generator=torch.Generator().manual_seed(6)).half()
+    to = lambda t: t.to(kernel_device)  # noqa: E731
+    tables = codec_tables("secded72", kernel_device)
+
+    def attend(km):
+        counters = new_counters(kernel_device)
+        out = fused_attention(kernel_device)(to(query), to(k_stored), km, to(v_stored), to(v_meta), *tables, "secded72", dim, 1, True,
+                                             False, to(torch.tensor([seq])), counters, None, False, dim**-0.5, None,
+                                             key_channel_block=block)
+        return out, counters
+
+    want, want_counts = attend(to(k_meta))
+    assert want_counts.any()  # the struck codeword was seen
+    for offset in (1, 2, 3):
+        view = torch.empty(k_meta.numel() + offset, dtype=torch.uint8, device=kernel_device)[offset:].view(k_meta.shape)
+        got, counts = attend(view.copy_(to(k_meta)))
+        assert torch.equal(got, want) and torch.equal(counts, want_counts), offset
 
 
 @pytest.mark.parametrize("codec", ["int4", "hamming84", "golay24"])

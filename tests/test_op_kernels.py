@@ -4,6 +4,7 @@ loaded from the cache in a graph compiled before the change."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import pytest
@@ -89,3 +90,16 @@ def test_register_is_idempotent():
     assert op_kernels.register()
     for name, kernels in before.items():
         assert len(get_triton_kernels_for_op(name)) == len(kernels) and kernels
+
+
+def test_no_kernel_parameter_has_a_default():
+    """Every kernel an op launches takes each of its parameters from the launcher: Inductor's
+    launcher for a user kernel counts a parameter that a call leaves to its default, and the
+    compiled call then fails (on the H200, 2026-12-05, a constexpr with a default that the
+    launch left out: ``TypeError: launcher() missing 1 required positional argument: '_grid_2'``)."""
+    defaulted = {
+        f"{kernel.__name__}({param.name})"
+        for kernels in op_kernels.op_kernels().values() for kernel in kernels
+        for param in inspect.signature(kernel.fn).parameters.values() if param.default is not inspect.Parameter.empty
+    }
+    assert not defaulted, f"kernel parameters with defaults: {sorted(defaulted)}"

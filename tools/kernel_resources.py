@@ -45,7 +45,7 @@ POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
     "enc_ptr": "*i32", "syn_ptr": "*i32", "menc_ptr": "*i32", "msyn_ptr": "*i32",
     "seq_lens_ptr": "*i64", "kv_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
-    "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8", "o_window_ptr": "*fp32", "ml_window_ptr": "*fp32",
+    "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8", "ks_ptr": "*u8", "o_window_ptr": "*fp32", "ml_window_ptr": "*fp32",
 }
 
 
@@ -93,6 +93,8 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
         constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))
+    elif launch.channel_scales_in_main and not deferred:  # its programs read their coded rows first
+        constants.update(A.coded_channel_scales_constants(MetadataLayout(codec, head_dim, symmetric), 0))
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
         signature["program_splits"] = "constexpr"
         constants["program_splits"] = 1

@@ -67,7 +67,8 @@ Quantization schemes (``ecc_tensor.quant_scheme``): keys quantized per channel f
 block's channel scales into the queries on the word, lane and blocks paths and read their
 metadata as groups of a block of rows on the unit path (``ROW_DIV``: each row of channel scales
 a block's rows share is decoded once, as one tile, not per row and value; coded scales are read
-by a pass before the main launch, ``channel_scales``; the blocks path's deferred launch takes
+into float32 words before the main loop, by a pass of their own (word and lane paths) or by
+each main program for its split (blocks path), ``channel_scales``; the blocks path's deferred launch takes
 each key's channel scale, ``blocks._block_slab``); the full-precision window is attended by
 one more program of the main launch per (sequence, KV head), into one more partial that the
 combine kernel merges.
@@ -77,7 +78,7 @@ launch configurations and splits, decided once per call), ``launch`` (the launch
 ``kernel`` (the two kernels), ``window`` (the window's program), and the read paths' helpers:
 ``operands`` (values unpacked into the dots' operand orders), ``syndromes`` (whole-word
 syndromes of the clean-blocks paths), ``clean_meta`` (their scales, and per-channel key
-scales), ``channel_scales`` (the pass over coded per-channel key scales), ``units`` (the unit
+scales), ``channel_scales`` (coded per-channel key scales read into float32 words), ``units`` (the unit
 path and the repair pass), ``blocks`` (the blocks path's deferred launch) and ``softmax``.
 """
 

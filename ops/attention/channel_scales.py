@@ -2,7 +2,10 @@
 (8,4), Golay's lane path, SECDED(72,64)'s blocks path), their scales coded in Golay: a
 pass before the main launch reads each row of channel scales once (those that cover some
 sequence's written rows), into float32 words that the main launch loads one block ahead as it
-loads int4's.
+loads int4's. On the blocks path each main program reads the rows its split covers itself
+(``_channel_scale_rows``), before its loop, into the same words: one launch fewer, 2 us less
+on SECDED's call at batch 8 / 32k on the H200, where the word and lane paths, whose main
+programs hold more registers, got 4-9 us slower that way (``plan.channel_scales_in_main_applies``).
 
 Read in the main launch's loop, a coded row (342 Golay codewords for 128 scales) was checked
 by table gathers at every block of rows it covers, once per split: the check's loads could not
@@ -57,6 +60,15 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_ro
         row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads)
         if tl.max(row_ok.to(tl.int32), 0) == 0:
             return
+    _channel_scale_rows(km_ptr, out_ptr, menc_ptr, row, row_ok, rows, MK, UNITS, MRB, OUT_WORDS, BLOCK_G, BASE)
+
+
+@triton.jit
+def _channel_scale_rows(km_ptr, out_ptr, menc_ptr, row, row_ok, rows, MK: tl.constexpr, UNITS: tl.constexpr, MRB: tl.constexpr,
+                        OUT_WORDS: tl.constexpr, BLOCK_G: tl.constexpr, BASE: tl.constexpr):
+    """Rows ``row`` (int64, of ``rows`` in all; stored where ``row_ok``) of coded channel scales
+    at ``km_ptr`` (whose address is ``BASE`` bytes past a word) as ``OUT_WORDS`` words each at
+    ``out_ptr``: the pass's programs, and the main launch's where each reads its own rows."""
     # A row's words in groups of three, each group's 8 units (24 bytes) checked (syndromes by
     # table) and their data bits laid side by side into the group's words. The units are read
     # as 32-bit words, seven a group, and shifted into place: rows of 1026 or 2049 bytes start

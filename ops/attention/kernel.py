@@ -21,6 +21,7 @@ from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
 from .units import _block_state, _decode_block, _kv_slot, _meta_block
+from .channel_scales import _channel_scale_rows
 from .window import _window_partial
 
 LOG2E = 1.4426950408889634
@@ -32,6 +33,7 @@ def _decode_attention_kernel(
     seq_lens_ptr,  # each sequence's length (the causal alignment of the queries)
     kv_lens_ptr,  # each sequence's rows stored as codewords (its length, less a full-precision window)
     mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
+    ks_ptr,  # with K_CODED_MRB: the rows of float32 words each main program reads its coded channel scales into
     qk_scale,  # softmax scale * log2(e)
     split_len,  # keys per split, a multiple of BLOCK_N
     splits,  # splits per (sequence, KV head) of the main launch; a run-time value, so a growing cache does not recompile
@@ -65,6 +67,10 @@ def _decode_attention_kernel(
     K_MUB: tl.constexpr, K_MRB: tl.constexpr, K_META_LANES: tl.constexpr, K_META_STATUS_COLS: tl.constexpr, K_ROW_DIV: tl.constexpr,
     K_META_WORDS: tl.constexpr,
     K_META_DIRTY: tl.constexpr,  # > 0: K's channel scales as channel_scales.py read them, each row's dirty flag at this word
+    # > 0: the main launch's programs read their coded channel scales first (rows of K_CODED_MRB
+    # bytes, the first K_CODED_BASE bytes past a word; K_CODED_BLOCK_G groups of 8 units a row)
+    # into ks_ptr's rows of float32 words, which the loop then reads (channel_scales.py).
+    K_CODED_MRB: tl.constexpr, K_CODED_BASE: tl.constexpr, K_CODED_BLOCK_G: tl.constexpr,
     # The main launch's program ``splits`` of each (sequence, KV head) attends the full-precision
     # window (window.py) into its partials, as the combine kernel lays them out.
     WINDOW: tl.constexpr, WINDOW_BLOCK_D: tl.constexpr, WINDOW_UNIT_VALUES: tl.constexpr, WINDOW_BLOCK_U: tl.constexpr,
@@ -178,7 +184,23 @@ def _decode_attention_kernel(
     v_base = v_ptr + store_off * ROW_BYTES
     k_words = k_base.to(tl.pointer_type(tl.uint32))
     v_words = v_base.to(tl.pointer_type(tl.uint32))
-    km_base = km_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
+    if K_CODED_MRB:
+        # The rows of channel scales this split's keys read, each checked once, into rows of
+        # float32 words and dirty flags (channel_scales.py) that the loop below reads one block
+        # ahead as int4's. Splits start on a block of scales (LaunchPlan), so most rows are
+        # read by one program; where two read one, both write the same words. Only on the blocks
+        # path, where it beat a launch of its own (plan.channel_scales_in_main_applies).
+        if end > start:
+            end_row = (end + K_ROW_DIV - 1) // K_ROW_DIV
+            for r0 in range(start // K_ROW_DIV, end_row, 2):
+                r = r0 + tl.arange(0, 2)
+                _channel_scale_rows(km_ptr, ks_ptr, menc_ptr, bh.to(tl.int64) * k_meta_rows + tl.minimum(r, end_row - 1), r < end_row,
+                                    tl.num_programs(0) * k_meta_rows, MK, K_META_UNITS, K_CODED_MRB, K_META_WORDS, K_CODED_BLOCK_G,
+                                    K_CODED_BASE)
+        tl.debug_barrier()  # the words this program's threads wrote, visible to all of them
+        km_base = ks_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
+    else:
+        km_base = km_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
     vm_base = vm_ptr + store_off * MRB
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)

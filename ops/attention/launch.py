@@ -15,8 +15,8 @@ from ..codec_kernels import (
 )
 from ..launch_options import kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
-from .channel_scales import read_channel_scales
-from .plan import LaunchPlan, channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
+from .channel_scales import channel_scale_words, read_channel_scales
+from .plan import LaunchPlan, channel_scales_constants, coded_channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
 
 
 def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, int], unused: torch.Tensor):
@@ -87,7 +87,7 @@ def triton_decode_attention(
         ml_window = torch.empty(batch * kv_heads * block_m * 2, dtype=torch.float32, device=query.device)
     args = (
         query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens,
-        quantized_lens, mask, counters, o_part, ml_part, flags,
+        quantized_lens, mask, counters, o_part, ml_part, flags, o_part,
         scale * LOG2E, split_len, splits, *query.stride(), *mask_strides,
         seq, k_meta.shape[2],
     )
@@ -109,6 +109,12 @@ def triton_decode_attention(
         k_scales = read_channel_scales(k_meta, meta_parity_table, k_meta_layout, quantized_lens, key_channel_block)
         main_args = (*args[:km], k_scales, *args[km + 1:])
         main_constants = {**constants, **channel_scales_constants(k_meta_layout)}
+    elif plan.channel_scales_in_main:  # each main program reads its own rows of them into float32 words first
+        ks = _decode_attention_kernel.arg_names.index("ks_ptr")
+        k_scales = torch.empty(k_meta.numel() // k_meta.shape[-1] * channel_scale_words(k_meta_layout), dtype=torch.float32,
+                               device=query.device).view(torch.uint8)  # addressed in bytes, as metadata rows are
+        main_args = (*args[:ks], k_scales, *args[ks + 1:])
+        main_constants = {**constants, **coded_channel_scales_constants(k_meta_layout, k_meta.storage_offset() % 4)}
     kernel, options = kernel_and_options(_decode_attention_kernel, main["num_warps"], main["num_stages"], main["maxnreg"])
     wrap_triton(kernel)[(batch * kv_heads, splits + window)](
         *main_args, 1, *window_args, DEFERRED=False, **{**main_constants, "WINDOW": window}, **options,

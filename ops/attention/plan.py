@@ -133,7 +133,7 @@ def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block
         return dict(CHANNEL_KEYS=False, K_GROUPS=meta_layout.groups, K_GROUP=head_dim // meta_layout.groups,
                     K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
                     K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
-                    K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0)
+                    K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0, K_CODED_MRB=0, K_CODED_BASE=0, K_CODED_BLOCK_G=1)
     return _channel_key_meta_constants(meta_layout, channel_block, aligned(*k_meta))
 
 
@@ -143,15 +143,27 @@ def _channel_key_meta_constants(meta_layout: MetadataLayout, channel_block: int,
     rows_aligned = storage.row_bytes % 4 == 0 and aligned_tensors
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
-                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if rows_aligned and storage.nibbles else 0, K_META_DIRTY=0)
+                K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if rows_aligned and storage.nibbles else 0, K_META_DIRTY=0,
+                K_CODED_MRB=0, K_CODED_BASE=0, K_CODED_BLOCK_G=1)
 
 
 def channel_scales_pass_applies(storage: dict, channel_block: int) -> bool:
-    """Whether a pass reads the keys' coded channel scales before the main launch
-    (``channel_scales.py``): keys quantized per channel (``channel_block`` > 0) on a path that
-    reads words (word, lane or blocks path) of a code that decodes. ``storage``:
-    ``storage_constants``."""
-    return bool(channel_block and reads_words(storage) and storage["DECODE"])
+    """Whether the keys' coded channel scales are read into rows of float32 words before the
+    main launch's loop (``channel_scales.py``): keys quantized per channel (``channel_block`` > 0)
+    on a path that reads words (word, lane or blocks path) of a code that decodes. By a pass of
+    its own, except on the blocks path, whose main programs each read their own rows first
+    (``channel_scales_in_main_applies``). ``storage``: ``storage_constants``."""
+    return bool(channel_block and reads_words(storage) and storage["DECODE"]) and not channel_scales_in_main_applies(storage, channel_block)
+
+
+def channel_scales_in_main_applies(storage: dict, channel_block: int) -> bool:
+    """Whether each main program reads the rows of coded channel scales its split covers into
+    float32 words itself, before its loop, instead of a pass of its own: on the blocks path
+    (SECDED(72,64)). On the H200 (batch 8 / 32k, float16, keys per channel with the window)
+    that took SECDED's call from 190.3-190.7 to 188.1-188.6 us, and made Golay's lane path
+    (331 -> 340 us) and Hamming(8,4)'s word path (214 -> 223 us) slower, whose main programs
+    hold more registers: those keep the pass (benchmarks/RESULTS.md, 2026-12-05)."""
+    return bool(channel_block and storage["BLOCKS"] and storage["DECODE"])
 
 
 def channel_scales_constants(k_meta_layout: MetadataLayout) -> dict:
@@ -160,6 +172,14 @@ def channel_scales_constants(k_meta_layout: MetadataLayout) -> dict:
     ``k_meta_layout``."""
     words = channel_scale_words(k_meta_layout)
     return dict(K_MRB=4 * words, K_META_WORDS=words, K_META_DIRTY=words - 1)
+
+
+def coded_channel_scales_constants(k_meta_layout: MetadataLayout, base: int) -> dict:
+    """As ``channel_scales_constants``, where each main program first reads its own coded rows
+    of ``k_meta_layout`` (their first byte ``base`` bytes past a 32-bit word) into those rows
+    of float32 words (``LaunchPlan.channel_scales_in_main``)."""
+    return dict(channel_scales_constants(k_meta_layout), K_CODED_MRB=k_meta_layout.storage.row_bytes, K_CODED_BASE=base,
+                K_CODED_BLOCK_G=_pow2(_cdiv(k_meta_layout.words, 3)))
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
@@ -355,7 +375,7 @@ class LaunchPlan:
     (``launch_configs``; ``deferred`` None when nothing can be deferred), the query tile,
     the splits (``plan_splits``, ``plan_deferred``), the partials' layout
     (``partials_layout``) and whether a pass reads coded channel scales first
-    (``channel_scales_pass_applies``)."""
+    (``channel_scales_pass_applies``) or the main programs do (``channel_scales_in_main_applies``)."""
 
     storage: dict
     main: dict
@@ -369,6 +389,7 @@ class LaunchPlan:
     combine_u: int
     part_cols: int
     channel_scales_pass: bool = False
+    channel_scales_in_main: bool = False
 
     @property
     def combine_unit_values(self) -> int:
@@ -397,4 +418,5 @@ class LaunchPlan:
                 split_len, splits = aligned
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
         return cls(storage, main, deferred, max(MIN_BLOCK_M, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
-                   deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block))
+                   deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block),
+                   channel_scales_in_main_applies(storage, channel_block))
