@@ -719,8 +719,8 @@ def test_window_program_leaves_the_main_loop_as_it_was(run_compile_tool):
     """The full-precision window is attended by one more program of the main launch per
     (sequence, KV head) (``window._window_partial``; a launch of its own cost 6-10 us at batch
     8 / 32k on the H200). Its branch must not cost the key loop anything: compiled for sm_90a
-    with and without it, the main launch's largest loops keep their instruction counts (within
-    1%) and its register count; under int4's and SECDED's cap of 128 registers the window's
+    with and without it, the main launch's largest loops grow by at most 1% and it keeps its
+    register count; under int4's and SECDED's cap of 128 registers the window's
     branch spills a little (in its own loop, 64 programs at batch 8: 96 bytes with Triton 3.6,
     144 with 3.9), which must stay small."""
     def loops_and_lines(*extra):
@@ -734,8 +734,10 @@ def test_window_program_leaves_the_main_loop_as_it_was(run_compile_tool):
     (plain_loops, plain_lines), (window_loops, window_lines) = loops_and_lines(), loops_and_lines("--window")
     assert len(plain_loops) == len(window_loops) == 2, (plain_lines, window_lines)
     for plain, windowed in zip(plain_loops, window_loops):
-        # The window's own loop is smaller than the key loops; they stay the largest two.
-        assert len(plain) == len(windowed) == 2 and all(abs(w - p) <= 0.01 * p for p, w in zip(plain, windowed)), (plain, windowed)
+        # The window's own loop is smaller than the key loops; they stay the largest two. Not more
+        # than 1% longer with the window: with SECDED's prologue that reads its channel scales, the
+        # register allocation with the window's branch made them 1.0% shorter (Triton 3.9).
+        assert len(plain) == len(windowed) == 2 and all(w <= 1.01 * p for p, w in zip(plain, windowed)), (plain, windowed)
     for plain, windowed in zip(plain_lines, window_lines):
         registers = [int(re.search(r"Used (\d+) registers", line).group(1)) for line in (plain, windowed)]
         assert registers[0] == registers[1], (plain, windowed)
