@@ -1,5 +1,7 @@
 """The benchmark scripts run end to end (tiny sizes, CPU reference path); no timing is asserted."""
 
+import re
+
 import pytest
 import torch
 
@@ -161,6 +163,24 @@ def test_secded_check_cost_stubs_keep_clean_outputs_and_take_effect(monkeypatch,
     assert "full: a flipped bit in every row corrected" in out
     for variant in secded_check_cost.SYNDROMES:
         assert f"{variant}: a flipped bit in every row attended as read" in out
+
+
+def test_channel_keys_ratio_prints_a_ratio_per_codec(monkeypatch, capsys):
+    """tools/channel_keys_ratio.py on CPU tensors (the op's reference): per-token and
+    per-channel-key calls of each codec timed in alternating rounds, one line per codec."""
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import channel_keys_ratio
+
+    channel_keys_ratio.main(["--cpu", "--codecs", "int4", "secded72", "--batch", "1", "--context", "256", "--q-heads", "2",
+                             "--kv-heads", "1", "--head-dim", "16", "--rounds", "2", "--iters", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["int4", "secded72"]
+    for line in lines:
+        found = re.search(r"per token +([\d.]+) us .* window +([\d.]+) us +ratio ([\d.]+)", line)
+        token, channel, ratio = (float(x) for x in found.groups())
+        assert token > 0 and channel > 0 and abs(ratio - channel / token) <= 0.01 * ratio + 1e-3, line
 
 
 def test_plot_attention_draws_bench_attention_output(capsys, tmp_path):

@@ -5,6 +5,7 @@ CUDA-graph replay time of ``--iters`` calls over four input copies (``benchmarks
 
     python tools/channel_keys_ratio.py --codecs secded72 golay24 hamming84 --rounds 3 --iters 20
     python tools/channel_keys_ratio.py --codecs int4 --dtype bfloat16
+    python tools/channel_keys_ratio.py --cpu --batch 1 --context 256 --head-dim 16   # the op's reference, wall clock: a smoke run
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ from attention_case import add_case_arguments, decode_calls  # noqa: E402
 from common import kernel_time  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_case_arguments(p, ["int4", "hamming84", "secded72", "golay24"])
     p.add_argument("--rounds", type=int, default=5)
-    args = p.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("channel_keys_ratio.py times the fused kernels: it needs a CUDA device")
+    p.add_argument("--cpu", action="store_true", help="CPU tensors (the op's reference path, wall clock): checks the tool runs")
+    args = p.parse_args(argv)
+    if not args.cpu and not torch.cuda.is_available():
+        raise SystemExit("channel_keys_ratio.py times the fused kernels: it needs a CUDA device (or --cpu for a smoke run)")
+    device = "cpu" if args.cpu else "cuda"
     for codec in args.codecs:
         args.channel_keys = False
-        token = decode_calls(args, codec, copies=4)
+        token = decode_calls(args, codec, copies=4, device=device)
         args.channel_keys = True
-        channel = decode_calls(args, codec, copies=4)
+        channel = decode_calls(args, codec, copies=4, device=device)
         ts, cs = [], []
         for _ in range(args.rounds):
             ts.append(kernel_time(token, args.iters) * 1e6)
@@ -41,7 +44,8 @@ def main() -> None:
         print(f"{codec:10} {args.dtype} per token {t:7.1f} us  channel keys + window {c:7.1f} us  ratio {c / t:.3f}"
               f"  (rounds: {' '.join(f'{x:.1f}' for x in ts)} | {' '.join(f'{x:.1f}' for x in cs)})", flush=True)
         del token, channel
-        torch.cuda.empty_cache()
+        if not args.cpu:
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":
