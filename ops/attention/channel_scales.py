@@ -46,6 +46,18 @@ def channel_scale_words(layout: MetadataLayout) -> int:
     return layout.words + 1
 
 
+def channel_scale_groups(layout: MetadataLayout) -> int:
+    """``BLOCK_G`` of ``_channel_scale_rows`` for channel scales stored as ``layout``: its
+    groups of three float32 words (8 Golay units) a row, rounded up to a power of two."""
+    return _pow2(_cdiv(layout.words, 3))
+
+
+def channel_scale_buffer(k_meta: torch.Tensor, layout: MetadataLayout) -> torch.Tensor:
+    """Uninitialized float32 words, ``channel_scale_words`` for each row of ``k_meta``, that
+    ``_channel_scale_rows`` writes (the pass's output, or the main programs' own rows)."""
+    return torch.empty(k_meta.numel() // k_meta.shape[-1] * channel_scale_words(layout), dtype=torch.float32, device=k_meta.device)
+
+
 @triton.jit
 def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, UNITS: tl.constexpr,
                            MRB: tl.constexpr, OUT_WORDS: tl.constexpr, BLOCK_G: tl.constexpr, ROWS: tl.constexpr,
@@ -146,12 +158,12 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     heads, head_rows = k_meta.shape[1:3]
     rows = k_meta.numel() // k_meta.shape[-1]
     words = channel_scale_words(layout)
-    out = torch.empty(rows * words, dtype=torch.float32, device=k_meta.device) if out is None else out
+    out = channel_scale_buffer(k_meta, layout) if out is None else out
     if rows:
         kernel, options = kernel_and_options(_channel_scales_kernel, NUM_WARPS)
         wrap_triton(kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
-            UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=_pow2(_cdiv(layout.words, 3)),
+            UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=channel_scale_groups(layout),
             ROWS=ROWS_PER_PROGRAM, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4),
             **options,
         )

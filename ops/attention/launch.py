@@ -15,7 +15,7 @@ from ..codec_kernels import (
 )
 from ..launch_options import kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
-from .channel_scales import channel_scale_words, read_channel_scales
+from .channel_scales import channel_scale_buffer, read_channel_scales
 from .plan import LaunchPlan, channel_scales_constants, coded_channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
 
 
@@ -111,8 +111,7 @@ def triton_decode_attention(
         main_constants = {**constants, **channel_scales_constants(k_meta_layout)}
     elif plan.channel_scales_in_main:  # each main program reads its own rows of them into float32 words first
         ks = _decode_attention_kernel.arg_names.index("ks_ptr")
-        k_scales = torch.empty(k_meta.numel() // k_meta.shape[-1] * channel_scale_words(k_meta_layout), dtype=torch.float32,
-                               device=query.device).view(torch.uint8)  # addressed in bytes, as metadata rows are
+        k_scales = channel_scale_buffer(k_meta, k_meta_layout).view(torch.uint8)  # addressed in bytes, as metadata rows are
         main_args = (*args[:ks], k_scales, *args[ks + 1:])
         main_constants = {**constants, **coded_channel_scales_constants(k_meta_layout, k_meta.storage_offset() % 4)}
     kernel, options = kernel_and_options(_decode_attention_kernel, main["num_warps"], main["num_stages"], main["maxnreg"])

@@ -12,7 +12,7 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from ..byte_words import nibble_constants
-from .channel_scales import channel_scale_words
+from .channel_scales import channel_scale_groups, channel_scale_words
 from ..memo import aligned, memoized
 from ..codec_kernels import (
     _cdiv,
@@ -122,6 +122,10 @@ def _meta_constants(meta_layout: MetadataLayout, aligned_tensors: bool) -> dict:
     )
 
 
+# K's channel scales not read by the main programs themselves (``coded_channel_scales_constants`` where they are).
+_NO_CODED_CHANNEL_SCALES = dict(K_CODED_MRB=0, K_CODED_BASE=0, K_CODED_BLOCK_G=1)
+
+
 def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block: int, meta: dict, *k_meta: torch.Tensor) -> dict:
     """The kernel's K metadata constants (``K_*``): with keys quantized per channel
     (``channel_block`` > 0; ``meta_layout`` of ``head_dim`` groups), a row of ``head_dim``
@@ -133,7 +137,7 @@ def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block
         return dict(CHANNEL_KEYS=False, K_GROUPS=meta_layout.groups, K_GROUP=head_dim // meta_layout.groups,
                     K_META_UNITS=meta["META_UNITS"], K_MUV=meta["MUV"], K_MUB=meta["MUB"], K_MRB=meta["MRB"],
                     K_META_LANES=meta["META_LANES"], K_META_STATUS_COLS=meta["META_STATUS_COLS"], K_ROW_DIV=1,
-                    K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0, K_CODED_MRB=0, K_CODED_BASE=0, K_CODED_BLOCK_G=1)
+                    K_META_WORDS=meta["META_WORDS"], K_META_DIRTY=0, **_NO_CODED_CHANNEL_SCALES)
     return _channel_key_meta_constants(meta_layout, channel_block, aligned(*k_meta))
 
 
@@ -144,7 +148,7 @@ def _channel_key_meta_constants(meta_layout: MetadataLayout, channel_block: int,
     return dict(CHANNEL_KEYS=True, K_GROUPS=meta_layout.groups, K_GROUP=1, K_META_UNITS=storage.units, K_MUV=storage.unit_values,
                 K_MUB=storage.unit_bytes, K_MRB=storage.row_bytes, K_META_LANES=0, K_META_STATUS_COLS=meta_layout.codewords_per_row,
                 K_ROW_DIV=channel_block, K_META_WORDS=storage.row_bytes // 4 if rows_aligned and storage.nibbles else 0, K_META_DIRTY=0,
-                K_CODED_MRB=0, K_CODED_BASE=0, K_CODED_BLOCK_G=1)
+                **_NO_CODED_CHANNEL_SCALES)
 
 
 def channel_scales_pass_applies(storage: dict, channel_block: int) -> bool:
@@ -179,7 +183,7 @@ def coded_channel_scales_constants(k_meta_layout: MetadataLayout, base: int) -> 
     of ``k_meta_layout`` (their first byte ``base`` bytes past a 32-bit word) into those rows
     of float32 words (``LaunchPlan.channel_scales_in_main``)."""
     return dict(channel_scales_constants(k_meta_layout), K_CODED_MRB=k_meta_layout.storage.row_bytes, K_CODED_BASE=base,
-                K_CODED_BLOCK_G=_pow2(_cdiv(k_meta_layout.words, 3)))
+                K_CODED_BLOCK_G=channel_scale_groups(k_meta_layout))
 
 
 def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
