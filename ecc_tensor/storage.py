@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import lanes
 from .codecs import STATUS_DETECTED, CodecTables, LinearBlockCode, get_codec
@@ -59,7 +58,7 @@ def _derive_sizes(codec: LinearBlockCode, head_dim: int, sequential: bool) -> _S
         return _Sizes(kind, codec.values_per_codeword, 0, lane.units, 4 * lane.row_words)
     unit_values = 2 if kind == "nibbles" else codec.values_per_codeword
     unit_bytes = 1 if kind == "nibbles" else math.ceil(codec.n / 8)
-    units = math.ceil(head_dim / unit_values)
+    units = (head_dim + unit_values - 1) // unit_values  # integer division: a symbolic head_dim stays an integer expression
     return _Sizes(kind, unit_values, unit_bytes, units, units * unit_bytes)
 
 
@@ -156,7 +155,10 @@ class StorageLayout:
             slots = torch.where(index >= 0, values[..., index.clamp(min=0)], 0)
             words = self.codec.encode(slots.flatten(-2), validate=False, tables=tables)
             return lanes.store(words, values, self.head_dim)
-        padded = F.pad(values, (0, self.units * self.unit_values - self.head_dim))
+        # Zeros and a copy, not F.pad: a symbolic head_dim then gives the padded width as one
+        # product (a pad's width minus head_dim plus head_dim held up torch.compile's shape checks).
+        padded = values.new_zeros(*values.shape[:-1], self.units * self.unit_values)
+        padded[..., :self.head_dim] = values
         if self.nibbles:
             pairs = padded.reshape(*padded.shape[:-1], -1, 2)
             return pairs[..., 0] | (pairs[..., 1] << 4)

@@ -215,8 +215,10 @@ def test_fused_attention_reads_a_scheme_as_the_dense_path_does(mode, scheme):
         assert stats[0]["injected"] > 0
 
 
-@pytest.mark.parametrize("scheme", [dict(residual_length=3), dict(key_quant="channel", channel_block=4, residual_length=2),
-                                    dict(key_quant="channel", channel_block=4)], ids=str)
+# Keys per channel with a window, and per token with one: keys per channel without a window
+# (residual_length=0) go through the same graph with a shorter window (the block being filled)
+# and took 90 s more of the suite's 2-core run.
+@pytest.mark.parametrize("scheme", [dict(residual_length=3), dict(key_quant="channel", channel_block=4, residual_length=2)], ids=str)
 @pytest.mark.parametrize("attention", ["dense", "fused"])
 def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(scheme, attention):
     from transformers import LlamaForCausalLM
