@@ -667,9 +667,10 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec, run_compile
     # a kernel's loads, and the interpolating repair pass once had 267 (Hamming) and 359
     # (Golay) of them, minutes of compile on a busy machine; then 131 and 187, and 101 and 157
     # since the neighbour search decodes a row's scale once per row, not once per unit (which
-    # also made it 3x faster under faults: benchmarks/RESULTS.md).
+    # also made it 3x faster under faults: benchmarks/RESULTS.md); Golay's 82 since its K and V
+    # take one copy of the repair in a loop of two.
     loads = {line.split()[0] + " " + line.split()[1]: int(re.search(r"(\d+) loads", line).group(1)) for line in lines}
-    limits = {"hamming84-interp deferred": 110, "golay24-interp deferred": 165, "secded72-interp deferred": 160}
+    limits = {"hamming84-interp deferred": 110, "golay24-interp deferred": 90, "secded72-interp deferred": 160}
     for name, n in loads.items():
         assert n <= (16 if "main" in name else limits.get(name, n)), loads
     # The main launch's registers: with the value product transposed (``_pv_transposed``) at

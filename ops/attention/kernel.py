@@ -446,6 +446,70 @@ def _decode_attention_kernel(
                         n_meta_corrected += km_corr + vm_corr
                         n_meta_parity_only += km_po + vm_po
                         n_meta_detected += km_det + vm_det
+                elif DEFERRED and INTERP and not CHANNEL_KEYS and UNIT_VALUES > 1:
+                    # The repair pass over keys per token: K and V take the same steps with the same
+                    # constants, so they run as a loop of two, one copy of the decode, the metadata
+                    # decode and the neighbour search in the kernel where unrolled there were two
+                    # (compile time: Triton's coalescing pass is quadratic in a kernel's loads; for
+                    # Golay's, 157 -> 82 loads, 57 -> 21 s for sm_90a). K's iteration ends in the
+                    # block's weights, V's in the accumulators. Not at one value a unit (the Hamming
+                    # codes): there ptxas holds the loop in 128 registers and spills 4.4 KB a thread,
+                    # where the unrolled launch spills 0.7 KB (benchmarks/RESULTS.md).
+                    tl.static_assert(K_GROUPS == GROUPS and K_META_UNITS == META_UNITS and K_MRB == MRB and K_ROW_DIV == 1)
+                    p = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+                    alpha = tl.zeros([BLOCK_M], tl.float32)
+                    for kv in range(2):
+                        is_k = kv == 0
+                        base = tl.where(is_k, k_base, v_base)
+                        meta = tl.where(is_k, km_base, vm_base)
+                        data, status = _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
+                                                     DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                        m_corr, m_po, m_det, m_rows = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                  META_UNITS, MUB, MRB, META_LANES)
+                        block = _block_state(
+                            base, meta, rows, row_ok, u, u_ok, status, m_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, True,
+                            ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB,
+                            MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                        # Each slot's values, dequantized and repaired: K's into the scores, V's into
+                        # the accumulators.
+                        x0 = tl.zeros([BLOCK_N, BLOCK_U], tl.float32)
+                        x1 = x0
+                        x2 = x0
+                        for slot in tl.static_range(UNIT_VALUES):
+                            slot_ok = tl.where(slot == 0, col0_ok, tl.where(slot == 1, col1_ok, col2_ok))
+                            x = _kv_slot(data, block, rows, row_ok, u, slot_ok, seq_len, base, meta, enc_ptr, syn_ptr, menc_ptr,
+                                         msyn_ptr, slot, True, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
+                                         GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO,
+                                         FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                            if slot == 0:
+                                x0 = x
+                            elif slot == 1:
+                                x1 = x
+                            else:
+                                x2 = x
+                        if is_k:
+                            s = _qk_float(q0, x0, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
+                            if UNIT_VALUES > 1:
+                                s = _qk_float(q1, x1, s, dtype, SPLIT_P, DOT_PRECISION)
+                            if UNIT_VALUES > 2:
+                                s = _qk_float(q2, x2, s, dtype, SPLIT_P, DOT_PRECISION)
+                            s = (s * qk_scale).to(tl.float32)
+                            s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
+                                                stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+                            p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
+                        else:
+                            acc0 = _pv_float(acc0 * alpha[:, None], p, x0, dtype, SPLIT_P, DOT_PRECISION)
+                            if UNIT_VALUES > 1:
+                                acc1 = _pv_float(acc1 * alpha[:, None], p, x1, dtype, SPLIT_P, DOT_PRECISION)
+                            if UNIT_VALUES > 2:
+                                acc2 = _pv_float(acc2 * alpha[:, None], p, x2, dtype, SPLIT_P, DOT_PRECISION)
+                        if count_units:
+                            n_corrected += tl.sum((status == 1).to(tl.int32), axis=0)
+                            n_parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
+                            n_detected += tl.sum((status == 2).to(tl.int32), axis=0)
+                            n_meta_corrected += m_corr
+                            n_meta_parity_only += m_po
+                            n_meta_detected += m_det
                 else:
                     repair: tl.constexpr = DEFERRED and INTERP
                     # Decode the block's units (K and V) and their rows' metadata once, then each
