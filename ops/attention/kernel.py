@@ -451,7 +451,7 @@ def _decode_attention_kernel(
                     # constants, so they run as a loop of two, one copy of the decode, the metadata
                     # decode and the neighbour search in the kernel where unrolled there were two
                     # (compile time: Triton's coalescing pass is quadratic in a kernel's loads; for
-                    # Golay's, 157 -> 82 loads, 57 -> 21 s for sm_90a). K's iteration ends in the
+                    # Golay's, 157 -> 82 loads, 35 -> 13 s for sm_90a). K's iteration ends in the
                     # block's weights, V's in the accumulators. Not at one value a unit (the Hamming
                     # codes): there ptxas holds the loop in 128 registers and spills 4.4 KB a thread,
                     # where the unrolled launch spills 0.7 KB (benchmarks/RESULTS.md).
