@@ -495,6 +495,23 @@ def _meta_word_at(row_ptrs, W: tl.constexpr, mask, parity_table_ptr, syndrome_ta
     return bits, detected
 
 
+@triton.jit
+def _tile_meta_word(meta_data, meta_status, mu, W: tl.constexpr, MUV: tl.constexpr, DETECTED: tl.constexpr):
+    """``_meta_word_at`` from units already loaded and decoded: ``meta_data`` and ``meta_status``
+    (``[R, MU]``, ``_syndrome_decode``'s) hold unit ``mu`` of each row. Word ``W``'s nibbles are
+    placed where each unit holds them and summed along the row (disjoint bits: the sum is their
+    OR), its detected flag the rows' reduction over the units it spans; no load."""
+    parts = tl.zeros(meta_data.shape, tl.int32)
+    for i in tl.static_range(MUV):
+        at = mu * MUV + i - 8 * W  # the nibble's place in the word, where it is 0..7
+        inside = (at >= 0) & (at < 8)
+        nibble = (meta_data >> (4 * i)) & 15
+        parts = parts | tl.where(inside[None, :], nibble << (4 * tl.where(inside, at, 0))[None, :], 0)
+    spanned = (mu * MUV + MUV > 8 * W) & (mu * MUV < 8 * W + 8)
+    detected = tl.max((spanned[None, :] & (meta_status == DETECTED)).to(tl.int32), axis=1) != 0
+    return tl.sum(parts, axis=1), detected
+
+
 @triton.constexpr_function
 def _word_units(MUV):
     """The most units of ``MUV`` values that the 8 nibbles of a metadata word can span (a word
@@ -1054,9 +1071,11 @@ def _load_kernel(
             q1 = tl.load(meta_words + 2, mask=row_ok, other=0)
             decode_meta = tl.max(_three_lane_syndromes(scale_word, q0, q1)) != 0
             read_scale = decode_meta
+        meta_data = meta_status
         if decode_meta:
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
-            _, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K, META_PO_SYN)
+            meta_data, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K,
+                                                      META_PO_SYN)
         if COUNT:
             if decode_meta:
                 _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
@@ -1146,14 +1165,33 @@ def _load_kernel(
                         offset = 8.0
                 else:
                     group = (tl.minimum(col, D - 1) // GROUP)[None, :]
-                    s_bits, group_erased = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr, META_K,
-                                                      META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                    if DECODE and META_LANES_D == 0:
+                        # Each group's words from the metadata tile decoded above, a reduction a
+                        # row, then selected by column: read and decoded per value, with the
+                        # units' byte and table loads of every pass, Golay's kernel with zero
+                        # points held 244 loads and took 90 s to compile for sm_90a.
+                        s_bits = tl.zeros(ok.shape, tl.int32)
+                        z_bits = s_bits
+                        group_erased = tl.zeros(ok.shape, tl.int1)
+                        for g in tl.static_range(GROUPS):
+                            in_group = group == g
+                            g_bits, g_erased = _tile_meta_word(meta_data, meta_status, mu, g, META_UNIT_VALUES, DETECTED)
+                            s_bits = tl.where(in_group, g_bits[:, None], s_bits)
+                            group_erased = group_erased | (in_group & g_erased[:, None])
+                            if HAS_ZERO:
+                                g_bits, g_erased = _tile_meta_word(meta_data, meta_status, mu, GROUPS + g, META_UNIT_VALUES, DETECTED)
+                                z_bits = tl.where(in_group, g_bits[:, None], z_bits)
+                                group_erased = group_erased | (in_group & g_erased[:, None])
+                    else:
+                        s_bits, group_erased = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
+                                                          META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
+                        if HAS_ZERO:
+                            z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr,
+                                                          meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE, META_UNIT_VALUES,
+                                                          META_UNIT_BYTES)
+                            group_erased = group_erased | z_erased
                     s = s_bits.to(tl.float32, bitcast=True)
                     if HAS_ZERO:
-                        z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr,
-                                                      meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE, META_UNIT_VALUES,
-                                                      META_UNIT_BYTES)
-                        group_erased = group_erased | z_erased
                         offset = z_bits.to(tl.float32, bitcast=True)
                     else:
                         offset = 8.0

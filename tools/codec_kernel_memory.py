@@ -25,15 +25,18 @@ from ecc_tensor.ops import codec_kernels
 KERNELS = {"store": codec_kernels._store_kernel, "load": codec_kernels._load_kernel}
 
 
-def recorded_launches(codec: str, head_dim: int = 128) -> dict[str, tuple[tuple, dict]]:
+def recorded_launches(codec: str, head_dim: int = 128, groups: int = 1, symmetric: bool = True) -> dict[str, tuple[tuple, dict]]:
     """The first (arguments, constexprs) of each kernel that ``quantize_encode`` and
-    ``decode_dequantize`` of ``codec`` launch, by ``KERNELS`` name."""
+    ``decode_dequantize`` of ``codec`` launch, by ``KERNELS`` name: ``groups`` scales a row,
+    zero points unless ``symmetric``."""
+    group_size = None if groups == 1 else head_dim // groups
     with recording(KERNELS) as launches:
         tables = codec_tables(codec, "cpu")
         x = torch.randn(64, head_dim, dtype=torch.float16)
-        codec_kernels.triton_quantize_encode(x, tables[0], tables[2], codec, None, True)
-        stored, meta = torch.ops.ecc.quantize_encode(x.float(), *tables, codec, None, True)
-        codec_kernels.triton_decode_dequantize(stored, meta, *tables, codec, head_dim, 1, True, False, new_counters(), torch.float16)
+        codec_kernels.triton_quantize_encode(x, tables[0], tables[2], codec, group_size, symmetric)
+        stored, meta = torch.ops.ecc.quantize_encode(x.float(), *tables, codec, group_size, symmetric)
+        codec_kernels.triton_decode_dequantize(stored, meta, *tables, codec, head_dim, groups, symmetric, False, new_counters(),
+                                               torch.float16)
     first = {}
     for name, args, kwargs in launches:
         first.setdefault(name, (args, kwargs))
