@@ -12,6 +12,7 @@ Compile times depend on the CPU; compare within one run (each run compiles into 
     python tools/kernel_resources.py                       # every variant, default configs
     python tools/kernel_resources.py --config 64,4,2 --codecs hamming84
     python tools/kernel_resources.py --channel-keys --codecs int4 hamming84   # keys per channel
+    python tools/kernel_resources.py --groups 4 --asymmetric --codecs golay24   # grouped scales with zero points
     python tools/kernel_resources.py --codecs hamming84 --dtypes bf16 --launches main --loops   # SASS per loop
     python tools/kernel_resources.py --codecs fp8          # ecc::fp8_decode_attention's kernel (ops/attention/fp8.py)
 """
@@ -49,21 +50,22 @@ POINTERS = {
 }
 
 
-def plan(codec, interpolate, q_heads=32, kv_heads=8, head_dim=128, config=None, *, channel_block=0) -> A.LaunchPlan:
+def plan(codec, interpolate, q_heads=32, kv_heads=8, head_dim=128, config=None, *, channel_block=0, groups=1) -> A.LaunchPlan:
     """The launcher's plan for a decoding step at batch 8, 32k keys (the splits as on a GPU of
-    132 SMs); ``channel_block`` > 0: keys quantized per channel over blocks of that many rows."""
-    return A.LaunchPlan.make(codec, head_dim, 1, interpolate, batch=8, q_heads=q_heads, kv_heads=kv_heads, lq=1, seq=32768,
+    132 SMs); ``channel_block`` > 0: keys quantized per channel over blocks of that many rows;
+    ``groups`` scales a row."""
+    return A.LaunchPlan.make(codec, head_dim, groups, interpolate, batch=8, q_heads=q_heads, kv_heads=kv_heads, lq=1, seq=32768,
                              device=torch.device("cpu"), config=config, channel_block=channel_block)
 
 
 def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=32, kv_heads=8, head_dim=128, symmetric=True,
-                    config=None, channel_block=0, window=False):
+                    config=None, channel_block=0, window=False, groups=1):
     """The main launch, or with ``deferred`` the launch over the blocks the main one deferred,
     as ``LaunchPlan`` configures it (``config``: its override string); ``window``: the main
     launch attends a full-precision window too."""
     fn = _decode_attention_kernel
     layout = StorageLayout(codec, head_dim)
-    launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config, channel_block=channel_block)
+    launch = plan(codec, interpolate, q_heads, kv_heads, head_dim, config, channel_block=channel_block, groups=groups)
     storage = dict(launch.storage)
     launch_config = launch.deferred if deferred else launch.main
     if deferred:
@@ -80,13 +82,14 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
             signature[name] = "i32"
         else:
             signature[name] = "constexpr"
-    meta = A.meta_constants(MetadataLayout(codec, 1, symmetric), torch.empty(0, dtype=torch.uint8))
+    meta = A.meta_constants(MetadataLayout(codec, groups, symmetric), torch.empty(0, dtype=torch.uint8))
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, **storage, HAS_ZERO=not symmetric, INTERP=interpolate,
         DEFER=launch.deferred is not None,
         DEFERRED=deferred, HAS_MASK=2 if masked else 0, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's boolean [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
-        **meta, **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else 1, symmetric), head_dim, channel_block, meta),
+        **meta,
+        **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else groups, symmetric), head_dim, channel_block, meta),
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
         WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
         WINDOW_UNIT_VALUES=launch.combine_unit_values, WINDOW_BLOCK_U=launch.combine_u,
@@ -187,6 +190,7 @@ def main(argv=None) -> None:
     p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
     p.add_argument("--config", help="block_n,num_warps,num_stages[,waves] (default: the kernel's own per variant)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
+    p.add_argument("--groups", type=int, default=1, help="scales a row (values and keys per token; head_dim 128 in groups of 128 / GROUPS)")
     p.add_argument("--launches", nargs="+", choices=["main", "deferred"], default=["main", "deferred"],
                    help="which launches to compile (the deferred one, where there is one, compiles slowest)")
     p.add_argument("--no-interpolate", action="store_true", help="only the variants without interpolation")
@@ -211,18 +215,19 @@ def main(argv=None) -> None:
                 if args.loops:
                     print("\n".join(sass_loops(kernel)), flush=True)
             continue
-        if not A.has_kernel(codec, channel_block=channel_block):
+        if not A.has_kernel(codec, groups=args.groups, channel_block=channel_block):
             print(f"{codec}: no fused kernel for this scheme", flush=True)
             continue
         for interpolate in ([False] if codec in ("int4", "hamming74") or args.no_interpolate else [False, True]):
-            launches = ["main"] + (["deferred"] if plan(codec, interpolate, channel_block=channel_block).deferred else [])
+            deferred = plan(codec, interpolate, channel_block=channel_block, groups=args.groups).deferred
+            launches = ["main"] + (["deferred"] if deferred else [])
             launches = [launch for launch in launches if launch in args.launches]
             for launch in launches:
                 for dtype in args.dtypes:
                     start = time.perf_counter()
                     kernel, config = compile_variant(codec, dtype, interpolate, True, deferred=launch == "deferred",
                                                      symmetric=not args.asymmetric, config=args.config, channel_block=channel_block,
-                                                     window=args.window)
+                                                     window=args.window, groups=args.groups)
                     seconds = time.perf_counter() - start
                     # The compile's own parameters: block_n, warps, stages, and the register cap where the
                     # main launch has one (waves, the programs per SM, only shape the grid).
