@@ -1169,7 +1169,9 @@ def _load_kernel(
                         # Each group's words from the metadata tile decoded above, a reduction a
                         # row, then selected by column: read and decoded per value, with the
                         # units' byte and table loads of every pass, Golay's kernel with zero
-                        # points held 244 loads and took 90 s to compile for sm_90a.
+                        # points held 244 loads and took 90 s to compile for sm_90a. Each pass
+                        # writes the same reductions; Triton's CSE keeps one of each (Golay with
+                        # zero points: 14 reductions in the kernel's IR, not one per pass).
                         s_bits = tl.zeros(ok.shape, tl.int32)
                         z_bits = s_bits
                         group_erased = tl.zeros(ok.shape, tl.int1)

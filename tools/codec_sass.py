@@ -4,9 +4,9 @@ head_dim 128, float16, one scale per row (or ``--groups``, ``--asymmetric``), fo
 a CUDA device (inline PTX on), and prints the static instruction count per value and thread
 (the kernel's SASS over the values one thread handles), the ``tt.load`` operations of its Triton
 IR (Triton's coalescing pass takes time quadratic in them) and the compile time, optionally the
-opcodes. Static counts include the rare paths (a dirty
-tile's decode); ``--opcodes`` shows where the rest goes. The device's own Triton is 3.6: run
-this under it (CONTRIBUTING.md) for the counts the H200 compiles.
+opcodes. Static counts include the rare paths (a dirty tile's decode); ``--opcodes`` shows where
+the rest goes. The device's own Triton is 3.6: run this under it (CONTRIBUTING.md) for the
+counts the H200 compiles.
 
     python tools/codec_sass.py                          # every codec
     python tools/codec_sass.py --codecs int4 --kernels load --opcodes
@@ -28,6 +28,7 @@ _INSTRUCTION = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 
 def compiled(kernel_name: str, launch: tuple[tuple, dict], num_warps: int):
+    """The recorded launch compiled for sm_90a, as a CUDA device would compile it."""
     args, constants = launch
     constants = dict(constants)
     if "PTX" in constants:
