@@ -422,10 +422,10 @@ def _decode_attention_kernel(
                     k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     # The K metadata as stored (the main launch read the channel-scales pass's words).
-                    km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                  K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
-                    vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                  META_UNITS, MUB, MRB, META_LANES)
+                    km_corr, km_po, km_det, km_rows, _, _, _ = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                     K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
+                    vm_corr, vm_po, vm_det, vm_rows, _, _, _ = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                     META_UNITS, MUB, MRB, META_LANES)
                     # Keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows.
                     kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
                                      msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, K_META_UNITS, K_MUV, K_MUB,
@@ -466,10 +466,11 @@ def _decode_attention_kernel(
                         meta = tl.where(is_k, km_base, vm_base)
                         data, status = _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                        m_corr, m_po, m_det, m_rows = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                  META_UNITS, MUB, MRB, META_LANES)
+                        m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
+                                              META_LANES, 1, GROUPS)
+                        m_corr, m_po, m_det, _, _, _, _ = m_block
                         block = _block_state(
-                            base, meta, rows, row_ok, u, u_ok, status, m_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, True,
+                            base, meta, rows, row_ok, u, u_ok, status, m_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, True,
                             ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB,
                             MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
                         # Each slot's values, dequantized and repaired: K's into the scores, V's into
@@ -521,12 +522,14 @@ def _decode_attention_kernel(
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                    km_corr, km_po, km_det, km_rows = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                  K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
-                    vm_corr, vm_po, vm_det, vm_rows = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                  META_UNITS, MUB, MRB, META_LANES)
+                    km_block = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, K_META_UNITS, K_MUB, K_MRB,
+                                           K_META_LANES, K_ROW_DIV, K_GROUPS)
+                    vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
+                                           META_LANES, 1, GROUPS)
+                    km_corr, km_po, km_det, km_rows, _, _, _ = km_block
+                    vm_corr, vm_po, vm_det, vm_rows, _, _, _ = vm_block
                     k_block = _block_state(
-                        k_base, km_base, rows, row_ok, u, u_ok, k_status, km_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                        k_base, km_base, rows, row_ok, u, u_ok, k_status, km_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
@@ -563,7 +566,7 @@ def _decode_attention_kernel(
 
                     # V: the weighted sums, one accumulator per slot.
                     v_block = _block_state(
-                        v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_rows, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
+                        v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
                         NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)

@@ -13,6 +13,7 @@ from ..codec_kernels import (
     _meta_word_at,
     _status,
     _syndrome_decode,
+    _tile_meta_word,
     _unit_value,
     _unit_word,
 )
@@ -21,6 +22,14 @@ from ..codec_kernels import (
 @triton.constexpr_function
 def _next_power_of_2(n):
     return triton.next_power_of_2(int(n))
+
+
+@triton.constexpr_function
+def _tiled_meta(GROUPS, ROW_DIV, META_LANES):
+    """Whether a block's metadata rows are decoded once as one tile and every group's scale
+    taken from it (``_meta_block``, ``_slot_values``): several groups a row, a metadata row per
+    row, bytes units (not Golay's one-group lane layout)."""
+    return int(GROUPS) > 1 and int(ROW_DIV) == 1 and int(META_LANES) == 0
 
 
 @triton.jit
@@ -97,10 +106,12 @@ def _slot_group(u, slot, UNIT_VALUES: tl.constexpr, LANES_D: tl.constexpr, D: tl
 def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr, GROUP: tl.constexpr, HAS_ZERO: tl.constexpr,
                  MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
-                 MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, ROW_DIV: tl.constexpr = 1):
+                 MRB: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, ROW_DIV: tl.constexpr = 1,
+                 meta_tile=None):
     """Value ``slot`` of each unit, dequantized in float32 with its group's scale decoded from the
     metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
-    ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``."""
+    ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``. ``meta_tile``: ``_meta_block``'s decoded
+    metadata of these rows (``[N, 1]`` rows), where ``_tiled_meta``."""
     v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:  # one scale per row: decoded once per row
         w = 0
@@ -108,7 +119,32 @@ def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, slot, UNI
     else:  # a group per column: the mask takes the tile's shape
         w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
-    if ROW_DIV > 1 and rows.shape[1] == 1:
+    if meta_tile is not None:
+        # Each group's words from the block's metadata tile, decoded once (a reduction a row),
+        # then selected by column: read and decoded per value, every slot of every block loaded
+        # and decoded the units again (Hamming(8,4)'s main launch with zero points: 425 loads,
+        # 12.7 KB spilled a thread for sm_90a). The slots write the same reductions; CSE keeps
+        # one of each where the slots are unrolled.
+        mu, meta_data, meta_status = meta_tile
+        s_bits = tl.zeros(mask.shape, tl.int32)
+        z_bits = s_bits
+        detected = tl.zeros(mask.shape, tl.int1)
+        for g in tl.static_range(GROUPS):
+            in_group = w == g
+            g_bits, g_detected = _tile_meta_word(meta_data, meta_status, mu, g, MUV, 2)
+            s_bits = tl.where(in_group, g_bits[:, None], s_bits)
+            detected = detected | (in_group & g_detected[:, None])
+            if HAS_ZERO:
+                g_bits, g_detected = _tile_meta_word(meta_data, meta_status, mu, GROUPS + g, MUV, 2)
+                z_bits = tl.where(in_group, g_bits[:, None], z_bits)
+                detected = detected | (in_group & g_detected[:, None])
+        s = s_bits.to(tl.float32, bitcast=True)
+        if HAS_ZERO:
+            off = z_bits.to(tl.float32, bitcast=True)
+        else:
+            off = 8.0
+        detected = detected & mask
+    elif ROW_DIV > 1 and rows.shape[1] == 1:
         # Keys per channel, a block of consecutive rows ([N, 1]): they share one or two rows of
         # channel scales, each decoded once as a [1, U] row and given to the rows it covers,
         # rather than once per (row, value): per value, the deferred launch spilled 25 KB a thread.
@@ -244,7 +280,8 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
     scale group, the rows' scales, erasures, neighbour rows and their decoded data and scales,
     shared by every slot; with several, each slot finds its own, since a unit's values may
     belong to different groups."""
-    erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset = block
+    (erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset,
+     meta_mu, meta_data, meta_status) = block
     v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:
         x = (v - offset) * scale
@@ -257,8 +294,14 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     else:
-        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES, LANES_D,
-                                   D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
+        if _tiled_meta(GROUPS, ROW_DIV, META_LANES):
+            x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES,
+                                       LANES_D, D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS,
+                                       ROW_DIV, (meta_mu, meta_data, meta_status))
+        else:
+            x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES,
+                                       LANES_D, D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS,
+                                       ROW_DIV)
         if INTERP:
             erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
             if tl.max(erased.to(tl.int32)) > 0:
@@ -300,7 +343,7 @@ def _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr,
 
 
 @triton.jit
-def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detected, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
+def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                  REPAIR: tl.constexpr, ROW_BYTES: tl.constexpr, UNIT_BYTES: tl.constexpr, UNIT_VALUES: tl.constexpr,
                  LANES_D: tl.constexpr, D: tl.constexpr, K: tl.constexpr, DECODE: tl.constexpr, GROUPS: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
@@ -311,7 +354,10 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
     (detected codewords; with one scale group, every unit of a row whose scale is detected
     too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
     the repair pass, the erased units' neighbour rows with their decoded data, scales and
-    offsets, found and decoded once for all of a unit's values."""
+    offsets, found and decoded once for all of a unit's values; and ``_meta_block``'s metadata
+    tile (``meta_block``: its results)."""
+    meta_rows_detected = meta_block[3]
+    meta_mu, meta_data, meta_status = meta_block[4], meta_block[5], meta_block[6]
     unit_mask = row_ok[:, None] & u_ok[None, :]
     erased = status == 2
     zeros = tl.zeros(erased.shape, tl.float32)
@@ -359,20 +405,41 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_rows_detec
                                             NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     prev_data = tl.where(before, data, prev_data)
                     next_data = tl.where(before, next_data, data)
-    return erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset
+    return (erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset,
+            meta_mu, meta_data, meta_status)
 
 
 @triton.jit
 def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
-                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, ROW_DIV: tl.constexpr = 1):
-    """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, and
-    per row whether any is detected). With ``ROW_DIV`` rows per metadata row (``_group_scale``)
-    a metadata row is counted at the first row it covers, so once."""
+                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, ROW_DIV: tl.constexpr = 1,
+                GROUPS: tl.constexpr = 1):
+    """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, per
+    row whether any is detected, and where ``_tiled_meta`` the rows' units as one decoded tile
+    ``mu, data, status``, ``[MU]``, ``[N, MU]``, ``[N, MU]``, for ``_slot_values``; else three
+    placeholders, since a Triton function returns no None). With ``ROW_DIV`` rows per metadata
+    row (``_group_scale``) a metadata row is counted at the first row it covers, so once."""
     corrected = tl.zeros([], tl.int32)
     parity_only = tl.zeros([], tl.int32)
     detected = tl.zeros([], tl.int32)
     any_detected = tl.zeros(row_ok.shape, tl.int1)
-    if DECODE:
+    tile_mu = tl.zeros([1], tl.int32)
+    tile_data = tl.zeros([1, 1], tl.int32)
+    tile_status = tile_data
+    if _tiled_meta(GROUPS, ROW_DIV, META_LANES):
+        # One load of the rows' units (int4's raw bytes too), decoded once for the counts and
+        # every group's scale and zero point.
+        tile_mu = tl.arange(0, _next_power_of_2(META_UNITS))
+        mu_ok = row_ok[:, None] & (tile_mu < META_UNITS)[None, :]
+        tile_data = _load_units(meta_base, rows[:, None], tile_mu, mu_ok, MRB, MUB, 0)
+        tile_status = tl.zeros(mu_ok.shape, tl.int32)  # int4: nothing decoded
+        if DECODE:
+            tile_data, tile_status = _syndrome_decode(tile_data, menc_ptr, msyn_ptr, mu_ok, MK, MPO_SYN)
+            tile_status = tl.where(mu_ok, tile_status, 0)
+            corrected = tl.sum(tl.sum((tile_status == 1).to(tl.int32), axis=1), axis=0)
+            parity_only = tl.sum(tl.sum((tile_status == 3).to(tl.int32), axis=1), axis=0)
+            detected = tl.sum(tl.sum((tile_status == 2).to(tl.int32), axis=1), axis=0)
+            any_detected = tl.max((tile_status == 2).to(tl.int32), axis=1) != 0
+    elif DECODE:
         if ROW_DIV == 1:
             row_ptrs = meta_base + rows.to(tl.int64) * MRB
             for mu in tl.static_range(META_UNITS):
@@ -403,4 +470,4 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
                 parity_only += once * tl.sum((status == 3).to(tl.int32), axis=0)
                 detected += once * tl.sum((status == 2).to(tl.int32), axis=0)
                 any_detected = any_detected | (covered & (tl.max((status == 2).to(tl.int32), axis=0) > 0))
-    return corrected, parity_only, detected, any_detected
+    return corrected, parity_only, detected, any_detected, tile_mu, tile_data, tile_status
