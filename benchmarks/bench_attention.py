@@ -19,6 +19,7 @@ model dtype, then SDPA; and attended by ``ecc::fp8_decode_attention``, fused.
 
     python benchmarks/bench_attention.py --write        # H100: batch 1/8/32 x 4k/32k/128k
     python benchmarks/bench_attention.py --device cpu --batch 1 --context 256 --iters 2   # smoke
+    python benchmarks/bench_attention.py --batch 8 --context 32768 --group-size 32 --asymmetric   # grouped scales
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def copy_bandwidth(device) -> float:
 
 
 def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters, copy_bw, dense_limit_bytes, paths=tuple(PATHS),
-               config=None, channel_keys=False):
+               config=None, channel_keys=False, group_size=None, symmetric=True):
+    groups = head_dim // group_size if group_size else 1
     g = torch.Generator(device=device).manual_seed(0)
     rows = []
     fp16_bytes = 2 * batch * kv_heads * context * head_dim * 2
@@ -110,8 +112,8 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
     for label, (codec, interpolate) in PATHS.items():
         if label not in paths:
             continue
-        k = ops.quantize_encode(source[0], codec)
-        v = ops.quantize_encode(source[1], codec)
+        k = ops.quantize_encode(source[0], codec, group_size, symmetric)
+        v = ops.quantize_encode(source[1], codec, group_size, symmetric)
         case_bytes = sum(t.numel() * t.element_size() for t in (*k, *v))
         n = max(1, min(copies, math.ceil(ROTATE_BYTES / case_bytes)))
         caches = [(k, v)] + [(tuple(t.clone() for t in k), tuple(t.clone() for t in v)) for _ in range(n - 1)]
@@ -122,8 +124,8 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
         def fused(i=None):
             i = next(it) % n if i is None else i
             kc, vc = caches[i]
-            return ops.decode_attention(queries[i % copies], kc, vc, codec, interpolate=interpolate, seq_lens=seq_lens,
-                                        counters=counters, scale=scale, config=config)
+            return ops.decode_attention(queries[i % copies], kc, vc, codec, groups=groups, symmetric=symmetric, interpolate=interpolate,
+                                        seq_lens=seq_lens, counters=counters, scale=scale, config=config)
 
         t = kernel_time([lambda i=i: fused(i) for i in range(n)], iters)
         rows.append(dict(batch=batch, context=context, path=f"fused {label}", us=t * 1e6, bytes=case_bytes,
@@ -133,10 +135,10 @@ def bench_case(batch, context, q_heads, kv_heads, head_dim, dtype, device, iters
             def unfused():
                 i = next(it) % n
                 (ks, km), (vs, vm) = caches[i]
-                kd = ops.decode_dequantize(ks, km, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype,
-                                           seq_len=seq_lens[0])
-                vd = ops.decode_dequantize(vs, vm, codec, head_dim, interpolate=interpolate, counters=counters, dtype=dtype,
-                                           seq_len=seq_lens[0])
+                kd = ops.decode_dequantize(ks, km, codec, head_dim, groups=groups, symmetric=symmetric, interpolate=interpolate,
+                                           counters=counters, dtype=dtype, seq_len=seq_lens[0])
+                vd = ops.decode_dequantize(vs, vm, codec, head_dim, groups=groups, symmetric=symmetric, interpolate=interpolate,
+                                           counters=counters, dtype=dtype, seq_len=seq_lens[0])
                 return F.scaled_dot_product_attention(queries[i % copies], kd, vd, enable_gqa=True)
 
             t = time_call(unfused, iters=max(3, iters // 4))
@@ -218,15 +220,22 @@ def main(argv=None) -> None:
     p.add_argument("--config", help="the fused kernel's launch configuration, block_n,num_warps,num_stages[,waves[,maxnreg]] "
                    "(default: its own per path)")
     p.add_argument("--channel-keys", action="store_true", help="add unfused rows with keys quantized per channel")
+    p.add_argument("--group-size", type=int, help="the ECC caches' scales per this many values (default: one a row)")
+    p.add_argument("--asymmetric", action="store_true", help="the ECC caches with zero points (asymmetric quantization)")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
+    if args.group_size is not None and (args.group_size <= 0 or args.head_dim % args.group_size):
+        p.error(f"--group-size must divide --head-dim ({args.head_dim})")
+    if args.channel_keys and (args.group_size or args.asymmetric):
+        p.error("--channel-keys rows are symmetric, one scale a channel: not with --group-size or --asymmetric")
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     copy_bw = copy_bandwidth(device)
     rows = []
     for batch in args.batch:
         for context in args.context:
             case = bench_case(batch, context, args.q_heads, args.kv_heads, args.head_dim, dtype, device, args.iters, copy_bw,
-                              args.dense_limit_gib * 2**30, args.paths, args.config, args.channel_keys)
+                              args.dense_limit_gib * 2**30, args.paths, args.config, args.channel_keys, args.group_size,
+                              not args.asymmetric)
             rows += case
             print(to_markdown(case).split("\n", 2)[2], flush=True)
     table = to_markdown(rows)
@@ -237,7 +246,9 @@ def main(argv=None) -> None:
             device, table,
             f"\nDevice copy: {copy_bw / 1e9:.0f} GB/s (read + write). GB/s: codeword + scale bytes of K and V "
             f"(the FP16 row: its K and V bytes) per second."
-            + (f" Kernel config (--config): {args.config}.\n" if args.config else "\n"),
+            + (f" Kernel config (--config): {args.config}." if args.config else "")
+            + (f" ECC caches' scales in groups of {args.group_size} values." if args.group_size else "")
+            + (" With zero points (--asymmetric)." if args.asymmetric else "") + "\n",
         )
 
 

@@ -10,6 +10,7 @@ included, which for an op of several launches can exceed the GPU's.
     python benchmarks/bench_codecs.py                 # CUDA, 256 MiB of codewords per codec
     python benchmarks/bench_codecs.py --write         # ... and append the table to RESULTS.md
     python benchmarks/bench_codecs.py --device cpu --mib 1   # a smoke run (reference path)
+    python benchmarks/bench_codecs.py --ops decode_dequantize --group-size 32 --asymmetric   # grouped scales
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ except ImportError:  # run as a script
     from common import append_results, kernel_time, time_call
 
 
-def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -> list[dict]:
+# The ops each codec is timed on (bench's cases).
+OPS = ("quantize_encode", "decode_dequantize", "decode_dequantize + interpolate", "encode", "decode", "inject (bsc 1e-3)")
+
+
+def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype, codecs=CODEC_NAMES, op_names=None, group_size=None,
+          symmetric=True) -> list[dict]:
+    """One row per codec and op (``op_names``: a subset of the ops, all by default); the scales
+    per row, or per ``group_size`` values, with zero points where not ``symmetric``."""
+    groups = head_dim // group_size if group_size else 1
     itemsize = torch.finfo(dtype).bits // 8
     rows_full = max(1, int(mib * 2**20) // head_dim)  # ~mib MiB of 1-byte codewords (H(8,4))
     copy_src = torch.empty(rows_full * head_dim * itemsize, dtype=torch.uint8, device=device)
@@ -44,26 +53,28 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
                  "% of copy": 100.0, "call us": copy_call * 1e6}]
     del copy_src, copy_dst
 
-    for codec in CODEC_NAMES:
+    for codec in codecs:
         layout = StorageLayout(codec, head_dim)
         rows = rows_full
         x = torch.randn(rows, head_dim, device=device, dtype=dtype)
-        stored, meta_stored = ops.quantize_encode(x, codec)
+        stored, meta_stored = ops.quantize_encode(x, codec, group_size, symmetric)
         values, _ = ops.decode(stored, codec, head_dim)
         counters = new_counters(device)
         fault = FaultModel("bsc", 1e-3, seed=0)
         value_bytes = x.numel() * itemsize
         meta = meta_stored.numel()
         cases = {
-            "quantize_encode": (lambda: ops.quantize_encode(x, codec), value_bytes + stored.numel() + meta),
+            "quantize_encode": (lambda: ops.quantize_encode(x, codec, group_size, symmetric), value_bytes + stored.numel() + meta),
             "decode_dequantize": (
-                lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, counters=counters, dtype=dtype),
+                lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, groups=groups, symmetric=symmetric,
+                                              counters=counters, dtype=dtype),
                 stored.numel() + meta + value_bytes,
             ),
             # Interpolation (a scan along the sequence) on top, for the codes that detect; the
             # rows form one sequence, so the clean case measures its cost with no erasure.
             "decode_dequantize + interpolate": (
-                lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, interpolate=True, counters=counters, dtype=dtype),
+                lambda: ops.decode_dequantize(stored, meta_stored, codec, head_dim, groups=groups, symmetric=symmetric, interpolate=True,
+                                              counters=counters, dtype=dtype),
                 stored.numel() + meta + value_bytes,
             ),
             "encode": (lambda: ops.encode(values, codec), values.numel() + stored.numel()),
@@ -72,6 +83,8 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype) -
             "inject (bsc 1e-3)": (lambda: ops.inject(stored, layout.exposed_bits_per_byte, fault, step=0), 2 * stored.numel()),
         }
         for name, (fn, nbytes) in cases.items():
+            if op_names is not None and name not in op_names:
+                continue
             s = kernel_time([fn], iters=20)
             gbs = nbytes / s / 1e9
             rows_out.append({"codec": codec, "op": name, "MiB": stored.numel() / 2**20, "us": s * 1e6, "GB/s": gbs,
@@ -95,15 +108,23 @@ def main(argv=None) -> None:
     p.add_argument("--mib", type=float, default=256, help="MiB of (1-byte) codewords per codec")
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.add_argument("--codecs", nargs="+", choices=CODEC_NAMES, default=list(CODEC_NAMES))
+    p.add_argument("--ops", nargs="+", choices=OPS, help="a subset of the ops (default: all)")
+    p.add_argument("--group-size", type=int, help="scales per this many values (default: one a row)")
+    p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization)")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
+    if args.group_size is not None and (args.group_size <= 0 or args.head_dim % args.group_size):
+        p.error(f"--group-size must divide --head-dim ({args.head_dim})")
     device = torch.device(args.device)
-    rows = bench(device, args.mib, args.head_dim, getattr(torch, args.dtype))
+    rows = bench(device, args.mib, args.head_dim, getattr(torch, args.dtype), args.codecs, args.ops, args.group_size,
+                 not args.asymmetric)
     table = to_markdown(rows)
     print(table)
     if args.write:
+        scheme = (f", groups of {args.group_size}" if args.group_size else "") + (", zero points" if args.asymmetric else "")
         append_results(
-            f"Codec ops throughput (head_dim {args.head_dim}, {args.dtype} values, {args.mib:g} MiB)", device, table
+            f"Codec ops throughput (head_dim {args.head_dim}, {args.dtype} values, {args.mib:g} MiB{scheme})", device, table
         )
 
 

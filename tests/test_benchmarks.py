@@ -12,6 +12,9 @@ def test_bench_codecs_smoke():
     rows = bench(torch.device("cpu"), mib=0.01, head_dim=16, dtype=torch.float16)
     assert {r["codec"] for r in rows} == {"-", "int4", "hamming74", "hamming84", "golay24", "secded72"}
     assert "decode_dequantize" in to_markdown(rows) and "decode_dequantize + interpolate" in to_markdown(rows)
+    rows = bench(torch.device("cpu"), mib=0.01, head_dim=16, dtype=torch.float16, codecs=("golay24",), op_names=("decode_dequantize",),
+                 group_size=8, symmetric=False)
+    assert [(r["codec"], r["op"]) for r in rows] == [("-", "device copy"), ("golay24", "decode_dequantize")]
 
 
 def test_bench_e2e_smoke(capsys):
@@ -46,6 +49,11 @@ def test_bench_attention_smoke(capsys):
     for path in ("unfused hamming84, channel keys |", "fused hamming84, channel keys |", "fused hamming84, channel keys + window |",
                  "unfused hamming84-interp, channel keys |"):
         assert path in out
+    main(["--device", "cpu", "--batch", "1", "--context", "40", "--q-heads", "2", "--kv-heads", "1", "--head-dim", "16", "--iters",
+          "1", "--paths", "hamming84", "--group-size", "8", "--asymmetric"])
+    assert "fused hamming84 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--device", "cpu", "--head-dim", "16", "--group-size", "5"])
 
 
 def test_tuning_tools_case_runs(monkeypatch):
