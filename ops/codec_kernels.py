@@ -1076,6 +1076,11 @@ def _load_kernel(
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
             meta_data, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K,
                                                       META_PO_SYN)
+        elif GROUPS > 1 and META_LANES_D == 0:
+            # int4's grouped scales, unprotected: the row's bytes as one tile all the same, each
+            # group's words taken from it below (read per value, a byte at a time, before).
+            meta_data = _load_units(meta_ptr, rows64[:, None], mu, row_ok[:, None] & (mu < META_UNITS)[None, :], META_ROW_BYTES,
+                                    META_UNIT_BYTES, 0)
         if COUNT:
             if decode_meta:
                 _count_statuses(counters_ptr, meta_status, mu_ok & row_counted[:, None], 6)
@@ -1165,11 +1170,11 @@ def _load_kernel(
                         offset = 8.0
                 else:
                     group = (tl.minimum(col, D - 1) // GROUP)[None, :]
-                    if DECODE and META_LANES_D == 0:
-                        # Each group's words from the metadata tile decoded above, a reduction a
-                        # row, then selected by column: read and decoded per value, with the
-                        # units' byte and table loads of every pass, Golay's kernel with zero
-                        # points held 244 loads and took 90 s to compile for sm_90a. Each pass
+                    if META_LANES_D == 0:
+                        # Each group's words from the metadata tile above (decoded; int4's as
+                        # read), a reduction a row, then selected by column: read and decoded per
+                        # value, with the units' byte and table loads of every pass, Golay's kernel
+                        # with zero points held 244 loads and took 90 s to compile for sm_90a. Each pass
                         # writes the same reductions; Triton's CSE keeps one of each (Golay with
                         # zero points: 14 reductions in the kernel's IR, not one per pass).
                         s_bits = tl.zeros(ok.shape, tl.int32)
