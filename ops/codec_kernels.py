@@ -512,6 +512,29 @@ def _tile_meta_word(meta_data, meta_status, mu, W: tl.constexpr, MUV: tl.constex
     return tl.sum(parts, axis=1), detected
 
 
+@triton.jit
+def _tile_group_words(meta_data, meta_status, mu, group, like, GROUPS: tl.constexpr, HAS_ZERO: tl.constexpr, MUV: tl.constexpr,
+                      DETECTED: tl.constexpr):
+    """Each value's group scale and zero point (float32 bits, ``like``'s shape; zero points 0 unless
+    ``HAS_ZERO``) and whether a codeword holding either is detected, from a tile of its rows'
+    metadata units (``_tile_meta_word``): each group's words a reduction a row, selected by the
+    values' ``group`` (``[1, C]``). Callers that write it once per pass of the same tile get one
+    copy of each reduction (Triton's CSE)."""
+    s_bits = tl.zeros(like.shape, tl.int32)
+    z_bits = s_bits
+    detected = tl.zeros(like.shape, tl.int1)
+    for g in tl.static_range(GROUPS):
+        in_group = group == g
+        g_bits, g_detected = _tile_meta_word(meta_data, meta_status, mu, g, MUV, DETECTED)
+        s_bits = tl.where(in_group, g_bits[:, None], s_bits)
+        detected = detected | (in_group & g_detected[:, None])
+        if HAS_ZERO:
+            g_bits, g_detected = _tile_meta_word(meta_data, meta_status, mu, GROUPS + g, MUV, DETECTED)
+            z_bits = tl.where(in_group, g_bits[:, None], z_bits)
+            detected = detected | (in_group & g_detected[:, None])
+    return s_bits, z_bits, detected
+
+
 @triton.constexpr_function
 def _word_units(MUV):
     """The most units of ``MUV`` values that the 8 nibbles of a metadata word can span (a word
@@ -1076,7 +1099,7 @@ def _load_kernel(
             meta_word = _load_units(meta_ptr, rows64[:, None], mu, mu_ok, META_ROW_BYTES, META_UNIT_BYTES, META_LANES_D)
             meta_data, meta_status = _syndrome_decode(meta_word, meta_parity_table_ptr, meta_syndrome_table_ptr, mu_ok, META_K,
                                                       META_PO_SYN)
-        elif GROUPS > 1 and META_LANES_D == 0:
+        elif GROUPS > 1:
             # int4's grouped scales, unprotected: the row's bytes as one tile all the same, each
             # group's words taken from it below (read per value, a byte at a time, before).
             meta_data = _load_units(meta_ptr, rows64[:, None], mu, row_ok[:, None] & (mu < META_UNITS)[None, :], META_ROW_BYTES,
@@ -1170,33 +1193,16 @@ def _load_kernel(
                         offset = 8.0
                 else:
                     group = (tl.minimum(col, D - 1) // GROUP)[None, :]
-                    if META_LANES_D == 0:
-                        # Each group's words from the metadata tile above (decoded; int4's as
-                        # read), a reduction a row, then selected by column: read and decoded per
-                        # value, with the units' byte and table loads of every pass, Golay's kernel
-                        # with zero points held 244 loads and took 90 s to compile for sm_90a. Each pass
-                        # writes the same reductions; Triton's CSE keeps one of each (Golay with
-                        # zero points: 14 reductions in the kernel's IR, not one per pass).
-                        s_bits = tl.zeros(ok.shape, tl.int32)
-                        z_bits = s_bits
-                        group_erased = tl.zeros(ok.shape, tl.int1)
-                        for g in tl.static_range(GROUPS):
-                            in_group = group == g
-                            g_bits, g_erased = _tile_meta_word(meta_data, meta_status, mu, g, META_UNIT_VALUES, DETECTED)
-                            s_bits = tl.where(in_group, g_bits[:, None], s_bits)
-                            group_erased = group_erased | (in_group & g_erased[:, None])
-                            if HAS_ZERO:
-                                g_bits, g_erased = _tile_meta_word(meta_data, meta_status, mu, GROUPS + g, META_UNIT_VALUES, DETECTED)
-                                z_bits = tl.where(in_group, g_bits[:, None], z_bits)
-                                group_erased = group_erased | (in_group & g_erased[:, None])
-                    else:
-                        s_bits, group_erased = _meta_word(meta_rows[:, None], group, ok, meta_parity_table_ptr, meta_syndrome_table_ptr,
-                                                          META_K, META_PO_SYN, DECODE, META_UNIT_VALUES, META_UNIT_BYTES)
-                        if HAS_ZERO:
-                            z_bits, z_erased = _meta_word(meta_rows[:, None], GROUPS + group, ok, meta_parity_table_ptr,
-                                                          meta_syndrome_table_ptr, META_K, META_PO_SYN, DECODE, META_UNIT_VALUES,
-                                                          META_UNIT_BYTES)
-                            group_erased = group_erased | z_erased
+                    # Each group's words from the metadata tile above (decoded; int4's as read), a
+                    # reduction a row, then selected by column: read and decoded per value, with
+                    # the units' byte and table loads of every pass, Golay's kernel with zero
+                    # points held 244 loads and took 90 s to compile for sm_90a. Each pass writes
+                    # the same reductions; Triton's CSE keeps one of each (Golay with zero points:
+                    # 14 reductions in the kernel's IR, not one per pass). Grouped scales are
+                    # stored sequentially, never in Golay's lanes (``MetadataLayout``).
+                    tl.static_assert(META_LANES_D == 0)
+                    s_bits, z_bits, group_erased = _tile_group_words(meta_data, meta_status, mu, group, ok, GROUPS, HAS_ZERO,
+                                                                     META_UNIT_VALUES, DETECTED)
                     s = s_bits.to(tl.float32, bitcast=True)
                     if HAS_ZERO:
                         offset = z_bits.to(tl.float32, bitcast=True)

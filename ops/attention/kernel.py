@@ -422,9 +422,9 @@ def _decode_attention_kernel(
                     k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     # The K metadata as stored (the main launch read the channel-scales pass's words).
-                    km_corr, km_po, km_det, km_rows, _, _, _ = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                    km_corr, km_po, km_det, km_rows, _, _ = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
                                                                      K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
-                    vm_corr, vm_po, vm_det, vm_rows, _, _, _ = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                    vm_corr, vm_po, vm_det, vm_rows, _, _ = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
                                                                      META_UNITS, MUB, MRB, META_LANES)
                     # Keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows.
                     kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
@@ -468,7 +468,7 @@ def _decode_attention_kernel(
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                         m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
                                               META_LANES, 1, GROUPS)
-                        m_corr, m_po, m_det, _, _, _, _ = m_block
+                        m_corr, m_po, m_det, _, _, _ = m_block
                         block = _block_state(
                             base, meta, rows, row_ok, u, u_ok, status, m_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, True,
                             ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB,
@@ -526,8 +526,8 @@ def _decode_attention_kernel(
                                            K_META_LANES, K_ROW_DIV, K_GROUPS)
                     vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
                                            META_LANES, 1, GROUPS)
-                    km_corr, km_po, km_det, km_rows, _, _, _ = km_block
-                    vm_corr, vm_po, vm_det, vm_rows, _, _, _ = vm_block
+                    km_corr, km_po, km_det, km_rows, _, _ = km_block
+                    vm_corr, vm_po, vm_det, vm_rows, _, _ = vm_block
                     k_block = _block_state(
                         k_base, km_base, rows, row_ok, u, u_ok, k_status, km_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,

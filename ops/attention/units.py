@@ -13,7 +13,7 @@ from ..codec_kernels import (
     _meta_word_at,
     _status,
     _syndrome_decode,
-    _tile_meta_word,
+    _tile_group_words,
     _unit_value,
     _unit_word,
 )
@@ -25,11 +25,11 @@ def _next_power_of_2(n):
 
 
 @triton.constexpr_function
-def _tiled_meta(GROUPS, ROW_DIV, META_LANES):
+def _tiled_meta(GROUPS, ROW_DIV):
     """Whether a block's metadata rows are decoded once as one tile and every group's scale
-    taken from it (``_meta_block``, ``_slot_values``): several groups a row, a metadata row per
-    row, bytes units (not Golay's one-group lane layout)."""
-    return int(GROUPS) > 1 and int(ROW_DIV) == 1 and int(META_LANES) == 0
+    taken from it (``_meta_block``, ``_slot_values``): several groups a row (stored
+    sequentially, never in Golay's lanes: ``MetadataLayout``), a metadata row per row."""
+    return int(GROUPS) > 1 and int(ROW_DIV) == 1
 
 
 @triton.jit
@@ -111,7 +111,7 @@ def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, slot, UNI
     """Value ``slot`` of each unit, dequantized in float32 with its group's scale decoded from the
     metadata: ``((v - offset) * scale, whether that scale or zero point is detected)``.
     ``rows``/``row_ok`` are ``[N, 1]`` or ``[N, U]``. ``meta_tile``: ``_meta_block``'s decoded
-    metadata of these rows (``[N, 1]`` rows), where ``_tiled_meta``."""
+    metadata of these rows (``[N, 1]`` rows), used where ``_tiled_meta``."""
     v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:  # one scale per row: decoded once per row
         w = 0
@@ -119,25 +119,14 @@ def _slot_values(data, rows, row_ok, u, meta_base, menc_ptr, msyn_ptr, slot, UNI
     else:  # a group per column: the mask takes the tile's shape
         w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
         mask = row_ok & (w >= 0)
-    if meta_tile is not None:
+    if meta_tile is not None and _tiled_meta(GROUPS, ROW_DIV):
         # Each group's words from the block's metadata tile, decoded once (a reduction a row),
         # then selected by column: read and decoded per value, every slot of every block loaded
         # and decoded the units again (Hamming(8,4)'s main launch with zero points: 425 loads,
-        # 12.7 KB spilled a thread for sm_90a). The slots write the same reductions; CSE keeps
-        # one of each where the slots are unrolled.
-        mu, meta_data, meta_status = meta_tile
-        s_bits = tl.zeros(mask.shape, tl.int32)
-        z_bits = s_bits
-        detected = tl.zeros(mask.shape, tl.int1)
-        for g in tl.static_range(GROUPS):
-            in_group = w == g
-            g_bits, g_detected = _tile_meta_word(meta_data, meta_status, mu, g, MUV, 2)
-            s_bits = tl.where(in_group, g_bits[:, None], s_bits)
-            detected = detected | (in_group & g_detected[:, None])
-            if HAS_ZERO:
-                g_bits, g_detected = _tile_meta_word(meta_data, meta_status, mu, GROUPS + g, MUV, 2)
-                z_bits = tl.where(in_group, g_bits[:, None], z_bits)
-                detected = detected | (in_group & g_detected[:, None])
+        # 12.7 KB spilled a thread for sm_90a).
+        meta_data, meta_status = meta_tile
+        s_bits, z_bits, detected = _tile_group_words(meta_data, meta_status, tl.arange(0, _next_power_of_2(META_UNITS)), w, mask,
+                                                     GROUPS, HAS_ZERO, MUV, 2)
         s = s_bits.to(tl.float32, bitcast=True)
         if HAS_ZERO:
             off = z_bits.to(tl.float32, bitcast=True)
@@ -281,7 +270,7 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
     shared by every slot; with several, each slot finds its own, since a unit's values may
     belong to different groups."""
     (erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset,
-     meta_mu, meta_data, meta_status) = block
+     meta_data, meta_status) = block
     v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:
         x = (v - offset) * scale
@@ -294,14 +283,9 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
                 x = tl.where(erased, filled, x)
     else:
-        if _tiled_meta(GROUPS, ROW_DIV, META_LANES):
-            x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES,
-                                       LANES_D, D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS,
-                                       ROW_DIV, (meta_mu, meta_data, meta_status))
-        else:
-            x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES,
-                                       LANES_D, D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS,
-                                       ROW_DIV)
+        x, meta_det = _slot_values(data, rows[:, None], row_ok[:, None], u, meta_base, menc_ptr, msyn_ptr, slot, UNIT_VALUES, LANES_D,
+                                   D, GROUPS, GROUP, HAS_ZERO, MK, MPO_SYN, DECODE, MUV, MUB, MRB, META_LANES, META_UNITS, ROW_DIV,
+                                   (meta_data, meta_status))
         if INTERP:
             erased = (erased | meta_det) & row_ok[:, None] & col_ok[None, :]
             if tl.max(erased.to(tl.int32)) > 0:
@@ -356,8 +340,7 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
     the repair pass, the erased units' neighbour rows with their decoded data, scales and
     offsets, found and decoded once for all of a unit's values; and ``_meta_block``'s metadata
     tile (``meta_block``: its results)."""
-    meta_rows_detected = meta_block[3]
-    meta_mu, meta_data, meta_status = meta_block[4], meta_block[5], meta_block[6]
+    meta_rows_detected, meta_data, meta_status = meta_block[3], meta_block[4], meta_block[5]
     unit_mask = row_ok[:, None] & u_ok[None, :]
     erased = status == 2
     zeros = tl.zeros(erased.shape, tl.float32)
@@ -406,7 +389,7 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
                     prev_data = tl.where(before, data, prev_data)
                     next_data = tl.where(before, next_data, data)
     return (erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset,
-            meta_mu, meta_data, meta_status)
+            meta_data, meta_status)
 
 
 @triton.jit
@@ -414,18 +397,17 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
                 META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, ROW_DIV: tl.constexpr = 1,
                 GROUPS: tl.constexpr = 1):
     """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, per
-    row whether any is detected, and where ``_tiled_meta`` the rows' units as one decoded tile
-    ``mu, data, status``, ``[MU]``, ``[N, MU]``, ``[N, MU]``, for ``_slot_values``; else three
-    placeholders, since a Triton function returns no None). With ``ROW_DIV`` rows per metadata
+    row whether any is detected, and where ``_tiled_meta`` the rows' units as one decoded tile,
+    data and status ``[N, MU]`` (unit ``mu`` of ``tl.arange(0, MU)``), for ``_slot_values``; else
+    two placeholders, since a Triton function returns no None). With ``ROW_DIV`` rows per metadata
     row (``_group_scale``) a metadata row is counted at the first row it covers, so once."""
     corrected = tl.zeros([], tl.int32)
     parity_only = tl.zeros([], tl.int32)
     detected = tl.zeros([], tl.int32)
     any_detected = tl.zeros(row_ok.shape, tl.int1)
-    tile_mu = tl.zeros([1], tl.int32)
     tile_data = tl.zeros([1, 1], tl.int32)
     tile_status = tile_data
-    if _tiled_meta(GROUPS, ROW_DIV, META_LANES):
+    if _tiled_meta(GROUPS, ROW_DIV):
         # One load of the rows' units (int4's raw bytes too), decoded once for the counts and
         # every group's scale and zero point.
         tile_mu = tl.arange(0, _next_power_of_2(META_UNITS))
@@ -470,4 +452,4 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
                 parity_only += once * tl.sum((status == 3).to(tl.int32), axis=0)
                 detected += once * tl.sum((status == 2).to(tl.int32), axis=0)
                 any_detected = any_detected | (covered & (tl.max((status == 2).to(tl.int32), axis=0) > 0))
-    return corrected, parity_only, detected, any_detected, tile_mu, tile_data, tile_status
+    return corrected, parity_only, detected, any_detected, tile_data, tile_status
