@@ -421,12 +421,14 @@ def test_block_syndromes_are_the_syndromes_of_every_codeword(head_dim, kernel_de
 
 @pytest.mark.parametrize("codec", ["int4", "hamming74", "hamming84"])
 def test_packed_path_is_taken_where_it_applies(codec):
-    """One scale per row and rows of whole words: the word path. Groups, odd rows, an
-    unaligned view or Golay: the unit path (both are checked against the reference above)."""
+    """One scale per row, or groups of whole words, and rows of whole words: the word path.
+    Groups that split a word, odd rows, an unaligned view or Golay: the unit path (both are
+    checked against the reference above; groups in tests/test_attention_groups.py)."""
     layout = StorageLayout(codec, 32)
     stored = torch.zeros(1, 1, 4, layout.row_bytes, dtype=torch.uint8)
     assert attention.packed_path_applies(codec, layout.row_bytes, 1, stored, stored)
-    assert not attention.packed_path_applies(codec, layout.row_bytes, 2, stored, stored)
+    assert attention.packed_path_applies(codec, layout.row_bytes, 2, stored, stored, head_dim=32)
+    assert not attention.packed_path_applies(codec, layout.row_bytes, 16, stored, stored, head_dim=32)  # groups of 2 values
     assert not attention.packed_path_applies(codec, StorageLayout(codec, 12 if codec == "int4" else 10).row_bytes, 1, stored)
     assert not attention.packed_path_applies(codec, layout.row_bytes, 1, stored.flatten()[1:])
     assert not attention.packed_path_applies("golay24", 136, 1, stored)

@@ -28,11 +28,12 @@ def data_bits_as_stored(layout: MetadataLayout, meta: torch.Tensor) -> torch.Ten
 
 
 @pytest.mark.parametrize("codec", ["hamming84", "hamming74"])
-@pytest.mark.parametrize("head_dim", [16, 128])
+@pytest.mark.parametrize("head_dim,rows", [(16, 7), (128, 7), (4, 100)],
+                         ids=["16-channels", "128-channels", "4-groups-a-token"])  # 7: not a multiple of the pass's rows a
+# program; 100 rows of four grouped scales (the word path's grouped scales): 64 a program, the last program part full
 @pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
-def test_the_pass_reads_data_bits_as_stored_and_flags_rows_with_a_syndrome(codec, head_dim, symmetric, kernel_device):
+def test_the_pass_reads_data_bits_as_stored_and_flags_rows_with_a_syndrome(codec, head_dim, rows, symmetric, kernel_device):
     g = torch.Generator().manual_seed(head_dim + symmetric)
-    rows = 7  # not a multiple of the pass's tile of rows
     layout = MetadataLayout(codec, head_dim, symmetric)
     assert layout.meta_codec_name == "golay24"
     tables = codec_tables(codec, "cpu")
@@ -46,9 +47,12 @@ def test_the_pass_reads_data_bits_as_stored_and_flags_rows_with_a_syndrome(codec
     meta[3, 3] ^= 0x0F
     meta[4, 2] ^= 0x80
     meta[6, 3 * layout.storage.units - 1] ^= 0x10
+    meta[rows - 1, 0] ^= 0x02  # the last row, in the last program
     _, status, _ = layout.load(meta, CodecTables(*tables[2:]))
     flagged = (status != 0).any(-1)
-    assert flagged.tolist() == [False, True, False, True, True, False, True]
+    want = [False, True, False, True, True, False, True] + [False] * (rows - 7)
+    want[-1] = True
+    assert flagged.tolist() == want
 
     parity_table = nibble_parity_table(tables[2], layout.storage.codec.k).to(kernel_device)
     out = read_channel_scales(meta.reshape(1, 1, rows, -1).to(kernel_device), parity_table, layout)

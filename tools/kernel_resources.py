@@ -98,6 +98,8 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))
     elif launch.channel_scales_in_main and not deferred:  # its programs read their coded rows first
         constants.update(A.coded_channel_scales_constants(MetadataLayout(codec, head_dim, symmetric), 0))
+    if launch.grouped_scales_pass and not deferred:  # the main launch reads the pass's float32 rows of K and V scales
+        constants.update(A.grouped_scales_constants(MetadataLayout(codec, groups, symmetric)))
     if not deferred:  # the main launch passes 1, which Triton's launcher specializes on
         signature["program_splits"] = "constexpr"
         constants["program_splits"] = 1

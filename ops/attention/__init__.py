@@ -10,7 +10,8 @@ reaches memory.
 The ways to read a block:
 
 - The **word path** (``PACKED``: one-byte codes -- int4, Hamming(7,4), Hamming(8,4) -- with one
-  scale per row and rows of whole 32-bit words), the common case. A block is loaded as words
+  scale per row, or groups of whole words (``plan.grouped_word_path_applies``), and rows of
+  whole 32-bit words), the common case. A block is loaded as words
   of four codewords (eight int4 values). The Hamming syndromes of a K word and of the V word
   at the same place are computed together, both words' data nibbles packed into one word, one
   multiply per data bit covering eight codewords (``_word_syndromes``). A block whose
@@ -19,7 +20,10 @@ The ways to read a block:
   the column orders in which the dots' operands sit in registers (``_k_operand``,
   ``_v_operand_values``), so that no unpacked value crosses threads through shared memory.
   The per-row scale (and zero point) is folded into the scores and the softmax weights
-  instead of into every value. A block with any non-zero syndrome is *deferred*.
+  instead of into every value; grouped scales each into its group's rows of the queries, the
+  weights and the accumulator (``softmax._grouped_scales_softmax``), coded ones read into
+  float32 words by a pass first (``channel_scales.py``). A block with any non-zero syndrome
+  is *deferred*.
 - The **lane path** (``LANES``): Golay's lane layout (:mod:`ecc_tensor.lanes`) at head_dim 128,
   one scale per row. A row is 16 INT4 data words and 17 parity words; each parity word holds,
   nibble lane for nibble lane, the parity of the codewords in the same lane of three data

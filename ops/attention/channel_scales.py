@@ -6,6 +6,8 @@ loads int4's. On the blocks path each main program reads the rows its split cove
 (``_channel_scale_rows``), before its loop, into the same words: one launch fewer, 2 us less
 on SECDED's call at batch 8 / 32k on the H200, where the word and lane paths, whose main
 programs hold more registers, got 4-9 us slower that way (``plan.channel_scales_in_main_applies``).
+The same pass reads the rows of grouped scales (a row per token, ``plan.grouped_scales_pass_applies``)
+of K and of V for the word path, more rows a program (``rows_per_program``).
 
 Read in the main launch's loop, a coded row (342 Golay codewords for 128 scales) was checked
 by table gathers at every block of rows it covers, once per split: the check's loads could not
@@ -35,6 +37,17 @@ from ..launch_options import kernel_and_options
 # warps or rows; the byte loads before took 18.5 at one row, their best).
 ROWS_PER_PROGRAM = 2
 NUM_WARPS = 1
+# Short rows (grouped scales, a row per token: 33 or 66 bytes for four groups) take more rows a
+# program, about this many bytes: at two rows a program the pass over batch 8 / 32k's 2M rows
+# of K and of V ran a million one-warp programs each, ~0.7 ms apiece (H100).
+BYTES_PER_PROGRAM = 2048
+MAX_ROWS_PER_PROGRAM = 128
+
+
+def rows_per_program(row_bytes: int) -> int:
+    """The pass's rows a program for rows of ``row_bytes`` bytes: ``ROWS_PER_PROGRAM`` for rows
+    of channel scales (hundreds of bytes), up to ``MAX_ROWS_PER_PROGRAM`` for short ones."""
+    return min(MAX_ROWS_PER_PROGRAM, max(ROWS_PER_PROGRAM, _pow2(_cdiv(BYTES_PER_PROGRAM, row_bytes))))
 # Golay metadata (``ecc_tensor.metadata``): units of 3 bytes, a 24-bit codeword each with 12
 # data bits (3 nibbles) in its low bits. Three float32 words are 24 nibbles: 8 whole units.
 UNIT_BYTES = 3
@@ -161,10 +174,11 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     out = channel_scale_buffer(k_meta, layout) if out is None else out
     if rows:
         kernel, options = kernel_and_options(_channel_scales_kernel, NUM_WARPS)
-        wrap_triton(kernel)[(_cdiv(rows, ROWS_PER_PROGRAM),)](
+        per_program = rows_per_program(k_meta.shape[-1])
+        wrap_triton(kernel)[(_cdiv(rows, per_program),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
             UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words, BLOCK_G=channel_scale_groups(layout),
-            ROWS=ROWS_PER_PROGRAM, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4),
+            ROWS=per_program, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4),
             **options,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes

@@ -167,3 +167,18 @@ def _clean_channel_meta(row_ptr, cols, menc_ptr, MK: tl.constexpr, DECODE: tl.co
         else:
             zero_bits = bits
     return scale_bits.to(tl.float32, bitcast=True), zero_bits.to(tl.float32, bitcast=True), dirty
+
+
+@triton.jit
+def _clean_grouped_meta(meta_base, rows, groups, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
+                        GROUPS: tl.constexpr, META_WORDS: tl.constexpr, META_DIRTY: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                        MRB: tl.constexpr):
+    """The clean-blocks paths' metadata of ``GROUPS`` scale groups per row: (scale, zero point (0
+    when symmetric), dirty) ``[N, G]`` of ``rows`` (``[N]``) and groups ``groups`` (``[G]``, each
+    below ``GROUPS``), data bits as read (a dirty row defers its block). A row holds its groups'
+    scales, then their zero points (:mod:`ecc_tensor.metadata`), as a row of channel scales does:
+    read as ``_clean_channel_meta`` reads one (``META_WORDS``: int4's float32 words, or with
+    ``META_DIRTY`` the grouped scales pass's words and the row's dirty flag at that word)."""
+    row_ptrs = meta_base + (rows * MRB)[:, None]
+    cols = groups[None, :] + tl.zeros([rows.shape[0], groups.shape[0]], tl.int32)
+    return _clean_channel_meta(row_ptrs, cols, menc_ptr, MK, DECODE, HAS_ZERO, GROUPS, MUV, MUB, META_WORDS, META_DIRTY)

@@ -14,9 +14,10 @@ from ..codec_kernels import (
 )
 from ..float_casts import _cast_for
 from .blocks import _block_codewords, _block_slab
-from .clean_meta import _clean_channel_meta, _clean_rows_meta, _clean_value_meta
+from .clean_meta import _clean_channel_meta, _clean_grouped_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
-from .softmax import _folded_scales_softmax, _online_softmax, _pow2_at_least, _pv, _pv_float, _qk_float, _rescaled, _visible_scores
+from .softmax import (_folded_scales_softmax, _grouped_scales_softmax, _online_softmax, _pow2_at_least, _pv, _pv_float, _qk_float,
+                      _rescaled, _visible_scores)
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
@@ -25,6 +26,12 @@ from .channel_scales import _channel_scale_rows
 from .window import _window_partial
 
 LOG2E = 1.4426950408889634
+
+
+@triton.constexpr_function
+def _group_tiles(groups):
+    """The tiles' extent over ``groups`` scale groups: the power of two at least it."""
+    return triton.next_power_of_2(int(groups))
 
 
 @triton.jit
@@ -56,6 +63,7 @@ def _decode_attention_kernel(
     # counted per row; META_WORDS: 32-bit words per row where the clean paths load words.
     MRB: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, META_STATUS_COLS: tl.constexpr,
     META_WORDS: tl.constexpr, META_LANES: tl.constexpr,
+    META_DIRTY: tl.constexpr,  # > 0: K's and V's grouped scales as channel_scales.py read them, each row's dirty flag at this word
     PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, PART_COLS: tl.constexpr,
     LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
@@ -178,6 +186,22 @@ def _decode_attention_kernel(
     if UNIT_VALUES > 2 and not VALUE_TILES:
         q_sum += tl.sum(q2.to(tl.float32), axis=1)
     q_sum = q_sum * q_unit
+    # Grouped scales on the word path (GROUPED): the queries as GT * BLOCK_M rows, row g * BLOCK_M
+    # + m query row m over group g's columns (zero elsewhere), so that one dot gives every
+    # group's products and the accumulator a row per group and query row, each column's own
+    # group kept at the end (_grouped_scales_softmax). At GQA's 4 query rows the MMAs pad to 8
+    # anyway: four groups take twice the MMAs of one scale a row, not four times.
+    GROUPED: tl.constexpr = PACKED and GROUPS > 1 and not DEFERRED
+    GT: tl.constexpr = _group_tiles(GROUPS) if GROUPED else 1
+    g_ids = tl.arange(0, GT)
+    q_groups = q0
+    q_group_sums = tl.zeros([GT, BLOCK_M], tl.float32)
+    if GROUPED:
+        tl.static_assert(not CHANNEL_KEYS)
+        k_group = tl.max(_k_operand_order(tl.zeros([BLOCK_M, BLOCK_U], tl.int32) + u[None, :], SLOT_BITS), axis=0) // GROUP
+        q_by_group = tl.where(k_group[None, None, :] == g_ids[:, None, None], q0[None, :, :], 0.0)
+        q_groups = tl.reshape(q_by_group, [GT * BLOCK_M, BLOCK_U])
+        q_group_sums = tl.sum(q_by_group.to(tl.float32), axis=2) * q_unit[None, :]
 
     store_off = bh.to(tl.int64) * S  # first row of this (sequence, KV head) in storage
     k_base = k_ptr + store_off * ROW_BYTES
@@ -205,7 +229,7 @@ def _decode_attention_kernel(
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
-    acc0 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
+    acc0 = tl.zeros([GT * BLOCK_M, BLOCK_U], tl.float32)  # GROUPED: a row per group and query row
     acc1 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_U], tl.float32)
     # Where the scales fold into the dots (PACKED, CLEAN_UNITS), the accumulators are kept in
@@ -310,7 +334,16 @@ def _decode_attention_kernel(
                     # The rows' scales (and zero points), their codewords' syndromes checked as the
                     # values' are: a dirty one defers the block too.
                     q_term = q_sum
-                    if CHANNEL_KEYS:
+                    if GROUPED:
+                        meta_rows = tl.minimum(rows, S - 1)
+                        meta_groups = tl.minimum(g_ids, GROUPS - 1)  # padding groups (GT > GROUPS) read the last
+                        k_scale, k_zero, k_meta_dirty = _clean_grouped_meta(km_base, meta_rows, meta_groups, menc_ptr, MK, DECODE,
+                                                                            HAS_ZERO, GROUPS, META_WORDS, META_DIRTY, MUV, MUB, MRB)
+                        v_scale, v_zero, v_meta_dirty = _clean_grouped_meta(vm_base, meta_rows, meta_groups, menc_ptr, MK, DECODE,
+                                                                            HAS_ZERO, GROUPS, META_WORDS, META_DIRTY, MUV, MUB, MRB)
+                        # Rows past the sequence: the pass did not write their words (not read as dirty).
+                        meta_dirty = tl.where(row_ok[:, None], k_meta_dirty | v_meta_dirty, 0)
+                    elif CHANNEL_KEYS:
                         v_scale, v_zero, meta_dirty = _clean_value_meta(
                             vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
                             MUB, MRB)
@@ -362,15 +395,23 @@ def _decode_attention_kernel(
                     k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, OP_DTYPE, PTX), BLOCK_U)
                     if CHANNEL_KEYS:
                         q_op = q_s
+                    elif GROUPED:
+                        q_op = q_groups
                     else:
                         q_op = q0
                     s = tl.trans(tl.dot(k_op, tl.trans(q_op), input_precision=DOT_PRECISION))
-                    if HALF_OPERANDS:
-                        s = s * q_unit[:, None]
-                    pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
-                        s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
-                        m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
-                        HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
+                    if GROUPED:
+                        pw, rescale, v_unit, m_i, l_i, zero_term = _grouped_scales_softmax(
+                            s, rows, row_ok, q_group_sums, q_unit, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                            m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                            HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
+                    else:
+                        if HALF_OPERANDS:
+                            s = s * q_unit[:, None]
+                        pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
+                            s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                            m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                            HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                     # Golay's lanes keep the product untransposed: transposed, its main launch took
                     # 168 registers instead of 247 yet ran 1.15x slower on the H200. (The V operand
                     # is unpacked after the rescale, as written: unpacked before it, int4's launch
@@ -602,6 +643,9 @@ def _decode_attention_kernel(
                         n_meta_detected += km_det + vm_det
         c0 = c_end
 
+    if GROUPED:  # each value column from its group's rows
+        v_group = _v_operand_column(u, BLOCK_U) // GROUP
+        acc0 = tl.sum(tl.where(v_group[None, None, :] == g_ids[:, None, None], tl.reshape(acc0, [GT, BLOCK_M, BLOCK_U]), 0.0), axis=0)
     if (PACKED or LANES or CLEAN_UNITS or BLOCKS) and not DEFERRED:
         acc0 = acc0 * v_unit
         acc1 = acc1 * v_unit

@@ -16,7 +16,8 @@ from ..codec_kernels import (
 from ..launch_options import kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import channel_scale_buffer, read_channel_scales
-from .plan import LaunchPlan, channel_scales_constants, coded_channel_scales_constants, deferred_block_u, key_meta_constants, meta_constants
+from .plan import (LaunchPlan, channel_scales_constants, coded_channel_scales_constants, deferred_block_u, grouped_scales_constants,
+                   key_meta_constants, meta_constants)
 
 
 def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, int], unused: torch.Tensor):
@@ -114,6 +115,12 @@ def triton_decode_attention(
         k_scales = channel_scale_buffer(k_meta, k_meta_layout).view(torch.uint8)  # addressed in bytes, as metadata rows are
         main_args = (*args[:ks], k_scales, *args[ks + 1:])
         main_constants = {**constants, **coded_channel_scales_constants(k_meta_layout, k_meta.storage_offset() % 4)}
+    if plan.grouped_scales_pass:  # the main launch reads K's and V's coded grouped scales as float32 words (channel_scales.py)
+        km, vm = (_decode_attention_kernel.arg_names.index(name) for name in ("km_ptr", "vm_ptr"))
+        k_scales = read_channel_scales(k_meta, meta_parity_table, meta_layout, quantized_lens, 1)
+        v_scales = read_channel_scales(v_meta, meta_parity_table, meta_layout, quantized_lens, 1)
+        main_args = (*args[:km], k_scales, *args[km + 1:vm], v_scales, *args[vm + 1:])
+        main_constants = {**constants, **grouped_scales_constants(meta_layout)}
     kernel, options = kernel_and_options(_decode_attention_kernel, main["num_warps"], main["num_stages"], main["maxnreg"])
     wrap_triton(kernel)[(batch * kv_heads, splits + window)](
         *main_args, 1, *window_args, DEFERRED=False, **{**main_constants, "WINDOW": window}, **options,

@@ -100,6 +100,11 @@ _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16, 128), "bytes": (32, 1, 3, 16, 0), "
 # in bfloat16 (12 uncapped; 8: 221.4) ("SECDED's register cap over keys per channel").
 # Golay's 244 (8 fit): 16 is two whole waves.
 _CHANNEL_KEY_CONFIGS = {**_PACKED_CONFIGS, "bytes": (32, 1, 3, 12, 0)}
+# Grouped scales (``grouped_word_path_applies``): the accumulator and the queries take a row per
+# group and query row, and the launches 154-164 (int4) and 168-187 (Hamming) registers for
+# sm_90a at four groups; int4's cap of 128 spilled 16-104 bytes a thread and took its launch with
+# zero points from 163 to 318 us (H100, batch 8 / 32k, groups of 32). Uncapped, 12 programs fit.
+_GROUPED_CONFIGS = {"nibbles": (32, 1, 3, 12, 0), "bytes": (32, 1, 3, 12, 0)}
 
 
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
@@ -114,11 +119,11 @@ def _meta_constants(meta_layout: MetadataLayout, aligned_tensors: bool) -> dict:
     storage = meta_layout.storage
     rows_aligned = storage.row_bytes % 4 == 0 and aligned_tensors
     lanes = storage.head_dim if storage.lanes and rows_aligned else 0
-    words = storage.row_bytes // 4 if rows_aligned and storage.nibbles and meta_layout.groups == 1 else 0
+    words = storage.row_bytes // 4 if rows_aligned and storage.nibbles else 0
     return dict(
         MK=storage.codec.k, MPO_SYN=parity_only_syndrome(storage.codec), MRB=storage.row_bytes, META_UNITS=storage.units,
         MUV=storage.unit_values,
-        MUB=storage.unit_bytes, META_STATUS_COLS=meta_layout.codewords_per_row, META_WORDS=words, META_LANES=lanes,
+        MUB=storage.unit_bytes, META_STATUS_COLS=meta_layout.codewords_per_row, META_WORDS=words, META_LANES=lanes, META_DIRTY=0,
     )
 
 
@@ -170,6 +175,23 @@ def channel_scales_in_main_applies(storage: dict, channel_block: int) -> bool:
     return bool(channel_block and storage["BLOCKS"] and storage["DECODE"])
 
 
+def grouped_scales_pass_applies(storage: dict) -> bool:
+    """Whether a pass reads the coded metadata rows of K and V into float32 words before the
+    main launch (``channel_scales.read_channel_scales``, a row of scales per row): the word path
+    over grouped scales (``grouped_word_path_applies``) of a code that decodes. Their Golay
+    codewords lie one after another, a scale's nibbles across codeword boundaries; checked by
+    table in the main loop they would cost it more than the values' own checks."""
+    return bool(storage["PACKED"] and storage["GROUPS"] > 1 and storage["DECODE"])
+
+
+def grouped_scales_constants(meta_layout: MetadataLayout) -> dict:
+    """The main launch's metadata constants where it reads the grouped scales pass's rows of
+    float32 words (``grouped_scales_pass_applies``) for K and V: the words, then the row's dirty
+    flag."""
+    words = channel_scale_words(meta_layout)
+    return dict(MRB=4 * words, K_MRB=4 * words, META_WORDS=words, K_META_WORDS=words, META_DIRTY=words - 1)
+
+
 def channel_scales_constants(k_meta_layout: MetadataLayout) -> dict:
     """The main launch's ``K_*`` constants that change where it reads the pass's rows of
     float32 words (``channel_scales.channel_scale_words``) instead of the coded rows of
@@ -186,12 +208,30 @@ def coded_channel_scales_constants(k_meta_layout: MetadataLayout, base: int) -> 
                 K_CODED_BLOCK_G=channel_scale_groups(k_meta_layout))
 
 
-def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor) -> bool:
+# The most scale groups a row the word path folds into its dots: each group takes BLOCK_M query
+# rows of the scores' dot and of the accumulator (``grouped_word_path_applies``).
+MAX_WORD_PATH_GROUPS = 8
+
+
+def grouped_word_path_applies(codec: str, head_dim: int, groups: int, channel_keys: bool = False) -> bool:
+    """Whether the word path folds ``groups`` scale groups a row (more than one) into its dots:
+    every word of a row within one group (the group a multiple of a word's 8 int4 values or 4
+    one-byte codewords), at most ``MAX_WORD_PATH_GROUPS`` groups, keys per token (keys per
+    channel with grouped values take the unit path)."""
+    per_word = 8 if get_codec(codec).layout == "nibbles" else 4
+    return (1 < groups <= MAX_WORD_PATH_GROUPS and head_dim % groups == 0 and (head_dim // groups) % per_word == 0
+            and not channel_keys)
+
+
+def packed_path_applies(codec: str, row_bytes: int, groups: int, *stored: torch.Tensor, head_dim: int = 0,
+                        channel_keys: bool = False) -> bool:
     """Whether the kernel's main pass reads whole 32-bit words (four Hamming codewords, eight
     int4 values) with the dequantization folded into the dots: one-byte codes, one scale per
-    row, rows of whole aligned words. Other layouts take the per-unit path."""
+    row or groups the words fit (``grouped_word_path_applies``), rows of whole aligned words.
+    Other layouts take the per-unit path."""
     return (
-        get_codec(codec).layout in ("nibbles", "bytes") and groups == 1 and row_bytes % 4 == 0
+        get_codec(codec).layout in ("nibbles", "bytes") and row_bytes % 4 == 0
+        and (groups == 1 or grouped_word_path_applies(codec, head_dim, groups, channel_keys))
         and aligned(*stored)
     )
 
@@ -252,18 +292,19 @@ def parse_config(config: str) -> dict:
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
-def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None, channel_keys: bool = False
-                  ) -> dict:
+def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None, channel_keys: bool = False,
+                  grouped: bool = False) -> dict:
     """Block size, launch parameters and programs per multiprocessor (``waves``); ``packed``:
     the main launch reads words (``reads_words``), ``channel_keys``: over keys quantized per
-    channel. ``config`` (``parse_config``'s string) overrides them, for tuning runs such as the
+    channel, ``grouped``: over grouped scales. ``config`` (``parse_config``'s string) overrides them, for tuning runs such as the
     sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0
     leaves them to the compiler."""
     if config:
         return parse_config(config)
     layout = get_codec(codec).layout
     if packed:
-        block_n, warps, stages, waves, maxnreg = (_CHANNEL_KEY_CONFIGS if channel_keys else _PACKED_CONFIGS)[layout]
+        configs = _CHANNEL_KEY_CONFIGS if channel_keys else _GROUPED_CONFIGS if grouped else _PACKED_CONFIGS
+        block_n, warps, stages, waves, maxnreg = configs[layout]
     else:
         (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else _CONFIGS[layout], 0
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
@@ -314,7 +355,7 @@ def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, co
     decode = get_codec(codec).decodes
     interp = interpolate and decode
     clean = packed or clean_units_path_applies(codec, groups, packed, channel_keys)  # main launch: clean blocks only
-    main = kernel_config(codec, interp and not clean, packed, config, channel_keys)
+    main = kernel_config(codec, interp and not clean, packed, config, channel_keys, grouped=packed and groups > 1)
     if not (decode and (clean or interp)):
         return main, None
     return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
@@ -352,7 +393,8 @@ def _storage_constants(codec: str, head_dim: int, groups: int, aligned_storage: 
     layout = StorageLayout(codec, head_dim)
     channel_keys = channel_block > 0
     chunks = channel_blocks_fit_word_paths(channel_block)
-    packed = aligned_storage and packed_path_applies(codec, layout.row_bytes, groups) and chunks
+    packed = (aligned_storage and packed_path_applies(codec, layout.row_bytes, groups, head_dim=head_dim, channel_keys=channel_keys)
+              and chunks)
     lanes = aligned_storage and lanes_path_applies(layout, groups) and chunks
     blocks = aligned_storage and blocks_path_applies(layout, groups) and chunks
     tiles = tile_sizes(layout, packed, lanes, blocks)
@@ -379,7 +421,8 @@ class LaunchPlan:
     (``launch_configs``; ``deferred`` None when nothing can be deferred), the query tile,
     the splits (``plan_splits``, ``plan_deferred``), the partials' layout
     (``partials_layout``) and whether a pass reads coded channel scales first
-    (``channel_scales_pass_applies``) or the main programs do (``channel_scales_in_main_applies``)."""
+    (``channel_scales_pass_applies``) or the main programs do (``channel_scales_in_main_applies``),
+    and whether a pass reads grouped scales first (``grouped_scales_pass_applies``)."""
 
     storage: dict
     main: dict
@@ -394,6 +437,7 @@ class LaunchPlan:
     part_cols: int
     channel_scales_pass: bool = False
     channel_scales_in_main: bool = False
+    grouped_scales_pass: bool = False
 
     @property
     def combine_unit_values(self) -> int:
@@ -423,4 +467,4 @@ class LaunchPlan:
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
         return cls(storage, main, deferred, max(MIN_BLOCK_M, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
                    deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block),
-                   channel_scales_in_main_applies(storage, channel_block))
+                   channel_scales_in_main_applies(storage, channel_block), grouped_scales_pass_applies(storage))

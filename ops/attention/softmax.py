@@ -164,3 +164,41 @@ def _online_softmax(s, m_i, l_i):
     alpha = tl.where(m_new == m_i, 1.0, tl.exp2(m_i - m_safe))
     p = tl.exp2(s - m_safe[:, None])
     return p, alpha, m_new, l_i * alpha + tl.sum(p, axis=1)
+
+
+@triton.jit
+def _grouped_scales_softmax(s, rows, row_ok, q_sums, q_unit, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
+                            m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,
+                            HAS_ZERO: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr):
+    """``_folded_scales_softmax`` over G scale groups a row. ``s`` ``[G * M, N]``: row ``g * M + m``
+    holds q_g . v, the products of query row m over group g's columns (the queries' rows for
+    group g are zero outside its columns), in units of ``q_unit`` ``[M]``; ``q_sums`` ``[G, M]``
+    sum(q_g); ``k_scale`` .. ``v_zero`` ``[N, G]``. The scores are sum_g s_g (q_g . v - z_g
+    sum(q_g)); returns the weights ``[G * M, N]``, row ``g * M + m`` the weights p * s_g / v_unit
+    of group g's values (so the accumulator holds a row per group and query row, of which each
+    column's group is kept), the factor that rescales the accumulator's rows ``[G * M, 1]``, the
+    new v_unit (the largest V scale of any group so far), m, l, and the zero-point term
+    ``[G * M, 1]`` (0 without zero points)."""
+    G: tl.constexpr = k_scale.shape[1]
+    M: tl.constexpr = m_i.shape[0]
+    N: tl.constexpr = s.shape[1]
+    s3 = tl.reshape(s, [G, M, N]) * q_unit[None, :, None]
+    if HAS_ZERO:
+        s3 -= q_sums[:, :, None] * tl.trans(tl.where(row_ok[:, None], k_zero, 0.0))[:, None, :]
+    # Under torch.compile a float argument may arrive as float64: keep the softmax in float32.
+    k_scale = tl.where(row_ok[:, None], k_scale, 1.0) * qk_scale
+    scores = tl.sum(s3 * tl.trans(k_scale.to(tl.float32))[:, None, :], axis=0)
+    scores = _visible_scores(scores, rows, row_ok, m_ok, head, qi, last_visible, deferred, mask_ptr, b,
+                             stride_mb, stride_mh, stride_mq, stride_ms, HAS_MASK, MASK_ROWS, CAUSAL)
+    p, alpha, m_i, l_i = _online_softmax(scores, m_i, l_i)
+    # A deferred block's scales are as read, maybe corrupted: kept from the weights and the unit.
+    attended = (row_ok & ((rows * 0 + deferred) == 0))[:, None]
+    v_scale = tl.where(attended, v_scale, 0.0)
+    new_unit = tl.maximum(v_unit, tl.max(tl.max(v_scale, axis=1), axis=0))
+    divisor = tl.where(new_unit > 0, new_unit, 1.0)
+    pw = p[None, :, :] * tl.trans(v_scale / divisor)[:, None, :]
+    zero_term = tl.zeros([G, M], tl.float32)
+    if HAS_ZERO:
+        zero_term = tl.sum(pw * tl.trans(tl.where(attended, v_zero, 0.0))[:, None, :], axis=2)
+    rescale = tl.zeros([G, M], tl.float32) + (alpha * (v_unit / divisor))[None, :]
+    return (tl.reshape(pw, [G * M, N]), tl.reshape(rescale, [G * M, 1]), new_unit, m_i, l_i, tl.reshape(zero_term, [G * M, 1]))
