@@ -21,17 +21,11 @@ from .softmax import (_folded_scales_softmax, _grouped_scales_softmax, _online_s
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
-from .units import _block_state, _decode_block, _kv_slot, _meta_block
+from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2
 from .channel_scales import _channel_scale_rows
 from .window import _window_partial
 
 LOG2E = 1.4426950408889634
-
-
-@triton.constexpr_function
-def _group_tiles(groups):
-    """The tiles' extent over ``groups`` scale groups: the power of two at least it."""
-    return triton.next_power_of_2(int(groups))
 
 
 @triton.jit
@@ -63,7 +57,7 @@ def _decode_attention_kernel(
     # counted per row; META_WORDS: 32-bit words per row where the clean paths load words.
     MRB: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, META_STATUS_COLS: tl.constexpr,
     META_WORDS: tl.constexpr, META_LANES: tl.constexpr,
-    META_DIRTY: tl.constexpr,  # > 0: K's and V's grouped scales as channel_scales.py read them, each row's dirty flag at this word
+    META_DIRTY: tl.constexpr,  # > 0: V's grouped scales as channel_scales.py read them, each row's dirty flag at this word
     PACKED: tl.constexpr, CLEAN_UNITS: tl.constexpr, SLOT_BITS: tl.constexpr, WORDS: tl.constexpr, BLOCK_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_U: tl.constexpr, PART_COLS: tl.constexpr,
     LANES: tl.constexpr,  # the lane path: Golay's lane layout at head_dim 128, clean blocks as words
@@ -74,7 +68,7 @@ def _decode_attention_kernel(
     CHANNEL_KEYS: tl.constexpr, K_GROUPS: tl.constexpr, K_GROUP: tl.constexpr, K_META_UNITS: tl.constexpr, K_MUV: tl.constexpr,
     K_MUB: tl.constexpr, K_MRB: tl.constexpr, K_META_LANES: tl.constexpr, K_META_STATUS_COLS: tl.constexpr, K_ROW_DIV: tl.constexpr,
     K_META_WORDS: tl.constexpr,
-    K_META_DIRTY: tl.constexpr,  # > 0: K's channel scales as channel_scales.py read them, each row's dirty flag at this word
+    K_META_DIRTY: tl.constexpr,  # > 0: K's channel (or grouped) scales as channel_scales.py read them, each row's dirty flag at this word
     # > 0: the main launch's programs read their coded channel scales first (rows of K_CODED_MRB
     # bytes, the first K_CODED_BASE bytes past a word; K_CODED_BLOCK_G groups of 8 units a row)
     # into ks_ptr's rows of float32 words, which the loop then reads (channel_scales.py).
@@ -192,7 +186,7 @@ def _decode_attention_kernel(
     # group kept at the end (_grouped_scales_softmax). At GQA's 4 query rows the MMAs pad to 8
     # anyway: four groups take twice the MMAs of one scale a row, not four times.
     GROUPED: tl.constexpr = PACKED and GROUPS > 1 and not DEFERRED
-    GT: tl.constexpr = _group_tiles(GROUPS) if GROUPED else 1
+    GT: tl.constexpr = _next_power_of_2(GROUPS) if GROUPED else 1  # groups in the tiles (padding ones past GROUPS)
     g_ids = tl.arange(0, GT)
     q_groups = q0
     q_group_sums = tl.zeros([GT, BLOCK_M], tl.float32)
@@ -337,10 +331,11 @@ def _decode_attention_kernel(
                     if GROUPED:
                         meta_rows = tl.minimum(rows, S - 1)
                         meta_groups = tl.minimum(g_ids, GROUPS - 1)  # padding groups (GT > GROUPS) read the last
-                        k_scale, k_zero, k_meta_dirty = _clean_grouped_meta(km_base, meta_rows, meta_groups, menc_ptr, MK, DECODE,
-                                                                            HAS_ZERO, GROUPS, META_WORDS, META_DIRTY, MUV, MUB, MRB)
-                        v_scale, v_zero, v_meta_dirty = _clean_grouped_meta(vm_base, meta_rows, meta_groups, menc_ptr, MK, DECODE,
-                                                                            HAS_ZERO, GROUPS, META_WORDS, META_DIRTY, MUV, MUB, MRB)
+                        k_scale, k_zero, k_meta_dirty = _clean_grouped_meta(
+                            km_base, meta_rows, meta_groups, menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_META_WORDS, K_META_DIRTY, K_MUV,
+                            K_MUB, K_MRB)
+                        v_scale, v_zero, v_meta_dirty = _clean_grouped_meta(
+                            vm_base, meta_rows, meta_groups, menc_ptr, MK, DECODE, HAS_ZERO, GROUPS, META_WORDS, META_DIRTY, MUV, MUB, MRB)
                         # Rows past the sequence: the pass did not write their words (not read as dirty).
                         meta_dirty = tl.where(row_ok[:, None], k_meta_dirty | v_meta_dirty, 0)
                     elif CHANNEL_KEYS:

@@ -115,7 +115,7 @@ def triton_decode_attention(
         k_scales = channel_scale_buffer(k_meta, k_meta_layout).view(torch.uint8)  # addressed in bytes, as metadata rows are
         main_args = (*args[:ks], k_scales, *args[ks + 1:])
         main_constants = {**constants, **coded_channel_scales_constants(k_meta_layout, k_meta.storage_offset() % 4)}
-    if plan.grouped_scales_pass:  # the main launch reads K's and V's coded grouped scales as float32 words (channel_scales.py)
+    elif plan.grouped_scales_pass:  # the main launch reads K's and V's coded grouped scales as float32 words (channel_scales.py)
         km, vm = (_decode_attention_kernel.arg_names.index(name) for name in ("km_ptr", "vm_ptr"))
         k_scales = read_channel_scales(k_meta, meta_parity_table, meta_layout, quantized_lens, 1)
         v_scales = read_channel_scales(v_meta, meta_parity_table, meta_layout, quantized_lens, 1)

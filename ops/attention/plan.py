@@ -186,10 +186,10 @@ def grouped_scales_pass_applies(storage: dict) -> bool:
 
 def grouped_scales_constants(meta_layout: MetadataLayout) -> dict:
     """The main launch's metadata constants where it reads the grouped scales pass's rows of
-    float32 words (``grouped_scales_pass_applies``) for K and V: the words, then the row's dirty
-    flag."""
-    words = channel_scale_words(meta_layout)
-    return dict(MRB=4 * words, K_MRB=4 * words, META_WORDS=words, K_META_WORDS=words, META_DIRTY=words - 1)
+    float32 words (``grouped_scales_pass_applies``): K's as ``channel_scales_constants``, V's
+    the same (the words, then the row's dirty flag)."""
+    k = channel_scales_constants(meta_layout)
+    return dict(k, MRB=k["K_MRB"], META_WORDS=k["K_META_WORDS"], META_DIRTY=k["K_META_DIRTY"])
 
 
 def channel_scales_constants(k_meta_layout: MetadataLayout) -> dict:
@@ -296,9 +296,9 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: s
                   grouped: bool = False) -> dict:
     """Block size, launch parameters and programs per multiprocessor (``waves``); ``packed``:
     the main launch reads words (``reads_words``), ``channel_keys``: over keys quantized per
-    channel, ``grouped``: over grouped scales. ``config`` (``parse_config``'s string) overrides them, for tuning runs such as the
-    sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0
-    leaves them to the compiler."""
+    channel, ``grouped``: over grouped scales. ``config`` (``parse_config``'s string) overrides
+    them, for tuning runs such as the sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main
+    launch's registers per thread, 0 leaves them to the compiler."""
     if config:
         return parse_config(config)
     layout = get_codec(codec).layout
