@@ -34,15 +34,18 @@ TOLERANCE = 1e-3  # the acceptance bound: relative error (norm) vs dequantize + 
 
 
 def make_cache(codec, batch, kv_heads, seq, head_dim, *, group_size=None, symmetric=True, flip_rate=0.0, meta_flips=0.0,
-               meta_bits=1, seed=0):
+               meta_bits=1, seed=0, column_scale=None):
     """Random K/V quantized and encoded, ``(storage, metadata)`` each; then ``flip_rate`` of the
     stored value bytes corrupted (random bytes) and ``meta_flips`` of the metadata bytes given
     ``meta_bits`` flipped bits (1: corrected by every code; 4: the byte's low nibble, four flips
-    in one Golay codeword of the metadata, detected)."""
+    in one Golay codeword of the metadata, detected). ``column_scale`` (``[head_dim]``) multiplies
+    each column of the random values."""
     g = torch.Generator().manual_seed(seed)
     parts = []
     for _ in range(2):
         x = torch.randn(batch, kv_heads, seq, head_dim, generator=g)
+        if column_scale is not None:
+            x = x * column_scale
         stored, meta = ops.quantize_encode(x, codec, group_size, symmetric)
         exposed = StorageLayout(codec, head_dim).exposed_bits_per_byte  # the bits a stored byte holds
         keep = (1 << exposed) - 1
