@@ -12,7 +12,7 @@ import torch
 
 from ecc_tensor.codecs import CodecTables
 from ecc_tensor.metadata import MetadataLayout, codec_tables
-from ecc_tensor.ops.attention.channel_scales import channel_scale_words, read_channel_scales
+from ecc_tensor.ops.attention.channel_scales import _group_tiles, channel_scale_words, read_channel_scales
 from ecc_tensor.ops.codec_kernels import nibble_parity_table
 
 
@@ -107,3 +107,20 @@ def test_the_pass_reads_rows_of_a_view_that_starts_inside_a_word(offset, kernel_
     want = read_channel_scales(meta.reshape(1, 1, rows, -1).to(kernel_device), parity_table, layout).cpu()
     assert torch.equal(got, want)
     assert (got.view(torch.int32).reshape(rows, -1)[:, -1] != 0).tolist() == [False, False, True, False, False]
+
+
+def test_the_pass_tiles_cover_every_group_of_a_row_once():
+    """Every row length the pass reads (1-512 float32 words): its groups of three words in a
+    head tile, the largest power of two of them, and a tail tile of the rest rounded up to a
+    power of two (none where the head holds them all); one tile for the main programs."""
+    def power_of_two(n):
+        return n > 0 and n & (n - 1) == 0
+
+    for words in range(1, 513):
+        groups = (words + 2) // 3
+        head, tail = _group_tiles(words, True)
+        assert power_of_two(head) and head <= groups < 2 * head, (words, head)
+        rest = groups - head
+        assert (tail == 0) if rest == 0 else (power_of_two(tail) and tail // 2 < rest <= tail), (words, head, tail)
+        one, none = _group_tiles(words, False)
+        assert none == 0 and power_of_two(one) and one // 2 < groups <= one, (words, one)

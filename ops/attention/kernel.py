@@ -70,9 +70,9 @@ def _decode_attention_kernel(
     K_META_WORDS: tl.constexpr,
     K_META_DIRTY: tl.constexpr,  # > 0: K's channel (or grouped) scales as channel_scales.py read them, each row's dirty flag at this word
     # > 0: the main launch's programs read their coded channel scales first (rows of K_CODED_MRB
-    # bytes, the first K_CODED_BASE bytes past a word; K_CODED_BLOCK_G groups of 8 units a row)
+    # bytes, the first K_CODED_BASE bytes past a word)
     # into ks_ptr's rows of float32 words, which the loop then reads (channel_scales.py).
-    K_CODED_MRB: tl.constexpr, K_CODED_BASE: tl.constexpr, K_CODED_BLOCK_G: tl.constexpr,
+    K_CODED_MRB: tl.constexpr, K_CODED_BASE: tl.constexpr,
     # The main launch's program ``splits`` of each (sequence, KV head) attends the full-precision
     # window (window.py) into its partials, as the combine kernel lays them out.
     WINDOW: tl.constexpr, WINDOW_BLOCK_D: tl.constexpr, WINDOW_UNIT_VALUES: tl.constexpr, WINDOW_BLOCK_U: tl.constexpr,
@@ -213,8 +213,8 @@ def _decode_attention_kernel(
             for r0 in range(start // K_ROW_DIV, end_row, 2):
                 r = r0 + tl.arange(0, 2)
                 _channel_scale_rows(km_ptr, ks_ptr, menc_ptr, bh.to(tl.int64) * k_meta_rows + tl.minimum(r, end_row - 1), r < end_row,
-                                    tl.num_programs(0) * k_meta_rows, MK, K_META_UNITS, K_CODED_MRB, K_META_WORDS, K_CODED_BLOCK_G,
-                                    K_CODED_BASE)
+                                    tl.num_programs(0) * k_meta_rows, MK, K_META_UNITS, K_CODED_MRB, K_META_WORDS,
+                                    K_CODED_BASE, False)
         tl.debug_barrier()  # the words this program's threads wrote, visible to all of them
         km_base = ks_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
     else:

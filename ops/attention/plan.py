@@ -12,7 +12,7 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from ..byte_words import nibble_constants
-from .channel_scales import channel_scale_groups, channel_scale_words
+from .channel_scales import channel_scale_words
 from ..memo import aligned, memoized
 from ..codec_kernels import (
     _cdiv,
@@ -128,7 +128,7 @@ def _meta_constants(meta_layout: MetadataLayout, aligned_tensors: bool) -> dict:
 
 
 # K's channel scales not read by the main programs themselves (``coded_channel_scales_constants`` where they are).
-_NO_CODED_CHANNEL_SCALES = dict(K_CODED_MRB=0, K_CODED_BASE=0, K_CODED_BLOCK_G=1)
+_NO_CODED_CHANNEL_SCALES = dict(K_CODED_MRB=0, K_CODED_BASE=0)
 
 
 def key_meta_constants(meta_layout: MetadataLayout, head_dim: int, channel_block: int, meta: dict, *k_meta: torch.Tensor) -> dict:
@@ -204,8 +204,7 @@ def coded_channel_scales_constants(k_meta_layout: MetadataLayout, base: int) -> 
     """As ``channel_scales_constants``, where each main program first reads its own coded rows
     of ``k_meta_layout`` (their first byte ``base`` bytes past a 32-bit word) into those rows
     of float32 words (``LaunchPlan.channel_scales_in_main``)."""
-    return dict(channel_scales_constants(k_meta_layout), K_CODED_MRB=k_meta_layout.storage.row_bytes, K_CODED_BASE=base,
-                K_CODED_BLOCK_G=channel_scale_groups(k_meta_layout))
+    return dict(channel_scales_constants(k_meta_layout), K_CODED_MRB=k_meta_layout.storage.row_bytes, K_CODED_BASE=base)
 
 
 # The most scale groups a row the word path folds into its dots: each group takes BLOCK_M query
