@@ -191,6 +191,27 @@ def test_channel_keys_ratio_prints_a_ratio_per_codec(monkeypatch, capsys):
         assert token > 0 and channel > 0 and abs(ratio - channel / token) <= 0.01 * ratio + 1e-3, line
 
 
+def test_channel_scales_pass_time_prints_both_cases_and_their_digests(monkeypatch, capsys):
+    """tools/channel_scales_pass_time.py in the interpreter (the test run's TRITON_INTERPRET):
+    the pass timed over scales and over scales with zero points, each with a digest of what it
+    wrote, the same whichever run (what an A/B of two trees compares)."""
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import channel_scales_pass_time
+
+    args = ["--cpu", "--batch", "1", "--kv-heads", "1", "--context", "64", "--channel-block", "32", "--head-dim", "16",
+            "--iters", "1", "--runs", "1"]
+    digests = []
+    for _ in range(2):
+        channel_scales_pass_time.main(args)
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(":")[0] for line in lines] == ["scales", "scales and zero points"]
+        assert all(re.search(r"\(1, 1, 2, \d+\) rows of bytes, us [\d.]+, output sha256 [0-9a-f]{16}$", line) for line in lines), lines
+        digests.append([line.split()[-1] for line in lines])
+    assert digests[0] == digests[1] and digests[0][0] != digests[0][1]
+
+
 def test_plot_attention_draws_bench_attention_output(capsys, tmp_path):
     """benchmarks/plot_attention.py reads the table bench_attention.py prints (its per-case
     rows, then the whole table: each row kept once) and draws one panel per batch size."""
