@@ -112,7 +112,7 @@ def test_a_struck_row_of_channel_scales_alone_defers_the_blocks_it_covers(codec,
     data bits as stored (channel_scales.py), so it must leave every block the row covers to
     the deferred launch, which decodes it as the reference does. (With values struck too, as
     in the cases above, every block is deferred by its values anyway.)"""
-    check_against_reference(codec, 1, 2, 2, 128, 64, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
+    check_against_reference(codec, 1, 1, 2, 128, 64, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
 
 
 @pytest.mark.parametrize("codec", ["secded72", "golay24"])
@@ -128,7 +128,7 @@ def test_a_struck_row_of_channel_scales_defers_on_the_lane_and_blocks_paths(code
     # The scales are read into float32 words first: by a pass of their own on the lane path, by
     # each main program on the blocks path.
     assert (plan.channel_scales_pass, plan.channel_scales_in_main) == ((False, True) if plan.storage["BLOCKS"] else (True, False))
-    check_against_reference(codec, 1, 2, 2, 128, 128, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
+    check_against_reference(codec, 1, 1, 2, 128, 128, 32, 1, 0, 0.0, torch.float16, True, kernel_device, strike_scales=flips)
 
 
 @pytest.mark.parametrize("codec", ["int4", "hamming84"])
