@@ -194,22 +194,30 @@ def test_channel_keys_ratio_prints_a_ratio_per_codec(monkeypatch, capsys):
 def test_channel_scales_pass_time_prints_both_cases_and_their_digests(monkeypatch, capsys):
     """tools/channel_scales_pass_time.py in the interpreter (the test run's TRITON_INTERPRET):
     the pass timed over scales and over scales with zero points, each with a digest of what it
-    wrote, the same whichever run (what an A/B of two trees compares)."""
+    wrote, the same at the launcher's rows a program and at any other (what an A/B compares)."""
     import pathlib
 
     monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
     import channel_scales_pass_time
 
-    args = ["--cpu", "--batch", "1", "--kv-heads", "1", "--context", "64", "--channel-block", "32", "--head-dim", "16",
+    from ecc_tensor.ops.attention import channel_scales
+
+    picked = channel_scales.rows_per_program
+    args = ["--cpu", "--batch", "1", "--kv-heads", "1", "--context", "96", "--channel-block", "32", "--head-dim", "16",
             "--iters", "1", "--runs", "1"]
-    digests = []
-    for _ in range(2):
-        channel_scales_pass_time.main(args)
-        lines = capsys.readouterr().out.splitlines()
-        assert [line.split(":")[0] for line in lines] == ["scales", "scales and zero points"]
-        assert all(re.search(r"\(1, 1, 2, \d+\) rows of bytes, us [\d.]+, output sha256 [0-9a-f]{16}$", line) for line in lines), lines
-        digests.append([line.split()[-1] for line in lines])
-    assert digests[0] == digests[1] and digests[0][0] != digests[0][1]
+    line_form = r"\(1, 1, 3, \d+\) rows of bytes, (\d+) a program, us [\d.]+, output sha256 ([0-9a-f]{16})$"
+    runs = {}
+    for per_program in (["0"], ["1", "4"]):
+        channel_scales_pass_time.main(args + ["--rows-per-program", *per_program])
+        for line in capsys.readouterr().out.splitlines():
+            found = re.search(line_form, line)
+            assert found, line
+            runs.setdefault(line.split(":")[0], []).append((int(found.group(1)), found.group(2)))
+    assert channel_scales.rows_per_program is picked
+    assert list(runs) == ["scales", "scales and zero points"]
+    for case in runs.values():
+        assert [n for n, _ in case][1:] == [1, 4] and len({digest for _, digest in case}) == 1, runs
+    assert runs["scales"][0][1] != runs["scales and zero points"][0][1]
 
 
 def test_plot_attention_draws_bench_attention_output(capsys, tmp_path):

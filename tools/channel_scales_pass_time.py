@@ -6,6 +6,7 @@ without zero points. Prints each case's times and a digest of its output, so tha
 
     python tools/channel_scales_pass_time.py                          # batch 8 x 8 heads x 32k keys, blocks of 128
     PYTHONPATH=$PWD/.ab/REV:$PYTHONPATH python tools/channel_scales_pass_time.py   # the same for revision REV
+    python tools/channel_scales_pass_time.py --rows-per-program 1 2 4                # the pass's rows a program, each timed
     python tools/channel_scales_pass_time.py --cpu --batch 1 --context 256 --iters 1  # the interpreter: a smoke run
 """
 
@@ -25,6 +26,7 @@ from common import kernel_time  # noqa: E402
 
 from ecc_tensor.codecs import CodecTables  # noqa: E402
 from ecc_tensor.metadata import MetadataLayout, codec_tables  # noqa: E402
+from ecc_tensor.ops.attention import channel_scales  # noqa: E402
 from ecc_tensor.ops.attention.channel_scales import read_channel_scales  # noqa: E402
 from ecc_tensor.ops.codec_kernels import nibble_parity_table  # noqa: E402
 
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--channel-block", type=int, default=128, help="keys a row of channel scales covers")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--rows-per-program", type=int, nargs="+", default=[0],
+                   help="rows of channel scales a program of the pass reads, each timed (0: as the launcher picks, "
+                        "channel_scales.rows_per_program)")
     p.add_argument("--cpu", action="store_true", help="CPU tensors (Triton's interpreter): checks the tool runs")
     args = p.parse_args(argv)
     if args.context % args.channel_block:
@@ -46,8 +51,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error("no CUDA device: pass --cpu for a smoke run in the interpreter")
     device = torch.device("cpu" if args.cpu else "cuda")
     rows = args.context // args.channel_block
+    picked = channel_scales.rows_per_program
     tables = codec_tables("hamming84", "cpu")  # any codec: the scales are Golay-coded for all
-    for symmetric in (True, False):
+    for per_program, symmetric in ((n, s) for n in args.rows_per_program for s in (True, False)):
+        channel_scales.rows_per_program = picked if per_program == 0 else lambda row_bytes, n=per_program: n
         layout = MetadataLayout("hamming84", args.head_dim, symmetric)
         g = torch.Generator().manual_seed(0)
         scale = torch.rand(args.batch * args.kv_heads * rows, args.head_dim, generator=g) + 0.01
@@ -61,8 +68,10 @@ def main(argv: list[str] | None = None) -> None:
                  for m, o in zip(metas, outs)]
         times = [kernel_time(calls, args.iters) * 1e6 for _ in range(args.runs)]
         digest = hashlib.sha256(outs[0].cpu().numpy().tobytes()).hexdigest()[:16]
-        print(f"{'scales' if symmetric else 'scales and zero points'}: {tuple(meta.shape)} rows of bytes, "
+        per_row = channel_scales.rows_per_program(meta.shape[-1])
+        print(f"{'scales' if symmetric else 'scales and zero points'}: {tuple(meta.shape)} rows of bytes, {per_row} a program, "
               f"us {' '.join(f'{t:.2f}' for t in times)}, output sha256 {digest}", flush=True)
+    channel_scales.rows_per_program = picked
 
 
 if __name__ == "__main__":
