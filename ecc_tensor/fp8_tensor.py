@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import return_and_correct_aliasing
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
+from .cache_key import stable_hash_for_caching
 from .fp8 import E4M3, from_e4m3
 from .ops.dispatch import call_op
 from .tensor import TorchAOBaseTensor, _sdpa_arguments, attended_lengths, copy_target, decode_call_fits
@@ -38,6 +39,7 @@ class FP8KVTensor(TorchAOBaseTensor):
     tensor_data_names = ["words", "scale"]
     tensor_attribute_names = ["shape", "dtype"]
     optional_tensor_data_names = ["seq_len"]
+    _stable_hash_for_caching = stable_hash_for_caching  # torch.compile's AOTAutograd cache key (cache_key.py)
 
     def __new__(cls, words, scale, shape, dtype, seq_len=None):
         return torch.Tensor._make_wrapper_subclass(cls, shape, dtype=dtype, device=words.device, requires_grad=False)

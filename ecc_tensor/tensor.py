@@ -8,6 +8,7 @@ from torch.utils._python_dispatch import return_and_correct_aliasing
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.ecc)
 from .ops.dispatch import call_op
+from .cache_key import stable_hash_for_caching
 from .codecs import CodecTables
 from .counters import new_counters
 from .attention import dequantize_channel_cache, quantize_encode_channels, with_window
@@ -87,6 +88,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
     tensor_attribute_names = ["codec", "shape", "dtype", "groups", "symmetric"]
     optional_tensor_data_names = ["counters", "seq_len", "window"]
     optional_tensor_attribute_names = ["interpolate", "channel_block", "residual_length", "window_block"]
+    _stable_hash_for_caching = stable_hash_for_caching  # torch.compile's AOTAutograd cache key (cache_key.py)
 
     def __new__(
         cls, stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, shape, dtype, groups=1,
