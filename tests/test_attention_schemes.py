@@ -105,7 +105,8 @@ def fused_attention(device):
 
 
 @pytest.mark.parametrize(("codec", "dim"), [("int4", 64), ("hamming84", 64), ("secded72", 128), ("golay24", 128)])
-def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, kernel_device, monkeypatch):
+@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
+def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symmetric, kernel_device, monkeypatch):
     """Splits over several blocks of channel scales each (two splits of 96 and 57 rows, blocks
     of 32): the main launch's outer loop steps through them, the next block's scales read ahead (on the word, blocks and lane paths),
     and each block of keys must take its own. Every other case here splits a sequence into
@@ -116,7 +117,7 @@ def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, kerne
     plan = attention.LaunchPlan.make(codec, dim, 1, False, batch=1, q_heads=2, kv_heads=1, lq=1, seq=160, device=torch.device("cpu"),
                                      channel_block=32)
     assert plan.splits == 2 and plan.split_len == 96
-    check_against_reference(codec, 1, 1, 2, 160, dim, 32, 1, 0, 0.0, torch.float16, True, kernel_device)
+    check_against_reference(codec, 1, 1, 2, 160, dim, 32, 1, 0, 0.0, torch.float16, symmetric, kernel_device)
 
 
 @pytest.mark.parametrize("codec", ["hamming84", "hamming74"])
