@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import warnings
 
+import pytest
 import torch
 
 from ecc_tensor import ECCInt4Tensor
@@ -47,6 +48,8 @@ def test_the_key_is_the_metadata_not_the_values():
 def test_torchs_cache_pickler_takes_the_key_and_warns_of_nothing():
     from torch._functorch._aot_autograd.autograd_cache import AOTAutogradCachePickler
 
+    if not hasattr(AOTAutogradCachePickler, "_reduce_tensor_subclass"):  # torch before the subclass key hook
+        pytest.skip("this torch's AOTAutograd cache does not ask tensor subclasses for a key")
     pickler = AOTAutogradCachePickler(torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph()))
     for t in (ecc(), fp8()):
         with warnings.catch_warnings():
