@@ -53,26 +53,29 @@ def main(argv: list[str] | None = None) -> None:
     rows = args.context // args.channel_block
     picked = channel_scales.rows_per_program
     tables = codec_tables("hamming84", "cpu")  # any codec: the scales are Golay-coded for all
-    for per_program, symmetric in ((n, s) for n in args.rows_per_program for s in (True, False)):
-        channel_scales.rows_per_program = picked if per_program == 0 else lambda row_bytes, n=per_program: n
+    lens = torch.full((args.batch,), args.context, dtype=torch.int64, device=device)
+    for symmetric in (True, False):
         layout = MetadataLayout("hamming84", args.head_dim, symmetric)
         g = torch.Generator().manual_seed(0)
         scale = torch.rand(args.batch * args.kv_heads * rows, args.head_dim, generator=g) + 0.01
         zero = None if symmetric else torch.randint(0, 16, scale.shape, generator=g).float()
         meta = layout.store(scale, zero, CodecTables(*tables[2:])).reshape(args.batch, args.kv_heads, rows, -1)
         parity = nibble_parity_table(tables[2], layout.storage.codec.k).to(device)
-        lens = torch.full((args.batch,), args.context, dtype=torch.int64, device=device)
         metas = [meta.to(device).clone() for _ in range(4)]
-        outs = [read_channel_scales(m, parity, layout, lens, args.channel_block) for m in metas]
-        calls = [lambda m=m, o=o: read_channel_scales(m, parity, layout, lens, args.channel_block, o.view(torch.float32))
-                 for m, o in zip(metas, outs)]
-        times = [kernel_time(calls, args.iters) * 1e6 for _ in range(args.runs)]
-        digest = hashlib.sha256(outs[0].cpu().numpy().tobytes()).hexdigest()[:16]
-        per_row = channel_scales.rows_per_program(meta.shape[-1])
-        print(f"{'scales' if symmetric else 'scales and zero points'}: {tuple(meta.shape)} rows of bytes, {per_row} a program, "
-              f"us {' '.join(f'{t:.2f}' for t in times)}, output sha256 {digest}", flush=True)
-    channel_scales.rows_per_program = picked
-
+        for per_program in args.rows_per_program:
+            # read_channel_scales looks the function up at each call: replaced for this run only.
+            channel_scales.rows_per_program = picked if per_program == 0 else lambda row_bytes, n=per_program: n
+            try:
+                outs = [read_channel_scales(m, parity, layout, lens, args.channel_block) for m in metas]
+                calls = [lambda m=m, o=o: read_channel_scales(m, parity, layout, lens, args.channel_block, o.view(torch.float32))
+                         for m, o in zip(metas, outs)]
+                times = [kernel_time(calls, args.iters) * 1e6 for _ in range(args.runs)]
+                rows_a_program = channel_scales.rows_per_program(meta.shape[-1])
+            finally:
+                channel_scales.rows_per_program = picked
+            digest = hashlib.sha256(outs[0].cpu().numpy().tobytes()).hexdigest()[:16]
+            print(f"{'scales' if symmetric else 'scales and zero points'}: {tuple(meta.shape)} rows of bytes, {rows_a_program} a "
+                  f"program, us {' '.join(f'{t:.2f}' for t in times)}, output sha256 {digest}", flush=True)
 
 if __name__ == "__main__":
     main()
