@@ -108,10 +108,10 @@ def fused_attention(device):
 @pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
 def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symmetric, kernel_device, monkeypatch):
     """Splits over several blocks of channel scales each (two splits of 96 and 57 rows, blocks
-    of 32): the main launch's outer loop steps through them, the next block's scales read ahead (on the word, blocks and lane paths),
-    and each block of keys must take its own. Every other case here splits a sequence into
-    programs of a block of scales or less, where a loop that read the wrong row of scales from
-    the second block on passed them all."""
+    of 32): the main launch's outer loop steps through them, the next block's scales read ahead
+    (on the word, blocks and lane paths), and each block of keys must take its own. Every other
+    case here splits a sequence into programs of a block of scales or less, where a loop that
+    read the wrong row of scales from the second block on passed them all."""
     monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1 << 20)
     monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 1)
     plan = attention.LaunchPlan.make(codec, dim, 1, False, batch=1, q_heads=2, kv_heads=1, lq=1, seq=160, device=torch.device("cpu"),
