@@ -155,10 +155,10 @@ def test_host_overhead_tool_times_the_gpu_path_without_a_gpu(monkeypatch, capsys
 
 
 def test_secded_check_cost_stubs_keep_clean_outputs_and_take_effect(monkeypatch, capsys):
-    """tools/secded_check_cost.py in Triton's interpreter, each variant in its own process as
-    on the GPU: every stubbed launch gives the shipped launch's output on clean storage, and
-    the syndrome stubs are in effect (a flipped bit in every row is corrected by the shipped
-    launch only)."""
+    """tools/secded_check_cost.py in Triton's interpreter (every variant patched in and out in
+    turn in one process; a process each took 53 s on CI): every stubbed launch gives the shipped
+    launch's output on clean storage, and the syndrome stubs are in effect (a flipped bit in
+    every row is corrected by the shipped launch only, so each patch was undone)."""
     import pathlib
 
     monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))

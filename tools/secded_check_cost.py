@@ -15,6 +15,8 @@ must give the shipped launch's output; the tool checks that before timing it):
     checksonly  the check words loaded and compared with a constant, no syndromes
     planesonly  the byte-plane transposes and one XOR of the planes, no rotations
     wordsonly   the data words of each codeword group XORed (``tl.xor_sum``), no transpose
+    interleaved the whole check (rotations and XORs) over the data words as they lie, no
+                transpose: what a layout that interleaves four codewords' bytes would cost
     int4        the int4 path over the same values
 
 The stubs compare against a constant no clean word equals (``MAGIC``) rather than return
@@ -26,6 +28,7 @@ script that took the minimum of five replays of ten calls; the tool's own GPU ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -42,7 +45,8 @@ import ecc_tensor.ops.attention.plan as plan
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 from ecc_tensor.ops.attention.launch import triton_decode_attention
-from ecc_tensor.ops.attention.syndromes import _row_byte_planes
+from ecc_tensor.ops.attention.syndromes import _offset_sum, _rotate_bytes, _row_byte_planes
+from ecc_tensor.ops.codec_kernels import _top_offset
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
 from common import kernel_time  # noqa: E402
@@ -79,6 +83,30 @@ def _words_only(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
 
 
 @triton.jit
+def _interleaved(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
+    """``_block_row_syndromes`` with the data words themselves as the byte planes: word ``8 g + B``
+    plane ``B`` of group ``g``, as a layout storing byte ``B`` of codewords ``4 g .. 4 g + 3`` in
+    word ``8 g + B`` would have them."""
+    N: tl.constexpr = words.shape[0]
+    G: tl.constexpr = words.shape[1] // 8
+    w = tl.reshape(words.to(tl.uint32, bitcast=True), [N, G, 2, 2, 2])  # word 8 g + 4 a + 2 b + c
+    even, odd = tl.split(w)
+    e0, e1 = tl.split(even)
+    o0, o1 = tl.split(odd)
+    p0, p4 = tl.split(e0)
+    p2, p6 = tl.split(e1)
+    p1, p5 = tl.split(o0)
+    p3, p7 = tl.split(o1)
+    planes = (p0, p1, p2, p3, p4, p5, p6, p7)
+    TOP: tl.constexpr = _top_offset(OFFSETS)
+    acc = _offset_sum(planes, OFFSETS, TOP)
+    for i in tl.static_range(1, TOP + 1):
+        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(planes, OFFSETS, TOP - i)
+    acc ^= tl.reshape(checks.to(tl.uint32, bitcast=True), [N, G])
+    return tl.where(acc == MAGIC, 1, 0).to(tl.uint32)
+
+
+@triton.jit
 def _scales_only(km_base, vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.constexpr, HAS_ZERO: tl.constexpr,
                  META_WORDS: tl.constexpr, META_LANES: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
                  MUB: tl.constexpr, MRB: tl.constexpr):
@@ -89,15 +117,18 @@ def _scales_only(km_base, vm_base, rows, menc_ptr, MK: tl.constexpr, DECODE: tl.
 
 
 SYNDROMES = {"nocheck": _no_syndromes, "nometa": _no_syndromes, "aligned": _no_syndromes, "checksonly": _checks_only,
-             "planesonly": _planes_only, "wordsonly": _words_only}
-VARIANTS = ["full", "nocheck", "nometa", "aligned", "checksonly", "planesonly", "wordsonly", "int4"]
+             "planesonly": _planes_only, "wordsonly": _words_only, "interleaved": _interleaved}
+VARIANTS = ["full", "nocheck", "nometa", "aligned", "checksonly", "planesonly", "wordsonly", "interleaved", "int4"]
 
 
-def patch(variant: str) -> None:
-    """The kernel module's helpers (and, for ``aligned``, the plan's row stride) replaced for
-    the rest of the process. Each variant runs in a process of its own, patched before its
+@contextlib.contextmanager
+def patched(variant: str):
+    """The kernel module's helpers (and, for ``aligned``, the plan's row stride) replaced until
+    the block exits. On a GPU each variant runs in a process of its own, patched before its
     first launch: Triton keys its compiled kernels by their arguments, not by the helpers they
-    call, so one process would run whichever variant it compiled first."""
+    call, so one process would run whichever variant it compiled first. Interpreted kernels
+    look their helpers up at each call, so ``--cpu`` runs every variant in this process."""
+    saved = kernel._block_row_syndromes, kernel._clean_rows_meta, plan.storage_constants
     if variant in SYNDROMES:
         kernel._block_row_syndromes = SYNDROMES[variant]
     if variant in ("nometa", "aligned"):
@@ -105,6 +136,10 @@ def patch(variant: str) -> None:
     if variant == "aligned":
         constants = plan.storage_constants
         plan.storage_constants = lambda *a, **kw: {**constants(*a, **kw), "ROW_BYTES": 80}
+    try:
+        yield
+    finally:
+        kernel._block_row_syndromes, kernel._clean_rows_meta, plan.storage_constants = saved
 
 
 def make_call(variant: str, q: torch.Tensor, values: list[torch.Tensor], seq_lens: torch.Tensor, flip: bool = False):
@@ -131,11 +166,11 @@ def run_variant(variant: str, cpu: bool, runs: int, out_file: str) -> None:
     """In this process: the variant patched in, its outputs on clean storage and (for the
     shipped launch and the syndrome stubs) on storage with a flipped bit in every row saved
     to ``out_file``; on a GPU, its kernel time ``runs`` times."""
-    patch(variant)
-    if cpu:
-        from interpreter_speed import install  # tools/, beside this script
+    with patched(variant):
+        _run_patched(variant, cpu, runs, out_file)
 
-        install()
+
+def _run_patched(variant: str, cpu: bool, runs: int, out_file: str) -> None:
     device = "cpu" if cpu else "cuda"
     batch, q_heads, kv_heads, seq, head_dim = (1, 4, 1, 256, 128) if cpu else (8, 32, 8, 32768, 128)
     g = torch.Generator(device=device).manual_seed(0)
@@ -167,9 +202,17 @@ def main(argv=None) -> None:
         run_variant(args.variants[0], args.cpu, args.runs, args.child)
         return
     outputs = {}
+    if args.cpu:
+        from interpreter_speed import install  # tools/, beside this script
+
+        install()
     with tempfile.TemporaryDirectory() as tmp:
         for variant in dict.fromkeys(["full"] + args.variants):
             out_file = os.path.join(tmp, f"{variant}.pt")
+            if args.cpu:
+                run_variant(variant, True, args.runs, out_file)
+                outputs[variant] = torch.load(out_file)
+                continue
             command = [sys.executable, __file__, variant, "--child", out_file, "--runs", str(args.runs)] + (["--cpu"] if args.cpu else [])
             child = subprocess.run(command, capture_output=True, text=True)
             if child.returncode != 0:
