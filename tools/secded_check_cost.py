@@ -45,8 +45,7 @@ import ecc_tensor.ops.attention.plan as plan
 from ecc_tensor.counters import new_counters
 from ecc_tensor.metadata import codec_tables
 from ecc_tensor.ops.attention.launch import triton_decode_attention
-from ecc_tensor.ops.attention.syndromes import _offset_sum, _rotate_bytes, _row_byte_planes
-from ecc_tensor.ops.codec_kernels import _top_offset
+from ecc_tensor.ops.attention.syndromes import _plane_checks, _row_byte_planes
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
 from common import kernel_time  # noqa: E402
@@ -84,7 +83,7 @@ def _words_only(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
 
 @triton.jit
 def _interleaved(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
-    """``_block_row_syndromes`` with the data words themselves as the byte planes: word ``8 g + B``
+    """``_block_row_syndromes`` with the data words themselves as the byte planes (no transposes): word ``8 g + B``
     plane ``B`` of group ``g``, as a layout storing byte ``B`` of codewords ``4 g .. 4 g + 3`` in
     word ``8 g + B`` would have them."""
     N: tl.constexpr = words.shape[0]
@@ -97,11 +96,7 @@ def _interleaved(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr):
     p2, p6 = tl.split(e1)
     p1, p5 = tl.split(o0)
     p3, p7 = tl.split(o1)
-    planes = (p0, p1, p2, p3, p4, p5, p6, p7)
-    TOP: tl.constexpr = _top_offset(OFFSETS)
-    acc = _offset_sum(planes, OFFSETS, TOP)
-    for i in tl.static_range(1, TOP + 1):
-        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(planes, OFFSETS, TOP - i)
+    acc = _plane_checks((p0, p1, p2, p3, p4, p5, p6, p7), OFFSETS, PTX)
     acc ^= tl.reshape(checks.to(tl.uint32, bitcast=True), [N, G])
     return tl.where(acc == MAGIC, 1, 0).to(tl.uint32)
 
@@ -213,7 +208,7 @@ def main(argv=None) -> None:
                 run_variant(variant, True, args.runs, out_file)
                 outputs[variant] = torch.load(out_file)
                 continue
-            command = [sys.executable, __file__, variant, "--child", out_file, "--runs", str(args.runs)] + (["--cpu"] if args.cpu else [])
+            command = [sys.executable, __file__, variant, "--child", out_file, "--runs", str(args.runs)]
             child = subprocess.run(command, capture_output=True, text=True)
             if child.returncode != 0:
                 raise SystemExit(f"{variant} failed:\n{child.stderr[-3000:]}")

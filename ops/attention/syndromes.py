@@ -53,6 +53,18 @@ def _offset_sum(planes, OFFSETS: tl.constexpr, R: tl.constexpr):
 
 
 @triton.jit
+def _plane_checks(planes, OFFSETS: tl.constexpr, PTX: tl.constexpr):
+    """Eight byte planes (``planes[B]``: data byte ``B`` of four codewords, one a byte) -> their
+    four check bytes in one word: Horner's scheme over the offsets, from the highest down, each
+    step rotating every byte in place and XORing in the planes holding that offset."""
+    TOP: tl.constexpr = _top_offset(OFFSETS)
+    acc = _offset_sum(planes, OFFSETS, TOP)
+    for i in tl.static_range(1, TOP + 1):
+        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(planes, OFFSETS, TOP - i)
+    return acc
+
+
+@triton.jit
 def _row_byte_planes(words, PTX: tl.constexpr):
     """Rows of SECDED(72,64)'s blocks layout (``words``: ``[N, W]``, two words a codeword) ->
     eight byte planes ``[N, W / 8]``, plane ``B`` holding data byte ``B`` of codewords ``4 j
@@ -77,9 +89,5 @@ def _block_row_syndromes(words, checks, OFFSETS: tl.constexpr, PTX: tl.constexpr
     codeword by codeword it took 249, which changed no time on the H200; stubbed out, the
     transposes cost ~18 us of the main launch at batch 8 / 32k and the check words' loads 22
     (tools/secded_check_cost.py, benchmarks/RESULTS.md)."""
-    planes = _row_byte_planes(words, PTX)
-    TOP: tl.constexpr = _top_offset(OFFSETS)
-    acc = _offset_sum(planes, OFFSETS, TOP)
-    for i in tl.static_range(1, TOP + 1):
-        acc = _rotate_bytes(acc, PTX) ^ _offset_sum(planes, OFFSETS, TOP - i)
+    acc = _plane_checks(_row_byte_planes(words, PTX), OFFSETS, PTX)
     return acc ^ tl.reshape(checks.to(tl.uint32, bitcast=True), acc.shape)
