@@ -6,7 +6,8 @@ torch.compile passes (the softmax scale as float64), then runs the ptxas bundled
 in verbose mode. A kernel that fails to compile for the GPU fails here first; a stack frame or
 spill bytes mean the configuration is too large for the register file. Each line also gives
 the compile time and the ``tt.load`` operations of the kernel's Triton IR: a kernel compiles
-at its first call, and Triton's coalescing pass takes time quadratic in a kernel's loads.
+at its first call, and Triton's coalescing pass takes time quadratic in a kernel's loads; and
+the loads left in a loop after pipelining (``loop_loads``), which wait for global memory.
 Compile times depend on the CPU; compare within one run (each run compiles into an empty cache).
 
     python tools/kernel_resources.py                       # every variant, default configs
@@ -156,6 +157,27 @@ def ptxas_report(kernel) -> str:
     return " | ".join(lines) or result.stderr.strip()
 
 
+def loop_loads(kernel) -> int:
+    """Loads left in a loop's body after Triton's pipeliner (``tt.load`` inside an ``scf.for``
+    of the TTGIR): each waits for global memory where it is used. The pipeliner turns a loop's
+    loads into copies issued stages ahead (``async_copy_global_to_local``) only where a dot uses
+    them, directly or through other operations: a load that feeds only a check (a syndrome
+    OR-ed into a flag that no dot reads) stays behind (benchmarks/RESULTS.md)."""
+    owners, count = [], 0
+    for line in kernel.asm["ttgir"].splitlines():
+        text = line.strip()
+        if text.startswith("}"):  # "}", "} else {", "} do {": a region ends (and maybe another begins)
+            owner = owners.pop() if owners else None
+            if text.endswith("{"):
+                owners.append(owner)
+            continue
+        if " tt.load " in text and "scf.for" in owners:
+            count += 1
+        if text.endswith("{"):
+            owners.append(next((op for op in ("scf.for", "scf.while", "scf.if", "tt.func", "module") if op in text), "other"))
+    return count
+
+
 def sass_loops(kernel, count: int = 3) -> list[str]:
     """The ``count`` largest loops of the kernel's SASS (nvdisasm, bundled with Triton): the
     address range from a backward branch's target to the branch, its instruction count and its
@@ -212,7 +234,8 @@ def main(argv=None) -> None:
                 start = time.perf_counter()
                 kernel, config = compile_fp8(dtype, args.config)
                 label = f"fp8 main {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
-                compiled = f"compile {time.perf_counter() - start:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads"
+                compiled = (f"compile {time.perf_counter() - start:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, "
+                            f"{loop_loads(kernel)} in loops not prefetched")
                 print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
                 if args.loops:
                     print("\n".join(sass_loops(kernel)), flush=True)
@@ -236,7 +259,8 @@ def main(argv=None) -> None:
                     capped = launch == "main" and config.get("maxnreg")
                     shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}" + (f" cap {capped}" if capped else "")
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
-                    compiled = f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads"
+                    compiled = (f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, "
+                                f"{loop_loads(kernel)} in loops not prefetched")
                     print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
                     if args.loops:
                         print("\n".join(sass_loops(kernel)), flush=True)
