@@ -18,11 +18,11 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+_tool = Path(__file__).resolve().parents[1] / "tools" / "interpreter_speed.py"
+_spec = importlib.util.spec_from_file_location("interpreter_speed", _tool)
+_interpreter_speed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_interpreter_speed)
 if os.environ.get("TRITON_INTERPRET", "") not in ("", "0"):
-    _tool = Path(__file__).resolve().parents[1] / "tools" / "interpreter_speed.py"
-    _spec = importlib.util.spec_from_file_location("interpreter_speed", _tool)
-    _interpreter_speed = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_interpreter_speed)
     _interpreter_speed.install()  # two costs of Triton's interpreter that are no part of what it runs
 
 
@@ -56,22 +56,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_two)
 
 
-def _call_in_a_roomy_stack_chunk():
-    """``call(f, *args, **kwargs)``: ``f`` called from a frame of 40,000 local slots. CPython 3.11
-    keeps frames in 16 KiB chunks, maps each new chunk and unmaps it as soon as its first frame
-    returns; Triton's interpreter calls in and out at one depth for hours, and where that depth
-    straddles a chunk's end every call maps and unmaps one (strace: two million 16 KiB
-    ``mmap``/``munmap`` pairs in one interpreted test, half its time; where a test started on the
-    stack decided whether it did: 30-100 s for the same test). This frame takes a chunk of its
-    own, sized to a power of two (512 KiB), so the test runs in the ~190 KiB left above it."""
-    slots = " = ".join(f"_{i}" for i in range(40_000))
-    source = f"def call(f, *args, **kwargs):\n    if f is None:\n        {slots} = 0\n    return f(*args, **kwargs)\n"
-    namespace: dict = {}
-    exec(compile(source, "<roomy stack chunk>", "exec"), namespace)
-    return namespace["call"]
-
-
-_roomy_call = _call_in_a_roomy_stack_chunk()
+_roomy_call = _interpreter_speed.roomy_call  # each test called from a stack chunk of its own (see there)
 
 
 @pytest.hookimpl(tryfirst=True)

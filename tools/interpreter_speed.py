@@ -12,11 +12,33 @@ this with the interpreter) and for ``compile_cache_launches.py``'s recording.
 
 Together ~20% of an interpreted fused-attention test (Triton 3.9). Both leave what runs
 unchanged; where this Triton lacks either function, ``install`` leaves it as it is.
+
+A third cost is CPython's: ``roomy_call`` runs a function from a frame that takes a stack chunk
+of its own, where the interpreter's calls in and out of one depth could map and unmap a chunk
+each (the test run calls every test through it; so does the recording).
 """
 
 from __future__ import annotations
 
 import inspect
+
+
+def _call_in_a_roomy_stack_chunk():
+    """``call(f, *args, **kwargs)``: ``f`` called from a frame of 40,000 local slots. CPython 3.11
+    keeps frames in 16 KiB chunks, maps each new chunk and unmaps it as soon as its first frame
+    returns; Triton's interpreter calls in and out at one depth for hours, and where that depth
+    straddles a chunk's end every call maps and unmaps one (strace: two million 16 KiB
+    ``mmap``/``munmap`` pairs in one interpreted test, half its time; where a test started on the
+    stack decided whether it did: 30-100 s for the same test). This frame takes a chunk of its
+    own, sized to a power of two (512 KiB), so ``f`` runs in the ~190 KiB left above it."""
+    slots = " = ".join(f"_{i}" for i in range(40_000))
+    source = f"def call(f, *args, **kwargs):\n    if f is None:\n        {slots} = 0\n    return f(*args, **kwargs)\n"
+    namespace: dict = {}
+    exec(compile(source, "<roomy stack chunk>", "exec"), namespace)
+    return namespace["call"]
+
+
+roomy_call = _call_in_a_roomy_stack_chunk()
 
 
 def _langs(fn, tl) -> set[int]:
