@@ -56,16 +56,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_two)
 
 
-_roomy_call = _interpreter_speed.roomy_call  # each test called from a stack chunk of its own (see there)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    """pytest's own call of a (synchronous) test function, made through ``_roomy_call``."""
+    """pytest's own call of a (synchronous) test function, made from a stack chunk of its own
+    (``interpreter_speed.roomy_call``)."""
     if inspect.iscoroutinefunction(pyfuncitem.obj):
         return None  # pytest's own hook (and its async plugins) handle these
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    _roomy_call(pyfuncitem.obj, **args)
+    _interpreter_speed.roomy_call(pyfuncitem.obj, **args)
     return True
 
 

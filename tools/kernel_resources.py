@@ -178,6 +178,11 @@ def loop_loads(kernel) -> int:
     return count
 
 
+def compile_report(kernel, seconds: float) -> str:
+    """A line's compile figures: its time, the Triton IR's loads, the loads ``loop_loads`` finds."""
+    return f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, {loop_loads(kernel)} in loops not prefetched"
+
+
 def sass_loops(kernel, count: int = 3) -> list[str]:
     """The ``count`` largest loops of the kernel's SASS (nvdisasm, bundled with Triton): the
     address range from a backward branch's target to the branch, its instruction count and its
@@ -234,8 +239,7 @@ def main(argv=None) -> None:
                 start = time.perf_counter()
                 kernel, config = compile_fp8(dtype, args.config)
                 label = f"fp8 main {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
-                compiled = (f"compile {time.perf_counter() - start:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, "
-                            f"{loop_loads(kernel)} in loops not prefetched")
+                compiled = compile_report(kernel, time.perf_counter() - start)
                 print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
                 if args.loops:
                     print("\n".join(sass_loops(kernel)), flush=True)
@@ -259,8 +263,7 @@ def main(argv=None) -> None:
                     capped = launch == "main" and config.get("maxnreg")
                     shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}" + (f" cap {capped}" if capped else "")
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
-                    compiled = (f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, "
-                                f"{loop_loads(kernel)} in loops not prefetched")
+                    compiled = compile_report(kernel, seconds)
                     print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
                     if args.loops:
                         print("\n".join(sass_loops(kernel)), flush=True)
