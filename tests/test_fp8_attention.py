@@ -161,13 +161,15 @@ def test_bad_arguments_raise_value_errors():
 
 def test_kernel_compiles_for_hopper_without_spills(run_compile_tool):
     """The kernel compiled for sm_90a at its launch configuration (``FP8_CONFIG``), float16 and
-    bfloat16: it fits the register file (250 and 242 registers with Triton 3.6), no spills."""
+    bfloat16: it fits the register file (250 and 242 registers with Triton 3.6), no spills, and
+    every load of its key loop is issued ahead (the values a stage ahead, in registers)."""
     result = run_compile_tool("kernel_resources.py", "--codecs", "fp8")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if "registers" in line]
     assert len(lines) == 2, result.stdout
     for line in lines:
         assert "0 bytes spill stores" in line and int(re.search(r"Used (\d+) registers", line).group(1)) <= 255, line
+        assert re.search(r"\b0 in loops not prefetched", line), line
 
 
 def test_wide_offsets_path_matches_the_reference(monkeypatch, kernel_device):

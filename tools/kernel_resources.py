@@ -159,22 +159,31 @@ def ptxas_report(kernel) -> str:
 
 def loop_loads(kernel) -> int:
     """Loads left in a loop's body after Triton's pipeliner (``tt.load`` inside an ``scf.for``
-    of the TTGIR): each waits for global memory where it is used. The pipeliner turns a loop's
-    loads into copies issued stages ahead (``async_copy_global_to_local``) only where a dot uses
-    them, directly or through other operations: a load that feeds only a check (a syndrome
-    OR-ed into a flag that no dot reads) stays behind (benchmarks/RESULTS.md)."""
-    owners, count = [], 0
+    of the TTGIR) whose value the same iteration uses: each waits for global memory there. The
+    pipeliner issues a loop's loads ahead only where a dot uses them, directly or through other
+    operations: as ``async_copy_global_to_local`` stages ahead, or, for a dot operand it keeps in
+    registers (the FP8 kernel's values), as a ``tt.load`` whose value the loop yields to the
+    next iteration (not counted). A load that feeds only a check (a syndrome OR-ed into a flag
+    that no dot reads) stays behind (benchmarks/RESULTS.md)."""
+    owners, count = [], 0  # each open region: (its operation, the loads of its scf.for's body)
     for line in kernel.asm["ttgir"].splitlines():
         text = line.strip()
         if text.startswith("}"):  # "}", "} else {", "} do {": a region ends (and maybe another begins)
-            owner = owners.pop() if owners else None
+            op, loads = owners.pop() if owners else (None, [])
+            count += len(loads)  # a loop's loads no yield carried
             if text.endswith("{"):
-                owners.append(owner)
+                owners.append((op, []))
             continue
-        if " tt.load " in text and "scf.for" in owners:
-            count += 1
+        loop = next((loads for op, loads in reversed(owners) if op == "scf.for"), None)  # the innermost loop's
+        if " tt.load " in text and loop is not None:
+            loop.append(text.split(" = ", 1)[0])
+        if text.startswith("scf.yield") and owners and owners[-1][0] == "scf.for":
+            # The loop's yield: its loads carried to the next iteration were issued a stage ahead.
+            carried = set(re.findall(r"%[\w.#]+", text.split(" : ", 1)[0]))
+            count += sum(name not in carried for name in loop)
+            loop.clear()
         if text.endswith("{"):
-            owners.append(next((op for op in ("scf.for", "scf.while", "scf.if", "tt.func", "module") if op in text), "other"))
+            owners.append((next((op for op in ("scf.for", "scf.while", "scf.if", "tt.func", "module") if op in text), "other"), []))
     return count
 
 
