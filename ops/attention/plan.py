@@ -72,8 +72,12 @@ def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: in
 # the fastest timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k; Golay's main launch is
 # the clean-blocks variant); interpolating variants: the configuration whose compiled kernel
 # has no register spills (ptxas -v for sm_90a). The deferred launch takes its warps and
-# stages from these, its block size from the main launch.
-_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 4, 2, 4)}
+# stages from these, its block size from the main launch. SECDED(72,64)'s "blocks" serve only
+# its deferred launch: at 4 warps and 2 stages it held 255 registers and spilled 1.3 KB a
+# thread, at 8 warps and 1 stage 248 and none, and a call with sparse faults ran 2.0-2.6x
+# faster (H100, batch 8 / 32k, BER 1e-6 and 1e-5: 1,546 -> 769 and 9,291 -> 3,602 us; clean
+# calls 182 us either way; benchmarks/RESULTS.md, 2026-12-06). Hamming's was fastest at 4.
+_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 8, 1, 4)}
 
 
 _INTERP_CONFIG = (32, 8, 2, 4)
