@@ -77,6 +77,7 @@ def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: in
 # thread, at 8 warps and 1 stage 248 and none, and a call with sparse faults ran 2.0-2.6x
 # faster (H100, batch 8 / 32k, BER 1e-6 and 1e-5: 1,546 -> 769 and 9,291 -> 3,602 us; clean
 # calls 182 us either way; benchmarks/RESULTS.md, 2026-12-06). Hamming's was fastest at 4.
+# (Timed before that launch decoded its scales a row a thread, at 114 registers: untimed since.)
 _CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 8, 1, 4)}
 
 
