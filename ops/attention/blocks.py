@@ -146,8 +146,8 @@ def _block_neighbour_values(base, meta_base, row, c, syn_ptr, menc_ptr, msyn_ptr
 def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_detected, seq_len, syn_ptr, menc_ptr, msyn_ptr,
                 INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr,
                 MK: tl.constexpr, MPO_SYN: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
-                MRB: tl.constexpr, META_LANES: tl.constexpr, D: tl.constexpr, GROUPS: tl.constexpr = 1, ROW_DIV: tl.constexpr = 1,
-                scratch=None):
+                MRB: tl.constexpr, META_LANES: tl.constexpr, D: tl.constexpr, scratch, GROUPS: tl.constexpr = 1,
+                ROW_DIV: tl.constexpr = 1):
     """A K or V block of the blocks layout ``[N, D]`` in row order, dequantized in float32 from
     its decoded codewords (``lo``, ``hi``, ``status``: ``[N, C]``) and its rows' decoded scales;
     with ``INTERP``, the values of a detected codeword, or of a row whose scale is detected,
@@ -155,17 +155,13 @@ def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_dete
     channel (``GROUPS`` ``D``, ``ROW_DIV`` rows per row of channel scales): each value takes its
     channel's scale, and a detected scale erases its channel in the rows it covers, not whole
     codewords, so erased values find their neighbours one by one. ``scratch``: ``2 N`` floats of
-    this program's own through which the rows' scales pass (``_through_scratch``), or None."""
+    this program's own through which one scale a row passes (``_through_scratch``)."""
     if GROUPS == 1:
-        if scratch is None:
-            scale, offset, _ = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1,
-                                            HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
-        else:
-            scale, offset, _ = _group_scale(meta_base, rows, row_ok, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB,
-                                            MRB, META_LANES, META_UNITS)
-            scale = _through_scratch(scale, scratch)[:, None]
-            if HAS_ZERO:
-                offset = _through_scratch(offset, scratch + rows.shape[0])[:, None]
+        scale, offset, _ = _group_scale(meta_base, rows, row_ok, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB,
+                                        MRB, META_LANES, META_UNITS)
+        scale = _through_scratch(scale, scratch)[:, None]
+        if HAS_ZERO:
+            offset = _through_scratch(offset, scratch + rows.shape[0])[:, None]
         x = (_block_values(lo, hi) - offset) * scale
         erased = ((status == 2) | meta_rows_detected[:, None]) & row_ok[:, None]
         at = c

@@ -221,9 +221,11 @@ def _decode_attention_kernel(
         km_base = km_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
     vm_base = vm_ptr + store_off * MRB
 
-    # The blocks path's deferred launch: 4 BLOCK_N floats of scratch (blocks._through_scratch), in
-    # this program's own partial, which it writes only after its loop.
-    block_scratch = o_part_ptr + (bh.to(tl.int64) * (2 * splits) + DEFERRED * splits + program) * BLOCK_M * PART_COLS
+    # This program's partial: the main launch's splits, then the deferred launch's programs. The
+    # blocks path's deferred launch uses 4 BLOCK_N floats of it as scratch (blocks._through_scratch)
+    # before writing it after its loop.
+    part = bh.to(tl.int64) * (2 * splits) + DEFERRED * splits + program
+    block_scratch = o_part_ptr + part * BLOCK_M * PART_COLS
     if BLOCKS and DEFERRED:
         tl.static_assert(4 * BLOCK_N <= BLOCK_M * PART_COLS)
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -470,7 +472,7 @@ def _decode_attention_kernel(
                     # Keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows.
                     kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
                                      msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, K_META_UNITS, K_MUV, K_MUB,
-                                     K_MRB, K_META_LANES, D, K_GROUPS, K_ROW_DIV, scratch=block_scratch)
+                                     K_MRB, K_META_LANES, D, block_scratch, K_GROUPS, K_ROW_DIV)
                     s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                     s = (s * qk_scale).to(tl.float32)
                     s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
@@ -478,7 +480,7 @@ def _decode_attention_kernel(
                     p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
                     vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
                                      msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                     META_LANES, D, scratch=block_scratch + 2 * BLOCK_N)
+                                     META_LANES, D, block_scratch + 2 * BLOCK_N)
                     acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                     if count_units:  # per codeword, gathered in the first unit position
                         first = u == 0
@@ -651,9 +653,7 @@ def _decode_attention_kernel(
         acc1 = acc1 * v_unit
         acc2 = acc2 * v_unit
 
-    # Partial results: acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U); the deferred
-    # launch's partials follow the main launch's.
-    part = bh.to(tl.int64) * (2 * splits) + DEFERRED * splits + program
+    # Partial results (``part``): acc of slot i at columns [i * BLOCK_U, (i + 1) * BLOCK_U).
     o_col = u
     if VALUE_TILES and not DEFERRED:
         o_col = _v_operand_column(u, BLOCK_U)
