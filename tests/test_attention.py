@@ -681,7 +681,7 @@ def test_kernel_compiles_for_hopper_as_torch_compile_calls_it(codec, run_compile
         # SECDED's deferred launches decode each row's scale as a vector of rows: on the block's
         # [N, D] tile's layout (16 rows a thread) their loop took 4,583-7,912 SASS instructions
         # without interpolation and 10,181-10,498 with, against 1,591-1,597 and 3,352-3,674
-        # (blocks._through_scratch; benchmarks/RESULTS.md, 2026-12-06).
+        # (row_meta._rows_to_tile; benchmarks/RESULTS.md, 2026-12-06).
         largest = {}
         for line in result.stdout.splitlines():
             if "registers" in line:

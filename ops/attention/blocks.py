@@ -25,21 +25,6 @@ def _block_codewords(base, rows, mask, c, syn_ptr, ROW_BYTES: tl.constexpr, DATA
 
 
 @triton.jit
-def _through_scratch(x, scratch):
-    """``x`` (``[N]``) written to this program's ``scratch`` and read back. The rows' scales are
-    decoded as a vector of rows, a row a thread, and used on the block's ``[N, D]`` tile, whose
-    layout gives each thread 16 rows at 8 warps: Triton's layout pass would redo the decode in
-    that layout (its loads of a few rows count as cheap to repeat), and did, 16 rows a thread,
-    84% of the deferred launch's loop (sm_90a SASS). Memory is where it stops."""
-    r = tl.arange(0, x.shape[0])
-    tl.store(scratch + r, x)
-    tl.debug_barrier()  # the program's writes visible to all its threads
-    y = tl.load(scratch + r)
-    tl.debug_barrier()  # every thread has read before the next write to the same words
-    return y
-
-
-@triton.jit
 def _per_value(x):
     """``[N, C]`` per codeword -> ``[N, 16 C]`` per value (row order)."""
     N: tl.constexpr = x.shape[0]
@@ -146,7 +131,7 @@ def _block_neighbour_values(base, meta_base, row, c, syn_ptr, menc_ptr, msyn_ptr
 def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_detected, seq_len, syn_ptr, menc_ptr, msyn_ptr,
                 INTERP: tl.constexpr, ROW_BYTES: tl.constexpr, DATA_BYTES: tl.constexpr, OFFSETS: tl.constexpr, HAS_ZERO: tl.constexpr,
                 MK: tl.constexpr, MPO_SYN: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
-                MRB: tl.constexpr, META_LANES: tl.constexpr, D: tl.constexpr, scratch, GROUPS: tl.constexpr = 1,
+                MRB: tl.constexpr, META_LANES: tl.constexpr, D: tl.constexpr, row_scales, GROUPS: tl.constexpr = 1,
                 ROW_DIV: tl.constexpr = 1):
     """A K or V block of the blocks layout ``[N, D]`` in row order, dequantized in float32 from
     its decoded codewords (``lo``, ``hi``, ``status``: ``[N, C]``) and its rows' decoded scales;
@@ -154,14 +139,10 @@ def _block_slab(base, meta_base, rows, row_ok, c, lo, hi, status, meta_rows_dete
     replaced as :func:`ecc_tensor.interp.interpolate_erasures` does (``_kv_slot``). Keys per
     channel (``GROUPS`` ``D``, ``ROW_DIV`` rows per row of channel scales): each value takes its
     channel's scale, and a detected scale erases its channel in the rows it covers, not whole
-    codewords, so erased values find their neighbours one by one. ``scratch``: ``2 N`` floats of
-    this program's own through which one scale a row passes (``_through_scratch``)."""
+    codewords, so erased values find their neighbours one by one. ``row_scales``: with one scale
+    a row, the rows' decoded scale and offset ``[N, 1]`` (``row_meta._rows_to_tile``), else None."""
     if GROUPS == 1:
-        scale, offset, _ = _group_scale(meta_base, rows, row_ok, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB,
-                                        MRB, META_LANES, META_UNITS)
-        scale = _through_scratch(scale, scratch)[:, None]
-        if HAS_ZERO:
-            offset = _through_scratch(offset, scratch + rows.shape[0])[:, None]
+        scale, offset = row_scales
         x = (_block_values(lo, hi) - offset) * scale
         erased = ((status == 2) | meta_rows_detected[:, None]) & row_ok[:, None]
         at = c

@@ -21,7 +21,8 @@ from .softmax import (_folded_scales_softmax, _grouped_scales_softmax, _online_s
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
-from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2
+from .row_meta import _row_meta, _rows_to_tile
+from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2, _status_fields, _sum_counts
 from .channel_scales import _channel_scale_rows
 from .window import _window_partial
 
@@ -221,13 +222,16 @@ def _decode_attention_kernel(
         km_base = km_ptr + bh.to(tl.int64) * k_meta_rows * K_MRB
     vm_base = vm_ptr + store_off * MRB
 
-    # This program's partial: the main launch's splits, then the deferred launch's programs. The
-    # blocks path's deferred launch uses 4 BLOCK_N floats of it as scratch (blocks._through_scratch)
-    # before writing it after its loop.
+    # This program's partial: the main launch's splits, then the deferred launch's programs. Until
+    # it is written, after the loop, the launches that decode one scale a row in row order use 6
+    # BLOCK_N floats of it as scratch for the rows' decoded metadata (row_meta._rows_to_tile).
     part = bh.to(tl.int64) * (2 * splits) + DEFERRED * splits + program
     block_scratch = o_part_ptr + part * BLOCK_M * PART_COLS
     if BLOCKS and DEFERRED:
-        tl.static_assert(4 * BLOCK_N <= BLOCK_M * PART_COLS)
+        tl.static_assert(6 * BLOCK_N <= BLOCK_M * PART_COLS)
+    # The unit path's blocks, one scale a row for K and V: their metadata decoded once a row
+    # (row_meta), where the scratch holds it.
+    ROW_META: tl.constexpr = DECODE and GROUPS == 1 and K_GROUPS == 1 and K_ROW_DIV == 1 and 6 * BLOCK_N <= BLOCK_M * PART_COLS
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc0 = tl.zeros([GT * BLOCK_M, BLOCK_U], tl.float32)  # GROUPED: a row per group and query row
@@ -465,14 +469,22 @@ def _decode_attention_kernel(
                     k_lo, k_hi, k_status = _block_codewords(k_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     v_lo, v_hi, v_status = _block_codewords(v_base, cw_rows, c_ok, c[None, :], syn_ptr, ROW_BYTES, WORDS * 4, BLOCKS)
                     # The K metadata as stored (the main launch read the channel-scales pass's words).
-                    km_corr, km_po, km_det, km_rows, _, _ = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                     K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
-                    vm_corr, vm_po, vm_det, vm_rows, _, _ = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                     META_UNITS, MUB, MRB, META_LANES)
-                    # Keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows.
+                    vm = _row_meta(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
+                    vm_corr, vm_po, vm_det = vm[0], vm[1], vm[2]
+                    if K_GROUPS == 1:
+                        km = _row_meta(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB,
+                                       K_META_LANES)
+                        km_corr, km_po, km_det = km[0], km[1], km[2]
+                        km_rows, k_scale, k_offset = _rows_to_tile(km, block_scratch, HAS_ZERO)
+                        k_scales = (k_scale, k_offset)
+                    else:  # keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows
+                        km_corr, km_po, km_det, km_rows, _, _ = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
+                                                                         K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
+                        k_scales = None
+                    vm_rows, v_scale, v_offset = _rows_to_tile(vm, block_scratch + 3 * BLOCK_N, HAS_ZERO)
                     kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
                                      msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, K_META_UNITS, K_MUV, K_MUB,
-                                     K_MRB, K_META_LANES, D, block_scratch, K_GROUPS, K_ROW_DIV)
+                                     K_MRB, K_META_LANES, D, k_scales, K_GROUPS, K_ROW_DIV)
                     s = _qk_float(q0, kx, tl.zeros([BLOCK_M, BLOCK_N], tl.float32), dtype, SPLIT_P, DOT_PRECISION)
                     s = (s * qk_scale).to(tl.float32)
                     s = _visible_scores(s, rows, row_ok, m_ok, head, qi, last_visible, 0, mask_ptr, b,
@@ -480,12 +492,14 @@ def _decode_attention_kernel(
                     p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
                     vx = _block_slab(v_base, vm_base, rows, row_ok, c[None, :], v_lo, v_hi, v_status, vm_rows, seq_len, syn_ptr, menc_ptr,
                                      msyn_ptr, INTERP, ROW_BYTES, WORDS * 4, BLOCKS, HAS_ZERO, MK, MPO_SYN, META_UNITS, MUV, MUB, MRB,
-                                     META_LANES, D, block_scratch + 2 * BLOCK_N)
+                                     META_LANES, D, (v_scale, v_offset))
                     acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                     if count_units:  # per codeword, gathered in the first unit position
                         first = u == 0
-                        n_corrected += tl.where(first, tl.sum(tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), 1), 0), 0)
-                        n_detected += tl.where(first, tl.sum(tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), 1), 0), 0)
+                        row_counts = tl.sum(_status_fields(k_status) + _status_fields(v_status), 1)
+                        corrected, _, detected = _sum_counts(row_counts, 2 * BLOCK_N * UNITS)
+                        n_corrected += tl.where(first, corrected, 0)
+                        n_detected += tl.where(first, detected, 0)
                         n_meta_corrected += km_corr + vm_corr
                         n_meta_parity_only += km_po + vm_po
                         n_meta_detected += km_det + vm_det
@@ -550,9 +564,10 @@ def _decode_attention_kernel(
                             if UNIT_VALUES > 2:
                                 acc2 = _pv_float(acc2 * alpha[:, None], p, x2, dtype, SPLIT_P, DOT_PRECISION)
                         if count_units:
-                            n_corrected += tl.sum((status == 1).to(tl.int32), axis=0)
-                            n_parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
-                            n_detected += tl.sum((status == 2).to(tl.int32), axis=0)
+                            corrected, parity_only, detected = _sum_counts(_status_fields(status), BLOCK_N)
+                            n_corrected += corrected
+                            n_parity_only += parity_only
+                            n_detected += detected
                             n_meta_corrected += m_corr
                             n_meta_parity_only += m_po
                             n_meta_detected += m_det
@@ -565,17 +580,35 @@ def _decode_attention_kernel(
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                    km_block = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, K_META_UNITS, K_MUB, K_MRB,
-                                           K_META_LANES, K_ROW_DIV, K_GROUPS)
-                    vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
-                                           META_LANES, 1, GROUPS)
-                    km_corr, km_po, km_det, km_rows, _, _ = km_block
-                    vm_corr, vm_po, vm_det, vm_rows, _, _ = vm_block
+                    if ROW_META:
+                        # K's rows handed to the tile before V's are decoded (both first: 4-6x the spills).
+                        km = _row_meta(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB,
+                                       K_META_LANES)
+                        km_rows, k_scale, k_offset = _rows_to_tile(km, block_scratch, HAS_ZERO)
+                        vm = _row_meta(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB, MRB,
+                                       META_LANES)
+                        vm_rows, v_scale, v_offset = _rows_to_tile(vm, block_scratch + 3 * BLOCK_N, HAS_ZERO)
+                        km_corr, km_po, km_det = km[0], km[1], km[2]
+                        vm_corr, vm_po, vm_det = vm[0], vm[1], vm[2]
+                        no_tile = tl.zeros([1, 1], tl.int32)
+                        km_block = (km_corr, km_po, km_det, km_rows, no_tile, no_tile)
+                        vm_block = (vm_corr, vm_po, vm_det, vm_rows, no_tile, no_tile)
+                        k_scales = (k_scale, k_offset)
+                        v_scales = (v_scale, v_offset)
+                    else:
+                        km_block = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, K_META_UNITS, K_MUB, K_MRB,
+                                               K_META_LANES, K_ROW_DIV, K_GROUPS)
+                        vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
+                                               META_LANES, 1, GROUPS)
+                        km_corr, km_po, km_det, km_rows, _, _ = km_block
+                        vm_corr, vm_po, vm_det, vm_rows, _, _ = vm_block
+                        k_scales = None
+                        v_scales = None
                     k_block = _block_state(
                         k_base, km_base, rows, row_ok, u, u_ok, k_status, km_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
-                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, k_scales)
                     # Each slot's keys into the scores. In the repair pass over Golay's keys with a
                     # scale per value (per channel, or in groups) each slot's neighbour search and
                     # decode is large, so the slots run as a loop: one copy in the kernel, not three
@@ -612,7 +645,7 @@ def _decode_attention_kernel(
                         v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
-                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, v_scales)
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
                                   syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
                                   GROUP, HAS_ZERO,
@@ -637,9 +670,12 @@ def _decode_attention_kernel(
                     if count_units:
                         # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
                         # hold a tile's worth of registers through the whole loop.
-                        n_corrected += tl.sum((k_status == 1).to(tl.int32) + (v_status == 1).to(tl.int32), axis=0)
-                        n_parity_only += tl.sum((k_status == 3).to(tl.int32) + (v_status == 3).to(tl.int32), axis=0)
-                        n_detected += tl.sum((k_status == 2).to(tl.int32) + (v_status == 2).to(tl.int32), axis=0)
+                        # Three counts in one reduction (_status_fields).
+                        packed = _status_fields(k_status) + _status_fields(v_status)
+                        corrected, parity_only, detected = _sum_counts(packed, 2 * BLOCK_N)
+                        n_corrected += corrected
+                        n_parity_only += parity_only
+                        n_detected += detected
                         n_meta_corrected += km_corr + vm_corr
                         n_meta_parity_only += km_po + vm_po
                         n_meta_detected += km_det + vm_det

@@ -68,6 +68,36 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
 
 
 @triton.jit
+def _status_fields(status):
+    """Each codeword's status as a count in a packed word, ten bits a count: corrected 1,
+    detected ``1 << 10``, parity-only ``1 << 20``, clean 0. Summed, the three counts take one
+    reduction where they took three (a third of the Hamming codes' deferred loop, sm_90a SASS):
+    ``_sum_counts``."""
+    return tl.where(status == 0, 0, 1 << (10 * (status - 1)))
+
+
+@triton.jit
+def _unpack_counts(packed):
+    """``_status_fields`` summed -> (corrected, parity-only, detected)."""
+    return packed & 1023, packed >> 20, (packed >> 10) & 1023
+
+
+@triton.jit
+def _sum_counts(packed, AT_MOST: tl.constexpr):
+    """``_status_fields`` (summed so far) reduced along axis 0 -> (corrected, parity-only,
+    detected). ``AT_MOST``: the most codewords the reduction sums into one field; from 1,024
+    on the counts are unpacked first and reduced one by one."""
+    if AT_MOST < 1024:
+        corrected, parity_only, detected = _unpack_counts(tl.sum(packed, axis=0))
+    else:
+        corrected, parity_only, detected = _unpack_counts(packed)
+        corrected = tl.sum(corrected, axis=0)
+        parity_only = tl.sum(parity_only, axis=0)
+        detected = tl.sum(detected, axis=0)
+    return corrected, parity_only, detected
+
+
+@triton.jit
 def _group_scale(meta_base, rows, mask, w, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
                  GROUPS: tl.constexpr, HAS_ZERO: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
                  META_LANES: tl.constexpr, META_UNITS: tl.constexpr, ROW_DIV: tl.constexpr = 1):
@@ -333,13 +363,14 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
                  FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
-                 MK: tl.constexpr, MPO_SYN: tl.constexpr):
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr, row_scales=None):
     """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
     (detected codewords; with one scale group, every unit of a row whose scale is detected
     too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
     the repair pass, the erased units' neighbour rows with their decoded data, scales and
     offsets, found and decoded once for all of a unit's values; and ``_meta_block``'s metadata
-    tile (``meta_block``: its results)."""
+    tile (``meta_block``: its results). ``row_scales``: with one group, the rows' scale and
+    offset ``[N, 1]`` decoded already (``row_meta._rows_to_tile``), or None to decode them here."""
     meta_rows_detected, meta_data, meta_status = meta_block[3], meta_block[4], meta_block[5]
     unit_mask = row_ok[:, None] & u_ok[None, :]
     erased = status == 2
@@ -362,9 +393,11 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
     any_erased = False
     if GROUPS == 1:
         erased = (erased | meta_rows_detected[:, None]) & unit_mask
-        scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN,
-                                                   DECODE, GROUPS,
-                                        HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+        if row_scales is None:
+            scale, offset, row_detected = _group_scale(meta_base, rows[:, None], row_ok[:, None], 0, menc_ptr, msyn_ptr, MK, MPO_SYN,
+                                                       DECODE, GROUPS, HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
+        else:
+            scale, offset = row_scales
         if REPAIR:
             any_erased = tl.max(erased.to(tl.int32)) > 0
             if any_erased:
@@ -423,14 +456,14 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
             any_detected = tl.max((tile_status == 2).to(tl.int32), axis=1) != 0
     elif DECODE:
         if ROW_DIV == 1:
+            packed = tl.zeros(row_ok.shape, tl.int32)
             row_ptrs = meta_base + rows.to(tl.int64) * MRB
             for mu in tl.static_range(META_UNITS):
                 _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
                 status = tl.where(row_ok, status, 0)
-                corrected += tl.sum((status == 1).to(tl.int32), axis=0)
-                parity_only += tl.sum((status == 3).to(tl.int32), axis=0)
-                detected += tl.sum((status == 2).to(tl.int32), axis=0)
+                packed += _status_fields(status)
                 any_detected = any_detected | (status == 2)
+            corrected, parity_only, detected = _sum_counts(packed, META_UNITS * rows.shape[0])
         else:
             # Keys per channel: a metadata row holds hundreds of codewords (342 for 128 Hamming
             # scales) and a block's rows share one or two such rows. Each is decoded as one tile
