@@ -77,8 +77,10 @@ def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: in
 # thread, at 8 warps and 1 stage 248 and none, and a call with sparse faults ran 2.0-2.6x
 # faster (H100, batch 8 / 32k, BER 1e-6 and 1e-5: 1,546 -> 769 and 9,291 -> 3,602 us; clean
 # calls 182 us either way; benchmarks/RESULTS.md, 2026-12-06). Hamming's was fastest at 4.
-# (Timed before that launch decoded its scales a row a thread, at 114 registers: untimed since.)
-_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 8, 1, 4)}
+# Once that launch decoded its scales a row a thread (row_meta; 118 registers at 8 warps), 4
+# warps and 1 stage were fastest: 4 / 8 / 16 warps 286 / 304 / 359 us at 1e-6, 688 / 802 /
+# 1,057 at 1e-5 (H100, same shape and call).
+_CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 4, 1, 4)}
 
 
 _INTERP_CONFIG = (32, 8, 2, 4)
