@@ -810,6 +810,11 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     assert int4.deferred is None and int4.deferred_programs == 0 and int4.storage["PACKED"]
     assert hamming.deferred is not None and hamming.storage["PACKED"] and hamming.value_order
     assert golay.storage["LANES"] and secded.storage["BLOCKS"] and secded.deferred["block_n"] == secded.main["block_n"]
+    # The deferred launch's warps and stages where they differ from the unit path's main launch
+    # (plan._DEFERRED_CONFIGS): Golay's, not its grouped scales' main launch on the unit path.
+    golay_grouped = attention.LaunchPlan.make("golay24", 128, 4, False, batch=8, q_heads=32, kv_heads=8, lq=1, seq=32768,
+                                              device=torch.device("cpu"))
+    assert golay.deferred["num_warps"] == 4 and golay_grouped.main["num_warps"] == 2
     assert int4.block_m == 4 and int4.split_len % int4.main["block_n"] == 0 and int4.splits * int4.split_len >= 32768
     tuned = plan("hamming84", True, "64,2,2,8")
     assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0) and tuned.deferred["num_warps"] == 2

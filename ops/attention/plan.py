@@ -81,6 +81,11 @@ def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: in
 # warps and 1 stage were fastest: 4 / 8 / 16 warps 286 / 304 / 359 us at 1e-6, 688 / 802 /
 # 1,057 at 1e-5 (H100, same shape and call).
 _CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 4, 1, 4)}
+# The deferred launch's own where it differs from the unit path's main launch: Golay's at 4 warps
+# (H100, batch 8 / 32k, after row_meta: BER 1e-6 / 1e-5, 2 warps 701.0 / 2,161.0 us, 4 warps and
+# 1 stage 616.2 / 1,949.9, 2 stages 691.6 / 2,171.3, one warp 1,302.3 / 5,580.3; Hamming(8,4)'s
+# fastest at its 4 warps and 2 stages: 463.0 / 1,406.1, against 8 warps 587.8 / 2,184.7).
+_DEFERRED_CONFIGS = {"lanes": (32, 4, 1, 4)}
 
 
 _INTERP_CONFIG = (32, 8, 2, 4)
@@ -299,10 +304,10 @@ def parse_config(config: str) -> dict:
 
 
 def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None, channel_keys: bool = False,
-                  grouped: bool = False) -> dict:
+                  grouped: bool = False, deferred: bool = False) -> dict:
     """Block size, launch parameters and programs per multiprocessor (``waves``); ``packed``:
     the main launch reads words (``reads_words``), ``channel_keys``: over keys quantized per
-    channel, ``grouped``: over grouped scales. ``config`` (``parse_config``'s string) overrides
+    channel, ``grouped``: over grouped scales, ``deferred``: the deferred launch. ``config`` (``parse_config``'s string) overrides
     them, for tuning runs such as the sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main
     launch's registers per thread, 0 leaves them to the compiler."""
     if config:
@@ -312,7 +317,8 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: s
         configs = _CHANNEL_KEY_CONFIGS if channel_keys else _GROUPED_CONFIGS if grouped else _PACKED_CONFIGS
         block_n, warps, stages, waves, maxnreg = configs[layout]
     else:
-        (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else _CONFIGS[layout], 0
+        unit_configs = {**_CONFIGS, **_DEFERRED_CONFIGS} if deferred else _CONFIGS
+        (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else unit_configs[layout], 0
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
@@ -364,7 +370,7 @@ def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, co
     main = kernel_config(codec, interp and not clean, packed, config, channel_keys, grouped=packed and groups > 1)
     if not (decode and (clean or interp)):
         return main, None
-    return main, dict(kernel_config(codec, interp, config=config), block_n=main["block_n"])
+    return main, dict(kernel_config(codec, interp, config=config, deferred=True), block_n=main["block_n"])
 
 
 def channel_blocks_fit_word_paths(channel_block: int) -> bool:
