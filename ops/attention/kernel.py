@@ -523,13 +523,22 @@ def _decode_attention_kernel(
                         meta = tl.where(is_k, km_base, vm_base)
                         data, status = _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                        m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
-                                              META_LANES, 1, GROUPS)
+                        if ROW_META:
+                            row_meta = _row_meta(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB,
+                                                 MRB, META_LANES)
+                            m_rows, m_scale, m_offset = _rows_to_tile(row_meta, block_scratch, HAS_ZERO)
+                            no_tile = tl.zeros([1, 1], tl.int32)
+                            m_block = (row_meta[0], row_meta[1], row_meta[2], m_rows, no_tile, no_tile)
+                            m_scales = (m_scale, m_offset)
+                        else:
+                            m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
+                                                  META_LANES, 1, GROUPS)
+                            m_scales = None
                         m_corr, m_po, m_det, _, _, _ = m_block
                         block = _block_state(
                             base, meta, rows, row_ok, u, u_ok, status, m_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, True,
                             ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB,
-                            MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN)
+                            MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, m_scales)
                         # Each slot's values, dequantized and repaired: K's into the scores, V's into
                         # the accumulators.
                         x0 = tl.zeros([BLOCK_N, BLOCK_U], tl.float32)
