@@ -1,6 +1,8 @@
 """``tools/kernel_resources.py``'s reading of Triton's IR, on hand-written TTGIR: which loads a
-loop leaves waiting for global memory (``loop_loads``). The tool itself runs in the Hopper
-compile tests (tests/test_attention.py, tests/test_fp8_attention.py)."""
+loop leaves waiting for global memory (``loop_loads``); and of nvdisasm's SASS listing, on a
+hand-written one: its loops and the source lines their instructions come from (``--loops
+--lines``). The tool itself runs in the Hopper compile tests (tests/test_attention.py,
+tests/test_fp8_attention.py)."""
 
 from __future__ import annotations
 
@@ -73,3 +75,34 @@ module {
 }
 """
     assert loop_loads(ttgir) == 1  # %inner waits; %outer is carried by the outer loop's yield
+
+
+def test_sass_loops_and_the_source_lines_of_the_largest():
+    src = Path(__file__).resolve()  # any file: its lines are quoted
+    listing = f"""
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+.L_x_0:
+\t//## File "{src}", line 3
+        /*0010*/                   LOP3.LUT R2, R3, 0xf, RZ, 0xc0, !PT ;
+        /*0020*/                   @P0 SHF.R.U32.HI R4, RZ, 0x4, R2 ;
+.L_x_1:
+\t//## File "{src}", line 5
+        /*0030*/                   IMAD R5, R4, 0x3, RZ ;
+        /*0040*/              @!P1 BRA `(.L_x_1) ;
+\t//## File "{src}", line 3
+        /*0050*/                   LOP3.LUT R6, R5, 0x1, RZ, 0xc0, !PT ;
+        /*0060*/                   BRA `(.L_x_0) ;
+        /*0070*/                   EXIT ;
+"""
+    module = _kernel_resources()
+    instructions, labels = module.parse_sass(listing)
+    assert labels == {".L_x_0": 0x10, ".L_x_1": 0x30} and instructions[0][2] is None
+    assert [source[1] for _, _, source in instructions[1:]] == [3, 3, 5, 5, 3, 3, 3]
+    report = module.loop_report(instructions, labels, lines=2)
+    assert report[0] == "    8 SASS instructions"
+    # the outer loop (0x10-0x60, 6 instructions) holds the inner one (0x30-0x40, 2)
+    assert report[1].startswith("    loop 0x0010-0x0060:     6 instructions (LOP3 2, BRA 2, SHF 1, IMAD 1)")
+    assert report[2].startswith("    loop 0x0030-0x0040:     2 instructions (IMAD 1, BRA 1)")
+    line_3 = src.read_text().splitlines()[2].strip()[:90]
+    assert report[3].split()[:2] == ["4", f"{src.name}:3"] and report[3].rstrip().endswith(line_3)
+    assert report[4].split()[:2] == ["2", f"{src.name}:5"]

@@ -15,6 +15,7 @@ Compile times depend on the CPU; compare within one run (each run compiles into 
     python tools/kernel_resources.py --channel-keys --codecs int4 hamming84   # keys per channel
     python tools/kernel_resources.py --groups 4 --asymmetric --codecs golay24   # grouped scales with zero points
     python tools/kernel_resources.py --codecs hamming84 --dtypes bf16 --launches main --loops   # SASS per loop
+    python tools/kernel_resources.py --codecs golay24 --launches deferred --loops --lines 12   # and where the largest loop's come from
     python tools/kernel_resources.py --codecs fp8          # ecc::fp8_decode_attention's kernel (ops/attention/fp8.py)
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import linecache
 import os
 import re
 import subprocess
@@ -192,34 +194,59 @@ def compile_report(kernel, seconds: float) -> str:
     return f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, {loop_loads(kernel)} in loops not prefetched"
 
 
-def sass_loops(kernel, count: int = 3) -> list[str]:
-    """The ``count`` largest loops of the kernel's SASS (nvdisasm, bundled with Triton): the
-    address range from a backward branch's target to the branch, its instruction count and its
-    most frequent opcodes. Nested loops overlap: an outer loop's count includes its inner one's."""
-    nvdisasm = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "nvdisasm")
-    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
-        f.write(kernel.asm["cubin"])
-    listing = subprocess.run([nvdisasm, "-c", f.name], capture_output=True, text=True).stdout
-    os.unlink(f.name)
-    instructions, labels, pending = [], {}, []
+def parse_sass(listing: str) -> tuple[list[tuple[int, str, tuple[str, int] | None]], dict[str, int]]:
+    """nvdisasm's listing -> (instructions as ``(address, text, source)``, labels as ``{name:
+    address}``). ``source`` is the ``(file, line)`` that ``-g`` writes above the instructions
+    compiled from it (for an inlined function, its own line, not its caller's), else None."""
+    instructions, labels, pending, source = [], {}, [], None
     for line in listing.splitlines():
         if label := re.match(r"\s*(\.L_x_\d+):", line):
             pending.append(label.group(1))
+        elif where := re.match(r'\s*//## File "([^"]+)", line (\d+)', line):
+            source = (where.group(1), int(where.group(2)))
         elif m := re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line):
             labels.update((name, int(m.group(1), 16)) for name in pending)
             pending = []
-            instructions.append((int(m.group(1), 16), m.group(2).strip()))
+            instructions.append((int(m.group(1), 16), m.group(2).strip(), source))
+    return instructions, labels
+
+
+def loop_report(instructions, labels, count: int = 3, lines: int = 0) -> list[str]:
+    """``parse_sass``'s result -> the ``count`` largest loops (the address range from a backward
+    branch's target to the branch, its instruction count and most frequent opcodes) and, with
+    ``lines``, the source lines that most of the largest loop's instructions come from. Nested
+    loops overlap: an outer loop's count includes its inner one's."""
     loops = set()
-    for address, text in instructions:
+    for address, text, _ in instructions:
         target = re.search(r"BRA\S*\s.*`\((\.L_x_\d+)\)", text)
         if target and labels.get(target.group(1), address) < address:
             loops.add((labels[target.group(1)], address))
-    lines = []
-    for low, high in sorted(loops, key=lambda r: r[0] - r[1])[:count]:
-        body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for a, t in instructions if low <= a <= high]
+    report = [f"    {len(instructions)} SASS instructions"]
+    largest = sorted(loops, key=lambda r: r[0] - r[1])[:count]
+    for low, high in largest:
+        body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for a, t, _ in instructions if low <= a <= high]
         mix = ", ".join(f"{op} {n}" for op, n in collections.Counter(body).most_common(8))
-        lines.append(f"    loop {low:#06x}-{high:#06x}: {len(body):5d} instructions ({mix})")
-    return [f"    {len(instructions)} SASS instructions"] + lines
+        report.append(f"    loop {low:#06x}-{high:#06x}: {len(body):5d} instructions ({mix})")
+    if lines and largest:
+        low, high = largest[0]
+        sources = collections.Counter(src for a, _, src in instructions if low <= a <= high)
+        for src, n in sources.most_common(lines):
+            where, text = "(no line information)", ""
+            if src is not None:
+                where = f"{os.path.basename(src[0])}:{src[1]}"
+                text = linecache.getline(src[0], src[1]).strip()[:90]
+            report.append(f"      {n:5d}  {where:24} {text}")
+    return report
+
+
+def sass_loops(kernel, count: int = 3, lines: int = 0) -> list[str]:
+    """``loop_report`` of the kernel's SASS (nvdisasm, bundled with Triton, with line information)."""
+    nvdisasm = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "nvdisasm")
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(kernel.asm["cubin"])
+    listing = subprocess.run([nvdisasm, "-c", "-g", f.name], capture_output=True, text=True).stdout
+    os.unlink(f.name)
+    return loop_report(*parse_sass(listing), count=count, lines=lines)
 
 
 def main(argv=None) -> None:
@@ -238,6 +265,8 @@ def main(argv=None) -> None:
                    help="the main launch attends a full-precision window too (its last program of each sequence and KV head), "
                         "as the timing tools' --channel-keys calls do")
     p.add_argument("--loops", action="store_true", help="also the SASS instruction count of each variant's largest loops")
+    p.add_argument("--lines", type=int, default=0, metavar="N",
+                   help="with --loops: the N source lines most of the largest loop's SASS instructions come from")
     args = p.parse_args(argv)
     channel_block = CHANNEL_BLOCK if args.channel_keys else 0
     # An empty cache, so that every variant is compiled (and timed), not read back.
@@ -251,7 +280,7 @@ def main(argv=None) -> None:
                 compiled = compile_report(kernel, time.perf_counter() - start)
                 print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
                 if args.loops:
-                    print("\n".join(sass_loops(kernel)), flush=True)
+                    print("\n".join(sass_loops(kernel, lines=args.lines)), flush=True)
             continue
         if not A.has_kernel(codec, groups=args.groups, channel_block=channel_block):
             print(f"{codec}: no fused kernel for this scheme", flush=True)
@@ -275,7 +304,7 @@ def main(argv=None) -> None:
                     compiled = compile_report(kernel, seconds)
                     print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
                     if args.loops:
-                        print("\n".join(sass_loops(kernel)), flush=True)
+                        print("\n".join(sass_loops(kernel, lines=args.lines)), flush=True)
 
 if __name__ == "__main__":
     main()
