@@ -437,6 +437,29 @@ def test_packed_path_is_taken_where_it_applies(codec):
     assert not attention.packed_path_applies("golay24", 136, 1, stored)
 
 
+@pytest.mark.parametrize("codec,interpolate", [("hamming84", False), ("golay24", True)])
+def test_metadata_views_off_a_word_read_as_aligned_ones(codec, interpolate, kernel_device):
+    """Metadata in Golay's lane layout viewed from a byte buffer at an odd offset: the launcher
+    copies it to an aligned tensor, since the lanes are read as 32-bit words. Read as
+    codewords in sequence instead, the call returned wrong values (relative error 1.0) and
+    counted no fault."""
+    head_dim = 32
+    k, v = make_cache(codec, 1, 2, 96, head_dim, flip_rate=0.002, seed=1)
+
+    def off_a_word(t):  # on the kernel's device, where fused() leaves it as it is
+        view = torch.zeros(t.numel() + 1, dtype=t.dtype, device=kernel_device)[1:].view(t.shape)
+        assert view.storage_offset() % 4 == 1
+        return view.copy_(t)
+
+    query = torch.randn(1, 4, 1, head_dim, generator=torch.Generator().manual_seed(2))
+    seq_lens = torch.tensor([90])
+    out, counters = fused(query, (k[0], off_a_word(k[1])), (v[0], off_a_word(v[1])), codec, head_dim, interpolate, seq_lens,
+                          kernel_device)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, interpolate, seq_lens)
+    assert torch.equal(counters, ref_counters) and counters_to_dict(counters)["corrected"] > 0
+    assert relative_error(out, ref) < TOLERANCE
+
+
 CLEAN_BLOCK_CASES = [
     ("hamming74", False, 32), ("hamming84", False, 32), ("hamming84", True, 32),  # word path
     ("hamming84", True, 30), ("golay24", False, 32), ("golay24", True, 32),  # unit path, clean blocks only

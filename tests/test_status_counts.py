@@ -11,6 +11,7 @@ import triton.language as tl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ecc_tensor.ops.attention.row_meta import _row_meta
 from ecc_tensor.ops.attention.units import _status_fields, _sum_counts
 
 
@@ -56,3 +57,61 @@ def test_counts_past_a_field_unpack_before_reducing(status, kernel_device):
     v = k.clone()
     assert torch.equal(_counts(k, v, 2 * 512, kernel_device), _expected(k, v))
     assert int(_expected(k, v).max()) == 1024
+
+
+@triton.jit
+def _row_meta_kernel(meta_ptr, menc_ptr, msyn_ptr, words_ptr, flags_ptr, counts_ptr, n_rows, N: tl.constexpr, MK: tl.constexpr,
+                     MPO_SYN: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
+                     MRB: tl.constexpr, META_LANES: tl.constexpr):
+    rows = tl.arange(0, N)
+    row_ok = rows < n_rows
+    corrected, parity_only, detected, any_detected, scale, offset = _row_meta(meta_ptr, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN,
+                                                                                HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
+    tl.store(words_ptr + 2 * rows, scale.to(tl.int32, bitcast=True), mask=row_ok)
+    tl.store(words_ptr + 2 * rows + 1, (offset + tl.zeros([N], tl.float32)).to(tl.int32, bitcast=True), mask=row_ok)
+    tl.store(flags_ptr + rows, any_detected.to(tl.int32), mask=row_ok)
+    tl.store(counts_ptr + tl.arange(0, 4), tl.where(tl.arange(0, 4) == 0, corrected, tl.where(tl.arange(0, 4) == 1, parity_only,
+                                                                                              tl.where(tl.arange(0, 4) == 2, detected, 0))))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_row_meta_decodes_each_rows_metadata_as_the_reference(symmetric, kernel_device):
+    """``row_meta._row_meta``, what every deferred launch with one scale a row reads its rows'
+    metadata with: each row's scale and offset (zero point, or 8), whether it holds a detected
+    codeword, and the corrected / parity-only / detected counts, against ``MetadataLayout.load``
+    over rows with flipped bits (one to four in a codeword: corrected, or detected)."""
+    from ecc_tensor.metadata import MetadataLayout, codec_tables
+    from ecc_tensor.ops.attention.plan import meta_constants
+    from ecc_tensor.ops.codec_kernels import nibble_parity_table
+
+    layout = MetadataLayout("hamming84", 1, symmetric)
+    n, rows = 32, 29  # a block's rows, the last three past the sequence
+    g = torch.Generator().manual_seed(3 + symmetric)
+    scale = torch.rand(n, 1, generator=g) * 0.1
+    zero = None if symmetric else torch.rand(n, 1, generator=g) * 15
+    _, _, menc, msyn = codec_tables("hamming84", "cpu")
+    stored = layout.store(scale, zero)
+    # 0-4 bits of one byte's low nibble, so of one Golay codeword: 1-3 corrected, 4 detected
+    flips = torch.randint(0, 5, (n,), generator=g)
+    stored[torch.arange(n), torch.arange(n) % layout.row_bytes] ^= ((1 << flips) - 1).to(torch.uint8)
+    meta = stored.contiguous()
+    constants = meta_constants(layout, meta)
+    assert constants["META_LANES"] == (8 if symmetric else 16)  # one scale a row: Golay's lanes, read as words
+    with pytest.raises(ValueError, match="start on a 32-bit word"):  # the launcher copies such views
+        meta_constants(layout, torch.zeros(meta.numel() + 1, dtype=torch.uint8)[1:].view(meta.shape))
+    words_ref, status_ref, _ = layout.load(stored[:rows])
+    words = torch.zeros(n, 2, dtype=torch.int32, device=kernel_device)
+    flags = torch.zeros(n, dtype=torch.int32, device=kernel_device)
+    counts = torch.zeros(4, dtype=torch.int32, device=kernel_device)
+    _row_meta_kernel[(1,)](meta.to(kernel_device), nibble_parity_table(menc, 12).to(kernel_device), msyn.to(kernel_device), words, flags,
+                           counts, rows, N=n, MK=constants["MK"], MPO_SYN=constants["MPO_SYN"], HAS_ZERO=not symmetric,
+                           META_UNITS=constants["META_UNITS"], MUV=constants["MUV"], MUB=constants["MUB"], MRB=constants["MRB"],
+                           META_LANES=constants["META_LANES"])
+    words, flags, counts = words.cpu()[:rows], flags.cpu()[:rows].bool(), counts.cpu()
+    assert torch.equal(flags, (status_ref == 2).any(-1))
+    assert flags.any() and (status_ref == 1).any()  # both kinds of rows occur
+    clean_rows = ~flags  # a detected codeword's nibbles are read as stored, in whatever order
+    assert torch.equal(words[clean_rows, 0], words_ref[clean_rows, 0].view(torch.int32))
+    offsets = torch.full((rows,), 8.0) if symmetric else words_ref[:, 1]
+    assert torch.equal(words[clean_rows, 1], offsets[clean_rows].contiguous().view(torch.int32))
+    assert counts.tolist() == [int((status_ref == 1).sum()), int((status_ref == 3).sum()), int((status_ref == 2).sum()), 0]

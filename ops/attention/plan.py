@@ -122,7 +122,8 @@ _GROUPED_CONFIGS = {"nibbles": (32, 1, 3, 12, 0), "bytes": (32, 1, 3, 12, 0)}
 def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
     """The metadata's code and layout constants. ``META_WORDS``: 32-bit words per row where
     the clean paths load the unprotected float32 words (int4; aligned rows), else 0;
-    ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0."""
+    ``META_LANES``: the nibbles per row of Golay's lane layout (one scale group), else 0; that
+    layout's rows must start on a 32-bit word (ValueError)."""
     return _meta_constants(meta_layout, aligned(*meta))
 
 
@@ -130,7 +131,11 @@ def meta_constants(meta_layout: MetadataLayout, *meta: torch.Tensor) -> dict:
 def _meta_constants(meta_layout: MetadataLayout, aligned_tensors: bool) -> dict:
     storage = meta_layout.storage
     rows_aligned = storage.row_bytes % 4 == 0 and aligned_tensors
-    lanes = storage.head_dim if storage.lanes and rows_aligned else 0
+    if storage.lanes and not rows_aligned:
+        # The kernel reads the lane layout as 32-bit words (the launcher copies a view that
+        # starts off a word); as codewords in sequence it would decode other nibbles.
+        raise ValueError("metadata in Golay's lane layout must start on a 32-bit word")
+    lanes = storage.head_dim if storage.lanes else 0
     words = storage.row_bytes // 4 if rows_aligned and storage.nibbles else 0
     return dict(
         MK=storage.codec.k, MPO_SYN=parity_only_syndrome(storage.codec), MRB=storage.row_bytes, META_UNITS=storage.units,
