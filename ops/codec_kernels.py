@@ -1472,6 +1472,8 @@ def launch_load(
     0 elsewhere."""
     rows = stored.numel() // layout.row_bytes
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
+    if meta is not None and meta_layout.storage.lanes and not aligned(meta):
+        meta = meta.clone()  # Golay's lane layout is read as 32-bit words (_meta_unit): a view off a word, copied
     constants = _load_constants(layout, meta_layout, meta is not None, decoded is not None, aligned(stored),
                                 meta is not None and aligned(meta))
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)

@@ -115,6 +115,23 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
         assert int(c_ref[COUNTER_NAMES.index("meta_corrected")]) > 0  # in the scales too
 
 
+@pytest.mark.parametrize("codec", ["hamming84", "golay24", "secded72"])
+def test_decode_dequantize_reads_metadata_viewed_off_a_word(codec, kernel_device):
+    """One scale a row: the metadata in Golay's lane layout, which the kernel reads as 32-bit
+    words, viewed from a byte buffer at an odd offset (the launcher copies such a view; on the
+    GPU the word loads would be misaligned, the interpreter reads any address)."""
+    head_dim = 32 if codec != "secded72" else 64
+    x = torch.randn(2, 3, 9, head_dim, generator=torch.Generator().manual_seed(1))
+    stored, meta = reference_store(x, codec, None, True)
+    assert MetadataLayout(codec).storage.lanes
+    off_a_word = torch.zeros(meta.numel() + 1, dtype=torch.uint8, device=kernel_device)[1:].view(meta.shape).copy_(meta)
+    assert off_a_word.storage_offset() % 4 == 1
+    calls = [codec_kernels.triton_decode_dequantize(stored.to(kernel_device), m, *codec_tables(codec, kernel_device), codec, head_dim,
+                                                    1, True, False, new_counters(kernel_device), torch.float32, None)
+             for m in (meta.to(kernel_device), off_a_word)]
+    assert torch.equal(calls[0], calls[1])
+
+
 @pytest.mark.parametrize("codec", [c for c in CODEC_NAMES if c != "int4"])
 @pytest.mark.parametrize("dtype,ber", [(torch.float32, 0.05), (torch.bfloat16, 0.05), (torch.float16, 2e-3)])
 def test_decode_dequantize_interpolates_across_tiles(codec, dtype, ber, kernel_device):
