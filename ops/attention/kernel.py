@@ -21,7 +21,7 @@ from .softmax import (_folded_scales_softmax, _grouped_scales_softmax, _online_s
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
-from .row_meta import _row_meta, _rows_to_tile
+from .row_meta import _row_meta, _row_meta_block, _rows_to_tile
 from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2, _status_fields, _sum_counts
 from .channel_scales import _channel_scale_rows
 from .window import _window_partial
@@ -524,12 +524,8 @@ def _decode_attention_kernel(
                         data, status = _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                         if ROW_META:
-                            row_meta = _row_meta(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB,
-                                                 MRB, META_LANES)
-                            m_rows, m_scale, m_offset = _rows_to_tile(row_meta, block_scratch, HAS_ZERO)
-                            no_tile = tl.zeros([1, 1], tl.int32)
-                            m_block = (row_meta[0], row_meta[1], row_meta[2], m_rows, no_tile, no_tile)
-                            m_scales = (m_scale, m_offset)
+                            m_block, m_scales = _row_meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, block_scratch, MK, MPO_SYN,
+                                                                HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
                         else:
                             m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
                                                   META_LANES, 1, GROUPS)
@@ -591,28 +587,19 @@ def _decode_attention_kernel(
                                                      DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     if ROW_META:
                         # K's rows handed to the tile before V's are decoded (both first: 4-6x the spills).
-                        km = _row_meta(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB,
-                                       K_META_LANES)
-                        km_rows, k_scale, k_offset = _rows_to_tile(km, block_scratch, HAS_ZERO)
-                        vm = _row_meta(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB, MRB,
-                                       META_LANES)
-                        vm_rows, v_scale, v_offset = _rows_to_tile(vm, block_scratch + 3 * BLOCK_N, HAS_ZERO)
-                        km_corr, km_po, km_det = km[0], km[1], km[2]
-                        vm_corr, vm_po, vm_det = vm[0], vm[1], vm[2]
-                        no_tile = tl.zeros([1, 1], tl.int32)
-                        km_block = (km_corr, km_po, km_det, km_rows, no_tile, no_tile)
-                        vm_block = (vm_corr, vm_po, vm_det, vm_rows, no_tile, no_tile)
-                        k_scales = (k_scale, k_offset)
-                        v_scales = (v_scale, v_offset)
+                        km_block, k_scales = _row_meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, block_scratch, MK, MPO_SYN,
+                                                             HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES)
+                        vm_block, v_scales = _row_meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, block_scratch + 3 * BLOCK_N, MK,
+                                                             MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
                     else:
                         km_block = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, K_META_UNITS, K_MUB, K_MRB,
                                                K_META_LANES, K_ROW_DIV, K_GROUPS)
                         vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
                                                META_LANES, 1, GROUPS)
-                        km_corr, km_po, km_det, km_rows, _, _ = km_block
-                        vm_corr, vm_po, vm_det, vm_rows, _, _ = vm_block
                         k_scales = None
                         v_scales = None
+                    km_corr, km_po, km_det, km_rows, _, _ = km_block
+                    vm_corr, vm_po, vm_det, vm_rows, _, _ = vm_block
                     k_block = _block_state(
                         k_base, km_base, rows, row_ok, u, u_ok, k_status, km_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,

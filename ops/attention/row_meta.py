@@ -1,7 +1,7 @@
 """One scale a row, its metadata decoded once a row: the codewords of a block's metadata rows
 loaded and decoded a row a thread, once for the counters, the erasure flags and the scale and
 offset (``_row_meta``), then handed to the block's tile through the program's own scratch
-(``_rows_to_tile``)."""
+(``_rows_to_tile``; both: ``_row_meta_block``)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,15 @@ def _rows_to_tile(meta, scratch, HAS_ZERO: tl.constexpr):
     if HAS_ZERO:
         offset = _through_scratch(meta[5], scratch + 2 * meta[4].shape[0])[:, None]
     return rows_detected, scale, offset
+
+
+@triton.jit
+def _row_meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, scratch, MK: tl.constexpr, MPO_SYN: tl.constexpr,
+                    HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr,
+                    META_LANES: tl.constexpr):
+    """``_row_meta`` then ``_rows_to_tile``, for the unit path: (``units._meta_block``'s results,
+    its metadata tile two placeholders, and the rows' ``(scale, offset)`` for ``units._block_state``)."""
+    meta = _row_meta(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
+    rows_detected, scale, offset = _rows_to_tile(meta, scratch, HAS_ZERO)
+    no_tile = tl.zeros([1, 1], tl.int32)
+    return (meta[0], meta[1], meta[2], rows_detected, no_tile, no_tile), (scale, offset)
