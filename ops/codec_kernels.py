@@ -27,7 +27,7 @@ from .int4_codes import fma_quotient_safe, int4_codes, quotients
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
 from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _scale_lane_row, _three_lane_syndromes
-from .memo import aligned, memoized
+from .memo import aligned, lane_meta_aligned, memoized
 
 
 @triton.jit
@@ -1472,8 +1472,8 @@ def launch_load(
     0 elsewhere."""
     rows = stored.numel() // layout.row_bytes
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
-    if meta is not None and meta_layout.storage.lanes and not aligned(meta):
-        meta = meta.clone()  # Golay's lane layout is read as 32-bit words (_meta_unit): a view off a word, copied
+    if meta is not None:
+        meta = lane_meta_aligned(meta_layout, meta)
     constants = _load_constants(layout, meta_layout, meta is not None, decoded is not None, aligned(stored),
                                 meta is not None and aligned(meta))
     parity_table = encode_table if layout.blocks else nibble_parity_table(encode_table, layout.codec.k)

@@ -38,3 +38,11 @@ def memoized(fn):
 def aligned(*tensors) -> bool:
     """Whether every tensor starts on a 32-bit word (allocations themselves are aligned)."""
     return bool(all(t.storage_offset() % 4 == 0 for t in tensors))
+
+
+def lane_meta_aligned(meta_layout, meta):
+    """``meta``, or a copy of it that starts on a 32-bit word where ``meta_layout`` stores it in
+    Golay's lane layout: the kernels read those rows as words (``_meta_unit``). Read codeword by
+    codeword instead, the fused attention decoded other nibbles and returned wrong values with no
+    fault counted; on the GPU the word loads of a view off a word would be misaligned."""
+    return meta.clone() if meta_layout.storage.lanes and not aligned(meta) else meta

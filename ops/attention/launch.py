@@ -14,7 +14,7 @@ from ..codec_kernels import (
     nibble_parity_table,
 )
 from ..launch_options import kernel_and_options
-from ..memo import aligned
+from ..memo import lane_meta_aligned
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import channel_scale_buffer, read_channel_scales
 from .plan import (LaunchPlan, channel_scales_constants, coded_channel_scales_constants, deferred_block_u, grouped_scales_constants,
@@ -56,16 +56,11 @@ def triton_decode_attention(
     k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens = (
         t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens))
     meta_layout = MetadataLayout(codec, groups, symmetric)
-    if meta_layout.storage.lanes and not aligned(k_meta, v_meta):
-        # Golay's lane layout is read as 32-bit words (its codewords' nibbles lie across them);
-        # a view starting off a word is copied to one that does. Read a codeword at a time as
-        # the sequential layout is, it decoded other nibbles than the stored codewords' and the
-        # call returned wrong values with no fault counted.
-        k_meta, v_meta = k_meta.clone(), v_meta.clone()
+    k_meta_layout = MetadataLayout(codec, head_dim, symmetric) if key_channel_block else meta_layout
+    k_meta, v_meta = lane_meta_aligned(k_meta_layout, k_meta), lane_meta_aligned(meta_layout, v_meta)
     batch, q_heads, lq, _ = query.shape
     kv_heads, seq = k_stored.shape[1], k_stored.shape[2]
     layout = StorageLayout(codec, head_dim)
-    k_meta_layout = MetadataLayout(codec, head_dim, symmetric) if key_channel_block else meta_layout
     plan = LaunchPlan.make(codec, head_dim, groups, interpolate, batch=batch, q_heads=q_heads, kv_heads=kv_heads, lq=lq, seq=seq,
                            device=query.device, stored=(k_stored, v_stored), config=config, channel_block=key_channel_block)
     block_n, block_m, splits, split_len = plan.main["block_n"], plan.block_m, plan.splits, plan.split_len
