@@ -312,9 +312,10 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: s
                   grouped: bool = False, deferred: bool = False) -> dict:
     """Block size, launch parameters and programs per multiprocessor (``waves``); ``packed``:
     the main launch reads words (``reads_words``), ``channel_keys``: over keys quantized per
-    channel, ``grouped``: over grouped scales, ``deferred``: the deferred launch. ``config`` (``parse_config``'s string) overrides
-    them, for tuning runs such as the sweeps in benchmarks/RESULTS.md; ``maxnreg`` caps the main
-    launch's registers per thread, 0 leaves them to the compiler."""
+    channel, ``grouped``: over grouped scales, ``deferred``: the deferred launch. ``config``
+    (``parse_config``'s string) overrides them, for tuning runs such as the sweeps in
+    benchmarks/RESULTS.md; ``maxnreg`` caps the main launch's registers per thread, 0 leaves them
+    to the compiler."""
     if config:
         return parse_config(config)
     layout = get_codec(codec).layout
@@ -322,8 +323,8 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: s
         configs = _CHANNEL_KEY_CONFIGS if channel_keys else _GROUPED_CONFIGS if grouped else _PACKED_CONFIGS
         block_n, warps, stages, waves, maxnreg = configs[layout]
     else:
-        unit_configs = {**_CONFIGS, **_DEFERRED_CONFIGS} if deferred else _CONFIGS
-        (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else unit_configs[layout], 0
+        unit_config = _DEFERRED_CONFIGS.get(layout, _CONFIGS[layout]) if deferred else _CONFIGS[layout]
+        (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else unit_config, 0
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
 
