@@ -23,6 +23,7 @@ from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 from .interp_kernels import interpolate_decoded_
+from .launch_options import kernel_and_options
 from .int4_codes import fma_quotient_safe, int4_codes, quotients
 from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
@@ -1271,13 +1272,26 @@ def _pow2(n: int) -> int:
 # 8 warps were slower) on the H200 (benchmarks/RESULTS.md, "Rows per program"; bench_codecs,
 # 256 MiB). More rows made Golay's and int4's reads 1.3-1.5x faster, and Hamming's kernels and
 # int4's store 1.2-1.3x slower; the read that keeps values for interpolation prefers fewer rows
-# than the plain one (registers).
+# than the plain one (registers). Golay's dequantizing read takes 8K under its register cap below
+# (16K without one).
 _ROWS_FACTOR = {
     "quantize": {"lanes": 2},  # store kernel: quantize_encode
     "encode": {"lanes": 4},  # store kernel: INT4 values in
     "decode": {"nibbles": 2, "lanes": 2, "blocks": 4},  # load kernel: INT4 values out
-    "dequantize": {"nibbles": 4, "lanes": 4, "blocks": 2},  # load kernel: floats out
+    "dequantize": {"nibbles": 4, "lanes": 2, "blocks": 2},  # load kernel: floats out
     "interpolate": {"nibbles": 2, "lanes": 2, "blocks": 2},  # load kernel: floats, values kept for interpolation
+}
+
+# Registers a thread of each load launch may hold (``maxnreg``; absent: Triton's choice), by
+# storage layout. The rare dirty tile's decode sets a launch's register count (Hamming's 122,
+# Golay's 94-158, where a clean tile needs about 40), and with it how few programs an SM holds
+# at once: too few loads in flight for a read bound by bytes. Capped, the dirty path spills
+# (Hamming's 268 bytes at 80) and the clean one runs 1.1-1.2x faster (H100, medians of three:
+# benchmarks/RESULTS.md, "Register caps on the codec reads").
+_REGISTER_CAP = {
+    "decode": {"bytes": 80, "lanes": 80},
+    "dequantize": {"bytes": 80, "lanes": 64},
+    "interpolate": {"bytes": 80, "lanes": 80, "blocks": 80},
 }
 
 
@@ -1285,6 +1299,16 @@ def _rows_per_program(layout: StorageLayout, launch: str) -> int:
     """Rows of ``layout`` a program of ``launch`` (a ``_ROWS_FACTOR`` key) takes: about 4K values
     (registers in check for head_dim up to 256), times the layout's factor."""
     return max(1, min(64, 4096 // _pow2(layout.units * layout.unit_values))) * _ROWS_FACTOR[launch].get(layout.codec.layout, 1)
+
+
+def _load_launch(dequant: bool, keep: bool) -> str:
+    """The ``_ROWS_FACTOR`` / ``_REGISTER_CAP`` key of a load launch."""
+    return ("interpolate" if keep else "dequantize") if dequant else "decode"
+
+
+def register_cap(layout: StorageLayout, dequant: bool, keep: bool) -> int:
+    """The load launch's ``maxnreg`` (0: none)."""
+    return _REGISTER_CAP.get(_load_launch(dequant, keep), {}).get(layout.codec.layout, 0)
 
 
 def parity_only_syndrome(codec: LinearBlockCode) -> int:
@@ -1485,7 +1509,9 @@ def launch_load(
     # The pointer passed for a tensor the launch neither reads nor writes: one of its own, never
     # the stored bytes, which torch.compile would copy if it took them for written.
     unused = status if status is not None else stored.new_empty(16)
-    wrap_triton(_load_kernel)[(_cdiv(rows, constants["BLOCK_R"]),)](
+    cap = register_cap(layout, meta is not None, decoded is not None)
+    kernel, options = kernel_and_options(_load_kernel, 4, maxnreg=cap) if cap else (_load_kernel, {})
+    wrap_triton(kernel)[(_cdiv(rows, constants["BLOCK_R"]),)](
         stored,
         out,
         status if status is not None else unused,
@@ -1509,6 +1535,7 @@ def launch_load(
         KEEP_DECODED=decoded is not None,
         GROUP_FLAGS=group_flags is not None,
         PTX=stored.device.type == "cuda" and torch.version.hip is None,
+        **options,
     )
 
 
@@ -1529,7 +1556,7 @@ def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant:
         DEQUANT=dequant,
         HAS_ZERO=not meta_layout.symmetric,
         DETECTED=STATUS_DETECTED,
-        BLOCK_R=_rows_per_program(layout, ("interpolate" if keep else "dequantize") if dequant else "decode"),
+        BLOCK_R=_rows_per_program(layout, _load_launch(dequant, keep)),
         BLOCK_U=_pow2(layout.units),
         BLOCK_MU=_pow2(meta_layout.codewords_per_row),
         ROW_ORDER=row_order(layout),

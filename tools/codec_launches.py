@@ -49,13 +49,21 @@ def recording(kernels: dict) -> Iterator[list[tuple[str, tuple, dict]]]:
         codec_kernels.wrap_triton, interp_kernels.wrap_triton = saved
 
 
-def compile_for_hopper(fn, args: tuple, constants: dict, *, aligned: bool = False, num_warps: int = 4):
-    """``fn`` compiled for sm_90a as the launch ``(args, constants)`` calls it; ``aligned``:
-    every tensor 16-byte aligned, as Triton's launcher specializes fresh allocations."""
+LAUNCH_OPTIONS = ("num_warps", "num_stages", "maxnreg")  # keywords of a launch that are not the kernel's
+
+
+def compile_for_hopper(fn, args: tuple, constants: dict, *, aligned: bool = False, num_warps: int | None = None):
+    """``fn`` compiled for sm_90a as the launch ``(args, constants)`` calls it, with the launch's
+    options among ``constants`` (a register cap, ``codec_kernels.register_cap``; ``num_warps``
+    given here wins, else the launch's or Triton's 4); ``aligned``: every tensor 16-byte aligned,
+    as Triton's launcher specializes fresh allocations."""
+    options = {name: constants[name] for name in LAUNCH_OPTIONS if name in constants}
+    options["num_warps"] = num_warps or options.get("num_warps", 4)
+    constants = {name: value for name, value in constants.items() if name not in LAUNCH_OPTIONS}
     signature = {name: POINTER_TYPES[a.dtype] if isinstance(a, torch.Tensor) else "i32" for name, a in zip(fn.arg_names, args)}
     signature.update(dict.fromkeys(constants, "constexpr"))
     attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(args) if isinstance(a, torch.Tensor)} if aligned else None
-    return triton.compile(ASTSource(fn, signature, constants, attrs), target=HOPPER, options={"num_warps": num_warps})
+    return triton.compile(ASTSource(fn, signature, constants, attrs), target=HOPPER, options=options)
 
 
 def sass(kernel) -> str:

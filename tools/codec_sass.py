@@ -3,10 +3,11 @@
 head_dim 128, float16, one scale per row (or ``--groups``, ``--asymmetric``), for sm_90a, as on
 a CUDA device (inline PTX on), and prints the static instruction count per value and thread
 (the kernel's SASS over the values one thread handles), the ``tt.load`` operations of its Triton
-IR (Triton's coalescing pass takes time quadratic in them) and the compile time, optionally the
-opcodes. Static counts include the rare paths (a dirty tile's decode); ``--opcodes`` shows where
-the rest goes. The device's own Triton is 3.6: run this under it (CONTRIBUTING.md) for the
-counts the H200 compiles.
+IR (Triton's coalescing pass takes time quadratic in them), the compile time and ptxas's
+registers and spills (under the launch's register cap, if any), optionally the opcodes. Static
+counts include the rare paths (a dirty tile's decode); ``--opcodes`` shows where the rest goes.
+The device's own Triton is 3.6: run this under it (CONTRIBUTING.md) for the counts the H200
+compiles.
 
     python tools/codec_sass.py                          # every codec
     python tools/codec_sass.py --codecs int4 --kernels load --opcodes
@@ -22,6 +23,7 @@ import time
 
 from codec_kernel_memory import KERNELS, recorded_launches
 from codec_launches import compile_for_hopper, sass
+from kernel_resources import ptxas_report
 from ecc_tensor.codecs import CODEC_NAMES
 
 _INSTRUCTION = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(\.[\w.]+)?")
@@ -70,8 +72,8 @@ def main(argv=None) -> None:
             total = sum(counts.values())
             per_value = total / values_per_thread(launch, 128, args.num_warps)
             print(f"{codec:10} {name:5} {total:6d} instructions, {per_value:6.1f} per value and thread "
-                  f"(BLOCK_R {launch[1].get('BLOCK_R')}), {kernel.asm['ttir'].count('tt.load')} loads, compiled in {seconds:.1f} s",
-                  flush=True)
+                  f"(BLOCK_R {launch[1].get('BLOCK_R')}, maxnreg {launch[1].get('maxnreg', '-')}), "
+                  f"{kernel.asm['ttir'].count('tt.load')} loads, compiled in {seconds:.1f} s; ptxas: {ptxas_report(kernel)}", flush=True)
             if args.opcodes:
                 print("    " + "  ".join(f"{op} {n}" for op, n in counts.most_common()), flush=True)
 
