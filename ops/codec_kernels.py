@@ -1306,8 +1306,10 @@ def _load_launch(dequant: bool, keep: bool) -> str:
     return ("interpolate" if keep else "dequantize") if dequant else "decode"
 
 
+@memoized
 def register_cap(layout: StorageLayout, dequant: bool, keep: bool) -> int:
-    """The load launch's ``maxnreg`` (0: none)."""
+    """The load launch's ``maxnreg`` (0: none), looked up once per layout as the constants are
+    (``layout.codec`` is a registry lookup, on every launch's path)."""
     return _REGISTER_CAP.get(_load_launch(dequant, keep), {}).get(layout.codec.layout, 0)
 
 
