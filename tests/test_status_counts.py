@@ -1,4 +1,4 @@
-"""The fused attention's codeword counts, three in one reduction (``ops/attention/units.py``:
+"""The fused attention's codeword counts, three in one reduction (``ops/attention/status_counts.py``:
 ``_status_fields``, ``_sum_counts``): exact against a plain count for every status pattern,
 where the packed fields hold the sums and where they would not (the unpacked fallback)."""
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecc_tensor.ops.attention.row_meta import _row_meta
-from ecc_tensor.ops.attention.units import _status_fields, _sum_counts
+from ecc_tensor.ops.attention.status_counts import _status_fields, _sum_counts
 
 
 @triton.jit

@@ -22,7 +22,8 @@ from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
 from .row_meta import _row_meta, _row_meta_block, _rows_to_tile
-from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2, _status_fields, _sum_counts
+from .status_counts import _status_fields, _sum_counts
+from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2
 from .channel_scales import _channel_scale_rows
 from .window import _window_partial
 
@@ -479,7 +480,7 @@ def _decode_attention_kernel(
                         k_scales = (k_scale, k_offset)
                     else:  # keys per channel: K_GROUPS channels, a row of their scales per K_ROW_DIV rows
                         km_corr, km_po, km_det, km_rows, _, _ = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE,
-                                                                         K_META_UNITS, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
+                                                                         K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, K_ROW_DIV)
                         k_scales = None
                     vm_rows, v_scale, v_offset = _rows_to_tile(vm, block_scratch + 3 * BLOCK_N, HAS_ZERO)
                     kx = _block_slab(k_base, km_base, rows, row_ok, c[None, :], k_lo, k_hi, k_status, km_rows, seq_len, syn_ptr, menc_ptr,
@@ -527,7 +528,7 @@ def _decode_attention_kernel(
                             m_block, m_scales = _row_meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, block_scratch, MK, MPO_SYN,
                                                                 HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
                         else:
-                            m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
+                            m_block = _meta_block(meta, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUV, MUB, MRB,
                                                   META_LANES, 1, GROUPS)
                             m_scales = None
                         m_corr, m_po, m_det, _, _, _ = m_block
@@ -592,9 +593,9 @@ def _decode_attention_kernel(
                         vm_block, v_scales = _row_meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, block_scratch + 3 * BLOCK_N, MK,
                                                              MPO_SYN, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES)
                     else:
-                        km_block = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, K_META_UNITS, K_MUB, K_MRB,
-                                               K_META_LANES, K_ROW_DIV, K_GROUPS)
-                        vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUB, MRB,
+                        km_block = _meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, K_META_UNITS, K_MUV, K_MUB,
+                                               K_MRB, K_META_LANES, K_ROW_DIV, K_GROUPS)
+                        vm_block = _meta_block(vm_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, DECODE, META_UNITS, MUV, MUB, MRB,
                                                META_LANES, 1, GROUPS)
                         k_scales = None
                         v_scales = None

@@ -9,7 +9,7 @@ import triton
 import triton.language as tl
 
 from ..codec_kernels import _lane_unit_value, _meta_unit, _syndrome_decode
-from .units import _status_fields, _sum_counts
+from .status_counts import _status_fields, _sum_counts
 
 
 @triton.constexpr_function
@@ -27,8 +27,8 @@ def _row_meta(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO
     """The metadata rows of ``rows`` (``[N]``, one scale group, a metadata row a row), every
     codeword decoded once: (corrected, parity-only and detected codewords, whether each row holds
     a detected one ``[N]``, its scale ``[N]`` and its offset: the zero point ``[N]``, or 8).
-    ``units._meta_block`` and ``units._group_scale`` in one pass, which decoded each codeword
-    twice, the second time in the tile's layout."""
+    ``units._meta_block`` (whose count this is) and ``units._group_scale`` in one pass, which
+    decoded each codeword twice, the second time in the tile's layout."""
     row_ptrs = meta_base + rows.to(tl.int64) * MRB
     packed = tl.zeros(row_ok.shape, tl.int32)
     any_detected = tl.zeros(row_ok.shape, tl.int1)

@@ -17,6 +17,7 @@ from ..codec_kernels import (
     _unit_value,
     _unit_word,
 )
+from .row_meta import _row_meta
 
 
 @triton.constexpr_function
@@ -65,36 +66,6 @@ def _decode_units(word, enc_ptr, syn_ptr, mask, K: tl.constexpr, DECODE: tl.cons
             return _syndrome_decode(word, enc_ptr, syn_ptr, mask, K, PO_SYN)
     else:
         return word, tl.zeros(word.shape, tl.int32)  # int4: nothing to correct
-
-
-@triton.jit
-def _status_fields(status):
-    """Each codeword's status as a count in a packed word, ten bits a count: corrected 1,
-    detected ``1 << 10``, parity-only ``1 << 20``, clean 0. Summed, the three counts take one
-    reduction where they took three (a third of the Hamming codes' deferred loop, sm_90a SASS):
-    ``_sum_counts``."""
-    return tl.where(status == 0, 0, 1 << (10 * (status - 1)))
-
-
-@triton.jit
-def _unpack_counts(packed):
-    """``_status_fields`` summed -> (corrected, parity-only, detected)."""
-    return packed & 1023, packed >> 20, (packed >> 10) & 1023
-
-
-@triton.jit
-def _sum_counts(packed, AT_MOST: tl.constexpr):
-    """``_status_fields`` (summed so far) reduced along axis 0 -> (corrected, parity-only,
-    detected). ``AT_MOST``: the most codewords the reduction sums into one field; from 1,024
-    on the counts are unpacked first and reduced one by one."""
-    if AT_MOST < 1024:
-        corrected, parity_only, detected = _unpack_counts(tl.sum(packed, axis=0))
-    else:
-        corrected, parity_only, detected = _unpack_counts(packed)
-        corrected = tl.sum(corrected, axis=0)
-        parity_only = tl.sum(parity_only, axis=0)
-        detected = tl.sum(detected, axis=0)
-    return corrected, parity_only, detected
 
 
 @triton.jit
@@ -427,8 +398,8 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
 
 @triton.jit
 def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, MPO_SYN: tl.constexpr, DECODE: tl.constexpr,
-                META_UNITS: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, ROW_DIV: tl.constexpr = 1,
-                GROUPS: tl.constexpr = 1):
+                META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
+                ROW_DIV: tl.constexpr = 1, GROUPS: tl.constexpr = 1):
     """The metadata codewords of a block's rows: (corrected, parity-only, detected counts, per
     row whether any is detected, and where ``_tiled_meta`` the rows' units as one decoded tile,
     data and status ``[N, MU]`` (unit ``mu`` of ``tl.arange(0, MU)``), for ``_slot_values``; else
@@ -455,15 +426,9 @@ def _meta_block(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK: tl.constexpr, M
             detected = tl.sum(tl.sum((tile_status == 2).to(tl.int32), axis=1), axis=0)
             any_detected = tl.max((tile_status == 2).to(tl.int32), axis=1) != 0
     elif DECODE:
-        if ROW_DIV == 1:
-            packed = tl.zeros(row_ok.shape, tl.int32)
-            row_ptrs = meta_base + rows.to(tl.int64) * MRB
-            for mu in tl.static_range(META_UNITS):
-                _, status = _syndrome_decode(_meta_unit(row_ptrs, mu, row_ok, MUB, META_LANES), menc_ptr, msyn_ptr, row_ok, MK, MPO_SYN)
-                status = tl.where(row_ok, status, 0)
-                packed += _status_fields(status)
-                any_detected = any_detected | (status == 2)
-            corrected, parity_only, detected = _sum_counts(packed, META_UNITS * rows.shape[0])
+        if ROW_DIV == 1:  # one group (not tiled), a metadata row a row: row_meta's counts (its scale unused)
+            meta = _row_meta(meta_base, rows, row_ok, menc_ptr, msyn_ptr, MK, MPO_SYN, False, META_UNITS, MUV, MUB, MRB, META_LANES)
+            corrected, parity_only, detected, any_detected = meta[0], meta[1], meta[2], meta[3]
         else:
             # Keys per channel: a metadata row holds hundreds of codewords (342 for 128 Hamming
             # scales) and a block's rows share one or two such rows. Each is decoded as one tile
