@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ecc_tensor.ops as ops
-from ecc_tensor import ECCInt4Tensor
+from ecc_tensor import ECCInt4Tensor, fp8
 from ecc_tensor.attention import attention_reference, dequantize_cache, written_mask
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 from ecc_tensor.counters import counters_to_dict, new_counters
@@ -162,6 +162,49 @@ def test_launches_take_the_splits_at_run_time(monkeypatch, kernel_device):
     assert splits_short != splits_long  # the case tests something
     assert [name for name, _ in short] == ["_decode_attention_kernel", "_decode_attention_kernel", "_combine_splits_kernel"]
     assert short == long
+
+
+def test_combine_spreads_a_rows_columns_over_programs_at_small_batches(monkeypatch):
+    """The combine kernel gives each query row's columns to more programs while rows are fewer
+    than the SMs (``combine_tiles``), each a warp's width at least; large batches keep one a row."""
+    monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 132)
+    cpu = torch.device("cpu")
+    assert attention.plan.combine_tiles(1 * 8 * 4, 128, 194, cpu) == (4, 32, 256)  # batch 1, Llama-3-8B's heads, 32k
+    assert attention.plan.combine_tiles(8 * 8 * 4, 128, 97, cpu) == (1, 128, 64)  # batch 8
+    assert attention.plan.combine_tiles(1, 64, 3, cpu) == (2, 32, 4)
+    assert attention.plan.combine_tiles(1, 16, 3, cpu) == (1, 16, 4)  # narrower than a warp: one program
+
+
+@pytest.mark.parametrize("codec", ["hamming84", "golay24", "fp8"])
+def test_combine_over_column_programs_is_the_combine_over_rows(codec, monkeypatch, kernel_device):
+    """Each column of a query row combined by a program of its own gives what one program over the
+    whole row gives: bit for bit in the interpreter (the same chunks of partials), to float32's
+    rounding on the GPU (a tile's columns over fewer threads sum each column in another order)."""
+    monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1)
+    launchers = {"fp8": attention.fp8, "hamming84": attention.launch, "golay24": attention.launch}
+    tiles = attention.plan.combine_tiles
+    outs = []
+    for chunks in (1, 4):
+        def forced(rows, cols, parts, device, chunks=chunks):
+            _, _, block_s = tiles(rows, cols, parts, device)
+            return chunks, cols // chunks, block_s
+        monkeypatch.setattr(launchers[codec], "combine_tiles", forced)
+        g = torch.Generator().manual_seed(8)
+        query = torch.randn(2, 4, 1, 128, generator=g)
+        seq_lens = torch.tensor([200, 77])
+        if codec == "fp8":
+            kv = [torch.randn(2, 2, 200, 128, generator=g) for _ in range(2)]
+            words = [(fp8.to_e4m3(x, fp8.head_scale(x)).to(kernel_device), fp8.head_scale(x).to(kernel_device)) for x in kv]
+            out = attention.fp8.triton_fp8_decode_attention(query.to(kernel_device), *words[0], *words[1], seq_lens.to(kernel_device),
+                                                            None, False, 128**-0.5)
+        else:
+            k, v = make_cache(codec, 2, 2, 200, 128, flip_rate=0.01, seed=9)
+            out, _ = fused(query, k, v, codec, 128, True, seq_lens, kernel_device)
+        outs.append(out.cpu())
+    if kernel_device == "cuda":
+        assert relative_error(outs[1], outs[0]) < 1e-6
+    else:
+        assert torch.equal(outs[0], outs[1])
 
 
 @pytest.mark.parametrize("codec,interpolate", [("hamming84", True), ("golay24", False)])

@@ -21,7 +21,7 @@ from ..codec_kernels import _pow2
 from ..launch_options import kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel
 from .launch import mask_arguments
-from .plan import MIN_BLOCK_M, parse_config, plan_splits
+from .plan import MIN_BLOCK_M, combine_tiles, parse_config, plan_splits
 from .softmax import _group_queries, _online_softmax, _pow2_at_least, _pv, _rescaled, _visible_scores
 
 # (block_n, num_warps, num_stages, programs per multiprocessor): one-warp programs of 32 keys,
@@ -187,9 +187,10 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
         **options,
     )
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
-    wrap_triton(_combine_splits_kernel)[(batch * kv_heads, group * lq)](
+    col_programs, block_c, block_s = combine_tiles(batch * kv_heads * group * lq, block_d, splits, query.device)
+    wrap_triton(_combine_splits_kernel)[(batch * kv_heads, group * lq, col_programs)](
         o_part, ml_part, o_part, ml_part, out, *out.stride(), splits, splits,
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, UNITS=head_dim, UNIT_VALUES=1, SLOTS=1, BLOCK_M=block_m, BLOCK_U=block_d,
-        PART_COLS=block_d, BLOCK_S=min(_pow2(splits), max(16, 8192 // block_d)), HAS_WINDOW=False,
+        PART_COLS=block_d, BLOCK_S=block_s, HAS_WINDOW=False, BLOCK_C=block_c,
     )
     return out

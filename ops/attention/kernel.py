@@ -741,6 +741,7 @@ def _combine_splits_kernel(
     UNIT_VALUES: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_U: tl.constexpr,
     BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
     HAS_WINDOW: tl.constexpr,  # one more partial per query row, the full-precision window's (window.py)
+    BLOCK_C: tl.constexpr,  # partial columns a program (of SLOTS * BLOCK_U; program_id(2) picks which)
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``parts`` partials of
     one query row (the main launch's splits, then the deferred launch's, if it ran, then the
@@ -748,18 +749,19 @@ def _combine_splits_kernel(
     chunks of ``BLOCK_S`` partials with an online rescaling, so that hundreds of splits fit in
     registers and each chunk costs one round of loads (most calls have one chunk); partials
     that saw no key (m = -inf) count for nothing, and rows that saw no key at all are written
-    as zeros."""
+    as zeros. A program combines ``BLOCK_C`` of the row's columns: a row's columns over several
+    programs keep the SMs busy where there are few rows (small batches)."""
     bh = tl.program_id(0)
     m = tl.program_id(1)
     sp = tl.arange(0, BLOCK_S)
-    c = tl.arange(0, SLOTS * BLOCK_U)
+    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
     slot = c // BLOCK_U
     u = c % BLOCK_U
     col = u * UNIT_VALUES + slot
     col_ok = (slot < UNIT_VALUES) & (u < UNITS) & (col < D)
     first = bh.to(tl.int64) * (2 * splits)
     m_run = tl.full([], float("-inf"), tl.float32)
-    num = tl.zeros([SLOTS * BLOCK_U], tl.float32)
+    num = tl.zeros([BLOCK_C], tl.float32)
     den = tl.zeros([], tl.float32)
     for s0 in range(0, parts, BLOCK_S):
         part = first + s0 + sp

@@ -17,8 +17,8 @@ from ..launch_options import kernel_and_options
 from ..memo import lane_meta_aligned
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import channel_scale_buffer, read_channel_scales
-from .plan import (LaunchPlan, channel_scales_constants, coded_channel_scales_constants, deferred_block_u, grouped_scales_constants,
-                   key_meta_constants, meta_constants)
+from .plan import (LaunchPlan, channel_scales_constants, coded_channel_scales_constants, combine_tiles, deferred_block_u,
+                   grouped_scales_constants, key_meta_constants, meta_constants)
 
 
 def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, int], unused: torch.Tensor):
@@ -135,12 +135,13 @@ def triton_decode_attention(
         )
     combine_parts = splits + plan.deferred_programs
     combine_u = plan.combine_u
-    wrap_triton(_combine_splits_kernel)[(batch * kv_heads, (q_heads // kv_heads) * lq)](
+    rows = (q_heads // kv_heads) * lq
+    col_programs, block_c, block_s = combine_tiles(batch * kv_heads * rows, combine_slots * combine_u, combine_parts, query.device)
+    wrap_triton(_combine_splits_kernel)[(batch * kv_heads, rows, col_programs)](
         o_part, ml_part, o_window, ml_window, out, *out.stride(), splits, combine_parts,
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=combine_unit_values,
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, PART_COLS=plan.part_cols,
-        # Most calls in one chunk, of at most 8192 accumulator values (64 registers a thread).
-        BLOCK_S=min(_pow2(combine_parts), max(16, 8192 // (combine_slots * combine_u))), HAS_WINDOW=window,
+        BLOCK_S=block_s, HAS_WINDOW=window, BLOCK_C=block_c,
     )
     return out

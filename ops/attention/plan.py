@@ -67,6 +67,24 @@ def plan_deferred(batch_heads: int, splits: int, device: torch.device, waves: in
     return program_splits, _cdiv(splits, program_splits)
 
 
+# Fewest partial columns a combine program takes: its loads a warp wide.
+MIN_COMBINE_COLS = 32
+
+
+def combine_tiles(rows: int, cols: int, parts: int, device: torch.device) -> tuple[int, int, int]:
+    """(programs per query row, columns a program, partials a chunk) of the combine kernel over
+    ``rows`` query rows of ``cols`` partial columns (a power of two) and ``parts`` partials a
+    row. A row's columns go to more programs while there are fewer programs than
+    multiprocessors (small batches: batch 1 has GQA x KV heads rows, 32 for Llama-3-8B) and each
+    keeps ``MIN_COMBINE_COLS``; a program reads its partials in chunks of at most 8192 values (64
+    registers a thread), most calls in one."""
+    chunks = 1
+    while rows * chunks < _multiprocessors(device) and cols // (2 * chunks) >= MIN_COMBINE_COLS:
+        chunks *= 2
+    block_c = cols // chunks
+    return chunks, block_c, min(_pow2(parts), max(16, 8192 // block_c))
+
+
 # (block_n, num_warps, num_stages, programs per multiprocessor) per storage layout (a codec's
 # ``layout``: int4 "nibbles", Hamming "bytes", Golay "lanes"), for the unit path:
 # the fastest timed on an H100 (benchmarks/RESULTS.md, batch 8, 32k; Golay's main launch is
