@@ -102,6 +102,26 @@ def test_tuning_tools_case_runs(monkeypatch):
     assert timed_configs(default, ["64,2,2,8", default, "16,1,3,16"]) == [default, "64,2,2,8", "16,1,3,16"]
 
 
+def test_split_floor_sweep_plans_each_floor_and_restores_the_shipped_one(monkeypatch, capsys):
+    """``sweep_attention.py --split-floors``: one line per floor and round, each with the plan's
+    splits for that floor; the shipped floor is back afterwards."""
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import sweep_attention
+
+    from ecc_tensor.ops.attention import plan
+
+    shipped = plan.MIN_SPLIT_KEYS
+    args = ["--codecs", "int4", "--batch", "1", "--context", "4096", "--q-heads", "2", "--kv-heads", "1", "--head-dim", "16",
+            "--iters", "1", "--copies", "1", "--split-floors", "256", "64", "--rounds", "2"]
+    monkeypatch.setattr(sweep_attention, "sweep_split_floors", lambda a, f=sweep_attention.sweep_split_floors: f(a, device="cpu"))
+    sweep_attention.main(args)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "floor" in line]
+    assert len(lines) == 4 and plan.MIN_SPLIT_KEYS == shipped
+    assert "floor  256: 16 splits of 256 keys" in lines[0] and "floor   64: 64 splits of 64 keys" in lines[1]  # 4 "SMs" on a CPU
+
+
 def test_bench_cache_cpu_smoke(capsys):
     from benchmarks.bench_cache_cpu import main
 

@@ -1,8 +1,8 @@
 """``tools/kernel_resources.py``'s reading of Triton's IR, on hand-written TTGIR: which loads a
 loop leaves waiting for global memory (``loop_loads``); and of nvdisasm's SASS listing, on a
 hand-written one: its loops and the source lines their instructions come from (``--loops
---lines``). The tool itself runs in the Hopper compile tests (tests/test_attention.py,
-tests/test_fp8_attention.py)."""
+--lines``); and how many programs an SM holds (``resident_programs``). The tool itself runs in
+the Hopper compile tests (tests/test_attention.py, tests/test_fp8_attention.py)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,15 @@ def test_sass_loops_and_the_source_lines_of_the_largest():
     line_3 = src.read_text().splitlines()[2].strip()[:90]
     assert report[3].split()[:2] == ["4", f"{src.name}:3"] and report[3].rstrip().endswith(line_3)
     assert report[4].split()[:2] == ["2", f"{src.name}:5"]
+
+
+def test_resident_programs_are_bounded_by_registers_shared_memory_warps_or_programs():
+    """Programs an sm_90 SM holds at once, and what bounds them (the launches' figures of
+    sm_90a compiles: int4's main launch 105 registers and 10 KiB of shared memory, Hamming's 128
+    and 19 KiB, Golay's 247 and 19.5 KiB)."""
+    resident = _kernel_resources().resident_programs
+    assert resident(105, 10240, 1) == (18, "registers")  # 105 -> 112 a thread, 3,584 a warp
+    assert resident(128, 19456, 1) == (11, "shared memory")  # 228 KiB / (19 + 1) KiB
+    assert resident(247, 19968, 1) == (8, "registers")
+    assert resident(16, 0, 4) == (16, "warps")
+    assert resident(16, 0, 1) == (32, "programs")

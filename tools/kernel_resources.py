@@ -4,7 +4,9 @@ Compiles ``_decode_attention_kernel`` for sm_90a with Triton (no device needed) 
 codec / dtype / interpolation variant at its launch configuration, with the argument types
 torch.compile passes (the softmax scale as float64), then runs the ptxas bundled with Triton
 in verbose mode. A kernel that fails to compile for the GPU fails here first; a stack frame or
-spill bytes mean the configuration is too large for the register file. Each line also gives
+spill bytes mean the configuration is too large for the register file. Each line ends with the
+program's shared memory and how many programs an SM holds at once (``resident_programs``), next
+to the programs per SM the launch plan counts on. Each line also gives
 the compile time and the ``tt.load`` operations of the kernel's Triton IR: a kernel compiles
 at its first call, and Triton's coalescing pass takes time quadratic in a kernel's loads; and
 the loads left in a loop after pipelining (``loop_loads``), which wait for global memory.
@@ -189,6 +191,40 @@ def loop_loads(kernel) -> int:
     return count
 
 
+# An sm_90 SM (H100, H200): its register file, shared memory (each resident program also
+# reserves 1 KiB of it), warps and programs.
+SM90_REGISTERS = 65536
+SM90_SHARED = 228 * 1024
+SM90_WARPS = 64
+SM90_PROGRAMS = 32
+
+
+def resident_programs(registers: int, shared: int, num_warps: int) -> tuple[int, str]:
+    """(programs of a launch an sm_90 SM holds at once, what bounds it) for ``registers`` a
+    thread (allocated per warp, 256 at a time), ``shared`` bytes of shared memory a program and
+    ``num_warps``. Where the plan's ``waves`` (programs per SM) exceeds it, the programs past it
+    run in a second wave: Golay's and FP8's main launches (8 an SM by registers) by design, two
+    whole waves; the one-byte codes' (19 KiB of shared memory, three stages of K and V words: 11
+    an SM) in a partial one, which timed within 1-2% of 8 and 12 an SM at batch 8 / 32k
+    (benchmarks/RESULTS.md, "Programs per SM and register caps")."""
+    per_warp = -(-registers * 32 // 256) * 256
+    bounds = {"registers": SM90_REGISTERS // (per_warp * num_warps), "shared memory": SM90_SHARED // (shared + 1024),
+              "warps": SM90_WARPS // num_warps, "programs": SM90_PROGRAMS}
+    bound = min(bounds, key=bounds.get)
+    return bounds[bound], bound
+
+
+def residency_report(kernel, report: str, config: dict) -> str:
+    """A line's residency: shared memory a program, programs an SM (``resident_programs``, from
+    ptxas's registers in ``report``) and the plan's programs an SM (``waves``)."""
+    used = re.search(r"Used (\d+) registers", report)
+    if used is None:
+        return f"{kernel.metadata.shared} B shared"
+    resident, bound = resident_programs(int(used.group(1)), kernel.metadata.shared, config["num_warps"])
+    over = " (over: a second wave)" if config.get("waves", 0) > resident else ""
+    return f"{kernel.metadata.shared} B shared, {resident} an SM by {bound}, plan {config.get('waves', '-')}{over}"
+
+
 def compile_report(kernel, seconds: float) -> str:
     """A line's compile figures: its time, the Triton IR's loads, the loads ``loop_loads`` finds."""
     return f"compile {seconds:5.1f} s, {kernel.asm['ttir'].count('tt.load '):3d} loads, {loop_loads(kernel)} in loops not prefetched"
@@ -278,7 +314,8 @@ def main(argv=None) -> None:
                 kernel, config = compile_fp8(dtype, args.config)
                 label = f"fp8 main {dtype} {config['block_n']},{config['num_warps']},{config['num_stages']}"
                 compiled = compile_report(kernel, time.perf_counter() - start)
-                print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
+                report = ptxas_report(kernel)
+                print(f"{label:40} {compiled} | {report} | {residency_report(kernel, report, config)}", flush=True)
                 if args.loops:
                     print("\n".join(sass_loops(kernel, lines=args.lines)), flush=True)
             continue
@@ -302,7 +339,8 @@ def main(argv=None) -> None:
                     shape = f"{config['block_n']},{config['num_warps']},{config['num_stages']}" + (f" cap {capped}" if capped else "")
                     label = f"{codec}{'-interp' if interpolate else ''} {launch} {dtype} {shape}"
                     compiled = compile_report(kernel, seconds)
-                    print(f"{label:40} {compiled} | {ptxas_report(kernel)}", flush=True)
+                    report = ptxas_report(kernel)
+                    print(f"{label:40} {compiled} | {report} | {residency_report(kernel, report, config)}", flush=True)
                     if args.loops:
                         print("\n".join(sass_loops(kernel, lines=args.lines)), flush=True)
 

@@ -8,6 +8,10 @@ defaults in ``ops/attention/plan.py`` come from such sweeps (benchmarks/RESULTS.
     python tools/sweep_attention.py                                   # batch 8, 32k, H100 grid
     python tools/sweep_attention.py --codecs int4 --configs 64,4,3,16 128,4,2,4
     python tools/sweep_attention.py --codecs fp8          # ecc::fp8_decode_attention (ops/attention/fp8.py)
+    python tools/sweep_attention.py --batch 1 --codecs int4 hamming84 --split-floors 256 192 160 128
+
+``--split-floors`` times each codec's default configuration under each floor of keys a split
+(``plan.MIN_SPLIT_KEYS``) instead: how many programs the plan makes of a small batch.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from attention_case import CHANNEL_BLOCK, add_case_arguments, decode_calls  # no
 from common import kernel_time  # noqa: E402
 
 from ecc_tensor.ops.attention import LaunchPlan  # noqa: E402
+from ecc_tensor.ops.attention import plan as attention_plan  # noqa: E402
 from ecc_tensor.ops.attention.fp8 import FP8_CONFIG  # noqa: E402
 
 GRID = [f"{n},{w},{s},{v}" for (n, w), s, v in itertools.product(
@@ -37,7 +42,12 @@ def main(argv=None) -> None:
                    help="block_n,num_warps,num_stages,waves (waves: programs per SM); each codec's default is timed first, "
                         "so that every table holds it")
     p.add_argument("--copies", type=int, default=4, help="input copies the replay rotates over (L2 cold)")
+    p.add_argument("--split-floors", type=int, nargs="+", metavar="KEYS",
+                   help="time the default configuration under each of these floors of keys a split (MIN_SPLIT_KEYS), not --configs")
+    p.add_argument("--rounds", type=int, default=1, help="with --split-floors: rounds over the floors, alternating")
     args = p.parse_args(argv)
+    if args.split_floors:
+        return sweep_split_floors(args)
 
     for codec in args.codecs:
         default = default_config(args, codec)
@@ -57,6 +67,27 @@ def main(argv=None) -> None:
         for us, config in ranked[:8] + [row for row in ranked[8:] if row[1] == default]:
             print(f"  {config:>14}  {us:8.1f} us{'  (default)' if config == default else ''}")
         del calls
+
+
+def sweep_split_floors(args: argparse.Namespace, device: str = "cuda") -> None:
+    """Each codec's default launch under each floor of keys a split, in ``args.rounds``
+    alternating rounds: the splits and programs the plan makes, and the kernel time (on the
+    CPU, the op's reference path and wall time: a check of the tool, not a measurement)."""
+    shipped = attention_plan.MIN_SPLIT_KEYS
+    try:
+        for codec in args.codecs:
+            calls = decode_calls(args, codec, args.copies, device=device)
+            for round_ in range(args.rounds):
+                for floor in args.split_floors:
+                    attention_plan.MIN_SPLIT_KEYS = floor
+                    plan = LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads,
+                                           kv_heads=args.kv_heads, lq=1, seq=args.context, device=torch.device(device))
+                    t = kernel_time(calls, args.iters)
+                    print(f"{codec}{' interp' if args.interpolate else ''} round {round_ + 1} floor {floor:4d}: {plan.splits} splits of "
+                          f"{plan.split_len} keys, {plan.splits * args.batch * args.kv_heads} programs: {t * 1e6:.1f} us", flush=True)
+            del calls
+    finally:
+        attention_plan.MIN_SPLIT_KEYS = shipped
 
 
 def timed_configs(default: str, configs: list[str]) -> list[str]:
