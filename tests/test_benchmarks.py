@@ -102,6 +102,24 @@ def test_tuning_tools_case_runs(monkeypatch):
     assert timed_configs(default, ["64,2,2,8", default, "16,1,3,16"]) == [default, "64,2,2,8", "16,1,3,16"]
 
 
+def test_profile_counts_each_launch_of_a_call_apart(monkeypatch):
+    """``tools/profile_attention.py``'s launch-order view: the attention kernel's main and
+    deferred launches (one name) apart, averaged over the calls; kernels that are not whole calls
+    of the same launches refused."""
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    from profile_attention import launches_in_order
+
+    call = [("attn", 30.0), ("attn", 4.0), ("combine", 3.0)]
+    kernels = [(100.0 * c + i, name, us + c) for c in range(2) for i, (name, us) in enumerate(call)]
+    assert launches_in_order(kernels[::-1], 2) == [("attn", 30.5), ("attn", 4.5), ("combine", 3.5)]
+    with pytest.raises(ValueError, match="not 2 calls"):
+        launches_in_order(kernels[:5], 2)
+    with pytest.raises(ValueError, match="differs"):
+        launches_in_order(kernels[:3] + [(200.0, "attn", 1.0), (201.0, "combine", 1.0), (202.0, "attn", 1.0)], 2)
+
+
 def test_split_floor_sweep_plans_each_floor_and_restores_the_shipped_one(monkeypatch, capsys):
     """``sweep_attention.py --split-floors``: one line per floor and round, each with the plan's
     splits for that floor; the shipped floor is back afterwards."""
