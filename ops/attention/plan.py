@@ -120,7 +120,10 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 # 154 (13 fit) and ran 5% slower (H200, batch 8 / 32k, "Programs per SM and register caps").
 # SECDED's too: its float16 launch took 132-134 (15 fit, a second wave of 68 programs); capped,
 # no spills (bfloat16: 20 bytes), 176.2 / 181.2 -> 173.0 / 175.7 us in float16 ("SECDED's
-# byte planes and register cap").
+# byte planes and register cap"). Shared memory bounds them too (tools/kernel_resources.py
+# prints both): the one-byte codes' three stages of K and V words take 19 KiB a program, so 11
+# fit, and their 16 an SM run as 11 and a partial second wave, which timed within 1-2% of 8 and 12
+# an SM (keys per channel, 2026-12-03). Golay's (247 registers, 8 fit) run two whole waves.
 _PACKED_CONFIGS = {"nibbles": (32, 1, 3, 16, 128), "bytes": (32, 1, 3, 16, 0), "lanes": (32, 1, 3, 16, 0),
                    "blocks": (32, 1, 3, 16, 128)}
 # Keys per channel: the one-byte codes' launches take 167-168 registers (12 fit), so 12
