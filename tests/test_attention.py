@@ -175,13 +175,14 @@ def test_combine_spreads_a_rows_columns_over_programs_at_small_batches(monkeypat
     assert attention.plan.combine_tiles(1, 16, 3, cpu) == (1, 16, 4)  # narrower than a warp: one program
 
 
-@pytest.mark.parametrize("codec", ["hamming84", "golay24", "fp8"])
+@pytest.mark.parametrize("codec", ["hamming84", "golay24", "fp8", "int4-window"])
 def test_combine_over_column_programs_is_the_combine_over_rows(codec, monkeypatch, kernel_device):
     """Each column of a query row combined by a program of its own gives what one program over the
     whole row gives: bit for bit in the interpreter (the same chunks of partials), to float32's
-    rounding on the GPU (a tile's columns over fewer threads sum each column in another order)."""
+    rounding on the GPU (a tile's columns over fewer threads sum each column in another order).
+    ``int4-window``: with a full-precision window's partial too."""
     monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1)
-    launchers = {"fp8": attention.fp8, "hamming84": attention.launch, "golay24": attention.launch}
+    launchers = {"fp8": attention.fp8, "hamming84": attention.launch, "golay24": attention.launch, "int4-window": attention.launch}
     tiles = attention.plan.combine_tiles
     outs = []
     for chunks in (1, 4):
@@ -197,6 +198,14 @@ def test_combine_over_column_programs_is_the_combine_over_rows(codec, monkeypatc
             words = [(fp8.to_e4m3(x, fp8.head_scale(x)).to(kernel_device), fp8.head_scale(x).to(kernel_device)) for x in kv]
             out = attention.fp8.triton_fp8_decode_attention(query.to(kernel_device), *words[0], *words[1], seq_lens.to(kernel_device),
                                                             None, False, 128**-0.5)
+        elif codec == "int4-window":
+            k, v = make_cache("int4", 2, 2, 200, 128, seed=9)
+            windows = [torch.randn(2, 2, 16, 128, generator=g).to(kernel_device) for _ in range(2)]
+            run = torch.ops.ecc.decode_attention if kernel_device == "cuda" else attention.triton_decode_attention
+            to = lambda t: t.to(kernel_device)  # noqa: E731
+            out = run(to(query), *map(to, (*k, *v)), *codec_tables("int4", kernel_device), "int4", 128, 1, True, False,
+                      to(seq_lens), new_counters(kernel_device), None, False, 128**-0.5, None,
+                      quantized_lens=to(seq_lens - 16), k_window=windows[0], v_window=windows[1])
         else:
             k, v = make_cache(codec, 2, 2, 200, 128, flip_rate=0.01, seed=9)
             out, _ = fused(query, k, v, codec, 128, True, seq_lens, kernel_device)
