@@ -79,7 +79,9 @@ def reference(query, k, v, codec, head_dim, interpolate, seq_lens, attn_mask=Non
 
 
 def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask=None, is_causal=False, scale=None, groups=1,
-          symmetric=True):
+          symmetric=True, **tensors):
+    """(output, counters) of the fused kernel; ``tensors``: the op's optional tensor arguments
+    (``quantized_lens``, ``k_window``, ``v_window``)."""
     counters = new_counters(device)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
     scale = head_dim**-0.5 if scale is None else scale
@@ -87,7 +89,8 @@ def fused(query, k, v, codec, head_dim, interpolate, seq_lens, device, attn_mask
             interpolate, to(seq_lens), counters, to(attn_mask), is_causal, scale)
     # On CPU tensors the op would run its reference: call the Triton kernel itself, which runs
     # under TRITON_INTERPRET=1 there (the op's CUDA branch).
-    out = (torch.ops.ecc.decode_attention if device == "cuda" else attention.triton_decode_attention)(*args)
+    out = (torch.ops.ecc.decode_attention if device == "cuda" else attention.triton_decode_attention)(
+        *args, **{name: to(t) for name, t in tensors.items()})
     return out.cpu(), counters.cpu()
 
 
@@ -200,12 +203,9 @@ def test_combine_over_column_programs_is_the_combine_over_rows(codec, monkeypatc
                                                             None, False, 128**-0.5)
         elif codec == "int4-window":
             k, v = make_cache("int4", 2, 2, 200, 128, seed=9)
-            windows = [torch.randn(2, 2, 16, 128, generator=g).to(kernel_device) for _ in range(2)]
-            run = torch.ops.ecc.decode_attention if kernel_device == "cuda" else attention.triton_decode_attention
-            to = lambda t: t.to(kernel_device)  # noqa: E731
-            out = run(to(query), *map(to, (*k, *v)), *codec_tables("int4", kernel_device), "int4", 128, 1, True, False,
-                      to(seq_lens), new_counters(kernel_device), None, False, 128**-0.5, None,
-                      quantized_lens=to(seq_lens - 16), k_window=windows[0], v_window=windows[1])
+            k_window, v_window = (torch.randn(2, 2, 16, 128, generator=g) for _ in range(2))
+            out, _ = fused(query, k, v, "int4", 128, False, seq_lens, kernel_device, quantized_lens=seq_lens - 16, k_window=k_window,
+                           v_window=v_window)
         else:
             k, v = make_cache(codec, 2, 2, 200, 128, flip_rate=0.01, seed=9)
             out, _ = fused(query, k, v, codec, 128, True, seq_lens, kernel_device)

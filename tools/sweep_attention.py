@@ -73,6 +73,8 @@ def sweep_split_floors(args: argparse.Namespace, device: str = "cuda") -> None:
     """Each codec's default launch under each floor of keys a split, in ``args.rounds``
     alternating rounds: the splits and programs the plan makes, and the kernel time (on the
     CPU, the op's reference path and wall time: a check of the tool, not a measurement)."""
+    if "fp8" in args.codecs:
+        raise SystemExit("--split-floors times the ECC codecs' launch plans (fp8's is FP8_CONFIG's)")
     shipped = attention_plan.MIN_SPLIT_KEYS
     try:
         for codec in args.codecs:
@@ -80,8 +82,7 @@ def sweep_split_floors(args: argparse.Namespace, device: str = "cuda") -> None:
             for round_ in range(args.rounds):
                 for floor in args.split_floors:
                     attention_plan.MIN_SPLIT_KEYS = floor
-                    plan = LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads,
-                                           kv_heads=args.kv_heads, lq=1, seq=args.context, device=torch.device(device))
+                    plan = case_plan(args, codec, torch.device(device))
                     t = kernel_time(calls, args.iters)
                     print(f"{codec}{' interp' if args.interpolate else ''} round {round_ + 1} floor {floor:4d}: {plan.splits} splits of "
                           f"{plan.split_len} keys, {plan.splits * args.batch * args.kv_heads} programs: {t * 1e6:.1f} us", flush=True)
@@ -100,12 +101,17 @@ def default_config(args: argparse.Namespace, codec: str) -> str:
     """The main launch's configuration the launcher picks for the case, as ``--configs`` spells it."""
     if codec == "fp8":
         return FP8_CONFIG
-    plan = LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads, kv_heads=args.kv_heads,
-                           lq=1, seq=args.context, device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-                           channel_block=getattr(args, "channel_block", CHANNEL_BLOCK) if getattr(args, "channel_keys", False) else 0)
-    main = plan.main
+    main = case_plan(args, codec, torch.device("cuda" if torch.cuda.is_available() else "cpu")).main
     fields = [main["block_n"], main["num_warps"], main["num_stages"], main["waves"]] + ([main["maxnreg"]] if main["maxnreg"] else [])
     return ",".join(map(str, fields))
+
+
+def case_plan(args: argparse.Namespace, codec: str, device: torch.device) -> LaunchPlan:
+    """The launch plan ``ecc::decode_attention`` makes for the case of ``args`` (keys per channel
+    with ``--channel-keys``)."""
+    return LaunchPlan.make(codec, args.head_dim, 1, args.interpolate, batch=args.batch, q_heads=args.q_heads, kv_heads=args.kv_heads,
+                           lq=1, seq=args.context, device=device,
+                           channel_block=getattr(args, "channel_block", CHANNEL_BLOCK) if getattr(args, "channel_keys", False) else 0)
 
 
 if __name__ == "__main__":
