@@ -11,6 +11,7 @@ included, which for an op of several launches can exceed the GPU's.
     python benchmarks/bench_codecs.py --write         # ... and append the table to RESULTS.md
     python benchmarks/bench_codecs.py --device cpu --mib 1   # a smoke run (reference path)
     python benchmarks/bench_codecs.py --ops decode_dequantize --group-size 32 --asymmetric   # grouped scales
+    python benchmarks/bench_codecs.py --ops decode_dequantize decode --ber 1e-4   # reads of a faulted store
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import ecc_tensor.ops as ops
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import FaultModel
+from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
 try:
@@ -36,9 +38,11 @@ OPS = ("quantize_encode", "decode_dequantize", "decode_dequantize + interpolate"
 
 
 def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype, codecs=CODEC_NAMES, op_names=None, group_size=None,
-          symmetric=True) -> list[dict]:
+          symmetric=True, ber: float = 0.0) -> list[dict]:
     """One row per codec and op (``op_names``: a subset of the ops, all by default); the scales
-    per row, or per ``group_size`` values, with zero points where not ``symmetric``."""
+    per row, or per ``group_size`` values, with zero points where not ``symmetric``. ``ber``:
+    every stored bit of the codewords and their scales flipped with this probability once
+    (BSC, seeded) before the reads are timed, so that they decode what faults leave."""
     groups = head_dim // group_size if group_size else 1
     itemsize = torch.finfo(dtype).bits // 8
     rows_full = max(1, int(mib * 2**20) // head_dim)  # ~mib MiB of 1-byte codewords (H(8,4))
@@ -58,6 +62,11 @@ def bench(device: torch.device, mib: float, head_dim: int, dtype: torch.dtype, c
         rows = rows_full
         x = torch.randn(rows, head_dim, device=device, dtype=dtype)
         stored, meta_stored = ops.quantize_encode(x, codec, group_size, symmetric)
+        if ber > 0:
+            strike = FaultModel("bsc", ber, seed=1)
+            stored, _ = ops.inject(stored, layout.exposed_bits_per_byte, strike, step=0)
+            meta_layout = MetadataLayout(codec, groups, symmetric)
+            meta_stored, _ = ops.inject(meta_stored, meta_layout.exposed_bits_per_byte, strike, offset=stored.numel(), step=0)
         values, _ = ops.decode(stored, codec, head_dim)
         counters = new_counters(device)
         fault = FaultModel("bsc", 1e-3, seed=0)
@@ -112,17 +121,22 @@ def main(argv=None) -> None:
     p.add_argument("--ops", nargs="+", choices=OPS, help="a subset of the ops (default: all)")
     p.add_argument("--group-size", type=int, help="scales per this many values (default: one a row)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization)")
+    p.add_argument("--ber", type=float, default=0.0,
+                   help="flip every stored bit of the codewords and scales with this probability, once, before timing (BSC, seeded)")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
+    if not 0 <= args.ber <= 1:
+        p.error(f"--ber must be in [0, 1], got {args.ber}")
     if args.group_size is not None and (args.group_size <= 0 or args.head_dim % args.group_size):
         p.error(f"--group-size must divide --head-dim ({args.head_dim})")
     device = torch.device(args.device)
     rows = bench(device, args.mib, args.head_dim, getattr(torch, args.dtype), args.codecs, args.ops, args.group_size,
-                 not args.asymmetric)
+                 not args.asymmetric, args.ber)
     table = to_markdown(rows)
     print(table)
     if args.write:
-        scheme = (f", groups of {args.group_size}" if args.group_size else "") + (", zero points" if args.asymmetric else "")
+        scheme = ((f", groups of {args.group_size}" if args.group_size else "") + (", zero points" if args.asymmetric else "")
+                  + (f", stored bits flipped at BER {args.ber:g}" if args.ber else ""))
         append_results(
             f"Codec ops throughput (head_dim {args.head_dim}, {args.dtype} values, {args.mib:g} MiB{scheme})", device, table
         )

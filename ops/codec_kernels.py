@@ -25,7 +25,7 @@ from ecc_tensor.storage import StorageLayout
 from .interp_kernels import interpolate_decoded_
 from .launch_options import kernel_and_options
 from .int4_codes import fma_quotient_safe, int4_codes, quotients
-from .byte_words import _byte_codeword_words, _word_syndromes, nibble_constants
+from .byte_words import _byte_codeword_words, _word_decode, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
 from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _scale_lane_row, _three_lane_syndromes
 from .memo import aligned, lane_meta_aligned, memoized
@@ -967,6 +967,7 @@ def _load_kernel(
     NIBBLE_WORDS: tl.constexpr,  # int4's rows of whole aligned words: read as words (``nibble_words``)
     BLOCK_W: tl.constexpr,  # NIBBLE_WORDS: the row's words, to a power of two
     C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, PMASK: tl.constexpr,  # byte_words.nibble_constants
+    PBITS: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr,
     PTX: tl.constexpr,
 ):
     rows, row_ok, rows64 = _row_block(R, BLOCK_R)
@@ -1011,25 +1012,26 @@ def _load_kernel(
         data, data_hi, status = _block_decode(lo, hi, check, BLOCKS, syndrome_table_ptr, unit_ok)
     elif BYTE_WORDS:
         # The rows as words, four codewords each, their syndromes eight codewords at a time
-        # (``_word_syndromes``); a tile with a non-zero syndrome, or a bit set outside the
-        # codewords (Hamming(7,4)'s bit 7), is decoded codeword by codeword as below, two
-        # table gathers each.
+        # (``_word_syndromes``); a tile with a non-zero syndrome is decoded four codewords a word
+        # (``_word_decode``). Hamming(7,4)'s bit 7 of a byte, which no fault model flips, is no
+        # codeword bit and is ignored, as the fused attention ignores it (the reference refuses
+        # such a codeword; decoded codeword by codeword, it indexed past the syndrome table).
         wi = tl.arange(0, BLOCK_U // 4)
         words = tl.load(stored_ptr.to(tl.pointer_type(tl.uint32)) + rows64[:, None] * (ROW_BYTES // 4) + wi[None, :],
                         mask=row_ok[:, None] & (wi < ROW_BYTES // 4)[None, :], other=0)
         x, y = tl.split(tl.reshape(words, [BLOCK_R, BLOCK_U // 8, 2]))
-        outside: tl.constexpr = ~(PMASK | 0x0F0F0F0F) & 0xFFFFFFFF
-        tile_dirty = tl.max(_word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX) | (x & outside) | (y & outside)) != 0
+        tile_dirty = tl.max(_word_syndromes(x, y, C0, C1, C2, C3, PMASK, PTX)) != 0
         # A clean tile's values are stored from the words as read (``_byte_values``, pass -1
         # below); only a dirty tile takes the codewords one an element, a layout that costs a trip
         # of the whole tile through shared memory (16 KiB a program), decoded and stored again.
-        word = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)
-        data = word
-        data_hi = word  # unused
-        status = word
+        data = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)
+        data_hi = data  # unused
+        status = data
         if tile_dirty:
-            word = _interleaved(words & 0xFF, (words >> 8) & 0xFF, (words >> 16) & 0xFF, words >> 24).to(tl.int32)
-            data, status = _syndrome_decode(word, parity_table_ptr, syndrome_table_ptr, unit_ok, K, PO_SYN)
+            data_words, status_words = _word_decode(words, C0, C1, C2, C3, PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
+            data = _interleaved(data_words & 0xFF, (data_words >> 8) & 0xFF, (data_words >> 16) & 0xFF, data_words >> 24).to(tl.int32)
+            status = _interleaved(status_words & 0xFF, (status_words >> 8) & 0xFF, (status_words >> 16) & 0xFF,
+                                  status_words >> 24).to(tl.int32)
     else:
         if LANE_WORDS:
             word = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)  # a clean tile's: the fix-up pass below stores nothing
@@ -1570,7 +1572,8 @@ def _load_constants(layout: StorageLayout, meta_layout: MetadataLayout, dequant:
         NIBBLE_WORDS=stored_aligned and nibble_words(layout),
         BLOCK_WORDS=stored_aligned and block_words(layout),
         BLOCK_W=_pow2(max(1, layout.row_bytes // 4)),
-        **{k: v for k, v in nibble_constants(layout.codec_name).items() if k in ("C0", "C1", "C2", "C3", "PMASK")},
+        **{k: v for k, v in nibble_constants(layout.codec_name).items()
+           if k in ("C0", "C1", "C2", "C3", "PMASK", "PBITS", "FLIP_LO", "FLIP_HI", "DET")},
     )
 
 

@@ -17,6 +17,20 @@ def test_bench_codecs_smoke():
     assert [(r["codec"], r["op"]) for r in rows] == [("-", "device copy"), ("golay24", "decode_dequantize")]
 
 
+def test_bench_codecs_reads_a_faulted_store(capsys, monkeypatch):
+    """``--ber``: the codewords and their scales are struck once before the reads are timed."""
+    from benchmarks import bench_codecs
+
+    struck = []
+    inject = bench_codecs.ops.inject
+    monkeypatch.setattr(bench_codecs.ops, "inject", lambda words, *a, **k: struck.append(words.numel()) or inject(words, *a, **k))
+    bench_codecs.main(["--device", "cpu", "--mib", "0.01", "--head-dim", "16", "--codecs", "hamming84", "--ops", "decode", "--ber", "0.05"])
+    assert "| hamming84 | decode |" in capsys.readouterr().out
+    assert len(struck) == 2  # the codewords, then the scales
+    with pytest.raises(SystemExit):
+        bench_codecs.main(["--device", "cpu", "--ber", "2"])
+
+
 def test_bench_e2e_smoke(capsys):
     from benchmarks.bench_e2e import main
 

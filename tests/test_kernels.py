@@ -54,6 +54,26 @@ def test_encode_decode_kernels(codec, head_dim, kernel_device):
     assert torch.equal(v_k.cpu(), v_r) and torch.equal(s_k.cpu(), s_r)
 
 
+def test_hamming74_decode_ignores_bit_7(kernel_device):
+    """A Hamming(7,4) codeword takes a byte whose bit 7 no fault model flips and no codeword
+    holds: the decode kernel reads past it (as the fused attention does) in clean tiles and in
+    tiles it decodes, where the reference refuses such a byte."""
+    g = torch.Generator().manual_seed(7)
+    head_dim = 128
+    values = torch.randint(0, 16, (40, head_dim), dtype=torch.uint8, generator=g)
+    layout = StorageLayout("hamming74", head_dim)
+    stored = layout.store(values)
+    struck = (torch.rand(stored.shape, generator=g) < 0.02).to(torch.uint8)
+    flips = struck << torch.randint(0, 7, stored.shape, generator=g, dtype=torch.uint8)
+    noisy = stored ^ flips
+    noisy[:20] ^= 0x80  # dirty tiles and clean ones alike
+    t = tables("hamming74", kernel_device)
+    v_k, s_k = codec_kernels.triton_decode(noisy.to(kernel_device), t.encode_table, t.syndrome_table, "hamming74", head_dim)
+    v_r, s_r = layout.load(noisy & 0x7F)
+    assert torch.equal(v_k.cpu(), v_r) and torch.equal(s_k.cpu(), s_r)
+    assert int((s_r != 0).sum()) > 0
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     codec=st.sampled_from(CODEC_NAMES),

@@ -23,7 +23,8 @@ The ways to read a block:
   instead of into every value; grouped scales each into its group's rows of the queries, the
   weights and the accumulator (``softmax._grouped_scales_softmax``), coded ones read into
   float32 words by a pass first (``channel_scales.py``). A block with any non-zero syndrome
-  is *deferred*.
+  is *deferred*; the deferred launch reads its words too and decodes them four codewords a
+  word (``units._decode_block_words``).
 - The **lane path** (``LANES``): Golay's lane layout (:mod:`ecc_tensor.lanes`) at head_dim 128,
   one scale per row. A row is 16 INT4 data words and 17 parity words; each parity word holds,
   nibble lane for nibble lane, the parity of the codewords in the same lane of three data

@@ -23,7 +23,7 @@ from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
 from .row_meta import _row_meta, _row_meta_block, _rows_to_tile
 from .status_counts import _status_fields, _sum_counts
-from .units import _block_state, _decode_block, _kv_slot, _meta_block, _next_power_of_2
+from .units import _block_state, _decode_block, _decode_block_words, _kv_slot, _meta_block, _next_power_of_2
 from .channel_scales import _channel_scale_rows
 from .window import _window_partial
 
@@ -242,9 +242,13 @@ def _decode_attention_kernel(
     # units of v_unit (the largest V scale so far), so that the float16 weights
     # p * scale / v_unit stay in [0, 1] whatever the scales are.
     v_unit = tl.zeros([], tl.float32)
-    n_corrected = tl.zeros([BLOCK_U], tl.int32)  # per unit position, summed over the split's rows
-    n_parity_only = tl.zeros([BLOCK_U], tl.int32)
-    n_detected = tl.zeros([BLOCK_U], tl.int32)
+    # The word path's deferred blocks (one-byte codes in word-aligned rows): decoded four
+    # codewords a word, their statuses counted a word at a time (_decode_block_words).
+    WORD_DECODE: tl.constexpr = PACKED and DECODE and DEFERRED
+    COUNT_COLS: tl.constexpr = BLOCK_W if WORD_DECODE else BLOCK_U
+    n_corrected = tl.zeros([COUNT_COLS], tl.int32)  # per unit (or word) position, summed over the split's rows
+    n_parity_only = tl.zeros([COUNT_COLS], tl.int32)
+    n_detected = tl.zeros([COUNT_COLS], tl.int32)
     n_meta_corrected = tl.zeros([], tl.int32)  # metadata codewords, over the split's rows
     n_meta_parity_only = tl.zeros([], tl.int32)
     n_meta_detected = tl.zeros([], tl.int32)
@@ -582,10 +586,16 @@ def _decode_attention_kernel(
                     # Decode the block's units (K and V) and their rows' metadata once, then each
                     # slot's values, their scales decoded from the metadata, erasures interpolated in
                     # the repair pass.
-                    k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
-                                                     DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                    v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D, K,
-                                                     DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                    if WORD_DECODE:
+                        k_data, k_status, k_fields = _decode_block_words(k_base, rows, row_ok, ROW_BYTES, BLOCK_W, C0, C1, C2, C3, PBITS,
+                                                                         FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
+                        v_data, v_status, v_fields = _decode_block_words(v_base, rows, row_ok, ROW_BYTES, BLOCK_W, C0, C1, C2, C3, PBITS,
+                                                                         FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
+                    else:
+                        k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D,
+                                                         K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                        v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D,
+                                                         K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                     if ROW_META:
                         # K's rows handed to the tile before V's are decoded (both first: 4-6x the spills).
                         km_block, k_scales = _row_meta_block(km_base, rows, row_ok, menc_ptr, msyn_ptr, block_scratch, MK, MPO_SYN,
@@ -668,8 +678,11 @@ def _decode_attention_kernel(
                         # Reduced over the block's rows right away: a [BLOCK_N, BLOCK_U] accumulator would
                         # hold a tile's worth of registers through the whole loop.
                         # Three counts in one reduction (_status_fields).
-                        packed = _status_fields(k_status) + _status_fields(v_status)
-                        corrected, parity_only, detected = _sum_counts(packed, 2 * BLOCK_N)
+                        if WORD_DECODE:  # four codewords a word: [BLOCK_W] counts
+                            corrected, parity_only, detected = _sum_counts(k_fields + v_fields, 8 * BLOCK_N)
+                        else:
+                            packed = _status_fields(k_status) + _status_fields(v_status)
+                            corrected, parity_only, detected = _sum_counts(packed, 2 * BLOCK_N)
                         n_corrected += corrected
                         n_parity_only += parity_only
                         n_detected += detected

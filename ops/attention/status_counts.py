@@ -36,3 +36,18 @@ def _sum_counts(packed, AT_MOST: tl.constexpr):
         parity_only = tl.sum(parity_only, axis=0)
         detected = tl.sum(detected, axis=0)
     return corrected, parity_only, detected
+
+
+@triton.jit
+def _status_word_fields(status):
+    """``_status_fields`` of a word of four byte statuses (``byte_words._word_decode``), summed:
+    the bytes with bit 0 set (corrected and parity-only, n0), with bit 1 set (detected and
+    parity-only, n1) and with both (parity-only, p) counted by a multiply each (a byte sum in
+    the top byte), then n0 - p corrected, n1 - p detected. About 12 word operations for four
+    codewords, where a tile of statuses took about 4 a codeword and its unpacking 2 more."""
+    b0 = status & 0x01010101
+    b1 = (status >> 1) & 0x01010101
+    n0 = (b0 * 0x01010101) >> 24
+    n1 = (b1 * 0x01010101) >> 24
+    p = ((b0 & b1) * 0x01010101) >> 24
+    return (n0 + (n1 << 10) + p * ((1 << 20) - (1 << 10) - 1)).to(tl.int32, bitcast=True)
