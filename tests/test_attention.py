@@ -890,6 +890,11 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     golay_grouped = attention.LaunchPlan.make("golay24", 128, 4, False, batch=8, q_heads=32, kv_heads=8, lq=1, seq=32768,
                                               device=torch.device("cpu"))
     assert golay.deferred["num_warps"] == 4 and golay_grouped.main["num_warps"] == 2
+    # Hamming's deferred launch at 2 warps over keys per token, at 4 over keys per channel (where 2 spill).
+    hamming_plain = plan("hamming84")
+    hamming_channel = attention.LaunchPlan.make("hamming84", 128, 1, False, batch=8, q_heads=32, kv_heads=8, lq=1, seq=32768,
+                                                device=torch.device("cpu"), channel_block=128)
+    assert hamming_plain.deferred["num_warps"] == 2 and hamming_channel.deferred["num_warps"] == 4
     assert int4.block_m == 4 and int4.split_len % int4.main["block_n"] == 0 and int4.splits * int4.split_len >= 32768
     tuned = plan("hamming84", True, "64,2,2,8")
     assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0) and tuned.deferred["num_warps"] == 2

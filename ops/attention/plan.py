@@ -101,9 +101,16 @@ def combine_tiles(rows: int, cols: int, parts: int, device: torch.device) -> tup
 _CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 1, 4), "blocks": (32, 4, 1, 4)}
 # The deferred launch's own where it differs from the unit path's main launch: Golay's at 4 warps
 # (H100, batch 8 / 32k, after row_meta: BER 1e-6 / 1e-5, 2 warps 701.0 / 2,161.0 us, 4 warps and
-# 1 stage 616.2 / 1,949.9, 2 stages 691.6 / 2,171.3, one warp 1,302.3 / 5,580.3; Hamming(8,4)'s
-# fastest at its 4 warps and 2 stages: 463.0 / 1,406.1, against 8 warps 587.8 / 2,184.7).
-_DEFERRED_CONFIGS = {"lanes": (32, 4, 1, 4)}
+# 1 stage 616.2 / 1,949.9, 2 stages 691.6 / 2,171.3, one warp 1,302.3 / 5,580.3). Hamming's at 2
+# warps and 1 stage since its blocks are decoded a word at a time (units._decode_block_words; H100,
+# same shape, Hamming(8,4) / (7,4): 1e-5 844.5 / 800.0 -> 736.6 / 694.4 us, 1e-6 358.5 / 343.7 ->
+# 362.9 / 348.8, clean calls unchanged; 2 warps and 2 stages 736.8 / 702.0 and 360.1 / 352.3, one
+# warp 1,226.7 / 1,005.4; before it, 4 warps and 2 stages were the fastest: 463.0 / 1,406.1 at
+# 1e-6 / 1e-5, against 8 warps 587.8 / 2,184.7).
+_DEFERRED_CONFIGS = {"lanes": (32, 4, 1, 4), "bytes": (32, 2, 1, 4)}
+# Over keys per channel Hamming's stays at 4 warps: at 2 its launch spills 692 bytes a thread for
+# sm_90a (24 at 4), untimed.
+_DEFERRED_CHANNEL_KEY_CONFIGS = {"lanes": (32, 4, 1, 4)}
 
 
 _INTERP_CONFIG = (32, 8, 2, 4)
@@ -344,7 +351,8 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: s
         configs = _CHANNEL_KEY_CONFIGS if channel_keys else _GROUPED_CONFIGS if grouped else _PACKED_CONFIGS
         block_n, warps, stages, waves, maxnreg = configs[layout]
     else:
-        unit_config = _DEFERRED_CONFIGS.get(layout, _CONFIGS[layout]) if deferred else _CONFIGS[layout]
+        deferred_configs = _DEFERRED_CHANNEL_KEY_CONFIGS if channel_keys else _DEFERRED_CONFIGS
+        unit_config = deferred_configs.get(layout, _CONFIGS[layout]) if deferred else _CONFIGS[layout]
         (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else unit_config, 0
     return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
 
@@ -397,7 +405,7 @@ def _launch_configs(codec: str, interpolate: bool, packed: bool, groups: int, co
     main = kernel_config(codec, interp and not clean, packed, config, channel_keys, grouped=packed and groups > 1)
     if not (decode and (clean or interp)):
         return main, None
-    return main, dict(kernel_config(codec, interp, config=config, deferred=True), block_n=main["block_n"])
+    return main, dict(kernel_config(codec, interp, config=config, channel_keys=channel_keys, deferred=True), block_n=main["block_n"])
 
 
 def channel_blocks_fit_word_paths(channel_block: int) -> bool:
