@@ -1,7 +1,8 @@
 """Hamming's one-byte codewords (:mod:`ecc_tensor.storage`'s ``bytes`` layout) as 32-bit words:
-the syndromes of eight codewords, two words, in a few word operations, and the constants that
-fold a code's tables into them. The codec kernels check a tile's rows with it, as the attention
-kernel checks its blocks."""
+the syndromes of eight codewords, two words, in a few word operations, four codewords decoded a
+word (``_word_decode``: flips and statuses by byte permutes from a table), and the constants that
+fold a code's tables into them. The codec kernels check a tile's rows with it and decode a dirty
+tile, as the attention kernel checks its blocks and its deferred launch decodes them."""
 
 from __future__ import annotations
 
