@@ -12,6 +12,8 @@ import triton.language as tl
 
 from ecc_tensor.codecs import CODEC_NAMES, get_codec
 
+from .lane_words import _interleaved
+
 
 def _build_nibble_constants(codec: str) -> dict:
     """The codec's tables folded into the kernel's in-register decoder constants (one-byte
@@ -89,11 +91,27 @@ def _byte_codeword_words(values, C0: tl.constexpr, C1: tl.constexpr, C2: tl.cons
     even, odd = tl.split(tl.reshape(values, [N, W, 2, 2]))
     lo, hi = tl.split(even | (odd << 8))
     data = lo | (hi << 16)
+    return data | (_byte_parity(data, C0, C1, C2, C3) << 4)
+
+
+@triton.jit
+def _byte_parity(data, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr):
+    """Words of four data nibbles, one in the low half of each byte -> each one's parity nibble in
+    the same byte: the XOR of ``C_i`` over its set bits, one multiply per data bit for the four
+    (each ``C_i`` below 16, so no carry crosses a byte)."""
     parity = (data & 0x01010101) * C0
     parity ^= ((data >> 1) & 0x01010101) * C1
     parity ^= ((data >> 2) & 0x01010101) * C2
     parity ^= ((data >> 3) & 0x01010101) * C3
-    return data | (parity << 4)
+    return parity
+
+
+@triton.jit
+def _word_bytes(words):
+    """``[N, W]`` words -> their bytes ``[N, 4W]`` in row order (byte ``b`` of word ``j`` at
+    column ``4j + b``), as int32."""
+    words = words.to(tl.int32, bitcast=True)
+    return _interleaved(words & 0xFF, (words >> 8) & 0xFF, (words >> 16) & 0xFF, (words >> 24) & 0xFF)
 
 
 @triton.constexpr_function
@@ -162,10 +180,6 @@ def _word_decode(words, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3
     then the flips and statuses of all four looked up at once (``_table_lookup``). About 30
     word operations for four codewords where ``_decode_units`` takes about 27 for one."""
     data = words & 0x0F0F0F0F
-    parity = (data & 0x01010101) * C0
-    parity ^= ((data >> 1) & 0x01010101) * C1
-    parity ^= ((data >> 2) & 0x01010101) * C2
-    parity ^= ((data >> 3) & 0x01010101) * C3
-    syndromes = ((words >> 4) & (((1 << PBITS) - 1) * 0x01010101)) ^ parity
+    syndromes = ((words >> 4) & (((1 << PBITS) - 1) * 0x01010101)) ^ _byte_parity(data, C0, C1, C2, C3)
     entries = _table_lookup(syndromes, _decode_table_words(FLIP_LO, FLIP_HI, DET, PO_SYN), PBITS > 3, PTX)
     return data ^ (entries & 0x0F0F0F0F), (entries >> 4) & 0x03030303

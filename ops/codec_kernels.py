@@ -25,9 +25,9 @@ from ecc_tensor.storage import StorageLayout
 from .interp_kernels import interpolate_decoded_
 from .launch_options import kernel_and_options
 from .int4_codes import fma_quotient_safe, int4_codes, quotients
-from .byte_words import _byte_codeword_words, _word_decode, _word_syndromes, nibble_constants
+from .byte_words import _byte_codeword_words, _word_bytes, _word_decode, _word_syndromes, nibble_constants
 from .float_casts import _cast_for
-from .lane_words import _interleaved, _lane_row_parity, _lane_row_syndromes, _scale_lane_row, _three_lane_syndromes
+from .lane_words import _lane_row_parity, _lane_row_syndromes, _scale_lane_row, _three_lane_syndromes
 from .memo import aligned, lane_meta_aligned, memoized
 
 
@@ -1029,9 +1029,8 @@ def _load_kernel(
         status = data
         if tile_dirty:
             data_words, status_words = _word_decode(words, C0, C1, C2, C3, PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
-            data = _interleaved(data_words & 0xFF, (data_words >> 8) & 0xFF, (data_words >> 16) & 0xFF, data_words >> 24).to(tl.int32)
-            status = _interleaved(status_words & 0xFF, (status_words >> 8) & 0xFF, (status_words >> 16) & 0xFF,
-                                  status_words >> 24).to(tl.int32)
+            data = _word_bytes(data_words)
+            status = _word_bytes(status_words)
     else:
         if LANE_WORDS:
             word = tl.zeros([BLOCK_R, BLOCK_U], tl.int32)  # a clean tile's: the fix-up pass below stores nothing

@@ -110,7 +110,7 @@ _CONFIGS = {"nibbles": (128, 8, 2, 4), "bytes": (32, 4, 2, 4), "lanes": (32, 2, 
 _DEFERRED_CONFIGS = {"lanes": (32, 4, 1, 4), "bytes": (32, 2, 1, 4)}
 # Over keys per channel Hamming's stays at 4 warps: at 2 its launch spills 692 bytes a thread for
 # sm_90a (24 at 4), untimed.
-_DEFERRED_CHANNEL_KEY_CONFIGS = {"lanes": (32, 4, 1, 4)}
+_DEFERRED_CHANNEL_KEY_CONFIGS = {layout: config for layout, config in _DEFERRED_CONFIGS.items() if layout != "bytes"}
 
 
 _INTERP_CONFIG = (32, 8, 2, 4)

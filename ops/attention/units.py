@@ -17,8 +17,7 @@ from ..codec_kernels import (
     _unit_value,
     _unit_word,
 )
-from ..byte_words import _word_decode
-from ..lane_words import _interleaved
+from ..byte_words import _word_bytes, _word_decode
 from .row_meta import _row_meta
 from .status_counts import _status_word_fields
 
@@ -346,13 +345,11 @@ def _decode_block_words(base, rows, row_ok, ROW_BYTES: tl.constexpr, BLOCK_W: tl
     mask = row_ok[:, None] & (w < ROW_BYTES // 4)[None, :]
     words = tl.load(base.to(tl.pointer_type(tl.uint32)) + rows[:, None] * (ROW_BYTES // 4) + w[None, :], mask=mask, other=0)
     data, status = _word_decode(words, C0, C1, C2, C3, PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
-    data = data.to(tl.int32, bitcast=True)
-    detected = ((status >> 1) & ~status & 0x01010101).to(tl.int32, bitcast=True) * 2  # a byte each: 2 detected, 0 not
+    detected = ((status >> 1) & ~status & 0x01010101) * 2  # a byte each: 2 detected, 0 not
     erased = tl.zeros([rows.shape[0], 4 * BLOCK_W], tl.int32)
     if tl.reduce_or(detected, None) != 0:
-        erased = _interleaved(detected & 0xFF, (detected >> 8) & 0xFF, (detected >> 16) & 0xFF, (detected >> 24) & 0xFF)
-    return (_interleaved(data & 0xFF, (data >> 8) & 0xFF, (data >> 16) & 0xFF, (data >> 24) & 0xFF), erased,
-            _status_word_fields(status))
+        erased = _word_bytes(detected)
+    return _word_bytes(data), erased, _status_word_fields(status)
 
 
 @triton.jit
