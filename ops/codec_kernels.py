@@ -199,6 +199,14 @@ def _reverse_nibble(x):
 
 
 @triton.jit
+def _reverse_nibbles(x):
+    """Each of the eight nibbles of 32-bit ``x`` with its bits in reverse order, in place: two
+    swaps for all eight, where ``_reverse_nibble`` takes about seven operations for each."""
+    x = ((x >> 1) & 0x55555555) | ((x & 0x55555555) << 1)
+    return ((x >> 2) & 0x33333333) | ((x & 0x33333333) << 2)
+
+
+@triton.jit
 def _row_nibble(row_ptrs, n, mask):
     if mask is None:
         byte = tl.load(row_ptrs + n // 2).to(tl.int32)
@@ -458,9 +466,10 @@ def _meta_unit(row_ptrs, U: tl.constexpr, mask, MUB: tl.constexpr, LANES_D: tl.c
                 for i in tl.static_range(3):
                     if (_lane_unit_value(LANES_D, U, i) >= 0) and (_lane_unit_value(LANES_D, U, i) // 8 == j):
                         word = word | (((w >> (4 * (_lane_unit_value(LANES_D, U, i) % 8))) & 15) << (4 * i))
+                reversed_w = _reverse_nibbles(w)  # the word's parity nibbles in place (unused where it holds none)
                 for t in tl.static_range(3):
                     if _lane_unit_parity(LANES_D, U, t) // 8 == j:
-                        word = word | (_reverse_nibble((w >> (4 * (_lane_unit_parity(LANES_D, U, t) % 8))) & 15) << (12 + 4 * t))
+                        word = word | (((reversed_w >> (4 * (_lane_unit_parity(LANES_D, U, t) % 8))) & 15) << (12 + 4 * t))
     else:
         word = _unit_word(row_ptrs + U * MUB, mask, MUB)
     return word

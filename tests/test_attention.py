@@ -287,17 +287,19 @@ def test_bfloat16_queries_of_any_magnitude_through_float16_operands(codec, head_
     assert relative_error(out, ref) < 4e-3 and torch.equal(counters, ref_counters)  # the output's rounding to bfloat16
 
 
-@pytest.mark.parametrize("codec", ["hamming84", "golay24"])
-def test_interpolation_is_what_the_kernel_attends(codec, kernel_device):
+@pytest.mark.parametrize("codec,symmetric", [("hamming84", True), ("hamming84", False), ("golay24", True)])
+def test_interpolation_is_what_the_kernel_attends(codec, symmetric, kernel_device):
     """With many detected codewords (runs of erasures, at sequence ends too), the output
-    follows the interpolated K/V and not the values as read."""
+    follows the interpolated K/V and not the values as read; with zero points, each neighbour
+    dequantized with its own row's (Hamming's word path keeps a neighbour's value as its
+    search finds it)."""
     batch, heads, head_dim, seq = 1, 2, 12, 70
-    k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.25, seed=3)
+    k, v = make_cache(codec, batch, heads, seq, head_dim, flip_rate=0.25, seed=3, symmetric=symmetric)
     query = torch.randn(batch, heads, 2, head_dim, generator=torch.Generator().manual_seed(4))
     seq_lens = torch.tensor([seq])
-    out, counters = fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device)
-    ref, ref_counters = reference(query, k, v, codec, head_dim, True, seq_lens)
-    as_read, _ = reference(query, k, v, codec, head_dim, False, seq_lens)
+    out, counters = fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device, symmetric=symmetric)
+    ref, ref_counters = reference(query, k, v, codec, head_dim, True, seq_lens, symmetric=symmetric)
+    as_read, _ = reference(query, k, v, codec, head_dim, False, seq_lens, symmetric=symmetric)
     assert torch.equal(counters, ref_counters) and counters_to_dict(counters)["detected"] > 20
     assert relative_error(out, ref) < 1e-5  # float32 queries: ieee dots
     assert relative_error(out, as_read) > 1e-2

@@ -246,6 +246,8 @@ def _decode_attention_kernel(
     # codewords a word, their statuses counted a word at a time (_decode_block_words).
     WORD_DECODE: tl.constexpr = PACKED and DECODE and DEFERRED
     COUNT_COLS: tl.constexpr = BLOCK_W if WORD_DECODE else BLOCK_U
+    # Their repair pass's neighbour search reads rows as words too (units._neighbour_rows).
+    SEARCH_W: tl.constexpr = BLOCK_W if WORD_DECODE else 0
     n_corrected = tl.zeros([COUNT_COLS], tl.int32)  # per unit (or word) position, summed over the split's rows
     n_parity_only = tl.zeros([COUNT_COLS], tl.int32)
     n_detected = tl.zeros([COUNT_COLS], tl.int32)
@@ -615,7 +617,7 @@ def _decode_attention_kernel(
                         k_base, km_base, rows, row_ok, u, u_ok, k_status, km_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
-                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, k_scales)
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, k_scales, SEARCH_W, PTX)
                     # Each slot's keys into the scores. In the repair pass over Golay's keys with a
                     # scale per value (per channel, or in groups) each slot's neighbour search and
                     # decode is large, so the slots run as a loop: one copy in the kernel, not three
@@ -632,7 +634,7 @@ def _decode_attention_kernel(
                             kx = _kv_slot(k_data, k_block, rows, row_ok, u, slot_ok, seq_len, k_base, km_base, enc_ptr, syn_ptr, menc_ptr,
                                           msyn_ptr, slot, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS,
                                           K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES, NIBBLE, PAR_LO, PAR_HI,
-                                          FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV)
+                                          FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, K_ROW_DIV, SEARCH_W, PTX)
                             s = _qk_float(q_slot, kx, s, dtype, SPLIT_P, DOT_PRECISION)
                     s = (s * qk_scale).to(tl.float32)
 
@@ -652,12 +654,12 @@ def _decode_attention_kernel(
                         v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
-                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, v_scales)
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, v_scales, SEARCH_W, PTX)
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
                                   syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
                                   GROUP, HAS_ZERO,
                                   META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK,
-                                  MPO_SYN)
+                                  MPO_SYN, 1, SEARCH_W, PTX)
                     acc0 = _pv_float(acc0 * alpha[:, None], p, vx, dtype, SPLIT_P, DOT_PRECISION)
                     if UNIT_VALUES > 1:
                         vx = _kv_slot(v_data, v_block, rows, row_ok, u, col1_ok, seq_len, v_base, vm_base, enc_ptr,

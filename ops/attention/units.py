@@ -179,12 +179,15 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                     META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
                     NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
                     FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr,
-                    MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1):
+                    MPO_SYN: tl.constexpr, ROW_DIV: tl.constexpr = 1, WORD_W: tl.constexpr = 0, PTX: tl.constexpr = False):
     """For each erased unit (one scale group: every value of the unit) or value ``slot`` of a
     unit (several groups) ``[N, U]``: the nearest row before and after it (below ``seq_len``)
     where it is not erased (neither its codeword nor its group's scale detected), or -1; with
     one group, also those rows' scales and offsets (zero points; 0 where none was found, and
-    with several groups, where each slot decodes its own)."""
+    with several groups, where each slot decodes its own). ``WORD_W``: the one-byte codes'
+    word-aligned rows of that many words (the word path's repair pass), each row looked at
+    decoded four codewords a word (``_decode_row_words``); with one group the word path
+    searches with ``_neighbour_values_words`` instead."""
     prev_row = tl.full(erased.shape, -1, tl.int32)
     next_row = tl.full(erased.shape, -1, tl.int32)
     prev_scale = tl.zeros(erased.shape, tl.float32)
@@ -201,18 +204,24 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
             back = direction == 0
             r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
             ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
-            _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok, K,
-                                      True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+            if WORD_W:
+                looked = (r >= 0) & (r < seq_len)  # a row's every unit decoded anyway: no reduction of ok
+                _, detected = _decode_row_words(stored_ptr, r, looked, ROW_BYTES, WORD_W, PAR_LO, PAR_HI, PBITS, FLIP_LO, FLIP_HI,
+                                                   DET, PO_SYN, PTX)
+            else:
+                _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok,
+                                          K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                detected = status == 2
+                looked = tl.max(ok.to(tl.int32), axis=1)[:, None] != 0  # the rows any unit looks at
             if GROUPS == 1:
                 # One scale a row: decoded once per row ([N, 1]) where any of its units looks, not
                 # once per unit. Per unit, the repair launch decoded 128 copies of each row's
                 # scale at every step and took 77 ms at batch 8 / 32k and BER 1e-2 on the H200
                 # (benchmarks/RESULTS.md). Its detected flag is the row's: each codeword of a
                 # metadata row holds a nibble of the scale or of the zero point, both decoded.
-                looked = tl.max(ok.to(tl.int32), axis=1)[:, None] != 0
                 row_scale, row_offset, meta_det = _group_scale(meta_base, r, looked, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
                                                                HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
-                found = ok & (status != 2) & ~meta_det
+                found = ok & ~detected & ~meta_det
                 prev_scale = tl.where(back & found, row_scale, prev_scale)
                 next_scale = tl.where(~back & found, row_scale, next_scale)
                 prev_offset = tl.where(back & found, row_offset, prev_offset)
@@ -221,10 +230,65 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                 w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
                 _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
                                               MRB, META_LANES, META_UNITS, ROW_DIV)
-            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
+            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, detected | meta_det, prev_row, next_row,
                                                                         pend_prev, pend_next)
         t += 1
     return prev_row, next_row, prev_scale, next_scale, prev_offset, next_offset
+
+
+@triton.jit
+def _neighbour_values_words(stored_ptr, meta_base, menc_ptr, msyn_ptr, rows, erased, seq_len, ROW_BYTES: tl.constexpr,
+                            WORD_W: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
+                            MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
+                            FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
+                            MK: tl.constexpr, MPO_SYN: tl.constexpr, PTX: tl.constexpr):
+    """``_neighbour_rows`` of the word path's repair pass with one scale a row (the one-byte
+    codes: a value a unit): for each erased unit ``[N, U]``, the nearest row before and after
+    (below ``seq_len``) where it is not erased, or -1, and its value there, dequantized as
+    ``_kv_slot`` dequantizes (0 where none). Each row looked at is decoded four codewords a word
+    (``_decode_row_words``) and its value kept as it is found, not decoded again once the
+    search ends; the two directions are written out, so that no select picks between them,
+    and the search's flags are int32 words, not predicates: as ``_neighbour_rows``, the search
+    held most of the repair pass's loop in selects of predicate tiles (sm_90a SASS)."""
+    prev_row = tl.full(erased.shape, -1, tl.int32)
+    next_row = prev_row
+    prev_value = tl.zeros(erased.shape, tl.float32)
+    next_value = prev_value
+    pend_prev = erased.to(tl.int32)
+    pend_next = pend_prev
+    t = 1
+    while tl.max(pend_prev | pend_next) > 0:
+        prev_row, prev_value, pend_prev = _neighbour_step_words(
+            stored_ptr, meta_base, menc_ptr, msyn_ptr, rows[:, None] - t, seq_len, pend_prev, prev_row, prev_value, ROW_BYTES, WORD_W,
+            HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, PTX)
+        next_row, next_value, pend_next = _neighbour_step_words(
+            stored_ptr, meta_base, menc_ptr, msyn_ptr, rows[:, None] + t, seq_len, pend_next, next_row, next_value, ROW_BYTES, WORD_W,
+            HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, PTX)
+        t += 1
+    return prev_row, next_row, prev_value, next_value
+
+
+@triton.jit
+def _neighbour_step_words(stored_ptr, meta_base, menc_ptr, msyn_ptr, r, seq_len, pend, near, value, ROW_BYTES: tl.constexpr,
+                          WORD_W: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr,
+                          MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
+                          FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
+                          MK: tl.constexpr, MPO_SYN: tl.constexpr, PTX: tl.constexpr):
+    """One step of ``_neighbour_values_words`` in one direction: rows ``r`` (``[N, 1]``) looked at
+    by the units still searching (``pend``, 0 or 1) -> (``near``, ``value``, ``pend``) updated:
+    the row and its value where the unit is neither detected there nor in a row whose scale
+    is; the search goes on where it is."""
+    in_seq = (r >= 0) & (r < seq_len)
+    data, detected = _decode_row_words(stored_ptr, r, in_seq, ROW_BYTES, WORD_W, PAR_LO, PAR_HI, PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN,
+                                       PTX)
+    scale, offset, meta_det = _group_scale(meta_base, r, in_seq, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, 1, HAS_ZERO, MUV, MUB, MRB,
+                                           META_LANES, META_UNITS)
+    looking = pend & in_seq.to(tl.int32)
+    erased_here = detected.to(tl.int32) | meta_det.to(tl.int32)
+    found = (looking & (erased_here ^ 1)) != 0
+    near = tl.where(found, r, near)
+    value = tl.where(found, (data.to(tl.float32) - offset) * scale, value)
+    return near, value, looking & erased_here
 
 
 @triton.jit
@@ -264,23 +328,27 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
              MUB: tl.constexpr, MRB: tl.constexpr, META_LANES: tl.constexpr,
              NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr, FLIP_LO: tl.constexpr,
              FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr, MK: tl.constexpr, MPO_SYN: tl.constexpr,
-             ROW_DIV: tl.constexpr = 1):
+             ROW_DIV: tl.constexpr = 1, WORD_W: tl.constexpr = 0, PTX: tl.constexpr = False):
     """Slot ``slot`` of a K or V block ``[N, U]``, dequantized in float32; with ``INTERP``, its
     erased values (of a detected codeword, or of a group whose scale is detected) replaced as
     :func:`ecc_tensor.interp.interpolate_erasures` does: the neighbours' mean, the one neighbour
     there is, or the value as read when there is none. ``block`` is ``_block_state``'s: with one
     scale group, the rows' scales, erasures, neighbour rows and their decoded data and scales,
     shared by every slot; with several, each slot finds its own, since a unit's values may
-    belong to different groups."""
+    belong to different groups. ``WORD_W``, ``PTX``: the neighbour search's (``_neighbour_rows``)."""
     (erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset,
-     meta_data, meta_status) = block
+     meta_data, meta_status, prev_value, next_value) = block
     v = ((data >> (4 * slot)) & 15).to(tl.float32)
     if GROUPS == 1:
         x = (v - offset) * scale
         if INTERP:
             if any_erased:
-                pv = (((prev_data >> (4 * slot)) & 15).to(tl.float32) - prev_offset) * prev_scale
-                nv = (((next_data >> (4 * slot)) & 15).to(tl.float32) - next_offset) * next_scale
+                if WORD_W:  # one value a unit, dequantized as the search found it
+                    pv = prev_value
+                    nv = next_value
+                else:
+                    pv = (((prev_data >> (4 * slot)) & 15).to(tl.float32) - prev_offset) * prev_scale
+                    nv = (((next_data >> (4 * slot)) & 15).to(tl.float32) - next_offset) * next_scale
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 filled = tl.where(has_prev & has_next, (pv + nv) * 0.5, tl.where(has_prev, pv, tl.where(has_next, nv, x)))
@@ -296,7 +364,7 @@ def _kv_slot(data, block, rows, row_ok, u, col_ok, seq_len, stored_ptr, meta_bas
                     stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, slot, ROW_BYTES, UNIT_BYTES,
                     UNIT_VALUES,
                     LANES_D, D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
-                    DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV)
+                    DET, PBITS, PO_SYN, MK, MPO_SYN, ROW_DIV, WORD_W, PTX)
                 has_prev = prev_row >= 0
                 has_next = next_row >= 0
                 # The values before and after, decoded in a loop rather than unrolled (one copy of
@@ -330,6 +398,37 @@ def _decode_block(base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr,
 
 
 @triton.jit
+def _row_words(base, rows, row_ok, ROW_BYTES: tl.constexpr, BLOCK_W: tl.constexpr):
+    """``[N, BLOCK_W]`` uint32 words of word-aligned rows ``rows`` (``[N, 1]``), 0 where not
+    ``row_ok`` and past the row."""
+    w = tl.arange(0, BLOCK_W)[None, :]
+    return tl.load(base.to(tl.pointer_type(tl.uint32)) + rows * (ROW_BYTES // 4) + w, mask=row_ok & (w < ROW_BYTES // 4), other=0)
+
+
+@triton.constexpr_function
+def _parity_columns(PAR_LO, PAR_HI):
+    """(C0, C1, C2, C3) of ``byte_words`` (the parity nibble of each data bit) from the nibble
+    parity constants (``PAR_LO``: the parity of data 0-7, a nibble each; ``PAR_HI``: 8-15)."""
+    return (int(PAR_LO) >> 4) & 15, (int(PAR_LO) >> 8) & 15, (int(PAR_LO) >> 16) & 15, int(PAR_HI) & 15
+
+
+@triton.jit
+def _decode_row_words(base, rows, looked, ROW_BYTES: tl.constexpr, BLOCK_W: tl.constexpr, PAR_LO: tl.constexpr,
+                      PAR_HI: tl.constexpr, PBITS: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr,
+                      PO_SYN: tl.constexpr, PTX: tl.constexpr):
+    """One-byte codes: rows ``rows`` (``[N, 1]``, read where ``looked``) decoded four codewords a
+    word -> (corrected data ``[N, 4 * BLOCK_W]`` in row order, whether each codeword is
+    detected), as ``_decode_units`` over every unit of the rows."""
+    C0: tl.constexpr = _parity_columns(PAR_LO, PAR_HI)[0]
+    C1: tl.constexpr = _parity_columns(PAR_LO, PAR_HI)[1]
+    C2: tl.constexpr = _parity_columns(PAR_LO, PAR_HI)[2]
+    C3: tl.constexpr = _parity_columns(PAR_LO, PAR_HI)[3]
+    data, status = _word_decode(_row_words(base, rows, looked, ROW_BYTES, BLOCK_W), C0, C1, C2, C3, PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN,
+                                PTX)
+    return _word_bytes(data), _word_bytes((status >> 1) & ~status & 0x01010101) != 0
+
+
+@triton.jit
 def _decode_block_words(base, rows, row_ok, ROW_BYTES: tl.constexpr, BLOCK_W: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr,
                         C2: tl.constexpr, C3: tl.constexpr, PBITS: tl.constexpr, FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr,
                         DET: tl.constexpr, PO_SYN: tl.constexpr, PTX: tl.constexpr):
@@ -341,10 +440,8 @@ def _decode_block_words(base, rows, row_ok, ROW_BYTES: tl.constexpr, BLOCK_W: tl
     (``_status_word_fields``, ``[N, BLOCK_W]``). Read a byte and decoded one codeword at a time,
     the decode and its counts were most of the Hamming codes' deferred loop (sm_90a SASS: ~1,950
     of 3,286 instructions a block)."""
-    w = tl.arange(0, BLOCK_W)
-    mask = row_ok[:, None] & (w < ROW_BYTES // 4)[None, :]
-    words = tl.load(base.to(tl.pointer_type(tl.uint32)) + rows[:, None] * (ROW_BYTES // 4) + w[None, :], mask=mask, other=0)
-    data, status = _word_decode(words, C0, C1, C2, C3, PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
+    data, status = _word_decode(_row_words(base, rows[:, None], row_ok[:, None], ROW_BYTES, BLOCK_W), C0, C1, C2, C3, PBITS, FLIP_LO,
+                                FLIP_HI, DET, PO_SYN, PTX)
     detected = ((status >> 1) & ~status & 0x01010101) * 2  # a byte each: 2 detected, 0 not
     erased = tl.zeros([rows.shape[0], 4 * BLOCK_W], tl.int32)
     if tl.reduce_or(detected, None) != 0:
@@ -359,14 +456,16 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
                  FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
-                 MK: tl.constexpr, MPO_SYN: tl.constexpr, row_scales=None):
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr, row_scales=None, WORD_W: tl.constexpr = 0, PTX: tl.constexpr = False):
     """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
     (detected codewords; with one scale group, every unit of a row whose scale is detected
     too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
     the repair pass, the erased units' neighbour rows with their decoded data, scales and
     offsets, found and decoded once for all of a unit's values; and ``_meta_block``'s metadata
     tile (``meta_block``: its results). ``row_scales``: with one group, the rows' scale and
-    offset ``[N, 1]`` decoded already (``row_meta._rows_to_tile``), or None to decode them here."""
+    offset ``[N, 1]`` decoded already (``row_meta._rows_to_tile``), or None to decode them here.
+    ``WORD_W``, ``PTX``: the neighbour search's (``_neighbour_rows``), which then keeps the
+    neighbours' data as it finds them."""
     meta_rows_detected, meta_data, meta_status = meta_block[3], meta_block[4], meta_block[5]
     unit_mask = row_ok[:, None] & u_ok[None, :]
     erased = status == 2
@@ -386,6 +485,8 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
         prev_offset = 8.0
         next_offset = 8.0
         offset = 8.0
+    prev_value = zeros  # the word path's neighbours' values (_neighbour_values_words)
+    next_value = zeros
     any_erased = False
     if GROUPS == 1:
         erased = (erased | meta_rows_detected[:, None]) & unit_mask
@@ -398,27 +499,33 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
             any_erased = tl.max(erased.to(tl.int32)) > 0
             if any_erased:
                 # The neighbour rows with their scales (decoded once per row in the search).
-                prev_row, next_row, prev_scale, next_scale, found_prev_offset, found_next_offset = _neighbour_rows(
-                    base, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES,
-                    UNIT_VALUES, LANES_D,
-                    D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
-                    DET, PBITS, PO_SYN, MK, MPO_SYN)
-                if HAS_ZERO:
-                    prev_offset = found_prev_offset
-                    next_offset = found_next_offset
-                # The rows' data before and after, decoded in a loop rather than unrolled (one copy
-                # of the decode, as in _neighbour_rows).
-                for side in range(2):
-                    before = side == 0
-                    row = tl.where(before, prev_row, next_row)
-                    has = row >= 0
-                    r = tl.maximum(row, 0)
-                    data, _ = _decode_units(_load_units(base, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K, True,
-                                            NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
-                    prev_data = tl.where(before, data, prev_data)
-                    next_data = tl.where(before, next_data, data)
+                if WORD_W:
+                    prev_row, next_row, prev_value, next_value = _neighbour_values_words(
+                        base, meta_base, menc_ptr, msyn_ptr, rows, erased, seq_len, ROW_BYTES, WORD_W, HAS_ZERO, META_UNITS, MUV, MUB,
+                        MRB, META_LANES, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, PTX)
+                else:
+                    # The neighbour rows with their scales (decoded once per row in the search).
+                    prev_row, next_row, prev_scale, next_scale, found_prev_offset, found_next_offset = _neighbour_rows(
+                        base, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, rows, u, erased, seq_len, 0, ROW_BYTES, UNIT_BYTES,
+                        UNIT_VALUES, LANES_D,
+                        D, K, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI,
+                        DET, PBITS, PO_SYN, MK, MPO_SYN)
+                    if HAS_ZERO:
+                        prev_offset = found_prev_offset
+                        next_offset = found_next_offset
+                    # The rows' data before and after, decoded in a loop rather than unrolled (one
+                    # copy of the decode, as in _neighbour_rows).
+                    for side in range(2):
+                        before = side == 0
+                        row = tl.where(before, prev_row, next_row)
+                        has = row >= 0
+                        r = tl.maximum(row, 0)
+                        data, _ = _decode_units(_load_units(base, r, u, has, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, has, K,
+                                                True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                        prev_data = tl.where(before, data, prev_data)
+                        next_data = tl.where(before, next_data, data)
     return (erased, any_erased, scale, offset, prev_row, next_row, prev_data, prev_scale, prev_offset, next_data, next_scale, next_offset,
-            meta_data, meta_status)
+            meta_data, meta_status, prev_value, next_value)
 
 
 @triton.jit
