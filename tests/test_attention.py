@@ -940,6 +940,13 @@ def test_plans_over_channel_keys_split_on_blocks_of_scales_and_fit_their_registe
     assert plan("int4", 0).main["maxnreg"] == 128 and plan("hamming84", 0).main["waves"] == 16
     assert (plan("secded72", 0).main["waves"], plan("secded72", 0).main["maxnreg"]) == (16, 128)  # per token as per channel
     assert plan("hamming84", 0).split_len == 1024 and plan("hamming84", 128).split_len == 1408  # 24 splits of 11 blocks of scales
+    # The caps only where the grid has more programs than the SMs hold at any register count
+    # (8 one-warp programs an SM): at batch 1 / 32k the split floor leaves 1,024 programs for
+    # 132 SMs, and every one fits uncapped; at batch 2 2,048 do not. A config's cap stays.
+    for codec, channel_block in (("int4", 0), ("secded72", 0), ("int4", 128), ("secded72", 128)):
+        assert plan(codec, channel_block, 8).main["maxnreg"] == 128 and plan(codec, channel_block, 2).main["maxnreg"] == 128
+        assert plan(codec, channel_block, 1).main["maxnreg"] == 0 and plan(codec, channel_block, 1, 4096).main["maxnreg"] == 0
+        assert plan(codec, channel_block, 1, config="32,1,3,16,128").main["maxnreg"] == 128
 
 
 def test_launch_constants_are_remembered_per_alignment_and_handed_out_as_copies():

@@ -43,6 +43,12 @@ MAX_SPLITS = 256  # per (sequence, KV head): the combine kernel reads every spli
 MIN_BLOCK_M = 4
 
 
+def _uncapped_programs(num_warps: int) -> int:
+    """Programs of ``num_warps`` warps an sm_90 SM holds whatever their registers (255 a thread,
+    allocated 256 at a time to a warp, of its 65,536): 8 one-warp programs."""
+    return max(1, 65536 // (256 * 32 * num_warps))
+
+
 def plan_splits(batch_heads: int, seq: int, block_n: int, device: torch.device, waves: int = 4) -> tuple[int, int]:
     """(keys per split, number of splits): about ``waves`` programs per multiprocessor, each
     with a whole number of ``block_n`` keys (key blocks; or, with keys per channel on the word
@@ -127,7 +133,12 @@ _INTERP_CONFIG = (32, 8, 2, 4)
 # 154 (13 fit) and ran 5% slower (H200, batch 8 / 32k, "Programs per SM and register caps").
 # SECDED's too: its float16 launch took 132-134 (15 fit, a second wave of 68 programs); capped,
 # no spills (bfloat16: 20 bytes), 176.2 / 181.2 -> 173.0 / 175.7 us in float16 ("SECDED's
-# byte planes and register cap"). Shared memory bounds them too (tools/kernel_resources.py
+# byte planes and register cap"). A cap buys programs an SM, so it applies only where the grid
+# has more programs than the SMs hold at any register count (``_uncapped_programs``): where the
+# split floor leaves fewer (batch 1 at 32k, short contexts) the cap only cost SECDED's launch the
+# registers it schedules with (H100, batch 1 / 32k: 45.6 -> 41.6 us uncapped, 4k 20.6 / 21.0;
+# int4 equal or faster: "Batch 1: warps per program, split floors and the register cap",
+# 2026-12-06). Shared memory bounds them too (tools/kernel_resources.py
 # prints both): the one-byte codes' three stages of K and V words take 19 KiB a program, so 11
 # fit, and their 16 an SM run as 11 and a partial second wave, which timed within 1-2% of 8 and 12
 # an SM (keys per channel, 2026-12-03). Golay's (247 registers, 8 fit) run two whole waves.
@@ -511,6 +522,8 @@ class LaunchPlan:
             aligned = plan_splits(batch * kv_heads, seq, channel_block, device, main["waves"])
             if 4 * aligned[1] >= 3 * splits:
                 split_len, splits = aligned
+        if main["maxnreg"] and not config and batch * kv_heads * splits <= _uncapped_programs(main["num_warps"]) * _multiprocessors(device):
+            main = {**main, "maxnreg": 0}  # every program resident uncapped: the cap buys nothing (_PACKED_CONFIGS)
         program_splits, deferred_programs = plan_deferred(batch * kv_heads, splits, device, deferred["waves"]) if deferred else (1, 0)
         return cls(storage, main, deferred, max(MIN_BLOCK_M, _pow2((q_heads // kv_heads) * lq)), split_len, splits, program_splits,
                    deferred_programs, value_order, combine_u, part_cols, channel_scales_pass_applies(storage, channel_block),

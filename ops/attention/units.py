@@ -194,8 +194,12 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
     next_scale = prev_scale
     prev_offset = prev_scale
     next_offset = prev_scale
-    pend_prev = erased
-    pend_next = erased
+    # With one scale a row the flags are int32 tiles (0 or 1), not predicates, which the loop
+    # carried packed (Golay's repair loop 4,390 -> 4,083 sm_90a instructions); with a scale per
+    # value, whose search holds more tiles, int32 flags spilled 2.5x more (benchmarks/RESULTS.md).
+    FLAGS: tl.constexpr = tl.int32 if GROUPS == 1 else tl.int1
+    pend_prev = erased.to(FLAGS)
+    pend_next = pend_prev
     t = 1
     while tl.max((pend_prev | pend_next).to(tl.int32)) > 0:
         # A loop, not unrolled: one copy of the decode below in the kernel, not two (compile
@@ -203,14 +207,15 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
         for direction in range(2):
             back = direction == 0
             r = tl.where(back, rows[:, None] - t, rows[:, None] + t)
-            ok = tl.where(back, pend_prev & (r >= 0), pend_next & (r < seq_len))
+            in_seq = ((r >= 0) & (r < seq_len)).to(FLAGS)
+            ok = tl.where(back, pend_prev, pend_next) & in_seq
             if WORD_W:
-                looked = (r >= 0) & (r < seq_len)  # a row's every unit decoded anyway: no reduction of ok
+                looked = in_seq != 0  # a row's every unit decoded anyway: no reduction of ok
                 _, detected = _decode_row_words(stored_ptr, r, looked, ROW_BYTES, WORD_W, PAR_LO, PAR_HI, PBITS, FLIP_LO, FLIP_HI,
                                                    DET, PO_SYN, PTX)
             else:
-                _, status = _decode_units(_load_units(stored_ptr, r, u, ok, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr, ok,
-                                          K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
+                _, status = _decode_units(_load_units(stored_ptr, r, u, ok != 0, ROW_BYTES, UNIT_BYTES, LANES_D), enc_ptr, syn_ptr,
+                                          ok != 0, K, True, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                 detected = status == 2
                 looked = tl.max(ok.to(tl.int32), axis=1)[:, None] != 0  # the rows any unit looks at
             if GROUPS == 1:
@@ -221,17 +226,24 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                 # metadata row holds a nibble of the scale or of the zero point, both decoded.
                 row_scale, row_offset, meta_det = _group_scale(meta_base, r, looked, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
                                                                HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
-                found = ok & ~detected & ~meta_det
+                here = detected | meta_det
+                found = (ok != 0) & ~here
                 prev_scale = tl.where(back & found, row_scale, prev_scale)
                 next_scale = tl.where(~back & found, row_scale, next_scale)
                 prev_offset = tl.where(back & found, row_offset, prev_offset)
                 next_offset = tl.where(~back & found, row_offset, next_offset)
             else:
                 w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
-                _, _, meta_det = _group_scale(meta_base, r, ok, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB,
-                                              MRB, META_LANES, META_UNITS, ROW_DIV)
-            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, detected | meta_det, prev_row, next_row,
-                                                                        pend_prev, pend_next)
+                _, _, meta_det = _group_scale(meta_base, r, ok != 0, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV,
+                                              MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
+                here = detected | meta_det
+                found = (ok != 0) & ~here
+            prev_row = tl.where(back & found, r, prev_row)
+            next_row = tl.where(~back & found, r, next_row)
+            # The search goes on where the row is erased too.
+            still = ok & here.to(FLAGS)
+            pend_prev = tl.where(back, still, pend_prev)
+            pend_next = tl.where(back, pend_next, still)
         t += 1
     return prev_row, next_row, prev_scale, next_scale, prev_offset, next_offset
 
