@@ -194,8 +194,9 @@ def _lane_parity_owner(n, D: tl.constexpr):
 
 @triton.jit
 def _reverse_nibble(x):
-    """The 4 low bits of ``x`` in reverse order (the lane layout stores parity nibbles so)."""
-    return ((x & 1) << 3) | ((x & 2) << 1) | ((x >> 1) & 2) | ((x >> 3) & 1)
+    """The 4 low bits of ``x`` (0-15) in reverse order (the lane layout stores parity nibbles
+    so): entry ``x`` of a 16-nibble table held in one 64-bit constant, one shift."""
+    return ((tl.full(x.shape, 0xF7B3D591E6A2C480, tl.uint64) >> (4 * x).to(tl.uint64)) & 15).to(x.dtype)
 
 
 @triton.jit
