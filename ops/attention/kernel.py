@@ -589,11 +589,13 @@ def _decode_attention_kernel(
                     # slot's values, their scales decoded from the metadata, erasures interpolated in
                     # the repair pass.
                     if WORD_DECODE:
-                        k_data, k_status, k_fields = _decode_block_words(k_base, rows, row_ok, ROW_BYTES, BLOCK_W, C0, C1, C2, C3, PBITS,
-                                                                         FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
-                        v_data, v_status, v_fields = _decode_block_words(v_base, rows, row_ok, ROW_BYTES, BLOCK_W, C0, C1, C2, C3, PBITS,
-                                                                         FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
+                        k_data, k_status, k_fields, k_any = _decode_block_words(k_base, rows, row_ok, ROW_BYTES, BLOCK_W, C0, C1, C2, C3,
+                                                                                PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
+                        v_data, v_status, v_fields, v_any = _decode_block_words(v_base, rows, row_ok, ROW_BYTES, BLOCK_W, C0, C1, C2, C3,
+                                                                                PBITS, FLIP_LO, FLIP_HI, DET, PO_SYN, PTX)
                     else:
+                        k_any = None  # _block_state reduces the erased tile itself
+                        v_any = None
                         k_data, k_status = _decode_block(k_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D,
                                                          K, DECODE, NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN)
                         v_data, v_status = _decode_block(v_base, rows, row_ok, u, u_ok, enc_ptr, syn_ptr, ROW_BYTES, UNIT_BYTES, LANES_D,
@@ -617,7 +619,7 @@ def _decode_attention_kernel(
                         k_base, km_base, rows, row_ok, u, u_ok, k_status, km_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, K_GROUPS, K_GROUP, HAS_ZERO, K_META_UNITS, K_MUV, K_MUB, K_MRB, K_META_LANES,
-                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, k_scales, SEARCH_W, PTX)
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, k_scales, SEARCH_W, PTX, k_any)
                     # Each slot's keys into the scores. In the repair pass over Golay's keys with a
                     # scale per value (per channel, or in groups) each slot's neighbour search and
                     # decode is large, so the slots run as a loop: one copy in the kernel, not three
@@ -654,7 +656,7 @@ def _decode_attention_kernel(
                         v_base, vm_base, rows, row_ok, u, u_ok, v_status, vm_block, seq_len, enc_ptr, syn_ptr, menc_ptr, msyn_ptr, repair,
                         ROW_BYTES, UNIT_BYTES,
                         UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS, GROUP, HAS_ZERO, META_UNITS, MUV, MUB, MRB, META_LANES,
-                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, v_scales, SEARCH_W, PTX)
+                        NIBBLE, PAR_LO, PAR_HI, FLIP_LO, FLIP_HI, DET, PBITS, PO_SYN, MK, MPO_SYN, v_scales, SEARCH_W, PTX, v_any)
                     vx = _kv_slot(v_data, v_block, rows, row_ok, u, col0_ok, seq_len, v_base, vm_base, enc_ptr,
                                   syn_ptr, menc_ptr, msyn_ptr, 0, repair, ROW_BYTES, UNIT_BYTES, UNIT_VALUES, LANES_D, D, K, DECODE, GROUPS,
                                   GROUP, HAS_ZERO,

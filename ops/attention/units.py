@@ -445,17 +445,18 @@ def _decode_block_words(base, rows, row_ok, ROW_BYTES: tl.constexpr, BLOCK_W: tl
     blocks): the rows read as words and decoded four codewords a word (``_word_decode``).
     Returns the data ``[N, 4 * BLOCK_W]`` in row order, as ``_decode_block``; for the status, a
     tile that is 2 where a codeword is detected and 0 elsewhere (all ``_block_state`` asks of it;
-    unpacked only where the block holds one); and the words' statuses as counts
-    (``_status_word_fields``, ``[N, BLOCK_W]``). Read a byte and decoded one codeword at a time,
+    unpacked only where the block holds one); the words' statuses as counts
+    (``_status_word_fields``, ``[N, BLOCK_W]``); and whether any codeword is detected. Read a byte and decoded one codeword at a time,
     the decode and its counts were most of the Hamming codes' deferred loop (sm_90a SASS: ~1,950
     of 3,286 instructions a block)."""
     data, status = _word_decode(_row_words(base, rows[:, None], row_ok[:, None], ROW_BYTES, BLOCK_W), C0, C1, C2, C3, PBITS, FLIP_LO,
                                 FLIP_HI, DET, PO_SYN, PTX)
     detected = ((status >> 1) & ~status & 0x01010101) * 2  # a byte each: 2 detected, 0 not
     erased = tl.zeros([rows.shape[0], 4 * BLOCK_W], tl.int32)
-    if tl.reduce_or(detected, None) != 0:
+    any_detected = tl.reduce_or(detected, None) != 0
+    if any_detected:
         erased = _word_bytes(detected)
-    return _word_bytes(data), erased, _status_word_fields(status)
+    return _word_bytes(data), erased, _status_word_fields(status), any_detected
 
 
 @triton.jit
@@ -465,7 +466,8 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
                  GROUP: tl.constexpr, HAS_ZERO: tl.constexpr, META_UNITS: tl.constexpr, MUV: tl.constexpr, MUB: tl.constexpr,
                  MRB: tl.constexpr, META_LANES: tl.constexpr, NIBBLE: tl.constexpr, PAR_LO: tl.constexpr, PAR_HI: tl.constexpr,
                  FLIP_LO: tl.constexpr, FLIP_HI: tl.constexpr, DET: tl.constexpr, PBITS: tl.constexpr, PO_SYN: tl.constexpr,
-                 MK: tl.constexpr, MPO_SYN: tl.constexpr, row_scales=None, WORD_W: tl.constexpr = 0, PTX: tl.constexpr = False):
+                 MK: tl.constexpr, MPO_SYN: tl.constexpr, row_scales=None, WORD_W: tl.constexpr = 0, PTX: tl.constexpr = False,
+                 any_detected=None):
     """What every slot of a K or V block shares (``_kv_slot``): its erased units ``[N, U]``
     (detected codewords; with one scale group, every unit of a row whose scale is detected
     too) and whether any; with one group, the rows' decoded scale and offset ``[N, 1]`` and, in
@@ -473,8 +475,9 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
     offsets, found and decoded once for all of a unit's values; and ``_meta_block``'s metadata
     tile (``meta_block``: its results). ``row_scales``: with one group, the rows' scale and
     offset ``[N, 1]`` decoded already (``row_meta._rows_to_tile``), or None to decode them here.
-    ``WORD_W``, ``PTX``: the neighbour search's (``_neighbour_rows``), which then keeps the
-    neighbours' data as it finds them."""
+    ``WORD_W``, ``PTX``: the word path's search (``_neighbour_values_words``); ``any_detected``:
+    whether ``status`` holds a detected codeword, where the decode knows it
+    (``_decode_block_words``), else None."""
     meta_rows_detected, meta_data, meta_status = meta_block[3], meta_block[4], meta_block[5]
     unit_mask = row_ok[:, None] & u_ok[None, :]
     erased = status == 2
@@ -505,7 +508,10 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
         else:
             scale, offset = row_scales
         if REPAIR:
-            any_erased = tl.max(erased.to(tl.int32)) > 0
+            if any_detected is None:
+                any_erased = tl.max(erased.to(tl.int32)) > 0
+            else:  # the decode's flag and the rows' scales': no reduction of the [N, U] tile across the warps
+                any_erased = any_detected | (tl.max((meta_rows_detected & row_ok).to(tl.int32), axis=0) > 0)
             if any_erased:
                 # The neighbour rows with their scales (decoded once per row in the search).
                 if WORD_W:
