@@ -446,9 +446,9 @@ def _decode_block_words(base, rows, row_ok, ROW_BYTES: tl.constexpr, BLOCK_W: tl
     Returns the data ``[N, 4 * BLOCK_W]`` in row order, as ``_decode_block``; for the status, a
     tile that is 2 where a codeword is detected and 0 elsewhere (all ``_block_state`` asks of it;
     unpacked only where the block holds one); the words' statuses as counts
-    (``_status_word_fields``, ``[N, BLOCK_W]``); and whether any codeword is detected. Read a byte and decoded one codeword at a time,
-    the decode and its counts were most of the Hamming codes' deferred loop (sm_90a SASS: ~1,950
-    of 3,286 instructions a block)."""
+    (``_status_word_fields``, ``[N, BLOCK_W]``); and whether any codeword is detected. Read a
+    byte and decoded one codeword at a time, the decode and its counts were most of the Hamming
+    codes' deferred loop (sm_90a SASS: ~1,950 of 3,286 instructions a block)."""
     data, status = _word_decode(_row_words(base, rows[:, None], row_ok[:, None], ROW_BYTES, BLOCK_W), C0, C1, C2, C3, PBITS, FLIP_LO,
                                 FLIP_HI, DET, PO_SYN, PTX)
     detected = ((status >> 1) & ~status & 0x01010101) * 2  # a byte each: 2 detected, 0 not
@@ -513,7 +513,6 @@ def _block_state(base, meta_base, rows, row_ok, u, u_ok, status, meta_block, seq
             else:  # the decode's flag and the rows' scales': no reduction of the [N, U] tile across the warps
                 any_erased = any_detected | (tl.max((meta_rows_detected & row_ok).to(tl.int32), axis=0) > 0)
             if any_erased:
-                # The neighbour rows with their scales (decoded once per row in the search).
                 if WORD_W:
                     prev_row, next_row, prev_value, next_value = _neighbour_values_words(
                         base, meta_base, menc_ptr, msyn_ptr, rows, erased, seq_len, ROW_BYTES, WORD_W, HAS_ZERO, META_UNITS, MUV, MUB,
