@@ -30,15 +30,17 @@ def many_splits(monkeypatch):
     monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1)
 
 
-def channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed):
+def channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed, block_growth=1.0):
     """Keys per channel over blocks of ``block`` rows, values per token, both encoded; then
     ``flip_rate`` of the K and V bytes struck and, where the scales have a code, four flips in
     the first byte of the second block's metadata row (one detected Golay codeword: its
     channels' scales erased, interpolated from the neighbouring blocks; int4's unprotected
-    scales are left alone, whose corruption reaches beyond float32's range)."""
+    scales are left alone, whose corruption reaches beyond float32's range). Each block's keys
+    ``block_growth`` times the block's before it."""
     g = torch.Generator().manual_seed(seed)
     t = codec_tables(codec, "cpu")
     k = torch.randn(batch, heads, seq, dim, generator=g) * (1 + 3 * torch.rand(dim, generator=g))  # outlier channels
+    k = k * block_growth ** (torch.arange(seq) // block).double()[:, None].float()
     blocks = -(-seq // block)
     k_stored, k_meta = quantize_encode_channels(F.pad(k, (0, 0, 0, blocks * block - seq)), block, CodecTables(*t[:2]),
                                                 CodecTables(*t[2:]), codec, symmetric)
@@ -105,19 +107,26 @@ def fused_attention(device):
 
 
 @pytest.mark.parametrize(("codec", "dim"), [("int4", 64), ("hamming84", 64), ("secded72", 128), ("golay24", 128)])
-@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
-def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symmetric, kernel_device, monkeypatch):
+@pytest.mark.parametrize(("symmetric", "strike", "dtype"),
+                         [(True, 0, torch.float16), (False, 0, torch.float16), (True, 0x0F, torch.float16), (True, 0, torch.bfloat16)],
+                         ids=["symmetric", "zero-points", "struck-scales", "bf16"])
+def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symmetric, strike, dtype, kernel_device, monkeypatch):
     """Splits over several blocks of channel scales each (two splits of 96 and 57 rows, blocks
     of 32): the main launch's outer loop steps through them, the next block's scales read ahead
     (on the word, blocks and lane paths), and each block of keys must take its own. Every other
     case here splits a sequence into programs of a block of scales or less, where a loop that
-    read the wrong row of scales from the second block on passed them all."""
+    read the wrong row of scales from the second block on passed them all. Struck: the second
+    row of scales detected (int4: an unprotected scale changed), which must defer the blocks it
+    covers and no others (no other case strikes a row of scales inside a split over several).
+    bfloat16: each row's queries take their own power-of-two unit (each block's keys 4x the
+    last's, so that the units differ)."""
     monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1 << 20)
     monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 1)
     plan = attention.LaunchPlan.make(codec, dim, 1, False, batch=1, q_heads=2, kv_heads=1, lq=1, seq=160, device=torch.device("cpu"),
                                      channel_block=32)
     assert plan.splits == 2 and plan.split_len == 96
-    check_against_reference(codec, 1, 1, 2, 160, dim, 32, 1, 0, 0.0, torch.float16, symmetric, kernel_device)
+    check_against_reference(codec, 1, 1, 2, 160, dim, 32, 1, 0, 0.0, dtype, symmetric, kernel_device, strike_scales=strike,
+                            block_growth=4.0 if dtype == torch.bfloat16 else 1.0)
 
 
 @pytest.mark.parametrize("codec", ["hamming84", "hamming74"])
@@ -195,8 +204,9 @@ def test_a_window_beside_per_token_keys_matches_the_reference(codec, groups, dim
 
 
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
-                            strike_scales=0, query_scale=1.0, masked=None):
-    k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1)
+                            strike_scales=0, query_scale=1.0, masked=None, block_growth=1.0):
+    k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1,
+                                                       block_growth=block_growth)
     if strike_scales:  # the first byte of the second row of channel scales
         k_meta = k_meta.clone()
         k_meta[:, :, 1, 0] ^= strike_scales
@@ -224,7 +234,7 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
     assert torch.equal(got_counts, want_counts)
     if flip_rate and codec != "int4":
         assert int(want_counts[3]) > 0 and int(want_counts[9]) > 0  # values and channel scales detected, and interpolated
-    if strike_scales:
+    if strike_scales and codec != "int4":  # int4's scales are plain float32 words: a changed one, nothing counted
         assert int(want_counts[9 if strike_scales == 0x0F else 7]) == batch * heads  # one scale codeword a (sequence, head)
 
 
