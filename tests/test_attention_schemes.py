@@ -40,7 +40,7 @@ def channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, se
     g = torch.Generator().manual_seed(seed)
     t = codec_tables(codec, "cpu")
     k = torch.randn(batch, heads, seq, dim, generator=g) * (1 + 3 * torch.rand(dim, generator=g))  # outlier channels
-    k = k * block_growth ** (torch.arange(seq) // block).double()[:, None].float()
+    k = k * block_growth ** (torch.arange(seq) // block)[:, None].float()
     blocks = -(-seq // block)
     k_stored, k_meta = quantize_encode_channels(F.pad(k, (0, 0, 0, blocks * block - seq)), block, CodecTables(*t[:2]),
                                                 CodecTables(*t[2:]), codec, symmetric)

@@ -96,8 +96,8 @@ def _block_neighbour_rows(base, meta_base, rows, c, erased, seq_len, syn_ptr, me
                 _, status = _value_codewords(base, r, ok, c, syn_ptr, ROW_BYTES, DATA_BYTES, OFFSETS)
                 _, _, meta_det = _group_scale(meta_base, r, ok, c, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV, MUB, MRB,
                                               META_LANES, META_UNITS, ROW_DIV)
-            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
-                                                                        pend_prev, pend_next)
+            prev_row, next_row, pend_prev, pend_next, _ = _neighbour_found(back, r, ok, (status == 2) | meta_det, prev_row, next_row,
+                                                                           pend_prev, pend_next)
         t += 1
     return prev_row, next_row
 

@@ -226,18 +226,17 @@ def _neighbour_rows(stored_ptr, meta_base, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
                 # metadata row holds a nibble of the scale or of the zero point, both decoded.
                 row_scale, row_offset, meta_det = _group_scale(meta_base, r, looked, 0, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS,
                                                                HAS_ZERO, MUV, MUB, MRB, META_LANES, META_UNITS)
-                here = detected | meta_det
-                found = (ok != 0) & ~here  # as _neighbour_found finds it
-                prev_scale = tl.where(back & found, row_scale, prev_scale)
-                next_scale = tl.where(~back & found, row_scale, next_scale)
-                prev_offset = tl.where(back & found, row_offset, prev_offset)
-                next_offset = tl.where(~back & found, row_offset, next_offset)
             else:
                 w = _slot_group(u, slot, UNIT_VALUES, LANES_D, D, GROUP)
                 _, _, meta_det = _group_scale(meta_base, r, ok != 0, w, menc_ptr, msyn_ptr, MK, MPO_SYN, True, GROUPS, HAS_ZERO, MUV,
                                               MUB, MRB, META_LANES, META_UNITS, ROW_DIV)
-                here = detected | meta_det
-            prev_row, next_row, pend_prev, pend_next = _neighbour_found(back, r, ok, here, prev_row, next_row, pend_prev, pend_next)
+            prev_row, next_row, pend_prev, pend_next, found = _neighbour_found(back, r, ok, detected | meta_det, prev_row, next_row,
+                                                                               pend_prev, pend_next)
+            if GROUPS == 1:  # the rows found keep their scales
+                prev_scale = tl.where(back & found, row_scale, prev_scale)
+                next_scale = tl.where(~back & found, row_scale, next_scale)
+                prev_offset = tl.where(back & found, row_offset, prev_offset)
+                next_offset = tl.where(~back & found, row_offset, next_offset)
         t += 1
     return prev_row, next_row, prev_scale, next_scale, prev_offset, next_offset
 
@@ -301,14 +300,15 @@ def _neighbour_step_words(stored_ptr, meta_base, menc_ptr, msyn_ptr, r, seq_len,
 def _neighbour_found(back, r, ok, detected, prev_row, next_row, pend_prev, pend_next):
     """One step of a neighbour search: row ``r`` (looked at where ``ok``) is the neighbour
     before (``back``) or after where it is not ``detected``; the search goes on where it is.
-    The flags ``ok`` and ``pend_*`` are predicates or int32 tiles of 0 and 1 alike."""
+    The flags ``ok`` and ``pend_*`` are predicates or int32 tiles of 0 and 1 alike. Returns
+    the rows and flags, then where ``r`` was found (a predicate)."""
     found = (ok != 0) & ~detected
     prev_row = tl.where(back & found, r, prev_row)
     next_row = tl.where(~back & found, r, next_row)
     still = ok & detected.to(ok.dtype)
     pend_prev = tl.where(back, still, pend_prev)
     pend_next = tl.where(back, pend_next, still)
-    return prev_row, next_row, pend_prev, pend_next
+    return prev_row, next_row, pend_prev, pend_next, found
 
 
 @triton.jit
