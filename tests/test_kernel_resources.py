@@ -108,6 +108,21 @@ def test_sass_loops_and_the_source_lines_of_the_largest():
     assert report[4].split()[:2] == ["2", f"{src.name}:5"]
 
 
+def test_sass_loops_count_their_global_loads_by_width():
+    listing = """
+.L_x_0:
+        /*0010*/                   LDGSTS.E.BYPASS.128 [R2], desc[UR4][R4.64] ;
+        /*0020*/              @!P0 LDGSTS.E.64 [R3], desc[UR4][R6.64] ;
+        /*0030*/                   LDGSTS.E.64 [R5], desc[UR4][R8.64] ;
+        /*0040*/                   LDGDEPBAR ;
+        /*0050*/                   LDG.E R9, desc[UR4][R10.64] ;
+        /*0060*/                   BRA `(.L_x_0) ;
+"""
+    module = _kernel_resources()
+    report = module.loop_report(*module.parse_sass(listing))
+    assert report[1].endswith("; global loads LDG.E 1, LDGSTS.E.64 2, LDGSTS.E.BYPASS.128 1")
+
+
 def test_resident_programs_are_bounded_by_registers_shared_memory_warps_or_programs():
     """Programs an sm_90 SM holds at once, and what bounds them (the launches' figures of
     sm_90a compiles: int4's main launch 105 registers and 10 KiB of shared memory, Hamming's 128

@@ -249,7 +249,9 @@ def parse_sass(listing: str) -> tuple[list[tuple[int, str, tuple[str, int] | Non
 
 def loop_report(instructions, labels, count: int = 3, lines: int = 0) -> list[str]:
     """``parse_sass``'s result -> the ``count`` largest loops (the address range from a backward
-    branch's target to the branch, its instruction count and most frequent opcodes) and, with
+    branch's target to the branch, its instruction count and most frequent opcodes, then its
+    global loads by width: ``LDGSTS.E.BYPASS.128`` is a 16-byte asynchronous copy, ``.64`` one
+    of 8 bytes, which rows that are not 16-byte aligned get) and, with
     ``lines``, the source lines that most of the largest loop's instructions come from. Nested
     loops overlap: an outer loop's count includes its inner one's."""
     loops = set()
@@ -262,7 +264,10 @@ def loop_report(instructions, labels, count: int = 3, lines: int = 0) -> list[st
     for low, high in largest:
         body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for a, t, _ in instructions if low <= a <= high]
         mix = ", ".join(f"{op} {n}" for op, n in collections.Counter(body).most_common(8))
-        report.append(f"    loop {low:#06x}-{high:#06x}: {len(body):5d} instructions ({mix})")
+        loads = collections.Counter(op for op in (re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for a, t, _ in instructions
+                                                  if low <= a <= high) if op.startswith("LDG") and op != "LDGDEPBAR")
+        widths = "; global loads " + ", ".join(f"{op} {n}" for op, n in sorted(loads.items())) if loads else ""
+        report.append(f"    loop {low:#06x}-{high:#06x}: {len(body):5d} instructions ({mix}){widths}")
     if lines and largest:
         low, high = largest[0]
         sources = collections.Counter(src for a, _, src in instructions if low <= a <= high)
