@@ -12,17 +12,31 @@ compiled step's side table"). ``kernel_and_options`` hands torch one ``Autotuner
 Where the kernel runs rather than being traced (the eager body of a ``triton_op``, which turns
 torch's wrapper off, or a launcher called directly), it is launched with the options as
 keywords, as before: an ``Autotuner``'s ``run`` would add its Python to every eager call.
+
+A launch that only reads what the launch before it in the same op wrote (the fused attention's
+deferred launch and its combine) is a programmatic dependent launch where the GPU has them
+(``dependent_launches``: CUDA, sm_90 and newer): the GPU starts its programs while the launch
+before it finishes, instead of after, and each waits, first thing, until that launch's writes
+are visible (``_after_previous_launch``). At batch 1 a fused call is two or three such
+boundaries around a few microseconds of work each.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import torch
 import triton
+import triton.language as tl
 from torch._library import triton as _library_triton
 from torch.utils import _python_dispatch
 
 _TUNERS: dict = {}
+# Whether an op's later launches are programmatic dependent launches where the GPU has them
+# (``dependent_launches``). Off until timed on a GPU (benchmarks/RESULTS.md, "Dependent
+# launches ..."): built and tested on the CPU only; set True to try them.
+DEPENDENT_LAUNCHES = False
 # Looked up once: every eager launch asks (None where this torch has no such function).
 _wrap_triton_enabled = getattr(_library_triton, "is_wrap_triton_enabled", None)
 _current_dispatch_mode = getattr(_python_dispatch, "_get_current_dispatch_mode", None)
@@ -36,14 +50,49 @@ def _through_torch() -> bool:
     return bool(_wrap_triton_enabled and _wrap_triton_enabled() and _current_dispatch_mode and _current_dispatch_mode() is not None)
 
 
-def kernel_and_options(kernel: Any, num_warps: int, num_stages: int | None = None, maxnreg: int = 0) -> tuple[Any, dict]:
+@functools.cache
+def _capability_at_least_hopper(index: int) -> bool:
+    return torch.cuda.get_device_capability(index) >= (9, 0)
+
+
+def dependent_launches(device: torch.device) -> bool:
+    """Whether kernels launched on ``device`` can be programmatic dependent launches (CUDA's
+    programmatic stream serialization): NVIDIA GPUs from sm_90 (Hopper) on. The kernels of an op
+    that launches some dependently take it as their ``GDC`` constant. Only with
+    ``DEPENDENT_LAUNCHES`` set (off by default until timed)."""
+    if not DEPENDENT_LAUNCHES or device.type != "cuda" or torch.version.hip is not None:
+        return False
+    return _capability_at_least_hopper(torch.cuda.current_device() if device.index is None else device.index)
+
+
+def dependent_option(dependent: bool) -> dict:
+    """The launch keyword that makes a launch dependent on the one before it in its stream
+    (``dependent``: ``dependent_launches`` holds and the kernel calls ``_after_previous_launch``
+    with ``GDC`` set), where the launch runs: a traced launch stays plain, since the single
+    ``triton.Config`` torch's wrapper takes cannot carry it."""
+    return {"launch_pdl": True} if dependent and not _through_torch() else {}
+
+
+@triton.jit
+def _after_previous_launch(GDC: tl.constexpr):
+    """First thing in a kernel whose launches may be dependent: wait until the launch before it
+    in the stream has finished and its writes are visible (at once where this launch was not
+    dependent), then let the launch after this one start its programs, which wait in turn."""
+    if GDC:
+        # Through tl: Inductor's copy of a kernel imports triton.language as tl and no more.
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+
+
+def kernel_and_options(kernel: Any, num_warps: int, num_stages: int | None = None, maxnreg: int = 0,
+                       dependent: bool = False) -> tuple[Any, dict]:
     """``(kernel, options)`` to launch as ``wrap_triton(kernel)[grid](*args, **kwargs,
     **options)``: through torch's wrapper, the one ``Autotuner`` of this configuration and no
     options; otherwise ``kernel`` itself and the options (``num_stages`` None and ``maxnreg`` 0: left
-    to Triton, as torch's own single config leaves them)."""
+    to Triton, as torch's own single config leaves them; ``dependent``: ``dependent_option``'s)."""
     options = dict(num_warps=num_warps, **({"num_stages": num_stages} if num_stages else {}), **({"maxnreg": maxnreg} if maxnreg else {}))
     if not _through_torch():
-        return kernel, options
+        return kernel, {**options, **dependent_option(dependent)}
     key = (kernel, tuple(sorted(options.items())))
     tuner = _TUNERS.get(key)
     if tuner is None:

@@ -221,3 +221,70 @@ def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode):
     assert sizes, "no Inductor kernel found in the compiled step"
     values_per_buffer = batch * config.num_key_value_heads * max_len * (config.hidden_size // config.num_attention_heads)
     assert max(sizes) < values_per_buffer // 4, (max(sizes), values_per_buffer)
+
+
+def _dependent_launch_call(case: str, g: torch.Generator):
+    """``(call(counters) -> output)`` for one of the launch sequences the fused attention makes:
+    main + deferred + combine (Hamming(8,4) struck, interpolating, one sequence of 20,000 keys);
+    the grouped scales' two passes then the main launch and combine (Hamming(8,4), groups of
+    32); the keys-per-channel pass then the main launch, combine and window (Golay); FP8's two."""
+    from ecc_tensor.fp8 import head_scale, to_e4m3
+    from ecc_tensor.metadata import codec_tables
+
+    batch, kv_heads, seq, dim = (1, 8, 20000, 128) if case == "hamming84-struck" else (2, 8, 4096, 128)
+    shape = (batch, kv_heads, seq, dim)
+    query = torch.randn(batch, 32, 1, dim, device="cuda", dtype=torch.float16, generator=g)
+    lens = torch.full((batch,), seq, device="cuda")
+    if case == "fp8":
+        k, v = (torch.randn(shape, device="cuda", dtype=torch.float16, generator=g) for _ in range(2))
+        k, v = ((to_e4m3(x, head_scale(x)), head_scale(x)) for x in (k, v))
+        return lambda counters: ops.fp8_decode_attention(query, k, v, seq_lens=lens)
+    if case == "golay24-channel-keys":
+        keys = ops.quantize_encode_channels(torch.randn(shape, device="cuda", dtype=torch.float16, generator=g), "golay24", 128)
+        values = ops.quantize_encode(torch.randn(shape, device="cuda", dtype=torch.float16, generator=g), "golay24")
+        windows = [torch.randn(batch, kv_heads, 256, dim, device="cuda", dtype=torch.float16, generator=g) for _ in range(2)]
+        return lambda counters: torch.ops.ecc.decode_attention(
+            query, *keys, *values, *codec_tables("golay24", "cuda"), "golay24", dim, 1, True, True, lens, counters, None, False,
+            dim**-0.5, None, 128, lens - 128, *windows)
+    group_size = 32 if case == "hamming84-grouped" else None
+    k, v = (ops.quantize_encode(torch.randn(shape, device="cuda", dtype=torch.float16, generator=g), "hamming84", group_size)
+            for _ in range(2))
+    if case == "hamming84-struck":
+        k, v = (tuple(ops.inject(t, 8, FaultModel("bsc", 1e-4, seed=i), step=0)[0] for t in c) for i, c in enumerate((k, v)))
+    groups = dim // group_size if group_size else 1
+    return lambda counters: ops.decode_attention(query, k, v, "hamming84", groups=groups, interpolate=True, seq_lens=lens,
+                                                 counters=counters)
+
+
+@pytest.mark.parametrize("case", ["hamming84-struck", "hamming84-grouped", "golay24-channel-keys", "fp8"])
+def test_dependent_launches_change_no_bit(case, monkeypatch):
+    """On sm_90 and newer every launch of a fused attention call after its first is a
+    programmatic dependent launch (``launch_options``): its programs start before the launch it
+    reads from has finished, and wait. Outputs and counters equal plain launches' bit for bit,
+    eager and replayed from a CUDA graph."""
+    from ecc_tensor.ops import launch_options
+
+    monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", True)
+    assert launch_options.dependent_launches(torch.device("cuda")) == (torch.cuda.get_device_capability() >= (9, 0))
+    call = _dependent_launch_call(case, torch.Generator(device="cuda").manual_seed(0))
+    dependent_counters = new_counters("cuda")
+    dependent = call(dependent_counters)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph, graph_counters = torch.cuda.CUDAGraph(), new_counters("cuda")
+    with torch.cuda.stream(stream):
+        call(graph_counters)  # compiles outside the capture
+    torch.cuda.current_stream().wait_stream(stream)
+    graph_counters.zero_()
+    with torch.cuda.graph(graph):
+        replayed = call(graph_counters)
+    graph.replay()
+    monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", False)
+    assert not launch_options.dependent_launches(torch.device("cuda"))
+    plain_counters = new_counters("cuda")
+    plain = call(plain_counters)
+    torch.cuda.synchronize()
+    assert torch.equal(dependent, plain) and torch.equal(replayed, plain)
+    assert torch.equal(dependent_counters, plain_counters) and torch.equal(graph_counters, plain_counters)
+    if case == "hamming84-struck":
+        assert int(plain_counters.sum()) > 0  # the deferred launch had blocks to decode

@@ -32,3 +32,34 @@ def test_traced_one_autotuner_per_configuration():
         assert (config.num_warps, config.num_stages, config.maxnreg, config.kwargs) == (4, 2, 128, {})
         assert launch_options.kernel_and_options(_decode_attention_kernel, 4, 2, 128)[0] is first
         assert launch_options.kernel_and_options(_decode_attention_kernel, 4, 3, 128)[0] is not first
+
+
+def test_dependent_launches_only_on_cuda_gpus_from_hopper():
+    import torch
+
+    assert not launch_options.dependent_launches(torch.device("cpu"))
+    assert launch_options.dependent_launches(torch.device("meta")) is False
+
+
+def test_dependent_launches_only_where_turned_on(monkeypatch):
+    monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", True)
+    monkeypatch.setattr(launch_options, "_capability_at_least_hopper", lambda index: True)
+    monkeypatch.setattr(launch_options.torch.version, "hip", None)
+    assert launch_options.dependent_launches(launch_options.torch.device("cuda", 0))
+    monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", False)
+    assert not launch_options.dependent_launches(launch_options.torch.device("cuda", 0))
+
+
+def test_dependent_launch_keyword_where_the_kernel_runs():
+    assert launch_options.dependent_option(True) == {"launch_pdl": True} and launch_options.dependent_option(False) == {}
+    kernel, options = launch_options.kernel_and_options(_decode_attention_kernel, 4, 2, dependent=True)
+    assert kernel is _decode_attention_kernel and options == dict(num_warps=4, num_stages=2, launch_pdl=True)
+    with set_wrap_triton_enabled(False), FakeTensorMode():  # a triton_op's eager body
+        assert launch_options.dependent_option(True) == {"launch_pdl": True}
+
+
+def test_traced_dependent_launches_stay_plain():
+    with FakeTensorMode():  # torch.compile's trace: one triton.Config, which carries no launch_pdl
+        assert launch_options.dependent_option(True) == {}
+        tuner, options = launch_options.kernel_and_options(_decode_attention_kernel, 4, 2, dependent=True)
+        assert options == {} and tuner is launch_options.kernel_and_options(_decode_attention_kernel, 4, 2)[0]

@@ -98,6 +98,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
         WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
         WINDOW_UNIT_VALUES=launch.combine_unit_values, WINDOW_BLOCK_U=launch.combine_u,
+        GDC=True,  # as launched on sm_90 (launch_options.dependent_launches)
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
         constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))
@@ -133,7 +134,8 @@ def compile_fp8(dtype, config=None, q_heads=32, kv_heads=8, head_dim=128):
     signature = {name: pointers.get(name, "fp32" if name == "qk_scale" else "i32") for name in fn.arg_names[:fn.arg_names.index("HKV")]}
     constants = dict(HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, BLOCK_M=max(A.MIN_BLOCK_M, q_heads // kv_heads),
                      BLOCK_D=head_dim, BLOCK_N=launch["block_n"], HAS_MASK=0, MASK_ROWS=True, CAUSAL=False, DOT_PRECISION="tf32",
-                     EMULATE_BF16=False, HALF_OPERANDS=dtype == "bf16", FIX_NAN=False, WIDE_OFFSETS=False)
+                     EMULATE_BF16=False, HALF_OPERANDS=dtype == "bf16", FIX_NAN=False, WIDE_OFFSETS=False,
+                     GDC=True)
     for name in ("stride_qd", "stride_kd", "stride_vd"):  # contiguous rows: 1, which the launcher specializes on
         signature[name] = "constexpr"
         constants[name] = 1

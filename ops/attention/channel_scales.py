@@ -29,7 +29,7 @@ from torch.library import wrap_triton
 from ecc_tensor.metadata import MetadataLayout
 
 from ..codec_kernels import _cdiv, _pow2, _syndromes
-from ..launch_options import kernel_and_options
+from ..launch_options import _after_previous_launch, dependent_launches, kernel_and_options
 
 # Two rows a program, one warp: the fastest of 1-8 rows and 1-4 warps at batch 8 / 32k on the
 # H200 since the rows are read as words (benchmarks/RESULTS.md, "The channel-scales pass reads
@@ -85,7 +85,8 @@ def channel_scale_buffer(k_meta: torch.Tensor, layout: MetadataLayout) -> torch.
 @triton.jit
 def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, UNITS: tl.constexpr,
                            MRB: tl.constexpr, OUT_WORDS: tl.constexpr, ROWS: tl.constexpr,
-                           ROW_DIV: tl.constexpr, BASE: tl.constexpr):
+                           ROW_DIV: tl.constexpr, BASE: tl.constexpr, GDC: tl.constexpr):
+    _after_previous_launch(GDC)
     row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # row offsets in 64 bits
     # Only the rows that hold some sequence's codeword rows (ROW_DIV > 0: kv_lens_ptr holds each
     # sequence's): a cache's storage may be far longer than what is written in it.
@@ -183,14 +184,17 @@ def _unit_or_zero(unit, valid):
 
 
 def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, layout: MetadataLayout,
-                        kv_lens: torch.Tensor | None = None, row_div: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
+                        kv_lens: torch.Tensor | None = None, row_div: int = 0, out: torch.Tensor | None = None,
+                        dependent: bool = False) -> torch.Tensor:
     """The rows of ``k_meta`` ([batch, KV heads, rows, row bytes], contiguous: one row of
     channel scales each, stored as ``layout``, a group per channel; ``meta_parity_table``: its
     code's ``nibble_parity_table``) as float32 words, ``channel_scale_words`` per row, in a flat
     tensor of their bytes. With ``kv_lens`` (int64 ``[batch]``, each sequence's codeword rows)
     and ``row_div`` (rows of codewords a row of scales covers), only the rows of scales that
     cover some of those are read and written; the others are left as allocated (``out``: a
-    float32 tensor of the words to write into, else a new one)."""
+    float32 tensor of the words to write into, else a new one). ``dependent``: a programmatic
+    dependent launch where the device has them (``launch_options.dependent_launches``), for a
+    pass launched right after another launch of the same op."""
     storage = layout.storage
     if (storage.codec.k, storage.unit_values, storage.unit_bytes) != (12, 3, UNIT_BYTES):
         raise ValueError(f"read_channel_scales reads Golay-coded metadata (12 data bits in 3-byte units), got {layout.meta_codec_name}")
@@ -199,12 +203,13 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
     words = channel_scale_words(layout)
     out = channel_scale_buffer(k_meta, layout) if out is None else out
     if rows:
-        kernel, options = kernel_and_options(_channel_scales_kernel, NUM_WARPS)
+        gdc = dependent_launches(k_meta.device)
+        kernel, options = kernel_and_options(_channel_scales_kernel, NUM_WARPS, dependent=dependent and gdc)
         per_program = rows_per_program(k_meta.shape[-1])
         wrap_triton(kernel)[(_cdiv(rows, per_program),)](
             k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
             UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words,
-            ROWS=per_program, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4),
+            ROWS=per_program, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4), GDC=gdc,
             **options,
         )
     return out.view(torch.uint8)  # the kernel addresses metadata rows in bytes

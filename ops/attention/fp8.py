@@ -18,7 +18,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ..codec_kernels import _pow2
-from ..launch_options import kernel_and_options
+from ..launch_options import _after_previous_launch, dependent_launches, dependent_option, kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel
 from .launch import mask_arguments
 from .plan import MIN_BLOCK_M, combine_tiles, parse_config, plan_splits
@@ -93,7 +93,9 @@ def _fp8_decode_attention_kernel(
     HKV: tl.constexpr, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr, HAS_MASK: tl.constexpr, MASK_ROWS: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
     EMULATE_BF16: tl.constexpr, HALF_OPERANDS: tl.constexpr, FIX_NAN: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+    GDC: tl.constexpr,  # launch_options.dependent_launches: its combine is launched dependent on it
 ):
+    _after_previous_launch(GDC)
     bh = tl.program_id(0)
     split = tl.program_id(1)
     b = bh // HKV
@@ -176,6 +178,7 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     dot_precision = "ieee" if query.dtype == torch.float32 or emulate_bf16 else "tf32"
     k_bytes, v_bytes = k_words.view(torch.uint8), v_words.view(torch.uint8)
     wide_offsets = needs_wide_offsets(k_bytes, v_bytes)
+    gdc = dependent_launches(query.device)
     kernel, options = kernel_and_options(_fp8_decode_attention_kernel, cfg["num_warps"], cfg["num_stages"], cfg["maxnreg"])
     wrap_triton(kernel)[(batch * kv_heads, splits)](
         query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits, seq,
@@ -183,7 +186,7 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_N=block_n, HAS_MASK=has_mask,
         MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=dot_precision, EMULATE_BF16=emulate_bf16,
         HALF_OPERANDS=query.dtype == torch.bfloat16, FIX_NAN=query.device.type != "cuda",
-        WIDE_OFFSETS=wide_offsets,
+        WIDE_OFFSETS=wide_offsets, GDC=gdc,
         **options,
     )
     out = torch.empty_like(query, memory_format=torch.contiguous_format)
@@ -191,6 +194,6 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     wrap_triton(_combine_splits_kernel)[(batch * kv_heads, group * lq, col_programs)](
         o_part, ml_part, o_part, ml_part, out, *out.stride(), splits, splits,
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, UNITS=head_dim, UNIT_VALUES=1, SLOTS=1, BLOCK_M=block_m, BLOCK_U=block_d,
-        PART_COLS=block_d, BLOCK_S=block_s, HAS_WINDOW=False, BLOCK_C=block_c,
+        PART_COLS=block_d, BLOCK_S=block_s, HAS_WINDOW=False, BLOCK_C=block_c, GDC=gdc, **dependent_option(gdc),
     )
     return out

@@ -13,6 +13,7 @@ from ..codec_kernels import (
     _unit_value,
 )
 from ..float_casts import _cast_for
+from ..launch_options import _after_previous_launch
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_grouped_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
@@ -78,7 +79,9 @@ def _decode_attention_kernel(
     # The main launch's program ``splits`` of each (sequence, KV head) attends the full-precision
     # window (window.py) into its partials, as the combine kernel lays them out.
     WINDOW: tl.constexpr, WINDOW_BLOCK_D: tl.constexpr, WINDOW_UNIT_VALUES: tl.constexpr, WINDOW_BLOCK_U: tl.constexpr,
+    GDC: tl.constexpr,  # launches may be dependent (launch_options.dependent_launches)
 ):
+    _after_previous_launch(GDC)
     bh = tl.program_id(0)
     program = tl.program_id(1)
     if WINDOW:
@@ -759,6 +762,7 @@ def _combine_splits_kernel(
     BLOCK_S: tl.constexpr, PART_COLS: tl.constexpr,
     HAS_WINDOW: tl.constexpr,  # one more partial per query row, the full-precision window's (window.py)
     BLOCK_C: tl.constexpr,  # partial columns a program (of SLOTS * BLOCK_U; program_id(2) picks which)
+    GDC: tl.constexpr,  # launched dependent on the launch that wrote the partials (launch_options.dependent_launches)
 ):
     """out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s over the ``parts`` partials of
     one query row (the main launch's splits, then the deferred launch's, if it ran, then the
@@ -768,6 +772,7 @@ def _combine_splits_kernel(
     that saw no key (m = -inf) count for nothing, and rows that saw no key at all are written
     as zeros. A program combines ``BLOCK_C`` of the row's columns: a row's columns over several
     programs keep the SMs busy where there are few rows (small batches)."""
+    _after_previous_launch(GDC)
     bh = tl.program_id(0)
     m = tl.program_id(1)
     sp = tl.arange(0, BLOCK_S)

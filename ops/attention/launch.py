@@ -13,7 +13,7 @@ from ..codec_kernels import (
     _pow2,
     nibble_parity_table,
 )
-from ..launch_options import kernel_and_options
+from ..launch_options import dependent_launches, dependent_option, kernel_and_options
 from ..memo import lane_meta_aligned
 from .kernel import LOG2E, _combine_splits_kernel, _decode_attention_kernel
 from .channel_scales import channel_scale_buffer, read_channel_scales
@@ -83,6 +83,10 @@ def triton_decode_attention(
     combine_unit_values = plan.combine_unit_values
     combine_slots = _pow2(combine_unit_values)
     window = k_window is not None
+    # Every launch after the op's first waits on the one before it in the kernel, not in the
+    # stream (launch_options): its programs start while that one's last finish. The first stays
+    # plain: before it, the stream may hold anything (the cache's write, the previous call).
+    gdc = dependent_launches(query.device)
     o_window, ml_window = o_part, ml_part  # not read without a window
     if window:  # attended by the main launch's last program of each (sequence, KV head), laid out as the combine reads it
         k_window, v_window = k_window.contiguous(), v_window.contiguous()
@@ -104,6 +108,7 @@ def triton_decode_attention(
         **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta, k_meta),
         BLOCK_M=block_m, BLOCK_N=block_n, PART_COLS=plan.part_cols,
         WINDOW=False, WINDOW_BLOCK_D=_pow2(max(head_dim, 16)), WINDOW_UNIT_VALUES=combine_unit_values, WINDOW_BLOCK_U=plan.combine_u,
+        GDC=gdc,
     )
     main = plan.main
     main_args, main_constants = args, constants
@@ -120,16 +125,19 @@ def triton_decode_attention(
     elif plan.grouped_scales_pass:  # the main launch reads K's and V's coded grouped scales as float32 words (channel_scales.py)
         km, vm = (_decode_attention_kernel.arg_names.index(name) for name in ("km_ptr", "vm_ptr"))
         k_scales = read_channel_scales(k_meta, meta_parity_table, meta_layout, quantized_lens, 1)
-        v_scales = read_channel_scales(v_meta, meta_parity_table, meta_layout, quantized_lens, 1)
+        v_scales = read_channel_scales(v_meta, meta_parity_table, meta_layout, quantized_lens, 1, dependent=True)
         main_args = (*args[:km], k_scales, *args[km + 1:vm], v_scales, *args[vm + 1:])
         main_constants = {**constants, **grouped_scales_constants(meta_layout)}
-    kernel, options = kernel_and_options(_decode_attention_kernel, main["num_warps"], main["num_stages"], main["maxnreg"])
+    after_pass = plan.channel_scales_pass or plan.grouped_scales_pass
+    kernel, options = kernel_and_options(_decode_attention_kernel, main["num_warps"], main["num_stages"], main["maxnreg"],
+                                         dependent=gdc and after_pass)
     wrap_triton(kernel)[(batch * kv_heads, splits + window)](
         *main_args, 1, *window_args, DEFERRED=False, **{**main_constants, "WINDOW": window}, **options,
     )
     if defer:
         constants.update(BLOCK_U=deferred_block_u(layout, plan.storage["BLOCK_U"]))
-        kernel, options = kernel_and_options(_decode_attention_kernel, plan.deferred["num_warps"], plan.deferred["num_stages"])
+        kernel, options = kernel_and_options(_decode_attention_kernel, plan.deferred["num_warps"], plan.deferred["num_stages"],
+                                             dependent=gdc)
         wrap_triton(kernel)[(batch * kv_heads, plan.deferred_programs)](
             *args, plan.program_splits, *window_args, DEFERRED=True, **constants, **options,
         )
@@ -142,6 +150,6 @@ def triton_decode_attention(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=lq, D=head_dim,
         UNITS=head_dim if plan.value_order else layout.units, UNIT_VALUES=combine_unit_values,
         SLOTS=combine_slots, BLOCK_M=block_m, BLOCK_U=combine_u, PART_COLS=plan.part_cols,
-        BLOCK_S=block_s, HAS_WINDOW=window, BLOCK_C=block_c,
+        BLOCK_S=block_s, HAS_WINDOW=window, BLOCK_C=block_c, GDC=gdc, **dependent_option(gdc),
     )
     return out
