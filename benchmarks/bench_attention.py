@@ -217,7 +217,7 @@ def main(argv=None) -> None:
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     p.add_argument("--dense-limit-gib", type=float, default=24, help="skip the unfused path above this much dense K/V")
-    p.add_argument("--config", help="the fused kernel's launch configuration, block_n,num_warps,num_stages[,waves[,maxnreg]] "
+    p.add_argument("--config", help="the fused kernel's launch configuration, block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]] "
                    "(default: its own per path)")
     p.add_argument("--channel-keys", action="store_true", help="add unfused rows with keys quantized per channel")
     p.add_argument("--group-size", type=int, help="the ECC caches' scales per this many values (default: one a row)")

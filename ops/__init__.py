@@ -135,7 +135,7 @@ def decode_attention(
     """``ecc::decode_attention`` of ``query`` ``[B, Hq, Lq, D]`` over ``k`` and ``v``, each the
     ``(storage, metadata)`` pair :func:`quantize_encode` returns (``[B, Hkv, S, ...]``);
     ``seq_lens`` defaults to every stored row; ``config`` overrides the fused kernel's launch
-    configuration (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``, for tuning)."""
+    configuration (``"block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]]"``, for tuning)."""
     head_dim = query.shape[-1]
     if seq_lens is None:
         seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)

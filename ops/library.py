@@ -235,7 +235,7 @@ def decode_attention(
     FlashDecoding style; elsewhere the reference dequantizes and attends in float32. Decode
     counts of K and V are added to ``counters``; a ``seq_lens[b]`` past the stored rows attends
     (and counts) every stored row, as the reference. ``config``
-    (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``) overrides the fused kernel's launch
+    (``"block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]]"``) overrides the fused kernel's launch
     configuration, for tuning runs.
 
     Quantization schemes (:mod:`ecc_tensor.quant_scheme`): ``key_channel_block`` > 0 says the
@@ -335,7 +335,7 @@ def fp8_decode_attention(
     as ``ecc::decode_attention`` attends codewords (mask, causality, GQA, its semantics). On
     CUDA one fused kernel reads the words (``ops/attention/fp8.py``); elsewhere the reference
     dequantizes in float32 and attends. ``config`` overrides the kernel's launch configuration
-    (``"block_n,num_warps,num_stages[,waves[,maxnreg]]"``)."""
+    (``"block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]]"``)."""
     _check_fp8_attention_args(query, k_words, k_scale, v_words, v_scale, seq_lens, attn_mask)
     if config is not None:
         attention.parse_config(config)  # a bad string fails on every device

@@ -899,8 +899,8 @@ def test_launch_plan_decides_each_launch_once_and_a_config_overrides_it():
     assert hamming_plain.deferred["num_warps"] == 2 and hamming_channel.deferred["num_warps"] == 4
     assert int4.block_m == 4 and int4.split_len % int4.main["block_n"] == 0 and int4.splits * int4.split_len >= 32768
     tuned = plan("hamming84", True, "64,2,2,8")
-    assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0) and tuned.deferred["num_warps"] == 2
-    for bad in ("64,2", "a,b,c", "0,1,1", "64,2,2,8,0,1"):
+    assert tuned.main == dict(block_n=64, num_warps=2, num_stages=2, waves=8, maxnreg=0, scale_rows=1) and tuned.deferred["num_warps"] == 2
+    for bad in ("64,2", "a,b,c", "0,1,1", "64,2,2,8,0,3", "64,2,2,8,0,2,1"):
         with pytest.raises(ValueError, match="block_n,num_warps,num_stages"):
             attention.parse_config(bad)
     k, v = make_cache("int4", 1, 1, 8, 16)

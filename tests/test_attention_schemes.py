@@ -110,7 +110,9 @@ def fused_attention(device):
 @pytest.mark.parametrize(("symmetric", "strike", "dtype"),
                          [(True, 0, torch.float16), (False, 0, torch.float16), (True, 0x0F, torch.float16), (True, 0, torch.bfloat16)],
                          ids=["symmetric", "zero-points", "struck-scales", "bf16"])
-def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symmetric, strike, dtype, kernel_device, monkeypatch):
+@pytest.mark.parametrize("scale_rows", [1, 2], ids=["row-a-step", "two-rows-a-step"])
+def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symmetric, strike, dtype, scale_rows, kernel_device,
+                                                               monkeypatch):
     """Splits over several blocks of channel scales each (two splits of 96 and 57 rows, blocks
     of 32): the main launch's outer loop steps through them, the next block's scales read ahead
     (on the word, blocks and lane paths), and each block of keys must take its own. Every other
@@ -119,14 +121,20 @@ def test_each_split_reads_its_blocks_of_channel_scales_in_turn(codec, dim, symme
     row of scales detected (int4: an unprotected scale changed), which must defer the blocks it
     covers and no others (no other case strikes a row of scales inside a split over several).
     bfloat16: each row's queries take their own power-of-two unit (each block's keys 4x the
-    last's, so that the units differ)."""
+    last's, so that the units differ). Two rows a step (the configuration's ``scale_rows``): each
+    key block selects its own row's scaled queries, unit, zero-point term and dirty flag; splits
+    of 160 and 121 rows (five blocks and four), so that steps read the next two rows ahead and
+    the first split ends on a step of one row."""
     monkeypatch.setattr(attention.plan, "MIN_SPLIT_KEYS", 1 << 20)
     monkeypatch.setattr(attention.plan, "_multiprocessors", lambda device: 1)
-    plan = attention.LaunchPlan.make(codec, dim, 1, False, batch=1, q_heads=2, kv_heads=1, lq=1, seq=160, device=torch.device("cpu"),
+    seq = 160 if scale_rows == 1 else 288
+    plan = attention.LaunchPlan.make(codec, dim, 1, False, batch=1, q_heads=2, kv_heads=1, lq=1, seq=seq, device=torch.device("cpu"),
                                      channel_block=32)
-    assert plan.splits == 2 and plan.split_len == 96
-    check_against_reference(codec, 1, 1, 2, 160, dim, 32, 1, 0, 0.0, dtype, symmetric, kernel_device, strike_scales=strike,
-                            block_growth=4.0 if dtype == torch.bfloat16 else 1.0)
+    assert plan.splits == 2 and plan.split_len == (96 if scale_rows == 1 else 160)
+    main = plan.main
+    config = f"{main['block_n']},{main['num_warps']},{main['num_stages']},{main['waves']},{main['maxnreg']},{scale_rows}"
+    check_against_reference(codec, 1, 1, 2, seq, dim, 32, 1, 0, 0.0, dtype, symmetric, kernel_device, strike_scales=strike,
+                            block_growth=4.0 if dtype == torch.bfloat16 else 1.0, config=config)
 
 
 @pytest.mark.parametrize("codec", ["hamming84", "hamming74"])
@@ -204,7 +212,7 @@ def test_a_window_beside_per_token_keys_matches_the_reference(codec, groups, dim
 
 
 def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, window, flip_rate, dtype, symmetric, device,
-                            strike_scales=0, query_scale=1.0, masked=None, block_growth=1.0):
+                            strike_scales=0, query_scale=1.0, masked=None, block_growth=1.0, config=None):
     k_stored, k_meta, v_stored, v_meta = channel_cache(codec, batch, heads, seq, dim, block, symmetric, flip_rate, seed=1,
                                                        block_growth=block_growth)
     if strike_scales:  # the first byte of the second row of channel scales
@@ -226,7 +234,7 @@ def check_against_reference(codec, batch, heads, gqa, seq, dim, block, lq, windo
         counters = new_counters(at)
         to = lambda t: t.to(at) if isinstance(t, torch.Tensor) else t  # noqa: E731
         out = fn(to(q), *map(to, (k_stored, k_meta, v_stored, v_meta)), *codec_tables(codec, at), codec, dim, 1, symmetric, True,
-                 to(seq_lens), counters, None if mask is None else to(mask), lq > 1, dim**-0.5, None,
+                 to(seq_lens), counters, None if mask is None else to(mask), lq > 1, dim**-0.5, config,
                  **{name: to(t) for name, t in scheme.items()})
         results.append((out.double().cpu(), counters.cpu()))
     (want, want_counts), (got, got_counts) = results

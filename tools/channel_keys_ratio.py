@@ -5,12 +5,14 @@ CUDA-graph replay time of ``--iters`` calls over four input copies (``benchmarks
 
     python tools/channel_keys_ratio.py --codecs secded72 golay24 hamming84 --rounds 3 --iters 20
     python tools/channel_keys_ratio.py --codecs int4 --dtype bfloat16
+    python tools/channel_keys_ratio.py --codecs golay24 --channel-config 32,1,3,16,0,2   # two rows of channel scales a step
     python tools/channel_keys_ratio.py --cpu --batch 1 --context 256 --head-dim 16   # the op's reference, wall clock: a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_case_arguments(p, ["int4", "hamming84", "secded72", "golay24"])
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--channel-config", help="the calls over keys per channel under this launch configuration "
+                                            "(block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]]; default: the launcher's)")
     p.add_argument("--cpu", action="store_true", help="CPU tensors (the op's reference path, wall clock): checks the tool runs")
     args = p.parse_args(argv)
     if not args.cpu and not torch.cuda.is_available():
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         args.channel_keys = False
         token = decode_calls(args, codec, copies=4, device=device)
         args.channel_keys = True
-        channel = decode_calls(args, codec, copies=4, device=device)
+        channel = [functools.partial(call, config=args.channel_config) for call in decode_calls(args, codec, copies=4, device=device)]
         ts, cs = [], []
         for _ in range(args.rounds):
             ts.append(kernel_time(token, args.iters) * 1e6)

@@ -99,6 +99,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
         WINDOW_UNIT_VALUES=launch.combine_unit_values, WINDOW_BLOCK_U=launch.combine_u,
         GDC=True,  # as launched on sm_90 (launch_options.dependent_launches)
+        SCALE_ROWS=launch.main["scale_rows"],
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
         constants.update(A.channel_scales_constants(MetadataLayout(codec, head_dim, symmetric)))
@@ -296,7 +297,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24", "secded72"])
     p.add_argument("--dtypes", nargs="+", default=["fp16", "bf16"])
-    p.add_argument("--config", help="block_n,num_warps,num_stages[,waves] (default: the kernel's own per variant)")
+    p.add_argument("--config", help="block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]] (default: the kernel's own per variant)")
     p.add_argument("--asymmetric", action="store_true", help="zero points (asymmetric quantization) instead of symmetric")
     p.add_argument("--groups", type=int, default=1, help="scales a row (values and keys per token; head_dim 128 in groups of 128 / GROUPS)")
     p.add_argument("--launches", nargs="+", choices=["main", "deferred"], default=["main", "deferred"],

@@ -102,7 +102,11 @@ def default_config(args: argparse.Namespace, codec: str) -> str:
     if codec == "fp8":
         return FP8_CONFIG
     main = case_plan(args, codec, torch.device("cuda" if torch.cuda.is_available() else "cpu")).main
-    fields = [main["block_n"], main["num_warps"], main["num_stages"], main["waves"]] + ([main["maxnreg"]] if main["maxnreg"] else [])
+    fields = [main["block_n"], main["num_warps"], main["num_stages"], main["waves"]]
+    if main["maxnreg"] or main["scale_rows"] != 1:
+        fields.append(main["maxnreg"])
+    if main["scale_rows"] != 1:
+        fields.append(main["scale_rows"])
     return ",".join(map(str, fields))
 
 

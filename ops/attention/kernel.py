@@ -17,8 +17,8 @@ from ..launch_options import _after_previous_launch
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_grouped_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
-from .softmax import (_folded_scales_softmax, _grouped_scales_softmax, _online_softmax, _pow2_at_least, _pv, _pv_float, _qk_float,
-                      _rescaled, _visible_scores)
+from .softmax import (_channel_scaled_queries, _folded_scales_softmax, _grouped_scales_softmax, _online_softmax, _pow2_at_least, _pv,
+                      _pv_float, _qk_float, _rescaled, _visible_scores)
 from ..byte_words import _word_syndromes
 from ..lane_words import _lane_row_syndromes
 from .syndromes import _block_row_syndromes
@@ -80,6 +80,7 @@ def _decode_attention_kernel(
     # window (window.py) into its partials, as the combine kernel lays them out.
     WINDOW: tl.constexpr, WINDOW_BLOCK_D: tl.constexpr, WINDOW_UNIT_VALUES: tl.constexpr, WINDOW_BLOCK_U: tl.constexpr,
     GDC: tl.constexpr,  # launches may be dependent (launch_options.dependent_launches)
+    SCALE_ROWS: tl.constexpr,  # keys per channel on the word paths: rows of channel scales an outer step (1 or 2)
 ):
     _after_previous_launch(GDC)
     bh = tl.program_id(0)
@@ -259,6 +260,11 @@ def _decode_attention_kernel(
     n_meta_detected = tl.zeros([], tl.int32)
     last_visible = total_len - LQ + qi  # causal: the last key each query row may see
     K_AHEAD: tl.constexpr = not DECODE or K_META_DIRTY > 0  # channel scales read as plain words: one block ahead
+    # Rows of channel scales an outer step (below; the launch configuration's scale_rows): with
+    # two, the key loop, software-pipelined a few blocks deep, restarts half as often, and each
+    # key block picks its row's scaled queries. Only where the scales are read a block ahead.
+    tl.static_assert(SCALE_ROWS == 1 or SCALE_ROWS == 2)
+    CHUNK_ROWS: tl.constexpr = SCALE_ROWS if CHUNKED and K_AHEAD else 1
     if CHUNKED:
         # The channel of each column of q0 (operand order); the queries scaled by a block of
         # rows' channel scales (q_s), with sum_c q_c s_c z_c (zero points), are set per block.
@@ -276,6 +282,10 @@ def _decode_attention_kernel(
             next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + (start // K_ROW_DIV) * K_MRB, k_chan, menc_ptr, MK,
                                                                     DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS,
                                                                     K_META_DIRTY)
+            if CHUNK_ROWS == 2:
+                next_row = tl.minimum(start // K_ROW_DIV + 1, k_meta_rows - 1)
+                next_scale2, next_zero2, next_dirty2 = _clean_channel_meta(km_base + next_row * K_MRB, k_chan, menc_ptr, MK, DECODE,
+                                                                           HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
 
     # The main launch attends every block but those it defers (DEFER): the packed path defers
     # every block with a non-zero syndrome, the unit path (with INTERP) those holding an
@@ -295,34 +305,26 @@ def _decode_attention_kernel(
     while c0 < end:
         c_end = end
         if CHUNKED:
-            c_end = tl.minimum((c0 // K_ROW_DIV + 1) * K_ROW_DIV, end)
+            c_mid = tl.minimum((c0 // K_ROW_DIV + 1) * K_ROW_DIV, end)  # where the step's second row of scales begins
+            c_end = tl.minimum((c0 // K_ROW_DIV + CHUNK_ROWS) * K_ROW_DIV, end)
             if K_AHEAD:
                 c_scale, c_zero, c_dirty = next_scale, next_zero, next_dirty
-                next_row = tl.minimum(c0 // K_ROW_DIV + 1, k_meta_rows - 1)
+                next_row = tl.minimum(c0 // K_ROW_DIV + CHUNK_ROWS, k_meta_rows - 1)
+                if CHUNK_ROWS == 2:
+                    c_scale2, c_zero2, c_dirty2 = next_scale2, next_zero2, next_dirty2
+                    next_row2 = tl.minimum(next_row + 1, k_meta_rows - 1)
+                    next_scale2, next_zero2, next_dirty2 = _clean_channel_meta(
+                        km_base + next_row2 * K_MRB, k_chan, menc_ptr, MK, DECODE, HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS,
+                        K_META_DIRTY)
                 next_scale, next_zero, next_dirty = _clean_channel_meta(km_base + next_row * K_MRB, k_chan, menc_ptr, MK, DECODE,
                                                                         HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
             else:
                 c_scale, c_zero, c_dirty = _clean_channel_meta(km_base + (c0 // K_ROW_DIV) * K_MRB, k_chan, menc_ptr, MK, DECODE,
                                                                HAS_ZERO, K_GROUPS, K_MUV, K_MUB, K_META_WORDS, K_META_DIRTY)
-            # q * s in the dot's dtype. In float16 it is rounded, as the dense path rounds the
-            # dequantized keys (within the output's own rounding: tests/test_attention_schemes.py).
-            # With bfloat16 queries (HALF_OPERANDS) the dot takes float16 operands: q * s divided by
-            # a power of two at least its query row's largest |q_c s_c| (q_unit; exact, and no
-            # float16 overflow whatever the scales), then rounded to float16, 8x finer than
-            # bfloat16 (whose rounding of the dequantized keys is the dense path's error); the
-            # keys' INT4 values are exact in either. A second bfloat16 dot for the remainder,
-            # which this replaced, cost 15% (H200, batch 8 / 32k). The zero-point term takes the
-            # same q * s as the dots.
-            q_scaled = q0.to(tl.float32) * tl.where(k_cols < D, c_scale, 0.0)[None, :]
-            if HALF_OPERANDS:
-                q_unit = _pow2_at_least(tl.max(tl.abs(q_scaled), axis=1))
-                q_s = (q_scaled / q_unit[:, None]).to(tl.float16)
-                q_scaled = q_s.to(tl.float32) * q_unit[:, None]
-            else:
-                q_s = q_scaled.to(dtype)
-                q_scaled = q_s.to(tl.float32)
-            k_sum = tl.sum(q_scaled * tl.where(k_cols < D, c_zero, 0.0)[None, :], axis=1)
-            k_dirty = tl.reduce_or(c_dirty, None)
+            q_s, q_unit, k_sum, k_dirty = _channel_scaled_queries(q0, k_cols, c_scale, c_zero, c_dirty, D, HALF_OPERANDS, dtype)
+            if CHUNK_ROWS == 2:
+                q_s2, q_unit2, k_sum2, k_dirty2 = _channel_scaled_queries(q0, k_cols, c_scale2, c_zero2, c_dirty2, D, HALF_OPERANDS,
+                                                                          dtype)
         for n0 in range(c0, c_end, BLOCK_N):
             active = True
             if DEFERRED:
@@ -349,6 +351,8 @@ def _decode_attention_kernel(
                     # The rows' scales (and zero points), their codewords' syndromes checked as the
                     # values' are: a dirty one defers the block too.
                     q_term = q_sum
+                    q_op = q0
+                    s_unit = q_unit  # the scores' factor with float16 operands (HALF_OPERANDS)
                     if GROUPED:
                         meta_rows = tl.minimum(rows, S - 1)
                         meta_groups = tl.minimum(g_ids, GROUPS - 1)  # padding groups (GT > GROUPS) read the last
@@ -363,12 +367,21 @@ def _decode_attention_kernel(
                         v_scale, v_zero, meta_dirty = _clean_value_meta(
                             vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS, MUV,
                             MUB, MRB)
-                        meta_dirty = meta_dirty | k_dirty
                         # The scales are in the queries: the rows' K scale is 1, and their zero-point
                         # term sum_c q_c s_c z_c (k_zero 1 times q_term).
                         k_scale = tl.full([BLOCK_N], 1.0, tl.float32)
                         k_zero = k_scale
+                        q_op = q_s
+                        s_unit = q_unit
                         q_term = k_sum
+                        block_dirty = k_dirty
+                        if CHUNK_ROWS == 2:  # the block's row of scales: the step's first or second
+                            second = n0 >= c_mid
+                            q_op = tl.where(second, q_s2, q_s)
+                            s_unit = tl.where(second, q_unit2, q_unit)
+                            q_term = tl.where(second, k_sum2, k_sum)
+                            block_dirty = tl.where(second, k_dirty2, k_dirty)
+                        meta_dirty = meta_dirty | block_dirty
                     else:
                         k_scale, k_zero, v_scale, v_zero, meta_dirty = _clean_rows_meta(
                             km_base, vm_base, tl.minimum(rows, S - 1), menc_ptr, MK, DECODE, HAS_ZERO, META_WORDS, META_LANES, META_UNITS,
@@ -409,12 +422,8 @@ def _decode_attention_kernel(
                     # Keys per channel: the queries scaled by the block's channel scales, in float16
                     # with bfloat16 queries (HALF_OPERANDS), the scores rescaled by q_unit after.
                     k_op = _k_operand(_word_values(kw, SLOT_BITS, offset, OP_DTYPE, PTX), BLOCK_U)
-                    if CHANNEL_KEYS:
-                        q_op = q_s
-                    elif GROUPED:
+                    if GROUPED:
                         q_op = q_groups
-                    else:
-                        q_op = q0
                     s = tl.trans(tl.dot(k_op, tl.trans(q_op), input_precision=DOT_PRECISION))
                     if GROUPED:
                         pw, rescale, v_unit, m_i, l_i, zero_term = _grouped_scales_softmax(
@@ -423,7 +432,7 @@ def _decode_attention_kernel(
                             HAS_ZERO, HAS_MASK, MASK_ROWS, CAUSAL)
                     else:
                         if HALF_OPERANDS:
-                            s = s * q_unit[:, None]
+                            s = s * s_unit[:, None]
                         pw, rescale, v_unit, m_i, l_i, zero_term = _folded_scales_softmax(
                             s, rows, row_ok, q_term, k_scale, k_zero, v_scale, v_zero, qk_scale, v_unit, m_i, l_i,
                             m_ok, head, qi, last_visible, deferred, mask_ptr, b, stride_mb, stride_mh, stride_mq, stride_ms,

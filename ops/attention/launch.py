@@ -108,7 +108,7 @@ def triton_decode_attention(
         **key_meta_constants(k_meta_layout, head_dim, key_channel_block, meta, k_meta),
         BLOCK_M=block_m, BLOCK_N=block_n, PART_COLS=plan.part_cols,
         WINDOW=False, WINDOW_BLOCK_D=_pow2(max(head_dim, 16)), WINDOW_UNIT_VALUES=combine_unit_values, WINDOW_BLOCK_U=plan.combine_u,
-        GDC=gdc,
+        GDC=gdc, SCALE_ROWS=plan.main["scale_rows"],
     )
     main = plan.main
     main_args, main_constants = args, constants

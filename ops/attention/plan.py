@@ -333,18 +333,20 @@ def path_constants(codec: str, groups: int, packed: bool, lanes: bool = False, b
 
 
 def parse_config(config: str) -> dict:
-    """``"block_n,num_warps,num_stages[,waves[,maxnreg]]"`` -> ``kernel_config``'s dict (waves 4
-    and maxnreg 0 when left out)."""
+    """``"block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]]"`` -> ``kernel_config``'s
+    dict (waves 4, maxnreg 0 and scale_rows 1 when left out). ``scale_rows``: over keys per
+    channel on the word paths, the rows of channel scales an outer step of the main loop (1 or
+    2; ``_decode_attention_kernel``'s ``SCALE_ROWS``)."""
     try:
         numbers = [int(x) for x in config.split(",")]
     except ValueError:
         numbers = []
-    if not 3 <= len(numbers) <= 5 or min(numbers) < 0 or min(numbers[:3]) < 1:
-        raise ValueError(f"attention config must be 'block_n,num_warps,num_stages[,waves[,maxnreg]]' of positive integers, "
-                         f"got {config!r}")
+    if not 3 <= len(numbers) <= 6 or min(numbers) < 0 or min(numbers[:3]) < 1 or numbers[5:] not in ([], [1], [2]):
+        raise ValueError(f"attention config must be 'block_n,num_warps,num_stages[,waves[,maxnreg[,scale_rows]]]' of positive "
+                         f"integers (scale_rows 1 or 2), got {config!r}")
     block_n, warps, stages, *rest = numbers
-    waves, maxnreg = (rest + [4, 0][len(rest):])[:2]
-    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
+    waves, maxnreg, scale_rows = (rest + [4, 0, 1][len(rest):])[:3]
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg, scale_rows=scale_rows)
 
 
 def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: str | None = None, channel_keys: bool = False,
@@ -365,7 +367,7 @@ def kernel_config(codec: str, interpolate: bool, packed: bool = False, config: s
         deferred_configs = _DEFERRED_CHANNEL_KEY_CONFIGS if channel_keys else _DEFERRED_CONFIGS
         unit_config = deferred_configs.get(layout, _CONFIGS[layout]) if deferred else _CONFIGS[layout]
         (block_n, warps, stages, waves), maxnreg = _INTERP_CONFIG if interpolate else unit_config, 0
-    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg)
+    return dict(block_n=block_n, num_warps=warps, num_stages=stages, waves=waves, maxnreg=maxnreg, scale_rows=1)
 
 
 def tile_sizes(layout: StorageLayout, packed: bool, lanes: bool = False, blocks: bool = False) -> dict:
