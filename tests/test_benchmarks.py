@@ -293,3 +293,21 @@ def test_plot_attention_draws_bench_attention_output(capsys, tmp_path):
     empty.write_text("nothing\n")
     with pytest.raises(SystemExit, match="no bench_attention.py rows"):
         plot([str(empty)])
+
+
+def test_row_alignment_cost_reads_the_same_rows_at_every_stride(monkeypatch, capsys):
+    """tools/row_alignment_cost.py in the interpreter: int4's kernel over rows of 64, 72 and 80
+    bytes returns the same output bit for bit, one line per stride; with the stride not passed
+    to the kernel (rows read at 64 bytes) the outputs differ and the tool fails."""
+    import contextlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import row_alignment_cost
+
+    argv = ["--cpu", "--batch", "1", "--context", "64", "--q-heads", "4", "--kv-heads", "1", "--rounds", "1", "--iters", "1"]
+    assert row_alignment_cost.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in lines] == ["64", "72", "80"] and "8 bytes off" in lines[1]
+    monkeypatch.setattr(row_alignment_cost, "row_stride", lambda stride: contextlib.nullcontext())
+    assert row_alignment_cost.main(argv) == 1
