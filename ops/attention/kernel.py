@@ -372,7 +372,6 @@ def _decode_attention_kernel(
                         k_scale = tl.full([BLOCK_N], 1.0, tl.float32)
                         k_zero = k_scale
                         q_op = q_s
-                        s_unit = q_unit
                         q_term = k_sum
                         block_dirty = k_dirty
                         if CHUNK_ROWS == 2:  # the block's row of scales: the step's first or second
