@@ -265,10 +265,10 @@ def loop_report(instructions, labels, count: int = 3, lines: int = 0) -> list[st
     report = [f"    {len(instructions)} SASS instructions"]
     largest = sorted(loops, key=lambda r: r[0] - r[1])[:count]
     for low, high in largest:
-        body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for a, t, _ in instructions if low <= a <= high]
+        opcodes = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for a, t, _ in instructions if low <= a <= high]  # with modifiers
+        body = [op.split(".")[0] for op in opcodes]
         mix = ", ".join(f"{op} {n}" for op, n in collections.Counter(body).most_common(8))
-        loads = collections.Counter(op for op in (re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for a, t, _ in instructions
-                                                  if low <= a <= high) if op.startswith("LDG") and op != "LDGDEPBAR")
+        loads = collections.Counter(op for op in opcodes if op.startswith("LDG") and op != "LDGDEPBAR")
         widths = "; global loads " + ", ".join(f"{op} {n}" for op, n in sorted(loads.items())) if loads else ""
         report.append(f"    loop {low:#06x}-{high:#06x}: {len(body):5d} instructions ({mix}){widths}")
     if lines and largest:
