@@ -4,11 +4,14 @@ decoding: int4's kernel over the same INT4 rows stored at a row stride of 64 byt
 rows in 8-byte pieces), 80 (16-byte aligned, padded) or any other multiple of 4, the bytes past
 64 unread. Outputs must be equal bit for bit (the tool exits 1 otherwise); times are CUDA-graph
 replay (``benchmarks/common.py``), the strides in alternating rounds, medians. The gap between
-64 and 72 bounds what a 16-byte-aligned row layout could take off SECDED(72,64)'s call (and
-136 against 128, Golay's); 80 against 64 is the price of reading padded rows.
+64 and 72, against the 72/64 more sectors a 72-byte stride touches, bounds what a
+16-byte-aligned row layout could take off SECDED(72,64)'s call; 80 against 64 is the price of
+reading padded rows. Strides of 128 and more say nothing of Golay's 136-byte rows: the kernel
+reads 64 bytes of each row, so there the times follow the memory sectors those 64 bytes straddle
+(2 at 128, 2.75 on average at 136, 2.5 at 144) and leave part-used, not how the rows are copied.
 
     python tools/row_alignment_cost.py                                   # batch 8 / 32k
-    python tools/row_alignment_cost.py --batch 1 --strides 64 72 136 144
+    python tools/row_alignment_cost.py --batch 1 --strides 64 72 80
     python tools/row_alignment_cost.py --cpu --batch 1 --context 64 --q-heads 4 --kv-heads 1   # smoke: Triton's interpreter
 """
 
