@@ -37,6 +37,9 @@ _TUNERS: dict = {}
 # (``dependent_launches``). Off until timed on a GPU (benchmarks/RESULTS.md, "Dependent
 # launches ..."): built and tested on the CPU only; set True to try them.
 DEPENDENT_LAUNCHES = False
+# Where a kernel lets the launch after it start its programs: "start" (first thing, after its own
+# wait) or "end" (the main launch just before it writes its partials; the others at exit).
+LAUNCH_DEPENDENTS_AT = "start"
 # Looked up once: every eager launch asks (None where this torch has no such function).
 _wrap_triton_enabled = getattr(_library_triton, "is_wrap_triton_enabled", None)
 _current_dispatch_mode = getattr(_python_dispatch, "_get_current_dispatch_mode", None)
@@ -55,14 +58,19 @@ def _capability_at_least_hopper(index: int) -> bool:
     return torch.cuda.get_device_capability(index) >= (9, 0)
 
 
-def dependent_launches(device: torch.device) -> bool:
+def dependent_launches(device: torch.device) -> int:
     """Whether kernels launched on ``device`` can be programmatic dependent launches (CUDA's
-    programmatic stream serialization): NVIDIA GPUs from sm_90 (Hopper) on. The kernels of an op
-    that launches some dependently take it as their ``GDC`` constant. Only with
-    ``DEPENDENT_LAUNCHES`` set (off by default until timed)."""
+    programmatic stream serialization): NVIDIA GPUs from sm_90 (Hopper) on, and only with
+    ``DEPENDENT_LAUNCHES`` set (off by default). The kernels of an op that launches some
+    dependently take the answer as their ``GDC`` constant: 0 no, 1 yes and each kernel lets the
+    launch after it start first thing, 2 yes and late (``LAUNCH_DEPENDENTS_AT``)."""
     if not DEPENDENT_LAUNCHES or device.type != "cuda" or torch.version.hip is not None:
-        return False
-    return _capability_at_least_hopper(torch.cuda.current_device() if device.index is None else device.index)
+        return 0
+    if not _capability_at_least_hopper(torch.cuda.current_device() if device.index is None else device.index):
+        return 0
+    if LAUNCH_DEPENDENTS_AT not in ("start", "end"):
+        raise ValueError(f"launch_options.LAUNCH_DEPENDENTS_AT must be 'start' or 'end', not {LAUNCH_DEPENDENTS_AT!r}")
+    return 1 if LAUNCH_DEPENDENTS_AT == "start" else 2
 
 
 def dependent_option(dependent: bool) -> dict:
@@ -81,6 +89,14 @@ def _after_previous_launch(GDC: tl.constexpr):
     if GDC:
         # Through tl: Inductor's copy of a kernel imports triton.language as tl and no more.
         tl.extra.cuda.gdc_wait()
+    if GDC == 1:
+        tl.extra.cuda.gdc_launch_dependents()
+
+
+@triton.jit
+def _launch_dependents_late(GDC: tl.constexpr):
+    """Where ``LAUNCH_DEPENDENTS_AT`` is "end": let the launch after this one start its programs."""
+    if GDC == 2:
         tl.extra.cuda.gdc_launch_dependents()
 
 

@@ -314,8 +314,9 @@ def test_row_alignment_cost_reads_the_same_rows_at_every_stride(monkeypatch, cap
 
 
 def test_dependent_launch_time_prints_both_per_codec_and_restores_the_switch(monkeypatch, capsys):
-    """tools/dependent_launch_time.py on CPU tensors (the op's reference): plain and dependent
-    launches in alternating rounds, one line per codec, outputs equal, the switch as it was."""
+    """tools/dependent_launch_time.py on CPU tensors (the op's reference): plain launches and
+    dependent ones, their dependents let start first thing or late, in alternating rounds, one
+    line per codec, outputs equal, the switches as they were."""
     import pathlib
 
     from ecc_tensor.ops import launch_options
@@ -323,10 +324,12 @@ def test_dependent_launch_time_prints_both_per_codec_and_restores_the_switch(mon
     monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
     import dependent_launch_time
 
-    before = launch_options.DEPENDENT_LAUNCHES
+    before = launch_options.DEPENDENT_LAUNCHES, launch_options.LAUNCH_DEPENDENTS_AT
     assert dependent_launch_time.main(["--cpu", "--codecs", "int4", "golay24", "--batch", "1", "--context", "256", "--q-heads", "2",
                                        "--kv-heads", "1", "--head-dim", "16", "--rounds", "2", "--iters", "1"]) == 0
-    assert launch_options.DEPENDENT_LAUNCHES == before
+    assert (launch_options.DEPENDENT_LAUNCHES, launch_options.LAUNCH_DEPENDENTS_AT) == before
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["int4", "golay24"]
-    assert all(re.search(r"plain +[\d.]+ us +dependent +[\d.]+ us +ratio [\d.]+  \(rounds", line) for line in lines), lines
+    pattern = (r"plain +[\d.]+ us +dependent +[\d.]+ us \([\d.]+\) +late trigger +[\d.]+ us \([\d.]+\)"
+               r"  \(rounds:( [\d.]+){2}( \|( [\d.]+){2}){2}\)$")
+    assert all(re.search(pattern, line) for line in lines), lines

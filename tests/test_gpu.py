@@ -256,16 +256,20 @@ def _dependent_launch_call(case: str, g: torch.Generator):
                                                  counters=counters)
 
 
+@pytest.mark.parametrize("at", ["start", "end"])
 @pytest.mark.parametrize("case", ["hamming84-struck", "hamming84-grouped", "golay24-channel-keys", "fp8"])
-def test_dependent_launches_change_no_bit(case, monkeypatch):
+def test_dependent_launches_change_no_bit(case, at, monkeypatch):
     """On sm_90 and newer every launch of a fused attention call after its first is a
     programmatic dependent launch (``launch_options``): its programs start before the launch it
-    reads from has finished, and wait. Outputs and counters equal plain launches' bit for bit,
-    eager and replayed from a CUDA graph."""
+    reads from has finished, and wait; the launch before lets them start first thing or just
+    before it writes its partials (``at``). Outputs and counters equal plain launches' bit for
+    bit, eager and replayed from a CUDA graph."""
     from ecc_tensor.ops import launch_options
 
     monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", True)
-    assert launch_options.dependent_launches(torch.device("cuda")) == (torch.cuda.get_device_capability() >= (9, 0))
+    monkeypatch.setattr(launch_options, "LAUNCH_DEPENDENTS_AT", at)
+    hopper = torch.cuda.get_device_capability() >= (9, 0)
+    assert launch_options.dependent_launches(torch.device("cuda")) == (hopper and (1 if at == "start" else 2))
     call = _dependent_launch_call(case, torch.Generator(device="cuda").manual_seed(0))
     dependent_counters = new_counters("cuda")
     dependent = call(dependent_counters)

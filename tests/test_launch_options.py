@@ -5,6 +5,7 @@ interpreter: ``tests/test_mutation_analysis.py``, through ``tools/compile_analys
 
 from __future__ import annotations
 
+import pytest
 from torch._library.triton import set_wrap_triton_enabled
 from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -38,14 +39,19 @@ def test_dependent_launches_only_on_cuda_gpus_from_hopper():
     import torch
 
     assert not launch_options.dependent_launches(torch.device("cpu"))
-    assert launch_options.dependent_launches(torch.device("meta")) is False
+    assert launch_options.dependent_launches(torch.device("meta")) == 0
 
 
 def test_dependent_launches_only_where_turned_on(monkeypatch):
     monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", True)
     monkeypatch.setattr(launch_options, "_capability_at_least_hopper", lambda index: True)
     monkeypatch.setattr(launch_options.torch.version, "hip", None)
-    assert launch_options.dependent_launches(launch_options.torch.device("cuda", 0))
+    assert launch_options.dependent_launches(launch_options.torch.device("cuda", 0)) == 1  # GDC: wait, then let the next start
+    monkeypatch.setattr(launch_options, "LAUNCH_DEPENDENTS_AT", "end")
+    assert launch_options.dependent_launches(launch_options.torch.device("cuda", 0)) == 2  # GDC: wait; let the next start late
+    monkeypatch.setattr(launch_options, "LAUNCH_DEPENDENTS_AT", "midway")
+    with pytest.raises(ValueError, match="LAUNCH_DEPENDENTS_AT"):
+        launch_options.dependent_launches(launch_options.torch.device("cuda", 0))
     monkeypatch.setattr(launch_options, "DEPENDENT_LAUNCHES", False)
     assert not launch_options.dependent_launches(launch_options.torch.device("cuda", 0))
 

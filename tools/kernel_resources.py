@@ -40,6 +40,7 @@ from triton.compiler import ASTSource
 import torch
 
 from ecc_tensor.metadata import MetadataLayout
+from ecc_tensor.ops import launch_options
 from ecc_tensor.ops.attention import plan as A
 from ecc_tensor.ops.attention.fp8 import FP8_CONFIG, _fp8_decode_attention_kernel
 from ecc_tensor.ops.attention.kernel import _decode_attention_kernel
@@ -98,7 +99,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
         WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
         WINDOW_UNIT_VALUES=launch.combine_unit_values, WINDOW_BLOCK_U=launch.combine_u,
-        GDC=True,  # as launched on sm_90 (launch_options.dependent_launches)
+        GDC=_gdc(),  # as launched on sm_90 with dependent launches (launch_options.dependent_launches)
         SCALE_ROWS=launch.main["scale_rows"],
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
@@ -136,7 +137,7 @@ def compile_fp8(dtype, config=None, q_heads=32, kv_heads=8, head_dim=128):
     constants = dict(HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, BLOCK_M=max(A.MIN_BLOCK_M, q_heads // kv_heads),
                      BLOCK_D=head_dim, BLOCK_N=launch["block_n"], HAS_MASK=0, MASK_ROWS=True, CAUSAL=False, DOT_PRECISION="tf32",
                      EMULATE_BF16=False, HALF_OPERANDS=dtype == "bf16", FIX_NAN=False, WIDE_OFFSETS=False,
-                     GDC=True)
+                     GDC=_gdc())
     for name in ("stride_qd", "stride_kd", "stride_vd"):  # contiguous rows: 1, which the launcher specializes on
         signature[name] = "constexpr"
         constants[name] = 1
@@ -293,6 +294,11 @@ def sass_loops(kernel, count: int = 3, lines: int = 0) -> list[str]:
     return loop_report(*parse_sass(listing), count=count, lines=lines)
 
 
+def _gdc() -> int:
+    """The kernels' ``GDC`` constant where dependent launches are on, ``LAUNCH_DEPENDENTS_AT`` as set."""
+    return 1 if launch_options.LAUNCH_DEPENDENTS_AT == "start" else 2
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", nargs="+", default=["int4", "hamming74", "hamming84", "golay24", "secded72"])
@@ -311,7 +317,10 @@ def main(argv=None) -> None:
     p.add_argument("--loops", action="store_true", help="also the SASS instruction count of each variant's largest loops")
     p.add_argument("--lines", type=int, default=0, metavar="N",
                    help="with --loops: the N source lines most of the largest loop's SASS instructions come from")
+    p.add_argument("--dependents-at", choices=["start", "end"], default=launch_options.LAUNCH_DEPENDENTS_AT,
+                   help="where each kernel lets the launch after it start (launch_options.LAUNCH_DEPENDENTS_AT)")
     args = p.parse_args(argv)
+    launch_options.LAUNCH_DEPENDENTS_AT = args.dependents_at
     channel_block = CHANNEL_BLOCK if args.channel_keys else 0
     # An empty cache, so that every variant is compiled (and timed), not read back.
     triton.knobs.cache.dir = tempfile.mkdtemp(prefix="kernel-resources-")

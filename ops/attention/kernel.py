@@ -13,7 +13,7 @@ from ..codec_kernels import (
     _unit_value,
 )
 from ..float_casts import _cast_for
-from ..launch_options import _after_previous_launch
+from ..launch_options import _after_previous_launch, _launch_dependents_late
 from .blocks import _block_codewords, _block_slab
 from .clean_meta import _clean_channel_meta, _clean_grouped_meta, _clean_rows_meta, _clean_value_meta
 from .operands import _k_operand, _k_operand_order, _slot_tile, _unit_words, _v_operand_column, _v_operand_values, _word_values
@@ -719,6 +719,7 @@ def _decode_attention_kernel(
     if VALUE_TILES and not DEFERRED:
         o_col = _v_operand_column(u, BLOCK_U)
     o_row = o_part_ptr + (part * BLOCK_M + m[:, None]) * PART_COLS
+    _launch_dependents_late(GDC)
     # Accumulators are written for the real query rows only (GQA * LQ of the BLOCK_M the dots
     # pad to), and not at all by a program that saw no key (m = -inf): the combine kernel
     # reads neither. The mask has the tile's full shape, as the interpreter wants.
