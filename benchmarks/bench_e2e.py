@@ -13,11 +13,14 @@ default: ``ecc::decode_attention`` reads the codewords, ``ecc::fp8_decode_attent
 states written layer by layer in chunks, no model prefill), then ``--steps`` single-token
 decode steps of the compiled ``model.forward`` are timed. The first step's time is reported
 beside them: compiling the model (and recording its CUDA graphs) is its cost. Modes run one
-after another in one process, so a later mode may reuse caches an earlier one filled.
+after another in one process, so a later mode may reuse caches an earlier one filled. ``--ops
+opaque`` (or ``both``) compiles ECC modes with their ops kept as opaque calls
+(``ecc_tensor.ops.opaque_ops``), not their Triton kernels inlined into Inductor's graph.
 
     python benchmarks/bench_e2e.py --write                      # H100: batch 8, 32k context
     python benchmarks/bench_e2e.py --shape tiny --device cpu --context 64 --steps 4 --no-compile
     python benchmarks/bench_e2e.py --layers 4 --context 4096 --modes static int4-hamming84-interp --compile-phases
+    python benchmarks/bench_e2e.py --modes static-folded int4-secded72 --ops both --steps 8   # first step, both ways
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from ecc_tensor.integrations.hf import ECCCache, cache_argument
+from ecc_tensor.ops import opaque_ops
 
 try:
     from .common import append_results
@@ -158,6 +162,9 @@ def main(argv=None) -> None:
     p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
     p.add_argument("--residual-length", type=int, default=0, help="ECC modes' full-precision recent tokens")
     p.add_argument("--layers", type=int, help="decoder layers (default: the shape's): compile time grows with them")
+    p.add_argument("--ops", choices=["inlined", "opaque", "both"], default="inlined",
+                   help="under torch.compile, ECC modes' ops inlined as Triton kernels (torch's default) or opaque calls "
+                        "(ecc_tensor.ops.opaque_ops)")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--compile-phases", action="store_true", help="print where each mode's first step spent its compile time")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
@@ -166,16 +173,19 @@ def main(argv=None) -> None:
     model = build_model(args.shape, device, dtype, args.layers)
     rows = []
     attentions = ["fused", "dense"] if args.attention == "both" else [args.attention]
-    runs = [(mode, None) if mode in (*BASELINES, "fp16") else (mode, a) for mode in args.modes for a in attentions]
-    for mode, attention in dict.fromkeys(runs):
+    ways = ["inlined", "opaque"] if args.ops == "both" else [args.ops]
+    runs = [(mode, None, "inlined") if mode in (*BASELINES, "fp16") else (mode, a, w) for mode in args.modes for a in attentions
+            for w in ways]
+    for mode, attention, ops_way in dict.fromkeys(runs):
         torch._dynamo.reset()
         getattr(torch._dynamo.utils, "compilation_time_metrics", {}).clear()
         model.set_attn_implementation(FOLDED if mode == "static-folded" else "ecc" if attention == "fused" else "sdpa")
         cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype, key_quant=args.key_quant,
                            residual_length=args.residual_length)
         fill(cache, model.config, args.batch, args.context, device, dtype)
-        tps, first_s = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
-        label = mode if attention is None else f"{mode} ({attention})"
+        with opaque_ops(ops_way == "opaque"):
+            tps, first_s = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
+        label = mode if attention is None else f"{mode} ({attention}{', opaque ops' if ops_way == 'opaque' else ''})"
         rows.append((label, tps, first_s))
         print(f"{label:32} {tps:10.1f} tokens/s   first step {first_s:7.1f} s", flush=True)
         if args.compile_phases:

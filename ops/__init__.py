@@ -22,6 +22,7 @@ from . import library  # noqa: F401  (registers the ops)
 from .dispatch import call_op
 from . import kernel_source, mutation_analysis, op_kernels
 from .interp_kernels import interpolate_decoded_
+from .opaque import opaque_ops
 
 mutation_analysis.install()
 kernel_source.install_at_compile_start()
@@ -167,4 +168,4 @@ def fp8_decode_attention(
                    query.shape[-1] ** -0.5 if scale is None else scale, config)
 
 
-__all__ = ["decode", "decode_attention", "decode_dequantize", "encode", "fp8_decode_attention", "inject", "quantize_encode"]
+__all__ = ["decode", "decode_attention", "decode_dequantize", "encode", "fp8_decode_attention", "inject", "opaque_ops", "quantize_encode"]

@@ -47,6 +47,10 @@ def test_bench_e2e_smoke(capsys):
     out = capsys.readouterr().out
     assert "int4-hamming84 (dense)" in out
     assert next(line for line in out.splitlines() if line.startswith("| static-folded |")).endswith("| - | 1.00x |")
+    main(["--shape", "tiny", "--device", "cpu", "--batch", "1", "--context", "40", "--steps", "2", "--no-compile", "--modes",
+          "static", "int4", "--ops", "both"])
+    labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert labels == ["static", "int4 (fused)", "int4 (fused, opaque ops)"]  # a baseline has no ops: one row
 
 
 def test_bench_attention_smoke(capsys):

@@ -189,19 +189,22 @@ def test_generate_compiled_with_faults_on_the_whole_footprint_equals_eager(mode)
     assert results[True][1]["injected"] > 0
 
 
+@pytest.mark.parametrize("opaque", [False, True])
 @pytest.mark.parametrize("mode", ["fp8", "int4-hamming84-interp"])
-def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode):
+def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode, opaque):
     """A compiled decoding step writes one token per layer and lets the fused attention read the
     rest: no Inductor kernel of the step runs over the whole cache. The fp8 cache once wrote
     its words through an integer view of a float8 buffer, and Inductor, unable to write the
     view in place, copied every layer's K and V buffers twice a step (8.4 ms a step where the
-    attention took 1.3 at batch 8 / 32k); the buffer is now the integers themselves."""
+    attention took 1.3 at batch 8 / 32k); the buffer is now the integers themselves. With the
+    ops opaque (``opaque_ops``) as with their kernels inlined."""
     import re
 
     from torch._inductor.utils import run_and_get_code
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.ops import opaque_ops
 
     torch.manual_seed(0)
     torch._dynamo.reset()
@@ -213,14 +216,53 @@ def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode):
     cache = ECCCache(model.config, batch, max_len, mode=mode)
     ids = torch.randint(0, 96, (batch, 33), device="cuda")
     forward = torch.compile(model.forward, fullgraph=True)
-    with torch.no_grad():
+    with torch.no_grad(), opaque_ops(opaque):
         model(ids[:, :32], **cache_argument(model, cache), use_cache=True)
         _, codes = run_and_get_code(lambda: forward(ids[:, 32:], **cache_argument(model, cache), use_cache=True,
                                                     position_ids=torch.full((batch, 1), 32, device="cuda")))
+    assert ("torch.ops.ecc." in "\n".join(codes)) == opaque  # opaque: Inductor calls the ops
     sizes = [int(n) for n in re.findall(r"xnumel = (\d+)", "\n".join(codes))]
     assert sizes, "no Inductor kernel found in the compiled step"
     values_per_buffer = batch * config.num_key_value_heads * max_len * (config.hidden_size // config.num_attention_heads)
     assert max(sizes) < values_per_buffer // 4, (max(sizes), values_per_buffer)
+
+
+@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int12-golay"])
+def test_opaque_ops_under_cuda_graphs_decode_as_inlined_kernels(mode):
+    """Compiled with CUDA graphs (``mode="reduce-overhead"``), a decoding step with the ops
+    opaque (``opaque_ops``: Inductor calls each op, whose launches the graph records) gives the
+    logits of the same step with their kernels inlined (the same kernels; Inductor's own around
+    them may fuse differently, hence bfloat16's tolerance) and exactly the same counters, over
+    a cache whose stored codewords were struck after its prefill (a compiled step injects no
+    faults itself)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.ops import opaque_ops
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
+                         num_key_value_heads=2, max_position_embeddings=1024)
+    model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
+    model.set_attn_implementation("ecc")
+    ids = torch.randint(0, 96, (2, 300), device="cuda")
+    results = {}
+    for opaque in (False, True):
+        torch._dynamo.reset()
+        cache = ECCCache(model.config, 2, 512, mode=mode)
+        forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead")
+        logits = []
+        with torch.no_grad(), opaque_ops(opaque):
+            model(ids[:, :296], **cache_argument(model, cache), use_cache=True)
+            for i, store in enumerate(s for layer in cache.layers for s in (layer._k, layer._v)):
+                store.stored.copy_(ops.inject(store.stored, 8, FaultModel("bsc", 1e-3, seed=i), step=0)[0])
+            for step in range(4):  # warm-up, recording, then replays
+                position = torch.full((2, 1), 296 + step, device="cuda")
+                out = forward(ids[:, 296 + step:297 + step], **cache_argument(model, cache), use_cache=True, position_ids=position)
+                logits.append(out.logits.clone())
+        results[opaque] = (torch.stack(logits), {k: v for k, v in cache.stats().items() if k != "layers"})
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-2, atol=1e-2)
+    assert results[True][1] == results[False][1] and results[True][1]["corrected"] > 0
 
 
 def _dependent_launch_call(case: str, g: torch.Generator):

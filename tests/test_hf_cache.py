@@ -342,6 +342,38 @@ def test_compiled_fused_decode_loop_has_no_graph_breaks(mode):
     assert cache.stats()["read"] == eager_cache.stats()["read"] > 0
 
 
+@pytest.mark.parametrize("opaque", [False, True])
+def test_opaque_ops_stay_calls_in_the_compiled_graph_and_decode_alike(opaque):
+    """Under ``ecc_tensor.ops.opaque_ops()`` the compiled decoding step keeps the ops as calls
+    (its AOT graph names ``ecc.decode_attention`` and ``ecc.quantize_encode``), where by default
+    torch traces into their bodies (on the CPU, the reference's aten ops); logits and counters
+    equal eager's either way, with no graph break."""
+    from torch._dynamo.testing import AotEagerAndRecordGraphs
+
+    from ecc_tensor.ops import opaque_ops
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = CONFIGS["llama"]().eval()
+    model.set_attn_implementation("ecc")
+    ids = prompt(batch=1, length=8)
+    caches = [ECCCache(model.config, 1, 16, mode="int4-hamming84-interp", device="cpu", dtype=torch.float32) for _ in range(2)]
+    backend = AotEagerAndRecordGraphs()
+    compiled = torch.compile(model.forward, fullgraph=True, backend=backend)
+    with torch.no_grad(), opaque_ops(opaque):
+        for cache in caches:
+            model(ids, **cache_argument(model, cache), use_cache=True)
+        for step in range(2):
+            token, position = torch.tensor([[5 + step]]), torch.tensor([[8 + step]])
+            got = compiled(token, **cache_argument(model, caches[0]), use_cache=True, position_ids=position).logits
+            want = model(token, **cache_argument(model, caches[1]), use_cache=True, position_ids=position).logits
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert caches[0].stats() == caches[1].stats() and caches[0].stats()["read"] > 0
+    graph = "\n".join(str(g.graph) for g in backend.fw_graphs)
+    assert backend.fw_graphs and (("ecc.decode_attention" in graph and "ecc.quantize_encode" in graph) == opaque)
+    assert torch._functorch.config.decompose_custom_triton_ops  # torch's default, restored
+
+
 @pytest.mark.parametrize("mode", ["int4-hamming84", "fp8"])
 def test_compiled_fused_chunk_longer_than_a_decode_step_equals_eager(mode):
     """A compiled chunk of more than MAX_FUSED_QUERIES tokens (chunked prefill) writes the

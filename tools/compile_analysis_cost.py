@@ -18,11 +18,12 @@ Prints, per mode and layer count: the first compiled step's seconds, Dynamo's co
 over ``--min-seconds``, the kernel analyses torch's function ran (``generated``) against those
 the cache answered (``cached``), and the entries of torch's kernel side table (``kernels``,
 which Inductor walks at each compile). ``generated`` and ``kernels`` should not grow with the
-layers.
+layers. ``--opaque`` compiles with the ops kept as opaque calls (``ecc_tensor.ops.opaque_ops``).
 
     python tools/compile_analysis_cost.py --modes int4 int4-secded72 --layers 8 32
     python tools/compile_analysis_cost.py --modes int4-secded72 --layers 8 --profile   # cProfile, 30 rows
     python tools/compile_analysis_cost.py --backend inductor --modes static int4-hamming84-interp --layers 4 8
+    python tools/compile_analysis_cost.py --backend inductor --modes int4-hamming84-interp --layers 4 8 --opaque
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class _HopperWithoutGPU:
         return 0
 
 
-def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: str = "aot_eager") -> dict:
+def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: str = "aot_eager", opaque: bool = False) -> dict:
     import torch
     from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
     from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
@@ -59,6 +60,7 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: 
     import ecc_tensor.ops.library as library
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
     from ecc_tensor.interp import _KERNELS, register_interpolation_kernel
+    from ecc_tensor.ops import opaque_ops
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=64, hidden_size=256, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
@@ -77,7 +79,9 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: 
         from torch._inductor.runtime.triton_heuristics import CachingAutotuner
 
         CachingAutotuner.precompile = lambda self, *args, **kwargs: None
-    with torch.no_grad():
+    # --opaque: the ops stay custom-op calls in the graph rather than their kernels inlined
+    # (ecc_tensor.ops.opaque_ops); their launchers would run when the step does.
+    with torch.no_grad(), opaque_ops(opaque):
         model(ids[:, :17], **cache_kwargs, use_cache=True)  # the reference: no kernels on the CPU
         driver.set_active(_HopperWithoutGPU())
         library._on_gpu = lambda t: True
@@ -105,7 +109,7 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
     from bench_e2e import compile_phases  # Dynamo's own metrics, nested: a phase includes those it calls
 
-    return dict(mode=mode, layers=layers, backend=backend, seconds=seconds, phases=dict(compile_phases(min_seconds)),
+    return dict(mode=mode, layers=layers, backend=backend, opaque=opaque, seconds=seconds, phases=dict(compile_phases(min_seconds)),
                 generated=len(analysis.cache), cached=analysis.hits - hits, kernels=len(kernel_side_table.id_to_kernel))
 
 
@@ -125,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--backend", choices=["aot_eager", "inductor"], default="aot_eager")
     p.add_argument("--layers", nargs="+", type=int, default=[8])
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--opaque", action="store_true", help="the ops as opaque custom-op calls, their kernels not inlined")
     p.add_argument("--min-seconds", type=float, default=0.3)
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # MODE LAYERS: measure in this process
@@ -132,12 +137,13 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise SystemExit("run without TRITON_INTERPRET=1: the analysis generates the kernels' IR for the GPU")
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.profile, args.min_seconds, args.backend)))
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.profile, args.min_seconds, args.backend, args.opaque)))
         return 0
     for mode in args.modes:
         for layers in args.layers:  # a process each: compile caches and Dynamo's counters start empty
             cmd = [sys.executable, __file__, "--one", mode, str(layers), "--min-seconds", str(args.min_seconds), "--backend", args.backend]
-            out = subprocess.run(cmd + (["--profile"] if args.profile else []), stdout=subprocess.PIPE,
+            cmd += ["--profile"] * args.profile + ["--opaque"] * args.opaque
+            out = subprocess.run(cmd, stdout=subprocess.PIPE,
                                  stderr=None if args.profile else subprocess.PIPE, text=True, check=False)
             if out.returncode:
                 sys.stderr.write(out.stderr or "")
@@ -147,7 +153,8 @@ def main(argv=None) -> int:
                 print(json.dumps(result), flush=True)
                 continue
             phases = ", ".join(f"{name} {t:.1f}" for name, t in result["phases"].items())
-            print(f"{mode:24} {layers:3} layers: first compiled step {result['seconds']:6.1f} s; kernel analyses generated "
+            label = mode + (" (opaque)" if args.opaque else "")
+            print(f"{label:33} {layers:3} layers: first compiled step {result['seconds']:6.1f} s; kernel analyses generated "
                   f"{result['generated']}, cached {result['cached']}; side-table kernels {result['kernels']}; {phases}", flush=True)
     return 0
 
