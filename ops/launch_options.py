@@ -38,7 +38,8 @@ _TUNERS: dict = {}
 # launches ..."): built and tested on the CPU only; set True to try them.
 DEPENDENT_LAUNCHES = False
 # Where a kernel lets the launch after it start its programs: "start" (first thing, after its own
-# wait) or "end" (the main launch just before it writes its partials; the others at exit).
+# wait) or "end" (the codewords' main and deferred launches just before they write their
+# partials, every other kernel at its exit). Off and untimed, as the switch above.
 LAUNCH_DEPENDENTS_AT = "start"
 # Looked up once: every eager launch asks (None where this torch has no such function).
 _wrap_triton_enabled = getattr(_library_triton, "is_wrap_triton_enabled", None)
@@ -68,6 +69,12 @@ def dependent_launches(device: torch.device) -> int:
         return 0
     if not _capability_at_least_hopper(torch.cuda.current_device() if device.index is None else device.index):
         return 0
+    return dependent_gdc()
+
+
+def dependent_gdc() -> int:
+    """The kernels' ``GDC`` constant where their launches are dependent: 1 where each lets the
+    launch after it start first thing, 2 late (``LAUNCH_DEPENDENTS_AT``)."""
     if LAUNCH_DEPENDENTS_AT not in ("start", "end"):
         raise ValueError(f"launch_options.LAUNCH_DEPENDENTS_AT must be 'start' or 'end', not {LAUNCH_DEPENDENTS_AT!r}")
     return 1 if LAUNCH_DEPENDENTS_AT == "start" else 2

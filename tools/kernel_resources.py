@@ -99,7 +99,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
         BLOCK_M=launch.block_m, BLOCK_N=launch_config["block_n"], PART_COLS=launch.part_cols,
         WINDOW=window and not deferred, WINDOW_BLOCK_D=triton.next_power_of_2(max(head_dim, 16)),
         WINDOW_UNIT_VALUES=launch.combine_unit_values, WINDOW_BLOCK_U=launch.combine_u,
-        GDC=_gdc(),  # as launched on sm_90 with dependent launches (launch_options.dependent_launches)
+        GDC=launch_options.dependent_gdc(),  # as launched on sm_90 with dependent launches
         SCALE_ROWS=launch.main["scale_rows"],
     )
     if launch.channel_scales_pass and not deferred:  # the main launch reads the pass's float32 rows, as the launcher
@@ -137,7 +137,7 @@ def compile_fp8(dtype, config=None, q_heads=32, kv_heads=8, head_dim=128):
     constants = dict(HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, D=head_dim, BLOCK_M=max(A.MIN_BLOCK_M, q_heads // kv_heads),
                      BLOCK_D=head_dim, BLOCK_N=launch["block_n"], HAS_MASK=0, MASK_ROWS=True, CAUSAL=False, DOT_PRECISION="tf32",
                      EMULATE_BF16=False, HALF_OPERANDS=dtype == "bf16", FIX_NAN=False, WIDE_OFFSETS=False,
-                     GDC=_gdc())
+                     GDC=launch_options.dependent_gdc())
     for name in ("stride_qd", "stride_kd", "stride_vd"):  # contiguous rows: 1, which the launcher specializes on
         signature[name] = "constexpr"
         constants[name] = 1
@@ -292,11 +292,6 @@ def sass_loops(kernel, count: int = 3, lines: int = 0) -> list[str]:
     listing = subprocess.run([nvdisasm, "-c", "-g", f.name], capture_output=True, text=True).stdout
     os.unlink(f.name)
     return loop_report(*parse_sass(listing), count=count, lines=lines)
-
-
-def _gdc() -> int:
-    """The kernels' ``GDC`` constant where dependent launches are on, ``LAUNCH_DEPENDENTS_AT`` as set."""
-    return 1 if launch_options.LAUNCH_DEPENDENTS_AT == "start" else 2
 
 
 def main(argv=None) -> None:
