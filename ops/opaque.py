@@ -30,5 +30,8 @@ import torch
 def opaque_ops(enabled: bool = True) -> Iterator[None]:
     """Within it, torch.compile keeps every ``torch.library.triton_op`` (the ``ecc`` ops among
     them) as an opaque custom-op call (``enabled``; False: inlined, torch's default)."""
+    if not hasattr(torch._functorch.config, "decompose_custom_triton_ops"):
+        raise RuntimeError(f"opaque_ops needs torch._functorch.config.decompose_custom_triton_ops, which torch {torch.__version__} "
+                           "does not have")
     with torch._functorch.config.patch(decompose_custom_triton_ops=not enabled):
         yield
