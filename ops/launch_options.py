@@ -92,7 +92,9 @@ def dependent_option(dependent: bool) -> dict:
 def _after_previous_launch(GDC: tl.constexpr):
     """First thing in a kernel whose launches may be dependent: wait until the launch before it
     in the stream has finished and its writes are visible (at once where this launch was not
-    dependent), then let the launch after this one start its programs, which wait in turn."""
+    dependent); then, with ``GDC`` 1 (``LAUNCH_DEPENDENTS_AT`` "start"), let the launch after
+    this one start its programs, which wait in turn. With 2 that comes later
+    (``_launch_dependents_late``) or at the kernel's exit."""
     if GDC:
         # Through tl: Inductor's copy of a kernel imports triton.language as tl and no more.
         tl.extra.cuda.gdc_wait()
