@@ -207,8 +207,10 @@ def test_combine_over_column_programs_is_the_combine_over_rows(codec, monkeypatc
             out, _ = fused(query, k, v, "int4", 128, False, seq_lens, kernel_device, quantized_lens=seq_lens - 16, k_window=k_window,
                            v_window=v_window)
         else:
-            k, v = make_cache(codec, 2, 2, 200, 128, flip_rate=0.01, seed=9)
-            out, _ = fused(query, k, v, codec, 128, True, seq_lens, kernel_device)
+            # A byte in 2,000 struck: dirty blocks among clean ones, so both launches write partials.
+            k, v = make_cache(codec, 2, 2, 200, 128, flip_rate=5e-4, seed=9)
+            out, counts = fused(query, k, v, codec, 128, True, seq_lens, kernel_device)
+            assert counts[1] + counts[3] > 0, counts  # corrected or detected codewords: the deferred launch had work
         outs.append(out.cpu())
     if kernel_device == "cuda":
         assert relative_error(outs[1], outs[0]) < 1e-6
