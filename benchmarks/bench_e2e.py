@@ -15,7 +15,9 @@ decode steps of the compiled ``model.forward`` are timed. The first step's time 
 beside them: compiling the model (and recording its CUDA graphs) is its cost. Modes run one
 after another in one process, so a later mode may reuse caches an earlier one filled. ``--ops
 opaque`` (or ``both``) compiles ECC modes with their ops kept as opaque calls
-(``ecc_tensor.ops.opaque_ops``), not their Triton kernels inlined into Inductor's graph.
+(``ecc_tensor.ops.opaque_ops``), not their Triton kernels inlined into Inductor's graph, their
+kernels compiled in threads while torch.compile traces them (``opaque-serial``: each at its
+first call, one after another; ``all``: the three ways).
 
     python benchmarks/bench_e2e.py --write                      # H100: batch 8, 32k context
     python benchmarks/bench_e2e.py --shape tiny --device cpu --context 64 --steps 4 --no-compile
@@ -56,6 +58,7 @@ SHAPES = {
 
 FOLDED = "sdpa_folded_gqa"
 BASELINES = ("static", "static-folded")
+OPS_LABELS = {"inlined": "", "opaque": ", opaque ops", "opaque-serial": ", opaque ops compiled at first call"}
 
 
 def folded_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
@@ -162,9 +165,10 @@ def main(argv=None) -> None:
     p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
     p.add_argument("--residual-length", type=int, default=0, help="ECC modes' full-precision recent tokens")
     p.add_argument("--layers", type=int, help="decoder layers (default: the shape's): compile time grows with them")
-    p.add_argument("--ops", choices=["inlined", "opaque", "both"], default="inlined",
+    p.add_argument("--ops", choices=["inlined", "opaque", "opaque-serial", "both", "all"], default="inlined",
                    help="under torch.compile, ECC modes' ops inlined as Triton kernels (torch's default) or opaque calls "
-                        "(ecc_tensor.ops.opaque_ops)")
+                        "(ecc_tensor.ops.opaque_ops), whose kernels compile in threads as torch.compile traces them "
+                        "(opaque-serial: at their first call, one after another); both: inlined and opaque; all: the three")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--compile-phases", action="store_true", help="print where each mode's first step spent its compile time")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
@@ -173,7 +177,7 @@ def main(argv=None) -> None:
     model = build_model(args.shape, device, dtype, args.layers)
     rows = []
     attentions = ["fused", "dense"] if args.attention == "both" else [args.attention]
-    ways = ["inlined", "opaque"] if args.ops == "both" else [args.ops]
+    ways = {"both": ["inlined", "opaque"], "all": ["inlined", "opaque", "opaque-serial"]}.get(args.ops, [args.ops])
     runs = [(mode, None, "inlined") if mode in (*BASELINES, "fp16") else (mode, a, w) for mode in args.modes for a in attentions
             for w in ways]
     for mode, attention, ops_way in dict.fromkeys(runs):
@@ -183,9 +187,9 @@ def main(argv=None) -> None:
         cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype, key_quant=args.key_quant,
                            residual_length=args.residual_length)
         fill(cache, model.config, args.batch, args.context, device, dtype)
-        with opaque_ops(ops_way == "opaque"):
+        with opaque_ops(ops_way != "inlined", compile_ahead=ops_way == "opaque"):
             tps, first_s = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
-        label = mode if attention is None else f"{mode} ({attention}{', opaque ops' if ops_way == 'opaque' else ''})"
+        label = mode if attention is None else f"{mode} ({attention}{OPS_LABELS[ops_way]})"
         rows.append((label, tps, first_s))
         print(f"{label:32} {tps:10.1f} tokens/s   first step {first_s:7.1f} s", flush=True)
         if args.compile_phases:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
+from .compile_ahead import wrap_triton
 from .interp_kernels import interpolate_decoded_
 from .launch_options import kernel_and_options
 from .int4_codes import fma_quotient_safe, int4_codes, quotients

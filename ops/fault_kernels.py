@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
 from ecc_tensor.faults import FaultModel
 from ecc_tensor.philox import probability_threshold
+
+from .compile_ahead import wrap_triton
 
 _KERNEL_KINDS = {"bsc": 0, "msb": 1, "page": 2}
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
 from ecc_tensor import lanes
 from ecc_tensor.codecs import STATUS_DETECTED
 from ecc_tensor.storage import StorageLayout
 
+from .compile_ahead import wrap_triton
 from .float_casts import _cast_for, _mul_rn
 
 _BLOCK_S = 32

@@ -33,6 +33,7 @@ from torch._library import triton as _library_triton
 from torch.utils import _python_dispatch
 
 _TUNERS: dict = {}
+_EAGER: dict = {}  # id of each of _TUNERS' Autotuners -> (its kernel, the options an eager launch passes)
 # Whether an op's later launches are programmatic dependent launches where the GPU has them
 # (``dependent_launches``). Off until timed on a GPU (benchmarks/RESULTS.md, "Dependent
 # launches ..."): built and tested on the CPU only; set True to try them.
@@ -122,4 +123,12 @@ def kernel_and_options(kernel: Any, num_warps: int, num_stages: int | None = Non
     tuner = _TUNERS.get(key)
     if tuner is None:
         tuner = _TUNERS[key] = triton.autotune(configs=[triton.Config({}, **options)], key=[])(kernel)
+        _EAGER[id(tuner)] = (kernel, options)
     return tuner, {}
+
+
+def eager_kernel(kernel: Any) -> tuple[Any, dict]:
+    """``(kernel, options)`` as an eager launch passes them, for what ``kernel_and_options``
+    handed a traced launch (a kernel as it is; its ``Autotuner``: the kernel and the options in
+    its config; the dependent-launch keyword, which a traced launch drops, is not among them)."""
+    return _EAGER.get(id(kernel), (kernel, {}))

@@ -7,7 +7,8 @@ stores and the attention's launches in each layer). That per-call-site work is m
 protected model's first compiled step costs over the FP16 cache's (benchmarks/RESULTS.md). Under
 ``opaque_ops()`` the ops stay in the graph as custom-op calls, as torch.export keeps them: Inductor
 calls each op's Python body at run time, which launches the same kernels (compiled by Triton at
-the op's first call, one kernel after another, not in Inductor's parallel workers).
+the op's first call, not in Inductor's parallel workers; ``compile_ahead``, on by default, has
+them compiled in threads while torch.compile traces: ``ops/compile_ahead.py``).
 
 Which way is faster depends on the run: with CUDA graphs (``torch.compile(mode="reduce-overhead")``)
 the bodies' Python runs only while the graph is recorded; without them it runs every step (a fused
@@ -25,13 +26,20 @@ from collections.abc import Iterator
 
 import torch
 
+from .compile_ahead import compiling_ahead
+
 
 @contextlib.contextmanager
-def opaque_ops(enabled: bool = True) -> Iterator[None]:
+def opaque_ops(enabled: bool = True, compile_ahead: bool = True) -> Iterator[None]:
     """Within it, torch.compile keeps every ``torch.library.triton_op`` (the ``ecc`` ops among
-    them) as an opaque custom-op call (``enabled``; False: inlined, torch's default)."""
+    them) as an opaque custom-op call (``enabled``; False: inlined, torch's default), and, with
+    ``compile_ahead``, compiles the ``ecc`` ops' kernels in threads while it traces them
+    (``compile_ahead.compiling_ahead``)."""
     if not hasattr(torch._functorch.config, "decompose_custom_triton_ops"):
         raise RuntimeError(f"opaque_ops needs torch._functorch.config.decompose_custom_triton_ops, which torch {torch.__version__} "
                            "does not have")
-    with torch._functorch.config.patch(decompose_custom_triton_ops=not enabled):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch._functorch.config.patch(decompose_custom_triton_ops=not enabled))
+        if enabled and compile_ahead:
+            stack.enter_context(compiling_ahead())
         yield

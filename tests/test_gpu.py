@@ -227,6 +227,45 @@ def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode, opaq
     assert max(sizes) < values_per_buffer // 4, (max(sizes), values_per_buffer)
 
 
+@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int4-secded72"])
+def test_opaque_ops_compile_the_kernels_ahead_of_the_first_step(mode, monkeypatch):
+    """Under ``opaque_ops`` (compiling ahead, its default) the kernels of a compiled decoding
+    step compile while torch.compile traces it, in threads: each of the ops' kernels compiles
+    as a warmup (Triton's post-compile hook), none at its launch, whose specialization the trace
+    foresaw (dtypes, alignments, sizes, options); and the step's logits equal the eager step's
+    (the same kernels, Inductor's code around them aside: bfloat16's tolerance)."""
+    import triton
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.ops import op_kernels, opaque_ops
+
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
+                         num_key_value_heads=2, max_position_embeddings=1024)
+    model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
+    model.set_attn_implementation("ecc")
+    ids = torch.randint(0, 96, (2, 301), device="cuda")
+    caches = [ECCCache(model.config, 2, 512, mode=mode) for _ in range(2)]
+    compiles = []
+    forward = torch.compile(model.forward, fullgraph=True)
+    with torch.no_grad():
+        for cache in caches:
+            model(ids[:, :300], **cache_argument(model, cache), use_cache=True)
+        step = dict(position_ids=torch.full((2, 1), 300, device="cuda"), use_cache=True)
+        eager = model(ids[:, 300:], **cache_argument(model, caches[0]), **step).logits
+        for kernel in {k for kernels in op_kernels.op_kernels().values() for k in kernels}:
+            kernel.device_caches.clear()  # each compiles anew (from Triton's disk cache at most), and says so
+        monkeypatch.setattr(triton.knobs.runtime, "jit_post_compile_hook",
+                            lambda **hook: compiles.append((hook["fn"].name, hook["is_manual_warmup"])) and None)
+        with opaque_ops():
+            compiled = forward(ids[:, 300:], **cache_argument(model, caches[1]), **step).logits
+    assert compiles and all(warmup for _, warmup in compiles), compiles
+    assert {"_store_kernel", "_decode_attention_kernel", "_combine_splits_kernel"} <= {name for name, _ in compiles}, compiles
+    torch.testing.assert_close(compiled, eager, rtol=1e-2, atol=1e-2)
+
+
 @pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int12-golay"])
 def test_opaque_ops_under_cuda_graphs_decode_as_inlined_kernels(mode):
     """Compiled with CUDA graphs (``mode="reduce-overhead"``), a decoding step with the ops

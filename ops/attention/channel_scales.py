@@ -24,10 +24,10 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
 from ecc_tensor.metadata import MetadataLayout
 
+from ..compile_ahead import wrap_triton
 from ..codec_kernels import _cdiv, _pow2, _syndromes
 from ..launch_options import _after_previous_launch, dependent_launches, kernel_and_options
 

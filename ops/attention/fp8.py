@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
+from ..compile_ahead import wrap_triton
 from ..codec_kernels import _pow2
 from ..launch_options import _after_previous_launch, dependent_launches, dependent_option, kernel_and_options
 from .kernel import LOG2E, _combine_splits_kernel

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch.library import wrap_triton
 
 from ecc_tensor.codecs import get_codec
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
+from ..compile_ahead import wrap_triton
 from ..codec_kernels import (
     _pow2,
     nibble_parity_table,
