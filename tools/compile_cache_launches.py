@@ -14,6 +14,10 @@ launch for sm_90a with the ptxas bundled with Triton and prints those that fail.
 
     python tools/compile_cache_launches.py             # every mode, head_dim 32 64 128, bfloat16 and float32
     python tools/compile_cache_launches.py --modes int12-golay --head-dims 32 80 --dtypes bfloat16 --jobs 8
+    python tools/compile_cache_launches.py --modes int4-secded72 --head-dims 128 --dtypes bfloat16 --options token --jobs 2 --threads
+
+Compiles of distinct launches do not share Triton's cache here unless ``TRITON_CACHE_DIR`` holds
+them from an earlier run: give it a fresh directory to time them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from codec_launches import HOPPER, POINTER_TYPES  # tools/, beside this script
@@ -185,6 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--options", nargs="+", default=list(OPTION_NAMES), choices=list(OPTION_NAMES),
                         help="the INT4 modes' storage options: " + "; ".join(f"{k}: {v}" for k, v in OPTION_NAMES.items()))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiles at once")
+    parser.add_argument("--threads", action="store_true",
+                        help="compile in threads of this process rather than in processes (as ecc_tensor.ops.compile_ahead does)")
     parser.add_argument("--record-to", help=argparse.SUPPRESS)  # the interpreter subprocess's output
     args = parser.parse_args(argv)
     if args.record_to:
@@ -208,13 +215,16 @@ def main(argv=None) -> int:
     todo = distinct(launches)
     print(f"{len(launches)} launches, {len(todo)} distinct: compiling for sm_90a", flush=True)
     failed = 0
-    with concurrent.futures.ProcessPoolExecutor(max(1, args.jobs)) as pool:
+    start = time.perf_counter()
+    executor = concurrent.futures.ThreadPoolExecutor if args.threads else concurrent.futures.ProcessPoolExecutor
+    with executor(max(1, args.jobs)) as pool:
         for (module, name, _, constants, _, options), error in zip(todo, pool.map(compile_launch, todo)):
             if error is None:
                 continue
             failed += 1
             print(f"FAILED {module}.{name} {constants} {options}\n  {error.replace(chr(10), chr(10) + '  ')}", flush=True)
-    print(f"{len(todo) - failed} compiled, {failed} failed")
+    print(f"{len(todo) - failed} compiled, {failed} failed, in {time.perf_counter() - start:.1f} s "
+          f"({max(1, args.jobs)} at once, in {'threads' if args.threads else 'processes'})")
     return 1 if failed else 0
 
 
