@@ -44,11 +44,11 @@ _submitted: set = set()  # launches already sent, by (kernel, device, arguments,
 def compiling_ahead(threads: int | None = None) -> Iterator[None]:
     """Within it, each launch of the ops traced by torch.compile (on fake tensors, an op kept
     opaque) also compiles its kernel for the GPU in one of ``threads`` worker threads (default:
-    the CPUs this process may use). On leaving, waits for the compiles still running."""
+    the CPUs this process may use, at most 32). On leaving, waits for the compiles still running."""
     global _active, _pool
     with _lock:
         if _active == 0:
-            _pool = concurrent.futures.ThreadPoolExecutor(threads or len(os.sched_getaffinity(0)), thread_name_prefix="ecc-compile")
+            _pool = concurrent.futures.ThreadPoolExecutor(threads or _usable_cpus(), thread_name_prefix="ecc-compile")
         _active += 1
     try:
         yield
@@ -60,6 +60,12 @@ def compiling_ahead(threads: int | None = None) -> Iterator[None]:
                 pool, _pool = _pool, None
                 _submitted.clear()
                 pool.shutdown(wait=True)
+
+
+def _usable_cpus() -> int:
+    # A model has a few dozen distinct launches at most: more threads than that would idle.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, 32)
 
 
 def wait() -> None:
