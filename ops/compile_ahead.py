@@ -116,22 +116,22 @@ def _note(kernel: Any, args: tuple, kwargs: dict) -> None:
     """A launch on real tensors waits for the compiles sent ahead; a launch traced on fake ones
     (an opaque op's body, which Dynamo and AOTAutograd run on fake tensors) under
     ``compiling_ahead`` sends its compile to the pool, once per distinct launch."""
-    tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    values = (*args, *kwargs.values())
+    tensors = [a for a in values if isinstance(a, torch.Tensor)]
     if not any(isinstance(t, FakeTensor) for t in tensors):
         if tensors:
             wait()
         return
-    if _pool is None or any(isinstance(a, (torch.SymInt, torch.SymFloat, torch.SymBool)) for a in (*args, *kwargs.values())):
+    if _pool is None or any(isinstance(a, (torch.SymInt, torch.SymFloat, torch.SymBool)) for a in values):
         return
     devices = {t.device for t in tensors}
     if len(devices) != 1 or next(iter(devices)).type != "cuda":
         return
     device = next(iter(devices))
     jit, options = launch_options.eager_kernel(kernel)
-    mocked = [_TypedPointer(a) if isinstance(a, torch.Tensor) else a for a in args]
-    mocked_kwargs = {k: _TypedPointer(v) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
-    key = (jit, device, tuple(m.key() if isinstance(m, _TypedPointer) else _hashable(m) for m in mocked),
-           tuple(sorted((k, v.key() if isinstance(v, _TypedPointer) else _hashable(v)) for k, v in mocked_kwargs.items())),
+    mocked = [_warmup_argument(a) for a in args]
+    mocked_kwargs = {k: _warmup_argument(v) for k, v in kwargs.items()}
+    key = (jit, device, tuple(map(_key, mocked)), tuple(sorted((k, _key(v)) for k, v in mocked_kwargs.items())),
            tuple(sorted(options.items())))
     with _lock:
         if key in _submitted or _pool is None:
@@ -140,7 +140,14 @@ def _note(kernel: Any, args: tuple, kwargs: dict) -> None:
         _pending.append(_pool.submit(_compile, jit, device, mocked, {**mocked_kwargs, **options}))
 
 
-def _hashable(value: Any) -> Any:
+def _warmup_argument(value: Any) -> Any:
+    return _TypedPointer(value) if isinstance(value, torch.Tensor) else value
+
+
+def _key(value: Any) -> Any:
+    """A warmup argument as the distinct-launch key holds it."""
+    if isinstance(value, _TypedPointer):
+        return value.key()
     try:
         hash(value)
         return value
