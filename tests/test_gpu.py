@@ -189,6 +189,17 @@ def test_generate_compiled_with_faults_on_the_whole_footprint_equals_eager(mode)
     assert results[True][1]["injected"] > 0
 
 
+def _tiny_ecc_llama(max_positions: int):
+    """A two-layer bfloat16 Llama on the GPU (8 query / 2 KV heads of 32) attending with ``"ecc"``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
+                         num_key_value_heads=2, max_position_embeddings=max_positions)
+    model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
+    model.set_attn_implementation("ecc")
+    return model
+
+
 @pytest.mark.parametrize("opaque", [False, True])
 @pytest.mark.parametrize("mode", ["fp8", "int4-hamming84-interp"])
 def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode, opaque):
@@ -201,17 +212,14 @@ def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode, opaq
     import re
 
     from torch._inductor.utils import run_and_get_code
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
     from ecc_tensor.ops import opaque_ops
 
     torch.manual_seed(0)
     torch._dynamo.reset()
-    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
-                         num_key_value_heads=2, max_position_embeddings=4096)
-    model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
-    model.set_attn_implementation("ecc")
+    model = _tiny_ecc_llama(4096)
+    config = model.config
     batch, max_len = 2, 4096
     cache = ECCCache(model.config, batch, max_len, mode=mode)
     ids = torch.randint(0, 96, (batch, 33), device="cuda")
@@ -235,17 +243,13 @@ def test_opaque_ops_compile_the_kernels_ahead_of_the_first_step(mode, monkeypatc
     foresaw (dtypes, alignments, sizes, options); and the step's logits equal the eager step's
     (the same kernels, Inductor's code around them aside: bfloat16's tolerance)."""
     import triton
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
     from ecc_tensor.ops import op_kernels, opaque_ops
 
     torch.manual_seed(0)
     torch._dynamo.reset()
-    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
-                         num_key_value_heads=2, max_position_embeddings=1024)
-    model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
-    model.set_attn_implementation("ecc")
+    model = _tiny_ecc_llama(1024)
     ids = torch.randint(0, 96, (2, 301), device="cuda")
     caches = [ECCCache(model.config, 2, 512, mode=mode) for _ in range(2)]
     compiles = []
@@ -274,16 +278,11 @@ def test_opaque_ops_under_cuda_graphs_decode_as_inlined_kernels(mode):
     them may fuse differently, hence bfloat16's tolerance) and exactly the same counters, over
     a cache whose stored codewords were struck after its prefill (a compiled step injects no
     faults itself)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
     from ecc_tensor.ops import opaque_ops
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
-                         num_key_value_heads=2, max_position_embeddings=1024)
-    model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
-    model.set_attn_implementation("ecc")
+    model = _tiny_ecc_llama(1024)
     ids = torch.randint(0, 96, (2, 300), device="cuda")
     results = {}
     for opaque in (False, True):
