@@ -4,12 +4,18 @@
 and an error inside a CUDA graph capture (a decode step that torch.compile's CUDA graphs or a
 benchmark records). On a GPU a table is therefore made once per device and kept; one first
 needed while a capture is under way is copied from pinned memory and not kept, since it lives
-in the graph's memory pool. While tracing (dynamo, fake tensors) the plain constructor is used,
-so the tracer sees a constant of its own."""
+in the graph's memory pool. A kept table is made on a thread of its own: torch.compile's CUDA
+graphs run their warm-up step eagerly with every allocation of the calling thread routed to the
+graph's pool, and a table kept from there would be memory the graph reuses (torch stops with
+"tensor(s) in the cudagraph pool not tracked as outputs"); another thread allocates from the
+device's ordinary pool. While tracing (dynamo, fake tensors) the plain constructor is used, so
+the tracer sees a constant of its own."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Callable
 
 import torch
 
@@ -31,8 +37,27 @@ def int64_table(values: Table, device: torch.device | str | None = None) -> torc
         return table
     if torch.cuda.is_current_stream_capturing():
         return _pinned(values).to(device, non_blocking=True)
-    table = _kept[(values, device)] = torch.tensor(values, dtype=torch.int64, device=device)
+    table = _kept[(values, device)] = _outside_any_pool(values, device)
     return table
+
+
+def _outside_any_pool(values: Table, device: torch.device) -> torch.Tensor:
+    return made_outside_any_pool(lambda: torch.tensor(values, dtype=torch.int64, device=device), device)
+
+
+def made_outside_any_pool(make: Callable[[], torch.Tensor], device: torch.device) -> torch.Tensor:
+    """``make()`` run on a thread of its own with ``device`` current, its work finished on return:
+    a tensor to keep across calls, allocated from the device's ordinary pool even where this
+    thread's allocations go to a CUDA graph's (torch.compile's warm-up step)."""
+
+    def run() -> torch.Tensor:
+        with torch.cuda.device(device):
+            made = make()
+            torch.cuda.current_stream().synchronize()  # the caller reads it on its own stream
+            return made
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 @lru_cache(maxsize=None)

@@ -18,6 +18,7 @@ import triton.language as tl
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
+from ecc_tensor.device_tables import made_outside_any_pool
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
@@ -255,7 +256,8 @@ def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
     encode table. Made with tensor ops on the table's device, so that it traces; kept for the
-    next call with the same table, except while tracing or capturing a CUDA graph. A 4-bit
+    next call with the same table, except while tracing or capturing a CUDA graph (a kept one
+    is made outside any graph's memory pool: ``device_tables.made_outside_any_pool``). A 4-bit
     code's encode table is its own nibble table."""
     if k <= 4:
         return encode_table
@@ -263,12 +265,19 @@ def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     cached = _NIBBLE_TABLES.get(encode_table) if cacheable else None
     if cached is not None and cached[0] == encode_table._version:
         return cached[1]
-    nibbles = torch.arange(16, device=encode_table.device)
-    shifts = 4 * torch.arange(k // 4, device=encode_table.device)
-    table = encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
+    if cacheable and encode_table.device.type == "cuda":  # kept: so made outside any CUDA graph's pool
+        table = made_outside_any_pool(lambda: _nibble_table(encode_table, k), encode_table.device)
+    else:
+        table = _nibble_table(encode_table, k)
     if cacheable:
         _NIBBLE_TABLES[encode_table] = (encode_table._version, table)
     return table
+
+
+def _nibble_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
+    nibbles = torch.arange(16, device=encode_table.device)
+    shifts = 4 * torch.arange(k // 4, device=encode_table.device)
+    return encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
 
 
 def _cacheable(table: torch.Tensor) -> bool:

@@ -52,6 +52,30 @@ def test_a_gpu_table_is_made_once_per_device():
 
 
 @cuda
+@pytest.mark.parametrize("table", ["int64_table", "nibble_parity_table"])
+def test_a_kept_gpu_table_is_made_outside_a_pool_the_caller_allocates_to(table):
+    """torch.compile's CUDA graphs warm a step up with the thread's allocations routed to the
+    graph's pool; a table kept from there is memory the graph reuses (torch stopped bench_e2e's
+    opaque-ops runs: "tensor(s) in the cudagraph pool not tracked as outputs")."""
+    from ecc_tensor.codecs import get_codec
+    from ecc_tensor.ops.codec_kernels import _NIBBLE_TABLES, _nibble_table, nibble_parity_table
+
+    encode = get_codec("golay24").tables("cuda").encode_table.clone()  # a fresh key: nothing kept for it
+    make = {"int64_table": lambda: device_tables.int64_table((11, 12, 13), "cuda"),
+            "nibble_parity_table": lambda: nibble_parity_table(encode, 12)}[table]
+    pool = torch.cuda.MemPool()
+    with torch.cuda.use_mem_pool(pool):
+        kept = make()
+        transient = torch.empty(1024, device="cuda")  # the routing itself works
+    in_pool = {block["address"] for segment in pool.snapshot() for block in segment["blocks"] if block["state"] == "active_allocated"}
+    assert transient.data_ptr() in in_pool and kept.data_ptr() not in in_pool
+    assert make() is kept
+    want = torch.tensor((11, 12, 13)) if table == "int64_table" else _nibble_table(encode.cpu(), 12)
+    assert torch.equal(kept.cpu(), want.to(kept.dtype))
+    _NIBBLE_TABLES.clear()
+
+
+@cuda
 @pytest.mark.parametrize("codec", CODEC_NAMES)
 @pytest.mark.parametrize("head_dim", [128, 100])
 def test_the_codec_ops_record_in_a_cuda_graph_and_replay_as_called(codec, head_dim):

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import ecc_tensor.ops as ops
+from ecc_tensor import device_tables
+from ecc_tensor.ops import codec_kernels
 from ecc_tensor.codecs import CODEC_NAMES
 from ecc_tensor.counters import new_counters
 from ecc_tensor.faults import METADATA_ADDRESS, FaultModel
@@ -189,11 +191,11 @@ def test_generate_compiled_with_faults_on_the_whole_footprint_equals_eager(mode)
     assert results[True][1]["injected"] > 0
 
 
-def _tiny_ecc_llama(max_positions: int):
-    """A two-layer bfloat16 Llama on the GPU (8 query / 2 KV heads of 32) attending with ``"ecc"``."""
+def _tiny_ecc_llama(max_positions: int, head_dim: int = 32):
+    """A two-layer bfloat16 Llama on the GPU (8 query / 2 KV heads of ``head_dim``) attending with ``"ecc"``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
+    config = LlamaConfig(vocab_size=96, hidden_size=8 * head_dim, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
                          num_key_value_heads=2, max_position_embeddings=max_positions)
     model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
     model.set_attn_implementation("ecc")
@@ -241,7 +243,8 @@ def test_opaque_ops_compile_the_kernels_ahead_of_the_first_step(mode, monkeypatc
     step compile while torch.compile traces it, in threads: each of the ops' kernels compiles
     as a warmup (Triton's post-compile hook), none at its launch, whose specialization the trace
     foresaw (dtypes, alignments, sizes, options); and the step's logits equal the eager step's
-    (the same kernels, Inductor's code around them aside: bfloat16's tolerance)."""
+    (the same kernels, Inductor's code around them aside: bfloat16's tolerance). Heads of 64,
+    which SECDED(72,64)'s fused attention takes (rows of whole words)."""
     import triton
 
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
@@ -249,7 +252,7 @@ def test_opaque_ops_compile_the_kernels_ahead_of_the_first_step(mode, monkeypatc
 
     torch.manual_seed(0)
     torch._dynamo.reset()
-    model = _tiny_ecc_llama(1024)
+    model = _tiny_ecc_llama(1024, head_dim=64)
     ids = torch.randint(0, 96, (2, 301), device="cuda")
     caches = [ECCCache(model.config, 2, 512, mode=mode) for _ in range(2)]
     compiles = []
@@ -270,37 +273,61 @@ def test_opaque_ops_compile_the_kernels_ahead_of_the_first_step(mode, monkeypatc
     torch.testing.assert_close(compiled, eager, rtol=1e-2, atol=1e-2)
 
 
-@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int12-golay"])
-def test_opaque_ops_under_cuda_graphs_decode_as_inlined_kernels(mode):
+@pytest.mark.parametrize("mode, head_dim", [("int4-hamming84-interp", 32), ("int12-golay", 32), ("int4-secded72", 64)])
+def test_opaque_ops_under_cuda_graphs_decode_as_inlined_kernels(mode, head_dim):
     """Compiled with CUDA graphs (``mode="reduce-overhead"``), a decoding step with the ops
     opaque (``opaque_ops``: Inductor calls each op, whose launches the graph records) gives the
     logits of the same step with their kernels inlined (the same kernels; Inductor's own around
     them may fuse differently, hence bfloat16's tolerance) and exactly the same counters, over
     a cache whose stored codewords were struck after its prefill (a compiled step injects no
-    faults itself)."""
+    faults itself). The device tables are made anew in the warm-up step, whose allocations go
+    to the graph's pool: kept from there, they stopped bench_e2e's opaque runs."""
+    results = {opaque: _struck_decode_steps(mode, head_dim, "reduce-overhead", opaque) for opaque in (False, True)}
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-2, atol=1e-2)
+    assert results[True][1] == results[False][1] and results[True][1]["corrected"] > 0
+
+
+@pytest.mark.parametrize("opaque", [
+    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
+        "open bug (2026-12-07, H100): with its kernels inlined by Inductor, SECDED(72,64) at head_dim 32 (rows of 18 bytes, "
+        "which the fused attention does not take: the codec kernels decode, then SDPA) gives logits off by up to 1.1 and "
+        "other counts, with or without faults and CUDA graphs; opaque ops and eager agree, head_dim 64 and 128 agree"))),
+    True,
+])
+def test_a_compiled_step_without_the_fused_attention_decodes_as_eager(opaque):
+    """SECDED(72,64) at head_dim 32: the ops decode K/V with the codec kernels and attend with
+    SDPA. The compiled step (no CUDA graphs) gives the eager step's logits and counts."""
+    eager = _struck_decode_steps("int4-secded72", 32, None, opaque)
+    compiled = _struck_decode_steps("int4-secded72", 32, "default", opaque)
+    torch.testing.assert_close(compiled[0], eager[0], rtol=1e-2, atol=1e-2)
+    assert compiled[1] == eager[1] and eager[1]["corrected"] > 0
+
+
+def _struck_decode_steps(mode: str, head_dim: int, compile_mode: str | None, opaque: bool):
+    """Four decoding steps of ``_tiny_ecc_llama`` (compiled with ``compile_mode``, or eager:
+    None) after a prefill of 296 tokens whose stored codewords were then struck (BSC 1e-3):
+    the steps' logits and the cache's counts. The device tables are made anew before the steps."""
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
     from ecc_tensor.ops import opaque_ops
 
     torch.manual_seed(0)
-    model = _tiny_ecc_llama(1024)
+    torch._dynamo.reset()
+    model = _tiny_ecc_llama(1024, head_dim)
     ids = torch.randint(0, 96, (2, 300), device="cuda")
-    results = {}
-    for opaque in (False, True):
-        torch._dynamo.reset()
-        cache = ECCCache(model.config, 2, 512, mode=mode)
-        forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead")
-        logits = []
-        with torch.no_grad(), opaque_ops(opaque):
-            model(ids[:, :296], **cache_argument(model, cache), use_cache=True)
-            for i, store in enumerate(s for layer in cache.layers for s in (layer._k, layer._v)):
-                store.stored.copy_(ops.inject(store.stored, 8, FaultModel("bsc", 1e-3, seed=i), step=0)[0])
-            for step in range(4):  # warm-up, recording, then replays
-                position = torch.full((2, 1), 296 + step, device="cuda")
-                out = forward(ids[:, 296 + step:297 + step], **cache_argument(model, cache), use_cache=True, position_ids=position)
-                logits.append(out.logits.clone())
-        results[opaque] = (torch.stack(logits), {k: v for k, v in cache.stats().items() if k != "layers"})
-    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-2, atol=1e-2)
-    assert results[True][1] == results[False][1] and results[True][1]["corrected"] > 0
+    cache = ECCCache(model.config, 2, 512, mode=mode)
+    forward = model.forward if compile_mode is None else torch.compile(model.forward, fullgraph=True, mode=compile_mode)
+    logits = []
+    with torch.no_grad(), opaque_ops(opaque):
+        model(ids[:, :296], **cache_argument(model, cache), use_cache=True)
+        for i, store in enumerate(s for layer in cache.layers for s in (layer._k, layer._v)):
+            store.stored.copy_(ops.inject(store.stored, 8, FaultModel("bsc", 1e-3, seed=i), step=0)[0])
+        device_tables._kept.clear()  # first made in the warm-up step, as a decode-only run makes them
+        codec_kernels._NIBBLE_TABLES.clear()
+        for step in range(4):  # under CUDA graphs: warm-up, recording, then replays
+            position = torch.full((2, 1), 296 + step, device="cuda")
+            out = forward(ids[:, 296 + step:297 + step], **cache_argument(model, cache), use_cache=True, position_ids=position)
+            logits.append(out.logits.clone())
+    return torch.stack(logits), {k: v for k, v in cache.stats().items() if k != "layers"}
 
 
 def _dependent_launch_call(case: str, g: torch.Generator):
