@@ -889,20 +889,23 @@ def _words_to_bytes(w):
 
 
 @triton.jit
-def _byte_values(words, BLOCK_W: tl.constexpr):
-    """(values, columns): the data nibbles (each byte's low nibble) of ``[N, BLOCK_W]`` words of
-    one-byte codewords as stored, in row order (byte b of word w at column ``4 w + b``)."""
-    return _words_to_bytes(words) & 15, tl.arange(0, 4 * BLOCK_W)
+def _byte_values(words):
+    """The data nibbles (each byte's low nibble) of ``[N, BLOCK_W]`` words of one-byte codewords
+    as stored, in row order: byte b of word w at column ``4 w + b``."""
+    return _words_to_bytes(words) & 15
 
 
 @triton.jit
 def _row_values(data, data_hi, UNIT_VALUES: tl.constexpr, BLOCK_U: tl.constexpr):
-    """(values, columns): the 4-bit values of a block of units (``data``: each unit's data
-    nibbles, value i at bit 4i; ``data_hi``: values 8-15 of 16-value units) in row order, value
-    i of unit u at column ``UNIT_VALUES * u + i``, for units of 1, 2, 8 or 16 values. The store
-    then writes each row contiguously: a store per slot wrote single bytes ``UNIT_VALUES`` apart,
-    one L2 transaction each (int4's decode ran at 2% of copy on the H200, its stores 63% of the
-    stalls, ncu)."""
+    """The 4-bit values of a block of units (``data``: each unit's data nibbles, value i at bit
+    4i; ``data_hi``: values 8-15 of 16-value units) in row order, value i of unit u at column
+    ``UNIT_VALUES * u + i``, for units of 1, 2, 8 or 16 values. The store then writes each row
+    contiguously: a store per slot wrote single bytes ``UNIT_VALUES`` apart, one L2 transaction
+    each (int4's decode ran at 2% of copy on the H200, its stores 63% of the stalls, ncu). The
+    columns are the caller's ``tl.arange``: returned from here with the values, they made every
+    store address depend, to torch's analysis of what a kernel writes, on all this call's inputs
+    and so on the tensors they were decoded from (the stored codewords, the syndrome table),
+    which torch.compile then copied whole before each launch."""
     # One return, after the branches: the compiler builds every statement that follows a
     # constexpr branch's return.
     if UNIT_VALUES == 1:
@@ -918,7 +921,7 @@ def _row_values(data, data_hi, UNIT_VALUES: tl.constexpr, BLOCK_U: tl.constexpr)
         octets = tl.join(halves & 0xFF, (halves >> 8) & 0xFF)
         nibbles = tl.join(octets & 15, (octets >> 4) & 15)  # the last axis varies fastest: nibble 4h + 2b + n
         values = tl.reshape(nibbles, [data.shape[0], UNIT_VALUES * BLOCK_U])
-    return values, tl.arange(0, UNIT_VALUES * BLOCK_U)
+    return values
 
 
 @triton.jit
@@ -1171,26 +1174,32 @@ def _load_kernel(
             run = tile_dirty
         if run:
             if BYTE_WORDS and i < 0:
-                v, col = _byte_values(words, BLOCK_U // 4)
+                v = _byte_values(words)
+                col = tl.arange(0, 4 * (BLOCK_U // 4))
                 ok = row_ok[:, None] & (col < D)[None, :]
             elif BYTE_WORDS:
                 tl.debug_barrier()
-                v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+                v = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+                col = tl.arange(0, UNIT_VALUES * BLOCK_U)
                 ok = row_ok[:, None] & (col < D)[None, :]
             elif NIBBLE_WORDS:
-                v, col = _row_values(data, data_hi, 8, BLOCK_W)
+                v = _row_values(data, data_hi, 8, BLOCK_W)
+                col = tl.arange(0, 8 * BLOCK_W)
                 ok = row_ok[:, None] & (col < D)[None, :]
             elif ROW_ORDER:
-                v, col = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+                v = _row_values(data, data_hi, UNIT_VALUES, BLOCK_U)
+                col = tl.arange(0, UNIT_VALUES * BLOCK_U)
                 ok = row_ok[:, None] & (col < D)[None, :]
             elif i < 0:
                 if LANE_WORDS:
-                    v, col = _row_values(data_words.to(tl.int32, bitcast=True), data_words, 8, 16)
+                    v = _row_values(data_words.to(tl.int32, bitcast=True), data_words, 8, 16)
+                    col = tl.arange(0, 8 * 16)
                 else:
                     b = tl.arange(0, LANE_ROWS)
                     packed = tl.load(stored_ptr + rows64[:, None] * ROW_BYTES + b[None, :], mask=row_ok[:, None] & (2 * b < D)[None, :],
                                      other=0).to(tl.int32)
-                    v, col = _row_values(packed, packed, 2, LANE_ROWS)
+                    v = _row_values(packed, packed, 2, LANE_ROWS)
+                    col = tl.arange(0, 2 * LANE_ROWS)
                 ok = row_ok[:, None] & (col < D)[None, :]
             else:
                 col = _unit_value(u, i, UNIT_VALUES, LANES_D)

@@ -287,16 +287,15 @@ def test_opaque_ops_under_cuda_graphs_decode_as_inlined_kernels(mode, head_dim):
     assert results[True][1] == results[False][1] and results[True][1]["corrected"] > 0
 
 
-@pytest.mark.parametrize("opaque", [
-    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
-        "open bug (2026-12-07, H100): with its kernels inlined by Inductor, SECDED(72,64) at head_dim 32 (rows of 18 bytes, "
-        "which the fused attention does not take: the codec kernels decode, then SDPA) gives logits off by up to 1.1 and "
-        "other counts, with or without faults and CUDA graphs; opaque ops and eager agree, head_dim 64 and 128 agree"))),
-    True,
-])
+@pytest.mark.parametrize("opaque", [False, True])
 def test_a_compiled_step_without_the_fused_attention_decodes_as_eager(opaque):
     """SECDED(72,64) at head_dim 32: the ops decode K/V with the codec kernels and attend with
-    SDPA. The compiled step (no CUDA graphs) gives the eager step's logits and counts."""
+    SDPA. The compiled step (no CUDA graphs) gives the eager step's logits and counts. On an
+    H100 (2026-12-07) the step with the kernels inlined did not (logits off by up to 1.1, other
+    counts; opaque agreed), while torch's analysis took the decode kernel to write the stored
+    codewords and the syndrome table, so Inductor copied them around each launch; the analysis
+    now names neither (``tools/kernel_writes.py``). Whether that was the whole cause is for this
+    test on the GPU to say."""
     eager = _struck_decode_steps("int4-secded72", 32, None, opaque)
     compiled = _struck_decode_steps("int4-secded72", 32, "default", opaque)
     torch.testing.assert_close(compiled[0], eager[0], rtol=1e-2, atol=1e-2)

@@ -125,3 +125,21 @@ def test_a_compiled_model_analyses_each_kernel_once():
     fn = lambda x: ECCInt4Tensor.from_float(x, "hamming84").dequantize() + ECCInt4Tensor.from_float(2 * x, "hamming84").dequantize()  # noqa: E731
     assert torch.equal(torch.compile(fn, fullgraph=True)(x), fn(x))
     assert cached.hits > hits and len(cached.cache) > 0
+
+
+def test_no_kernel_seems_to_write_an_input_of_its_op(run_compile_tool):
+    """torch's analysis of what each kernel writes (``tools/kernel_writes.py``: a compiled
+    dequantize and decode attention per codec and head_dim, the analysis done for Hopper without
+    a GPU) names no input of the op but the counters: a tensor it named would be copied whole
+    before every launch. The stored codewords and the syndrome table once were, for SECDED(72,64),
+    through a helper that returned the store's columns with the decoded values."""
+    import json
+
+    from ecc_tensor.codecs import CODEC_NAMES
+
+    result = run_compile_tool("kernel_writes.py", "--head-dims", "32", "128", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    launches = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert {(x["op"], x["codec"]) for x in launches} == {(op, c) for op in ("dequantize", "attention") for c in CODEC_NAMES}
+    assert {"_load_kernel", "_decode_attention_kernel", "_combine_splits_kernel"} <= {x["kernel"] for x in launches}
+    assert [x for x in launches if x["inputs_written"]] == []
