@@ -8,8 +8,9 @@ dims its fused attention does not take), because a helper returned the store's c
 with values decoded from the codewords, so every store address seemed to depend on them.
 
 For each codec and head_dim this compiles (``aot_eager``'s front end, the analysis done for
-Hopper by a stand-in driver; nothing runs) ``ECCInt4Tensor.dequantize`` and
-``ecc_decode_attention`` with the ops routed to their Triton kernels, and prints each launch's
+Hopper by a stand-in driver; nothing runs) each op the cache runs (``quantize_encode``,
+``ECCInt4Tensor.dequantize`` with and without interpolation, ``inject``,
+``ecc_decode_attention``) with its Triton kernels inlined, and prints each launch's
 kernel, the tensors the analysis says it writes, and those of them that are the op's inputs
 (``inputs_written``: graph inputs or views of them, the decode counters excepted). That last
 list should be empty.
@@ -27,6 +28,9 @@ import sys
 
 _VIEWS = {"select", "slice", "view", "_unsafe_view", "reshape", "as_strided", "permute", "transpose", "expand", "unsqueeze", "squeeze",
           "alias", "t", "view_as", "unflatten", "flatten", "narrow", "diagonal"}
+
+
+OPS = ("encode", "dequantize", "interpolate", "inject", "attention")
 
 
 class _Stop(Exception):
@@ -64,14 +68,21 @@ def analyse(codec: str, head_dim: int, op: str) -> list[dict]:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from compile_analysis_cost import _HopperWithoutGPU
 
+    import ecc_tensor.ops as ops
     import ecc_tensor.ops.library as library
     from ecc_tensor import ECCInt4Tensor
+    from ecc_tensor.faults import FaultModel
+    from ecc_tensor.storage import StorageLayout
     from ecc_tensor.tensor import ecc_decode_attention
 
     torch.manual_seed(0)
     k, v = (ECCInt4Tensor.from_float(torch.randn(2, 2, 48, head_dim, dtype=torch.float16), codec) for _ in range(2))
     query = torch.randn(2, 4, 1, head_dim, dtype=torch.float16)
-    fn, args = {"dequantize": (lambda k: k.dequantize(), (k,)),
+    bits = StorageLayout(codec, head_dim).exposed_bits_per_byte
+    fn, args = {"encode": (lambda x: ops.quantize_encode(x, codec), (query,)),
+                "dequantize": (lambda k: k.dequantize(), (k,)),
+                "interpolate": (lambda k: k.dequantize(interpolate=True), (k,)),
+                "inject": (lambda w: ops.inject(w, bits, FaultModel("bsc", 1e-3, seed=0), step=0), (k.stored,)),
                 "attention": (lambda q, k, v: ecc_decode_attention(q, k, v), (query, k, v))}[op]
     seen = []
 
@@ -99,7 +110,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--codecs", nargs="+", default=list(CODEC_NAMES), choices=CODEC_NAMES)
     p.add_argument("--head-dims", nargs="+", type=int, default=[32, 100, 128])
-    p.add_argument("--ops", nargs="+", default=["dequantize", "attention"], choices=["dequantize", "attention"])
+    p.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS)
     p.add_argument("--json", action="store_true", help="one JSON object a launch")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
