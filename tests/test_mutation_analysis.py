@@ -132,7 +132,8 @@ def test_no_kernel_seems_to_write_an_input_of_its_op(run_compile_tool):
     runs, compiled per codec and head_dim, the analysis done for Hopper without a GPU) names no
     input of the op but the counters: a tensor it named would be copied whole
     before every launch. The stored codewords and the syndrome table once were, for SECDED(72,64),
-    through a helper that returned the store's columns with the decoded values."""
+    through a helper that returned the store's columns with the decoded values, and the query
+    of the window's and FP8's attention, through one that returned its rows with the loaded tile."""
     import json
 
     from ecc_tensor.codecs import CODEC_NAMES
@@ -140,8 +141,8 @@ def test_no_kernel_seems_to_write_an_input_of_its_op(run_compile_tool):
     result = run_compile_tool("kernel_writes.py", "--head-dims", "32", "128", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     launches = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    ops = ("encode", "dequantize", "interpolate", "inject", "attention")
-    assert {(x["op"], x["codec"]) for x in launches} == {(op, c) for op in ops for c in CODEC_NAMES}
+    ops = ("encode", "dequantize", "interpolate", "inject", "attention", "channel-attention")
+    assert {(x["op"], x["codec"]) for x in launches} == {(op, c) for op in ops for c in CODEC_NAMES} | {("fp8-attention", "fp8")}
     assert {"_store_kernel", "_load_kernel", "_interpolate_kernel", "_inject_kernel", "_decode_attention_kernel",
-            "_combine_splits_kernel"} <= {x["kernel"] for x in launches}
+            "_fp8_decode_attention_kernel", "_combine_splits_kernel"} <= {x["kernel"] for x in launches}
     assert [x for x in launches if x["inputs_written"]] == []

@@ -10,7 +10,8 @@ with values decoded from the codewords, so every store address seemed to depend 
 For each codec and head_dim this compiles (``aot_eager``'s front end, the analysis done for
 Hopper by a stand-in driver; nothing runs) each op the cache runs (``quantize_encode``,
 ``ECCInt4Tensor.dequantize`` with and without interpolation, ``inject``,
-``ecc_decode_attention``) with its Triton kernels inlined, and prints each launch's
+``ecc_decode_attention``, over keys quantized per token and per channel; the fp8 cache's
+attention, whatever the codec) with its Triton kernels inlined, and prints each launch's
 kernel, the tensors the analysis says it writes, and those of them that are the op's inputs
 (``inputs_written``: graph inputs or views of them, the decode counters excepted). That last
 list should be empty.
@@ -30,11 +31,20 @@ _VIEWS = {"select", "slice", "view", "_unsafe_view", "reshape", "as_strided", "p
           "alias", "t", "view_as", "unflatten", "flatten", "narrow", "diagonal"}
 
 
-OPS = ("encode", "dequantize", "interpolate", "inject", "attention")
+OPS = ("encode", "dequantize", "interpolate", "inject", "attention", "channel-attention", "fp8-attention")
 
 
 class _Stop(Exception):
     """Raised by the graph compiler once it has read the graph: nothing is run."""
+
+
+def _stopped(error: BaseException | None) -> bool:
+    """Whether ``error`` is the graph compiler's ``_Stop``, however torch wrapped it."""
+    while error is not None:
+        if isinstance(error, _Stop):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _base(node):
@@ -72,18 +82,30 @@ def analyse(codec: str, head_dim: int, op: str) -> list[dict]:
     import ecc_tensor.ops.library as library
     from ecc_tensor import ECCInt4Tensor
     from ecc_tensor.faults import FaultModel
+    from ecc_tensor.fp8 import head_scale, to_e4m3
+    from ecc_tensor.fp8_tensor import FP8KVTensor, fp8_decode_attention
     from ecc_tensor.storage import StorageLayout
     from ecc_tensor.tensor import ecc_decode_attention
 
     torch.manual_seed(0)
-    k, v = (ECCInt4Tensor.from_float(torch.randn(2, 2, 48, head_dim, dtype=torch.float16), codec) for _ in range(2))
     query = torch.randn(2, 4, 1, head_dim, dtype=torch.float16)
-    bits = StorageLayout(codec, head_dim).exposed_bits_per_byte
-    fn, args = {"encode": (lambda x: ops.quantize_encode(x, codec), (query,)),
-                "dequantize": (lambda k: k.dequantize(), (k,)),
-                "interpolate": (lambda k: k.dequantize(interpolate=True), (k,)),
-                "inject": (lambda w: ops.inject(w, bits, FaultModel("bsc", 1e-3, seed=0), step=0), (k.stored,)),
-                "attention": (lambda q, k, v: ecc_decode_attention(q, k, v), (query, k, v))}[op]
+    dense = torch.randn(2, 2, 48, head_dim, dtype=torch.float16)
+    if op == "fp8-attention":  # no codec
+        fp8 = FP8KVTensor(to_e4m3(dense, head_scale(dense)), head_scale(dense), dense.shape, torch.float16)
+        fn, args = (lambda q, k, v: fp8_decode_attention(q, k, v)), (query, fp8, fp8)
+    else:
+        k = ECCInt4Tensor.from_float(dense, codec)
+        bits = StorageLayout(codec, head_dim).exposed_bits_per_byte
+        fn, args = {
+            "encode": (lambda x: ops.quantize_encode(x, codec), (query,)),
+            "dequantize": (lambda k: k.dequantize(), (k,)),
+            "interpolate": (lambda k: k.dequantize(interpolate=True), (k,)),
+            "inject": (lambda w: ops.inject(w, bits, FaultModel("bsc", 1e-3, seed=0), step=0), (k.stored,)),
+            "attention": (lambda q, k, v: ecc_decode_attention(q, k, v), (query, k, ECCInt4Tensor.from_float(-dense, codec))),
+            "channel-attention": (lambda q, k, v: ecc_decode_attention(q, k, v),
+                                  (query, ECCInt4Tensor.from_float(dense, codec, axis="channel", channel_block=32),
+                                   ECCInt4Tensor.from_float(-dense, codec, window_block=32))),
+        }[op]
     seen = []
 
     def graph_compiler(gm, _inputs):
@@ -97,8 +119,8 @@ def analyse(codec: str, head_dim: int, op: str) -> list[dict]:
     try:
         torch.compile(fn, fullgraph=True, backend=aot_autograd(fw_compiler=graph_compiler))(*args)
     except Exception as e:  # noqa: BLE001 - _Stop, as Dynamo wraps it
-        if not seen:
-            raise RuntimeError(f"{op} {codec} {head_dim}: no kernel launch traced") from e
+        if not _stopped(e):
+            raise
     finally:
         library._on_gpu = on_gpu
     return [dict(op=op, codec=codec, head_dim=head_dim, **launch) for launch in seen]
@@ -117,7 +139,7 @@ def main(argv=None) -> int:
         raise SystemExit("run without TRITON_INTERPRET=1: the analysis generates the kernels' IR for the GPU")
     bad = 0
     for op in args.ops:
-        for codec in args.codecs:
+        for codec in ["fp8"] if op == "fp8-attention" else args.codecs:
             for head_dim in args.head_dims:
                 for launch in analyse(codec, head_dim, op):
                     bad += bool(launch["inputs_written"])

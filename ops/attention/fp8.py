@@ -22,7 +22,7 @@ from ..launch_options import _after_previous_launch, dependent_launches, depende
 from .kernel import LOG2E, _combine_splits_kernel
 from .launch import mask_arguments
 from .plan import MIN_BLOCK_M, combine_tiles, parse_config, plan_splits
-from .softmax import _group_queries, _online_softmax, _pow2_at_least, _pv, _rescaled, _visible_scores
+from .softmax import _group_queries, _group_rows, _online_softmax, _pow2_at_least, _pv, _rescaled, _visible_scores
 
 # (block_n, num_warps, num_stages, programs per multiprocessor): one-warp programs of 32 keys,
 # as the codewords' kernel, the fastest of tools/sweep_attention.py --codecs fp8 on the H200 at
@@ -104,8 +104,8 @@ def _fp8_decode_attention_kernel(
     total = tl.minimum(length, S)  # a length past the storage attends every stored row, as the reference
     start = split * split_len
     end = tl.minimum(start + split_len, total)
-    q, m, m_ok, head, qi, d, d_ok = _group_queries(q_ptr, b, kv_head, stride_qb, stride_qh, stride_qm, stride_qd, GQA, LQ, D, BLOCK_M,
-                                                   BLOCK_D, EMULATE_BF16)
+    m, m_ok, head, qi, d, d_ok = _group_rows(kv_head, GQA, LQ, D, BLOCK_M, BLOCK_D)
+    q = _group_queries(q_ptr, b, head, qi, d, m_ok, d_ok, stride_qb, stride_qh, stride_qm, stride_qd, EMULATE_BF16)
     # The K scale in the scores (float32: under torch.compile a float argument may be float64),
     # a factor per query row.
     k_scale = tl.load(k_scale_ptr + b * stride_ksb + kv_head * stride_ksh)

@@ -95,23 +95,28 @@ def _pv_float(acc, p, v, dtype: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION
 
 
 @triton.jit
-def _group_queries(q_ptr, b, kv_head, stride_qb, stride_qh, stride_qm, stride_qd, GQA: tl.constexpr, LQ: tl.constexpr,
-                   D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, EMULATE_BF16: tl.constexpr):
-    """The query tile of one KV head's group, as the dense kernels (window, fp8) hold it: row
-    ``m`` is query head ``kv_head * GQA + m // LQ``, token ``m % LQ``. Returns (queries
-    ``[BLOCK_M, BLOCK_D]`` in the dots' dtype, m, m_ok, head, qi, d, d_ok); with ``EMULATE_BF16``
-    the dtype is float32 (Triton's interpreter cannot multiply bfloat16 tiles)."""
+def _group_rows(kv_head, GQA: tl.constexpr, LQ: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """The rows and columns of one KV head's query tile, as the dense kernels (window, fp8) hold
+    it: row ``m`` is query head ``kv_head * GQA + m // LQ``, token ``m % LQ``. Returns (m, m_ok,
+    head, qi, d, d_ok). Apart from ``_group_queries``, which loads the tile: the stores' addresses
+    come from these, and to torch's analysis of what a kernel writes a value returned by a call
+    depends on all of the call's inputs (with the query pointer among them, the query seemed
+    written, and torch.compile copied it before each launch)."""
     m = tl.arange(0, BLOCK_M)
-    m_ok = m < GQA * LQ
     head = kv_head * GQA + m // LQ
-    qi = m % LQ
     d = tl.arange(0, BLOCK_D)
-    d_ok = d < D
+    return m, m < GQA * LQ, head, m % LQ, d, d < D
+
+
+@triton.jit
+def _group_queries(q_ptr, b, head, qi, d, m_ok, d_ok, stride_qb, stride_qh, stride_qm, stride_qd, EMULATE_BF16: tl.constexpr):
+    """The query tile ``[BLOCK_M, BLOCK_D]`` at ``_group_rows``' rows and columns, in the dots'
+    dtype; with ``EMULATE_BF16`` float32 (Triton's interpreter cannot multiply bfloat16 tiles)."""
     q = tl.load(q_ptr + b.to(tl.int64) * stride_qb + head[:, None] * stride_qh + qi[:, None] * stride_qm + d[None, :] * stride_qd,
                 mask=m_ok[:, None] & d_ok[None, :], other=0.0)
     if EMULATE_BF16:
         q = q.to(tl.float32)
-    return q, m, m_ok, head, qi, d, d_ok
+    return q
 
 
 @triton.jit

@@ -13,7 +13,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .softmax import _group_queries, _online_softmax, _pv, _visible_scores
+from .softmax import _group_queries, _group_rows, _online_softmax, _pv, _visible_scores
 
 
 @triton.jit
@@ -33,8 +33,8 @@ def _window_partial(
     b = bh // HKV
     total = tl.load(seq_lens_ptr + b).to(tl.int32)
     first = tl.load(kv_lens_ptr + b).to(tl.int32)  # the window holds tokens [first, total)
-    q, m, m_ok, head, qi, d, d_ok = _group_queries(q_ptr, b, bh % HKV, stride_qb, stride_qh, stride_qm, stride_qd, GQA, LQ, D, BLOCK_M,
-                                                   BLOCK_D, EMULATE_BF16)
+    m, m_ok, head, qi, d, d_ok = _group_rows(bh % HKV, GQA, LQ, D, BLOCK_M, BLOCK_D)
+    q = _group_queries(q_ptr, b, head, qi, d, m_ok, d_ok, stride_qb, stride_qh, stride_qm, stride_qd, EMULATE_BF16)
     dtype: tl.constexpr = q.dtype
     last_visible = total - LQ + qi
     base = bh.to(tl.int64) * W * D
