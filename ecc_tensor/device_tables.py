@@ -37,12 +37,8 @@ def int64_table(values: Table, device: torch.device | str | None = None) -> torc
         return table
     if torch.cuda.is_current_stream_capturing():
         return _pinned(values).to(device, non_blocking=True)
-    table = _kept[(values, device)] = _outside_any_pool(values, device)
+    table = _kept[(values, device)] = made_outside_any_pool(lambda: torch.tensor(values, dtype=torch.int64, device=device), device)
     return table
-
-
-def _outside_any_pool(values: Table, device: torch.device) -> torch.Tensor:
-    return made_outside_any_pool(lambda: torch.tensor(values, dtype=torch.int64, device=device), device)
 
 
 def made_outside_any_pool(make: Callable[[], torch.Tensor], device: torch.device) -> torch.Tensor:
