@@ -145,4 +145,8 @@ def test_no_kernel_seems_to_write_an_input_of_its_op(run_compile_tool):
     assert {(x["op"], x["codec"]) for x in launches} == {(op, c) for op in ops for c in CODEC_NAMES} | {("fp8-attention", "fp8")}
     assert {"_store_kernel", "_load_kernel", "_interpolate_kernel", "_inject_kernel", "_decode_attention_kernel",
             "_fp8_decode_attention_kernel", "_combine_splits_kernel"} <= {x["kernel"] for x in launches}
+    grouped = run_compile_tool("kernel_writes.py", "--head-dims", "128", "--group-size", "32", "--asymmetric", "--ops", "dequantize",
+                               "interpolate", "attention", "--json", timeout=600)
+    assert grouped.returncode == 0, grouped.stderr[-3000:]
+    launches += [json.loads(line) for line in grouped.stdout.splitlines() if line.startswith("{")]
     assert [x for x in launches if x["inputs_written"]] == []

@@ -18,6 +18,7 @@ list should be empty.
 
     python tools/kernel_writes.py                                   # every codec, head dims 32 100 128
     python tools/kernel_writes.py --codecs secded72 --head-dims 32 --json
+    python tools/kernel_writes.py --group-size 32 --asymmetric --head-dims 128   # grouped scales, zero points
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _launches(gm) -> list[dict]:
     return launches
 
 
-def analyse(codec: str, head_dim: int, op: str) -> list[dict]:
+def analyse(codec: str, head_dim: int, op: str, group_size: int | None = None, symmetric: bool = True) -> list[dict]:
     import torch
     from torch._dynamo.backends.common import aot_autograd
     from triton.runtime.driver import driver
@@ -94,17 +95,18 @@ def analyse(codec: str, head_dim: int, op: str) -> list[dict]:
         fp8 = FP8KVTensor(to_e4m3(dense, head_scale(dense)), head_scale(dense), dense.shape, torch.float16)
         fn, args = (lambda q, k, v: fp8_decode_attention(q, k, v)), (query, fp8, fp8)
     else:
-        k = ECCInt4Tensor.from_float(dense, codec)
+        scales = dict(group_size=group_size, symmetric=symmetric)
+        k = ECCInt4Tensor.from_float(dense, codec, **scales)
         bits = StorageLayout(codec, head_dim).exposed_bits_per_byte
         fn, args = {
             "encode": (lambda x: ops.quantize_encode(x, codec), (query,)),
             "dequantize": (lambda k: k.dequantize(), (k,)),
             "interpolate": (lambda k: k.dequantize(interpolate=True), (k,)),
             "inject": (lambda w: ops.inject(w, bits, FaultModel("bsc", 1e-3, seed=0), step=0), (k.stored,)),
-            "attention": (lambda q, k, v: ecc_decode_attention(q, k, v), (query, k, ECCInt4Tensor.from_float(-dense, codec))),
+            "attention": (lambda q, k, v: ecc_decode_attention(q, k, v), (query, k, ECCInt4Tensor.from_float(-dense, codec, **scales))),
             "channel-attention": (lambda q, k, v: ecc_decode_attention(q, k, v),
-                                  (query, ECCInt4Tensor.from_float(dense, codec, axis="channel", channel_block=32),
-                                   ECCInt4Tensor.from_float(-dense, codec, window_block=32))),
+                                  (query, ECCInt4Tensor.from_float(dense, codec, axis="channel", channel_block=32, symmetric=symmetric),
+                                   ECCInt4Tensor.from_float(-dense, codec, window_block=32, **scales))),
         }[op]
     seen = []
 
@@ -133,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--codecs", nargs="+", default=list(CODEC_NAMES), choices=CODEC_NAMES)
     p.add_argument("--head-dims", nargs="+", type=int, default=[32, 100, 128])
     p.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS)
+    p.add_argument("--group-size", type=int, help="scales per group of this many values (default: one a row)")
+    p.add_argument("--asymmetric", action="store_true", help="scales with zero points")
     p.add_argument("--json", action="store_true", help="one JSON object a launch")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
@@ -141,7 +145,7 @@ def main(argv=None) -> int:
     for op in args.ops:
         for codec in ["fp8"] if op == "fp8-attention" else args.codecs:
             for head_dim in args.head_dims:
-                for launch in analyse(codec, head_dim, op):
+                for launch in analyse(codec, head_dim, op, args.group_size, not args.asymmetric):
                     bad += bool(launch["inputs_written"])
                     if args.json:
                         print(json.dumps(launch), flush=True)
