@@ -10,8 +10,8 @@ with values decoded from the codewords, so every store address seemed to depend 
 For each codec and head_dim this compiles (``aot_eager``'s front end, the analysis done for
 Hopper by a stand-in driver; nothing runs) each op the cache runs (``quantize_encode``,
 ``ECCInt4Tensor.dequantize`` with and without interpolation, ``inject``,
-``ecc_decode_attention``, over keys quantized per token and per channel; the fp8 cache's
-attention, whatever the codec) with its Triton kernels inlined, and prints each launch's
+``ecc_decode_attention``, over keys quantized per token and per channel; and, once, the FP8
+cache's attention, which has no codec) with its Triton kernels inlined, and prints each launch's
 kernel, the tensors the analysis says it writes, and those of them that are the op's inputs
 (``inputs_written``: graph inputs or views of them, the decode counters excepted). That last
 list should be empty.
