@@ -1,0 +1,113 @@
+"""The buffers a compiled decoding step over ``ECCCache`` allocates, without a GPU.
+
+A decoding step should write one token per layer and let the ops read the rest; a buffer the
+compiled step allocates in the stored codewords' dtype and as large as a sequence's stored rows
+is a copy of the cache (Inductor copied the FP8 cache's K and V twice a step through an integer
+view, and SECDED(72,64)'s codewords around each decode launch when torch's analysis took them for
+written; both were found on a GPU). This compiles a tiny Llama's decoding step with Inductor,
+the ops' Triton kernels inlined for Hopper (a stand-in driver; Triton's compile of the kernels
+stubbed, as ``tools/compile_analysis_cost.py --backend inductor`` does; the graph's other
+operations become C++ for the CPU, whose buffers are allocated alike), reads the generated
+module and prints, per mode and head_dim, the bytes of one sequence's stored rows of a layer's
+keys and the allocations of that dtype at least that large, flat or in rows of the stored width
+(``cache_copies``: should be none; a scratch buffer of decoded values has rows of head_dim).
+
+    python tools/step_buffers.py                                  # every coded mode and fp8, head dims 32 64
+    python tools/step_buffers.py --modes int4-secded72 --head-dims 32 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+_ALLOCATION = re.compile(r"(buf\d+) = empty_strided_cpu\(\(([\d, ]*)\), \([\d, ]*\), torch\.(\w+)\)")
+
+
+def measure(mode: str, head_dim: int) -> dict:
+    import torch
+    from torch._inductor.codecache import PyCodeCache
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from triton.runtime.driver import driver
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from compile_analysis_cost import _HopperWithoutGPU
+
+    import ecc_tensor.ops.library as library
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+
+    torch.manual_seed(0)
+    batch, max_len = 2, 64
+    config = LlamaConfig(vocab_size=64, hidden_size=4 * head_dim, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=256)
+    model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    model.set_attn_implementation("ecc")
+    cache = ECCCache(config, batch, max_len, mode=mode, dtype=torch.bfloat16)
+    ids = torch.randint(0, 64, (batch, 18))
+    CachingAutotuner.precompile = lambda self, *args, **kwargs: None  # Triton's compile needs the GPU's driver
+    torch._inductor.config.compile_threads = 1  # in this process, where the stub is
+    on_gpu = library._on_gpu
+    torch._dynamo.reset()
+    with torch.no_grad():
+        model(ids[:, :17], **cache_argument(model, cache), use_cache=True)  # the reference: no kernels on the CPU
+        keys = cache.layers[0]._k
+        stored = getattr(keys, "stored", None)
+        stored = stored if stored is not None else keys.words
+        driver.set_active(_HopperWithoutGPU())
+        library._on_gpu = lambda t: True
+        before = set(PyCodeCache.modules)
+        forward = torch.compile(model.forward, fullgraph=True)
+        try:
+            forward(ids[:, 17:], **cache_argument(model, cache), use_cache=True, position_ids=torch.full((batch, 1), 17))
+        except torch._dynamo.exc.TorchDynamoException:
+            raise
+        except Exception:  # noqa: BLE001 - the compiled step's first kernel launch, which needs the GPU: compiled by then
+            pass
+        finally:
+            library._on_gpu = on_gpu
+    sources = [open(m.__file__).read() for m in PyCodeCache.modules if m not in before and getattr(m, "__file__", None)]
+    sources = [s for s in sources if "def call(" in s]
+    if not sources:
+        raise RuntimeError(f"{mode} {head_dim}: no generated step found")
+    sequence_bytes = stored[0].numel() * stored.element_size()
+    dtype = str(stored.dtype).removeprefix("torch.")
+    copies = []
+    row = stored.shape[-1]
+    for name, shape, kind in _ALLOCATION.findall("\n".join(sources)):
+        sizes = [int(x) for x in shape.replace(" ", "").split(",") if x]
+        numel = 1
+        for size in sizes:
+            numel *= size
+        # Flat, or rows of the stored width: a scratch buffer of decoded values is [..., head_dim].
+        if kind == dtype and numel * stored.element_size() >= sequence_bytes and (len(sizes) == 1 or sizes[-1] == row):
+            copies.append(f"{name} [{shape}] {kind}")
+    return dict(mode=mode, head_dim=head_dim, stored_dtype=dtype, sequence_bytes=sequence_bytes, cache_copies=copies)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--modes", nargs="+", default=["int4", "int4-hamming", "int4-hamming84-interp", "int12-golay", "int4-secded72",
+                                                  "int4-secded72-interp", "fp8"])
+    p.add_argument("--head-dims", nargs="+", type=int, default=[32, 64])
+    p.add_argument("--json", action="store_true", help="one JSON object a mode and head_dim")
+    args = p.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        raise SystemExit("run without TRITON_INTERPRET=1: the step's kernels are generated for the GPU")
+    for mode in args.modes:
+        for head_dim in args.head_dims:
+            result = measure(mode, head_dim)
+            if args.json:
+                print(json.dumps(result), flush=True)
+            else:
+                found = ", ".join(result["cache_copies"]) or "none"
+                print(f"{mode:24} {head_dim:4}: a sequence's stored keys {result['sequence_bytes']} B of {result['stored_dtype']}; "
+                      f"copies that large: {found}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
