@@ -14,6 +14,7 @@ keys and the allocations of that dtype at least that large, flat or in rows of t
 
     python tools/step_buffers.py                                  # every coded mode and fp8, head dims 32 64
     python tools/step_buffers.py --modes int4-secded72 --head-dims 32 --json
+    python tools/step_buffers.py --key-quant channel --residual-length 16 --channel-block 16   # KIVI-style keys
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 _ALLOCATION = re.compile(r"(buf\d+) = empty_strided_cpu\(\(([\d, ]*)\), \([\d, ]*\), torch\.(\w+)\)")
 
 
-def measure(mode: str, head_dim: int) -> dict:
+def measure(mode: str, head_dim: int, **cache_options) -> dict:
     import torch
     from torch._inductor.codecache import PyCodeCache
     from torch._inductor.runtime.triton_heuristics import CachingAutotuner
@@ -46,7 +47,7 @@ def measure(mode: str, head_dim: int) -> dict:
                          num_key_value_heads=2, max_position_embeddings=256)
     model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
     model.set_attn_implementation("ecc")
-    cache = ECCCache(config, batch, max_len, mode=mode, dtype=torch.bfloat16)
+    cache = ECCCache(config, batch, max_len, mode=mode, dtype=torch.bfloat16, **cache_options)
     ids = torch.randint(0, 64, (batch, 18))
     CachingAutotuner.precompile = lambda self, *args, **kwargs: None  # Triton's compile needs the GPU's driver
     torch._inductor.config.compile_threads = 1  # in this process, where the stub is
@@ -93,13 +94,18 @@ def main(argv=None) -> int:
     p.add_argument("--modes", nargs="+", default=["int4", "int4-hamming", "int4-hamming84-interp", "int12-golay", "int4-secded72",
                                                   "int4-secded72-interp", "fp8"])
     p.add_argument("--head-dims", nargs="+", type=int, default=[32, 64])
+    p.add_argument("--group-size", type=int, help="the cache's scales per group of this many values")
+    p.add_argument("--key-quant", choices=["token", "channel"], default="token")
+    p.add_argument("--residual-length", type=int, default=0, help="the cache's full-precision recent tokens")
+    p.add_argument("--channel-block", type=int, default=16, help="rows a per-channel key scale covers")
     p.add_argument("--json", action="store_true", help="one JSON object a mode and head_dim")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise SystemExit("run without TRITON_INTERPRET=1: the step's kernels are generated for the GPU")
     for mode in args.modes:
         for head_dim in args.head_dims:
-            result = measure(mode, head_dim)
+            result = measure(mode, head_dim, group_size=args.group_size, key_quant=args.key_quant,
+                             residual_length=args.residual_length, channel_block=args.channel_block)
             if args.json:
                 print(json.dumps(result), flush=True)
             else:
