@@ -29,6 +29,7 @@ layers. ``--opaque`` compiles with the ops kept as opaque calls (``ecc_tensor.op
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -51,19 +52,17 @@ class _HopperWithoutGPU:
         return 0
 
 
-def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: str = "aot_eager", opaque: bool = False) -> dict:
+def tiny_decoder(mode: str, layers: int, head_dim: int = 64, **cache_options):
+    """A tiny bfloat16 Llama (4 query / 2 KV heads of ``head_dim``; ``mode`` "static": the stock
+    static cache) after a 17-token prefill on the CPU (the ops' reference): (model, cache, the
+    cache's keyword arguments to ``forward``, ids of 18 tokens, the last the decoding step's)."""
     import torch
-    from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
     from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
-    from triton.runtime.driver import driver
 
-    import ecc_tensor.ops.library as library
     from ecc_tensor.integrations.hf import ECCCache, cache_argument
-    from ecc_tensor.interp import _KERNELS, register_interpolation_kernel
-    from ecc_tensor.ops import opaque_ops
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=256, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+    config = LlamaConfig(vocab_size=64, hidden_size=4 * head_dim, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
                          num_key_value_heads=2, max_position_embeddings=256)
     model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
     if mode == "static":
@@ -71,9 +70,59 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: 
         cache_kwargs = dict(past_key_values=cache)
     else:
         model.set_attn_implementation("ecc")
-        cache = ECCCache(config, 2, 64, mode=mode, dtype=torch.bfloat16)
+        cache = ECCCache(config, 2, 64, mode=mode, dtype=torch.bfloat16, **cache_options)
         cache_kwargs = cache_argument(model, cache)
     ids = torch.randint(0, 64, (2, 18))
+    with torch.no_grad():
+        model(ids[:, :17], **cache_kwargs, use_cache=True)
+    return model, cache, cache_kwargs, ids
+
+
+@contextlib.contextmanager
+def ops_on_kernels():
+    """Within it the ops launch their Triton kernels, as on a GPU, compiled for Hopper by a
+    stand-in driver (set for the rest of the process: Triton has no driver to go back to here);
+    a launch itself fails."""
+    from triton.runtime.driver import driver
+
+    import ecc_tensor.ops.library as library
+    from ecc_tensor.interp import _KERNELS, register_interpolation_kernel
+
+    on_gpu, interpolation = library._on_gpu, _KERNELS.get("cpu")
+    driver.set_active(_HopperWithoutGPU())
+    library._on_gpu = lambda t: True
+    register_interpolation_kernel("cpu", _KERNELS["cuda"])
+    try:
+        yield
+    finally:
+        library._on_gpu = on_gpu
+        if interpolation is None:
+            _KERNELS.pop("cpu", None)
+        else:
+            register_interpolation_kernel("cpu", interpolation)
+
+
+def first_compiled_step(forward, cache_kwargs: dict, ids) -> bool:
+    """The decoding step's first call of the compiled ``forward``: compiled whole by the time its
+    first kernel launch fails without a GPU. Whether it ran (the static cache's launches none)."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            forward(ids[:, 17:], **cache_kwargs, use_cache=True, position_ids=torch.full((2, 1), 17))
+    except torch._dynamo.exc.TorchDynamoException:  # the compile itself failed
+        raise
+    except Exception:  # noqa: BLE001 - the compiled step's first kernel launch, which needs the GPU: compiled by then
+        return False
+    return True
+
+
+def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: str = "aot_eager", opaque: bool = False) -> dict:
+    import torch
+    from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
+
+    from ecc_tensor.ops import opaque_ops
+
     analysis = _analysis()
     if backend == "inductor":  # everything but Triton's compile of the kernels (which needs the GPU's driver)
         from torch._inductor.runtime.triton_heuristics import CachingAutotuner
@@ -81,31 +130,22 @@ def measure(mode: str, layers: int, profile: bool, min_seconds: float, backend: 
         CachingAutotuner.precompile = lambda self, *args, **kwargs: None
     # --opaque: the ops stay custom-op calls in the graph rather than their kernels inlined
     # (ecc_tensor.ops.opaque_ops); their launchers would run when the step does.
-    with torch.no_grad(), opaque_ops(opaque):
-        model(ids[:, :17], **cache_kwargs, use_cache=True)  # the reference: no kernels on the CPU
-        driver.set_active(_HopperWithoutGPU())
-        library._on_gpu = lambda t: True
-        register_interpolation_kernel("cpu", _KERNELS["cuda"])
-        analysis.cache.clear()
-        hits = analysis.hits
-        forward = torch.compile(model.forward, fullgraph=True, backend=backend)
-        profiler = cProfile.Profile() if profile else None
-        t0 = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        try:
-            forward(ids[:, 17:], **cache_kwargs, use_cache=True, position_ids=torch.full((2, 1), 17))
-        except torch._dynamo.exc.TorchDynamoException:  # the compile itself failed
-            raise
-        except Exception:  # noqa: BLE001 - the compiled step's first kernel launch, which needs the GPU: compiled by then
-            pass
-        else:
-            if mode != "static":
+    with opaque_ops(opaque):
+        model, _, cache_kwargs, ids = tiny_decoder(mode, layers)
+        with ops_on_kernels():
+            analysis.cache.clear()
+            hits = analysis.hits
+            forward = torch.compile(model.forward, fullgraph=True, backend=backend)
+            profiler = cProfile.Profile() if profile else None
+            t0 = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            if first_compiled_step(forward, cache_kwargs, ids) and mode != "static":
                 raise SystemExit("the compiled step ran its kernels without a GPU")
-        seconds = time.perf_counter() - t0
-        if profiler:
-            profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+            seconds = time.perf_counter() - t0
+            if profiler:
+                profiler.disable()
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
     from bench_e2e import compile_phases  # Dynamo's own metrics, nested: a phase includes those it calls
 

@@ -74,13 +74,11 @@ def _launches(gm) -> list[dict]:
 def analyse(codec: str, head_dim: int, op: str, group_size: int | None = None, symmetric: bool = True) -> list[dict]:
     import torch
     from torch._dynamo.backends.common import aot_autograd
-    from triton.runtime.driver import driver
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from compile_analysis_cost import _HopperWithoutGPU
+    from compile_analysis_cost import ops_on_kernels
 
     import ecc_tensor.ops as ops
-    import ecc_tensor.ops.library as library
     from ecc_tensor import ECCInt4Tensor
     from ecc_tensor.faults import FaultModel
     from ecc_tensor.fp8 import head_scale, to_e4m3
@@ -115,16 +113,12 @@ def analyse(codec: str, head_dim: int, op: str, group_size: int | None = None, s
         raise _Stop
 
     torch._dynamo.reset()
-    on_gpu = library._on_gpu
-    driver.set_active(_HopperWithoutGPU())  # for this process: the analysis generates Hopper's IR
-    library._on_gpu = lambda t: True  # the ops launch their kernels, as on a GPU
-    try:
-        torch.compile(fn, fullgraph=True, backend=aot_autograd(fw_compiler=graph_compiler))(*args)
-    except Exception as e:  # noqa: BLE001 - _Stop, as Dynamo wraps it
-        if not _stopped(e):
-            raise
-    finally:
-        library._on_gpu = on_gpu
+    with ops_on_kernels():
+        try:
+            torch.compile(fn, fullgraph=True, backend=aot_autograd(fw_compiler=graph_compiler))(*args)
+        except Exception as e:  # noqa: BLE001 - _Stop, as Dynamo wraps it
+            if not _stopped(e):
+                raise
     return [dict(op=op, codec=codec, head_dim=head_dim, **launch) for launch in seen]
 
 

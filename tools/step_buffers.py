@@ -32,44 +32,19 @@ def measure(mode: str, head_dim: int, **cache_options) -> dict:
     import torch
     from torch._inductor.codecache import PyCodeCache
     from torch._inductor.runtime.triton_heuristics import CachingAutotuner
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from triton.runtime.driver import driver
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from compile_analysis_cost import _HopperWithoutGPU
+    from compile_analysis_cost import first_compiled_step, ops_on_kernels, tiny_decoder
 
-    import ecc_tensor.ops.library as library
-    from ecc_tensor.integrations.hf import ECCCache, cache_argument
-
-    torch.manual_seed(0)
-    batch, max_len = 2, 64
-    config = LlamaConfig(vocab_size=64, hidden_size=4 * head_dim, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=256)
-    model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
-    model.set_attn_implementation("ecc")
-    cache = ECCCache(config, batch, max_len, mode=mode, dtype=torch.bfloat16, **cache_options)
-    ids = torch.randint(0, 64, (batch, 18))
     CachingAutotuner.precompile = lambda self, *args, **kwargs: None  # Triton's compile needs the GPU's driver
     torch._inductor.config.compile_threads = 1  # in this process, where the stub is
-    on_gpu = library._on_gpu
     torch._dynamo.reset()
-    with torch.no_grad():
-        model(ids[:, :17], **cache_argument(model, cache), use_cache=True)  # the reference: no kernels on the CPU
-        keys = cache.layers[0]._k
-        stored = getattr(keys, "stored", None)
-        stored = stored if stored is not None else keys.words
-        driver.set_active(_HopperWithoutGPU())
-        library._on_gpu = lambda t: True
+    model, cache, cache_kwargs, ids = tiny_decoder(mode, 1, head_dim, **cache_options)
+    keys = cache.layers[0]._k
+    stored = keys.stored if getattr(keys, "stored", None) is not None else keys.words
+    with ops_on_kernels():
         before = set(PyCodeCache.modules)
-        forward = torch.compile(model.forward, fullgraph=True)
-        try:
-            forward(ids[:, 17:], **cache_argument(model, cache), use_cache=True, position_ids=torch.full((batch, 1), 17))
-        except torch._dynamo.exc.TorchDynamoException:
-            raise
-        except Exception:  # noqa: BLE001 - the compiled step's first kernel launch, which needs the GPU: compiled by then
-            pass
-        finally:
-            library._on_gpu = on_gpu
+        first_compiled_step(torch.compile(model.forward, fullgraph=True), cache_kwargs, ids)
     sources = [open(m.__file__).read() for m in PyCodeCache.modules if m not in before and getattr(m, "__file__", None)]
     sources = [s for s in sources if "def call(" in s]
     if not sources:
