@@ -40,10 +40,14 @@ def _row_block(R, BLOCK_R: tl.constexpr):
 
 
 @triton.jit
-def _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R: tl.constexpr, HAS_LEN: tl.constexpr):
+def _rows_counted(R, SEQ, seq_len_ptr, row_counted, BLOCK_R: tl.constexpr, HAS_LEN: tl.constexpr, LEN_PER_LEAD: tl.constexpr):
     """How many of this program's rows are counted (``_row_block``'s in range and, with
     ``HAS_LEN``, ``row % SEQ < seq_len``), in scalar arithmetic: the sum over the rows' mask
-    took block-wide reductions (shuffles, shared memory and a barrier) in every program."""
+    took block-wide reductions (shuffles, shared memory and a barrier) in every program. With
+    a length per sequence (``LEN_PER_LEAD``) a program's rows may span two lengths: that sum
+    (``row_counted``), as it is only for the attention's unfused fallback."""
+    if LEN_PER_LEAD:
+        return tl.sum(row_counted.to(tl.int32)).to(tl.int64)
     first = tl.program_id(0).to(tl.int64) * BLOCK_R
     last = tl.minimum(first + BLOCK_R, R)  # one past
     if HAS_LEN:
@@ -935,13 +939,14 @@ def _load_kernel(
     meta_parity_table_ptr,  # the metadata code's (ecc_tensor.metadata.metadata_codec), as above
     meta_syndrome_table_ptr,
     counters_ptr,  # int64 [12]: ecc_tensor.counters
-    seq_len_ptr,  # int64 []: rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
+    seq_len_ptr,  # int64 [] (or [R / LEN_ROWS], LEN_PER_LEAD): rows with (row % SEQ) >= seq_len are not counted (HAS_LEN)
     row_flags_ptr,  # [R] uint8: bit 0, a codeword of the row detected; bit 1, one not clean (ROW_FLAGS)
     decoded_ptr,  # [R, D] uint8: the decoded INT4 values (KEEP_DECODED)
     dq_ptr,  # [R, GROUPS * (1 + HAS_ZERO)] float32: the decoded scales, then zero points (KEEP_DECODED)
     group_flags_ptr,  # [R, GROUPS] uint8: 1 where a codeword holding the group's scale or zero point is detected (GROUP_FLAGS)
     R,
     SEQ,
+    LEN_ROWS,  # LEN_PER_LEAD: the rows each length covers (those of one sequence: its heads' rows)
     D: tl.constexpr,
     K: tl.constexpr,
     PO_SYN: tl.constexpr,
@@ -967,6 +972,7 @@ def _load_kernel(
     HAS_ZERO: tl.constexpr,
     COUNT: tl.constexpr,
     HAS_LEN: tl.constexpr,
+    LEN_PER_LEAD: tl.constexpr,  # HAS_LEN: a length per LEN_ROWS rows (a sequence of a batch), not one
     STATUS: tl.constexpr,  # the codewords' statuses stored: a third of int4's and Hamming's writes, unread without interpolation
     # With STATUS: a flag per row (bit 0: a codeword detected; bit 1: one not clean), the
     # statuses stored only in rows with bit 0 and the kept values (KEEP_DECODED) only in rows
@@ -997,11 +1003,14 @@ def _load_kernel(
     unit_ok = row_ok[:, None] & (u < UNITS)[None, :]
     row_counted = row_ok
     if HAS_LEN:
-        row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
+        if LEN_PER_LEAD:
+            row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr + rows64 // LEN_ROWS, mask=row_ok, other=0))
+        else:
+            row_counted = row_ok & ((rows % SEQ) < tl.load(seq_len_ptr))
     counted = unit_ok & row_counted[:, None]
     n_counted = 0  # the counted rows, in scalar arithmetic, for the counts that need no decode
     if COUNT:
-        n_counted = _rows_counted(R, SEQ, seq_len_ptr, BLOCK_R, HAS_LEN)
+        n_counted = _rows_counted(R, SEQ, seq_len_ptr, row_counted, BLOCK_R, HAS_LEN, LEN_PER_LEAD)
     # A tile checked whole by word operations (LANE_WORDS, BYTE_WORDS) and found clean (nearly
     # always) skips the per-codeword work below: its statuses, kept values and counts are
     # known without them. Elsewhere this constant folds away.
@@ -1524,8 +1533,13 @@ def launch_load(
     values only in rows with bit 1 (elsewhere both are left as they were; such a row's values
     are its codewords' data bits as stored). With ``meta``, ``group_flags`` (uint8 ``[rows,
     groups]``) receives 1 where a codeword holding the group's scale or zero point is detected,
-    0 elsewhere."""
+    0 elsewhere. ``seq_len``: int64, ``[]``, or ``[stored.shape[0]]``, a length per sequence
+    (rows along dim -2 of ``stored[b]`` at or past ``seq_len[b]`` are not counted)."""
     rows = stored.numel() // layout.row_bytes
+    per_lead = seq_len is not None and seq_len.dim() > 0
+    if per_lead and (stored.dim() < 3 or seq_len.shape != stored.shape[:1]):
+        raise ValueError(f"a length per sequence needs storage [B, ..., S, row_bytes] and lengths [B], got {tuple(stored.shape)} and "
+                         f"{tuple(seq_len.shape)}")
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
     if meta is not None:
         meta = lane_meta_aligned(meta_layout, meta)
@@ -1558,9 +1572,11 @@ def launch_load(
         group_flags if group_flags is not None else unused,
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
+        rows // max(seq_len.numel(), 1) if per_lead else rows,
         **constants,
         COUNT=counters is not None,
         HAS_LEN=seq_len is not None,
+        LEN_PER_LEAD=per_lead,
         STATUS=status is not None,
         ROW_FLAGS=row_flags is not None,
         KEEP_DECODED=decoded is not None,
@@ -1659,7 +1675,8 @@ def triton_decode_dequantize(
     They take the mean of the neighbours' float32 values: into a float16 or bfloat16 output the
     decode also writes each row's scales, and the INT4 values of rows with a codeword not clean,
     from which those are computed again (a clean row's from its codewords), rather than the
-    whole cache in float32 and a cast after."""
+    whole cache in float32 and a cast after. ``seq_len``: as ``launch_load`` takes it, one or
+    a length per sequence."""
     stored = stored.contiguous()
     layout = StorageLayout(codec, head_dim)
     meta_layout = MetadataLayout(codec, groups, symmetric)
@@ -1682,5 +1699,6 @@ def triton_decode_dequantize(
     )
     if interpolate:
         # Erasures per codeword, per group and per sequence, not per value: no mask of the cache's size.
-        out = interpolate_decoded_(out, status, layout, group_flags, seq_len, decoded, row_flags, stored)
+        lengths = seq_len if seq_len is None or seq_len.dim() == 0 else seq_len.view(-1, *[1] * (stored.dim() - 3))  # [B] over [B, ...]
+        out = interpolate_decoded_(out, status, layout, group_flags, lengths, decoded, row_flags, stored)
     return out

@@ -280,15 +280,10 @@ def decode_attention(
 
 def _decode_for_attention(stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups,
                           symmetric, interpolate, seq_lens, counters, dtype):
-    """K or V decoded by the codec kernels for the reference attention: each batch row's
-    written rows (``seq_lens``) counted and used as interpolation neighbours."""
-    rows = []
-    for b in range(stored.shape[0]):
-        rows.append(codec_kernels.triton_decode_dequantize(
-            stored[b], meta[b], encode_table, syndrome_table, meta_encode_table, meta_syndrome_table, codec, head_dim, groups,
-            symmetric, interpolate, counters, dtype, seq_lens[b],
-        ))
-    return torch.stack(rows)
+    """K or V decoded by the codec kernels for the reference attention, in one launch of each:
+    each batch row's written rows (``seq_lens``) counted and used as interpolation neighbours."""
+    return codec_kernels.triton_decode_dequantize(stored, meta, encode_table, syndrome_table, meta_encode_table, meta_syndrome_table,
+                                                  codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_lens)
 
 
 def _check_fp8_attention_args(query, k_words, k_scale, v_words, v_scale, seq_lens, attn_mask):

@@ -135,6 +135,42 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
         assert int(c_ref[COUNTER_NAMES.index("meta_corrected")]) > 0  # in the scales too
 
 
+@pytest.mark.parametrize("codec", CODEC_NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_a_length_per_sequence_decodes_as_each_sequence_alone(codec, dtype, kernel_device):
+    """``triton_decode_dequantize`` over ``[B, H, S, row]`` with a length per sequence (what the
+    attention's unfused fallback passes, one launch for the batch) gives each sequence's values
+    and counts as its own decode with its own length: no sequence's rows, nor a program's rows
+    across two sequences, counted or taken as interpolation neighbours by another's length.
+    Lengths: none written, a few, exactly S, past S."""
+    head_dim, seq = 12, 9
+    lengths = torch.tensor([0, 4, seq, seq + 3])
+    x = torch.randn(len(lengths), 3, seq, head_dim, generator=torch.Generator().manual_seed(4))
+    stored, meta = reference_store(x, codec, 6, False)
+    meta_layout = MetadataLayout(codec, 2, False)
+    fault = FaultModel("bsc", 0.08, seed=5)
+    stored, _ = fault.apply(stored, StorageLayout(codec, head_dim).exposed_bits_per_byte, step=0)
+    meta, _ = fault.apply(meta, meta_layout.exposed_bits_per_byte, offset=METADATA_ADDRESS, step=0)
+    tables = codec_tables(codec, kernel_device)
+    args = (codec, head_dim, 2, False, True)
+    counts = new_counters(kernel_device)
+    got = codec_kernels.triton_decode_dequantize(stored.to(kernel_device), meta.to(kernel_device), *tables, *args, counts, dtype,
+                                                 lengths.to(kernel_device))
+    want_counts = new_counters(kernel_device)
+    for b, length in enumerate(lengths):
+        alone = codec_kernels.triton_decode_dequantize(stored[b].to(kernel_device), meta[b].to(kernel_device), *tables, *args,
+                                                       want_counts, dtype, length.to(kernel_device))
+        written = min(int(length), seq)  # rows past a length hold whatever the decode makes of them
+        assert same_bits(got[b, :, :written].cpu(), alone[:, :written].cpu()), b
+    assert torch.equal(counts.cpu(), want_counts.cpu())
+    if codec != "int4":  # faults were decoded; where the code detects, interpolation had erasures to fill
+        assert int(want_counts[COUNTER_NAMES.index("corrected")]) > 0
+        assert codec == "hamming74" or int(want_counts[COUNTER_NAMES.index("detected")]) > 0
+    with pytest.raises(ValueError, match="a length per sequence"):
+        codec_kernels.triton_decode_dequantize(stored.to(kernel_device), meta.to(kernel_device), *tables, *args, counts, dtype,
+                                               lengths[:2].to(kernel_device))
+
+
 @pytest.mark.parametrize("codec", ["hamming84", "golay24", "secded72"])
 def test_decode_dequantize_reads_metadata_viewed_off_a_word(codec, kernel_device):
     """One scale a row: the metadata in Golay's lane layout, which the kernel reads as 32-bit
