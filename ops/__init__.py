@@ -18,13 +18,14 @@ from ecc_tensor.faults import FaultModel
 from ecc_tensor.interp import register_interpolation_kernel
 from ecc_tensor.metadata import codec_tables
 
-from . import library  # noqa: F401  (registers the ops)
+from . import library  # registers the ops
 from .dispatch import call_op
-from . import kernel_source, mutation_analysis, op_kernels
+from . import kernel_source, mutation_analysis, op_kernels, opaque
 from .interp_kernels import interpolate_decoded_
 from .opaque import opaque_ops
 
 mutation_analysis.install()
+opaque.install(library.OPS)
 kernel_source.install_at_compile_start()
 op_kernels.register()
 

@@ -338,3 +338,7 @@ def fp8_decode_attention(
         return triton_fp8_decode_attention(query, k_words, k_scale, v_words, v_scale, seq_lens, attn_mask, is_causal, scale, config)
     k, v = (from_e4m3(words, s, torch.float32) for words, s in ((k_words, k_scale), (v_words, v_scale)))
     return attention_reference(query, k, v, seq_lens, attn_mask, is_causal, scale)
+
+
+# Every op above: what ``opaque.install`` scopes ``opaque_ops`` to.
+OPS = (encode, decode, quantize_encode, decode_dequantize, inject, decode_attention, fp8_decode_attention)

@@ -374,16 +374,6 @@ def test_opaque_ops_stay_calls_in_the_compiled_graph_and_decode_alike(opaque):
     assert torch._functorch.config.decompose_custom_triton_ops  # torch's default, restored
 
 
-def test_opaque_ops_say_so_where_torch_lacks_the_switch(monkeypatch):
-    import types
-
-    from ecc_tensor.ops import opaque_ops
-
-    monkeypatch.setattr(torch._functorch, "config", types.SimpleNamespace())
-    with pytest.raises(RuntimeError, match="decompose_custom_triton_ops"), opaque_ops():
-        pass
-
-
 @pytest.mark.parametrize("mode", ["int4-hamming84", "fp8"])
 def test_compiled_fused_chunk_longer_than_a_decode_step_equals_eager(mode):
     """A compiled chunk of more than MAX_FUSED_QUERIES tokens (chunked prefill) writes the
