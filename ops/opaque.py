@@ -14,7 +14,7 @@ Which way is faster depends on the run: with CUDA graphs (``torch.compile(mode="
 the bodies' Python runs only while the graph is recorded; without them it runs every step (a fused
 attention call's launcher takes 20-70 us of a CPU core). Outputs and counters are the same either
 way. The switch holds for this package's ops only: ``install`` replaces the rule by which each
-``ecc`` op is decomposed under functionalization (torch's ``triton_op`` registers one rule a op,
+``ecc`` op is decomposed under functionalization (torch's ``triton_op`` registers one rule an op,
 which reads torch's global ``torch._functorch.config.decompose_custom_triton_ops``, a switch for
 every ``triton_op`` of every library) by one that first asks ``opaque_ops``. torch's compile
 caches (Inductor's FX graph cache, the AOTAutograd cache) key on
