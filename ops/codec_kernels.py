@@ -1537,6 +1537,8 @@ def launch_load(
     (rows along dim -2 of ``stored[b]`` at or past ``seq_len[b]`` are not counted)."""
     rows = stored.numel() // layout.row_bytes
     per_lead = seq_len is not None and seq_len.dim() > 0
+    if per_lead:
+        seq_len = seq_len.contiguous()  # read at seq_len + b: lengths expanded from one (stride 0), as callers pass them, made whole
     if per_lead and (stored.dim() < 3 or seq_len.shape != stored.shape[:1]):
         raise ValueError(f"a length per sequence needs storage [B, ..., S, row_bytes] and lengths [B], got {tuple(stored.shape)} and "
                          f"{tuple(seq_len.shape)}")

@@ -137,14 +137,21 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
 
 @pytest.mark.parametrize("codec", CODEC_NAMES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_a_length_per_sequence_decodes_as_each_sequence_alone(codec, dtype, kernel_device):
+@pytest.mark.parametrize("lengths_layout", ["contiguous", "every_other", "expanded"])
+def test_a_length_per_sequence_decodes_as_each_sequence_alone(codec, dtype, lengths_layout, kernel_device):
     """``triton_decode_dequantize`` over ``[B, H, S, row]`` with a length per sequence (what the
     attention's unfused fallback passes, one launch for the batch) gives each sequence's values
     and counts as its own decode with its own length: no sequence's rows, nor a program's rows
     across two sequences, counted or taken as interpolation neighbours by another's length.
-    Lengths: none written, a few, exactly S, past S."""
+    Lengths: none written, a few, exactly S, past S, as a tensor of their own or every other
+    element of one; or one length expanded to the batch (stride 0), as ``attended_lengths``
+    passes it (on an H100 the kernel read such lengths past their one element)."""
     head_dim, seq = 12, 9
-    lengths = torch.tensor([0, 4, seq, seq + 3])
+    lengths = torch.tensor([0, 4, seq, seq + 3], device=kernel_device)
+    if lengths_layout == "every_other":
+        lengths = torch.stack([lengths, lengths.flip(0)], 1)[:, 0]
+    elif lengths_layout == "expanded":
+        lengths = torch.tensor([5], device=kernel_device).expand(4)
     x = torch.randn(len(lengths), 3, seq, head_dim, generator=torch.Generator().manual_seed(4))
     stored, meta = reference_store(x, codec, 6, False)
     meta_layout = MetadataLayout(codec, 2, False)
@@ -155,7 +162,7 @@ def test_a_length_per_sequence_decodes_as_each_sequence_alone(codec, dtype, kern
     args = (codec, head_dim, 2, False, True)
     counts = new_counters(kernel_device)
     got = codec_kernels.triton_decode_dequantize(stored.to(kernel_device), meta.to(kernel_device), *tables, *args, counts, dtype,
-                                                 lengths.to(kernel_device))
+                                                 lengths)
     want_counts = new_counters(kernel_device)
     for b, length in enumerate(lengths):
         alone = codec_kernels.triton_decode_dequantize(stored[b].to(kernel_device), meta[b].to(kernel_device), *tables, *args,
