@@ -294,8 +294,10 @@ def test_a_compiled_step_without_the_fused_attention_decodes_as_eager(opaque):
     H100 (2026-12-07) the step with the kernels inlined did not (logits off by up to 1.1, other
     counts; opaque agreed), while torch's analysis took the decode kernel to write the stored
     codewords and the syndrome table, so Inductor copied them around each launch; the analysis
-    now names neither (``tools/kernel_writes.py``). Whether that was the whole cause is for this
-    test on the GPU to say."""
+    now names neither (``tools/kernel_writes.py``). With that fixed the logits agreed on an H100
+    (inlined and opaque) and the counts did not: the eager step counted about half the rows, the
+    decode (one launch for the batch by then) reading the second sequence's length past the one
+    element of lengths expanded to the batch (now made contiguous)."""
     eager = _struck_decode_steps("int4-secded72", 32, None, opaque)
     compiled = _struck_decode_steps("int4-secded72", 32, "default", opaque)
     torch.testing.assert_close(compiled[0], eager[0], rtol=1e-2, atol=1e-2)
