@@ -191,6 +191,37 @@ def test_attention_over_secded72_decodes_with_the_codec_kernels_as_the_reference
     assert torch.equal(got_counts.cpu(), want_counts) and int(want_counts[3]) > 0  # some codewords detected
 
 
+def test_the_fallback_through_the_tensor_counts_each_sequence_as_the_reference(kernel_device, monkeypatch):
+    """``ecc_decode_attention`` over SECDED(72,64) at head_dim 32, which the fused attention
+    does not read, with the tensors' one written length, which ``attended_lengths`` expands to
+    the batch (stride 0): the codec kernels' decode (on the CPU, Triton's interpreter behind
+    ``_on_gpu``) gives the reference's output and counts for every sequence. The decode in one
+    launch for the batch once read the later sequences' lengths past that one element (the
+    counts of an H100's eager decoding steps)."""
+    from ecc_tensor import ECCInt4Tensor, ecc_decode_attention
+    from ecc_tensor.counters import new_counters
+    from ecc_tensor.faults import FaultModel
+    from ecc_tensor.ops import library
+
+    g = torch.Generator().manual_seed(3)
+    x, query = torch.randn(3, 2, 40, 32, generator=g), torch.randn(3, 4, 1, 32, generator=g)
+    key, value = (ECCInt4Tensor.from_float(t, codec="secded72") for t in (x, -x))
+    for i, t in enumerate((key, value)):
+        t.stored.copy_(FaultModel("bsc", 0.01, seed=i).apply(t.stored, 8, step=0)[0])
+        t.seq_len, t.interpolate = torch.tensor(23), True  # a preallocated cache's written rows
+    want_counts = new_counters()
+    want = ecc_decode_attention(query, key, value, counters=want_counts)
+    if kernel_device == "cpu":
+        monkeypatch.setattr(library, "_on_gpu", lambda t: True)
+    else:
+        query, key, value = query.to(kernel_device), key.to(kernel_device), value.to(kernel_device)
+    got_counts = new_counters(kernel_device)
+    got = ecc_decode_attention(query, key, value, counters=got_counts)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(got_counts.cpu(), want_counts)
+    assert int(want_counts[0]) == 2 * 3 * 2 * 23 * 2 and int(want_counts[3]) > 0  # K and V, 3 sequences, 2 heads, 23 rows, 2 codewords
+
+
 def _faulted_cache(batch, kv_heads, seq, head_dim, ber, meta_ber, seed):
     """K and V of random values as SECDED(72,64) storage and metadata, bsc faults at ``ber`` on
     the values and ``meta_ber`` on the scales' codewords."""
