@@ -1537,11 +1537,13 @@ def launch_load(
     (rows along dim -2 of ``stored[b]`` at or past ``seq_len[b]`` are not counted)."""
     rows = stored.numel() // layout.row_bytes
     per_lead = seq_len is not None and seq_len.dim() > 0
+    len_rows = rows  # the rows each length covers
     if per_lead:
+        if stored.dim() < 3 or seq_len.shape != stored.shape[:1]:
+            raise ValueError(f"a length per sequence needs storage [B, ..., S, row_bytes] and lengths [B], got {tuple(stored.shape)} "
+                             f"and {tuple(seq_len.shape)}")
         seq_len = seq_len.contiguous()  # read at seq_len + b: lengths expanded from one (stride 0), as callers pass them, made whole
-    if per_lead and (stored.dim() < 3 or seq_len.shape != stored.shape[:1]):
-        raise ValueError(f"a length per sequence needs storage [B, ..., S, row_bytes] and lengths [B], got {tuple(stored.shape)} and "
-                         f"{tuple(seq_len.shape)}")
+        len_rows = rows // max(seq_len.numel(), 1)
     meta_layout = meta_layout or MetadataLayout(layout.codec_name)
     if meta is not None:
         meta = lane_meta_aligned(meta_layout, meta)
@@ -1574,7 +1576,7 @@ def launch_load(
         group_flags if group_flags is not None else unused,
         rows,
         stored.shape[-2] if stored.dim() >= 2 else 1,
-        rows // max(seq_len.numel(), 1) if per_lead else rows,
+        len_rows,
         **constants,
         COUNT=counters is not None,
         HAS_LEN=seq_len is not None,
