@@ -665,8 +665,11 @@ def test_bad_arguments_are_refused():
         call(torch.randn(1, 2, 1, 8))
     with pytest.raises(ValueError, match="seq_lens"):
         call(torch.randn(1, 2, 1, 16), seq_lens=torch.tensor([8, 8]))
-    with pytest.raises(ValueError, match="attn_mask"):
-        call(torch.randn(1, 2, 1, 16), mask=torch.ones(1, 1, 1, 9, dtype=torch.bool))
+    for bad in ((1, 1, 1, 9), (1, 1, 2, 8), (1, 1, 1, 1, 8), (2, 1, 1, 8)):  # wider, a row more, a dim more, a batch more
+        with pytest.raises(ValueError, match="attn_mask"):
+            call(torch.randn(1, 2, 1, 16), mask=torch.ones(bad, dtype=torch.bool))
+    for good in ((8,), (1, 8), (1, 2, 1, 8), (1, 1, 1, 1)):
+        call(torch.randn(1, 2, 1, 16), mask=torch.ones(good, dtype=torch.bool))
 
 
 def _ecc_pair(codec="hamming84", seq=24, interpolate=True, seq_len=None):
