@@ -13,11 +13,13 @@ default: ``ecc::decode_attention`` reads the codewords, ``ecc::fp8_decode_attent
 states written layer by layer in chunks, no model prefill), then ``--steps`` single-token
 decode steps of the compiled ``model.forward`` are timed. The first step's time is reported
 beside them: compiling the model (and recording its CUDA graphs) is its cost. Modes run one
-after another in one process, so a later mode may reuse caches an earlier one filled. ``--ops
-opaque`` (or ``both``) compiles ECC modes with their ops kept as opaque calls
-(``ecc_tensor.ops.opaque_ops``), not their Triton kernels inlined into Inductor's graph, their
-kernels compiled in threads while torch.compile traces them (``opaque-serial``: each at its
-first call, one after another; ``all``: the three ways).
+after another in one process, so a later mode may reuse caches an earlier one filled. By
+default (``--ops auto``) the package chooses how torch.compile takes its ops, as a user's model
+gets them: kept as opaque calls under CUDA graphs (``--compile-mode reduce-overhead``, the
+default), their Triton kernels inlined into Inductor's graph otherwise
+(``ecc_tensor.ops.opaque``). ``--ops opaque`` and ``inlined`` (or ``both``) set the way within
+``ecc_tensor.ops.opaque_ops``, the opaque ops' kernels compiled in threads while torch.compile
+traces them (``opaque-serial``: each at its first call, one after another; ``all``: the three).
 
     python benchmarks/bench_e2e.py --write                      # H100: batch 8, 32k context
     python benchmarks/bench_e2e.py --shape tiny --device cpu --context 64 --steps 4 --no-compile
@@ -28,6 +30,7 @@ first call, one after another; ``all``: the three ways).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -58,7 +61,7 @@ SHAPES = {
 
 FOLDED = "sdpa_folded_gqa"
 BASELINES = ("static", "static-folded")
-OPS_LABELS = {"inlined": "", "opaque": ", opaque ops", "opaque-serial": ", opaque ops compiled at first call"}
+OPS_LABELS = {"auto": "", "inlined": ", ops inlined", "opaque": ", opaque ops", "opaque-serial": ", opaque ops compiled at first call"}
 
 
 def folded_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
@@ -87,7 +90,7 @@ AttentionMaskInterface.register(FOLDED, sdpa_mask)  # the masks transformers mak
 def build_model(shape: str, device: torch.device, dtype: torch.dtype, layers: int | None = None):
     config = LlamaConfig(**{**SHAPES[shape], **({"num_hidden_layers": layers} if layers else {})})
     with torch.device(device):
-        model = LlamaForCausalLM._from_config(config, torch_dtype=dtype)
+        model = LlamaForCausalLM._from_config(config, dtype=dtype)
     return model.eval()
 
 
@@ -115,10 +118,12 @@ def make_cache(mode: str, config, batch, max_len, device, dtype, **scheme):
 
 
 @torch.no_grad()
-def decode_tokens_per_second(model, cache, batch, context, steps, compile_model, device) -> tuple[float, float]:
+def decode_tokens_per_second(model, cache, batch, context, steps, compile_model, device,
+                             compile_mode: str = "reduce-overhead") -> tuple[float, float]:
     """(decode tokens/s over ``steps`` timed steps, seconds of the first step): the first step
-    compiles the model (and records its CUDA graphs), so its time is the compile's cost."""
-    forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead") if compile_model else model.forward
+    compiles the model (and records its CUDA graphs under ``compile_mode`` "reduce-overhead"), so
+    its time is the compile's cost."""
+    forward = torch.compile(model.forward, fullgraph=True, mode=compile_mode) if compile_model else model.forward
     token = torch.zeros(batch, 1, dtype=torch.long, device=device)
 
     def step(i):
@@ -165,11 +170,14 @@ def main(argv=None) -> None:
     p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
     p.add_argument("--residual-length", type=int, default=0, help="ECC modes' full-precision recent tokens")
     p.add_argument("--layers", type=int, help="decoder layers (default: the shape's): compile time grows with them")
-    p.add_argument("--ops", choices=["inlined", "opaque", "opaque-serial", "both", "all"], default="inlined",
-                   help="under torch.compile, ECC modes' ops inlined as Triton kernels (torch's default) or opaque calls "
-                        "(ecc_tensor.ops.opaque_ops), whose kernels compile in threads as torch.compile traces them "
-                        "(opaque-serial: at their first call, one after another); both: inlined and opaque; all: the three")
+    p.add_argument("--ops", choices=["auto", "inlined", "opaque", "opaque-serial", "both", "all"], default="auto",
+                   help="under torch.compile, ECC modes' ops as the package chooses outside ecc_tensor.ops.opaque_ops (auto: opaque "
+                        "with CUDA graphs, inlined without), inlined as Triton kernels, or opaque calls whose kernels compile in threads "
+                        "as torch.compile traces them (opaque-serial: at their first call, one after another); both: inlined and "
+                        "opaque; all: the three")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--compile-mode", choices=["reduce-overhead", "default", "max-autotune-no-cudagraphs"], default="reduce-overhead",
+                   help="torch.compile's mode: reduce-overhead records CUDA graphs; default launches every kernel from Python each step")
     p.add_argument("--compile-phases", action="store_true", help="print where each mode's first step spent its compile time")
     p.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
@@ -187,8 +195,10 @@ def main(argv=None) -> None:
         cache = make_cache(mode, model.config, args.batch, args.context + args.steps + 8, device, dtype, key_quant=args.key_quant,
                            residual_length=args.residual_length)
         fill(cache, model.config, args.batch, args.context, device, dtype)
-        with opaque_ops(ops_way != "inlined", compile_ahead=ops_way == "opaque"):
-            tps, first_s = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device)
+        chosen = contextlib.nullcontext() if ops_way == "auto" else opaque_ops(ops_way != "inlined", compile_ahead=ops_way == "opaque")
+        with chosen:
+            tps, first_s = decode_tokens_per_second(model, cache, args.batch, args.context, args.steps, not args.no_compile, device,
+                                                      args.compile_mode)
         label = mode if attention is None else f"{mode} ({attention}{OPS_LABELS[ops_way]})"
         rows.append((label, tps, first_s))
         print(f"{label:32} {tps:10.1f} tokens/s   first step {first_s:7.1f} s", flush=True)

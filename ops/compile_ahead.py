@@ -62,6 +62,23 @@ def compiling_ahead(threads: int | None = None) -> Iterator[None]:
                 pool.shutdown(wait=True)
 
 
+_for_the_process = False
+
+
+def compile_ahead_from_now_on() -> None:
+    """As if within ``compiling_ahead`` for the rest of the process (``opaque.opaque_now``'s
+    automatic choice, which has no scope to leave): a pool is made once and kept; its threads
+    idle between compiles."""
+    global _active, _pool, _for_the_process
+    with _lock:
+        if _for_the_process:
+            return
+        if _active == 0:
+            _pool = concurrent.futures.ThreadPoolExecutor(_usable_cpus(), thread_name_prefix="ecc-compile")
+        _active += 1
+        _for_the_process = True
+
+
 def _usable_cpus() -> int:
     # A model has a few dozen distinct launches at most: more threads than that would idle.
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -123,6 +140,10 @@ def _note(kernel: Any, args: tuple, kwargs: dict) -> None:
             wait()
         return
     if _pool is None or any(isinstance(a, (torch.SymInt, torch.SymFloat, torch.SymBool)) for a in values):
+        return
+    from .opaque import opaque_automatically  # (opaque imports this module)
+
+    if _active == _for_the_process and not opaque_automatically():  # the process's pool is the automatic choice's
         return
     devices = {t.device for t in tensors}
     if len(devices) != 1 or next(iter(devices)).type != "cuda":

@@ -50,7 +50,7 @@ def test_bench_e2e_smoke(capsys):
     main(["--shape", "tiny", "--device", "cpu", "--batch", "1", "--context", "40", "--steps", "2", "--no-compile", "--modes",
           "static", "int4", "--ops", "both"])
     labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
-    assert labels == ["static", "int4 (fused)", "int4 (fused, opaque ops)"]  # a baseline has no ops: one row
+    assert labels == ["static", "int4 (fused, ops inlined)", "int4 (fused, opaque ops)"]  # a baseline has no ops: one row
 
 
 def test_bench_attention_smoke(capsys):

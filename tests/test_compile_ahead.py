@@ -121,6 +121,39 @@ def test_nothing_is_compiled_ahead_outside_the_context_or_untraced(launched):
     assert isinstance(compile_ahead.wrap_triton(kernel), _Launcher)
 
 
+def test_the_pool_kept_for_the_process_compiles_only_the_ops_kept_opaque(launched, monkeypatch):
+    """``compile_ahead_from_now_on`` (the automatic choice's: ``opaque.opaque_now``) makes one pool
+    for the rest of the process; it then compiles a traced launch ahead where the automatic
+    choice keeps the op opaque (Inductor compiling for CUDA graphs), not where the op is traced
+    into (Inductor compiles its kernels itself) nor within ``opaque_ops(compile_ahead=False)``."""
+    import torch._inductor.config as inductor_config
+
+    from ecc_tensor.ops import opaque_ops
+
+    for name, value in (("_for_the_process", False), ("_active", 0), ("_pool", None), ("_submitted", set())):
+        monkeypatch.setattr(compile_ahead, name, value)
+    compile_ahead.compile_ahead_from_now_on()
+    pool = compile_ahead._pool
+    compile_ahead.compile_ahead_from_now_on()  # once a process
+    assert compile_ahead._active == 1 and compile_ahead._pool is pool is not None
+    mode, kernel = FakeTensorMode(), StandIn()
+    try:
+        with mode:
+            compile_ahead.wrap_triton(kernel)[(1,)](fake_cuda(mode, (2, 8)), 1)  # no CUDA graphs: traced into
+            with opaque_ops(False, compile_ahead=False), inductor_config.patch({"triton.cudagraphs": True}):
+                compile_ahead.wrap_triton(kernel)[(1,)](fake_cuda(mode, (2, 8)), 2)  # inlined by request
+        compile_ahead.wait()
+        assert kernel.warmups == [] and len(launched) == 2
+        with mode, inductor_config.patch({"triton.cudagraphs": True}):
+            compile_ahead.wrap_triton(kernel)[(1,)](fake_cuda(mode, (2, 8)), 3)
+            with opaque_ops(compile_ahead=False):
+                compile_ahead.wrap_triton(kernel)[(1,)](fake_cuda(mode, (2, 8)), 4)
+        compile_ahead.wait()
+        assert [args[1] for args, _ in kernel.warmups] == [3]
+    finally:
+        pool.shutdown(wait=True)
+
+
 def test_a_real_launch_waits_for_the_compiles_sent_ahead(launched):
     mode, slow = FakeTensorMode(), StandIn(delay=0.3)
     with compile_ahead.compiling_ahead(threads=1):

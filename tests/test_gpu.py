@@ -237,6 +237,32 @@ def test_compiled_decode_step_touches_only_the_new_token_of_the_cache(mode, opaq
     assert max(sizes) < values_per_buffer // 4, (max(sizes), values_per_buffer)
 
 
+@pytest.mark.parametrize("compile_mode", ["reduce-overhead", "default"])
+def test_outside_opaque_ops_a_step_compiled_for_cuda_graphs_calls_the_ops(compile_mode):
+    """The automatic choice (``ecc_tensor.ops.opaque.opaque_now``): compiled for CUDA graphs,
+    the step calls the ops (opaque; their Python runs only while a graph is recorded) and their
+    kernels compiled ahead in the process's threads; compiled without graphs, Inductor inlines
+    their kernels (the ops' Python would run every step)."""
+    from torch._inductor.utils import run_and_get_code
+
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.ops import compile_ahead
+
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = _tiny_ecc_llama(1024)
+    cache = ECCCache(model.config, 2, 512, mode="int4-hamming84-interp")
+    ids = torch.randint(0, 96, (2, 33), device="cuda")
+    forward = torch.compile(model.forward, fullgraph=True, mode=compile_mode)
+    with torch.no_grad():
+        model(ids[:, :32], **cache_argument(model, cache), use_cache=True)
+        _, codes = run_and_get_code(lambda: forward(ids[:, 32:], **cache_argument(model, cache), use_cache=True,
+                                                    position_ids=torch.full((2, 1), 32, device="cuda")))
+    assert ("torch.ops.ecc." in "\n".join(codes)) == (compile_mode == "reduce-overhead")
+    if compile_mode == "reduce-overhead":
+        assert compile_ahead._for_the_process
+
+
 @pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int4-secded72"])
 def test_opaque_ops_compile_the_kernels_ahead_of_the_first_step(mode, monkeypatch):
     """Under ``opaque_ops`` (compiling ahead, its default) the kernels of a compiled decoding
