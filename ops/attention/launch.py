@@ -26,7 +26,9 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     Lq, S)``: (HAS_MASK, the mask as float32, its four strides, MASK_ROWS). HAS_MASK: 0 none
     (``unused`` is passed in its place), 1 a float mask (added), 2 a boolean one (its hidden keys
     -inf whatever their scores, NaN included, as the reference masks them); MASK_ROWS: one mask
-    row a sequence."""
+    row a sequence. Float32, not the boolean's own bytes: the main loop's loads of it are then
+    prefetched as 4-byte copies, where one byte a key is loaded in the loop (ptxas for sm_90a,
+    ``tests/test_attention.py::test_kernel_compiles_for_hopper_as_torch_compile_calls_it``)."""
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
     has_mask = 2 if attn_mask.dtype == torch.bool else 1
@@ -52,9 +54,9 @@ def triton_decode_attention(
     additive; ``config`` overrides the launch configuration (``kernel_config``)."""
     # The kernel addresses storage, metadata and lengths as dense rows; the query, the mask
     # and the window it reads through their strides.
-    quantized_lens = seq_lens if quantized_lens is None else quantized_lens
-    k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens = (
-        t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens, quantized_lens))
+    k_stored, k_meta, v_stored, v_meta, seq_lens = (t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens))
+    # Without a window they are the same lengths: one copy of a cache's expanded length, not two.
+    quantized_lens = seq_lens if quantized_lens is None else quantized_lens.contiguous()
     meta_layout = MetadataLayout(codec, groups, symmetric)
     k_meta_layout = MetadataLayout(codec, head_dim, symmetric) if key_channel_block else meta_layout
     k_meta, v_meta = lane_meta_aligned(k_meta_layout, k_meta), lane_meta_aligned(meta_layout, v_meta)
