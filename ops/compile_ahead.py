@@ -47,9 +47,7 @@ def compiling_ahead(threads: int | None = None) -> Iterator[None]:
     the CPUs this process may use, at most 32). On leaving, waits for the compiles still running."""
     global _active, _pool
     with _lock:
-        if _active == 0:
-            _pool = concurrent.futures.ThreadPoolExecutor(threads or _usable_cpus(), thread_name_prefix="ecc-compile")
-        _active += 1
+        _enter(threads)
     try:
         yield
     finally:
@@ -69,14 +67,19 @@ def compile_ahead_from_now_on() -> None:
     """As if within ``compiling_ahead`` for the rest of the process (``opaque.opaque_now``'s
     automatic choice, which has no scope to leave): a pool is made once and kept; its threads
     idle between compiles."""
-    global _active, _pool, _for_the_process
+    global _for_the_process
     with _lock:
-        if _for_the_process:
-            return
-        if _active == 0:
-            _pool = concurrent.futures.ThreadPoolExecutor(_usable_cpus(), thread_name_prefix="ecc-compile")
-        _active += 1
-        _for_the_process = True
+        if not _for_the_process:
+            _enter(None)
+            _for_the_process = True
+
+
+def _enter(threads: int | None) -> None:
+    """One more holder of the pool (made by the first; ``_lock`` held)."""
+    global _active, _pool
+    if _active == 0:
+        _pool = concurrent.futures.ThreadPoolExecutor(threads or _usable_cpus(), thread_name_prefix="ecc-compile")
+    _active += 1
 
 
 def _usable_cpus() -> int:
@@ -143,7 +146,8 @@ def _note(kernel: Any, args: tuple, kwargs: dict) -> None:
         return
     from .opaque import opaque_automatically  # (opaque imports this module)
 
-    if _active == _for_the_process and not opaque_automatically():  # the process's pool is the automatic choice's
+    within_compiling_ahead = _active > _for_the_process  # a holder besides the process's pool, which serves the automatic choice only
+    if not within_compiling_ahead and not opaque_automatically():
         return
     devices = {t.device for t in tensors}
     if len(devices) != 1 or next(iter(devices)).type != "cuda":

@@ -165,7 +165,8 @@ def _check_mask(attn_mask: Tensor | None, shape: tuple[int, ...]) -> None:
         fits = len(sizes) <= len(shape) and all(a == 1 or a == b for a, b in zip(reversed(sizes), reversed(shape)))
     else:  # symbolic sizes under torch.compile: torch's own check, which guards as it should
         try:
-            fits = len(sizes) <= len(shape) and torch.broadcast_shapes(sizes, shape) is not None
+            torch.broadcast_shapes(sizes, shape)
+            fits = len(sizes) <= len(shape)
         except RuntimeError:
             fits = False
     if not fits:
