@@ -1,4 +1,5 @@
-"""Small int64 tables built from Python data (index maps, shifts) on the caller's device.
+"""Small tables built from Python data (int64 index maps and shifts, float32 constants) on the
+caller's device.
 
 ``torch.tensor(data, device="cuda")`` copies from pageable host memory: a stall on every call,
 and an error inside a CUDA graph capture (a decode step that torch.compile's CUDA graphs or a
@@ -21,23 +22,35 @@ import torch
 
 Table = tuple[int, ...] | tuple[tuple[int, ...], ...]
 
-_kept: dict[tuple[Table, torch.device], torch.Tensor] = {}
+_kept: dict[tuple[Table, torch.device, torch.dtype], torch.Tensor] = {}
 
 
 def int64_table(values: Table, device: torch.device | str | None = None) -> torch.Tensor:
     """``values`` (a tuple, or a tuple of equal-length tuples) as an int64 tensor on ``device``.
     On a GPU the tensor may be shared between calls: read it, never write it."""
+    return _table(values, torch.int64, device)
+
+
+def float32_table(values: Table, device: torch.device | str | None = None) -> torch.Tensor:
+    """``values`` as a float32 tensor on ``device``, kept as ``int64_table``'s are: constants
+    a kernel of torch's takes as tensors (a Python number would be made a tensor on the
+    device, one fill launch a call). Read it, never write it."""
+    return _table(values, torch.float32, device)
+
+
+def _table(values: Table, dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
     device = torch.device(device if device is not None else "cpu")
     if device.type != "cuda" or _tracing():
-        return torch.tensor(values, dtype=torch.int64, device=device)
+        return torch.tensor(values, dtype=dtype, device=device)
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    table = _kept.get((values, device))
+    key = (values, device, dtype)
+    table = _kept.get(key)
     if table is not None:
         return table
     if torch.cuda.is_current_stream_capturing():
-        return _pinned(values).to(device, non_blocking=True)
-    table = _kept[(values, device)] = made_outside_any_pool(lambda: torch.tensor(values, dtype=torch.int64, device=device), device)
+        return _pinned(values, dtype).to(device, non_blocking=True)
+    table = _kept[key] = made_outside_any_pool(lambda: torch.tensor(values, dtype=dtype, device=device), device)
     return table
 
 
@@ -57,8 +70,8 @@ def made_outside_any_pool(make: Callable[[], torch.Tensor], device: torch.device
 
 
 @lru_cache(maxsize=None)
-def _pinned(values: Table) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.int64).pin_memory()
+def _pinned(values: Table, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype).pin_memory()
 
 
 def _tracing() -> bool:

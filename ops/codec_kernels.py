@@ -254,27 +254,35 @@ def _load_units(stored_ptr, rows, u, mask, ROW_BYTES: tl.constexpr, UNIT_BYTES: 
 # Built once per encode table (a codec's tables are cached per device): made per call, the
 # table cost four small kernels, about 6 us a call on the H200 (benchmarks/RESULTS.md).
 _NIBBLE_TABLES = WeakTensorKeyDictionary()  # encode table -> (its version, its nibble table)
+# Tables replaced after their encode table changed in place, kept alive: a CUDA graph recorded
+# with one still reads its memory.
+_REPLACED_NIBBLE_TABLES: list[torch.Tensor] = []
 
 
 def nibble_parity_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     """``[k // 4 * 16]`` int32: entry ``16 * j + v`` is the codeword of the data word ``v << 4j``
     (one table per data nibble), which ``_syndrome_decode`` reads instead of the ``2^k``-entry
     encode table. Made with tensor ops on the table's device, so that it traces; kept for the
-    next call with the same table, except while tracing or capturing a CUDA graph (a kept one
-    is made outside any graph's memory pool: ``device_tables.made_outside_any_pool``). A 4-bit
-    code's encode table is its own nibble table."""
+    next call with the same table. While tracing it is made anew (it belongs to the trace);
+    while a CUDA graph records, a kept one is read (it was made outside any graph's memory
+    pool: ``device_tables.made_outside_any_pool``, and lives as long as its encode table) and
+    none is kept. A 4-bit code's encode table is its own nibble table."""
     if k <= 4:
         return encode_table
-    cacheable = _cacheable(encode_table)
-    cached = _NIBBLE_TABLES.get(encode_table) if cacheable else None
+    if not _traceless(encode_table):
+        return _nibble_table(encode_table, k)
+    cached = _NIBBLE_TABLES.get(encode_table)
     if cached is not None and cached[0] == encode_table._version:
         return cached[1]
-    if cacheable and encode_table.device.type == "cuda":  # kept: so made outside any CUDA graph's pool
+    if _capturing(encode_table):  # the graph's pool would hold a kept one: made for this graph only
+        return _nibble_table(encode_table, k)
+    if encode_table.device.type == "cuda":  # kept: so made outside any CUDA graph's pool
         table = made_outside_any_pool(lambda: _nibble_table(encode_table, k), encode_table.device)
     else:
         table = _nibble_table(encode_table, k)
-    if cacheable:
-        _NIBBLE_TABLES[encode_table] = (encode_table._version, table)
+    if cached is not None:
+        _REPLACED_NIBBLE_TABLES.append(cached[1])
+    _NIBBLE_TABLES[encode_table] = (encode_table._version, table)
     return table
 
 
@@ -284,12 +292,14 @@ def _nibble_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
     return encode_table[(nibbles[None, :] << shifts[:, None]).flatten()].contiguous()
 
 
-def _cacheable(table: torch.Tensor) -> bool:
-    """A plain tensor outside tracing and graph capture (a table made there belongs to the trace
-    or to the graph's memory pool)."""
-    if type(table) is not torch.Tensor or torch.compiler.is_compiling():
-        return False
-    return table.device.type != "cuda" or not torch.cuda.is_current_stream_capturing()
+def _traceless(table: torch.Tensor) -> bool:
+    """A plain tensor outside tracing (a table made while tracing belongs to the trace)."""
+    return type(table) is torch.Tensor and not torch.compiler.is_compiling()
+
+
+def _capturing(table: torch.Tensor) -> bool:
+    """Whether a CUDA graph records on the current stream of ``table``'s device."""
+    return table.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
 def block_offsets(layout: StorageLayout) -> int:

@@ -36,8 +36,15 @@ def test_a_table_made_while_tracing_is_the_tracers_own():
 
     with FakeTensorMode():
         table = device_tables.int64_table((4, 5, 6), "cuda")
+        constants = device_tables.float32_table((float("-inf"), 0.0), "cuda")
     assert isinstance(table, FakeTensor) and table.device.type == "cuda" and table.shape == (3,)
-    assert not any(key[0] == (4, 5, 6) for key in device_tables._kept)
+    assert isinstance(constants, FakeTensor) and constants.dtype == torch.float32
+    assert not any(key[0] in ((4, 5, 6), (float("-inf"), 0.0)) for key in device_tables._kept)
+
+
+def test_float32_constants_come_as_given():
+    constants = device_tables.float32_table((float("-inf"), 0.0, 2.5))
+    assert constants.dtype == torch.float32 and constants.tolist() == [float("-inf"), 0.0, 2.5]
 
 
 def test_the_lane_maps_come_as_before():
@@ -52,7 +59,7 @@ def test_a_gpu_table_is_made_once_per_device():
 
 
 @cuda
-@pytest.mark.parametrize("table", ["int64_table", "nibble_parity_table"])
+@pytest.mark.parametrize("table", ["int64_table", "float32_table", "nibble_parity_table"])
 def test_a_kept_gpu_table_is_made_outside_a_pool_the_caller_allocates_to(table):
     """torch.compile's CUDA graphs warm a step up with the thread's allocations routed to the
     graph's pool; a table kept from there is memory the graph reuses (torch stopped bench_e2e's
@@ -62,6 +69,7 @@ def test_a_kept_gpu_table_is_made_outside_a_pool_the_caller_allocates_to(table):
 
     encode = get_codec("golay24").tables("cuda").encode_table.clone()  # a fresh key: nothing kept for it
     make = {"int64_table": lambda: device_tables.int64_table((11, 12, 13), "cuda"),
+            "float32_table": lambda: device_tables.float32_table((11.0, 12.0, 13.0), "cuda"),
             "nibble_parity_table": lambda: nibble_parity_table(encode, 12)}[table]
     pool = torch.cuda.MemPool()
     with torch.cuda.use_mem_pool(pool):
@@ -70,7 +78,7 @@ def test_a_kept_gpu_table_is_made_outside_a_pool_the_caller_allocates_to(table):
     in_pool = {block["address"] for segment in pool.snapshot() for block in segment["blocks"] if block["state"] == "active_allocated"}
     assert transient.data_ptr() in in_pool and kept.data_ptr() not in in_pool
     assert make() is kept
-    want = torch.tensor((11, 12, 13)) if table == "int64_table" else _nibble_table(encode.cpu(), 12)
+    want = _nibble_table(encode.cpu(), 12) if table == "nibble_parity_table" else torch.tensor((11, 12, 13))
     assert torch.equal(kept.cpu(), want.to(kept.dtype))
     _NIBBLE_TABLES.clear()
 

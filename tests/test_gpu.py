@@ -77,6 +77,39 @@ def test_compiled_tensor_roundtrip_on_gpu():
     assert torch.equal(torch.compile(fn, fullgraph=True)(x), fn(x))
 
 
+@pytest.mark.parametrize("codec", ["hamming84", "golay24"])
+def test_a_recorded_attention_call_launches_its_kernels_and_the_masks_select_only(codec):
+    """An opaque op's call under CUDA graphs is recorded as an eager call runs it: after a
+    warm-up (which keeps the scales' per-nibble parity table) a boolean-masked call records one
+    kernel of torch's, the mask's select, beside its own: no table made again, no fill for the
+    select's two scalars (four and two small launches a layer before, which a graph traced by
+    torch.compile folds). The replay gives the eager call's output."""
+    g = torch.Generator(device="cuda").manual_seed(0)
+    shape = (2, 8, 1024, 128)
+    k, v = (ops.quantize_encode(torch.randn(shape, device="cuda", dtype=torch.float16, generator=g), codec) for _ in range(2))
+    query = torch.randn(2, 32, 1, 128, device="cuda", dtype=torch.float16, generator=g)
+    lens = torch.full((2,), 1000, device="cuda")
+    mask = (torch.arange(1024, device="cuda") < torch.tensor([[900], [1000]], device="cuda"))[:, None, None, :]
+    counters = new_counters("cuda")
+    codec_kernels._NIBBLE_TABLES.clear()
+    call = lambda: ops.decode_attention(query, k, v, codec, seq_lens=lens, attn_mask=mask, counters=counters)  # noqa: E731
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        want = call()  # the warm-up, as torch.compile's CUDA graphs run one
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = call()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        graph.replay()
+        torch.cuda.synchronize()
+    kernels = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    torchs = [name for name in kernels if "at::native" in name]
+    assert len(torchs) == 1 and "_decode_attention_kernel" in kernels, kernels
+    assert torch.equal(out, want)
+
+
 @pytest.mark.parametrize("codec,interpolate", [("int4", False), ("hamming74", False), ("hamming84", True), ("golay24", True)])
 @pytest.mark.parametrize("dtype,lq,causal,masked", [(torch.float16, 1, False, False), (torch.bfloat16, 4, True, True),
                                                     (torch.bfloat16, 1, False, False)],

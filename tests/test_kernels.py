@@ -7,6 +7,7 @@ GPU device the same tests run the compiled kernels.
 from __future__ import annotations
 
 import re
+from unittest import mock
 
 import pytest
 import torch
@@ -377,6 +378,35 @@ def test_nibble_parity_table_is_made_once_per_encode_table():
     fresh = encode.clone()
     assert torch.equal(compiled(fresh), codec_kernels.nibble_parity_table(encode, 12))
     assert fresh not in codec_kernels._NIBBLE_TABLES
+
+
+def test_a_kept_nibble_parity_table_is_read_while_a_cuda_graph_records():
+    """Recording a CUDA graph (an opaque op's call under mode="reduce-overhead") reads the table
+    kept from the warm-up, launching nothing; one made while recording belongs to that graph's
+    pool, so it is not kept. A table replaced after its encode table changed stays alive, since
+    a recorded graph may still read it."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Launches(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(func)
+            return func(*args, **(kwargs or {}))
+
+    encode = get_codec("golay24").tables("cpu").encode_table.clone()
+    kept = codec_kernels.nibble_parity_table(encode, 12)  # the warm-up, outside the graph
+    fresh = encode.clone()
+    with mock.patch.object(codec_kernels, "_capturing", lambda t: True):
+        with Launches() as recorded:
+            assert codec_kernels.nibble_parity_table(encode, 12) is kept
+        assert recorded.ops == []
+        made = codec_kernels.nibble_parity_table(fresh, 12)
+        assert torch.equal(made, kept) and fresh not in codec_kernels._NIBBLE_TABLES
+    encode[16] ^= 1
+    assert codec_kernels.nibble_parity_table(encode, 12) is not kept and any(t is kept for t in codec_kernels._REPLACED_NIBBLE_TABLES)
 
 
 def test_inject_kernel_probability_one(kernel_device):

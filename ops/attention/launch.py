@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ecc_tensor.codecs import get_codec
+from ecc_tensor.device_tables import float32_table
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
@@ -32,7 +33,16 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
     has_mask = 2 if attn_mask.dtype == torch.bool else 1
-    mask = (torch.where(attn_mask, 0.0, float("-inf")) if has_mask == 2 else attn_mask.float()).expand(*shape)
+    if has_mask == 2 and type(attn_mask) is torch.Tensor:
+        # Kept on the mask's device: Python numbers would each be made a tensor there, a fill
+        # launch each a call beside the select's (CPU scalars cannot be copied in a CUDA graph).
+        hidden, visible = float32_table((float("-inf"), 0.0), attn_mask.device)
+        mask = torch.where(attn_mask, visible, hidden)
+    elif has_mask == 2:  # traced: torch.compile's graph folds the numbers
+        mask = torch.where(attn_mask, 0.0, float("-inf"))
+    else:
+        mask = attn_mask.float()
+    mask = mask.expand(*shape)
     strides = mask.stride()
     return has_mask, mask, strides, (shape[1] == 1 or strides[1] == 0) and (shape[2] == 1 or strides[2] == 0)
 
