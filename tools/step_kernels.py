@@ -1,0 +1,89 @@
+"""The GPU kernels of one compiled decoding step, with the package's ops kept opaque and
+inlined, in alternating rounds in one process: decode tokens/s, the step's kernel time and
+kernel count, and its largest kernels by name (torch.profiler over a few steps replayed from
+torch.compile's CUDA graphs, mode="reduce-overhead"). What an opaque op launches beyond the
+kernels Inductor fuses for an inlined one shows as extra small kernels of torch's.
+
+    python tools/step_kernels.py                                  # 8 layers, batch 8, 4k, Hamming(8,4)+interp
+    python tools/step_kernels.py --layers 4 --batch 1 --mode int4 --top 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+
+import torch  # noqa: E402
+import bench_e2e  # noqa: E402
+
+from ecc_tensor.integrations.hf import cache_argument  # noqa: E402
+from ecc_tensor.ops import opaque_ops  # noqa: E402
+
+
+def step_kernels(model, mode: str, batch: int, context: int, opaque: bool, steps: int = 24, profiled: int = 6):
+    """(tokens/s, {kernel name: (launches, GPU us)} per step) of the compiled step."""
+    device = torch.device("cuda")
+    torch._dynamo.reset()
+    cache = bench_e2e.make_cache(mode, model.config, batch, context + steps + profiled + 8, device, torch.bfloat16)
+    bench_e2e.fill(cache, model.config, batch, context, device, torch.bfloat16)
+    token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+    with opaque_ops(opaque), torch.no_grad():
+        forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead")
+
+        def step(i):
+            position = torch.full((batch, 1), context + i, device=device)
+            return forward(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits
+
+        for i in range(4):  # compile, warm up, record
+            step(i)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(4, 4 + steps):
+            step(i)
+        torch.cuda.synchronize()
+        rate = batch * steps / (time.perf_counter() - t0)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            for i in range(4 + steps, 4 + steps + profiled):
+                step(i)
+            torch.cuda.synchronize()
+    kernels = collections.defaultdict(lambda: [0, 0.0])
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            entry = kernels[event.name]
+            entry[0] += 1
+            entry[1] += event.device_time_total
+    return rate, {name: (n / profiled, us / profiled) for name, (n, us) in kernels.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", default="int4-hamming84-interp", help="the ECCCache mode")
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--context", type=int, default=4096)
+    p.add_argument("--rounds", type=int, default=2, help="opaque then inlined, this many times")
+    p.add_argument("--top", type=int, default=14, help="kernels listed per run, by GPU time")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("step_kernels.py profiles compiled steps replayed from CUDA graphs: it needs a CUDA device")
+    model = bench_e2e.build_model("llama3-8b", torch.device("cuda"), torch.bfloat16, args.layers)
+    model.set_attn_implementation("ecc")
+    for _ in range(args.rounds):
+        for opaque in (True, False):
+            rate, kernels = step_kernels(model, args.mode, args.batch, args.context, opaque)
+            total = sum(us for _, us in kernels.values())
+            count = sum(n for n, _ in kernels.values())
+            print(f"== ops {'opaque' if opaque else 'inlined'}: {rate:.1f} tokens/s; {total:.0f} us of kernels a step, "
+                  f"{count:.0f} launches", flush=True)
+            for name, (n, us) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:args.top]:
+                print(f"   {us:9.1f} us {n:6.1f}x  {name[:100]}")
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
