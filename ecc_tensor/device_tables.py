@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-Table = tuple[int, ...] | tuple[tuple[int, ...], ...]
+Table = tuple[float, ...] | tuple[tuple[float, ...], ...]  # ints are floats to a type checker
 
 _kept: dict[tuple[Table, torch.device, torch.dtype], torch.Tensor] = {}
 
