@@ -117,18 +117,27 @@ def make_cache(mode: str, config, batch, max_len, device, dtype, **scheme):
     return ECCCache(config, batch, max_len, mode=mode, device=device, dtype=dtype, **scheme)
 
 
-@torch.no_grad()
-def decode_tokens_per_second(model, cache, batch, context, steps, compile_model, device,
-                             compile_mode: str = "reduce-overhead") -> tuple[float, float]:
-    """(decode tokens/s over ``steps`` timed steps, seconds of the first step): the first step
-    compiles the model (and records its CUDA graphs under ``compile_mode`` "reduce-overhead"), so
-    its time is the compile's cost."""
+def decode_step(model, cache, batch, context, compile_model, device, compile_mode: str = "reduce-overhead"):
+    """``step(i)``: one decoding step of ``model`` (compiled in ``compile_mode`` if
+    ``compile_model``) over ``cache``, a token at position ``context + i`` for each sequence; its
+    logits."""
     forward = torch.compile(model.forward, fullgraph=True, mode=compile_mode) if compile_model else model.forward
     token = torch.zeros(batch, 1, dtype=torch.long, device=device)
 
     def step(i):
         position = torch.full((batch, 1), context + i, device=device)
         return forward(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits
+
+    return step
+
+
+@torch.no_grad()
+def decode_tokens_per_second(model, cache, batch, context, steps, compile_model, device,
+                             compile_mode: str = "reduce-overhead") -> tuple[float, float]:
+    """(decode tokens/s over ``steps`` timed steps, seconds of the first step): the first step
+    compiles the model (and records its CUDA graphs under ``compile_mode`` "reduce-overhead"), so
+    its time is the compile's cost."""
+    step = decode_step(model, cache, batch, context, compile_model, device, compile_mode)
 
     def sync():
         if device.type == "cuda":

@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 import bench_e2e  # noqa: E402
 
-from ecc_tensor.integrations.hf import cache_argument  # noqa: E402
 from ecc_tensor.ops import opaque_ops  # noqa: E402
 
 
@@ -31,14 +30,8 @@ def step_kernels(model, mode: str, batch: int, context: int, opaque: bool, steps
     torch._dynamo.reset()
     cache = bench_e2e.make_cache(mode, model.config, batch, context + steps + profiled + 8, device, torch.bfloat16)
     bench_e2e.fill(cache, model.config, batch, context, device, torch.bfloat16)
-    token = torch.zeros(batch, 1, dtype=torch.long, device=device)
     with opaque_ops(opaque), torch.no_grad():
-        forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead")
-
-        def step(i):
-            position = torch.full((batch, 1), context + i, device=device)
-            return forward(token, **cache_argument(model, cache), use_cache=True, position_ids=position).logits
-
+        step = bench_e2e.decode_step(model, cache, batch, context, True, device)
         for i in range(4):  # compile, warm up, record
             step(i)
         torch.cuda.synchronize()

@@ -33,13 +33,13 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
     has_mask = 2 if attn_mask.dtype == torch.bool else 1
-    if has_mask == 2 and type(attn_mask) is torch.Tensor:
-        # Kept on the mask's device: Python numbers would each be made a tensor there, a fill
-        # launch each a call beside the select's (CPU scalars cannot be copied in a CUDA graph).
-        hidden, visible = float32_table((float("-inf"), 0.0), attn_mask.device)
+    if has_mask == 2:
+        # Run: kept on the mask's device, since Python numbers would each be made a tensor there,
+        # a fill launch each a call (CPU scalars cannot be copied in a CUDA graph). Traced: the
+        # numbers, which torch.compile's graph folds.
+        hidden, visible = (float32_table((float("-inf"), 0.0), attn_mask.device) if type(attn_mask) is torch.Tensor
+                           else (float("-inf"), 0.0))
         mask = torch.where(attn_mask, visible, hidden)
-    elif has_mask == 2:  # traced: torch.compile's graph folds the numbers
-        mask = torch.where(attn_mask, 0.0, float("-inf"))
     else:
         mask = attn_mask.float()
     mask = mask.expand(*shape)
