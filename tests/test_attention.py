@@ -628,6 +628,61 @@ def test_inputs_of_any_strides(codec, kernel_device):
         assert counters_to_dict(counters)["detected"] > 0, name
 
 
+class _NoLaunch:
+    """``wrap_triton`` whose launches do nothing: what the launcher does on the host, alone."""
+
+    def __init__(self, kernel):
+        pass
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: None
+
+
+@pytest.mark.parametrize("case", ["hamming84", "secded72", "golay24-channel-keys-window", "fp8"])
+def test_an_expanded_length_is_read_in_place(case, monkeypatch):
+    """A cache hands the kernels its one length expanded over the batch (stride 0): the kernels
+    read it through its stride, so the launcher copies nothing (under CUDA graphs every copy
+    is a launch of its own a layer and step). Launches stubbed, every aten call logged."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    for module in (attention.launch, attention.channel_scales, attention.fp8):
+        monkeypatch.setattr(module, "wrap_triton", _NoLaunch)
+
+    class Calls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(func)
+            return func(*args, **(kwargs or {}))
+
+    batch, seq, head_dim = 3, 64, 128
+    g = torch.Generator().manual_seed(0)
+    query = torch.randn(batch, 4, 1, head_dim, generator=g)
+    length = torch.tensor(50).reshape(-1).expand(batch)
+    mask = torch.ones(batch, 1, 1, seq, dtype=torch.bool)
+    if case == "fp8":
+        kv = [torch.randn(batch, 2, seq, head_dim, generator=g) for _ in range(2)]
+        words = [(fp8.to_e4m3(x, fp8.head_scale(x)), fp8.head_scale(x)) for x in kv]
+        call = lambda: attention.fp8.triton_fp8_decode_attention(query, *words[0], *words[1], length, mask, False, 0.1)  # noqa: E731
+    else:
+        codec, *scheme = case.split("-", 1)
+        tensors = {}
+        if scheme:  # keys per channel over blocks of 16 rows, a window of 16 tokens past 34 coded rows
+            k_window, v_window = (torch.randn(batch, 2, 16, head_dim, generator=g) for _ in range(2))
+            tensors = dict(key_channel_block=16, quantized_lens=torch.tensor(34).reshape(-1).expand(batch), k_window=k_window,
+                           v_window=v_window)
+        k, v = make_cache(codec, batch, 2, seq, head_dim, seed=1)
+        args = (query, *k, *v, *codec_tables(codec, "cpu"), codec, head_dim, 1, True, True, length, new_counters(), mask, False, 0.1)
+        call = lambda: attention.triton_decode_attention(*args, **tensors)  # noqa: E731
+    call()  # tables made and kept
+    with Calls() as calls:
+        call()
+    copies = [op for op in calls.ops if op.overloadpacket in (torch.ops.aten.clone, torch.ops.aten.copy_, torch.ops.aten._to_copy)]
+    assert copies == [], copies
+
+
 def test_counters_that_cannot_take_the_counts_are_refused():
     k, v = make_cache("hamming84", 1, 2, 8, 16)
     t = codec_tables("hamming84", "cpu")

@@ -83,12 +83,13 @@ def test_a_recorded_attention_call_launches_its_kernels_and_the_masks_select_onl
     warm-up (which keeps the scales' per-nibble parity table) a boolean-masked call records one
     kernel of torch's, the mask's select, beside its own: no table made again, no fill for the
     select's two scalars (four and two small launches a layer before, which a graph traced by
-    torch.compile folds). The replay gives the eager call's output."""
+    torch.compile folds; nor a copy of the expanded length, which the kernels read through its
+    stride). The replay gives the eager call's output."""
     g = torch.Generator(device="cuda").manual_seed(0)
     shape = (2, 8, 1024, 128)
     k, v = (ops.quantize_encode(torch.randn(shape, device="cuda", dtype=torch.float16, generator=g), codec) for _ in range(2))
     query = torch.randn(2, 32, 1, 128, device="cuda", dtype=torch.float16, generator=g)
-    lens = torch.full((2,), 1000, device="cuda")
+    lens = torch.tensor(1000, device="cuda").reshape(-1).expand(2)  # as a cache passes its one length: read in place
     mask = (torch.arange(1024, device="cuda") < torch.tensor([[900], [1000]], device="cuda"))[:, None, None, :]
     counters = new_counters("cuda")
     codec_kernels._NIBBLE_TABLES.clear()

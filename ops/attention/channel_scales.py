@@ -82,8 +82,9 @@ def channel_scale_buffer(k_meta: torch.Tensor, layout: MetadataLayout) -> torch.
     return torch.empty(k_meta.numel() // k_meta.shape[-1] * channel_scale_words(layout), dtype=torch.float32, device=k_meta.device)
 
 
-@triton.jit
-def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_rows, heads, MK: tl.constexpr, UNITS: tl.constexpr,
+@triton.jit(do_not_specialize=["stride_lens"])  # as the attention kernel's: an expanded length (0) or lengths (1)
+def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, stride_lens, rows, head_rows, heads,
+                           MK: tl.constexpr, UNITS: tl.constexpr,
                            MRB: tl.constexpr, OUT_WORDS: tl.constexpr, ROWS: tl.constexpr,
                            ROW_DIV: tl.constexpr, BASE: tl.constexpr, GDC: tl.constexpr):
     _after_previous_launch(GDC)
@@ -94,7 +95,7 @@ def _channel_scales_kernel(km_ptr, out_ptr, menc_ptr, kv_lens_ptr, rows, head_ro
     row = tl.minimum(row, rows - 1)  # rows past the end read the last one again, and store nothing
     if ROW_DIV:
         index = row.to(tl.int32)  # 32-bit division: a 64-bit one is a long subroutine
-        row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads)
+        row_ok &= (index % head_rows) * ROW_DIV < tl.load(kv_lens_ptr + index // head_rows // heads * stride_lens)
         if tl.max(row_ok.to(tl.int32), 0) == 0:
             return
     _channel_scale_rows(km_ptr, out_ptr, menc_ptr, row, row_ok, rows, MK, UNITS, MRB, OUT_WORDS, BASE, True)
@@ -206,8 +207,9 @@ def read_channel_scales(k_meta: torch.Tensor, meta_parity_table: torch.Tensor, l
         gdc = dependent_launches(k_meta.device)
         kernel, options = kernel_and_options(_channel_scales_kernel, NUM_WARPS, dependent=dependent and gdc)
         per_program = rows_per_program(k_meta.shape[-1])
+        lens, stride_lens = (k_meta, 0) if kv_lens is None else (kv_lens, kv_lens.stride(0))  # no lengths: a pointer never read
         wrap_triton(kernel)[(_cdiv(rows, per_program),)](
-            k_meta, out, meta_parity_table, k_meta if kv_lens is None else kv_lens, rows, head_rows, heads, MK=storage.codec.k,
+            k_meta, out, meta_parity_table, lens, stride_lens, rows, head_rows, heads, MK=storage.codec.k,
             UNITS=storage.units, MRB=k_meta.shape[-1], OUT_WORDS=words,
             ROWS=per_program, ROW_DIV=row_div if kv_lens is not None else 0, BASE=int(k_meta.storage_offset() % 4), GDC=gdc,
             **options,

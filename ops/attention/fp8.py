@@ -82,9 +82,9 @@ def _fp8_block(acc, m_i, l_i, q, k_base, v_base, n0, end, d, d_ok, m_ok, head, q
     return acc, m_i, l_i
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["stride_lens"])  # an expanded length (0) and lengths (1) run one compiled kernel
 def _fp8_decode_attention_kernel(
-    q_ptr, k_ptr, v_ptr, k_scale_ptr, v_scale_ptr, seq_lens_ptr, mask_ptr, o_part_ptr, ml_part_ptr,
+    q_ptr, k_ptr, v_ptr, k_scale_ptr, v_scale_ptr, seq_lens_ptr, stride_lens, mask_ptr, o_part_ptr, ml_part_ptr,
     qk_scale,  # softmax scale * log2(e)
     split_len, splits, S,
     stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_ks, stride_kd,
@@ -100,7 +100,7 @@ def _fp8_decode_attention_kernel(
     split = tl.program_id(1)
     b = bh // HKV
     kv_head = bh % HKV
-    length = tl.load(seq_lens_ptr + b).to(tl.int32)
+    length = tl.load(seq_lens_ptr + b * stride_lens).to(tl.int32)
     total = tl.minimum(length, S)  # a length past the storage attends every stored row, as the reference
     start = split * split_len
     end = tl.minimum(start + split_len, total)
@@ -171,7 +171,6 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     block_d = _pow2(max(head_dim, 16))
     emulate_bf16 = query.dtype == torch.bfloat16 and query.device.type == "cpu"  # CPU tensors: interpreter
     k_scale, v_scale = (s.float().expand(batch, kv_heads, 1, 1) for s in (k_scale, v_scale))
-    seq_lens = seq_lens.contiguous()
     o_part = torch.empty(2 * batch * kv_heads * splits * block_m * block_d, dtype=torch.float32, device=query.device)
     ml_part = torch.empty(2 * batch * kv_heads * splits * block_m * 2, dtype=torch.float32, device=query.device)
     has_mask, mask, mask_strides, mask_rows = mask_arguments(attn_mask, (batch, q_heads, lq, seq), o_part)
@@ -181,7 +180,8 @@ def triton_fp8_decode_attention(query: torch.Tensor, k_words: torch.Tensor, k_sc
     gdc = dependent_launches(query.device)
     kernel, options = kernel_and_options(_fp8_decode_attention_kernel, cfg["num_warps"], cfg["num_stages"], cfg["maxnreg"])
     wrap_triton(kernel)[(batch * kv_heads, splits)](
-        query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, mask, o_part, ml_part, scale * LOG2E, split_len, splits, seq,
+        query, k_bytes, v_bytes, k_scale, v_scale, seq_lens, seq_lens.stride(0), mask, o_part, ml_part, scale * LOG2E, split_len,
+        splits, seq,
         *query.stride(), *k_bytes.stride(), *v_bytes.stride(), *mask_strides, *k_scale.stride()[:2], *v_scale.stride()[:2],
         HKV=kv_heads, GQA=group, LQ=lq, D=head_dim, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_N=block_n, HAS_MASK=has_mask,
         MASK_ROWS=mask_rows, CAUSAL=is_causal, DOT_PRECISION=dot_precision, EMULATE_BF16=emulate_bf16,

@@ -31,11 +31,14 @@ from .window import _window_partial
 LOG2E = 1.4426950408889634
 
 
-@triton.jit
+# The lengths' stride is not specialized on: a cache's one length expanded over the batch (0) and
+# a tensor of lengths (1) run the same compiled kernel.
+@triton.jit(do_not_specialize=["stride_lens"])
 def _decode_attention_kernel(
     q_ptr, k_ptr, km_ptr, v_ptr, vm_ptr, enc_ptr, syn_ptr, menc_ptr, msyn_ptr,
     seq_lens_ptr,  # each sequence's length (the causal alignment of the queries)
     kv_lens_ptr,  # each sequence's rows stored as codewords (its length, less a full-precision window)
+    stride_lens,  # both lengths' element stride: 0 where one length is expanded over the batch
     mask_ptr, counters_ptr, o_part_ptr, ml_part_ptr, defer_ptr,
     ks_ptr,  # with K_CODED_MRB: the rows of float32 words each main program reads its coded channel scales into
     qk_scale,  # softmax scale * log2(e)
@@ -87,16 +90,16 @@ def _decode_attention_kernel(
     program = tl.program_id(1)
     if WINDOW:
         if program == splits:
-            _window_partial(bh, q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, mask_ptr, o_window_ptr, ml_window_ptr, qk_scale,
-                            stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms, W,
+            _window_partial(bh, q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, stride_lens, mask_ptr, o_window_ptr, ml_window_ptr,
+                            qk_scale, stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms, W,
                             HKV, GQA, LQ, D, BLOCK_M, WINDOW_BLOCK_D, 16, HAS_MASK, MASK_ROWS, CAUSAL, DOT_PRECISION, EMULATE_BF16,
                             SPLIT_P, WINDOW_UNIT_VALUES, WINDOW_BLOCK_U, PART_COLS)
             return
     b = bh // HKV
     # The codeword rows: read, counted, interpolation neighbours; a length past the storage reads
     # every stored row and no further, as the reference does.
-    seq_len = tl.minimum(tl.load(kv_lens_ptr + b).to(tl.int32), S)
-    total_len = tl.load(seq_lens_ptr + b).to(tl.int32)
+    seq_len = tl.minimum(tl.load(kv_lens_ptr + b * stride_lens).to(tl.int32), S)
+    total_len = tl.load(seq_lens_ptr + b * stride_lens).to(tl.int32)
     start = program * program_splits * split_len
     end = tl.minimum(start + program_splits * split_len, seq_len)
 

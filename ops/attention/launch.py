@@ -62,11 +62,14 @@ def triton_decode_attention(
     """See ``ecc::decode_attention``; arguments are validated there. Inputs of any strides
     (a cache passes its one length expanded over the batch); ``attn_mask`` boolean or
     additive; ``config`` overrides the launch configuration (``kernel_config``)."""
-    # The kernel addresses storage, metadata and lengths as dense rows; the query, the mask
-    # and the window it reads through their strides.
-    k_stored, k_meta, v_stored, v_meta, seq_lens = (t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta, seq_lens))
-    # Without a window they are the same lengths: one copy of a cache's expanded length, not two.
-    quantized_lens = seq_lens if quantized_lens is None else quantized_lens.contiguous()
+    # The kernel addresses storage and metadata as dense rows; the query, the mask, the window
+    # and the lengths it reads through their strides (the lengths' one stride: a cache's expanded
+    # length is read in place, not copied).
+    k_stored, k_meta, v_stored, v_meta = (t.contiguous() for t in (k_stored, k_meta, v_stored, v_meta))
+    if quantized_lens is None:
+        quantized_lens = seq_lens
+    elif quantized_lens.stride(0) != seq_lens.stride(0):
+        seq_lens, quantized_lens = seq_lens.contiguous(), quantized_lens.contiguous()
     meta_layout = MetadataLayout(codec, groups, symmetric)
     k_meta_layout = MetadataLayout(codec, head_dim, symmetric) if key_channel_block else meta_layout
     k_meta, v_meta = lane_meta_aligned(k_meta_layout, k_meta), lane_meta_aligned(meta_layout, v_meta)
@@ -106,7 +109,7 @@ def triton_decode_attention(
         ml_window = torch.empty(batch * kv_heads * block_m * 2, dtype=torch.float32, device=query.device)
     args = (
         query, k_stored, k_meta, v_stored, v_meta, parity_table, syndrome_table, meta_parity_table, meta_syndrome_table, seq_lens,
-        quantized_lens, mask, counters, o_part, ml_part, flags, o_part,
+        quantized_lens, seq_lens.stride(0), mask, counters, o_part, ml_part, flags, o_part,
         scale * LOG2E, split_len, splits, *query.stride(), *mask_strides,
         seq, k_meta.shape[2],
     )

@@ -18,7 +18,7 @@ from .softmax import _group_queries, _group_rows, _online_softmax, _pv, _visible
 
 @triton.jit
 def _window_partial(
-    bh, q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, mask_ptr, o_ptr, ml_ptr,
+    bh, q_ptr, kw_ptr, vw_ptr, seq_lens_ptr, kv_lens_ptr, stride_lens, mask_ptr, o_ptr, ml_ptr,
     qk_scale,  # softmax scale * log2(e)
     stride_qb, stride_qh, stride_qm, stride_qd, stride_mb, stride_mh, stride_mq, stride_ms,
     W,  # rows of the ring buffer: ``[B, HKV, W, D]``, contiguous
@@ -31,8 +31,8 @@ def _window_partial(
     """Attends the window of (sequence, KV head) ``bh``: tokens ``[kv_lens[b], seq_lens[b])``,
     into partial ``bh`` of ``o_ptr`` / ``ml_ptr``."""
     b = bh // HKV
-    total = tl.load(seq_lens_ptr + b).to(tl.int32)
-    first = tl.load(kv_lens_ptr + b).to(tl.int32)  # the window holds tokens [first, total)
+    total = tl.load(seq_lens_ptr + b * stride_lens).to(tl.int32)
+    first = tl.load(kv_lens_ptr + b * stride_lens).to(tl.int32)  # the window holds tokens [first, total)
     m, m_ok, head, qi, d, d_ok = _group_rows(bh % HKV, GQA, LQ, D, BLOCK_M, BLOCK_D)
     q = _group_queries(q_ptr, b, head, qi, d, m_ok, d_ok, stride_qb, stride_qh, stride_qm, stride_qd, EMULATE_BF16)
     dtype: tl.constexpr = q.dtype
