@@ -6,6 +6,7 @@ kernels Inductor fuses for an inlined one shows as extra small kernels of torch'
 
     python tools/step_kernels.py                                  # 8 layers, batch 8, 4k, Hamming(8,4)+interp
     python tools/step_kernels.py --layers 4 --batch 1 --mode int4 --top 20
+    python tools/step_kernels.py --context 32768 --modes static-folded int4-hamming84-interp --ways opaque --rounds 1
 """
 
 from __future__ import annotations
@@ -55,28 +56,32 @@ def step_kernels(model, mode: str, batch: int, context: int, opaque: bool, steps
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", default="int4-hamming84-interp", help="the ECCCache mode")
+    p.add_argument("--modes", nargs="+", default=["int4-hamming84-interp"],
+                   help=f"ECCCache modes, or the baselines {', '.join(bench_e2e.BASELINES)} (whose step has no ops to keep opaque)")
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--context", type=int, default=4096)
-    p.add_argument("--rounds", type=int, default=2, help="opaque then inlined, this many times")
+    p.add_argument("--rounds", type=int, default=2, help="every mode and way, this many times")
+    p.add_argument("--ways", nargs="+", choices=["opaque", "inlined"], default=["opaque", "inlined"],
+                   help="how the package's ops meet torch.compile, in this order each round")
     p.add_argument("--top", type=int, default=14, help="kernels listed per run, by GPU time")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("step_kernels.py profiles compiled steps replayed from CUDA graphs: it needs a CUDA device")
     model = bench_e2e.build_model("llama3-8b", torch.device("cuda"), torch.bfloat16, args.layers)
-    model.set_attn_implementation("ecc")
     for _ in range(args.rounds):
-        for opaque in (True, False):
-            rate, kernels = step_kernels(model, args.mode, args.batch, args.context, opaque)
-            total = sum(us for _, us in kernels.values())
-            count = sum(n for n, _ in kernels.values())
-            print(f"== ops {'opaque' if opaque else 'inlined'}: {rate:.1f} tokens/s; {total:.0f} us of kernels a step, "
-                  f"{count:.0f} launches", flush=True)
-            for name, (n, us) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:args.top]:
-                print(f"   {us:9.1f} us {n:6.1f}x  {name[:100]}")
-            torch.cuda.empty_cache()
-
+        for mode in args.modes:
+            baseline = mode in bench_e2e.BASELINES
+            model.set_attn_implementation(bench_e2e.FOLDED if mode == "static-folded" else "sdpa" if baseline else "ecc")
+            for way in args.ways[:1] if baseline else args.ways:
+                rate, kernels = step_kernels(model, mode, args.batch, args.context, way == "opaque")
+                total = sum(us for _, us in kernels.values())
+                count = sum(n for n, _ in kernels.values())
+                label = mode if baseline else f"{mode}, ops {way}"
+                print(f"== {label}: {rate:.1f} tokens/s; {total:.0f} us of kernels a step, {count:.0f} launches", flush=True)
+                for name, (n, us) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:args.top]:
+                    print(f"   {us:9.1f} us {n:6.1f}x  {name[:100]}")
+                torch.cuda.empty_cache()
 
 if __name__ == "__main__":
     main()
