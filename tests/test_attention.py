@@ -683,6 +683,58 @@ def test_an_expanded_length_is_read_in_place(case, monkeypatch):
     assert copies == [], copies
 
 
+@pytest.mark.parametrize("case", ["int4", "hamming84", "golay24", "secded72", "hamming74-window", "fp8"])
+def test_a_boolean_decoding_mask_is_read_in_place_as_words(case, kernel_device, monkeypatch):
+    """A decoding step's boolean mask (one row a sequence, ``[B, 1, 1, S]``, S a multiple of 4)
+    is read by the kernels as int32 words of four keys' bytes, with no float32 copy made: the
+    same output, bit for bit, as the float copy (every key hidden on its own, a whole word of
+    four hidden, the last word's keys), and the reference's within the bound."""
+    batch, seq, head_dim = 2, 96, 64
+    g = torch.Generator().manual_seed(3)
+    query = torch.randn(batch, 4, 1, head_dim, generator=g)
+    mask = torch.rand(batch, 1, 1, seq, generator=g) < 0.7
+    mask[0, 0, 0, 8:12] = False  # a whole word hidden
+    mask[1, 0, 0, -3:] = torch.tensor([True, False, True])
+    seq_lens = torch.tensor([seq, seq - 5])
+    assert attention.launch._mask_words(mask, (batch, 4, 1, seq)) is not None
+    if case == "fp8":
+        kv = [torch.randn(batch, 2, seq, head_dim, generator=g) for _ in range(2)]
+        words = [(fp8.to_e4m3(x, fp8.head_scale(x)).to(kernel_device), fp8.head_scale(x).to(kernel_device)) for x in kv]
+        call = lambda: attention.fp8.triton_fp8_decode_attention(  # noqa: E731
+            query.to(kernel_device), *words[0], *words[1], seq_lens.to(kernel_device), mask.to(kernel_device), False, 0.1).cpu()
+    else:
+        codec, *window = case.split("-")
+        tensors = {}
+        if window:  # 16 tokens of each sequence in a full-precision window past its coded rows
+            k_window, v_window = (torch.randn(batch, 2, 16, head_dim, generator=g) for _ in range(2))
+            tensors = dict(quantized_lens=seq_lens - 16, k_window=k_window, v_window=v_window)
+        k, v = make_cache(codec, batch, 2, seq, head_dim, flip_rate=0.01, seed=5)
+        call = lambda: fused(query, k, v, codec, head_dim, True, seq_lens, kernel_device, mask, **tensors)[0]  # noqa: E731
+        if not window:
+            ref, _ = reference(query, k, v, codec, head_dim, True, seq_lens, mask)
+    words_out = call()
+    monkeypatch.setattr(attention.launch, "_mask_words", lambda attn_mask, shape: None)
+    float_out = call()
+    assert torch.equal(words_out, float_out)
+    if case != "fp8" and not window:
+        assert relative_error(words_out, ref) < TOLERANCE
+
+
+def test_boolean_masks_whose_bytes_are_not_whole_words_are_copied():
+    """The word read takes a mask whose keys' bytes lie in whole 4-byte aligned words, one row a
+    sequence; any other boolean mask is read from its float32 copy."""
+    words = attention.launch._mask_words
+    row = torch.ones(2, 1, 1, 40, dtype=torch.bool)
+    assert words(row, (2, 8, 1, 40)).shape == (2, 1, 1, 10)
+    assert words(row[..., :36], (2, 8, 1, 36)) is not None  # a slice: whole words still
+    assert words(row[..., 1:37], (2, 8, 1, 36)) is None  # an offset of one byte
+    assert words(torch.ones(2, 1, 1, 38, dtype=torch.bool), (2, 8, 1, 38)) is None  # 38 keys
+    assert words(torch.ones(2, 8, 1, 40, dtype=torch.bool), (2, 8, 1, 40)) is None  # a row per head
+    assert words(torch.ones(2, 1, 2, 40, dtype=torch.bool), (2, 8, 2, 40)) is None  # a row per query
+    assert words(torch.ones(1, 1, 1, 40, dtype=torch.bool).expand(2, 1, 1, 40), (2, 8, 1, 40)) is not None  # one row for the batch
+    assert words(torch.ones(2, 1, 1, 40, dtype=torch.bool).transpose(0, 3), (40, 1, 1, 2)) is None  # keys not contiguous
+
+
 def test_counters_that_cannot_take_the_counts_are_refused():
     k, v = make_cache("hamming84", 1, 2, 8, 16)
     t = codec_tables("hamming84", "cpu")

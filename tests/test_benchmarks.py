@@ -337,3 +337,24 @@ def test_dependent_launch_time_prints_both_per_codec_and_restores_the_switch(mon
     pattern = (r"plain +[\d.]+ us +dependent +[\d.]+ us \([\d.]+\) +late trigger +[\d.]+ us \([\d.]+\)"
                r"  \(rounds:( [\d.]+){2}( \|( [\d.]+){2}){2}\)$")
     assert all(re.search(pattern, line) for line in lines), lines
+
+
+def test_mask_read_time_prints_both_ways_per_codec(monkeypatch, capsys):
+    """tools/mask_read_time.py on CPU tensors (the op's reference): a boolean decoding mask read
+    from its float32 copy and in place as words, in alternating rounds, one line per codec,
+    outputs equal; the launcher's choice restored after."""
+    import pathlib
+
+    from ecc_tensor.ops.attention import launch
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    import mask_read_time
+
+    before = launch._mask_words
+    assert mask_read_time.main(["--cpu", "--codecs", "int4", "hamming84", "--batch", "2", "--context", "256", "--q-heads", "2",
+                                "--kv-heads", "1", "--head-dim", "16", "--rounds", "2", "--iters", "1"]) == 0
+    assert launch._mask_words is before
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["int4", "hamming84"]
+    pattern = r"float copy +[\d.]+ us +words +[\d.]+ us \([\d.]+\)  \(rounds:( [\d.]+){2} \|( [\d.]+){2}\)$"
+    assert all(re.search(pattern, line) for line in lines), lines

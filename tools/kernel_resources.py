@@ -51,7 +51,7 @@ from attention_case import CHANNEL_BLOCK  # tools/, beside this script: --channe
 POINTERS = {
     "k_ptr": "*u8", "km_ptr": "*u8", "v_ptr": "*u8", "vm_ptr": "*u8",
     "enc_ptr": "*i32", "syn_ptr": "*i32", "menc_ptr": "*i32", "msyn_ptr": "*i32",
-    "seq_lens_ptr": "*i64", "kv_lens_ptr": "*i64", "mask_ptr": "*fp32", "counters_ptr": "*i64",
+    "seq_lens_ptr": "*i64", "kv_lens_ptr": "*i64", "mask_ptr": "*i32", "counters_ptr": "*i64",  # a boolean mask's words
     "o_part_ptr": "*fp32", "ml_part_ptr": "*fp32", "defer_ptr": "*u8", "ks_ptr": "*u8", "o_window_ptr": "*fp32", "ml_window_ptr": "*fp32",
 }
 
@@ -92,7 +92,7 @@ def compile_variant(codec, dtype, interpolate, masked, deferred=False, q_heads=3
     constants = dict(
         HKV=kv_heads, GQA=q_heads // kv_heads, LQ=1, **storage, HAS_ZERO=not symmetric, INTERP=interpolate,
         DEFER=launch.deferred is not None,
-        DEFERRED=deferred, HAS_MASK=2 if masked else 0, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's boolean [B, 1, 1, S] mask
+        DEFERRED=deferred, HAS_MASK=3 if masked else 0, MASK_ROWS=masked, CAUSAL=False,  # a decoding step's boolean [B, 1, 1, S] mask
         DOT_PRECISION="tf32", EMULATE_BF16=False, PTX=True, SPLIT_P=dtype == "bf16",
         **meta,
         **A.key_meta_constants(MetadataLayout(codec, head_dim if channel_block else groups, symmetric), head_dim, channel_block, meta),

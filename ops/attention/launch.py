@@ -24,15 +24,21 @@ from .plan import (LaunchPlan, channel_scales_constants, coded_channel_scales_co
 
 def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, int], unused: torch.Tensor):
     """The attention kernels' mask arguments for ``attn_mask`` broadcast to ``shape`` ``(B, Hq,
-    Lq, S)``: (HAS_MASK, the mask as float32, its four strides, MASK_ROWS). HAS_MASK: 0 none
-    (``unused`` is passed in its place), 1 a float mask (added), 2 a boolean one (its hidden keys
-    -inf whatever their scores, NaN included, as the reference masks them); MASK_ROWS: one mask
-    row a sequence. Float32, not the boolean's own bytes: the main loop's loads of it are then
-    prefetched as 4-byte copies, where one byte a key is loaded in the loop (ptxas for sm_90a,
+    Lq, S)``: (HAS_MASK, the mask as the kernels read it, its four strides, MASK_ROWS). HAS_MASK:
+    0 none (``unused`` is passed in its place), 1 a float mask (added), 2 a boolean one as float32
+    (its hidden keys -inf whatever their scores, NaN included, as the reference masks them), 3 a
+    boolean one read in place as int32 words of four keys' bytes (the same masking); MASK_ROWS:
+    one mask row a sequence. A boolean mask is read as words where it is one row a sequence
+    (a decoding step's, as transformers builds it) whose bytes lie in whole aligned words, else
+    as a float32 copy: not as one byte a key, which the main loop would load unprefetched (a copy
+    of at least 4 bytes is what ptxas makes asynchronous for sm_90a;
     ``tests/test_attention.py::test_kernel_compiles_for_hopper_as_torch_compile_calls_it``)."""
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
     has_mask = 2 if attn_mask.dtype == torch.bool else 1
+    words = _mask_words(attn_mask, shape) if has_mask == 2 else None
+    if words is not None:
+        return 3, words, words.stride(), True
     if has_mask == 2:
         # Run: kept on the mask's device, since Python numbers would each be made a tensor there,
         # a fill launch each a call (CPU scalars cannot be copied in a CUDA graph). Traced: the
@@ -45,6 +51,19 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     mask = mask.expand(*shape)
     strides = mask.stride()
     return has_mask, mask, strides, (shape[1] == 1 or strides[1] == 0) and (shape[2] == 1 or strides[2] == 0)
+
+
+def _mask_words(attn_mask: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor | None:
+    """A boolean ``attn_mask`` that is one row a sequence, as int32 words of four keys each
+    (``[B, 1, 1, S / 4]``, broadcast strides kept), or None where its bytes do not lie in whole
+    4-byte aligned words (a row's keys not contiguous, S not a multiple of 4, an odd offset)."""
+    mask = attn_mask.expand(*shape)
+    if mask.stride(1) and shape[1] > 1 or mask.stride(2) and shape[2] > 1:
+        return None  # rows per head or query: the float copy
+    mask = mask[:, :1, :1]
+    if shape[3] % 4 or mask.stride(3) != 1 or mask.stride(0) % 4 or mask.storage_offset() % 4:
+        return None
+    return mask.view(torch.int32)
 
 
 def triton_decode_attention(
