@@ -735,6 +735,19 @@ def test_boolean_masks_whose_bytes_are_not_whole_words_are_copied():
     assert words(torch.ones(2, 1, 1, 40, dtype=torch.bool).transpose(0, 3), (40, 1, 1, 2)) is None  # keys not contiguous
 
 
+def test_a_traced_call_reads_a_boolean_mask_from_its_float_copy():
+    """Traced (the op inlined by torch.compile; fake tensors here) a boolean decoding mask is
+    read from its float32 copy, whose select Inductor fuses into its own kernels: Inductor (torch
+    2.11, CUDA) cannot lower a boolean tensor's view as int32, and failed to compile the step."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mask = torch.ones(2, 1, 1, 40, dtype=torch.bool)
+    assert attention.launch.mask_arguments(mask, (2, 8, 1, 40), torch.empty(0))[0] == 3
+    with FakeTensorMode() as fake:
+        has_mask, copy, _, rows = attention.launch.mask_arguments(fake.from_tensor(mask), (2, 8, 1, 40), torch.empty(0))
+    assert (has_mask, copy.dtype, rows) == (2, torch.float32, True)
+
+
 def test_counters_that_cannot_take_the_counts_are_refused():
     k, v = make_cache("hamming84", 1, 2, 8, 16)
     t = codec_tables("hamming84", "cpu")

@@ -29,14 +29,16 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     (its hidden keys -inf whatever their scores, NaN included, as the reference masks them), 3 a
     boolean one read in place as int32 words of four keys' bytes (the same masking); MASK_ROWS:
     one mask row a sequence. A boolean mask is read as words where it is one row a sequence
-    (a decoding step's, as transformers builds it) whose bytes lie in whole aligned words, else
-    as a float32 copy: not as one byte a key, which the main loop would load unprefetched (a copy
+    (a decoding step's, as transformers builds it) whose bytes lie in whole aligned words, in a
+    call that runs rather than is traced, else as a float32 copy: not as one byte a key, which the main loop would load unprefetched (a copy
     of at least 4 bytes is what ptxas makes asynchronous for sm_90a;
     ``tests/test_attention.py::test_kernel_compiles_for_hopper_as_torch_compile_calls_it``)."""
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
     has_mask = 2 if attn_mask.dtype == torch.bool else 1
-    words = _mask_words(attn_mask, shape) if has_mask == 2 else None
+    # Traced (an op inlined by torch.compile), the float copy: Inductor fuses its select into its
+    # own kernels, and cannot lower a boolean tensor's view as int32 (torch 2.11, CUDA).
+    words = _mask_words(attn_mask, shape) if has_mask == 2 and type(attn_mask) is torch.Tensor else None
     if words is not None:
         return 3, words, words.stride(), True
     if has_mask == 2:
