@@ -206,7 +206,12 @@ class _StoredLayer(StaticLayer):
         self.window_counters = self.window_counters.to(self.device)
         self.keys, self.values = self._public_view(self._k), self._public_view(self._v)
         if not is_torchdynamo_compiling():
-            for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters):
+            # Static addresses: CUDA graphs (torch.compile's reduce-overhead) read these in place
+            # rather than copy each into a placeholder of their own at every replay. The codec
+            # tables too, which the ops also key kept tables on (nibble_parity_table: a placeholder
+            # would miss them and make its own in every recorded call, 4-5 launches a layer).
+            tables = (*getattr(self._k, "tables", ()), *getattr(self._v, "tables", ()))
+            for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters, *tables):
                 torch._dynamo.mark_static_address(t)
         self.is_initialized = True
 

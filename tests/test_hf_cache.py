@@ -342,6 +342,38 @@ def test_compiled_fused_decode_loop_has_no_graph_breaks(mode):
     assert cache.stats()["read"] == eager_cache.stats()["read"] > 0
 
 
+@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int4-secded72", "fp8"])
+def test_a_compiled_steps_inputs_but_the_token_and_positions_have_static_addresses(mode):
+    """A compiled decoding step's graph inputs are the step's token and positions, the model's
+    parameters and buffers, and the cache's tensors: its buffers, length, counters and the codec
+    tables the ops take. Every cache tensor is a static address, which CUDA graphs
+    (``mode="reduce-overhead"``) read in place. The tables were not: each replay copied them into
+    placeholders of the graph's, and the recorded attention calls, keyed on the placeholders,
+    missed the kept nibble parity tables and made their own (4-5 launches a layer, H100)."""
+    torch._dynamo.reset()
+    model = CONFIGS["llama"]().eval()
+    model.set_attn_implementation("ecc")
+    cache = ECCCache(model.config, 2, 32, mode=mode, device="cpu", dtype=torch.float32)
+    token, position = torch.tensor([[5], [6]]), torch.tensor([[8], [8]])
+    inputs = []
+
+    def backend(gm, example_inputs):
+        for node in gm.graph.nodes:
+            if node.op == "placeholder" and "grapharg" in node.meta:
+                inputs.append((node.name, node.meta["grapharg"].example))
+        return gm.forward
+
+    with torch.no_grad():
+        model(prompt(batch=2, length=8), **cache_argument(model, cache), use_cache=True)
+        torch.compile(model.forward, fullgraph=True, backend=backend)(token, **cache_argument(model, cache), use_cache=True,
+                                                                    position_ids=position)
+    if mode != "fp8":
+        assert any(t.dim() == 1 and t.dtype == torch.int32 for _, t in inputs), "no codec table among the inputs"
+    moving = [name for name, t in inputs if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter)
+              and getattr(t, "_dynamo_static_input_type", None) is None and t is not token and t is not position]
+    assert moving == [], moving
+
+
 @pytest.mark.parametrize("opaque", [False, True])
 def test_opaque_ops_stay_calls_in_the_compiled_graph_and_decode_alike(opaque):
     """Under ``ecc_tensor.ops.opaque_ops()`` the compiled decoding step keeps the ops as calls

@@ -59,6 +59,17 @@ class CodecTables:
     syndrome_table: torch.Tensor  # [2^(n-k)] int32: coset leader, or -1 if uncorrectable
 
 
+def static_tables(tables: CodecTables) -> CodecTables:
+    """``tables``, made on an accelerator and kept, marked static addresses for torch.compile: a
+    CUDA graph reads them in place, where it would copy each into a placeholder of its own at
+    every replay (and the ops, which key kept tables on them, would miss those: a table made in
+    every recorded call)."""
+    if not torch.compiler.is_compiling():
+        for t in (tables.encode_table, tables.syndrome_table):
+            torch._dynamo.mark_static_address(t)
+    return tables
+
+
 # How a cache row of a codec's codewords is laid out in bytes (ecc_tensor.storage): "nibbles"
 # two values a byte, no code (int4); "bytes" one codeword a byte (codes of one value, n <= 8);
 # "units" codewords of ceil(n / 8) bytes one after another; "lanes" Golay's lane layout of
@@ -162,9 +173,9 @@ class LinearBlockCode:
         if device.type == "cpu":
             return self._cpu_tables
         if device not in self._tables:
-            self._tables[device] = CodecTables(
+            self._tables[device] = static_tables(CodecTables(
                 *(t.to(device) for t in (self._cpu_tables.encode_table, self._cpu_tables.syndrome_table))
-            )
+            ))
         return self._tables[device]
 
     # -- public API -----------------------------------------------------------------------

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from .linear import STATUS_CLEAN, STATUS_CORRECTED, STATUS_DETECTED, CodecTables
+from .linear import STATUS_CLEAN, STATUS_CORRECTED, STATUS_DETECTED, CodecTables, static_tables
 
 DATA_BITS = 64
 CHECK_BITS = 8
@@ -91,7 +91,8 @@ class SECDED72:
         two slots the ``ecc`` ops pass every codec's tables in."""
         device = torch.device("cpu") if device is None else torch.device(device)
         if device not in self._tables:
-            self._tables[device] = CodecTables(self.data_columns.to(device, torch.int32), self.position_of_syndrome.to(device, torch.int32))
+            self._tables[device] = static_tables(CodecTables(self.data_columns.to(device, torch.int32),
+                                                             self.position_of_syndrome.to(device, torch.int32)))
         return self._tables[device]
 
     # -- public API -----------------------------------------------------------------------
