@@ -225,15 +225,49 @@ def test_generate_compiled_with_faults_on_the_whole_footprint_equals_eager(mode)
     assert results[True][1]["injected"] > 0
 
 
-def _tiny_ecc_llama(max_positions: int, head_dim: int = 32):
-    """A two-layer bfloat16 Llama on the GPU (8 query / 2 KV heads of ``head_dim``) attending with ``"ecc"``."""
+def _tiny_ecc_llama(max_positions: int, head_dim: int = 32, layers: int = 2):
+    """A bfloat16 Llama of ``layers`` layers on the GPU (8 query / 2 KV heads of ``head_dim``) attending with ``"ecc"``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=96, hidden_size=8 * head_dim, intermediate_size=256, num_hidden_layers=2, num_attention_heads=8,
+    config = LlamaConfig(vocab_size=96, hidden_size=8 * head_dim, intermediate_size=256, num_hidden_layers=layers, num_attention_heads=8,
                          num_key_value_heads=2, max_position_embeddings=max_positions)
     model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
     model.set_attn_implementation("ecc")
     return model
+
+
+@pytest.mark.parametrize("mode", ["int4-hamming84-interp", "int12-golay"])
+def test_a_layer_adds_no_kernel_of_torchs_to_a_cuda_graph_replay(mode):
+    """With the ops opaque under CUDA graphs (``mode="reduce-overhead"``, the default), each layer
+    of a replayed decoding step runs Inductor's kernels and the ops' own, no small kernel of
+    torch's: a model of three layers replays as many of torch's as a model of one (the step's
+    input copies). The recorded attention calls once made the scales' nibble parity table anew
+    (4-5 launches a layer, H100): CUDA graphs had given them placeholder copies of the codec
+    tables, on which the kept table was not found."""
+    from ecc_tensor.integrations.hf import ECCCache, cache_argument
+    from ecc_tensor.ops import opaque_ops
+
+    torchs = {}
+    for layers in (1, 3):
+        torch.manual_seed(0)
+        torch._dynamo.reset()
+        model = _tiny_ecc_llama(512, layers=layers)
+        cache = ECCCache(model.config, 2, 320, mode=mode)
+        ids = torch.randint(0, 96, (2, 300), device="cuda")
+        forward = torch.compile(model.forward, fullgraph=True, mode="reduce-overhead")
+        with torch.no_grad(), opaque_ops():
+            model(ids, **cache_argument(model, cache), use_cache=True)
+            token = ids[:, -1:].clone()
+            for i in range(4):  # compile, warm up, record, replay
+                forward(token, **cache_argument(model, cache), use_cache=True, position_ids=torch.full((2, 1), 300 + i, device="cuda"))
+            torch.cuda.synchronize()
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                forward(token, **cache_argument(model, cache), use_cache=True, position_ids=torch.full((2, 1), 304, device="cuda"))
+                torch.cuda.synchronize()
+        kernels = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        assert any("_decode_attention_kernel" in name for name in kernels), kernels
+        torchs[layers] = sorted(name for name in kernels if "at::native" in name)
+    assert torchs[3] == torchs[1], torchs
 
 
 @pytest.mark.parametrize("opaque", [False, True])
