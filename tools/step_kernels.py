@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"== {label}: {rate:.1f} tokens/s; {total:.0f} us of kernels a step, {count:.0f} launches", flush=True)
                 for name, (n, us) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:args.top]:
                     print(f"   {us:9.1f} us {n:6.1f}x  {name[:100]}")
+                # What an op or the CUDA graph launches of torch's own (copies, fills, gathers), beside
+                # Inductor's, cuBLAS's and this package's kernels.
+                torchs = {name: n for name, (n, _) in kernels.items() if "at::native" in name}
+                print(f"   kernels of torch's: {sum(torchs.values()):.0f} a step"
+                      + "".join(f"; {n:.0f}x {name[:80]}" for name, n in sorted(torchs.items(), key=lambda kv: -kv[1])), flush=True)
                 torch.cuda.empty_cache()
 
 if __name__ == "__main__":
