@@ -30,8 +30,9 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     boolean one read in place as int32 words of four keys' bytes (the same masking); MASK_ROWS:
     one mask row a sequence. A boolean mask is read as words where it is one row a sequence
     (a decoding step's, as transformers builds it) whose bytes lie in whole aligned words, in a
-    call that runs rather than is traced, else as a float32 copy: not as one byte a key, which the main loop would load unprefetched (a copy
-    of at least 4 bytes is what ptxas makes asynchronous for sm_90a;
+    call that runs rather than is traced, else as a float32 copy; never as one byte a key, which
+    the main loop would load unprefetched (a copy of at least 4 bytes is what ptxas makes
+    asynchronous for sm_90a;
     ``tests/test_attention.py::test_kernel_compiles_for_hopper_as_torch_compile_calls_it``)."""
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
