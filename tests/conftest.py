@@ -2,7 +2,7 @@
 
 ``TRITON_INTERPRET`` is read when ``@triton.jit`` decorates a kernel, so it is set here,
 before any test imports ``ecc_tensor.ops``. On a CUDA machine the kernels compile for real.
-Shared fixtures: ``kernel_device``, ``run_compile_tool`` and ``tiny`` (a tiny model, its
+Shared fixtures: ``kernel_device``, ``aten_calls`` (a recorder of aten calls), ``run_compile_tool`` and ``tiny`` (a tiny model, its
 tokenizer and a text).
 """
 
@@ -65,6 +65,24 @@ def pytest_pyfunc_call(pyfuncitem):
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     _interpreter_speed.roomy_call(pyfuncitem.obj, **args)
     return True
+
+
+@pytest.fixture
+def aten_calls():
+    """A ``TorchDispatchMode`` class: ``with aten_calls() as calls:`` logs every aten operation
+    called inside into ``calls.ops`` (what a call would launch on a GPU, its launches stubbed)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class AtenCalls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(func)
+            return func(*args, **(kwargs or {}))
+
+    return AtenCalls
 
 
 @pytest.fixture

@@ -628,34 +628,18 @@ def test_inputs_of_any_strides(codec, kernel_device):
         assert counters_to_dict(counters)["detected"] > 0, name
 
 
-class _NoLaunch:
-    """``wrap_triton`` whose launches do nothing: what the launcher does on the host, alone."""
-
-    def __init__(self, kernel):
-        pass
-
-    def __getitem__(self, grid):
-        return lambda *args, **kwargs: None
-
-
 @pytest.mark.parametrize("case", ["hamming84", "secded72", "golay24-channel-keys-window", "fp8"])
-def test_an_expanded_length_is_read_in_place(case, monkeypatch):
+def test_an_expanded_length_is_read_in_place(case, monkeypatch, aten_calls):
     """A cache hands the kernels its one length expanded over the batch (stride 0): the kernels
     read it through its stride, so the launcher copies nothing (under CUDA graphs every copy
     is a launch of its own a layer and step). Launches stubbed, every aten call logged."""
-    from torch.utils._python_dispatch import TorchDispatchMode
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+    from host_overhead import _NoLaunch  # wrap_triton whose launches do nothing
 
     for module in (attention.launch, attention.channel_scales, attention.fp8):
         monkeypatch.setattr(module, "wrap_triton", _NoLaunch)
-
-    class Calls(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.ops = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.ops.append(func)
-            return func(*args, **(kwargs or {}))
 
     batch, seq, head_dim = 3, 64, 128
     g = torch.Generator().manual_seed(0)
@@ -677,7 +661,7 @@ def test_an_expanded_length_is_read_in_place(case, monkeypatch):
         args = (query, *k, *v, *codec_tables(codec, "cpu"), codec, head_dim, 1, True, True, length, new_counters(), mask, False, 0.1)
         call = lambda: attention.triton_decode_attention(*args, **tensors)  # noqa: E731
     call()  # tables made and kept
-    with Calls() as calls:
+    with aten_calls() as calls:
         call()
     copies = [op for op in calls.ops if op.overloadpacket in (torch.ops.aten.clone, torch.ops.aten.copy_, torch.ops.aten._to_copy)]
     assert copies == [], copies

@@ -380,27 +380,16 @@ def test_nibble_parity_table_is_made_once_per_encode_table():
     assert fresh not in codec_kernels._NIBBLE_TABLES
 
 
-def test_a_kept_nibble_parity_table_is_read_while_a_cuda_graph_records():
+def test_a_kept_nibble_parity_table_is_read_while_a_cuda_graph_records(aten_calls):
     """Recording a CUDA graph (an opaque op's call under mode="reduce-overhead") reads the table
     kept from the warm-up, launching nothing; one made while recording belongs to that graph's
     pool, so it is not kept. A table replaced after its encode table changed stays alive, since
     a recorded graph may still read it."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Launches(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.ops = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.ops.append(func)
-            return func(*args, **(kwargs or {}))
-
     encode = get_codec("golay24").tables("cpu").encode_table.clone()
     kept = codec_kernels.nibble_parity_table(encode, 12)  # the warm-up, outside the graph
     fresh = encode.clone()
     with mock.patch.object(codec_kernels, "_capturing", lambda t: True):
-        with Launches() as recorded:
+        with aten_calls() as recorded:
             assert codec_kernels.nibble_parity_table(encode, 12) is kept
         assert recorded.ops == []
         made = codec_kernels.nibble_parity_table(fresh, 12)
