@@ -37,17 +37,17 @@ def mask_arguments(attn_mask: torch.Tensor | None, shape: tuple[int, int, int, i
     if attn_mask is None:
         return 0, unused, (0, 0, 0, 0), True
     has_mask = 2 if attn_mask.dtype == torch.bool else 1
+    runs = type(attn_mask) is torch.Tensor  # not traced (fake or functional tensors)
     # Traced (an op inlined by torch.compile), the float copy: Inductor fuses its select into its
     # own kernels, and cannot lower a boolean tensor's view as int32 (torch 2.11, CUDA).
-    words = _mask_words(attn_mask, shape) if has_mask == 2 and type(attn_mask) is torch.Tensor else None
+    words = _mask_words(attn_mask, shape) if has_mask == 2 and runs else None
     if words is not None:
         return 3, words, words.stride(), True
     if has_mask == 2:
         # Run: kept on the mask's device, since Python numbers would each be made a tensor there,
         # a fill launch each a call (CPU scalars cannot be copied in a CUDA graph). Traced: the
         # numbers, which torch.compile's graph folds.
-        hidden, visible = (float32_table((float("-inf"), 0.0), attn_mask.device) if type(attn_mask) is torch.Tensor
-                           else (float("-inf"), 0.0))
+        hidden, visible = float32_table((float("-inf"), 0.0), attn_mask.device) if runs else (float("-inf"), 0.0)
         mask = torch.where(attn_mask, visible, hidden)
     else:
         mask = attn_mask.float()
