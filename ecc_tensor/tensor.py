@@ -63,10 +63,11 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         window: ``[batch, heads, W, D]`` in a 16-bit float dtype, the full-precision window of
             a quantization scheme (:mod:`ecc_tensor.quant_scheme`): rows
             ``[quantized_rows(), seq_len)`` are read from it (token ``p`` at row ``p % W``),
-            not from the codewords.
+            not from the codewords. The words as read: ``ECCCache`` stores its window coded
+            (:mod:`ecc_tensor.window_layout`) and decodes it here at every read.
 
     Non-Tensor Attributes:
-        codec: ``"int4" | "hamming74" | "hamming84" | "golay24"``.
+        codec: a codec name (``ecc_tensor.codecs.CODEC_NAMES``).
         shape: the logical shape.
         dtype: the logical (dequantized) dtype.
         groups: scales per row (``D // group_size``).

@@ -110,7 +110,8 @@ class ECCCache(Cache):
         key_quant, value_quant, residual_length, channel_block: the INT4 modes' quantization
             scheme (:mod:`ecc_tensor.quant_scheme`): keys per ``"token"`` (the paper's) or per
             ``"channel"`` over blocks of ``channel_block`` tokens (KIVI's), values per token;
-            the last ``residual_length`` tokens kept as 16-bit words (faulted as such with
+            the last ``residual_length`` tokens kept as 16-bit words, in Golay(24,12) in every
+            mode with a code, bare in ``int4`` (:mod:`ecc_tensor.window_layout`; faulted with
             ``targets="all"`` and counted in ``stats()["window"]``). The fused attention reads
             the per-channel scales and the window itself. The 16-bit and fp8 modes ignore
             these.
@@ -215,8 +216,9 @@ class ECCCache(Cache):
         """Counters summed over layers (:mod:`ecc_tensor.counters`: the values' ``read``,
         ``corrected``, ``parity_only``, ``detected``, ``injected``, ``silent``), ``metadata``:
         the same six for the stored scales and zero points, and ``layers``: all twelve per layer.
-        ``window``: the full-precision window's 16-bit words read, bits injected and words
-        silently corrupted (zero without a ``residual_length`` or per-channel keys).
+        ``window``: the recent window's 16-bit words read, bits injected, its Golay codewords
+        corrected and detected (in modes with a code), and words silently corrupted (zero
+        without a ``residual_length`` or per-channel keys).
         ``silent`` and the metadata's and window's ``silent`` are None where they were not measured
         (faults injected with ``track_silent=False``). Under tensor parallelism a rank counts its own
         heads; ``all_ranks=True`` sums every rank's counts (a collective: call it on every rank)."""

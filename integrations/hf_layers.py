@@ -23,23 +23,26 @@ import ecc_tensor.ops as ops
 from ecc_tensor.ops.dispatch import call_op
 from ecc_tensor import counters as C
 from ecc_tensor.attention import dequantize_channel_cache, quantize_encode_channels
-from ecc_tensor.codecs import CodecTables, int_to_bits
+from ecc_tensor.codecs import STATUS_CORRECTED, STATUS_DETECTED, CodecTables, int_to_bits
 from ecc_tensor.faults import FLOAT16_MSB, METADATA_ADDRESS, WINDOW_ADDRESS, FaultModel
 from ecc_tensor.fp8 import head_scale
 from ecc_tensor.fp8_tensor import FP8KVTensor
+from ecc_tensor.interp import interpolate_erasures
 from ecc_tensor.metadata import MetadataLayout, codec_tables, value_groups
 from ecc_tensor.modes import CacheMode
 from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import ECCInt4Tensor
+from ecc_tensor.window_layout import window_layout
 
 __all__ = ["DenseLayer", "ECCLayer", "WINDOW_COUNTERS"]
 
 _ADDRESS_BITS_PER_STORE = 40  # each (layer, K/V) store gets 2^40 byte addresses
 _REGION_ADDRESS = {"values": 0, "metadata": METADATA_ADDRESS, "window": WINDOW_ADDRESS}
-# A layer's counters of its full-precision window's 16-bit words, apart from the codewords'.
-WINDOW_COUNTERS = ("read", "injected", "silent")
-_WINDOW_READ, _WINDOW_INJECTED, _WINDOW_SILENT = range(len(WINDOW_COUNTERS))
+# A layer's counters of its recent window's 16-bit words, apart from the codewords': words read,
+# bits injected, Golay codewords corrected and detected (where the mode has a code), words silently wrong.
+WINDOW_COUNTERS = ("read", "injected", "corrected", "detected", "silent")
+_WINDOW_READ, _WINDOW_INJECTED, _WINDOW_CORRECTED, _WINDOW_DETECTED, _WINDOW_SILENT = range(len(WINDOW_COUNTERS))
 _READ_EVENTS_PER_SEQUENCE = 1 << 20
 
 class _DenseStore:
@@ -110,12 +113,21 @@ class _CodedStore:
         self.shadow = torch.zeros_like(self.stored) if track_silent else None
         self.meta_shadow = torch.zeros_like(self.meta) if track_silent else None
         rows = scheme.window_rows(kv)
-        self.window = self.window_shadow = None
+        self.window = self.window_shadow = self.window_code = self.window_layout = None
         if rows:
             # As the 16-bit modes store words: the model's dtype if 16 bits wide, else float16.
+            # With a code, the memory is ``window_code`` and ``window`` the words as last read
+            # (decoded at every read), which the views and the fused attention read.
             self.window = torch.zeros(batch, heads, rows, head_dim, dtype=dtype if dtype.itemsize == 2 else torch.float16,
                                       device=device)
-            self.window_msb = torch.tensor(FLOAT16_MSB, device=device)
+            self.window_layout = window_layout(mode.codec, head_dim)
+            if self.window_layout is None:
+                self.window_bits, self.window_msb = 16, torch.tensor(FLOAT16_MSB, device=device)
+            else:
+                self.window_code = torch.zeros(batch, heads, rows, self.window_layout.row_bytes, dtype=torch.uint8, device=device)
+                self.window_bits = self.window_layout.exposed_bits_per_byte
+                self.window_msb = self.window_layout.msb_bits(device)
+                self.buffers.append(self.window_code)
             self.buffers.append(self.window)
             self.window_shadow = torch.zeros_like(self.window) if track_silent else None
 
@@ -301,7 +313,7 @@ class _StoredLayer(StaticLayer):
         position_major = words.permute(2, 0, 1, 3).contiguous()
         step = ((self.sequence + row) * _READ_EVENTS_PER_SEQUENCE + event) & 0xFFFFFFFF
         if region == "window":
-            bits, eligible = 16, store.window_msb
+            bits, eligible = store.window_bits, store.window_msb
         elif region == "metadata":
             bits, eligible = store.meta_layout.exposed_bits_per_byte, store.meta_msb
         else:
@@ -495,21 +507,31 @@ class ECCLayer(_StoredLayer):
         if q_last > q_first:
             never_held = states[:, :, : max(q_last - first, 0)]
 
-            def leaving(window):
-                held = self._held(store, window, q_first, first).to(states.dtype)
-                return torch.cat([held, never_held], dim=2)[:, :, : q_last - q_first]
+            def leaving(held):
+                return torch.cat([held.to(states.dtype), never_held], dim=2)[:, :, : q_last - q_first]
 
-            clean = leaving(store.window_shadow) if store.shadow is not None else None
-            self._write_codewords(store, kv, leaving(store.window), clean, q_first)
+            clean = leaving(self._held(store, store.window_shadow, q_first, first)) if store.shadow is not None else None
+            if store.window_code is not None and first > q_first:  # the window's words as read, uncounted
+                held = self._window_words(store, store.window_code.index_select(2, store.window_slots(q_first, first)))[0]
+            else:
+                held = self._held(store, store.window, q_first, first)
+            self._write_codewords(store, kv, leaving(held), clean, q_first)
         enter = max(q_last, first)
         if store.window is not None and enter < last:
             new = states[:, :, enter - first :].to(store.window.dtype)
             slots = store.window_slots(enter, last)
             if store.window_shadow is not None:
                 store.window_shadow.index_copy_(2, slots, new)
-            if self.fault is not None and self.fault.at_write and self.fault.strikes_metadata:
-                new = self._inject(new.view(torch.int16), store, kv, enter, event=0, region="window").view(new.dtype)
-            store.window.index_copy_(2, slots, new)
+            struck = self.fault is not None and self.fault.at_write and self.fault.strikes_metadata
+            if store.window_code is not None:
+                code = self._window_code(store, new)
+                if struck:
+                    code = self._inject(code, store, kv, enter, event=0, region="window")
+                store.window_code.index_copy_(2, slots, code)
+            else:
+                if struck:
+                    new = self._inject(new.view(torch.int16), store, kv, enter, event=0, region="window").view(new.dtype)
+                store.window.index_copy_(2, slots, new)
 
     def _write_step(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor) -> None:
         """:meth:`_write_windowed` for one token under ``torch.compile``: the same bytes, with
@@ -521,22 +543,29 @@ class ECCLayer(_StoredLayer):
         window, scheme, t = store.window, self.scheme, store.tables
         rows = window.shape[-2]
         new = states.to(window.dtype)
+        coded = store.window_code is not None
         if scheme.key_quant == "token":  # per token: the token R back leaves the window, from this token's slot
             slot = position % rows
-            leaving = window.index_select(2, slot)
-            window.index_copy_(2, slot, new)
+            if coded:  # the window's words as read, uncounted
+                leaving = self._window_ring(store, position - scheme.residual_length, position)[0][:, :, :1]
+            else:
+                leaving = window.index_select(2, slot)
+            self._window_put(store, slot, new)
             stored, meta = call_op(torch.ops.ecc.quantize_encode, leaving.to(self.dtype), *t, self.mode.codec, self.group_size,
                                    self.symmetric)
             place = torch.clamp(position - scheme.residual_length, min=0)
             meta_place, leaves = place, position >= scheme.residual_length
         else:  # keys per channel: a block leaves when its last token does, its values (per token) with it
             block = scheme.channel_block
-            window.index_copy_(2, position % rows, new)
+            self._window_put(store, position % rows, new)
             left = position + 1 - scheme.residual_length  # tokens out of the window after this write
             leaves = (left >= block) & (left % block == 0)
             meta_place = torch.clamp(left // block - 1, min=0)
             place = meta_place * block + torch.arange(block, device=window.device)
-            x = window.index_select(2, place % rows).to(states.dtype)
+            if coded:
+                x = self._window_ring(store, meta_place * block, position)[0][:, :, :block].to(states.dtype)
+            else:
+                x = window.index_select(2, place % rows).to(states.dtype)
             if not scheme.residual_length:  # the block ends with this token, which leaves as written (never held)
                 x = torch.cat([x[:, :, :-1], states], dim=2)
             if store.channel_block:
@@ -564,6 +593,7 @@ class ECCLayer(_StoredLayer):
             layout = store.meta_layout
             decoded = call_op(torch.ops.ecc.decode_dequantize, store.stored, store.meta, *t, codec, head_dim, layout.groups,
                               layout.symmetric, self.mode.interpolate, self.counters, self.dtype, rows)
+        self._refresh_window(store, rows, written)
         window = store.window
         positions = torch.arange(store.stored.shape[-2], device=window.device)
         held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
@@ -577,6 +607,59 @@ class ECCLayer(_StoredLayer):
         the written length a tensor."""
         batch, heads = store.window.shape[:2]
         self.window_counters[_WINDOW_READ] += (self.cumulative_length - rows) * (batch * heads * store.layout.head_dim)
+
+    # -- the window's words in Golay (ecc_tensor.window_layout), in modes with a code ---------
+    def _window_words(self, store: _CodedStore, code: torch.Tensor, valid: torch.Tensor | None = None,
+                      counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window rows ``code`` ``[batch, heads, n, row_bytes]``, tokens in order, decoded:
+        ``(words [batch, heads, n, head_dim] in the window's dtype, erased bool of the same
+        shape)``, the erased words interpolated from the neighbouring tokens among these in
+        ``-interp`` modes (used as read otherwise). ``valid`` (bool ``[n]``): the rows holding
+        written tokens; the others are neither neighbours nor counted. ``counted``: add the
+        corrected and detected codewords to the window's counters (a read; a token leaving
+        the window into codewords is not one)."""
+        layout = store.window_layout
+        nibbles, status = call_op(torch.ops.ecc.decode, code, *store.tables[2:], layout.code_name, layout.storage.head_dim)
+        words, erased = layout.words(nibbles).view(store.window.dtype), layout.erased_words(status)
+        if self.mode.interpolate:
+            ignored = erased if valid is None else erased | ~valid.view(-1, 1)
+            words = interpolate_erasures(words, ignored, dim=-2)
+        if counted:
+            if valid is not None:
+                status = torch.where(valid.view(-1, 1), status, 0)
+            self.window_counters[_WINDOW_CORRECTED] += (status == STATUS_CORRECTED).sum()
+            self.window_counters[_WINDOW_DETECTED] += (status == STATUS_DETECTED).sum()
+        return words, erased
+
+    def _window_ring(self, store: _CodedStore, first: torch.Tensor, last: torch.Tensor,
+                     counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_window_words` of every row of the window, as the tokens ``[first, first +
+        rows)`` in order (``first``, ``last``: int64 tensors; fixed shapes for
+        ``torch.compile``), those from ``last`` on unwritten: ``(words, their rows)``."""
+        index = torch.arange(store.window.shape[-2], device=store.window.device)
+        slots = (first + index) % store.window.shape[-2]
+        words, _ = self._window_words(store, store.window_code.index_select(2, slots), index < last - first, counted)
+        return words, slots
+
+    def _refresh_window(self, store: _CodedStore, first: torch.Tensor, last: torch.Tensor) -> None:
+        """Decode the window's tokens ``[first, last)`` into ``store.window``, which the views
+        and the fused attention read (a window without a code is its own memory)."""
+        if store.window_code is not None:
+            words, slots = self._window_ring(store, first, last, counted=True)
+            store.window.index_copy_(2, slots, words)
+
+    @staticmethod
+    def _window_code(store: _CodedStore, words: torch.Tensor) -> torch.Tensor:
+        """Window tokens ``words`` ``[batch, heads, n, head_dim]`` as their coded rows."""
+        layout = store.window_layout
+        return call_op(torch.ops.ecc.encode, layout.nibbles(words), *store.tables[2:], layout.code_name)
+
+    def _window_put(self, store: _CodedStore, slots: torch.Tensor, new: torch.Tensor) -> None:
+        """Store the tokens ``new`` at window rows ``slots`` (unfaulted: a compiled step)."""
+        if store.window_code is None:
+            store.window.index_copy_(2, slots, new)
+        else:
+            store.window_code.index_copy_(2, slots, self._window_code(store, new))
 
     @staticmethod
     def _held(store: _CodedStore, window: torch.Tensor | None, first: int, last: int) -> torch.Tensor:
@@ -619,7 +702,8 @@ class ECCLayer(_StoredLayer):
         written = self._written
         rows = self.scheme.quantized_rows(kv, written)
         words, meta = store.stored[:, :, :rows], store.meta[:, :, : store.meta_rows(rows)]
-        held = self._held(store, store.window, rows, written)
+        coded = store.window_code is not None and written > rows
+        held = self._held(store, store.window_code if coded else store.window, rows, written)  # coded: its bytes
         if self.fault is not None and self.fault.at_read:
             self._reads += 1
             if rows:
@@ -627,19 +711,28 @@ class ECCLayer(_StoredLayer):
             if self.faults_metadata and rows:
                 meta = self._inject(meta, store, kv, 0, event=self._reads, region="metadata")
             if self.faults_metadata and held.shape[-2]:
-                held = self._inject(held.view(torch.int16), store, kv, rows, event=self._reads, region="window").view(held.dtype)
+                struck = self._inject(held if coded else held.view(torch.int16), store, kv, rows, event=self._reads,
+                                      region="window")
+                held = struck if coded else struck.view(held.dtype)
+        erased = None
+        if coded:
+            held, erased = self._window_words(store, held, counted=True)
+            store.window.index_copy_(2, store.window_slots(rows, written), held)  # the words as read, for the views
         if held.shape[-2]:
             self.window_counters[_WINDOW_READ] += held.numel()
             if store.window_shadow is not None:
                 clean = self._held(store, store.window_shadow, rows, written)
-                self.window_counters[_WINDOW_SILENT] += (held.view(torch.int16) != clean.view(torch.int16)).sum()
+                wrong = held.view(torch.int16) != clean.view(torch.int16)
+                self.window_counters[_WINDOW_SILENT] += (wrong if erased is None else wrong & ~erased).sum()
         return rows, words, meta, held
 
     def _fused_windowed_view(self, store: _CodedStore, kv: int) -> torch.Tensor:
         """What the fused attention reads under a scheme: the codewords and the window as one
         ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected)."""
         if is_torchdynamo_compiling():
-            self._count_window_read(store, self.scheme.quantized_rows(kv, self.cumulative_length))
+            rows = self.scheme.quantized_rows(kv, self.cumulative_length)
+            self._count_window_read(store, rows)
+            self._refresh_window(store, rows, self.cumulative_length)
             return self.keys if kv == 0 else self.values
         if self._mirror_stale:
             return self._read_step(store, kv)

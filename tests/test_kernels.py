@@ -36,8 +36,8 @@ def reference_store(x, codec, group_size=None, symmetric=True):
     return torch.ops.ecc.quantize_encode(x.cpu(), *codec_tables(codec, "cpu"), codec, group_size, symmetric)
 
 
-@pytest.mark.parametrize("codec", CODEC_NAMES)
-@pytest.mark.parametrize("head_dim", ENCODE_HEAD_DIMS)
+@pytest.mark.parametrize("codec,head_dim", [*((c, d) for c in CODEC_NAMES for d in ENCODE_HEAD_DIMS),
+                                             ("golay24", 256), ("golay24", 512)])  # a coded window's rows (window_layout.py)
 def test_encode_decode_kernels(codec, head_dim, kernel_device):
     g = torch.Generator().manual_seed(head_dim)
     values = torch.randint(0, 16, (3, 4, head_dim), dtype=torch.uint8, generator=g)

@@ -163,18 +163,74 @@ def test_a_detected_channel_scale_erases_its_channel_for_the_whole_block():
     torch.testing.assert_close(got[..., block:, :], clean[..., block:, :])
 
 
-def test_window_words_take_faults_and_are_counted_apart():
+def test_bare_window_words_take_faults_and_are_counted_apart():
+    """int4 (no code) keeps its window's words bare: struck, they read back silently wrong."""
     k, v = _states(20, seed=2)
-    fault = FaultModel("bsc", 1e-2, seed=3)
-    cache = ECCCache(CONFIG, 1, 32, mode="int4-hamming84", residual_length=8, fault=fault)
-    cache.update(k, v, 0)
+    cache = ECCCache(CONFIG, 1, 32, mode="int4", residual_length=8, fault=FaultModel("bsc", 1e-2, seed=3), track_silent=True)
+    got_k, got_v = cache.update(k, v, 0)
     window = cache.stats()["window"]
     assert window["read"] == 2 * 8 * HEAD_DIM
     assert window["injected"] > 0 and 0 < window["silent"] <= window["read"]
+    assert window["corrected"] == window["detected"] == 0
+    assert not torch.equal(torch.cat([got_k, got_v], 2)[:, :, 12:20], torch.cat([k, v], 2)[:, :, 12:20])
     # Values only (the paper's fault targets): the window is not struck.
     cache = ECCCache(CONFIG, 1, 32, mode="int4-hamming84", residual_length=8, fault=FaultModel("bsc", 1e-2, seed=3, targets="values"))
     cache.update(k, v, 0)
     assert cache.stats()["window"]["injected"] == 0
+
+
+@pytest.mark.parametrize("site", ["write", "read"])
+@pytest.mark.parametrize("scheme", [dict(residual_length=8), dict(key_quant="channel", channel_block=4, residual_length=3)], ids=str)
+def test_a_coded_modes_window_is_stored_in_golay_and_corrected_on_read(site, scheme):
+    """A mode with a code keeps its window's words in Golay(24,12): at BER 1e-2 (flips in
+    most rows) the cache reads back exactly what a fault-free one does, the window's words as
+    written, each correction counted; what leaves the window is what was written."""
+    k, v = _states(20, seed=2)
+    struck = ECCCache(CONFIG, 1, 32, mode="int12-golay", fault=FaultModel("bsc", 1e-2, seed=3, site=site), track_silent=True,
+                      **scheme)
+    clean = ECCCache(CONFIG, 1, 32, mode="int12-golay", **scheme)
+    for first, last in ((0, 13), (13, 14), (14, 20)):  # tokens leave the window at each write
+        got = struck.update(k[:, :, first:last], v[:, :, first:last], 0)
+        want = clean.update(k[:, :, first:last], v[:, :, first:last], 0)
+    for kv, (g, w, x) in enumerate(zip(got, want, (k, v))):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+        rows = struck.scheme.quantized_rows(kv, 20)
+        torch.testing.assert_close(g[:, :, rows:20], x[:, :, rows:], rtol=0, atol=0)  # the window as written
+    stats = struck.stats()
+    window = stats["window"]
+    assert window["injected"] > 0 and window["corrected"] > 0
+    assert window["detected"] == window["silent"] == stats["detected"] == 0
+    # A clean row's data bytes are the words themselves (Golay's lanes), then the parity.
+    store = clean.layers[0]._k
+    slot = 19 % store.window.shape[-2]
+    assert torch.equal(store.window_code[0, 0, slot, : 2 * HEAD_DIM], k[0, 0, 19].view(torch.uint8))
+
+
+def test_a_detected_window_word_is_interpolated_from_its_neighbouring_tokens():
+    """Four flips in one Golay codeword of the window: its words are erased, counted as
+    detected, and in an ``-interp`` mode read as the mean of the tokens beside them (used as
+    read otherwise)."""
+    from ecc_tensor import lanes
+
+    k, v = _states(11, seed=5)
+    units = lanes.value_units(4 * HEAD_DIM)  # the codeword holding each nibble
+    erased = (units == units[0]).view(HEAD_DIM, 4).any(-1)  # the words sharing word 0's first nibble's codeword
+    assert 1 < int(erased.sum()) < HEAD_DIM
+    for mode in ("int4-hamming84", "int4-hamming84-interp"):
+        cache = ECCCache(CONFIG, 1, 16, mode=mode, residual_length=6, track_silent=True)
+        cache.update(k[:, :, :10], v[:, :, :10], 0)  # tokens 4..9 in the window
+        store = cache.layers[0]._k
+        store.window_code[0, 0, 7 % store.window.shape[-2], 0] ^= 0x0F  # four flips in that codeword, token 7's
+        got, _ = cache.update(k[:, :, 10:], v[:, :, 10:], 0)  # token 10 in, token 4 out; tokens 5..10 read
+        window = cache.stats()["window"]
+        assert window["detected"] == 1 and window["silent"] == 0
+        torch.testing.assert_close(got[0, 0, [5, 6, 8, 9, 10]], k[0, 0, [5, 6, 8, 9, 10]], rtol=0, atol=0)
+        torch.testing.assert_close(got[0, 0, 7, ~erased], k[0, 0, 7, ~erased], rtol=0, atol=0)
+        if mode.endswith("interp"):
+            mean = ((k[0, 0, 6].float() + k[0, 0, 8].float()) * 0.5).to(k.dtype)
+            torch.testing.assert_close(got[0, 0, 7, erased], mean[erased], rtol=0, atol=0)
+        else:
+            assert not torch.equal(got[0, 0, 7, erased], k[0, 0, 7, erased])
 
 
 @pytest.mark.parametrize("mode", ["int4", "int4-hamming84-interp", "int12-golay"])
