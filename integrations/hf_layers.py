@@ -220,10 +220,8 @@ class _StoredLayer(StaticLayer):
         if not is_torchdynamo_compiling():
             # Static addresses: CUDA graphs (torch.compile's reduce-overhead) read these in place
             # rather than copy each into a placeholder of their own at every replay. The codec
-            # tables too, which the ops also key kept tables on (nibble_parity_table: a placeholder
-            # would miss them and make its own in every recorded call, 4-5 launches a layer).
-            tables = (*getattr(self._k, "tables", ()), *getattr(self._v, "tables", ()))
-            for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters, *tables):
+            # tables are marked where they are made (codecs.linear.static_tables).
+            for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters):
                 torch._dynamo.mark_static_address(t)
         self.is_initialized = True
 

@@ -109,10 +109,12 @@ def test_the_cache_and_the_sweep_run_it(parity5_mode, tiny, tmp_path):
     assert by_mode[(parity5_mode.name, 1e-2)]["detected"] > 0
 
 
-@pytest.mark.parametrize("name", ["hamming84", "golay24", "secded72"])
-def test_device_tables_are_static_addresses_for_torch_compile(name):
-    """A codec's tables made for a device are kept, so they are marked static addresses: CUDA
-    graphs then read them in place instead of copying them at every replay."""
-    tables = get_codec(name).tables("meta")
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("name", ["int4", "hamming84", "golay24", "secded72"])
+def test_device_tables_are_static_addresses_for_torch_compile(name, device):
+    """A codec's tables made for a device are kept, so they are marked static addresses where
+    they are made (a cache needs not mark them): CUDA graphs then read them in place instead of
+    copying them at every replay."""
+    tables = get_codec(name).tables(device)
     assert all(getattr(t, "_dynamo_static_input_type", None) for t in (tables.encode_table, tables.syndrome_table))
 

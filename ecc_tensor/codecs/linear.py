@@ -60,7 +60,7 @@ class CodecTables:
 
 
 def static_tables(tables: CodecTables) -> CodecTables:
-    """``tables``, made on an accelerator and kept, marked static addresses for torch.compile: a
+    """``tables``, made once per device and kept, marked static addresses for torch.compile: a
     CUDA graph reads them in place, where it would copy each into a placeholder of its own at
     every replay (and the ops, which key kept tables on them, would miss those: a table made in
     every recorded call)."""
@@ -121,7 +121,7 @@ class LinearBlockCode:
         self.generator = torch.cat([torch.eye(k, dtype=torch.int64), p], dim=1)
         self.parity_check = torch.cat([p.T, torch.eye(r, dtype=torch.int64)], dim=1)
         self._tables: dict[torch.device, CodecTables] = {}
-        self._cpu_tables = self._build_tables()
+        self._cpu_tables = static_tables(self._build_tables())
 
     # -- how the cache stores it ----------------------------------------------------------
     def _default_layout(self) -> str:
