@@ -40,7 +40,7 @@ def float32_table(values: Table, device: torch.device | str | None = None) -> to
 
 def _table(values: Table, dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
     device = torch.device(device if device is not None else "cpu")
-    if device.type != "cuda" or _tracing():
+    if device.type != "cuda" or tracing():
         return torch.tensor(values, dtype=dtype, device=device)
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
@@ -74,5 +74,7 @@ def _pinned(values: Table, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype).pin_memory()
 
 
-def _tracing() -> bool:
+def tracing() -> bool:
+    """Whether torch.compile traces, or fake tensors stand in for real ones: a tensor made now
+    belongs to the trace, and must not be kept."""
     return torch.compiler.is_compiling() or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE) is not None

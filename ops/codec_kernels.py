@@ -18,7 +18,7 @@ import triton.language as tl
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ecc_tensor.codecs import STATUS_DETECTED, LinearBlockCode
-from ecc_tensor.device_tables import made_outside_any_pool
+from ecc_tensor.device_tables import made_outside_any_pool, tracing
 from ecc_tensor.metadata import MetadataLayout
 from ecc_tensor.storage import StorageLayout
 
@@ -294,7 +294,7 @@ def _nibble_table(encode_table: torch.Tensor, k: int) -> torch.Tensor:
 
 def _traceless(table: torch.Tensor) -> bool:
     """A plain tensor outside tracing (a table made while tracing belongs to the trace)."""
-    return type(table) is torch.Tensor and not torch.compiler.is_compiling()
+    return type(table) is torch.Tensor and not tracing()
 
 
 def _capturing(table: torch.Tensor) -> bool:
