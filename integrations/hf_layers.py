@@ -33,7 +33,7 @@ from ecc_tensor.modes import CacheMode
 from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import ECCInt4Tensor
-from ecc_tensor.window_layout import window_layout
+from ecc_tensor.window_layout import INTERPOLATED_CORRECTION_RADIUS, window_layout
 
 __all__ = ["DenseLayer", "ECCLayer", "WINDOW_COUNTERS"]
 
@@ -611,13 +611,18 @@ class ECCLayer(_StoredLayer):
                       counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Window rows ``code`` ``[batch, heads, n, row_bytes]``, tokens in order, decoded:
         ``(words [batch, heads, n, head_dim] in the window's dtype, erased bool of the same
-        shape)``, the erased words interpolated from the neighbouring tokens among these in
-        ``-interp`` modes (used as read otherwise). ``valid`` (bool ``[n]``): the rows holding
+        shape)``. In ``-interp`` modes a codeword is corrected up to
+        ``INTERPOLATED_CORRECTION_RADIUS`` flips and erased beyond, and the erased words are
+        interpolated from the neighbouring tokens among these (used as read otherwise). ``valid`` (bool ``[n]``): the rows holding
         written tokens; the others are neither neighbours nor counted. ``counted``: add the
         corrected and detected codewords to the window's counters (a read; a token leaving
         the window into codewords is not one)."""
         layout = store.window_layout
         nibbles, status = call_op(torch.ops.ecc.decode, code, *store.tables[2:], layout.code_name, layout.storage.head_dim)
+        if self.mode.interpolate:  # a codeword corrected by more flips than the radius is erased instead
+            clean = call_op(torch.ops.ecc.encode, nibbles, *store.tables[2:], layout.code_name)
+            beyond = (status == STATUS_CORRECTED) & (layout.flips(code, clean) > INTERPOLATED_CORRECTION_RADIUS)
+            status = torch.where(beyond, STATUS_DETECTED, status).to(status.dtype)
         words, erased = layout.words(nibbles).view(store.window.dtype), layout.erased_words(status)
         if self.mode.interpolate:
             ignored = erased if valid is None else erased | ~valid.view(-1, 1)

@@ -206,10 +206,12 @@ def test_a_coded_modes_window_is_stored_in_golay_and_corrected_on_read(site, sch
     assert torch.equal(store.window_code[0, 0, slot, : 2 * HEAD_DIM], k[0, 0, 19].view(torch.uint8))
 
 
-def test_a_detected_window_word_is_interpolated_from_its_neighbouring_tokens():
+@pytest.mark.parametrize("flips", [3, 4])
+def test_a_detected_window_word_is_interpolated_from_its_neighbouring_tokens(flips):
     """Four flips in one Golay codeword of the window: its words are erased, counted as
     detected, and in an ``-interp`` mode read as the mean of the tokens beside them (used as
-    read otherwise)."""
+    read otherwise). Three flips are corrected, but in an ``-interp`` mode, which corrects up
+    to two and erases beyond (so that five flips are never silent), erased the same way."""
     from ecc_tensor import lanes
 
     k, v = _states(11, seed=5)
@@ -220,13 +222,19 @@ def test_a_detected_window_word_is_interpolated_from_its_neighbouring_tokens():
         cache = ECCCache(CONFIG, 1, 16, mode=mode, residual_length=6, track_silent=True)
         cache.update(k[:, :, :10], v[:, :, :10], 0)  # tokens 4..9 in the window
         store = cache.layers[0]._k
-        store.window_code[0, 0, 7 % store.window.shape[-2], 0] ^= 0x0F  # four flips in that codeword, token 7's
+        store.window_code[0, 0, 7 % store.window.shape[-2], 0] ^= (1 << flips) - 1  # flips in that codeword, token 7's
         got, _ = cache.update(k[:, :, 10:], v[:, :, 10:], 0)  # token 10 in, token 4 out; tokens 5..10 read
         window = cache.stats()["window"]
-        assert window["detected"] == 1 and window["silent"] == 0
         torch.testing.assert_close(got[0, 0, [5, 6, 8, 9, 10]], k[0, 0, [5, 6, 8, 9, 10]], rtol=0, atol=0)
         torch.testing.assert_close(got[0, 0, 7, ~erased], k[0, 0, 7, ~erased], rtol=0, atol=0)
-        if mode.endswith("interp"):
+        assert window["silent"] == 0
+        interpolated = mode.endswith("interp")
+        if flips == 3 and not interpolated:
+            assert window["corrected"] == 1 and window["detected"] == 0
+            torch.testing.assert_close(got[0, 0, 7], k[0, 0, 7], rtol=0, atol=0)
+            continue
+        assert window["detected"] == 1 and window["corrected"] == 0
+        if interpolated:
             mean = ((k[0, 0, 6].float() + k[0, 0, 8].float()) * 0.5).to(k.dtype)
             torch.testing.assert_close(got[0, 0, 7, erased], mean[erased], rtol=0, atol=0)
         else:
