@@ -14,7 +14,8 @@ from . import counters as C
 from .faults import METADATA_ADDRESS, FaultModel
 from .fp8 import head_scale
 from .interp import interpolate_erasures
-from .metadata import MetadataLayout, value_groups
+from .codecs import CodecTables
+from .metadata import MetadataLayout, codec_tables, value_groups
 from .modes import CacheMode, get_mode
 from .quant import dequantize_int4, quantize_int4
 from .storage import StorageLayout
@@ -67,10 +68,12 @@ def roundtrip(
     if fault is not None and fault.strikes_metadata:
         meta_read = strike(meta, meta_layout.exposed_bits_per_byte, METADATA_ADDRESS,
                            meta_layout.storage.value_msb_bits(x.device), C.META_INJECTED)
-    words, meta_status, meta_erased = meta_layout.load(meta_read)
+    # The -interp modes decode their scales at a smaller radius (metadata.codec_tables).
+    meta_tables = CodecTables(*codec_tables(mode.codec, x.device, mode.interpolate)[2:])
+    words, meta_status, meta_erased = meta_layout.load(meta_read, meta_tables)
     C.add_decode_counts(counters, status)
     C.add_decode_counts(counters, meta_status, metadata=True)
-    counters[C.META_SILENT] += meta_layout.silent(meta_read, meta)
+    counters[C.META_SILENT] += meta_layout.silent(meta_read, meta, meta_tables)
 
     erased = layout.erased_values(status) | value_groups(meta_layout.group_flags(meta_erased), head_dim)
     counters[C.SILENT] += ((values != q) & ~erased).sum()

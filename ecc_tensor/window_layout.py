@@ -10,10 +10,9 @@ themselves as its data bytes, then its parity bytes (520 bytes for 128 words, 2.
 A Golay codeword corrects three flips and detects four; a word with a detected codeword is
 *erased*: interpolated from the neighbouring tokens in ``-interp`` modes, used as read
 otherwise. Where erased words are interpolated, a codeword is corrected only up to two flips
-(:data:`INTERPOLATED_CORRECTION_RADIUS`) and erased from three: Golay's distance of 8 then
-lets only six flips or more through silently, where correcting three lets five through, and a
-silently wrong 16-bit word (an exponent bit) is what interpolation cannot catch. The window
-is a few hundred tokens, so its bytes are small beside the cache's.
+and erased from three, as the scales' are (the metadata tables of the ``-interp`` modes:
+:data:`~ecc_tensor.metadata.INTERPOLATED_CORRECTION_RADIUS`). The window is a few hundred
+tokens, so its bytes are small beside the cache's.
 
 A read decodes the rows it reads (:meth:`WindowLayout.load`); the cache keeps the decoded
 words in a scratch buffer of the 16-bit dtype, which is what its views and the fused attention
@@ -35,11 +34,6 @@ from .storage import StorageLayout
 
 NIBBLES_PER_WORD = 4  # a 16-bit word
 _SHIFTS = tuple(4 * j for j in range(NIBBLES_PER_WORD))
-_NIBBLE_WEIGHTS = tuple(bin(x).count("1") for x in range(16))
-# Where detected words are interpolated (``-interp`` modes), a window codeword is corrected only
-# up to this many flips and erased beyond: Golay's distance 8 then leaves six flips or more
-# silent, where correcting three leaves five (:meth:`WindowLayout.flips`).
-INTERPOLATED_CORRECTION_RADIUS = 2
 
 
 def window_layout(codec_name: str, head_dim: int) -> WindowLayout | None:
@@ -65,14 +59,6 @@ class WindowLayout:
         object.__setattr__(self, "_storage", storage)
         # Python data, made into a tensor at each call: a constant to torch.compile's tracer.
         object.__setattr__(self, "_nibble_units", tuple(lanes.value_units(storage.head_dim).tolist()))
-        # The codeword of each stored nibble (data, then parity), or codewords_per_row for an unused one.
-        owner = [storage.codewords_per_row] * (2 * storage.row_bytes)
-        for unit, (values, parity) in enumerate(zip(lanes.unit_values(storage.head_dim).tolist(),
-                                                     lanes.unit_parity_nibbles(storage.head_dim).tolist())):
-            for nibble in (*values, *parity):
-                if nibble >= 0:
-                    owner[nibble] = unit
-        object.__setattr__(self, "_stored_nibble_units", tuple(owner))
 
     @property
     def storage(self) -> StorageLayout:
@@ -115,17 +101,6 @@ class WindowLayout:
         words with a nibble in a detected-uncorrectable codeword."""
         per_nibble = (status == STATUS_DETECTED)[..., int64_table(self._nibble_units, status.device)]
         return per_nibble.unflatten(-1, (self.head_dim, NIBBLES_PER_WORD)).any(-1)
-
-    def flips(self, stored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """The bits by which each codeword of rows ``stored`` differs from rows ``clean`` (both
-        ``[..., row_bytes]``; ``clean`` the decoded words encoded again): int64 ``[...,
-        codewords]``, the weight of the error each codeword's decode corrected."""
-        diff = (stored ^ clean).to(torch.int64)
-        nibbles = torch.stack([diff & 15, diff >> 4], dim=-1).flatten(-2)  # nibble i at byte i // 2, low first
-        bits = int64_table(_NIBBLE_WEIGHTS, stored.device)[nibbles]
-        owner = int64_table(self._stored_nibble_units, stored.device)
-        units = self._storage.codewords_per_row
-        return bits.new_zeros(*bits.shape[:-1], units + 1).index_add(-1, owner, bits)[..., :units]
 
     def store(self, words: torch.Tensor, tables: CodecTables) -> torch.Tensor:
         """16-bit words ``[..., head_dim]`` -> uint8 ``[..., row_bytes]`` (the PyTorch

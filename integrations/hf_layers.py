@@ -33,7 +33,7 @@ from ecc_tensor.modes import CacheMode
 from ecc_tensor.quant_scheme import QuantScheme
 from ecc_tensor.storage import StorageLayout
 from ecc_tensor.tensor import ECCInt4Tensor
-from ecc_tensor.window_layout import INTERPOLATED_CORRECTION_RADIUS, window_layout
+from ecc_tensor.window_layout import window_layout
 
 __all__ = ["DenseLayer", "ECCLayer", "WINDOW_COUNTERS"]
 
@@ -100,8 +100,11 @@ class _CodedStore:
             groups = 1 if group_size is None else head_dim // group_size
             self.meta_layout = MetadataLayout(mode.codec, groups, symmetric)
             meta_rows = length
-        # The values' code's tables, then the metadata code's, as the ecc ops take them.
-        self.tables = codec_tables(mode.codec, device)
+        # The values' code's tables, then the metadata code's, as the ecc ops take them. An
+        # -interp mode decodes its scales at a smaller radius (metadata.codec_tables), but not
+        # keys' channel scales: erasing one erases a channel of a whole block, which cost more
+        # windows than the silent scales it saves (benchmarks/RESULTS.md, 2026-12-07 night).
+        self.tables = codec_tables(mode.codec, device, interpolate=mode.interpolate and not self.channel_block)
         self.meta_tables = CodecTables(*self.tables[2:])
         self.stored = torch.zeros(batch, heads, length, self.layout.row_bytes, dtype=torch.uint8, device=device)
         self.meta = torch.zeros(batch, heads, meta_rows, self.meta_layout.row_bytes, dtype=torch.uint8, device=device)
@@ -121,6 +124,7 @@ class _CodedStore:
             self.window = torch.zeros(batch, heads, rows, head_dim, dtype=dtype if dtype.itemsize == 2 else torch.float16,
                                       device=device)
             self.window_layout = window_layout(mode.codec, head_dim)
+            self.window_tables = codec_tables(mode.codec, device, interpolate=mode.interpolate)[2:]  # the ops' two tables
             if self.window_layout is None:
                 self.window_bits, self.window_msb = 16, torch.tensor(FLOAT16_MSB, device=device)
             else:
@@ -611,18 +615,15 @@ class ECCLayer(_StoredLayer):
                       counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Window rows ``code`` ``[batch, heads, n, row_bytes]``, tokens in order, decoded:
         ``(words [batch, heads, n, head_dim] in the window's dtype, erased bool of the same
-        shape)``. In ``-interp`` modes a codeword is corrected up to
-        ``INTERPOLATED_CORRECTION_RADIUS`` flips and erased beyond, and the erased words are
-        interpolated from the neighbouring tokens among these (used as read otherwise). ``valid`` (bool ``[n]``): the rows holding
+        shape)``, decoded with the window's tables (in ``-interp`` modes up to
+        ``metadata.INTERPOLATED_CORRECTION_RADIUS`` flips corrected, erased beyond), the erased
+        words interpolated from the neighbouring tokens among these in ``-interp`` modes (used as
+        read otherwise). ``valid`` (bool ``[n]``): the rows holding
         written tokens; the others are neither neighbours nor counted. ``counted``: add the
         corrected and detected codewords to the window's counters (a read; a token leaving
         the window into codewords is not one)."""
         layout = store.window_layout
-        nibbles, status = call_op(torch.ops.ecc.decode, code, *store.tables[2:], layout.code_name, layout.storage.head_dim)
-        if self.mode.interpolate:  # a codeword corrected by more flips than the radius is erased instead
-            clean = call_op(torch.ops.ecc.encode, nibbles, *store.tables[2:], layout.code_name)
-            beyond = (status == STATUS_CORRECTED) & (layout.flips(code, clean) > INTERPOLATED_CORRECTION_RADIUS)
-            status = torch.where(beyond, STATUS_DETECTED, status).to(status.dtype)
+        nibbles, status = call_op(torch.ops.ecc.decode, code, *store.window_tables, layout.code_name, layout.storage.head_dim)
         words, erased = layout.words(nibbles).view(store.window.dtype), layout.erased_words(status)
         if self.mode.interpolate:
             ignored = erased if valid is None else erased | ~valid.view(-1, 1)
@@ -655,7 +656,7 @@ class ECCLayer(_StoredLayer):
     def _window_code(store: _CodedStore, words: torch.Tensor) -> torch.Tensor:
         """Window tokens ``words`` ``[batch, heads, n, head_dim]`` as their coded rows."""
         layout = store.window_layout
-        return call_op(torch.ops.ecc.encode, layout.nibbles(words), *store.tables[2:], layout.code_name)
+        return call_op(torch.ops.ecc.encode, layout.nibbles(words), *store.window_tables, layout.code_name)
 
     def _window_put(self, store: _CodedStore, slots: torch.Tensor, new: torch.Tensor) -> None:
         """Store the tokens ``new`` at window rows ``slots`` (unfaulted: a compiled step)."""

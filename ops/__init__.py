@@ -79,7 +79,7 @@ def decode_dequantize_channels(
     """The read of :func:`quantize_encode_channels`'s keys: ``ecc::decode``, then
     :func:`ecc_tensor.attention.dequantize_channel_cache` (interpolation by the kernels on CUDA)."""
     counters = new_counters(stored.device) if counters is None else counters
-    tables = codec_tables(codec, stored.device)
+    tables = codec_tables(codec, stored.device)  # channel scales at the full radius (ECCCache's stores say why)
     values, status = call_op(torch.ops.ecc.decode, stored, *tables[:2], codec, head_dim)
     return dequantize_channel_cache(values, status, meta, CodecTables(*tables[2:]), codec, symmetric, interpolate, counters, dtype,
                                     rows, block)
@@ -101,7 +101,8 @@ def decode_dequantize(
     """Decode, correct, dequantize (and interpolate erasures along dim -2); see the op."""
     counters = new_counters(stored.device) if counters is None else counters
     return call_op(torch.ops.ecc.decode_dequantize,
-        stored, meta, *codec_tables(codec, stored.device), codec, head_dim, groups, symmetric, interpolate, counters, dtype, seq_len
+        stored, meta, *codec_tables(codec, stored.device, interpolate), codec, head_dim, groups, symmetric, interpolate, counters,
+        dtype, seq_len
     )
 
 
@@ -143,7 +144,8 @@ def decode_attention(
         seq_lens = torch.full((query.shape[0],), k[0].shape[-2], dtype=torch.int64, device=query.device)
     counters = new_counters(query.device) if counters is None else counters
     return call_op(torch.ops.ecc.decode_attention,
-        query, *k, *v, *codec_tables(codec, query.device), codec, head_dim, groups, symmetric, interpolate, seq_lens, counters,
+        query, *k, *v, *codec_tables(codec, query.device, interpolate), codec, head_dim, groups, symmetric, interpolate, seq_lens,
+        counters,
         attn_mask, is_causal, head_dim**-0.5 if scale is None else scale, config,
     )
 

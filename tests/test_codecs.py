@@ -206,6 +206,33 @@ def test_decoder_is_bounded_distance_decoding(name):
     assert torch.equal(codec.pack_values(values)[within], best[within])
 
 
+@pytest.mark.parametrize("name,radius", [("hamming74", 0), ("hamming84", 0), ("golay24", 0), ("golay24", 1), ("golay24", 2)])
+def test_a_smaller_correction_radius_corrects_up_to_it_and_detects_up_to_the_distance_left(name, radius, golay_data):
+    """Bounded-distance decoding at ``radius`` below t (``tables(correction_radius=...)``, as
+    the -interp modes read their scales): every pattern of at most ``radius`` flips corrected,
+    every one of ``radius + 1`` to ``d - 1 - radius`` flips detected, none silent; the
+    encode table is the full code's."""
+    codec = get_codec(name)
+    tables = codec.tables(correction_radius=radius)
+    assert tables.encode_table is codec.tables().encode_table
+    data = golay_data if codec.values_per_codeword == 3 else NIBBLES[:, None]
+    codewords = codec.encode(data).squeeze(-1)
+    for weight in range(codec.minimum_distance - radius):
+        received = flip(codewords, patterns(codec.n, weight))
+        values, status = codec.decode(received, tables=tables)
+        if weight == 0:
+            assert (status == STATUS_CLEAN).all()
+        elif weight <= radius:
+            assert (status == STATUS_CORRECTED).all()
+        else:
+            assert (status == STATUS_DETECTED).all(), (weight, int((status != STATUS_DETECTED).sum()))
+        if weight <= radius:
+            assert torch.equal(values.reshape(len(data), -1, data.shape[-1]), data[:, None, :].expand(len(data), received.shape[1], -1))
+    assert int((tables.syndrome_table >= 0).sum()) == sum(len(patterns(codec.n, w)) for w in range(radius + 1))
+    with pytest.raises(ValueError, match="correction_radius"):
+        codec.tables(correction_radius=codec.correctable_weight + 1)
+
+
 def test_golay_never_raises_on_any_24_bit_word():
     codec = get_codec("golay24")
     words = torch.arange(0, 1 << 24, 997, dtype=torch.int32)

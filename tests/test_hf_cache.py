@@ -498,3 +498,46 @@ def test_each_mode_gets_the_layer_of_its_storage(model):
 
     assert all(type(layer) is DenseLayer for layer in ecc(model, "fp16").layers)
     assert all(type(layer) is ECCLayer for layer in ecc(model, "int12-golay").layers)
+
+
+@pytest.mark.parametrize("mode", ["int4-hamming84", "int4-hamming84-interp"])
+def test_an_interpolating_mode_erases_a_scale_codeword_with_three_flips(mode):
+    """Golay corrects three flips; a mode that interpolates what is detected decodes its scales
+    at radius 2 instead (metadata.codec_tables), so that five flips are never silent: three
+    flips in a scale's codeword then erase its row, which is interpolated from its neighbours."""
+    config = CONFIGS["llama"]().config
+    cache = ECCCache(config, 1, 16, mode=mode, device="cpu", dtype=torch.float32)
+    heads, head_dim = config.num_key_value_heads, config.hidden_size // config.num_attention_heads
+    g = torch.Generator().manual_seed(0)
+    k, v = (torch.randn(1, heads, 6, head_dim, generator=g) for _ in range(2))
+    clean, _ = cache.update(k, v, 0)
+    cache.layers[0]._k.meta[0, 0, 2, 0] ^= 0x07  # three flips in the codeword of token 2's scale's first nibble
+    got, _ = cache.update(k[:, :, :1], v[:, :, :1], 0)  # a read (of one more token)
+    meta = cache.stats()["metadata"]
+    if mode.endswith("interp"):
+        assert meta["detected"] == 1 and meta["corrected"] == 0
+        torch.testing.assert_close(got[0, 0, 2], (clean[0, 0, 1] + clean[0, 0, 3]) / 2)
+    else:
+        assert meta["corrected"] == 1 and meta["detected"] == 0
+        torch.testing.assert_close(got[0, 0, 2], clean[0, 0, 2], rtol=0, atol=0)
+    torch.testing.assert_close(got[0, 0, :2], clean[0, 0, :2], rtol=0, atol=0)
+
+
+def test_keys_per_channel_keep_their_scales_full_radius_and_the_window_takes_two():
+    """Under keys per channel an -interp mode decodes the keys' channel scales at Golay's full
+    radius (erasing one would erase a channel of a whole block), the values' per-token scales
+    and every window word at radius 2; a mode without interpolation decodes all at radius 3."""
+    config = CONFIGS["llama"]().config
+    leaders = {}
+    for mode in ("int4-hamming84", "int4-hamming84-interp"):
+        cache = ECCCache(config, 1, 16, mode=mode, device="cpu", dtype=torch.float32, key_quant="channel", channel_block=4,
+                         residual_length=2)
+        heads, head_dim = config.num_key_value_heads, config.hidden_size // config.num_attention_heads
+        cache.update(torch.randn(1, heads, 3, head_dim), torch.randn(1, heads, 3, head_dim), 0)
+        layer = cache.layers[0]
+        syndrome_tables = (layer._k.meta_tables.syndrome_table, layer._v.meta_tables.syndrome_table,
+                           layer._k.window_tables[1], layer._v.window_tables[1])
+        leaders[mode] = [int((t >= 0).sum()) for t in syndrome_tables]
+    full, two = 1 + 24 + 276 + 2024, 1 + 24 + 276
+    assert leaders["int4-hamming84"] == [full] * 4
+    assert leaders["int4-hamming84-interp"] == [full, two, two, two]

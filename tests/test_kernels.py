@@ -121,11 +121,11 @@ def test_decode_dequantize_kernel_is_bit_exact(codec, interpolate, symmetric, dt
     length = None if seq_len is None else torch.tensor(seq_len)
     groups = meta_layout.groups
     want = torch.ops.ecc.decode_dequantize(
-        noisy, noisy_meta, *codec_tables(codec, "cpu"), codec, head_dim, groups, symmetric, interpolate, c_ref,
+        noisy, noisy_meta, *codec_tables(codec, "cpu", interpolate), codec, head_dim, groups, symmetric, interpolate, c_ref,
         dtype, length,
     )
-    got = codec_kernels.triton_decode_dequantize(
-        noisy.to(kernel_device), noisy_meta.to(kernel_device), *codec_tables(codec, kernel_device),
+    got = codec_kernels.triton_decode_dequantize(  # interpolating, the scales decoded at radius 2 (codec_tables)
+        noisy.to(kernel_device), noisy_meta.to(kernel_device), *codec_tables(codec, kernel_device, interpolate),
         codec, head_dim, groups, symmetric, interpolate, c_ker, dtype, None if length is None else length.to(kernel_device),
     )
     # Compared as bits: unprotected (int4) scales can decode to NaN (any NaN matches any NaN).

@@ -88,22 +88,3 @@ def test_the_msb_fault_model_strikes_each_words_top_exponent_bit():
     struck_units[lanes.value_units(32)[3::4]] = True  # the codewords holding each word's nibble 3 (bits 12-15)
     assert torch.equal(got, words.view(torch.int16)) and torch.equal(status[0] == 1, struck_units) and not (status == 2).any()
 
-
-@settings(max_examples=40, deadline=None)
-@given(head_dim=st.integers(1, 24), flips=st.integers(0, 12), seed=st.integers(0, 2**31 - 1))
-def test_flips_counts_each_codewords_struck_bits(head_dim, flips, seed):
-    """``flips`` against the clean row: the struck bits of each codeword, wherever they fall
-    among its data and parity nibbles (an unused bit of the row counts for none)."""
-    layout = WindowLayout("golay24", head_dim)
-    clean = layout.store(_words((1, head_dim), seed), TABLES)
-    owner = torch.full((2 * layout.row_bytes,), -1)
-    for unit, nibbles in enumerate(torch.cat([lanes.unit_values(4 * head_dim), lanes.unit_parity_nibbles(4 * head_dim)], 1).tolist()):
-        owner[[n for n in nibbles if n >= 0]] = unit
-    g = torch.Generator().manual_seed(seed)
-    struck, want = clean.clone(), torch.zeros(layout.storage.codewords_per_row, dtype=torch.int64)
-    for bit in torch.randperm(8 * layout.row_bytes, generator=g)[:flips].tolist():
-        struck[0, bit // 8] ^= 1 << (bit % 8)
-        unit = int(owner[bit // 4])
-        if unit >= 0:
-            want[unit] += 1
-    assert torch.equal(layout.flips(struck, clean)[0], want)

@@ -120,7 +120,7 @@ class LinearBlockCode:
             raise ValueError(f"layout {self.layout!r} does not fit an ({self.n}, {self.k}) code; choose one of {LAYOUTS}")
         self.generator = torch.cat([torch.eye(k, dtype=torch.int64), p], dim=1)
         self.parity_check = torch.cat([p.T, torch.eye(r, dtype=torch.int64)], dim=1)
-        self._tables: dict[torch.device, CodecTables] = {}
+        self._tables: dict[torch.device | tuple[torch.device, int], CodecTables] = {}
         self._cpu_tables = static_tables(self._build_tables())
 
     # -- how the cache stores it ----------------------------------------------------------
@@ -167,9 +167,24 @@ class LinearBlockCode:
         # int32 (codewords have at most 24 bits): what the GPU kernels gather from.
         return CodecTables(encode_table.to(torch.int32), syndrome_table.to(torch.int32))
 
-    def tables(self, device: torch.device | str | None = None) -> CodecTables:
-        """The codec's tables on ``device``, built once per device and cached."""
+    def tables(self, device: torch.device | str | None = None, correction_radius: int | None = None) -> CodecTables:
+        """The codec's tables on ``device``, built once per device and cached. With
+        ``correction_radius`` below :attr:`correctable_weight`, the syndrome table decodes only
+        error patterns of at most that many flips and marks the others detected (bounded-distance
+        decoding: a code of distance ``d`` then detects up to ``d - 1 - radius`` flips)."""
         device = torch.device("cpu") if device is None else torch.device(device)
+        if correction_radius is not None and not 0 <= correction_radius <= self.correctable_weight:
+            raise ValueError(f"{self.name} corrects up to {self.correctable_weight} flips; correction_radius "
+                             f"{correction_radius} is out of range")
+        if correction_radius is not None and correction_radius < self.correctable_weight:
+            key = (device, correction_radius)
+            if key not in self._tables:
+                full = self.tables(device)
+                leaders = full.syndrome_table.to(torch.int64)
+                weight = sum((leaders >> b) & 1 for b in range(self.n))
+                bounded = torch.where((leaders >= 0) & (weight > correction_radius), -1, leaders).to(full.syndrome_table.dtype)
+                self._tables[key] = static_tables(CodecTables(full.encode_table, bounded))
+            return self._tables[key]
         if device.type == "cpu":
             return self._cpu_tables
         if device not in self._tables:
