@@ -14,9 +14,10 @@ and erased from three, as the scales' are (the metadata tables of the ``-interp`
 :data:`~ecc_tensor.metadata.INTERPOLATED_CORRECTION_RADIUS`). The window is a few hundred
 tokens, so its bytes are small beside the cache's.
 
-A read decodes the rows it reads (:meth:`WindowLayout.load`); the cache keeps the decoded
-words in a scratch buffer of the 16-bit dtype, which is what its views and the fused attention
-read, rewritten from the codewords at every read.
+A read decodes the rows it reads (the ``ecc::decode`` op, then :meth:`WindowLayout.words`;
+:meth:`WindowLayout.load` is the same in PyTorch); the cache keeps the decoded words in a
+scratch buffer of the 16-bit dtype, which is what its views and the fused attention read,
+rewritten from the codewords at every read.
 """
 
 from __future__ import annotations
