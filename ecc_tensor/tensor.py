@@ -156,6 +156,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         channel_block: int = DEFAULT_CHANNEL_BLOCK,
         residual_length: int = 0,
         window_block: int | None = None,
+        interpolate: bool | None = None,
     ) -> "ECCInt4Tensor":
         """Quantize ``x`` ``[..., D]`` to INT4 and encode: per row (``axis="token"``; groups of
         ``group_size`` along D), or, for keys ``[batch, heads, seq, D]``, per channel over blocks
@@ -164,15 +165,17 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         (:mod:`ecc_tensor.quant_scheme`): per token the last R; per channel also the tokens of
         a block not yet whole. ``window_block``: for values beside per-channel keys, their
         ``channel_block``, so that both leave the window together (default: 1 per token,
-        ``channel_block`` per channel)."""
+        ``channel_block`` per channel). ``interpolate``: the default of the tensor's reads; True
+        also picks the tables an ``-interp`` mode reads with (per-token scales decoded to two
+        flips, erased beyond: :func:`~ecc_tensor.metadata.codec_tables`)."""
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() == 0:
             raise ValueError("ECCInt4Tensor.from_float needs a floating-point tensor with at least one dimension")
         scheme = QuantScheme(key_quant=axis, residual_length=residual_length, channel_block=channel_block)
-        tables = codec_tables(codec, x.device)
+        tables = codec_tables(codec, x.device, interpolate=bool(interpolate) and axis == "token")  # as ECCCache's stores
         if scheme.plain and window_block is None:
             stored, meta = call_op(torch.ops.ecc.quantize_encode, x, *tables, codec, group_size, symmetric)
             groups = 1 if group_size is None else x.shape[-1] // group_size
-            return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters)
+            return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters, interpolate=interpolate)
         if x.dim() != 4 or x.dtype.itemsize != 2:
             raise ValueError(f"a per-channel or windowed ECCInt4Tensor takes [batch, heads, seq, head_dim] in a 16-bit float dtype "
                              f"(its window keeps them as they are), got {x.dtype} {tuple(x.shape)}")
@@ -204,7 +207,7 @@ class ECCInt4Tensor(TorchAOBaseTensor):
         return cls(stored, meta, *tables, codec, x.shape, x.dtype, groups, symmetric, counters=counters,
                    seq_len=torch.full((), seq, dtype=torch.int64, device=x.device), window=window,
                    channel_block=channel_block if axis == "channel" else None,
-                   residual_length=residual_length, window_block=block)
+                   residual_length=residual_length, window_block=block, interpolate=interpolate)
 
     from_float = from_hp
 

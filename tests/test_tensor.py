@@ -135,13 +135,18 @@ def test_faults_in_the_stored_bytes_are_corrected_and_counted():
 
 
 def test_interpolating_dequantize():
-    """Faults in the values and the scales, as simulate.roundtrip draws them."""
-    t = ECCInt4Tensor.from_float(X, "hamming84")
+    """Faults in the values and the scales, as simulate.roundtrip draws them: a tensor made to
+    interpolate reads as the -interp mode does (scales decoded to two flips, erased beyond);
+    one made without reads its scales at Golay's full radius, interpolating or not."""
     fault = FaultModel("bsc", 0.05, seed=2)
-    t.stored.copy_(ops.inject(t.stored, 8, fault, step=0)[0])
-    t.meta.copy_(ops.inject(t.meta, 8, fault, offset=METADATA_ADDRESS, step=0)[0])
+    tensors = {}
+    for interpolate in (True, None):
+        t = tensors[interpolate] = ECCInt4Tensor.from_float(X, "hamming84", interpolate=interpolate)
+        t.stored.copy_(ops.inject(t.stored, 8, fault, step=0)[0])
+        t.meta.copy_(ops.inject(t.meta, 8, fault, offset=METADATA_ADDRESS, step=0)[0])
     want, _ = roundtrip(X, "int4-hamming84-interp", FaultModel("bsc", 0.05, seed=2))
-    assert torch.equal(t.dequantize(interpolate=True), want)
+    assert torch.equal(tensors[True].dequantize(), want)
+    assert not torch.equal(tensors[None].dequantize(interpolate=True), want)  # three-flip scales corrected, not erased
 
 
 def test_save_load_weights_only(codec):
