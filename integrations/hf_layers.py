@@ -595,20 +595,22 @@ class ECCLayer(_StoredLayer):
             layout = store.meta_layout
             decoded = call_op(torch.ops.ecc.decode_dequantize, store.stored, store.meta, *t, codec, head_dim, layout.groups,
                               layout.symmetric, self.mode.interpolate, self.counters, self.dtype, rows)
-        self._refresh_window(store, rows, written)
+        self._read_window_step(store, rows)
         window = store.window
         positions = torch.arange(store.stored.shape[-2], device=window.device)
         held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
         newer = (positions >= rows).view(-1, 1)
-        out = torch.where(newer, torch.where((positions < written).view(-1, 1), held, 0), decoded)
-        self._count_window_read(store, rows)
-        return out
+        return torch.where(newer, torch.where((positions < written).view(-1, 1), held, 0), decoded)
 
-    def _count_window_read(self, store: _CodedStore, rows: torch.Tensor) -> None:
-        """Count the window's words a step reads (those past the ``rows`` codeword rows), with
-        the written length a tensor."""
+    def _read_window_step(self, store: _CodedStore, rows: torch.Tensor) -> None:
+        """A read of the window's tokens past the ``rows`` codeword rows, with the written length
+        a tensor: their words counted and, for a coded window, decoded into ``store.window``,
+        which the views and the fused attention read (a bare window is its own memory)."""
         batch, heads = store.window.shape[:2]
         self.window_counters[_WINDOW_READ] += (self.cumulative_length - rows) * (batch * heads * store.layout.head_dim)
+        if store.window_code is not None:
+            words, slots = self._window_ring(store, rows, self.cumulative_length, counted=True)
+            store.window.index_copy_(2, slots, words)
 
     # -- the window's words in Golay (ecc_tensor.window_layout), in modes with a code ---------
     def _window_words(self, store: _CodedStore, code: torch.Tensor, valid: torch.Tensor | None = None,
@@ -644,13 +646,6 @@ class ECCLayer(_StoredLayer):
         slots = (first + index) % store.window.shape[-2]
         words, _ = self._window_words(store, store.window_code.index_select(2, slots), index < last - first, counted)
         return words, slots
-
-    def _refresh_window(self, store: _CodedStore, first: torch.Tensor, last: torch.Tensor) -> None:
-        """Decode the window's tokens ``[first, last)`` into ``store.window``, which the views
-        and the fused attention read (a window without a code is its own memory)."""
-        if store.window_code is not None:
-            words, slots = self._window_ring(store, first, last, counted=True)
-            store.window.index_copy_(2, slots, words)
 
     @staticmethod
     def _window_code(store: _CodedStore, words: torch.Tensor) -> torch.Tensor:
@@ -734,9 +729,7 @@ class ECCLayer(_StoredLayer):
         """What the fused attention reads under a scheme: the codewords and the window as one
         ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected)."""
         if is_torchdynamo_compiling():
-            rows = self.scheme.quantized_rows(kv, self.cumulative_length)
-            self._count_window_read(store, rows)
-            self._refresh_window(store, rows, self.cumulative_length)
+            self._read_window_step(store, self.scheme.quantized_rows(kv, self.cumulative_length))
             return self.keys if kv == 0 else self.values
         if self._mirror_stale:
             return self._read_step(store, kv)
