@@ -7,6 +7,10 @@ kernels Inductor fuses for an inlined one shows as extra small kernels of torch'
     python tools/step_kernels.py                                  # 8 layers, batch 8, 4k, Hamming(8,4)+interp
     python tools/step_kernels.py --layers 4 --batch 1 --mode int4 --top 20
     python tools/step_kernels.py --context 32768 --modes static-folded int4-hamming84-interp --ways opaque --rounds 1
+    python tools/step_kernels.py --modes int4-hamming84-interp --residual-length 128 --key-quant channel --ways opaque
+
+With ``--residual-length`` the step also reads (and, in modes with a code, decodes) the recent
+window's tokens: its decode and interpolation kernels show beside the attention's.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import bench_e2e  # noqa: E402
 from ecc_tensor.ops import opaque_ops  # noqa: E402
 
 
-def step_kernels(model, mode: str, batch: int, context: int, opaque: bool, steps: int = 24, profiled: int = 6):
-    """(tokens/s, {kernel name: (launches, GPU us)} per step) of the compiled step."""
+def step_kernels(model, mode: str, batch: int, context: int, opaque: bool, steps: int = 24, profiled: int = 6, **scheme):
+    """(tokens/s, {kernel name: (launches, GPU us)} per step) of the compiled step; ``scheme``:
+    ECCCache's key_quant and residual_length."""
     device = torch.device("cuda")
     torch._dynamo.reset()
-    cache = bench_e2e.make_cache(mode, model.config, batch, context + steps + profiled + 8, device, torch.bfloat16)
+    cache = bench_e2e.make_cache(mode, model.config, batch, context + steps + profiled + 8, device, torch.bfloat16,
+                                  **({} if mode in bench_e2e.BASELINES else scheme))
     bench_e2e.fill(cache, model.config, batch, context, device, torch.bfloat16)
     with opaque_ops(opaque), torch.no_grad():
         step = bench_e2e.decode_step(model, cache, batch, context, True, device)
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=2, help="every mode and way, this many times")
     p.add_argument("--ways", nargs="+", choices=["opaque", "inlined"], default=["opaque", "inlined"],
                    help="how the package's ops meet torch.compile, in this order each round")
+    p.add_argument("--key-quant", choices=["token", "channel"], default="token", help="ECC modes' key quantization axis")
+    p.add_argument("--residual-length", type=int, default=0, help="ECC modes' recent tokens kept as 16-bit words")
     p.add_argument("--top", type=int, default=14, help="kernels listed per run, by GPU time")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -74,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             baseline = mode in bench_e2e.BASELINES
             model.set_attn_implementation(bench_e2e.FOLDED if mode == "static-folded" else "sdpa" if baseline else "ecc")
             for way in args.ways[:1] if baseline else args.ways:
-                rate, kernels = step_kernels(model, mode, args.batch, args.context, way == "opaque")
+                rate, kernels = step_kernels(model, mode, args.batch, args.context, way == "opaque",
+                                             key_quant=args.key_quant, residual_length=args.residual_length)
                 total = sum(us for _, us in kernels.values())
                 count = sum(n for n, _ in kernels.values())
                 label = mode if baseline else f"{mode}, ops {way}"
