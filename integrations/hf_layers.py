@@ -225,7 +225,7 @@ class _StoredLayer(StaticLayer):
             # Static addresses: CUDA graphs (torch.compile's reduce-overhead) read these in place
             # rather than copy each into a placeholder of their own at every replay. The codec
             # tables are marked where they are made (codecs.linear.static_tables).
-            for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters):
+            for t in (*self._k.buffers, *self._v.buffers, self.cumulative_length, self.counters, self.window_counters):
                 torch._dynamo.mark_static_address(t)
         self.is_initialized = True
 
