@@ -11,6 +11,8 @@ counters are here too (``docs/architecture.md``, "Fault addressing").
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from transformers.cache_utils import StaticLayer
 
@@ -79,6 +81,25 @@ class _DenseStore:
 
     def decode(self, words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return self.mode.from_words(self.floats(words), self.scale, dtype)
+
+
+class _DecodedWindow(NamedTuple):
+    """A coded window's rows decoded (``nibbles`` and ``status`` of ``ecc::decode``, ``[batch,
+    heads, n, ...]``), and for each window slot the row holding it (``rows`` ``[slots]``): one
+    decode of a compiled step, shared by its write and its read."""
+
+    nibbles: torch.Tensor
+    status: torch.Tensor
+    rows: torch.Tensor
+
+    def at(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(nibbles, status)`` of the window slots ``slots``, in that order."""
+        index = self.rows.index_select(0, slots)
+        return self.nibbles.index_select(2, index), self.status.index_select(2, index)
+
+    def with_row(self, slot: torch.Tensor, row: int) -> _DecodedWindow:
+        """The same decode with window slot ``slot`` (a one-element tensor) read from row ``row``."""
+        return self._replace(rows=self.rows.index_fill(0, slot, row))
 
 
 class _CodedStore:
@@ -255,11 +276,12 @@ class _StoredLayer(StaticLayer):
         position = torch.arange(new_tokens, device=self.device) + self.cumulative_length
         self.cumulative_length.add_(new_tokens)
         first = self._written
-        self._write(self._k, 0, key_states, position, first)
-        self._write(self._v, 1, value_states, position, first)
+        # A compiled step's write decodes a coded window once; its read takes that decode.
+        k_window = self._write(self._k, 0, key_states, position, first)
+        v_window = self._write(self._v, 1, value_states, position, first)
         if not compiling:
             self._written += new_tokens
-        return self._read(self._k, 0), self._read(self._v, 1)
+        return self._read(self._k, 0, k_window), self._read(self._v, 1, v_window)
 
     def get_mask_sizes(self, query_length) -> tuple[int, int]:
         # transformers asks before any layer runs; an empty query here means generate() sliced a
@@ -382,7 +404,9 @@ class DenseLayer(_StoredLayer):
             new = self._inject(new, store, kv, first, event=0)
         store.words.index_copy_(2, position, new)
 
-    def _read(self, store: _DenseStore, kv: int) -> torch.Tensor:
+    def _read(self, store: _DenseStore, kv: int, window_decode: None = None) -> torch.Tensor:
+        """The layer's K or V as attention reads it (``window_decode``: none, a dense cache has
+        no coded window; ``ECCLayer._read``'s)."""
         words, _ = self._read_words(store, kv)
         batch, heads, _, head_dim = store.words.shape
         self.counters[C.READ] += self.cumulative_length * (batch * heads * head_dim)
@@ -428,7 +452,10 @@ class ECCLayer(_StoredLayer):
             interpolate=self.mode.interpolate, channel_block=store.channel_block, **windowed,
         )
 
-    def _write(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor, first: int) -> None:
+    def _write(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor,
+               first: int) -> _DecodedWindow | None:
+        """Store ``states``; under ``torch.compile`` with a coded window, return the window as
+        decoded after the write (for the step's read)."""
         if not self.scheme.is_plain(kv):
             if is_torchdynamo_compiling():
                 return self._write_step(store, kv, states, position)
@@ -444,12 +471,14 @@ class ECCLayer(_StoredLayer):
         store.stored.index_copy_(2, position, stored)
         store.meta.index_copy_(2, position, meta)
 
-    def _read(self, store: _CodedStore, kv: int) -> torch.Tensor:
+    def _read(self, store: _CodedStore, kv: int, window_decode: _DecodedWindow | None = None) -> torch.Tensor:
+        """The layer's K or V as attention reads it; ``window_decode``: the coded window as this
+        compiled step's write left it decoded (decoded here otherwise)."""
         if not self.scheme.is_plain(kv):
             if self.fused_attention:
-                return self._fused_windowed_view(store, kv)
+                return self._fused_windowed_view(store, kv, window_decode)
             if is_torchdynamo_compiling() or self._mirror_stale:
-                return self._read_step(store, kv)
+                return self._read_step(store, kv, window_decode)
             return self._read_windowed(store, kv)
         words, meta = self._read_words(store, kv)
         if self.fused_attention:
@@ -535,24 +564,31 @@ class ECCLayer(_StoredLayer):
                     new = self._inject(new.view(torch.int16), store, kv, enter, event=0, region="window").view(new.dtype)
                 store.window.index_copy_(2, slots, new)
 
-    def _write_step(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor) -> None:
+    def _write_step(self, store: _CodedStore, kv: int, states: torch.Tensor, position: torch.Tensor) -> _DecodedWindow | None:
         """:meth:`_write_windowed` for one token under ``torch.compile``: the same bytes, with
         fixed shapes and no host sync (every step computes the row, or key block, that may
-        leave the window and stores it only where it does)."""
+        leave the window and stores it only where it does). A coded window is decoded once,
+        whole: what leaves is taken from that decode, and it is returned as the window reads
+        after this write (the new token's row decoded with it), for the step's read."""
         if states.shape[-2] != 1:
             raise NotImplementedError("ECCCache: under torch.compile a residual window or per-channel keys take one token per "
                                       "step; run the prefill in eager mode")
         window, scheme, t = store.window, self.scheme, store.tables
         rows = window.shape[-2]
         new = states.to(window.dtype)
-        coded = store.window_code is not None
+        coded, window_decode = store.window_code is not None, None
         if scheme.key_quant == "token":  # per token: the token R back leaves the window, from this token's slot
             slot = position % rows
-            if coded:  # the window's words as read, uncounted
-                leaving = self._window_ring(store, position - scheme.residual_length, position)[0][:, :, :1]
+            if coded:  # the window before the write and the new token's row, decoded at once
+                code = self._window_code(store, new)
+                window_decode = self._window_decoded(store, torch.cat([store.window_code, code], dim=2))
+                leaving = self._window_ring(store, position - scheme.residual_length, position,
+                                            window_decode=window_decode)[0][:, :, :1]
+                store.window_code.index_copy_(2, slot, code)
+                window_decode = window_decode.with_row(slot, rows)  # the slot now reads the new token's row
             else:
                 leaving = window.index_select(2, slot)
-            self._window_put(store, slot, new)
+                self._window_put(store, slot, new)
             stored, meta = call_op(torch.ops.ecc.quantize_encode, leaving.to(self.dtype), *t, self.mode.codec, self.group_size,
                                    self.symmetric)
             place = torch.clamp(position - scheme.residual_length, min=0)
@@ -564,8 +600,10 @@ class ECCLayer(_StoredLayer):
             leaves = (left >= block) & (left % block == 0)
             meta_place = torch.clamp(left // block - 1, min=0)
             place = meta_place * block + torch.arange(block, device=window.device)
-            if coded:
-                x = self._window_ring(store, meta_place * block, position)[0][:, :, :block].to(states.dtype)
+            if coded:  # the window after the write, decoded once for what leaves and for the step's read
+                window_decode = self._window_decoded(store, store.window_code)
+                x = self._window_ring(store, meta_place * block, position, window_decode=window_decode)[0][:, :, :block]
+                x = x.to(states.dtype)
             else:
                 x = window.index_select(2, place % rows).to(states.dtype)
             if not scheme.residual_length:  # the block ends with this token, which leaves as written (never held)
@@ -578,8 +616,9 @@ class ECCLayer(_StoredLayer):
                 meta_place = place
         store.stored.index_copy_(2, place, torch.where(leaves, stored, store.stored.index_select(2, place)))
         store.meta.index_copy_(2, meta_place, torch.where(leaves, meta, store.meta.index_select(2, meta_place)))
+        return window_decode
 
-    def _read_step(self, store: _CodedStore, kv: int) -> torch.Tensor:
+    def _read_step(self, store: _CodedStore, kv: int, window_decode: _DecodedWindow | None = None) -> torch.Tensor:
         """:meth:`_read_windowed` with the written length a tensor (``torch.compile``, or after
         compiled steps): every row decoded, the unwritten ones neither counted nor used as
         neighbours, the window's rows taken where they are newer than the codewords."""
@@ -595,26 +634,34 @@ class ECCLayer(_StoredLayer):
             layout = store.meta_layout
             decoded = call_op(torch.ops.ecc.decode_dequantize, store.stored, store.meta, *t, codec, head_dim, layout.groups,
                               layout.symmetric, self.mode.interpolate, self.counters, self.dtype, rows)
-        self._read_window_step(store, rows)
+        self._read_window_step(store, rows, window_decode)
         window = store.window
         positions = torch.arange(store.stored.shape[-2], device=window.device)
         held = window.index_select(2, positions % window.shape[-2]).to(self.dtype)
         newer = (positions >= rows).view(-1, 1)
         return torch.where(newer, torch.where((positions < written).view(-1, 1), held, 0), decoded)
 
-    def _read_window_step(self, store: _CodedStore, rows: torch.Tensor) -> None:
+    def _read_window_step(self, store: _CodedStore, rows: torch.Tensor, window_decode: _DecodedWindow | None = None) -> None:
         """A read of the window's tokens past the ``rows`` codeword rows, with the written length
-        a tensor: their words counted and, for a coded window, decoded into ``store.window``,
-        which the views and the fused attention read (a bare window is its own memory)."""
+        a tensor: their words counted and, for a coded window, decoded (or taken from
+        ``window_decode``, this step's write's decode) into ``store.window``, which the views and the
+        fused attention read (a bare window is its own memory)."""
         batch, heads = store.window.shape[:2]
         self.window_counters[_WINDOW_READ] += (self.cumulative_length - rows) * (batch * heads * store.layout.head_dim)
         if store.window_code is not None:
-            words, slots = self._window_ring(store, rows, self.cumulative_length, counted=True)
+            words, slots = self._window_ring(store, rows, self.cumulative_length, counted=True, window_decode=window_decode)
             store.window.index_copy_(2, slots, words)
 
     # -- the window's words in Golay (ecc_tensor.window_layout), in modes with a code ---------
-    def _window_words(self, store: _CodedStore, code: torch.Tensor, valid: torch.Tensor | None = None,
-                      counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _window_decoded(store: _CodedStore, code: torch.Tensor) -> _DecodedWindow:
+        """Window rows ``code`` (``[batch, heads, n, row_bytes]``) decoded with the window's tables."""
+        layout = store.window_layout
+        nibbles, status = call_op(torch.ops.ecc.decode, code, *store.window_tables, layout.code_name, layout.storage.head_dim)
+        return _DecodedWindow(nibbles, status, torch.arange(code.shape[-2], device=code.device))
+
+    def _window_words(self, store: _CodedStore, code: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                      valid: torch.Tensor | None = None, counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Window rows ``code`` ``[batch, heads, n, row_bytes]``, tokens in order, decoded:
         ``(words [batch, heads, n, head_dim] in the window's dtype, erased bool of the same
         shape)``, decoded with the window's tables (in ``-interp`` modes up to
@@ -623,9 +670,10 @@ class ECCLayer(_StoredLayer):
         read otherwise). ``valid`` (bool ``[n]``): the rows holding
         written tokens; the others are neither neighbours nor counted. ``counted``: add the
         corrected and detected codewords to the window's counters (a read; a token leaving
-        the window into codewords is not one)."""
+        the window into codewords is not one). ``code`` may be given decoded, as ``(nibbles,
+        status)``."""
         layout = store.window_layout
-        nibbles, status = call_op(torch.ops.ecc.decode, code, *store.window_tables, layout.code_name, layout.storage.head_dim)
+        nibbles, status = code if isinstance(code, tuple) else self._window_decoded(store, code)[:2]
         words, erased = layout.words(nibbles).view(store.window.dtype), layout.erased_words(status)
         if self.mode.interpolate:
             ignored = erased if valid is None else erased | ~valid.view(-1, 1)
@@ -637,14 +685,16 @@ class ECCLayer(_StoredLayer):
             self.window_counters[_WINDOW_DETECTED] += (status == STATUS_DETECTED).sum()
         return words, erased
 
-    def _window_ring(self, store: _CodedStore, first: torch.Tensor, last: torch.Tensor,
-                     counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def _window_ring(self, store: _CodedStore, first: torch.Tensor, last: torch.Tensor, counted: bool = False,
+                     window_decode: _DecodedWindow | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`_window_words` of every row of the window, as the tokens ``[first, first +
         rows)`` in order (``first``, ``last``: int64 tensors; fixed shapes for
-        ``torch.compile``), those from ``last`` on unwritten: ``(words, their rows)``."""
+        ``torch.compile``), those from ``last`` on unwritten: ``(words, their rows)``. The
+        rows are taken from ``window_decode`` where given, decoded here otherwise."""
         index = torch.arange(store.window.shape[-2], device=store.window.device)
         slots = (first + index) % store.window.shape[-2]
-        words, _ = self._window_words(store, store.window_code.index_select(2, slots), index < last - first, counted)
+        code = window_decode.at(slots) if window_decode is not None else store.window_code.index_select(2, slots)
+        words, _ = self._window_words(store, code, index < last - first, counted)
         return words, slots
 
     @staticmethod
@@ -725,14 +775,15 @@ class ECCLayer(_StoredLayer):
                 self.window_counters[_WINDOW_SILENT] += (wrong if erased is None else wrong & ~erased).sum()
         return rows, words, meta, held
 
-    def _fused_windowed_view(self, store: _CodedStore, kv: int) -> torch.Tensor:
+    def _fused_windowed_view(self, store: _CodedStore, kv: int, window_decode: _DecodedWindow | None = None) -> torch.Tensor:
         """What the fused attention reads under a scheme: the codewords and the window as one
-        ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected)."""
+        ECCInt4Tensor (read-faulted copies in eager mode, where faults are injected);
+        ``window_decode``: as :meth:`_read_window_step`'s."""
         if is_torchdynamo_compiling():
-            self._read_window_step(store, self.scheme.quantized_rows(kv, self.cumulative_length))
+            self._read_window_step(store, self.scheme.quantized_rows(kv, self.cumulative_length), window_decode)
             return self.keys if kv == 0 else self.values
         if self._mirror_stale:
-            return self._read_step(store, kv)
+            return self._read_step(store, kv, window_decode)
         rows, words, meta, held = self._struck_windowed(store, kv)
         if store.shadow is not None and rows:
             self._count_silent(words, meta, store, rows)

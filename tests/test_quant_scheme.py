@@ -279,6 +279,23 @@ def test_fused_attention_reads_a_scheme_as_the_dense_path_does(mode, scheme):
         assert stats[0]["injected"] > 0
 
 
+def _strike_windows(cache: ECCCache) -> None:
+    """Flip stored bits of every layer's coded window, the same in every cache: in each window
+    row one Golay codeword (a different one a row), three flips in even rows (erased at the
+    -interp modes' radius 2) and one in odd rows (corrected)."""
+    from ecc_tensor import lanes
+
+    for layer in cache.layers:
+        for store in (layer._k, layer._v):
+            nibbles_per_row = 4 * store.layout.head_dim
+            values, parity = lanes.unit_values(nibbles_per_row), lanes.unit_parity_nibbles(nibbles_per_row)
+            for row in range(store.window_code.shape[-2]):
+                unit = row % values.shape[0]
+                nibbles = [n for n in (*values[unit].tolist(), *parity[unit].tolist()) if n >= 0]
+                for n in nibbles[: 3 if row % 2 == 0 else 1]:
+                    store.window_code[:, :, row, n // 2] ^= 1 << (4 * (n % 2))
+
+
 # Keys per channel with a window, and per token with one: keys per channel without a window
 # (residual_length=0) go through the same graph with a shorter window (the block being filled)
 # and took 90 s more of the suite's 2-core run.
@@ -304,6 +321,7 @@ def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(schem
     with torch.no_grad():
         for cache in caches:
             model(ids, **cache_argument(model, cache), use_cache=True)  # prefill in eager
+            _strike_windows(cache)  # read (and leaving) in the steps below: corrected and interpolated alike
         for step in range(7):  # across block and window boundaries
             token, position = torch.tensor([[step + 3]]), torch.tensor([[6 + step]])
             got = compiled(token, **cache_argument(model, caches[0]), use_cache=True, position_ids=position).logits
@@ -322,6 +340,7 @@ def test_compiled_decoding_with_a_scheme_equals_eager_with_no_graph_breaks(schem
                                    eager_store.meta_layout.load(eager_store.meta, tables)[0], rtol=1e-6, atol=0)
     got, want = caches[0].stats(), caches[1].stats()
     assert got["read"] == want["read"] > 0 and got["metadata"] == want["metadata"] and got["window"] == want["window"]
+    assert got["window"]["corrected"] > 0 and got["window"]["detected"] > 0
 
 
 @pytest.mark.cuda
