@@ -23,11 +23,21 @@ def interpolate_erasures(x: torch.Tensor, erased: torch.Tensor, dim: int = -2) -
         x: dequantized values, e.g. ``[batch, heads, seq, head_dim]``.
         erased: bool mask broadcastable to ``x``'s shape, True where the value is unreliable.
         dim: the sequence axis.
+
+    Along dim -2 of a float32, float16 or bfloat16 tensor on a device with a registered kernel
+    (CUDA, once :mod:`ecc_tensor.ops` is imported) the kernel computes the same values.
     """
     erased = erased.expand_as(x)
     if x.dim() == 0:
         raise ValueError("interpolate_erasures needs a sequence axis")
     dim = dim % x.dim()
+    kernel = _ERASURE_KERNELS.get(x.device.type)
+    if kernel is not None and dim == x.dim() - 2 and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        # The kernel fills a float32 copy in place, reading tiles without erasures not at all
+        # (the tensor code below scans every value twice). Only the erased entries are taken
+        # from it: the others keep their bits, as the tensor code keeps them.
+        filled = kernel(x.contiguous().to(torch.float32, copy=True), erased)
+        return torch.where(erased, filled.to(x.dtype), x)
     length = x.shape[dim]
     shape = [1] * x.dim()
     shape[dim] = length
@@ -48,15 +58,21 @@ def interpolate_erasures(x: torch.Tensor, erased: torch.Tensor, dim: int = -2) -
     return torch.where(erased, filled, x)
 
 
-# Device kernels for interpolate_decoded, by device type: ecc_tensor.ops registers its Triton
-# kernels for "cuda" on import (this layer sits above the ops and does not import them).
+# Device kernels for interpolate_decoded and interpolate_erasures, by device type:
+# ecc_tensor.ops registers its Triton kernels for "cuda" on import (this layer sits above the
+# ops and does not import them).
 _KERNELS: dict[str, Callable] = {}
+_ERASURE_KERNELS: dict[str, Callable] = {}
 
 
-def register_interpolation_kernel(device_type: str, kernel: Callable) -> None:
+def register_interpolation_kernel(device_type: str, kernel: Callable, erasures: Callable | None = None) -> None:
     """Make :func:`interpolate_decoded` call ``kernel`` (same arguments and result) for tensors
-    on ``device_type``."""
+    on ``device_type``, and :func:`interpolate_erasures` along dim -2 call ``erasures``
+    (``(x, erased)``: ``x`` a contiguous float32 tensor it may fill in place and returns,
+    ``erased`` bool of ``x``'s shape)."""
     _KERNELS[device_type] = kernel
+    if erasures is not None:
+        _ERASURE_KERNELS[device_type] = erasures
 
 
 def interpolate_decoded(

@@ -21,7 +21,7 @@ from ecc_tensor.metadata import codec_tables
 from . import library  # registers the ops
 from .dispatch import call_op
 from . import kernel_source, mutation_analysis, op_kernels, opaque
-from .interp_kernels import interpolate_decoded_
+from .interp_kernels import interpolate_decoded_, interpolate_erasures_
 from .opaque import opaque_ops
 
 mutation_analysis.install()
@@ -29,7 +29,7 @@ opaque.install(library.OPS)
 kernel_source.install_at_compile_start()
 op_kernels.register()
 
-register_interpolation_kernel("cuda", interpolate_decoded_)
+register_interpolation_kernel("cuda", interpolate_decoded_, interpolate_erasures_)
 
 
 def _tables(codec: str, device: torch.device):

@@ -80,6 +80,31 @@ def test_the_kernel_interpolates_what_the_tensor_code_does(kernel_device, seq, c
     assert torch.equal(got, want)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seq=st.integers(1, 70), channels=st.integers(1, 9), dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+       density=st.sampled_from([0.0, 0.1, 0.6, 1.0]), broadcast=st.booleans(), seed=st.integers(0, 2**31))
+def test_interpolate_erasures_where_a_kernel_is_registered_returns_the_tensor_codes_bits(kernel_device, monkeypatch, seq, channels,
+                                                                                          dtype, density, broadcast, seed):
+    """Along the sequence (dim -2) on a device with the ops' kernel registered (CUDA; here the
+    interpreter's CPU too), interpolate_erasures fills a float32 copy with the kernel: the same
+    bits as the tensor code in each dtype it takes (a mean in float32, cast), the input left
+    as it was."""
+    from ecc_tensor import interp
+    from ecc_tensor.ops.interp_kernels import interpolate_erasures_
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(2, 3, seq, channels, generator=g) * 50).to(dtype)
+    erased = torch.rand(2, 1 if broadcast else 3, seq, channels, generator=g) < density
+    want = interp.interpolate_erasures(x, erased)  # the tensor code: no kernel for the CPU outside this test
+    on_device = x.to(kernel_device, copy=True)
+    with monkeypatch.context() as m:
+        m.setitem(interp._ERASURE_KERNELS, kernel_device, interpolate_erasures_)
+        got = interp.interpolate_erasures(on_device, erased.to(kernel_device)).cpu()
+    bits = torch.int32 if dtype == torch.float32 else torch.int16
+    assert got.dtype == dtype and torch.equal(got.view(bits), want.view(bits))
+    assert torch.equal(on_device.cpu().view(bits), x.view(bits))
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(codec="hamming84", seq=80, groups=2, lengths="short", density=0.2, seed=1)
 @given(codec=st.sampled_from(["hamming84", "golay24", "secded72"]), seq=st.integers(1, 80), groups=st.sampled_from([0, 1, 2, 16]),
