@@ -582,8 +582,7 @@ class ECCLayer(_StoredLayer):
             if coded:  # the window before the write and the new token's row, decoded at once
                 code = self._window_code(store, new)
                 window_decode = self._window_decoded(store, torch.cat([store.window_code, code], dim=2))
-                leaving = self._window_ring(store, position - scheme.residual_length, position,
-                                            window_decode=window_decode)[0][:, :, :1]
+                leaving = self._window_ring(store, window_decode, position - scheme.residual_length, position)[0][:, :, :1]
                 store.window_code.index_copy_(2, slot, code)
                 window_decode = window_decode.with_row(slot, rows)  # the slot now reads the new token's row
             else:
@@ -602,8 +601,7 @@ class ECCLayer(_StoredLayer):
             place = meta_place * block + torch.arange(block, device=window.device)
             if coded:  # the window after the write, decoded once for what leaves and for the step's read
                 window_decode = self._window_decoded(store, store.window_code)
-                x = self._window_ring(store, meta_place * block, position, window_decode=window_decode)[0][:, :, :block]
-                x = x.to(states.dtype)
+                x = self._window_ring(store, window_decode, meta_place * block, position)[0][:, :, :block].to(states.dtype)
             else:
                 x = window.index_select(2, place % rows).to(states.dtype)
             if not scheme.residual_length:  # the block ends with this token, which leaves as written (never held)
@@ -649,7 +647,9 @@ class ECCLayer(_StoredLayer):
         batch, heads = store.window.shape[:2]
         self.window_counters[_WINDOW_READ] += (self.cumulative_length - rows) * (batch * heads * store.layout.head_dim)
         if store.window_code is not None:
-            words, slots = self._window_ring(store, rows, self.cumulative_length, counted=True, window_decode=window_decode)
+            if window_decode is None:
+                window_decode = self._window_decoded(store, store.window_code)
+            words, slots = self._window_ring(store, window_decode, rows, self.cumulative_length, counted=True)
             store.window.index_copy_(2, slots, words)
 
     # -- the window's words in Golay (ecc_tensor.window_layout), in modes with a code ---------
@@ -660,20 +660,24 @@ class ECCLayer(_StoredLayer):
         nibbles, status = call_op(torch.ops.ecc.decode, code, *store.window_tables, layout.code_name, layout.storage.head_dim)
         return _DecodedWindow(nibbles, status, torch.arange(code.shape[-2], device=code.device))
 
-    def _window_words(self, store: _CodedStore, code: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-                      valid: torch.Tensor | None = None, counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Window rows ``code`` ``[batch, heads, n, row_bytes]``, tokens in order, decoded:
-        ``(words [batch, heads, n, head_dim] in the window's dtype, erased bool of the same
-        shape)``, decoded with the window's tables (in ``-interp`` modes up to
-        ``metadata.INTERPOLATED_CORRECTION_RADIUS`` flips corrected, erased beyond), the erased
-        words interpolated from the neighbouring tokens among these in ``-interp`` modes (used as
-        read otherwise). ``valid`` (bool ``[n]``): the rows holding
+    def _window_words(self, store: _CodedStore, code: torch.Tensor, counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window rows ``code`` ``[batch, heads, n, row_bytes]``, tokens in order, decoded
+        (:meth:`_decoded_window_words`)."""
+        nibbles, status, _ = self._window_decoded(store, code)
+        return self._decoded_window_words(store, nibbles, status, counted=counted)
+
+    def _decoded_window_words(self, store: _CodedStore, nibbles: torch.Tensor, status: torch.Tensor,
+                              valid: torch.Tensor | None = None, counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded window rows (``nibbles`` and ``status`` of ``ecc::decode``, ``[batch, heads,
+        n, ...]``, tokens in order) as ``(words [batch, heads, n, head_dim] in the window's
+        dtype, erased bool of the same shape)``: decoded with the window's tables (in
+        ``-interp`` modes up to ``metadata.INTERPOLATED_CORRECTION_RADIUS`` flips corrected,
+        erased beyond), the erased words interpolated from the neighbouring tokens among these
+        in ``-interp`` modes (used as read otherwise). ``valid`` (bool ``[n]``): the rows holding
         written tokens; the others are neither neighbours nor counted. ``counted``: add the
         corrected and detected codewords to the window's counters (a read; a token leaving
-        the window into codewords is not one). ``code`` may be given decoded, as ``(nibbles,
-        status)``."""
+        the window into codewords is not one)."""
         layout = store.window_layout
-        nibbles, status = code if isinstance(code, tuple) else self._window_decoded(store, code)[:2]
         words, erased = layout.words(nibbles).view(store.window.dtype), layout.erased_words(status)
         if self.mode.interpolate:
             ignored = erased if valid is None else erased | ~valid.view(-1, 1)
@@ -685,16 +689,15 @@ class ECCLayer(_StoredLayer):
             self.window_counters[_WINDOW_DETECTED] += (status == STATUS_DETECTED).sum()
         return words, erased
 
-    def _window_ring(self, store: _CodedStore, first: torch.Tensor, last: torch.Tensor, counted: bool = False,
-                     window_decode: _DecodedWindow | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_window_words` of every row of the window, as the tokens ``[first, first +
-        rows)`` in order (``first``, ``last``: int64 tensors; fixed shapes for
-        ``torch.compile``), those from ``last`` on unwritten: ``(words, their rows)``. The
-        rows are taken from ``window_decode`` where given, decoded here otherwise."""
+    def _window_ring(self, store: _CodedStore, window_decode: _DecodedWindow, first: torch.Tensor, last: torch.Tensor,
+                     counted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_decoded_window_words` of every row of the window, taken from its decode
+        ``window_decode``, as the tokens ``[first, first + rows)`` in order (``first``,
+        ``last``: int64 tensors; fixed shapes for ``torch.compile``), those from ``last`` on
+        unwritten: ``(words, their rows)``."""
         index = torch.arange(store.window.shape[-2], device=store.window.device)
         slots = (first + index) % store.window.shape[-2]
-        code = window_decode.at(slots) if window_decode is not None else store.window_code.index_select(2, slots)
-        words, _ = self._window_words(store, code, index < last - first, counted)
+        words, _ = self._decoded_window_words(store, *window_decode.at(slots), index < last - first, counted)
         return words, slots
 
     @staticmethod
