@@ -33,9 +33,9 @@ def interpolate_erasures(x: torch.Tensor, erased: torch.Tensor, dim: int = -2) -
     dim = dim % x.dim()
     kernel = _ERASURE_KERNELS.get(x.device.type)
     if kernel is not None and dim == x.dim() - 2 and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
-        # The kernel fills a float32 copy in place, reading tiles without erasures not at all
-        # (the tensor code below scans every value twice). Only the erased entries are taken
-        # from it: the others keep their bits, as the tensor code keeps them.
+        # The kernel fills a float32 copy in place and, past one pass over the mask, skips the
+        # tiles without erasures (the tensor code below scans every value twice). Only the
+        # erased entries are taken from it: the others keep their bits, as the tensor code keeps them.
         filled = kernel(x.contiguous().to(torch.float32, copy=True), erased)
         return torch.where(erased, filled.to(x.dtype), x)
     length = x.shape[dim]
